@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The README's test command: installs every real interop peer the tests need, then runs the whole suite.
+# Works on a fresh machine (root or sudo for apt). Re-running skips what is already installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+peers="$root/target/peers"
+mkdir -p "$peers"
+export IPECHAIN_PEERS_DIR="$peers"
+
+sudo_=""
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then sudo_=sudo; fi
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# 1. Debian packages: libcoap's coap-client (raw CoAP peer).
+if ! command -v coap-client-notls >/dev/null; then
+  step "apt: libcoap3-bin"
+  $sudo_ apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq libcoap3-bin >/dev/null
+fi
+
+# 2. Python peers, each in its own venv under target/peers.
+venv() { # dir, pip requirement
+  local dir="$peers/$1" req="$2" stamp="$peers/$1/.installed"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$req" ]; then
+    step "pip: $req"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install -q --disable-pip-version-check "$req"
+    echo "$req" >"$stamp"
+  fi
+}
+venv acme "acmecse==2026.5.3"
+venv py "aiocoap==0.4.17"
+
+# 3. npm peers.
+node_req="lwm2m-node-lib@1.4.0"
+if [ ! -f "$peers/node/.installed" ] || [ "$(cat "$peers/node/.installed")" != "$node_req" ]; then
+  step "npm: $node_req"
+  mkdir -p "$peers/node"
+  npm install --silent --no-audit --no-fund --prefix "$peers/node" "$node_req"
+  echo "$node_req" >"$peers/node/.installed"
+fi
+
+# 4. The test runner.
+if ! cargo nextest --version >/dev/null 2>&1; then
+  step "cargo install cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+
+# 5. The suite: doc tests, then every crate's unit and integration tests.
+# Doc tests first, so the last summary printed is nextest's.
+step "cargo test --doc --workspace"
+cargo test --doc --workspace
+step "cargo nextest run --workspace"
+profile=default
+[ "${CI:-}" = true ] && profile=ci
+cargo nextest run --workspace --profile "$profile"
