@@ -49,7 +49,14 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
-# 5. The suite: doc tests, then every crate's unit and integration tests.
+# 5. Extra checks contributed by areas (fuzz smoke runs, ...): every scripts/test.d/*.sh, in name order.
+for extra in scripts/test.d/*.sh; do
+  [ -e "$extra" ] || continue
+  step "$extra"
+  bash "$extra"
+done
+
+# 6. The suite: doc tests, then every crate's unit and integration tests.
 # Doc tests first, so the last summary printed is nextest's.
 step "cargo test --doc --workspace"
 cargo test --doc --workspace
