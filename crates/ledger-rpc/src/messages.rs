@@ -1,0 +1,195 @@
+//! Request and response messages of the gRPC services (the ledger's own messages are in
+//! `ledger_types::proto`).
+
+#![allow(missing_docs)]
+
+use ledger_types::proto::{Block, ContractEvent, Envelope, Response, SignedProposal, TxPayload};
+
+/// Outcome of a broadcast: HTTP-like status (200 accepted, 400 bad request, 403 forbidden, 413 too large,
+/// 503 no leader / not ready).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BroadcastResponse {
+    #[prost(int32, tag = "1")]
+    pub status: i32,
+    #[prost(string, tag = "2")]
+    pub info: String,
+    /// Raft id of the leader, when known (0 otherwise).
+    #[prost(uint64, tag = "3")]
+    pub leader_hint: u64,
+}
+
+/// Ask an orderer for blocks `start..=stop` (`stop` absent: keep streaming new blocks as they are cut).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DeliverRequest {
+    #[prost(string, tag = "1")]
+    pub channel_id: String,
+    #[prost(uint64, tag = "2")]
+    pub start: u64,
+    #[prost(uint64, optional, tag = "3")]
+    pub stop: Option<u64>,
+}
+
+/// One streamed block, or a final status.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DeliverResponse {
+    #[prost(message, optional, tag = "1")]
+    pub block: Option<Block>,
+    /// Set (HTTP-like) only on a final status message.
+    #[prost(int32, tag = "2")]
+    pub status: i32,
+}
+
+/// An opaque Raft RPC between orderers (the encoding belongs to the orderer crate).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RaftMessage {
+    #[prost(string, tag = "1")]
+    pub kind: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub payload: Vec<u8>,
+}
+
+/// Envelopes a follower forwards to the leader.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ForwardRequest {
+    #[prost(string, tag = "1")]
+    pub channel_id: String,
+    #[prost(bytes = "vec", repeated, tag = "2")]
+    pub envelopes: Vec<Vec<u8>>,
+}
+
+/// A request signed by its sender's enrolment certificate (authorization uses this identity, as in
+/// Fabric; the TLS certificate only authenticates the connection).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SignedRequest {
+    /// The encoded inner request ([`CommitStatusRequest`], [`ChaincodeEventsRequest`], [`BlocksRequest`]).
+    #[prost(bytes = "vec", tag = "1")]
+    pub request: Vec<u8>,
+    /// Encoded `SerializedIdentity` of the sender.
+    #[prost(bytes = "vec", tag = "2")]
+    pub identity: Vec<u8>,
+    /// Signature over `request`.
+    #[prost(bytes = "vec", tag = "3")]
+    pub signature: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EvaluateRequest {
+    #[prost(message, optional, tag = "1")]
+    pub proposal: Option<SignedProposal>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EvaluateResponse {
+    #[prost(message, optional, tag = "1")]
+    pub result: Option<Response>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EndorseRequest {
+    #[prost(message, optional, tag = "1")]
+    pub proposal: Option<SignedProposal>,
+    /// Restrict endorsement to these organizations (empty: as the policy needs).
+    #[prost(string, repeated, tag = "2")]
+    pub endorsing_orgs: Vec<String>,
+}
+
+/// The endorsed but unsigned transaction; the client signs its encoding and submits the envelope.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EndorseResponse {
+    #[prost(message, optional, tag = "1")]
+    pub prepared: Option<TxPayload>,
+    /// The contract's response (status, message, payload) as simulated.
+    #[prost(message, optional, tag = "2")]
+    pub result: Option<Response>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SubmitRequest {
+    #[prost(message, optional, tag = "1")]
+    pub envelope: Option<Envelope>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SubmitResponse {}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CommitStatusRequest {
+    #[prost(string, tag = "1")]
+    pub channel_id: String,
+    #[prost(string, tag = "2")]
+    pub tx_id: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CommitStatusResponse {
+    /// A `TxValidationCode` byte.
+    #[prost(uint32, tag = "1")]
+    pub code: u32,
+    #[prost(uint64, tag = "2")]
+    pub block_number: u64,
+}
+
+/// Contract events from a checkpoint: blocks from `start_block`, skipping events up to and including
+/// `after_tx_id` within that first block (empty: none skipped).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ChaincodeEventsRequest {
+    #[prost(string, tag = "1")]
+    pub channel_id: String,
+    #[prost(string, tag = "2")]
+    pub contract: String,
+    #[prost(uint64, tag = "3")]
+    pub start_block: u64,
+    #[prost(string, tag = "4")]
+    pub after_tx_id: String,
+}
+
+/// The events of valid transactions of one block, in block order.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ChaincodeEventsResponse {
+    #[prost(uint64, tag = "1")]
+    pub block_number: u64,
+    #[prost(message, repeated, tag = "2")]
+    pub events: Vec<ContractEvent>,
+}
+
+/// Committed blocks (with validation codes) from a peer.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BlocksRequest {
+    #[prost(string, tag = "1")]
+    pub channel_id: String,
+    #[prost(uint64, tag = "2")]
+    pub start: u64,
+    #[prost(uint64, optional, tag = "3")]
+    pub stop: Option<u64>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StatusRequest {}
+
+/// What `ipechain status` shows for a node.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct NodeStatus {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// `orderer` or `peer`.
+    #[prost(string, tag = "2")]
+    pub role: String,
+    #[prost(string, tag = "3")]
+    pub msp_id: String,
+    #[prost(string, tag = "4")]
+    pub channel_id: String,
+    #[prost(uint64, tag = "5")]
+    pub height: u64,
+    #[prost(string, tag = "6")]
+    pub head_hash: String,
+    /// Orderers: `leader`, `follower`, `candidate`, `learner`, `shutdown`.
+    #[prost(string, tag = "7")]
+    pub raft_state: String,
+    #[prost(uint64, tag = "8")]
+    pub raft_leader: u64,
+    #[prost(uint64, tag = "9")]
+    pub raft_term: u64,
+    /// Peers: the commit hash of the last block.
+    #[prost(string, tag = "10")]
+    pub commit_hash: String,
+}
