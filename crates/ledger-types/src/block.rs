@@ -107,8 +107,32 @@ impl Block {
 
     /// Checks the data hash and, given the previous block (None for genesis), the number and previous hash.
     pub fn check_links(&self, previous: Option<&Block>) -> Result<(), LinkError> {
+        self.check_extends(previous.map(|p| (p.number(), p.header_hash())))
+    }
+
+    /// Like [`Block::check_links`] with only the previous block's number and header hash (None for genesis).
+    pub fn check_extends(&self, previous: Option<(u64, Hash32)>) -> Result<(), LinkError> {
         let header = self.header.as_ref().ok_or(LinkError::Missing("header"))?;
         let data = self.data.as_ref().ok_or(LinkError::Missing("data"))?;
+        match previous {
+            None => {
+                if header.number != 0 || header.previous_hash != Hash32::ZERO.0 {
+                    return Err(LinkError::Genesis);
+                }
+            }
+            Some((prev_number, prev_hash)) => {
+                if header.number != prev_number + 1 {
+                    return Err(LinkError::Number { number: header.number, previous: prev_number });
+                }
+                if header.previous_hash != prev_hash.0 {
+                    return Err(LinkError::PreviousHash {
+                        number: header.number,
+                        stated: hex_or_raw(&header.previous_hash),
+                        actual: prev_hash,
+                    });
+                }
+            }
+        }
         let actual = Hash32::of(&data.encode_to_vec());
         if header.data_hash != actual.0 {
             return Err(LinkError::DataHash {
@@ -116,27 +140,6 @@ impl Block {
                 stated: hex_or_raw(&header.data_hash),
                 actual,
             });
-        }
-        match previous {
-            None => {
-                if header.number != 0 || header.previous_hash != Hash32::ZERO.0 {
-                    return Err(LinkError::Genesis);
-                }
-            }
-            Some(prev) => {
-                let prev_number = prev.number();
-                if header.number != prev_number + 1 {
-                    return Err(LinkError::Number { number: header.number, previous: prev_number });
-                }
-                let actual = prev.header_hash();
-                if header.previous_hash != actual.0 {
-                    return Err(LinkError::PreviousHash {
-                        number: header.number,
-                        stated: hex_or_raw(&header.previous_hash),
-                        actual,
-                    });
-                }
-            }
         }
         let codes = self.validation_codes().len();
         if codes != data.data.len() {

@@ -1,0 +1,158 @@
+//! The endorser: checks a signed proposal, runs the contract against a state snapshot and signs the result.
+
+use crate::identity::Identities;
+use crate::validator::ChannelRules;
+use contract::{Caller, Contract, TxContext};
+use ledger_types::TxId;
+use ledger_types::proto::{
+    ContractEvent, Proposal, ProposalResponse, ProposalResponsePayload, Response, SignedProposal, TxRwSet,
+};
+use ledger_types::store::{StateSnapshot, StoreError};
+use ledger_types::tx::{Signer, endorse, proposal_hash};
+use prost::Message;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Why a proposal was refused before the contract ran (the contract's own failures are responses).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EndorseError {
+    /// The proposal is malformed.
+    #[error("bad proposal: {0}")]
+    BadProposal(String),
+    /// The creator is not allowed (unknown CA, not a writer, bad signature).
+    #[error("access denied: {0}")]
+    Denied(String),
+    /// The transaction id is already in the ledger (a replay).
+    #[error("transaction {0} already committed")]
+    Duplicate(String),
+    /// The contract is not defined on this channel or not installed on this peer.
+    #[error("contract {0:?} is not available on this channel")]
+    UnknownContract(String),
+    /// The state could not be read.
+    #[error("state: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// The simulation of a proposal, before signing.
+#[derive(Debug)]
+pub struct Simulation {
+    /// The transaction id.
+    pub tx_id: String,
+    /// The contract's response.
+    pub response: Response,
+    /// The response payload to endorse (None when the contract failed).
+    pub payload: Option<ProposalResponsePayload>,
+}
+
+/// Runs proposals against the installed contracts.
+pub struct Endorser {
+    rules: Arc<ChannelRules>,
+    ids: Arc<dyn Identities>,
+    contracts: HashMap<String, Arc<dyn Contract>>,
+    signer: Arc<dyn Signer>,
+}
+
+impl Endorser {
+    /// An endorser signing as `signer`, with the given contracts installed.
+    pub fn new(
+        rules: Arc<ChannelRules>,
+        ids: Arc<dyn Identities>,
+        contracts: Vec<Arc<dyn Contract>>,
+        signer: Arc<dyn Signer>,
+    ) -> Endorser {
+        let contracts = contracts.into_iter().map(|c| (c.name().to_owned(), c)).collect();
+        Endorser { rules, ids, contracts, signer }
+    }
+
+    /// Checks the proposal and runs the contract; nothing is signed.
+    pub fn simulate(
+        &self,
+        sp: &SignedProposal,
+        snapshot: &dyn StateSnapshot,
+        already_committed: &dyn Fn(&str) -> Result<bool, StoreError>,
+    ) -> Result<Simulation, EndorseError> {
+        let proposal = Proposal::decode(sp.proposal_bytes.as_slice())
+            .map_err(|e| EndorseError::BadProposal(format!("undecodable proposal: {e}")))?;
+        let header = proposal.header.ok_or_else(|| EndorseError::BadProposal("missing header".into()))?;
+        let input = proposal.input.unwrap_or_default();
+        if header.channel_id != self.rules.channel_id {
+            return Err(EndorseError::BadProposal(format!("unknown channel {:?}", header.channel_id)));
+        }
+        let tx_id = TxId::parse(&header.tx_id).map_err(|e| EndorseError::BadProposal(e.to_string()))?;
+        if TxId::compute(&header.nonce, &header.creator) != tx_id {
+            return Err(EndorseError::BadProposal("tx id is not the hash of nonce and creator".into()));
+        }
+        let creator = self.ids.validate(&header.creator).map_err(EndorseError::Denied)?;
+        if !self.rules.writers.contains(&creator.msp_id) {
+            return Err(EndorseError::Denied(format!(
+                "{} is not a writer on {}",
+                creator.msp_id, header.channel_id
+            )));
+        }
+        if !self.ids.verify(&creator, &sp.proposal_bytes, &sp.signature) {
+            return Err(EndorseError::Denied("proposal signature does not verify".into()));
+        }
+        if !self.rules.policies.contains_key(&header.contract) {
+            return Err(EndorseError::UnknownContract(header.contract));
+        }
+        let contract = self
+            .contracts
+            .get(&header.contract)
+            .ok_or_else(|| EndorseError::UnknownContract(header.contract.clone()))?;
+        if already_committed(tx_id.as_str())? {
+            return Err(EndorseError::Duplicate(tx_id.to_string()));
+        }
+        let caller = Caller {
+            msp_id: creator.msp_id.clone(),
+            role: creator.role.clone(),
+            subject: creator.subject.clone(),
+            cert_der: creator.cert_der.clone(),
+        };
+        let ts = header.timestamp.map_or(0, |t| t.seconds);
+        let mut ctx = TxContext::new(&header.contract, snapshot, tx_id.to_string(), ts, &caller);
+        match contract.invoke(&mut ctx, &input.function, &input.args) {
+            Ok(out) => {
+                let (rwset, event) = ctx.into_results();
+                let response = Response { status: 200, message: String::new(), payload: out };
+                let payload = ProposalResponsePayload {
+                    proposal_hash: proposal_hash(&sp.proposal_bytes),
+                    results: Some(TxRwSet { ns_rwsets: vec![rwset] }),
+                    event: event.map(|(name, payload)| ContractEvent {
+                        contract: header.contract.clone(),
+                        tx_id: tx_id.to_string(),
+                        event_name: name,
+                        payload,
+                    }),
+                    response: Some(response.clone()),
+                };
+                Ok(Simulation { tx_id: tx_id.to_string(), response, payload: Some(payload) })
+            }
+            Err(e) => Ok(Simulation {
+                tx_id: tx_id.to_string(),
+                response: Response { status: e.status(), message: e.to_string(), payload: Vec::new() },
+                payload: None,
+            }),
+        }
+    }
+
+    /// Checks, simulates and signs. A contract failure is returned as a response with its status and no
+    /// endorsement.
+    pub fn process(
+        &self,
+        sp: &SignedProposal,
+        snapshot: &dyn StateSnapshot,
+        already_committed: &dyn Fn(&str) -> Result<bool, StoreError>,
+    ) -> Result<ProposalResponse, EndorseError> {
+        let sim = self.simulate(sp, snapshot, already_committed)?;
+        Ok(match sim.payload {
+            Some(payload) => endorse(self.signer.as_ref(), &payload),
+            None => ProposalResponse { response: Some(sim.response), payload: Vec::new(), endorsement: None },
+        })
+    }
+
+    /// The identity this endorser signs as.
+    pub fn signer(&self) -> &Arc<dyn Signer> {
+        &self.signer
+    }
+}

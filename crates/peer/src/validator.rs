@@ -1,0 +1,358 @@
+//! Block validation: what every peer does, independently, to each ordered block.
+//!
+//! ```text
+//!  block ──► split into chunks ──► [thread] decode, header checks, identities, batch-verify signatures
+//!                                  [thread] ...same for the next chunk...
+//!        ──► in order: endorsement policy, duplicate tx id, MVCC reads and range re-reads against
+//!            state + the writes of earlier valid transactions of this block ──► codes + update batch
+//! ```
+//!
+//! Pure apart from the [`Identities`] and [`StateSnapshot`] it is handed: no I/O of its own, no clock.
+//! A store failure aborts the validation (the node stops committing); anything wrong with a transaction
+//! only marks that transaction invalid.
+
+use crate::identity::{Identities, SigCheck, ValidatedIdentity};
+use ledger_types::config::ConfigError;
+use ledger_types::policy::{Endorser, Policy};
+use ledger_types::proto::{
+    Block, ChannelConfig, ContractEvent, HeaderType, KvRead, NsRwSet, RangeQueryInfo, Version,
+};
+use ledger_types::store::{StateSnapshot, StoreError, UpdateBatch, VersionedValue};
+use ledger_types::tx::{DecodedTx, endorsement_message};
+use ledger_types::{TxId, TxValidationCode};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+/// What validation needs to know about the channel.
+#[derive(Debug, Clone)]
+pub struct ChannelRules {
+    /// The channel name every transaction must carry.
+    pub channel_id: String,
+    /// MSP ids allowed to submit transactions.
+    pub writers: HashSet<String>,
+    /// MSP ids allowed to read blocks and events.
+    pub readers: HashSet<String>,
+    /// Each defined contract's resolved endorsement policy.
+    pub policies: HashMap<String, Policy>,
+}
+
+impl ChannelRules {
+    /// Derives the rules from a channel configuration.
+    pub fn from_config(config: &ChannelConfig) -> Result<ChannelRules, ConfigError> {
+        config.validate()?;
+        let mut policies = HashMap::new();
+        for c in &config.contracts {
+            let p = config
+                .endorsement_policy(&c.name)
+                .ok_or_else(|| ConfigError::Invalid(format!("contract {}: bad policy", c.name)))?;
+            policies.insert(c.name.clone(), p);
+        }
+        Ok(ChannelRules {
+            channel_id: config.channel_id.clone(),
+            writers: config.writers.iter().cloned().collect(),
+            readers: config.readers.iter().cloned().collect(),
+            policies,
+        })
+    }
+}
+
+/// The outcome of validating a block.
+#[derive(Debug, Default)]
+pub struct Validated {
+    /// One code per transaction.
+    pub codes: Vec<TxValidationCode>,
+    /// The writes of the valid transactions, versioned (block, tx index).
+    pub batch: UpdateBatch,
+    /// Per transaction: its id (empty if undecodable) and its event (for valid transactions only).
+    pub txs: Vec<(String, Option<ContractEvent>)>,
+}
+
+/// A transaction after the parallel phase.
+struct Checked {
+    tx_id: String,
+    /// Set when the transaction is already known to be invalid.
+    code: Option<TxValidationCode>,
+    contract: String,
+    rwset: Vec<NsRwSet>,
+    event: Option<ContractEvent>,
+    /// Validated endorsers whose signatures verified (deduplicated by certificate).
+    endorsers: Vec<Endorser>,
+}
+
+impl Checked {
+    fn invalid(tx_id: String, code: TxValidationCode) -> Checked {
+        Checked {
+            tx_id,
+            code: Some(code),
+            contract: String::new(),
+            rwset: Vec::new(),
+            event: None,
+            endorsers: Vec::new(),
+        }
+    }
+}
+
+/// The most endorsements a transaction may carry.
+const MAX_ENDORSEMENTS: usize = 16;
+
+/// A signature to verify: who, what was signed, the signature.
+type PendingSig = (Arc<ValidatedIdentity>, Vec<u8>, Vec<u8>);
+
+/// Phase 1 for one transaction: decode and check everything that does not need the state, and collect the
+/// signatures it needs (verified by the caller in one batch).
+fn precheck(bytes: &[u8], rules: &ChannelRules, ids: &dyn Identities) -> (Checked, Vec<PendingSig>) {
+    use TxValidationCode as C;
+    if bytes.is_empty() {
+        return (Checked::invalid(String::new(), C::NilEnvelope), Vec::new());
+    }
+    let d = match DecodedTx::decode(bytes) {
+        Ok(d) => d,
+        Err(_) => return (Checked::invalid(String::new(), C::BadPayload), Vec::new()),
+    };
+    let tx_id = d.header.tx_id.clone();
+    let fail = |code| (Checked::invalid(tx_id.clone(), code), Vec::new());
+    if d.payload.header_type == HeaderType::Config as i32 {
+        return fail(C::InvalidConfigTransaction);
+    }
+    if d.payload.header_type != HeaderType::EndorserTransaction as i32 {
+        return fail(C::UnknownTxType);
+    }
+    if d.header.channel_id != rules.channel_id {
+        return fail(C::TargetChainNotFound);
+    }
+    if TxId::parse(&tx_id).is_err() || TxId::compute(&d.header.nonce, &d.header.creator).as_str() != tx_id {
+        return fail(C::BadProposalTxId);
+    }
+    if !rules.policies.contains_key(&d.header.contract) {
+        return fail(C::InvalidContract);
+    }
+    let creator = match ids.validate(&d.header.creator) {
+        Ok(c) => c,
+        Err(_) => return fail(C::BadCreator),
+    };
+    if !rules.writers.contains(&creator.msp_id) {
+        return fail(C::BadCreator);
+    }
+    if !d.proposal_hash_matches() {
+        return fail(C::InvalidEndorserTransaction);
+    }
+    let Some(resp) = d.response.as_ref() else { return fail(C::BadPayload) };
+    if resp.response.as_ref().is_none_or(|r| r.status >= 400) {
+        return fail(C::ContractError);
+    }
+    let rwset = resp.results.clone().unwrap_or_default().ns_rwsets;
+    if rwset.iter().any(|ns| ns.namespace != d.header.contract) {
+        return fail(C::IllegalWriteset);
+    }
+    if d.payload.endorsements.is_empty() || d.payload.endorsements.len() > MAX_ENDORSEMENTS {
+        return fail(C::EndorsementPolicyFailure);
+    }
+    let mut sigs = Vec::with_capacity(1 + d.payload.endorsements.len());
+    sigs.push((creator, d.envelope.payload.clone(), d.envelope.signature.clone()));
+    let mut seen = HashSet::new();
+    for e in &d.payload.endorsements {
+        if !seen.insert(e.endorser.clone()) {
+            continue; // the same endorser twice counts once
+        }
+        if let Ok(id) = ids.validate(&e.endorser) {
+            sigs.push((
+                id,
+                endorsement_message(&d.payload.response_payload, &e.endorser),
+                e.signature.clone(),
+            ));
+        }
+    }
+    let event = resp.event.clone().map(|mut ev| {
+        ev.tx_id = tx_id.clone();
+        ev.contract = d.header.contract.clone();
+        ev
+    });
+    let checked = Checked {
+        tx_id,
+        code: None,
+        contract: d.header.contract.clone(),
+        rwset,
+        event,
+        endorsers: Vec::new(),
+    };
+    (checked, sigs)
+}
+
+/// Phase 1 over a chunk of transactions, with one batch verification for the whole chunk.
+fn precheck_chunk(envelopes: &[Vec<u8>], rules: &ChannelRules, ids: &dyn Identities) -> Vec<Checked> {
+    let mut checked = Vec::with_capacity(envelopes.len());
+    let mut owners = Vec::new();
+    let mut all_sigs = Vec::new();
+    for (i, env) in envelopes.iter().enumerate() {
+        let (c, sigs) = precheck(env, rules, ids);
+        for (k, s) in sigs.into_iter().enumerate() {
+            owners.push((i, k == 0));
+            all_sigs.push(s);
+        }
+        checked.push(c);
+    }
+    let items: Vec<SigCheck<'_>> =
+        all_sigs.iter().map(|(id, msg, sig)| SigCheck { identity: id, msg, sig }).collect();
+    let ok = ids.verify_batch(&items);
+    let mut creator_ok = vec![true; checked.len()];
+    for (((i, is_creator), good), (id, _, _)) in owners.iter().zip(ok).zip(&all_sigs) {
+        if *is_creator {
+            creator_ok[*i] = good;
+        } else if good {
+            checked[*i].endorsers.push(Endorser::new(id.msp_id.clone(), id.role.clone()));
+        }
+    }
+    for (c, ok) in checked.iter_mut().zip(creator_ok) {
+        if c.code.is_none() && !ok {
+            c.code = Some(TxValidationCode::BadCreatorSignature);
+        }
+    }
+    checked
+}
+
+/// Current version of a key: this block's earlier valid writes first, then the committed state.
+fn current_version(
+    snapshot: &dyn StateSnapshot,
+    batch: &UpdateBatch,
+    ns: &str,
+    key: &str,
+) -> Result<Option<Version>, StoreError> {
+    match batch.get(ns, key) {
+        Some(pending) => Ok(pending.map(|v| v.version)),
+        None => Ok(snapshot.get(ns, key)?.map(|v| v.version)),
+    }
+}
+
+fn reads_hold(
+    snapshot: &dyn StateSnapshot,
+    batch: &UpdateBatch,
+    ns: &str,
+    reads: &[KvRead],
+) -> Result<bool, StoreError> {
+    for r in reads {
+        if current_version(snapshot, batch, ns, &r.key)? != r.version {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Re-executes a range query against state + pending writes; true when it returns what the contract saw.
+fn range_holds(
+    snapshot: &dyn StateSnapshot,
+    batch: &UpdateBatch,
+    ns: &str,
+    q: &RangeQueryInfo,
+) -> Result<bool, StoreError> {
+    let limit = if q.itr_exhausted { usize::MAX } else { q.reads.len() };
+    // Enough committed rows to cover deletions of pending writes within the range.
+    let pending_in_range: Vec<(&String, Option<&VersionedValue>)> = batch
+        .updates
+        .range((ns.to_owned(), q.start_key.clone())..)
+        .take_while(|((n, k), _)| n == ns && (q.end_key.is_empty() || *k < q.end_key))
+        .map(|((_, k), v)| (k, v.as_ref()))
+        .collect();
+    let want = if q.itr_exhausted { usize::MAX } else { q.reads.len() + pending_in_range.len() + 1 };
+    let committed = snapshot.range(ns, &q.start_key, &q.end_key, want)?;
+    let mut merged: BTreeMap<&str, Version> =
+        committed.iter().map(|(k, v)| (k.as_str(), v.version)).collect();
+    for (k, v) in pending_in_range {
+        match v {
+            Some(v) => {
+                merged.insert(k.as_str(), v.version);
+            }
+            None => {
+                merged.remove(k.as_str());
+            }
+        }
+    }
+    let now: Vec<(&str, Version)> = merged.into_iter().take(limit).collect();
+    let then: Vec<(&str, Version)> =
+        q.reads.iter().map(|r| (r.key.as_str(), r.version.unwrap_or_default())).collect();
+    Ok(now == then)
+}
+
+/// Validates a block. `already_committed(tx_id)` answers whether the ledger already holds a transaction
+/// with that id. `threads` (≥ 1) bounds the parallel signature phase.
+pub fn validate_block(
+    block: &Block,
+    rules: &ChannelRules,
+    ids: &dyn Identities,
+    snapshot: &dyn StateSnapshot,
+    already_committed: &dyn Fn(&str) -> Result<bool, StoreError>,
+    threads: usize,
+) -> Result<Validated, StoreError> {
+    use TxValidationCode as C;
+    let envelopes = block.envelopes();
+    let threads = threads.clamp(1, 16);
+    let chunk = envelopes.len().div_ceil(threads).max(1);
+    let checked: Vec<Checked> = if threads == 1 || envelopes.len() < 64 {
+        precheck_chunk(envelopes, rules, ids)
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = envelopes
+                .chunks(chunk)
+                .map(|part| s.spawn(move || precheck_chunk(part, rules, ids)))
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        })
+    };
+    if checked.len() != envelopes.len() {
+        // A validation thread panicked: treat as a node failure rather than mark transactions.
+        return Err(StoreError::Backend("a validation thread failed".into()));
+    }
+
+    let number = block.number();
+    let mut out = Validated { codes: Vec::with_capacity(checked.len()), ..Default::default() };
+    let mut in_block: HashSet<&str> = HashSet::new();
+    for (i, c) in checked.iter().enumerate() {
+        let code = match c.code {
+            Some(code) => code,
+            None => {
+                let policy_ok =
+                    rules.policies.get(&c.contract).is_some_and(|p| p.is_satisfied_by(&c.endorsers));
+                if !policy_ok {
+                    C::EndorsementPolicyFailure
+                } else if in_block.contains(c.tx_id.as_str()) || already_committed(&c.tx_id)? {
+                    C::DuplicateTxId
+                } else {
+                    let mut code = C::Valid;
+                    for ns in &c.rwset {
+                        if !reads_hold(snapshot, &out.batch, &ns.namespace, &ns.reads)? {
+                            code = C::MvccReadConflict;
+                            break;
+                        }
+                        for q in &ns.range_queries {
+                            if !range_holds(snapshot, &out.batch, &ns.namespace, q)? {
+                                code = C::PhantomReadConflict;
+                                break;
+                            }
+                        }
+                        if code != C::Valid {
+                            break;
+                        }
+                    }
+                    code
+                }
+            }
+        };
+        if !c.tx_id.is_empty() && code != C::DuplicateTxId {
+            in_block.insert(c.tx_id.as_str());
+        }
+        if code == C::Valid {
+            let version = Version { block_num: number, tx_num: i as u64 };
+            for ns in &c.rwset {
+                for w in &ns.writes {
+                    if w.is_delete {
+                        out.batch.delete(&ns.namespace, &w.key);
+                    } else {
+                        out.batch.put(&ns.namespace, &w.key, w.value.clone(), version);
+                    }
+                }
+            }
+        }
+        out.codes.push(code);
+        out.txs.push((c.tx_id.clone(), if code == C::Valid { c.event.clone() } else { None }));
+    }
+    Ok(out)
+}

@@ -1,0 +1,220 @@
+use crate::support::*;
+use contract::samples::KvContract;
+use ledger_types::proto::SignedProposal;
+use ledger_types::store::{BlockStore, StateStore};
+use ledger_types::tx::{self, Signer};
+use ledger_types::{Hash32, TxValidationCode as C};
+use peer::endorser::{EndorseError, Endorser};
+use peer::ledger::{CommitError, PeerLedger};
+use peer::validator::ChannelRules;
+use prost::Message;
+use std::sync::Arc;
+
+struct Net {
+    ledger: PeerLedger<MemBlocks, MemState>,
+    state: MemState,
+    e1: Endorser,
+    e2: Endorser,
+    client: FakeSigner,
+}
+
+fn net(policy: &str) -> Net {
+    let g = genesis(policy);
+    let state = MemState::default();
+    let ledger = PeerLedger::open(&g, MemBlocks::default(), state.clone(), ids(), 2).unwrap();
+    let rules = Arc::new(ChannelRules::from_config(ledger.config()).unwrap());
+    let endorser = |msp: &str, name: &str| {
+        Endorser::new(
+            rules.clone(),
+            ids(),
+            vec![Arc::new(KvContract)],
+            Arc::new(FakeSigner::new(msp, "peer", name)),
+        )
+    };
+    Net {
+        e1: endorser("Org1MSP", "peer0.org1"),
+        e2: endorser("Org2MSP", "peer0.org2"),
+        ledger,
+        state,
+        client: FakeSigner::new("Org1MSP", "client", "app1"),
+    }
+}
+
+impl Net {
+    /// Endorses with the given endorsers and returns the signed envelope bytes.
+    fn tx(&self, sp: &SignedProposal, endorsers: &[&Endorser]) -> Vec<u8> {
+        let snap = self.ledger.state().snapshot().unwrap();
+        let responses: Vec<_> = endorsers
+            .iter()
+            .map(|e| e.process(sp, &snap, &|id| self.ledger.contains_tx(id)).unwrap())
+            .collect();
+        let payload = tx::assemble(sp, &responses).unwrap();
+        tx::sign_envelope(&self.client, &payload).encode_to_vec()
+    }
+
+    fn put(&self, k: &str, v: &str) -> Vec<u8> {
+        self.tx(&proposal(&self.client, "put", &[k, v]).0, &[&self.e1])
+    }
+
+    fn commit(&self, envs: Vec<Vec<u8>>) -> Vec<C> {
+        let b = signed_block(self.ledger.height(), self.ledger.head_hash(), envs);
+        let c = self.ledger.commit(b).unwrap();
+        c.txs.iter().map(|t| t.1).collect()
+    }
+}
+
+#[test]
+fn valid_transactions_commit_with_events_and_versions() {
+    let n = net("ANY");
+    let codes = n.commit(vec![n.put("a", "1"), n.put("b", "2")]);
+    assert_eq!(codes, vec![C::Valid, C::Valid]);
+    assert_eq!(n.state.value("kv", "a").unwrap().0, b"1");
+    let (_, v) = n.state.value("kv", "b").unwrap();
+    assert_eq!((v.block_num, v.tx_num), (1, 1));
+    assert_eq!(n.ledger.height(), 2);
+    assert_eq!(n.ledger.commit_hash().len(), 32);
+    let stored = n.ledger.blocks().block(1).unwrap().unwrap();
+    assert_eq!(stored.validation_codes(), &[0, 0]);
+}
+
+#[test]
+fn mvcc_counts_earlier_valid_transactions_of_the_same_block() {
+    let n = net("ANY");
+    n.commit(vec![n.put("ctr", "5")]);
+    let a = n.tx(&proposal(&n.client, "incr", &["ctr"]).0, &[&n.e1]);
+    let b = n.tx(&proposal(&n.client, "incr", &["ctr"]).0, &[&n.e1]);
+    assert_eq!(n.commit(vec![a, b]), vec![C::Valid, C::MvccReadConflict]);
+    assert_eq!(n.state.value("kv", "ctr").unwrap().0, b"6");
+    // A stale read across blocks conflicts as well.
+    let stale = n.tx(&proposal(&n.client, "incr", &["ctr"]).0, &[&n.e1]);
+    n.commit(vec![n.put("ctr", "100")]);
+    assert_eq!(n.commit(vec![stale]), vec![C::MvccReadConflict]);
+}
+
+#[test]
+fn phantom_reads_are_detected() {
+    let n = net("ANY");
+    n.commit(vec![n.put("k1", "x")]);
+    let scan = n.tx(&proposal(&n.client, "range", &["k", "l"]).0, &[&n.e1]);
+    assert_eq!(n.commit(vec![n.put("k2", "y"), scan]), vec![C::Valid, C::PhantomReadConflict]);
+}
+
+#[test]
+fn duplicates_and_replays_are_marked() {
+    let n = net("ANY");
+    let t = n.put("a", "1");
+    assert_eq!(n.commit(vec![t.clone(), t.clone()]), vec![C::Valid, C::DuplicateTxId]);
+    assert_eq!(n.commit(vec![t]), vec![C::DuplicateTxId]);
+    // The endorser refuses a proposal whose tx id is already committed.
+    let (sp, _) = proposal(&n.client, "put", &["z", "1"]);
+    let env = n.tx(&sp, &[&n.e1]);
+    n.commit(vec![env]);
+    let snap = n.ledger.state().snapshot().unwrap();
+    let err = n.e1.process(&sp, &snap, &|id| n.ledger.contains_tx(id)).unwrap_err();
+    assert!(matches!(err, EndorseError::Duplicate(_)));
+}
+
+#[test]
+fn endorsement_policy_is_enforced() {
+    let n = net("AND('Org1MSP.peer','Org2MSP.peer')");
+    let (sp, _) = proposal(&n.client, "put", &["a", "1"]);
+    let one = n.tx(&sp, &[&n.e1]);
+    let (sp2, _) = proposal(&n.client, "put", &["b", "1"]);
+    let both = n.tx(&sp2, &[&n.e1, &n.e2]);
+    let (sp3, _) = proposal(&n.client, "put", &["c", "1"]);
+    let twice_same = n.tx(&sp3, &[&n.e1, &n.e1]);
+    assert_eq!(
+        n.commit(vec![one, both, twice_same]),
+        vec![C::EndorsementPolicyFailure, C::Valid, C::EndorsementPolicyFailure]
+    );
+}
+
+#[test]
+fn forged_and_foreign_transactions_are_invalid() {
+    let n = net("ANY");
+    // Creator signature does not match the payload.
+    let (sp, _) = proposal(&n.client, "put", &["a", "1"]);
+    let snap = n.ledger.state().snapshot().unwrap();
+    let r = n.e1.process(&sp, &snap, &|_| Ok(false)).unwrap();
+    let payload = tx::assemble(&sp, &[r.clone()]).unwrap();
+    let mut env = tx::sign_envelope(&n.client, &payload);
+    env.signature[0] ^= 1;
+    let bad_sig = env.encode_to_vec();
+    // Endorsement signature forged: policy no longer met.
+    let mut forged = payload.clone();
+    forged.endorsements[0].signature[0] ^= 1;
+    let forged = tx::sign_envelope(&n.client, &forged).encode_to_vec();
+    // Someone else signs the envelope of the client's proposal.
+    let mallory = FakeSigner::new("Org2MSP", "client", "mallory");
+    let wrong_signer = tx::sign_envelope(&mallory, &payload).encode_to_vec();
+    // A creator from a foreign organization.
+    let foreign = FakeSigner::new("EvilMSP", "client", "x");
+    let (fsp, _) = proposal(&foreign, "put", &["a", "1"]);
+    let fpayload = tx::assemble(&fsp, &[r]).unwrap_or_else(|_| unreachable!());
+    let foreign_env = tx::sign_envelope(&foreign, &fpayload).encode_to_vec();
+    let codes = n.commit(vec![bad_sig, forged, wrong_signer, foreign_env, vec![], vec![1, 2, 3]]);
+    assert_eq!(
+        codes,
+        vec![
+            C::BadCreatorSignature,
+            C::EndorsementPolicyFailure,
+            C::BadCreatorSignature,
+            C::BadCreator,
+            C::NilEnvelope,
+            C::BadPayload
+        ]
+    );
+    assert!(n.state.value("kv", "a").is_none(), "nothing invalid was applied");
+    // The endorser refuses a foreign creator outright.
+    let e = n.e1.process(&fsp, &snap, &|_| Ok(false)).unwrap_err();
+    assert!(matches!(e, EndorseError::Denied(_)));
+}
+
+#[test]
+fn blocks_must_be_signed_by_a_consenter_and_extend_the_chain() {
+    let n = net("ANY");
+    let mut unsigned = signed_block(1, n.ledger.head_hash(), vec![n.put("a", "1")]);
+    unsigned.metadata.as_mut().unwrap().signatures.clear();
+    assert!(matches!(n.ledger.commit(unsigned), Err(CommitError::Unsigned(1))));
+    let mut self_signed = signed_block(1, n.ledger.head_hash(), vec![n.put("a", "1")]);
+    let s = n.client.sign(&self_signed.header_hash().0);
+    self_signed.metadata.as_mut().unwrap().signatures =
+        vec![ledger_types::proto::MetadataSignature { signer: n.client.id.clone(), signature: s }];
+    assert!(matches!(n.ledger.commit(self_signed), Err(CommitError::Unsigned(1))));
+    let wrong_prev = signed_block(1, Hash32::of(b"nope"), vec![]);
+    assert!(matches!(n.ledger.commit(wrong_prev), Err(CommitError::Link(_))));
+    assert_eq!(n.ledger.height(), 1, "nothing was committed");
+}
+
+#[test]
+fn lost_state_is_rebuilt_from_blocks() {
+    let n = net("ANY");
+    n.commit(vec![n.put("a", "1"), n.put("b", "2")]);
+    n.commit(vec![n.put("a", "3")]);
+    let before = (n.state.value("kv", "a"), n.state.value("kv", "b"));
+    let Net { ledger, .. } = n;
+    let g = genesis("ANY");
+    let state = MemState::default(); // the state database was deleted
+    let blocks = ledger.into_blocks();
+    let reopened = PeerLedger::open(&g, blocks, state.clone(), ids(), 1).unwrap();
+    assert_eq!(reopened.height(), 3);
+    assert_eq!((state.value("kv", "a"), state.value("kv", "b")), before);
+    assert_eq!(state.value("kv", "a").unwrap().0, b"3");
+}
+
+#[tokio::test]
+async fn commit_status_waits_for_the_block() {
+    let n = Arc::new(net("ANY"));
+    let (sp, tx_id) = proposal(&n.client, "put", &["w", "1"]);
+    let env = n.tx(&sp, &[&n.e1]);
+    let waiter = {
+        let n = n.clone();
+        let id = tx_id.to_string();
+        tokio::spawn(async move { n.ledger.wait_for_tx(&id).await.unwrap() })
+    };
+    tokio::task::yield_now().await;
+    n.commit(vec![env]);
+    assert_eq!(waiter.await.unwrap(), (C::Valid, 1));
+    // Already committed: answers at once.
+    assert_eq!(n.ledger.wait_for_tx(tx_id.as_str()).await.unwrap(), (C::Valid, 1));
+}
