@@ -1,5 +1,7 @@
 //! Tests of the transaction context against an in-memory snapshot.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use contract::samples::KvContract;
 use contract::{Caller, Contract, ContractError, TxContext};
 use ledger_types::proto::Version;

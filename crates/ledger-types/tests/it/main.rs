@@ -1,5 +1,7 @@
 //! Integration tests of the ledger data model.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod blocks;
 mod policies;
 mod txs;

@@ -100,14 +100,14 @@ impl BlockStore for MemBlocks {
         let codes = block.validation_codes();
         let mut index = self.index.lock().unwrap();
         for (i, env) in block.envelopes().iter().enumerate() {
-            if let Ok(d) = ledger_types::tx::DecodedTx::decode(env) {
-                if !d.header.tx_id.is_empty() {
-                    index.entry(d.header.tx_id.clone()).or_insert(TxLocation {
-                        block: block.number(),
-                        index: i as u32,
-                        code: TxValidationCode::from_u8(codes[i]).unwrap(),
-                    });
-                }
+            if let Ok(d) = ledger_types::tx::DecodedTx::decode(env)
+                && !d.header.tx_id.is_empty()
+            {
+                index.entry(d.header.tx_id.clone()).or_insert(TxLocation {
+                    block: block.number(),
+                    index: i as u32,
+                    code: TxValidationCode::from_u8(codes[i]).unwrap(),
+                });
             }
         }
         blocks.push(block.clone());

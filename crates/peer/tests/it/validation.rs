@@ -136,7 +136,7 @@ fn forged_and_foreign_transactions_are_invalid() {
     let (sp, _) = proposal(&n.client, "put", &["a", "1"]);
     let snap = n.ledger.state().snapshot().unwrap();
     let r = n.e1.process(&sp, &snap, &|_| Ok(false)).unwrap();
-    let payload = tx::assemble(&sp, &[r.clone()]).unwrap();
+    let payload = tx::assemble(&sp, std::slice::from_ref(&r)).unwrap();
     let mut env = tx::sign_envelope(&n.client, &payload);
     env.signature[0] ^= 1;
     let bad_sig = env.encode_to_vec();
