@@ -31,3 +31,20 @@ impl TlsMaterial {
             .ca_certificates(self.ca_pems.iter().map(Certificate::from_pem))
     }
 }
+
+/// A lazily connecting mutual-TLS channel to `endpoint` (`host:port`); the server certificate must name
+/// `host`. Reconnects by itself when the connection drops.
+pub fn channel(
+    endpoint: &str,
+    tls: &TlsMaterial,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    let host =
+        endpoint.rsplit_once(':').map_or(endpoint, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
+    Ok(tonic::transport::Endpoint::from_shared(format!("https://{endpoint}"))?
+        .tls_config(tls.client_config(host))?
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(std::time::Duration::from_secs(10))
+        .keep_alive_while_idle(true)
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .connect_lazy())
+}

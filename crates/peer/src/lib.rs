@@ -4,4 +4,6 @@
 pub mod endorser;
 pub mod identity;
 pub mod ledger;
+pub mod node;
+pub mod service;
 pub mod validator;

@@ -1,0 +1,210 @@
+//! The peer node shell: serves the gRPC services over mutual TLS and pulls blocks from the ordering
+//! service, committing them in order.
+
+use crate::endorser::Endorser;
+use crate::identity::Identities;
+use crate::ledger::{CommitError, PeerLedger};
+use crate::service::{AdminService, EndorserService, GatewayService, OrdererPool, PeerServices};
+use contract::Contract;
+use ledger_rpc::endorser_client::EndorserClient;
+use ledger_rpc::messages::DeliverRequest;
+use ledger_rpc::tls::{TlsMaterial, channel};
+use ledger_rpc::{admin_server::AdminServer, endorser_server::EndorserServer, gateway_server::GatewayServer};
+use ledger_types::proto::Block;
+use ledger_types::store::{BlockStore, StateStore};
+use ledger_types::tx::Signer;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The largest gRPC message a peer accepts or sends (a block).
+pub const MAX_MESSAGE: usize = 256 << 20;
+
+/// What a peer node needs besides its stores and crypto.
+#[derive(Clone, Debug)]
+pub struct PeerNodeConfig {
+    /// Node name, e.g. `peer0.org1`.
+    pub name: String,
+    /// Its organization.
+    pub msp_id: String,
+    /// Where to serve gRPC.
+    pub listen: SocketAddr,
+    /// TLS material (server and client side).
+    pub tls: TlsMaterial,
+    /// Orderer endpoints `host:port`.
+    pub orderers: Vec<String>,
+    /// Peers of other organizations, by MSP id, for endorsements their policy needs.
+    pub endorsers: HashMap<String, String>,
+    /// The channel's genesis block.
+    pub genesis: Block,
+    /// Threads for signature verification.
+    pub validation_threads: usize,
+}
+
+/// Why a peer could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerError {
+    /// The ledger could not be opened or a commit failed fatally.
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+    /// gRPC transport setup or serving failed.
+    #[error("gRPC transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A running peer.
+pub struct PeerNode<B: BlockStore + 'static, S: StateStore + 'static> {
+    /// The channel ledger.
+    pub ledger: Arc<PeerLedger<B, S>>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    puller: JoinHandle<()>,
+}
+
+impl<B: BlockStore + 'static, S: StateStore + 'static> PeerNode<B, S>
+where
+    S::Snapshot: 'static,
+{
+    /// Opens the ledger (recovering it), starts serving and pulling blocks. Stops when `shutdown` fires.
+    pub async fn start(
+        config: PeerNodeConfig,
+        blocks: B,
+        state: S,
+        ids: Arc<dyn Identities>,
+        signer: Arc<dyn Signer>,
+        contracts: Vec<Arc<dyn Contract>>,
+        shutdown: CancellationToken,
+    ) -> Result<PeerNode<B, S>, PeerError> {
+        let threads = config.validation_threads.max(1);
+        let genesis = config.genesis.clone();
+        let ids2 = ids.clone();
+        let ledger =
+            tokio::task::spawn_blocking(move || PeerLedger::open(&genesis, blocks, state, ids2, threads))
+                .await
+                .map_err(|e| CommitError::Store(ledger_types::store::StoreError::Backend(e.to_string())))??;
+        let ledger = Arc::new(ledger);
+        let endorser = Arc::new(Endorser::new(ledger.rules().clone(), ids, contracts, signer));
+        let mut orderer_channels = Vec::new();
+        for o in &config.orderers {
+            orderer_channels.push(channel(o, &config.tls)?);
+        }
+        let orderers = OrdererPool::new(orderer_channels);
+        let mut remote_endorsers = HashMap::new();
+        for (msp, ep) in &config.endorsers {
+            if msp != &config.msp_id {
+                let c = EndorserClient::new(channel(ep, &config.tls)?).max_decoding_message_size(MAX_MESSAGE);
+                remote_endorsers.insert(msp.clone(), c);
+            }
+        }
+        let svc = Arc::new(PeerServices {
+            name: config.name.clone(),
+            msp_id: config.msp_id.clone(),
+            ledger: ledger.clone(),
+            endorser,
+            remote_endorsers,
+            orderers: orderers.clone(),
+        });
+        let router = tonic::transport::Server::builder()
+            .tls_config(config.tls.server_config())?
+            .tcp_nodelay(true)
+            .add_service(
+                GatewayServer::new(GatewayService(svc.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE)
+                    .max_encoding_message_size(MAX_MESSAGE),
+            )
+            .add_service(
+                EndorserServer::new(EndorserService(svc.clone())).max_decoding_message_size(MAX_MESSAGE),
+            )
+            .add_service(AdminServer::new(AdminService(svc.clone())));
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| CommitError::Store(ledger_types::store::StoreError::Io(e)))?;
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let stop = shutdown.clone();
+        let server = tokio::spawn(async move {
+            router.serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await }).await
+        });
+        let puller = tokio::spawn(pull_blocks(ledger.clone(), orderers, shutdown.clone()));
+        tracing::info!(peer = %config.name, listen = %config.listen, height = ledger.height(), "peer started");
+        Ok(PeerNode { ledger, server, puller })
+    }
+
+    /// Waits until the node has stopped (after its shutdown token fired).
+    pub async fn stopped(self) -> Result<(), PeerError> {
+        let _ = self.puller.await;
+        match self.server.await {
+            Ok(r) => r.map_err(PeerError::from),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+/// Pulls blocks from the orderers, one stream at a time, moving to the next orderer when a stream breaks.
+async fn pull_blocks<B: BlockStore + 'static, S: StateStore + 'static>(
+    ledger: Arc<PeerLedger<B, S>>,
+    orderers: OrdererPool,
+    shutdown: CancellationToken,
+) {
+    let channel_id = ledger.rules().channel_id.clone();
+    let mut backoff = Duration::from_millis(50);
+    while !shutdown.is_cancelled() {
+        for mut client in orderers.rotation() {
+            let req = DeliverRequest { channel_id: channel_id.clone(), start: ledger.height(), stop: None };
+            let stream = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                s = client.deliver(req) => s,
+            };
+            let mut stream = match stream {
+                Ok(s) => s.into_inner(),
+                Err(s) => {
+                    tracing::debug!(status = %s, "orderer deliver unavailable");
+                    continue;
+                }
+            };
+            loop {
+                let msg = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    m = stream.message() => m,
+                };
+                let block = match msg {
+                    Ok(Some(m)) => match m.block {
+                        Some(b) => b,
+                        None => break,
+                    },
+                    Ok(None) => break,
+                    Err(s) => {
+                        tracing::debug!(status = %s, "deliver stream broke");
+                        break;
+                    }
+                };
+                if block.number() < ledger.height() {
+                    continue;
+                }
+                let l = ledger.clone();
+                match tokio::task::spawn_blocking(move || l.commit(block)).await {
+                    Ok(Ok(_)) => backoff = Duration::from_millis(50),
+                    Ok(Err(CommitError::Store(e))) => {
+                        tracing::error!(error = %e, "store failure while committing: the peer stops committing");
+                        return;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "refused a block from the orderer; switching orderer");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "commit task failed");
+                        return;
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}

@@ -1,0 +1,494 @@
+//! The peer's gRPC services: `Gateway` (clients), `Endorser` (other peers' gateways) and `Admin`.
+//!
+//! Error mapping, in one place: malformed input → `InvalidArgument`; unknown CA, not a writer/reader, bad
+//! signature → `PermissionDenied`; replayed tx id → `AlreadyExists`; unknown contract → `NotFound`;
+//! contract refusal → `Aborted` with the contract's status and message; ordering service unreachable →
+//! `Unavailable`; store failure → `Internal`.
+
+use crate::endorser::{EndorseError, Endorser};
+use crate::identity::Identities;
+use crate::ledger::{CommittedBlock, PeerLedger};
+use ledger_rpc::atomic_broadcast_client::AtomicBroadcastClient;
+use ledger_rpc::endorser_client::EndorserClient;
+use ledger_rpc::messages::{
+    BlocksRequest, ChaincodeEventsRequest, ChaincodeEventsResponse, CommitStatusRequest,
+    CommitStatusResponse, DeliverResponse, EndorseRequest, EndorseResponse, EvaluateRequest,
+    EvaluateResponse, NodeStatus, SignedRequest, StatusRequest, SubmitRequest, SubmitResponse,
+};
+use ledger_rpc::{admin_server, endorser_server, gateway_server};
+use ledger_types::TxValidationCode;
+use ledger_types::policy::Endorser as PolicyEndorser;
+use ledger_types::proto::{Block, ContractEvent, ProposalResponse, SignedProposal};
+use ledger_types::store::{BlockStore, StateStore, StoreError};
+use ledger_types::tx::{self, DecodedTx};
+use prost::Message;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+fn endorse_status(e: EndorseError) -> Status {
+    match e {
+        EndorseError::BadProposal(m) => Status::invalid_argument(m),
+        EndorseError::Denied(m) => Status::permission_denied(m),
+        EndorseError::Duplicate(m) => Status::already_exists(format!("transaction {m} already committed")),
+        EndorseError::UnknownContract(c) => Status::not_found(format!("contract {c:?} is not available")),
+        EndorseError::Store(e) => store_status(e),
+    }
+}
+
+fn store_status(e: StoreError) -> Status {
+    tracing::error!(error = %e, "store failure");
+    Status::internal(format!("ledger store failure: {e}"))
+}
+
+fn join_status(e: tokio::task::JoinError) -> Status {
+    Status::internal(format!("task failed: {e}"))
+}
+
+/// The ordering service endpoints a peer submits to, tried in turn.
+#[derive(Clone)]
+pub struct OrdererPool {
+    clients: Arc<Vec<AtomicBroadcastClient<Channel>>>,
+    next: Arc<AtomicUsize>,
+}
+
+impl OrdererPool {
+    /// A pool over already configured (lazily connecting) channels.
+    pub fn new(channels: Vec<Channel>) -> OrdererPool {
+        let clients = channels
+            .into_iter()
+            .map(|c| AtomicBroadcastClient::new(c).max_decoding_message_size(256 << 20))
+            .collect();
+        OrdererPool { clients: Arc::new(clients), next: Arc::new(AtomicUsize::new(0)) }
+    }
+
+    /// The clients, starting with the preferred one.
+    pub fn rotation(&self) -> Vec<AtomicBroadcastClient<Channel>> {
+        let n = self.clients.len();
+        let start = self.next.load(Ordering::Relaxed);
+        (0..n).map(|i| self.clients[(start + i) % n].clone()).collect()
+    }
+
+    /// Sends an envelope to the ordering service, moving on to the next orderer when one is unavailable.
+    pub async fn broadcast(&self, envelope: ledger_types::proto::Envelope) -> Result<(), Status> {
+        let n = self.clients.len();
+        if n == 0 {
+            return Err(Status::unavailable("no orderer configured"));
+        }
+        let mut last = Status::unavailable("no orderer reachable");
+        let start = self.next.load(Ordering::Relaxed);
+        for i in 0..n {
+            let idx = (start + i) % n;
+            let mut c = self.clients[idx].clone();
+            match c.broadcast(envelope.clone()).await {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    if r.status == 200 {
+                        self.next.store(idx, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                    last = match r.status {
+                        400 => return Err(Status::invalid_argument(r.info)),
+                        403 => return Err(Status::permission_denied(r.info)),
+                        413 => return Err(Status::resource_exhausted(r.info)),
+                        _ => Status::unavailable(r.info),
+                    };
+                }
+                Err(s)
+                    if matches!(
+                        s.code(),
+                        tonic::Code::InvalidArgument
+                            | tonic::Code::PermissionDenied
+                            | tonic::Code::ResourceExhausted
+                    ) =>
+                {
+                    return Err(s);
+                }
+                Err(s) => last = s,
+            }
+        }
+        Err(last)
+    }
+}
+
+/// Everything the services share.
+pub struct PeerServices<B: BlockStore + 'static, S: StateStore + 'static> {
+    /// Node name, e.g. `peer0.org1`.
+    pub name: String,
+    /// This peer's organization.
+    pub msp_id: String,
+    /// The channel ledger.
+    pub ledger: Arc<PeerLedger<B, S>>,
+    /// The local endorser.
+    pub endorser: Arc<Endorser>,
+    /// Endorsers of other organizations (for policies that need more than this org).
+    pub remote_endorsers: HashMap<String, EndorserClient<Channel>>,
+    /// Where to submit transactions.
+    pub orderers: OrdererPool,
+}
+
+impl<B: BlockStore + 'static, S: StateStore + 'static> PeerServices<B, S>
+where
+    S::Snapshot: 'static,
+{
+    fn ids(&self) -> &Arc<dyn Identities> {
+        self.ledger.identities()
+    }
+
+    async fn endorse_locally(&self, sp: SignedProposal) -> Result<ProposalResponse, Status> {
+        let ledger = self.ledger.clone();
+        let endorser = self.endorser.clone();
+        tokio::task::spawn_blocking(move || {
+            let snapshot = ledger.state().snapshot().map_err(store_status)?;
+            endorser.process(&sp, &snapshot, &|id| ledger.contains_tx(id)).map_err(endorse_status)
+        })
+        .await
+        .map_err(join_status)?
+    }
+
+    /// Checks a signed request's identity (must be a channel reader) and signature; returns the inner bytes.
+    fn authorize_reader(&self, req: &SignedRequest) -> Result<(), Status> {
+        let id = self.ids().validate(&req.identity).map_err(Status::permission_denied)?;
+        if !self.ledger.rules().readers.contains(&id.msp_id) {
+            return Err(Status::permission_denied(format!("{} is not a reader of this channel", id.msp_id)));
+        }
+        if !self.ids().verify(&id, &req.request, &req.signature) {
+            return Err(Status::permission_denied("request signature does not verify"));
+        }
+        Ok(())
+    }
+
+    fn contract_refusal(resp: &ProposalResponse) -> Status {
+        let (status, message) =
+            resp.response.as_ref().map_or((500, String::new()), |r| (r.status, r.message.clone()));
+        Status::aborted(format!("contract refused the proposal (status {status}): {message}"))
+    }
+}
+
+/// The Gateway service.
+pub struct GatewayService<B: BlockStore + 'static, S: StateStore + 'static>(pub Arc<PeerServices<B, S>>);
+
+#[tonic::async_trait]
+impl<B: BlockStore + 'static, S: StateStore + 'static> gateway_server::Gateway for GatewayService<B, S>
+where
+    S::Snapshot: 'static,
+{
+    async fn evaluate(
+        &self,
+        request: Request<EvaluateRequest>,
+    ) -> Result<Response<EvaluateResponse>, Status> {
+        let sp = request.into_inner().proposal.ok_or_else(|| Status::invalid_argument("missing proposal"))?;
+        let svc = self.0.clone();
+        let sim = tokio::task::spawn_blocking(move || {
+            let snapshot = svc.ledger.state().snapshot().map_err(store_status)?;
+            svc.endorser.simulate(&sp, &snapshot, &|_| Ok(false)).map_err(endorse_status)
+        })
+        .await
+        .map_err(join_status)??;
+        Ok(Response::new(EvaluateResponse { result: Some(sim.response) }))
+    }
+
+    async fn endorse(&self, request: Request<EndorseRequest>) -> Result<Response<EndorseResponse>, Status> {
+        let req = request.into_inner();
+        let sp = req.proposal.ok_or_else(|| Status::invalid_argument("missing proposal"))?;
+        let svc = &self.0;
+        let local = svc.endorse_locally(sp.clone()).await?;
+        if local.endorsement.is_none() {
+            return Err(PeerServices::<B, S>::contract_refusal(&local));
+        }
+        let contract = DecodedProposalContract::of(&sp)?;
+        let policy = svc
+            .ledger
+            .rules()
+            .policies
+            .get(&contract)
+            .cloned()
+            .ok_or_else(|| Status::not_found(format!("contract {contract:?} is not defined")))?;
+        let mut responses = vec![local];
+        let mut endorsers = vec![PolicyEndorser::new(svc.msp_id.clone(), "peer")];
+        if !policy.is_satisfied_by(&endorsers) {
+            for (msp, client) in &svc.remote_endorsers {
+                if !req.endorsing_orgs.is_empty() && !req.endorsing_orgs.contains(msp) {
+                    continue;
+                }
+                let mut c = client.clone();
+                match c.process_proposal(sp.clone()).await {
+                    Ok(r) => {
+                        let r = r.into_inner();
+                        if r.endorsement.is_none() {
+                            return Err(PeerServices::<B, S>::contract_refusal(&r));
+                        }
+                        responses.push(r);
+                        endorsers.push(PolicyEndorser::new(msp.clone(), "peer"));
+                        if policy.is_satisfied_by(&endorsers) {
+                            break;
+                        }
+                    }
+                    Err(s) => tracing::warn!(org = %msp, status = %s, "remote endorser failed"),
+                }
+            }
+            if !policy.is_satisfied_by(&endorsers) {
+                return Err(Status::unavailable(format!(
+                    "could not gather endorsements satisfying {policy} (got {})",
+                    endorsers.iter().map(|e| e.msp_id.as_str()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        let result = responses[0].response.clone();
+        let prepared = tx::assemble(&sp, &responses).map_err(|e| Status::aborted(e.to_string()))?;
+        Ok(Response::new(EndorseResponse { prepared: Some(prepared), result }))
+    }
+
+    async fn submit(&self, request: Request<SubmitRequest>) -> Result<Response<SubmitResponse>, Status> {
+        let env =
+            request.into_inner().envelope.ok_or_else(|| Status::invalid_argument("missing envelope"))?;
+        if env.signature.is_empty() {
+            return Err(Status::invalid_argument("envelope is not signed"));
+        }
+        self.0.orderers.broadcast(env).await?;
+        Ok(Response::new(SubmitResponse {}))
+    }
+
+    async fn commit_status(
+        &self,
+        request: Request<SignedRequest>,
+    ) -> Result<Response<CommitStatusResponse>, Status> {
+        let req = request.into_inner();
+        self.0.authorize_reader(&req)?;
+        let inner = CommitStatusRequest::decode(req.request.as_slice())
+            .map_err(|e| Status::invalid_argument(format!("bad commit status request: {e}")))?;
+        if inner.channel_id != self.0.ledger.rules().channel_id {
+            return Err(Status::not_found(format!("unknown channel {:?}", inner.channel_id)));
+        }
+        ledger_types::TxId::parse(&inner.tx_id).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let (code, block) = self.0.ledger.wait_for_tx(&inner.tx_id).await.map_err(store_status)?;
+        Ok(Response::new(CommitStatusResponse { code: code.as_u8() as u32, block_number: block }))
+    }
+
+    type ChaincodeEventsStream = ReceiverStream<Result<ChaincodeEventsResponse, Status>>;
+
+    async fn chaincode_events(
+        &self,
+        request: Request<SignedRequest>,
+    ) -> Result<Response<Self::ChaincodeEventsStream>, Status> {
+        let req = request.into_inner();
+        self.0.authorize_reader(&req)?;
+        let inner = ChaincodeEventsRequest::decode(req.request.as_slice())
+            .map_err(|e| Status::invalid_argument(format!("bad events request: {e}")))?;
+        if inner.channel_id != self.0.ledger.rules().channel_id {
+            return Err(Status::not_found(format!("unknown channel {:?}", inner.channel_id)));
+        }
+        let (tx, rx) = mpsc::channel(64);
+        let ledger = self.0.ledger.clone();
+        tokio::spawn(async move {
+            let start = inner.start_block.max(1);
+            let after = inner.after_tx_id.clone();
+            follow_blocks(
+                ledger,
+                start,
+                None,
+                |cb| {
+                    // Checkpoint semantics: in the first block, skip everything up to and including `after`
+                    // (when it is there); later blocks are delivered whole.
+                    let skip = if cb.number == start && !after.is_empty() {
+                        cb.txs.iter().position(|t| t.0 == after).map_or(0, |p| p + 1)
+                    } else {
+                        0
+                    };
+                    let mut events: Vec<ContractEvent> = Vec::new();
+                    for (_, code, ev) in cb.txs.iter().skip(skip) {
+                        if *code == TxValidationCode::Valid
+                            && let Some(ev) = ev
+                            && ev.contract == inner.contract
+                        {
+                            events.push(ev.clone());
+                        }
+                    }
+                    (!events.is_empty())
+                        .then(|| Ok(ChaincodeEventsResponse { block_number: cb.number, events }))
+                },
+                tx,
+            )
+            .await;
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    type DeliverStream = ReceiverStream<Result<DeliverResponse, Status>>;
+
+    async fn deliver(
+        &self,
+        request: Request<SignedRequest>,
+    ) -> Result<Response<Self::DeliverStream>, Status> {
+        let req = request.into_inner();
+        self.0.authorize_reader(&req)?;
+        let inner = BlocksRequest::decode(req.request.as_slice())
+            .map_err(|e| Status::invalid_argument(format!("bad deliver request: {e}")))?;
+        if inner.channel_id != self.0.ledger.rules().channel_id {
+            return Err(Status::not_found(format!("unknown channel {:?}", inner.channel_id)));
+        }
+        let (tx, rx) = mpsc::channel(16);
+        let ledger = self.0.ledger.clone();
+        tokio::spawn(async move {
+            follow_blocks(
+                ledger,
+                inner.start,
+                inner.stop,
+                |cb| Some(Ok(DeliverResponse { block: Some((*cb.block).clone()), status: 0 })),
+                tx,
+            )
+            .await;
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+struct DecodedProposalContract;
+
+impl DecodedProposalContract {
+    fn of(sp: &SignedProposal) -> Result<String, Status> {
+        let p = ledger_types::proto::Proposal::decode(sp.proposal_bytes.as_slice())
+            .map_err(|e| Status::invalid_argument(format!("undecodable proposal: {e}")))?;
+        Ok(p.header.map(|h| h.contract).unwrap_or_default())
+    }
+}
+
+/// A committed block rebuilt from the store (for streams that start in the past).
+fn committed_from_store(block: Block) -> CommittedBlock {
+    let number = block.number();
+    let codes = block.validation_codes().to_vec();
+    let txs = block
+        .envelopes()
+        .iter()
+        .enumerate()
+        .map(|(i, env)| {
+            let code = codes
+                .get(i)
+                .and_then(|c| TxValidationCode::from_u8(*c))
+                .unwrap_or(TxValidationCode::NotValidated);
+            match DecodedTx::decode(env) {
+                Ok(d) => {
+                    let ev = if code.is_valid() {
+                        d.response.and_then(|r| r.event).map(|mut e| {
+                            e.tx_id = d.header.tx_id.clone();
+                            e.contract = d.header.contract.clone();
+                            e
+                        })
+                    } else {
+                        None
+                    };
+                    (d.header.tx_id, code, ev)
+                }
+                Err(_) => (String::new(), code, None),
+            }
+        })
+        .collect();
+    CommittedBlock { number, block: Arc::new(block), txs }
+}
+
+/// Streams committed blocks from `start` (through `stop`, or forever), first from the store, then live,
+/// with no gaps and no duplicates; `map` turns each block into at most one message. Ends when the receiver
+/// goes away or `stop` is reached.
+async fn follow_blocks<B, S, T, F>(
+    ledger: Arc<PeerLedger<B, S>>,
+    start: u64,
+    stop: Option<u64>,
+    mut map: F,
+    tx: mpsc::Sender<Result<T, Status>>,
+) where
+    B: BlockStore + 'static,
+    S: StateStore + 'static,
+    F: FnMut(&CommittedBlock) -> Option<Result<T, Status>>,
+{
+    let mut live = ledger.subscribe();
+    let mut next = start;
+    loop {
+        if stop.is_some_and(|s| next > s) {
+            return;
+        }
+        if next < ledger.height() {
+            let l = ledger.clone();
+            let n = next;
+            let block = match tokio::task::spawn_blocking(move || l.blocks().block(n)).await {
+                Ok(Ok(Some(b))) => b,
+                Ok(Ok(None)) => continue,
+                Ok(Err(e)) => {
+                    let _ = tx.send(Err(store_status(e))).await;
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(join_status(e))).await;
+                    return;
+                }
+            };
+            let cb = committed_from_store(block);
+            if let Some(m) = map(&cb)
+                && tx.send(m).await.is_err()
+            {
+                return;
+            }
+            next += 1;
+            continue;
+        }
+        tokio::select! {
+            _ = tx.closed() => return,
+            got = live.recv() => match got {
+                Ok(cb) if cb.number == next => {
+                    if let Some(m) = map(&cb)
+                        && tx.send(m).await.is_err()
+                    {
+                        return;
+                    }
+                    next += 1;
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {} // catch up from the store
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        }
+    }
+}
+
+/// The Endorser service, called by other peers' gateways.
+pub struct EndorserService<B: BlockStore + 'static, S: StateStore + 'static>(pub Arc<PeerServices<B, S>>);
+
+#[tonic::async_trait]
+impl<B: BlockStore + 'static, S: StateStore + 'static> endorser_server::Endorser for EndorserService<B, S>
+where
+    S::Snapshot: 'static,
+{
+    async fn process_proposal(
+        &self,
+        request: Request<SignedProposal>,
+    ) -> Result<Response<ProposalResponse>, Status> {
+        Ok(Response::new(self.0.endorse_locally(request.into_inner()).await?))
+    }
+}
+
+/// The Admin service.
+pub struct AdminService<B: BlockStore + 'static, S: StateStore + 'static>(pub Arc<PeerServices<B, S>>);
+
+#[tonic::async_trait]
+impl<B: BlockStore + 'static, S: StateStore + 'static> admin_server::Admin for AdminService<B, S>
+where
+    S::Snapshot: 'static,
+{
+    async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<NodeStatus>, Status> {
+        let l = &self.0.ledger;
+        Ok(Response::new(NodeStatus {
+            name: self.0.name.clone(),
+            role: "peer".into(),
+            msp_id: self.0.msp_id.clone(),
+            channel_id: l.rules().channel_id.clone(),
+            height: l.height(),
+            head_hash: l.head_hash().to_hex(),
+            raft_state: String::new(),
+            raft_leader: 0,
+            raft_term: 0,
+            commit_hash: hex::encode(l.commit_hash()),
+        }))
+    }
+}
