@@ -1,0 +1,25 @@
+//! The ipechain client SDK, shaped like Hyperledger Fabric's Gateway SDK so applications (and the bridge
+//! gateway) can later move to a Fabric network unchanged in structure.
+//!
+//! ```no_run
+//! # async fn demo(signer: std::sync::Arc<dyn ledger_types::tx::Signer>, tls: ledger_rpc::tls::TlsMaterial) -> Result<(), ledger_client::ClientError> {
+//! use ledger_client::{Checkpoint, Gateway};
+//! let gw = Gateway::connect("127.0.0.1:7051", &tls, signer, "iot")?;
+//! let kv = gw.contract("kv");
+//! let committed = kv.submit("put", &[b"key".to_vec(), b"value".to_vec()]).await?;
+//! println!("{} in block {}", committed.tx_id, committed.block);
+//! let value = kv.evaluate("get", &[b"key".to_vec()]).await?;
+//! let mut events = gw.contract_events("kv", Checkpoint::default()).await?;
+//! while let Some(ev) = events.next().await? {
+//!     println!("{} {}", ev.block, ev.event.event_name);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod checkpoint;
+mod client;
+
+pub use checkpoint::{Checkpoint, FileCheckpointer};
+pub use client::{
+    BlockStream, ClientError, Committed, ContractClient, EventStream, Gateway, Submitted, TxEvent,
+};
