@@ -1,6 +1,7 @@
 //! The peer: endorses proposals by running contracts, validates and commits every ordered block, and
 //! serves clients (gateway, events).
 
+pub mod audit;
 pub mod endorser;
 pub mod identity;
 pub mod ledger;

@@ -1,0 +1,178 @@
+//! Offline audit of a peer's chain (`ipechain verify`): every hash link, every data hash, every orderer
+//! and transaction signature, every validation code re-derived by validating the chain again from genesis
+//! into a fresh state, the commit-hash chain, and finally the peer's state database compared with the
+//! rebuilt state. Stops at the first bad block and says what is wrong.
+
+use crate::identity::Identities;
+use crate::validator::{ChannelRules, validate_block};
+use ledger_types::block::commit_hash;
+use ledger_types::config::config_from_genesis;
+use ledger_types::proto::Block;
+use ledger_types::store::{StateSnapshot, StateStore, StoreError, VersionedValue};
+use ledger_types::{Hash32, TxId, TxValidationCode};
+use std::collections::HashSet;
+
+/// The first problem found.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// A block is damaged or inconsistent; `block` is its number (or position when unreadable).
+    #[error("block {block}: {what}")]
+    BadBlock { block: u64, what: String },
+    /// The state database disagrees with the state rebuilt from the blocks.
+    #[error("state database differs from the blocks: {0}")]
+    State(String),
+    /// Reading failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// What a successful audit saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditReport {
+    /// Number of blocks.
+    pub height: u64,
+    /// Header hash of the last block.
+    pub head_hash: Hash32,
+    /// Commit hash of the last block.
+    pub commit_hash: Vec<u8>,
+    /// Transactions seen, and how many of them valid.
+    pub transactions: u64,
+    /// Valid transactions.
+    pub valid: u64,
+}
+
+fn bad(block: u64, what: impl Into<String>) -> AuditError {
+    AuditError::BadBlock { block, what: what.into() }
+}
+
+/// Audits the blocks yielded in order by `blocks` (an `Err((position, message))` item is reported as
+/// damage at that position), rebuilding the state into `scratch` (an empty store) and, when given,
+/// comparing the peer's `state` with it over every contract namespace.
+pub fn audit_chain<I, SS, P>(
+    blocks: I,
+    ids: &dyn Identities,
+    scratch: &SS,
+    state: Option<&P>,
+    threads: usize,
+) -> Result<AuditReport, AuditError>
+where
+    I: IntoIterator<Item = Result<Block, (u64, String)>>,
+    SS: StateStore,
+    P: StateSnapshot,
+{
+    let mut iter = blocks.into_iter();
+    let genesis = match iter.next() {
+        Some(Ok(b)) => b,
+        Some(Err((pos, e))) => return Err(bad(pos, e)),
+        None => return Err(bad(0, "the chain is empty")),
+    };
+    let config = config_from_genesis(&genesis).map_err(|e| bad(0, e.to_string()))?;
+    let rules = ChannelRules::from_config(&config).map_err(|e| bad(0, e.to_string()))?;
+    let consenters: HashSet<Vec<u8>> = config.consenters.iter().map(|c| c.identity.clone()).collect();
+    let mut seen_tx: HashSet<String> = HashSet::new();
+    let mut prev = (0u64, genesis.header_hash());
+    let mut chash = Vec::new();
+    let mut report =
+        AuditReport { height: 1, head_hash: prev.1, commit_hash: Vec::new(), transactions: 0, valid: 0 };
+    for item in iter {
+        let block = item.map_err(|(pos, e)| bad(pos, e))?;
+        let number = block.number();
+        let expected = prev.0 + 1;
+        if number != expected {
+            return Err(bad(expected, format!("found block number {number} where {expected} belongs")));
+        }
+        block.check_extends(Some(prev)).map_err(|e| bad(number, e.to_string()))?;
+        let hash = block.header_hash();
+        let signed = block.metadata.as_ref().is_some_and(|m| {
+            m.signatures.iter().any(|s| {
+                consenters.contains(&s.signer)
+                    && ids.validate(&s.signer).is_ok_and(|id| ids.verify(&id, &hash.0, &s.signature))
+            })
+        });
+        if !signed {
+            return Err(bad(number, "no valid orderer signature"));
+        }
+        let snapshot = scratch.snapshot()?;
+        let v = validate_block(&block, &rules, ids, &snapshot, &|id| Ok(seen_tx.contains(id)), threads)?;
+        drop(snapshot);
+        let stored = block.validation_codes();
+        for (i, code) in v.codes.iter().enumerate() {
+            if stored.get(i).copied() != Some(code.as_u8()) {
+                let stored_name = stored
+                    .get(i)
+                    .and_then(|c| TxValidationCode::from_u8(*c))
+                    .map_or_else(|| format!("{:?}", stored.get(i)), |c| c.name().to_owned());
+                return Err(bad(
+                    number,
+                    format!("transaction {i}: stored code {stored_name}, re-derived {code}"),
+                ));
+            }
+        }
+        let code_bytes: Vec<u8> = v.codes.iter().map(|c| c.as_u8()).collect();
+        chash = commit_hash(&chash, &hash, &code_bytes).0.to_vec();
+        let stored_chash = block.metadata.as_ref().map(|m| m.commit_hash.as_slice()).unwrap_or(&[]);
+        if stored_chash != chash.as_slice() {
+            return Err(bad(number, "commit hash does not match the chain of validation results"));
+        }
+        for (id, _) in &v.txs {
+            if TxId::parse(id).is_ok() {
+                seen_tx.insert(id.clone());
+            }
+        }
+        report.transactions += v.codes.len() as u64;
+        report.valid += v.codes.iter().filter(|c| c.is_valid()).count() as u64;
+        scratch.apply(&v.batch, number)?;
+        prev = (number, hash);
+        report.height = number + 1;
+        report.head_hash = hash;
+    }
+    report.commit_hash = chash;
+    if let Some(state) = state {
+        let rebuilt = scratch.snapshot()?;
+        for c in &config.contracts {
+            compare_namespace(&c.name, &rebuilt, state)?;
+        }
+    }
+    Ok(report)
+}
+
+fn compare_namespace(
+    ns: &str,
+    rebuilt: &dyn StateSnapshot,
+    state: &dyn StateSnapshot,
+) -> Result<(), AuditError> {
+    const PAGE: usize = 10_000;
+    let mut start = String::new();
+    loop {
+        let a = rebuilt.range(ns, &start, "", PAGE)?;
+        let b = state.range(ns, &start, "", PAGE)?;
+        if a != b {
+            let diff = a
+                .iter()
+                .zip(&b)
+                .find(|(x, y)| x != y)
+                .map(|(x, y)| describe(ns, x, y))
+                .unwrap_or_else(|| {
+                    format!("namespace {ns}: {} keys from the blocks, {} in the database", a.len(), b.len())
+                });
+            return Err(AuditError::State(diff));
+        }
+        if a.len() < PAGE {
+            return Ok(());
+        }
+        let Some((last, _)) = a.last() else { return Ok(()) };
+        start = format!("{last}\u{0}");
+    }
+}
+
+fn describe(ns: &str, x: &(String, VersionedValue), y: &(String, VersionedValue)) -> String {
+    if x.0 != y.0 {
+        format!("namespace {ns}: key {:?} from the blocks vs {:?} in the database", x.0, y.0)
+    } else {
+        format!(
+            "namespace {ns}, key {:?}: version {}:{} from the blocks vs {}:{} in the database",
+            x.0, x.1.version.block_num, x.1.version.tx_num, y.1.version.block_num, y.1.version.tx_num
+        )
+    }
+}
