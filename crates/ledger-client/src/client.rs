@@ -255,3 +255,9 @@ impl BlockStream {
         }
     }
 }
+
+/// Asks a node (peer or orderer) for its status over the Admin service.
+pub async fn node_status(ch: Channel) -> Result<ledger_rpc::messages::NodeStatus, ClientError> {
+    let mut c = ledger_rpc::admin_client::AdminClient::new(ch);
+    Ok(c.status(ledger_rpc::messages::StatusRequest {}).await?.into_inner())
+}

@@ -22,4 +22,5 @@ mod client;
 pub use checkpoint::{Checkpoint, FileCheckpointer};
 pub use client::{
     BlockStream, ClientError, Committed, ContractClient, EventStream, Gateway, Submitted, TxEvent,
+    node_status,
 };
