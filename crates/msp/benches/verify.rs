@@ -62,5 +62,21 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+fn identities(c: &mut Criterion) {
+    let now = msp::UnixTime::from_secs(1_780_000_000);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+    let m = msp::cryptogen::generate(&msp::NetworkSpec::default_network(), now, &mut rng).expect("generate");
+    let cert = m.org("Org1MSP").and_then(|o| o.member("User1")).expect("user").cert_der.clone();
+    let mut g = c.benchmark_group("msp");
+    g.throughput(Throughput::Elements(1));
+    let cached = m.msp_manager().expect("manager");
+    g.bench_function("validate-cached", |b| {
+        b.iter(|| cached.validate("Org1MSP", &cert, now).expect("valid"))
+    });
+    let msp = m.org("Org1MSP").expect("org").msp().expect("msp");
+    g.bench_function("validate-uncached", |b| b.iter(|| msp.validate(&cert, now).expect("valid")));
+    g.finish();
+}
+
+criterion_group!(benches, bench, identities);
 criterion_main!(benches);

@@ -1,15 +1,14 @@
 //! `MspManager`: the channel's member organizations, with a bounded validation cache.
 //!
 //! The ledger sees the same few certificates thousands of times a second, so a successful
-//! validation is cached by `SHA-256(msp_id ‖ cert)`; a hit costs one hash, one map lookup and a
-//! comparison of the cached chain validity window against `at`. Failures are never cached (they
-//! may depend on `at`). The cache is a FIFO of at most `capacity` entries behind a `RwLock`, so
-//! concurrent validator threads share hits without contention.
+//! validation is cached, keyed by the certificate's DER bytes themselves (a SipHash of the bytes
+//! and a full comparison, so there is no collision to reason about); a hit costs that lookup, a
+//! comparison of the MSP id and of the cached chain validity window against `at`. Failures are
+//! never cached (they may depend on `at`). The cache is a FIFO of at most `capacity` entries behind
+//! a `RwLock`, so concurrent validator threads share hits without contention.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
-
-use sha2::Digest as _;
 
 use crate::msp::{IdentityError, Msp, Role, ValidatedIdentity};
 use crate::time::UnixTime;
@@ -17,12 +16,11 @@ use crate::time::UnixTime;
 /// Default number of cached validated certificates.
 pub const DEFAULT_CACHE_CAPACITY: usize = 4096;
 
-type Key = [u8; 32];
-
 #[derive(Default)]
 struct Cache {
-    map: HashMap<Key, Arc<ValidatedIdentity>>,
-    order: VecDeque<Key>,
+    /// Certificate DER → its validation (which records the MSP id it was validated for).
+    map: HashMap<Box<[u8]>, Arc<ValidatedIdentity>>,
+    order: VecDeque<Box<[u8]>>,
 }
 
 /// The set of organizations that are members of a channel, each with its [`Msp`].
@@ -81,14 +79,15 @@ impl MspManager {
         cert_der: &[u8],
         at: UnixTime,
     ) -> Result<Arc<ValidatedIdentity>, IdentityError> {
-        let key = cache_key(msp_id, cert_der);
-        if let Some(hit) = self.lookup(&key) {
+        if let Some(hit) = self.lookup(cert_der)
+            && hit.msp_id() == msp_id
+        {
             hit.check_time(at)?;
             return Ok(hit);
         }
         let msp = self.msps.get(msp_id).ok_or_else(|| IdentityError::UnknownMsp(msp_id.to_owned()))?;
         let id = Arc::new(msp.validate(cert_der, at)?);
-        self.insert(key, Arc::clone(&id));
+        self.insert(cert_der, Arc::clone(&id));
         Ok(id)
     }
 
@@ -110,20 +109,22 @@ impl MspManager {
         self.cache.read().map_or(0, |c| c.map.len())
     }
 
-    fn lookup(&self, key: &Key) -> Option<Arc<ValidatedIdentity>> {
+    fn lookup(&self, cert_der: &[u8]) -> Option<Arc<ValidatedIdentity>> {
         // A poisoned lock only means another thread panicked mid-insert; the map itself is
         // still a consistent HashMap, so keep serving from it.
         let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
-        cache.map.get(key).cloned()
+        cache.map.get(cert_der).cloned()
     }
 
-    fn insert(&self, key: Key, id: Arc<ValidatedIdentity>) {
+    fn insert(&self, cert_der: &[u8], id: Arc<ValidatedIdentity>) {
         if self.capacity == 0 {
             return;
         }
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
-        if cache.map.insert(key, id).is_none() {
-            cache.order.push_back(key);
+        // A certificate is cached for one MSP at a time (the MSP that last validated it); a
+        // certificate valid for two MSPs (shared CA) just alternates.
+        if cache.map.insert(cert_der.into(), id).is_none() {
+            cache.order.push_back(cert_der.into());
         }
         while cache.map.len() > self.capacity {
             match cache.order.pop_front() {
@@ -134,12 +135,4 @@ impl MspManager {
             }
         }
     }
-}
-
-fn cache_key(msp_id: &str, cert_der: &[u8]) -> Key {
-    let mut h = sha2::Sha256::new();
-    h.update((msp_id.len() as u64).to_be_bytes());
-    h.update(msp_id.as_bytes());
-    h.update(cert_der);
-    h.finalize().into()
 }

@@ -8,9 +8,9 @@
 //! Ed25519 verification is *strict* (`verify_strict`: no small-order `R`), and public keys of small
 //! order ("weak" keys) are refused when a key is parsed.
 
+use ed25519_dalek::Signer as _;
 use ed25519_dalek::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _};
 use ed25519_dalek::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _};
-use ed25519_dalek::{Signer as _, Verifier as _};
 use p256::pkcs8::der::pem::{LineEnding, decode_vec, encode_string};
 use rand_core::CryptoRngCore;
 
@@ -293,8 +293,16 @@ impl PublicKey {
                 k.verify_strict(msg, &sig).map_err(|_| SigError::Invalid)
             }
             PublicKey::EcdsaP256(k) => {
-                let sig = parse_ecdsa_low_s(sig)?;
-                k.verify(msg, &sig).map_err(|_| SigError::Invalid)
+                parse_ecdsa_low_s(sig)?;
+                // ring's P-256 is several times faster than the p256 crate; the p256 parse above
+                // enforces strict DER and low-S, ring then checks the same DER signature.
+                let point = k.to_encoded_point(false);
+                ring::signature::UnparsedPublicKey::new(
+                    &ring::signature::ECDSA_P256_SHA256_ASN1,
+                    point.as_bytes(),
+                )
+                .verify(msg, sig)
+                .map_err(|_| SigError::Invalid)
             }
         }
     }
