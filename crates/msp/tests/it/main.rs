@@ -3,6 +3,8 @@
 mod chain;
 mod cryptogen;
 mod manager;
+mod props;
+mod tls;
 
 use msp::{CryptoMaterial, NetworkSpec, UnixTime};
 use rand::SeedableRng as _;
