@@ -24,7 +24,7 @@ mod scan;
 mod segment;
 
 pub use record::{RecordError, RecordPos};
-pub use scan::{Scan, ScanError, ScannedBlock, scan};
+pub use scan::{Scan, ScanError, ScanProblem, ScannedBlock, scan};
 
 use crate::chain::{block_tx_locations, check_next};
 use fault::Faults;
@@ -75,7 +75,8 @@ struct Writer {
     segment_len: u64,
     /// Appends since the last durable index commit.
     unsynced: u32,
-    /// Set when a write-path operation failed: the on-disk tail is unknown until the store is reopened.
+    /// Set when a write-path operation failed: the on-disk tail is unknown until the store is reopened
+    /// (which truncates a partial record, or re-indexes a record that did reach the file).
     poisoned: Option<String>,
 }
 
@@ -226,10 +227,6 @@ impl FileBlockStore {
             }
             self.faults.check("sync record")?;
             file.sync_data()
-        })
-        .inspect_err(|_| {
-            // Best effort: drop the unacknowledged bytes now; reopening would truncate them anyway.
-            let _ = file.set_len(offset);
         })?;
         w.segment_len += rec.len() as u64;
         // The block is durable from here on.
@@ -283,7 +280,7 @@ impl FileBlockStore {
 impl Drop for FileBlockStore {
     fn drop(&mut self) {
         let w = self.writer.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if w.unsynced > 0 && w.poisoned.is_none() {
+        if w.unsynced > 0 {
             // Best effort: the next open re-indexes whatever this misses.
             if let Err(e) = self.index.sync() {
                 tracing::warn!(error = %e, "could not make the block index durable on close");
