@@ -1,0 +1,69 @@
+//! What every block store shares: the "is this the next block" rule and the transaction ids a block indexes.
+
+use ledger_types::proto::{Block, Envelope, Proposal, TxPayload};
+use ledger_types::store::{StoreError, TxLocation};
+use ledger_types::{Hash32, TxId, TxValidationCode};
+use prost::Message;
+use std::collections::HashSet;
+
+/// Checks that `block` extends a chain of `height` blocks whose last header hash is `last_hash`
+/// (the genesis block must have number 0 and an all-zero previous hash).
+pub(crate) fn check_next(block: &Block, height: u64, last_hash: Option<Hash32>) -> Result<(), StoreError> {
+    let header = block.header.as_ref().ok_or_else(|| StoreError::NotNext("block has no header".into()))?;
+    if header.number != height {
+        return Err(StoreError::NotNext(format!(
+            "block number {} but the store holds {height} blocks (expected number {height})",
+            header.number
+        )));
+    }
+    let expected = last_hash.unwrap_or(Hash32::ZERO);
+    if header.previous_hash != expected.0 {
+        return Err(StoreError::NotNext(format!(
+            "block {}: previous hash {} but the last block hashes to {expected}",
+            header.number,
+            hex(&header.previous_hash)
+        )));
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The transaction id an encoded envelope claims, if it decodes and carries a well-formed one (config
+/// transactions and malformed envelopes have none and are not indexed).
+pub fn envelope_tx_id(envelope: &[u8]) -> Option<TxId> {
+    let env = Envelope::decode(envelope).ok()?;
+    let payload = TxPayload::decode(env.payload.as_slice()).ok()?;
+    if payload.proposal_bytes.is_empty() {
+        return None;
+    }
+    let proposal = Proposal::decode(payload.proposal_bytes.as_slice()).ok()?;
+    TxId::parse(&proposal.header?.tx_id).ok()
+}
+
+/// The code stored for transaction `index` of a block: a missing code reads as `NOT_VALIDATED`, an
+/// unknown byte as `INVALID_OTHER_REASON`.
+pub(crate) fn code_at(codes: &[u8], index: usize) -> TxValidationCode {
+    match codes.get(index) {
+        None => TxValidationCode::NotValidated,
+        Some(b) => TxValidationCode::from_u8(*b).unwrap_or(TxValidationCode::InvalidOtherReason),
+    }
+}
+
+/// The transaction ids of a block with their locations, first occurrence within the block only.
+pub fn block_tx_locations(block: &Block) -> Vec<(TxId, TxLocation)> {
+    let number = block.number();
+    let codes = block.validation_codes();
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(block.envelopes().len());
+    for (i, env) in block.envelopes().iter().enumerate() {
+        let Some(id) = envelope_tx_id(env) else { continue };
+        let Ok(index) = u32::try_from(i) else { break };
+        if seen.insert(id.clone()) {
+            out.push((id, TxLocation { block: number, index, code: code_at(codes, i) }));
+        }
+    }
+    out
+}

@@ -1,0 +1,115 @@
+//! The block store's index in redb: derived data, rebuilt from the segment files whenever it lags or is lost.
+//!
+//! Tables:
+//! - `blocks`: block number → (segment, offset of the record header, payload length);
+//! - `txs`: transaction id (64 hex digits) → (block number, index in the block, validation code byte),
+//!   first occurrence only.
+//!
+//! Index commits use `Durability::None` (no fsync: the block is already durable in its segment and the
+//! index is re-derived on open), with a durable commit every `sync_every` blocks and when the store is
+//! dropped, so a crash loses at most that many index entries, which the next open re-indexes.
+
+use super::record::RecordPos;
+use crate::redb_err;
+use ledger_types::store::{StoreError, TxLocation};
+use ledger_types::{TxId, TxValidationCode};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use std::path::Path;
+
+const BLOCKS: TableDefinition<u64, (u32, u64, u32)> = TableDefinition::new("blocks");
+const TXS: TableDefinition<&str, (u64, u32, u8)> = TableDefinition::new("txs");
+
+/// Where a block's record is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Loc {
+    pub(crate) pos: RecordPos,
+    /// Payload length.
+    pub(crate) len: u32,
+}
+
+/// One block's index entries.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) number: u64,
+    pub(crate) loc: Loc,
+    pub(crate) txs: Vec<(TxId, TxLocation)>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Index {
+    db: Database,
+}
+
+impl Index {
+    pub(crate) fn open(path: &Path) -> Result<Index, StoreError> {
+        let db = Database::create(path).map_err(redb_err)?;
+        let txn = db.begin_write().map_err(redb_err)?;
+        txn.open_table(BLOCKS).map_err(redb_err)?;
+        txn.open_table(TXS).map_err(redb_err)?;
+        txn.commit().map_err(redb_err)?;
+        Ok(Index { db })
+    }
+
+    /// The highest indexed block and its location.
+    pub(crate) fn last(&self) -> Result<Option<(u64, Loc)>, StoreError> {
+        let txn = self.db.begin_read().map_err(redb_err)?;
+        let table = txn.open_table(BLOCKS).map_err(redb_err)?;
+        Ok(table.last().map_err(redb_err)?.map(|(k, v)| (k.value(), to_loc(v.value()))))
+    }
+
+    pub(crate) fn get(&self, number: u64) -> Result<Option<Loc>, StoreError> {
+        let txn = self.db.begin_read().map_err(redb_err)?;
+        let table = txn.open_table(BLOCKS).map_err(redb_err)?;
+        Ok(table.get(number).map_err(redb_err)?.map(|v| to_loc(v.value())))
+    }
+
+    pub(crate) fn tx(&self, id: &TxId) -> Result<Option<TxLocation>, StoreError> {
+        let txn = self.db.begin_read().map_err(redb_err)?;
+        let table = txn.open_table(TXS).map_err(redb_err)?;
+        let Some(v) = table.get(id.as_str()).map_err(redb_err)? else { return Ok(None) };
+        let (block, index, code) = v.value();
+        let code = TxValidationCode::from_u8(code).unwrap_or(TxValidationCode::InvalidOtherReason);
+        Ok(Some(TxLocation { block, index, code }))
+    }
+
+    /// Adds the entries of consecutive blocks in one transaction (first occurrence of a tx id wins).
+    pub(crate) fn add(&self, entries: &[Entry], durable: bool) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(redb_err)?;
+        txn.set_durability(if durable { Durability::Immediate } else { Durability::None })
+            .map_err(redb_err)?;
+        {
+            let mut blocks = txn.open_table(BLOCKS).map_err(redb_err)?;
+            let mut txs = txn.open_table(TXS).map_err(redb_err)?;
+            for e in entries {
+                let Loc { pos, len } = e.loc;
+                blocks.insert(e.number, (pos.segment, pos.offset, len)).map_err(redb_err)?;
+                for (id, loc) in &e.txs {
+                    if txs.get(id.as_str()).map_err(redb_err)?.is_none() {
+                        txs.insert(id.as_str(), (loc.block, loc.index, loc.code.as_u8()))
+                            .map_err(redb_err)?;
+                    }
+                }
+            }
+        }
+        txn.commit().map_err(redb_err)
+    }
+
+    /// Makes every earlier commit durable.
+    pub(crate) fn sync(&self) -> Result<(), StoreError> {
+        self.add(&[], true)
+    }
+
+    /// Drops every entry (the index is then rebuilt from the segments).
+    pub(crate) fn clear(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(redb_err)?;
+        txn.delete_table(BLOCKS).map_err(redb_err)?;
+        txn.delete_table(TXS).map_err(redb_err)?;
+        txn.open_table(BLOCKS).map_err(redb_err)?;
+        txn.open_table(TXS).map_err(redb_err)?;
+        txn.commit().map_err(redb_err)
+    }
+}
+
+fn to_loc((segment, offset, len): (u32, u64, u32)) -> Loc {
+    Loc { pos: RecordPos { segment, offset }, len }
+}
