@@ -46,7 +46,7 @@ fn audit(
 #[test]
 fn a_sound_chain_passes_and_matches_the_ledger() {
     let (ledger, blocks) = chain();
-    let r = audit(&blocks, &MemState::default().clone()).map(|_| ()).unwrap_err();
+    let r = audit(&blocks, &MemState::default()).map(|_| ()).unwrap_err();
     assert!(matches!(r, AuditError::State(_)), "an empty state database differs from the blocks");
     let live = {
         // The ledger's own state.

@@ -7,16 +7,13 @@ use ledger_types::proto::{
     BatchConfig, Block, ChannelConfig, Consenter, ContractDefinition, MetadataSignature, OrgConfig,
     SerializedIdentity, Timestamp, Version,
 };
-use ledger_types::store::{
-    BlockStore, StateSnapshot, StateStore, StoreError, TxLocation, UpdateBatch, VersionedValue,
-};
+use ledger_types::store::{StateSnapshot, StateStore};
 use ledger_types::tx::{self, ProposalBuilder, Signer};
-use ledger_types::{ChannelId, TxId, TxValidationCode};
+use ledger_types::{ChannelId, TxId};
 use peer::identity::{Identities, SigCheck, ValidatedIdentity};
 use prost::Message;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 pub(crate) struct FakeSigner {
     pub(crate) id: Vec<u8>,
@@ -79,107 +76,12 @@ impl Identities for FakeIds {
     }
 }
 
-#[derive(Default)]
-pub(crate) struct MemBlocks {
-    blocks: Mutex<Vec<Block>>,
-    index: Mutex<HashMap<String, TxLocation>>,
-}
+pub(crate) type MemBlocks = ledger_store::MemBlockStore;
+pub(crate) type MemState = ledger_store::MemStateStore;
 
-impl BlockStore for MemBlocks {
-    fn height(&self) -> u64 {
-        self.blocks.lock().unwrap().len() as u64
-    }
-    fn last_hash(&self) -> Option<Hash32> {
-        self.blocks.lock().unwrap().last().map(|b| b.header_hash())
-    }
-    fn append(&self, block: &Block) -> Result<(), StoreError> {
-        let mut blocks = self.blocks.lock().unwrap();
-        if block.number() != blocks.len() as u64 {
-            return Err(StoreError::NotNext(format!("{}", block.number())));
-        }
-        let codes = block.validation_codes();
-        let mut index = self.index.lock().unwrap();
-        for (i, env) in block.envelopes().iter().enumerate() {
-            if let Ok(d) = ledger_types::tx::DecodedTx::decode(env)
-                && !d.header.tx_id.is_empty()
-            {
-                index.entry(d.header.tx_id.clone()).or_insert(TxLocation {
-                    block: block.number(),
-                    index: i as u32,
-                    code: TxValidationCode::from_u8(codes[i]).unwrap(),
-                });
-            }
-        }
-        blocks.push(block.clone());
-        Ok(())
-    }
-    fn block(&self, number: u64) -> Result<Option<Block>, StoreError> {
-        Ok(self.blocks.lock().unwrap().get(number as usize).cloned())
-    }
-    fn tx_location(&self, tx_id: &TxId) -> Result<Option<TxLocation>, StoreError> {
-        Ok(self.index.lock().unwrap().get(tx_id.as_str()).copied())
-    }
-}
-
-type Kv = BTreeMap<(String, String), VersionedValue>;
-
-#[derive(Default, Clone)]
-pub(crate) struct MemState {
-    inner: Arc<Mutex<(Kv, Option<u64>)>>,
-}
-
-pub(crate) struct MemSnap(Kv);
-
-impl StateSnapshot for MemSnap {
-    fn get(&self, ns: &str, key: &str) -> Result<Option<VersionedValue>, StoreError> {
-        Ok(self.0.get(&(ns.to_owned(), key.to_owned())).cloned())
-    }
-    fn range(
-        &self,
-        ns: &str,
-        start: &str,
-        end: &str,
-        limit: usize,
-    ) -> Result<Vec<(String, VersionedValue)>, StoreError> {
-        Ok(self
-            .0
-            .range((ns.to_owned(), start.to_owned())..)
-            .take_while(|((n, k), _)| n == ns && (end.is_empty() || k.as_str() < end))
-            .take(limit)
-            .map(|((_, k), v)| (k.clone(), v.clone()))
-            .collect())
-    }
-}
-
-impl StateStore for MemState {
-    type Snapshot = MemSnap;
-    fn snapshot(&self) -> Result<MemSnap, StoreError> {
-        Ok(MemSnap(self.inner.lock().unwrap().0.clone()))
-    }
-    fn apply(&self, batch: &UpdateBatch, savepoint: u64) -> Result<(), StoreError> {
-        let mut g = self.inner.lock().unwrap();
-        for (k, v) in &batch.updates {
-            match v {
-                Some(v) => g.0.insert(k.clone(), v.clone()),
-                None => g.0.remove(k),
-            };
-        }
-        g.1 = Some(savepoint);
-        Ok(())
-    }
-    fn savepoint(&self) -> Result<Option<u64>, StoreError> {
-        Ok(self.inner.lock().unwrap().1)
-    }
-    fn clear(&self) -> Result<(), StoreError> {
-        *self.inner.lock().unwrap() = Default::default();
-        Ok(())
-    }
-}
-
-impl MemState {
-    pub(crate) fn value(&self, ns: &str, key: &str) -> Option<(Vec<u8>, Version)> {
-        self.inner.lock().unwrap().0.get(&(ns.into(), key.into())).map(|v| (v.value.clone(), v.version))
-    }
+/// A key's value and version in a state store.
+pub(crate) fn value(state: &impl StateStore, ns: &str, key: &str) -> Option<(Vec<u8>, Version)> {
+    state.snapshot().unwrap().get(ns, key).unwrap().map(|v| (v.value, v.version))
 }
 
 pub(crate) fn orderer() -> FakeSigner {

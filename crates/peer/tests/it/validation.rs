@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 struct Net {
     ledger: PeerLedger<MemBlocks, MemState>,
-    state: MemState,
     e1: Endorser,
     e2: Endorser,
     client: FakeSigner,
@@ -20,8 +19,7 @@ struct Net {
 
 fn net(policy: &str) -> Net {
     let g = genesis(policy);
-    let state = MemState::default();
-    let ledger = PeerLedger::open(&g, MemBlocks::default(), state.clone(), ids(), 2).unwrap();
+    let ledger = PeerLedger::open(&g, MemBlocks::default(), MemState::default(), ids(), 2).unwrap();
     let rules = Arc::new(ChannelRules::from_config(ledger.config()).unwrap());
     let endorser = |msp: &str, name: &str| {
         Endorser::new(
@@ -35,7 +33,6 @@ fn net(policy: &str) -> Net {
         e1: endorser("Org1MSP", "peer0.org1"),
         e2: endorser("Org2MSP", "peer0.org2"),
         ledger,
-        state,
         client: FakeSigner::new("Org1MSP", "client", "app1"),
     }
 }
@@ -68,8 +65,8 @@ fn valid_transactions_commit_with_events_and_versions() {
     let n = net("ANY");
     let codes = n.commit(vec![n.put("a", "1"), n.put("b", "2")]);
     assert_eq!(codes, vec![C::Valid, C::Valid]);
-    assert_eq!(n.state.value("kv", "a").unwrap().0, b"1");
-    let (_, v) = n.state.value("kv", "b").unwrap();
+    assert_eq!(value(n.ledger.state(), "kv", "a").unwrap().0, b"1");
+    let (_, v) = value(n.ledger.state(), "kv", "b").unwrap();
     assert_eq!((v.block_num, v.tx_num), (1, 1));
     assert_eq!(n.ledger.height(), 2);
     assert_eq!(n.ledger.commit_hash().len(), 32);
@@ -84,7 +81,7 @@ fn mvcc_counts_earlier_valid_transactions_of_the_same_block() {
     let a = n.tx(&proposal(&n.client, "incr", &["ctr"]).0, &[&n.e1]);
     let b = n.tx(&proposal(&n.client, "incr", &["ctr"]).0, &[&n.e1]);
     assert_eq!(n.commit(vec![a, b]), vec![C::Valid, C::MvccReadConflict]);
-    assert_eq!(n.state.value("kv", "ctr").unwrap().0, b"6");
+    assert_eq!(value(n.ledger.state(), "kv", "ctr").unwrap().0, b"6");
     // A stale read across blocks conflicts as well.
     let stale = n.tx(&proposal(&n.client, "incr", &["ctr"]).0, &[&n.e1]);
     n.commit(vec![n.put("ctr", "100")]);
@@ -164,7 +161,7 @@ fn forged_and_foreign_transactions_are_invalid() {
             C::BadPayload
         ]
     );
-    assert!(n.state.value("kv", "a").is_none(), "nothing invalid was applied");
+    assert!(value(n.ledger.state(), "kv", "a").is_none(), "nothing invalid was applied");
     // The endorser refuses a foreign creator outright.
     let e = n.e1.process(&fsp, &snap, &|_| Ok(false)).unwrap_err();
     assert!(matches!(e, EndorseError::Denied(_)));
@@ -191,15 +188,16 @@ fn lost_state_is_rebuilt_from_blocks() {
     let n = net("ANY");
     n.commit(vec![n.put("a", "1"), n.put("b", "2")]);
     n.commit(vec![n.put("a", "3")]);
-    let before = (n.state.value("kv", "a"), n.state.value("kv", "b"));
+    let before = (value(n.ledger.state(), "kv", "a"), value(n.ledger.state(), "kv", "b"));
     let Net { ledger, .. } = n;
     let g = genesis("ANY");
-    let state = MemState::default(); // the state database was deleted
     let blocks = ledger.into_blocks();
-    let reopened = PeerLedger::open(&g, blocks, state.clone(), ids(), 1).unwrap();
+    // The state database was deleted: an empty one is rebuilt from the blocks.
+    let reopened = PeerLedger::open(&g, blocks, MemState::default(), ids(), 1).unwrap();
     assert_eq!(reopened.height(), 3);
-    assert_eq!((state.value("kv", "a"), state.value("kv", "b")), before);
-    assert_eq!(state.value("kv", "a").unwrap().0, b"3");
+    let state = reopened.state();
+    assert_eq!((value(state, "kv", "a"), value(state, "kv", "b")), before);
+    assert_eq!(value(state, "kv", "a").unwrap().0, b"3");
 }
 
 #[tokio::test]
