@@ -1,0 +1,51 @@
+use crate::generated;
+use ledger_client::{Gateway, node_status};
+use ledger_rpc::tls::channel;
+use network::IdentitySigner;
+use network::layout::{NodeConfig, load_identity, tls_material};
+use network::run::{installed_contracts, start_peer};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test]
+async fn peer_serves_mutual_tls_and_refuses_strangers() {
+    let (_tmp, dir, net) = generated(10);
+    let node = NodeConfig::load(&dir.node_config("peer0.org1.ipechain.local")).unwrap();
+    let channel_cfg = node.channel.clone();
+    let stop = CancellationToken::new();
+    let peer = start_peer(node, installed_contracts(), stop.clone()).await.unwrap();
+    let endpoint = net.peers[0].endpoint();
+
+    // A member's client reaches the Admin service over mutual TLS.
+    let user_dir =
+        dir.crypto_dir().join("peerOrganizations/org1.ipechain.local/users/User1@org1.ipechain.local");
+    let user = load_identity("Org1MSP", &user_dir).unwrap();
+    let tls = tls_material(&user, &channel_cfg).unwrap();
+    let status = node_status(channel(&endpoint, &tls).unwrap()).await.unwrap();
+    assert_eq!((status.role.as_str(), status.height, status.msp_id.as_str()), ("peer", 1, "Org1MSP"));
+
+    // A client of another network (foreign CAs) cannot even complete the TLS handshake.
+    let (_tmp2, other, _) = generated(11);
+    let other_node = NodeConfig::load(&other.node_config("peer0.org1.ipechain.local")).unwrap();
+    let stranger_dir =
+        other.crypto_dir().join("peerOrganizations/org1.ipechain.local/users/User1@org1.ipechain.local");
+    let stranger = load_identity("Org1MSP", &stranger_dir).unwrap();
+    let mut stranger_tls = tls_material(&stranger, &other_node.channel).unwrap();
+    // Even trusting our CAs, its certificate does not chain to any of them.
+    stranger_tls.ca_pems.extend(tls.ca_pems.clone());
+    let refused = node_status(channel(&endpoint, &stranger_tls).unwrap()).await;
+    assert!(refused.is_err(), "a foreign client certificate must be refused");
+
+    // A member connection, but a request signed by a foreign identity: PermissionDenied.
+    let gw = Gateway::with_channel(
+        channel(&endpoint, &tls).unwrap(),
+        Arc::new(IdentitySigner::new(stranger)),
+        "iot",
+    )
+    .unwrap();
+    let err = gw.commit_status(&"0".repeat(64)).await.unwrap_err();
+    assert!(err.to_string().contains("PermissionDenied") || err.to_string().contains("permission"), "{err}");
+
+    stop.cancel();
+    peer.stopped().await.unwrap();
+}
