@@ -1,8 +1,17 @@
 //! `ipechain`: the command-line shell. It parses raw arguments into a validated configuration and calls
-//! library crates; it holds no logic of its own (STYLE habit 9).
+//! library crates; it holds no protocol or ledger logic of its own (STYLE habit 9).
+
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a CLI prints
+
+mod bench_cmd;
+mod keys;
+mod node;
+mod status;
+mod verify;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
 #[command(name = "ipechain", version, about = "oneM2M ⇄ LwM2M interworking through a permissioned ledger")]
@@ -11,21 +20,85 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Run the whole default network on this machine.
-    Up,
+#[derive(clap::Args, Debug, Clone)]
+struct DataDirArg {
+    /// Data directory of the local network (default: $IPECHAIN_DATA_DIR, else the per-user data directory).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+impl DataDirArg {
+    fn resolve(&self) -> network::DataDir {
+        network::DataDir::new(self.data_dir.clone().unwrap_or_else(default_data_dir))
+    }
+}
+
+/// `$IPECHAIN_DATA_DIR`, else `$XDG_DATA_HOME/ipechain`, else `~/.local/share/ipechain`.
+fn default_data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("IPECHAIN_DATA_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(d).join("ipechain");
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".local/share/ipechain")
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the whole default network (3 orderers, 2 peers, channel `iot`) in this process.
+    Up {
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Run one node (orderer or peer) from its config file, e.g. `<data-dir>/nodes/peer0.org1.ipechain.local.toml`.
+    Node {
+        /// The node's config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Crypto material, genesis block and node configs.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
+    /// Height, head hash and Raft state of every node of the local network.
+    Status {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Audit every peer's chain offline: hash links, signatures, validation codes, state.
+    Verify {
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Benchmarks against the running local network.
+    Bench {
+        #[command(subcommand)]
+        command: bench_cmd::BenchCommand,
+    },
+}
+
+fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,h2=warn,tower=warn".into()),
         )
+        .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Command::Up => anyhow::bail!("`ipechain up` is not built yet (see issue 2)"),
+        Command::Up { dir } => rt.block_on(node::up(dir.resolve())),
+        Command::Node { config } => rt.block_on(node::run_one(&config)),
+        Command::Keys { command } => keys::run(command),
+        Command::Status { dir, json } => rt.block_on(status::run(dir.resolve(), json)),
+        Command::Verify { dir } => verify::run(dir.resolve()),
+        Command::Bench { command } => rt.block_on(bench_cmd::run(command)),
     }
 }

@@ -1,0 +1,57 @@
+//! `ipechain verify`: audits every peer's chain offline and says where the first damage is.
+
+use anyhow::{Context, Result, bail};
+use ledger_store::{MemStateStore, RedbStateStore};
+use ledger_types::store::StateStore;
+use network::DataDir;
+use network::layout::{NodeConfig, NodeRole, read_genesis};
+use peer::audit::audit_chain;
+
+pub(crate) fn run(dir: DataDir) -> Result<()> {
+    let (_, nodes, _) = crate::status::admin_tls(&dir)?;
+    let mut failed = false;
+    let mut heads = Vec::new();
+    for n in nodes.iter().filter(|n| n.role == NodeRole::Peer) {
+        match audit_peer(n) {
+            Ok(r) => {
+                println!(
+                    "{}: OK  height {}  head {}  {} transactions ({} valid)",
+                    n.name, r.height, r.head_hash, r.transactions, r.valid
+                );
+                heads.push((n.name.clone(), r.height, r.head_hash));
+            }
+            Err(e) => {
+                println!("{}: DAMAGED  {e:#}", n.name);
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        bail!("the chain of at least one peer is damaged (see above)");
+    }
+    if let Some((first, rest)) = heads.split_first()
+        && let Some(other) = rest.iter().find(|h| (h.1, h.2) != (first.1, first.2))
+    {
+        println!(
+            "note: {} is at height {} and {} at height {} (a peer that is behind catches up from the orderers)",
+            first.0, first.1, other.0, other.1
+        );
+    }
+    Ok(())
+}
+
+fn audit_peer(n: &NodeConfig) -> Result<peer::audit::AuditReport> {
+    let (_, channel) = read_genesis(&n.genesis)?;
+    let ids = network::layout::channel_identities(&channel).map_err(anyhow::Error::msg)?;
+    let blocks_dir = n.data_dir.join("blocks");
+    let scan =
+        ledger_store::file::scan(&blocks_dir).with_context(|| format!("reading {}", blocks_dir.display()))?;
+    let blocks = scan.map(|r| r.map(|s| s.block).map_err(|e| (e.block, e.to_string())));
+    let state_path = n.data_dir.join("state.redb");
+    let state = RedbStateStore::open(&state_path).with_context(|| {
+        format!("opening {} (is the node still running? stop it first)", state_path.display())
+    })?;
+    let snapshot = state.snapshot()?;
+    let threads = std::thread::available_parallelism().map_or(2, |t| t.get());
+    Ok(audit_chain(blocks, &ids, &MemStateStore::new(), Some(&snapshot), threads)?)
+}
