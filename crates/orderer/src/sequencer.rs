@@ -276,10 +276,15 @@ impl Sequencer {
                 if self.role == (Role::Confirming { term }) {
                     tracing::info!(term, height = self.store.height(), "leader ready");
                     self.role = Role::Leader { term };
-                    let leftovers: Vec<Item> =
+                    // Everything committed before this term is applied now: envelopes accepted while
+                    // confirming, and blocks proposed in an earlier term of ours that never made it, are
+                    // checked against the store again, so none is ordered twice.
+                    let mut items: Vec<Item> =
                         std::mem::take(&mut self.inflight).into_values().flat_map(|i| i.items).collect();
+                    items.extend(self.ready.drain(..).flatten());
+                    items.extend(self.cutter.cut().unwrap_or_default());
                     self.next = self.head();
-                    self.requeue(leftovers);
+                    self.requeue(items);
                 }
             }
         }
@@ -300,12 +305,13 @@ impl Sequencer {
     }
 
     fn on_order(&mut self, tx_id: String, envelope: Vec<u8>, reply: Reply) {
-        if let Some(ws) = self.waiters.get_mut(&tx_id) {
-            ws.push(reply);
-            return;
-        }
+        // A follower never holds new envelopes: the caller forwards to the leader (which deduplicates).
         if self.role == Role::Follower {
             let _ = reply.send(Err(OrderError::NotLeader { leader: self.leader }));
+            return;
+        }
+        if let Some(ws) = self.waiters.get_mut(&tx_id) {
+            ws.push(reply);
             return;
         }
         if let Some(block) = self.stored_at(&tx_id) {
