@@ -189,7 +189,8 @@ impl OrdererNode {
             channel.consenters.iter().map(|c| (c.id, format!("{}:{}", c.host, c.port))).collect();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (height_tx, height_rx) = watch::channel(store.height());
-        let sm = StateMachine::new(store.clone(), events_tx.clone(), Arc::new(height_tx));
+        let errored: Errored = Arc::new(Mutex::new(None));
+        let sm = StateMachine::new(store.clone(), events_tx.clone(), Arc::new(height_tx), errored.clone());
         let network = Network::new(config.tls.clone(), config.tls_server_name.clone());
         let raft_config = openraft::Config {
             cluster_name: channel.channel_id.clone(),
@@ -226,7 +227,6 @@ impl OrdererNode {
         }
 
         let cancel = shutdown.child_token();
-        let errored: Errored = Arc::new(Mutex::new(None));
         let chain = Arc::new(RaftChain::new(
             config.node_id,
             channel.channel_id.clone(),
@@ -308,7 +308,11 @@ impl OrdererHandle {
     pub async fn shutdown(mut self) {
         self.cancel.cancel();
         for t in self.tasks.drain(..) {
-            let _ = t.await;
+            // The gRPC server drains open connections gracefully; do not wait on a stuck one for ever.
+            let abort = t.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), t).await.is_err() {
+                abort.abort();
+            }
         }
         let _ = self.raft.shutdown().await;
     }

@@ -10,7 +10,7 @@
 //! are taken), so this always works; see `docs/ordering.md`.
 
 use super::{ApplyOutcome, TypeConfig, from_cbor, to_cbor};
-use crate::sequencer::ChainEvent;
+use crate::sequencer::{ChainEvent, Errored, set_errored};
 use ledger_types::Hash32;
 use ledger_types::proto::Block;
 use ledger_types::store::{BlockStore, StoreError};
@@ -43,6 +43,7 @@ pub(crate) struct StateMachine {
     membership: StoredMembership<u64, BasicNode>,
     events: mpsc::UnboundedSender<ChainEvent>,
     height: Arc<watch::Sender<u64>>,
+    errored: Errored,
     snapshot: Option<(SnapshotMeta<u64, BasicNode>, Vec<u8>)>,
 }
 
@@ -61,6 +62,7 @@ impl StateMachine {
         store: Arc<dyn BlockStore>,
         events: mpsc::UnboundedSender<ChainEvent>,
         height: Arc<watch::Sender<u64>>,
+        errored: Errored,
     ) -> StateMachine {
         StateMachine {
             store,
@@ -68,6 +70,7 @@ impl StateMachine {
             membership: StoredMembership::default(),
             events,
             height,
+            errored,
             snapshot: None,
         }
     }
@@ -146,7 +149,12 @@ impl StateMachine {
                         let _ = self.events.send(ChainEvent::Skipped { number, hash });
                         return Ok(ApplyOutcome::default());
                     }
-                    Err(e) => return Err(StorageIOError::write_state_machine(any(e)).into()),
+                    Err(e) => {
+                        // Fatal for this orderer: it must not go on with a hole in its chain. Raft stops;
+                        // the reason is kept for `Chain::errored` and `status`.
+                        set_errored(&self.errored, format!("appending block {number} failed: {e}"));
+                        return Err(StorageIOError::write_state_machine(any(e)).into());
+                    }
                 }
                 self.height.send_replace(self.store.height());
                 let _ = self.events.send(ChainEvent::Applied { number, hash });

@@ -1,6 +1,6 @@
 //! A 3-orderer Raft cluster over loopback gRPC with mutual TLS.
 
-use crate::support::{CHANNEL, Cluster, envelope, tx_counts};
+use crate::support::{CHANNEL, Cluster, FailAfter, MemStore, envelope, load_worker, tx_counts};
 use futures::StreamExt;
 use ledger_types::store::BlockStore;
 use std::collections::HashSet;
@@ -106,34 +106,9 @@ async fn leader_crash_then_restart_catches_up() {
     let workers = 12u64;
     let acked_count = Arc::new(AtomicUsize::new(0));
     let clients: Vec<_> = (0..3).map(|i| c.broadcaster(i)).collect();
-    let mut tasks = Vec::new();
-    for w in 0..workers {
-        let clients = clients.clone();
-        let acked_count = acked_count.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut ids = Vec::new();
-            for k in 0..total / workers {
-                let (env, id) = envelope(CHANNEL, format!("w{w}k{k}").as_bytes(), w * 1_000_000 + k);
-                // A client retries through another orderer until one acknowledges (idempotent by tx id).
-                let mut attempt = w as usize;
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(12);
-                loop {
-                    let mut cl = clients[attempt % 3].clone();
-                    match tokio::time::timeout(Duration::from_secs(3), cl.broadcast(env.clone())).await {
-                        Ok(Ok(r)) if r.get_ref().status == 200 => break,
-                        _ => {
-                            attempt += 1;
-                            assert!(tokio::time::Instant::now() < deadline, "tx {id} never acknowledged");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                    }
-                }
-                acked_count.fetch_add(1, Ordering::Relaxed);
-                ids.push(id);
-            }
-            ids
-        }));
-    }
+    let tasks: Vec<_> = (0..workers)
+        .map(|w| tokio::spawn(load_worker(clients.clone(), w, total / workers, acked_count.clone())))
+        .collect();
 
     // Crash the leader mid-load.
     while acked_count.load(Ordering::Relaxed) < 150 {
@@ -173,4 +148,84 @@ async fn leader_crash_then_restart_catches_up() {
     let h = c.converge(height + 1).await;
     assert_eq!(tx_counts(&c.store(old_idx).blocks()).get(&id), Some(&1));
     assert!(h > height);
+}
+
+/// Checks the end state: identical chains, every acknowledged tx exactly once, nothing twice.
+fn check_chains(c: &Cluster, acked: &HashSet<String>) -> Vec<ledger_types::proto::Block> {
+    let blocks = c.store(0).blocks();
+    for i in 1..3 {
+        assert_eq!(c.store(i).blocks(), blocks, "orderer {} holds a different chain", i + 1);
+    }
+    for (i, b) in blocks.iter().enumerate().skip(1) {
+        b.check_links(Some(&blocks[i - 1])).unwrap();
+    }
+    let counts = tx_counts(&blocks);
+    for id in acked {
+        assert_eq!(counts.get(id), Some(&1), "acknowledged tx {id} must be in exactly one block");
+    }
+    assert!(counts.values().all(|n| *n == 1), "no envelope ordered twice");
+    blocks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn any_one_orderer_may_crash_repeatedly() {
+    let mut c = Cluster::new(3);
+    c.start_all().await;
+    c.leader().await;
+    let (workers, per) = (9u64, 40u64);
+    let acked_count = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..3).map(|i| c.broadcaster(i)).collect();
+    let tasks: Vec<_> = (0..workers)
+        .map(|w| tokio::spawn(load_worker(clients.clone(), w, per, acked_count.clone())))
+        .collect();
+
+    // Crash the leader, then a follower, then the leader again, each restarted from its data dir.
+    for round in 0..3 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let leader = (c.leader().await - 1) as usize;
+        let victim = if round % 2 == 0 { leader } else { (leader + 1) % 3 };
+        c.kill(victim);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        c.start(victim).await;
+    }
+    let mut acked = HashSet::new();
+    for t in tasks {
+        acked.extend(t.await.unwrap());
+    }
+    assert_eq!(acked.len() as u64, workers * per);
+    c.converge(2).await;
+    check_chains(&c, &acked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_disk_halts_one_orderer_and_the_others_go_on() {
+    let mut c = Cluster::new(3);
+    c.start(0).await;
+    c.start(1).await;
+    // Orderer 3 can store genesis and two more blocks, then its disk fails.
+    let inner = Arc::new(MemStore::default());
+    let failing = Arc::new(FailAfter { inner: inner.clone(), ok: AtomicUsize::new(3) });
+    c.start_with(2, failing, inner).await;
+    c.leader().await;
+
+    let acked_count = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..2).map(|i| c.broadcaster(i)).collect();
+    let tasks: Vec<_> =
+        (0..4).map(|w| tokio::spawn(load_worker(clients.clone(), w, 50, acked_count.clone()))).collect();
+    let mut acked = HashSet::new();
+    for t in tasks {
+        acked.extend(t.await.unwrap());
+    }
+    assert_eq!(acked.len(), 200);
+
+    // Orderer 3 halted with a clear reason instead of going on with a hole in its chain.
+    let reason = c.handle(2).chain().errored();
+    assert!(reason.as_deref().is_some_and(|r| r.contains("injected: disk failed")), "{reason:?}");
+    assert_eq!(c.store(2).blocks().len(), 3);
+
+    // Replaced by a healthy disk, it catches up from the log.
+    c.kill(2);
+    c.start(2).await;
+    c.converge(4).await;
+    check_chains(&c, &acked);
 }

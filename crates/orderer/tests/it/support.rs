@@ -224,6 +224,17 @@ impl Cluster {
     /// Starts orderer `i` (0-based) on a fresh in-memory block store and its persistent data dir.
     pub(crate) async fn start(&mut self, i: usize) {
         let store = Arc::new(MemStore::default());
+        self.start_with(i, store.clone(), store).await;
+    }
+
+    /// Starts orderer `i` on `node_store`, whose blocks end up in `inspect` (for wrappers injecting faults).
+    pub(crate) async fn start_with(
+        &mut self,
+        i: usize,
+        node_store: Arc<dyn BlockStore>,
+        inspect: Arc<MemStore>,
+    ) {
+        let store = inspect;
         let addr: SocketAddr = format!("127.0.0.1:{}", self.ports[i]).parse().unwrap();
         let dir: PathBuf = self.dirs.path().join(format!("orderer{}", i + 1));
         let mut cfg = OrdererConfig::new(
@@ -233,7 +244,7 @@ impl Cluster {
             addr,
             self.genesis.clone(),
             dir,
-            store.clone(),
+            node_store,
             Arc::new(FakeSigner::new("OrdererMSP", &format!("orderer{}", i + 1))),
             self.pki.issue(),
         );
@@ -256,6 +267,10 @@ impl Cluster {
     /// Crashes orderer `i`: its tasks are aborted and its in-memory blocks are gone.
     pub(crate) fn kill(&mut self, i: usize) {
         self.nodes[i] = None;
+    }
+
+    pub(crate) fn handle(&self, i: usize) -> &OrdererHandle {
+        &self.nodes[i].as_ref().unwrap().0
     }
 
     pub(crate) fn store(&self, i: usize) -> Arc<MemStore> {
@@ -331,4 +346,62 @@ pub(crate) fn tx_counts(blocks: &[Block]) -> HashMap<String, usize> {
         }
     }
     counts
+}
+
+/// A block store that fails every append after the first `ok` ones (a full or broken disk).
+pub(crate) struct FailAfter {
+    pub(crate) inner: Arc<MemStore>,
+    pub(crate) ok: std::sync::atomic::AtomicUsize,
+}
+
+impl BlockStore for FailAfter {
+    fn height(&self) -> u64 {
+        self.inner.height()
+    }
+    fn last_hash(&self) -> Option<Hash32> {
+        self.inner.last_hash()
+    }
+    fn append(&self, block: &Block) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.ok.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err() {
+            return Err(StoreError::Io(std::io::Error::other("injected: disk failed")));
+        }
+        self.inner.append(block)
+    }
+    fn block(&self, number: u64) -> Result<Option<Block>, StoreError> {
+        self.inner.block(number)
+    }
+    fn tx_location(&self, tx_id: &TxId) -> Result<Option<TxLocation>, StoreError> {
+        self.inner.tx_location(tx_id)
+    }
+}
+
+/// Broadcasts `n` envelopes from worker `w`, each retried through the orderers in turn until one
+/// acknowledges it (retries are safe: ordering is idempotent per tx id). Returns the acknowledged tx ids.
+pub(crate) async fn load_worker(
+    clients: Vec<AtomicBroadcastClient<Channel>>,
+    w: u64,
+    n: u64,
+    acked: Arc<std::sync::atomic::AtomicUsize>,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    for k in 0..n {
+        let (env, id) = envelope(CHANNEL, format!("w{w}k{k}").as_bytes(), w * 1_000_000 + k);
+        let mut attempt = w as usize;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let mut cl = clients[attempt % clients.len()].clone();
+            match tokio::time::timeout(Duration::from_secs(3), cl.broadcast(env.clone())).await {
+                Ok(Ok(r)) if r.get_ref().status == 200 => break,
+                _ => {
+                    attempt += 1;
+                    assert!(tokio::time::Instant::now() < deadline, "tx {id} never acknowledged");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ids.push(id);
+    }
+    ids
 }
