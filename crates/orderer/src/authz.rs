@@ -1,0 +1,33 @@
+//! Authorization hooks, injected by the node: the orderer itself checks structure and sizes only; who may
+//! write (creator signature, channel writer policy) and who may read blocks is decided by an
+//! [`EnvelopeAuthorizer`] the node builds from its MSP.
+
+use ledger_types::tx::DecodedTx;
+
+/// A refusal by the authorizer (mapped to gRPC `PermissionDenied`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Denied(pub String);
+
+/// Decides whether a client may broadcast an envelope or read blocks.
+pub trait EnvelopeAuthorizer: Send + Sync + 'static {
+    /// Checks the envelope's creator signature and that the creator is a channel writer.
+    fn authorize_broadcast(&self, tx: &DecodedTx) -> Result<(), Denied>;
+
+    /// Checks that the client presenting these TLS certificates (DER, leaf first; empty when none) is a
+    /// channel reader. Default: anyone with a valid mutual-TLS certificate may read.
+    fn authorize_deliver(&self, client_certs: &[Vec<u8>]) -> Result<(), Denied> {
+        let _ = client_certs;
+        Ok(())
+    }
+}
+
+/// Accepts everything (tests, and nodes that delegate checks to peers' validation).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AcceptAll;
+
+impl EnvelopeAuthorizer for AcceptAll {
+    fn authorize_broadcast(&self, _tx: &DecodedTx) -> Result<(), Denied> {
+        Ok(())
+    }
+}

@@ -1,0 +1,56 @@
+//! The narrow seam between the rest of the node and ordering (Fabric's `consensus.Chain`): the gRPC
+//! `Broadcast` handler only ever calls [`Chain::order`], so a single-node [`crate::solo::SoloChain`] can stand
+//! in for the Raft cluster in tests.
+
+use futures::future::BoxFuture;
+
+/// Why an envelope was not ordered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OrderError {
+    /// This node is not the leader and could not hand the envelope on; `leader` is the Raft id of the
+    /// leader when known. Retrying (here or at the leader) is safe: ordering is idempotent per tx id.
+    #[error("not the leader (leader: {leader:?}); retry")]
+    NotLeader {
+        /// Raft id of the current leader, if known.
+        leader: Option<u64>,
+    },
+    /// No outcome within the time limit, or the cluster has no quorum; the envelope may still be ordered
+    /// later. Retrying is safe (idempotent per tx id).
+    #[error("ordering unavailable: {0}")]
+    Unavailable(String),
+    /// The envelope is larger than the channel's absolute maximum (HTTP-like 413).
+    #[error("envelope of {size} bytes exceeds the absolute maximum of {max} bytes")]
+    TooLarge {
+        /// Envelope size.
+        size: usize,
+        /// The channel's absolute maximum.
+        max: usize,
+    },
+    /// The chain has halted for good (storage failure, Raft fatal error) and orders nothing any more.
+    #[error("ordering halted: {0}")]
+    Halted(String),
+}
+
+/// Where an ordered envelope ended up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ordered {
+    /// Number of the committed block that holds the envelope.
+    pub block: u64,
+}
+
+/// An ordering service as the rest of the node sees it.
+///
+/// `order` resolves only once the block holding the envelope is committed (for Raft: appended to a
+/// majority's logs and applied locally), so an acknowledged envelope is never lost. Submitting the same
+/// tx id again, before or after it was committed, orders it at most once.
+pub trait Chain: Send + Sync + 'static {
+    /// Orders an encoded envelope whose transaction id is `tx_id` (the caller has decoded and authorized it).
+    fn order(&self, envelope: Vec<u8>, tx_id: String) -> BoxFuture<'_, Result<Ordered, OrderError>>;
+
+    /// Resolves once the chain can accept envelopes (a leader is known), or with the halt reason.
+    fn wait_ready(&self) -> BoxFuture<'_, Result<(), OrderError>>;
+
+    /// `Some(reason)` once the chain has halted and will not order anything again.
+    fn errored(&self) -> Option<String>;
+}

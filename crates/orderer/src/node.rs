@@ -1,0 +1,334 @@
+//! The orderer shell: [`OrdererNode::start`] opens the Raft log, starts openraft, the sequencer and one
+//! mutual-TLS gRPC listener serving `AtomicBroadcast`, `Cluster` and `Admin`.
+
+use crate::authz::{AcceptAll, EnvelopeAuthorizer};
+use crate::chain::Chain;
+use crate::cutter::CutterConfig;
+use crate::raft::log_store::{LogStore, OpenError};
+use crate::raft::network::{MAX_RAFT_MESSAGE, Network};
+use crate::raft::state_machine::StateMachine;
+use crate::raft::{OrdererRaft, TypeConfig};
+use crate::sequencer::{Errored, RaftChain, Sequencer};
+use crate::service::{Services, Shared};
+use ledger_rpc::admin_server::AdminServer;
+use ledger_rpc::atomic_broadcast_server::AtomicBroadcastServer;
+use ledger_rpc::cluster_server::ClusterServer;
+use ledger_rpc::tls::TlsMaterial;
+use ledger_types::config::{ConfigError, config_from_genesis};
+use ledger_types::proto::Block;
+use ledger_types::store::{BlockStore, StoreError};
+use ledger_types::tx::Signer;
+use openraft::{BasicNode, SnapshotPolicy};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Raft timing (milliseconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RaftTimings {
+    /// Leader heartbeat interval.
+    pub heartbeat_ms: u64,
+    /// Election timeout is drawn from `[election_min_ms, election_max_ms)`.
+    pub election_min_ms: u64,
+    /// See `election_min_ms`.
+    pub election_max_ms: u64,
+}
+
+impl Default for RaftTimings {
+    fn default() -> RaftTimings {
+        RaftTimings { heartbeat_ms: 100, election_min_ms: 400, election_max_ms: 800 }
+    }
+}
+
+/// Everything an orderer needs; built by `ipechain node`/`ipechain up`.
+#[derive(Clone)]
+pub struct OrdererConfig {
+    /// Node name shown by `status` (e.g. `orderer1.example.com`).
+    pub name: String,
+    /// MSP id of the orderer's organization.
+    pub msp_id: String,
+    /// This orderer's Raft id: one of the genesis block's consenter ids.
+    pub node_id: u64,
+    /// Where to listen (the consenter's host:port, or port 0 in tests that read [`OrdererHandle::local_addr`]).
+    pub listen: SocketAddr,
+    /// The channel's genesis block (its config names the consenters and batch limits).
+    pub genesis: Block,
+    /// Directory of the Raft log (`raft-log.redb`); created if missing.
+    pub data_dir: PathBuf,
+    /// The orderer's chain of blocks; the genesis block is appended when it is empty.
+    pub block_store: Arc<dyn BlockStore>,
+    /// Signs the header hash of every block this orderer cuts (its identity should be its consenter identity).
+    pub signer: Arc<dyn Signer>,
+    /// Mutual-TLS material for the listener and for connections to the other orderers.
+    pub tls: TlsMaterial,
+    /// Name to verify in the other orderers' certificates; `None`: each consenter's host.
+    pub tls_server_name: Option<String>,
+    /// Authorizes Broadcast and Deliver callers.
+    pub authorizer: Arc<dyn EnvelopeAuthorizer>,
+    /// Raft timing.
+    pub raft: RaftTimings,
+    /// How long `Broadcast` waits for the envelope's block to be committed before answering Unavailable.
+    pub order_timeout: Duration,
+}
+
+impl OrdererConfig {
+    /// A config with defaults for the optional parts (accept-all authorizer, default timings, 10 s timeout).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: impl Into<String>,
+        msp_id: impl Into<String>,
+        node_id: u64,
+        listen: SocketAddr,
+        genesis: Block,
+        data_dir: impl Into<PathBuf>,
+        block_store: Arc<dyn BlockStore>,
+        signer: Arc<dyn Signer>,
+        tls: TlsMaterial,
+    ) -> OrdererConfig {
+        OrdererConfig {
+            name: name.into(),
+            msp_id: msp_id.into(),
+            node_id,
+            listen,
+            genesis,
+            data_dir: data_dir.into(),
+            block_store,
+            signer,
+            tls,
+            tls_server_name: None,
+            authorizer: Arc::new(AcceptAll),
+            raft: RaftTimings::default(),
+            order_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why an orderer could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The genesis block or its channel config is unusable.
+    #[error("genesis: {0}")]
+    Genesis(#[from] ConfigError),
+    /// `node_id` is not among the consenters.
+    #[error("node id {0} is not a consenter of the channel")]
+    NotConsenter(u64),
+    /// The block store holds a different chain.
+    #[error("block store holds another chain: {0}")]
+    OtherChain(String),
+    /// The block store failed.
+    #[error("block store: {0}")]
+    Store(#[from] StoreError),
+    /// The Raft log could not be opened.
+    #[error(transparent)]
+    Log(#[from] OpenError),
+    /// Filesystem or socket.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// Raft refused the configuration or failed to start.
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// Starts orderers.
+#[derive(Debug, Clone, Copy)]
+pub struct OrdererNode;
+
+/// A running orderer. Dropping it stops it abruptly (like a crash, but the process lives on); call
+/// [`OrdererHandle::shutdown`] to stop it cleanly.
+pub struct OrdererHandle {
+    local_addr: SocketAddr,
+    chain: Arc<RaftChain>,
+    raft: OrdererRaft,
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl OrdererNode {
+    /// Starts an orderer: opens its Raft log, joins the cluster of the genesis block's consenters, and
+    /// serves gRPC on `config.listen` until [`OrdererHandle::shutdown`] or `shutdown` is cancelled.
+    pub async fn start(
+        config: OrdererConfig,
+        shutdown: CancellationToken,
+    ) -> Result<OrdererHandle, StartError> {
+        let channel = config_from_genesis(&config.genesis)?;
+        let batch = channel.batch.ok_or_else(|| ConfigError::Invalid("no batch config".into()))?;
+        if !channel.consenters.iter().any(|c| c.id == config.node_id) {
+            return Err(StartError::NotConsenter(config.node_id));
+        }
+        let store = config.block_store.clone();
+        if store.height() == 0 {
+            store.append(&config.genesis)?;
+        } else {
+            let ours = store.block(0)?.map(|b| b.header_hash());
+            if ours != Some(config.genesis.header_hash()) {
+                return Err(StartError::OtherChain(format!(
+                    "genesis hash {:?} differs from the configured {}",
+                    ours,
+                    config.genesis.header_hash()
+                )));
+            }
+        }
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::Io {
+            what: format!("creating {}", config.data_dir.display()),
+            source,
+        })?;
+        let log = LogStore::open(&config.data_dir.join("raft-log.redb")).await?;
+
+        let peers: BTreeMap<u64, String> =
+            channel.consenters.iter().map(|c| (c.id, format!("{}:{}", c.host, c.port))).collect();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (height_tx, height_rx) = watch::channel(store.height());
+        let errored: Errored = Arc::new(Mutex::new(None));
+        let sm = StateMachine::new(store.clone(), events_tx.clone(), Arc::new(height_tx), errored.clone());
+        let network = Network::new(config.tls.clone(), config.tls_server_name.clone());
+        let raft_config = openraft::Config {
+            cluster_name: channel.channel_id.clone(),
+            heartbeat_interval: config.raft.heartbeat_ms,
+            election_timeout_min: config.raft.election_min_ms,
+            election_timeout_max: config.raft.election_max_ms,
+            // The log is never purged and no snapshot is ever taken: a lagging orderer is always caught
+            // up by plain log replication (docs/ordering.md).
+            snapshot_policy: SnapshotPolicy::Never,
+            max_in_snapshot_log_to_keep: u64::MAX,
+            purge_batch_size: 1,
+            max_payload_entries: 64,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+        let raft = openraft::Raft::<TypeConfig>::new(
+            config.node_id,
+            Arc::new(raft_config),
+            network.clone(),
+            log,
+            sm,
+        )
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+        let initialized = raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))?;
+        if !initialized {
+            let members: BTreeMap<u64, BasicNode> =
+                peers.iter().map(|(id, addr)| (*id, BasicNode { addr: addr.clone() })).collect();
+            // Every consenter initializes with the same membership, which openraft allows.
+            if let Err(e) = raft.initialize(members).await {
+                tracing::info!("raft initialize: {e}");
+            }
+        }
+
+        let cancel = shutdown.child_token();
+        let chain = Arc::new(RaftChain::new(
+            config.node_id,
+            channel.channel_id.clone(),
+            raft.clone(),
+            events_tx.clone(),
+            peers,
+            network,
+            config.order_timeout,
+            errored.clone(),
+        ));
+        let sequencer = Sequencer::new(
+            raft.clone(),
+            store.clone(),
+            config.signer.clone(),
+            CutterConfig::from(batch),
+            events_tx,
+            errored,
+        );
+        let mut tasks = vec![tokio::spawn(sequencer.run(events_rx, cancel.clone()))];
+
+        let shared = Arc::new(Shared {
+            name: config.name.clone(),
+            msp_id: config.msp_id.clone(),
+            channel_id: channel.channel_id.clone(),
+            absolute_max_bytes: batch.absolute_max_bytes as usize,
+            chain: chain.clone(),
+            raft: raft.clone(),
+            store,
+            height: height_rx,
+            authorizer: config.authorizer.clone(),
+            cancel: cancel.clone(),
+        });
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Io { what: format!("binding {}", config.listen), source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Io { what: "local address".into(), source })?;
+        let services = Services(shared);
+        let server = tonic::transport::Server::builder()
+            .tls_config(config.tls.server_config())
+            .map_err(|e| StartError::Raft(format!("tls: {e}")))?
+            .add_service(AtomicBroadcastServer::new(services.clone()))
+            .add_service(
+                ClusterServer::new(services.clone())
+                    .max_decoding_message_size(MAX_RAFT_MESSAGE)
+                    .max_encoding_message_size(MAX_RAFT_MESSAGE),
+            )
+            .add_service(AdminServer::new(services));
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let stop = cancel.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = server.serve_with_incoming_shutdown(incoming, stop.cancelled_owned()).await {
+                tracing::error!("orderer gRPC server: {e}");
+            }
+        }));
+        tracing::info!(name = %config.name, id = config.node_id, %local_addr, "orderer started");
+        Ok(OrdererHandle { local_addr, chain, raft, cancel, tasks })
+    }
+}
+
+impl OrdererHandle {
+    /// The address the gRPC listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The ordering seam (what `Broadcast` calls), e.g. for an in-process gateway.
+    pub fn chain(&self) -> Arc<dyn Chain> {
+        self.chain.clone()
+    }
+
+    /// The Raft handle (metrics, leader).
+    pub fn raft(&self) -> &OrdererRaft {
+        &self.raft
+    }
+
+    /// Stops serving, stops Raft and waits for the tasks to end. Everything acknowledged is durable already.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        for t in self.tasks.drain(..) {
+            // The gRPC server drains open connections gracefully; do not wait on a stuck one for ever.
+            let abort = t.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), t).await.is_err() {
+                abort.abort();
+            }
+        }
+        let _ = self.raft.shutdown().await;
+    }
+}
+
+impl Drop for OrdererHandle {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        for t in &self.tasks {
+            t.abort();
+        }
+        let raft = self.raft.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = raft.shutdown().await;
+            });
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The Raft log and vote in redb. Every write is a durable redb commit (fsync) that completes before
+//! openraft is told the I/O is done, so nothing is acknowledged to a leader, and no vote is granted, before
+//! it is on disk (persist before send).
+//!
+//! Tables: `log` (index → CBOR `Entry`), `meta` (`vote`, `last_purged` → CBOR). redb calls are blocking, so
+//! they run on tokio's blocking pool.
+
+use super::{TypeConfig, from_cbor, to_cbor};
+use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::{AnyError, Entry, LogId, OptionalSend, StorageError, StorageIOError, Vote};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+const LOG: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("log");
+const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+
+type SErr = StorageError<u64>;
+
+/// Why the log database could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("raft log database {path}: {reason}")]
+pub struct OpenError {
+    path: String,
+    reason: String,
+}
+
+/// The redb-backed Raft log; cheap to clone (the reader is a clone).
+#[derive(Clone)]
+pub(crate) struct LogStore {
+    db: Arc<Database>,
+}
+
+fn any<E: std::fmt::Display>(e: E) -> AnyError {
+    AnyError::error(e.to_string())
+}
+
+impl LogStore {
+    /// Opens (or creates) the log at `path`. A database still held by a node that is shutting down in
+    /// the same process is retried for a few seconds.
+    pub(crate) async fn open(path: &Path) -> Result<LogStore, OpenError> {
+        let mut tries = 0;
+        loop {
+            let p = path.to_owned();
+            let res = tokio::task::spawn_blocking(move || Database::create(&p))
+                .await
+                .map_err(|e| OpenError { path: path.display().to_string(), reason: e.to_string() })?;
+            match res {
+                Ok(db) => {
+                    let store = LogStore { db: Arc::new(db) };
+                    store
+                        .init_tables()
+                        .map_err(|e| OpenError { path: path.display().to_string(), reason: e.to_string() })?;
+                    return Ok(store);
+                }
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if tries < 100 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => {
+                    return Err(OpenError { path: path.display().to_string(), reason: e.to_string() });
+                }
+            }
+        }
+    }
+
+    fn init_tables(&self) -> Result<(), redb::Error> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(LOG)?;
+        tx.open_table(META)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, AnyError> {
+        let tx = self.db.begin_read().map_err(any)?;
+        let t = tx.open_table(META).map_err(any)?;
+        match t.get(key).map_err(any)? {
+            Some(v) => Ok(Some(from_cbor(v.value()).map_err(any)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn write<F>(&self, f: F) -> Result<(), AnyError>
+    where
+        F: FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), redb::Error> {
+            let tx = db.begin_write()?;
+            f(&tx)?;
+            // Durability::Immediate is redb's default: commit returns after fsync.
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+        .map_err(any)?
+        .map_err(any)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, SErr> {
+        let start = match range.start_bound() {
+            Bound::Included(s) => *s,
+            Bound::Excluded(s) => s.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(e) => Some(e.saturating_add(1)),
+            Bound::Excluded(e) => Some(*e),
+            Bound::Unbounded => None,
+        };
+        let db = self.db.clone();
+        let res = tokio::task::spawn_blocking(move || -> Result<Vec<Entry<TypeConfig>>, AnyError> {
+            let tx = db.begin_read().map_err(any)?;
+            let t = tx.open_table(LOG).map_err(any)?;
+            let iter = match end {
+                Some(e) if e <= start => return Ok(Vec::new()),
+                Some(e) => t.range(start..e).map_err(any)?,
+                None => t.range(start..).map_err(any)?,
+            };
+            let mut out = Vec::new();
+            for item in iter {
+                let (_, v) = item.map_err(any)?;
+                out.push(from_cbor(v.value()).map_err(any)?);
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StorageIOError::read_logs(any(e)))?;
+        res.map_err(|e| StorageIOError::read_logs(e).into())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, SErr> {
+        let last_purged: Option<LogId<u64>> =
+            self.read_meta("last_purged").map_err(StorageIOError::read_logs)?;
+        let last = {
+            let tx = self.db.begin_read().map_err(|e| StorageIOError::read_logs(any(e)))?;
+            let t = tx.open_table(LOG).map_err(|e| StorageIOError::read_logs(any(e)))?;
+            match t.last().map_err(|e| StorageIOError::read_logs(any(e)))? {
+                Some((_, v)) => {
+                    let e: Entry<TypeConfig> =
+                        from_cbor(v.value()).map_err(|e| StorageIOError::read_logs(any(e)))?;
+                    Some(e.log_id)
+                }
+                None => None,
+            }
+        };
+        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last.or(last_purged) })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), SErr> {
+        let bytes = to_cbor(vote).map_err(|e| StorageIOError::write_vote(any(e)))?;
+        self.write(move |tx| {
+            tx.open_table(META)?.insert("vote", bytes.as_slice())?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| StorageIOError::write_vote(e).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, SErr> {
+        self.read_meta("vote").map_err(|e| StorageIOError::read_vote(e).into())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), SErr>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut encoded = Vec::new();
+        for e in entries {
+            let bytes = to_cbor(&e).map_err(|err| StorageIOError::write_logs(any(err)))?;
+            encoded.push((e.log_id.index, bytes));
+        }
+        let res = self
+            .write(move |tx| {
+                let mut t = tx.open_table(LOG)?;
+                for (i, b) in &encoded {
+                    t.insert(*i, b.as_slice())?;
+                }
+                Ok(())
+            })
+            .await;
+        match res {
+            Ok(()) => {
+                // Durable now: only at this point may openraft count the entries as persisted.
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+                Err(StorageIOError::write_logs(e).into())
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), SErr> {
+        let from = log_id.index;
+        self.write(move |tx| {
+            let mut t = tx.open_table(LOG)?;
+            t.retain_in(from.., |_, _| false)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| StorageIOError::write_logs(e).into())
+    }
+
+    async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), SErr> {
+        let upto = log_id.index;
+        let bytes = to_cbor(&log_id).map_err(|e| StorageIOError::write_logs(any(e)))?;
+        self.write(move |tx| {
+            tx.open_table(META)?.insert("last_purged", bytes.as_slice())?;
+            tx.open_table(LOG)?.retain_in(..=upto, |_, _| false)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| StorageIOError::write_logs(e).into())
+    }
+}

@@ -1,0 +1,274 @@
+//! The gRPC services of an orderer: `AtomicBroadcast` (Broadcast, Deliver), `Cluster` (Raft, Forward)
+//! and `Admin` (Status). This is the one place where errors become gRPC statuses:
+//!
+//! | failure | status |
+//! |---|---|
+//! | envelope does not decode, bad tx id, config transaction | `InvalidArgument` (400) |
+//! | envelope for another channel | `InvalidArgument` (400) |
+//! | creator not authorized | `PermissionDenied` (403) |
+//! | envelope larger than the absolute maximum | `ResourceExhausted` (413) |
+//! | no leader reachable, time limit, shutting down | `Unavailable` (503; metadata `leader-hint`) |
+
+use crate::authz::EnvelopeAuthorizer;
+use crate::chain::{Chain, OrderError};
+use crate::raft::OrdererRaft;
+use crate::raft::network::handle_inbound;
+use crate::sequencer::RaftChain;
+use futures::Stream;
+use ledger_rpc::admin_server::Admin;
+use ledger_rpc::atomic_broadcast_server::AtomicBroadcast;
+use ledger_rpc::cluster_server::Cluster;
+use ledger_rpc::messages::{
+    BroadcastResponse, DeliverRequest, DeliverResponse, ForwardRequest, NodeStatus, RaftMessage,
+    StatusRequest,
+};
+use ledger_types::proto::{Envelope, HeaderType};
+use ledger_types::store::BlockStore;
+use ledger_types::tx::DecodedTx;
+use ledger_types::{Hash32, TxId};
+use openraft::ServerState;
+use prost::Message;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+/// What the services share.
+pub(crate) struct Shared {
+    pub(crate) name: String,
+    pub(crate) msp_id: String,
+    pub(crate) channel_id: String,
+    pub(crate) absolute_max_bytes: usize,
+    pub(crate) chain: Arc<RaftChain>,
+    pub(crate) raft: OrdererRaft,
+    pub(crate) store: Arc<dyn BlockStore>,
+    pub(crate) height: watch::Receiver<u64>,
+    pub(crate) authorizer: Arc<dyn EnvelopeAuthorizer>,
+    pub(crate) cancel: CancellationToken,
+}
+
+/// The three services over one [`Shared`].
+#[derive(Clone)]
+pub(crate) struct Services(pub(crate) Arc<Shared>);
+
+fn leader_hint(s: &Shared) -> u64 {
+    s.raft.metrics().borrow().current_leader.unwrap_or(0)
+}
+
+fn unavailable(msg: String, hint: u64) -> Status {
+    let mut st = Status::unavailable(format!("503: {msg}"));
+    if let Ok(v) = hint.to_string().parse() {
+        st.metadata_mut().insert("leader-hint", v);
+    }
+    st
+}
+
+fn order_status(e: OrderError, hint: u64) -> Status {
+    match e {
+        OrderError::TooLarge { size, max } => {
+            Status::resource_exhausted(format!("413: envelope of {size} bytes exceeds {max} bytes"))
+        }
+        OrderError::NotLeader { leader } => {
+            unavailable(format!("no leader reachable (leader hint: {leader:?})"), leader.unwrap_or(hint))
+        }
+        other => unavailable(other.to_string(), hint),
+    }
+}
+
+/// Structural checks of an envelope (everything but authorization). Returns the decoded tx.
+pub fn check_envelope(bytes: &[u8], channel_id: &str, absolute_max: usize) -> Result<DecodedTx, Status> {
+    if bytes.len() > absolute_max {
+        return Err(Status::resource_exhausted(format!(
+            "413: envelope of {} bytes exceeds the absolute maximum of {absolute_max} bytes",
+            bytes.len()
+        )));
+    }
+    let tx = DecodedTx::decode(bytes).map_err(|e| Status::invalid_argument(format!("400: {e}")))?;
+    if tx.payload.header_type != HeaderType::EndorserTransaction as i32 {
+        return Err(Status::invalid_argument("400: only endorser transactions can be broadcast"));
+    }
+    if tx.header.channel_id != channel_id {
+        return Err(Status::invalid_argument(format!(
+            "400: channel {:?} is not served by this orderer (it serves {channel_id:?})",
+            tx.header.channel_id
+        )));
+    }
+    let id = TxId::parse(tx.tx_id()).map_err(|e| Status::invalid_argument(format!("400: tx id: {e}")))?;
+    if id != TxId::compute(&tx.header.nonce, &tx.header.creator) {
+        return Err(Status::invalid_argument("400: tx id is not the hash of nonce and creator"));
+    }
+    Ok(tx)
+}
+
+type DeliverStream = Pin<Box<dyn Stream<Item = Result<DeliverResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AtomicBroadcast for Services {
+    async fn broadcast(&self, request: Request<Envelope>) -> Result<Response<BroadcastResponse>, Status> {
+        let s = &self.0;
+        let bytes = request.into_inner().encode_to_vec();
+        let tx = check_envelope(&bytes, &s.channel_id, s.absolute_max_bytes)?;
+        s.authorizer.authorize_broadcast(&tx).map_err(|e| Status::permission_denied(format!("403: {e}")))?;
+        let tx_id = tx.tx_id().to_owned();
+        match s.chain.order(bytes, tx_id).await {
+            Ok(o) => Ok(Response::new(BroadcastResponse {
+                status: 200,
+                info: format!("ordered in block {}", o.block),
+                leader_hint: leader_hint(s),
+            })),
+            Err(e) => Err(order_status(e, leader_hint(s))),
+        }
+    }
+
+    type DeliverStream = DeliverStream;
+
+    async fn deliver(&self, request: Request<DeliverRequest>) -> Result<Response<DeliverStream>, Status> {
+        let s = self.0.clone();
+        let certs: Vec<Vec<u8>> =
+            request.peer_certs().map(|c| c.iter().map(|d| d.as_ref().to_vec()).collect()).unwrap_or_default();
+        s.authorizer.authorize_deliver(&certs).map_err(|e| Status::permission_denied(format!("403: {e}")))?;
+        let req = request.into_inner();
+        if req.channel_id != s.channel_id {
+            return Err(Status::not_found(format!("404: channel {:?} is not served here", req.channel_id)));
+        }
+        if req.stop.is_some_and(|stop| stop < req.start) {
+            return Err(Status::invalid_argument("400: stop is before start"));
+        }
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(stream_blocks(s, req, tx));
+        let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// Streams blocks `start..=stop` (or forever), waiting for blocks not yet committed: no gaps, no duplicates.
+async fn stream_blocks(
+    s: Arc<Shared>,
+    req: DeliverRequest,
+    tx: mpsc::Sender<Result<DeliverResponse, Status>>,
+) {
+    let mut height = s.height.clone();
+    let mut n = req.start;
+    loop {
+        if req.stop.is_some_and(|stop| n > stop) {
+            let _ = tx.send(Ok(DeliverResponse { block: None, status: 200 })).await;
+            return;
+        }
+        height.borrow_and_update();
+        if n < s.store.height() {
+            match s.store.block(n) {
+                Ok(Some(b)) => {
+                    if tx.send(Ok(DeliverResponse { block: Some(b), status: 0 })).await.is_err() {
+                        return;
+                    }
+                    n += 1;
+                    continue;
+                }
+                Ok(None) => {
+                    let _ =
+                        tx.send(Err(Status::internal(format!("500: block {n} missing from store")))).await;
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(Status::internal(format!("500: reading block {n}: {e}")))).await;
+                    return;
+                }
+            }
+        }
+        tokio::select! {
+            r = height.changed() => if r.is_err() {
+                let _ = tx.send(Err(Status::unavailable("503: orderer stopping"))).await;
+                return;
+            },
+            () = tx.closed() => return,
+            () = s.cancel.cancelled() => {
+                let _ = tx.send(Err(Status::unavailable("503: orderer stopping"))).await;
+                return;
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Cluster for Services {
+    async fn raft(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        handle_inbound(&self.0.raft, request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|e| Status::invalid_argument(e.to_string()))
+    }
+
+    async fn forward(&self, request: Request<ForwardRequest>) -> Result<Response<BroadcastResponse>, Status> {
+        let s = &self.0;
+        let req = request.into_inner();
+        if req.channel_id != s.channel_id {
+            return Err(Status::invalid_argument(format!(
+                "400: channel {:?} is not served here",
+                req.channel_id
+            )));
+        }
+        let mut futs = Vec::with_capacity(req.envelopes.len());
+        for env in req.envelopes {
+            let tx = check_envelope(&env, &s.channel_id, s.absolute_max_bytes)?;
+            futs.push(s.chain.order_local(env, tx.tx_id().to_owned()));
+        }
+        let results = futures::future::join_all(futs).await;
+        let hint = leader_hint(s);
+        let mut last_block = 0;
+        for r in results {
+            match r {
+                Ok(o) => last_block = o.block,
+                Err(OrderError::NotLeader { leader }) => {
+                    return Ok(Response::new(BroadcastResponse {
+                        status: 503,
+                        info: "not the leader".into(),
+                        leader_hint: leader.unwrap_or(hint),
+                    }));
+                }
+                Err(OrderError::TooLarge { size, max }) => {
+                    return Ok(Response::new(BroadcastResponse {
+                        status: 413,
+                        info: format!("envelope of {size} bytes exceeds {max}"),
+                        leader_hint: hint,
+                    }));
+                }
+                Err(e) => {
+                    return Ok(Response::new(BroadcastResponse {
+                        status: 503,
+                        info: e.to_string(),
+                        leader_hint: hint,
+                    }));
+                }
+            }
+        }
+        Ok(Response::new(BroadcastResponse { status: 200, info: last_block.to_string(), leader_hint: hint }))
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for Services {
+    async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<NodeStatus>, Status> {
+        let s = &self.0;
+        let m = s.raft.metrics().borrow().clone();
+        let raft_state = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        Ok(Response::new(NodeStatus {
+            name: s.name.clone(),
+            role: "orderer".into(),
+            msp_id: s.msp_id.clone(),
+            channel_id: s.channel_id.clone(),
+            height: s.store.height(),
+            head_hash: s.store.last_hash().unwrap_or(Hash32::ZERO).to_hex(),
+            raft_state: raft_state.into(),
+            raft_leader: m.current_leader.unwrap_or(0),
+            raft_term: m.current_term,
+            commit_hash: String::new(),
+        }))
+    }
+}

@@ -1,0 +1,72 @@
+//! Broadcast and Deliver refuse bad requests with clear gRPC statuses, before anything is ordered.
+
+use crate::support::{CHANNEL, Cluster, envelope};
+use ledger_rpc::messages::DeliverRequest;
+use ledger_types::proto::Envelope;
+use ledger_types::tx::DecodedTx;
+use orderer::{Denied, EnvelopeAuthorizer};
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::Code;
+
+struct OnlyOrg2;
+
+impl EnvelopeAuthorizer for OnlyOrg2 {
+    fn authorize_broadcast(&self, tx: &DecodedTx) -> Result<(), Denied> {
+        let creator =
+            ledger_types::tx::deserialize_identity(&tx.header.creator).map_err(|e| Denied(e.to_string()))?;
+        if creator.msp_id == "Org2MSP" {
+            Ok(())
+        } else {
+            Err(Denied(format!("{} is not a writer", creator.msp_id)))
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_envelopes_are_refused_with_clear_statuses() {
+    // One orderer of three: structural checks need no quorum.
+    let mut c = Cluster::new(3);
+    c.authorizer = Some(Arc::new(OnlyOrg2));
+    c.start(0).await;
+    let mut client = c.broadcaster(0);
+
+    let (big, _) = envelope(CHANNEL, &vec![7u8; 70 * 1024], 1);
+    let st = client.broadcast(big).await.unwrap_err();
+    assert_eq!(st.code(), Code::ResourceExhausted, "{st:?}");
+    assert!(st.message().contains("413"));
+
+    let garbage = Envelope { payload: vec![0xff, 0xff, 0xff], signature: vec![] };
+    let st = client.broadcast(garbage).await.unwrap_err();
+    assert_eq!(st.code(), Code::InvalidArgument, "{st:?}");
+
+    let (other, _) = envelope("other", b"x", 2);
+    let st = client.broadcast(other).await.unwrap_err();
+    assert_eq!(st.code(), Code::InvalidArgument, "{st:?}");
+    assert!(st.message().contains("other"));
+
+    let (ok_shape, _) = envelope(CHANNEL, b"x", 3);
+    let st = client.broadcast(ok_shape).await.unwrap_err();
+    assert_eq!(st.code(), Code::PermissionDenied, "{st:?}");
+    assert!(st.message().contains("Org1MSP is not a writer"));
+
+    let st = client
+        .deliver(DeliverRequest { channel_id: "other".into(), start: 0, stop: None })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::NotFound);
+
+    // Nothing was ordered.
+    assert_eq!(c.store(0).blocks().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_quorum_broadcast_is_unavailable() {
+    let mut c = Cluster::new(3);
+    c.order_timeout = Duration::from_millis(1500);
+    c.start(0).await;
+    let (env, _) = envelope(CHANNEL, b"x", 1);
+    let st = c.broadcaster(0).broadcast(env).await.unwrap_err();
+    assert_eq!(st.code(), Code::Unavailable, "{st:?}");
+    assert_eq!(c.store(0).blocks().len(), 1);
+}
