@@ -87,7 +87,7 @@ fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,h2=warn,tower=warn".into()),
+                .unwrap_or_else(|_| "info,openraft=warn,h2=warn,tower=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -1,14 +1,109 @@
-//! `ipechain node` and `ipechain up`.
+//! `ipechain node` (one node from its config) and `ipechain up` (the whole default network in one process,
+//! every node on its own loopback gRPC endpoint with mutual TLS, exactly as on separate hosts).
 
 use anyhow::{Context, Result};
-use network::DataDir;
+use network::layout::{NodeConfig, NodeRole};
+use network::run::{installed_contracts, start_orderer, start_peer};
+use network::{DataDir, NetworkConfig};
 use std::path::Path;
+use tokio_util::sync::CancellationToken;
 
-pub(crate) async fn run_one(_config: &Path) -> Result<()> {
-    anyhow::bail!("orderer support is being merged")
+/// Waits for Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
-pub(crate) async fn up(_dir: DataDir) -> Result<()> {
-    let _ = Context::context(Ok::<(), anyhow::Error>(()), "");
-    anyhow::bail!("orderer support is being merged")
+pub(crate) async fn run_one(config: &Path) -> Result<()> {
+    let node = NodeConfig::load(config).with_context(|| format!("loading {}", config.display()))?;
+    let stop = CancellationToken::new();
+    let name = node.config.name.clone();
+    let listen = node.config.listen;
+    match node.config.role {
+        NodeRole::Orderer => {
+            let h = start_orderer(node, stop.clone()).await?;
+            println!("orderer {name} serving on {listen}");
+            shutdown_signal().await;
+            eprintln!("shutting down {name}");
+            h.shutdown().await;
+        }
+        NodeRole::Peer => {
+            let p = start_peer(node, installed_contracts(), stop.clone()).await?;
+            println!("peer {name} serving on {listen} (height {})", p.ledger.height());
+            shutdown_signal().await;
+            eprintln!("shutting down {name}");
+            stop.cancel();
+            p.stopped().await?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn up(dir: DataDir) -> Result<()> {
+    if !dir.exists() {
+        let net = NetworkConfig::default_network();
+        crate::keys::generate_network(&dir, &net)?;
+        println!("first run: generated keys, genesis block and node configs in {}", dir.root().display());
+    } else {
+        println!("reusing the network in {}", dir.root().display());
+    }
+    let (net, nodes, _) = crate::status::admin_tls(&dir)?;
+    let stop = CancellationToken::new();
+    let mut orderers = Vec::new();
+    let mut peers = Vec::new();
+    for n in nodes.iter().filter(|n| n.role == NodeRole::Orderer) {
+        let path = dir.node_config(&n.name);
+        let loaded = NodeConfig::load(&path).with_context(|| format!("loading {}", path.display()))?;
+        orderers.push((n.name.clone(), n.listen, start_orderer(loaded, stop.clone()).await?));
+    }
+    for n in nodes.iter().filter(|n| n.role == NodeRole::Peer) {
+        let path = dir.node_config(&n.name);
+        let loaded = NodeConfig::load(&path).with_context(|| format!("loading {}", path.display()))?;
+        peers.push((
+            n.name.clone(),
+            n.listen,
+            start_peer(loaded, installed_contracts(), stop.clone()).await?,
+        ));
+    }
+    println!();
+    println!("ipechain is up: channel `{}`", net.channel);
+    for (name, addr, _) in &orderers {
+        println!("  orderer  {name:<28} grpcs://{addr}");
+    }
+    for (name, addr, p) in &peers {
+        println!("  peer     {name:<28} grpcs://{addr}   (height {})", p.ledger.height());
+    }
+    println!(
+        "  client identities and TLS material: {}",
+        dir.crypto_dir().join("peerOrganizations").display()
+    );
+    println!("  `ipechain status --data-dir {}` shows every node; Ctrl-C stops.", dir.root().display());
+    shutdown_signal().await;
+    eprintln!("shutting down");
+    stop.cancel();
+    for (name, _, p) in peers {
+        if let Err(e) = p.stopped().await {
+            eprintln!("{name}: {e}");
+        }
+    }
+    for (_, _, o) in orderers {
+        o.shutdown().await;
+    }
+    Ok(())
 }

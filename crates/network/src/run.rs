@@ -73,3 +73,62 @@ pub async fn start_peer(
     let signer = Arc::new(IdentitySigner::new(node.identity));
     Ok(PeerNode::start(cfg, blocks, state, ids, signer, contracts, shutdown).await?)
 }
+
+/// The orderer's broadcast check: the creator must be a valid member of a writer organization and its
+/// signature over the envelope must verify.
+pub struct MspAuthorizer {
+    ids: Arc<crate::MspIdentities>,
+    writers: std::collections::HashSet<String>,
+}
+
+impl MspAuthorizer {
+    /// An authorizer over the channel's identities and writer organizations.
+    pub fn new(ids: Arc<crate::MspIdentities>, writers: impl IntoIterator<Item = String>) -> MspAuthorizer {
+        MspAuthorizer { ids, writers: writers.into_iter().collect() }
+    }
+}
+
+impl orderer::EnvelopeAuthorizer for MspAuthorizer {
+    fn authorize_broadcast(&self, tx: &ledger_types::tx::DecodedTx) -> Result<(), orderer::Denied> {
+        use peer::identity::Identities;
+        let creator = self.ids.validate(&tx.header.creator).map_err(orderer::Denied)?;
+        if !self.writers.contains(&creator.msp_id) {
+            return Err(orderer::Denied(format!("{} is not a writer of this channel", creator.msp_id)));
+        }
+        if !self.ids.verify(&creator, &tx.envelope.payload, &tx.envelope.signature) {
+            return Err(orderer::Denied("the envelope's creator signature does not verify".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Opens an orderer's block store and Raft log under its data dir and starts it.
+pub async fn start_orderer(
+    node: LoadedNode,
+    shutdown: CancellationToken,
+) -> Result<orderer::OrdererHandle, RunError> {
+    if node.config.role != NodeRole::Orderer {
+        return Err(RunError::WrongRole(node.config.name.clone(), NodeRole::Orderer));
+    }
+    let dir = node.config.data_dir.clone();
+    let store_err = |source| RunError::Store { dir: dir.clone(), source };
+    std::fs::create_dir_all(&dir).map_err(|e| store_err(StoreError::Io(e)))?;
+    let blocks = FileBlockStore::open(dir.join("blocks")).map_err(store_err)?;
+    let ids = Arc::new(node.identities()?);
+    let raft_id = node.config.raft_id.ok_or_else(|| {
+        RunError::Orderer(format!("{}: raft_id missing in the node config", node.config.name))
+    })?;
+    let mut cfg = orderer::OrdererConfig::new(
+        node.config.name.clone(),
+        node.config.msp_id.clone(),
+        raft_id,
+        node.config.listen,
+        node.genesis.clone(),
+        dir.join("raft"),
+        Arc::new(blocks),
+        Arc::new(IdentitySigner::new(node.identity)),
+        node.tls.clone(),
+    );
+    cfg.authorizer = Arc::new(MspAuthorizer::new(ids, node.channel.writers.clone()));
+    orderer::OrdererNode::start(cfg, shutdown).await.map_err(|e| RunError::Orderer(e.to_string()))
+}
