@@ -22,10 +22,13 @@ pub fn unix_now() -> UnixTime {
 /// Most validated identities kept (the cache is cleared when it grows past this).
 const CACHE: usize = 16_384;
 
+/// Validated identities by serialized identity, with the certificate's expiry (Unix seconds).
+type Cache = HashMap<Vec<u8>, (Arc<ValidatedIdentity>, i64)>;
+
 /// Channel identities validated by an [`MspManager`], cached by serialized identity.
 pub struct MspIdentities {
     manager: MspManager,
-    cache: RwLock<HashMap<Vec<u8>, (Arc<ValidatedIdentity>, i64)>>,
+    cache: RwLock<Cache>,
 }
 
 impl MspIdentities {

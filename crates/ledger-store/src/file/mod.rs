@@ -217,14 +217,14 @@ impl FileBlockStore {
         let offset = w.segment_len;
         self.poison_on_err(w, || {
             let written = self.faults.check("write record").and_then(|()| file.write_all_at(&rec, offset));
-            if let Err(e) = written {
-                #[cfg(feature = "failpoints")]
-                if e.to_string().starts_with("injected") {
-                    // Simulate a crash in the middle of the write: half the record reaches the file.
-                    file.write_all_at(&rec[..rec.len() / 2], offset)?;
-                }
-                return Err(e);
+            #[cfg(feature = "failpoints")]
+            if let Err(e) = &written
+                && e.to_string().starts_with("injected")
+            {
+                // Simulate a crash in the middle of the write: half the record reaches the file.
+                file.write_all_at(&rec[..rec.len() / 2], offset)?;
             }
+            written?;
             self.faults.check("sync record")?;
             file.sync_data()
         })?;
