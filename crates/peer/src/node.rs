@@ -106,6 +106,7 @@ where
             endorser,
             remote_endorsers,
             orderers: orderers.clone(),
+            shutdown: shutdown.clone(),
         });
         let router = tonic::transport::Server::builder()
             .tls_config(config.tls.server_config())?
@@ -132,12 +133,18 @@ where
         Ok(PeerNode { ledger, server, puller })
     }
 
-    /// Waits until the node has stopped (after its shutdown token fired).
+    /// Waits until the node has stopped (after its shutdown token fired). Connections still open after
+    /// five seconds are dropped.
     pub async fn stopped(self) -> Result<(), PeerError> {
         let _ = self.puller.await;
-        match self.server.await {
-            Ok(r) => r.map_err(PeerError::from),
-            Err(_) => Ok(()),
+        let abort = self.server.abort_handle();
+        match tokio::time::timeout(Duration::from_secs(5), self.server).await {
+            Ok(Ok(r)) => r.map_err(PeerError::from),
+            Ok(Err(_)) => Ok(()),
+            Err(_) => {
+                abort.abort();
+                Ok(())
+            }
         }
     }
 }

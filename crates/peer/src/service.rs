@@ -129,6 +129,8 @@ pub struct PeerServices<B: BlockStore + 'static, S: StateStore + 'static> {
     pub remote_endorsers: HashMap<String, EndorserClient<Channel>>,
     /// Where to submit transactions.
     pub orderers: OrdererPool,
+    /// Fires when the node shuts down: open streams end then.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl<B: BlockStore + 'static, S: StateStore + 'static> PeerServices<B, S>
@@ -249,6 +251,17 @@ where
         if env.signature.is_empty() {
             return Err(Status::invalid_argument("envelope is not signed"));
         }
+        let decoded = DecodedTx::decode(&env.encode_to_vec())
+            .map_err(|e| Status::invalid_argument(format!("malformed transaction: {e}")))?;
+        if decoded.header.channel_id != self.0.ledger.rules().channel_id {
+            return Err(Status::invalid_argument(format!("unknown channel {:?}", decoded.header.channel_id)));
+        }
+        if self.0.ledger.contains_tx(&decoded.header.tx_id).map_err(store_status)? {
+            return Err(Status::already_exists(format!(
+                "transaction {} is already committed",
+                decoded.header.tx_id
+            )));
+        }
         self.0.orderers.broadcast(env).await?;
         Ok(Response::new(SubmitResponse {}))
     }
@@ -284,11 +297,13 @@ where
         }
         let (tx, rx) = mpsc::channel(64);
         let ledger = self.0.ledger.clone();
+        let stop = self.0.shutdown.clone();
         tokio::spawn(async move {
             let start = inner.start_block.max(1);
             let after = inner.after_tx_id.clone();
             follow_blocks(
                 ledger,
+                stop,
                 start,
                 None,
                 |cb| {
@@ -333,9 +348,11 @@ where
         }
         let (tx, rx) = mpsc::channel(16);
         let ledger = self.0.ledger.clone();
+        let stop = self.0.shutdown.clone();
         tokio::spawn(async move {
             follow_blocks(
                 ledger,
+                stop,
                 inner.start,
                 inner.stop,
                 |cb| Some(Ok(DeliverResponse { block: Some((*cb.block).clone()), status: 0 })),
@@ -395,6 +412,7 @@ fn committed_from_store(block: Block) -> CommittedBlock {
 /// goes away or `stop` is reached.
 async fn follow_blocks<B, S, T, F>(
     ledger: Arc<PeerLedger<B, S>>,
+    shutdown: tokio_util::sync::CancellationToken,
     start: u64,
     stop: Option<u64>,
     mut map: F,
@@ -436,6 +454,10 @@ async fn follow_blocks<B, S, T, F>(
         }
         tokio::select! {
             _ = tx.closed() => return,
+            _ = shutdown.cancelled() => {
+                let _ = tx.send(Err(Status::unavailable("the peer is shutting down"))).await;
+                return;
+            }
             got = live.recv() => match got {
                 Ok(cb) if cb.number == next => {
                     if let Some(m) = map(&cb)
