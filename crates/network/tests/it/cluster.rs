@@ -247,7 +247,7 @@ async fn bad_requests_are_refused_and_change_nothing() {
     // Nothing that was committed changed: the good value is still there, and the chain only grew by the
     // one legitimate transaction.
     let after = c.converged(before.0 + 1).await;
-    assert!(after.0 >= before.0 + 1);
+    assert!(after.0 > before.0);
     assert_eq!(gw.contract("kv").evaluate("get", &[b"k".to_vec()]).await.unwrap(), b"good");
     c.shutdown().await;
 }
