@@ -2,7 +2,7 @@
 //!
 //! Tables:
 //! - `blocks`: block number → (segment, offset of the record header, payload length);
-//! - `txs`: transaction id (64 hex digits) → (block number, index in the block, validation code byte),
+//! - `txs`: transaction id (its 32 bytes) → (block number, index in the block, validation code byte),
 //!   first occurrence only.
 //!
 //! Index commits use `Durability::None` (no fsync: the block is already durable in its segment and the
@@ -12,12 +12,17 @@
 use super::record::RecordPos;
 use crate::redb_err;
 use ledger_types::store::{StoreError, TxLocation};
-use ledger_types::{TxId, TxValidationCode};
+use ledger_types::{Hash32, TxId, TxValidationCode};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 
 const BLOCKS: TableDefinition<u64, (u32, u64, u32)> = TableDefinition::new("blocks");
-const TXS: TableDefinition<&str, (u64, u32, u8)> = TableDefinition::new("txs");
+const TXS: TableDefinition<&[u8], (u64, u32, u8)> = TableDefinition::new("txs");
+
+/// The 32 bytes of a tx id (64 hex digits by construction), half the size of the text as a key.
+fn tx_key(id: &TxId) -> [u8; 32] {
+    Hash32::from_hex(id.as_str()).map_or([0; 32], |h| h.0)
+}
 
 /// Where a block's record is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,7 +71,7 @@ impl Index {
     pub(crate) fn tx(&self, id: &TxId) -> Result<Option<TxLocation>, StoreError> {
         let txn = self.db.begin_read().map_err(redb_err)?;
         let table = txn.open_table(TXS).map_err(redb_err)?;
-        let Some(v) = table.get(id.as_str()).map_err(redb_err)? else { return Ok(None) };
+        let Some(v) = table.get(tx_key(id).as_slice()).map_err(redb_err)? else { return Ok(None) };
         let (block, index, code) = v.value();
         let code = TxValidationCode::from_u8(code).unwrap_or(TxValidationCode::InvalidOtherReason);
         Ok(Some(TxLocation { block, index, code }))
@@ -84,8 +89,9 @@ impl Index {
                 let Loc { pos, len } = e.loc;
                 blocks.insert(e.number, (pos.segment, pos.offset, len)).map_err(redb_err)?;
                 for (id, loc) in &e.txs {
-                    if txs.get(id.as_str()).map_err(redb_err)?.is_none() {
-                        txs.insert(id.as_str(), (loc.block, loc.index, loc.code.as_u8()))
+                    let key = tx_key(id);
+                    if txs.get(key.as_slice()).map_err(redb_err)?.is_none() {
+                        txs.insert(key.as_slice(), (loc.block, loc.index, loc.code.as_u8()))
                             .map_err(redb_err)?;
                     }
                 }

@@ -193,7 +193,12 @@ impl FileBlockStore {
         *self.head.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn append_locked(&self, w: &mut Writer, block: &Block) -> Result<(), StoreError> {
+    fn append_locked(
+        &self,
+        w: &mut Writer,
+        block: &Block,
+        txs: Vec<(TxId, TxLocation)>,
+    ) -> Result<(), StoreError> {
         let head = self.head();
         check_next(block, head.height, head.last_hash)?;
         let number = head.height;
@@ -233,7 +238,7 @@ impl FileBlockStore {
         let entry = Entry {
             number,
             loc: Loc { pos: RecordPos { segment: w.segment, offset }, len: payload.len() as u32 },
-            txs: block_tx_locations(block),
+            txs,
         };
         w.unsynced += 1;
         let durable = w.unsynced >= self.options.index_sync_every;
@@ -299,13 +304,15 @@ impl BlockStore for FileBlockStore {
     }
 
     fn append(&self, block: &Block) -> Result<(), StoreError> {
+        // Decoding the tx ids is CPU work that needs no lock.
+        let txs = block_tx_locations(block);
         let mut w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(why) = &w.poisoned {
             return Err(StoreError::Io(io::Error::other(format!(
                 "block store is read-only after a failed write ({why}); reopen it to recover"
             ))));
         }
-        self.append_locked(&mut w, block)
+        self.append_locked(&mut w, block, txs)
     }
 
     fn block(&self, number: u64) -> Result<Option<Block>, StoreError> {
