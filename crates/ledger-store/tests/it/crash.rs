@@ -172,6 +172,9 @@ fn a_flipped_byte_in_an_earlier_block_is_named() {
     assert_eq!((e.block, e.pos), (2, pos));
     assert!(matches!(e.problem, ScanProblem::Record(RecordError::Checksum)), "{e}");
     assert_eq!(e.to_string(), want);
+    let blocks: Vec<_> = scan(dir.path()).unwrap().into_blocks().collect();
+    assert_eq!(blocks.len(), 3);
+    assert_eq!(blocks[2].as_ref().unwrap_err(), &(2, want.clone()));
 
     // Full verification on open names it too.
     let opts = FileStoreOptions { verify_all_on_open: true, ..Default::default() };
