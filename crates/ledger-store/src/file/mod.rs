@@ -221,15 +221,7 @@ impl FileBlockStore {
         let file = self.segment_file(w.segment).ok_or_else(|| corrupt("current segment missing".into()))?;
         let offset = w.segment_len;
         self.poison_on_err(w, || {
-            let written = self.faults.check("write record").and_then(|()| file.write_all_at(&rec, offset));
-            if let Err(e) = written {
-                #[cfg(feature = "failpoints")]
-                if e.to_string().starts_with("injected") {
-                    // Simulate a crash in the middle of the write: half the record reaches the file.
-                    file.write_all_at(&rec[..rec.len() / 2], offset)?;
-                }
-                return Err(e);
-            }
+            self.faults.write_at(&file, &rec, offset)?;
             self.faults.check("sync record")?;
             file.sync_data()
         })?;
