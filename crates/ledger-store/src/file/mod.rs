@@ -133,6 +133,8 @@ impl FileBlockStore {
         let dir = dir.as_ref().to_path_buf();
         let blocks_dir = segments_dir(&dir);
         std::fs::create_dir_all(&blocks_dir)?;
+        // First, as it locks the directory against a second writer (redb holds a file lock).
+        let index = Index::open(&dir.join("index.redb"))?;
         let numbers = list_segments(&blocks_dir)?.map_err(corrupt)?;
         let mut files = Vec::with_capacity(numbers.len().max(1));
         for n in &numbers {
@@ -143,7 +145,6 @@ impl FileBlockStore {
             sync_dir(&blocks_dir)?;
             sync_dir(&dir)?;
         }
-        let index = Index::open(&dir.join("index.redb"))?;
         let mut lens = Vec::with_capacity(files.len());
         for f in &files {
             lens.push(f.metadata()?.len());
