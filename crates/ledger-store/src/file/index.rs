@@ -40,18 +40,61 @@ pub(crate) struct Entry {
     pub(crate) txs: Vec<(TxId, TxLocation)>,
 }
 
+enum Open {
+    Fatal(StoreError),
+    Unusable(String),
+}
+
 #[derive(Debug)]
 pub(crate) struct Index {
     db: Database,
 }
 
 impl Index {
+    /// Opens the index, replacing it with an empty one (to be rebuilt from the segments) when the file is
+    /// unusable: damaged, of another format, or with tables of other types. A lock held by another open
+    /// store is an error, never a reason to replace the file.
     pub(crate) fn open(path: &Path) -> Result<Index, StoreError> {
-        let db = Database::create(path).map_err(redb_err)?;
-        let txn = db.begin_write().map_err(redb_err)?;
-        txn.open_table(BLOCKS).map_err(redb_err)?;
-        txn.open_table(TXS).map_err(redb_err)?;
-        txn.commit().map_err(redb_err)?;
+        match Index::try_open(path) {
+            Ok(index) => Ok(index),
+            Err(Open::Fatal(e)) => Err(e),
+            Err(Open::Unusable(why)) => {
+                tracing::warn!(path = %path.display(), %why, "block index unusable; rebuilding it from the segments");
+                std::fs::remove_file(path)?;
+                Index::try_open(path).map_err(|e| match e {
+                    Open::Fatal(e) => e,
+                    Open::Unusable(why) => StoreError::Backend(format!("new block index unusable: {why}")),
+                })
+            }
+        }
+    }
+
+    fn try_open(path: &Path) -> Result<Index, Open> {
+        use redb::{DatabaseError, StorageError, TableError};
+        let db = Database::create(path).map_err(|e| match e {
+            DatabaseError::Storage(StorageError::Corrupted(_))
+            | DatabaseError::UpgradeRequired(_)
+            | DatabaseError::RepairAborted => Open::Unusable(e.to_string()),
+            DatabaseError::Storage(StorageError::Io(io))
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+                ) =>
+            {
+                Open::Unusable(io.to_string())
+            }
+            e => Open::Fatal(redb_err(e)),
+        })?;
+        let table_err = |e: TableError| match e {
+            TableError::TableTypeMismatch { .. }
+            | TableError::TypeDefinitionChanged { .. }
+            | TableError::TableIsMultimap(_) => Open::Unusable(e.to_string()),
+            e => Open::Fatal(redb_err(e)),
+        };
+        let txn = db.begin_write().map_err(|e| Open::Fatal(redb_err(e)))?;
+        txn.open_table(BLOCKS).map_err(table_err)?;
+        txn.open_table(TXS).map_err(table_err)?;
+        txn.commit().map_err(|e| Open::Fatal(redb_err(e)))?;
         Ok(Index { db })
     }
 

@@ -253,3 +253,27 @@ fn a_stale_index_is_caught_up_and_a_foreign_one_rebuilt() {
     let store = FileBlockStore::open(dir.path()).unwrap();
     assert_intact(&store, &chain);
 }
+
+#[test]
+fn an_unusable_index_file_is_replaced_and_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileBlockStore::open(dir.path()).unwrap();
+    let chain = append_chain(&store, 4, 2);
+    drop(store);
+    let index = dir.path().join("index.redb");
+    for garbage in [vec![0xab; 8192], b"not a database".to_vec()] {
+        std::fs::write(&index, &garbage).unwrap();
+        let store = FileBlockStore::open(dir.path()).unwrap();
+        assert_intact(&store, &chain);
+    }
+    // An index with tables of other types (e.g. an older format): replaced too.
+    {
+        let db = redb::Database::create(&index).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(redb::TableDefinition::<u64, (u32, u64, u32)>::new("txs")).ok();
+        txn.open_table(redb::TableDefinition::<&str, u64>::new("txs")).unwrap();
+        txn.commit().unwrap();
+    }
+    let store = FileBlockStore::open(dir.path()).unwrap();
+    assert_intact(&store, &chain);
+}
