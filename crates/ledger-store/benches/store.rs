@@ -52,6 +52,13 @@ fn append(c: &mut Criterion) {
             black_box(store.block(n).unwrap())
         })
     });
+    c.bench_function("file_block_store/tx_location (unknown id)", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i += 1;
+            black_box(store.tx_location(&tx_id(u64::MAX - i)).unwrap())
+        })
+    });
     c.bench_function("file_block_store/tx_location", |b| {
         let mut i = 0;
         b.iter(|| {

@@ -13,8 +13,11 @@ use super::record::RecordPos;
 use crate::redb_err;
 use ledger_types::store::{StoreError, TxLocation};
 use ledger_types::{Hash32, TxId, TxValidationCode};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
+};
 use std::path::Path;
+use std::sync::{Arc, PoisonError, RwLock};
 
 const BLOCKS: TableDefinition<u64, (u32, u64, u32)> = TableDefinition::new("blocks");
 const TXS: TableDefinition<&[u8], (u64, u32, u8)> = TableDefinition::new("txs");
@@ -45,9 +48,31 @@ enum Open {
     Unusable(String),
 }
 
-#[derive(Debug)]
+/// The index as of its last commit, with both tables open: lookups cost one B-tree search, without
+/// beginning a read transaction each time. Replaced after every commit.
+struct View {
+    blocks: ReadOnlyTable<u64, (u32, u64, u32)>,
+    txs: ReadOnlyTable<&'static [u8], (u64, u32, u8)>,
+    _txn: ReadTransaction,
+}
+
 pub(crate) struct Index {
+    /// Declared first so it is dropped before the database.
+    view: RwLock<Arc<View>>,
     db: Database,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index").finish_non_exhaustive()
+    }
+}
+
+fn view(db: &Database) -> Result<View, StoreError> {
+    let txn = db.begin_read().map_err(redb_err)?;
+    let blocks = txn.open_table(BLOCKS).map_err(redb_err)?;
+    let txs = txn.open_table(TXS).map_err(redb_err)?;
+    Ok(View { blocks, txs, _txn: txn })
 }
 
 impl Index {
@@ -95,7 +120,8 @@ impl Index {
         txn.open_table(BLOCKS).map_err(table_err)?;
         txn.open_table(TXS).map_err(table_err)?;
         txn.commit().map_err(|e| Open::Fatal(redb_err(e)))?;
-        Ok(Index { db })
+        let view = view(&db).map_err(Open::Fatal)?;
+        Ok(Index { view: RwLock::new(Arc::new(view)), db })
     }
 
     /// The highest indexed block and its location.
@@ -105,16 +131,24 @@ impl Index {
         Ok(table.last().map_err(redb_err)?.map(|(k, v)| (k.value(), to_loc(v.value()))))
     }
 
+    fn view(&self) -> Arc<View> {
+        self.view.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn refresh(&self) -> Result<(), StoreError> {
+        let fresh = Arc::new(view(&self.db)?);
+        *self.view.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+        Ok(())
+    }
+
     pub(crate) fn get(&self, number: u64) -> Result<Option<Loc>, StoreError> {
-        let txn = self.db.begin_read().map_err(redb_err)?;
-        let table = txn.open_table(BLOCKS).map_err(redb_err)?;
-        Ok(table.get(number).map_err(redb_err)?.map(|v| to_loc(v.value())))
+        let view = self.view();
+        Ok(view.blocks.get(number).map_err(redb_err)?.map(|v| to_loc(v.value())))
     }
 
     pub(crate) fn tx(&self, id: &TxId) -> Result<Option<TxLocation>, StoreError> {
-        let txn = self.db.begin_read().map_err(redb_err)?;
-        let table = txn.open_table(TXS).map_err(redb_err)?;
-        let Some(v) = table.get(tx_key(id).as_slice()).map_err(redb_err)? else { return Ok(None) };
+        let view = self.view();
+        let Some(v) = view.txs.get(tx_key(id).as_slice()).map_err(redb_err)? else { return Ok(None) };
         let (block, index, code) = v.value();
         let code = TxValidationCode::from_u8(code).unwrap_or(TxValidationCode::InvalidOtherReason);
         Ok(Some(TxLocation { block, index, code }))
@@ -140,7 +174,11 @@ impl Index {
                 }
             }
         }
-        txn.commit().map_err(redb_err)
+        txn.commit().map_err(redb_err)?;
+        if !entries.is_empty() {
+            self.refresh()?;
+        }
+        Ok(())
     }
 
     /// Makes every earlier commit durable.
@@ -155,7 +193,8 @@ impl Index {
         txn.delete_table(TXS).map_err(redb_err)?;
         txn.open_table(BLOCKS).map_err(redb_err)?;
         txn.open_table(TXS).map_err(redb_err)?;
-        txn.commit().map_err(redb_err)
+        txn.commit().map_err(redb_err)?;
+        self.refresh()
     }
 }
 
