@@ -67,3 +67,6 @@ pub fn block_tx_locations(block: &Block) -> Vec<(TxId, TxLocation)> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -55,8 +55,14 @@ fn decode_value(bytes: &[u8]) -> Result<VersionedValue, StoreError> {
 }
 
 impl RedbStateStore {
-    /// Opens (creating if needed) the state database file at `path` (e.g. `<data>/state.redb`).
+    /// Opens (creating it and its parent directories if needed) the state database file at `path`
+    /// (e.g. `<data>/state.redb`). A second open of the same file, in this process or another, fails while
+    /// the first is open (redb locks the file).
     pub fn open(path: impl AsRef<Path>) -> Result<RedbStateStore, StoreError> {
+        let path = path.as_ref();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
         RedbStateStore::init(Database::create(path).map_err(redb_err)?)
     }
 

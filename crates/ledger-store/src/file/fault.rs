@@ -5,7 +5,9 @@
 //! pass and the next one fails with an injected I/O error; a failing record write first writes half of the
 //! record, as a crash in the middle of `write` would. Without the feature, `check` is a no-op.
 
+use std::fs::File;
 use std::io;
+use std::os::unix::fs::FileExt;
 
 #[cfg(feature = "failpoints")]
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,5 +42,16 @@ impl Faults {
     #[inline]
     pub(crate) fn check(&self, _op: &'static str) -> io::Result<()> {
         Ok(())
+    }
+
+    /// Writes a record at `offset`: the "write record" operation. An injected failure writes the first
+    /// half of the bytes before failing, as a crash in the middle of the write would leave them.
+    pub(crate) fn write_at(&self, file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+        #[cfg(feature = "failpoints")]
+        if let Err(e) = self.check("write record") {
+            file.write_all_at(&bytes[..bytes.len() / 2], offset)?;
+            return Err(e);
+        }
+        file.write_all_at(bytes, offset)
     }
 }

@@ -133,6 +133,8 @@ impl FileBlockStore {
         let dir = dir.as_ref().to_path_buf();
         let blocks_dir = segments_dir(&dir);
         std::fs::create_dir_all(&blocks_dir)?;
+        // First, as it locks the directory against a second writer (redb holds a file lock).
+        let index = Index::open(&dir.join("index.redb"))?;
         let numbers = list_segments(&blocks_dir)?.map_err(corrupt)?;
         let mut files = Vec::with_capacity(numbers.len().max(1));
         for n in &numbers {
@@ -143,7 +145,6 @@ impl FileBlockStore {
             sync_dir(&blocks_dir)?;
             sync_dir(&dir)?;
         }
-        let index = Index::open(&dir.join("index.redb"))?;
         let mut lens = Vec::with_capacity(files.len());
         for f in &files {
             lens.push(f.metadata()?.len());
@@ -193,7 +194,12 @@ impl FileBlockStore {
         *self.head.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn append_locked(&self, w: &mut Writer, block: &Block) -> Result<(), StoreError> {
+    fn append_locked(
+        &self,
+        w: &mut Writer,
+        block: &Block,
+        txs: Vec<(TxId, TxLocation)>,
+    ) -> Result<(), StoreError> {
         let head = self.head();
         check_next(block, head.height, head.last_hash)?;
         let number = head.height;
@@ -216,15 +222,7 @@ impl FileBlockStore {
         let file = self.segment_file(w.segment).ok_or_else(|| corrupt("current segment missing".into()))?;
         let offset = w.segment_len;
         self.poison_on_err(w, || {
-            let written = self.faults.check("write record").and_then(|()| file.write_all_at(&rec, offset));
-            #[cfg(feature = "failpoints")]
-            if let Err(e) = &written
-                && e.to_string().starts_with("injected")
-            {
-                // Simulate a crash in the middle of the write: half the record reaches the file.
-                file.write_all_at(&rec[..rec.len() / 2], offset)?;
-            }
-            written?;
+            self.faults.write_at(&file, &rec, offset)?;
             self.faults.check("sync record")?;
             file.sync_data()
         })?;
@@ -233,7 +231,7 @@ impl FileBlockStore {
         let entry = Entry {
             number,
             loc: Loc { pos: RecordPos { segment: w.segment, offset }, len: payload.len() as u32 },
-            txs: block_tx_locations(block),
+            txs,
         };
         w.unsynced += 1;
         let durable = w.unsynced >= self.options.index_sync_every;
@@ -299,13 +297,15 @@ impl BlockStore for FileBlockStore {
     }
 
     fn append(&self, block: &Block) -> Result<(), StoreError> {
+        // Decoding the tx ids is CPU work that needs no lock.
+        let txs = block_tx_locations(block);
         let mut w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(why) = &w.poisoned {
             return Err(StoreError::Io(io::Error::other(format!(
                 "block store is read-only after a failed write ({why}); reopen it to recover"
             ))));
         }
-        self.append_locked(&mut w, block)
+        self.append_locked(&mut w, block, txs)
     }
 
     fn block(&self, number: u64) -> Result<Option<Block>, StoreError> {

@@ -9,7 +9,7 @@
 //!     48     L  payload: the encoded `Block`
 //! ```
 //!
-//! Pure functions over buffers; the reading and writing of files is in [`super::segment`].
+//! Pure functions over buffers; the file I/O is in the private `segment` module.
 
 use ledger_types::Hash32;
 use std::fmt;

@@ -86,6 +86,12 @@ pub fn scan(dir: impl AsRef<Path>) -> Result<Scan, StoreError> {
 }
 
 impl Scan {
+    /// The blocks only, each error as `(number of the block expected there, "block N at SEGMENT offset O:
+    /// what is wrong")`: the shape the peer's chain audit consumes.
+    pub fn into_blocks(self) -> impl Iterator<Item = Result<Block, (u64, String)>> {
+        self.map(|r| r.map(|s| s.block).map_err(|e| (e.block, e.to_string())))
+    }
+
     fn fail(&mut self, problem: ScanProblem) -> Option<Result<ScannedBlock, ScanError>> {
         self.done = true;
         Some(Err(ScanError { block: self.expected, pos: self.pos, problem }))

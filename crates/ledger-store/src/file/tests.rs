@@ -46,3 +46,15 @@ fn a_gap_in_segment_numbers_is_corruption() {
     let err = FileBlockStore::open_with(dir.path(), opts).unwrap_err();
     assert!(matches!(&err, StoreError::Corrupt(m) if m.contains("000001.seg")), "{err}");
 }
+
+#[test]
+fn a_second_open_of_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = FileBlockStore::open(dir.path()).unwrap();
+    append_chain(&first, 2, 1);
+    let second = FileBlockStore::open(dir.path());
+    assert!(matches!(second, Err(StoreError::Backend(_))), "{second:?}");
+    assert_eq!(first.height(), 2);
+    drop(first);
+    assert_eq!(FileBlockStore::open(dir.path()).unwrap().height(), 2);
+}

@@ -172,6 +172,9 @@ fn a_flipped_byte_in_an_earlier_block_is_named() {
     assert_eq!((e.block, e.pos), (2, pos));
     assert!(matches!(e.problem, ScanProblem::Record(RecordError::Checksum)), "{e}");
     assert_eq!(e.to_string(), want);
+    let blocks: Vec<_> = scan(dir.path()).unwrap().into_blocks().collect();
+    assert_eq!(blocks.len(), 3);
+    assert_eq!(blocks[2].as_ref().unwrap_err(), &(2, want.clone()));
 
     // Full verification on open names it too.
     let opts = FileStoreOptions { verify_all_on_open: true, ..Default::default() };
@@ -249,4 +252,108 @@ fn a_stale_index_is_caught_up_and_a_foreign_one_rebuilt() {
     std::fs::copy(other.path().join("index.redb"), &index).unwrap();
     let store = FileBlockStore::open(dir.path()).unwrap();
     assert_intact(&store, &chain);
+}
+
+#[test]
+fn an_unusable_index_file_is_replaced_and_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileBlockStore::open(dir.path()).unwrap();
+    let chain = append_chain(&store, 4, 2);
+    drop(store);
+    let index = dir.path().join("index.redb");
+    for garbage in [vec![0xab; 8192], b"not a database".to_vec()] {
+        std::fs::write(&index, &garbage).unwrap();
+        let store = FileBlockStore::open(dir.path()).unwrap();
+        assert_intact(&store, &chain);
+    }
+    // An index with tables of other types (e.g. an older format): replaced too.
+    {
+        let db = redb::Database::create(&index).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(redb::TableDefinition::<u64, (u32, u64, u32)>::new("txs")).ok();
+        txn.open_table(redb::TableDefinition::<&str, u64>::new("txs")).unwrap();
+        txn.commit().unwrap();
+    }
+    let store = FileBlockStore::open(dir.path()).unwrap();
+    assert_intact(&store, &chain);
+}
+
+const CHILD_ENV: &str = "LEDGER_STORE_CRASH_CHILD_DIR";
+
+/// The child side of the kill test: appends 256 KiB blocks to the store in `dir`, printing each number
+/// once `append` has returned, until it is killed (or a bound is reached).
+#[allow(clippy::print_stdout)]
+fn appender_child(dir: &str) {
+    use std::io::Write;
+    let store = FileBlockStore::open(dir).unwrap();
+    for _ in 0..100_000 {
+        let number = store.height();
+        let envs = (0..8).map(|i| envelope(&tx_id(1000 * number + i), 32 * 1024)).collect::<Vec<_>>();
+        let block = ledger_types::block::BlockBuilder::new(
+            number,
+            store.last_hash().unwrap_or(ledger_types::Hash32::ZERO),
+        )
+        .envelopes(envs)
+        .build();
+        store.append(&block).unwrap();
+        println!("acked {number}");
+        std::io::stdout().flush().unwrap();
+    }
+}
+
+#[test]
+fn kill_9_during_appends_loses_no_acknowledged_block() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    if let Ok(dir) = std::env::var(CHILD_ENV) {
+        appender_child(&dir);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut acked_total = 0;
+    for round in 0..4 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["crash::kill_9_during_appends_loses_no_acknowledged_block", "--exact", "--nocapture"])
+            .env(CHILD_ENV, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut last_acked = None;
+        // Let it acknowledge a few blocks (more each round), then kill -9 it mid-stream.
+        let mut seen = 0;
+        while seen < 3 + round * 2 {
+            let line = lines.next().expect("the child stopped early").unwrap();
+            if let Some(n) = line.strip_prefix("acked ") {
+                last_acked = Some(n.parse::<u64>().unwrap());
+                seen += 1;
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Acknowledgements printed before the kill landed still count.
+        for line in lines.map_while(Result::ok) {
+            if let Some(n) = line.strip_prefix("acked ") {
+                last_acked = Some(n.parse::<u64>().unwrap());
+            }
+        }
+        let last_acked = last_acked.unwrap();
+        acked_total = last_acked + 1;
+        let store = FileBlockStore::open(dir.path()).unwrap();
+        let h = store.height();
+        assert!(
+            (acked_total..=acked_total + 1).contains(&h),
+            "round {round}: height {h} after acknowledging blocks up to {last_acked}"
+        );
+        eprintln!("round {round}: acked up to {last_acked}, height {h}");
+        let scanned = scan(dir.path()).unwrap().collect::<Result<Vec<_>, _>>().unwrap();
+        assert_eq!(scanned.len() as u64, h, "round {round}: the files hold exactly the chain");
+        for s in &scanned {
+            assert_eq!(store.block(s.number).unwrap().as_ref(), Some(&s.block));
+            let loc = store.tx_location(&tx_id(1000 * s.number + 7)).unwrap();
+            assert_eq!(loc.map(|l| (l.block, l.index)), Some((s.number, 7)), "round {round}: tx index");
+        }
+    }
+    assert!(acked_total >= 12, "the child acknowledged {acked_total} blocks in all");
 }

@@ -5,3 +5,5 @@
 
 mod conformance;
 mod crash;
+mod differential;
+mod state_faults;

@@ -1,0 +1,110 @@
+//! Fault tests of the redb state store: a storage backend that fails every write after N operations (as a
+//! process killed at that point would stop writing), at every N through one `apply`; after reopening, the
+//! state is exactly the one before the batch or exactly the one after it.
+
+use ledger_store::RedbStateStore;
+use ledger_types::proto::Version;
+use ledger_types::store::{StateSnapshot, StateStore, UpdateBatch, VersionedValue};
+use redb::StorageBackend;
+use redb::backends::FileBackend;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counts write-side operations (write, set_len, sync_data); once `budget` is spent, every later one
+/// fails. `u64::MAX` = unlimited.
+#[derive(Debug)]
+struct FailingBackend {
+    inner: FileBackend,
+    budget: Arc<AtomicU64>,
+}
+
+impl FailingBackend {
+    fn spend(&self, op: &str) -> io::Result<()> {
+        match self.budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1)) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(io::Error::other(format!("injected failure at {op}"))),
+        }
+    }
+}
+
+impl StorageBackend for FailingBackend {
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        self.inner.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.spend("set_len")?;
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.spend("sync_data")?;
+        self.inner.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.spend("write")?;
+        self.inner.write(offset, data)
+    }
+}
+
+fn open_failing(path: &Path, budget: &Arc<AtomicU64>) -> RedbStateStore {
+    let file =
+        std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).unwrap();
+    let backend = FailingBackend { inner: FileBackend::new(file).unwrap(), budget: budget.clone() };
+    RedbStateStore::open_with_backend(backend).unwrap()
+}
+
+fn batch(block: u64, keys: u64) -> UpdateBatch {
+    let mut b = UpdateBatch::default();
+    for i in 0..keys {
+        let value = format!("block {block} value {i} {}", "x".repeat(100)).into_bytes();
+        b.put("ns", &format!("key{i:04}"), value, Version { block_num: block, tx_num: i });
+    }
+    if block > 0 {
+        b.delete("ns", "key0000");
+    }
+    b
+}
+
+fn state_is(store: &RedbStateStore, block: u64, keys: u64) -> bool {
+    let snap = store.snapshot().unwrap();
+    let got = snap.range("ns", "", "", usize::MAX).unwrap();
+    let want: Vec<(String, VersionedValue)> =
+        batch(block, keys).updates.into_iter().filter_map(|((_, k), v)| v.map(|v| (k, v))).collect();
+    store.savepoint().unwrap() == Some(block) && got == want
+}
+
+#[test]
+fn apply_is_all_or_nothing_under_a_failure_at_any_write() {
+    let keys = 300;
+    let mut saw_old = 0;
+    let mut saw_new = 0;
+    for n in 0.. {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let budget = Arc::new(AtomicU64::new(u64::MAX));
+        let store = open_failing(&path, &budget);
+        store.apply(&batch(0, keys), 0).unwrap();
+        budget.store(n, Ordering::SeqCst);
+        let result = store.apply(&batch(1, keys), 1);
+        drop(store); // every later write fails: nothing more reaches the file, as after a kill
+        let store = RedbStateStore::open(&path).unwrap();
+        if state_is(&store, 0, keys) {
+            assert!(result.is_err(), "budget {n}: apply returned Ok but the batch is missing");
+            saw_old += 1;
+        } else {
+            assert!(state_is(&store, 1, keys), "budget {n}: the state is neither before nor after the batch");
+            saw_new += 1;
+        }
+        if result.is_ok() {
+            break;
+        }
+        assert!(n < 10_000, "apply never succeeded");
+    }
+    eprintln!("failure points: {saw_old} lost the batch, {saw_new} kept it");
+    assert!(saw_old > 0, "some failure point must lose the batch");
+    assert!(saw_new > 0, "the final, successful apply must be seen");
+}
