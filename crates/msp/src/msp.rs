@@ -232,6 +232,14 @@ struct CaCert {
     is_root: bool,
 }
 
+/// What a successful chain check yields.
+struct Chain {
+    common_name: String,
+    public_key: PublicKey,
+    not_before: UnixTime,
+    not_after: UnixTime,
+}
+
 /// One organization's MSP: its id and the CA certificates its members chain to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Msp {
@@ -376,12 +384,30 @@ impl Msp {
         msp_id: impl Into<String>,
         files: &[(PathBuf, Vec<u8>)],
     ) -> Result<Self, IdentityError> {
+        Self::from_dirs(msp_id, files, "cacerts", "intermediatecerts")
+    }
+
+    /// Like [`from_files`](Self::from_files), but the organization's TLS CAs: `tlscacerts/` and
+    /// `tlsintermediatecerts/`. Check TLS certificates with [`validate_chain`](Self::validate_chain).
+    pub fn tls_from_files(
+        msp_id: impl Into<String>,
+        files: &[(PathBuf, Vec<u8>)],
+    ) -> Result<Self, IdentityError> {
+        Self::from_dirs(msp_id, files, "tlscacerts", "tlsintermediatecerts")
+    }
+
+    fn from_dirs(
+        msp_id: impl Into<String>,
+        files: &[(PathBuf, Vec<u8>)],
+        roots_dir: &str,
+        inters_dir: &str,
+    ) -> Result<Self, IdentityError> {
         let mut roots = Vec::new();
         let mut inters = Vec::new();
         for (path, bytes) in files {
-            if in_dir(path, "cacerts") {
+            if in_dir(path, roots_dir) {
                 roots.extend(certs_or_der(bytes)?);
-            } else if in_dir(path, "intermediatecerts") {
+            } else if in_dir(path, inters_dir) {
                 inters.extend(certs_or_der(bytes)?);
             }
         }
@@ -407,11 +433,32 @@ impl Msp {
     /// (signatures, validity periods, CA constraints), exactly one role OU, a supported key.
     pub fn validate(&self, cert_der: &[u8], at: UnixTime) -> Result<ValidatedIdentity, IdentityError> {
         let leaf = parse(cert_der)?;
+        let chain = self.check_chain(&leaf, at)?;
+        let role = extract_role(&leaf)?;
+        Ok(ValidatedIdentity {
+            msp_id: self.msp_id.clone(),
+            role,
+            common_name: chain.common_name,
+            public_key: chain.public_key,
+            cert_hash: cert_hash(cert_der),
+            not_before: chain.not_before,
+            not_after: chain.not_after,
+        })
+    }
+
+    /// Checks only that `cert_der` chains to this MSP's CAs at `at` (no role OU needed): for TLS
+    /// certificates against a TLS MSP ([`crate::cryptogen::OrgMaterial::tls_msp`]). Returns the
+    /// subject common name (empty if none).
+    pub fn validate_chain(&self, cert_der: &[u8], at: UnixTime) -> Result<String, IdentityError> {
+        let leaf = parse(cert_der)?;
+        Ok(self.check_chain(&leaf, at)?.common_name)
+    }
+
+    fn check_chain(&self, leaf: &X509Certificate<'_>, at: UnixTime) -> Result<Chain, IdentityError> {
         if leaf.is_ca() {
             return Err(IdentityError::CaAsIdentity);
         }
-        check_validity(&leaf, at)?;
-        let role = extract_role(&leaf)?;
+        check_validity(leaf, at)?;
         let public_key = PublicKey::from_spki_der(leaf.tbs_certificate.subject_pki.raw)?;
         let common_name = leaf
             .subject()
@@ -423,13 +470,9 @@ impl Msp {
         let mut not_before = leaf.validity().not_before.timestamp();
         let mut not_after = leaf.validity().not_after.timestamp();
 
-        let mut cur = leaf;
+        let (mut ca, mut ca_cert) = self.find_issuer(leaf)?;
         let mut cas_seen = 0usize;
         loop {
-            if cas_seen >= MAX_CHAIN_CAS {
-                return Err(IdentityError::ChainTooLong);
-            }
-            let (ca, ca_cert) = self.find_issuer(&cur)?;
             if let Some(max) = check_ca(&ca_cert)? {
                 // `cas_seen` intermediates sit between `ca` and the leaf.
                 if cas_seen > max as usize {
@@ -445,16 +488,15 @@ impl Msp {
             if ca.is_root {
                 break;
             }
-            cur = ca_cert;
             cas_seen += 1;
+            if cas_seen >= MAX_CHAIN_CAS {
+                return Err(IdentityError::ChainTooLong);
+            }
+            (ca, ca_cert) = self.find_issuer(&ca_cert)?;
         }
-
-        Ok(ValidatedIdentity {
-            msp_id: self.msp_id.clone(),
-            role,
+        Ok(Chain {
             common_name,
             public_key,
-            cert_hash: cert_hash(cert_der),
             not_before: UnixTime::from_secs(not_before),
             not_after: UnixTime::from_secs(not_after),
         })

@@ -170,6 +170,13 @@ fn files_use_fabric_layout_and_parse_back() {
     let sig = peer.sign(b"block 7");
     id.public_key().verify(b"block 7", sig.as_bytes()).expect("signature");
 
+    // TLS certificates carry no role: they are checked against the TLS MSP by chain only.
+    let org_files = subtree(&files, "peerOrganizations/org1.ipechain.local/msp");
+    let tls_msp = Msp::tls_from_files("Org1MSP", &org_files).expect("tls msp");
+    assert_eq!(tls_msp.validate_chain(&tls.cert_der, NOW), Ok("peer0.org1.ipechain.local".to_owned()));
+    assert_eq!(tls_msp.validate(&tls.cert_der, NOW), Err(msp::IdentityError::MissingRole));
+    assert!(org_msp.validate_chain(&tls.cert_der, NOW).is_err(), "TLS CA is not the signing CA");
+
     // A user folder has client.{crt,key}.
     let user_files = subtree(&files, "peerOrganizations/org2.ipechain.local/users/User1@org2.ipechain.local");
     let user = LocalIdentity::from_files("Org2MSP", &user_files).expect("user");
