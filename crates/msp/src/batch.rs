@@ -146,8 +146,8 @@ pub fn verify_batch_parallel(items: &[VerifyItem<'_>], threads: NonZeroUsize) ->
         }
         return finish(failures);
     }
-    let per_thread = jobs.len().div_ceil(threads);
-    let mut groups = jobs.chunks(per_thread);
+    let groups = split_by_weight(&jobs, threads);
+    let mut groups = groups.into_iter();
     let first = groups.next().unwrap_or(&[]);
     let failures = std::thread::scope(|s| {
         let handles: Vec<_> = groups
@@ -175,6 +175,37 @@ pub fn verify_batch_parallel(items: &[VerifyItem<'_>], threads: NonZeroUsize) ->
         failures
     });
     finish(failures)
+}
+
+/// Relative cost of a job: an ECDSA P-256 verification costs about as much as this many Ed25519
+/// signatures inside a batch.
+const ECDSA_WEIGHT: usize = 6;
+
+fn weight(job: &Job) -> usize {
+    match job {
+        Job::Ed25519(idx) => idx.len(),
+        Job::Single(_) => ECDSA_WEIGHT,
+    }
+}
+
+/// Cuts `jobs` into at most `parts` contiguous groups of roughly equal weight.
+fn split_by_weight(jobs: &[Job], parts: usize) -> Vec<&[Job]> {
+    let total: usize = jobs.iter().map(weight).sum();
+    let target = total.div_ceil(parts.max(1)).max(1);
+    let mut groups = Vec::with_capacity(parts);
+    let (mut start, mut acc) = (0, 0);
+    for (i, job) in jobs.iter().enumerate() {
+        acc += weight(job);
+        if acc >= target && groups.len() + 1 < parts {
+            groups.push(&jobs[start..=i]);
+            start = i + 1;
+            acc = 0;
+        }
+    }
+    if start < jobs.len() {
+        groups.push(&jobs[start..]);
+    }
+    groups
 }
 
 fn finish(mut failures: Vec<(usize, SigError)>) -> Result<(), BatchError> {
