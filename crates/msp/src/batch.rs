@@ -18,8 +18,11 @@ use std::num::NonZeroUsize;
 use crate::sig::{PublicKey, SigError};
 
 /// Ed25519 items per batch equation. Larger batches amortise better; a failing batch costs
-/// one strict verification per item of its chunk on top.
-pub const BATCH_CHUNK: usize = 64;
+/// one strict verification per item of its chunk on top. Measured per CPU-second on the dev
+/// machine (ed25519-dalek 2.2): 32 → 77k, 64 → 66k (a dip: Straus at 129 points), 128 → 86k,
+/// 256 → 94k, 1024 → 102k; 128 keeps a failing chunk's re-check near 4 ms and still gives a
+/// 1,000-signature block eight chunks to spread over threads.
+pub const BATCH_CHUNK: usize = 128;
 
 /// One signature to check: `sig` over `msg` by `key`.
 #[derive(Debug, Clone, Copy)]
