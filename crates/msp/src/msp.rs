@@ -272,6 +272,23 @@ fn check_validity(cert: &X509Certificate<'_>, at: UnixTime) -> Result<(), Identi
     Ok(())
 }
 
+/// Refuses a certificate with a critical extension this crate does not understand (RFC 5280
+/// §4.2). Name constraints are parsed but not enforced: no MSP decision depends on names.
+fn check_critical(cert: &X509Certificate<'_>) -> Result<(), IdentityError> {
+    for ext in cert.extensions() {
+        if ext.critical
+            && matches!(
+                ext.parsed_extension(),
+                x509_parser::extensions::ParsedExtension::UnsupportedExtension { .. }
+                    | x509_parser::extensions::ParsedExtension::ParseError { .. }
+            )
+        {
+            return Err(IdentityError::Malformed(format!("unsupported critical extension {}", ext.oid)));
+        }
+    }
+    Ok(())
+}
+
 /// Checks that `cert` may act as a CA; returns its pathLenConstraint.
 fn check_ca(cert: &X509Certificate<'_>) -> Result<Option<u32>, IdentityError> {
     let subject = || subject_string(cert);
@@ -459,6 +476,7 @@ impl Msp {
             return Err(IdentityError::CaAsIdentity);
         }
         check_validity(leaf, at)?;
+        check_critical(leaf)?;
         let public_key = PublicKey::from_spki_der(leaf.tbs_certificate.subject_pki.raw)?;
         let common_name = leaf
             .subject()
@@ -483,6 +501,7 @@ impl Msp {
                 }
             }
             check_validity(&ca_cert, at)?;
+            check_critical(&ca_cert)?;
             not_before = not_before.max(ca_cert.validity().not_before.timestamp());
             not_after = not_after.min(ca_cert.validity().not_after.timestamp());
             if ca.is_root {
