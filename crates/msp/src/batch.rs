@@ -211,6 +211,18 @@ fn split_by_weight(jobs: &[Job], parts: usize) -> Vec<&[Job]> {
     groups
 }
 
+/// Per-item verdicts, in item order: [`verify_batch_parallel`] turned into one `Result` per item
+/// (what a block validator turns into validation codes).
+pub fn verify_each(items: &[VerifyItem<'_>], threads: NonZeroUsize) -> Vec<Result<(), SigError>> {
+    let mut out = vec![Ok(()); items.len()];
+    if let Err(e) = verify_batch_parallel(items, threads) {
+        for (i, reason) in e.failures {
+            out[i] = Err(reason);
+        }
+    }
+    out
+}
+
 fn finish(mut failures: Vec<(usize, SigError)>) -> Result<(), BatchError> {
     if failures.is_empty() {
         Ok(())

@@ -58,7 +58,7 @@ mod time;
 #[cfg(test)]
 mod tests;
 
-pub use batch::{BATCH_CHUNK, BatchError, VerifyItem, verify_batch, verify_batch_parallel};
+pub use batch::{BATCH_CHUNK, BatchError, VerifyItem, verify_batch, verify_batch_parallel, verify_each};
 pub use cryptogen::{CryptoMaterial, NetworkSpec};
 pub use identity::{LoadError, LocalIdentity, TlsIdentity, cert_pem};
 pub use manager::{DEFAULT_CACHE_CAPACITY, MspManager};
