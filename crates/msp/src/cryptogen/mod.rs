@@ -186,6 +186,21 @@ impl CryptoMaterial {
         Ok(MspManager::new(self.orgs.iter().map(OrgMaterial::msp).collect::<Result<Vec<_>, _>>()?))
     }
 
+    /// An [`MspManager`] over the named organizations only (e.g. a channel's members).
+    /// Unknown ids are an error.
+    pub fn msp_manager_for(&self, msp_ids: &[&str]) -> Result<MspManager, IdentityError> {
+        let msps = msp_ids
+            .iter()
+            .map(|id| self.org(id).ok_or_else(|| IdentityError::UnknownMsp((*id).to_owned()))?.msp())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(MspManager::new(msps))
+    }
+
+    /// Every node (peer or orderer) with its organization, orderer organizations first.
+    pub fn nodes(&self) -> impl Iterator<Item = (&OrgMaterial, &MemberMaterial)> {
+        self.orgs.iter().flat_map(|o| o.nodes.iter().map(move |n| (o, n)))
+    }
+
     /// Every organization's TLS CA certificate (DER): the trust roots for mTLS between nodes.
     pub fn tls_root_certs(&self) -> Vec<Vec<u8>> {
         self.orgs.iter().map(|o| o.tls_ca.cert_der.clone()).collect()

@@ -72,6 +72,17 @@ fn default_network_has_the_expected_members() {
 #[test]
 fn every_member_validates_with_its_role() {
     let m = network(2);
+    let nodes: Vec<_> = m.nodes().map(|(o, n)| format!("{}:{}", o.msp_id(), n.name)).collect();
+    assert_eq!(
+        nodes,
+        [
+            "OrdererMSP:orderer0",
+            "OrdererMSP:orderer1",
+            "OrdererMSP:orderer2",
+            "Org1MSP:peer0",
+            "Org2MSP:peer0"
+        ]
+    );
     let mgr = m.msp_manager().expect("manager");
     for org in &m.orgs {
         for member in org.nodes.iter().chain(&org.users) {
@@ -82,6 +93,7 @@ fn every_member_validates_with_its_role() {
             assert_eq!(id.public_key().algorithm(), Algorithm::Ed25519);
         }
         let roles: Vec<_> = org.users.iter().map(|u| u.role).collect();
+        assert!(org.nodes.iter().all(|n| n.is_node()) && org.users.iter().all(|u| !u.is_node()));
         assert_eq!(roles[0], Role::Admin);
         assert!(roles[1..].iter().all(|r| *r == Role::Client));
     }
