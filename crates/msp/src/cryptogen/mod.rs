@@ -31,7 +31,7 @@ use rcgen::{
     KeyUsagePurpose, SanType, SerialNumber,
 };
 
-pub use files::{FilesError, SPEC_FILE};
+pub use files::{FilesError, SPEC_FILE, is_private_key_path};
 pub use spec::{Names, NetworkSpec, OrgSpec, SpecError};
 
 use crate::identity::{LoadError, LocalIdentity, TlsIdentity};

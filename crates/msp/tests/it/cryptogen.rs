@@ -168,6 +168,12 @@ fn files_use_fabric_layout_and_parse_back() {
         .starts_with("-----BEGIN PRIVATE KEY-----")
     );
 
+    // Exactly the key files are flagged as secret, and they all hold PKCS#8 keys.
+    for (p, bytes) in &files {
+        let is_key = std::str::from_utf8(bytes).is_ok_and(|t| t.contains("PRIVATE KEY"));
+        assert_eq!(msp::cryptogen::is_private_key_path(p), is_key, "{}", p.display());
+    }
+
     // The org MSP folder alone defines the MSP; a node folder alone gives its local identity.
     let org_msp = Msp::from_files("Org1MSP", &subtree(&files, "peerOrganizations/org1.ipechain.local/msp"))
         .expect("msp from files");
