@@ -208,3 +208,17 @@ fn single_bad_signature_in_small_batch() {
     let err = verify_batch(&f.items()).expect_err("one bad");
     assert_eq!(err.failures, vec![(3, SigError::Invalid)]);
 }
+
+/// The types the ledger shares between threads are `Send + Sync`.
+#[test]
+fn shared_types_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<crate::MspManager>();
+    check::<crate::Msp>();
+    check::<crate::ValidatedIdentity>();
+    check::<crate::PublicKey>();
+    check::<crate::SigningKey>();
+    check::<crate::LocalIdentity>();
+    check::<crate::CryptoMaterial>();
+    check::<crate::BatchError>();
+}
