@@ -279,3 +279,55 @@ fn p256_network_validates() {
     // 30 days validity.
     assert!(mgr.validate("AcmeMSP", &beta.cert_der, NOW.plus_days(31)).is_err());
 }
+
+#[test]
+fn extend_keeps_existing_material_and_adds_new_members() {
+    let old = network(50);
+    let mut spec = NetworkSpec::default_network();
+    spec.peer_orgs[0].nodes = msp::cryptogen::Names::Count(2); // + peer1
+    spec.peer_orgs[0].users = msp::cryptogen::Names::List(vec!["Gateway".into(), "User2".into()]); // - User1, + User2
+    spec.peer_orgs.push(msp::cryptogen::OrgSpec {
+        name: "Org3".into(),
+        msp_id: "Org3MSP".into(),
+        domain: "org3.ipechain.local".into(),
+        nodes: msp::cryptogen::Names::Count(1),
+        users: msp::cryptogen::Names::Count(0),
+    });
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(51);
+    let later = msp::UnixTime::from_secs(NOW.as_secs() + 86_400);
+    let new = msp::cryptogen::extend(&old, &spec, later, &mut rng).expect("extend");
+
+    let (o1, n1) = (old.org("Org1MSP").expect("old"), new.org("Org1MSP").expect("new"));
+    assert_eq!(o1.ca.cert_der, n1.ca.cert_der);
+    assert_eq!(o1.tls_ca.cert_der, n1.tls_ca.cert_der);
+    let kept = |name: &str| {
+        let (a, b) = (o1.member(name).expect("old member"), n1.member(name).expect("new member"));
+        a.cert_der == b.cert_der
+            && a.tls_cert_der == b.tls_cert_der
+            && a.key.to_pkcs8_der() == b.key.to_pkcs8_der()
+    };
+    assert!(kept("peer0") && kept("Admin") && kept("Gateway"));
+    assert!(n1.member("User1").is_none());
+    // New members chain to the old CAs: the old MSP definition accepts them.
+    let old_msp = o1.msp().expect("msp");
+    for name in ["peer1", "User2"] {
+        let m = n1.member(name).expect("added");
+        assert!(old_msp.validate(&m.cert_der, later).is_ok(), "{name}");
+        assert!(o1.tls_msp().expect("tls").validate_chain(&m.tls_cert_der, later).is_ok());
+    }
+    // Untouched orgs are identical; the new org validates.
+    assert_eq!(old.org("Org2MSP").expect("o").ca.cert_der, new.org("Org2MSP").expect("n").ca.cert_der);
+    let mgr = new.msp_manager().expect("manager");
+    let p = &new.org("Org3MSP").expect("org3").member("peer0").expect("peer").cert_der;
+    assert!(mgr.validate("Org3MSP", p, later).is_ok());
+    // The result reads back from its files.
+    assert_eq!(CryptoMaterial::from_files(&new.files()).expect("back").files(), new.files());
+
+    // An existing organization's domain cannot change.
+    let mut bad = NetworkSpec::default_network();
+    bad.peer_orgs[1].domain = "moved.example".into();
+    assert!(matches!(
+        msp::cryptogen::extend(&old, &bad, later, &mut rng),
+        Err(msp::cryptogen::CryptogenError::Spec(_))
+    ));
+}
