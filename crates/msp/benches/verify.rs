@@ -78,5 +78,31 @@ fn identities(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, identities);
+/// The raw ed25519-dalek batch equation at several sizes: what [`msp::BATCH_CHUNK`] trades off
+/// (bigger amortises better; a failing chunk costs one strict verification per member).
+fn chunk_sizes(c: &mut Criterion) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let keys: Vec<_> = (0..16).map(|_| ed25519_dalek::SigningKey::generate(&mut rng)).collect();
+    let msgs: Vec<Vec<u8>> = (0..512).map(|i| vec![(i % 251) as u8; 300]).collect();
+    let sigs: Vec<_> =
+        msgs.iter().enumerate().map(|(i, m)| ed25519_dalek::Signer::sign(&keys[i % 16], m)).collect();
+    let vks: Vec<_> = (0..512).map(|i| keys[i % 16].verifying_key()).collect();
+    let mut g = c.benchmark_group("ed25519-batch-size");
+    g.sample_size(10);
+    for size in [16usize, 32, 64, 128, 256, 512] {
+        g.throughput(Throughput::Elements(512));
+        g.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, &size| {
+            b.iter(|| {
+                for start in (0..512).step_by(size) {
+                    let m: Vec<&[u8]> = msgs[start..start + size].iter().map(Vec::as_slice).collect();
+                    ed25519_dalek::verify_batch(&m, &sigs[start..start + size], &vks[start..start + size])
+                        .expect("valid");
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, identities, chunk_sizes);
 criterion_main!(benches);

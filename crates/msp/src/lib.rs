@@ -10,7 +10,7 @@
 //!   if it chains to that organization's CA at the given time; the role comes from the subject's OU
 //!   (`peer`, `orderer`, `client`, `admin`, Fabric's NodeOUs). The manager caches successful
 //!   validations by certificate hash.
-//! - **cryptogen** ([`cryptogen::generate`]): a small TOML network description in, CAs,
+//! - **cryptogen** ([`cryptogen::generate`], [`cryptogen::extend`]): a small TOML network description in, CAs,
 //!   certificates and keys for every node and user out, laid out like Fabric's cryptogen.
 //!
 //! The crate is a pure core: no files, no sockets, no clock, no ambient randomness. Time is a
@@ -58,7 +58,7 @@ mod time;
 #[cfg(test)]
 mod tests;
 
-pub use batch::{BATCH_CHUNK, BatchError, VerifyItem, verify_batch, verify_batch_parallel};
+pub use batch::{BATCH_CHUNK, BatchError, VerifyItem, verify_batch, verify_batch_parallel, verify_each};
 pub use cryptogen::{CryptoMaterial, NetworkSpec};
 pub use identity::{LoadError, LocalIdentity, TlsIdentity, cert_pem};
 pub use manager::{DEFAULT_CACHE_CAPACITY, MspManager};

@@ -232,6 +232,14 @@ struct CaCert {
     is_root: bool,
 }
 
+/// What a successful chain check yields.
+struct Chain {
+    common_name: String,
+    public_key: PublicKey,
+    not_before: UnixTime,
+    not_after: UnixTime,
+}
+
 /// One organization's MSP: its id and the CA certificates its members chain to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Msp {
@@ -260,6 +268,23 @@ fn check_validity(cert: &X509Certificate<'_>, at: UnixTime) -> Result<(), Identi
     }
     if at > na {
         return Err(IdentityError::Expired { subject: subject_string(cert), not_after: na, at });
+    }
+    Ok(())
+}
+
+/// Refuses a certificate with a critical extension this crate does not understand (RFC 5280
+/// §4.2). Name constraints are parsed but not enforced: no MSP decision depends on names.
+fn check_critical(cert: &X509Certificate<'_>) -> Result<(), IdentityError> {
+    for ext in cert.extensions() {
+        if ext.critical
+            && matches!(
+                ext.parsed_extension(),
+                x509_parser::extensions::ParsedExtension::UnsupportedExtension { .. }
+                    | x509_parser::extensions::ParsedExtension::ParseError { .. }
+            )
+        {
+            return Err(IdentityError::Malformed(format!("unsupported critical extension {}", ext.oid)));
+        }
     }
     Ok(())
 }
@@ -376,12 +401,30 @@ impl Msp {
         msp_id: impl Into<String>,
         files: &[(PathBuf, Vec<u8>)],
     ) -> Result<Self, IdentityError> {
+        Self::from_dirs(msp_id, files, "cacerts", "intermediatecerts")
+    }
+
+    /// Like [`from_files`](Self::from_files), but the organization's TLS CAs: `tlscacerts/` and
+    /// `tlsintermediatecerts/`. Check TLS certificates with [`validate_chain`](Self::validate_chain).
+    pub fn tls_from_files(
+        msp_id: impl Into<String>,
+        files: &[(PathBuf, Vec<u8>)],
+    ) -> Result<Self, IdentityError> {
+        Self::from_dirs(msp_id, files, "tlscacerts", "tlsintermediatecerts")
+    }
+
+    fn from_dirs(
+        msp_id: impl Into<String>,
+        files: &[(PathBuf, Vec<u8>)],
+        roots_dir: &str,
+        inters_dir: &str,
+    ) -> Result<Self, IdentityError> {
         let mut roots = Vec::new();
         let mut inters = Vec::new();
         for (path, bytes) in files {
-            if in_dir(path, "cacerts") {
+            if in_dir(path, roots_dir) {
                 roots.extend(certs_or_der(bytes)?);
-            } else if in_dir(path, "intermediatecerts") {
+            } else if in_dir(path, inters_dir) {
                 inters.extend(certs_or_der(bytes)?);
             }
         }
@@ -407,11 +450,33 @@ impl Msp {
     /// (signatures, validity periods, CA constraints), exactly one role OU, a supported key.
     pub fn validate(&self, cert_der: &[u8], at: UnixTime) -> Result<ValidatedIdentity, IdentityError> {
         let leaf = parse(cert_der)?;
+        let chain = self.check_chain(&leaf, at)?;
+        let role = extract_role(&leaf)?;
+        Ok(ValidatedIdentity {
+            msp_id: self.msp_id.clone(),
+            role,
+            common_name: chain.common_name,
+            public_key: chain.public_key,
+            cert_hash: cert_hash(cert_der),
+            not_before: chain.not_before,
+            not_after: chain.not_after,
+        })
+    }
+
+    /// Checks only that `cert_der` chains to this MSP's CAs at `at` (no role OU needed): for TLS
+    /// certificates against a TLS MSP ([`crate::cryptogen::OrgMaterial::tls_msp`]). Returns the
+    /// subject common name (empty if none).
+    pub fn validate_chain(&self, cert_der: &[u8], at: UnixTime) -> Result<String, IdentityError> {
+        let leaf = parse(cert_der)?;
+        Ok(self.check_chain(&leaf, at)?.common_name)
+    }
+
+    fn check_chain(&self, leaf: &X509Certificate<'_>, at: UnixTime) -> Result<Chain, IdentityError> {
         if leaf.is_ca() {
             return Err(IdentityError::CaAsIdentity);
         }
-        check_validity(&leaf, at)?;
-        let role = extract_role(&leaf)?;
+        check_validity(leaf, at)?;
+        check_critical(leaf)?;
         let public_key = PublicKey::from_spki_der(leaf.tbs_certificate.subject_pki.raw)?;
         let common_name = leaf
             .subject()
@@ -423,13 +488,9 @@ impl Msp {
         let mut not_before = leaf.validity().not_before.timestamp();
         let mut not_after = leaf.validity().not_after.timestamp();
 
-        let mut cur = leaf;
+        let (mut ca, mut ca_cert) = self.find_issuer(leaf)?;
         let mut cas_seen = 0usize;
         loop {
-            if cas_seen >= MAX_CHAIN_CAS {
-                return Err(IdentityError::ChainTooLong);
-            }
-            let (ca, ca_cert) = self.find_issuer(&cur)?;
             if let Some(max) = check_ca(&ca_cert)? {
                 // `cas_seen` intermediates sit between `ca` and the leaf.
                 if cas_seen > max as usize {
@@ -440,21 +501,21 @@ impl Msp {
                 }
             }
             check_validity(&ca_cert, at)?;
+            check_critical(&ca_cert)?;
             not_before = not_before.max(ca_cert.validity().not_before.timestamp());
             not_after = not_after.min(ca_cert.validity().not_after.timestamp());
             if ca.is_root {
                 break;
             }
-            cur = ca_cert;
             cas_seen += 1;
+            if cas_seen >= MAX_CHAIN_CAS {
+                return Err(IdentityError::ChainTooLong);
+            }
+            (ca, ca_cert) = self.find_issuer(&ca_cert)?;
         }
-
-        Ok(ValidatedIdentity {
-            msp_id: self.msp_id.clone(),
-            role,
+        Ok(Chain {
             common_name,
             public_key,
-            cert_hash: cert_hash(cert_der),
             not_before: UnixTime::from_secs(not_before),
             not_after: UnixTime::from_secs(not_after),
         })

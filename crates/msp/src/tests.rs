@@ -188,6 +188,12 @@ fn batch_identifies_exactly_the_bad_items() {
     let err = verify_batch(&f.items()).expect_err("bad items");
     assert_eq!(err.failures, expect);
     assert_eq!(err.failed_indices().collect::<Vec<_>>(), vec![17, 44, 130, 299]);
+    let each = crate::verify_each(&f.items(), NonZeroUsize::new(2).expect("non-zero"));
+    assert_eq!(each.len(), 300);
+    for (i, reason) in &expect {
+        assert_eq!(each[*i], Err(*reason));
+    }
+    assert_eq!(each.iter().filter(|r| r.is_ok()).count(), 296);
     for t in [1, 2, 5, 64] {
         let n = NonZeroUsize::new(t).expect("non-zero");
         let err = verify_batch_parallel(&f.items(), n).expect_err("bad items");
@@ -201,4 +207,18 @@ fn single_bad_signature_in_small_batch() {
     f.sigs[3][0] ^= 0x80;
     let err = verify_batch(&f.items()).expect_err("one bad");
     assert_eq!(err.failures, vec![(3, SigError::Invalid)]);
+}
+
+/// The types the ledger shares between threads are `Send + Sync`.
+#[test]
+fn shared_types_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<crate::MspManager>();
+    check::<crate::Msp>();
+    check::<crate::ValidatedIdentity>();
+    check::<crate::PublicKey>();
+    check::<crate::SigningKey>();
+    check::<crate::LocalIdentity>();
+    check::<crate::CryptoMaterial>();
+    check::<crate::BatchError>();
 }

@@ -40,6 +40,12 @@ pub enum FilesError {
     },
 }
 
+/// Whether a path of [`CryptoMaterial::files`] holds a private key (`priv_sk`, `*.key`): the CLI
+/// writes those with owner-only permissions.
+pub fn is_private_key_path(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| n == "priv_sk") || path.extension().is_some_and(|e| e == "key")
+}
+
 fn org_base(kind: OrgKind, domain: &str) -> PathBuf {
     match kind {
         OrgKind::Peer => Path::new("peerOrganizations").join(domain),

@@ -31,7 +31,7 @@ use rcgen::{
     KeyUsagePurpose, SanType, SerialNumber,
 };
 
-pub use files::{FilesError, SPEC_FILE};
+pub use files::{FilesError, SPEC_FILE, is_private_key_path};
 pub use spec::{Names, NetworkSpec, OrgSpec, SpecError};
 
 use crate::identity::{LoadError, LocalIdentity, TlsIdentity};
@@ -186,6 +186,21 @@ impl CryptoMaterial {
         Ok(MspManager::new(self.orgs.iter().map(OrgMaterial::msp).collect::<Result<Vec<_>, _>>()?))
     }
 
+    /// An [`MspManager`] over the named organizations only (e.g. a channel's members).
+    /// Unknown ids are an error.
+    pub fn msp_manager_for(&self, msp_ids: &[&str]) -> Result<MspManager, IdentityError> {
+        let msps = msp_ids
+            .iter()
+            .map(|id| self.org(id).ok_or_else(|| IdentityError::UnknownMsp((*id).to_owned()))?.msp())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(MspManager::new(msps))
+    }
+
+    /// Every node (peer or orderer) with its organization, orderer organizations first.
+    pub fn nodes(&self) -> impl Iterator<Item = (&OrgMaterial, &MemberMaterial)> {
+        self.orgs.iter().flat_map(|o| o.nodes.iter().map(move |n| (o, n)))
+    }
+
     /// Every organization's TLS CA certificate (DER): the trust roots for mTLS between nodes.
     pub fn tls_root_certs(&self) -> Vec<Vec<u8>> {
         self.orgs.iter().map(|o| o.tls_ca.cert_der.clone()).collect()
@@ -249,6 +264,18 @@ impl rcgen::PublicKeyData for Subject {
     }
 }
 
+/// An rcgen issuer for `ca`: from the parameters it was just made with, or from its certificate.
+fn make_issuer<'a>(
+    ca: &'a CaMaterial,
+    params: Option<&'a CertificateParams>,
+) -> Result<Issuer<'a, Signer<'a>>, CryptogenError> {
+    let signer = Signer::new(&ca.key);
+    match params {
+        Some(p) => Ok(Issuer::from_params(p, signer)),
+        None => Ok(Issuer::from_ca_cert_der(&ca.cert_der.as_slice().into(), signer)?),
+    }
+}
+
 struct Gen<'r, R> {
     rng: &'r mut R,
     /// Validity window and key-identifier settings shared by every certificate.
@@ -291,12 +318,11 @@ impl<R: CryptoRngCore> Gen<'_, R> {
         Ok((CaMaterial { common_name: cn, cert_der: cert.der().to_vec(), key }, p))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn member(
         &mut self,
         org: &OrgSpec,
-        ca: (&CaMaterial, &CertificateParams),
-        tls_ca: (&CaMaterial, &CertificateParams),
+        ca: &Issuer<'_, Signer<'_>>,
+        tls_ca: &Issuer<'_, Signer<'_>>,
         name: &str,
         common_name: String,
         role: Role,
@@ -313,8 +339,7 @@ impl<R: CryptoRngCore> Gen<'_, R> {
         p.is_ca = IsCa::ExplicitNoCa;
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         p.use_authority_key_identifier_extension = true;
-        let issuer = Issuer::from_params(ca.1, Signer::new(&ca.0.key));
-        let cert = p.signed_by(&Subject::new(&key.public_key()), &issuer)?;
+        let cert = p.signed_by(&Subject::new(&key.public_key()), ca)?;
 
         // TLS certificate: server + client auth, loopback and host-name SANs.
         let tls_key = SigningKey::generate(self.tls_alg, self.rng);
@@ -334,8 +359,7 @@ impl<R: CryptoRngCore> Gen<'_, R> {
         }
         sans.push(SanType::IpAddress(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)));
         p.subject_alt_names = sans;
-        let issuer = Issuer::from_params(tls_ca.1, Signer::new(&tls_ca.0.key));
-        let tls_cert = p.signed_by(&Subject::new(&tls_key.public_key()), &issuer)?;
+        let tls_cert = p.signed_by(&Subject::new(&tls_key.public_key()), tls_ca)?;
 
         Ok(MemberMaterial {
             name: name.to_owned(),
@@ -348,25 +372,53 @@ impl<R: CryptoRngCore> Gen<'_, R> {
         })
     }
 
-    fn org(&mut self, org: &OrgSpec, kind: OrgKind) -> Result<OrgMaterial, CryptogenError> {
-        let (ca, ca_params) = self.ca(org, format!("ca.{}", org.domain), self.alg)?;
-        let (tls_ca, tls_params) = self.ca(org, format!("tlsca.{}", org.domain), self.tls_alg)?;
-        let (prefix, role) = match kind {
-            OrgKind::Peer => ("peer", Role::Peer),
-            OrgKind::Orderer => ("orderer", Role::Orderer),
+    /// Material for `org`; with `existing`, its CAs and members are kept and only the members the
+    /// spec adds are issued.
+    fn org(
+        &mut self,
+        org: &OrgSpec,
+        kind: OrgKind,
+        existing: Option<&OrgMaterial>,
+    ) -> Result<OrgMaterial, CryptogenError> {
+        let (ca, tls_ca, ca_params, tls_params) = match existing {
+            Some(e) => (e.ca.clone(), e.tls_ca.clone(), None, None),
+            None => {
+                let (ca, p) = self.ca(org, format!("ca.{}", org.domain), self.alg)?;
+                let (tls_ca, tp) = self.ca(org, format!("tlsca.{}", org.domain), self.tls_alg)?;
+                (ca, tls_ca, Some(p), Some(tp))
+            }
         };
-        let mut nodes = Vec::new();
-        for n in org.nodes.expand(prefix, 0) {
-            let cn = format!("{n}.{}", org.domain);
-            nodes.push(self.member(org, (&ca, &ca_params), (&tls_ca, &tls_params), &n, cn, role)?);
-        }
-        let mut users = Vec::new();
-        let names = std::iter::once("Admin".to_owned()).chain(org.users.expand("User", 1));
-        for u in names {
-            let role = if u == "Admin" { Role::Admin } else { Role::Client };
-            let cn = format!("{u}@{}", org.domain);
-            users.push(self.member(org, (&ca, &ca_params), (&tls_ca, &tls_params), &u, cn, role)?);
-        }
+        let (nodes, users) = {
+            let ca_issuer = make_issuer(&ca, ca_params.as_ref())?;
+            let tls_issuer = make_issuer(&tls_ca, tls_params.as_ref())?;
+            let (prefix, node_role) = match kind {
+                OrgKind::Peer => ("peer", Role::Peer),
+                OrgKind::Orderer => ("orderer", Role::Orderer),
+            };
+            let wanted = org
+                .nodes
+                .expand(prefix, 0)
+                .into_iter()
+                .map(|n| (format!("{n}.{}", org.domain), n, node_role))
+                .chain(std::iter::once("Admin".to_owned()).chain(org.users.expand("User", 1)).map(|u| {
+                    let role = if u == "Admin" { Role::Admin } else { Role::Client };
+                    (format!("{u}@{}", org.domain), u, role)
+                }));
+            let (mut nodes, mut users) = (Vec::new(), Vec::new());
+            for (cn, name, role) in wanted {
+                let kept = existing.and_then(|e| e.member(&cn)).filter(|m| m.role == role);
+                let m = match kept {
+                    Some(m) => m.clone(),
+                    None => self.member(org, &ca_issuer, &tls_issuer, &name, cn, role)?,
+                };
+                if m.is_node() {
+                    nodes.push(m);
+                } else {
+                    users.push(m);
+                }
+            }
+            (nodes, users)
+        };
         Ok(OrgMaterial { kind, spec: org.clone(), ca, tls_ca, nodes, users })
     }
 }
@@ -376,6 +428,28 @@ impl<R: CryptoRngCore> Gen<'_, R> {
 /// the same seed, spec and `now` give byte-identical material.
 pub fn generate(
     spec: &NetworkSpec,
+    now: UnixTime,
+    rng: &mut impl CryptoRngCore,
+) -> Result<CryptoMaterial, CryptogenError> {
+    build(spec, None, now, rng)
+}
+
+/// Like Fabric's `cryptogen extend`: material for `spec` that keeps everything `existing`
+/// already has (CAs, keys, certificates of members still in the spec, matched by MSP id and
+/// common name) and issues only what the spec adds, from the existing CAs. An organization that
+/// is new in the spec gets new CAs. An organization's domain and kind cannot change.
+pub fn extend(
+    existing: &CryptoMaterial,
+    spec: &NetworkSpec,
+    now: UnixTime,
+    rng: &mut impl CryptoRngCore,
+) -> Result<CryptoMaterial, CryptogenError> {
+    build(spec, Some(existing), now, rng)
+}
+
+fn build(
+    spec: &NetworkSpec,
+    existing: Option<&CryptoMaterial>,
     now: UnixTime,
     rng: &mut impl CryptoRngCore,
 ) -> Result<CryptoMaterial, CryptogenError> {
@@ -391,11 +465,22 @@ pub fn generate(
     base.distinguished_name = DistinguishedName::new();
     let mut g = Gen { rng, base, alg: spec.key_algorithm, tls_alg: spec.tls_key_algorithm };
     let mut orgs = Vec::new();
-    for o in &spec.orderer_orgs {
-        orgs.push(g.org(o, OrgKind::Orderer)?);
-    }
-    for o in &spec.peer_orgs {
-        orgs.push(g.org(o, OrgKind::Peer)?);
+    for (o, kind) in spec
+        .orderer_orgs
+        .iter()
+        .map(|o| (o, OrgKind::Orderer))
+        .chain(spec.peer_orgs.iter().map(|o| (o, OrgKind::Peer)))
+    {
+        let old = existing.and_then(|e| e.org(&o.msp_id));
+        if let Some(old) = old
+            && (old.kind != kind || old.spec.domain != o.domain)
+        {
+            return Err(CryptogenError::Spec(SpecError::Invalid(format!(
+                "{}: an existing organization's domain and kind cannot change",
+                o.msp_id
+            ))));
+        }
+        orgs.push(g.org(o, kind, old)?);
     }
     Ok(CryptoMaterial { spec: spec.clone(), orgs })
 }

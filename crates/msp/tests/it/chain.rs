@@ -176,3 +176,28 @@ fn msp_from_pem_bundle() {
     }
     assert!(Msp::from_pem("X", b"no pem here", None).is_err());
 }
+
+#[test]
+fn unknown_critical_extension_is_refused() {
+    let root_key = ed_key();
+    let root_p = ca_params("root", BasicConstraints::Unconstrained);
+    let root = root_p.self_signed(&root_key).expect("root");
+    let issuer = Issuer::from_params(&root_p, &root_key);
+    let msp = Msp::new("M", [root.der().to_vec()], []).expect("msp");
+
+    let mut p = leaf_params("erin", Some("client"));
+    let mut ext = rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 1], vec![0x05, 0x00]);
+    ext.set_criticality(true);
+    p.custom_extensions = vec![ext];
+    let critical = p.signed_by(&ed_key(), &issuer).expect("leaf");
+    assert!(
+        matches!(msp.validate(critical.der(), NOW), Err(IdentityError::Malformed(m)) if m.contains("critical"))
+    );
+
+    // The same extension, not critical, is ignored.
+    let mut p = leaf_params("erin", Some("client"));
+    p.custom_extensions =
+        vec![rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 1], vec![0x05, 0x00])];
+    let benign = p.signed_by(&ed_key(), &issuer).expect("leaf");
+    assert!(msp.validate(benign.der(), NOW).is_ok());
+}

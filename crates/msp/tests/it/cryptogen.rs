@@ -72,6 +72,17 @@ fn default_network_has_the_expected_members() {
 #[test]
 fn every_member_validates_with_its_role() {
     let m = network(2);
+    let nodes: Vec<_> = m.nodes().map(|(o, n)| format!("{}:{}", o.msp_id(), n.name)).collect();
+    assert_eq!(
+        nodes,
+        [
+            "OrdererMSP:orderer0",
+            "OrdererMSP:orderer1",
+            "OrdererMSP:orderer2",
+            "Org1MSP:peer0",
+            "Org2MSP:peer0"
+        ]
+    );
     let mgr = m.msp_manager().expect("manager");
     for org in &m.orgs {
         for member in org.nodes.iter().chain(&org.users) {
@@ -82,6 +93,7 @@ fn every_member_validates_with_its_role() {
             assert_eq!(id.public_key().algorithm(), Algorithm::Ed25519);
         }
         let roles: Vec<_> = org.users.iter().map(|u| u.role).collect();
+        assert!(org.nodes.iter().all(|n| n.is_node()) && org.users.iter().all(|u| !u.is_node()));
         assert_eq!(roles[0], Role::Admin);
         assert!(roles[1..].iter().all(|r| *r == Role::Client));
     }
@@ -156,6 +168,12 @@ fn files_use_fabric_layout_and_parse_back() {
         .starts_with("-----BEGIN PRIVATE KEY-----")
     );
 
+    // Exactly the key files are flagged as secret, and they all hold PKCS#8 keys.
+    for (p, bytes) in &files {
+        let is_key = std::str::from_utf8(bytes).is_ok_and(|t| t.contains("PRIVATE KEY"));
+        assert_eq!(msp::cryptogen::is_private_key_path(p), is_key, "{}", p.display());
+    }
+
     // The org MSP folder alone defines the MSP; a node folder alone gives its local identity.
     let org_msp = Msp::from_files("Org1MSP", &subtree(&files, "peerOrganizations/org1.ipechain.local/msp"))
         .expect("msp from files");
@@ -169,6 +187,13 @@ fn files_use_fabric_layout_and_parse_back() {
     let id = org_msp.validate(peer.cert_der(), NOW).expect("peer validates");
     let sig = peer.sign(b"block 7");
     id.public_key().verify(b"block 7", sig.as_bytes()).expect("signature");
+
+    // TLS certificates carry no role: they are checked against the TLS MSP by chain only.
+    let org_files = subtree(&files, "peerOrganizations/org1.ipechain.local/msp");
+    let tls_msp = Msp::tls_from_files("Org1MSP", &org_files).expect("tls msp");
+    assert_eq!(tls_msp.validate_chain(&tls.cert_der, NOW), Ok("peer0.org1.ipechain.local".to_owned()));
+    assert_eq!(tls_msp.validate(&tls.cert_der, NOW), Err(msp::IdentityError::MissingRole));
+    assert!(org_msp.validate_chain(&tls.cert_der, NOW).is_err(), "TLS CA is not the signing CA");
 
     // A user folder has client.{crt,key}.
     let user_files = subtree(&files, "peerOrganizations/org2.ipechain.local/users/User1@org2.ipechain.local");
@@ -253,4 +278,56 @@ fn p256_network_validates() {
     );
     // 30 days validity.
     assert!(mgr.validate("AcmeMSP", &beta.cert_der, NOW.plus_days(31)).is_err());
+}
+
+#[test]
+fn extend_keeps_existing_material_and_adds_new_members() {
+    let old = network(50);
+    let mut spec = NetworkSpec::default_network();
+    spec.peer_orgs[0].nodes = msp::cryptogen::Names::Count(2); // + peer1
+    spec.peer_orgs[0].users = msp::cryptogen::Names::List(vec!["Gateway".into(), "User2".into()]); // - User1, + User2
+    spec.peer_orgs.push(msp::cryptogen::OrgSpec {
+        name: "Org3".into(),
+        msp_id: "Org3MSP".into(),
+        domain: "org3.ipechain.local".into(),
+        nodes: msp::cryptogen::Names::Count(1),
+        users: msp::cryptogen::Names::Count(0),
+    });
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(51);
+    let later = msp::UnixTime::from_secs(NOW.as_secs() + 86_400);
+    let new = msp::cryptogen::extend(&old, &spec, later, &mut rng).expect("extend");
+
+    let (o1, n1) = (old.org("Org1MSP").expect("old"), new.org("Org1MSP").expect("new"));
+    assert_eq!(o1.ca.cert_der, n1.ca.cert_der);
+    assert_eq!(o1.tls_ca.cert_der, n1.tls_ca.cert_der);
+    let kept = |name: &str| {
+        let (a, b) = (o1.member(name).expect("old member"), n1.member(name).expect("new member"));
+        a.cert_der == b.cert_der
+            && a.tls_cert_der == b.tls_cert_der
+            && a.key.to_pkcs8_der() == b.key.to_pkcs8_der()
+    };
+    assert!(kept("peer0") && kept("Admin") && kept("Gateway"));
+    assert!(n1.member("User1").is_none());
+    // New members chain to the old CAs: the old MSP definition accepts them.
+    let old_msp = o1.msp().expect("msp");
+    for name in ["peer1", "User2"] {
+        let m = n1.member(name).expect("added");
+        assert!(old_msp.validate(&m.cert_der, later).is_ok(), "{name}");
+        assert!(o1.tls_msp().expect("tls").validate_chain(&m.tls_cert_der, later).is_ok());
+    }
+    // Untouched orgs are identical; the new org validates.
+    assert_eq!(old.org("Org2MSP").expect("o").ca.cert_der, new.org("Org2MSP").expect("n").ca.cert_der);
+    let mgr = new.msp_manager().expect("manager");
+    let p = &new.org("Org3MSP").expect("org3").member("peer0").expect("peer").cert_der;
+    assert!(mgr.validate("Org3MSP", p, later).is_ok());
+    // The result reads back from its files.
+    assert_eq!(CryptoMaterial::from_files(&new.files()).expect("back").files(), new.files());
+
+    // An existing organization's domain cannot change.
+    let mut bad = NetworkSpec::default_network();
+    bad.peer_orgs[1].domain = "moved.example".into();
+    assert!(matches!(
+        msp::cryptogen::extend(&old, &bad, later, &mut rng),
+        Err(msp::cryptogen::CryptogenError::Spec(_))
+    ));
 }

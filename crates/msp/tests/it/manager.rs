@@ -14,7 +14,9 @@ fn unknown_msp_and_membership() {
     let user = &m.org("Org1MSP").expect("org1").member("User1").expect("user").cert_der;
     assert_eq!(mgr.validate("Org9MSP", user, NOW), Err(IdentityError::UnknownMsp("Org9MSP".into())));
     // A manager for a channel with only Org2 refuses Org1's members.
-    let only_org2 = MspManager::new([m.org("Org2MSP").expect("org2").msp().expect("msp")]);
+    let only_org2 = m.msp_manager_for(&["Org2MSP"]).expect("org2 only");
+    assert_eq!(only_org2.msp_ids(), ["Org2MSP"]);
+    assert!(matches!(m.msp_manager_for(&["Nope"]), Err(IdentityError::UnknownMsp(_))));
     assert!(matches!(only_org2.validate("Org1MSP", user, NOW), Err(IdentityError::UnknownMsp(_))));
     let id = mgr.validate_role("Org1MSP", user, NOW, &[Role::Client]).expect("client");
     assert_eq!(id.msp_id(), "Org1MSP");

@@ -48,3 +48,45 @@ proptest! {
         prop_assert_eq!(err.failed_indices().collect::<Vec<_>>(), vec![0]);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn spec_parser_never_panics(text in "\\PC{0,200}") {
+        let _ = msp::NetworkSpec::from_toml(&text);
+    }
+
+    #[test]
+    fn any_small_valid_spec_generates_a_consistent_network(
+        peers in 0u32..3,
+        orderers in 0u32..3,
+        users in proptest::collection::vec("[A-Za-z][A-Za-z0-9_.-]{0,8}", 0..3),
+        p256 in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let mut spec = msp::NetworkSpec::default_network();
+        spec.orderer_orgs[0].nodes = msp::cryptogen::Names::Count(orderers);
+        spec.peer_orgs[0].nodes = msp::cryptogen::Names::Count(peers);
+        spec.peer_orgs[1].users = msp::cryptogen::Names::List(users.clone());
+        if p256 {
+            spec.key_algorithm = Algorithm::EcdsaP256;
+        }
+        let valid = spec.check().is_ok();
+        let mut dedup = users.clone();
+        dedup.sort();
+        dedup.dedup();
+        prop_assert_eq!(valid, dedup.len() == users.len() && !users.iter().any(|u| u == "Admin"));
+        prop_assume!(valid);
+        let m = crate::network_of(&spec, seed);
+        let mgr = m.msp_manager().expect("manager");
+        for org in &m.orgs {
+            for member in org.nodes.iter().chain(&org.users) {
+                let id = mgr.validate(org.msp_id(), &member.cert_der, NOW).expect("valid");
+                prop_assert_eq!(id.role(), member.role);
+            }
+        }
+        let back = msp::CryptoMaterial::from_files(&m.files()).expect("reads back");
+        prop_assert_eq!(back.files(), m.files());
+    }
+}
