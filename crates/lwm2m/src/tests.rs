@@ -1,0 +1,1 @@
+//! Unit tests (see tests/it for codec golden vectors and property tests).
