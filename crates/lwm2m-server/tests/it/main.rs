@@ -3,7 +3,10 @@
 #![allow(clippy::unwrap_used)]
 //! input, the REST API, and the real peers lwm2m-node-lib, libcoap's coap-client and aiocoap.
 
+mod aiocoap;
+mod coap_client;
 mod common;
+mod node_lib;
 mod raw;
 mod rest;
 mod with_sim;
