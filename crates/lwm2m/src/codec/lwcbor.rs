@@ -14,6 +14,7 @@ pub(super) fn decode(bytes: &[u8], reg: &Registry) -> Result<Vec<Record>, CodecE
     let doc: Cbor = ciborium::de::from_reader(bytes).map_err(|e| malformed("lwm2m-cbor", e.to_string()))?;
     let mut out = Vec::new();
     walk(&doc, &mut Vec::new(), reg, &mut out)?;
+    super::tlv::reject_duplicates(&out, "lwm2m-cbor")?;
     Ok(out)
 }
 

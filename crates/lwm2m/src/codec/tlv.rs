@@ -246,7 +246,19 @@ pub(super) fn decode(bytes: &[u8], base: &LwM2mPath, registry: &Registry) -> Res
             _ => return Err(bad(&format!("unexpected TLV entry {:?} {}", t.kind, t.id))),
         }
     }
+    reject_duplicates(&out, "tlv")?;
     Ok(out)
+}
+
+/// A path given twice (same resource in one instance) makes a payload ambiguous.
+pub(super) fn reject_duplicates(records: &[Record], format: &'static str) -> Result<(), CodecError> {
+    let mut seen = std::collections::HashSet::with_capacity(records.len());
+    for r in records {
+        if !seen.insert(r.path) {
+            return Err(malformed(format, format!("{} given twice", r.path)));
+        }
+    }
+    Ok(())
 }
 
 fn resources(

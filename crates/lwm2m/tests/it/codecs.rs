@@ -72,6 +72,11 @@ fn tlv_untyped_and_malformed() {
             "{bad}"
         );
     }
+    // The same resource twice (found by fuzzing): ambiguous, refused.
+    for dup in ["C0 96 C0 96", "02 2C C0 C0 C0 C0 C0 C0", "08 00 04 C0 01 C0 01"] {
+        assert!(codec::decode(ContentFormat::TLV, &hex(dup), &p("/3/0"), &reg).is_err(), "{dup}");
+        assert!(codec::decode(ContentFormat::TLV, &hex(dup), &p("/3"), &reg).is_err(), "{dup}");
+    }
     // A value-less integer of 3 bytes is malformed for an Integer resource.
     assert!(codec::decode(ContentFormat::TLV, &hex("C3 09 01 02 03"), &p("/3/0"), &reg).is_err());
 }
