@@ -78,6 +78,9 @@ pub fn parse(text: &str) -> Result<Vec<Link>, LinkError> {
                 } else {
                     let start = i;
                     while i < b.len() && !matches!(b[i], b';' | b',') {
+                        if b[i] == b'"' {
+                            return Err(LinkError { at: i, reason: "quote inside an unquoted value" });
+                        }
                         i += 1;
                     }
                     Some(text[start..i].trim().to_owned())

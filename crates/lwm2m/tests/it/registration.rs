@@ -74,7 +74,7 @@ fn link_format_parse_and_print() {
     assert_eq!(links[1].attr("title"), Some("a, b"));
     assert_eq!(links[1].attributes[1], ("obs".to_owned(), None));
     assert_eq!(link::format(&links), r#"</3303/0/5700>;pmin=10;pmax=60,</3/0>;title="a, b";obs"#);
-    for bad in ["3/0", "</3/0", "</3/0>;", "</3/0> </4>", "</3/0>;a=\"x"] {
+    for bad in ["3/0", "</3/0", "</3/0>;", "</3/0> </4>", "</3/0>;a=\"x", "<\u{fffd}>;a=9\"\"9"] {
         assert!(link::parse(bad).is_err(), "{bad}");
     }
     assert!(link::parse("").unwrap().is_empty());
