@@ -250,15 +250,15 @@ pub(super) fn decode(bytes: &[u8], base: &LwM2mPath, registry: &Registry) -> Res
     Ok(out)
 }
 
-/// A path given twice (same resource in one instance) makes a payload ambiguous.
+/// A path given twice, or a resource given both as a value and with instances, makes a payload ambiguous.
 pub(super) fn reject_duplicates(records: &[Record], format: &'static str) -> Result<(), CodecError> {
-    let mut seen = std::collections::HashSet::with_capacity(records.len());
-    for r in records {
-        if !seen.insert(r.path) {
-            return Err(malformed(format, format!("{} given twice", r.path)));
-        }
+    let mut paths: Vec<LwM2mPath> = records.iter().map(|r| r.path).collect();
+    paths.sort();
+    // Sorted, a path is directly followed by its first descendant if it has any.
+    match paths.windows(2).find(|w| w[1].starts_with(&w[0])) {
+        Some(w) => Err(malformed(format, format!("{} given twice or with sub-paths", w[0]))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn resources(

@@ -73,7 +73,7 @@ fn tlv_untyped_and_malformed() {
         );
     }
     // The same resource twice (found by fuzzing): ambiguous, refused.
-    for dup in ["C0 96 C0 96", "02 2C C0 C0 C0 C0 C0 C0", "08 00 04 C0 01 C0 01"] {
+    for dup in ["C0 96 C0 96", "02 2C C0 C0 C0 C0 C0 C0", "08 00 04 C0 01 C0 01", "83 00 60 00 00 C0 00"] {
         assert!(codec::decode(ContentFormat::TLV, &hex(dup), &p("/3/0"), &reg).is_err(), "{dup}");
         assert!(codec::decode(ContentFormat::TLV, &hex(dup), &p("/3"), &reg).is_err(), "{dup}");
     }
