@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Smoke-runs every cargo-fuzz target of the CoAP/LwM2M parsers (crates/lwm2m/fuzz) for a short budget.
 # Installs cargo-fuzz if missing. The stable toolchain builds the targets with RUSTC_BOOTSTRAP=1.
-# FUZZ_SECONDS (default 15) sets the budget per target.
+# FUZZ_SECONDS (default 10) sets the budget per target.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install --locked cargo-fuzz
 fi
 export RUSTC_BOOTSTRAP=1
-secs="${FUZZ_SECONDS:-15}"
+secs="${FUZZ_SECONDS:-10}"
 dir=crates/lwm2m/fuzz
 for target in $(cargo fuzz list --fuzz-dir "$dir"); do
   echo "fuzz: $target for ${secs}s"

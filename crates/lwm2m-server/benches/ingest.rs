@@ -23,7 +23,11 @@ impl Drop for Guard {
 }
 
 fn arg(args: &[String], name: &str, default: usize) -> usize {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn rss_mib() -> f64 {
@@ -38,7 +42,13 @@ fn rss_mib() -> f64 {
 fn spawn_sim(server: SocketAddr, clients: usize, per_socket: usize, interval_ms: u64) -> Guard {
     let exe = std::env::current_exe().unwrap();
     let child = Command::new(exe)
-        .args(["sim", &server.to_string(), &clients.to_string(), &per_socket.to_string(), &interval_ms.to_string()])
+        .args([
+            "sim",
+            &server.to_string(),
+            &clients.to_string(),
+            &per_socket.to_string(),
+            &interval_ms.to_string(),
+        ])
         .spawn()
         .expect("simulator child");
     Guard(child)
@@ -83,7 +93,9 @@ async fn ingest(args: &[String]) {
     let mut tasks = Vec::new();
     for i in 0..clients {
         let h = h.clone();
-        tasks.push(tokio::spawn(async move { h.observe(&format!("bench-{i}"), path, None, None).await.is_ok() }));
+        tasks.push(tokio::spawn(
+            async move { h.observe(&format!("bench-{i}"), path, None, None).await.is_ok() },
+        ));
     }
     let mut observed = 0;
     for t in tasks {

@@ -242,8 +242,13 @@ impl Server {
             }
         };
         // A new Register of the same endpoint replaces the old registration.
-        if let Some(old) = self.by_endpoint.get(&r.endpoint).cloned() {
-            self.remove_registration(&old);
+        if let Some(old) = self.by_endpoint.get(&r.endpoint).cloned()
+            && let Some(info) = self.remove_registration(&old)
+        {
+            let _ = self.events.send(ServerEvent::Deregistered {
+                endpoint: info.endpoint.clone(),
+                registration_id: info.registration_id.clone(),
+            });
         }
         self.next_reg += 1;
         let reg_id =

@@ -82,6 +82,20 @@ async fn rest_api_end_to_end() {
     assert_eq!(json(&body)["code"], "2.04");
     assert_eq!(http(api, "PUT", "/api/clients/rest-0/3303/0/5700/attributes?bogus=1", "").await.0, 400);
 
+    // Create and Delete reach the device (this device model refuses both with 4.05).
+    let (st, body) = http(
+        api,
+        "POST",
+        "/api/clients/rest-0/3303",
+        r#"{"id": 1, "resources": [{"id": 5700, "value": 1.5}]}"#,
+    )
+    .await;
+    assert_eq!((st, json(&body)["code"].as_str()), (200, Some("4.05")), "{body}");
+    let (st, body) = http(api, "DELETE", "/api/clients/rest-0/3303/0", "").await;
+    assert_eq!((st, json(&body)["code"].as_str()), (200, Some("4.05")), "{body}");
+    assert_eq!(http(api, "DELETE", "/api/clients/rest-0/3303", "").await.0, 400, "delete needs an instance");
+    assert_eq!(http(api, "POST", "/api/clients/rest-0/3303", "[]").await.0, 400);
+
     // Errors: bad path, unknown format, bad timeout, unknown client, method not allowed
     assert_eq!(http(api, "GET", "/api/clients/rest-0/x/0", "").await.0, 400);
     assert_eq!(http(api, "GET", "/api/clients/rest-0/3/0?format=yaml", "").await.0, 400);
