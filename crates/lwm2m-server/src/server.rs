@@ -61,6 +61,8 @@ struct Pending {
     deadline: Instant,
     /// When to give up altogether (after a fallback without Accept).
     final_deadline: Instant,
+    /// The server chose the Accept (the caller did not ask for a format): it may retry without.
+    auto_accept: bool,
     reply: Reply,
 }
 
@@ -451,8 +453,10 @@ impl Server {
             return;
         };
         let Some(reg) = self.regs.get(&reg_id) else { return };
+        let mut auto_accept = false;
         let op = match spec {
             OpSpec::Read { path, format, observe } => {
+                auto_accept = format.is_none();
                 let accept = format.or_else(|| self.choose_format(reg, &path, false));
                 if observe { Downlink::Observe { path, accept } } else { Downlink::Read { path, accept } }
             }
@@ -471,8 +475,8 @@ impl Server {
         let has_accept =
             matches!(op, Downlink::Read { accept: Some(_), .. } | Downlink::Observe { accept: Some(_), .. });
         // First attempt gets half the time when a fallback without Accept is possible.
-        let deadline = if has_accept && !reg.accept_dropped { now + timeout / 2 } else { now + timeout };
-        let pending = Pending { reg_id, op, deadline, final_deadline: now + timeout, reply };
+        let deadline = if auto_accept && has_accept { now + timeout / 2 } else { now + timeout };
+        let pending = Pending { reg_id, op, deadline, final_deadline: now + timeout, auto_accept, reply };
         self.send_pending(now, pending);
     }
 
@@ -516,17 +520,21 @@ impl Server {
         self.pending.insert(id, pending);
     }
 
-    /// Retries a Read/Observe without Accept if that is still possible; gives the pending back otherwise.
-    fn fallback(&mut self, now: Instant, mut p: Pending) -> Option<Pending> {
+    /// Retries a Read/Observe without the Accept the server chose, if that is still possible; gives the
+    /// pending back otherwise. `ignored`: the client did not answer at all (remember to send no Accept);
+    /// otherwise it answered 4.06.
+    fn fallback(&mut self, now: Instant, mut p: Pending, ignored: bool) -> Option<Pending> {
         let accept = match &mut p.op {
             Downlink::Read { accept, .. } | Downlink::Observe { accept, .. } => accept,
             _ => return Some(p),
         };
-        if accept.is_none() || now >= p.final_deadline {
+        if !p.auto_accept || accept.is_none() || now >= p.final_deadline {
             return Some(p);
         }
         *accept = None;
-        if let Some(reg) = self.regs.get_mut(&p.reg_id) {
+        if let Some(reg) = self.regs.get_mut(&p.reg_id)
+            && ignored
+        {
             tracing::info!("{}: no answer to a request with Accept; retrying without", reg.info.endpoint);
             reg.accept_dropped = true;
         }
@@ -546,7 +554,7 @@ impl Server {
             }
             if let Some(p) = self.pending.remove(&id) {
                 self.coap.cancel(id);
-                if let Some(p) = self.fallback(now, p) {
+                if let Some(p) = self.fallback(now, p, true) {
                     let _ = p.reply.send(Err(OpError::Timeout));
                 }
             }
@@ -561,7 +569,7 @@ impl Server {
             return;
         }
         if let Some(p) = self.pending.remove(&id) {
-            let p = if err == OpError::Timeout { self.fallback(now, p) } else { Some(p) };
+            let p = if err == OpError::Timeout { self.fallback(now, p, true) } else { Some(p) };
             if let Some(p) = p {
                 let _ = p.reply.send(Err(err));
             }
@@ -573,7 +581,7 @@ impl Server {
         let rc = ResponseCode::from_byte(u8::from(resp.header.code));
         // 4.06 to a request with Accept: try again without.
         if (rc.class, rc.detail) == (4, 6) {
-            match self.fallback(now, p) {
+            match self.fallback(now, p, false) {
                 None => return,
                 Some(p) => return self.finish(id, p, rc, resp),
             }

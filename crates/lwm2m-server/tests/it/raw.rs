@@ -145,6 +145,11 @@ async fn bad_input_gets_the_right_codes_and_never_disturbs_others() {
     let c = server.handle.client("good").await.unwrap();
     assert_eq!((c.lifetime, c.address), (120, moved.sock.local_addr().unwrap()));
     assert!(c.objects.contains(&"/31024/0".parse().unwrap()), "vendor object carried");
+    // An Update with a payload replaces the object links.
+    assert_eq!(moved.code(Post, &loc, &[], Some(40), b"</3/0>,</3303/0>,</3303/1>").await, "2.04");
+    let c = server.handle.client("good").await.unwrap();
+    assert_eq!(c.objects.len(), 3);
+    assert_eq!(c.lifetime, 120, "lifetime kept when the Update does not carry lt");
     assert_eq!(moved.code(Delete, &loc, &[], None, b"").await, "2.02");
     assert!(server.handle.client("good").await.is_none());
     server.stop().await;

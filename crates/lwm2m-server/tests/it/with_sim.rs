@@ -55,6 +55,9 @@ async fn device_management_against_simulated_devices() {
     }
     let r = h.read("dm-7", p("/3/0/2"), Some(ContentFormat::TEXT), None).await.unwrap();
     assert_eq!(r.records, vec![Record::new(p("/3/0/2"), Value::String("SIM00000007".into()))]);
+    // An explicit format the device cannot produce: its 4.06 comes back as is (no silent fallback).
+    let r = h.read("dm-7", p("/3303/0"), Some(ContentFormat::TEXT), None).await.unwrap();
+    assert_eq!(r.code.to_string(), "4.06");
     // Not found
     let r = h.read("dm-7", p("/3/0/99"), None, None).await.unwrap();
     assert_eq!(r.code.to_string(), "4.04");
