@@ -1,6 +1,7 @@
 //! LwM2M 1.0/1.1 core, without I/O: what a server needs to understand devices.
 //!
 //! - [`LwM2mPath`]: validated paths (`/3/0/1`).
+//! - [`node::Node`]: the tree view (object, instance, resource, resource instance) of decoded records.
 //! - [`Registry`]: object definitions from OMA XML, with the core objects 0–7 and IPSO 3300–3350 built in.
 //! - [`codec`]: text, opaque, TLV, SenML JSON/CBOR, LwM2M JSON and LwM2M CBOR as pure functions, and
 //!   [`link`] for CoRE link format.
@@ -21,6 +22,7 @@ pub mod codec;
 mod format;
 pub mod link;
 mod model;
+pub mod node;
 pub mod ops;
 mod path;
 pub mod registration;

@@ -164,6 +164,29 @@ fn lwm2m_cbor_golden() {
 }
 
 #[test]
+fn node_tree_shapes() {
+    use lwm2m::node::{Node, Resource};
+    let reg = Registry::builtin();
+    let recs = codec::decode(ContentFormat::TLV, &hex(DEVICE_TLV), &p("/3/0"), &reg).unwrap();
+    let Node::Instance(0, inst) = Node::from_records(&p("/3/0"), &recs).unwrap() else { panic!("instance") };
+    assert_eq!(inst[&0], Resource::Single(Value::String("Open Mobile Alliance".into())));
+    assert!(matches!(&inst[&7], Resource::Multiple(m) if m[&1] == Value::Integer(5000)));
+    let six: Vec<Record> = recs.iter().filter(|r| r.path.starts_with(&p("/3/0/6"))).cloned().collect();
+    assert!(matches!(
+        Node::from_records(&p("/3/0/6"), &six).unwrap(),
+        Node::Resource(6, Resource::Multiple(_))
+    ));
+    assert_eq!(
+        Node::from_records(&p("/3/0/6/1"), &six[1..]).unwrap(),
+        Node::ResourceInstance(1, Value::Integer(5))
+    );
+    assert!(Node::from_records(&p("/4/0"), &recs).is_err(), "records outside the path");
+    let mixed =
+        vec![Record::new(p("/3/0/6"), Value::Integer(1)), Record::new(p("/3/0/6/0"), Value::Integer(1))];
+    assert!(Node::from_records(&p("/3/0"), &mixed).is_err());
+}
+
+#[test]
 fn text_and_opaque() {
     let reg = Registry::builtin();
     let r = codec::decode(ContentFormat::TEXT, b"21.5", &p("/3303/0/5700"), &reg).unwrap();
@@ -253,6 +276,13 @@ fn round_trip(format: ContentFormat, recs: &[Record]) -> Vec<Record> {
 }
 
 proptest! {
+    #[test]
+    fn node_tree_round_trip(recs in records()) {
+        let base = p("/40000");
+        let node = lwm2m::node::Node::from_records(&base, &recs).unwrap();
+        prop_assert_eq!(node.to_records(&base).unwrap(), recs);
+    }
+
     #[test]
     fn tlv_round_trip(recs in records()) {
         prop_assert_eq!(round_trip(ContentFormat::TLV, &recs), recs);
