@@ -255,8 +255,34 @@ impl Endpoint {
         confirmable: bool,
     ) -> RequestId {
         let id = RequestId(self.next_id);
-        self.next_id += 1;
         let token = (self.random() as u32 ^ id.0 as u32).to_be_bytes().to_vec();
+        self.send_with_token(now, to, request, confirmable, token)
+    }
+
+    /// Cancels observation `id` actively (RFC 7641 §3.6): forgets it and sends its request again with
+    /// Observe = 1 and the same token. The answer comes as `Event::Response` for the returned id (a
+    /// notification still in flight may take its place). `None` if `id` is not an established observation.
+    pub fn cancel_observation(&mut self, now: Instant, id: RequestId) -> Option<RequestId> {
+        let out = self.outgoing.get(&id)?;
+        out.observing?;
+        let (to, token, confirmable) = (out.to, out.token.clone(), out.confirmable);
+        let mut request = out.request.clone();
+        request.clear_option(CoapOption::Observe);
+        request.set_observe_value(1);
+        self.cancel(id);
+        Some(self.send_with_token(now, to, request, confirmable, token))
+    }
+
+    fn send_with_token(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        request: Packet,
+        confirmable: bool,
+        token: Vec<u8>,
+    ) -> RequestId {
+        let id = RequestId(self.next_id);
+        self.next_id += 1;
         let wants_observe = matches!(request.get_observe_value(), Some(Ok(0)));
         let block1 = (request.payload.len() > self.config.block_size)
             .then(|| (0, BlockValue::szx_for(self.config.block_size)));

@@ -213,7 +213,8 @@ impl LwM2mServerHandle {
         self.op(endpoint, OpSpec::Read { path, format, observe: true }, timeout).await
     }
 
-    /// Cancels the observations of `path` (passively: later notifications are answered with Reset).
+    /// Cancels the observations of `path`: the server forgets them and sends the client a GET with
+    /// Observe 1 (RFC 7641 active cancel); any notification that still arrives is answered with Reset.
     /// Returns how many were cancelled.
     pub async fn cancel_observe(&self, endpoint: &str, path: LwM2mPath) -> usize {
         let (tx, rx) = oneshot::channel();

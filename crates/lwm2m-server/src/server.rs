@@ -414,7 +414,10 @@ impl Server {
                 reg.observations = keep;
                 for o in &gone {
                     self.observations.remove(o);
-                    self.coap.cancel(*o);
+                    // Active cancel (GET with Observe 1); its answer has no pending operation and is dropped.
+                    if self.coap.cancel_observation(now, *o).is_none() {
+                        self.coap.cancel(*o);
+                    }
                 }
                 let _ = reply.send(gone.len());
             }

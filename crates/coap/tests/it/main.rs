@@ -308,3 +308,32 @@ fn non_request_gets_non_response_and_times_out_without_answer() {
     c.handle_timeout(now + Duration::from_secs(94));
     assert!(matches!(c.poll_event(), Some(Event::Timeout { id: got }) if got == id2));
 }
+
+#[test]
+fn active_cancel_reuses_the_token_with_observe_1() {
+    let now = Instant::now();
+    let mut c = Endpoint::new(Config::default());
+    let mut req = get("/3303/0/5700");
+    req.set_observe_value(0);
+    let id = c.send_request(now, addr(S), req, true);
+    let sent = decode(&drain(&mut c)[0]).unwrap();
+    let token = sent.get_token().to_vec();
+    assert!(c.cancel_observation(now, id).is_none(), "not established yet");
+    let mut first = response(ResponseType::Content, b"1".to_vec());
+    first.header.message_id = sent.header.message_id;
+    first.set_token(token.clone());
+    first.set_observe_value(5);
+    c.handle_datagram(now, addr(S), &encode(&first).unwrap());
+    assert!(matches!(c.poll_event(), Some(Event::Response { .. })));
+    let cancel_id = c.cancel_observation(now, id).expect("established");
+    let cancel = decode(&drain(&mut c)[0]).unwrap();
+    assert_eq!(cancel.get_token(), &token[..]);
+    assert!(matches!(cancel.get_observe_value(), Some(Ok(1))));
+    assert_eq!(coap::path_of(&cancel), vec!["3303", "0", "5700"]);
+    let mut ack = response(ResponseType::Content, b"2".to_vec());
+    ack.header.message_id = cancel.header.message_id;
+    ack.set_token(token);
+    c.handle_datagram(now, addr(S), &encode(&ack).unwrap());
+    assert!(matches!(c.poll_event(), Some(Event::Response { id: got, .. }) if got == cancel_id));
+    assert_eq!(c.open_exchanges(), 0);
+}
