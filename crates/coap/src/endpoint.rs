@@ -158,6 +158,11 @@ struct Assembly {
 }
 
 /// A CoAP endpoint (client and server at once).
+///
+/// Driving it: after every call to `handle_datagram`, `handle_timeout`, `send_request`, `respond`, `cancel`
+/// or `cancel_observation`, drain `poll_transmit` (send each datagram) and `poll_event` until both return
+/// `None`, then arm one timer for `poll_timeout` and call `handle_timeout` when it fires. The endpoint keeps
+/// no reference to time between calls: every `now` must be monotonic.
 #[derive(Debug)]
 pub struct Endpoint {
     config: Config,

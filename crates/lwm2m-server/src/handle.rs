@@ -84,8 +84,14 @@ impl LwM2mServer {
                 stats: stats.clone(),
             }),
         };
-        let server =
-            Server::new(Arc::new(socket), config.coap.clone(), config.registry.clone(), events, stats);
+        let server = Server::new(
+            Arc::new(socket),
+            config.coap.clone(),
+            config.registry.clone(),
+            events,
+            stats,
+            config.queue_awake,
+        );
         let loop_task = tokio::spawn(server.run(cmd_rx, shutdown.clone()));
         let admin_task = admin.map(|(listener, _)| {
             let app = crate::rest::router(handle.clone(), config.registry.clone());

@@ -52,6 +52,10 @@ struct Registration {
     /// The client ignored a request with Accept at least once: send no Accept any more.
     accept_dropped: bool,
     observations: Vec<RequestId>,
+    /// Queue mode: reachable until then.
+    awake_until: Instant,
+    /// Queue mode: operations waiting for the client to wake up (spec, overall deadline, reply).
+    queued: Vec<(OpSpec, Instant, Reply)>,
 }
 
 struct Pending {
@@ -85,6 +89,7 @@ pub(crate) struct Server {
     stats: Arc<Stats>,
     next_reg: u64,
     next_sweep: Instant,
+    queue_awake: Duration,
 }
 
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -118,6 +123,7 @@ impl Server {
         registry: Arc<Registry>,
         events: broadcast::Sender<ServerEvent>,
         stats: Arc<Stats>,
+        queue_awake: Duration,
     ) -> Self {
         let now = clock::now();
         Server {
@@ -134,6 +140,7 @@ impl Server {
             stats,
             next_reg: 0,
             next_sweep: now + SWEEP_EVERY,
+            queue_awake,
         }
     }
 
@@ -263,6 +270,7 @@ impl Server {
             lifetime: r.lifetime,
             version: r.version,
             binding: r.binding,
+            queue_mode: r.queue_mode,
             root_path: r.links.root_path.clone(),
             objects: r.links.objects.iter().map(|o| o.path).collect(),
             supported_formats: r.links.supported_formats.clone(),
@@ -277,6 +285,8 @@ impl Server {
                 expires: now + Duration::from_secs(u64::from(r.lifetime)) + EXPIRY_GRACE,
                 accept_dropped: false,
                 observations: Vec::new(),
+                awake_until: now + self.queue_awake,
+                queued: Vec::new(),
             },
         );
         self.by_endpoint.insert(r.endpoint, reg_id.clone());
@@ -320,10 +330,24 @@ impl Server {
         }
         info.last_update = clock::wall();
         reg.expires = now + Duration::from_secs(u64::from(info.lifetime)) + EXPIRY_GRACE;
+        if info.binding.contains('Q') {
+            info.queue_mode = true;
+        }
+        reg.awake_until = now + self.queue_awake;
+        let queued = std::mem::take(&mut reg.queued);
         let info = Arc::new(info);
         reg.info = info.clone();
         self.by_addr.insert(from, reg_id.to_owned());
-        let _ = self.events.send(ServerEvent::Updated(info));
+        let _ = self.events.send(ServerEvent::Updated(info.clone()));
+        // A client in queue mode is awake now: send what waited for it.
+        for (op, deadline, reply) in queued {
+            match deadline.checked_duration_since(now) {
+                Some(left) if !left.is_zero() => self.start_op(now, info.endpoint.clone(), op, left, reply),
+                _ => {
+                    let _ = reply.send(Err(OpError::Timeout));
+                }
+            }
+        }
         reply_packet(2, 4)
     }
 
@@ -348,6 +372,9 @@ impl Server {
         if self.by_addr.get(&reg.info.address).is_some_and(|r| r == reg_id) {
             self.by_addr.remove(&reg.info.address);
         }
+        for (_, _, reply) in reg.queued {
+            let _ = reply.send(Err(OpError::Stopped));
+        }
         for obs in reg.observations {
             self.observations.remove(&obs);
             self.coap.cancel(obs);
@@ -357,6 +384,14 @@ impl Server {
     }
 
     fn sweep(&mut self, now: Instant) {
+        for reg in self.regs.values_mut().filter(|r| !r.queued.is_empty()) {
+            let (late, keep): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut reg.queued).into_iter().partition(|q| q.1 <= now);
+            reg.queued = keep;
+            for (_, _, reply) in late {
+                let _ = reply.send(Err(OpError::Timeout));
+            }
+        }
         let expired: Vec<String> =
             self.regs.iter().filter(|(_, r)| r.expires <= now).map(|(k, _)| k.clone()).collect();
         for id in expired {
@@ -455,6 +490,11 @@ impl Server {
             let _ = reply.send(Err(OpError::UnknownEndpoint(endpoint)));
             return;
         };
+        let Some(reg) = self.regs.get_mut(&reg_id) else { return };
+        if reg.info.queue_mode && now >= reg.awake_until {
+            reg.queued.push((spec, now + timeout, reply));
+            return;
+        }
         let Some(reg) = self.regs.get(&reg_id) else { return };
         let mut auto_accept = false;
         let op = match spec {

@@ -25,6 +25,9 @@ pub struct ServerConfig {
     pub registry: Arc<Registry>,
     /// Capacity of the event broadcast channel.
     pub event_capacity: usize,
+    /// Queue mode: how long a client in queue mode (`b=UQ` or `Q`) stays reachable after it sent something
+    /// (default 93 s, CoAP MAX_TRANSMIT_WAIT). Operations for a sleeping client wait for it to wake up.
+    pub queue_awake: Duration,
 }
 
 impl Default for ServerConfig {
@@ -36,6 +39,7 @@ impl Default for ServerConfig {
             coap: coap::Config { max_body: 64 * 1024, ..coap::Config::default() },
             registry: Arc::new(Registry::builtin()),
             event_capacity: 4096,
+            queue_awake: Duration::from_secs(93),
         }
     }
 }
@@ -55,6 +59,8 @@ pub struct ClientInfo {
     pub version: LwM2mVersion,
     /// Binding mode.
     pub binding: String,
+    /// Queue mode (the client sleeps between its messages).
+    pub queue_mode: bool,
     /// Root path (`/` usually).
     pub root_path: String,
     /// Object links as sent.

@@ -237,3 +237,71 @@ async fn block_wise_send_is_reassembled() {
     assert_eq!(n, 40);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_mode_holds_requests_until_the_client_wakes_up() {
+    let server = TestServer::start_with(|c| c.queue_awake = Duration::from_millis(300)).await;
+    let h = server.handle.clone();
+    let mut dev = Raw::new(server.coap()).await;
+    let p = dev.packet(RequestType::Post, "/rd", &["ep=sleepy", "b=UQ"], None, b"</3/0>");
+    let r = dev.call(p).await;
+    assert_eq!(r.header.code.to_string(), "2.01");
+    let loc = location(&r);
+    assert!(h.client("sleepy").await.unwrap().queue_mode);
+    // The device answers every request with "7" and sends an Update when told to.
+    let (wake_tx, mut wake_rx) = tokio::sync::mpsc::channel::<()>(4);
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen2 = seen.clone();
+    let sock = dev.sock;
+    let server_addr = server.coap();
+    let responder = tokio::spawn(async move {
+        let mut buf = vec![0; 2048];
+        let mut mid = 5000u16;
+        loop {
+            tokio::select! {
+                w = wake_rx.recv() => {
+                    if w.is_none() { break; }
+                    mid += 1;
+                    let mut u = Packet::new();
+                    u.header.set_type(MessageType::Confirmable);
+                    u.header.code = MessageClass::Request(RequestType::Post);
+                    u.header.message_id = mid;
+                    u.set_token(vec![9, (mid & 0xFF) as u8]);
+                    for seg in loc.split('/').filter(|s| !s.is_empty()) {
+                        u.add_option(CoapOption::UriPath, seg.as_bytes().to_vec());
+                    }
+                    sock.send_to(&coap::encode(&u).unwrap(), server_addr).await.unwrap();
+                }
+                r = sock.recv_from(&mut buf) => {
+                    let (n, from) = r.unwrap();
+                    let req = coap::decode(&buf[..n]).unwrap();
+                    if !matches!(req.header.code, MessageClass::Request(_)) { continue; }
+                    seen2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let mut a = coap::response(coap::lite::ResponseType::Content, b"7".to_vec());
+                    a.header.message_id = req.header.message_id;
+                    a.set_token(req.get_token().to_vec());
+                    sock.send_to(&coap::encode(&a).unwrap(), from).await.unwrap();
+                }
+            }
+        }
+    });
+    let path: LwM2mPath = "/3/0/9".parse().unwrap();
+    // Awake right after registering: answered at once.
+    assert_eq!(h.read("sleepy", path, None, None).await.unwrap().code.to_string(), "2.05");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Asleep: a read that times out before the device wakes never reaches it.
+    assert_eq!(h.read("sleepy", path, None, Some(Duration::from_millis(300))).await, Err(OpError::Timeout));
+    // Asleep: the read waits; the Update wakes the device and the read goes out.
+    let h2 = h.clone();
+    let pending =
+        tokio::spawn(async move { h2.read("sleepy", path, None, Some(Duration::from_secs(5))).await });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1, "nothing sent while asleep");
+    wake_tx.send(()).await.unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(5), pending).await.unwrap().unwrap().unwrap();
+    assert_eq!(r.records[0].value, lwm2m::Value::Integer(7));
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 2);
+    drop(wake_tx);
+    let _ = responder.await;
+    server.stop().await;
+}
