@@ -143,7 +143,7 @@ async fn device_management_against_simulated_devices() {
     }
     assert_eq!(h.cancel_observe("dm-3", p("/3303/0/5700")).await, 1);
     // After the cancel the device gets a Reset for its next notification and stops.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let before = sim.stats().notifications.load(std::sync::atomic::Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(800)).await;
     let after = sim.stats().notifications.load(std::sync::atomic::Ordering::Relaxed);
