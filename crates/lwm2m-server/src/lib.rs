@@ -28,6 +28,7 @@ mod server;
 mod types;
 
 pub use handle::{LwM2mServer, LwM2mServerHandle, StartError, Stats};
+pub use rest::router as admin_router;
 pub use types::{ClientInfo, OpError, OpResponse, ServerConfig, ServerEvent};
 
 /// The core crates, re-exported for callers of the handle.

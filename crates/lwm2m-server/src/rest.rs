@@ -47,8 +47,9 @@ struct AppState {
     registry: Arc<Registry>,
 }
 
-/// The REST router over `server`.
-pub(crate) fn router(server: LwM2mServerHandle, registry: Arc<Registry>) -> Router {
+/// The REST router over `server`, for a shell that serves its own admin HTTP port (set
+/// `ServerConfig::admin_addr` to `None` then, and merge this router into yours).
+pub fn router(server: LwM2mServerHandle, registry: Arc<Registry>) -> Router {
     Router::new()
         .route("/api/clients", get(list_clients))
         .route("/api/clients/{ep}", get(get_client))
