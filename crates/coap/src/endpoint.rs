@@ -137,6 +137,11 @@ struct Outgoing {
     observing: Option<(u32, Instant)>,
     /// Separate CON response we send (no user-visible events, only retransmission).
     is_response: bool,
+    /// For a fetch of the remaining Block2 blocks of a notification: the observation, the sender and the
+    /// first block (its header and options) to complete.
+    parent: Option<(RequestId, SocketAddr, Packet)>,
+    /// An observation whose first response is still being completed block-wise.
+    first_pending: bool,
 }
 
 #[derive(Debug)]
@@ -307,6 +312,8 @@ impl Endpoint {
             wants_observe,
             observing: None,
             is_response: false,
+            parent: None,
+            first_pending: false,
         };
         let wire = self.wire_request(&out, None);
         self.by_token.insert(token, id);
@@ -418,6 +425,8 @@ impl Endpoint {
                 wants_observe: false,
                 observing: None,
                 is_response: true,
+                parent: None,
+                first_pending: false,
             };
             self.transmit_new(now, rid, &mut out, response);
             if inc.confirmable {
@@ -476,9 +485,9 @@ impl Endpoint {
             self.timers.push(Reverse((out.deadline, T_OUT, id.0)));
             return;
         }
-        let is_response = out.is_response;
+        let internal = out.is_response || out.parent.is_some();
         self.cancel(id);
-        if !is_response {
+        if !internal {
             self.events.push_back(Event::Timeout { id });
         }
     }
@@ -533,7 +542,7 @@ impl Endpoint {
             }
             MessageType::Reset => {
                 let Some(id) = self.by_mid.get(&mid).copied() else { return };
-                let is_response = self.outgoing.get(&id).is_some_and(|o| o.is_response);
+                let is_response = self.outgoing.get(&id).is_some_and(|o| o.is_response || o.parent.is_some());
                 self.cancel(id);
                 if !is_response {
                     self.events.push_back(Event::Reset { id });
@@ -714,6 +723,37 @@ impl Endpoint {
                 return;
             }
         }
+        // A notification (or first observe answer) larger than a block: fetch the rest with a plain GET under a
+        // new token (reusing the observation's token without Observe would cancel it, RFC 7641 §4.1).
+        if (out.wants_observe || out.observing.is_some())
+            && let Some(b2) = packet.get_first_option(CoapOption::Block2).and_then(|v| BlockValue::decode(v))
+            && b2.more
+            && b2.num == 0
+        {
+            let seq = packet.get_observe_value().and_then(Result::ok);
+            match (out.observing, seq) {
+                (Some((last, at)), Some(seq)) if !is_fresh(last, at, seq, now) => return,
+                (None, Some(_)) => out.first_pending = true,
+                _ => {}
+            }
+            if let Some(seq) = seq {
+                out.observing = Some((seq, now));
+            }
+            let (to, confirmable) = (out.to, out.confirmable);
+            let mut req = out.request.clone();
+            req.clear_option(CoapOption::Observe);
+            req.clear_option(CoapOption::Block2);
+            req.add_option(CoapOption::Block2, BlockValue { num: 1, more: false, szx: b2.szx }.encode());
+            let sub = self.send_request(now, to, req, confirmable);
+            if let Some(s) = self.outgoing.get_mut(&sub) {
+                s.block2_body = packet.payload.clone();
+                let mut template = packet;
+                template.payload.clear();
+                template.clear_option(CoapOption::Block2);
+                s.parent = Some((id, from, template));
+            }
+            return;
+        }
         // Block2: ask for the next block of the response.
         if let Some(b2) = packet.get_first_option(CoapOption::Block2).and_then(|v| BlockValue::decode(v)) {
             let offset = (b2.num as usize) << (b2.szx + 4);
@@ -738,6 +778,19 @@ impl Endpoint {
         if !out.block2_body.is_empty() {
             response.payload = std::mem::take(&mut out.block2_body);
             response.clear_option(CoapOption::Block2);
+        }
+        // The last block of a notification fetched block-wise: complete the observation's notification.
+        if let Some((pid, pfrom, mut template)) = out.parent.take() {
+            template.payload = response.payload;
+            self.cancel(id);
+            if let Some(parent) = self.outgoing.get_mut(&pid) {
+                if std::mem::take(&mut parent.first_pending) {
+                    self.events.push_back(Event::Response { id: pid, response: template });
+                } else {
+                    self.events.push_back(Event::Notification { id: pid, from: pfrom, response: template });
+                }
+            }
+            return;
         }
         let seq = response.get_observe_value().and_then(Result::ok);
         let is_error = matches!(response.header.code, MessageClass::Response(r) if r.is_error());

@@ -337,3 +337,53 @@ fn active_cancel_reuses_the_token_with_observe_1() {
     assert!(matches!(c.poll_event(), Some(Event::Response { id: got, .. }) if got == cancel_id));
     assert_eq!(c.open_exchanges(), 0);
 }
+
+#[test]
+fn large_notifications_are_completed_block_wise_under_a_new_token() {
+    let now = Instant::now();
+    let mut c = Endpoint::new(Config::default());
+    let mut req = get("/3/0");
+    req.set_observe_value(0);
+    let id = c.send_request(now, addr(S), req, true);
+    let sent = decode(&drain(&mut c)[0]).unwrap();
+    let token = sent.get_token().to_vec();
+    // The first answer is 16 + 4 bytes in two blocks (SZX 0).
+    let mut first = response(ResponseType::Content, vec![1; 16]);
+    first.header.message_id = sent.header.message_id;
+    first.set_token(token.clone());
+    first.set_observe_value(2);
+    first.add_option(CoapOption::Block2, BlockValue { num: 0, more: true, szx: 0 }.encode());
+    c.handle_datagram(now, addr(S), &encode(&first).unwrap());
+    assert!(c.poll_event().is_none(), "not complete yet");
+    let fetch = decode(&drain(&mut c)[0]).unwrap();
+    assert_ne!(fetch.get_token(), &token[..], "a new token, so the observation is not cancelled");
+    assert!(fetch.get_observe_value().is_none());
+    assert_eq!(BlockValue::decode(fetch.get_first_option(CoapOption::Block2).unwrap()).unwrap().num, 1);
+    let mut rest = response(ResponseType::Content, vec![2; 4]);
+    rest.header.message_id = fetch.header.message_id;
+    rest.set_token(fetch.get_token().to_vec());
+    rest.add_option(CoapOption::Block2, BlockValue { num: 1, more: false, szx: 0 }.encode());
+    c.handle_datagram(now, addr(S), &encode(&rest).unwrap());
+    let Some(Event::Response { id: got, response: r }) = c.poll_event() else { panic!("first response") };
+    assert_eq!((got, r.payload.len()), (id, 20));
+    assert!(matches!(r.get_observe_value(), Some(Ok(2))));
+    // A later large notification: same dance, reported as a Notification of the observation.
+    let mut n = response(ResponseType::Content, vec![3; 16]);
+    n.header.set_type(MessageType::NonConfirmable);
+    n.header.message_id = 900;
+    n.set_token(token.clone());
+    n.set_observe_value(3);
+    n.add_option(CoapOption::Block2, BlockValue { num: 0, more: true, szx: 0 }.encode());
+    c.handle_datagram(now, addr(S), &encode(&n).unwrap());
+    let fetch = decode(&drain(&mut c)[0]).unwrap();
+    let mut rest = response(ResponseType::Content, vec![4; 1]);
+    rest.header.message_id = fetch.header.message_id;
+    rest.set_token(fetch.get_token().to_vec());
+    rest.add_option(CoapOption::Block2, BlockValue { num: 1, more: false, szx: 0 }.encode());
+    c.handle_datagram(now, addr(S), &encode(&rest).unwrap());
+    let Some(Event::Notification { id: got, response: r, .. }) = c.poll_event() else {
+        panic!("notification")
+    };
+    assert_eq!((got, r.payload.len()), (id, 17));
+    assert_eq!(c.open_exchanges(), 1, "only the observation remains");
+}
