@@ -23,11 +23,13 @@
 mod clock;
 mod handle;
 mod json;
+mod models;
 mod rest;
 mod server;
 mod types;
 
 pub use handle::{LwM2mServer, LwM2mServerHandle, StartError, Stats};
+pub use models::{ModelLoadError, load_object_definitions};
 pub use rest::router as admin_router;
 pub use types::{ClientInfo, OpError, OpResponse, ServerConfig, ServerEvent};
 
