@@ -1,0 +1,37 @@
+//! The LwM2M server shell: a tokio UDP loop that drives the sans-IO [`coap`] endpoint and the [`lwm2m`] core,
+//! holds registrations (by location `/rd/<id>`, never by source address, with lifetime expiry), performs
+//! device management for in-process callers through [`LwM2mServerHandle`], and serves a Leshan-style REST
+//! admin API (see the `rest` module docs for the routes).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use lwm2m_server::{LwM2mServer, ServerConfig, ServerEvent};
+//! let (server, join) = LwM2mServer::start(ServerConfig::default()).await?;
+//! let mut events = server.subscribe_events();
+//! while let Ok(ev) = events.recv().await {
+//!     if let ServerEvent::Registered(c) = ev {
+//!         let temp = server.read(&c.endpoint, "/3303/0/5700".parse()?, None, None).await?;
+//!         println!("{} says {:?}", c.endpoint, temp.records);
+//!         break;
+//!     }
+//! }
+//! server.shutdown();
+//! join.await?;
+//! # Ok(()) }
+//! ```
+
+mod clock;
+mod handle;
+mod json;
+mod models;
+mod rest;
+mod server;
+mod types;
+
+pub use handle::{LwM2mServer, LwM2mServerHandle, StartError, Stats};
+pub use models::{ModelLoadError, load_object_definitions};
+pub use rest::router as admin_router;
+pub use types::{ClientInfo, OpError, OpResponse, ServerConfig, ServerEvent};
+
+/// The core crates, re-exported for callers of the handle.
+pub use lwm2m;
