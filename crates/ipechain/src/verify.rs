@@ -48,10 +48,19 @@ fn audit_peer(n: &NodeConfig) -> Result<peer::audit::AuditReport> {
         ledger_store::file::scan(&blocks_dir).with_context(|| format!("reading {}", blocks_dir.display()))?;
     let blocks = scan.map(|r| r.map(|s| s.block).map_err(|e| (e.block, e.to_string())));
     let state_path = n.data_dir.join("state.redb");
-    let state = RedbStateStore::open(&state_path).with_context(|| {
-        format!("opening {} (is the node still running? stop it first)", state_path.display())
-    })?;
-    let snapshot = state.snapshot()?;
     let threads = std::thread::available_parallelism().map_or(2, |t| t.get());
-    Ok(audit_chain(blocks, &ids, &MemStateStore::new(), Some(&snapshot), threads)?)
+    match RedbStateStore::open(&state_path) {
+        Ok(state) => {
+            let snapshot = state.snapshot()?;
+            Ok(audit_chain(blocks, &ids, &MemStateStore::new(), Some(&snapshot), threads)?)
+        }
+        Err(e) => {
+            // A running peer holds its state database; the chain itself can still be audited.
+            println!(
+                "{}: note: state database not compared ({e}); stop the node to compare it with the blocks",
+                n.name
+            );
+            Ok(audit_chain(blocks, &ids, &MemStateStore::new(), None::<&ledger_store::MemSnapshot>, threads)?)
+        }
+    }
 }

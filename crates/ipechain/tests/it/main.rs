@@ -1,1 +1,5 @@
-//! CLI tests.
+//! End-to-end tests of the `ipechain` binary: several `ipechain node` processes, faults, `verify`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
+mod processes;
