@@ -1,0 +1,279 @@
+//! The embedded oneM2M CSE: Mca over HTTP with JSON, the resource tree persisted in redb.
+//!
+//! Supported: CSEBase, AE (registration rules, re-registration 4117), container (`mni`, `mbs`, `mia`, `cni`, `cbs`,
+//! `st`, virtual `la`/`ol`), contentInstance, subscription (URL or AE-ID `nu`, verification request, `enc.net`,
+//! `nct`, `exc`, deletion notice to `su`, retries), accessControlPolicy (`pv`/`pvs`, creator and admin always
+//! allowed), expiration (`et`), discovery (`fu=1`) and the `rcn` variants.
+//!
+//! ```text
+//!   HTTP (axum) ─► onem2m::http binding ─► Cse::handle ─► Engine (tree, under a mutex)
+//!                                               │             │ writes        │ notifications
+//!                                               │             ▼               ▼
+//!                                               │        store (redb,    notify queues
+//!                                               │        group commit)   (after commit)
+//!                                               ◄── answer after commit ──┘
+//! ```
+//!
+//! The gateway uses the same path in-process: [`Cse::handle`] takes a [`RequestPrimitive`]. To receive
+//! notifications in-process, call [`Cse::local_poa`] with a name and register an AE whose `poa` is
+//! `local://<name>`; subscriptions with that AE's AE-ID in `nu` then deliver to the returned channel.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), cse::CseError> {
+//! let cse = cse::Cse::open(cse::CseConfig::default()).await?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.map_err(cse::CseError::Io)?;
+//! cse::serve(cse, listener, std::future::pending()).await.map_err(cse::CseError::Io)?;
+//! # Ok(()) }
+//! ```
+
+mod clock;
+mod engine;
+mod notify;
+mod store;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use onem2m::{Operation, RequestPrimitive, ResponsePrimitive, Rsc, http as binding};
+use tokio::sync::mpsc;
+
+pub use clock::SystemClock;
+pub use notify::LocalNotification;
+pub use store::StoreError;
+
+use engine::{Engine, NotifyTarget};
+use notify::Notifier;
+use store::Store;
+
+/// How the CSE is set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CseConfig {
+    /// CSE-ID without the leading `/` (`id-in`).
+    pub cse_id: String,
+    /// The CSEBase resource name (`cse-in`).
+    pub rn: String,
+    /// The M2M service provider id for absolute addresses.
+    pub sp_id: String,
+    /// The admin originator, allowed everything (`CAdmin`).
+    pub admin: String,
+    /// The CSE's own point of access, shown in the CSEBase `poa`.
+    pub poa: Vec<String>,
+    /// Where the redb database lives; `None` keeps everything in memory.
+    pub data_dir: Option<PathBuf>,
+    /// Largest HTTP request body accepted.
+    pub max_body_bytes: usize,
+    /// Whether any originator may RETRIEVE the CSEBase.
+    pub public_cse_base: bool,
+}
+
+impl Default for CseConfig {
+    fn default() -> Self {
+        CseConfig {
+            cse_id: "id-in".into(),
+            rn: "cse-in".into(),
+            sp_id: "ipechain.example".into(),
+            admin: "CAdmin".into(),
+            poa: vec!["http://127.0.0.1:8080".into()],
+            data_dir: None,
+            max_body_bytes: 1 << 20,
+            public_cse_base: true,
+        }
+    }
+}
+
+/// Why the CSE could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CseError {
+    /// Storage failed.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// A stored resource could not be read.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    /// I/O.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The embedded CSE. Cheap to clone; all clones share one tree.
+#[derive(Clone)]
+pub struct Cse {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Mutex<(Engine, Store)>,
+    notifier: Notifier,
+    clock: SystemClock,
+    cfg: CseConfig,
+    rqi_counter: std::sync::atomic::AtomicU64,
+}
+
+impl Cse {
+    /// Opens the CSE: loads the stored tree (or creates the CSEBase). Must run inside a tokio runtime.
+    pub async fn open(cfg: CseConfig) -> Result<Cse, CseError> {
+        let clock = SystemClock;
+        let (mut store, rows) = match &cfg.data_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                let path = dir.join("cse.redb");
+                tokio::task::spawn_blocking(move || Store::open(&path))
+                    .await
+                    .map_err(|e| CseError::Corrupt(e.to_string()))??
+            }
+            None => (Store::memory(), Vec::new()),
+        };
+        let mut engine = Engine::new(cfg.clone(), rows, clock.now_micros()).map_err(CseError::Corrupt)?;
+        let fx = engine.take_effects();
+        let (_, pending) = store.submit(fx.ops);
+        pending.wait().await.map_err(|e| CseError::Store(StoreError::Db(e)))?;
+        let notifier = Notifier::new(store.committed(), engine.csi());
+        Ok(Cse {
+            inner: Arc::new(Inner {
+                engine: Mutex::new((engine, store)),
+                notifier,
+                clock,
+                cfg,
+                rqi_counter: std::sync::atomic::AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CseConfig {
+        &self.inner.cfg
+    }
+
+    /// Registers an in-process notification receiver: an AE whose `poa` contains `local://<name>` gets its
+    /// notifications here (and subscriptions may use `local://<name>` directly in `nu`).
+    pub fn local_poa(&self, name: &str) -> mpsc::UnboundedReceiver<LocalNotification> {
+        self.inner.notifier.register_local(name)
+    }
+
+    /// Number of resources in the tree (the CSEBase included).
+    pub fn resource_count(&self) -> usize {
+        self.inner.engine.lock().map_or(0, |g| g.0.len())
+    }
+
+    /// Handles one request primitive; the HTTP handler uses the same path. Answers after the request's writes are
+    /// durable.
+    pub async fn handle(&self, req: RequestPrimitive) -> ResponsePrimitive {
+        let now = self.inner.clock.now_micros();
+        // A subscription is verified before it is created, outside the lock.
+        let mut reserved = None;
+        if req.op == Operation::Create && req.ty == Some(onem2m::ResourceType::Subscription.code()) {
+            let pre = {
+                let Ok(mut g) = self.inner.engine.lock() else { return poisoned(&req) };
+                g.0.precheck_subscription(&req, now).map(|t| (t, g.0.reserve_sub_ri()))
+            };
+            match pre {
+                Err(rsp) => return rsp,
+                Ok((targets, ri)) => {
+                    let body = {
+                        let Ok(g) = self.inner.engine.lock() else { return poisoned(&req) };
+                        g.0.verification_body(&ri, req.fr.as_deref().unwrap_or_default())
+                    };
+                    for t in &targets {
+                        let rqi = self.next_rqi();
+                        match self.inner.notifier.send_once(t, &rqi, &body).await {
+                            Ok(Rsc::Ok) => {}
+                            Ok(rsc) => {
+                                return verification_failed(&req, t, &format!("receiver answered {rsc}"));
+                            }
+                            Err(e) => return verification_failed(&req, t, &e),
+                        }
+                    }
+                    reserved = Some(ri);
+                }
+            }
+        }
+        let (rsp, batch, pending, notes) = {
+            let Ok(mut g) = self.inner.engine.lock() else { return poisoned(&req) };
+            let (engine, store) = &mut *g;
+            if let Some(ri) = reserved {
+                engine.use_reserved_ri(ri);
+            }
+            let (rsp, fx) = engine.handle(&req, self.inner.clock.now_micros());
+            let (batch, pending) = store.submit(fx.ops);
+            (rsp, batch, pending, fx.notes)
+        };
+        for n in notes {
+            for t in n.targets {
+                self.inner.notifier.enqueue(t, batch, self.next_rqi(), n.body.clone());
+            }
+            tracing::trace!(sur = %n.sur, "notification queued");
+        }
+        match pending.wait().await {
+            Ok(()) => rsp,
+            Err(e) => {
+                ResponsePrimitive::error(Rsc::InternalServerError, req.rqi, format!("storage failed: {e}"))
+            }
+        }
+    }
+
+    fn next_rqi(&self) -> String {
+        let n = self.inner.rqi_counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("ntf-{n}")
+    }
+
+    /// The axum router serving Mca over HTTP.
+    pub fn router(&self) -> Router {
+        Router::new().fallback(http_handler).with_state(self.clone())
+    }
+}
+
+fn poisoned(req: &RequestPrimitive) -> ResponsePrimitive {
+    ResponsePrimitive::error(Rsc::InternalServerError, req.rqi.clone(), "internal lock poisoned")
+}
+
+fn verification_failed(req: &RequestPrimitive, t: &NotifyTarget, why: &str) -> ResponsePrimitive {
+    let mut r = ResponsePrimitive::error(
+        Rsc::SubscriptionVerificationInitiationFailed,
+        req.rqi.clone(),
+        format!("verification of notification target {t:?} failed: {why}"),
+    );
+    r.rvi.clone_from(&req.rvi);
+    r
+}
+
+async fn http_handler(State(cse): State<Cse>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let limit = cse.inner.cfg.max_body_bytes;
+    let rqi = parts.headers.get(binding::X_M2M_RI).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            let e = ResponsePrimitive::error(
+                Rsc::BadRequest,
+                rqi,
+                format!("request content is larger than {limit} bytes or could not be read"),
+            );
+            return to_axum(&e);
+        }
+    };
+    let rsp = match binding::request_from_http(&parts.method, &parts.uri, &parts.headers, &bytes) {
+        Ok(p) => cse.handle(p).await,
+        Err(e) => ResponsePrimitive::error(e.rsc, e.rqi, e.message),
+    };
+    to_axum(&rsp)
+}
+
+fn to_axum(rsp: &ResponsePrimitive) -> Response {
+    let (parts, body) = binding::response_to_http(rsp).into_parts();
+    Response::from_parts(parts, Body::from(body)).into_response()
+}
+
+/// Serves the CSE on `listener` until `shutdown` completes.
+pub async fn serve(
+    cse: Cse,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, cse.router()).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,100 @@
+//! Embedded-only tests: persistence across restarts, in-process API and notifications.
+
+use serde_json::{Value, json};
+
+use crate::common::Embedded;
+use crate::scripts;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_meet_the_spec_on_the_embedded_cse() {
+    for name in scripts::ALL {
+        let e = Embedded::start(None).await;
+        let obs = scripts::run(name, &e.mca).await;
+        e.stop().await;
+        let bad: Vec<String> = obs
+            .iter()
+            .filter(|o| o.rsc != o.expect)
+            .map(|o| format!("{name}/{}: got {} want {}", o.label, o.rsc, o.expect))
+            .collect();
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_every_resource() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Embedded::start(Some(dir.path().to_path_buf())).await;
+    let m = e.mca.clone();
+    let ae = json!({"m2m:ae": {"rn": "p", "api": "Nx", "rr": false, "srv": ["3"]}});
+    assert_eq!(m.req("POST", "/cse-in", Some("Cp"), Some(2), Some(ae)).await.rsc, 2001);
+    assert_eq!(
+        m.req("POST", "/cse-in/p", Some("Cp"), Some(3), Some(json!({"m2m:cnt": {"rn": "c", "mni": 2}})))
+            .await
+            .rsc,
+        2001
+    );
+    for i in 0..4 {
+        let a = m
+            .req(
+                "POST",
+                "/cse-in/p/c",
+                Some("Cp"),
+                Some(4),
+                Some(json!({"m2m:cin": {"con": format!("{i}")}})),
+            )
+            .await;
+        assert_eq!(a.rsc, 2001);
+    }
+    let before = m.req("GET", "/cse-in/p/c?rcn=4", Some("Cp"), None, None).await;
+    let count = e.cse.resource_count();
+    e.stop().await;
+
+    let e = Embedded::start(Some(dir.path().to_path_buf())).await;
+    assert_eq!(e.cse.resource_count(), count);
+    let after = e.mca.req("GET", "/cse-in/p/c?rcn=4", Some("Cp"), None, None).await;
+    assert_eq!(after.pc, before.pc);
+    assert_eq!(after.res()["cni"], 2);
+    let la = e.mca.req("GET", "/cse-in/p/c/la", Some("Cp"), None, None).await;
+    assert_eq!(la.res()["con"], "3");
+    // Re-registration is still refused, and new ids do not collide with stored ones.
+    let ae = json!({"m2m:ae": {"rn": "p2", "api": "Nx", "rr": false, "srv": ["3"]}});
+    assert_eq!(e.mca.req("POST", "/cse-in", Some("Cp"), Some(2), Some(ae)).await.rsc, 4117);
+    let a =
+        e.mca.req("POST", "/cse-in/p/c", Some("Cp"), Some(4), Some(json!({"m2m:cin": {"con": "new"}}))).await;
+    assert_eq!(a.rsc, 2001, "{:?}", a.pc);
+    e.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_api_and_local_notifications() {
+    let c = cse::Cse::open(cse::CseConfig::default()).await.unwrap();
+    let mut rx = c.local_poa("gateway");
+    let mut req = onem2m::RequestPrimitive::new(onem2m::Operation::Create, "cse-in", Some("Cgw".into()), "1");
+    req.ty = Some(2);
+    req.pc = Some(
+        json!({"m2m:ae": {"rn": "gw", "api": "Nipe", "rr": true, "srv": ["3"], "poa": ["local://gateway"]}}),
+    );
+    assert_eq!(c.handle(req).await.rsc, onem2m::Rsc::Created);
+    let mut req =
+        onem2m::RequestPrimitive::new(onem2m::Operation::Create, "cse-in/gw", Some("Cgw".into()), "2");
+    req.ty = Some(3);
+    req.pc = Some(json!({"m2m:cnt": {"rn": "cmd"}}));
+    assert_eq!(c.handle(req).await.rsc, onem2m::Rsc::Created);
+    let mut req =
+        onem2m::RequestPrimitive::new(onem2m::Operation::Create, "cse-in/gw/cmd", Some("Cgw".into()), "3");
+    req.ty = Some(23);
+    req.pc = Some(json!({"m2m:sub": {"rn": "s", "nu": ["Cgw"], "enc": {"net": [3]}}}));
+    assert_eq!(c.handle(req).await.rsc, onem2m::Rsc::Created);
+    let mut req = onem2m::RequestPrimitive::new(
+        onem2m::Operation::Create,
+        "/id-in/cse-in/gw/cmd",
+        Some("CAdmin".into()),
+        "4",
+    );
+    req.ty = Some(4);
+    req.pc = Some(json!({"m2m:cin": {"con": {"op": "read", "path": "/3303/0/5700"}}}));
+    assert_eq!(c.handle(req).await.rsc, onem2m::Rsc::Created);
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    assert_eq!(n.body.pointer("/m2m:sgn/nev/net"), Some(&json!(3)));
+    assert_eq!(n.body.pointer("/m2m:sgn/nev/rep/m2m:cin/con/op"), Some(&Value::from("read")));
+}
