@@ -485,6 +485,9 @@ impl Engine {
         };
         let parent = self.res.get(&parent_ri).ok_or((Rsc::NotFound, "parent not found".to_owned()))?;
         let parent_ty = parent.ty;
+        if ty == ResourceType::Subscription && parent_ty == ResourceType::ContentInstance {
+            return fail(Rsc::TargetNotSubscribable, "a contentInstance is not subscribable");
+        }
         if !allowed_children(parent_ty).contains(&ty) {
             if matches!(
                 ty,
@@ -563,6 +566,7 @@ impl Engine {
                 }
             }
             ResourceType::Subscription => {
+                check_nct_net(body)?;
                 let nu = body.get("nu").and_then(Value::as_array);
                 if nu.is_none_or(|a| a.is_empty()) {
                     return fail(Rsc::BadRequest, "subscription needs a non-empty nu");
@@ -666,7 +670,7 @@ impl Engine {
             Some(f) if f.starts_with('C') || f.starts_with('S') => f.to_owned(),
             Some(f) => {
                 return fail(
-                    Rsc::BadRequest,
+                    Rsc::SecurityAssociationRequired,
                     format!(
                         "AE originator {f:?} must start with C or S (or be empty to get an assigned AE-ID)"
                     ),
@@ -768,7 +772,7 @@ impl Engine {
             let found = self.discover(&origin, &ri, &req.fc, req.drt);
             return Ok(ResponsePrimitive::new(Rsc::Ok, "", Some(json!({"m2m:uril": found}))));
         }
-        let public = ri == self.base_ri && self.cfg.public_cse_base;
+        let public = ri == self.base_ri && (self.cfg.public_cse_base || self.aes.contains_key(&origin));
         if !(public || self.permitted(&origin, &ri, 2)) {
             return fail(Rsc::OriginatorHasNoPrivilege, format!("originator {origin} may not RETRIEVE this"));
         }
@@ -1173,6 +1177,22 @@ impl Engine {
     pub(crate) fn len(&self) -> usize {
         self.res.len()
     }
+}
+
+/// The `nct`/`enc.net` combinations TS-0004 allows: modified attributes (2) only for updates (net 1).
+fn check_nct_net(body: &Map<String, Value>) -> Result<(), Fail> {
+    let nct = body.get("nct").and_then(Value::as_u64).unwrap_or(1);
+    let nets: Vec<u64> = body
+        .get("enc")
+        .and_then(|e| e.get("net"))
+        .and_then(Value::as_array)
+        .map_or_else(|| vec![net::UPDATE], |a| a.iter().filter_map(Value::as_u64).collect());
+    let ok = match nct {
+        1 | 3 => nets.iter().all(|n| (1..=4).contains(n)),
+        2 => nets.iter().all(|n| *n == net::UPDATE),
+        _ => false,
+    };
+    if ok { Ok(()) } else { fail(Rsc::BadRequest, format!("nct={nct} is not allowed with enc/net={nets:?}")) }
 }
 
 fn content_size(con: &Value) -> u64 {

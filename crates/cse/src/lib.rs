@@ -67,7 +67,7 @@ pub struct CseConfig {
     pub data_dir: Option<PathBuf>,
     /// Largest HTTP request body accepted.
     pub max_body_bytes: usize,
-    /// Whether any originator may RETRIEVE the CSEBase.
+    /// Whether any originator may RETRIEVE the CSEBase (otherwise only the admin and registered AEs, as in ACME).
     pub public_cse_base: bool,
 }
 
@@ -81,7 +81,7 @@ impl Default for CseConfig {
             poa: vec!["http://127.0.0.1:8080".into()],
             data_dir: None,
             max_body_bytes: 1 << 20,
-            public_cse_base: true,
+            public_cse_base: false,
         }
     }
 }

@@ -175,7 +175,7 @@ async fn bad_requests_get_the_right_code_and_change_nothing() {
             "/cse-in",
             h("Xb", "1", "3", "application/json;ty=2"),
             b"{\"m2m:ae\":{\"rn\":\"b3\",\"api\":\"Nx\",\"rr\":false,\"srv\":[\"3\"]}}".to_vec(),
-            4000,
+            4107,
         ),
         (
             "duplicate name",

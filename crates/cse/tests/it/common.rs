@@ -247,6 +247,15 @@ impl Receiver {
             .unwrap()
     }
 
+    /// The next notification body within 3 s, or `Null`.
+    pub(crate) async fn next_or_null(&mut self) -> Value {
+        tokio::time::timeout(Duration::from_secs(3), self.rx.recv())
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(Value::Null)
+    }
+
     /// Collects notifications until none arrives for `quiet`.
     pub(crate) async fn drain(&mut self, quiet: Duration) -> Vec<Value> {
         let mut out = Vec::new();

@@ -117,6 +117,21 @@ pub(crate) async fn ae_registration(r: &mut Run<'_>) {
     r.create("missing api", 4000, "/cse-in", "Cdiff4", 2, json!({"m2m:ae": {"rr": true, "srv": ["3"]}}), &[])
         .await;
     r.create("name taken", 4105, "/cse-in", "Cdiff5", 2, ae("weather", "Nx"), &[]).await;
+    r.create("originator not C/S", 4107, "/cse-in", "Xbad", 2, ae("w6", "Nx"), &[]).await;
+    let a = r.m.req("POST", "/cse-in", None, Some(2), Some(ae("w7", "Nx"))).await;
+    r.obs("no originator: CSE assigns an AE-ID", 2001, &a, &["rn", "api"]);
+    r.note(
+        "assigned AE-ID starts with C",
+        json!(a.res().get("aei").and_then(Value::as_str).is_some_and(|s| s.starts_with('C'))),
+    );
+    let a = r.m.req("POST", "/cse-in", Some("C"), Some(2), Some(ae("w8", "Nx"))).await;
+    r.obs("originator C: CSE assigns an AE-ID", 2001, &a, &["rn"]);
+    r.note(
+        "assigned AE-ID for C is longer",
+        json!(a.res().get("aei").and_then(Value::as_str).is_some_and(|s| s.starts_with('C') && s.len() > 1)),
+    );
+    r.get("unregistered originator retrieves CSEBase", 4103, "/cse-in", "Cstranger", &[]).await;
+    r.get("registered AE retrieves CSEBase", 2000, "/cse-in", "Cdiff1", &["rn", "csi", "cst"]).await;
     r.get("retrieve own AE", 2000, "/cse-in/weather", "Cdiff1", &["rn", "api", "aei", "rr", "srv"]).await;
     r.get("retrieve AE by SP-relative", 2000, "/~/id-in/cse-in/weather", "Cdiff1", &["rn"]).await;
     r.get("retrieve AE by unstructured ri", 2000, "/~/id-in/Cdiff1", "Cdiff1", &["rn"]).await;
@@ -265,6 +280,51 @@ pub(crate) async fn container_and_cin(r: &mut Run<'_>) {
     r.create("nested cnt", 2001, "/cse-in/app/data", "Capp", 3, json!({"m2m:cnt": {"rn": "sub"}}), &["rn"])
         .await;
     r.get("nested cnt", 2000, "/cse-in/app/data/sub", "Capp", &["rn", "cni"]).await;
+    let a =
+        r.m.req(
+            "POST",
+            "/cse-in/app/small?rcn=0",
+            Some("Capp"),
+            Some(4),
+            Some(json!({"m2m:cin": {"con": "r0"}})),
+        )
+        .await;
+    r.obs("create rcn=0", 2001, &a, &[]);
+    r.note("rcn=0 has no content", json!(a.pc.is_null()));
+    let a =
+        r.m.req(
+            "POST",
+            "/cse-in/app/small?rcn=2",
+            Some("Capp"),
+            Some(4),
+            Some(json!({"m2m:cin": {"rn": "r2", "con": "r2"}})),
+        )
+        .await;
+    r.obs("create rcn=2", 2001, &a, &[]);
+    r.note(
+        "rcn=2 gives the address",
+        json!(a.pc.get("m2m:uri").and_then(Value::as_str).is_some_and(|u| u.ends_with("app/small/r2"))),
+    );
+    r.create(
+        "cin with et in the past",
+        4000,
+        "/cse-in/app/small",
+        "Capp",
+        4,
+        json!({"m2m:cin": {"con": "x", "et": "20000101T000000"}}),
+        &[],
+    )
+    .await;
+    r.create(
+        "sub under cin",
+        5203,
+        "/cse-in/app/small/r2",
+        "Capp",
+        23,
+        json!({"m2m:sub": {"nu": ["Capp"]}}),
+        &[],
+    )
+    .await;
     r.put("update cin", 4005, "/cse-in/app/small/la", "Capp", json!({"m2m:cin": {"con": "y"}}), &[]).await;
     r.delete("delete cnt", 2002, "/cse-in/app/data", "Capp").await;
     r.get("nested cnt gone with parent", 4004, "/cse-in/app/data/sub", "Capp", &[]).await;
@@ -318,6 +378,24 @@ pub(crate) async fn subscription(r: &mut Run<'_>) {
     cons.sort_by_key(Value::to_string);
     r.note("notifications for cin 2 (s2 and s5)", json!(cons));
     r.get("sub with exc 1 gone after one notification", 4004, "/cse-in/subapp/c/s5", "Csub", &[]).await;
+    r.delete("delete s2", 2002, "/cse-in/subapp/c/s2", "Csub").await;
+    let _ = poa_rx.drain(Duration::from_millis(300)).await;
+    let bad = json!({"m2m:sub": {"rn": "s6", "nu": ["Csub"], "enc": {"net": [1, 2, 4]}, "nct": 2}});
+    r.create("nct 2 with net 2/4 not allowed", 4000, "/cse-in/subapp/c", "Csub", 23, bad, &[]).await;
+    let sub = json!({"m2m:sub": {"rn": "s6", "nu": ["Csub"], "enc": {"net": [1]}, "nct": 2}});
+    r.create("sub for updates, nct 2", 2001, "/cse-in/subapp/c", "Csub", 23, sub, &["enc", "nct"]).await;
+    r.put("update cnt mni", 2004, "/cse-in/subapp/c", "Csub", json!({"m2m:cnt": {"mni": 10}}), &["mni"])
+        .await;
+    let n = poa_rx.next_or_null().await;
+    let rep = n.pointer("/m2m:sgn/nev/rep/m2m:cnt").cloned().unwrap_or(Value::Null);
+    r.note("nct 2 notification carries the modified attribute", json!({"net": n.pointer("/m2m:sgn/nev/net"), "mni": rep.get("mni"), "has_rn": rep.get("rn").is_some()}));
+    r.delete("delete s6", 2002, "/cse-in/subapp/c/s6", "Csub").await;
+    let sub = json!({"m2m:sub": {"rn": "s7", "nu": ["Csub"], "enc": {"net": [2, 4]}}});
+    r.create("sub for delete events", 2001, "/cse-in/subapp/c", "Csub", 23, sub, &["enc", "nct"]).await;
+    let _ = poa_rx.drain(Duration::from_millis(300)).await;
+    r.delete("delete la (net 4)", 2002, "/cse-in/subapp/c/la", "Csub").await;
+    let n = poa_rx.next_or_null().await;
+    r.note("delete child notification", json!({"net": n.pointer("/m2m:sgn/nev/net")}));
 }
 
 pub(crate) async fn discovery(r: &mut Run<'_>) {
@@ -351,6 +429,9 @@ pub(crate) async fn discovery(r: &mut Run<'_>) {
         ("ty=3 or lbl=x", "fu=1&ty=3&lbl=x&fo=2"),
         ("lbl=room", "fu=1&lbl=room"),
         ("lim=1 ty=3", "fu=1&ty=3&lim=1"),
+        ("ty=3+4 (several ty)", "fu=1&ty=3+4"),
+        ("ty=3 lim=1 ofst=2", "fu=1&ty=3&lim=1&ofst=2"),
+        ("nothing matches", "fu=1&lbl=none"),
     ] {
         let a = r.m.req("GET", &format!("/cse-in/disc?{q}"), Some("Cdisc"), None, None).await;
         r.obs(&format!("discovery {label}"), 2000, &a, &[]);
@@ -362,6 +443,10 @@ pub(crate) async fn discovery(r: &mut Run<'_>) {
         uris.sort();
         r.note(&format!("discovered {label}"), json!(uris));
     }
+    let a = r.m.req("GET", "/cse-in/disc?fu=1&ty=3&drt=2", Some("Cdisc"), None, None).await;
+    let n = a.pc.get("m2m:uril").and_then(Value::as_array).map_or(0, Vec::len);
+    r.obs("discovery drt=2", 2000, &a, &[]);
+    r.note("drt=2 count", json!(n));
     let a = r.m.req("GET", "/cse-in/disc?fu=1&ty=3", Some("Cstranger"), None, None).await;
     let n = a.pc.get("m2m:uril").and_then(Value::as_array).map_or(0, Vec::len);
     r.note(
