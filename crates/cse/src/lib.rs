@@ -134,7 +134,7 @@ impl Cse {
         let (_, pending) = store.submit(fx.ops);
         pending.wait().await.map_err(|e| CseError::Store(StoreError::Db(e)))?;
         let notifier = Notifier::new(store.committed(), engine.csi());
-        Ok(Cse {
+        let cse = Cse {
             inner: Arc::new(Inner {
                 engine: Mutex::new((engine, store)),
                 notifier,
@@ -142,7 +142,45 @@ impl Cse {
                 cfg,
                 rqi_counter: std::sync::atomic::AtomicU64::new(0),
             }),
-        })
+        };
+        // Expired resources (`et`, `mia`) are removed once a second even when no request comes in.
+        let weak = Arc::downgrade(&cse.inner);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                Cse { inner }.expire_now().await;
+            }
+        });
+        Ok(cse)
+    }
+
+    /// Removes what has expired by now (also done at the start of every request).
+    async fn expire_now(&self) {
+        let now = self.inner.clock.now_micros();
+        let (batch, pending, notes) = {
+            let Ok(mut g) = self.inner.engine.lock() else { return };
+            let (engine, store) = &mut *g;
+            engine.expire(now);
+            let fx = engine.take_effects();
+            let (batch, pending) = store.submit(fx.ops);
+            (batch, pending, fx.notes)
+        };
+        self.dispatch_notes(batch, notes);
+        if let Err(e) = pending.wait().await {
+            tracing::error!(error = %e, "storing expirations failed");
+        }
+    }
+
+    fn dispatch_notes(&self, batch: u64, notes: Vec<engine::Note>) {
+        for n in notes {
+            for t in n.targets {
+                self.inner.notifier.enqueue(t, batch, self.next_rqi(), n.body.clone());
+            }
+            tracing::trace!(sur = %n.sur, "notification queued");
+        }
     }
 
     /// The configuration.
@@ -203,12 +241,7 @@ impl Cse {
             let (batch, pending) = store.submit(fx.ops);
             (rsp, batch, pending, fx.notes)
         };
-        for n in notes {
-            for t in n.targets {
-                self.inner.notifier.enqueue(t, batch, self.next_rqi(), n.body.clone());
-            }
-            tracing::trace!(sur = %n.sur, "notification queued");
-        }
+        self.dispatch_notes(batch, notes);
         match pending.wait().await {
             Ok(()) => rsp,
             Err(e) => {

@@ -247,6 +247,16 @@ impl Receiver {
             .unwrap()
     }
 
+    /// The next notification that carries a contentInstance (others, e.g. a new child subscription, are skipped).
+    pub(crate) async fn next_cin(&mut self) -> Value {
+        loop {
+            let n = self.next().await;
+            if n.pointer("/m2m:sgn/nev/rep/m2m:cin").is_some() {
+                return n;
+            }
+        }
+    }
+
     /// The next notification body within 3 s, or `Null`.
     pub(crate) async fn next_or_null(&mut self) -> Value {
         tokio::time::timeout(Duration::from_secs(3), self.rx.recv())

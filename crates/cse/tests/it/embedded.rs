@@ -98,3 +98,64 @@ async fn in_process_api_and_local_notifications() {
     assert_eq!(n.body.pointer("/m2m:sgn/nev/net"), Some(&json!(3)));
     assert_eq!(n.body.pointer("/m2m:sgn/nev/rep/m2m:cin/con/op"), Some(&Value::from("read")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_are_retried_until_the_receiver_is_up() {
+    let e = Embedded::start(None).await;
+    let m = e.mca.clone();
+    // The receiver's port is reserved but nothing listens yet.
+    let port = test_support::free_tcp_port();
+    let poa = format!("http://127.0.0.1:{port}");
+    let ae = json!({"m2m:ae": {"rn": "r", "api": "Nx", "rr": true, "srv": ["3"], "poa": [poa]}});
+    assert_eq!(m.req("POST", "/cse-in", Some("Cr"), Some(2), Some(ae)).await.rsc, 2001);
+    assert_eq!(
+        m.req("POST", "/cse-in/r", Some("Cr"), Some(3), Some(json!({"m2m:cnt": {"rn": "c"}}))).await.rsc,
+        2001
+    );
+    let sub = json!({"m2m:sub": {"rn": "s", "nu": ["Cr"], "enc": {"net": [3]}}});
+    assert_eq!(m.req("POST", "/cse-in/r/c", Some("Cr"), Some(23), Some(sub)).await.rsc, 2001);
+    for i in 0..3 {
+        let cin = json!({"m2m:cin": {"con": format!("{i}")}});
+        assert_eq!(m.req("POST", "/cse-in/r/c", Some("Cr"), Some(4), Some(cin)).await.rsc, 2001);
+    }
+    // The receiver comes up during the back-off: every notification arrives, in order.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let tx = tx.clone();
+        async move {
+            let b = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap();
+            tx.send(serde_json::from_slice(&b).unwrap()).unwrap();
+            http::Response::builder()
+                .status(200)
+                .header("X-M2M-RSC", "2000")
+                .body(axum::body::Body::empty())
+                .unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
+        got.push(n.pointer("/m2m:sgn/nev/rep/m2m:cin/con").cloned().unwrap());
+    }
+    assert_eq!(got, vec![json!("0"), json!("1"), json!("2")]);
+    e.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_resources_go_away_without_requests() {
+    let c = cse::Cse::open(cse::CseConfig::default()).await.unwrap();
+    let mut req =
+        onem2m::RequestPrimitive::new(onem2m::Operation::Create, "cse-in", Some("CAdmin".into()), "1");
+    req.ty = Some(3);
+    #[allow(clippy::disallowed_methods)] // the test needs an `et` just ahead of the wall clock
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64;
+    let et = onem2m::time::format(now + 1_000_000);
+    req.pc = Some(json!({"m2m:cnt": {"rn": "short", "et": et}}));
+    assert_eq!(c.handle(req).await.rsc, onem2m::Rsc::Created);
+    let before = c.resource_count();
+    tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
+    assert_eq!(c.resource_count(), before - 1);
+}

@@ -343,12 +343,12 @@ pub(crate) async fn subscription(r: &mut Run<'_>) {
     r.create("sub with AE-ID nu", 2001, "/cse-in/subapp/c", "Csub", 23, sub, &["rn", "nu", "enc"]).await;
     r.create("cin", 2001, "/cse-in/subapp/c", "Csub", 4, json!({"m2m:cin": {"con": "hello"}}), &["con"])
         .await;
-    let n = url_rx.next().await;
+    let n = url_rx.next_cin().await;
     r.note(
         "URL notification",
         json!({"net": n.pointer("/m2m:sgn/nev/net"), "con": n.pointer("/m2m:sgn/nev/rep/m2m:cin/con")}),
     );
-    let n = poa_rx.next().await;
+    let n = poa_rx.next_cin().await;
     r.note(
         "poa notification",
         json!({"net": n.pointer("/m2m:sgn/nev/net"), "con": n.pointer("/m2m:sgn/nev/rep/m2m:cin/con")}),
@@ -366,7 +366,10 @@ pub(crate) async fn subscription(r: &mut Run<'_>) {
     r.create("sub without nu", 4000, "/cse-in/subapp/c", "Csub", 23, json!({"m2m:sub": {"rn": "s4"}}), &[])
         .await;
     r.delete("delete sub with su", 2002, "/cse-in/subapp/c/s1", "Csub").await;
-    let n = url_rx.next().await;
+    let mut n = url_rx.next().await;
+    while n.pointer("/m2m:sgn/sud").is_none() {
+        n = url_rx.next().await;
+    }
     r.note("deletion notice", json!({"sud": n.pointer("/m2m:sgn/sud")}));
     let sub = json!({"m2m:sub": {"rn": "s5", "nu": ["Csub"], "enc": {"net": [3]}, "exc": 1}});
     r.create("sub with exc 1", 2001, "/cse-in/subapp/c", "Csub", 23, sub, &["exc"]).await;
