@@ -326,6 +326,31 @@ pub(crate) async fn container_and_cin(r: &mut Run<'_>) {
     )
     .await;
     r.put("update cin", 4005, "/cse-in/app/small/la", "Capp", json!({"m2m:cin": {"con": "y"}}), &[]).await;
+    r.create(
+        "cnt for concurrent writers",
+        2001,
+        "/cse-in/app",
+        "Capp",
+        3,
+        json!({"m2m:cnt": {"rn": "busy"}}),
+        &[],
+    )
+    .await;
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let m = r.m.clone();
+        tasks.push(tokio::spawn(async move {
+            let cin = json!({"m2m:cin": {"con": format!("{i}")}});
+            m.req("POST", "/cse-in/app/busy", Some("Capp"), Some(4), Some(cin)).await.rsc
+        }));
+    }
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    r.note("16 concurrent creates all 2001", json!(codes.iter().all(|c| *c == 2001)));
+    let a = r.get("retrieve after 16 concurrent creates", 2000, "/cse-in/app/busy", "Capp", &[]).await;
+    r.note("cni and st after 16 concurrent creates", json!({"cni": a.res()["cni"], "st": a.res()["st"]}));
     r.delete("delete cnt", 2002, "/cse-in/app/data", "Capp").await;
     r.get("nested cnt gone with parent", 4004, "/cse-in/app/data/sub", "Capp", &[]).await;
 }
@@ -433,6 +458,7 @@ pub(crate) async fn discovery(r: &mut Run<'_>) {
         ("lbl=room", "fu=1&lbl=room"),
         ("lim=1 ty=3", "fu=1&ty=3&lim=1"),
         ("ty=3+4 (several ty)", "fu=1&ty=3+4"),
+        ("ty=3&ty=4 (repeated ty)", "fu=1&ty=3&ty=4"),
         ("ty=3 lim=1 ofst=2", "fu=1&ty=3&lim=1&ofst=2"),
         ("nothing matches", "fu=1&lbl=none"),
     ] {
