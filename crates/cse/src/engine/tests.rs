@@ -135,3 +135,76 @@ fn stored_records_rebuild_the_same_tree() {
     assert_eq!(again.len(), e.len());
     assert_eq!(get(&mut again, "cse-in/a", "Ca", T0).1, get(&mut e, "cse-in/a", "Ca", T0).1);
 }
+
+mod never_panics {
+    //! Random requests (targets, types, JSON bodies) never panic the engine, and refused requests write nothing.
+
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    use super::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            "[a-z0-9 /:._-]{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("rn".to_owned()),
+                        Just("con".to_owned()),
+                        Just("mni".to_owned()),
+                        Just("mbs".to_owned()),
+                        Just("nu".to_owned()),
+                        Just("enc".to_owned()),
+                        Just("acpi".to_owned()),
+                        Just("pv".to_owned()),
+                        Just("et".to_owned()),
+                        Just("lbl".to_owned()),
+                        Just("api".to_owned()),
+                        Just("rr".to_owned()),
+                        Just("srv".to_owned()),
+                        "[a-z]{1,4}",
+                    ],
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn random_requests(
+            op in 0u8..4,
+            to in prop_oneof![Just("cse-in".to_owned()), Just("cse-in/a".to_owned()), Just("cse-in/a/c".to_owned()),
+                Just("cse-in/a/c/la".to_owned()), Just("/id-in/Ca".to_owned()), "[a-z/~_-]{0,16}"],
+            ty in prop_oneof![Just(None), (0u16..30).prop_map(Some)],
+            wrapper in prop_oneof![Just("m2m:ae"), Just("m2m:cnt"), Just("m2m:cin"), Just("m2m:sub"), Just("m2m:acp"), Just("x")],
+            body in json_value(),
+            fr in prop_oneof![Just(None), Just(Some("Ca".to_owned())), Just(Some("CAdmin".to_owned())), Just(Some("Cz".to_owned()))],
+        ) {
+            let mut e = engine();
+            setup(&mut e);
+            let op = [Operation::Create, Operation::Retrieve, Operation::Update, Operation::Delete][usize::from(op)];
+            let mut r = RequestPrimitive::new(op, to, fr, "p");
+            r.ty = ty;
+            let mut m = Map::new();
+            m.insert(wrapper.to_owned(), body);
+            r.pc = Some(Value::Object(m));
+            let before = e.len();
+            let (rsp, fx) = e.handle(&r, T0);
+            if !rsp.rsc.is_success() {
+                prop_assert!(fx.ops.is_empty(), "refused request wrote {:?}", fx.ops);
+                prop_assert_eq!(e.len(), before);
+                prop_assert!(rsp.debug_message().is_some_and(|m| !m.is_empty()));
+            }
+        }
+    }
+}
