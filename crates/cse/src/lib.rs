@@ -279,22 +279,39 @@ async fn http_handler(State(cse): State<Cse>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let limit = cse.inner.cfg.max_body_bytes;
     let rqi = parts.headers.get(binding::X_M2M_RI).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let bytes = match axum::body::to_bytes(body, limit).await {
+    let bytes = match read_body(body, limit).await {
         Ok(b) => b,
-        Err(_) => {
-            let e = ResponsePrimitive::error(
-                Rsc::BadRequest,
-                rqi,
-                format!("request content is larger than {limit} bytes or could not be read"),
-            );
-            return to_axum(&e);
-        }
+        Err(why) => return to_axum(&ResponsePrimitive::error(Rsc::BadRequest, rqi, why)),
     };
     let rsp = match binding::request_from_http(&parts.method, &parts.uri, &parts.headers, &bytes) {
         Ok(p) => cse.handle(p).await,
         Err(e) => ResponsePrimitive::error(e.rsc, e.rqi, e.message),
     };
     to_axum(&rsp)
+}
+
+/// Reads at most `limit` bytes of content. A larger body is read on and discarded (up to 16 times the limit) so
+/// that the client, still sending, gets the error answer instead of a reset connection.
+async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, String> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("request content could not be read: {e}"))?;
+        if let Ok(data) = frame.into_data() {
+            seen = seen.saturating_add(data.len());
+            if seen <= limit {
+                buf.extend_from_slice(&data);
+            } else if seen > limit.saturating_mul(16) {
+                break;
+            }
+        }
+    }
+    if seen > limit {
+        return Err(format!("request content is larger than {limit} bytes"));
+    }
+    Ok(buf.freeze())
 }
 
 fn to_axum(rsp: &ResponsePrimitive) -> Response {
