@@ -120,6 +120,8 @@ pub(crate) struct Engine {
     names: HashMap<(String, String), String>,
     aes: HashMap<String, String>,
     expiry: BTreeSet<(i64, String)>,
+    /// Subscriptions per subscribed resource, in creation order.
+    subs: HashMap<String, BTreeMap<u64, String>>,
     seq: u64,
     fx: Effects,
     /// The resource identifier reserved for the next CREATE (a subscription whose `sur` was already verified).
@@ -174,6 +176,7 @@ impl Engine {
             names: HashMap::new(),
             aes: HashMap::new(),
             expiry: BTreeSet::new(),
+            subs: HashMap::new(),
             seq: 0,
             fx: Effects::default(),
             reserved_ri: None,
@@ -235,6 +238,9 @@ impl Engine {
         }
         if let Some(et) = r.et() {
             self.expiry.insert((et, r.ri.clone()));
+        }
+        if r.ty == ResourceType::Subscription {
+            self.subs.entry(r.pi.clone()).or_default().insert(r.seq, r.ri.clone());
         }
         self.res.insert(r.ri.clone(), r);
     }
@@ -1017,6 +1023,12 @@ impl Engine {
             }
             self.res.remove(c);
             self.children.remove(c);
+            self.subs.remove(c);
+            if r.ty == ResourceType::Subscription
+                && let Some(m) = self.subs.get_mut(&r.pi)
+            {
+                m.remove(&r.seq);
+            }
             if let Some(m) = self.children.get_mut(&r.pi) {
                 m.remove(&r.seq);
             }
@@ -1088,14 +1100,8 @@ impl Engine {
         modified: Option<&Value>,
         now: i64,
     ) {
-        let subs: Vec<String> = self
-            .children
-            .get(subject_ri)
-            .into_iter()
-            .flat_map(|m| m.values())
-            .filter(|c| self.res.get(*c).is_some_and(|r| r.ty == ResourceType::Subscription))
-            .cloned()
-            .collect();
+        let subs: Vec<String> =
+            self.subs.get(subject_ri).map(|m| m.values().cloned().collect()).unwrap_or_default();
         for sub_ri in subs {
             let Some(sub) = self.res.get(&sub_ri) else { continue };
             let nets: Vec<u64> = sub
