@@ -437,6 +437,15 @@ impl Engine {
     }
 
     fn dispatch(&mut self, req: &RequestPrimitive, now: i64, dry: bool) -> Result<ResponsePrimitive, Fail> {
+        if let Some(rcn) = req.rcn {
+            let discovery = req.fc.fu == Some(FilterUsage::Discovery);
+            if !rcn.valid_for(req.op, discovery) {
+                return fail(
+                    Rsc::BadRequest,
+                    format!("rcn={} is not allowed for this operation", rcn.code()),
+                );
+            }
+        }
         let target = self.resolve(&req.to)?;
         match req.op {
             Operation::Create => self.create(req, target, now, dry),
@@ -776,6 +785,19 @@ impl Engine {
                 );
             }
             let found = self.discover(&origin, &ri, &req.fc, req.drt);
+            if req.rcn == Some(ResultContent::ChildResourceReferences) {
+                let rrf: Vec<Value> = found
+                    .iter()
+                    .filter_map(|a| {
+                        let r = match self.resolve(a) {
+                            Ok(Resolved::Res(ri)) => self.res.get(&ri)?,
+                            _ => return None,
+                        };
+                        Some(json!({"nm": r.rn, "typ": r.ty.code(), "val": a}))
+                    })
+                    .collect();
+                return Ok(ResponsePrimitive::new(Rsc::Ok, "", Some(json!({"m2m:rrl": {"rrf": rrf}}))));
+            }
             return Ok(ResponsePrimitive::new(Rsc::Ok, "", Some(json!({"m2m:uril": found}))));
         }
         let public = ri == self.base_ri && (self.cfg.public_cse_base || self.aes.contains_key(&origin));
@@ -796,6 +818,9 @@ impl Engine {
 
     fn discover(&self, origin: &str, ri: &str, fc: &FilterCriteria, drt: DiscResType) -> Vec<String> {
         let mut out = Vec::new();
+        if fc.lim == Some(0) {
+            return out;
+        }
         let mut stack = vec![(ri.to_owned(), 0usize)];
         let skip = fc.ofst.unwrap_or(1).saturating_sub(1);
         let mut matched = 0usize;
@@ -841,8 +866,11 @@ impl Engine {
         let pc = match rcn {
             ResultContent::Nothing => None,
             ResultContent::Attributes
-            | ResultContent::OriginalResource
-            | ResultContent::ModifiedAttributes => Some(r.rep()),
+            | ResultContent::ModifiedAttributes
+            | ResultContent::DiscoveryResultReferences => Some(r.rep()),
+            ResultContent::OriginalResource => {
+                return fail(Rsc::BadRequest, format!("{} is not an announced resource", r.ri));
+            }
             ResultContent::HierarchicalAddress => Some(json!({"m2m:uri": self.structured(ri)})),
             ResultContent::HierarchicalAddressAndAttributes => {
                 let mut rce = r.rep();

@@ -157,6 +157,17 @@ impl Cse {
         Ok(cse)
     }
 
+    /// Commits what is queued and closes the database; afterwards every write answers 5000. Call it on shutdown
+    /// (dropping the last `Cse` clone does the same, but tasks may still hold clones for a moment).
+    pub async fn close(&self) {
+        let store = {
+            let Ok(mut g) = self.inner.engine.lock() else { return };
+            let committed = g.1.committed();
+            std::mem::replace(&mut g.1, Store::closed(committed))
+        };
+        let _ = tokio::task::spawn_blocking(move || drop(store)).await;
+    }
+
     /// Removes what has expired by now (also done at the start of every request).
     async fn expire_now(&self) {
         let now = self.inner.clock.now_micros();

@@ -57,6 +57,7 @@ pub(crate) struct Store {
     next_id: u64,
     committed: watch::Receiver<u64>,
     _committed_tx: Option<watch::Sender<u64>>,
+    closed: bool,
 }
 
 /// Waits for one batch's commit.
@@ -80,7 +81,7 @@ impl Store {
     /// A store that keeps nothing (in-memory CSE).
     pub(crate) fn memory() -> Self {
         let (tx, rx) = watch::channel(u64::MAX);
-        Store { tx: None, thread: None, next_id: 0, committed: rx, _committed_tx: Some(tx) }
+        Store { tx: None, thread: None, next_id: 0, committed: rx, _committed_tx: Some(tx), closed: false }
     }
 
     /// Opens (or creates) the database at `path`, returns the store and every stored record.
@@ -105,13 +106,26 @@ impl Store {
             .spawn(move || writer(db, rx, ctx))
             .map_err(db_err)?;
         Ok((
-            Store { tx: Some(tx), thread: Some(thread), next_id: 1, committed: crx, _committed_tx: None },
+            Store {
+                tx: Some(tx),
+                thread: Some(thread),
+                next_id: 1,
+                committed: crx,
+                _committed_tx: None,
+                closed: false,
+            },
             rows,
         ))
     }
 
     /// Queues `ops` as the next batch. Returns the batch id (for [`Store::committed`]) and its ack.
     pub(crate) fn submit(&mut self, ops: Vec<Op>) -> (u64, Pending) {
+        if self.closed {
+            return (
+                0,
+                if ops.is_empty() { Pending::Ready } else { Pending::Failed("the CSE is closed".into()) },
+            );
+        }
         let Some(tx) = &self.tx else { return (0, Pending::Ready) };
         if ops.is_empty() {
             return (self.next_id.saturating_sub(1), Pending::Ready);
@@ -123,6 +137,11 @@ impl Store {
             Ok(()) => (id, Pending::Wait(rx)),
             Err(_) => (id, Pending::Failed(StoreError::Stopped.to_string())),
         }
+    }
+
+    /// A store that refuses every write (after [`crate::Cse::close`]).
+    pub(crate) fn closed(committed: watch::Receiver<u64>) -> Self {
+        Store { tx: None, thread: None, next_id: 0, committed, _committed_tx: None, closed: true }
     }
 
     /// A watch of the last committed batch id.

@@ -67,6 +67,8 @@ pub enum ResultContent {
     ChildResources,
     /// 9: modified attributes.
     ModifiedAttributes,
+    /// 11: discovery result references (the default of a discovery).
+    DiscoveryResultReferences,
 }
 
 impl ResultContent {
@@ -83,6 +85,7 @@ impl ResultContent {
             7 => Self::OriginalResource,
             8 => Self::ChildResources,
             9 => Self::ModifiedAttributes,
+            11 => Self::DiscoveryResultReferences,
             _ => return None,
         })
     }
@@ -100,6 +103,47 @@ impl ResultContent {
             Self::OriginalResource => 7,
             Self::ChildResources => 8,
             Self::ModifiedAttributes => 9,
+            Self::DiscoveryResultReferences => 11,
+        }
+    }
+}
+
+impl ResultContent {
+    /// Whether this result content is allowed for `op` (TS-0004 table 6.3.4.2.16-1; `discovery` for `fu=1`).
+    pub fn valid_for(self, op: Operation, discovery: bool) -> bool {
+        use ResultContent as R;
+        match op {
+            Operation::Retrieve if discovery => {
+                matches!(self, R::DiscoveryResultReferences | R::ChildResourceReferences)
+            }
+            Operation::Retrieve => matches!(
+                self,
+                R::Attributes
+                    | R::AttributesAndChildResources
+                    | R::ChildResources
+                    | R::AttributesAndChildResourceReferences
+                    | R::OriginalResource
+                    | R::ChildResourceReferences
+            ),
+            Operation::Create => matches!(
+                self,
+                R::Attributes
+                    | R::ModifiedAttributes
+                    | R::HierarchicalAddress
+                    | R::HierarchicalAddressAndAttributes
+                    | R::Nothing
+            ),
+            Operation::Update => matches!(self, R::Attributes | R::ModifiedAttributes | R::Nothing),
+            Operation::Delete => matches!(
+                self,
+                R::Attributes
+                    | R::Nothing
+                    | R::AttributesAndChildResources
+                    | R::ChildResources
+                    | R::AttributesAndChildResourceReferences
+                    | R::ChildResourceReferences
+            ),
+            Operation::Notify => self == R::Nothing,
         }
     }
 }

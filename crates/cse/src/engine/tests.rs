@@ -72,9 +72,8 @@ fn rcn_variants() {
     let mut r = RequestPrimitive::new(Operation::Retrieve, "cse-in/a/c", Some("Ca".into()), "1");
     for (rcn, key) in [
         (ResultContent::Attributes, "/m2m:cnt/rn"),
-        (ResultContent::HierarchicalAddress, "/m2m:uri"),
-        (ResultContent::HierarchicalAddressAndAttributes, "/m2m:rce/uri"),
         (ResultContent::AttributesAndChildResources, "/m2m:cnt/m2m:cin/0/con"),
+        (ResultContent::ChildResources, "/m2m:cnt/m2m:cin/0/con"),
         (ResultContent::AttributesAndChildResourceReferences, "/m2m:cnt/ch/0/nm"),
         (ResultContent::ChildResourceReferences, "/m2m:rrl/rrf/0/val"),
     ] {
@@ -83,6 +82,20 @@ fn rcn_variants() {
         assert_eq!(rsp.rsc, Rsc::Ok);
         assert!(rsp.pc.as_ref().and_then(|p| p.pointer(key)).is_some(), "{rcn:?}: {:?}", rsp.pc);
     }
+    for (rcn, key) in [
+        (ResultContent::HierarchicalAddress, "/m2m:uri"),
+        (ResultContent::HierarchicalAddressAndAttributes, "/m2m:rce/uri"),
+    ] {
+        let mut c = RequestPrimitive::new(Operation::Create, "cse-in/a/c", Some("Ca".into()), "2");
+        c.ty = Some(4);
+        c.pc = Some(json!({"m2m:cin": {"con": "x"}}));
+        c.rcn = Some(rcn);
+        let (rsp, _) = e.handle(&c, T0);
+        assert_eq!(rsp.rsc, Rsc::Created);
+        assert!(rsp.pc.as_ref().and_then(|p| p.pointer(key)).is_some(), "{rcn:?}: {:?}", rsp.pc);
+    }
+    r.rcn = Some(ResultContent::HierarchicalAddress);
+    assert_eq!(e.handle(&r, T0).0.rsc, Rsc::BadRequest, "rcn=2 is not allowed for RETRIEVE");
     let (rsp, fx) = {
         let mut c = RequestPrimitive::new(Operation::Create, "cse-in/a/c", Some("Ca".into()), "2");
         c.ty = Some(4);

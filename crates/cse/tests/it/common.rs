@@ -129,6 +129,7 @@ impl Embedded {
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
+        self.cse.close().await;
     }
 }
 

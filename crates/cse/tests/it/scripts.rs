@@ -605,6 +605,53 @@ pub(crate) async fn errors(r: &mut Run<'_>) {
         )
         .await;
     r.obs("unknown ty", 4000, &a, &[]);
+    let a =
+        r.m.raw("GET", "/cse-in/err", &[("X-M2M-RI", "1".into()), ("X-M2M-RVI", "3".into())], Vec::new())
+            .await;
+    r.obs("missing X-M2M-Origin on RETRIEVE", 4000, &a, &[]);
+    r.create(
+        "create under a missing parent",
+        4004,
+        "/cse-in/err/nope",
+        "Cerr",
+        3,
+        json!({"m2m:cnt": {"rn": "u"}}),
+        &[],
+    )
+    .await;
+    let a = r.m.req("GET", "/cse-in/err/c?rcn=9", Some("Cerr"), None, None).await;
+    r.obs("RETRIEVE with rcn=9", 4000, &a, &[]);
+    let a = r.m.req("GET", "/cse-in/err/c?rcn=0", Some("Cerr"), None, None).await;
+    r.obs("RETRIEVE with rcn=0", 4000, &a, &[]);
+    let a = r.m.req("GET", "/cse-in/err/c?zzz=1", Some("Cerr"), None, None).await;
+    r.obs("unknown query parameter", 4000, &a, &[]);
+    let a = r.m.req("GET", "/cse-in/err/c?fu=1&lim=0", Some("Cerr"), None, None).await;
+    r.obs("discovery lim=0", 2000, &a, &[]);
+    r.note("lim=0 gives an empty list", json!(a.pc.get("m2m:uril").and_then(Value::as_array).map(Vec::len)));
+    r.create("rn with a space", 4000, "/cse-in/err", "Cerr", 3, json!({"m2m:cnt": {"rn": "a b"}}), &[]).await;
+    r.create(
+        "mni negative",
+        4000,
+        "/cse-in/err",
+        "Cerr",
+        3,
+        json!({"m2m:cnt": {"rn": "neg", "mni": -1}}),
+        &[],
+    )
+    .await;
+    r.create(
+        "acp without pvs",
+        4000,
+        "/cse-in/err",
+        "Cerr",
+        1,
+        json!({"m2m:acp": {"rn": "p", "pv": {"acr": []}}}),
+        &[],
+    )
+    .await;
+    let ae = json!({"m2m:ae": {"rn": "x", "api": "Nx", "rr": true, "srv": ["3"]}});
+    let a = r.m.req("POST", "/cse-in/err", Some("Cnewae"), Some(2), Some(ae)).await;
+    r.note("AE under AE (fresh originator): rsc", json!(a.rsc));
     r.get("cnt unchanged after errors", 2000, "/cse-in/err/c", "Cerr", &["rn", "cni", "st"]).await;
 }
 
