@@ -63,6 +63,37 @@ impl Mca {
         self.raw(method, path, &headers, body).await
     }
 
+    /// Like [`Mca::req`], but `None` when the connection fails (the CSE went away).
+    pub(crate) async fn try_req(
+        &self,
+        method: &str,
+        path: &str,
+        origin: Option<&str>,
+        ty: Option<u16>,
+        body: Option<Value>,
+    ) -> Option<Answer> {
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri(format!("http://{}{}", self.authority, path))
+            .header("X-M2M-RI", "rq")
+            .header("X-M2M-RVI", "3")
+            .header(
+                "Content-Type",
+                ty.map_or("application/json".into(), |t| format!("application/json;ty={t}")),
+            );
+        if let Some(o) = origin {
+            b = b.header("X-M2M-Origin", o);
+        }
+        let body = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
+        let rsp = self.client.request(b.body(Full::new(Bytes::from(body))).unwrap()).await.ok()?;
+        let http = rsp.status().as_u16();
+        let rsc =
+            rsp.headers().get("x-m2m-rsc").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())?;
+        let bytes = rsp.into_body().collect().await.ok()?.to_bytes();
+        let pc = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Some(Answer { rsc, http, pc })
+    }
+
     /// Sends exactly the given headers and body.
     pub(crate) async fn raw(
         &self,

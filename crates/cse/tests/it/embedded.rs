@@ -159,3 +159,88 @@ async fn expired_resources_go_away_without_requests() {
     tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
     assert_eq!(c.resource_count(), before - 1);
 }
+
+/// Nothing acknowledged is lost: a CSE process is killed (SIGKILL) right after answering a stream of CREATEs; the
+/// reopened store has every acknowledged resource. The test binary re-runs itself as the CSE process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_cse_loses_nothing_acknowledged() {
+    if let Some(dir) = std::env::var_os("CSE_CRASH_CHILD_DIR") {
+        // Child: serve on an ephemeral port, write the port to a file, run until killed.
+        let dir = std::path::PathBuf::from(dir);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cfg = cse::CseConfig { data_dir: Some(dir.join("data")), ..Default::default() };
+        let c = cse::Cse::open(cfg).await.unwrap();
+        std::fs::write(dir.join("port.tmp"), port.to_string()).unwrap();
+        std::fs::rename(dir.join("port.tmp"), dir.join("port")).unwrap();
+        cse::serve(c, listener, std::future::pending()).await.unwrap();
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut child = test_support::ChildGuard::spawn(
+        std::process::Command::new(exe)
+            .args(["embedded::killed_cse_loses_nothing_acknowledged", "--exact", "--nocapture"])
+            .env("CSE_CRASH_CHILD_DIR", dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    )
+    .unwrap();
+    let port_file = dir.path().join("port");
+    let mut port = None;
+    for _ in 0..200 {
+        if let Ok(p) = std::fs::read_to_string(&port_file) {
+            port = p.trim().parse::<u16>().ok();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let port = port.expect("child CSE wrote its port");
+    let m = crate::common::Mca::new(format!("127.0.0.1:{port}"));
+    let ae = json!({"m2m:ae": {"rn": "k", "api": "Nx", "rr": false, "srv": ["3"]}});
+    assert_eq!(m.req("POST", "/cse-in", Some("Ck"), Some(2), Some(ae)).await.rsc, 2001);
+    assert_eq!(
+        m.req("POST", "/cse-in/k", Some("Ck"), Some(3), Some(json!({"m2m:cnt": {"rn": "c"}}))).await.rsc,
+        2001
+    );
+    // 8 concurrent writers; stop the child with SIGKILL while they are still writing.
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let m = m.clone();
+        let acked = acked.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..3000 {
+                let rn = format!("w{w}-{i}");
+                let body = json!({"m2m:cin": {"rn": rn, "con": "x"}});
+                let Ok(a) = tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    m.try_req("POST", "/cse-in/k/c", Some("Ck"), Some(4), Some(body)),
+                )
+                .await
+                else {
+                    return;
+                };
+                match a {
+                    Some(a) if a.rsc == 2001 => acked.lock().unwrap().push(rn),
+                    _ => return,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 20, "too few writes before the kill: {}", acked.len());
+
+    let e = Embedded::start(Some(dir.path().join("data"))).await;
+    for rn in &acked {
+        let a = e.mca.req("GET", &format!("/cse-in/k/c/{rn}"), Some("Ck"), None, None).await;
+        assert_eq!(a.rsc, 2000, "acknowledged {rn} was lost");
+    }
+    e.stop().await;
+}
