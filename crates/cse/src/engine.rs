@@ -214,8 +214,13 @@ impl Engine {
             e.fx.ops.push(Op::Put(base.ri.clone(), base.to_record()));
             loaded.insert(0, base);
         }
-        for r in loaded {
+        for mut r in loaded {
             e.seq = e.seq.max(r.seq);
+            // The CSEBase shows the configured points of access, also when they changed since the last run.
+            if r.ty == ResourceType::CseBase && r.attrs.get("poa") != Some(&json!(e.cfg.poa)) {
+                r.attrs.insert("poa".into(), json!(e.cfg.poa));
+                e.fx.ops.push(Op::Put(r.ri.clone(), r.to_record()));
+            }
             e.index(r);
         }
         Ok(e)
