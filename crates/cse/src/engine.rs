@@ -661,7 +661,13 @@ impl Engine {
             self.after_cin_added(&parent_ri, cin_size, now);
         }
 
-        let mut rsp = self.result(req.rcn.unwrap_or(ResultContent::Attributes), &ri, Rsc::Created)?;
+        let mut rsp = match req.rcn {
+            Some(ResultContent::ModifiedAttributes) => {
+                let after = self.res.get(&ri).map(|r| r.attrs.clone()).unwrap_or_default();
+                modified_attributes(ty, &Map::new(), &after, body, Rsc::Created)
+            }
+            rcn => self.result(rcn.unwrap_or(ResultContent::Attributes), &ri, Rsc::Created)?,
+        };
         rsp.content_location = Some(self.structured(&ri));
         Ok(rsp)
     }
@@ -965,6 +971,7 @@ impl Engine {
         {
             return fail(Rsc::BadRequest, "nu must be a non-empty list");
         }
+        let before = r.attrs.clone();
         let mut r = r.clone();
         for (k, v) in body {
             if v.is_null() {
@@ -993,9 +1000,8 @@ impl Engine {
         self.notify_event(&ri, net::UPDATE, &rep, Some(&Value::Object(modrep)), now);
         let rcn = req.rcn.unwrap_or(ResultContent::Attributes);
         if rcn == ResultContent::ModifiedAttributes {
-            let mut m = Map::new();
-            m.insert(ty.short_name().to_owned(), Value::Object(modified));
-            return Ok(ResponsePrimitive::new(Rsc::Updated, "", Some(Value::Object(m))));
+            let after = self.res.get(&ri).map(|r| r.attrs.clone()).unwrap_or_default();
+            return Ok(modified_attributes(ty, &before, &after, body, Rsc::Updated));
         }
         self.result(rcn, &ri, Rsc::Updated)
     }
@@ -1232,6 +1238,25 @@ fn check_nct_net(body: &Map<String, Value>) -> Result<(), Fail> {
         _ => false,
     };
     if ok { Ok(()) } else { fail(Rsc::BadRequest, format!("nct={nct} is not allowed with enc/net={nets:?}")) }
+}
+
+/// `rcn=9`: the attributes that the operation changed other than as the request asked (e.g. `lt`, `st`, or a value
+/// the CSE adjusted), as TS-0004 defines "modified attributes".
+fn modified_attributes(
+    ty: ResourceType,
+    before: &Map<String, Value>,
+    after: &Map<String, Value>,
+    request: &Map<String, Value>,
+    rsc: Rsc,
+) -> ResponsePrimitive {
+    let changed: Map<String, Value> = after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(*v) && request.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut m = Map::new();
+    m.insert(ty.short_name().to_owned(), Value::Object(changed));
+    ResponsePrimitive::new(rsc, "", Some(Value::Object(m)))
 }
 
 fn content_size(con: &Value) -> u64 {

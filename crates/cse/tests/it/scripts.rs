@@ -201,6 +201,31 @@ pub(crate) async fn container_and_cin(r: &mut Run<'_>) {
         .unwrap_or_default();
     r.obs("rcn=4 attributes and children", 2000, &a, &["rn", "cni"]);
     r.note("rcn=4 child cons", json!(cins));
+    let a = r.m.req("GET", "/cse-in/app/data?rcn=5", Some("Capp"), None, None).await;
+    let mut ch: Vec<Value> = a
+        .res()
+        .get("ch")
+        .and_then(Value::as_array)
+        .map(|c| c.iter().map(|x| x["typ"].clone()).collect())
+        .unwrap_or_default();
+    ch.sort_by_key(Value::to_string);
+    r.obs("rcn=5 attributes and child references", 2000, &a, &["rn", "cni"]);
+    r.note("rcn=5 child types", json!(ch));
+    let a = r.m.req("GET", "/cse-in/app/data?rcn=8", Some("Capp"), None, None).await;
+    let n = a.res().get("m2m:cin").and_then(Value::as_array).map(Vec::len);
+    r.obs("rcn=8 child resources", 2000, &a, &[]);
+    r.note("rcn=8 child cins", json!(n));
+    let a = r.m.req("DELETE", "/cse-in/app/data/ol?rcn=1", Some("Capp"), None, None).await;
+    r.obs("DELETE ol with rcn=1 returns it", 2002, &a, &["con"]);
+    let a = r
+        .m
+        .req("PUT", "/cse-in/app/data?rcn=9", Some("Capp"), None, Some(json!({"m2m:cnt": {"lbl": ["m"]}})))
+        .await;
+    r.obs("UPDATE with rcn=9", 2004, &a, &["lbl"]);
+    r.note("rcn=9 leaves out unmodified attributes", json!(a.res().get("rn").is_none()));
+    let mut keys: Vec<String> = a.res().as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    keys.sort();
+    r.note("rcn=9 attribute names", json!(keys));
     r.put(
         "update mni 1",
         2004,
