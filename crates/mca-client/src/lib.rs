@@ -108,6 +108,19 @@ impl McaClient {
         }
     }
 
+    /// A client for the same CSE that sends as `origin` (e.g. a device's AE-ID), sharing the connection pool and
+    /// the per-container write order.
+    pub fn with_origin(&self, origin: impl Into<String>) -> Self {
+        let mut cfg = (*self.cfg).clone();
+        cfg.origin = origin.into();
+        McaClient {
+            cfg: Arc::new(cfg),
+            client: self.client.clone(),
+            rqi: self.rqi.clone(),
+            locks: self.locks.clone(),
+        }
+    }
+
     /// The originator this client uses.
     pub fn origin(&self) -> &str {
         &self.cfg.origin
@@ -257,6 +270,16 @@ impl McaClient {
         Ok(inner(r.pc))
     }
 
+    /// Updates `target` (of JSON short name `short_name`, e.g. `m2m:cnt`) with `attrs`; returns the new representation.
+    pub async fn update(&self, target: &str, short_name: &str, attrs: Value) -> Result<Value, McaError> {
+        let mut req = self.request(Operation::Update, target);
+        let mut pc = serde_json::Map::new();
+        pc.insert(short_name.to_owned(), attrs);
+        req.pc = Some(Value::Object(pc));
+        let r = self.expect(&req, &[Rsc::Updated]).await?;
+        Ok(inner(r.pc))
+    }
+
     /// Deletes `target`.
     pub async fn delete(&self, target: &str) -> Result<(), McaError> {
         self.expect(&self.request(Operation::Delete, target), &[Rsc::Deleted]).await.map(|_| ())
@@ -264,10 +287,13 @@ impl McaClient {
 }
 
 /// `{"m2m:xxx": {...}}` → `{...}`.
-fn inner(pc: Option<Value>) -> Value {
+pub(crate) fn inner(pc: Option<Value>) -> Value {
     match pc {
         Some(Value::Object(m)) if m.len() == 1 => m.into_iter().next().map_or(Value::Null, |(_, v)| v),
         Some(v) => v,
         None => Value::Null,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -60,6 +60,24 @@ async fn gateway_flow(authority: &str) {
     let cnt = ipe.retrieve("cse-in/ipe/data").await.unwrap();
     assert_eq!(cnt["cni"], 20);
 
+    // A device AE registered through the same client with its own originator, and an update.
+    let dev = ipe.with_origin("Cimei-356938035643809");
+    let ae = dev
+        .register_ae(
+            "cse-in",
+            "imei-356938035643809",
+            "Nipechain.dev",
+            vec![],
+            vec!["urn:imei:356938035643809".into()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ae["aei"], "Cimei-356938035643809");
+    let cnt = dev.create_container("cse-in/imei-356938035643809", "3303-0", Some(10)).await.unwrap();
+    assert_eq!(cnt["mni"], 10);
+    let cnt = dev.update("cse-in/imei-356938035643809/3303-0", "m2m:cnt", json!({"mni": 5})).await.unwrap();
+    assert_eq!(cnt["mni"], 5);
+
     // Errors come back typed.
     match ipe.retrieve("cse-in/ipe/nothing").await {
         Err(McaError::Status { rsc: Rsc::NotFound, .. }) => {}
