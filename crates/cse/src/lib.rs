@@ -151,6 +151,9 @@ impl Cse {
             loop {
                 every.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
+                if inner.engine.lock().map_or(true, |g| g.1.is_closed()) {
+                    return;
+                }
                 Cse { inner }.expire_now().await;
             }
         });
@@ -271,6 +274,13 @@ impl Cse {
         Router::new().fallback(http_handler).with_state(self.clone())
     }
 }
+
+// The public async types can be shared between tasks.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Cse>();
+    assert_send_sync::<CseConfig>();
+};
 
 fn poisoned(req: &RequestPrimitive) -> ResponsePrimitive {
     ResponsePrimitive::error(Rsc::InternalServerError, req.rqi.clone(), "internal lock poisoned")

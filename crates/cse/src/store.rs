@@ -144,6 +144,11 @@ impl Store {
         Store { tx: None, thread: None, next_id: 0, committed, _committed_tx: None, closed: true }
     }
 
+    /// True after [`crate::Cse::close`].
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
     /// A watch of the last committed batch id.
     pub(crate) fn committed(&self) -> watch::Receiver<u64> {
         self.committed.clone()
