@@ -410,6 +410,16 @@ pub(crate) async fn subscription(r: &mut Run<'_>) {
         "update notification",
         json!({"net": n.pointer("/m2m:sgn/nev/net"), "lbl": n.pointer("/m2m:sgn/nev/rep/m2m:cnt/lbl")}),
     );
+    let mut other_rx = Receiver::start().await;
+    r.register("Cother", "otherapp", Some(&other_rx.url)).await;
+    let sub = json!({"m2m:sub": {"rn": "s8", "nu": ["Cother"], "enc": {"net": [3]}}});
+    r.create("sub with another AE's AE-ID as nu", 2001, "/cse-in/subapp/c", "Csub", 23, sub, &["rn"]).await;
+    let v = other_rx.next().await;
+    r.note(
+        "verification sent to the other AE's poa",
+        json!({"vrq": v.pointer("/m2m:sgn/vrq"), "cr": v.pointer("/m2m:sgn/cr")}),
+    );
+    r.delete("delete s8", 2002, "/cse-in/subapp/c/s8", "Csub").await;
     let bad = json!({"m2m:sub": {"rn": "s3", "nu": ["http://127.0.0.1:1/nowhere"]}});
     r.create("sub with unreachable nu", 5204, "/cse-in/subapp/c", "Csub", 23, bad, &[]).await;
     r.get("failed sub not created", 4004, "/cse-in/subapp/c/s3", "Csub", &[]).await;
@@ -501,6 +511,30 @@ pub(crate) async fn discovery(r: &mut Run<'_>) {
     let n = a.pc.get("m2m:uril").and_then(Value::as_array).map_or(0, Vec::len);
     r.obs("discovery drt=2", 2000, &a, &[]);
     r.note("drt=2 count", json!(n));
+    // Created-after / created-before around the creation time of container a (read from the CSE itself).
+    let ct = r.m.req("GET", "/cse-in/disc/a", Some("Cdisc"), None, None).await.res()["ct"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    let secs = ct.get(..15).unwrap_or("");
+    for (label, q) in [
+        ("cra before a", format!("fu=1&ty=3&cra={}", shift(secs, -5))),
+        ("crb before a", format!("fu=1&ty=3&crb={}", shift(secs, -5))),
+        ("crb after a", format!("fu=1&ty=3&crb={}", shift(secs, 5))),
+    ] {
+        let a = r.m.req("GET", &format!("/cse-in/disc?{q}"), Some("Cdisc"), None, None).await;
+        r.obs(&format!("discovery {label}"), 2000, &a, &[]);
+        let mut uris: Vec<String> =
+            a.pc.get("m2m:uril")
+                .and_then(Value::as_array)
+                .map(|u| u.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+        uris.sort();
+        r.note(&format!("discovered {label}"), json!(uris));
+    }
+    // Conditional retrieval (fu=2): the target itself is returned only if it matches.
+    let a = r.m.req("GET", "/cse-in/disc/a?fu=2&lbl=room", Some("Cdisc"), None, None).await;
+    r.obs("conditional retrieval matching", 2000, &a, &["rn"]);
     let a = r.m.req("GET", "/cse-in/disc?fu=1&ty=3", Some("Cstranger"), None, None).await;
     let n = a.pc.get("m2m:uril").and_then(Value::as_array).map_or(0, Vec::len);
     r.note(
@@ -546,6 +580,33 @@ pub(crate) async fn access_control(r: &mut Run<'_>) {
 
 pub(crate) async fn errors(r: &mut Run<'_>) {
     r.register("Cerr", "err", None).await;
+    // Expiration: a container whose et is 2 s ahead (taken from the CSE's own clock) is gone 4 s later.
+    let ct = r.m.req("GET", "/cse-in/err", Some("Cerr"), None, None).await.res()["ct"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    let now =
+        r.m.req("PUT", "/cse-in/err", Some("Cerr"), None, Some(json!({"m2m:ae": {"lbl": ["t"]}})))
+            .await
+            .res()["lt"]
+            .as_str()
+            .unwrap_or(&ct)
+            .to_owned();
+    let et = shift(now.get(..15).unwrap_or(""), 3);
+    r.create(
+        "cnt with et 3 s ahead",
+        2001,
+        "/cse-in/err",
+        "Cerr",
+        3,
+        json!({"m2m:cnt": {"rn": "short", "et": et}}),
+        &["rn"],
+    )
+    .await;
+    r.get("short-lived cnt before et", 2000, "/cse-in/err/short", "Cerr", &["rn"]).await;
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let a = r.m.req("GET", "/cse-in/err/short", Some("Cerr"), None, None).await;
+    r.note("short-lived cnt after et: rsc", json!(a.rsc));
     r.get("unknown resource", 4004, "/cse-in/nothing/here", "Cerr", &[]).await;
     r.create("wrong ty for content", 4000, "/cse-in/err", "Cerr", 3, json!({"m2m:cin": {"con": "x"}}), &[])
         .await;
@@ -678,6 +739,12 @@ pub(crate) async fn errors(r: &mut Run<'_>) {
     let a = r.m.req("POST", "/cse-in/err", Some("Cnewae"), Some(2), Some(ae)).await;
     r.note("AE under AE (fresh originator): rsc", json!(a.rsc));
     r.get("cnt unchanged after errors", 2000, "/cse-in/err/c", "Cerr", &["rn", "cni", "st"]).await;
+}
+
+/// A oneM2M timestamp `YYYYMMDDTHHMMSS` moved by `secs` seconds.
+fn shift(ts: &str, secs: i64) -> String {
+    let t = onem2m::time::parse(ts).unwrap_or(0) + secs * 1_000_000;
+    onem2m::time::format(t).get(..15).unwrap_or("").to_owned()
 }
 
 /// Every script, by name.
