@@ -1053,12 +1053,18 @@ impl Engine {
             }
             order.push(c);
         }
+        // First the "resource deleted" notifications (net 2), while the subscriptions still exist, parents first.
+        for c in &order {
+            if let Some(r) = self.res.get(c).cloned()
+                && r.ty != ResourceType::Subscription
+            {
+                self.notify_event(c, net::DELETE, &r.rep(), None, now);
+            }
+        }
         for c in order.iter().rev() {
             let Some(r) = self.res.get(c).cloned() else { continue };
             if r.ty == ResourceType::Subscription {
                 self.subscription_deleted(&r);
-            } else {
-                self.notify_event(c, net::DELETE, &r.rep(), None, now);
             }
             self.res.remove(c);
             self.children.remove(c);

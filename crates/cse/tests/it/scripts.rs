@@ -459,6 +459,18 @@ pub(crate) async fn subscription(r: &mut Run<'_>) {
     r.delete("delete la (net 4)", 2002, "/cse-in/subapp/c/la", "Csub").await;
     let n = poa_rx.next_or_null().await;
     r.note("delete child notification", json!({"net": n.pointer("/m2m:sgn/nev/net")}));
+    // Deleting the subscribed container: net 2 to the subscriber, then the deletion notice to su.
+    let sub = json!({"m2m:sub": {"rn": "s9", "nu": ["Csub"], "enc": {"net": [2]}, "su": url_rx.url}});
+    r.create("sub for deletion of the container", 2001, "/cse-in/subapp/c", "Csub", 23, sub, &["enc"]).await;
+    let _ = poa_rx.drain(Duration::from_millis(300)).await;
+    let _ = url_rx.drain(Duration::from_millis(300)).await;
+    r.delete("delete the subscribed container", 2002, "/cse-in/subapp/c", "Csub").await;
+    let got = poa_rx.drain(Duration::from_millis(1500)).await;
+    let nets: Vec<Value> = got.iter().filter_map(|n| n.pointer("/m2m:sgn/nev/net").cloned()).collect();
+    r.note("net 2 notifications on container deletion", json!(nets));
+    let got = url_rx.drain(Duration::from_millis(1500)).await;
+    let suds: Vec<Value> = got.iter().filter_map(|n| n.pointer("/m2m:sgn/sud").cloned()).collect();
+    r.note("deletion notices to su when the parent is deleted", json!(suds));
 }
 
 pub(crate) async fn discovery(r: &mut Run<'_>) {
