@@ -131,7 +131,8 @@ pub(crate) async fn ae_registration(r: &mut Run<'_>) {
         json!(a.res().get("aei").and_then(Value::as_str).is_some_and(|s| s.starts_with('C') && s.len() > 1)),
     );
     r.get("unregistered originator retrieves CSEBase", 4103, "/cse-in", "Cstranger", &[]).await;
-    r.get("registered AE retrieves CSEBase", 2000, "/cse-in", "Cdiff1", &["rn", "csi", "cst"]).await;
+    r.get("registered AE retrieves CSEBase", 2000, "/cse-in", "Cdiff1", &["rn", "csi", "cst", "srv", "ty"])
+        .await;
     r.get("retrieve own AE", 2000, "/cse-in/weather", "Cdiff1", &["rn", "api", "aei", "rr", "srv"]).await;
     r.get("retrieve AE by SP-relative", 2000, "/~/id-in/cse-in/weather", "Cdiff1", &["rn"]).await;
     r.get("retrieve AE by unstructured ri", 2000, "/~/id-in/Cdiff1", "Cdiff1", &["rn"]).await;
@@ -181,7 +182,7 @@ pub(crate) async fn container_and_cin(r: &mut Run<'_>) {
             "Capp",
             4,
             json!({"m2m:cin": {"con": format!("v{i}"), "cnf": "text/plain:0"}}),
-            &["con", "cs", "cnf"],
+            &["con", "cs", "cnf", "st"],
         )
         .await;
     }
@@ -232,10 +233,10 @@ pub(crate) async fn container_and_cin(r: &mut Run<'_>) {
         "/cse-in/app/data",
         "Capp",
         json!({"m2m:cnt": {"mni": 1}}),
-        &["mni", "cni", "cbs"],
+        &["mni", "cni", "cbs", "st"],
     )
     .await;
-    r.get("cnt after mni 1", 2000, "/cse-in/app/data", "Capp", &["mni", "cni", "cbs"]).await;
+    r.get("cnt after mni 1", 2000, "/cse-in/app/data", "Capp", &["mni", "cni", "cbs", "st"]).await;
     r.delete("delete la", 2002, "/cse-in/app/data/la", "Capp").await;
     r.get("la of empty cnt", 4004, "/cse-in/app/data/la", "Capp", &[]).await;
     r.get("cnt after delete la", 2000, "/cse-in/app/data", "Capp", &["cni", "cbs"]).await;
