@@ -441,6 +441,33 @@ impl Engine {
         Err(r)
     }
 
+    /// For an UPDATE of a subscription's `nu` by a permitted originator: the subscription and the new notification
+    /// targets (not in the old `nu`, not the originator) that must be verified before the update.
+    pub(crate) fn update_nu_targets(&self, req: &RequestPrimitive) -> Option<(String, Vec<NotifyTarget>)> {
+        if req.op != Operation::Update {
+            return None;
+        }
+        let nu = req.pc.as_ref()?.get("m2m:sub")?.get("nu")?.as_array()?;
+        let Ok(Resolved::Res(ri)) = self.resolve(&req.to) else { return None };
+        let sub = self.res.get(&ri).filter(|r| r.ty == ResourceType::Subscription)?;
+        let fr = req.fr.as_deref()?;
+        if !self.permitted(fr, &ri, 4) {
+            return None;
+        }
+        let old: Vec<&str> = sub
+            .attrs
+            .get("nu")
+            .and_then(Value::as_array)
+            .map_or_else(Vec::new, |a| a.iter().filter_map(Value::as_str).collect());
+        let targets = nu
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|n| *n != fr && !old.contains(n))
+            .flat_map(|n| self.nu_targets(n))
+            .collect();
+        Some((ri, targets))
+    }
+
     fn dispatch(&mut self, req: &RequestPrimitive, now: i64, dry: bool) -> Result<ResponsePrimitive, Fail> {
         if let Some(rcn) = req.rcn {
             let discovery = req.fc.fu == Some(FilterUsage::Discovery);

@@ -245,6 +245,24 @@ impl Cse {
                 }
             }
         }
+        // New notification targets of a subscription UPDATE are verified first, too.
+        if req.op == Operation::Update {
+            let check = {
+                let Ok(g) = self.inner.engine.lock() else { return poisoned(&req) };
+                g.0.update_nu_targets(&req)
+                    .map(|(ri, t)| (g.0.verification_body(&ri, req.fr.as_deref().unwrap_or_default()), t))
+            };
+            if let Some((body, targets)) = check {
+                for t in &targets {
+                    let rqi = self.next_rqi();
+                    match self.inner.notifier.send_once(t, &rqi, &body).await {
+                        Ok(Rsc::Ok) => {}
+                        Ok(rsc) => return verification_failed(&req, t, &format!("receiver answered {rsc}")),
+                        Err(e) => return verification_failed(&req, t, &e),
+                    }
+                }
+            }
+        }
         let (rsp, batch, pending, notes) = {
             let Ok(mut g) = self.inner.engine.lock() else { return poisoned(&req) };
             let (engine, store) = &mut *g;

@@ -424,6 +424,9 @@ pub(crate) async fn subscription(r: &mut Run<'_>) {
     let bad = json!({"m2m:sub": {"rn": "s3", "nu": ["http://127.0.0.1:1/nowhere"]}});
     r.create("sub with unreachable nu", 5204, "/cse-in/subapp/c", "Csub", 23, bad, &[]).await;
     r.get("failed sub not created", 4004, "/cse-in/subapp/c/s3", "Csub", &[]).await;
+    let upd = json!({"m2m:sub": {"nu": [url_rx.url, "http://127.0.0.1:1/nowhere"]}});
+    r.put("update sub nu with an unreachable target", 5204, "/cse-in/subapp/c/s1", "Csub", upd, &[]).await;
+    r.get("sub nu unchanged after failed update", 2000, "/cse-in/subapp/c/s1", "Csub", &["rn"]).await;
     r.create("sub without nu", 4000, "/cse-in/subapp/c", "Csub", 23, json!({"m2m:sub": {"rn": "s4"}}), &[])
         .await;
     r.delete("delete sub with su", 2002, "/cse-in/subapp/c/s1", "Csub").await;
