@@ -113,6 +113,9 @@ struct Inner {
     clock: SystemClock,
     cfg: CseConfig,
     rqi_counter: std::sync::atomic::AtomicU64,
+    /// Set when a commit failed (or after `close`): the tree in memory may hold writes the disk does not, so every
+    /// later request is refused (5000) until the CSE is restarted from its durable state.
+    failed: std::sync::atomic::AtomicBool,
 }
 
 impl Cse {
@@ -141,6 +144,7 @@ impl Cse {
                 clock,
                 cfg,
                 rqi_counter: std::sync::atomic::AtomicU64::new(0),
+                failed: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         // Expired resources (`et`, `mia`) are removed once a second even when no request comes in.
@@ -160,9 +164,10 @@ impl Cse {
         Ok(cse)
     }
 
-    /// Commits what is queued and closes the database; afterwards every write answers 5000. Call it on shutdown
+    /// Commits what is queued and closes the database; afterwards every request answers 5000. Call it on shutdown
     /// (dropping the last `Cse` clone does the same, but tasks may still hold clones for a moment).
     pub async fn close(&self) {
+        self.inner.failed.store(true, std::sync::atomic::Ordering::Release);
         let store = {
             let Ok(mut g) = self.inner.engine.lock() else { return };
             let committed = g.1.committed();
@@ -216,6 +221,13 @@ impl Cse {
     /// Handles one request primitive; the HTTP handler uses the same path. Answers after the request's writes are
     /// durable.
     pub async fn handle(&self, req: RequestPrimitive) -> ResponsePrimitive {
+        if self.inner.failed.load(std::sync::atomic::Ordering::Acquire) {
+            return ResponsePrimitive::error(
+                Rsc::InternalServerError,
+                req.rqi,
+                "the CSE's storage failed or was closed; restart the CSE (it resumes from its durable state)",
+            );
+        }
         let now = self.inner.clock.now_micros();
         // A subscription is verified before it is created, outside the lock.
         let mut reserved = None;
@@ -277,6 +289,8 @@ impl Cse {
         match pending.wait().await {
             Ok(()) => rsp,
             Err(e) => {
+                self.inner.failed.store(true, std::sync::atomic::Ordering::Release);
+                tracing::error!(error = %e, "CSE storage failed; refusing further requests");
                 ResponsePrimitive::error(Rsc::InternalServerError, req.rqi, format!("storage failed: {e}"))
             }
         }

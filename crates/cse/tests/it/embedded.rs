@@ -244,3 +244,36 @@ async fn killed_cse_loses_nothing_acknowledged() {
     }
     e.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_close_writes_are_refused_and_nothing_is_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cse::CseConfig { data_dir: Some(dir.path().to_path_buf()), ..Default::default() };
+    let c = cse::Cse::open(cfg.clone()).await.unwrap();
+    let cnt = |rn: &str| {
+        let mut r =
+            onem2m::RequestPrimitive::new(onem2m::Operation::Create, "cse-in", Some("CAdmin".into()), "1");
+        r.ty = Some(3);
+        r.pc = Some(json!({"m2m:cnt": {"rn": rn}}));
+        r
+    };
+    assert_eq!(c.handle(cnt("kept")).await.rsc, onem2m::Rsc::Created);
+    c.close().await;
+    let r = c.handle(cnt("refused")).await;
+    assert_eq!(r.rsc, onem2m::Rsc::InternalServerError);
+    // The CSE now refuses everything (its memory may be ahead of its disk).
+    let get =
+        onem2m::RequestPrimitive::new(onem2m::Operation::Retrieve, "cse-in/kept", Some("CAdmin".into()), "2");
+    assert_eq!(c.handle(get.clone()).await.rsc, onem2m::Rsc::InternalServerError);
+    drop(c);
+    let c = cse::Cse::open(cfg).await.unwrap();
+    assert_eq!(c.handle(get).await.rsc, onem2m::Rsc::Ok);
+    let gone = onem2m::RequestPrimitive::new(
+        onem2m::Operation::Retrieve,
+        "cse-in/refused",
+        Some("CAdmin".into()),
+        "3",
+    );
+    assert_eq!(c.handle(gone).await.rsc, onem2m::Rsc::NotFound);
+    c.close().await;
+}
