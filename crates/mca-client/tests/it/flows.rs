@@ -131,3 +131,37 @@ async fn retries_until_the_cse_comes_up() {
         other => panic!("expected a transport error, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_after_the_cse_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = test_support::free_tcp_port();
+    let start = |dir: std::path::PathBuf| async move {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let cfg = cse::CseConfig { data_dir: Some(dir), ..Default::default() };
+        let c = cse::Cse::open(cfg).await.unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(cse::serve(c.clone(), listener, async move {
+            let _ = rx.await;
+        }));
+        (c, tx, task)
+    };
+    let (c, stop, task) = start(dir.path().to_path_buf()).await;
+    let ipe = McaClient::new(McaConfig::new(format!("127.0.0.1:{port}"), "Cipe"));
+    ipe.register_ae("cse-in", "ipe", "Nipe", vec![], vec![]).await.unwrap();
+    ipe.create_container("cse-in/ipe", "data", None).await.unwrap();
+    ipe.create_cin("cse-in/ipe/data", json!(1), None).await.unwrap();
+    // Restart the CSE on the same port; the client's pooled connection is gone.
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+    c.close().await;
+    drop(c);
+    let (c, _stop, _task) = start(dir.path().to_path_buf()).await;
+    ipe.create_cin("cse-in/ipe/data", json!(2), None).await.unwrap();
+    let cnt = ipe.retrieve("cse-in/ipe/data").await.unwrap();
+    assert_eq!(cnt["cni"], 2);
+    // A restarted gateway registering again gets its AE back.
+    let ae = ipe.register_ae("cse-in", "ipe", "Nipe", vec![], vec![]).await.unwrap();
+    assert_eq!(ae["aei"], "Cipe");
+    c.close().await;
+}
