@@ -1,137 +1,15 @@
 //! Benchmark: contentInstance creates/s and `la` retrieves/s at 1 and 16 concurrent clients, against the embedded
 //! CSE (durable, redb with fsync) and ACME, in the same run on the same machine. Prints medians of several runs
-//! and the ratio.
+//! and the ratio. The load generator is `cse::bench`.
 //!
-//! `cargo run --release -p cse --example bench -- [seconds-per-run] [runs]` (ACME from `scripts/test.sh`).
+//! `cargo run --release -p cse --example bench -- [seconds-per-run] [runs]` (ACME from `scripts/test.sh`);
+//! `BENCH_MEMORY=1` runs the embedded CSE without storage.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)] // a benchmark program: prints its table, fails loudly
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use serde_json::json;
-
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
-
-async fn send(
-    c: &HttpClient,
-    auth: &str,
-    method: &str,
-    path: &str,
-    origin: &str,
-    ty: Option<u16>,
-    body: Option<serde_json::Value>,
-) -> u16 {
-    let mut b = http::Request::builder()
-        .method(method)
-        .uri(format!("http://{auth}{path}"))
-        .header("X-M2M-Origin", origin)
-        .header("X-M2M-RI", "b")
-        .header("X-M2M-RVI", "3");
-    if let Some(t) = ty {
-        b = b.header("Content-Type", format!("application/json;ty={t}"));
-    }
-    let body = body.map(|v| serde_json::to_vec(&v).unwrap()).unwrap_or_default();
-    let rsp = c.request(b.body(Full::new(Bytes::from(body))).unwrap()).await.unwrap();
-    let rsc = rsp
-        .headers()
-        .get("x-m2m-rsc")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let _ = rsp.into_body().collect().await;
-    rsc
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Op {
-    Create,
-    Latest,
-}
-
-/// Runs `clients` concurrent loops for `secs`; each client has its own connection and its own container.
-async fn measure(auth: &str, op: Op, clients: usize, secs: f64, tag: &str) -> f64 {
-    let origin = "CAdmin";
-    let mut setups = Vec::new();
-    for i in 0..clients {
-        let c: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-        let path = format!("/cse-in/bench/{tag}{i}");
-        let rsc = send(
-            &c,
-            auth,
-            "POST",
-            "/cse-in/bench",
-            origin,
-            Some(3),
-            Some(json!({"m2m:cnt": {"rn": format!("{tag}{i}"), "mni": 100}})),
-        )
-        .await;
-        assert_eq!(rsc, 2001, "container create");
-        let rsc =
-            send(&c, auth, "POST", &path, origin, Some(4), Some(json!({"m2m:cin": {"con": "seed"}}))).await;
-        assert_eq!(rsc, 2001);
-        setups.push((c, path));
-    }
-    #[allow(clippy::disallowed_methods)] // a benchmark measures wall time
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs_f64(secs);
-    let mut tasks = Vec::new();
-    for (c, path) in setups {
-        let auth = auth.to_owned();
-        tasks.push(tokio::spawn(async move {
-            let mut n = 0u64;
-            #[allow(clippy::disallowed_methods)] // a benchmark measures wall time
-            while Instant::now() < deadline {
-                let rsc = match op {
-                    Op::Create => {
-                        send(
-                            &c,
-                            &auth,
-                            "POST",
-                            &path,
-                            origin,
-                            Some(4),
-                            Some(json!({"m2m:cin": {"con": format!("{n}")}})),
-                        )
-                        .await
-                    }
-                    Op::Latest => send(&c, &auth, "GET", &format!("{path}/la"), origin, None, None).await,
-                };
-                assert!(rsc == 2001 || rsc == 2000, "unexpected rsc {rsc}");
-                n += 1;
-            }
-            n
-        }));
-    }
-    let mut total = 0;
-    for t in tasks {
-        total += t.await.unwrap();
-    }
-    total as f64 / start.elapsed().as_secs_f64()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-async fn prepare(auth: &str) {
-    let c: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-    let rsc = send(
-        &c,
-        auth,
-        "POST",
-        "/cse-in",
-        "Cbench",
-        Some(2),
-        Some(json!({"m2m:ae": {"rn": "bench", "api": "Nbench", "rr": false, "srv": ["3"]}})),
-    )
-    .await;
-    assert!(rsc == 2001 || rsc == 4117 || rsc == 4105, "AE create {rsc}");
-}
+use cse::bench::{self, BenchOp};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -139,18 +17,16 @@ async fn main() {
     let secs: f64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(3.0);
     let runs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);
 
-    // Embedded CSE, durable.
+    // Embedded CSE, durable unless BENCH_MEMORY is set.
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let emb = listener.local_addr().unwrap().to_string();
-    // `BENCH_MEMORY=1`: the embedded CSE without storage (to see the cost of durability).
     let durable = std::env::var_os("BENCH_MEMORY").is_none();
-    let data_dir = durable.then(|| dir.path().to_path_buf());
-    let cfg = cse::CseConfig { data_dir, ..Default::default() };
+    let cfg = cse::CseConfig { data_dir: durable.then(|| dir.path().to_path_buf()), ..Default::default() };
     let c = cse::Cse::open(cfg).await.unwrap();
     tokio::spawn(cse::serve(c, listener, std::future::pending()));
 
-    // ACME.
+    // ACME, as the tests start it.
     let acme_dir = tempfile::tempdir().unwrap();
     let port = test_support::free_tcp_port();
     let ini = format!(
@@ -175,31 +51,33 @@ async fn main() {
     )
     .unwrap();
     let acme = format!("127.0.0.1:{port}");
-    let probe: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let mut up = false;
     for _ in 0..300 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
-            && send(&probe, &acme, "GET", "/cse-in", "CAdmin", None, None).await == 2000
-        {
+        if bench::prepare(&acme).await.is_ok() {
+            up = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    prepare(&emb).await;
-    prepare(&acme).await;
+    assert!(up, "ACME did not come up");
+    bench::prepare(&emb).await.unwrap();
 
     let mode = if durable { "durable: redb, fsync before each answer" } else { "in-memory" };
     println!("oneM2M CSE benchmark: {runs} runs of {secs} s each, medians (requests/s); embedded CSE {mode}");
     println!("{:<28} {:>8} {:>12} {:>10} {:>8}", "operation", "clients", "embedded", "ACME", "ratio");
+    let d = Duration::from_secs_f64(secs);
     let mut k = 0;
-    for (op, name) in [(Op::Create, "contentInstance CREATE"), (Op::Latest, "la RETRIEVE")] {
+    for (op, name) in
+        [(BenchOp::CreateCin, "contentInstance CREATE"), (BenchOp::RetrieveLatest, "la RETRIEVE")]
+    {
         for clients in [1usize, 16] {
             let (mut e, mut a) = (Vec::new(), Vec::new());
             for _ in 0..runs {
                 k += 1;
-                e.push(measure(&emb, op, clients, secs, &format!("e{k}x")).await);
-                a.push(measure(&acme, op, clients, secs, &format!("a{k}x")).await);
+                e.push(bench::measure(&emb, op, clients, d, &format!("e{k}x")).await.unwrap());
+                a.push(bench::measure(&acme, op, clients, d, &format!("a{k}x")).await.unwrap());
             }
-            let (e, a) = (median(e), median(a));
+            let (e, a) = (bench::median(e), bench::median(a));
             println!("{name:<28} {clients:>8} {e:>12.0} {a:>10.0} {:>7.1}x", e / a);
         }
     }

@@ -26,6 +26,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bench;
 mod clock;
 mod engine;
 mod notify;

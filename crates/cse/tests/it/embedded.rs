@@ -277,3 +277,18 @@ async fn after_close_writes_are_refused_and_nothing_is_acknowledged() {
     assert_eq!(c.handle(gone).await.rsc, onem2m::Rsc::NotFound);
     c.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_load_generator_runs_against_the_embedded_cse() {
+    let e = Embedded::start(None).await;
+    let auth = e.mca.authority.clone();
+    cse::bench::prepare(&auth).await.unwrap();
+    let d = std::time::Duration::from_millis(300);
+    let creates = cse::bench::measure(&auth, cse::bench::BenchOp::CreateCin, 4, d, "t").await.unwrap();
+    let reads = cse::bench::measure(&auth, cse::bench::BenchOp::RetrieveLatest, 2, d, "u").await.unwrap();
+    assert!(creates > 0.0 && reads > 0.0, "{creates} {reads}");
+    // Every container keeps at most mni=100 contentInstances, and each got the seed plus the measured creates.
+    let c = e.mca.req("GET", "/cse-in/bench/t0", Some("CAdmin"), None, None).await;
+    assert!(c.res()["cni"].as_u64().is_some_and(|n| (1..=100).contains(&n)));
+    e.stop().await;
+}
