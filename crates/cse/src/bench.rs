@@ -41,9 +41,13 @@ pub enum BenchError {
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
+/// The originator of the measured requests (the default admin, allowed everywhere in ACME and the embedded CSE).
+const ADMIN: &str = "CAdmin";
+
 async fn send(
     c: &HttpClient,
     auth: &str,
+    origin: &str,
     method: http::Method,
     path: &str,
     ty: Option<u16>,
@@ -53,7 +57,7 @@ async fn send(
     let mut b = http::Request::builder()
         .method(method)
         .uri(format!("http://{auth}{path}"))
-        .header("X-M2M-Origin", "CAdmin")
+        .header("X-M2M-Origin", origin)
         .header("X-M2M-RI", "b")
         .header("X-M2M-RVI", "3");
     if let Some(t) = ty {
@@ -76,11 +80,11 @@ fn expect(rsc: u16, ok: &[u16], what: &str) -> Result<(), BenchError> {
     if ok.contains(&rsc) { Ok(()) } else { Err(BenchError::Status { rsc, what: what.to_owned() }) }
 }
 
-/// Registers the benchmark AE `Cbench` (`cse-in/bench`) at the CSE at `authority` (`host:port`), as the admin.
+/// Registers the benchmark AE `Cbench` (`cse-in/bench`) at the CSE at `authority` (`host:port`).
 pub async fn prepare(authority: &str) -> Result<(), BenchError> {
     let c: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let ae = json!({"m2m:ae": {"rn": "bench", "api": "Nbench", "rr": false, "srv": ["3"]}});
-    let rsc = send(&c, authority, http::Method::POST, "/cse-in", Some(2), Some(ae)).await?;
+    let rsc = send(&c, authority, "Cbench", http::Method::POST, "/cse-in", Some(2), Some(ae)).await?;
     expect(rsc, &[2001, 4105, 4117], "AE registration")
 }
 
@@ -98,12 +102,19 @@ pub async fn measure(
         let c: HttpClient = Client::builder(TokioExecutor::new()).build_http();
         let rn = format!("{tag}{i}");
         let cnt = json!({"m2m:cnt": {"rn": rn, "mni": 100}});
-        let rsc = send(&c, authority, http::Method::POST, "/cse-in/bench", Some(3), Some(cnt)).await?;
+        let rsc = send(&c, authority, ADMIN, http::Method::POST, "/cse-in/bench", Some(3), Some(cnt)).await?;
         expect(rsc, &[2001], "container CREATE")?;
         let path = format!("/cse-in/bench/{rn}");
-        let rsc =
-            send(&c, authority, http::Method::POST, &path, Some(4), Some(json!({"m2m:cin": {"con": "0"}})))
-                .await?;
+        let rsc = send(
+            &c,
+            authority,
+            ADMIN,
+            http::Method::POST,
+            &path,
+            Some(4),
+            Some(json!({"m2m:cin": {"con": "0"}})),
+        )
+        .await?;
         expect(rsc, &[2001], "contentInstance CREATE")?;
         setups.push((c, path));
     }
@@ -120,9 +131,11 @@ pub async fn measure(
                 let rsc = match op {
                     BenchOp::CreateCin => {
                         let cin = json!({"m2m:cin": {"con": n.to_string()}});
-                        send(&c, &auth, http::Method::POST, &path, Some(4), Some(cin)).await?
+                        send(&c, &auth, ADMIN, http::Method::POST, &path, Some(4), Some(cin)).await?
                     }
-                    BenchOp::RetrieveLatest => send(&c, &auth, http::Method::GET, &la, None, None).await?,
+                    BenchOp::RetrieveLatest => {
+                        send(&c, &auth, ADMIN, http::Method::GET, &la, None, None).await?
+                    }
                 };
                 expect(rsc, &[2000, 2001], "benchmark request")?;
                 n += 1;
