@@ -1,0 +1,84 @@
+//! Benchmark: contentInstance creates/s and `la` retrieves/s at 1 and 16 concurrent clients, against the embedded
+//! CSE (durable, redb with fsync) and ACME, in the same run on the same machine. Prints medians of several runs
+//! and the ratio. The load generator is `cse::bench`.
+//!
+//! `cargo run --release -p cse --example bench -- [seconds-per-run] [runs]` (ACME from `scripts/test.sh`);
+//! `BENCH_MEMORY=1` runs the embedded CSE without storage.
+
+#![allow(clippy::print_stdout, clippy::unwrap_used)] // a benchmark program: prints its table, fails loudly
+
+use std::time::Duration;
+
+use cse::bench::{self, BenchOp};
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let secs: f64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(3.0);
+    let runs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);
+
+    // Embedded CSE, durable unless BENCH_MEMORY is set.
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let emb = listener.local_addr().unwrap().to_string();
+    let durable = std::env::var_os("BENCH_MEMORY").is_none();
+    let cfg = cse::CseConfig { data_dir: durable.then(|| dir.path().to_path_buf()), ..Default::default() };
+    let c = cse::Cse::open(cfg).await.unwrap();
+    tokio::spawn(cse::serve(c, listener, std::future::pending()));
+
+    // ACME, as the tests start it.
+    let acme_dir = tempfile::tempdir().unwrap();
+    let port = test_support::free_tcp_port();
+    let ini = format!(
+        "[basic.config]\ncseType=IN\ncseID=id-in\ncseName=cse-in\nadminID=CAdmin\nnetworkInterface=127.0.0.1\n\
+         cseHost=127.0.0.1\nhttpPort={port}\ndatabaseType=memory\nlogLevel=warning\n[cse]\nenableRemoteCSE=false\n\
+         [database]\nresetOnStartup=true\n[http]\nenable=true\n[coap]\nenable=false\n[mqtt]\nenable=false\n\
+         [websocket]\nenable=false\n[cse.statistics]\nenable=false\n[textui]\nenable=false\nstartWithTUI=false\n\
+         [webui]\nenable=false\n[console]\nheadless=true\nconfirmQuit=false\n"
+    );
+    std::fs::write(acme_dir.path().join("acme.ini"), ini).unwrap();
+    let _acme = test_support::ChildGuard::spawn(
+        std::process::Command::new(test_support::acmecse())
+            .current_dir(acme_dir.path())
+            .args(["--base-directory", ".", "--config", "acme.ini", "--headless", "--http", "--http-port"])
+            .arg(port.to_string())
+            .args(["--http-address", &format!("http://127.0.0.1:{port}")])
+            .args(["--network-interface", "127.0.0.1", "--db-type", "memory", "--db-reset", "--no-coap"])
+            .args(["--no-mqtt", "--no-ws", "--no-remote-cse", "--no-statistics", "--log-level", "warn"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    )
+    .unwrap();
+    let acme = format!("127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..300 {
+        if bench::prepare(&acme).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "ACME did not come up");
+    bench::prepare(&emb).await.unwrap();
+
+    let mode = if durable { "durable: redb, fsync before each answer" } else { "in-memory" };
+    println!("oneM2M CSE benchmark: {runs} runs of {secs} s each, medians (requests/s); embedded CSE {mode}");
+    println!("{:<28} {:>8} {:>12} {:>10} {:>8}", "operation", "clients", "embedded", "ACME", "ratio");
+    let d = Duration::from_secs_f64(secs);
+    let mut k = 0;
+    for (op, name) in
+        [(BenchOp::CreateCin, "contentInstance CREATE"), (BenchOp::RetrieveLatest, "la RETRIEVE")]
+    {
+        for clients in [1usize, 16] {
+            let (mut e, mut a) = (Vec::new(), Vec::new());
+            for _ in 0..runs {
+                k += 1;
+                e.push(bench::measure(&emb, op, clients, d, &format!("e{k}x")).await.unwrap());
+                a.push(bench::measure(&acme, op, clients, d, &format!("a{k}x")).await.unwrap());
+            }
+            let (e, a) = (bench::median(e), bench::median(a));
+            println!("{name:<28} {clients:>8} {e:>12.0} {a:>10.0} {:>7.1}x", e / a);
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Delivery of notifications: one ordered queue per target, retries with back-off, in-process channels.
+//!
+//! ```text
+//!  engine ──Note(batch id)──► per-target queue ──wait until batch committed──► POST (retry ×4) / local channel
+//! ```
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use onem2m::{Rsc, http as binding};
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+
+use crate::engine::NotifyTarget;
+
+/// A notification handed to an in-process subscriber (an AE whose `poa` is `local://<name>`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalNotification {
+    /// The request identifier the CSE gave the notification.
+    pub rqi: String,
+    /// The content, `{"m2m:sgn": {...}}`.
+    pub body: Value,
+}
+
+struct Job {
+    batch: u64,
+    rqi: String,
+    body: Value,
+}
+
+/// Sends notifications.
+#[derive(Clone)]
+pub(crate) struct Notifier {
+    inner: Arc<NotifierInner>,
+}
+
+struct NotifierInner {
+    client: Client<HttpConnector, Full<Bytes>>,
+    queues: Mutex<HashMap<NotifyTarget, mpsc::UnboundedSender<Job>>>,
+    locals: Mutex<HashMap<String, mpsc::UnboundedSender<LocalNotification>>>,
+    committed: watch::Receiver<u64>,
+    origin: String,
+    /// Delays between attempts of one delivery.
+    backoff: Vec<Duration>,
+}
+
+impl Notifier {
+    pub(crate) fn new(committed: watch::Receiver<u64>, origin: String) -> Self {
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        Notifier {
+            inner: Arc::new(NotifierInner {
+                client,
+                queues: Mutex::new(HashMap::new()),
+                locals: Mutex::new(HashMap::new()),
+                committed,
+                origin,
+                backoff: vec![Duration::from_millis(100), Duration::from_millis(500), Duration::from_secs(2)],
+            }),
+        }
+    }
+
+    pub(crate) fn register_local(&self, name: &str) -> mpsc::UnboundedReceiver<LocalNotification> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut l) = self.inner.locals.lock() {
+            l.insert(name.to_owned(), tx);
+        }
+        rx
+    }
+
+    /// Queues a notification that may go out once storage batch `batch` is committed.
+    pub(crate) fn enqueue(&self, target: NotifyTarget, batch: u64, rqi: String, body: Value) {
+        let Ok(mut queues) = self.inner.queues.lock() else { return };
+        let tx = queues.entry(target.clone()).or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let inner = self.inner.clone();
+            tokio::spawn(run_queue(inner, target.clone(), rx));
+            tx
+        });
+        if tx.send(Job { batch, rqi: rqi.clone(), body: body.clone() }).is_err() {
+            // The queue's task ended (it does when idle): start a fresh one.
+            let (ntx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(run_queue(self.inner.clone(), target, rx));
+            let _ = ntx.send(Job { batch, rqi, body });
+            *tx = ntx;
+        }
+    }
+
+    /// Sends one request and waits for the answer (used for verification requests). Returns the RSC.
+    pub(crate) async fn send_once(
+        &self,
+        target: &NotifyTarget,
+        rqi: &str,
+        body: &Value,
+    ) -> Result<Rsc, String> {
+        deliver(&self.inner, target, rqi, body).await
+    }
+}
+
+async fn run_queue(inner: Arc<NotifierInner>, target: NotifyTarget, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let mut committed = inner.committed.clone();
+    while let Some(job) = rx.recv().await {
+        if committed.wait_for(|c| *c >= job.batch).await.is_err() {
+            return;
+        }
+        let mut attempt = 0;
+        loop {
+            match deliver(&inner, &target, &job.rqi, &job.body).await {
+                Ok(_) => break,
+                Err(e) if attempt < inner.backoff.len() => {
+                    tracing::debug!(?target, error = %e, attempt, "notification failed, retrying");
+                    tokio::time::sleep(inner.backoff[attempt]).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(?target, error = %e, "notification dropped after retries");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn deliver(
+    inner: &NotifierInner,
+    target: &NotifyTarget,
+    rqi: &str,
+    body: &Value,
+) -> Result<Rsc, String> {
+    match target {
+        NotifyTarget::Local(name) => {
+            let tx = inner.locals.lock().ok().and_then(|l| l.get(name).cloned());
+            match tx {
+                Some(tx) => tx
+                    .send(LocalNotification { rqi: rqi.to_owned(), body: body.clone() })
+                    .map(|()| Rsc::Ok)
+                    .map_err(|_| format!("local subscriber {name} is gone")),
+                None => Err(format!("no local subscriber {name}")),
+            }
+        }
+        NotifyTarget::Url(url) => {
+            let uri: http::Uri = url.parse().map_err(|e| format!("bad notification URL {url:?}: {e}"))?;
+            let data = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+            let req = http::Request::builder()
+                .method(http::Method::POST)
+                .uri(uri)
+                .header(binding::X_M2M_ORIGIN, inner.origin.as_str())
+                .header(binding::X_M2M_RI, rqi)
+                .header(binding::X_M2M_RVI, "3")
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(data)))
+                .map_err(|e| e.to_string())?;
+            let rsp = tokio::time::timeout(Duration::from_secs(5), inner.client.request(req))
+                .await
+                .map_err(|_| "notification timed out".to_owned())?
+                .map_err(|e| e.to_string())?;
+            let status = rsp.status();
+            let rsc = rsp
+                .headers()
+                .get(binding::X_M2M_RSC)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u16>().ok())
+                .and_then(Rsc::from_code);
+            let _ = rsp.into_body().collect().await;
+            match rsc {
+                Some(r) => Ok(r),
+                None if status.is_success() => Ok(Rsc::Ok),
+                None => Err(format!("receiver answered HTTP {status}")),
+            }
+        }
+    }
+}

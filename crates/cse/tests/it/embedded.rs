@@ -1,0 +1,294 @@
+//! Embedded-only tests: persistence across restarts, in-process API and notifications.
+
+use serde_json::{Value, json};
+
+use crate::common::Embedded;
+use crate::scripts;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_meet_the_spec_on_the_embedded_cse() {
+    for name in scripts::ALL {
+        let e = Embedded::start(None).await;
+        let obs = scripts::run(name, &e.mca).await;
+        e.stop().await;
+        let bad: Vec<String> = obs
+            .iter()
+            .filter(|o| o.rsc != o.expect)
+            .map(|o| format!("{name}/{}: got {} want {}", o.label, o.rsc, o.expect))
+            .collect();
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_every_resource() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Embedded::start(Some(dir.path().to_path_buf())).await;
+    let m = e.mca.clone();
+    let ae = json!({"m2m:ae": {"rn": "p", "api": "Nx", "rr": false, "srv": ["3"]}});
+    assert_eq!(m.req("POST", "/cse-in", Some("Cp"), Some(2), Some(ae)).await.rsc, 2001);
+    assert_eq!(
+        m.req("POST", "/cse-in/p", Some("Cp"), Some(3), Some(json!({"m2m:cnt": {"rn": "c", "mni": 2}})))
+            .await
+            .rsc,
+        2001
+    );
+    for i in 0..4 {
+        let a = m
+            .req(
+                "POST",
+                "/cse-in/p/c",
+                Some("Cp"),
+                Some(4),
+                Some(json!({"m2m:cin": {"con": format!("{i}")}})),
+            )
+            .await;
+        assert_eq!(a.rsc, 2001);
+    }
+    let before = m.req("GET", "/cse-in/p/c?rcn=4", Some("Cp"), None, None).await;
+    let count = e.cse.resource_count();
+    e.stop().await;
+
+    let e = Embedded::start(Some(dir.path().to_path_buf())).await;
+    assert_eq!(e.cse.resource_count(), count);
+    let after = e.mca.req("GET", "/cse-in/p/c?rcn=4", Some("Cp"), None, None).await;
+    assert_eq!(after.pc, before.pc);
+    assert_eq!(after.res()["cni"], 2);
+    let la = e.mca.req("GET", "/cse-in/p/c/la", Some("Cp"), None, None).await;
+    assert_eq!(la.res()["con"], "3");
+    // Re-registration is still refused, and new ids do not collide with stored ones.
+    let ae = json!({"m2m:ae": {"rn": "p2", "api": "Nx", "rr": false, "srv": ["3"]}});
+    assert_eq!(e.mca.req("POST", "/cse-in", Some("Cp"), Some(2), Some(ae)).await.rsc, 4117);
+    let a =
+        e.mca.req("POST", "/cse-in/p/c", Some("Cp"), Some(4), Some(json!({"m2m:cin": {"con": "new"}}))).await;
+    assert_eq!(a.rsc, 2001, "{:?}", a.pc);
+    e.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_api_and_local_notifications() {
+    let c = cse::Cse::open(cse::CseConfig::default()).await.unwrap();
+    let mut rx = c.local_poa("gateway");
+    let mut req = onem2m::RequestPrimitive::new(onem2m::Operation::Create, "cse-in", Some("Cgw".into()), "1");
+    req.ty = Some(2);
+    req.pc = Some(
+        json!({"m2m:ae": {"rn": "gw", "api": "Nipe", "rr": true, "srv": ["3"], "poa": ["local://gateway"]}}),
+    );
+    assert_eq!(c.handle(req).await.rsc, onem2m::Rsc::Created);
+    let mut req =
+        onem2m::RequestPrimitive::new(onem2m::Operation::Create, "cse-in/gw", Some("Cgw".into()), "2");
+    req.ty = Some(3);
+    req.pc = Some(json!({"m2m:cnt": {"rn": "cmd"}}));
+    assert_eq!(c.handle(req).await.rsc, onem2m::Rsc::Created);
+    let mut req =
+        onem2m::RequestPrimitive::new(onem2m::Operation::Create, "cse-in/gw/cmd", Some("Cgw".into()), "3");
+    req.ty = Some(23);
+    req.pc = Some(json!({"m2m:sub": {"rn": "s", "nu": ["Cgw"], "enc": {"net": [3]}}}));
+    assert_eq!(c.handle(req).await.rsc, onem2m::Rsc::Created);
+    let mut req = onem2m::RequestPrimitive::new(
+        onem2m::Operation::Create,
+        "/id-in/cse-in/gw/cmd",
+        Some("CAdmin".into()),
+        "4",
+    );
+    req.ty = Some(4);
+    req.pc = Some(json!({"m2m:cin": {"con": {"op": "read", "path": "/3303/0/5700"}}}));
+    assert_eq!(c.handle(req).await.rsc, onem2m::Rsc::Created);
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    assert_eq!(n.body.pointer("/m2m:sgn/nev/net"), Some(&json!(3)));
+    assert_eq!(n.body.pointer("/m2m:sgn/nev/rep/m2m:cin/con/op"), Some(&Value::from("read")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_are_retried_until_the_receiver_is_up() {
+    let e = Embedded::start(None).await;
+    let m = e.mca.clone();
+    // The receiver's port is reserved but nothing listens yet.
+    let port = test_support::free_tcp_port();
+    let poa = format!("http://127.0.0.1:{port}");
+    let ae = json!({"m2m:ae": {"rn": "r", "api": "Nx", "rr": true, "srv": ["3"], "poa": [poa]}});
+    assert_eq!(m.req("POST", "/cse-in", Some("Cr"), Some(2), Some(ae)).await.rsc, 2001);
+    assert_eq!(
+        m.req("POST", "/cse-in/r", Some("Cr"), Some(3), Some(json!({"m2m:cnt": {"rn": "c"}}))).await.rsc,
+        2001
+    );
+    let sub = json!({"m2m:sub": {"rn": "s", "nu": ["Cr"], "enc": {"net": [3]}}});
+    assert_eq!(m.req("POST", "/cse-in/r/c", Some("Cr"), Some(23), Some(sub)).await.rsc, 2001);
+    for i in 0..3 {
+        let cin = json!({"m2m:cin": {"con": format!("{i}")}});
+        assert_eq!(m.req("POST", "/cse-in/r/c", Some("Cr"), Some(4), Some(cin)).await.rsc, 2001);
+    }
+    // The receiver comes up during the back-off: every notification arrives, in order.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let tx = tx.clone();
+        async move {
+            let b = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap();
+            tx.send(serde_json::from_slice(&b).unwrap()).unwrap();
+            http::Response::builder()
+                .status(200)
+                .header("X-M2M-RSC", "2000")
+                .body(axum::body::Body::empty())
+                .unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
+        got.push(n.pointer("/m2m:sgn/nev/rep/m2m:cin/con").cloned().unwrap());
+    }
+    assert_eq!(got, vec![json!("0"), json!("1"), json!("2")]);
+    e.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_resources_go_away_without_requests() {
+    let c = cse::Cse::open(cse::CseConfig::default()).await.unwrap();
+    let mut req =
+        onem2m::RequestPrimitive::new(onem2m::Operation::Create, "cse-in", Some("CAdmin".into()), "1");
+    req.ty = Some(3);
+    #[allow(clippy::disallowed_methods)] // the test needs an `et` just ahead of the wall clock
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64;
+    let et = onem2m::time::format(now + 1_000_000);
+    req.pc = Some(json!({"m2m:cnt": {"rn": "short", "et": et}}));
+    assert_eq!(c.handle(req).await.rsc, onem2m::Rsc::Created);
+    let before = c.resource_count();
+    tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
+    assert_eq!(c.resource_count(), before - 1);
+}
+
+/// Nothing acknowledged is lost: a CSE process is killed (SIGKILL) right after answering a stream of CREATEs; the
+/// reopened store has every acknowledged resource. The test binary re-runs itself as the CSE process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_cse_loses_nothing_acknowledged() {
+    if let Some(dir) = std::env::var_os("CSE_CRASH_CHILD_DIR") {
+        // Child: serve on an ephemeral port, write the port to a file, run until killed.
+        let dir = std::path::PathBuf::from(dir);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cfg = cse::CseConfig { data_dir: Some(dir.join("data")), ..Default::default() };
+        let c = cse::Cse::open(cfg).await.unwrap();
+        std::fs::write(dir.join("port.tmp"), port.to_string()).unwrap();
+        std::fs::rename(dir.join("port.tmp"), dir.join("port")).unwrap();
+        cse::serve(c, listener, std::future::pending()).await.unwrap();
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut child = test_support::ChildGuard::spawn(
+        std::process::Command::new(exe)
+            .args(["embedded::killed_cse_loses_nothing_acknowledged", "--exact", "--nocapture"])
+            .env("CSE_CRASH_CHILD_DIR", dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    )
+    .unwrap();
+    let port_file = dir.path().join("port");
+    let mut port = None;
+    for _ in 0..200 {
+        if let Ok(p) = std::fs::read_to_string(&port_file) {
+            port = p.trim().parse::<u16>().ok();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let port = port.expect("child CSE wrote its port");
+    let m = crate::common::Mca::new(format!("127.0.0.1:{port}"));
+    let ae = json!({"m2m:ae": {"rn": "k", "api": "Nx", "rr": false, "srv": ["3"]}});
+    assert_eq!(m.req("POST", "/cse-in", Some("Ck"), Some(2), Some(ae)).await.rsc, 2001);
+    assert_eq!(
+        m.req("POST", "/cse-in/k", Some("Ck"), Some(3), Some(json!({"m2m:cnt": {"rn": "c"}}))).await.rsc,
+        2001
+    );
+    // 8 concurrent writers; stop the child with SIGKILL while they are still writing.
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let m = m.clone();
+        let acked = acked.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..3000 {
+                let rn = format!("w{w}-{i}");
+                let body = json!({"m2m:cin": {"rn": rn, "con": "x"}});
+                let Ok(a) = tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    m.try_req("POST", "/cse-in/k/c", Some("Ck"), Some(4), Some(body)),
+                )
+                .await
+                else {
+                    return;
+                };
+                match a {
+                    Some(a) if a.rsc == 2001 => acked.lock().unwrap().push(rn),
+                    _ => return,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 20, "too few writes before the kill: {}", acked.len());
+
+    let e = Embedded::start(Some(dir.path().join("data"))).await;
+    for rn in &acked {
+        let a = e.mca.req("GET", &format!("/cse-in/k/c/{rn}"), Some("Ck"), None, None).await;
+        assert_eq!(a.rsc, 2000, "acknowledged {rn} was lost");
+    }
+    e.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_close_writes_are_refused_and_nothing_is_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cse::CseConfig { data_dir: Some(dir.path().to_path_buf()), ..Default::default() };
+    let c = cse::Cse::open(cfg.clone()).await.unwrap();
+    let cnt = |rn: &str| {
+        let mut r =
+            onem2m::RequestPrimitive::new(onem2m::Operation::Create, "cse-in", Some("CAdmin".into()), "1");
+        r.ty = Some(3);
+        r.pc = Some(json!({"m2m:cnt": {"rn": rn}}));
+        r
+    };
+    assert_eq!(c.handle(cnt("kept")).await.rsc, onem2m::Rsc::Created);
+    c.close().await;
+    let r = c.handle(cnt("refused")).await;
+    assert_eq!(r.rsc, onem2m::Rsc::InternalServerError);
+    // The CSE now refuses everything (its memory may be ahead of its disk).
+    let get =
+        onem2m::RequestPrimitive::new(onem2m::Operation::Retrieve, "cse-in/kept", Some("CAdmin".into()), "2");
+    assert_eq!(c.handle(get.clone()).await.rsc, onem2m::Rsc::InternalServerError);
+    drop(c);
+    let c = cse::Cse::open(cfg).await.unwrap();
+    assert_eq!(c.handle(get).await.rsc, onem2m::Rsc::Ok);
+    let gone = onem2m::RequestPrimitive::new(
+        onem2m::Operation::Retrieve,
+        "cse-in/refused",
+        Some("CAdmin".into()),
+        "3",
+    );
+    assert_eq!(c.handle(gone).await.rsc, onem2m::Rsc::NotFound);
+    c.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_load_generator_runs_against_the_embedded_cse() {
+    let e = Embedded::start(None).await;
+    let auth = e.mca.authority.clone();
+    cse::bench::prepare(&auth).await.unwrap();
+    let d = std::time::Duration::from_millis(300);
+    let creates = cse::bench::measure(&auth, cse::bench::BenchOp::CreateCin, 4, d, "t").await.unwrap();
+    let reads = cse::bench::measure(&auth, cse::bench::BenchOp::RetrieveLatest, 2, d, "u").await.unwrap();
+    assert!(creates > 0.0 && reads > 0.0, "{creates} {reads}");
+    // Every container keeps at most mni=100 contentInstances, and each got the seed plus the measured creates.
+    let c = e.mca.req("GET", "/cse-in/bench/t0", Some("CAdmin"), None, None).await;
+    assert!(c.res()["cni"].as_u64().is_some_and(|n| (1..=100).contains(&n)));
+    e.stop().await;
+}
