@@ -70,3 +70,25 @@ async fn without_quorum_broadcast_is_unavailable() {
     assert_eq!(st.code(), Code::Unavailable, "{st:?}");
     assert_eq!(c.store(0).blocks().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_from_a_foreign_ca_cannot_connect() {
+    let mut c = Cluster::new(3);
+    c.start(0).await;
+    // Same server trust, but the client's certificate is issued by an unknown CA.
+    let foreign = crate::support::Pki::new().issue();
+    let tls = ledger_rpc::tls::TlsMaterial { ca_pems: c.client_tls.ca_pems.clone(), ..foreign };
+    let ch = tonic::transport::Endpoint::from_shared(format!("https://127.0.0.1:{}", c.ports[0]))
+        .unwrap()
+        .tls_config(tls.client_config("localhost"))
+        .unwrap()
+        .connect_lazy();
+    let mut client = ledger_rpc::atomic_broadcast_client::AtomicBroadcastClient::new(ch);
+    let (env, _) = envelope(CHANNEL, b"x", 1);
+    let st = client.broadcast(env).await.unwrap_err();
+    assert!(matches!(st.code(), Code::Unavailable | Code::Unknown), "{st:?}");
+    // A client of the right CA gets through to the (structural) checks.
+    let (other, _) = envelope("other", b"x", 2);
+    let st = c.broadcaster(0).broadcast(other).await.unwrap_err();
+    assert_eq!(st.code(), Code::InvalidArgument);
+}
