@@ -190,7 +190,13 @@ impl OrdererNode {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (height_tx, height_rx) = watch::channel(store.height());
         let errored: Errored = Arc::new(Mutex::new(None));
-        let sm = StateMachine::new(store.clone(), events_tx.clone(), Arc::new(height_tx), errored.clone());
+        let sm = StateMachine::new(
+            store.clone(),
+            log.db(),
+            events_tx.clone(),
+            Arc::new(height_tx),
+            errored.clone(),
+        );
         let network = Network::new(config.tls.clone(), config.tls_server_name.clone());
         let raft_config = openraft::Config {
             cluster_name: channel.channel_id.clone(),

@@ -5,10 +5,13 @@
 //! every orderer makes the same one. The block's metadata gets the entry's Raft term and index (the
 //! metadata is not hashed, so the leader's signature over the header hash stays valid).
 //!
-//! The applied log id is not persisted: after a restart openraft re-applies the log from the start, and
-//! blocks the store already holds are recognised and passed over. The log is never purged (no snapshots
-//! are taken), so this always works; see `docs/ordering.md`.
+//! The applied position (log id, membership, chain height and head) is saved after every applied batch,
+//! without fsync, next to the Raft log. At start it is used only if the block store really holds that
+//! chain (height and head hash match); otherwise (a lost or older block store) openraft re-applies the log
+//! from the start, and blocks the store already holds are recognised and passed over. The log is never
+//! purged (no snapshots are taken), so this always works; see `docs/ordering.md`.
 
+use super::log_store::{read_meta, write_meta};
 use super::{ApplyOutcome, TypeConfig, from_cbor, to_cbor};
 use crate::sequencer::{ChainEvent, Errored, set_errored};
 use ledger_types::Hash32;
@@ -20,6 +23,7 @@ use openraft::{
     StorageError, StorageIOError, StoredMembership,
 };
 use prost::Message;
+use redb::{Database, Durability};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 use std::sync::Arc;
@@ -39,6 +43,7 @@ struct SnapshotData {
 /// The state machine; its durable state is the [`BlockStore`].
 pub(crate) struct StateMachine {
     store: Arc<dyn BlockStore>,
+    db: Arc<Database>,
     last_applied: Option<LogId<u64>>,
     membership: StoredMembership<u64, BasicNode>,
     events: mpsc::UnboundedSender<ChainEvent>,
@@ -60,19 +65,26 @@ enum Verdict {
 impl StateMachine {
     pub(crate) fn new(
         store: Arc<dyn BlockStore>,
+        db: Arc<Database>,
         events: mpsc::UnboundedSender<ChainEvent>,
         height: Arc<watch::Sender<u64>>,
         errored: Errored,
     ) -> StateMachine {
-        StateMachine {
-            store,
-            last_applied: None,
-            membership: StoredMembership::default(),
-            events,
-            height,
-            errored,
-            snapshot: None,
+        let saved: Option<SnapshotData> = read_meta(&db, "applied").ok().flatten();
+        let saved = saved.filter(|s| {
+            let head = s
+                .height
+                .checked_sub(1)
+                .and_then(|n| store.block(n).ok().flatten())
+                .map(|b| b.header_hash().0);
+            s.height <= store.height() && head == s.head
+        });
+        if let Some(s) = &saved {
+            tracing::info!(height = s.height, applied = ?s.last_applied, "resuming from the saved applied position");
         }
+        let (last_applied, membership) =
+            saved.map_or((None, StoredMembership::default()), |s| (s.last_applied, s.membership));
+        StateMachine { store, db, last_applied, membership, events, height, errored, snapshot: None }
     }
 
     fn judge(&self, bytes: &[u8], log_id: &LogId<u64>) -> Result<Verdict, StoreError> {
@@ -217,6 +229,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             };
             self.last_applied = Some(log_id);
             out.push(outcome);
+        }
+        // A hint for the next start (see the module docs); losing it only means a longer replay.
+        if let Ok(bytes) = to_cbor(&self.snapshot_data())
+            && let Err(e) = write_meta(self.db.clone(), Durability::None, "applied", bytes).await
+        {
+            tracing::warn!("saving the applied position: {e}");
         }
         Ok(out)
     }

@@ -86,7 +86,8 @@ async fn a_client_from_a_foreign_ca_cannot_connect() {
     let mut client = ledger_rpc::atomic_broadcast_client::AtomicBroadcastClient::new(ch);
     let (env, _) = envelope(CHANNEL, b"x", 1);
     let st = client.broadcast(env).await.unwrap_err();
-    assert!(matches!(st.code(), Code::Unavailable | Code::Unknown), "{st:?}");
+    // The TLS handshake fails: the call never reaches the service (whichever transport code hyper reports).
+    assert!(matches!(st.code(), Code::Unavailable | Code::Unknown | Code::Cancelled), "{st:?}");
     // A client of the right CA gets through to the (structural) checks.
     let (other, _) = envelope("other", b"x", 2);
     let st = c.broadcaster(0).broadcast(other).await.unwrap_err();

@@ -249,7 +249,7 @@ impl Cluster {
             self.pki.issue(),
         );
         cfg.tls_server_name = Some("localhost".into());
-        cfg.raft = RaftTimings { heartbeat_ms: 50, election_min_ms: 300, election_max_ms: 600 };
+        cfg.raft = RaftTimings { heartbeat_ms: 100, election_min_ms: 500, election_max_ms: 1000 };
         cfg.order_timeout = self.order_timeout;
         if let Some(a) = &self.authorizer {
             cfg.authorizer = a.clone();
