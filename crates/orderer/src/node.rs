@@ -4,6 +4,7 @@
 use crate::authz::{AcceptAll, EnvelopeAuthorizer};
 use crate::chain::Chain;
 use crate::cutter::CutterConfig;
+use crate::raft::fetch::BlockFetcher;
 use crate::raft::log_store::{LogStore, OpenError};
 use crate::raft::network::{MAX_RAFT_MESSAGE, Network};
 use crate::raft::state_machine::StateMachine;
@@ -74,10 +75,14 @@ pub struct OrdererConfig {
     pub raft: RaftTimings,
     /// How long `Broadcast` waits for the envelope's block to be committed before answering Unavailable.
     pub order_timeout: Duration,
+    /// Take a Raft snapshot every this many log entries and purge the log before it, keeping this many
+    /// entries for orderers that lag a little; 0: never snapshot, never purge.
+    pub snapshot_every: u64,
 }
 
 impl OrdererConfig {
-    /// A config with defaults for the optional parts (accept-all authorizer, default timings, 10 s timeout).
+    /// A config with defaults for the optional parts (accept-all authorizer, default timings, 10 s timeout,
+    /// a snapshot every 10,000 entries).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: impl Into<String>,
@@ -104,6 +109,7 @@ impl OrdererConfig {
             authorizer: Arc::new(AcceptAll),
             raft: RaftTimings::default(),
             order_timeout: Duration::from_secs(10),
+            snapshot_every: 10_000,
         }
     }
 }
@@ -138,6 +144,9 @@ pub enum StartError {
     /// Raft refused the configuration or failed to start.
     #[error("raft: {0}")]
     Raft(String),
+    /// The block store is behind the last Raft snapshot and the missing blocks could not be fetched.
+    #[error("catching up the block store: {0}")]
+    CatchUp(String),
 }
 
 /// Starts orderers.
@@ -190,24 +199,38 @@ impl OrdererNode {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (height_tx, height_rx) = watch::channel(store.height());
         let errored: Errored = Arc::new(Mutex::new(None));
-        let sm = StateMachine::new(
+        let network = Network::new(config.tls.clone(), config.tls_server_name.clone());
+        let fetcher = BlockFetcher {
+            network: network.clone(),
+            peers: peers.clone(),
+            self_id: config.node_id,
+            channel_id: channel.channel_id.clone(),
+        };
+        let sm = StateMachine::open(
             store.clone(),
             log.db(),
             events_tx.clone(),
             Arc::new(height_tx),
             errored.clone(),
-        );
-        let network = Network::new(config.tls.clone(), config.tls_server_name.clone());
+            fetcher,
+        )
+        .await
+        .map_err(StartError::CatchUp)?;
+        let (snapshot_policy, keep) = match config.snapshot_every {
+            0 => (SnapshotPolicy::Never, u64::MAX),
+            n => (SnapshotPolicy::LogsSinceLast(n), n),
+        };
         let raft_config = openraft::Config {
             cluster_name: channel.channel_id.clone(),
             heartbeat_interval: config.raft.heartbeat_ms,
             election_timeout_min: config.raft.election_min_ms,
             election_timeout_max: config.raft.election_max_ms,
-            // The log is never purged and no snapshot is ever taken: a lagging orderer is always caught
-            // up by plain log replication (docs/ordering.md).
-            snapshot_policy: SnapshotPolicy::Never,
-            max_in_snapshot_log_to_keep: u64::MAX,
-            purge_batch_size: 1,
+            // A snapshot is the applied position; the log before it (less `keep` entries) is purged. An
+            // orderer behind the purged part gets the snapshot and fetches the blocks (docs/ordering.md).
+            snapshot_policy,
+            max_in_snapshot_log_to_keep: keep,
+            purge_batch_size: (keep / 4).clamp(1, 1024),
+            install_snapshot_timeout: 30_000,
             max_payload_entries: 64,
             ..Default::default()
         }

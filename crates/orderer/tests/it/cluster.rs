@@ -1,11 +1,11 @@
 //! A 3-orderer Raft cluster over loopback gRPC with mutual TLS.
 
-use crate::support::{CHANNEL, Cluster, FailAfter, MemStore, envelope, load_worker, tx_counts};
+use crate::support::{CHANNEL, Cluster, FailAfter, MemStore, envelope, load_until, load_worker, tx_counts};
 use futures::StreamExt;
 use ledger_types::store::BlockStore;
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -51,6 +51,10 @@ async fn three_orderers_agree_on_1000_envelopes() {
     assert_eq!(counts.len() as u64, total);
     for id in &acked {
         assert_eq!(counts.get(id), Some(&1), "tx {id} must be in exactly one block");
+    }
+    for i in 0..3 {
+        let m = c.handle(i).raft().metrics().borrow().clone();
+        assert!(m.snapshot.is_some() && m.purged.is_some(), "orderer {} snapshots and purges its log", i + 1);
     }
     for (i, b) in blocks.iter().enumerate().skip(1) {
         b.check_links(Some(&blocks[i - 1])).unwrap();
@@ -123,31 +127,42 @@ async fn leader_crash_then_restart_catches_up() {
     let old_leader = c.leader().await;
     let old_idx = (old_leader - 1) as usize;
 
-    let total = 600u64;
-    let workers = 12u64;
+    // Clients keep submitting (each envelope retried through the orderers in turn until acknowledged)
+    // until told to stop; progress is measured in acknowledgements, not in time.
     let acked_count = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..3).map(|i| c.broadcaster(i)).collect();
-    let tasks: Vec<_> = (0..workers)
-        .map(|w| tokio::spawn(load_worker(clients.clone(), w, total / workers, acked_count.clone())))
+    let tasks: Vec<_> = (0..12)
+        .map(|w| tokio::spawn(load_until(clients.clone(), w, 10_000, acked_count.clone(), stop.clone())))
         .collect();
+    let wait_acks = |n: usize| {
+        let acked_count = acked_count.clone();
+        async move {
+            while acked_count.load(Ordering::Relaxed) < n {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
 
-    // Crash the leader mid-load.
-    while acked_count.load(Ordering::Relaxed) < 150 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // Crash the leader mid-load; the others elect a new one and go on.
+    wait_acks(150).await;
     let before_crash = c.store(old_idx).height();
     c.kill(old_idx);
     let new_leader = c.leader().await;
     assert_ne!(new_leader, old_leader);
+    let at_crash = acked_count.load(Ordering::Relaxed);
+    wait_acks(at_crash + 150).await;
 
+    // Restart the old leader from its data dir while the load goes on (its in-memory blocks were lost
+    // with the crash: it gets them back from the log and the others' Deliver).
+    c.start(old_idx).await;
+    let at_restart = acked_count.load(Ordering::Relaxed);
+    wait_acks(at_restart + 100).await;
+    stop.store(true, Ordering::Relaxed);
     let mut acked = HashSet::new();
     for t in tasks {
         acked.extend(t.await.unwrap());
     }
-    assert_eq!(acked.len() as u64, total);
-
-    // Restart the old leader from its data dir (its in-memory blocks were lost with the crash).
-    c.start(old_idx).await;
     let height = c.converge(before_crash).await;
     let blocks = c.store(0).blocks();
     for i in 1..3 {
@@ -160,7 +175,11 @@ async fn leader_crash_then_restart_catches_up() {
     }
     assert!(counts.values().all(|n| *n == 1), "no envelope ordered twice");
     let terms: HashSet<u64> = blocks.iter().skip(1).map(|b| b.metadata.as_ref().unwrap().raft_term).collect();
-    assert!(terms.len() >= 2, "blocks were cut under two leaders: {terms:?}");
+    assert!(
+        terms.len() >= 2,
+        "blocks were cut under two leaders: terms {terms:?}, {} blocks, {before_crash} before the crash, leaders {old_leader} then {new_leader}",
+        blocks.len()
+    );
 
     // The restarted node orders again: broadcast through it.
     let (env, id) = envelope(CHANNEL, b"after restart", 999_999_999);
@@ -256,4 +275,37 @@ async fn a_failing_disk_halts_one_orderer_and_the_others_go_on() {
     c.start(2).await;
     c.converge(4).await;
     check_chains(&c, &acked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wiped_orderer_installs_a_snapshot_and_fetches_the_blocks() {
+    let mut c = Cluster::new(3);
+    c.start(0).await;
+    c.start(1).await;
+    c.leader().await;
+    let acked_count = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..2).map(|i| c.broadcaster(i)).collect();
+    let tasks: Vec<_> =
+        (0..6).map(|w| tokio::spawn(load_worker(clients.clone(), w, 50, acked_count.clone()))).collect();
+    let mut acked = HashSet::new();
+    for t in tasks {
+        acked.extend(t.await.unwrap());
+    }
+    // The two running orderers have purged the start of their logs by now.
+    let leader = (c.leader().await - 1) as usize;
+    let purged = c.handle(leader).raft().metrics().borrow().purged;
+    assert!(purged.is_some_and(|p| p.index > 0), "leader purged its log: {purged:?}");
+
+    // Orderer 3 starts with nothing: it cannot get the purged entries, only a snapshot, and fetches
+    // the blocks the snapshot stands for from the others' Deliver.
+    c.start(2).await;
+    let height = c.converge(2).await;
+    check_chains(&c, &acked);
+    let m = c.handle(2).raft().metrics().borrow().clone();
+    assert!(m.snapshot.is_some(), "orderer 3 installed a snapshot");
+
+    // It takes part in ordering afterwards.
+    let (env, _) = envelope(CHANNEL, b"after snapshot", 888_888_888);
+    assert_eq!(c.broadcaster(2).broadcast(env).await.unwrap().into_inner().status, 200);
+    c.converge(height + 1).await;
 }

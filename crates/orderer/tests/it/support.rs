@@ -200,6 +200,7 @@ pub(crate) struct Cluster {
     pub(crate) cancel: CancellationToken,
     pub(crate) authorizer: Option<Arc<dyn EnvelopeAuthorizer>>,
     pub(crate) order_timeout: Duration,
+    pub(crate) snapshot_every: u64,
 }
 
 impl Cluster {
@@ -218,6 +219,8 @@ impl Cluster {
             cancel: CancellationToken::new(),
             authorizer: None,
             order_timeout: Duration::from_secs(10),
+            // Small, so that every cluster test snapshots and purges its Raft logs.
+            snapshot_every: 16,
         }
     }
 
@@ -251,6 +254,7 @@ impl Cluster {
         cfg.tls_server_name = Some("localhost".into());
         cfg.raft = RaftTimings { heartbeat_ms: 100, election_min_ms: 500, election_max_ms: 1000 };
         cfg.order_timeout = self.order_timeout;
+        cfg.snapshot_every = self.snapshot_every;
         if let Some(a) = &self.authorizer {
             cfg.authorizer = a.clone();
         }
@@ -384,8 +388,22 @@ pub(crate) async fn load_worker(
     n: u64,
     acked: Arc<std::sync::atomic::AtomicUsize>,
 ) -> Vec<String> {
+    load_until(clients, w, n, acked, Arc::new(std::sync::atomic::AtomicBool::new(false))).await
+}
+
+/// Like [`load_worker`], but stops early once `stop` is set.
+pub(crate) async fn load_until(
+    clients: Vec<AtomicBroadcastClient<Channel>>,
+    w: u64,
+    n: u64,
+    acked: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<String> {
     let mut ids = Vec::new();
     for k in 0..n {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
         let (env, id) = envelope(CHANNEL, format!("w{w}k{k}").as_bytes(), w * 1_000_000 + k);
         let mut attempt = w as usize;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
