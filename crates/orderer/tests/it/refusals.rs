@@ -21,6 +21,10 @@ impl EnvelopeAuthorizer for OnlyOrg2 {
             Err(Denied(format!("{} is not a writer", creator.msp_id)))
         }
     }
+
+    fn authorize_deliver(&self, client_certs: &[Vec<u8>]) -> Result<(), Denied> {
+        Err(Denied(format!("client presenting {} certificate(s) is not a reader", client_certs.len())))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,11 +54,13 @@ async fn bad_envelopes_are_refused_with_clear_statuses() {
     assert_eq!(st.code(), Code::PermissionDenied, "{st:?}");
     assert!(st.message().contains("Org1MSP is not a writer"));
 
+    // Deliver asks the authorizer, with the client's TLS certificate chain.
     let st = client
-        .deliver(DeliverRequest { channel_id: "other".into(), start: 0, stop: None })
+        .deliver(DeliverRequest { channel_id: CHANNEL.into(), start: 0, stop: None })
         .await
         .unwrap_err();
-    assert_eq!(st.code(), Code::NotFound);
+    assert_eq!(st.code(), Code::PermissionDenied, "{st:?}");
+    assert!(st.message().contains("presenting 1 certificate"), "{st:?}");
 
     // Nothing was ordered.
     assert_eq!(c.store(0).blocks().len(), 1);
@@ -92,4 +98,10 @@ async fn a_client_from_a_foreign_ca_cannot_connect() {
     let (other, _) = envelope("other", b"x", 2);
     let st = c.broadcaster(0).broadcast(other).await.unwrap_err();
     assert_eq!(st.code(), Code::InvalidArgument);
+    let st = c
+        .broadcaster(0)
+        .deliver(DeliverRequest { channel_id: "other".into(), start: 0, stop: None })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::NotFound);
 }
