@@ -8,6 +8,9 @@
 //! | creator not authorized | `PermissionDenied` (403) |
 //! | envelope larger than the absolute maximum | `ResourceExhausted` (413) |
 //! | no leader reachable, time limit, shutting down | `Unavailable` (503; metadata `leader-hint`) |
+//!
+//! `Admin.Status` reports `raft_state` as `leader`, `follower`, `candidate`, `learner`, `shutdown`, or
+//! `halted: <reason>` once the orderer stopped for good (e.g. its block store failed).
 
 use crate::authz::EnvelopeAuthorizer;
 use crate::chain::{Chain, OrderError};
@@ -258,6 +261,11 @@ impl Admin for Services {
             ServerState::Learner => "learner",
             ServerState::Shutdown => "shutdown",
         };
+        // A halted orderer says so (and why) instead of looking like a healthy follower.
+        let raft_state = match s.chain.errored() {
+            Some(reason) => format!("halted: {reason}"),
+            None => raft_state.to_owned(),
+        };
         Ok(Response::new(NodeStatus {
             name: s.name.clone(),
             role: "orderer".into(),
@@ -265,7 +273,7 @@ impl Admin for Services {
             channel_id: s.channel_id.clone(),
             height: s.store.height(),
             head_hash: s.store.last_hash().unwrap_or(Hash32::ZERO).to_hex(),
-            raft_state: raft_state.into(),
+            raft_state,
             raft_leader: m.current_leader.unwrap_or(0),
             raft_term: m.current_term,
             commit_hash: String::new(),
