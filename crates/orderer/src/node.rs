@@ -144,6 +144,9 @@ pub enum StartError {
     /// Raft refused the configuration or failed to start.
     #[error("raft: {0}")]
     Raft(String),
+    /// The TLS material is unusable.
+    #[error("tls: {0}")]
+    Tls(String),
     /// The block store is behind the last Raft snapshot and the missing blocks could not be fetched.
     #[error("catching up the block store: {0}")]
     CatchUp(String),
@@ -297,7 +300,7 @@ impl OrdererNode {
         let services = Services(shared);
         let server = tonic::transport::Server::builder()
             .tls_config(config.tls.server_config())
-            .map_err(|e| StartError::Raft(format!("tls: {e}")))?
+            .map_err(|e| StartError::Tls(e.to_string()))?
             .add_service(AtomicBroadcastServer::new(services.clone()))
             .add_service(
                 ClusterServer::new(services.clone())

@@ -330,7 +330,9 @@ impl RaftChain {
             .into_inner();
         match resp.status {
             200 => Ok(Ordered { block: resp.info.parse().unwrap_or_default() }),
-            413 => Err(OrderError::TooLarge { size: 0, max: 0 }),
+            // The leader's limit is the channel's, which this node checked already: only a config
+            // mismatch gets here.
+            413 => Err(OrderError::Unavailable(format!("leader {leader} refused the size: {}", resp.info))),
             503 => Err(OrderError::NotLeader { leader: (resp.leader_hint != 0).then_some(resp.leader_hint) }),
             s => Err(OrderError::Unavailable(format!("leader {leader} answered {s}: {}", resp.info))),
         }
