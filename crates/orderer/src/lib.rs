@@ -40,6 +40,7 @@
 pub mod authz;
 pub mod chain;
 pub mod cutter;
+pub mod failpoints;
 pub mod node;
 pub mod raft;
 pub mod sequencer;

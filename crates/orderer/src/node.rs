@@ -202,12 +202,14 @@ impl OrdererNode {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (height_tx, height_rx) = watch::channel(store.height());
         let errored: Errored = Arc::new(Mutex::new(None));
-        let network = Network::new(config.tls.clone(), config.tls_server_name.clone());
+        let network =
+            Network::new(config.tls.clone(), config.tls_server_name.clone(), config.data_dir.clone());
         let fetcher = BlockFetcher {
             network: network.clone(),
             peers: peers.clone(),
             self_id: config.node_id,
             channel_id: channel.channel_id.clone(),
+            dir: config.data_dir.clone(),
         };
         let sm = StateMachine::open(
             store.clone(),

@@ -16,6 +16,8 @@ pub(crate) struct BlockFetcher {
     pub(crate) peers: BTreeMap<u64, String>,
     pub(crate) self_id: u64,
     pub(crate) channel_id: String,
+    /// The orderer's data directory (names its failpoints).
+    pub(crate) dir: std::path::PathBuf,
 }
 
 impl BlockFetcher {

@@ -34,6 +34,8 @@ pub struct OpenError {
 #[derive(Clone)]
 pub(crate) struct LogStore {
     db: Arc<Database>,
+    /// The orderer's data directory (names its failpoints).
+    dir: Arc<std::path::PathBuf>,
 }
 
 fn any<E: std::fmt::Display>(e: E) -> AnyError {
@@ -52,7 +54,8 @@ impl LogStore {
                 .map_err(|e| OpenError { path: path.display().to_string(), reason: e.to_string() })?;
             match res {
                 Ok(db) => {
-                    let store = LogStore { db: Arc::new(db) };
+                    let dir = Arc::new(path.parent().map(Path::to_path_buf).unwrap_or_default());
+                    let store = LogStore { db: Arc::new(db), dir };
                     store
                         .init_tables()
                         .map_err(|e| OpenError { path: path.display().to_string(), reason: e.to_string() })?;
@@ -238,6 +241,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         for e in entries {
             let bytes = to_cbor(&e).map_err(|err| StorageIOError::write_logs(any(err)))?;
             encoded.push((e.log_id.index, bytes));
+        }
+        if let Err(e) = crate::failpoints::hit(&self.dir, crate::failpoints::RAFT_LOG_APPEND) {
+            callback.log_io_completed(Err(std::io::Error::other(e.clone())));
+            return Err(StorageIOError::write_logs(AnyError::error(e)).into());
         }
         let res = self
             .write(move |tx| {

@@ -191,6 +191,10 @@ impl StateMachine {
             Verdict::Append(block) => {
                 let number = block.number();
                 let hash = block.header_hash();
+                if let Err(e) = crate::failpoints::hit(&self.fetcher.dir, crate::failpoints::BLOCK_APPLY) {
+                    set_errored(&self.errored, format!("appending block {number} failed: {e}"));
+                    return Err(StorageIOError::write_state_machine(AnyError::error(e)).into());
+                }
                 let store = self.store.clone();
                 let res = tokio::task::spawn_blocking(move || store.append(&block))
                     .await

@@ -191,7 +191,7 @@ async fn leader_crash_then_restart_catches_up() {
 }
 
 /// Checks the end state: identical chains, every acknowledged tx exactly once, nothing twice.
-fn check_chains(c: &Cluster, acked: &HashSet<String>) -> Vec<ledger_types::proto::Block> {
+pub(crate) fn check_chains(c: &Cluster, acked: &HashSet<String>) -> Vec<ledger_types::proto::Block> {
     let blocks = c.store(0).blocks();
     for i in 1..3 {
         assert_eq!(c.store(i).blocks(), blocks, "orderer {} holds a different chain", i + 1);

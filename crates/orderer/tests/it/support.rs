@@ -239,7 +239,7 @@ impl Cluster {
     ) {
         let store = inspect;
         let addr: SocketAddr = format!("127.0.0.1:{}", self.ports[i]).parse().unwrap();
-        let dir: PathBuf = self.dirs.path().join(format!("orderer{}", i + 1));
+        let dir = self.data_dir(i);
         let mut cfg = OrdererConfig::new(
             format!("orderer{}", i + 1),
             "OrdererMSP",
@@ -271,6 +271,11 @@ impl Cluster {
     /// Crashes orderer `i`: its tasks are aborted and its in-memory blocks are gone.
     pub(crate) fn kill(&mut self, i: usize) {
         self.nodes[i] = None;
+    }
+
+    /// The data directory of orderer `i` (also names its failpoints).
+    pub(crate) fn data_dir(&self, i: usize) -> PathBuf {
+        self.dirs.path().join(format!("orderer{}", i + 1))
     }
 
     pub(crate) fn handle(&self, i: usize) -> &OrdererHandle {
