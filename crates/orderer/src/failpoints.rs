@@ -1,5 +1,5 @@
 //! Named failpoints at the persist, send and apply boundaries (STYLE habit 13), compiled in only with the
-//! `failpoints` feature; without it [`hit`] is an empty inline function.
+//! `failpoints` feature; without it `hit` is an empty inline function.
 //!
 //! A failpoint is armed for one orderer, named by its data directory (several orderers share a process in
 //! tests), to pass `ok` more times and then fail every call until disarmed:

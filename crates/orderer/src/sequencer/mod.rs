@@ -1,6 +1,6 @@
 //! The leader's sequencer and the Raft-backed [`Chain`].
 //!
-//! One task per orderer runs an explicit event loop over [`ChainEvent`]s (orders, applied/skipped blocks
+//! One task per orderer runs an explicit event loop over `ChainEvent`s (orders, applied/skipped blocks
 //! reported by the state machine, leadership confirmed), Raft metrics (role changes) and the cutter's timer.
 //! The decisions are made by the sans-IO `core::SequencerCore`; this shell feeds it and performs its
 //! commands (reply, sign and propose a block, confirm leadership).
