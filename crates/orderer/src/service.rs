@@ -7,6 +7,7 @@
 //! | envelope for another channel | `InvalidArgument` (400) |
 //! | creator not authorized | `PermissionDenied` (403) |
 //! | envelope larger than the absolute maximum | `ResourceExhausted` (413) |
+//! | tx id already in the chain (replay, or retry after a lost answer) | `AlreadyExists` (409; message names the block) |
 //! | no leader reachable, time limit, shutting down | `Unavailable` (503; metadata `leader-hint`) |
 //!
 //! `Admin.Status` reports `raft_state` as `leader`, `follower`, `candidate`, `learner`, `shutdown`, or
@@ -71,6 +72,9 @@ fn order_status(e: OrderError, hint: u64) -> Status {
     match e {
         OrderError::TooLarge { size, max } => {
             Status::resource_exhausted(format!("413: envelope of {size} bytes exceeds {max} bytes"))
+        }
+        OrderError::AlreadyOrdered { block } => {
+            Status::already_exists(format!("409: transaction already ordered in block {block}"))
         }
         OrderError::NotLeader { leader } => {
             unavailable(format!("no leader reachable (leader hint: {leader:?})"), leader.unwrap_or(hint))
@@ -227,6 +231,13 @@ impl Cluster for Services {
                         status: 503,
                         info: "not the leader".into(),
                         leader_hint: leader.unwrap_or(hint),
+                    }));
+                }
+                Err(OrderError::AlreadyOrdered { block }) => {
+                    return Ok(Response::new(BroadcastResponse {
+                        status: 409,
+                        info: block.to_string(),
+                        leader_hint: hint,
                     }));
                 }
                 Err(OrderError::TooLarge { size, max }) => {

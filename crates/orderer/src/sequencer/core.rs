@@ -8,7 +8,7 @@
 //! ```text
 //!  Order ─► follower? ─► Reply NotLeader(hint)          Applied(n, h) ─► in-flight n with hash h: Reply Ok
 //!           pending/in flight? ─► wait with it                          other in-flight ≤ n: lost
-//!           in the chain? ─► Reply Ok(block)            Skipped(n, h) ─► in-flight n with hash h: lost
+//!           in the chain? ─► Reply AlreadyOrdered(block) Skipped(n, h) ─► in-flight n with hash h: lost
 //!           else ─► cutter ─► batches ─► (leader, ready, < 8 in flight) ─► Propose(block n = next)
 //!  lost: leader ─► re-queue (and everything in flight after it), next = chain head
 //!        follower ─► Reply NotLeader (the caller forwards to the new leader)
@@ -256,7 +256,7 @@ impl SequencerCore {
             return;
         }
         if let Some(block) = view.stored_at(&tx_id) {
-            self.reply(id, Ok(Ordered { block }));
+            self.reply(id, Err(OrderError::AlreadyOrdered { block }));
             return;
         }
         let size = envelope.len();

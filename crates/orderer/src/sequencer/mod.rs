@@ -333,6 +333,7 @@ impl RaftChain {
             // The leader's limit is the channel's, which this node checked already: only a config
             // mismatch gets here.
             413 => Err(OrderError::Unavailable(format!("leader {leader} refused the size: {}", resp.info))),
+            409 => Err(OrderError::AlreadyOrdered { block: resp.info.parse().unwrap_or_default() }),
             503 => Err(OrderError::NotLeader { leader: (resp.leader_hint != 0).then_some(resp.leader_hint) }),
             s => Err(OrderError::Unavailable(format!("leader {leader} answered {s}: {}", resp.info))),
         }

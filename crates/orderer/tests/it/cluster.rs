@@ -361,3 +361,23 @@ async fn deliver_resumes_at_another_orderer_without_gaps_or_duplicates() {
         assert_eq!(chain[b.number() as usize].header_hash(), b.header_hash());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replayed_envelope_is_refused_and_nothing_changes() {
+    let mut c = Cluster::new(3);
+    c.start_all().await;
+    c.leader().await;
+    let (env, id) = envelope(CHANNEL, b"once", 5);
+    let first = c.broadcaster(0).broadcast(env.clone()).await.unwrap().into_inner();
+    assert_eq!(first.status, 200);
+    let height = c.converge(2).await;
+    // Replayed through every orderer (leader or follower): refused with the block it is in.
+    for i in 0..3 {
+        let st = c.broadcaster(i).broadcast(env.clone()).await.unwrap_err();
+        assert_eq!(st.code(), tonic::Code::AlreadyExists, "{st:?}");
+        assert!(st.message().contains(&format!("block {}", height - 1)), "{st:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(c.converge(height).await, height, "nothing new was ordered");
+    assert_eq!(tx_counts(&c.store(0).blocks()).get(&id), Some(&1));
+}

@@ -131,9 +131,9 @@ fn a_tx_id_is_ordered_once() {
     let mut view = View { height: 3, ..View::default() };
     view.stored.insert("old".into(), 2);
     let mut core = leader(&view);
-    // already in the chain: answered at once
+    // already in the chain: refused at once, saying where it is
     core.handle(t0(), order(1, "old"), &view);
-    assert_eq!(replies(&drain(&mut core)), vec![(1, Ok(Ordered { block: 2 }))]);
+    assert_eq!(replies(&drain(&mut core)), vec![(1, Err(OrderError::AlreadyOrdered { block: 2 }))]);
     // pending: the second caller waits with the first
     core.handle(t0(), order(2, "x"), &view);
     core.handle(t0(), order(3, "x"), &view);
