@@ -175,8 +175,15 @@ impl OrdererNode {
     ) -> Result<OrdererHandle, StartError> {
         let channel = config_from_genesis(&config.genesis)?;
         let batch = channel.batch.ok_or_else(|| ConfigError::Invalid("no batch config".into()))?;
-        if !channel.consenters.iter().any(|c| c.id == config.node_id) {
+        let Some(me) = channel.consenters.iter().find(|c| c.id == config.node_id) else {
             return Err(StartError::NotConsenter(config.node_id));
+        };
+        if me.identity != config.signer.serialized_identity() {
+            tracing::warn!(
+                id = config.node_id,
+                "the signer's identity is not this consenter's identity in the channel config: peers checking \
+                 block signatures against the consenters will refuse the blocks this orderer cuts"
+            );
         }
         let store = config.block_store.clone();
         if store.height() == 0 {

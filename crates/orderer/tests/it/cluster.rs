@@ -49,6 +49,7 @@ async fn three_orderers_agree_on_1000_envelopes() {
     }
     let counts = tx_counts(&blocks);
     assert_eq!(counts.len() as u64, total);
+    let consenters = ledger_types::config::config_from_genesis(&blocks[0]).unwrap().consenters;
     for id in &acked {
         assert_eq!(counts.get(id), Some(&1), "tx {id} must be in exactly one block");
     }
@@ -60,6 +61,8 @@ async fn three_orderers_agree_on_1000_envelopes() {
         b.check_links(Some(&blocks[i - 1])).unwrap();
         let meta = b.metadata.as_ref().unwrap();
         assert_eq!(meta.signatures.len(), 1, "block {i} is signed by its leader");
+        let signer = &meta.signatures[0].signer;
+        assert!(consenters.iter().any(|c| &c.identity == signer), "block {i} is signed by a consenter");
         assert!(meta.raft_term > 0 && meta.raft_index > 0);
         assert!(b.envelopes().len() <= 50, "max message count respected");
     }
