@@ -27,6 +27,13 @@ pub enum OrderError {
         /// The channel's absolute maximum.
         max: usize,
     },
+    /// The transaction id is already in the chain (a replay, or a retry of an envelope that was ordered):
+    /// nothing new is ordered.
+    #[error("transaction already ordered in block {block}")]
+    AlreadyOrdered {
+        /// The block holding the earlier envelope with this tx id.
+        block: u64,
+    },
     /// The chain has halted for good (storage failure, Raft fatal error) and orders nothing any more.
     #[error("ordering halted: {0}")]
     Halted(String),
@@ -42,8 +49,10 @@ pub struct Ordered {
 /// An ordering service as the rest of the node sees it.
 ///
 /// `order` resolves only once the block holding the envelope is committed (for Raft: appended to a
-/// majority's logs and applied locally), so an acknowledged envelope is never lost. Submitting the same
-/// tx id again, before or after it was committed, orders it at most once.
+/// majority's logs and applied locally), so an acknowledged envelope is never lost. A tx id is ordered at
+/// most once: submitting it again while it is pending waits for the same block; once it is in the chain,
+/// a new submission is refused with [`OrderError::AlreadyOrdered`] (which a retrying client may take as
+/// success).
 pub trait Chain: Send + Sync + 'static {
     /// Orders an encoded envelope whose transaction id is `tx_id` (the caller has decoded and authorized it).
     fn order(&self, envelope: Vec<u8>, tx_id: String) -> BoxFuture<'_, Result<Ordered, OrderError>>;

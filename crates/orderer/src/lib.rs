@@ -12,10 +12,35 @@
 //! each whole block as one Raft entry; every orderer appends a committed block entry to its block store only
 //! if it extends the chain. `Broadcast` answers once the envelope's block is committed, so an acknowledged
 //! envelope is never lost. See `docs/ordering.md` for the crash guarantees.
+//!
+//! The cutter is pure: the caller passes the time and polls for the timer.
+//!
+//! ```
+//! use orderer::{BlockCutter, CutterConfig};
+//! use std::time::{Duration, Instant};
+//!
+//! let config = CutterConfig {
+//!     max_message_count: 2,
+//!     preferred_max_bytes: 1000,
+//!     absolute_max_bytes: 4000,
+//!     batch_timeout: Duration::from_millis(50),
+//! };
+//! let mut cutter = BlockCutter::new(config);
+//! let t0 = Instant::now();
+//! assert!(cutter.ordered(t0, "a", 10).unwrap().is_empty()); // arms the timer
+//! assert_eq!(cutter.poll_timeout(), Some(t0 + Duration::from_millis(50)));
+//! assert_eq!(cutter.ordered(t0, "b", 10).unwrap(), vec![vec!["a", "b"]]); // max count
+//! assert_eq!(cutter.ordered(t0, "big", 2000).unwrap(), vec![vec!["big"]]); // alone
+//! assert!(cutter.ordered(t0, "huge", 5000).is_err()); // 413
+//! ```
+//!
+//! A node starts an orderer with [`OrdererNode::start`] and an [`OrdererConfig`]; the rest of the node
+//! orders through [`OrdererHandle::chain`].
 
 pub mod authz;
 pub mod chain;
 pub mod cutter;
+pub mod failpoints;
 pub mod node;
 pub mod raft;
 pub mod sequencer;

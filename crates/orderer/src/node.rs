@@ -4,6 +4,7 @@
 use crate::authz::{AcceptAll, EnvelopeAuthorizer};
 use crate::chain::Chain;
 use crate::cutter::CutterConfig;
+use crate::raft::fetch::BlockFetcher;
 use crate::raft::log_store::{LogStore, OpenError};
 use crate::raft::network::{MAX_RAFT_MESSAGE, Network};
 use crate::raft::state_machine::StateMachine;
@@ -74,10 +75,14 @@ pub struct OrdererConfig {
     pub raft: RaftTimings,
     /// How long `Broadcast` waits for the envelope's block to be committed before answering Unavailable.
     pub order_timeout: Duration,
+    /// Take a Raft snapshot every this many log entries and purge the log before it, keeping this many
+    /// entries for orderers that lag a little; 0: never snapshot, never purge.
+    pub snapshot_every: u64,
 }
 
 impl OrdererConfig {
-    /// A config with defaults for the optional parts (accept-all authorizer, default timings, 10 s timeout).
+    /// A config with defaults for the optional parts (accept-all authorizer, default timings, 10 s timeout,
+    /// a snapshot every 10,000 entries).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: impl Into<String>,
@@ -104,6 +109,7 @@ impl OrdererConfig {
             authorizer: Arc::new(AcceptAll),
             raft: RaftTimings::default(),
             order_timeout: Duration::from_secs(10),
+            snapshot_every: 10_000,
         }
     }
 }
@@ -138,6 +144,12 @@ pub enum StartError {
     /// Raft refused the configuration or failed to start.
     #[error("raft: {0}")]
     Raft(String),
+    /// The TLS material is unusable.
+    #[error("tls: {0}")]
+    Tls(String),
+    /// The block store is behind the last Raft snapshot and the missing blocks could not be fetched.
+    #[error("catching up the block store: {0}")]
+    CatchUp(String),
 }
 
 /// Starts orderers.
@@ -163,8 +175,15 @@ impl OrdererNode {
     ) -> Result<OrdererHandle, StartError> {
         let channel = config_from_genesis(&config.genesis)?;
         let batch = channel.batch.ok_or_else(|| ConfigError::Invalid("no batch config".into()))?;
-        if !channel.consenters.iter().any(|c| c.id == config.node_id) {
+        let Some(me) = channel.consenters.iter().find(|c| c.id == config.node_id) else {
             return Err(StartError::NotConsenter(config.node_id));
+        };
+        if me.identity != config.signer.serialized_identity() {
+            tracing::warn!(
+                id = config.node_id,
+                "the signer's identity is not this consenter's identity in the channel config: peers checking \
+                 block signatures against the consenters will refuse the blocks this orderer cuts"
+            );
         }
         let store = config.block_store.clone();
         if store.height() == 0 {
@@ -190,18 +209,40 @@ impl OrdererNode {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (height_tx, height_rx) = watch::channel(store.height());
         let errored: Errored = Arc::new(Mutex::new(None));
-        let sm = StateMachine::new(store.clone(), events_tx.clone(), Arc::new(height_tx), errored.clone());
-        let network = Network::new(config.tls.clone(), config.tls_server_name.clone());
+        let network =
+            Network::new(config.tls.clone(), config.tls_server_name.clone(), config.data_dir.clone());
+        let fetcher = BlockFetcher {
+            network: network.clone(),
+            peers: peers.clone(),
+            self_id: config.node_id,
+            channel_id: channel.channel_id.clone(),
+            dir: config.data_dir.clone(),
+        };
+        let sm = StateMachine::open(
+            store.clone(),
+            log.db(),
+            events_tx.clone(),
+            Arc::new(height_tx),
+            errored.clone(),
+            fetcher,
+        )
+        .await
+        .map_err(StartError::CatchUp)?;
+        let (snapshot_policy, keep) = match config.snapshot_every {
+            0 => (SnapshotPolicy::Never, u64::MAX),
+            n => (SnapshotPolicy::LogsSinceLast(n), n),
+        };
         let raft_config = openraft::Config {
             cluster_name: channel.channel_id.clone(),
             heartbeat_interval: config.raft.heartbeat_ms,
             election_timeout_min: config.raft.election_min_ms,
             election_timeout_max: config.raft.election_max_ms,
-            // The log is never purged and no snapshot is ever taken: a lagging orderer is always caught
-            // up by plain log replication (docs/ordering.md).
-            snapshot_policy: SnapshotPolicy::Never,
-            max_in_snapshot_log_to_keep: u64::MAX,
-            purge_batch_size: 1,
+            // A snapshot is the applied position; the log before it (less `keep` entries) is purged. An
+            // orderer behind the purged part gets the snapshot and fetches the blocks (docs/ordering.md).
+            snapshot_policy,
+            max_in_snapshot_log_to_keep: keep,
+            purge_batch_size: (keep / 4).clamp(1, 1024),
+            install_snapshot_timeout: 30_000,
             max_payload_entries: 64,
             ..Default::default()
         }
@@ -268,7 +309,7 @@ impl OrdererNode {
         let services = Services(shared);
         let server = tonic::transport::Server::builder()
             .tls_config(config.tls.server_config())
-            .map_err(|e| StartError::Raft(format!("tls: {e}")))?
+            .map_err(|e| StartError::Tls(e.to_string()))?
             .add_service(AtomicBroadcastServer::new(services.clone()))
             .add_service(
                 ClusterServer::new(services.clone())

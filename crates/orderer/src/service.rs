@@ -7,7 +7,11 @@
 //! | envelope for another channel | `InvalidArgument` (400) |
 //! | creator not authorized | `PermissionDenied` (403) |
 //! | envelope larger than the absolute maximum | `ResourceExhausted` (413) |
+//! | tx id already in the chain (replay, or retry after a lost answer) | `AlreadyExists` (409; message names the block) |
 //! | no leader reachable, time limit, shutting down | `Unavailable` (503; metadata `leader-hint`) |
+//!
+//! `Admin.Status` reports `raft_state` as `leader`, `follower`, `candidate`, `learner`, `shutdown`, or
+//! `halted: <reason>` once the orderer stopped for good (e.g. its block store failed).
 
 use crate::authz::EnvelopeAuthorizer;
 use crate::chain::{Chain, OrderError};
@@ -68,6 +72,9 @@ fn order_status(e: OrderError, hint: u64) -> Status {
     match e {
         OrderError::TooLarge { size, max } => {
             Status::resource_exhausted(format!("413: envelope of {size} bytes exceeds {max} bytes"))
+        }
+        OrderError::AlreadyOrdered { block } => {
+            Status::already_exists(format!("409: transaction already ordered in block {block}"))
         }
         OrderError::NotLeader { leader } => {
             unavailable(format!("no leader reachable (leader hint: {leader:?})"), leader.unwrap_or(hint))
@@ -226,6 +233,13 @@ impl Cluster for Services {
                         leader_hint: leader.unwrap_or(hint),
                     }));
                 }
+                Err(OrderError::AlreadyOrdered { block }) => {
+                    return Ok(Response::new(BroadcastResponse {
+                        status: 409,
+                        info: block.to_string(),
+                        leader_hint: hint,
+                    }));
+                }
                 Err(OrderError::TooLarge { size, max }) => {
                     return Ok(Response::new(BroadcastResponse {
                         status: 413,
@@ -258,6 +272,11 @@ impl Admin for Services {
             ServerState::Learner => "learner",
             ServerState::Shutdown => "shutdown",
         };
+        // A halted orderer says so (and why) instead of looking like a healthy follower.
+        let raft_state = match s.chain.errored() {
+            Some(reason) => format!("halted: {reason}"),
+            None => raft_state.to_owned(),
+        };
         Ok(Response::new(NodeStatus {
             name: s.name.clone(),
             role: "orderer".into(),
@@ -265,7 +284,7 @@ impl Admin for Services {
             channel_id: s.channel_id.clone(),
             height: s.store.height(),
             head_hash: s.store.last_hash().unwrap_or(Hash32::ZERO).to_hex(),
-            raft_state: raft_state.into(),
+            raft_state,
             raft_leader: m.current_leader.unwrap_or(0),
             raft_term: m.current_term,
             commit_hash: String::new(),

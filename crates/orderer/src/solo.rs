@@ -110,7 +110,7 @@ impl Solo {
         }
         let stored = TxId::parse(&o.tx_id).ok().and_then(|id| self.store.tx_location(&id).ok().flatten());
         if let Some(loc) = stored {
-            let _ = o.reply.send(Ok(Ordered { block: loc.block }));
+            let _ = o.reply.send(Err(OrderError::AlreadyOrdered { block: loc.block }));
             return Vec::new();
         }
         let size = o.envelope.len();

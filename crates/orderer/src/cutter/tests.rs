@@ -107,3 +107,39 @@ fn from_batch_config() {
     assert_eq!(c.max_message_count, 1);
     assert_eq!(c.batch_timeout, Duration::from_millis(7));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// For any sequence of message sizes: nothing is lost or reordered, oversized messages are refused,
+        /// every batch respects the count limit, and a batch exceeds the preferred size only when it is a
+        /// single message.
+        #[test]
+        fn batches_respect_the_limits(sizes in proptest::collection::vec(0usize..300, 0..200)) {
+            let config = cfg();
+            let mut c = BlockCutter::new(CutterConfig { absolute_max_bytes: 250, ..config });
+            let t0 = t0();
+            let mut out: Vec<Vec<(usize, usize)>> = Vec::new();
+            let mut accepted = Vec::new();
+            for (i, size) in sizes.iter().copied().enumerate() {
+                match c.ordered(t0, (i, size), size) {
+                    Ok(batches) => {
+                        accepted.push(i);
+                        out.extend(batches);
+                    }
+                    Err(e) => prop_assert!(size > 250 && e.size == size),
+                }
+            }
+            out.extend(c.cut());
+            let flat: Vec<usize> = out.iter().flatten().map(|(i, _)| *i).collect();
+            prop_assert_eq!(flat, accepted);
+            for b in &out {
+                prop_assert!(!b.is_empty() && b.len() <= config.max_message_count);
+                let bytes: usize = b.iter().map(|(_, s)| *s).sum();
+                prop_assert!(bytes <= config.preferred_max_bytes || b.len() == 1);
+            }
+        }
+    }
+}

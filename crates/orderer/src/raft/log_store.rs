@@ -2,13 +2,15 @@
 //! openraft is told the I/O is done, so nothing is acknowledged to a leader, and no vote is granted, before
 //! it is on disk (persist before send).
 //!
-//! Tables: `log` (index → CBOR `Entry`), `meta` (`vote`, `last_purged` → CBOR). redb calls are blocking, so
-//! they run on tokio's blocking pool.
+//! Tables: `log` (index → CBOR `Entry`), `meta` (`vote`, `last_purged`, `committed`, and the state
+//! machine's `applied` position → CBOR). redb calls are blocking, so they run on tokio's blocking pool.
+//! `committed` and `applied` are hints written without fsync (they only shorten the replay after a
+//! restart); the log and the vote are always durable.
 
 use super::{TypeConfig, from_cbor, to_cbor};
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{AnyError, Entry, LogId, OptionalSend, StorageError, StorageIOError, Vote};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
@@ -32,6 +34,8 @@ pub struct OpenError {
 #[derive(Clone)]
 pub(crate) struct LogStore {
     db: Arc<Database>,
+    /// The orderer's data directory (names its failpoints).
+    dir: Arc<std::path::PathBuf>,
 }
 
 fn any<E: std::fmt::Display>(e: E) -> AnyError {
@@ -50,7 +54,8 @@ impl LogStore {
                 .map_err(|e| OpenError { path: path.display().to_string(), reason: e.to_string() })?;
             match res {
                 Ok(db) => {
-                    let store = LogStore { db: Arc::new(db) };
+                    let dir = Arc::new(path.parent().map(Path::to_path_buf).unwrap_or_default());
+                    let store = LogStore { db: Arc::new(db), dir };
                     store
                         .init_tables()
                         .map_err(|e| OpenError { path: path.display().to_string(), reason: e.to_string() })?;
@@ -67,6 +72,11 @@ impl LogStore {
         }
     }
 
+    /// The database, shared with the state machine (which keeps its applied position in `meta`).
+    pub(crate) fn db(&self) -> Arc<Database> {
+        self.db.clone()
+    }
+
     fn init_tables(&self) -> Result<(), redb::Error> {
         let tx = self.db.begin_write()?;
         tx.open_table(LOG)?;
@@ -76,30 +86,61 @@ impl LogStore {
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, AnyError> {
-        let tx = self.db.begin_read().map_err(any)?;
-        let t = tx.open_table(META).map_err(any)?;
-        match t.get(key).map_err(any)? {
-            Some(v) => Ok(Some(from_cbor(v.value()).map_err(any)?)),
-            None => Ok(None),
-        }
+        read_meta(&self.db, key)
     }
 
     async fn write<F>(&self, f: F) -> Result<(), AnyError>
     where
         F: FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error> + Send + 'static,
     {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), redb::Error> {
-            let tx = db.begin_write()?;
-            f(&tx)?;
-            // Durability::Immediate is redb's default: commit returns after fsync.
-            tx.commit()?;
-            Ok(())
-        })
-        .await
-        .map_err(any)?
-        .map_err(any)
+        write(self.db.clone(), Durability::Immediate, f).await
     }
+}
+
+/// Reads a CBOR value from the `meta` table.
+pub(crate) fn read_meta<T: serde::de::DeserializeOwned>(
+    db: &Database,
+    key: &str,
+) -> Result<Option<T>, AnyError> {
+    let tx = db.begin_read().map_err(any)?;
+    let t = tx.open_table(META).map_err(any)?;
+    match t.get(key).map_err(any)? {
+        Some(v) => Ok(Some(from_cbor(v.value()).map_err(any)?)),
+        None => Ok(None),
+    }
+}
+
+/// Runs `f` in a write transaction on the blocking pool. With [`Durability::Immediate`] the commit returns
+/// after fsync; with [`Durability::None`] the data becomes durable with the next durable commit.
+pub(crate) async fn write<F>(db: Arc<Database>, durability: Durability, f: F) -> Result<(), AnyError>
+where
+    F: FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || -> Result<(), redb::Error> {
+        let mut tx = db.begin_write()?;
+        tx.set_durability(durability)
+            .map_err(|e| redb::Error::from(redb::StorageError::Io(std::io::Error::other(e.to_string()))))?;
+        f(&tx)?;
+        tx.commit()?;
+        Ok(())
+    })
+    .await
+    .map_err(any)?
+    .map_err(any)
+}
+
+/// Writes a CBOR value into the `meta` table.
+pub(crate) async fn write_meta(
+    db: Arc<Database>,
+    durability: Durability,
+    key: &'static str,
+    value: Vec<u8>,
+) -> Result<(), AnyError> {
+    write(db, durability, move |tx| {
+        tx.open_table(META)?.insert(key, value.as_slice())?;
+        Ok(())
+    })
+    .await
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -178,6 +219,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.read_meta("vote").map_err(|e| StorageIOError::read_vote(e).into())
     }
 
+    async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> Result<(), SErr> {
+        // A hint (not fsynced): lets a restarted orderer re-apply its log before it hears from a leader.
+        let bytes = to_cbor(&committed).map_err(|e| StorageIOError::write_logs(any(e)))?;
+        write_meta(self.db.clone(), Durability::None, "committed", bytes)
+            .await
+            .map_err(|e| StorageIOError::write_logs(e).into())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, SErr> {
+        let c: Option<Option<LogId<u64>>> = self.read_meta("committed").map_err(StorageIOError::read_logs)?;
+        Ok(c.flatten())
+    }
+
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), SErr>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
@@ -187,6 +241,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         for e in entries {
             let bytes = to_cbor(&e).map_err(|err| StorageIOError::write_logs(any(err)))?;
             encoded.push((e.log_id.index, bytes));
+        }
+        if let Err(e) = crate::failpoints::hit(&self.dir, crate::failpoints::RAFT_LOG_APPEND) {
+            callback.log_io_completed(Err(std::io::Error::other(e.clone())));
+            return Err(StorageIOError::write_logs(AnyError::error(e)).into());
         }
         let res = self
             .write(move |tx| {

@@ -12,6 +12,7 @@
 //! Every Raft entry is either openraft's own (blank, membership) or a [`BlockEntry`]: the prost-encoded
 //! block exactly as the leader cut and signed it. Everything openraft sends or stores is CBOR (ciborium).
 
+pub(crate) mod fetch;
 pub(crate) mod log_store;
 pub(crate) mod network;
 pub(crate) mod state_machine;

@@ -26,11 +26,13 @@ pub(crate) const MAX_RAFT_MESSAGE: usize = 256 * 1024 * 1024;
 pub(crate) struct Network {
     tls: TlsMaterial,
     tls_server_name: Option<String>,
+    /// The orderer's data directory (names its failpoints).
+    dir: std::sync::Arc<std::path::PathBuf>,
 }
 
 impl Network {
-    pub(crate) fn new(tls: TlsMaterial, tls_server_name: Option<String>) -> Network {
-        Network { tls, tls_server_name }
+    pub(crate) fn new(tls: TlsMaterial, tls_server_name: Option<String>, dir: std::path::PathBuf) -> Network {
+        Network { tls, tls_server_name, dir: std::sync::Arc::new(dir) }
     }
 
     /// A lazily connecting mutual-TLS channel to `addr` (`host:port`).
@@ -48,6 +50,7 @@ impl Network {
 /// A connection to one other orderer.
 pub(crate) struct Peer {
     target: u64,
+    dir: std::sync::Arc<std::path::PathBuf>,
     client: Result<ClusterClient<Channel>, String>,
 }
 
@@ -63,7 +66,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
                     .max_encoding_message_size(MAX_RAFT_MESSAGE)
             })
             .map_err(|e| e.to_string());
-        Peer { target, client }
+        Peer { target, client, dir: self.dir.clone() }
     }
 }
 
@@ -74,6 +77,9 @@ impl Peer {
         req: &Req,
         option: &RPCOption,
     ) -> Result<Resp, RPCError<u64, BasicNode, E>> {
+        if let Err(e) = crate::failpoints::hit(&self.dir, crate::failpoints::RAFT_SEND) {
+            return Err(RPCError::Unreachable(Unreachable::new(&AnyError::error(e))));
+        }
         let client = self
             .client
             .as_mut()

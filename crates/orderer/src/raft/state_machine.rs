@@ -5,10 +5,15 @@
 //! every orderer makes the same one. The block's metadata gets the entry's Raft term and index (the
 //! metadata is not hashed, so the leader's signature over the header hash stays valid).
 //!
-//! The applied log id is not persisted: after a restart openraft re-applies the log from the start, and
-//! blocks the store already holds are recognised and passed over. The log is never purged (no snapshots
-//! are taken), so this always works; see `docs/ordering.md`.
+//! Positions kept next to the Raft log (see `docs/ordering.md`):
+//! - `applied` (log id, membership, height, head), saved without fsync after every applied batch: a hint
+//!   used at start only if the block store really holds that chain;
+//! - `snapshot`, saved durably when openraft takes one: the same position, which lets openraft purge the
+//!   log before it. The blocks are not in the snapshot: an orderer that installs one (or restarts with a
+//!   block store behind it) fetches the missing blocks from another orderer's `Deliver`.
 
+use super::fetch::BlockFetcher;
+use super::log_store::{read_meta, write_meta};
 use super::{ApplyOutcome, TypeConfig, from_cbor, to_cbor};
 use crate::sequencer::{ChainEvent, Errored, set_errored};
 use ledger_types::Hash32;
@@ -20,9 +25,11 @@ use openraft::{
     StorageError, StorageIOError, StoredMembership,
 };
 use prost::Message;
+use redb::{Database, Durability};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 type SErr = StorageError<u64>;
@@ -39,12 +46,35 @@ struct SnapshotData {
 /// The state machine; its durable state is the [`BlockStore`].
 pub(crate) struct StateMachine {
     store: Arc<dyn BlockStore>,
+    db: Arc<Database>,
     last_applied: Option<LogId<u64>>,
     membership: StoredMembership<u64, BasicNode>,
     events: mpsc::UnboundedSender<ChainEvent>,
     height: Arc<watch::Sender<u64>>,
     errored: Errored,
-    snapshot: Option<(SnapshotMeta<u64, BasicNode>, Vec<u8>)>,
+    fetcher: BlockFetcher,
+}
+
+/// How long an orderer keeps trying to fetch the blocks a snapshot stands for.
+const FETCH_PATIENCE: Duration = Duration::from_secs(60);
+
+/// A snapshot as persisted: openraft's meta and our data bytes.
+type StoredSnapshot = (SnapshotMeta<u64, BasicNode>, Vec<u8>);
+
+fn stored_snapshot(db: &Database) -> Option<StoredSnapshot> {
+    read_meta(db, "snapshot").ok().flatten()
+}
+
+async fn save_snapshot(db: Arc<Database>, snap: &StoredSnapshot) -> Result<(), SErr> {
+    let bytes =
+        to_cbor(snap).map_err(|e| StorageIOError::write_snapshot(Some(snap.0.signature()), any(e)))?;
+    write_meta(db, Durability::Immediate, "snapshot", bytes)
+        .await
+        .map_err(|e| StorageIOError::write_snapshot(Some(snap.0.signature()), e).into())
+}
+
+fn head_at(store: &dyn BlockStore, height: u64) -> Option<[u8; 32]> {
+    height.checked_sub(1).and_then(|n| store.block(n).ok().flatten()).map(|b| b.header_hash().0)
 }
 
 fn any<E: std::fmt::Display>(e: E) -> AnyError {
@@ -58,21 +88,44 @@ enum Verdict {
 }
 
 impl StateMachine {
-    pub(crate) fn new(
+    /// Opens the state machine at the best position the block store supports: the saved applied position
+    /// if the store holds that chain, the last snapshot if it is further (fetching the blocks it stands for
+    /// from the other orderers when the store is behind it), else the start of the log.
+    pub(crate) async fn open(
         store: Arc<dyn BlockStore>,
+        db: Arc<Database>,
         events: mpsc::UnboundedSender<ChainEvent>,
         height: Arc<watch::Sender<u64>>,
         errored: Errored,
-    ) -> StateMachine {
-        StateMachine {
-            store,
-            last_applied: None,
-            membership: StoredMembership::default(),
-            events,
-            height,
-            errored,
-            snapshot: None,
+        fetcher: BlockFetcher,
+    ) -> Result<StateMachine, String> {
+        let saved: Option<SnapshotData> = read_meta(&db, "applied").ok().flatten();
+        let mut pos =
+            saved.filter(|s| s.height <= store.height() && head_at(store.as_ref(), s.height) == s.head);
+        if let Some((_, bytes)) = stored_snapshot(&db) {
+            let snap: SnapshotData = from_cbor(&bytes).map_err(|e| format!("stored snapshot: {e}"))?;
+            if pos.as_ref().is_none_or(|p| p.last_applied < snap.last_applied) {
+                if store.height() < snap.height {
+                    tracing::info!(
+                        from = store.height(),
+                        to = snap.height,
+                        "fetching blocks behind the snapshot"
+                    );
+                    fetcher.catch_up(&store, snap.height, snap.head, FETCH_PATIENCE).await?;
+                }
+                if head_at(store.as_ref(), snap.height) != snap.head {
+                    return Err(format!("block store differs from the snapshot at height {}", snap.height));
+                }
+                pos = Some(snap);
+            }
         }
+        if let Some(p) = &pos {
+            tracing::info!(height = p.height, applied = ?p.last_applied, "resuming from a saved position");
+        }
+        height.send_replace(store.height());
+        let (last_applied, membership) =
+            pos.map_or((None, StoredMembership::default()), |s| (s.last_applied, s.membership));
+        Ok(StateMachine { store, db, last_applied, membership, events, height, errored, fetcher })
     }
 
     fn judge(&self, bytes: &[u8], log_id: &LogId<u64>) -> Result<Verdict, StoreError> {
@@ -138,6 +191,10 @@ impl StateMachine {
             Verdict::Append(block) => {
                 let number = block.number();
                 let hash = block.header_hash();
+                if let Err(e) = crate::failpoints::hit(&self.fetcher.dir, crate::failpoints::BLOCK_APPLY) {
+                    set_errored(&self.errored, format!("appending block {number} failed: {e}"));
+                    return Err(StorageIOError::write_state_machine(AnyError::error(e)).into());
+                }
                 let store = self.store.clone();
                 let res = tokio::task::spawn_blocking(move || store.append(&block))
                     .await
@@ -173,9 +230,10 @@ impl StateMachine {
     }
 }
 
-/// Builds snapshots of the applied position (used only if the log is ever purged).
+/// Builds snapshots of the applied position and persists them durably before openraft may purge the log.
 pub(crate) struct SnapshotBuilder {
     data: SnapshotData,
+    db: Arc<Database>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -184,8 +242,14 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let meta = SnapshotMeta {
             last_log_id: self.data.last_applied,
             last_membership: self.data.membership.clone(),
-            snapshot_id: format!("height-{}", self.data.height),
+            snapshot_id: format!(
+                "{}-{}-height-{}",
+                self.data.last_applied.map_or(0, |l| l.leader_id.term),
+                self.data.last_applied.map_or(0, |l| l.index),
+                self.data.height
+            ),
         };
+        save_snapshot(self.db.clone(), &(meta.clone(), bytes.clone())).await?;
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) })
     }
 }
@@ -218,11 +282,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.last_applied = Some(log_id);
             out.push(outcome);
         }
+        // A hint for the next start (see the module docs); losing it only means a longer replay.
+        if let Ok(bytes) = to_cbor(&self.snapshot_data())
+            && let Err(e) = write_meta(self.db.clone(), Durability::None, "applied", bytes).await
+        {
+            tracing::warn!("saving the applied position: {e}");
+        }
         Ok(out)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder { data: self.snapshot_data() }
+        SnapshotBuilder { data: self.snapshot_data(), db: self.db.clone() }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, SErr> {
@@ -235,31 +305,38 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), SErr> {
         let bytes = snapshot.into_inner();
+        let sig = Some(meta.signature());
         let data: SnapshotData =
-            from_cbor(&bytes).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), any(e)))?;
-        // The blocks themselves are not in the snapshot. Since the log is never purged, a leader never
-        // needs to send one; refuse rather than pretend to be caught up.
+            from_cbor(&bytes).map_err(|e| StorageIOError::read_snapshot(sig.clone(), any(e)))?;
+        // The snapshot stands for blocks 0..height: fetch those this orderer lacks from the others.
         if self.store.height() < data.height {
-            return Err(StorageIOError::read_snapshot(
-                Some(meta.signature()),
-                AnyError::error(format!(
-                    "snapshot at height {} but local chain has height {}; fetching blocks for snapshots is not implemented",
-                    data.height,
-                    self.store.height()
-                )),
-            )
-            .into());
+            tracing::info!(
+                from = self.store.height(),
+                to = data.height,
+                "installing snapshot: fetching blocks"
+            );
+            if let Err(e) = self.fetcher.catch_up(&self.store, data.height, data.head, FETCH_PATIENCE).await {
+                set_errored(&self.errored, format!("installing snapshot: {e}"));
+                return Err(StorageIOError::read_snapshot(sig, AnyError::error(e)).into());
+            }
+        }
+        if head_at(self.store.as_ref(), data.height) != data.head {
+            let e = format!("block store differs from the snapshot at height {}", data.height);
+            set_errored(&self.errored, e.clone());
+            return Err(StorageIOError::read_snapshot(sig, AnyError::error(e)).into());
         }
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
-        self.snapshot = Some((meta.clone(), bytes));
+        save_snapshot(self.db.clone(), &(meta.clone(), bytes)).await?;
+        if let Ok(b) = to_cbor(&self.snapshot_data()) {
+            let _ = write_meta(self.db.clone(), Durability::None, "applied", b).await;
+        }
+        self.height.send_replace(self.store.height());
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, SErr> {
-        Ok(self.snapshot.as_ref().map(|(meta, bytes)| Snapshot {
-            meta: meta.clone(),
-            snapshot: Box::new(Cursor::new(bytes.clone())),
-        }))
+        Ok(stored_snapshot(&self.db)
+            .map(|(meta, bytes)| Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) }))
     }
 }

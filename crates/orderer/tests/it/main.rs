@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod cluster;
+#[cfg(feature = "failpoints")]
+mod failpoints;
 mod refusals;
 mod solo;
 mod support;

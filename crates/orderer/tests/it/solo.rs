@@ -42,10 +42,10 @@ async fn solo_orders_through_the_seam() {
         b.check_links(Some(&blocks[i - 1])).unwrap();
     }
 
-    // Ordering the same tx again is idempotent: same block, nothing new.
+    // Ordering the same tx again is refused, naming its block; nothing new is ordered.
     let (env, id) = envelope(CHANNEL, b"k7", 7);
-    let again = chain.order(env.encode_to_vec(), id).await.unwrap();
-    assert!(again.block >= 1);
+    let again = chain.order(env.encode_to_vec(), id).await;
+    assert!(matches!(again, Err(OrderError::AlreadyOrdered { block }) if block >= 1), "{again:?}");
     assert_eq!(store.blocks().len(), blocks.len());
     assert_eq!(chain.errored(), None);
 

@@ -200,6 +200,7 @@ pub(crate) struct Cluster {
     pub(crate) cancel: CancellationToken,
     pub(crate) authorizer: Option<Arc<dyn EnvelopeAuthorizer>>,
     pub(crate) order_timeout: Duration,
+    pub(crate) snapshot_every: u64,
 }
 
 impl Cluster {
@@ -218,6 +219,8 @@ impl Cluster {
             cancel: CancellationToken::new(),
             authorizer: None,
             order_timeout: Duration::from_secs(10),
+            // Small, so that every cluster test snapshots and purges its Raft logs.
+            snapshot_every: 16,
         }
     }
 
@@ -236,7 +239,7 @@ impl Cluster {
     ) {
         let store = inspect;
         let addr: SocketAddr = format!("127.0.0.1:{}", self.ports[i]).parse().unwrap();
-        let dir: PathBuf = self.dirs.path().join(format!("orderer{}", i + 1));
+        let dir = self.data_dir(i);
         let mut cfg = OrdererConfig::new(
             format!("orderer{}", i + 1),
             "OrdererMSP",
@@ -249,8 +252,9 @@ impl Cluster {
             self.pki.issue(),
         );
         cfg.tls_server_name = Some("localhost".into());
-        cfg.raft = RaftTimings { heartbeat_ms: 50, election_min_ms: 300, election_max_ms: 600 };
+        cfg.raft = RaftTimings { heartbeat_ms: 100, election_min_ms: 500, election_max_ms: 1000 };
         cfg.order_timeout = self.order_timeout;
+        cfg.snapshot_every = self.snapshot_every;
         if let Some(a) = &self.authorizer {
             cfg.authorizer = a.clone();
         }
@@ -267,6 +271,11 @@ impl Cluster {
     /// Crashes orderer `i`: its tasks are aborted and its in-memory blocks are gone.
     pub(crate) fn kill(&mut self, i: usize) {
         self.nodes[i] = None;
+    }
+
+    /// The data directory of orderer `i` (also names its failpoints).
+    pub(crate) fn data_dir(&self, i: usize) -> PathBuf {
+        self.dirs.path().join(format!("orderer{}", i + 1))
     }
 
     pub(crate) fn handle(&self, i: usize) -> &OrdererHandle {
@@ -384,8 +393,22 @@ pub(crate) async fn load_worker(
     n: u64,
     acked: Arc<std::sync::atomic::AtomicUsize>,
 ) -> Vec<String> {
+    load_until(clients, w, n, acked, Arc::new(std::sync::atomic::AtomicBool::new(false))).await
+}
+
+/// Like [`load_worker`], but stops early once `stop` is set.
+pub(crate) async fn load_until(
+    clients: Vec<AtomicBroadcastClient<Channel>>,
+    w: u64,
+    n: u64,
+    acked: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<String> {
     let mut ids = Vec::new();
     for k in 0..n {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
         let (env, id) = envelope(CHANNEL, format!("w{w}k{k}").as_bytes(), w * 1_000_000 + k);
         let mut attempt = w as usize;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
@@ -393,6 +416,8 @@ pub(crate) async fn load_worker(
             let mut cl = clients[attempt % clients.len()].clone();
             match tokio::time::timeout(Duration::from_secs(3), cl.broadcast(env.clone())).await {
                 Ok(Ok(r)) if r.get_ref().status == 200 => break,
+                // A retry of an envelope that was ordered after all (its answer was lost).
+                Ok(Err(st)) if st.code() == tonic::Code::AlreadyExists => break,
                 _ => {
                     attempt += 1;
                     assert!(tokio::time::Instant::now() < deadline, "tx {id} never acknowledged");

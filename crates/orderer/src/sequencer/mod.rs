@@ -1,7 +1,9 @@
 //! The leader's sequencer and the Raft-backed [`Chain`].
 //!
-//! One task per orderer runs an explicit event loop over [`ChainEvent`]s (orders, applied/skipped blocks
+//! One task per orderer runs an explicit event loop over `ChainEvent`s (orders, applied/skipped blocks
 //! reported by the state machine, leadership confirmed), Raft metrics (role changes) and the cutter's timer.
+//! The decisions are made by the sans-IO `core::SequencerCore`; this shell feeds it and performs its
+//! commands (reply, sign and propose a block, confirm leadership).
 //!
 //! ```text
 //!  Broadcast / Forward ──Order──► sequencer ──(leader, ready)──► cutter ──batch──► build block number
@@ -17,13 +19,12 @@
 //! ordered again (idempotent retries).
 
 use crate::chain::{Chain, OrderError, Ordered};
-use crate::cutter::{BlockCutter, CutterConfig};
+use crate::cutter::CutterConfig;
 use crate::raft::network::Network;
 use crate::raft::{BlockEntry, OrdererRaft};
 use futures::future::BoxFuture;
 use ledger_rpc::cluster_client::ClusterClient;
 use ledger_rpc::messages::ForwardRequest;
-use ledger_types::block::BlockBuilder;
 use ledger_types::proto::MetadataSignature;
 use ledger_types::store::BlockStore;
 use ledger_types::tx::Signer;
@@ -31,15 +32,16 @@ use ledger_types::{Hash32, TxId};
 use openraft::BasicNode;
 use openraft::{RaftMetrics, ServerState};
 use prost::Message;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-/// Blocks proposed but not yet applied, at most.
-const MAX_INFLIGHT: usize = 8;
+mod core;
+
+use self::core::{ChainView, Command, Input, RequestId, SequencerCore};
 
 type Reply = oneshot::Sender<Result<Ordered, OrderError>>;
 
@@ -60,28 +62,6 @@ fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
 
-struct Item {
-    tx_id: String,
-    envelope: Vec<u8>,
-}
-
-struct Inflight {
-    hash: Hash32,
-    items: Vec<Item>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Role {
-    Follower,
-    /// Leader, waiting until the log of earlier terms is applied.
-    Confirming {
-        term: u64,
-    },
-    Leader {
-        term: u64,
-    },
-}
-
 /// Shared halt flag.
 pub(crate) type Errored = Arc<Mutex<Option<String>>>;
 
@@ -91,17 +71,28 @@ pub(crate) fn set_errored(e: &Errored, reason: String) {
     }
 }
 
+/// The core's view of the local block store.
+struct StoreView<'a>(&'a dyn BlockStore);
+
+impl ChainView for StoreView<'_> {
+    fn head(&self) -> (u64, Hash32) {
+        (self.0.height(), self.0.last_hash().unwrap_or(Hash32::ZERO))
+    }
+
+    fn stored_at(&self, tx_id: &str) -> Option<u64> {
+        let id = TxId::parse(tx_id).ok()?;
+        self.0.tx_location(&id).ok().flatten().map(|l| l.block)
+    }
+}
+
+/// The shell around [`SequencerCore`]: feeds it events, Raft metrics and the timer; performs its commands.
 pub(crate) struct Sequencer {
     raft: OrdererRaft,
     store: Arc<dyn BlockStore>,
     signer: Arc<dyn Signer>,
-    cutter: BlockCutter<Item>,
-    ready: VecDeque<Vec<Item>>,
-    inflight: BTreeMap<u64, Inflight>,
-    waiters: HashMap<String, Vec<Reply>>,
-    role: Role,
-    leader: Option<u64>,
-    next: (u64, Hash32),
+    core: SequencerCore,
+    replies: HashMap<RequestId, Reply>,
+    next_id: RequestId,
     events: mpsc::UnboundedSender<ChainEvent>,
     errored: Errored,
 }
@@ -119,16 +110,17 @@ impl Sequencer {
             raft,
             store,
             signer,
-            cutter: BlockCutter::new(cutter),
-            ready: VecDeque::new(),
-            inflight: BTreeMap::new(),
-            waiters: HashMap::new(),
-            role: Role::Follower,
-            leader: None,
-            next: (0, Hash32::ZERO),
+            core: SequencerCore::new(cutter),
+            replies: HashMap::new(),
+            next_id: 0,
             events,
             errored,
         }
+    }
+
+    fn handle(&mut self, input: Input) {
+        let store = self.store.clone();
+        self.core.handle(now(), input, &StoreView(store.as_ref()));
     }
 
     pub(crate) async fn run(
@@ -140,7 +132,11 @@ impl Sequencer {
         let m = metrics.borrow_and_update().clone();
         self.on_metrics(&m);
         loop {
-            let deadline = self.cutter.poll_timeout().map(tokio::time::Instant::from_std);
+            if let Err(reason) = self.perform().await {
+                set_errored(&self.errored, reason);
+                break;
+            }
+            let deadline = self.core.poll_timeout().map(tokio::time::Instant::from_std);
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => break,
@@ -160,15 +156,7 @@ impl Sequencer {
                         Some(d) => tokio::time::sleep_until(d).await,
                         None => std::future::pending().await,
                     }
-                } => {
-                    if let Some(batch) = self.cutter.handle_timeout(now()) {
-                        self.ready.push_back(batch);
-                    }
-                }
-            }
-            if let Err(reason) = self.propose_ready().await {
-                set_errored(&self.errored, reason);
-                break;
+                } => self.handle(Input::Timeout),
             }
         }
         let reason = self
@@ -177,185 +165,67 @@ impl Sequencer {
             .ok()
             .and_then(|g| g.clone())
             .unwrap_or_else(|| "orderer shutting down".to_owned());
-        for (_, ws) in self.waiters.drain() {
-            for w in ws {
-                let _ = w.send(Err(OrderError::Unavailable(reason.clone())));
-            }
+        for (_, reply) in self.replies.drain() {
+            let _ = reply.send(Err(OrderError::Unavailable(reason.clone())));
         }
+    }
+
+    fn on_event(&mut self, ev: ChainEvent) {
+        let input = match ev {
+            ChainEvent::Order { tx_id, envelope, reply } => {
+                let id = self.next_id;
+                self.next_id += 1;
+                self.replies.insert(id, reply);
+                Input::Order { id, tx_id, envelope }
+            }
+            ChainEvent::Applied { number, hash } => Input::Applied { number, hash },
+            ChainEvent::Skipped { number, hash } => Input::Skipped { number, hash },
+            ChainEvent::Ready { term } => {
+                tracing::info!(term, height = self.store.height(), "leader ready");
+                Input::Ready { term }
+            }
+        };
+        self.handle(input);
     }
 
     fn on_metrics(&mut self, m: &RaftMetrics<u64, BasicNode>) {
         if let Err(fatal) = &m.running_state {
             set_errored(&self.errored, format!("raft stopped: {fatal}"));
         }
-        self.leader = m.current_leader;
-        if m.state == ServerState::Leader {
-            let term = m.current_term;
-            match self.role {
-                Role::Leader { term: t } | Role::Confirming { term: t } if t == term => {}
-                _ => {
-                    self.role = Role::Confirming { term };
+        let is_leader = m.state == ServerState::Leader;
+        self.handle(Input::Role { is_leader, term: m.current_term, leader: m.current_leader });
+    }
+
+    /// Performs the core's commands: replies, proposals (signed here), leadership confirmation.
+    async fn perform(&mut self) -> Result<(), String> {
+        while let Some(cmd) = self.core.poll_command() {
+            match cmd {
+                Command::Reply { id, result } => {
+                    if let Some(reply) = self.replies.remove(&id) {
+                        let _ = reply.send(result);
+                    }
+                }
+                Command::Propose { mut block } => {
+                    let hash = block.header_hash();
+                    let signature = self.signer.sign(&hash.0);
+                    block.metadata.get_or_insert_with(Default::default).signatures.push(MetadataSignature {
+                        signer: self.signer.serialized_identity().to_vec(),
+                        signature,
+                    });
+                    let number = block.number();
+                    // Fire and forget: the outcome arrives as Applied/Skipped from the state machine.
+                    let rx = self
+                        .raft
+                        .client_write_ff(BlockEntry(block.encode_to_vec()))
+                        .await
+                        .map_err(|e| format!("raft stopped: {e}"))?;
+                    drop(rx);
+                    tracing::debug!(number, "proposed block");
+                }
+                Command::ConfirmLeadership { term } => {
                     tokio::spawn(confirm_leadership(self.raft.clone(), self.events.clone(), term));
                 }
             }
-        } else if self.role != Role::Follower {
-            self.step_down();
-        }
-    }
-
-    fn step_down(&mut self) {
-        tracing::info!(leader = ?self.leader, "no longer leader");
-        self.role = Role::Follower;
-        let mut dropped: Vec<Item> = self.cutter.cut().unwrap_or_default();
-        dropped.extend(self.ready.drain(..).flatten());
-        let err = OrderError::NotLeader { leader: self.leader };
-        self.finish(dropped, Err(err));
-    }
-
-    fn finish(&mut self, items: Vec<Item>, result: Result<Ordered, OrderError>) {
-        for item in items {
-            if let Some(ws) = self.waiters.remove(&item.tx_id) {
-                for w in ws {
-                    let _ = w.send(result.clone());
-                }
-            }
-        }
-    }
-
-    fn head(&self) -> (u64, Hash32) {
-        (self.store.height(), self.store.last_hash().unwrap_or(Hash32::ZERO))
-    }
-
-    /// Puts envelopes back into the cutter (those meanwhile found in the store are answered instead).
-    fn requeue(&mut self, items: Vec<Item>) {
-        for item in items {
-            if let Some(block) = self.stored_at(&item.tx_id) {
-                self.finish(vec![item], Ok(Ordered { block }));
-                continue;
-            }
-            let size = item.envelope.len();
-            match self.cutter.ordered(now(), item, size) {
-                Ok(batches) => self.ready.extend(batches),
-                Err(e) => tracing::error!("re-queued envelope refused: {e}"),
-            }
-        }
-    }
-
-    fn stored_at(&self, tx_id: &str) -> Option<u64> {
-        let id = TxId::parse(tx_id).ok()?;
-        self.store.tx_location(&id).ok().flatten().map(|l| l.block)
-    }
-
-    fn on_event(&mut self, ev: ChainEvent) {
-        match ev {
-            ChainEvent::Order { tx_id, envelope, reply } => self.on_order(tx_id, envelope, reply),
-            ChainEvent::Applied { number, hash } => {
-                let mut lost = Vec::new();
-                while let Some(entry) = self.inflight.first_entry() {
-                    if *entry.key() > number {
-                        break;
-                    }
-                    let (n, inf) = entry.remove_entry();
-                    if n == number && inf.hash == hash {
-                        self.finish(inf.items, Ok(Ordered { block: number }));
-                    } else {
-                        lost.push(inf);
-                    }
-                }
-                if !lost.is_empty() {
-                    self.lose(lost);
-                }
-            }
-            ChainEvent::Skipped { number, hash } => {
-                if self.inflight.get(&number).is_some_and(|i| i.hash == hash) {
-                    let lost: Vec<Inflight> = self.inflight.remove(&number).into_iter().collect();
-                    self.lose(lost);
-                }
-            }
-            ChainEvent::Ready { term } => {
-                if self.role == (Role::Confirming { term }) {
-                    tracing::info!(term, height = self.store.height(), "leader ready");
-                    self.role = Role::Leader { term };
-                    // Everything committed before this term is applied now: envelopes accepted while
-                    // confirming, and blocks proposed in an earlier term of ours that never made it, are
-                    // checked against the store again, so none is ordered twice.
-                    let mut items: Vec<Item> =
-                        std::mem::take(&mut self.inflight).into_values().flat_map(|i| i.items).collect();
-                    items.extend(self.ready.drain(..).flatten());
-                    items.extend(self.cutter.cut().unwrap_or_default());
-                    self.next = self.head();
-                    self.requeue(items);
-                }
-            }
-        }
-    }
-
-    /// In-flight blocks that will never be in the chain: a leader re-queues them and everything proposed
-    /// after them (chained on them, so skipped too); a follower sends their callers elsewhere.
-    fn lose(&mut self, lost: Vec<Inflight>) {
-        if matches!(self.role, Role::Leader { .. }) {
-            let mut items: Vec<Item> = lost.into_iter().flat_map(|i| i.items).collect();
-            items.extend(std::mem::take(&mut self.inflight).into_values().flat_map(|i| i.items));
-            self.next = self.head();
-            self.requeue(items);
-        } else {
-            let items = lost.into_iter().flat_map(|i| i.items).collect();
-            self.finish(items, Err(OrderError::NotLeader { leader: self.leader }));
-        }
-    }
-
-    fn on_order(&mut self, tx_id: String, envelope: Vec<u8>, reply: Reply) {
-        // A follower never holds new envelopes: the caller forwards to the leader (which deduplicates).
-        if self.role == Role::Follower {
-            let _ = reply.send(Err(OrderError::NotLeader { leader: self.leader }));
-            return;
-        }
-        if let Some(ws) = self.waiters.get_mut(&tx_id) {
-            ws.push(reply);
-            return;
-        }
-        if let Some(block) = self.stored_at(&tx_id) {
-            let _ = reply.send(Ok(Ordered { block }));
-            return;
-        }
-        let size = envelope.len();
-        match self.cutter.ordered(now(), Item { tx_id: tx_id.clone(), envelope }, size) {
-            Err(e) => {
-                let _ = reply.send(Err(OrderError::TooLarge { size: e.size, max: e.max }));
-            }
-            Ok(batches) => {
-                self.ready.extend(batches);
-                self.waiters.insert(tx_id, vec![reply]);
-            }
-        }
-    }
-
-    async fn propose_ready(&mut self) -> Result<(), String> {
-        if !matches!(self.role, Role::Leader { .. }) {
-            return Ok(());
-        }
-        while self.inflight.len() < MAX_INFLIGHT {
-            let Some(batch) = self.ready.pop_front() else { break };
-            let (number, prev) = self.next;
-            let mut block =
-                BlockBuilder::new(number, prev).envelopes(batch.iter().map(|i| i.envelope.clone())).build();
-            let hash = block.header_hash();
-            let signature = self.signer.sign(&hash.0);
-            block
-                .metadata
-                .get_or_insert_with(Default::default)
-                .signatures
-                .push(MetadataSignature { signer: self.signer.serialized_identity().to_vec(), signature });
-            // Fire and forget: the outcome arrives as Applied/Skipped from the state machine.
-            let rx = self
-                .raft
-                .client_write_ff(BlockEntry(block.encode_to_vec()))
-                .await
-                .map_err(|e| format!("raft stopped: {e}"))?;
-            drop(rx);
-            tracing::debug!(number, txs = batch.len(), "proposed block");
-            self.inflight.insert(number, Inflight { hash, items: batch });
-            self.next = (number + 1, hash);
         }
         Ok(())
     }
@@ -460,7 +330,10 @@ impl RaftChain {
             .into_inner();
         match resp.status {
             200 => Ok(Ordered { block: resp.info.parse().unwrap_or_default() }),
-            413 => Err(OrderError::TooLarge { size: 0, max: 0 }),
+            // The leader's limit is the channel's, which this node checked already: only a config
+            // mismatch gets here.
+            413 => Err(OrderError::Unavailable(format!("leader {leader} refused the size: {}", resp.info))),
+            409 => Err(OrderError::AlreadyOrdered { block: resp.info.parse().unwrap_or_default() }),
             503 => Err(OrderError::NotLeader { leader: (resp.leader_hint != 0).then_some(resp.leader_hint) }),
             s => Err(OrderError::Unavailable(format!("leader {leader} answered {s}: {}", resp.info))),
         }
