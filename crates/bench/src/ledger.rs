@@ -6,7 +6,7 @@ use crate::stats::percentile;
 use ledger_client::{ClientError, Gateway, node_status};
 use ledger_rpc::tls::{TlsMaterial, channel};
 use ledger_types::TxValidationCode;
-use ledger_types::tx::{DecodedTx, Signer};
+use ledger_types::tx::Signer;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -170,12 +170,12 @@ pub async fn run(
             while let Ok(Some(block)) = blocks.next().await {
                 let codes = block.validation_codes().to_vec();
                 for (i, env) in block.envelopes().iter().enumerate() {
-                    if let Ok(d) = DecodedTx::decode(env) {
+                    if let Some(id) = ledger_store::envelope_tx_id(env) {
                         let code = codes
                             .get(i)
                             .and_then(|c| TxValidationCode::from_u8(*c))
                             .unwrap_or(TxValidationCode::InvalidOtherReason);
-                        tr.committed(d.header.tx_id, code);
+                        tr.committed(id.as_str().to_owned(), code);
                     }
                 }
             }

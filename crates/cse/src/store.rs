@@ -86,7 +86,8 @@ impl Store {
 
     /// Opens (or creates) the database at `path`, returns the store and every stored record.
     pub(crate) fn open(path: &Path) -> Result<(Self, Vec<Row>), StoreError> {
-        let db = redb::Database::create(path).map_err(db_err)?;
+        // redb's default cache is 1 GiB; the CSE's working set is far smaller.
+        let db = redb::Builder::new().set_cache_size(64 << 20).create(path).map_err(db_err)?;
         let mut rows = Vec::new();
         {
             let w = db.begin_write().map_err(db_err)?;

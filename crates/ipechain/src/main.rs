@@ -10,6 +10,9 @@ mod status;
 mod verify;
 
 use anyhow::Result;
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -51,6 +54,8 @@ enum Command {
     Up {
         #[command(flatten)]
         dir: DataDirArg,
+        #[command(flatten)]
+        edge: node::EdgeArgs,
     },
     /// Run one node (orderer or peer) from its config file, e.g. `<data-dir>/nodes/peer0.org1.ipechain.local.toml`.
     Node {
@@ -87,14 +92,14 @@ fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,openraft=warn,h2=warn,tower=warn".into()),
+                .unwrap_or_else(|_| "info,openraft=error,h2=warn,tower=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Command::Up { dir } => rt.block_on(node::up(dir.resolve())),
+        Command::Up { dir, edge } => rt.block_on(node::up(dir.resolve(), edge)),
         Command::Node { config } => rt.block_on(node::run_one(&config)),
         Command::Keys { command } => keys::run(command),
         Command::Status { dir, json } => rt.block_on(status::run(dir.resolve(), json)),

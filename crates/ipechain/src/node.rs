@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use network::layout::{NodeConfig, NodeRole};
 use network::run::{installed_contracts, start_orderer, start_peer};
 use network::{DataDir, NetworkConfig};
+use std::net::SocketAddr;
 use std::path::Path;
 use tokio_util::sync::CancellationToken;
 
@@ -55,7 +56,21 @@ pub(crate) async fn run_one(config: &Path) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn up(dir: DataDir) -> Result<()> {
+/// Where the standards' sides of the default network listen.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct EdgeArgs {
+    /// The embedded oneM2M CSE (Mca over HTTP): CSE-ID `id-in`, CSEBase `cse-in`.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    cse_addr: SocketAddr,
+    /// The LwM2M server (CoAP over UDP).
+    #[arg(long, default_value = "0.0.0.0:5683")]
+    lwm2m_addr: SocketAddr,
+    /// The LwM2M server's admin REST API (Leshan-style, local only).
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    lwm2m_admin_addr: SocketAddr,
+}
+
+pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
     if !dir.exists() {
         let net = NetworkConfig::default_network();
         crate::keys::generate_network(&dir, &net)?;
@@ -81,8 +96,39 @@ pub(crate) async fn up(dir: DataDir) -> Result<()> {
             start_peer(loaded, installed_contracts(), stop.clone()).await?,
         ));
     }
+    // The oneM2M side: the embedded CSE, persisted under the data directory.
+    let cse = cse::Cse::open(cse::CseConfig {
+        data_dir: Some(dir.root().join("cse")),
+        poa: vec![format!("http://{}", edge.cse_addr)],
+        ..Default::default()
+    })
+    .await
+    .context("opening the embedded CSE")?;
+    let cse_listener = tokio::net::TcpListener::bind(edge.cse_addr)
+        .await
+        .with_context(|| format!("binding the CSE to {}", edge.cse_addr))?;
+    let cse_stop = stop.clone();
+    let cse_task =
+        tokio::spawn(cse::serve(cse.clone(), cse_listener, async move { cse_stop.cancelled().await }));
+    // The LwM2M side.
+    let (lwm2m, lwm2m_task) = lwm2m_server::LwM2mServer::start(lwm2m_server::ServerConfig {
+        coap_addr: edge.lwm2m_addr,
+        admin_addr: Some(edge.lwm2m_admin_addr),
+        ..Default::default()
+    })
+    .await
+    .context("starting the LwM2M server")?;
+
     println!();
     println!("ipechain is up: channel `{}`", net.channel);
+    println!(
+        "  oneM2M   embedded CSE (Mca/HTTP)       http://{}/cse-in   (CSE-ID id-in, admin CAdmin)",
+        edge.cse_addr
+    );
+    println!("  LwM2M    server (CoAP/UDP)             coap://{}", lwm2m.coap_addr());
+    if let Some(a) = lwm2m.admin_addr() {
+        println!("  LwM2M    admin REST API                http://{a}/api/clients");
+    }
     for (name, addr, _) in &orderers {
         println!("  orderer  {name:<28} grpcs://{addr}");
     }
@@ -97,6 +143,14 @@ pub(crate) async fn up(dir: DataDir) -> Result<()> {
     shutdown_signal().await;
     eprintln!("shutting down");
     stop.cancel();
+    lwm2m.shutdown();
+    let _ = lwm2m_task.await;
+    match cse_task.await {
+        Ok(Err(e)) => eprintln!("CSE: {e}"),
+        Err(e) => eprintln!("CSE task: {e}"),
+        Ok(Ok(())) => {}
+    }
+    cse.close().await;
     for (name, _, p) in peers {
         if let Err(e) = p.stopped().await {
             eprintln!("{name}: {e}");

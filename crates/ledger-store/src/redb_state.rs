@@ -63,7 +63,8 @@ impl RedbStateStore {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
-        RedbStateStore::init(Database::create(path).map_err(redb_err)?)
+        // redb's default cache is 1 GiB per database; a node runs several.
+        RedbStateStore::init(redb::Builder::new().set_cache_size(128 << 20).create(path).map_err(redb_err)?)
     }
 
     /// Opens a state store on a custom redb storage backend (fault-injection tests).

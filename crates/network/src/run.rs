@@ -130,5 +130,8 @@ pub async fn start_orderer(
         node.tls.clone(),
     );
     cfg.authorizer = Arc::new(MspAuthorizer::new(ids, node.channel.writers.clone()));
+    // Raft entries are whole blocks: purge the log every 1,000 of them (a follower further behind catches
+    // up from a snapshot plus the other orderers' Deliver).
+    cfg.snapshot_every = 1_000;
     orderer::OrdererNode::start(cfg, shutdown).await.map_err(|e| RunError::Orderer(e.to_string()))
 }

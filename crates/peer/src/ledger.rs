@@ -95,7 +95,7 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
         }
         let consenters = config.consenters.iter().map(|c| c.identity.clone()).collect();
         let (height, _) = watch::channel(blocks.height());
-        let (committed, _) = broadcast::channel(256);
+        let (committed, _) = broadcast::channel(64);
         let ledger = PeerLedger {
             config,
             rules,

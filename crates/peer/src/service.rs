@@ -88,7 +88,11 @@ impl OrdererPool {
                 Ok(r) => {
                     let r = r.into_inner();
                     if r.status == 200 {
-                        self.next.store(idx, Ordering::Relaxed);
+                        // Prefer the Raft leader next time (consenter ids are 1-based, in endpoint order):
+                        // a follower would forward to it, one more hop per transaction.
+                        let leader = usize::try_from(r.leader_hint).unwrap_or(0);
+                        let preferred = if (1..=n).contains(&leader) { leader - 1 } else { idx };
+                        self.next.store(preferred, Ordering::Relaxed);
                         return Ok(());
                     }
                     last = match r.status {

@@ -96,7 +96,8 @@ impl Index {
 
     fn try_open(path: &Path) -> Result<Index, Open> {
         use redb::{DatabaseError, StorageError, TableError};
-        let db = Database::create(path).map_err(|e| match e {
+        // The index is small and mostly appended: a modest cache (redb's default is 1 GiB per database).
+        let db = redb::Builder::new().set_cache_size(32 << 20).create(path).map_err(|e| match e {
             DatabaseError::Storage(StorageError::Corrupted(_))
             | DatabaseError::UpgradeRequired(_)
             | DatabaseError::RepairAborted => Open::Unusable(e.to_string()),

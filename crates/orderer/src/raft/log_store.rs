@@ -49,9 +49,11 @@ impl LogStore {
         let mut tries = 0;
         loop {
             let p = path.to_owned();
-            let res = tokio::task::spawn_blocking(move || Database::create(&p))
-                .await
-                .map_err(|e| OpenError { path: path.display().to_string(), reason: e.to_string() })?;
+            // Entries are read back once, for replication: a small cache (redb's default is 1 GiB).
+            let res =
+                tokio::task::spawn_blocking(move || redb::Builder::new().set_cache_size(32 << 20).create(&p))
+                    .await
+                    .map_err(|e| OpenError { path: path.display().to_string(), reason: e.to_string() })?;
             match res {
                 Ok(db) => {
                     let dir = Arc::new(path.parent().map(Path::to_path_buf).unwrap_or_default());
