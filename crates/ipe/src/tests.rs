@@ -1,0 +1,53 @@
+//! Unit tests of the pure helpers: AE-IDs, patterns, base64, type names.
+
+use crate::mapping::{MAX_AE_ID, ae_id_for, with_hash};
+use crate::policy::matches;
+use crate::translate::{base64_decode, base64_encode, parse_type, rsc_for_code};
+use lwm2m::ResourceType;
+
+#[test]
+fn ae_ids_use_only_characters_a_cse_accepts() {
+    assert_eq!(ae_id_for("imei:356938035643809"), "Cimei-356938035643809");
+    assert_eq!(ae_id_for("urn:dev:os:32473-123456"), "Curn-dev-os-32473-123456");
+    assert_eq!(ae_id_for("sensor_1.a~b"), "Csensor_1.a~b");
+    assert_eq!(ae_id_for("héllo wörld"), "Ch-llo-w-rld");
+    let long = "x".repeat(200);
+    let id = ae_id_for(&long);
+    assert_eq!(id.len(), MAX_AE_ID);
+    assert_ne!(id, ae_id_for(&"x".repeat(201)), "long names keep a hash of the full name");
+    assert_ne!(with_hash("Ca-b", "a:b"), with_hash("Ca-b", "a-b"));
+}
+
+#[test]
+fn patterns_are_exact_star_or_prefix() {
+    assert!(matches("*", "anything"));
+    assert!(matches("Capp-*", "Capp-1"));
+    assert!(!matches("Capp-*", "Cother"));
+    assert!(matches("Capp", "Capp"));
+    assert!(!matches("Capp", "Capp2"));
+}
+
+#[test]
+fn base64_round_trips_and_rejects_garbage() {
+    for n in 0..20u8 {
+        let data: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37)).collect();
+        assert_eq!(base64_decode(&base64_encode(&data)).unwrap(), data);
+    }
+    assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
+    assert_eq!(base64_encode(b"fo"), "Zm8=");
+    assert_eq!(base64_decode("Zm8"), Some(b"fo".to_vec()));
+    assert_eq!(base64_decode("Z"), None);
+    assert_eq!(base64_decode("Zm9v!"), None);
+}
+
+#[test]
+fn type_names_and_codes() {
+    assert_eq!(parse_type("float"), Some(ResourceType::Float));
+    assert_eq!(parse_type("UNSIGNED_INTEGER"), Some(ResourceType::Unsigned));
+    assert_eq!(parse_type("unsigned integer"), Some(ResourceType::Unsigned));
+    assert_eq!(parse_type("bogus"), None);
+    assert_eq!(rsc_for_code("2.05"), 2000);
+    assert_eq!(rsc_for_code("2.04"), 2004);
+    assert_eq!(rsc_for_code("4.04"), 4004);
+    assert_eq!(rsc_for_code("5.03"), 5000);
+}

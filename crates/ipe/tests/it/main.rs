@@ -1,0 +1,716 @@
+//! The IPE contract end to end over an in-memory state: registry, mapping, policy, both flows, translation.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod translation;
+
+use contract::{Caller, Contract, ContractError, TxContext};
+use ipe::{IpeConfig, IpeContract};
+use ledger_types::proto::Version;
+use ledger_types::store::{StateSnapshot, StoreError, VersionedValue};
+use serde_json::{Value as Json, json};
+use std::collections::BTreeMap;
+
+/// A committed state: every successful invocation's writes are applied, as a block commit would.
+#[derive(Default)]
+struct Ledger {
+    state: BTreeMap<String, VersionedValue>,
+    block: u64,
+    ts: i64,
+    ipe: IpeContract,
+}
+
+impl StateSnapshot for Ledger {
+    fn get(&self, ns: &str, key: &str) -> Result<Option<VersionedValue>, StoreError> {
+        assert_eq!(ns, "ipe");
+        Ok(self.state.get(key).cloned())
+    }
+    fn range(
+        &self,
+        _: &str,
+        start: &str,
+        end: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, VersionedValue)>, StoreError> {
+        Ok(self
+            .state
+            .range(start.to_owned()..)
+            .filter(|(k, _)| end.is_empty() || k.as_str() < end)
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}
+
+type Event = Option<(String, Json)>;
+
+impl Ledger {
+    fn new() -> Self {
+        Ledger {
+            ts: 1_700_000_000,
+            ipe: IpeContract::new(IpeConfig { admin_msps: vec!["AdminMSP".into()], ..IpeConfig::default() }),
+            ..Ledger::default()
+        }
+    }
+
+    fn call_raw(&mut self, who: &Caller, f: &str, args: &[Vec<u8>]) -> (Result<Json, ContractError>, Event) {
+        self.block += 1;
+        self.ts += 1;
+        let tx = format!("{:064x}", self.block);
+        let mut ctx = TxContext::new("ipe", &*self, tx, self.ts, who);
+        let out = self.ipe.invoke(&mut ctx, f, args);
+        let (rw, ev) = ctx.into_results();
+        let out = match out {
+            Ok(bytes) => bytes,
+            Err(e) => return (Err(e), None),
+        };
+        for w in rw.writes {
+            if w.is_delete {
+                self.state.remove(&w.key);
+            } else {
+                let version = Version { block_num: self.block, tx_num: 0 };
+                self.state.insert(w.key, VersionedValue { value: w.value, version });
+            }
+        }
+        let ev = ev.map(|(n, p)| (n, serde_json::from_slice(&p).expect("event payload is JSON")));
+        (Ok(serde_json::from_slice(&out).expect("answers are JSON")), ev)
+    }
+
+    fn call(&mut self, who: &Caller, f: &str, arg: Json) -> (Result<Json, ContractError>, Event) {
+        self.call_raw(who, f, &[serde_json::to_vec(&arg).unwrap()])
+    }
+
+    fn ok(&mut self, who: &Caller, f: &str, arg: Json) -> (Json, (String, Json)) {
+        let (r, ev) = self.call(who, f, arg);
+        (r.unwrap_or_else(|e| panic!("{f} failed: {e}")), ev.expect("an event"))
+    }
+
+    fn query(&mut self, f: &str, arg: &str) -> Result<Json, ContractError> {
+        let who = app_caller();
+        self.call_raw(&who, f, &[arg.as_bytes().to_vec()]).0
+    }
+
+    fn status(&mut self, who: &Caller, f: &str, arg: Json) -> i32 {
+        match self.call(who, f, arg).0 {
+            Ok(_) => 200,
+            Err(e) => e.status(),
+        }
+    }
+}
+
+fn caller(msp: &str, role: &str, subject: &str) -> Caller {
+    Caller { msp_id: msp.into(), role: role.into(), subject: subject.into(), cert_der: vec![] }
+}
+fn gw1() -> Caller {
+    caller("Org1MSP", "client", "gw1")
+}
+fn gw2() -> Caller {
+    caller("Org2MSP", "client", "gw2")
+}
+fn admin() -> Caller {
+    caller("Org1MSP", "admin", "Admin@org1")
+}
+fn app_caller() -> Caller {
+    caller("Org2MSP", "client", "app1")
+}
+
+const EP: &str = "imei:356938035643809";
+const AE: &str = "Cimei-356938035643809";
+
+fn registered() -> Ledger {
+    let mut l = Ledger::new();
+    l.ok(
+        &gw1(),
+        "register_device",
+        json!({"endpoint": EP, "lwm2m_version": "1.1", "lifetime": 300, "binding": "U",
+               "links": "</>;rt=\"oma.lwm2m\";ct=\"110 112\",</1/0>,</3/0>,</3303/0>,</3311/0>,</5>"}),
+    );
+    l
+}
+
+fn grant_all(l: &mut Ledger) {
+    l.ok(&admin(), "grant", json!({"id": "apps", "originators": ["Capp*"], "devices": ["*"], "ops": ["*"]}));
+}
+
+#[test]
+fn registration_stores_the_device_and_announces_its_tree() {
+    let mut l = Ledger::new();
+    let (dev, (name, ev)) = l.ok(
+        &gw1(),
+        "register_device",
+        json!({"endpoint": EP, "lwm2m_version": "1.1", "lifetime": 300, "links": "</1/0>,</3/0>,</3303/0>"}),
+    );
+    assert_eq!(dev["ae_id"], AE);
+    assert_eq!(dev["gateway"], json!({"org": "Org1MSP", "id": "gw1"}));
+    assert_eq!(dev["objects"], json!(["/1/0", "/3/0", "/3303/0"]));
+    assert_eq!(name, "device.registered");
+    assert_eq!(ev["to"], json!({"kind": "onem2m"}));
+    assert_eq!(ev["tree"]["ae"]["rn"], AE);
+    assert!(ev["tree"]["ae"]["lbl"].as_array().unwrap().contains(&json!(format!("lwm2m-ep:{EP}"))));
+    // Found by name and by AE-ID.
+    assert_eq!(l.query("get_device", EP).unwrap()["endpoint"], EP);
+    assert_eq!(l.query("get_device", AE).unwrap()["endpoint"], EP);
+    assert_eq!(l.query("get_device", "nope").unwrap_err().status(), 404);
+    // Keys are namespaced.
+    assert!(l.state.contains_key(&format!("dev/{EP}")));
+    assert!(l.state.contains_key(&format!("ae/{AE}")));
+
+    // Update: objects change, removed containers are announced.
+    let (dev, (name, ev)) =
+        l.ok(&gw1(), "update_device", json!({"endpoint": EP, "links": "</1/0>,</3/0>", "lifetime": 600}));
+    assert_eq!(name, "device.updated");
+    assert_eq!(dev["lifetime"], 600);
+    let removed = ev["removed"].as_array().unwrap();
+    assert!(removed.contains(&json!(format!("{AE}/obj3303_0"))));
+    assert!(removed.contains(&json!(format!("{AE}/obj3303_0/res5700"))));
+
+    // Another organization's gateway may neither update nor take over a live registration.
+    assert_eq!(l.status(&gw2(), "update_device", json!({"endpoint": EP, "lifetime": 5})), 403);
+    assert_eq!(l.status(&gw2(), "register_device", json!({"endpoint": EP, "links": "</3/0>"})), 403);
+
+    // List.
+    l.ok(&gw2(), "register_device", json!({"endpoint": "other", "links": "</3/0>"}));
+    let all = l.query("list_devices", "").unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    let org2 = l.call(&app_caller(), "list_devices", json!({"org": "Org2MSP"})).0.unwrap();
+    assert_eq!(org2.as_array().unwrap().len(), 1);
+
+    // De-registration deletes both keys.
+    let (_, (name, ev)) = l.ok(&gw1(), "deregister_device", json!({"endpoint": EP, "reason": "expired"}));
+    assert_eq!(name, "device.deregistered");
+    assert_eq!(ev["reason"], "expired");
+    assert!(!l.state.contains_key(&format!("dev/{EP}")));
+    assert!(!l.state.contains_key(&format!("ae/{AE}")));
+    assert_eq!(l.status(&gw1(), "deregister_device", json!({"endpoint": EP})), 404);
+}
+
+#[test]
+fn colliding_ae_ids_get_a_hash_and_expired_registrations_move() {
+    let mut l = Ledger::new();
+    let (a, _) =
+        l.ok(&gw1(), "register_device", json!({"endpoint": "a:b", "links": "</3/0>", "lifetime": 10}));
+    let (b, _) = l.ok(&gw1(), "register_device", json!({"endpoint": "a-b", "links": "</3/0>"}));
+    assert_eq!(a["ae_id"], "Ca-b");
+    assert_ne!(b["ae_id"], "Ca-b");
+    assert!(b["ae_id"].as_str().unwrap().starts_with("Ca-b-"));
+    // After its lifetime, another organization's gateway may take the device over; the AE-ID stays.
+    l.ts += 100;
+    let (moved, _) = l.ok(&gw2(), "register_device", json!({"endpoint": "a:b", "links": "</3/0>"}));
+    assert_eq!(moved["gateway"]["org"], "Org2MSP");
+    assert_eq!(moved["ae_id"], "Ca-b");
+}
+
+#[test]
+fn bad_registrations_are_bad_requests() {
+    let mut l = Ledger::new();
+    for arg in [
+        json!({"endpoint": ""}),
+        json!({"endpoint": "x", "lwm2m_version": "1.2"}),
+        json!({"endpoint": "x", "lifetime": 0}),
+        json!({"endpoint": "x", "binding": "Z"}),
+        json!({"endpoint": "x", "links": "<3/0"}),
+        json!({"endpoint": "x", "unknown_field": 1}),
+        json!({"endpoint": 5}),
+        json!([1, 2]),
+    ] {
+        assert_eq!(l.status(&gw1(), "register_device", arg.clone()), 400, "{arg}");
+    }
+    for raw in [&b"{not json"[..], b"", b"\xff\xfe", b"null"] {
+        let r = l.call_raw(&gw1(), "register_device", &[raw.to_vec()]).0;
+        assert_eq!(r.unwrap_err().status(), 400);
+    }
+    assert_eq!(l.call_raw(&gw1(), "register_device", &[]).0.unwrap_err().status(), 400);
+    assert_eq!(l.call_raw(&gw1(), "no_such_function", &[]).0.unwrap_err().status(), 400);
+    for f in [
+        "submit_request",
+        "submit_response",
+        "report",
+        "device_request",
+        "answer_device_request",
+        "grant",
+        "set_policy",
+    ] {
+        let r = l.call_raw(&admin(), f, &[b"{\"garbage\":".to_vec()]).0;
+        assert_eq!(r.unwrap_err().status(), 400, "{f}");
+    }
+}
+
+#[test]
+fn mapping_golden_full_and_transparent() {
+    let mut l = registered();
+    let tree = l.query("get_mapping", EP).unwrap();
+    let paths: Vec<&str> =
+        tree["containers"].as_array().unwrap().iter().map(|c| c["path"].as_str().unwrap()).collect();
+    let compact =
+        paths.iter().map(|p| p.trim_start_matches("Cimei-356938035643809/")).collect::<Vec<_>>().join(" ");
+    assert_eq!(
+        compact,
+        "cmd rsp \
+         obj1_0 obj1_0/res0 obj1_0/res1 obj1_0/res2 obj1_0/res3 obj1_0/res5 obj1_0/res6 obj1_0/res7 obj1_0/res10 \
+         obj1_0/res11 obj1_0/res12 obj1_0/res13 obj1_0/res14 obj1_0/res15 obj1_0/res16 obj1_0/res17 obj1_0/res18 \
+         obj1_0/res19 obj1_0/res20 obj1_0/res21 obj1_0/res22 obj1_0/res23 \
+         obj3_0 obj3_0/res0 obj3_0/res1 obj3_0/res2 obj3_0/res3 obj3_0/res6 obj3_0/res7 obj3_0/res8 obj3_0/res9 \
+         obj3_0/res10 obj3_0/res11 obj3_0/res13 obj3_0/res14 obj3_0/res15 obj3_0/res16 obj3_0/res17 obj3_0/res18 \
+         obj3_0/res19 obj3_0/res20 obj3_0/res21 obj3_0/res22 \
+         obj3303_0 obj3303_0/res5601 obj3303_0/res5602 obj3303_0/res5603 obj3303_0/res5604 obj3303_0/res5700 \
+         obj3303_0/res5701 obj3303_0/res5750 \
+         obj3311_0 obj3311_0/res5701 obj3311_0/res5706 obj3311_0/res5750 obj3311_0/res5805 obj3311_0/res5820 \
+         obj3311_0/res5850 obj3311_0/res5851 obj3311_0/res5852",
+        "no object 5 (declared without instance), no executable resources (/3/0/4), parents first"
+    );
+    assert_eq!(
+        tree["ae"],
+        json!({"rn": AE, "api": "Nlwm2m-ipe", "rr": true,
+               "lbl": [format!("lwm2m-ep:{EP}"), "lwm2m-ver:1.1", "ipe-gw:Org1MSP/gw1", "ipe-mode:full"]})
+    );
+    let c5700 = tree["containers"].as_array().unwrap().iter().find(|c| c["rn"] == "res5700").unwrap().clone();
+    assert_eq!(
+        c5700,
+        json!({"path": "Cimei-356938035643809/obj3303_0/res5700", "rn": "res5700",
+               "lbl": ["lwm2m-path:/3303/0/5700", "lwm2m-name:Sensor Value", "lwm2m-type:FLOAT", "unit:Cel"]})
+    );
+
+    l.ok(&gw1(), "register_device", json!({"endpoint": "t1", "links": "</3303/0>", "mode": "transparent"}));
+    let tree = l.query("get_mapping", "t1").unwrap();
+    let paths: Vec<&str> =
+        tree["containers"].as_array().unwrap().iter().map(|c| c["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, vec!["Ct1/cmd", "Ct1/rsp", "Ct1/lwm2m"]);
+}
+
+#[test]
+fn policy_is_admin_only_and_denies_by_default() {
+    let mut l = registered();
+    let req = |id: &str, orig: &str, op: &str| json!({"request_id": id, "originator": orig, "endpoint": EP, "path": "/3303/0/5700", "op": op});
+    assert_eq!(l.status(&app_caller(), "submit_request", req("r0", "Capp1", "read")), 403, "default deny");
+    let rule = json!({"id": "r1", "originators": ["Capp*"], "devices": [AE], "ops": ["read", "observe"]});
+    assert_eq!(l.status(&app_caller(), "grant", rule.clone()), 403, "a client is no admin");
+    assert_eq!(l.status(&gw1(), "set_policy", json!({"rules": []})), 403);
+    let (p, (name, _)) = l.ok(&admin(), "grant", rule);
+    assert_eq!(name, "policy.changed");
+    assert_eq!(p["version"], 1);
+    // An admin MSP member without the admin role may change it too.
+    let (p, _) = l.ok(
+        &caller("AdminMSP", "client", "ops"),
+        "grant",
+        json!({"id": "r2", "originators": ["Cboss"], "devices": ["imei:*"], "ops": ["*"]}),
+    );
+    assert_eq!(p["version"], 2);
+    assert_eq!(l.query("get_policy", "").unwrap()["rules"].as_array().unwrap().len(), 2);
+
+    assert_eq!(l.status(&app_caller(), "submit_request", req("r1", "Capp1", "read")), 200);
+    assert_eq!(l.status(&app_caller(), "submit_request", req("r2", "Capp1", "observe")), 200);
+    assert_eq!(l.status(&app_caller(), "submit_request", req("r3", "Capp1", "write")), 403);
+    assert_eq!(l.status(&app_caller(), "submit_request", req("r4", "Cother", "read")), 403);
+    assert_eq!(
+        l.status(&app_caller(), "submit_request", req("r5", "Cboss", "execute")),
+        400,
+        "not executable path"
+    );
+    assert_eq!(
+        l.status(&app_caller(), "submit_request", json!({"request_id": "r6", "originator": "Cboss", "endpoint": EP, "path": "/3/0/4", "op": "execute"})),
+        200
+    );
+    // Revoke.
+    l.call_raw(&admin(), "revoke", &[b"r1".to_vec()]).0.unwrap();
+    assert_eq!(l.status(&app_caller(), "submit_request", req("r7", "Capp1", "read")), 403);
+    assert_eq!(l.call_raw(&admin(), "revoke", &[b"r1".to_vec()]).0.unwrap_err().status(), 404);
+    // Bad rules.
+    assert_eq!(
+        l.status(
+            &admin(),
+            "grant",
+            json!({"id": "x", "originators": ["a*b"], "devices": ["*"], "ops": ["read"]})
+        ),
+        400
+    );
+    assert_eq!(
+        l.status(
+            &admin(),
+            "grant",
+            json!({"id": "x", "originators": ["a"], "devices": ["*"], "ops": ["fly"]})
+        ),
+        400
+    );
+    assert_eq!(
+        l.status(
+            &admin(),
+            "set_policy",
+            json!({"rules": [
+            {"id": "d", "originators": ["a"], "devices": ["*"], "ops": ["read"]},
+            {"id": "d", "originators": ["b"], "devices": ["*"], "ops": ["read"]}]})
+        ),
+        400
+    );
+}
+
+#[test]
+fn read_round_trip_with_tlv_payload_and_correlation_rules() {
+    let mut l = registered();
+    grant_all(&mut l);
+    let (rec, (name, ev)) = l.ok(
+        &app_caller(),
+        "submit_request",
+        json!({"request_id": "req-1", "originator": "Capp1", "endpoint": AE, "path": "/3303/0", "op": "read", "timeout": 30}),
+    );
+    assert_eq!(rec["status"], "pending");
+    assert_eq!(name, "request");
+    assert_eq!(ev["to"], json!({"kind": "gateway", "org": "Org1MSP", "id": "gw1"}));
+    assert_eq!(ev["downlink"]["op"], "read");
+    assert_eq!(ev["downlink"]["path"], "/3303/0");
+    assert_eq!(ev["expires_at"].as_i64().unwrap(), ev["submitted_at"].as_i64().unwrap() + 30);
+
+    // A repeated id never acts twice.
+    let (r, ev) = l.call(
+        &app_caller(),
+        "submit_request",
+        json!({"request_id": "req-1", "originator": "Capp1", "endpoint": EP, "path": "/3303/0", "op": "read"}),
+    );
+    assert_eq!(r.unwrap_err().status(), 409);
+    assert!(ev.is_none());
+
+    // Unknown id, wrong gateway.
+    assert_eq!(l.status(&gw1(), "submit_response", json!({"request_id": "nope", "status": "ok"})), 404);
+    assert_eq!(l.status(&gw2(), "submit_response", json!({"request_id": "req-1", "status": "ok"})), 403);
+    assert_eq!(
+        l.status(
+            &caller("Org1MSP", "client", "gw9"),
+            "submit_response",
+            json!({"request_id": "req-1", "status": "ok"})
+        ),
+        403,
+        "same org, other gateway"
+    );
+    // The submitter may not time it out before it expires.
+    assert_eq!(
+        l.status(&app_caller(), "submit_response", json!({"request_id": "req-1", "status": "timeout"})),
+        403
+    );
+
+    // The gateway answers with the device's TLV payload: 5700 = 21.5 (float), 5701 = "Cel".
+    let tlv = [0xE4u8, 0x16, 0x44, 0x41, 0xAC, 0x00, 0x00, 0xE3, 0x16, 0x45, b'C', b'e', b'l'];
+    let b64 = ipe::translate::base64_encode(&tlv);
+    let (rec, (name, ev)) = l.ok(
+        &gw1(),
+        "submit_response",
+        json!({"request_id": "req-1", "status": "ok", "code": "2.05", "content_format": 11542, "payload": b64}),
+    );
+    assert_eq!(name, "response");
+    assert_eq!(ev["to"], json!({"kind": "originator", "id": "Capp1"}));
+    assert_eq!(rec["status"], "ok");
+    let out = &ev["outcome"];
+    assert_eq!(out["rsc"], 2000);
+    let t = l.ts;
+    assert_eq!(
+        out["content"],
+        json!({"values": {
+            "/3303/0/5700": {"v": 21.5, "type": "FLOAT", "unit": "Cel", "t": t},
+            "/3303/0/5701": {"v": "Cel", "type": "STRING", "t": t}
+        }})
+    );
+    let cins = ev["cins"].as_array().unwrap();
+    assert_eq!(cins[0]["container"], format!("{AE}/rsp"));
+    assert_eq!(cins[0]["con"]["request_id"], "req-1");
+    assert_eq!(
+        cins[1],
+        json!({"container": format!("{AE}/obj3303_0/res5700"), "con": {"v": 21.5, "type": "FLOAT", "unit": "Cel", "t": t}})
+    );
+
+    // A second answer is refused; the stored record has the answer.
+    assert_eq!(l.status(&gw1(), "submit_response", json!({"request_id": "req-1", "status": "ok"})), 409);
+    let got = l.query("get_request", "req-1").unwrap();
+    assert_eq!(got["response"]["content"]["values"]["/3303/0/5700"]["v"], 21.5);
+    assert_eq!(got["originator"], "Capp1");
+    assert_eq!(l.query("get_request", "zzz").unwrap_err().status(), 404);
+}
+
+#[test]
+fn write_translates_onem2m_content_into_lwm2m_payloads() {
+    let mut l = registered();
+    grant_all(&mut l);
+    // The device advertised SenML JSON and CBOR: writes use SenML CBOR.
+    let (_, (_, ev)) = l.ok(
+        &app_caller(),
+        "submit_request",
+        json!({"request_id": "w1", "originator": "Capp1", "endpoint": EP, "path": "/3311/0", "op": "write", "partial": true,
+               "content": {"values": {"5850": true, "5851": 75, "/3311/0/5750": "lamp"}}}),
+    );
+    let d = &ev["downlink"];
+    assert_eq!(d["content_format"], 112);
+    assert_eq!(d["partial"], true);
+    assert_eq!(
+        d["records"],
+        json!([
+            {"path": "/3311/0/5750", "type": "STRING", "v": "lamp"},
+            {"path": "/3311/0/5850", "type": "BOOLEAN", "v": true},
+            {"path": "/3311/0/5851", "type": "INTEGER", "v": 75}
+        ])
+    );
+    let bytes = ipe::translate::base64_decode(d["payload"].as_str().unwrap()).unwrap();
+    let reg = lwm2m::Registry::builtin();
+    let base: lwm2m::LwM2mPath = "/3311/0".parse().unwrap();
+    let recs = lwm2m::codec::decode(lwm2m::ContentFormat::SENML_CBOR, &bytes, &base, &reg).unwrap();
+    assert_eq!(recs.len(), 3);
+    assert_eq!(recs[1].value, lwm2m::Value::Boolean(true));
+    assert_eq!(recs[2].value, lwm2m::Value::Integer(75));
+
+    // A value that does not fit the type is refused at submission (an answer, not a silent drop).
+    assert_eq!(
+        l.status(&app_caller(), "submit_request",
+            json!({"request_id": "w2", "originator": "Capp1", "endpoint": EP, "path": "/3311/0/5850", "op": "write", "content": {"v": "maybe"}})),
+        400
+    );
+    // A 1.0 device that advertised nothing gets text/plain for one resource, TLV otherwise.
+    l.ok(&gw1(), "register_device", json!({"endpoint": "old", "links": "</3/0>,</1/0>"}));
+    let (_, (_, ev)) = l.ok(&app_caller(), "submit_request",
+        json!({"request_id": "w3", "originator": "Capp1", "endpoint": "old", "path": "/3/0/14", "op": "write", "content": {"v": "+02"}}));
+    assert_eq!(ev["downlink"]["content_format"], 0);
+    assert_eq!(ipe::translate::base64_decode(ev["downlink"]["payload"].as_str().unwrap()).unwrap(), b"+02");
+    let (_, (_, ev)) = l.ok(&app_caller(), "submit_request",
+        json!({"request_id": "w4", "originator": "Capp1", "endpoint": "old", "path": "/1/0", "op": "write", "content": {"values": {"1": 300, "6": false}}}));
+    assert_eq!(ev["downlink"]["content_format"], 11542);
+    // The write's answer: 2.04 → 2004.
+    let (rec, (_, ev)) =
+        l.ok(&gw1(), "submit_response", json!({"request_id": "w4", "status": "ok", "code": "2.04"}));
+    assert_eq!(rec["status"], "ok");
+    assert_eq!(ev["outcome"]["rsc"], 2004);
+    // Execute with arguments, create, delete, discover.
+    let (_, (_, ev)) = l.ok(&app_caller(), "submit_request",
+        json!({"request_id": "x1", "originator": "Capp1", "endpoint": "old", "path": "/3/0/4", "op": "execute", "content": {"args": "0='now'"}}));
+    assert_eq!(ev["downlink"]["args"], "0='now'");
+    assert_eq!(l.status(&app_caller(), "submit_request",
+        json!({"request_id": "x2", "originator": "Capp1", "endpoint": "old", "path": "/3/0/4", "op": "execute", "content": {"args": "bad args"}})), 400);
+    let (_, (_, ev)) = l.ok(&app_caller(), "submit_request",
+        json!({"request_id": "c1", "originator": "Capp1", "endpoint": EP, "path": "/3303", "op": "create", "content": {"values": {"1/5700": 3.5}}}));
+    assert_eq!(ev["downlink"]["records"], json!([{"path": "/3303/1/5700", "type": "FLOAT", "v": 3.5}]));
+    let (_, (_, ev)) = l.ok(
+        &gw1(),
+        "submit_response",
+        json!({"request_id": "c1", "status": "ok", "code": "2.01", "location": "/3303/1"}),
+    );
+    assert_eq!(ev["outcome"]["rsc"], 2001);
+    assert_eq!(ev["outcome"]["content"], json!({"location": "/3303/1"}));
+    l.ok(
+        &app_caller(),
+        "submit_request",
+        json!({"request_id": "dc", "originator": "Capp1", "endpoint": EP, "path": "/3/0", "op": "discover"}),
+    );
+    let (_, (_, ev)) = l.ok(&gw1(), "submit_response",
+        json!({"request_id": "dc", "status": "ok", "code": "2.05", "links": "</3/0>,</3/0/1>,</3/0/7>;dim=2"}));
+    assert_eq!(ev["outcome"]["content"]["links"][2], json!({"path": "/3/0/7", "attrs": {"dim": "2"}}));
+    l.ok(&app_caller(), "submit_request", json!({"request_id": "del", "originator": "Capp1", "endpoint": EP, "path": "/3303/1", "op": "delete"}));
+    let (_, (_, ev)) = l.ok(
+        &gw1(),
+        "submit_response",
+        json!({"request_id": "del", "status": "error", "code": "4.04", "message": "no such instance"}),
+    );
+    assert_eq!(ev["outcome"]["status"], "error");
+    assert_eq!(ev["outcome"]["rsc"], 4004);
+}
+
+#[test]
+fn timeouts_are_answers_and_untranslatable_answers_are_errors() {
+    let mut l = registered();
+    grant_all(&mut l);
+    let rd = |id: &str| json!({"request_id": id, "originator": "Capp1", "endpoint": EP, "path": "/3303/0/5700", "op": "read", "timeout": 10});
+    l.ok(&app_caller(), "submit_request", rd("t1"));
+    let (rec, (_, ev)) = l.ok(&gw1(), "submit_response", json!({"request_id": "t1", "status": "timeout"}));
+    assert_eq!(rec["status"], "timeout");
+    assert_eq!(ev["outcome"]["rsc"], 4008);
+    assert_eq!(ev["to"]["id"], "Capp1");
+
+    // The gateway is gone: after expiry the submitter closes its own request.
+    l.ok(&app_caller(), "submit_request", rd("t2"));
+    l.ts += 20;
+    let (rec, _) = l.ok(&app_caller(), "submit_response", json!({"request_id": "t2", "status": "timeout"}));
+    assert_eq!(rec["status"], "timeout");
+    assert_eq!(rec["response"]["by"], json!({"msp": "Org2MSP", "subject": "app1"}));
+    // … but only with a timeout.
+    l.ok(&app_caller(), "submit_request", rd("t3"));
+    l.ts += 20;
+    assert_eq!(l.status(&app_caller(), "submit_response", json!({"request_id": "t3", "status": "ok"})), 403);
+
+    // A payload that does not decode becomes an error answer (4102), not a lost request.
+    let (rec, (_, ev)) = l.ok(&gw1(), "submit_response",
+        json!({"request_id": "t3", "status": "ok", "code": "2.05", "content_format": 11542, "payload": "////"}));
+    assert_eq!(rec["status"], "error");
+    assert_eq!(ev["outcome"]["rsc"], 4102);
+    assert!(ev["outcome"]["message"].as_str().unwrap().starts_with("untranslatable answer"));
+    assert_eq!(l.status(&gw1(), "submit_response", json!({"request_id": "t3", "status": "bogus"})), 400);
+}
+
+#[test]
+fn observe_notify_and_cancel() {
+    let mut l = registered();
+    grant_all(&mut l);
+    l.ok(&app_caller(), "submit_request",
+        json!({"request_id": "o1", "originator": "Capp1", "endpoint": EP, "path": "/3303/0/5700", "op": "observe"}));
+    let (rec, _) = l.ok(&gw1(), "submit_response",
+        json!({"request_id": "o1", "status": "ok", "code": "2.05", "records": [{"path": "/3303/0/5700", "v": 20.0}]}));
+    assert_eq!(rec["status"], "observing");
+    // Notifications: SenML JSON payload with its own time.
+    let senml = br#"[{"bn":"/3303/0/","n":"5700","v":22.25,"t":1700000500}]"#;
+    let (rpt, (name, ev)) = l.ok(&gw1(), "report", json!({
+        "report_id": "n1", "endpoint": EP, "kind": "notify", "observe_request_id": "o1", "path": "/3303/0/5700",
+        "content_format": 110, "payload": ipe::translate::base64_encode(senml)}));
+    assert_eq!(name, "report");
+    assert_eq!(rpt["originator"], "Capp1");
+    assert_eq!(
+        ev["cins"],
+        json!([{"container": format!("{AE}/obj3303_0/res5700"),
+        "con": {"v": 22.25, "type": "FLOAT", "unit": "Cel", "t": 1_700_000_500}}])
+    );
+    assert_eq!(
+        l.status(
+            &gw1(),
+            "report",
+            json!({"report_id": "n1", "endpoint": EP, "kind": "notify", "records": []})
+        ),
+        409
+    );
+    assert_eq!(
+        l.status(&gw2(), "report", json!({"report_id": "n2", "endpoint": EP, "kind": "send", "records": []})),
+        403
+    );
+    // Cancel by another originator is refused; by the owner it ends the observation.
+    l.ok(&admin(), "grant", json!({"id": "x", "originators": ["Cx"], "devices": ["*"], "ops": ["observe"]}));
+    assert_eq!(l.status(&app_caller(), "submit_request",
+        json!({"request_id": "c0", "originator": "Cx", "endpoint": EP, "path": "/3303/0/5700", "op": "cancel-observe", "observe_request_id": "o1"})), 403);
+    l.ok(&app_caller(), "submit_request",
+        json!({"request_id": "c1", "originator": "Capp1", "endpoint": EP, "path": "/3303/0/5700", "op": "cancel-observe", "observe_request_id": "o1"}));
+    l.ok(&gw1(), "submit_response", json!({"request_id": "c1", "status": "ok", "code": "2.05"}));
+    assert_eq!(l.query("get_request", "o1").unwrap()["status"], "cancelled");
+}
+
+#[test]
+fn send_report_in_transparent_mode_is_encapsulated() {
+    let mut l = Ledger::new();
+    l.ok(&gw1(), "register_device", json!({"endpoint": "t1", "links": "</3303/0>", "mode": "transparent"}));
+    let senml = br#"[{"n":"/3303/0/5700","v":19.5}]"#;
+    let b64 = ipe::translate::base64_encode(senml);
+    let (rpt, (_, ev)) = l.ok(
+        &gw1(),
+        "report",
+        json!({"report_id": "s1", "endpoint": "t1", "kind": "send", "content_format": 110, "payload": b64}),
+    );
+    assert_eq!(rpt["content"]["values"]["/3303/0/5700"]["v"], 19.5);
+    let t = l.ts;
+    assert_eq!(
+        ev["cins"],
+        json!([{"container": "Ct1/lwm2m", "con": {"LWM2M-Object-Encapsulation":
+        {"ep": "t1", "path": "/", "ct": 110, "data": b64, "t": t}}}])
+    );
+}
+
+#[test]
+fn device_request_answered_by_an_application() {
+    let mut l = registered();
+    // Addressed to one application.
+    let (rec, (name, ev)) = l.ok(
+        &gw1(),
+        "device_request",
+        json!({
+        "request_id": "d1", "endpoint": EP, "target": "Capp1", "topic": "config",
+        "records": [{"path": "/3303/0/5700", "v": 30.5}]}),
+    );
+    assert_eq!(name, "device.request");
+    assert_eq!(rec["status"], "pending");
+    assert_eq!(ev["to"], json!({"kind": "originator", "id": "Capp1"}));
+    assert_eq!(ev["content"]["values"]["/3303/0/5700"]["v"], 30.5);
+    assert_eq!(
+        l.status(&gw1(), "device_request", json!({"request_id": "d1", "endpoint": EP, "topic": "x"})),
+        409
+    );
+    assert_eq!(
+        l.status(&gw2(), "device_request", json!({"request_id": "d9", "endpoint": EP, "topic": "x"})),
+        403
+    );
+    // Only the target may answer.
+    assert_eq!(
+        l.status(
+            &app_caller(),
+            "answer_device_request",
+            json!({"request_id": "d1", "originator": "Cother", "status": "ok"})
+        ),
+        403
+    );
+    let (rec, (name, ev)) = l.ok(
+        &app_caller(),
+        "answer_device_request",
+        json!({
+        "request_id": "d1", "originator": "Capp1", "status": "ok",
+        "content": {"values": {"/1/0/1": 120, "/3/0/13": 1_700_000_000, "/3311/0/5750": "on"}}}),
+    );
+    assert_eq!(name, "device.answer");
+    assert_eq!(rec["status"], "ok");
+    assert_eq!(ev["to"], json!({"kind": "gateway", "org": "Org1MSP", "id": "gw1"}));
+    assert_eq!(
+        ev["answer"]["records"],
+        json!([
+        {"path": "/1/0/1", "type": "INTEGER", "v": 120},
+        {"path": "/3/0/13", "type": "TIME", "v": 1_700_000_000},
+        {"path": "/3311/0/5750", "type": "STRING", "v": "on"}])
+    );
+    assert_eq!(
+        l.status(
+            &app_caller(),
+            "answer_device_request",
+            json!({"request_id": "d1", "originator": "Capp1", "status": "ok"})
+        ),
+        409
+    );
+    assert_eq!(
+        l.status(
+            &app_caller(),
+            "answer_device_request",
+            json!({"request_id": "dx", "originator": "Capp1", "status": "ok"})
+        ),
+        404
+    );
+
+    // Unaddressed: any application the policy lets `answer`; or the gateway's timeout.
+    l.ok(&gw1(), "device_request", json!({"request_id": "d2", "endpoint": EP, "topic": "hello"}));
+    assert_eq!(
+        l.status(
+            &app_caller(),
+            "answer_device_request",
+            json!({"request_id": "d2", "originator": "Capp9", "status": "ok"})
+        ),
+        403
+    );
+    l.ok(
+        &admin(),
+        "grant",
+        json!({"id": "ans", "originators": ["Capp9"], "devices": [EP], "ops": ["answer"]}),
+    );
+    assert_eq!(
+        l.status(
+            &app_caller(),
+            "answer_device_request",
+            json!({"request_id": "d2", "originator": "Capp9", "status": "ok", "content": {"text": "hi"}})
+        ),
+        200
+    );
+    l.ok(&gw1(), "device_request", json!({"request_id": "d3", "endpoint": EP, "topic": "hello"}));
+    let (rec, _) = l.ok(&gw1(), "answer_device_request", json!({"request_id": "d3", "status": "timeout"}));
+    assert_eq!(rec["status"], "timeout");
+    assert_eq!(l.query("get_device_request", "d3").unwrap()["answer"]["status"], "timeout");
+}
+
+#[test]
+fn same_inputs_give_the_same_read_write_set_and_event() {
+    let run = || {
+        let mut l = registered();
+        grant_all(&mut l);
+        let who = app_caller();
+        let arg = serde_json::to_vec(
+            &json!({"request_id": "det", "originator": "Capp1", "endpoint": EP, "path": "/3311/0",
+            "op": "write", "content": {"values": {"5850": true, "5851": 10, "5750": "x"}}}),
+        )
+        .unwrap();
+        let mut ctx = TxContext::new("ipe", &l, "ab".repeat(32), 1_800_000_000, &who);
+        l.ipe.invoke(&mut ctx, "submit_request", &[arg]).unwrap();
+        let (rw, ev) = ctx.into_results();
+        (format!("{rw:?}"), ev)
+    };
+    assert_eq!(run(), run());
+}
