@@ -51,6 +51,16 @@ fn value_err(path: &LwM2mPath, reason: impl Into<String>) -> TranslateError {
     TranslateError::Value { path: path.to_string(), reason: reason.into() }
 }
 
+/// The most values one message may carry.
+pub const MAX_RECORDS: usize = 4096;
+
+fn too_many(n: usize) -> Result<(), TranslateError> {
+    if n > MAX_RECORDS {
+        return Err(TranslateError::Shape(format!("{n} values, at most {MAX_RECORDS} per message")));
+    }
+    Ok(())
+}
+
 /// Parses a resource type name (`"FLOAT"`, `"float"`, `"UNSIGNED_INTEGER"`, `"objlnk"` …).
 pub fn parse_type(name: &str) -> Option<ResourceType> {
     let n = name.trim().to_ascii_uppercase().replace(' ', "_");
@@ -276,6 +286,7 @@ pub fn records_from_content(
         let Json::Object(values) = values else {
             return Err(TranslateError::Shape("\"values\" must be an object of path → value".into()));
         };
+        too_many(values.len())?;
         for (k, v) in values {
             let path = resolve_path(base, k)?;
             if path.depth() < 3 || !path.starts_with(base) {
@@ -321,6 +332,7 @@ pub fn records_from_json(registry: &Registry, j: &Json) -> Result<Vec<Record>, T
     let Json::Array(arr) = j else {
         return Err(TranslateError::Shape("records must be an array".into()));
     };
+    too_many(arr.len())?;
     let mut out = Vec::with_capacity(arr.len());
     for item in arr {
         let path = item
@@ -347,6 +359,7 @@ pub fn decode_payload(
         base64_decode(payload_b64).ok_or_else(|| TranslateError::Codec("payload is not base64".into()))?;
     let mut recs = lwm2m::codec::decode(lwm2m::ContentFormat(ct), &bytes, base, registry)
         .map_err(|e| TranslateError::Codec(e.to_string()))?;
+    too_many(recs.len())?;
     for r in &mut recs {
         if let Some(ty) = type_of(registry, &r.path) {
             r.value = std::mem::replace(&mut r.value, Value::Boolean(false)).coerce(ty);

@@ -714,3 +714,29 @@ fn same_inputs_give_the_same_read_write_set_and_event() {
     };
     assert_eq!(run(), run());
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Arbitrary bytes and arbitrary JSON objects never panic any function; failures are 4xx.
+    #[test]
+    fn malformed_input_is_an_error_never_a_panic(
+        raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120),
+        keys in proptest::collection::vec("[a-z_]{1,12}", 0..6),
+        f in proptest::sample::select(vec![
+            "register_device", "update_device", "deregister_device", "submit_request", "submit_response", "report",
+            "device_request", "answer_device_request", "grant", "set_policy", "revoke", "get_device", "get_request",
+            "list_devices", "get_mapping", "get_device_request",
+        ]),
+    ) {
+        let mut l = registered();
+        grant_all(&mut l);
+        let obj: serde_json::Map<String, Json> = keys.into_iter().map(|k| (k, json!("x"))).collect();
+        for arg in [raw, serde_json::to_vec(&obj).unwrap()] {
+            for who in [gw1(), admin(), app_caller()] {
+                if let Err(e) = l.call_raw(&who, f, &[arg.clone()]).0 {
+                    proptest::prop_assert!((400..500).contains(&e.status()), "{f}: {e}");
+                }
+            }
+        }
+    }
+}
