@@ -254,3 +254,21 @@ pub fn cins_for_records(
         }
     }
 }
+
+/// The `submit_request` argument for a contentInstance an application created in a device's `cmd` container:
+/// `con` (a JSON object, or its serialisation as a string, as some CSEs store it) with `originator` set from
+/// the contentInstance's creator (`X-M2M-Origin`) and `endpoint` from the AE the container belongs to. What
+/// the application wrote in those two fields is overridden, so it cannot speak for another originator.
+pub fn request_from_cmd(con: &Json, originator: &str, endpoint: &str) -> Result<Json, TranslateError> {
+    let mut req = match con {
+        Json::String(s) => serde_json::from_str::<Json>(s)
+            .map_err(|e| TranslateError::Shape(format!("cmd content is not JSON: {e}")))?,
+        other => other.clone(),
+    };
+    let Json::Object(o) = &mut req else {
+        return Err(TranslateError::Shape("cmd content must be a JSON object".into()));
+    };
+    o.insert("originator".into(), Json::String(originator.to_owned()));
+    o.insert("endpoint".into(), Json::String(endpoint.to_owned()));
+    Ok(req)
+}

@@ -733,10 +733,127 @@ proptest::proptest! {
         let obj: serde_json::Map<String, Json> = keys.into_iter().map(|k| (k, json!("x"))).collect();
         for arg in [raw, serde_json::to_vec(&obj).unwrap()] {
             for who in [gw1(), admin(), app_caller()] {
-                if let Err(e) = l.call_raw(&who, f, &[arg.clone()]).0 {
+                if let Err(e) = l.call_raw(&who, f, std::slice::from_ref(&arg)).0 {
                     proptest::prop_assert!((400..500).contains(&e.status()), "{f}: {e}");
                 }
             }
         }
     }
+}
+
+#[test]
+fn every_type_crosses_both_ways_through_the_contract() {
+    let mut l = registered();
+    grant_all(&mut l);
+    // oneM2M → LwM2M: a write of every type; the downlink's encoded payload decodes to the same values.
+    let (_, (_, ev)) = l.ok(&app_caller(), "submit_request", json!({
+        "request_id": "types-w", "originator": "Capp1", "endpoint": EP, "path": "/9999/0", "op": "write",
+        "content": {"values": {
+            "1": {"v": -7, "type": "INTEGER"}, "2": {"v": 2.5, "type": "FLOAT"}, "3": {"v": true, "type": "BOOLEAN"},
+            "4": {"v": "text", "type": "STRING"}, "5": {"v": "AAEC/w==", "type": "OPAQUE"},
+            "6": {"v": 1_700_000_000, "type": "TIME"}, "7": {"v": "3:0", "type": "OBJLNK"},
+            "8": {"v": 18_000_000_000_000_000_000u64, "type": "UNSIGNED_INTEGER"}}}}));
+    let d = &ev["downlink"];
+    assert_eq!(d["content_format"], 112);
+    let bytes = ipe::translate::base64_decode(d["payload"].as_str().unwrap()).unwrap();
+    let reg = lwm2m::Registry::builtin();
+    let recs =
+        lwm2m::codec::decode(lwm2m::ContentFormat::SENML_CBOR, &bytes, &"/9999/0".parse().unwrap(), &reg)
+            .unwrap();
+    let typed = ipe::translate::records_from_json(&reg, &d["records"]).unwrap();
+    use lwm2m::Value as V;
+    let want = vec![
+        V::Integer(-7),
+        V::Float(2.5),
+        V::Boolean(true),
+        V::String("text".into()),
+        V::Opaque(vec![0, 1, 2, 255]),
+        V::Time(1_700_000_000),
+        V::Objlnk(3, 0),
+        V::Unsigned(18_000_000_000_000_000_000),
+    ];
+    assert_eq!(typed.iter().map(|r| r.value.clone()).collect::<Vec<_>>(), want);
+    // SenML carries no types: untyped numbers, strings and data come back as SenML has them.
+    assert_eq!(recs.len(), 8);
+    assert_eq!(recs[4].value, V::Opaque(vec![0, 1, 2, 255]));
+
+    // LwM2M → oneM2M: the device answers a read with every type in TLV (typed by the registry where known).
+    l.ok(
+        &app_caller(),
+        "submit_request",
+        json!({"request_id": "types-r", "originator": "Capp1", "endpoint": EP, "path": "/3/0", "op": "read"}),
+    );
+    let base: lwm2m::LwM2mPath = "/3/0".parse().unwrap();
+    let p = |s: &str| s.parse::<lwm2m::LwM2mPath>().unwrap();
+    let device_values = vec![
+        lwm2m::Record::new(p("/3/0/0"), V::String("ACME".into())),
+        lwm2m::Record::new(p("/3/0/9"), V::Integer(87)),
+        lwm2m::Record::new(p("/3/0/13"), V::Time(1_700_000_123)),
+    ];
+    let tlv = lwm2m::codec::encode(lwm2m::ContentFormat::TLV, &device_values, &base).unwrap();
+    let (_, (_, ev)) = l.ok(
+        &gw1(),
+        "submit_response",
+        json!({"request_id": "types-r", "status": "ok", "code": "2.05",
+        "content_format": 11542, "payload": ipe::translate::base64_encode(&tlv)}),
+    );
+    let t = l.ts;
+    assert_eq!(
+        ev["outcome"]["content"],
+        json!({"values": {
+        "/3/0/0": {"v": "ACME", "type": "STRING", "t": t},
+        "/3/0/9": {"v": 87, "type": "INTEGER", "t": t},
+        "/3/0/13": {"v": 1_700_000_123, "type": "TIME", "t": t}}})
+    );
+    // Typed records for the rest: float, boolean, opaque, objlnk on a vendor object.
+    l.ok(&app_caller(), "submit_request", json!({"request_id": "types-r2", "originator": "Capp1", "endpoint": EP, "path": "/9999/0", "op": "read"}));
+    let (_, (_, ev)) = l.ok(&gw1(), "submit_response", json!({"request_id": "types-r2", "status": "ok", "records": [
+        {"path": "/9999/0/2", "type": "FLOAT", "v": 2.5}, {"path": "/9999/0/3", "type": "BOOLEAN", "v": false},
+        {"path": "/9999/0/5", "type": "OPAQUE", "v": "3q2+7w=="}, {"path": "/9999/0/7", "type": "OBJLNK", "v": "65534:1"}]}));
+    let vals = &ev["outcome"]["content"]["values"];
+    assert_eq!(vals["/9999/0/2"]["v"], 2.5);
+    assert_eq!(vals["/9999/0/3"]["v"], false);
+    assert_eq!(vals["/9999/0/5"], json!({"v": "3q2+7w==", "type": "OPAQUE", "t": l.ts}));
+    assert_eq!(vals["/9999/0/7"]["type"], "OBJLNK");
+    // Unknown resources go to the instance container, with their path.
+    let cins = ev["cins"].as_array().unwrap();
+    assert_eq!(cins[1]["container"], format!("{AE}/obj9999_0"));
+    assert_eq!(cins[1]["con"]["path"], "/9999/0/2");
+}
+
+#[test]
+fn transparent_reports_from_typed_records_are_senml() {
+    let mut l = Ledger::new();
+    l.ok(&gw1(), "register_device", json!({"endpoint": "t2", "links": "</3303/0>", "mode": "transparent"}));
+    let (_, (_, ev)) = l.ok(
+        &gw1(),
+        "report",
+        json!({"report_id": "s2", "endpoint": "t2", "kind": "send",
+        "records": [{"path": "/3303/0/5700", "v": 18.5}]}),
+    );
+    let enc = &ev["cins"][0]["con"]["LWM2M-Object-Encapsulation"];
+    assert_eq!(enc["ct"], 110);
+    let bytes = ipe::translate::base64_decode(enc["data"].as_str().unwrap()).unwrap();
+    let recs = lwm2m::codec::decode(
+        lwm2m::ContentFormat::SENML_JSON,
+        &bytes,
+        &lwm2m::LwM2mPath::ROOT,
+        &lwm2m::Registry::builtin(),
+    )
+    .unwrap();
+    assert_eq!(recs[0].value, lwm2m::Value::Float(18.5));
+}
+
+#[test]
+fn cmd_container_content_becomes_a_request_for_its_ae() {
+    let con = json!(r#"{"request_id":"a1","op":"read","path":"/3303/0/5700","originator":"Cspoofed"}"#);
+    let req = ipe::mapping::request_from_cmd(&con, "Capp1", AE).unwrap();
+    assert_eq!(req["originator"], "Capp1");
+    assert_eq!(req["endpoint"], AE);
+    let mut l = registered();
+    grant_all(&mut l);
+    let (rec, _) = l.ok(&app_caller(), "submit_request", req);
+    assert_eq!(rec["endpoint"], EP);
+    assert!(ipe::mapping::request_from_cmd(&json!("not json"), "C", "C").is_err());
+    assert!(ipe::mapping::request_from_cmd(&json!([1]), "C", "C").is_err());
 }
