@@ -205,6 +205,24 @@ pub fn removed_containers(old: &ResourceTree, new: &ResourceTree) -> Vec<String>
         .collect()
 }
 
+/// What [`cins_for_records`] needs of a device: its names and mapping mode (kept in each request record, so an
+/// answer does not depend on the device record, which a concurrent Update may change).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MappedDevice {
+    /// LwM2M endpoint name.
+    pub endpoint: String,
+    /// AE-ID.
+    pub ae_id: String,
+    /// Mapping mode.
+    pub mode: MappingMode,
+}
+
+impl From<&Device> for MappedDevice {
+    fn from(d: &Device) -> Self {
+        MappedDevice { endpoint: d.endpoint.clone(), ae_id: d.ae_id.clone(), mode: d.mode }
+    }
+}
+
 /// The contentInstances for values a device reported (or a read returned).
 ///
 /// Full mode: one per record, a reading `{"v","type","unit"?,"t","ri"?}` in the record's container (unknown
@@ -213,7 +231,7 @@ pub fn removed_containers(old: &ResourceTree, new: &ResourceTree) -> Vec<String>
 /// payload when the gateway passed it (`raw = (content format, base64)`), else the records encoded as SenML
 /// JSON (110).
 pub fn cins_for_records(
-    device: &Device,
+    device: &MappedDevice,
     registry: &Registry,
     base: &LwM2mPath,
     records: &[Record],

@@ -261,6 +261,8 @@ pub struct RequestRecord {
     pub endpoint: String,
     /// The device's AE-ID.
     pub ae_id: String,
+    /// The device's mapping mode when the request was made.
+    pub mode: MappingMode,
     /// Gateway that must act.
     pub gateway: GatewayRef,
     /// The operation to perform.

@@ -9,6 +9,11 @@ use crate::model::{Address, DeregisterArgs, Device, GatewayRef, RegisterArgs, Up
 use crate::policy::{Policy, Rule};
 use crate::{IpeContract, bad, emit, events, load, store, to_json};
 
+/// The most objects and instances a registration may declare.
+pub(crate) const MAX_OBJECT_LINKS: usize = 1024;
+/// The most rules the policy may hold.
+pub(crate) const MAX_RULES: usize = 4096;
+
 /// State key of the policy.
 pub(crate) const POLICY_KEY: &str = "pol/policy";
 
@@ -36,6 +41,9 @@ fn check_binding(b: &str) -> Result<(), ContractError> {
 
 fn parse_links(links: &str) -> Result<(Vec<String>, Vec<u16>), ContractError> {
     let parsed = ObjectLinks::parse(links.as_bytes()).map_err(|e| bad(format!("links: {e}")))?;
+    if parsed.objects.len() > MAX_OBJECT_LINKS {
+        return Err(bad(format!("{} object links, at most {MAX_OBJECT_LINKS}", parsed.objects.len())));
+    }
     let objects = parsed.objects.iter().map(|o| o.path.to_string()).collect();
     let formats = parsed.supported_formats.iter().map(|f| f.0).collect();
     Ok((objects, formats))
@@ -275,6 +283,9 @@ impl IpeContract {
         mut p: Policy,
         old: &Policy,
     ) -> Result<Vec<u8>, ContractError> {
+        if p.rules.len() > MAX_RULES {
+            return Err(bad(format!("{} rules, at most {MAX_RULES}", p.rules.len())));
+        }
         for (i, r) in p.rules.iter().enumerate() {
             Policy::check_rule(r).map_err(bad)?;
             if p.rules[..i].iter().any(|o| o.id == r.id) {

@@ -4,13 +4,13 @@ use contract::{ContractError, TxContext};
 use lwm2m::{ContentFormat, LwM2mPath, Record, Value};
 use serde_json::{Map, Value as Json, json};
 
-use crate::mapping::{self, Cin};
+use crate::mapping::{self, Cin, MappedDevice};
 use crate::model::{
     Address, AnswerArgs, Device, DeviceAnswer, DeviceRequestArgs, DeviceRequestRecord, Downlink, Operation,
     Outcome, ReportArgs, RequestArgs, RequestRecord, ResponseArgs, Submitter,
 };
 use crate::policy::Permission;
-use crate::registry::{caller_gateway, dev_key, find_device, is_gateway};
+use crate::registry::{caller_gateway, find_device, is_gateway};
 use crate::translate::{self, TranslateError};
 use crate::{IpeContract, bad, emit, events, load, store, to_json};
 
@@ -229,6 +229,7 @@ impl IpeContract {
             submitter: submitter(ctx),
             endpoint: device.endpoint.clone(),
             ae_id: device.ae_id.clone(),
+            mode: device.mode,
             gateway: device.gateway.clone(),
             downlink,
             status: "pending".into(),
@@ -348,12 +349,13 @@ impl IpeContract {
                 "message": outcome.message,
             }),
         }];
-        // Values of a read or observe also go to the device's data containers (the rsp contentInstance
-        // carries them in any case; a device that left in between has no containers any more).
+        // Values of a read or observe also go to the device's data containers (the rsp contentInstance carries
+        // them in any case). The device record is not read: a concurrent Update must not invalidate the answer.
+        let target =
+            MappedDevice { endpoint: rec.endpoint.clone(), ae_id: rec.ae_id.clone(), mode: rec.mode };
         if !data_records.is_empty()
-            && let Some(device) = load::<Device>(ctx, &dev_key(&rec.endpoint))?
             && let Ok(data) =
-                mapping::cins_for_records(&device, &self.config.registry, &path, &data_records, raw, now)
+                mapping::cins_for_records(&target, &self.config.registry, &path, &data_records, raw, now)
         {
             cins.extend(data);
         }
@@ -418,8 +420,15 @@ impl IpeContract {
             (Some(p), Some(ct)) if a.records.is_none() => Some((ct, p.as_str())),
             _ => None,
         };
-        let cins = mapping::cins_for_records(&device, &self.config.registry, &base, &records, raw, now)
-            .map_err(bad)?;
+        let cins = mapping::cins_for_records(
+            &MappedDevice::from(&device),
+            &self.config.registry,
+            &base,
+            &records,
+            raw,
+            now,
+        )
+        .map_err(bad)?;
         let rec = json!({
             "report_id": a.report_id, "endpoint": device.endpoint, "ae_id": device.ae_id, "kind": a.kind,
             "observe_request_id": a.observe_request_id, "originator": originator, "path": base.to_string(),

@@ -519,3 +519,33 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn answers_read_only_their_request_so_device_updates_do_not_invalidate_them() {
+    let mut l = registered();
+    grant_all(&mut l);
+    l.ok(
+        &app_caller(),
+        "submit_request",
+        json!({"request_id": "m1", "originator": "Capp1", "endpoint": EP, "path": "/3303/0", "op": "read"}),
+    );
+    let who = gw1();
+    let arg = serde_json::to_vec(&json!({"request_id": "m1", "status": "ok", "code": "2.05",
+        "records": [{"path": "/3303/0/5700", "v": 1.5}]}))
+    .unwrap();
+    let mut ctx = TxContext::new("ipe", &l, "cd".repeat(32), l.ts + 1, &who);
+    l.ipe.invoke(&mut ctx, "submit_response", &[arg]).unwrap();
+    let (rw, ev) = ctx.into_results();
+    let reads: Vec<_> = rw.reads.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(reads, vec!["req/m1"]);
+    assert!(rw.range_queries.is_empty());
+    let writes: Vec<_> = rw.writes.iter().map(|w| w.key.as_str()).collect();
+    assert_eq!(writes, vec!["req/m1"]);
+    let (_, payload) = ev.unwrap();
+    let ev: Json = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(
+        ev["cins"][1]["container"],
+        format!("{AE}/obj3303_0/res5700"),
+        "data cins without reading dev/"
+    );
+}
