@@ -11,7 +11,7 @@
 //!
 //! A pattern is an exact name, `*` (anything) or a prefix ending in `*` (`Capp-*`). Device patterns match the
 //! LwM2M endpoint name or its oneM2M AE-ID. Default: **deny**; a request is allowed when some rule matches its
-//! originator, device and permission. Permissions: `read` (read, discover), `write` (write, create, delete),
+//! originator, device and permission (and, when the rule lists `msps`, the submitter's organization). Permissions: `read` (read, discover), `write` (write, create, delete),
 //! `execute`, `observe` (observe, cancel-observe), `answer` (answer a device's own request) or `*`.
 
 use serde::{Deserialize, Serialize};
@@ -47,6 +47,10 @@ pub struct Rule {
     pub devices: Vec<String>,
     /// Granted permissions.
     pub ops: Vec<Permission>,
+    /// MSP ids whose members may submit under this rule (the application's organization, and the gateway's
+    /// for requests written into a CSE); empty: any channel member.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub msps: Vec<String>,
 }
 
 /// The whole policy.
@@ -70,10 +74,12 @@ pub fn matches(pattern: &str, name: &str) -> bool {
 }
 
 impl Policy {
-    /// Whether `originator` may use `perm` on the device (`endpoint`, `ae_id`).
-    pub fn allows(&self, originator: &str, endpoint: &str, ae_id: &str, perm: Permission) -> bool {
+    /// Whether `originator`, submitted by a member of `msp`, may use `perm` on the device (`endpoint`,
+    /// `ae_id`).
+    pub fn allows(&self, originator: &str, msp: &str, endpoint: &str, ae_id: &str, perm: Permission) -> bool {
         self.rules.iter().any(|r| {
             r.ops.iter().any(|p| *p == perm || *p == Permission::All)
+                && (r.msps.is_empty() || r.msps.iter().any(|m| m == msp))
                 && r.originators.iter().any(|p| matches(p, originator))
                 && r.devices.iter().any(|p| matches(p, endpoint) || matches(p, ae_id))
         })

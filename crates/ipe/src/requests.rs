@@ -155,7 +155,8 @@ impl IpeContract {
         }
         let device = find_device(ctx, &a.endpoint)?;
         let policy = Self::load_policy(ctx)?;
-        if !policy.allows(&a.originator, &device.endpoint, &device.ae_id, a.op.permission()) {
+        let msp = ctx.caller().msp_id.clone();
+        if !policy.allows(&a.originator, &msp, &device.endpoint, &device.ae_id, a.op.permission()) {
             return Err(ContractError::Forbidden(format!(
                 "the access policy does not let {:?} {:?} on {:?}",
                 a.originator,
@@ -524,7 +525,14 @@ impl IpeContract {
             let allowed = match &rec.target {
                 Some(t) => t == originator,
                 None => {
-                    Self::load_policy(ctx)?.allows(originator, &rec.endpoint, &rec.ae_id, Permission::Answer)
+                    let msp = ctx.caller().msp_id.clone();
+                    Self::load_policy(ctx)?.allows(
+                        originator,
+                        &msp,
+                        &rec.endpoint,
+                        &rec.ae_id,
+                        Permission::Answer,
+                    )
                 }
             };
             if !allowed {

@@ -68,3 +68,22 @@ fn policy_is_admin_only_and_denies_by_default() {
         400
     );
 }
+
+#[test]
+fn rules_may_bind_originators_to_submitting_organizations() {
+    let mut l = registered();
+    l.ok(
+        &admin(),
+        "grant",
+        json!({"id": "bound", "originators": ["Capp1"], "devices": ["*"], "ops": ["read"], "msps": ["Org2MSP"]}),
+    );
+    let req = |id: &str| json!({"request_id": id, "originator": "Capp1", "endpoint": EP, "path": "/3/0", "op": "read"});
+    assert_eq!(l.status(&app_caller(), "submit_request", req("b1")), 200, "Org2MSP member");
+    assert_eq!(
+        l.status(&caller("Org3MSP", "client", "mallory"), "submit_request", req("b2")),
+        403,
+        "other org claims Capp1"
+    );
+    let p = l.query("get_policy", "").unwrap();
+    assert_eq!(p["rules"][0]["msps"], json!(["Org2MSP"]));
+}
