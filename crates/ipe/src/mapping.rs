@@ -12,6 +12,39 @@
 //! ```
 //!
 //! Names and JSON shapes are documented in `docs/bridge-mapping.md`.
+//!
+//! ```
+//! use ipe::mapping::{self, MappingMode};
+//! use ipe::model::{Device, GatewayRef};
+//! use lwm2m::{Record, Registry, Value};
+//!
+//! let registry = Registry::builtin();
+//! let device = Device {
+//!     endpoint: "imei:1".into(),
+//!     ae_id: mapping::ae_id_for("imei:1"),
+//!     lwm2m_version: "1.1".into(),
+//!     lifetime: 300,
+//!     binding: "U".into(),
+//!     queue_mode: false,
+//!     objects: vec!["/3303/0".into()],
+//!     formats: vec![],
+//!     links: "</3303/0>".into(),
+//!     mode: MappingMode::Full,
+//!     gateway: GatewayRef { org: "Org1MSP".into(), id: "gw1".into() },
+//!     registered_at: 0,
+//!     updated_at: 0,
+//! };
+//! let tree = mapping::resource_tree(&device, &registry);
+//! assert_eq!(tree.ae.rn, "Cimei-1");
+//! assert_eq!(tree.containers[0].path, "Cimei-1/cmd");
+//! assert!(tree.containers.iter().any(|c| c.path == "Cimei-1/obj3303_0/res5700"));
+//!
+//! let value = Record::new("/3303/0/5700".parse().unwrap(), Value::Float(21.5));
+//! let base = "/3303/0".parse().unwrap();
+//! let cins = mapping::cins_for_records(&(&device).into(), &registry, &base, &[value], None, 1_700_000_000).unwrap();
+//! assert_eq!(cins[0].container, "Cimei-1/obj3303_0/res5700");
+//! assert_eq!(cins[0].con, serde_json::json!({"v": 21.5, "type": "FLOAT", "unit": "Cel", "t": 1_700_000_000}));
+//! ```
 
 use lwm2m::{LwM2mPath, Record, Registry};
 use serde::{Deserialize, Serialize};
