@@ -147,3 +147,21 @@ fn mapping_golden_full_and_transparent() {
         tree["containers"].as_array().unwrap().iter().map(|c| c["path"].as_str().unwrap()).collect();
     assert_eq!(paths, vec!["Ct1/cmd", "Ct1/rsp", "Ct1/lwm2m"]);
 }
+
+#[test]
+fn list_devices_pages_in_endpoint_order() {
+    let mut l = Ledger::new();
+    for ep in ["d3", "d1", "d2", "d4"] {
+        l.ok(&gw1(), "register_device", json!({"endpoint": ep, "links": "</3/0>"}));
+    }
+    let names = |v: &Json| {
+        v.as_array().unwrap().iter().map(|d| d["endpoint"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    let page = l.call(&app_caller(), "list_devices", json!({"limit": 2})).0.unwrap();
+    assert_eq!(names(&page), ["d1", "d2"]);
+    let page = l.call(&app_caller(), "list_devices", json!({"limit": 2, "after": "d2"})).0.unwrap();
+    assert_eq!(names(&page), ["d3", "d4"]);
+    let page = l.call(&app_caller(), "list_devices", json!({"after": "d4"})).0.unwrap();
+    assert!(names(&page).is_empty());
+    assert_eq!(l.status(&app_caller(), "list_devices", json!([1])), 400);
+}
