@@ -131,6 +131,8 @@ pub enum Operation {
     Create,
     /// Delete an object instance.
     Delete,
+    /// Write-Attributes (notification attributes `pmin`, `pmax`, `gt`, `lt`, `st`, `epmin`, `epmax`).
+    WriteAttributes,
 }
 
 impl Operation {
@@ -141,7 +143,7 @@ impl Operation {
             Operation::Read | Operation::Discover => P::Read,
             Operation::Write | Operation::Create | Operation::Delete => P::Write,
             Operation::Execute => P::Execute,
-            Operation::Observe | Operation::CancelObserve => P::Observe,
+            Operation::Observe | Operation::CancelObserve | Operation::WriteAttributes => P::Observe,
         }
     }
 }
@@ -160,7 +162,8 @@ pub struct RequestArgs {
     pub path: String,
     /// Operation.
     pub op: Operation,
-    /// oneM2M content: `{"v": …}` / `{"values": {…}}` for write and create, `{"args": "…"}` for execute.
+    /// oneM2M content: `{"v": …}` / `{"values": {…}}` for write and create, `{"args": "…"}` for execute,
+    /// `{"attributes": {"pmin": 10, …}}` for write-attributes and (optionally) observe.
     #[serde(default)]
     pub content: Option<Json>,
     /// Write as a partial update (POST) instead of replace (PUT).
@@ -223,6 +226,9 @@ pub struct Downlink {
     pub args: Option<String>,
     /// Cancel-observe: the observe request it ends.
     pub observe_request_id: Option<String>,
+    /// Write-attributes, or observe with attributes: the Uri-Query options (`["pmin=10", "pmax=60"]`),
+    /// validated; for an observe the gateway writes them before observing.
+    pub attributes: Option<Vec<String>>,
 }
 
 /// The outcome of a request, translated for oneM2M (stored in the request record and sent to the

@@ -12,7 +12,7 @@
 //! A pattern is an exact name, `*` (anything) or a prefix ending in `*` (`Capp-*`). Device patterns match the
 //! LwM2M endpoint name or its oneM2M AE-ID. Default: **deny**; a request is allowed when some rule matches its
 //! originator, device and permission (and, when the rule lists `msps`, the submitter's organization). Permissions: `read` (read, discover), `write` (write, create, delete),
-//! `execute`, `observe` (observe, cancel-observe), `answer` (answer a device's own request) or `*`.
+//! `execute`, `observe` (observe, cancel-observe, write-attributes), `answer` (answer a device's own request) or `*`.
 
 use serde::{Deserialize, Serialize};
 

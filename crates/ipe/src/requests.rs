@@ -59,7 +59,9 @@ fn parse_path(p: &str) -> Result<LwM2mPath, ContractError> {
 
 fn path_fits(op: Operation, p: &LwM2mPath) -> bool {
     match op {
-        Operation::Read | Operation::Observe | Operation::CancelObserve => !p.is_root(),
+        Operation::Read | Operation::Observe | Operation::CancelObserve | Operation::WriteAttributes => {
+            !p.is_root()
+        }
         Operation::Discover => !p.is_root() && !p.is_resource_instance(),
         Operation::Write => p.depth() >= 2,
         Operation::Execute => p.is_resource(),
@@ -127,9 +129,29 @@ fn links_content(links: &str) -> Result<Json, TranslateError> {
     Ok(json!({ "links": arr }))
 }
 
+/// `{"attributes": {"pmin": 10, "gt": 25.5}}` → validated Uri-Query options, in the order LwM2M lists them.
+fn attributes_of(content: Option<&Json>) -> Result<Option<Vec<String>>, ContractError> {
+    let Some(attrs) = content.and_then(|c| c.get("attributes")) else { return Ok(None) };
+    let Json::Object(o) = attrs else {
+        return Err(bad("\"attributes\" must be an object such as {\"pmin\": 10}"));
+    };
+    let mut pairs = Vec::with_capacity(o.len());
+    for (k, v) in o {
+        let v = match v {
+            Json::Number(n) => n.to_string(),
+            Json::String(s) => s.clone(),
+            other => return Err(bad(format!("attribute {k}: {other} is not a number"))),
+        };
+        pairs.push((k.clone(), v));
+    }
+    let parsed =
+        lwm2m::ops::Attributes::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(bad)?;
+    Ok(Some(parsed.to_queries()))
+}
+
 fn default_rsc(op: Operation) -> u16 {
     match op {
-        Operation::Write | Operation::Execute => 2004,
+        Operation::Write | Operation::Execute | Operation::WriteAttributes => 2004,
         Operation::Create => 2001,
         Operation::Delete => 2002,
         _ => 2000,
@@ -173,6 +195,7 @@ impl IpeContract {
             content_format: None,
             args: None,
             observe_request_id: None,
+            attributes: None,
         };
         match a.op {
             Operation::Write | Operation::Create => {
@@ -205,6 +228,13 @@ impl IpeContract {
                     return Err(bad(format!("execute arguments {args:?} do not follow the LwM2M grammar")));
                 }
                 downlink.args = Some(args);
+            }
+            Operation::WriteAttributes | Operation::Observe => {
+                let attrs = attributes_of(a.content.as_ref())?;
+                if a.op == Operation::WriteAttributes && attrs.is_none() {
+                    return Err(bad("write-attributes needs content {\"attributes\": {…}}"));
+                }
+                downlink.attributes = attrs;
             }
             Operation::CancelObserve => {
                 if let Some(id) = &a.observe_request_id {

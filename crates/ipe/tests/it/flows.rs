@@ -549,3 +549,43 @@ fn answers_read_only_their_request_so_device_updates_do_not_invalidate_them() {
         "data cins without reading dev/"
     );
 }
+
+#[test]
+fn write_attributes_and_observe_with_attributes_are_validated() {
+    let mut l = registered();
+    grant_all(&mut l);
+    let (_, (_, ev)) = l.ok(&app_caller(), "submit_request", json!({"request_id": "wa1", "originator": "Capp1",
+        "endpoint": EP, "path": "/3303/0/5700", "op": "write-attributes", "content": {"attributes": {"pmax": 60, "pmin": 10, "gt": 25.5}}}));
+    assert_eq!(ev["downlink"]["attributes"], json!(["pmin=10", "pmax=60", "gt=25.5"]));
+    let (_, (_, ev)) = l.ok(
+        &app_caller(),
+        "submit_request",
+        json!({"request_id": "ob1", "originator": "Capp1",
+        "endpoint": EP, "path": "/3303/0/5700", "op": "observe", "content": {"attributes": {"pmin": "5"}}}),
+    );
+    assert_eq!(ev["downlink"]["attributes"], json!(["pmin=5"]));
+    let (_, (_, ev)) = l.ok(
+        &app_caller(),
+        "submit_request",
+        json!({"request_id": "ob2", "originator": "Capp1",
+        "endpoint": EP, "path": "/3303/0/5700", "op": "observe"}),
+    );
+    assert_eq!(ev["downlink"]["attributes"], Json::Null);
+    for (id, content) in [
+        ("wa2", json!({"attributes": {"pmin": -1}})),
+        ("wa3", json!({"attributes": {"bogus": 1}})),
+        ("wa4", json!({"attributes": [1]})),
+        ("wa5", json!({})),
+    ] {
+        let st = l.status(
+            &app_caller(),
+            "submit_request",
+            json!({"request_id": id, "originator": "Capp1",
+            "endpoint": EP, "path": "/3303/0/5700", "op": "write-attributes", "content": content}),
+        );
+        assert_eq!(st, 400, "{id}");
+    }
+    let (_, (_, ev)) =
+        l.ok(&gw1(), "submit_response", json!({"request_id": "wa1", "status": "ok", "code": "2.04"}));
+    assert_eq!(ev["outcome"]["rsc"], 2004);
+}
