@@ -465,7 +465,8 @@ impl IpeContract {
             "observe_request_id": a.observe_request_id, "originator": originator, "path": base.to_string(),
             "content": values, "at": now, "tx_id": ctx.tx_id(),
         });
-        store(ctx, &key, &rec)?;
+        // Only a marker stays in state (for the repeated-id check); the values are in the block and the event.
+        store(ctx, &key, &json!({"endpoint": device.endpoint, "at": now, "tx_id": ctx.tx_id()}))?;
         let mut ev = rec.clone();
         ev["to"] = serde_json::to_value(Address::Onem2m).map_err(bad)?;
         ev["cins"] = serde_json::to_value(&cins).map_err(bad)?;
