@@ -51,3 +51,33 @@ fn type_names_and_codes() {
     assert_eq!(rsc_for_code("4.04"), 4004);
     assert_eq!(rsc_for_code("5.03"), 5000);
 }
+
+#[test]
+fn timestamps_in_onem2m_and_rfc3339_form() {
+    use crate::translate::parse_timestamp;
+    assert_eq!(parse_timestamp("20231114T221320"), Some(1_700_000_000));
+    assert_eq!(parse_timestamp("2023-11-14T22:13:20Z"), Some(1_700_000_000));
+    assert_eq!(parse_timestamp("2023-11-14T22:13:20.123Z"), Some(1_700_000_000));
+    assert_eq!(parse_timestamp("19700101T000000"), Some(0));
+    assert_eq!(parse_timestamp("2000-02-29T00:00:00Z"), Some(951_782_400));
+    assert_eq!(parse_timestamp("2023-11-14T22:13:20+02:00"), None, "offsets are not guessed");
+    assert_eq!(parse_timestamp("2023-13-14T22:13:20Z"), None);
+    assert_eq!(parse_timestamp("yesterday"), None);
+    assert_eq!(parse_timestamp("2023-11-14T22:13:2é"), None);
+}
+
+#[test]
+fn whole_floats_fit_integers_but_fractions_do_not() {
+    use crate::translate::json_to_value;
+    use lwm2m::{LwM2mPath, Value};
+    use serde_json::json;
+    let p = LwM2mPath::ROOT;
+    assert_eq!(json_to_value(&p, Some(ResourceType::Integer), &json!(20.0)).unwrap(), Value::Integer(20));
+    assert!(json_to_value(&p, Some(ResourceType::Integer), &json!(20.5)).is_err());
+    assert_eq!(json_to_value(&p, Some(ResourceType::Unsigned), &json!(7.0)).unwrap(), Value::Unsigned(7));
+    assert!(json_to_value(&p, Some(ResourceType::Unsigned), &json!(-1)).is_err());
+    assert_eq!(
+        json_to_value(&p, Some(ResourceType::Time), &json!("20231114T221320")).unwrap(),
+        Value::Time(1_700_000_000)
+    );
+}

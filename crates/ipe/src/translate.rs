@@ -122,17 +122,30 @@ pub fn json_to_value(path: &LwM2mPath, ty: Option<ResourceType>, v: &Json) -> Re
             Json::String(s) => Value::Corelnk(s.clone()),
             _ => return Err(bad("a CoRE link string")),
         },
-        ResourceType::Integer | ResourceType::Time => {
-            let i = match v {
-                Json::Number(n) => n.as_i64(),
+        ResourceType::Integer => Value::Integer(
+            match v {
+                Json::Number(n) => whole_i64(n),
                 Json::String(s) => s.trim().parse().ok(),
                 _ => None,
             }
-            .ok_or_else(|| bad("a 64-bit integer"))?;
-            if ty == ResourceType::Time { Value::Time(i) } else { Value::Integer(i) }
-        }
+            .ok_or_else(|| bad("a 64-bit integer"))?,
+        ),
+        ResourceType::Time => Value::Time(
+            match v {
+                Json::Number(n) => whole_i64(n),
+                Json::String(s) => s.trim().parse().ok().or_else(|| parse_timestamp(s.trim())),
+                _ => None,
+            }
+            .ok_or_else(|| bad("a time (seconds, \"20231114T221320\" or \"2023-11-14T22:13:20Z\")"))?,
+        ),
         ResourceType::Unsigned => match v {
-            Json::Number(n) => Value::Unsigned(n.as_u64().ok_or_else(|| bad("an unsigned integer"))?),
+            Json::Number(n) => Value::Unsigned(
+                n.as_u64()
+                    .or_else(|| {
+                        n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9.0e15).map(|f| f as u64)
+                    })
+                    .ok_or_else(|| bad("an unsigned integer"))?,
+            ),
             Json::String(s) => Value::Unsigned(s.trim().parse().map_err(|_| bad("an unsigned integer"))?),
             _ => return Err(bad("an unsigned integer")),
         },
@@ -168,6 +181,48 @@ pub fn json_to_value(path: &LwM2mPath, ty: Option<ResourceType>, v: &Json) -> Re
         ResourceType::None => return Err(value_err(path, "executable resources carry no value")),
         _ => return Err(value_err(path, "unsupported resource type")),
     })
+}
+
+/// An integer, or a float without fraction that an integer holds exactly (`20.0`).
+fn whole_i64(n: &serde_json::Number) -> Option<i64> {
+    n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
+}
+
+/// Seconds since the epoch of a UTC time in oneM2M basic format (`20231114T221320`, TS-0004) or RFC 3339
+/// (`2023-11-14T22:13:20Z`, fractions ignored, `Z` or no offset).
+pub fn parse_timestamp(s: &str) -> Option<i64> {
+    let digits: String = s.chars().filter(char::is_ascii_digit).collect();
+    let basic = s.len() >= 15
+        && s.as_bytes().get(8) == Some(&b'T')
+        && s.get(..8).is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()));
+    let rfc = s.len() >= 19
+        && s.as_bytes().get(4) == Some(&b'-')
+        && s.as_bytes().get(7) == Some(&b'-')
+        && matches!(s.as_bytes().get(10), Some(b'T' | b't' | b' '))
+        && s.as_bytes().get(13) == Some(&b':')
+        && s.as_bytes().get(16) == Some(&b':');
+    if !(basic || rfc) || digits.len() < 14 {
+        return None;
+    }
+    let rest = if basic { s.get(15..)? } else { s.get(19..)? };
+    let rest = rest.trim_start_matches(|c: char| c == '.' || c == ',' || c.is_ascii_digit());
+    if !(rest.is_empty() || rest == "Z" || rest == "z") {
+        return None;
+    }
+    let num = |a: usize, b: usize| digits.get(a..b)?.parse::<i64>().ok();
+    let (y, mo, d, h, mi, se) = (num(0, 4)?, num(4, 6)?, num(6, 8)?, num(8, 10)?, num(10, 12)?, num(12, 14)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + se)
 }
 
 /// Common units of IPSO sensor objects, used when the object definition gives none (the built-in

@@ -135,3 +135,12 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn timestamp_parsing_never_panics(s in "\\PC{0,30}", prefix in "[0-9]{8}T[0-9]{6}") {
+        let _ = ipe::translate::parse_timestamp(&s);
+        let _ = ipe::translate::parse_timestamp(&format!("{prefix}{s}"));
+        let _ = ipe::translate::parse_timestamp(&format!("2023-11-14T22:13:2{s}"));
+    }
+}
