@@ -141,9 +141,8 @@ pub fn ae_id_for(endpoint: &str) -> String {
 /// `base` + `-` + the 8-hex-digit hash of `endpoint`: the AE-ID used when [`ae_id_for`] collides with another
 /// registered endpoint's.
 pub fn with_hash(base: &str, endpoint: &str) -> String {
-    let mut b = base.to_owned();
-    b.truncate(MAX_AE_ID - 9);
-    format!("{b}-{:08x}", fnv1a(endpoint))
+    let cut = (0..=base.len().min(MAX_AE_ID - 9)).rev().find(|i| base.is_char_boundary(*i)).unwrap_or(0);
+    format!("{}-{:08x}", &base[..cut], fnv1a(endpoint))
 }
 
 /// The container name of an object instance: `obj3303_0`.

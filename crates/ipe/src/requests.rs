@@ -203,7 +203,7 @@ impl IpeContract {
                 let records =
                     translate::records_from_content(&self.config.registry, &path, content).map_err(bad)?;
                 if a.op == Operation::Create
-                    && records.iter().any(|r| r.path.instance() != records[0].path.instance())
+                    && records.windows(2).any(|w| w[0].path.instance() != w[1].path.instance())
                 {
                     return Err(bad("create: all values must belong to one new instance"));
                 }

@@ -81,3 +81,13 @@ fn whole_floats_fit_integers_but_fractions_do_not() {
         Value::Time(1_700_000_000)
     );
 }
+
+#[test]
+fn hashed_ae_ids_cut_at_character_boundaries() {
+    let base = "é".repeat(40);
+    let id = with_hash(&base, "x");
+    // 55 bytes allowed before the suffix: 27 two-byte characters fit.
+    assert_eq!(id.len(), 27 * 2 + 9);
+    assert!(id.starts_with(&"é".repeat(27)));
+    assert_eq!(id.as_bytes()[54], b'-');
+}
