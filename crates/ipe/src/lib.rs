@@ -41,6 +41,7 @@
 //! assert_eq!(event.unwrap().0, "device.registered");
 //! ```
 
+pub mod events;
 pub mod mapping;
 pub mod model;
 pub mod policy;
@@ -56,34 +57,13 @@ use lwm2m::Registry;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use events::IpeEvent;
 pub use mapping::{MappingMode, ResourceTree, ae_id_for, resource_tree};
 pub use model::{Device, GatewayRef, Operation, RequestRecord};
 pub use policy::{Permission, Policy, Rule};
 
 /// The contract's name (and state namespace).
 pub const NAME: &str = "ipe";
-
-/// Event names.
-pub mod events {
-    /// A device registered (or re-registered): create its AE and containers.
-    pub const DEVICE_REGISTERED: &str = "device.registered";
-    /// A device's registration changed: create new containers, delete removed ones.
-    pub const DEVICE_UPDATED: &str = "device.updated";
-    /// A device left (de-registered or expired): delete its AE.
-    pub const DEVICE_DEREGISTERED: &str = "device.deregistered";
-    /// A request for a gateway to perform on a device.
-    pub const REQUEST: &str = "request";
-    /// The answer to a request, for its originator.
-    pub const RESPONSE: &str = "response";
-    /// Data a device reported (Notify / Send), for the oneM2M side.
-    pub const REPORT: &str = "report";
-    /// A device asks the oneM2M side something.
-    pub const DEVICE_REQUEST: &str = "device.request";
-    /// The answer to a device's request, for its gateway.
-    pub const DEVICE_ANSWER: &str = "device.answer";
-    /// The access policy changed.
-    pub const POLICY_CHANGED: &str = "policy.changed";
-}
 
 /// Configuration; every peer must run the contract with the same one.
 #[derive(Debug, Clone)]
@@ -160,10 +140,10 @@ pub(crate) fn store<T: Serialize>(ctx: &mut TxContext<'_>, key: &str, v: &T) -> 
     ctx.put_state(key, to_json(v)?)
 }
 
-pub(crate) fn emit(
+pub(crate) fn emit<T: Serialize>(
     ctx: &mut TxContext<'_>,
     name: &str,
-    payload: &serde_json::Value,
+    payload: &T,
 ) -> Result<(), ContractError> {
     let bytes = to_json(payload)?;
     ctx.set_event(name, bytes);

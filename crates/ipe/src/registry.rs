@@ -4,6 +4,7 @@ use contract::{ContractError, TxContext};
 use lwm2m::registration::ObjectLinks;
 use serde_json::{Value as Json, json};
 
+use crate::events::{DeviceEvent, PolicyChangedEvent};
 use crate::mapping::{self, ResourceTree};
 use crate::model::{Address, DeregisterArgs, Device, GatewayRef, RegisterArgs, UpdateArgs};
 use crate::policy::{Policy, Rule};
@@ -75,13 +76,8 @@ pub(crate) fn find_device(ctx: &mut TxContext<'_>, name: &str) -> Result<Device,
     Err(ContractError::NotFound(format!("device {name:?} is not registered")))
 }
 
-fn device_event(device: &Device, tree: &ResourceTree, removed: Vec<String>) -> Json {
-    json!({
-        "to": Address::Onem2m,
-        "device": device,
-        "tree": tree,
-        "removed": removed,
-    })
+fn device_event(device: &Device, tree: ResourceTree, removed: Vec<String>) -> DeviceEvent {
+    DeviceEvent { to: Address::Onem2m, device: device.clone(), tree, removed, reason: None }
 }
 
 impl IpeContract {
@@ -152,7 +148,7 @@ impl IpeContract {
             .unwrap_or_default();
         store(ctx, &dev_key(&device.endpoint), &device)?;
         store(ctx, &ae_key(&ae_id), &device.endpoint)?;
-        emit(ctx, events::DEVICE_REGISTERED, &device_event(&device, &tree, removed))?;
+        emit(ctx, events::DEVICE_REGISTERED, &device_event(&device, tree, removed))?;
         to_json(&device)
     }
 
@@ -202,7 +198,7 @@ impl IpeContract {
         let removed =
             mapping::removed_containers(&mapping::resource_tree(&old, &self.config.registry), &tree);
         store(ctx, &dev_key(&device.endpoint), &device)?;
-        emit(ctx, events::DEVICE_UPDATED, &device_event(&device, &tree, removed))?;
+        emit(ctx, events::DEVICE_UPDATED, &device_event(&device, tree, removed))?;
         to_json(&device)
     }
 
@@ -219,8 +215,8 @@ impl IpeContract {
         let tree = mapping::resource_tree(&device, &self.config.registry);
         ctx.delete_state(&dev_key(&device.endpoint))?;
         ctx.delete_state(&ae_key(&device.ae_id))?;
-        let mut ev = device_event(&device, &tree, Vec::new());
-        ev["reason"] = Json::String(reason);
+        let mut ev = device_event(&device, tree, Vec::new());
+        ev.reason = Some(reason);
         emit(ctx, events::DEVICE_DEREGISTERED, &ev)?;
         to_json(&device)
     }
@@ -294,7 +290,7 @@ impl IpeContract {
         }
         p.version = old.version + 1;
         store(ctx, POLICY_KEY, &p)?;
-        emit(ctx, events::POLICY_CHANGED, &json!({"to": Address::Onem2m, "version": p.version}))?;
+        emit(ctx, events::POLICY_CHANGED, &PolicyChangedEvent { to: Address::Onem2m, version: p.version })?;
         to_json(&p)
     }
 

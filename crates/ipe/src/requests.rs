@@ -4,6 +4,7 @@ use contract::{ContractError, TxContext};
 use lwm2m::{ContentFormat, LwM2mPath, Record, Value};
 use serde_json::{Map, Value as Json, json};
 
+use crate::events::{DeviceAnswerEvent, DeviceRequestEvent, ReportEvent, RequestEvent, ResponseEvent};
 use crate::mapping::{self, Cin, MappedDevice};
 use crate::model::{
     Address, AnswerArgs, Device, DeviceAnswer, DeviceRequestArgs, DeviceRequestRecord, Downlink, Operation,
@@ -270,16 +271,16 @@ impl IpeContract {
             response: None,
         };
         store(ctx, &key, &rec)?;
-        let ev = json!({
-            "to": Address::Gateway { org: rec.gateway.org.clone(), id: rec.gateway.id.clone() },
-            "request_id": rec.request_id,
-            "originator": rec.originator,
-            "endpoint": rec.endpoint,
-            "ae_id": rec.ae_id,
-            "downlink": rec.downlink,
-            "submitted_at": rec.submitted_at,
-            "expires_at": rec.expires_at,
-        });
+        let ev = RequestEvent {
+            to: Address::Gateway { org: rec.gateway.org.clone(), id: rec.gateway.id.clone() },
+            request_id: rec.request_id.clone(),
+            originator: rec.originator.clone(),
+            endpoint: rec.endpoint.clone(),
+            ae_id: rec.ae_id.clone(),
+            downlink: rec.downlink.clone(),
+            submitted_at: rec.submitted_at,
+            expires_at: rec.expires_at,
+        };
         emit(ctx, events::REQUEST, &ev)?;
         to_json(&rec)
     }
@@ -390,16 +391,16 @@ impl IpeContract {
         {
             cins.extend(data);
         }
-        let ev = json!({
-            "to": Address::Originator { id: rec.originator.clone() },
-            "request_id": rec.request_id,
-            "endpoint": rec.endpoint,
-            "ae_id": rec.ae_id,
-            "op": op,
-            "path": rec.downlink.path,
-            "outcome": outcome,
-            "cins": cins,
-        });
+        let ev = ResponseEvent {
+            to: Address::Originator { id: rec.originator.clone() },
+            request_id: rec.request_id.clone(),
+            endpoint: rec.endpoint.clone(),
+            ae_id: rec.ae_id.clone(),
+            op,
+            path: rec.downlink.path.clone(),
+            outcome,
+            cins,
+        };
         emit(ctx, events::RESPONSE, &ev)?;
         to_json(&rec)
     }
@@ -460,18 +461,24 @@ impl IpeContract {
             now,
         )
         .map_err(bad)?;
-        let rec = json!({
-            "report_id": a.report_id, "endpoint": device.endpoint, "ae_id": device.ae_id, "kind": a.kind,
-            "observe_request_id": a.observe_request_id, "originator": originator, "path": base.to_string(),
-            "content": values, "at": now, "tx_id": ctx.tx_id(),
-        });
         // Only a marker stays in state (for the repeated-id check); the values are in the block and the event.
         store(ctx, &key, &json!({"endpoint": device.endpoint, "at": now, "tx_id": ctx.tx_id()}))?;
-        let mut ev = rec.clone();
-        ev["to"] = serde_json::to_value(Address::Onem2m).map_err(bad)?;
-        ev["cins"] = serde_json::to_value(&cins).map_err(bad)?;
+        let ev = ReportEvent {
+            to: Address::Onem2m,
+            report_id: a.report_id,
+            endpoint: device.endpoint,
+            ae_id: device.ae_id,
+            kind: a.kind,
+            observe_request_id: a.observe_request_id,
+            originator,
+            path: base.to_string(),
+            content: values,
+            at: now,
+            tx_id: ctx.tx_id().to_owned(),
+            cins,
+        };
         emit(ctx, events::REPORT, &ev)?;
-        to_json(&rec)
+        to_json(&ev)
     }
 
     pub(crate) fn device_request(
@@ -524,11 +531,16 @@ impl IpeContract {
             Some(t) => Address::Originator { id: t.clone() },
             None => Address::Onem2m,
         };
-        let ev = json!({
-            "to": to, "request_id": rec.request_id, "endpoint": rec.endpoint, "ae_id": rec.ae_id,
-            "topic": rec.topic, "content": rec.content, "submitted_at": rec.submitted_at,
-            "expires_at": rec.expires_at,
-        });
+        let ev = DeviceRequestEvent {
+            to,
+            request_id: rec.request_id.clone(),
+            endpoint: rec.endpoint.clone(),
+            ae_id: rec.ae_id.clone(),
+            topic: rec.topic.clone(),
+            content: rec.content.clone(),
+            submitted_at: rec.submitted_at,
+            expires_at: rec.expires_at,
+        };
         emit(ctx, events::DEVICE_REQUEST, &ev)?;
         to_json(&rec)
     }
@@ -595,10 +607,12 @@ impl IpeContract {
         rec.status = a.status;
         rec.answer = Some(answer.clone());
         store(ctx, &key, &rec)?;
-        let ev = json!({
-            "to": Address::Gateway { org: rec.gateway.org.clone(), id: rec.gateway.id.clone() },
-            "request_id": rec.request_id, "endpoint": rec.endpoint, "answer": answer,
-        });
+        let ev = DeviceAnswerEvent {
+            to: Address::Gateway { org: rec.gateway.org.clone(), id: rec.gateway.id.clone() },
+            request_id: rec.request_id.clone(),
+            endpoint: rec.endpoint.clone(),
+            answer,
+        };
         emit(ctx, events::DEVICE_ANSWER, &ev)?;
         to_json(&rec)
     }

@@ -75,7 +75,14 @@ impl Ledger {
                 self.state.insert(w.key, VersionedValue { value: w.value, version });
             }
         }
-        let ev = ev.map(|(n, p)| (n, serde_json::from_slice(&p).expect("event payload is JSON")));
+        let ev = ev.map(|(n, p)| {
+            // Every event the contract emits parses as its typed form, and reads back to the same JSON.
+            let typed = ipe::IpeEvent::parse(&n, &p).expect("event parses").expect("a known event name");
+            assert_eq!(typed.name(), n);
+            let json: Json = serde_json::from_slice(&p).expect("event payload is JSON");
+            assert_eq!(serde_json::to_value(typed.to()).unwrap(), json["to"]);
+            (n, json)
+        });
         (Ok(serde_json::from_slice(&out).expect("answers are JSON")), ev)
     }
 
