@@ -55,7 +55,7 @@ impl Device {
 }
 
 /// `register_device` argument.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterArgs {
     /// Endpoint name.
@@ -81,7 +81,7 @@ pub struct RegisterArgs {
 }
 
 /// `update_device` argument: only what the Update carried.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateArgs {
     /// Endpoint name.
@@ -101,7 +101,7 @@ pub struct UpdateArgs {
 }
 
 /// `deregister_device` argument.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeregisterArgs {
     /// Endpoint name.
@@ -149,7 +149,7 @@ impl Operation {
 }
 
 /// `submit_request` argument (also the content an application writes into a device's `cmd` container).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestArgs {
     /// Request id chosen by the originator (1..=128 of `A-Z a-z 0-9 - . _ : ~`), unique forever.
@@ -287,7 +287,7 @@ pub struct RequestRecord {
 }
 
 /// `submit_response` argument.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResponseArgs {
     /// The request answered.
@@ -318,7 +318,7 @@ pub struct ResponseArgs {
 }
 
 /// `report` argument: data a device pushed (Notify of an observation, or Send).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReportArgs {
     /// Report id chosen by the gateway (unique forever; a retried report is refused with Conflict).
@@ -345,7 +345,7 @@ pub struct ReportArgs {
 }
 
 /// `device_request` argument: an LwM2M client asks the oneM2M side something (scenario 2).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceRequestArgs {
     /// Request id chosen by the gateway (unique forever).
@@ -372,7 +372,7 @@ pub struct DeviceRequestArgs {
 }
 
 /// `answer_device_request` argument.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerArgs {
     /// The device request answered.

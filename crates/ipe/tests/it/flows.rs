@@ -589,3 +589,41 @@ fn write_attributes_and_observe_with_attributes_are_validated() {
         l.ok(&gw1(), "submit_response", json!({"request_id": "wa1", "status": "ok", "code": "2.04"}));
     assert_eq!(ev["outcome"]["rsc"], 2004);
 }
+
+#[test]
+fn typed_arguments_serialise_to_what_the_contract_takes() {
+    use ipe::model::{RequestArgs, ResponseArgs};
+    let mut l = registered();
+    grant_all(&mut l);
+    let req = RequestArgs {
+        request_id: "typed-1".into(),
+        originator: "Capp1".into(),
+        endpoint: EP.into(),
+        path: "/3303/0/5700".into(),
+        op: ipe::Operation::Read,
+        content: None,
+        partial: false,
+        observe_request_id: None,
+        timeout: Some(5),
+    };
+    let (rec, (_, ev)) = l.ok(&app_caller(), "submit_request", serde_json::to_value(&req).unwrap());
+    assert_eq!(rec["expires_at"].as_i64().unwrap() - rec["submitted_at"].as_i64().unwrap(), 5);
+    let ipe::IpeEvent::Request(r) =
+        ipe::IpeEvent::parse("request", &serde_json::to_vec(&ev).unwrap()).unwrap().unwrap()
+    else {
+        panic!("not a request event")
+    };
+    let rsp = ResponseArgs {
+        request_id: r.request_id,
+        status: "ok".into(),
+        code: Some("2.05".into()),
+        records: Some(json!([{"path": "/3303/0/5700", "v": 20.5}])),
+        payload: None,
+        content_format: None,
+        links: None,
+        location: None,
+        message: None,
+    };
+    let (rec, _) = l.ok(&gw1(), "submit_response", serde_json::to_value(&rsp).unwrap());
+    assert_eq!(rec["response"]["content"]["values"]["/3303/0/5700"]["v"], 20.5);
+}
