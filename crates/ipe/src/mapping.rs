@@ -322,3 +322,29 @@ pub fn request_from_cmd(con: &Json, originator: &str, endpoint: &str) -> Result<
     o.insert("endpoint".into(), Json::String(endpoint.to_owned()));
     Ok(req)
 }
+
+/// The oneM2M response status code for a contract error status (what the endorser returned for a refused
+/// `submit_request`): 400 → 4000 BAD_REQUEST, 403 → 4103 ORIGINATOR_HAS_NO_PRIVILEGE, 404 → 4004 NOT_FOUND,
+/// 409 → 4105 CONFLICT, anything else → 5000 INTERNAL_SERVER_ERROR.
+pub fn rsc_for_contract_status(status: i32) -> u16 {
+    match status {
+        400 => 4000,
+        403 => 4103,
+        404 => 4004,
+        409 => 4105,
+        _ => 5000,
+    }
+}
+
+/// The `rsp` contentInstance for a request the contract refused (so an application that wrote into `cmd`
+/// still gets an answer): same shape as an answered request's, `status: "rejected"`, no `code`.
+pub fn rejection_cin(ae_id: &str, request_id: &str, originator: &str, status: i32, message: &str) -> Cin {
+    Cin {
+        container: format!("{ae_id}/{RSP}"),
+        con: json!({
+            "request_id": request_id, "originator": originator, "op": null, "path": null,
+            "status": "rejected", "rsc": rsc_for_contract_status(status), "code": null, "content": {},
+            "message": message,
+        }),
+    }
+}

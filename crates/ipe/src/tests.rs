@@ -91,3 +91,14 @@ fn hashed_ae_ids_cut_at_character_boundaries() {
     assert!(id.starts_with(&"é".repeat(27)));
     assert_eq!(id.as_bytes()[54], b'-');
 }
+
+#[test]
+fn refused_requests_still_get_an_rsp_content_instance() {
+    use crate::mapping::rejection_cin;
+    let cin = rejection_cin("Cimei-1", "r9", "Capp1", 403, "the access policy does not let Capp1 Write");
+    assert_eq!(cin.container, "Cimei-1/rsp");
+    assert_eq!(cin.con["status"], "rejected");
+    assert_eq!(cin.con["rsc"], 4103);
+    assert_eq!(crate::mapping::rsc_for_contract_status(409), 4105);
+    assert_eq!(crate::mapping::rsc_for_contract_status(500), 5000);
+}
