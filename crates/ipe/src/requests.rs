@@ -314,7 +314,10 @@ impl IpeContract {
             (Some(p), Some(ct)) if a.records.is_none() => Some((ct, p.as_str())),
             _ => None,
         };
-        let (status, rsc, content, message) = match a.status.as_str() {
+        // A device error code is an error, whatever the gateway called it.
+        let failed_code = a.code.as_deref().is_some_and(|c| !c.starts_with("2."));
+        let claimed = if a.status == "ok" && failed_code { "error" } else { a.status.as_str() };
+        let (status, rsc, content, message) = match claimed {
             "timeout" => {
                 ("timeout", 4008, json!({}), a.message.or(Some("the device did not answer in time".into())))
             }

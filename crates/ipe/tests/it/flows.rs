@@ -167,6 +167,12 @@ fn write_translates_onem2m_content_into_lwm2m_payloads() {
     );
     assert_eq!(ev["outcome"]["status"], "error");
     assert_eq!(ev["outcome"]["rsc"], 4004);
+    // A 4.xx called "ok" by the gateway is still an error.
+    l.ok(&app_caller(), "submit_request", json!({"request_id": "del2", "originator": "Capp1", "endpoint": EP, "path": "/3303/1", "op": "delete"}));
+    let (rec, (_, ev)) =
+        l.ok(&gw1(), "submit_response", json!({"request_id": "del2", "status": "ok", "code": "4.05"}));
+    assert_eq!(rec["status"], "error");
+    assert_eq!(ev["outcome"]["rsc"], 4005);
 }
 
 #[test]
