@@ -81,7 +81,7 @@ pub struct NetworkConfig {
 
 impl NetworkConfig {
     /// The default network of DESIGN §6: 3 orderers (OrdererMSP) on 7050/8050/9050, `peer0` of Org1 on 7051
-    /// and of Org2 on 9051, channel `iot`, the `kv` sample contract with policy `ANY`.
+    /// and of Org2 on 9051, channel `iot`, the `ipe` contract and the `kv` sample, both with policy `ANY`.
     pub fn default_network() -> NetworkConfig {
         let node = |name: &str, msp: &str, port| NodeSettings {
             name: name.into(),
@@ -99,7 +99,10 @@ impl NetworkConfig {
             ],
             peers: vec![node("peer0", "Org1MSP", 7051), node("peer0", "Org2MSP", 9051)],
             batch: BatchSettings::default(),
-            contracts: vec![ContractSettings { name: "kv".into(), policy: "ANY".into() }],
+            contracts: vec![
+                ContractSettings { name: "ipe".into(), policy: "ANY".into() },
+                ContractSettings { name: "kv".into(), policy: "ANY".into() },
+            ],
         }
     }
 

@@ -33,9 +33,10 @@ pub enum RunError {
     WrongRole(String, NodeRole),
 }
 
-/// The contracts every peer of the default network has installed.
+/// The contracts every peer of the default network has installed: the IPE (interworking proxy) and the
+/// `kv` sample used by tests and the ledger benchmark.
 pub fn installed_contracts() -> Vec<Arc<dyn Contract>> {
-    vec![Arc::new(contract::samples::KvContract)]
+    vec![Arc::new(ipe::IpeContract::default()), Arc::new(contract::samples::KvContract)]
 }
 
 /// Number of threads for signature checks: the config's, or the machine's cores.

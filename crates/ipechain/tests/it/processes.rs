@@ -205,7 +205,7 @@ async fn nodes_survive_kill_9_and_the_chain_stays_whole() {
 
     // Load: 6 client apps, half on each peer, recording every commit reported to them.
     let stop = Arc::new(AtomicBool::new(false));
-    let reported = Arc::new(Mutex::new(Vec::<String>::new()));
+    let reported = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
     let mut apps = Vec::new();
     for app in 0..6usize {
         let org = app % 2 + 1;
@@ -218,9 +218,10 @@ async fn nodes_survive_kill_9_and_the_chain_stays_whole() {
             let mut seq = 0;
             while !stop.load(Ordering::Relaxed) {
                 seq += 1;
-                let args = [format!("app{app}-{seq}").into_bytes(), b"v".to_vec()];
+                let key = format!("app{app}-{seq}");
+                let args = [key.clone().into_bytes(), b"v".to_vec()];
                 match tokio::time::timeout(Duration::from_secs(15), kv.submit("put", &args)).await {
-                    Ok(Ok(c)) => reported.lock().unwrap().push(c.tx_id),
+                    Ok(Ok(c)) => reported.lock().unwrap().push((c.tx_id, key)),
                     _ => tokio::time::sleep(Duration::from_millis(100)).await,
                 }
             }
@@ -249,7 +250,7 @@ async fn nodes_survive_kill_9_and_the_chain_stays_whole() {
     for a in apps {
         a.await.unwrap();
     }
-    let reported: Vec<String> = reported.lock().unwrap().clone();
+    let reported: Vec<(String, String)> = reported.lock().unwrap().clone();
     assert!(
         reported.len() > before_restart && before_restart > 0,
         "load kept committing: {before_restart} then {}",
@@ -277,10 +278,25 @@ async fn nodes_survive_kill_9_and_the_chain_stays_whole() {
     for p in names.iter().filter(|n| n.starts_with("peer")) {
         let (counts, h) = valid_tx_counts(&blocks_dir(&net.dir, p));
         assert_eq!(h, height, "{p}");
-        for id in &reported {
+        for (id, _) in &reported {
             assert_eq!(counts.get(id), Some(&1), "{p}: reported transaction {id}");
         }
     }
+
+    // A peer whose state database is deleted rebuilds it from its blocks when it restarts.
+    let org1 = names.iter().find(|n| n.contains("org1")).unwrap().clone();
+    std::fs::remove_file(net.dir.node_data(&org1).join("state.redb")).unwrap();
+    net.start(&org1);
+    net.wait_up(&org1).await;
+    let s = net.status(&org1).await.unwrap();
+    assert_eq!((s.height, s.head_hash.clone()), (height, head.clone()), "rebuilt peer serves the same chain");
+    let (signer, tls) = net.user(1);
+    let gw = Gateway::connect(&net.net.peers[0].endpoint(), &tls, signer, "iot").unwrap();
+    for (_, key) in reported.iter().step_by(50) {
+        let got = gw.contract("kv").evaluate("get", &[key.clone().into_bytes()]).await.unwrap();
+        assert_eq!(got, b"v", "state rebuilt: {key}");
+    }
+    net.stop_all();
 
     // The offline audit passes...
     let out = Command::new(bin()).args(["verify", "--data-dir"]).arg(net.dir.root()).output().unwrap();

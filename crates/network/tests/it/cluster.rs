@@ -251,3 +251,33 @@ async fn bad_requests_are_refused_and_change_nothing() {
     assert_eq!(gw.contract("kv").evaluate("get", &[b"k".to_vec()]).await.unwrap(), b"good");
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ipe_contract_runs_on_every_peer() {
+    let c = Cluster::start(23).await;
+    // A bridge gateway of Org2 registers a device; its event reaches a listener on Org1's peer.
+    let (gw_signer, tls) = c.user(2, "Gateway");
+    let gateway = Gateway::connect(&c.net.peers[1].endpoint(), &tls, gw_signer, "iot").unwrap();
+    let reg = br#"{"endpoint":"imei:356938035643809","lwm2m_version":"1.1","lifetime":300,"links":"</3/0>,</3303/0>"}"#;
+    let committed = gateway.contract("ipe").submit("register_device", &[reg.to_vec()]).await.unwrap();
+    let device: serde_json::Value = serde_json::from_slice(&committed.payload).unwrap();
+    assert_eq!(device["ae_id"], "Cimei-356938035643809");
+    assert_eq!(device["gateway"]["org"], "Org2MSP");
+
+    let app = c.gateway(1);
+    let mut events = app.contract_events("ipe", Checkpoint::default()).await.unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(10), events.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(e.event.event_name, "device.registered");
+    assert_eq!(e.event.tx_id, committed.tx_id);
+    let payload: serde_json::Value = serde_json::from_slice(&e.event.payload).unwrap();
+    assert_eq!(payload["device"]["endpoint"], "imei:356938035643809");
+    c.converged(committed.block + 1).await;
+    let got = app.contract("ipe").evaluate("get_device", &[b"imei:356938035643809".to_vec()]).await.unwrap();
+    let got: serde_json::Value = serde_json::from_slice(&got).unwrap();
+    assert_eq!(got["ae_id"], "Cimei-356938035643809");
+    // A request from an application the (default-deny) policy does not grant is refused by the contract.
+    let req = br#"{"request_id":"r1","originator":"Capp1","endpoint":"imei:356938035643809","path":"/3303/0/5700","op":"read"}"#;
+    let err = app.contract("ipe").submit("submit_request", &[req.to_vec()]).await.unwrap_err();
+    assert!(err.to_string().contains("403") || err.to_string().contains("forbidden"), "{err}");
+    c.shutdown().await;
+}
