@@ -102,6 +102,13 @@ fn main() {
             &format!("{m}::DeliverResponse"),
             true,
         ))
+        .method(method(
+            "deliver_filtered",
+            "DeliverFiltered",
+            &format!("{m}::SignedRequest"),
+            &format!("{m}::FilteredBlock"),
+            true,
+        ))
         .build();
     let status = Service::builder()
         .name("Admin")

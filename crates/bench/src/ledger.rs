@@ -1,6 +1,6 @@
 //! `ipechain bench ledger`: N client applications, each on its own gRPC connection, submitting signed
-//! transactions (`kv.put` of fresh keys) in a closed loop; commits are observed on each peer's block
-//! stream. Reports committed tx/s, submit→commit latency percentiles and the invalid count.
+//! transactions (`kv.put` of fresh keys) in a closed loop; commits are observed on each peer's
+//! commit stream (filtered blocks). Reports committed tx/s, submit→commit latency percentiles and the invalid count.
 
 use crate::stats::percentile;
 use ledger_client::{ClientError, Gateway, node_status};
@@ -163,19 +163,14 @@ pub async fn run(
         let ch = channel(&t.endpoint, &t.tls)?;
         let height = node_status(ch.clone()).await?.height;
         let gw = Gateway::with_channel(ch, t.signers[0].clone(), &cfg.channel)?;
-        let mut blocks = gw.blocks(height, None).await?;
+        let mut commits = gw.commits(height, None).await?;
         let tracker = Arc::new(Tracker::default());
         let tr = tracker.clone();
         tokio::spawn(async move {
-            while let Ok(Some(block)) = blocks.next().await {
-                let codes = block.validation_codes().to_vec();
-                for (i, env) in block.envelopes().iter().enumerate() {
-                    if let Some(id) = ledger_store::envelope_tx_id(env) {
-                        let code = codes
-                            .get(i)
-                            .and_then(|c| TxValidationCode::from_u8(*c))
-                            .unwrap_or(TxValidationCode::InvalidOtherReason);
-                        tr.committed(id.as_str().to_owned(), code);
+            while let Ok(Some((_, txs))) = commits.next().await {
+                for (id, code) in txs {
+                    if !id.is_empty() {
+                        tr.committed(id, code);
                     }
                 }
             }

@@ -163,6 +163,25 @@ pub struct BlocksRequest {
     pub stop: Option<u64>,
 }
 
+/// A committed block reduced to what a commit listener needs (Fabric's filtered block): each transaction's
+/// id and validation code, in block order.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FilteredBlock {
+    #[prost(uint64, tag = "1")]
+    pub number: u64,
+    #[prost(message, repeated, tag = "2")]
+    pub txs: Vec<FilteredTx>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FilteredTx {
+    #[prost(string, tag = "1")]
+    pub tx_id: String,
+    /// A `TxValidationCode` byte.
+    #[prost(uint32, tag = "2")]
+    pub code: u32,
+}
+
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StatusRequest {}
 

@@ -13,7 +13,8 @@ use ledger_rpc::endorser_client::EndorserClient;
 use ledger_rpc::messages::{
     BlocksRequest, ChaincodeEventsRequest, ChaincodeEventsResponse, CommitStatusRequest,
     CommitStatusResponse, DeliverResponse, EndorseRequest, EndorseResponse, EvaluateRequest,
-    EvaluateResponse, NodeStatus, SignedRequest, StatusRequest, SubmitRequest, SubmitResponse,
+    EvaluateResponse, FilteredBlock, FilteredTx, NodeStatus, SignedRequest, StatusRequest, SubmitRequest,
+    SubmitResponse,
 };
 use ledger_rpc::{admin_server, endorser_server, gateway_server};
 use ledger_types::TxValidationCode;
@@ -343,13 +344,7 @@ where
         &self,
         request: Request<SignedRequest>,
     ) -> Result<Response<Self::DeliverStream>, Status> {
-        let req = request.into_inner();
-        self.0.authorize_reader(&req)?;
-        let inner = BlocksRequest::decode(req.request.as_slice())
-            .map_err(|e| Status::invalid_argument(format!("bad deliver request: {e}")))?;
-        if inner.channel_id != self.0.ledger.rules().channel_id {
-            return Err(Status::not_found(format!("unknown channel {:?}", inner.channel_id)));
-        }
+        let inner = self.blocks_request(&request.into_inner())?;
         let (tx, rx) = mpsc::channel(16);
         let ledger = self.0.ledger.clone();
         let stop = self.0.shutdown.clone();
@@ -365,6 +360,52 @@ where
             .await;
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    type DeliverFilteredStream = ReceiverStream<Result<FilteredBlock, Status>>;
+
+    async fn deliver_filtered(
+        &self,
+        request: Request<SignedRequest>,
+    ) -> Result<Response<Self::DeliverFilteredStream>, Status> {
+        let inner = self.blocks_request(&request.into_inner())?;
+        let (tx, rx) = mpsc::channel(64);
+        let ledger = self.0.ledger.clone();
+        let stop = self.0.shutdown.clone();
+        tokio::spawn(async move {
+            follow_blocks(
+                ledger,
+                stop,
+                inner.start,
+                inner.stop,
+                |cb| {
+                    let txs = cb
+                        .txs
+                        .iter()
+                        .map(|(id, code, _)| FilteredTx { tx_id: id.clone(), code: u32::from(code.as_u8()) })
+                        .collect();
+                    Some(Ok(FilteredBlock { number: cb.number, txs }))
+                },
+                tx,
+            )
+            .await;
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+impl<B: BlockStore + 'static, S: StateStore + 'static> GatewayService<B, S>
+where
+    S::Snapshot: 'static,
+{
+    fn blocks_request(&self, req: &SignedRequest) -> Result<BlocksRequest, Status> {
+        self.0.authorize_reader(req)?;
+        let inner = BlocksRequest::decode(req.request.as_slice())
+            .map_err(|e| Status::invalid_argument(format!("bad deliver request: {e}")))?;
+        if inner.channel_id != self.0.ledger.rules().channel_id {
+            return Err(Status::not_found(format!("unknown channel {:?}", inner.channel_id)));
+        }
+        Ok(inner)
     }
 }
 

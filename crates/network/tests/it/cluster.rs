@@ -162,6 +162,14 @@ async fn transactions_commit_on_every_peer_and_events_resume() {
     let (height, _head) = c.converged(2).await;
     c.orderers_at(height).await;
 
+    // Filtered blocks (commit notifications) name every transaction with its code.
+    let mut commits = gw2.commits(1, Some(height - 1)).await.unwrap();
+    let mut valid = std::collections::HashSet::new();
+    while let Some((_, txs)) = commits.next().await.unwrap() {
+        valid.extend(txs.into_iter().filter(|(_, code)| code.is_valid()).map(|(id, _)| id));
+    }
+    assert!(ids.iter().chain([&first.tx_id]).all(|id| valid.contains(id)));
+
     // Contract events: all 41 puts in chain order; resuming from a checkpoint gives no gap and no duplicate.
     let mut events = gw1.contract_events("kv", Checkpoint::default()).await.unwrap();
     let mut seen = Vec::new();
