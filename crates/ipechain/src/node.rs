@@ -68,6 +68,10 @@ pub(crate) struct EdgeArgs {
     /// The LwM2M server's admin REST API (Leshan-style, local only).
     #[arg(long, default_value = "127.0.0.1:8090")]
     lwm2m_admin_addr: SocketAddr,
+    /// OMA object definition files (XML) or directories of them, loaded on top of the built-in objects
+    /// (core 0–7 and IPSO 3300–3350). May be repeated.
+    #[arg(long = "lwm2m-objects", value_name = "PATH")]
+    lwm2m_objects: Vec<std::path::PathBuf>,
 }
 
 pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
@@ -111,9 +115,12 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
     let cse_task =
         tokio::spawn(cse::serve(cse.clone(), cse_listener, async move { cse_stop.cancelled().await }));
     // The LwM2M side.
+    let registry = lwm2m_server::load_object_definitions(&edge.lwm2m_objects)
+        .context("loading LwM2M object definitions")?;
     let (lwm2m, lwm2m_task) = lwm2m_server::LwM2mServer::start(lwm2m_server::ServerConfig {
         coap_addr: edge.lwm2m_addr,
         admin_addr: Some(edge.lwm2m_admin_addr),
+        registry: std::sync::Arc::new(registry),
         ..Default::default()
     })
     .await

@@ -317,3 +317,94 @@ async fn nodes_survive_kill_9_and_the_chain_stays_whole() {
     assert!(!out.status.success(), "verify must fail on a damaged block:\n{text}");
     assert!(text.contains(&victim) && text.contains("block 2"), "verify must name the block:\n{text}");
 }
+
+/// A blocking HTTP/1.1 GET on 127.0.0.1 with oneM2M headers; returns the status line and body.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-M2M-Origin: CAdmin\r\nX-M2M-RI: t1\r\nX-M2M-RVI: 3\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_serves_the_ledger_the_cse_and_the_lwm2m_server_and_stops_on_sigterm() {
+    let net = Net::generate();
+    let (cse, coap, admin) =
+        (test_support::free_tcp_port(), test_support::free_udp_port(), test_support::free_tcp_port());
+    let spawn = || {
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(net.logs.join("up.log")).unwrap();
+        ChildGuard::spawn(
+            Command::new(bin())
+                .args(["up", "--data-dir"])
+                .arg(net.dir.root())
+                .args(["--cse-addr", &format!("127.0.0.1:{cse}")])
+                .args(["--lwm2m-addr", &format!("127.0.0.1:{coap}")])
+                .args(["--lwm2m-admin-addr", &format!("127.0.0.1:{admin}")])
+                .stdout(Stdio::piped())
+                .stderr(log),
+        )
+        .unwrap()
+    };
+    let mut up = spawn();
+    for n in net.node_names() {
+        net.wait_up(&n).await;
+    }
+    // The oneM2M side answers like ACME.
+    let mut cb = String::new();
+    for _ in 0..100 {
+        cb = http_get(cse, "/cse-in");
+        if cb.contains("m2m:cb") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(cb.starts_with("HTTP/1.1 200") && cb.contains("\"csi\":\"/id-in\""), "{cb}");
+    // An LwM2M client registers over real UDP and shows up in the admin API.
+    let out = Command::new(test_support::coap_client())
+        .args(["-m", "post", "-t", "40", "-e", "</3/0>,</3303/0>"])
+        .arg(format!("coap://127.0.0.1:{coap}/rd?ep=up-ep&lt=60&lwm2m=1.1&b=U"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let clients = http_get(admin, "/api/clients");
+    assert!(clients.contains("\"endpoint\":\"up-ep\""), "{clients}");
+
+    // SIGTERM: a clean exit.
+    Command::new("kill").args(["-TERM", &up.0.id().to_string()]).status().unwrap();
+    let mut status = None;
+    for _ in 0..300 {
+        if let Some(s) = up.0.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = status.expect("`ipechain up` stops within 15 s of SIGTERM");
+    assert!(status.success(), "exit status {status}");
+    let mut printed = String::new();
+    use std::io::Read;
+    up.0.stdout.take().unwrap().read_to_string(&mut printed).unwrap();
+    assert!(
+        printed.contains("ipechain is up") && printed.contains(&format!("127.0.0.1:{cse}/cse-in")),
+        "{printed}"
+    );
+
+    // A second run reuses the data: same keys, same chain.
+    let mut again = spawn();
+    for n in net.node_names() {
+        net.wait_up(&n).await;
+    }
+    assert!(http_get(cse, "/cse-in").contains("m2m:cb"));
+    Command::new("kill").args(["-TERM", &again.0.id().to_string()]).status().unwrap();
+    let mut printed = String::new();
+    again.0.stdout.take().unwrap().read_to_string(&mut printed).unwrap();
+    assert!(printed.contains("reusing the network"), "{printed}");
+}
