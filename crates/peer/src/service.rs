@@ -345,21 +345,9 @@ where
         request: Request<SignedRequest>,
     ) -> Result<Response<Self::DeliverStream>, Status> {
         let inner = self.blocks_request(&request.into_inner())?;
-        let (tx, rx) = mpsc::channel(16);
-        let ledger = self.0.ledger.clone();
-        let stop = self.0.shutdown.clone();
-        tokio::spawn(async move {
-            follow_blocks(
-                ledger,
-                stop,
-                inner.start,
-                inner.stop,
-                |cb| Some(Ok(DeliverResponse { block: Some((*cb.block).clone()), status: 0 })),
-                tx,
-            )
-            .await;
-        });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(self.stream_blocks(inner, 16, |cb| {
+            Some(Ok(DeliverResponse { block: Some((*cb.block).clone()), status: 0 }))
+        })))
     }
 
     type DeliverFilteredStream = ReceiverStream<Result<FilteredBlock, Status>>;
@@ -369,28 +357,14 @@ where
         request: Request<SignedRequest>,
     ) -> Result<Response<Self::DeliverFilteredStream>, Status> {
         let inner = self.blocks_request(&request.into_inner())?;
-        let (tx, rx) = mpsc::channel(64);
-        let ledger = self.0.ledger.clone();
-        let stop = self.0.shutdown.clone();
-        tokio::spawn(async move {
-            follow_blocks(
-                ledger,
-                stop,
-                inner.start,
-                inner.stop,
-                |cb| {
-                    let txs = cb
-                        .txs
-                        .iter()
-                        .map(|(id, code, _)| FilteredTx { tx_id: id.clone(), code: u32::from(code.as_u8()) })
-                        .collect();
-                    Some(Ok(FilteredBlock { number: cb.number, txs }))
-                },
-                tx,
-            )
-            .await;
-        });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(self.stream_blocks(inner, 64, |cb| {
+            let txs = cb
+                .txs
+                .iter()
+                .map(|(id, code, _)| FilteredTx { tx_id: id.clone(), code: u32::from(code.as_u8()) })
+                .collect();
+            Some(Ok(FilteredBlock { number: cb.number, txs }))
+        })))
     }
 }
 
@@ -406,6 +380,23 @@ where
             return Err(Status::not_found(format!("unknown channel {:?}", inner.channel_id)));
         }
         Ok(inner)
+    }
+
+    /// Streams the requested blocks, each turned into a message by `map`, with `capacity` messages of
+    /// buffer.
+    fn stream_blocks<T: Send + 'static>(
+        &self,
+        inner: BlocksRequest,
+        capacity: usize,
+        map: impl FnMut(&CommittedBlock) -> Option<Result<T, Status>> + Send + 'static,
+    ) -> ReceiverStream<Result<T, Status>> {
+        let (tx, rx) = mpsc::channel(capacity);
+        let ledger = self.0.ledger.clone();
+        let stop = self.0.shutdown.clone();
+        tokio::spawn(async move {
+            follow_blocks(ledger, stop, inner.start, inner.stop, map, tx).await;
+        });
+        ReceiverStream::new(rx)
     }
 }
 

@@ -4,7 +4,7 @@ const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 const URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /// Encodes `data`, URL-safe alphabet without padding when `url`, else the standard one with padding.
-pub(crate) fn encode(data: &[u8], url: bool) -> String {
+pub fn encode(data: &[u8], url: bool) -> String {
     let alpha = if url { URL } else { STD };
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
@@ -22,8 +22,9 @@ pub(crate) fn encode(data: &[u8], url: bool) -> String {
     out
 }
 
-/// Decodes either alphabet, with or without padding.
-pub(crate) fn decode(s: &str) -> Option<Vec<u8>> {
+/// Decodes either alphabet, with or without padding; `None` for a character outside both alphabets or an
+/// impossible length (a lone trailing character).
+pub fn decode(s: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
     let mut acc = 0u32;
     let mut bits = 0;
@@ -43,6 +44,9 @@ pub(crate) fn decode(s: &str) -> Option<Vec<u8>> {
             out.push((acc >> bits) as u8);
             acc &= (1 << bits) - 1;
         }
+    }
+    if bits >= 6 {
+        return None;
     }
     Some(out)
 }

@@ -5,7 +5,7 @@
 //! about, as in a Read of `/3/0`; the [`Registry`] gives resource types. Values of resources the registry does
 //! not know stay untyped: opaque bytes for TLV, text for text, whatever the format itself says otherwise.
 
-pub(crate) mod base64;
+pub mod base64;
 mod lwcbor;
 mod lwjson;
 mod senml;
