@@ -443,8 +443,6 @@ pub fn rsc_for_code(code: &str) -> u16 {
     }
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /// Standard base64 with padding (the `lwm2m` crate's codec, shared with LwM2M JSON).
 pub fn base64_encode(b: &[u8]) -> String {
     lwm2m::codec::base64::encode(b, false)
