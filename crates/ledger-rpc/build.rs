@@ -27,6 +27,13 @@ fn main() {
             false,
         ))
         .method(method(
+            "broadcast_batch",
+            "BroadcastBatch",
+            &format!("{m}::BroadcastBatchRequest"),
+            &format!("{m}::BroadcastBatchResponse"),
+            false,
+        ))
+        .method(method(
             "deliver",
             "Deliver",
             &format!("{m}::DeliverRequest"),

@@ -2,7 +2,7 @@
 //!
 //! | service | on | methods |
 //! |---|---|---|
-//! | `ipechain.orderer.AtomicBroadcast` | orderers | `Broadcast(Envelope)`, `Deliver(DeliverRequest) -> stream` |
+//! | `ipechain.orderer.AtomicBroadcast` | orderers | `Broadcast(Envelope)`, `BroadcastBatch`, `Deliver(DeliverRequest) -> stream` |
 //! | `ipechain.orderer.Cluster` | orderers (orderer to orderer) | `Raft(RaftMessage)`, `Forward(ForwardRequest)` |
 //! | `ipechain.peer.Endorser` | peers | `ProcessProposal(SignedProposal)` |
 //! | `ipechain.gateway.Gateway` | peers | `Evaluate`, `Endorse`, `Submit`, `CommitStatus`, `ChaincodeEvents -> stream`, `Deliver -> stream`, `DeliverFiltered -> stream` |

@@ -18,6 +18,24 @@ pub struct BroadcastResponse {
     pub leader_hint: u64,
 }
 
+/// Many envelopes at once (a peer's gateway batches what its clients submit concurrently).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BroadcastBatchRequest {
+    #[prost(message, repeated, tag = "1")]
+    pub envelopes: Vec<Envelope>,
+}
+
+/// One result per envelope of a [`BroadcastBatchRequest`], in order, each answered once its block is
+/// committed (or refused); `status` is HTTP-like as in [`BroadcastResponse`].
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BroadcastBatchResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub results: Vec<BroadcastResponse>,
+    /// Raft id of the leader, when known (0 otherwise).
+    #[prost(uint64, tag = "2")]
+    pub leader_hint: u64,
+}
+
 /// Ask an orderer for blocks `start..=stop` (`stop` absent: keep streaming new blocks as they are cut).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct DeliverRequest {

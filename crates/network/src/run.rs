@@ -101,6 +101,48 @@ impl orderer::EnvelopeAuthorizer for MspAuthorizer {
         }
         Ok(())
     }
+
+    fn authorize_broadcast_batch(
+        &self,
+        txs: &[ledger_types::tx::DecodedTx],
+    ) -> Vec<Result<(), orderer::Denied>> {
+        use peer::identity::{Identities, SigCheck};
+        let mut verdicts: Vec<Result<(), orderer::Denied>> = Vec::with_capacity(txs.len());
+        let mut creators = Vec::with_capacity(txs.len());
+        for tx in txs {
+            match self.ids.validate(&tx.header.creator) {
+                Ok(c) if self.writers.contains(&c.msp_id) => {
+                    verdicts.push(Ok(()));
+                    creators.push(Some(c));
+                }
+                Ok(c) => {
+                    verdicts
+                        .push(Err(orderer::Denied(format!("{} is not a writer of this channel", c.msp_id))));
+                    creators.push(None);
+                }
+                Err(e) => {
+                    verdicts.push(Err(orderer::Denied(e)));
+                    creators.push(None);
+                }
+            }
+        }
+        let (idx, checks): (Vec<usize>, Vec<SigCheck<'_>>) = txs
+            .iter()
+            .zip(&creators)
+            .enumerate()
+            .filter_map(|(i, (tx, c))| {
+                c.as_ref().map(|c| {
+                    (i, SigCheck { identity: c, msg: &tx.envelope.payload, sig: &tx.envelope.signature })
+                })
+            })
+            .unzip();
+        for (i, ok) in idx.into_iter().zip(self.ids.verify_batch(&checks)) {
+            if !ok {
+                verdicts[i] = Err(orderer::Denied("the envelope's creator signature does not verify".into()));
+            }
+        }
+        verdicts
+    }
 }
 
 /// Opens an orderer's block store and Raft log under its data dir and starts it.

@@ -14,6 +14,12 @@ pub trait EnvelopeAuthorizer: Send + Sync + 'static {
     /// Checks the envelope's creator signature and that the creator is a channel writer.
     fn authorize_broadcast(&self, tx: &DecodedTx) -> Result<(), Denied>;
 
+    /// [`authorize_broadcast`](Self::authorize_broadcast) for many envelopes, one verdict each, in order.
+    /// Override it to verify the signatures in one batch.
+    fn authorize_broadcast_batch(&self, txs: &[DecodedTx]) -> Vec<Result<(), Denied>> {
+        txs.iter().map(|tx| self.authorize_broadcast(tx)).collect()
+    }
+
     /// Checks that the client presenting these TLS certificates (DER, leaf first; empty when none) is a
     /// channel reader. Default: anyone with a valid mutual-TLS certificate may read.
     fn authorize_deliver(&self, client_certs: &[Vec<u8>]) -> Result<(), Denied> {

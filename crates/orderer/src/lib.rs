@@ -51,4 +51,4 @@ pub use authz::{AcceptAll, Denied, EnvelopeAuthorizer};
 pub use chain::{Chain, OrderError, Ordered};
 pub use cutter::{BlockCutter, CutterConfig, TooLarge};
 pub use node::{OrdererConfig, OrdererHandle, OrdererNode, RaftTimings, StartError};
-pub use service::check_envelope;
+pub use service::{MAX_BATCH, check_envelope};

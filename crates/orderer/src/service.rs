@@ -23,8 +23,8 @@ use ledger_rpc::admin_server::Admin;
 use ledger_rpc::atomic_broadcast_server::AtomicBroadcast;
 use ledger_rpc::cluster_server::Cluster;
 use ledger_rpc::messages::{
-    BroadcastResponse, DeliverRequest, DeliverResponse, ForwardRequest, NodeStatus, RaftMessage,
-    StatusRequest,
+    BroadcastBatchRequest, BroadcastBatchResponse, BroadcastResponse, DeliverRequest, DeliverResponse,
+    ForwardRequest, NodeStatus, RaftMessage, StatusRequest,
 };
 use ledger_types::proto::{Envelope, HeaderType};
 use ledger_types::store::BlockStore;
@@ -83,6 +83,22 @@ fn order_status(e: OrderError, hint: u64) -> Status {
     }
 }
 
+/// The most envelopes one `BroadcastBatch` may carry.
+pub const MAX_BATCH: usize = 4096;
+
+/// A per-envelope refusal as an HTTP-like status in a batch answer.
+fn refusal(st: &Status) -> BroadcastResponse {
+    let status = match st.code() {
+        tonic::Code::InvalidArgument => 400,
+        tonic::Code::PermissionDenied => 403,
+        tonic::Code::AlreadyExists => 409,
+        tonic::Code::ResourceExhausted => 413,
+        tonic::Code::Unavailable => 503,
+        _ => 500,
+    };
+    BroadcastResponse { status, info: st.message().to_owned(), leader_hint: 0 }
+}
+
 /// Structural checks of an envelope (everything but authorization). Returns the decoded tx.
 pub fn check_envelope(bytes: &[u8], channel_id: &str, absolute_max: usize) -> Result<DecodedTx, Status> {
     if bytes.len() > absolute_max {
@@ -126,6 +142,70 @@ impl AtomicBroadcast for Services {
             })),
             Err(e) => Err(order_status(e, leader_hint(s))),
         }
+    }
+
+    async fn broadcast_batch(
+        &self,
+        request: Request<BroadcastBatchRequest>,
+    ) -> Result<Response<BroadcastBatchResponse>, Status> {
+        let s = self.0.clone();
+        let envelopes = request.into_inner().envelopes;
+        if envelopes.len() > MAX_BATCH {
+            return Err(Status::invalid_argument(format!("400: at most {MAX_BATCH} envelopes per batch")));
+        }
+        // Structural checks, then one authorization pass (a batch of signature checks) off the runtime.
+        let mut results: Vec<Option<BroadcastResponse>> = vec![None; envelopes.len()];
+        let mut checked = Vec::with_capacity(envelopes.len());
+        for (i, env) in envelopes.into_iter().enumerate() {
+            let bytes = env.encode_to_vec();
+            match check_envelope(&bytes, &s.channel_id, s.absolute_max_bytes) {
+                Ok(tx) => checked.push((i, bytes, tx)),
+                Err(st) => results[i] = Some(refusal(&st)),
+            }
+        }
+        let authorizer = s.authorizer.clone();
+        let (checked, verdicts) = tokio::task::spawn_blocking(move || {
+            let txs: Vec<DecodedTx> = checked.iter().map(|(_, _, tx)| tx.clone()).collect();
+            let verdicts = authorizer.authorize_broadcast_batch(&txs);
+            (checked, verdicts)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("authorization task failed: {e}")))?;
+        let mut orders = Vec::new();
+        for ((i, bytes, tx), verdict) in checked.into_iter().zip(verdicts) {
+            match verdict {
+                Ok(()) => {
+                    let chain = s.chain.clone();
+                    let tx_id = tx.tx_id().to_owned();
+                    orders.push(async move { (i, chain.order(bytes, tx_id).await) });
+                }
+                Err(e) => {
+                    results[i] = Some(BroadcastResponse { status: 403, info: e.to_string(), leader_hint: 0 })
+                }
+            }
+        }
+        let hint = leader_hint(&s);
+        for (i, outcome) in futures::future::join_all(orders).await {
+            results[i] = Some(match outcome {
+                Ok(o) => BroadcastResponse {
+                    status: 200,
+                    info: format!("ordered in block {}", o.block),
+                    leader_hint: hint,
+                },
+                Err(e) => refusal(&order_status(e, hint)),
+            });
+        }
+        let results = results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| BroadcastResponse {
+                    status: 500,
+                    info: "not processed".into(),
+                    leader_hint: hint,
+                })
+            })
+            .collect();
+        Ok(Response::new(BroadcastBatchResponse { results, leader_hint: hint }))
     }
 
     type DeliverStream = DeliverStream;

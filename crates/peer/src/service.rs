@@ -50,73 +50,145 @@ fn join_status(e: tokio::task::JoinError) -> Status {
     Status::internal(format!("task failed: {e}"))
 }
 
-/// The ordering service endpoints a peer submits to, tried in turn.
+/// The ordering service endpoints a peer submits to, tried in turn. Envelopes submitted concurrently are
+/// sent together in one `BroadcastBatch` (whatever is queued when a batch leaves; nothing waits for a
+/// timer), so the orderer handles one RPC and one batch of signature checks for many transactions.
 #[derive(Clone)]
 pub struct OrdererPool {
-    clients: Arc<Vec<AtomicBroadcastClient<Channel>>>,
-    next: Arc<AtomicUsize>,
+    inner: Arc<PoolInner>,
+    queue: mpsc::UnboundedSender<Pending>,
+}
+
+struct PoolInner {
+    clients: Vec<AtomicBroadcastClient<Channel>>,
+    next: AtomicUsize,
+}
+
+struct Pending {
+    envelope: ledger_types::proto::Envelope,
+    reply: tokio::sync::oneshot::Sender<Result<(), Status>>,
+}
+
+/// Most envelopes in one batch, and most batches in flight at once.
+const BATCH_MAX: usize = 1024;
+const BATCHES_IN_FLIGHT: usize = 8;
+
+fn batch_result(r: &ledger_rpc::messages::BroadcastResponse) -> Result<(), Status> {
+    match r.status {
+        200 => Ok(()),
+        400 => Err(Status::invalid_argument(r.info.clone())),
+        403 => Err(Status::permission_denied(r.info.clone())),
+        409 => Err(Status::already_exists(r.info.clone())),
+        413 => Err(Status::resource_exhausted(r.info.clone())),
+        _ => Err(Status::unavailable(r.info.clone())),
+    }
 }
 
 impl OrdererPool {
-    /// A pool over already configured (lazily connecting) channels.
+    /// A pool over already configured (lazily connecting) channels. Must be created inside a Tokio runtime
+    /// (it spawns its batching task, which ends when the last clone of the pool is dropped).
     pub fn new(channels: Vec<Channel>) -> OrdererPool {
         let clients = channels
             .into_iter()
             .map(|c| AtomicBroadcastClient::new(c).max_decoding_message_size(256 << 20))
             .collect();
-        OrdererPool { clients: Arc::new(clients), next: Arc::new(AtomicUsize::new(0)) }
+        let inner = Arc::new(PoolInner { clients, next: AtomicUsize::new(0) });
+        let (queue, rx) = mpsc::unbounded_channel();
+        tokio::spawn(batcher(inner.clone(), rx));
+        OrdererPool { inner, queue }
     }
 
     /// The clients, starting with the preferred one.
     pub fn rotation(&self) -> Vec<AtomicBroadcastClient<Channel>> {
-        let n = self.clients.len();
-        let start = self.next.load(Ordering::Relaxed);
-        (0..n).map(|i| self.clients[(start + i) % n].clone()).collect()
+        let n = self.inner.clients.len();
+        let start = self.inner.next.load(Ordering::Relaxed);
+        (0..n).map(|i| self.inner.clients[(start + i) % n].clone()).collect()
     }
 
-    /// Sends an envelope to the ordering service, moving on to the next orderer when one is unavailable.
+    /// Sends an envelope to the ordering service and waits until its block is committed by Raft (or it is
+    /// refused), moving on to the next orderer when one is unavailable.
     pub async fn broadcast(&self, envelope: ledger_types::proto::Envelope) -> Result<(), Status> {
-        let n = self.clients.len();
-        if n == 0 {
-            return Err(Status::unavailable("no orderer configured"));
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.queue
+            .send(Pending { envelope, reply })
+            .map_err(|_| Status::unavailable("the peer is shutting down"))?;
+        rx.await.unwrap_or_else(|_| Err(Status::unavailable("the peer is shutting down")))
+    }
+}
+
+async fn batcher(inner: Arc<PoolInner>, mut rx: mpsc::UnboundedReceiver<Pending>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(BATCHES_IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < BATCH_MAX {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
         }
-        let mut last = Status::unavailable("no orderer reachable");
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            inner.send_batch(batch).await;
+            drop(permit);
+        });
+    }
+}
+
+impl PoolInner {
+    /// Sends a batch, retrying what an orderer answered "unavailable" on the next one.
+    async fn send_batch(&self, mut batch: Vec<Pending>) {
+        let n = self.clients.len();
+        let mut last = Status::unavailable("no orderer configured");
         let start = self.next.load(Ordering::Relaxed);
         for i in 0..n {
+            if batch.is_empty() {
+                return;
+            }
             let idx = (start + i) % n;
-            let mut c = self.clients[idx].clone();
-            match c.broadcast(envelope.clone()).await {
+            let envelopes = batch.iter().map(|p| p.envelope.clone()).collect();
+            let req = ledger_rpc::messages::BroadcastBatchRequest { envelopes };
+            match self.clients[idx].clone().broadcast_batch(req).await {
                 Ok(r) => {
                     let r = r.into_inner();
-                    if r.status == 200 {
-                        // Prefer the Raft leader next time (consenter ids are 1-based, in endpoint order):
-                        // a follower would forward to it, one more hop per transaction.
-                        let leader = usize::try_from(r.leader_hint).unwrap_or(0);
-                        let preferred = if (1..=n).contains(&leader) { leader - 1 } else { idx };
-                        self.next.store(preferred, Ordering::Relaxed);
-                        return Ok(());
+                    // Prefer the Raft leader next time (consenter ids are 1-based, in endpoint order): a
+                    // follower would forward to it, one more hop per transaction.
+                    let leader = usize::try_from(r.leader_hint).unwrap_or(0);
+                    let preferred = if (1..=n).contains(&leader) { leader - 1 } else { idx };
+                    self.next.store(preferred, Ordering::Relaxed);
+                    let mut retry = Vec::new();
+                    let mut results = r.results.into_iter();
+                    for p in batch {
+                        match results.next().map(|res| batch_result(&res)) {
+                            Some(Err(s)) if s.code() == tonic::Code::Unavailable => {
+                                last = s;
+                                retry.push(p);
+                            }
+                            Some(res) => {
+                                let _ = p.reply.send(res);
+                            }
+                            None => {
+                                let _ =
+                                    p.reply.send(Err(Status::internal("the orderer skipped an envelope")));
+                            }
+                        }
                     }
-                    last = match r.status {
-                        400 => return Err(Status::invalid_argument(r.info)),
-                        403 => return Err(Status::permission_denied(r.info)),
-                        413 => return Err(Status::resource_exhausted(r.info)),
-                        _ => Status::unavailable(r.info),
-                    };
+                    batch = retry;
                 }
                 Err(s)
-                    if matches!(
-                        s.code(),
-                        tonic::Code::InvalidArgument
-                            | tonic::Code::PermissionDenied
-                            | tonic::Code::ResourceExhausted
-                    ) =>
+                    if matches!(s.code(), tonic::Code::InvalidArgument | tonic::Code::PermissionDenied) =>
                 {
-                    return Err(s);
+                    for p in batch {
+                        let _ = p.reply.send(Err(s.clone()));
+                    }
+                    return;
                 }
                 Err(s) => last = s,
             }
         }
-        Err(last)
+        for p in batch {
+            let _ = p.reply.send(Err(last.clone()));
+        }
     }
 }
 

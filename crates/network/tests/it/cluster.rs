@@ -289,3 +289,36 @@ async fn the_ipe_contract_runs_on_every_peer() {
     assert!(err.to_string().contains("403") || err.to_string().contains("forbidden"), "{err}");
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orderer_judges_each_envelope_of_a_batch_on_its_own() {
+    use ledger_rpc::atomic_broadcast_client::AtomicBroadcastClient;
+    use ledger_rpc::messages::BroadcastBatchRequest;
+    let c = Cluster::start(24).await;
+    let (alice, tls) = c.user(1, "User1");
+    let mut gw = GatewayClient::new(channel(&c.net.peers[0].endpoint(), &tls).unwrap());
+    let endorse = |sp: SignedProposal| EndorseRequest { proposal: Some(sp), endorsing_orgs: vec![] };
+    let mut envs = Vec::new();
+    for nonce in [31u8, 32] {
+        let prepared =
+            gw.endorse(endorse(proposal(alice.as_ref(), &format!("b{nonce}"), nonce))).await.unwrap();
+        envs.push(sign_envelope(alice.as_ref(), &prepared.into_inner().prepared.unwrap()));
+    }
+    envs[1].signature[3] ^= 0x10; // no longer the creator's signature
+    envs.push(Envelope { payload: vec![0xff; 9], signature: vec![1] });
+    let mut last = None;
+    for o in &c.net.orderers {
+        let mut client = AtomicBroadcastClient::new(channel(&o.endpoint(), &tls).unwrap());
+        let r = client
+            .broadcast_batch(BroadcastBatchRequest { envelopes: envs.clone() })
+            .await
+            .unwrap()
+            .into_inner();
+        let codes: Vec<i32> = r.results.iter().map(|r| r.status).collect();
+        // The first orderer orders the good one; the others find it already ordered.
+        assert!(codes == [200, 403, 400] || codes == [409, 403, 400], "{codes:?}");
+        last = Some(codes);
+    }
+    assert_eq!(last.unwrap()[0], 409, "a tx id is ordered at most once");
+    c.shutdown().await;
+}
