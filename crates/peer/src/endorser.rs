@@ -34,6 +34,19 @@ pub enum EndorseError {
     Store(#[from] StoreError),
 }
 
+/// A proposal that passed [`Endorser::check`].
+#[derive(Debug)]
+pub struct CheckedProposal {
+    /// Its header.
+    pub header: ledger_types::proto::Header,
+    /// The invocation.
+    pub input: ledger_types::proto::Invocation,
+    /// Its transaction id.
+    pub tx_id: TxId,
+    /// The validated creator.
+    pub creator: Arc<crate::identity::ValidatedIdentity>,
+}
+
 /// The simulation of a proposal, before signing.
 #[derive(Debug)]
 pub struct Simulation {
@@ -65,13 +78,9 @@ impl Endorser {
         Endorser { rules, ids, contracts, signer }
     }
 
-    /// Checks the proposal and runs the contract; nothing is signed.
-    pub fn simulate(
-        &self,
-        sp: &SignedProposal,
-        snapshot: &dyn StateSnapshot,
-        already_committed: &dyn Fn(&str) -> Result<bool, StoreError>,
-    ) -> Result<Simulation, EndorseError> {
+    /// Decodes and checks a proposal (channel, tx id, creator membership and writer right) without
+    /// verifying its signature; see [`Endorser::run`].
+    pub fn check(&self, sp: &SignedProposal) -> Result<CheckedProposal, EndorseError> {
         let proposal = Proposal::decode(sp.proposal_bytes.as_slice())
             .map_err(|e| EndorseError::BadProposal(format!("undecodable proposal: {e}")))?;
         let header = proposal.header.ok_or_else(|| EndorseError::BadProposal("missing header".into()))?;
@@ -90,9 +99,33 @@ impl Endorser {
                 creator.msp_id, header.channel_id
             )));
         }
-        if !self.ids.verify(&creator, &sp.proposal_bytes, &sp.signature) {
+        Ok(CheckedProposal { header, input, tx_id, creator })
+    }
+
+    /// Checks the proposal, verifies its signature and runs the contract; nothing is signed.
+    pub fn simulate(
+        &self,
+        sp: &SignedProposal,
+        snapshot: &dyn StateSnapshot,
+        already_committed: &dyn Fn(&str) -> Result<bool, StoreError>,
+    ) -> Result<Simulation, EndorseError> {
+        let checked = self.check(sp)?;
+        if !self.ids.verify(&checked.creator, &sp.proposal_bytes, &sp.signature) {
             return Err(EndorseError::Denied("proposal signature does not verify".into()));
         }
+        self.run(checked, sp, snapshot, already_committed)
+    }
+
+    /// Runs the contract for a proposal that passed [`Endorser::check`] and whose signature the caller
+    /// verified (the gateway verifies many proposals' signatures in one batch).
+    pub fn run(
+        &self,
+        checked: CheckedProposal,
+        sp: &SignedProposal,
+        snapshot: &dyn StateSnapshot,
+        already_committed: &dyn Fn(&str) -> Result<bool, StoreError>,
+    ) -> Result<Simulation, EndorseError> {
+        let CheckedProposal { header, input, tx_id, creator } = checked;
         if !self.rules.policies.contains_key(&header.contract) {
             return Err(EndorseError::UnknownContract(header.contract));
         }
@@ -136,6 +169,15 @@ impl Endorser {
         }
     }
 
+    /// Signs a simulation (or returns the contract's failure as a response with its status and no
+    /// endorsement).
+    pub fn sign(&self, sim: Simulation) -> ProposalResponse {
+        match sim.payload {
+            Some(payload) => endorse(self.signer.as_ref(), &payload),
+            None => ProposalResponse { response: Some(sim.response), payload: Vec::new(), endorsement: None },
+        }
+    }
+
     /// Checks, simulates and signs. A contract failure is returned as a response with its status and no
     /// endorsement.
     pub fn process(
@@ -144,11 +186,7 @@ impl Endorser {
         snapshot: &dyn StateSnapshot,
         already_committed: &dyn Fn(&str) -> Result<bool, StoreError>,
     ) -> Result<ProposalResponse, EndorseError> {
-        let sim = self.simulate(sp, snapshot, already_committed)?;
-        Ok(match sim.payload {
-            Some(payload) => endorse(self.signer.as_ref(), &payload),
-            None => ProposalResponse { response: Some(sim.response), payload: Vec::new(), endorsement: None },
-        })
+        Ok(self.sign(self.simulate(sp, snapshot, already_committed)?))
     }
 
     /// The identity this endorser signs as.

@@ -7,4 +7,5 @@ pub mod identity;
 pub mod ledger;
 pub mod node;
 pub mod service;
+pub mod sigbatch;
 pub mod validator;

@@ -86,6 +86,7 @@ where
                 .await
                 .map_err(|e| CommitError::Store(ledger_types::store::StoreError::Backend(e.to_string())))??;
         let ledger = Arc::new(ledger);
+        let sig_batcher = crate::sigbatch::SigBatcher::start(ids.clone(), threads);
         let endorser = Arc::new(Endorser::new(ledger.rules().clone(), ids, contracts, signer));
         let mut orderer_channels = Vec::new();
         for o in &config.orderers {
@@ -107,6 +108,7 @@ where
             remote_endorsers,
             orderers: orderers.clone(),
             shutdown: shutdown.clone(),
+            sig_batcher,
         });
         let router = tonic::transport::Server::builder()
             .tls_config(config.tls.server_config())?
