@@ -280,11 +280,8 @@ async fn nodes_survive_kill_9_and_the_chain_stays_whole() {
     let gw2 = Gateway::connect(&net.net.peers[1].endpoint(), &tls, signer, "iot").unwrap();
     let mut stream = gw2.contract_events("kv", ledger_client::Checkpoint::default()).await.unwrap();
     let mut events = Vec::new();
-    loop {
-        match tokio::time::timeout(Duration::from_secs(3), stream.next()).await {
-            Ok(Ok(Some(e))) => events.push((e.block, e.event.tx_id)),
-            _ => break,
-        }
+    while let Ok(Ok(Some(e))) = tokio::time::timeout(Duration::from_secs(3), stream.next()).await {
+        events.push((e.block, e.event.tx_id));
     }
     let ids: std::collections::HashSet<&String> = events.iter().map(|e| &e.1).collect();
     assert_eq!(ids.len(), events.len(), "no duplicate events");
