@@ -27,30 +27,8 @@ async fn main() {
     tokio::spawn(cse::serve(c, listener, std::future::pending()));
 
     // ACME, as the tests start it.
-    let acme_dir = tempfile::tempdir().unwrap();
-    let port = test_support::free_tcp_port();
-    let ini = format!(
-        "[basic.config]\ncseType=IN\ncseID=id-in\ncseName=cse-in\nadminID=CAdmin\nnetworkInterface=127.0.0.1\n\
-         cseHost=127.0.0.1\nhttpPort={port}\ndatabaseType=memory\nlogLevel=warning\n[cse]\nenableRemoteCSE=false\n\
-         [database]\nresetOnStartup=true\n[http]\nenable=true\n[coap]\nenable=false\n[mqtt]\nenable=false\n\
-         [websocket]\nenable=false\n[cse.statistics]\nenable=false\n[textui]\nenable=false\nstartWithTUI=false\n\
-         [webui]\nenable=false\n[console]\nheadless=true\nconfirmQuit=false\n"
-    );
-    std::fs::write(acme_dir.path().join("acme.ini"), ini).unwrap();
-    let _acme = test_support::ChildGuard::spawn(
-        std::process::Command::new(test_support::acmecse())
-            .current_dir(acme_dir.path())
-            .args(["--base-directory", ".", "--config", "acme.ini", "--headless", "--http", "--http-port"])
-            .arg(port.to_string())
-            .args(["--http-address", &format!("http://127.0.0.1:{port}")])
-            .args(["--network-interface", "127.0.0.1", "--db-type", "memory", "--db-reset", "--no-coap"])
-            .args(["--no-mqtt", "--no-ws", "--no-remote-cse", "--no-statistics", "--log-level", "warn"])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null()),
-    )
-    .unwrap();
-    let acme = format!("127.0.0.1:{port}");
+    let acme_process = test_support::AcmeProcess::spawn(false).unwrap();
+    let acme = acme_process.authority();
     let mut up = false;
     for _ in 0..300 {
         if bench::prepare(&acme).await.is_ok() {

@@ -102,3 +102,67 @@ impl Drop for ChildGuard {
         let _ = self.0.wait();
     }
 }
+
+/// An ACME oneM2M CSE process (`acmecse` from PyPI) started headless, HTTP only, in-memory, on a free
+/// port of 127.0.0.1, with an `acme.ini` in its own temporary base directory (ACME opens an interactive
+/// setup without one; see `shared/peers/acme.md`). Killed, and its directory removed, when dropped.
+/// Callers wait for it to answer (about a second after start) with their own client.
+pub struct AcmeProcess {
+    /// The HTTP port.
+    pub port: u16,
+    dir: PathBuf,
+    _child: ChildGuard,
+}
+
+impl AcmeProcess {
+    /// Starts ACME; with `upper_tester`, its `/__ut__` endpoint (Reset) is enabled.
+    pub fn spawn(upper_tester: bool) -> std::io::Result<AcmeProcess> {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let exe = acmecse();
+        let port = free_tcp_port();
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("ipechain-acme-{}-{n}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let ut = if upper_tester { "enableUpperTesterEndpoint=true\n" } else { "" };
+        let ini = format!(
+            "[basic.config]\ncseType=IN\ncseID=id-in\ncseName=cse-in\nadminID=CAdmin\nnetworkInterface=127.0.0.1\n\
+             cseHost=127.0.0.1\nhttpPort={port}\ndatabaseType=memory\nlogLevel=warning\n[cse]\nenableRemoteCSE=false\n\
+             [database]\nresetOnStartup=true\n[http]\nenable=true\n{ut}[coap]\nenable=false\n\
+             [mqtt]\nenable=false\n[websocket]\nenable=false\n[cse.statistics]\nenable=false\n[textui]\nenable=false\n\
+             startWithTUI=false\n[webui]\nenable=false\n[console]\nheadless=true\nconfirmQuit=false\n"
+        );
+        std::fs::write(dir.join("acme.ini"), ini)?;
+        let child = ChildGuard::spawn(
+            Command::new(exe)
+                .current_dir(&dir)
+                .args([
+                    "--base-directory",
+                    ".",
+                    "--config",
+                    "acme.ini",
+                    "--headless",
+                    "--http",
+                    "--http-port",
+                ])
+                .arg(port.to_string())
+                .args(["--http-address", &format!("http://127.0.0.1:{port}")])
+                .args(["--network-interface", "127.0.0.1", "--db-type", "memory", "--db-reset", "--no-coap"])
+                .args(["--no-mqtt", "--no-ws", "--no-remote-cse", "--no-statistics", "--log-level", "warn"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null()),
+        )?;
+        Ok(AcmeProcess { port, dir, _child: child })
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn authority(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for AcmeProcess {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -12,7 +12,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
-use test_support::ChildGuard;
 use tokio::sync::mpsc;
 
 /// An answer as the tests see it.
@@ -167,46 +166,15 @@ impl Embedded {
 /// ACME started with an acme.ini in a temporary base directory.
 pub(crate) struct Acme {
     pub(crate) mca: Mca,
-    _child: ChildGuard,
-    _dir: tempfile::TempDir,
+    _process: test_support::AcmeProcess,
 }
 
 impl Acme {
     pub(crate) async fn start() -> Acme {
-        let exe = test_support::acmecse();
-        let dir = tempfile::tempdir().unwrap();
-        let port = test_support::free_tcp_port();
-        let ini = format!(
-            "[basic.config]\ncseType=IN\ncseID=id-in\ncseName=cse-in\nadminID=CAdmin\nnetworkInterface=127.0.0.1\n\
-             cseHost=127.0.0.1\nhttpPort={port}\ndatabaseType=memory\nlogLevel=warning\n[cse]\nenableRemoteCSE=false\n\
-             [database]\nresetOnStartup=true\n[http]\nenable=true\nenableUpperTesterEndpoint=true\n[coap]\nenable=false\n\
-             [mqtt]\nenable=false\n[websocket]\nenable=false\n[cse.statistics]\nenable=false\n[textui]\nenable=false\n\
-             startWithTUI=false\n[webui]\nenable=false\n[console]\nheadless=true\nconfirmQuit=false\n"
-        );
-        std::fs::write(dir.path().join("acme.ini"), ini).unwrap();
-        let child = ChildGuard::spawn(
-            std::process::Command::new(exe)
-                .current_dir(dir.path())
-                .args([
-                    "--base-directory",
-                    ".",
-                    "--config",
-                    "acme.ini",
-                    "--headless",
-                    "--http",
-                    "--http-port",
-                ])
-                .arg(port.to_string())
-                .args(["--http-address", &format!("http://127.0.0.1:{port}")])
-                .args(["--network-interface", "127.0.0.1", "--db-type", "memory", "--db-reset", "--no-coap"])
-                .args(["--no-mqtt", "--no-ws", "--no-remote-cse", "--no-statistics", "--log-level", "warn"])
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null()),
-        )
-        .unwrap();
+        let process = test_support::AcmeProcess::spawn(true).unwrap();
+        let port = process.port;
         let mca = Mca::new(format!("127.0.0.1:{port}"));
-        let acme = Acme { mca, _child: child, _dir: dir };
+        let acme = Acme { mca, _process: process };
         for _ in 0..300 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
                 let a = acme.mca.req("GET", "/cse-in", Some("CAdmin"), None, None).await;
