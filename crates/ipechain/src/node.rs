@@ -72,6 +72,16 @@ pub(crate) struct EdgeArgs {
     /// (core 0–7 and IPSO 3300–3350). May be repeated.
     #[arg(long = "lwm2m-objects", value_name = "PATH")]
     lwm2m_objects: Vec<std::path::PathBuf>,
+    /// Join an existing CSE (e.g. ACME) as the IPE AE `Cipechain-ipe` and mirror the devices there, instead
+    /// of the embedded CSE: the URL of its CSEBase, e.g. `http://127.0.0.1:8081/cse-in`.
+    #[arg(long, value_name = "URL")]
+    remote_cse: Option<String>,
+    /// Where the gateway receives the remote CSE's notifications (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0", requires = "remote_cse")]
+    notify_addr: SocketAddr,
+    /// Do not start the bridge gateway (only the ledger, the CSE and the LwM2M server).
+    #[arg(long)]
+    no_gateway: bool,
 }
 
 pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
@@ -100,38 +110,79 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
             start_peer(loaded, installed_contracts(), stop.clone()).await?,
         ));
     }
-    // The oneM2M side: the embedded CSE, persisted under the data directory.
-    let cse = cse::Cse::open(cse::CseConfig {
-        data_dir: Some(dir.root().join("cse")),
-        poa: vec![format!("http://{}", edge.cse_addr)],
-        ..Default::default()
-    })
-    .await
-    .context("opening the embedded CSE")?;
-    let cse_listener = tokio::net::TcpListener::bind(edge.cse_addr)
+    // The oneM2M side: the embedded CSE, persisted under the data directory (unless a remote CSE is used).
+    let remote = edge.remote_cse.as_deref().map(crate::gateway::parse_cse_url).transpose()?;
+    let mut cse_running = None;
+    if remote.is_none() {
+        let cse = cse::Cse::open(cse::CseConfig {
+            data_dir: Some(dir.root().join("cse")),
+            poa: vec![format!("http://{}", edge.cse_addr)],
+            ..Default::default()
+        })
         .await
-        .with_context(|| format!("binding the CSE to {}", edge.cse_addr))?;
-    let cse_stop = stop.clone();
-    let cse_task =
-        tokio::spawn(cse::serve(cse.clone(), cse_listener, async move { cse_stop.cancelled().await }));
+        .context("opening the embedded CSE")?;
+        let cse_listener = tokio::net::TcpListener::bind(edge.cse_addr)
+            .await
+            .with_context(|| format!("binding the CSE to {}", edge.cse_addr))?;
+        let cse_stop = stop.clone();
+        let cse_task =
+            tokio::spawn(cse::serve(cse.clone(), cse_listener, async move { cse_stop.cancelled().await }));
+        cse_running = Some((cse, cse_task));
+    }
     // The LwM2M side.
     let registry = lwm2m_server::load_object_definitions(&edge.lwm2m_objects)
         .context("loading LwM2M object definitions")?;
+    let registry = std::sync::Arc::new(registry);
     let (lwm2m, lwm2m_task) = lwm2m_server::LwM2mServer::start(lwm2m_server::ServerConfig {
         coap_addr: edge.lwm2m_addr,
         admin_addr: Some(edge.lwm2m_admin_addr),
-        registry: std::sync::Arc::new(registry),
+        registry: registry.clone(),
         ..Default::default()
     })
     .await
     .context("starting the LwM2M server")?;
+    // The bridge gateway between them, through the ledger.
+    let mut gateway = None;
+    if !edge.no_gateway {
+        let (version, installed) = crate::gateway::starter_policy(&dir).await?;
+        if installed {
+            println!(
+                "installed the starter access policy (version {version}): every application `C*` may do \
+                 everything on every device; change it with `ipechain policy`"
+            );
+        }
+        let choice = match (&remote, &cse_running) {
+            (Some((authority, base)), _) => crate::gateway::Onem2mChoice::Remote {
+                authority: authority.clone(),
+                base: base.clone(),
+                listen: edge.notify_addr,
+            },
+            (None, Some((cse, _))) => crate::gateway::Onem2mChoice::Embedded(cse.clone()),
+            (None, None) => anyhow::bail!("no oneM2M side"),
+        };
+        gateway = Some(crate::gateway::start(&dir, lwm2m.clone(), registry.clone(), choice).await?);
+    }
 
     println!();
     println!("ipechain is up: channel `{}`", net.channel);
-    println!(
-        "  oneM2M   embedded CSE (Mca/HTTP)       http://{}/cse-in   (CSE-ID id-in, admin CAdmin)",
-        edge.cse_addr
-    );
+    match (&remote, edge.remote_cse.as_deref()) {
+        (Some(_), Some(url)) => {
+            println!(
+                "  oneM2M   remote CSE (Mca/HTTP)         {url}   (joined as IPE AE {})",
+                crate::gateway::IPE_AE
+            );
+        }
+        _ => println!(
+            "  oneM2M   embedded CSE (Mca/HTTP)       http://{}/cse-in   (CSE-ID id-in, admin CAdmin)",
+            edge.cse_addr
+        ),
+    }
+    if gateway.is_some() {
+        println!(
+            "  gateway  bridge: devices appear as AEs `C<endpoint>`; write requests into <AE>/cmd, answers \
+             arrive in <AE>/rsp"
+        );
+    }
     println!("  LwM2M    server (CoAP/UDP)             coap://{}", lwm2m.coap_addr());
     if let Some(a) = lwm2m.admin_addr() {
         println!("  LwM2M    admin REST API                http://{a}/api/clients");
@@ -149,15 +200,20 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
     println!("  `ipechain status --data-dir {}` shows every node; Ctrl-C stops.", dir.root().display());
     shutdown_signal().await;
     eprintln!("shutting down");
+    if let Some(g) = gateway {
+        g.shutdown().await;
+    }
     stop.cancel();
     lwm2m.shutdown();
     let _ = lwm2m_task.await;
-    match cse_task.await {
-        Ok(Err(e)) => eprintln!("CSE: {e}"),
-        Err(e) => eprintln!("CSE task: {e}"),
-        Ok(Ok(())) => {}
+    if let Some((cse, cse_task)) = cse_running {
+        match cse_task.await {
+            Ok(Err(e)) => eprintln!("CSE: {e}"),
+            Err(e) => eprintln!("CSE task: {e}"),
+            Ok(Ok(())) => {}
+        }
+        cse.close().await;
     }
-    cse.close().await;
     for (name, _, p) in peers {
         if let Err(e) = p.stopped().await {
             eprintln!("{name}: {e}");

@@ -517,8 +517,10 @@ impl Server {
         };
         let has_accept =
             matches!(op, Downlink::Read { accept: Some(_), .. } | Downlink::Observe { accept: Some(_), .. });
-        // First attempt gets half the time when a fallback without Accept is possible.
-        let deadline = if auto_accept && has_accept { now + timeout / 2 } else { now + timeout };
+        // First attempt gets half the time (at most 8 s, a few CoAP retransmissions) when a fallback without
+        // Accept is possible: clients that drop an unsupported Accept never answer it.
+        let first = (timeout / 2).min(Duration::from_secs(8));
+        let deadline = if auto_accept && has_accept { now + first } else { now + timeout };
         let pending = Pending { reg_id, op, deadline, final_deadline: now + timeout, auto_accept, reply };
         self.send_pending(now, pending);
     }

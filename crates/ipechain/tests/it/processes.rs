@@ -17,20 +17,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use test_support::ChildGuard;
 
-fn bin() -> PathBuf {
+pub(crate) fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ipechain"))
 }
 
-struct Net {
+pub(crate) struct Net {
     _tmp: tempfile::TempDir,
-    dir: DataDir,
-    net: NetworkConfig,
-    logs: PathBuf,
+    pub(crate) dir: DataDir,
+    pub(crate) net: NetworkConfig,
+    pub(crate) logs: PathBuf,
     nodes: HashMap<String, ChildGuard>,
 }
 
 impl Net {
-    fn generate() -> Net {
+    pub(crate) fn generate() -> Net {
         let tmp = tempfile::tempdir().unwrap();
         let mut net = NetworkConfig::default_network();
         for n in net.orderers.iter_mut().chain(net.peers.iter_mut()) {
@@ -52,7 +52,7 @@ impl Net {
         Net { _tmp: tmp, dir, net, logs, nodes: HashMap::new() }
     }
 
-    fn node_names(&self) -> Vec<String> {
+    pub(crate) fn node_names(&self) -> Vec<String> {
         let mut v: Vec<String> = self
             .net
             .orderers
@@ -113,7 +113,7 @@ impl Net {
         }
     }
 
-    fn user(&self, org: usize) -> (Arc<IdentitySigner>, TlsMaterial) {
+    pub(crate) fn user(&self, org: usize) -> (Arc<IdentitySigner>, TlsMaterial) {
         let domain = format!("org{org}.ipechain.local");
         let d = self
             .dir
@@ -128,7 +128,7 @@ impl Net {
         (Arc::new(IdentitySigner::new(id)), tls)
     }
 
-    fn endpoint(&self, name: &str) -> String {
+    pub(crate) fn endpoint(&self, name: &str) -> String {
         let o = self.net.orderers.iter().find(|o| name.starts_with(&format!("{}.", o.name)));
         let p = self
             .net
@@ -139,13 +139,13 @@ impl Net {
         o.map(|o| o.endpoint()).or(p.map(|(_, p)| p.endpoint())).unwrap()
     }
 
-    async fn status(&self, name: &str) -> Option<ledger_rpc::messages::NodeStatus> {
+    pub(crate) async fn status(&self, name: &str) -> Option<ledger_rpc::messages::NodeStatus> {
         let (_, tls) = self.user(1);
         let ch = channel(&self.endpoint(name), &tls).ok()?;
         tokio::time::timeout(Duration::from_secs(2), node_status(ch)).await.ok()?.ok()
     }
 
-    async fn wait_up(&self, name: &str) {
+    pub(crate) async fn wait_up(&self, name: &str) {
         for _ in 0..300 {
             if self.status(name).await.is_some() {
                 return;
@@ -343,7 +343,7 @@ async fn nodes_survive_kill_9_and_the_chain_stays_whole() {
 }
 
 /// A blocking HTTP/1.1 GET on 127.0.0.1 with oneM2M headers; returns the status line and body.
-fn http_get(port: u16, path: &str) -> String {
+pub(crate) fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -1,0 +1,743 @@
+//! Ledger → gateway: the IPE contract's events, consumed from a persisted checkpoint, and the requests
+//! applications write into `cmd` containers.
+//!
+//! The checkpoint is the last event of an unbroken run of fully handled events (a low watermark): events are
+//! handled concurrently, and a restart resumes after the watermark, so an event that was being handled when the
+//! gateway died is handled again. That is harmless by construction (see the crate docs).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ipe::IpeEvent;
+use ipe::events::{DeviceAnswerEvent, DeviceRequestEvent, RequestEvent};
+use ipe::mapping::Cin;
+use ipe::model::{Address, Operation};
+use ledger_client::{Checkpoint, FileCheckpointer};
+use lwm2m::ops::{Attributes, WriteMode};
+use lwm2m::{ContentFormat, LwM2mPath, Record};
+use lwm2m_server::{OpError, OpResponse};
+use serde_json::{Value as Json, json};
+use tokio::sync::mpsc;
+
+use crate::journal::Entry;
+use crate::{DEVICE_REQUEST_OBJECT, Shared, ledger};
+
+/// Low-watermark tracking of concurrently handled events.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    first: u64,
+    pending: VecDeque<(u64, String, bool)>,
+    checkpoint: Checkpoint,
+    dirty: bool,
+}
+
+impl Tracker {
+    /// Starts after `checkpoint`.
+    pub fn new(checkpoint: Checkpoint) -> Self {
+        Tracker { checkpoint, ..Tracker::default() }
+    }
+
+    /// Registers the next event; returns its sequence number.
+    pub fn push(&mut self, block: u64, tx_id: &str) -> u64 {
+        self.pending.push_back((block, tx_id.to_owned(), false));
+        self.first + self.pending.len() as u64 - 1
+    }
+
+    /// Marks event `seq` handled and advances the checkpoint over the handled prefix.
+    pub fn done(&mut self, seq: u64) {
+        let Some(i) = seq.checked_sub(self.first).and_then(|i| usize::try_from(i).ok()) else { return };
+        if let Some(e) = self.pending.get_mut(i) {
+            e.2 = true;
+        }
+        while self.pending.front().is_some_and(|e| e.2) {
+            if let Some((block, tx, _)) = self.pending.pop_front() {
+                self.checkpoint.handled(block, &tx);
+                self.first += 1;
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// The checkpoint, if it moved since the last call.
+    pub fn take_dirty(&mut self) -> Option<Checkpoint> {
+        if self.dirty {
+            self.dirty = false;
+            Some(self.checkpoint.clone())
+        } else {
+            None
+        }
+    }
+
+    /// Events registered and not yet handled.
+    pub fn in_flight(&self) -> usize {
+        self.pending.iter().filter(|e| !e.2).count()
+    }
+}
+
+type SharedTracker = Arc<Mutex<Tracker>>;
+
+fn mark_done(t: &SharedTracker, seq: u64) {
+    if let Ok(mut t) = t.lock() {
+        t.done(seq);
+    }
+}
+
+/// Consumes the contract's events until the bridge stops.
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let cp_file = FileCheckpointer::new(shared.cfg.state_dir.join("events.checkpoint"));
+    let start = match cp_file.load().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "unreadable event checkpoint; starting from the chain's beginning");
+            Checkpoint::default()
+        }
+    };
+    let tracker: SharedTracker = Arc::new(Mutex::new(Tracker::new(start.clone())));
+    let saver = tokio::spawn(save_loop(shared.clone(), tracker.clone(), cp_file.clone()));
+    let onem2m = Onem2mQueues::default();
+    let mut position = start;
+    let gw = shared.cfg.lwm2m_ledger.clone();
+    'outer: loop {
+        let mut stream = match gw.contract_events(ipe::NAME, position.clone()).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "event stream unavailable; retrying");
+                tokio::select! {
+                    () = shared.stop.cancelled() => break 'outer,
+                    () = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                }
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                () = shared.stop.cancelled() => break 'outer,
+                n = stream.next() => n,
+            };
+            let ev = match next {
+                Ok(Some(ev)) => ev,
+                Ok(None) | Err(_) => {
+                    tracing::warn!("event stream ended; reconnecting");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue 'outer;
+                }
+            };
+            position.handled(ev.block, &ev.event.tx_id);
+            let seq = match tracker.lock() {
+                Ok(mut t) => t.push(ev.block, &ev.event.tx_id),
+                Err(_) => break 'outer,
+            };
+            shared.stats.events.fetch_add(1, Ordering::Relaxed);
+            let parsed = match IpeEvent::parse(&ev.event.event_name, &ev.event.payload) {
+                Ok(Some(p)) => p,
+                Ok(None) => {
+                    mark_done(&tracker, seq);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(event = %ev.event.event_name, error = %e, "unreadable IPE event");
+                    mark_done(&tracker, seq);
+                    continue;
+                }
+            };
+            route(&shared, &tracker, &onem2m, seq, parsed);
+        }
+    }
+    saver.abort();
+    let last = tracker.lock().ok().and_then(|mut t| t.take_dirty());
+    if let Some(cp) = last {
+        let _ = cp_file.save(&cp).await;
+    }
+}
+
+async fn save_loop(shared: Arc<Shared>, tracker: SharedTracker, file: FileCheckpointer) {
+    loop {
+        tokio::select! {
+            () = shared.stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        let cp = tracker.lock().ok().and_then(|mut t| t.take_dirty());
+        if let Some(cp) = cp
+            && let Err(e) = file.save(&cp).await
+        {
+            tracing::error!(error = %e, "saving the event checkpoint");
+        }
+    }
+}
+
+fn is_me(shared: &Shared, to: &Address) -> bool {
+    matches!(to, Address::Gateway { org, id } if *org == shared.cfg.lwm2m_identity.org && *id == shared.cfg.lwm2m_identity.id)
+}
+
+fn route(shared: &Arc<Shared>, tracker: &SharedTracker, onem2m: &Onem2mQueues, seq: u64, ev: IpeEvent) {
+    match ev {
+        IpeEvent::Request(r) if is_me(shared, &r.to) => {
+            let (s, t) = (shared.clone(), tracker.clone());
+            tokio::spawn(async move {
+                downlink(&s, r).await;
+                mark_done(&t, seq);
+            });
+        }
+        IpeEvent::DeviceAnswer(a) if is_me(shared, &a.to) => {
+            let (s, t) = (shared.clone(), tracker.clone());
+            tokio::spawn(async move {
+                deliver_answer(&s, a).await;
+                mark_done(&t, seq);
+            });
+        }
+        IpeEvent::DeviceRegistered(d) | IpeEvent::DeviceUpdated(d) => {
+            onem2m.push(shared, tracker, d.tree.ae.rn.clone(), seq, Job::Tree(Box::new(d)));
+        }
+        IpeEvent::DeviceDeregistered(d) => {
+            onem2m.push(shared, tracker, d.tree.ae.rn.clone(), seq, Job::Delete(d.tree.ae.rn.clone()));
+        }
+        IpeEvent::Report(r) => {
+            let rn = cin_name(&r.report_id);
+            onem2m.push(shared, tracker, r.ae_id.clone(), seq, Job::Cins(r.cins, rn));
+        }
+        IpeEvent::Response(r) => {
+            let rn = cin_name(&r.request_id);
+            onem2m.push(shared, tracker, r.ae_id.clone(), seq, Job::Cins(r.cins, rn));
+        }
+        IpeEvent::DeviceRequest(d) => {
+            let ae = d.ae_id.clone();
+            onem2m.push(
+                shared,
+                tracker,
+                ae,
+                seq,
+                Job::Cins(vec![device_request_cin(&d)], cin_name(&d.request_id)),
+            );
+        }
+        _ => mark_done(tracker, seq),
+    }
+}
+
+/// A contentInstance name from an id (ids are `A-Z a-z 0-9 - . _ : ~`; CSEs refuse `:` in names).
+pub fn cin_name(id: &str) -> String {
+    id.replace(':', "_")
+}
+
+/// What the `rsp` container shows applications when a device asks something (scenario 2): they answer by
+/// writing `{"op": "answer", "request_id": …, "status": "ok", "content": {…}}` into the device's `cmd`.
+fn device_request_cin(d: &DeviceRequestEvent) -> Cin {
+    Cin {
+        container: format!("{}/{}", d.ae_id, ipe::mapping::RSP),
+        con: json!({"device_request": {"request_id": d.request_id, "endpoint": d.endpoint, "topic": d.topic,
+            "content": d.content, "to": d.to, "expires_at": d.expires_at}}),
+    }
+}
+
+enum Job {
+    Tree(Box<ipe::events::DeviceEvent>),
+    Delete(String),
+    Cins(Vec<Cin>, String),
+}
+
+/// One ordered queue per device AE on the oneM2M side (a tree is made before values are written into it).
+type JobSender = mpsc::UnboundedSender<(u64, Job)>;
+
+#[derive(Default, Clone)]
+struct Onem2mQueues {
+    queues: Arc<Mutex<HashMap<String, JobSender>>>,
+}
+
+impl Onem2mQueues {
+    fn push(&self, shared: &Arc<Shared>, tracker: &SharedTracker, ae: String, seq: u64, job: Job) {
+        let Ok(mut q) = self.queues.lock() else { return };
+        let tx = q.entry(ae.clone()).or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(onem2m_worker(shared.clone(), tracker.clone(), ae, rx));
+            tx
+        });
+        let _ = tx.send((seq, job));
+    }
+}
+
+async fn onem2m_worker(
+    shared: Arc<Shared>,
+    tracker: SharedTracker,
+    ae: String,
+    mut rx: mpsc::UnboundedReceiver<(u64, Job)>,
+) {
+    let side = &shared.cfg.onem2m;
+    while let Some((seq, job)) = rx.recv().await {
+        let mut attempt = 0u32;
+        loop {
+            let r = match &job {
+                Job::Tree(d) => match side.ensure_tree(&d.tree).await {
+                    Ok(()) => side.remove(&ae, &d.removed).await,
+                    Err(e) => Err(e),
+                },
+                Job::Delete(ae) => side.delete_ae(ae).await,
+                Job::Cins(cins, rn) => {
+                    let mut r = Ok(());
+                    for c in cins {
+                        r = side.write_cin(&ae, c, rn).await;
+                        if r.is_err() {
+                            break;
+                        }
+                        shared.stats.cins.fetch_add(1, Ordering::Relaxed);
+                    }
+                    r
+                }
+            };
+            match r {
+                Ok(()) => break,
+                Err(e) => {
+                    attempt += 1;
+                    // A missing tree (the CSE lost it, or it was deleted by hand) is rebuilt by the next
+                    // registration; transport problems are retried a few times.
+                    let transient =
+                        e.rsc == onem2m::Rsc::TargetNotReachable || e.rsc == onem2m::Rsc::InternalServerError;
+                    if !transient || attempt >= 5 || shared.stop.is_cancelled() {
+                        shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(ae = %ae, error = %e, "oneM2M side");
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                }
+            }
+        }
+        mark_done(&tracker, seq);
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ downlink
+
+fn safe_to_repeat(op: Operation) -> bool {
+    matches!(op, Operation::Read | Operation::Discover | Operation::Observe | Operation::CancelObserve)
+}
+
+/// Performs a request on the device and submits exactly one answer.
+async fn downlink(shared: &Arc<Shared>, r: RequestEvent) {
+    let ipe = shared.cfg.lwm2m_ledger.contract(ipe::NAME);
+    let op = r.downlink.op;
+    let interrupted = shared.interrupted.lock().map(|s| s.contains(&r.request_id)).unwrap_or(false);
+    // Only a request still pending on the ledger is acted on (a replayed event may be answered already).
+    if interrupted || !safe_to_repeat(op) {
+        match ledger::query(&ipe, "get_request", &r.request_id).await {
+            Ok(Some(b)) => {
+                let pending = serde_json::from_slice::<Json>(&b)
+                    .ok()
+                    .and_then(|v| v.get("status").and_then(Json::as_str).map(|s| s == "pending"))
+                    .unwrap_or(true);
+                if !pending {
+                    shared.journal.append(Entry::Done { id: r.request_id.clone() });
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(e) => tracing::warn!(error = %e, "get_request"),
+        }
+    }
+    let answer = if interrupted && !safe_to_repeat(op) {
+        json!({"request_id": r.request_id, "status": "error", "code": null,
+            "message": "outcome unknown: the gateway restarted while the device operation was in flight; \
+                        it is not repeated"})
+    } else {
+        if !safe_to_repeat(op)
+            && let Err(e) = shared.journal.append_durable(Entry::Op { id: r.request_id.clone() }).await
+        {
+            tracing::error!(error = %e, "journal");
+        }
+        perform(shared, &r).await
+    };
+    submit_answer(shared, &ipe, &r.request_id, answer).await;
+    if !safe_to_repeat(op) {
+        shared.journal.append(Entry::Done { id: r.request_id.clone() });
+    }
+}
+
+async fn submit_answer(shared: &Shared, ipe: &ledger_client::ContractClient, id: &str, answer: Json) {
+    let timeout = answer.get("status").and_then(Json::as_str) == Some("timeout");
+    let mut attempt = 0u32;
+    loop {
+        match ledger::submit(ipe, "submit_response", &answer).await {
+            Ok(_) => {
+                shared.stats.answered.fetch_add(1, Ordering::Relaxed);
+                if timeout {
+                    shared.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                }
+                return;
+            }
+            // 409: answered already (a replay); other refusals will not change by retrying.
+            Err(e) if e.status().is_some() => {
+                if e.status() != Some(409) {
+                    shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(request = id, error = %e, "answer refused");
+                }
+                return;
+            }
+            Err(e) => {
+                attempt += 1;
+                tracing::warn!(request = id, attempt, error = %e, "answer not submitted yet; retrying");
+                tokio::select! {
+                    () = shared.stop.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Runs the operation on the device until it answers or the request expires; returns `ResponseArgs`.
+async fn perform(shared: &Arc<Shared>, r: &RequestEvent) -> Json {
+    let id = &r.request_id;
+    let timeout_args = || {
+        json!({"request_id": id, "status": "timeout", "code": null,
+        "message": "the device did not answer before the request expired"})
+    };
+    loop {
+        let left = r.expires_at - crate::unix_now();
+        if left <= 0 {
+            return timeout_args();
+        }
+        let budget = Duration::from_secs(u64::try_from(left).unwrap_or(1));
+        match device_op(shared, r, budget).await {
+            Ok(rsp) => return response_args(id, r.downlink.op, &rsp),
+            Err(OpError::Timeout) => return timeout_args(),
+            Err(OpError::UnknownEndpoint(_)) => {
+                // Offline: wait for it to come back (register) until the request expires.
+                let mut events = shared.cfg.lwm2m.subscribe_events();
+                let wait = async {
+                    loop {
+                        match events.recv().await {
+                            Ok(lwm2m_server::ServerEvent::Registered(c)) if c.endpoint == r.endpoint => {
+                                return;
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                                std::future::pending::<()>().await;
+                            }
+                            _ => {}
+                        }
+                    }
+                };
+                if shared.cfg.lwm2m.client(&r.endpoint).await.is_some() {
+                    continue;
+                }
+                tokio::select! {
+                    () = wait => continue,
+                    () = tokio::time::sleep(budget) => return timeout_args(),
+                    () = shared.stop.cancelled() => return timeout_args(),
+                }
+            }
+            Err(OpError::Reset) => {
+                return json!({"request_id": id, "status": "error", "code": null,
+                    "message": "the device rejected the message (CoAP Reset)"});
+            }
+            Err(e) => {
+                return json!({"request_id": id, "status": "error", "code": null, "message": e.to_string()});
+            }
+        }
+    }
+}
+
+/// The contract validated the attributes already; anything unparsable is dropped.
+fn parse_attributes(list: &[String]) -> Attributes {
+    Attributes::parse(list.iter().filter_map(|s| s.split_once('='))).unwrap_or_default()
+}
+
+/// An answer with only a CoAP code (`0x45` = 2.05).
+fn code_only(code: u8) -> OpResponse {
+    OpResponse {
+        code: lwm2m::ops::ResponseCode::from_byte(code),
+        format: None,
+        records: Vec::new(),
+        links: Vec::new(),
+        location: None,
+        payload: Vec::new(),
+    }
+}
+
+async fn device_op(shared: &Arc<Shared>, r: &RequestEvent, budget: Duration) -> Result<OpResponse, OpError> {
+    let lw = &shared.cfg.lwm2m;
+    let ep = r.endpoint.as_str();
+    let d = &r.downlink;
+    let Ok(path) = d.path.parse::<LwM2mPath>() else {
+        return Ok(code_only(0x80)); // 4.00: the contract validated the path, so this does not happen
+    };
+    let t = Some(budget);
+    let records = || -> Vec<Record> {
+        d.records
+            .as_ref()
+            .and_then(|j| ipe::translate::records_from_json(&shared.cfg.registry, j).ok())
+            .unwrap_or_default()
+    };
+    let format = d.content_format.map(ContentFormat);
+    match d.op {
+        Operation::Read => lw.read(ep, path, None, t).await,
+        Operation::Discover => lw.discover(ep, path, t).await,
+        Operation::Write => {
+            let mode = if d.partial { WriteMode::Update } else { WriteMode::Replace };
+            lw.write(ep, path, mode, records(), format, t).await
+        }
+        Operation::Execute => lw.execute(ep, path, d.args.as_deref().unwrap_or(""), t).await,
+        Operation::Create => lw.create(ep, path, records(), format, t).await,
+        Operation::Delete => lw.delete(ep, path, t).await,
+        Operation::WriteAttributes => {
+            lw.write_attributes(ep, path, parse_attributes(d.attributes.as_deref().unwrap_or(&[])), t).await
+        }
+        Operation::Observe => {
+            if let Some(attrs) = d.attributes.as_deref().filter(|a| !a.is_empty()) {
+                let w = lw.write_attributes(ep, path, parse_attributes(attrs), t).await?;
+                if !w.code.is_success() {
+                    return Ok(w);
+                }
+            }
+            let rsp = lw.observe(ep, path, None, t).await?;
+            if rsp.code.is_success()
+                && let Ok(mut m) = shared.observations.lock()
+            {
+                m.insert((ep.to_owned(), path), r.request_id.clone());
+            }
+            Ok(rsp)
+        }
+        Operation::CancelObserve => {
+            let n = lw.cancel_observe(ep, path).await;
+            if let Ok(mut m) = shared.observations.lock() {
+                m.remove(&(ep.to_owned(), path));
+            }
+            Ok(code_only(if n > 0 { 0x45 } else { 0x84 }))
+        }
+    }
+}
+
+/// `ResponseArgs` for a device's answer.
+pub fn response_args(id: &str, op: Operation, rsp: &OpResponse) -> Json {
+    let code = rsp.code.to_string();
+    let ok = rsp.code.is_success();
+    let mut a = json!({"request_id": id, "status": if ok { "ok" } else { "error" }, "code": code});
+    if !ok {
+        return a;
+    }
+    match op {
+        Operation::Read | Operation::Observe => {
+            if let Ok(j) = ipe::translate::records_to_json(&rsp.records) {
+                a["records"] = j;
+            }
+        }
+        Operation::Discover => a["links"] = json!(lwm2m::link::format(&rsp.links)),
+        Operation::Create => {
+            if let Some(l) = &rsp.location {
+                a["location"] = json!(l);
+            }
+        }
+        _ => {}
+    }
+    a
+}
+
+// ------------------------------------------------------------------------ device requests (scenario 2)
+
+/// Writes an application's answer to the device that asked.
+async fn deliver_answer(shared: &Arc<Shared>, a: DeviceAnswerEvent) {
+    let lw = &shared.cfg.lwm2m;
+    let obj = DEVICE_REQUEST_OBJECT;
+    let mut records = vec![
+        Record::new(path(&[obj, 0, 1]), lwm2m::Value::String(a.request_id.clone())),
+        Record::new(path(&[obj, 0, 3]), lwm2m::Value::String(a.answer.status.clone())),
+        Record::new(path(&[obj, 0, 4]), lwm2m::Value::String(a.answer.content.to_string())),
+    ];
+    let mut others: HashMap<LwM2mPath, Vec<Record>> = HashMap::new();
+    if let Some(j) = &a.answer.records
+        && let Ok(rs) = ipe::translate::records_from_json(&shared.cfg.registry, j)
+    {
+        for r in rs {
+            if r.path.object() == Some(obj) {
+                records.push(r);
+            } else if let (Some(o), Some(i)) = (r.path.object(), r.path.instance()) {
+                others.entry(path(&[o, i])).or_default().push(r);
+            }
+        }
+    }
+    let t = Some(Duration::from_secs(30));
+    let mut writes = vec![(path(&[obj, 0]), records)];
+    writes.extend(others);
+    for (p, recs) in writes {
+        match lw.write(&a.endpoint, p, WriteMode::Update, recs, None, t).await {
+            Ok(r) if r.code.is_success() => {}
+            Ok(r) => {
+                tracing::warn!(endpoint = %a.endpoint, path = %p, code = %r.code, "device refused the answer")
+            }
+            Err(e) => tracing::warn!(endpoint = %a.endpoint, path = %p, error = %e, "answer not delivered"),
+        }
+    }
+    shared.journal.append(Entry::Done { id: a.request_id });
+}
+
+fn path(ids: &[u16]) -> LwM2mPath {
+    LwM2mPath::new(ids).unwrap_or_default()
+}
+
+/// Closes a device request with `timeout` when nobody answered it in time (a 409 means it was answered).
+pub(crate) async fn device_request_timer(shared: Arc<Shared>, id: String, exp: i64) {
+    let wait = u64::try_from((exp - crate::unix_now()).max(0)).unwrap_or(0) + 1;
+    tokio::select! {
+        () = shared.stop.cancelled() => return,
+        () = tokio::time::sleep(Duration::from_secs(wait)) => {}
+    }
+    let ipe = shared.cfg.lwm2m_ledger.contract(ipe::NAME);
+    let args =
+        json!({"request_id": id, "status": "timeout", "message": "no oneM2M application answered in time"});
+    match ledger::submit(&ipe, "answer_device_request", &args).await {
+        Ok(_) => {
+            shared.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) if e.status() == Some(409) => {}
+        Err(e) => tracing::warn!(request = %id, error = %e, "closing a device request"),
+    }
+}
+
+// ------------------------------------------------------------------- requests from cmd containers
+
+/// Applications' requests written into `cmd` containers → `submit_request` (or `answer_device_request`).
+pub(crate) async fn cmd_requests(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Json>) {
+    loop {
+        let body = tokio::select! {
+            () = shared.stop.cancelled() => return,
+            b = rx.recv() => match b { Some(b) => b, None => return },
+        };
+        let s = shared.clone();
+        tokio::spawn(async move {
+            let Some(req) = s.cfg.onem2m.cmd_request(&body).await else { return };
+            if first_sight(&s, &req) {
+                cmd_request(&s, req).await;
+            }
+        });
+    }
+}
+
+/// True the first time a contentInstance is seen (the live notification and the start-up backlog scan may
+/// both deliver it).
+fn first_sight(shared: &Shared, req: &crate::onem2m_side::CmdRequest) -> bool {
+    if shared.backlog_done.load(Ordering::Acquire) {
+        return true; // after the scan only live notifications arrive, each once
+    }
+    let key = req.ri.clone().unwrap_or_else(|| format!("{}/{}", req.ae_id, req.rn.as_deref().unwrap_or("")));
+    shared.seen_cins.lock().map(|mut s| s.insert(key)).unwrap_or(true)
+}
+
+/// After a start: requests written into `cmd` containers while the gateway was down (no notification reached
+/// it) are submitted now, if the ledger has not seen their id.
+pub(crate) async fn cmd_backlog(shared: Arc<Shared>) {
+    let ipe = shared.cfg.onem2m_ledger.contract(ipe::NAME);
+    let mut after: Option<String> = None;
+    let mut n = 0usize;
+    loop {
+        let args = json!({"limit": 1000, "after": after});
+        let page: Vec<ipe::Device> =
+            match ipe.evaluate("list_devices", &[args.to_string().into_bytes()]).await {
+                Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "listing devices for the cmd backlog");
+                    break;
+                }
+            };
+        for d in &page {
+            let backlog = match shared.cfg.onem2m.cmd_backlog(&d.ae_id).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::debug!(ae = %d.ae_id, error = %e, "no cmd backlog");
+                    continue;
+                }
+            };
+            for req in backlog {
+                let Some(id) = req.con.get("request_id").and_then(Json::as_str).map(str::to_owned) else {
+                    continue;
+                };
+                let function = if req.con.get("op").and_then(Json::as_str) == Some("answer") {
+                    "get_device_request"
+                } else {
+                    "get_request"
+                };
+                if matches!(ledger::query(&ipe, function, &id).await, Ok(None)) && first_sight(&shared, &req)
+                {
+                    n += 1;
+                    cmd_request(&shared, req).await;
+                }
+            }
+        }
+        if page.len() < 1000 {
+            break;
+        }
+        after = page.last().map(|d| d.endpoint.clone());
+    }
+    shared.backlog_done.store(true, Ordering::Release);
+    if let Ok(mut s) = shared.seen_cins.lock() {
+        *s = std::collections::HashSet::new();
+    }
+    if n > 0 {
+        tracing::info!(requests = n, "submitted requests written while the gateway was down");
+    }
+}
+
+async fn cmd_request(shared: &Arc<Shared>, req: crate::onem2m_side::CmdRequest) {
+    let ipe = shared.cfg.onem2m_ledger.contract(ipe::NAME);
+    let request_id = req.con.get("request_id").and_then(Json::as_str).unwrap_or_default().to_owned();
+    let Some(originator) = req.originator.clone() else {
+        reject(
+            shared,
+            &req.ae_id,
+            &request_id,
+            "",
+            400,
+            "the request names no originator: create the contentInstance with \"cr\": null, or put \
+             \"originator\" in its content",
+        )
+        .await;
+        return;
+    };
+    let answer = req.con.get("op").and_then(Json::as_str) == Some("answer");
+    let result = if answer {
+        let mut a = req.con.clone();
+        if let Some(o) = a.as_object_mut() {
+            o.remove("op");
+            o.insert("originator".into(), json!(originator));
+        }
+        ledger::submit(&ipe, "answer_device_request", &a).await
+    } else {
+        match ipe::mapping::request_from_cmd(&req.con, &originator, &req.ae_id) {
+            Ok(args) => ledger::submit(&ipe, "submit_request", &args).await,
+            Err(e) => Err(ledger::SubmitError::Refused {
+                function: "submit_request".into(),
+                status: 400,
+                message: e.to_string(),
+            }),
+        }
+    };
+    match result {
+        Ok(_) => {
+            shared.stats.cmd_requests.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => match e.status() {
+            Some(status) if !answer => {
+                let msg = match &e {
+                    ledger::SubmitError::Refused { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
+                reject(shared, &req.ae_id, &request_id, &originator, status, &msg).await;
+            }
+            _ => {
+                shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(ae = %req.ae_id, error = %e, "request from a cmd container not submitted");
+            }
+        },
+    }
+}
+
+async fn reject(
+    shared: &Shared,
+    ae_id: &str,
+    request_id: &str,
+    originator: &str,
+    status: i32,
+    message: &str,
+) {
+    let cin = ipe::mapping::rejection_cin(ae_id, request_id, originator, status, message);
+    let rn = format!("rej-{}", cin_name(if request_id.is_empty() { "none" } else { request_id }));
+    if let Err(e) = shared.cfg.onem2m.write_cin(ae_id, &cin, &rn).await {
+        tracing::warn!(ae = %ae_id, error = %e, "writing a rejection");
+    }
+}

@@ -1,0 +1,147 @@
+//! Submitting to the IPE contract: retries that never act twice, and the contract's refusals as typed errors.
+//!
+//! Every IPE function the gateway submits carries an id the contract refuses to see twice (409), so a retry
+//! after a lost answer or an MVCC conflict is safe: a 409 on a retry means the earlier attempt committed.
+
+use std::time::Duration;
+
+use ledger_client::{ClientError, ContractClient};
+use ledger_types::TxValidationCode;
+use serde::Serialize;
+
+/// Why a submission failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The contract refused the transaction (status 400, 403, 404, 409, 500).
+    #[error("the IPE contract refused {function} (status {status}): {message}")]
+    Refused {
+        /// Function.
+        function: String,
+        /// Contract status.
+        status: i32,
+        /// Its message.
+        message: String,
+    },
+    /// The ledger could not be reached or kept failing.
+    #[error("{function}: {source}")]
+    Ledger {
+        /// Function.
+        function: String,
+        /// Cause.
+        source: ClientError,
+    },
+    /// The argument could not be serialised.
+    #[error("{0}")]
+    Encode(String),
+}
+
+impl SubmitError {
+    /// The contract status of a refusal.
+    pub fn status(&self) -> Option<i32> {
+        match self {
+            SubmitError::Refused { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// The contract status in a gRPC error of a refused proposal (`"… (status 409): …"`).
+pub fn contract_status(e: &ClientError) -> Option<(i32, String)> {
+    let ClientError::Status(s) = e else { return None };
+    if s.code() != tonic::Code::Aborted {
+        return None;
+    }
+    let msg = s.message();
+    let i = msg.find("(status ")?;
+    let rest = &msg[i + 8..];
+    let end = rest.find(')')?;
+    let status = rest[..end].parse().ok()?;
+    let message = rest[end + 1..].trim_start_matches(':').trim().to_owned();
+    Some((status, message))
+}
+
+/// How often a transient failure (MVCC conflict, unreachable peer) is retried.
+const ATTEMPTS: u32 = 8;
+
+/// Submits `function(arg)` and waits for its commit. MVCC/phantom conflicts and transport failures are retried
+/// with the same argument; a 409 on a retry is success (the earlier attempt committed) and returns `None`.
+pub async fn submit<T: Serialize>(
+    contract: &ContractClient,
+    function: &str,
+    arg: &T,
+) -> Result<Option<Vec<u8>>, SubmitError> {
+    let bytes = serde_json::to_vec(arg).map_err(|e| SubmitError::Encode(e.to_string()))?;
+    submit_raw(contract, function, bytes).await
+}
+
+/// [`submit`] with the argument already encoded.
+pub async fn submit_raw(
+    contract: &ContractClient,
+    function: &str,
+    bytes: Vec<u8>,
+) -> Result<Option<Vec<u8>>, SubmitError> {
+    let args = [bytes];
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let err = match contract.submit(function, &args).await {
+            Ok(c) => return Ok(Some(c.payload)),
+            Err(e) => e,
+        };
+        if let Some((status, message)) = contract_status(&err) {
+            if status == 409 && attempt > 1 {
+                return Ok(None);
+            }
+            return Err(SubmitError::Refused { function: function.to_owned(), status, message });
+        }
+        let transient = match &err {
+            ClientError::NotValid { code, .. } => {
+                matches!(code, TxValidationCode::MvccReadConflict | TxValidationCode::PhantomReadConflict)
+            }
+            ClientError::Status(s) => {
+                matches!(
+                    s.code(),
+                    tonic::Code::Unavailable
+                        | tonic::Code::ResourceExhausted
+                        | tonic::Code::Unknown
+                        | tonic::Code::DeadlineExceeded
+                        | tonic::Code::Cancelled
+                )
+            }
+            ClientError::Transport(_) => true,
+            _ => false,
+        };
+        if !transient || attempt >= ATTEMPTS {
+            return Err(SubmitError::Ledger { function: function.to_owned(), source: err });
+        }
+        tracing::debug!(function, attempt, error = %err, "retrying a submission");
+        tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt * attempt))).await;
+    }
+}
+
+/// Evaluates a query; the contract's 404 is `Ok(None)`.
+pub async fn query(
+    contract: &ContractClient,
+    function: &str,
+    arg: &str,
+) -> Result<Option<Vec<u8>>, SubmitError> {
+    match contract.evaluate(function, &[arg.as_bytes().to_vec()]).await {
+        Ok(b) => Ok(Some(b)),
+        Err(e) => match contract_status_eval(&e) {
+            Some(404) => Ok(None),
+            Some(status) => {
+                Err(SubmitError::Refused { function: function.to_owned(), status, message: e.to_string() })
+            }
+            None => Err(SubmitError::Ledger { function: function.to_owned(), source: e }),
+        },
+    }
+}
+
+/// The contract status of a refused evaluation (`"contract refused (status 404): …"`).
+fn contract_status_eval(e: &ClientError) -> Option<i32> {
+    let ClientError::Status(s) = e else { return None };
+    let msg = s.message();
+    let i = msg.find("(status ")?;
+    let rest = &msg[i + 8..];
+    rest[..rest.find(')')?].parse().ok()
+}

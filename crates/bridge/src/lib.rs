@@ -1,0 +1,208 @@
+//! The bridge gateway: it carries both interworking flows through the ledger's IPE contract.
+//!
+//! ```text
+//!            LwM2M devices                                                   oneM2M applications
+//!                 │ CoAP/UDP                                                   │ Mca (HTTP)
+//!         ┌───────▼────────┐   register/update/report/      ┌─────────────┐  ┌─▼──────────────────────┐
+//!         │ LwM2M server   │── device_request/submit_response ►│  ledger     │  │ CSE (embedded or remote)│
+//!         │ (lwm2m-server) │        (LwM2M side identity)   │  ipe contract│  └─┬──────────▲───────────┘
+//!         └───────▲────────┘                                └──────┬──────┘    │ cmd cins   │ trees, cins
+//!                 │ downlink ops, answers                          │ events    │ (notified) │
+//!                 └──────────────── uplink / downlink / onem2m ◄───┘───────────┘────────────┘
+//!                                     (this crate)          submit_request / answer_device_request
+//!                                                            (oneM2M side identity)
+//! ```
+//!
+//! - **Uplink** ([`uplink`]): LwM2M server events (register, update, de-register, expiry, notify, send) become
+//!   IPE transactions, in order per device.
+//! - **Events** ([`events`]): the IPE contract's events are consumed from a persisted checkpoint (the lowest
+//!   event not yet fully handled), so a restart resumes with nothing lost. Acting again on a replayed event is
+//!   harmless: contentInstances have the request/report id as their name (a replay is a 4105), answers are
+//!   refused as 409 by the contract, and device operations that are not safe to repeat are journaled
+//!   ([`journal`]) and checked against the ledger first.
+//! - **oneM2M side** ([`onem2m_side`]): device trees and contentInstances on the CSE; applications' requests
+//!   written into a device's `cmd` container become `submit_request` transactions.
+//!
+//! Architecture Invariant: every request gets exactly one answer on the ledger (ok, error or timeout), and
+//! every answer is written once into the device's `rsp` container.
+
+pub mod events;
+pub mod journal;
+pub mod ledger;
+pub mod onem2m_side;
+pub mod uplink;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ipe::model::GatewayRef;
+use ledger_client::Gateway;
+use lwm2m::{LwM2mPath, Registry};
+use lwm2m_server::LwM2mServerHandle;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use onem2m_side::{Onem2mSide, Transport};
+
+/// The LwM2M object a device uses to ask the oneM2M side something (the paper's scenario 2): object 32769 in
+/// OMNA's private range. A device Sends `/32769/0/0` (topic, string) and `/32769/0/2` (body, JSON string),
+/// optionally `/32769/0/1` (its own id); the answer is written back to `/32769/0/3` (status) and `/32769/0/4`
+/// (content, JSON string), and `/32769/0/1` (the ledger's request id).
+pub const DEVICE_REQUEST_OBJECT: u16 = 32769;
+
+/// How the gateway is set up.
+#[derive(Clone)]
+pub struct BridgeConfig {
+    /// Short name, the prefix of the ids the gateway makes (`gw1` → `gw1-r-…`, `gw1-d-…`).
+    pub name: String,
+    /// Where the checkpoint and the journal live.
+    pub state_dir: PathBuf,
+    /// The LwM2M side's ledger connection (it registers and serves the devices).
+    pub lwm2m_ledger: Gateway,
+    /// Who that is on the ledger: `{org: MSP id, id: certificate CN}`.
+    pub lwm2m_identity: GatewayRef,
+    /// The oneM2M side's ledger connection (it submits applications' requests and answers).
+    pub onem2m_ledger: Gateway,
+    /// The LwM2M server.
+    pub lwm2m: LwM2mServerHandle,
+    /// Object definitions (the same as the contract's).
+    pub registry: Arc<Registry>,
+    /// The oneM2M side.
+    pub onem2m: Onem2mSide,
+    /// Default request timeout (s) for device requests.
+    pub device_request_timeout: u32,
+}
+
+/// Counters.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// LwM2M events turned into transactions.
+    pub uplink_tx: AtomicU64,
+    /// Requests answered (submit_response committed).
+    pub answered: AtomicU64,
+    /// Requests answered with timeout.
+    pub timeouts: AtomicU64,
+    /// Requests from `cmd` containers submitted.
+    pub cmd_requests: AtomicU64,
+    /// contentInstances written.
+    pub cins: AtomicU64,
+    /// Events handled.
+    pub events: AtomicU64,
+    /// Errors (logged).
+    pub errors: AtomicU64,
+}
+
+/// Shared state of a running bridge.
+pub(crate) struct Shared {
+    pub(crate) cfg: BridgeConfig,
+    pub(crate) journal: journal::Journal,
+    pub(crate) stats: Arc<Stats>,
+    /// (endpoint, path) → the observe request id whose notifications these are.
+    pub(crate) observations: Mutex<HashMap<(String, LwM2mPath), String>>,
+    /// Requests whose device operation is journaled as started before a restart.
+    pub(crate) interrupted: Mutex<std::collections::HashSet<String>>,
+    pub(crate) seq: AtomicU64,
+    /// contentInstances of `cmd` containers already taken (by ri).
+    pub(crate) seen_cins: Mutex<std::collections::HashSet<String>>,
+    /// The start-up scan of `cmd` backlogs is over.
+    pub(crate) backlog_done: std::sync::atomic::AtomicBool,
+    pub(crate) stop: CancellationToken,
+}
+
+impl Shared {
+    pub(crate) fn next_id(&self, kind: &str) -> String {
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{kind}-{}-{n}", self.cfg.name, boot_tag())
+    }
+}
+
+/// A tag unique to this process start (so ids stay unique across restarts).
+fn boot_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        #[allow(clippy::disallowed_methods)] // the bridge shell's one clock read for id uniqueness
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        format!("{:x}", t.as_millis())
+    })
+}
+
+/// Seconds since the epoch (the bridge shell's clock).
+pub(crate) fn unix_now() -> i64 {
+    #[allow(clippy::disallowed_methods)] // the bridge shell's clock
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(t.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Why the bridge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    /// State directory or journal.
+    #[error("state: {0}")]
+    Io(#[from] std::io::Error),
+    /// The oneM2M side refused the IPE AE.
+    #[error("oneM2M side: {0}")]
+    Onem2m(#[from] onem2m_side::Onem2mError),
+    /// The ledger refused.
+    #[error("ledger: {0}")]
+    Ledger(#[from] ledger::SubmitError),
+}
+
+/// A running bridge.
+pub struct Bridge {
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Bridge {
+    /// Starts the gateway: registers the IPE AE on the oneM2M side, resumes the event stream from the
+    /// persisted checkpoint and starts listening to the LwM2M server and the CSE's notifications.
+    pub async fn start(
+        cfg: BridgeConfig,
+        notifications: tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+    ) -> Result<Bridge, BridgeError> {
+        std::fs::create_dir_all(&cfg.state_dir)?;
+        let (journal, open) = journal::Journal::open(&cfg.state_dir.join("journal.log"))?;
+        cfg.onem2m.register_ipe().await?;
+        let stop = CancellationToken::new();
+        let shared = Arc::new(Shared {
+            cfg,
+            journal,
+            stats: Arc::default(),
+            observations: Mutex::default(),
+            interrupted: Mutex::new(open.ops.into_iter().collect()),
+            seq: AtomicU64::new(0),
+            seen_cins: Mutex::default(),
+            backlog_done: std::sync::atomic::AtomicBool::new(false),
+            stop: stop.clone(),
+        });
+        let tasks = vec![
+            tokio::spawn(uplink::run(shared.clone())),
+            tokio::spawn(events::run(shared.clone())),
+            tokio::spawn(events::cmd_requests(shared.clone(), notifications)),
+            tokio::spawn(events::cmd_backlog(shared.clone())),
+        ];
+        for (id, exp) in open.dreqs {
+            tokio::spawn(events::device_request_timer(shared.clone(), id, exp));
+        }
+        Ok(Bridge { shared, tasks })
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.shared.stats.clone()
+    }
+
+    /// Stops the tasks (the checkpoint is saved first).
+    pub async fn shutdown(self) {
+        self.shared.stop.cancel();
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+}

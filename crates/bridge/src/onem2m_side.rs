@@ -1,0 +1,359 @@
+//! The gateway's oneM2M side: the same Mca requests go either in-process to the embedded CSE or over HTTP to a
+//! remote CSE (ACME and others) where the gateway joined as an IPE AE.
+//!
+//! ```text
+//!  device tree (AE, cmd, rsp, data containers, ACP, subscription on cmd) ──► Transport::send ──► Cse::handle
+//!  cins (rn = request/report id: a replayed write is 4105, not a duplicate)                    └► McaClient::send
+//!  notifications of new cmd contentInstances ◄── local://<name> channel  /  NotificationListener ◄──┘
+//! ```
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use ipe::mapping::{Cin, ResourceTree};
+use onem2m::{Operation, RequestPrimitive, ResponsePrimitive, Rsc};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+/// Name of the ACP the gateway creates under each device AE.
+pub const DEVICE_ACP: &str = "acpIpe";
+/// Name of the subscription on each device's `cmd` container.
+pub const CMD_SUB: &str = "subIpe";
+
+/// A oneM2M request that failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{op:?} {target}: {rsc} {message}")]
+pub struct Onem2mError {
+    /// Operation.
+    pub op: Operation,
+    /// Target.
+    pub target: String,
+    /// Response status code (5000 for transport errors).
+    pub rsc: Rsc,
+    /// Debug message.
+    pub message: String,
+}
+
+/// Where requests go.
+#[derive(Clone)]
+pub enum Transport {
+    /// The embedded CSE, in-process.
+    Embedded(cse::Cse),
+    /// A remote CSE over Mca HTTP.
+    Remote(Box<mca_client::McaClient>),
+}
+
+impl Transport {
+    async fn send(&self, req: RequestPrimitive) -> ResponsePrimitive {
+        match self {
+            Transport::Embedded(c) => c.handle(req).await,
+            Transport::Remote(m) => {
+                let rqi = req.rqi.clone();
+                match m.send(&req).await {
+                    Ok(r) => r,
+                    Err(e) => ResponsePrimitive::error(Rsc::TargetNotReachable, rqi, e.to_string()),
+                }
+            }
+        }
+    }
+}
+
+/// The oneM2M side of one gateway.
+#[derive(Clone)]
+pub struct Onem2mSide {
+    transport: Transport,
+    /// CSEBase resource name (`cse-in`).
+    base: String,
+    /// The IPE AE's AE-ID (also its originator), e.g. `Cipechain-ipe`.
+    ipe_ae: String,
+    /// `nu` for the cmd subscriptions.
+    notify_uri: String,
+    rqi: Arc<std::sync::atomic::AtomicU64>,
+    /// cmd container ri → device AE-ID (filled when the tree is made, or looked up).
+    cmd_parents: Arc<Mutex<HashMap<String, String>>>,
+}
+
+/// A request an application wrote into a device's `cmd` container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CmdRequest {
+    /// The device's AE-ID.
+    pub ae_id: String,
+    /// Who wrote it: the contentInstance's `cr`, else the `originator` its content claims.
+    pub originator: Option<String>,
+    /// The contentInstance's `con`.
+    pub con: Value,
+    /// The contentInstance's resource name.
+    pub rn: Option<String>,
+    /// The contentInstance's resource id (a request is taken from one contentInstance once).
+    pub ri: Option<String>,
+}
+
+impl Onem2mSide {
+    /// A side sending through `transport` to CSEBase `base`, as IPE AE `ipe_ae`, with cmd notifications sent
+    /// to `notify_uri` (`local://<name>` for the embedded CSE, the listener's URL for a remote one).
+    pub fn new(transport: Transport, base: &str, ipe_ae: &str, notify_uri: String) -> Self {
+        Onem2mSide {
+            transport,
+            base: base.to_owned(),
+            ipe_ae: ipe_ae.to_owned(),
+            notify_uri,
+            rqi: Arc::default(),
+            cmd_parents: Arc::default(),
+        }
+    }
+
+    /// The CSEBase name.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn req(&self, op: Operation, to: String, fr: &str) -> RequestPrimitive {
+        let n = self.rqi.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        RequestPrimitive::new(op, to, Some(fr.to_owned()), format!("ipe-{n}"))
+    }
+
+    async fn send(&self, req: RequestPrimitive, ok: &[Rsc]) -> Result<ResponsePrimitive, Onem2mError> {
+        let (op, target) = (req.op, req.to.clone());
+        let r = self.transport.send(req).await;
+        if ok.contains(&r.rsc) {
+            Ok(r)
+        } else {
+            let message = r.debug_message().unwrap_or_default().to_owned();
+            Err(Onem2mError { op, target, rsc: r.rsc, message })
+        }
+    }
+
+    async fn create(
+        &self,
+        parent: &str,
+        fr: &str,
+        ty: u16,
+        pc: Value,
+        ok: &[Rsc],
+    ) -> Result<ResponsePrimitive, Onem2mError> {
+        let mut req = self.req(Operation::Create, parent.to_owned(), fr);
+        req.ty = Some(ty);
+        req.pc = Some(pc);
+        self.send(req, ok).await
+    }
+
+    /// Registers the IPE AE (or finds it registered) with the notification URI as its `poa`.
+    pub async fn register_ipe(&self) -> Result<(), Onem2mError> {
+        let ae = json!({"m2m:ae": {"rn": self.ipe_ae, "api": "Nipechain.ipe", "rr": true, "srv": ["3"],
+            "poa": [self.notify_uri], "lbl": ["ipechain:ipe"]}});
+        let r = self
+            .create(
+                &self.base,
+                &self.ipe_ae,
+                2,
+                ae,
+                &[Rsc::Created, Rsc::OriginatorHasAlreadyRegistered, Rsc::Conflict],
+            )
+            .await?;
+        if r.rsc != Rsc::Created {
+            // Registered before (a restart): point its poa at where we listen now.
+            let mut req = self.req(Operation::Update, format!("{}/{}", self.base, self.ipe_ae), &self.ipe_ae);
+            req.pc = Some(json!({"m2m:ae": {"poa": [self.notify_uri]}}));
+            self.send(req, &[Rsc::Updated]).await?;
+        }
+        Ok(())
+    }
+
+    /// Creates a device's resource tree (AE, ACP, containers, the subscription on `cmd`); what exists already
+    /// is kept, so this is safe to repeat.
+    pub async fn ensure_tree(&self, tree: &ResourceTree) -> Result<(), Onem2mError> {
+        let ae_id = &tree.ae.rn;
+        let ae = json!({"m2m:ae": {"rn": ae_id, "api": tree.ae.api, "rr": tree.ae.rr, "srv": ["3"],
+            "lbl": tree.ae.lbl}});
+        self.create(
+            &self.base,
+            ae_id,
+            2,
+            ae,
+            &[Rsc::Created, Rsc::OriginatorHasAlreadyRegistered, Rsc::Conflict],
+        )
+        .await?;
+        let ae_path = format!("{}/{}", self.base, ae_id);
+        // Applications may read and discover the device's tree, write requests into `cmd` and subscribe to
+        // any of its containers; the device AE (the gateway speaking for it) and the IPE AE may do anything.
+        let owners = json!([ae_id, self.ipe_ae]);
+        let acp = json!({"m2m:acp": {"rn": DEVICE_ACP,
+            "pv": {"acr": [{"acor": ["all"], "acop": 35}, {"acor": owners, "acop": 63}]},
+            "pvs": {"acr": [{"acor": owners, "acop": 63}]}}});
+        self.create(&ae_path, ae_id, 1, acp, &[Rsc::Created, Rsc::Conflict]).await?;
+        let acp_ri = self.acp_ri(&ae_path, ae_id).await?;
+        let mut up = self.req(Operation::Update, ae_path.clone(), ae_id);
+        up.pc = Some(json!({"m2m:ae": {"acpi": [acp_ri.clone()]}}));
+        self.send(up, &[Rsc::Updated]).await?;
+        for c in &tree.containers {
+            let (parent, _) = c.path.rsplit_once('/').unwrap_or((&c.path, ""));
+            let cnt = json!({"m2m:cnt": {"rn": c.rn, "lbl": c.lbl, "acpi": [acp_ri], "mni": 100}});
+            let r = self
+                .create(&format!("{}/{}", self.base, parent), ae_id, 3, cnt, &[Rsc::Created, Rsc::Conflict])
+                .await?;
+            if c.rn == ipe::mapping::CMD && c.path == format!("{ae_id}/{}", ipe::mapping::CMD) {
+                let ri = match (r.rsc, r.pc.as_ref().and_then(|p| p.pointer("/m2m:cnt/ri"))) {
+                    (Rsc::Created, Some(Value::String(ri))) => ri.clone(),
+                    _ => self.ri_of(&format!("{}/{}", self.base, c.path), ae_id).await?,
+                };
+                if let Ok(mut m) = self.cmd_parents.lock() {
+                    m.insert(ri, ae_id.clone());
+                }
+                let sub = json!({"m2m:sub": {"rn": CMD_SUB, "nu": [self.notify_uri], "nct": 1,
+                    "enc": {"net": [3]}}});
+                self.create(
+                    &format!("{}/{}", self.base, c.path),
+                    ae_id,
+                    23,
+                    sub,
+                    &[Rsc::Created, Rsc::Conflict],
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn acp_ri(&self, ae_path: &str, ae_id: &str) -> Result<String, Onem2mError> {
+        self.ri_of(&format!("{ae_path}/{DEVICE_ACP}"), ae_id).await
+    }
+
+    async fn ri_of(&self, target: &str, fr: &str) -> Result<String, Onem2mError> {
+        let r = self.send(self.req(Operation::Retrieve, target.to_owned(), fr), &[Rsc::Ok]).await?;
+        inner(r.pc.as_ref()).and_then(|v| v.get("ri")).and_then(Value::as_str).map(str::to_owned).ok_or_else(
+            || Onem2mError {
+                op: Operation::Retrieve,
+                target: target.to_owned(),
+                rsc: Rsc::InternalServerError,
+                message: "no ri in the answer".into(),
+            },
+        )
+    }
+
+    /// Removes containers a new registration no longer declares.
+    pub async fn remove(&self, ae_id: &str, paths: &[String]) -> Result<(), Onem2mError> {
+        for p in paths {
+            let req = self.req(Operation::Delete, format!("{}/{p}", self.base), ae_id);
+            self.send(req, &[Rsc::Deleted, Rsc::NotFound]).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a device's AE (its containers go with it).
+    pub async fn delete_ae(&self, ae_id: &str) -> Result<(), Onem2mError> {
+        let req = self.req(Operation::Delete, format!("{}/{ae_id}", self.base), ae_id);
+        self.send(req, &[Rsc::Deleted, Rsc::NotFound]).await.map(|_| ())
+    }
+
+    /// Writes a contentInstance named `rn` (so writing it again is a harmless 4105) as the device AE `ae_id`.
+    pub async fn write_cin(&self, ae_id: &str, cin: &Cin, rn: &str) -> Result<(), Onem2mError> {
+        let body = json!({"m2m:cin": {"rn": rn, "cnf": "application/json:0", "con": cin.con}});
+        self.create(
+            &format!("{}/{}", self.base, cin.container),
+            ae_id,
+            4,
+            body,
+            &[Rsc::Created, Rsc::Conflict],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Interprets a notification: a new contentInstance in some device's `cmd` container, or `None`
+    /// (verification requests, deletion notices, anything else).
+    pub async fn cmd_request(&self, body: &Value) -> Option<CmdRequest> {
+        let sgn = body.get("m2m:sgn")?;
+        if sgn.get("vrq").is_some() || sgn.get("sud").is_some() {
+            return None;
+        }
+        let cin = sgn.pointer("/nev/rep/m2m:cin")?;
+        let pi = cin.get("pi").and_then(Value::as_str)?;
+        let ae_id = self.cmd_owner(pi).await?;
+        Some(Self::cmd_from_cin(ae_id, cin))
+    }
+
+    /// The requests waiting in a device's `cmd` container (read after a restart: a request written while the
+    /// gateway was down had no one to notify).
+    pub async fn cmd_backlog(&self, ae_id: &str) -> Result<Vec<CmdRequest>, Onem2mError> {
+        let mut req =
+            self.req(Operation::Retrieve, format!("{}/{ae_id}/{}", self.base, ipe::mapping::CMD), ae_id);
+        req.rcn = Some(onem2m::ResultContent::AttributesAndChildResources);
+        let r = self.send(req, &[Rsc::Ok]).await?;
+        let cins = inner(r.pc.as_ref())
+            .and_then(|c| c.get("m2m:cin"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        Ok(cins.iter().map(|c| Self::cmd_from_cin(ae_id.to_owned(), c)).collect())
+    }
+
+    fn cmd_from_cin(ae_id: String, cin: &Value) -> CmdRequest {
+        let con = match cin.get("con") {
+            Some(Value::String(s)) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
+            Some(v) => v.clone(),
+            None => Value::Null,
+        };
+        let originator = cin
+            .get("cr")
+            .and_then(Value::as_str)
+            .or_else(|| con.get("originator").and_then(Value::as_str))
+            .map(str::to_owned);
+        let rn = cin.get("rn").and_then(Value::as_str).map(str::to_owned);
+        let ri = cin.get("ri").and_then(Value::as_str).map(str::to_owned);
+        CmdRequest { ae_id, originator, con, rn, ri }
+    }
+
+    /// The device AE owning the cmd container `pi` (cached; looked up through the CSE after a restart).
+    async fn cmd_owner(&self, pi: &str) -> Option<String> {
+        if let Some(a) = self.cmd_parents.lock().ok()?.get(pi) {
+            return Some(a.clone());
+        }
+        let key = pi.rsplit('/').next().unwrap_or(pi);
+        let to = if pi.starts_with('/') { format!("~{pi}") } else { key.to_owned() };
+        let cnt = self.send(self.req(Operation::Retrieve, to, &self.ipe_ae), &[Rsc::Ok]).await.ok()?;
+        let cnt = inner(cnt.pc.as_ref())?.clone();
+        if cnt.get("rn").and_then(Value::as_str) != Some(ipe::mapping::CMD) {
+            return None;
+        }
+        let ae_ri = cnt.get("pi").and_then(Value::as_str)?.to_owned();
+        let ae_key = ae_ri.rsplit('/').next().unwrap_or(&ae_ri).to_owned();
+        let ae = self.send(self.req(Operation::Retrieve, ae_key, &self.ipe_ae), &[Rsc::Ok]).await.ok()?;
+        let ae_id = inner(ae.pc.as_ref())?.get("rn").and_then(Value::as_str)?.to_owned();
+        self.cmd_parents.lock().ok()?.insert(pi.to_owned(), ae_id.clone());
+        Some(ae_id)
+    }
+}
+
+fn inner(pc: Option<&Value>) -> Option<&Value> {
+    pc?.as_object().filter(|o| o.len() == 1)?.values().next()
+}
+
+/// Notifications of the oneM2M side as JSON bodies (`{"m2m:sgn": …}`), whichever transport delivers them.
+pub fn notifications_embedded(
+    mut rx: mpsc::UnboundedReceiver<cse::LocalNotification>,
+) -> mpsc::UnboundedReceiver<Value> {
+    let (tx, out) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(n) = rx.recv().await {
+            if tx.send(n.body).is_err() {
+                break;
+            }
+        }
+    });
+    out
+}
+
+/// Same, for a remote CSE's notifications arriving at `listener`.
+pub fn notifications_remote(
+    mut listener: mca_client::NotificationListener,
+) -> mpsc::UnboundedReceiver<Value> {
+    let (tx, out) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(n) = listener.recv().await {
+            if tx.send(n.body).is_err() {
+                break;
+            }
+        }
+    });
+    out
+}

@@ -1,0 +1,137 @@
+//! Wiring of the bridge gateway into `ipechain up`, and ledger client identities of the local network.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use ipe::model::GatewayRef;
+use ledger_client::Gateway;
+use network::layout::{NodeRole, load_identity, tls_material};
+use network::{DataDir, IdentitySigner};
+
+/// A client identity of the local network, connected to its organization's peer.
+pub(crate) struct Client {
+    pub(crate) gateway: Gateway,
+    pub(crate) who: GatewayRef,
+}
+
+/// Connects as `user` (`Gateway`, `Admin`, `User1`, …) of peer organization `org` (0-based, in network.toml
+/// order) to that organization's first peer.
+pub(crate) fn client(dir: &DataDir, org: usize, user: &str) -> Result<Client> {
+    let (net, nodes, _) = crate::status::admin_tls(dir)?;
+    let o = net.crypto.peer_orgs.get(org).with_context(|| format!("no peer organization #{org}"))?;
+    let peer = nodes
+        .iter()
+        .find(|n| n.role == NodeRole::Peer && n.msp_id == o.msp_id)
+        .with_context(|| format!("{} has no peer", o.msp_id))?;
+    let (_, channel) = network::layout::read_genesis(&peer.genesis)?;
+    let path: PathBuf = dir
+        .crypto_dir()
+        .join("peerOrganizations")
+        .join(&o.domain)
+        .join("users")
+        .join(format!("{user}@{}", o.domain));
+    let id = load_identity(&o.msp_id, &path).with_context(|| format!("loading {}", path.display()))?;
+    let tls = tls_material(&id, &channel).context("no client TLS material")?;
+    let who = GatewayRef { org: o.msp_id.clone(), id: id.common_name().to_owned() };
+    let signer = Arc::new(IdentitySigner::new(id));
+    let gateway = Gateway::connect(&peer.listen.to_string(), &tls, signer, &net.channel)?;
+    Ok(Client { gateway, who })
+}
+
+/// Where the oneM2M side is.
+pub(crate) enum Onem2mChoice {
+    /// The embedded CSE.
+    Embedded(cse::Cse),
+    /// A remote CSE: its authority (`host:port`) and CSEBase name; our notification listener address.
+    Remote { authority: String, base: String, listen: SocketAddr },
+}
+
+/// Parses `http://host:port/cse-in` into (`host:port`, `cse-in`).
+pub(crate) fn parse_cse_url(url: &str) -> Result<(String, String)> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        bail!("--remote-cse must be an http:// URL of the CSEBase, e.g. http://127.0.0.1:8080/cse-in")
+    };
+    let (authority, base) = rest.split_once('/').unwrap_or((rest, "cse-in"));
+    let base = base.trim_matches('/');
+    if authority.is_empty() || base.is_empty() || base.contains('/') {
+        bail!("--remote-cse {url}: expected http://host:port/<CSEBase name>");
+    }
+    Ok((authority.to_owned(), base.to_owned()))
+}
+
+/// The IPE AE's AE-ID on the oneM2M side.
+pub(crate) const IPE_AE: &str = "Cipechain-ipe";
+
+/// Starts the bridge: the LwM2M side as Org2's `Gateway` user, the oneM2M side as Org1's.
+pub(crate) async fn start(
+    dir: &DataDir,
+    lwm2m: lwm2m_server::LwM2mServerHandle,
+    registry: Arc<lwm2m::Registry>,
+    onem2m: Onem2mChoice,
+) -> Result<bridge::Bridge> {
+    let lw = client(dir, 1, "Gateway").context("the LwM2M side's ledger identity (Org2 Gateway)")?;
+    let om = client(dir, 0, "Gateway").context("the oneM2M side's ledger identity (Org1 Gateway)")?;
+    let (side, notifications) = match onem2m {
+        Onem2mChoice::Embedded(cse) => {
+            let rx = cse.local_poa("ipe-bridge");
+            let base = cse.config().rn.clone();
+            let side = bridge::Onem2mSide::new(
+                bridge::Transport::Embedded(cse),
+                &base,
+                IPE_AE,
+                "local://ipe-bridge".into(),
+            );
+            (side, bridge::onem2m_side::notifications_embedded(rx))
+        }
+        Onem2mChoice::Remote { authority, base, listen } => {
+            let listener = mca_client::NotificationListener::bind(listen)
+                .await
+                .with_context(|| format!("binding the notification listener on {listen}"))?;
+            let url = listener.url();
+            let mca = mca_client::McaClient::new(mca_client::McaConfig::new(authority, IPE_AE));
+            let side = bridge::Onem2mSide::new(bridge::Transport::Remote(Box::new(mca)), &base, IPE_AE, url);
+            (side, bridge::onem2m_side::notifications_remote(listener))
+        }
+    };
+    let cfg = bridge::BridgeConfig {
+        name: "gw1".into(),
+        state_dir: dir.root().join("gateway"),
+        lwm2m_ledger: lw.gateway,
+        lwm2m_identity: lw.who,
+        onem2m_ledger: om.gateway,
+        lwm2m,
+        registry,
+        onem2m: side,
+        device_request_timeout: 60,
+    };
+    bridge::Bridge::start(cfg, notifications).await.context("starting the bridge gateway")
+}
+
+/// On a fresh chain (policy version 0) installs the starter access policy: every application (originator
+/// `C*`) may do everything on every device. Returns the policy version in force.
+pub(crate) async fn starter_policy(dir: &DataDir) -> Result<(u64, bool)> {
+    let admin = client(dir, 0, "Admin").context("Org1 Admin")?;
+    let ipe = admin.gateway.contract(ipe::NAME);
+    let mut last = None;
+    for _ in 0..50 {
+        match ipe.evaluate("get_policy", &[]).await {
+            Ok(b) => {
+                let v: serde_json::Value = serde_json::from_slice(&b)?;
+                let version = v.get("version").and_then(serde_json::Value::as_u64).unwrap_or(0);
+                if version > 0 {
+                    return Ok((version, false));
+                }
+                let rule = serde_json::json!({"id": "starter-all-apps", "originators": ["C*"], "devices": ["*"],
+                    "ops": ["*"]});
+                let c = ipe.submit("grant", &[serde_json::to_vec(&rule)?]).await?;
+                let v: serde_json::Value = serde_json::from_slice(&c.payload)?;
+                return Ok((v.get("version").and_then(serde_json::Value::as_u64).unwrap_or(1), true));
+            }
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    Err(last.map_or_else(|| anyhow::anyhow!("no answer"), anyhow::Error::from)).context("reading the policy")
+}

@@ -1,0 +1,405 @@
+//! Interworking end to end through the ledger, with real peers: `ipechain up` (embedded CSE or ACME as a
+//! remote CSE), lwm2m-node-lib and aiocoap as LwM2M clients, oneM2M applications over Mca HTTP.
+//!
+//! Checked: a device's registration becomes its AE tree; read / write / execute / observe written into
+//! `<AE>/cmd` come back as one contentInstance each in `<AE>/rsp` (and the subscriber is notified); a
+//! repeated request id and a request the on-chain policy denies are rejected with 4105 / 4103; a device that
+//! stopped answering gets a timeout answer; the gateway killed with SIGKILL mid-flow and restarted answers every
+//! request exactly once; a Send of SenML CBOR lands in the data containers; a device's own request is answered
+//! by an application (scenario 2); `ipechain verify` passes afterwards.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ledger_client::Gateway;
+use mca_client::NotificationListener;
+use network::IdentitySigner;
+use network::layout::{load_identity, read_genesis, tls_material};
+use serde_json::{Value, json};
+use test_support::ChildGuard;
+use tokio::io::AsyncWriteExt;
+
+use crate::processes::{Net, bin};
+
+/// A blocking Mca request on 127.0.0.1; returns (rsc, body).
+fn mca(port: u16, method: &str, path: &str, origin: &str, ty: Option<u16>, body: &Value) -> (u16, Value) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = if body.is_null() { String::new() } else { body.to_string() };
+    let ct = ty.map(|t| format!("Content-Type: application/json;ty={t}\r\n")).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-M2M-Origin: {origin}\r\nX-M2M-RI: t\r\nX-M2M-RVI: 3\r\n\
+         Accept: application/json\r\n{ct}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let rsc = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("x-m2m-rsc").then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    // A chunked body (ACME) has size lines around the JSON.
+    let json_text =
+        body.find('{').map(|i| &body[i..body.rfind('}').map_or(body.len(), |j| j + 1)]).unwrap_or("");
+    (rsc, serde_json::from_str(json_text).unwrap_or(Value::Null))
+}
+
+struct Up {
+    child: ChildGuard,
+    cse: u16,
+    coap: u16,
+}
+
+fn spawn_up(net: &Net, cse: u16, coap: u16, extra: &[String]) -> Up {
+    let admin = test_support::free_tcp_port();
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(net.logs.join("up.log")).unwrap();
+    let child = ChildGuard::spawn(
+        Command::new(bin())
+            .args(["up", "--data-dir"])
+            .arg(net.dir.root())
+            .args(["--cse-addr", &format!("127.0.0.1:{cse}")])
+            .args(["--lwm2m-addr", &format!("127.0.0.1:{coap}")])
+            .args(["--lwm2m-admin-addr", &format!("127.0.0.1:{admin}")])
+            .args(extra)
+            .env("RUST_LOG", "info,openraft=error,bridge=debug")
+            .stdout(Stdio::null())
+            .stderr(log),
+    )
+    .unwrap();
+    Up { child, cse, coap }
+}
+
+async fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..secs * 10 {
+        if let Some(v) = f() {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// The lwm2m-node-lib interactive client, fed commands on stdin.
+struct NodeClient {
+    child: ChildGuard,
+    stdin: tokio::process::ChildStdin,
+}
+
+impl NodeClient {
+    async fn start(setup: &str) -> NodeClient {
+        let mut cmd = Command::new("node");
+        cmd.arg(test_support::lwm2m_node_client())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = ChildGuard::spawn(&mut cmd).expect("node runs the lwm2m-node-lib client");
+        let stdin = tokio::process::ChildStdin::from_std(child.0.stdin.take().unwrap()).unwrap();
+        let mut c = NodeClient { child, stdin };
+        c.stdin.write_all(setup.as_bytes()).await.unwrap();
+        c
+    }
+
+    async fn say(&mut self, line: &str) {
+        self.stdin.write_all(line.as_bytes()).await.unwrap();
+        self.stdin.write_all(b"\n").await.unwrap();
+    }
+}
+
+/// A oneM2M application: its AE on the CSE and a notification listener subscribed to a device's `rsp`.
+struct App {
+    port: u16,
+    base: String,
+    origin: String,
+    notes: NotificationListener,
+}
+
+impl App {
+    async fn register(port: u16, base: &str, origin: &str) -> App {
+        let (rsc, body) = mca(
+            port,
+            "POST",
+            &format!("/{base}"),
+            origin,
+            Some(2),
+            &json!({"m2m:ae": {"rn": origin.trim_start_matches('C'), "api": "Napp", "rr": true, "srv": ["3"]}}),
+        );
+        assert!(rsc == 2001 || rsc == 4117 || rsc == 4105, "AE registration: {rsc} {body}");
+        let notes = NotificationListener::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        App { port, base: base.to_owned(), origin: origin.to_owned(), notes }
+    }
+
+    fn subscribe_rsp(&self, ae: &str, rn: &str) {
+        let (rsc, body) = mca(
+            self.port,
+            "POST",
+            &format!("/{}/{ae}/rsp", self.base),
+            &self.origin,
+            Some(23),
+            &json!({"m2m:sub": {"rn": rn, "nu": [self.notes.url()], "nct": 1, "enc": {"net": [3]}}}),
+        );
+        assert_eq!(rsc, 2001, "subscription on {ae}/rsp: {body}");
+    }
+
+    fn request(&self, ae: &str, con: Value) {
+        let (rsc, body) = mca(
+            self.port,
+            "POST",
+            &format!("/{}/{ae}/cmd", self.base),
+            &self.origin,
+            Some(4),
+            &json!({"m2m:cin": {"cr": null, "con": con}}),
+        );
+        assert_eq!(rsc, 2001, "request into {ae}/cmd: {body}");
+    }
+
+    /// The next answer in `rsp` for `request_id` (as notified).
+    async fn answer(&mut self, request_id: &str, secs: u64) -> Value {
+        let until = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let n = tokio::time::timeout_at(until, self.notes.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no answer to {request_id} within {secs} s"))
+                .unwrap();
+            if let Some(con) = n.representation().and_then(|c| c.get("con")) {
+                let con = match con {
+                    Value::String(s) => serde_json::from_str(s).unwrap_or(Value::Null),
+                    v => v.clone(),
+                };
+                if con.get("request_id").and_then(Value::as_str) == Some(request_id) {
+                    return con;
+                }
+                if con.pointer("/device_request/request_id").is_some() && request_id == "*device_request*" {
+                    return con;
+                }
+            }
+        }
+    }
+
+    /// Every answer stored in `<ae>/rsp`, by request id.
+    fn stored_answers(&self, ae: &str) -> Vec<Value> {
+        let (rsc, body) =
+            mca(self.port, "GET", &format!("/{}/{ae}/rsp?rcn=4", self.base), "CAdmin", None, &Value::Null);
+        assert_eq!(rsc, 2000, "{body}");
+        body.pointer("/m2m:cnt/m2m:cin")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| c.get("con").cloned())
+            .map(|c| match c {
+                Value::String(s) => serde_json::from_str(&s).unwrap_or(Value::Null),
+                v => v,
+            })
+            .collect()
+    }
+}
+
+fn sdk(net: &Net, org: usize, user: &str) -> Gateway {
+    let domain = format!("org{org}.ipechain.local");
+    let d = net
+        .dir
+        .crypto_dir()
+        .join("peerOrganizations")
+        .join(&domain)
+        .join("users")
+        .join(format!("{user}@{domain}"));
+    let id = load_identity(&format!("Org{org}MSP"), &d).unwrap();
+    let (_, channel_cfg) = read_genesis(&net.dir.genesis_file("iot")).unwrap();
+    let tls = tls_material(&id, &channel_cfg).unwrap();
+    let peer = net.endpoint(&format!("peer0.org{org}.ipechain.local"));
+    Gateway::connect(&peer, &tls, Arc::new(IdentitySigner::new(id)), "iot").unwrap()
+}
+
+async fn wait_ledger_up(net: &Net) {
+    for n in net.node_names() {
+        net.wait_up(&n).await;
+    }
+}
+
+fn wait_tree(port: u16, base: &str, path: &str) -> impl FnMut() -> Option<()> {
+    let p = format!("/{base}/{path}");
+    move || (mca(port, "GET", &p, "CAdmin", None, &Value::Null).0 == 2000).then_some(())
+}
+
+async fn stop(up: &mut Up) {
+    Command::new("kill").args(["-TERM", &up.child.0.id().to_string()]).status().unwrap();
+    for _ in 0..300 {
+        if let Some(s) = up.child.0.try_wait().unwrap() {
+            assert!(s.success(), "`ipechain up` exited with {s}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("`ipechain up` did not stop");
+}
+
+fn verify(net: &Net) {
+    let out = Command::new(bin()).args(["verify", "--data-dir"]).arg(net.dir.root()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn get_request(gw: &Gateway, id: &str) -> Value {
+    // Not on the ledger yet: Null (callers wait).
+    match gw.contract("ipe").evaluate("get_request", &[id.as_bytes().to_vec()]).await {
+        Ok(b) => serde_json::from_slice(&b).unwrap(),
+        Err(_) => Value::Null,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lwm2m_node_lib_and_an_mca_application_through_the_ledger_and_the_embedded_cse() {
+    let net = Net::generate();
+    let (cse, coap) = (test_support::free_tcp_port(), test_support::free_udp_port());
+    let mut up = spawn_up(&net, cse, coap, &[]);
+    wait_ledger_up(&net).await;
+    wait_for("the CSE", 30, || {
+        (mca(cse, "GET", "/cse-in", "CAdmin", None, &Value::Null).0 == 2000).then_some(())
+    })
+    .await;
+
+    // The device registers; its AE tree appears on the oneM2M side through the ledger.
+    let mut dev = NodeClient::start(&format!(
+        "create /3/0\nset /3/0 0 Acme\nset /3/0 4 reboot\ncreate /3303/0\nset /3303/0 5700 21.5\n\
+         set /3303/0 5750 hall\nconnect 127.0.0.1 {} node-ep /\n",
+        up.coap
+    ))
+    .await;
+    wait_for("the device's AE tree", 60, wait_tree(up.cse, "cse-in", "Cnode-ep/obj3303_0/res5700")).await;
+
+    let mut app = App::register(up.cse, "cse-in", "Capp1").await;
+    app.subscribe_rsp("Cnode-ep", "app1-rsp");
+
+    // Read.
+    app.request("Cnode-ep", json!({"request_id": "app1-1", "op": "read", "path": "/3303/0/5700"}));
+    let a = app.answer("app1-1", 60).await;
+    assert_eq!(a["status"], "ok", "{a}");
+    assert_eq!(a["rsc"], 2000, "{a}");
+    assert_eq!(a["content"]["values"]["/3303/0/5700"]["v"], 21.5, "{a}");
+    assert_eq!(a["originator"], "Capp1");
+    // The value also went into its data container.
+    let (_, la) = mca(up.cse, "GET", "/cse-in/Cnode-ep/obj3303_0/res5700/la", "Capp1", None, &Value::Null);
+    assert_eq!(la.pointer("/m2m:cin/con/v"), Some(&json!(21.5)), "{la}");
+
+    // Write, then read back; execute.
+    app.request(
+        "Cnode-ep",
+        json!({"request_id": "app1-2", "op": "write", "path": "/3303/0/5750", "content": {"v": "kitchen"}}),
+    );
+    let a = app.answer("app1-2", 30).await;
+    assert_eq!(a["status"], "ok", "{a}");
+    assert_eq!(a["rsc"], 2004, "{a}");
+    app.request("Cnode-ep", json!({"request_id": "app1-3", "op": "read", "path": "/3303/0/5750"}));
+    let a = app.answer("app1-3", 30).await;
+    assert_eq!(a["content"]["values"]["/3303/0/5750"]["v"], "kitchen", "{a}");
+    app.request("Cnode-ep", json!({"request_id": "app1-4", "op": "execute", "path": "/3/0/4"}));
+    let a = app.answer("app1-4", 30).await;
+    assert_eq!(a["status"], "ok", "{a}");
+
+    // Observe: the device's later values arrive in the data container.
+    app.request("Cnode-ep", json!({"request_id": "app1-5", "op": "observe", "path": "/3303/0/5700"}));
+    let a = app.answer("app1-5", 30).await;
+    assert_eq!(a["status"], "ok", "{a}");
+    dev.say("set /3303/0 5700 23.5").await;
+    wait_for("the notified value in res5700", 30, || {
+        let (_, la) =
+            mca(up.cse, "GET", "/cse-in/Cnode-ep/obj3303_0/res5700/la", "Capp1", None, &Value::Null);
+        (la.pointer("/m2m:cin/con/v") == Some(&json!(23.5))).then_some(())
+    })
+    .await;
+
+    // A repeated request id is rejected (it never acts twice).
+    app.request("Cnode-ep", json!({"request_id": "app1-1", "op": "read", "path": "/3303/0/5700"}));
+    let a = app.answer("app1-1", 30).await;
+    assert_eq!((a["status"].as_str(), a["rsc"].as_u64()), (Some("rejected"), Some(4105)), "{a}");
+
+    // The on-chain policy, changed by an admin, denies another application.
+    let admin = sdk(&net, 1, "Admin");
+    let policy =
+        json!({"rules": [{"id": "only-app1", "originators": ["Capp1"], "devices": ["*"], "ops": ["*"]}]});
+    admin.contract("ipe").submit("set_policy", &[policy.to_string().into_bytes()]).await.unwrap();
+    let app2 = App::register(up.cse, "cse-in", "Capp2").await;
+    app2.request("Cnode-ep", json!({"request_id": "app2-1", "op": "read", "path": "/3303/0/5700"}));
+    let a = app.answer("app2-1", 30).await;
+    assert_eq!((a["status"].as_str(), a["rsc"].as_u64()), (Some("rejected"), Some(4103)), "{a}");
+
+    // The gateway is killed mid-flow (requests written, answers not yet given) and restarted.
+    for i in 6..11 {
+        app.request(
+            "Cnode-ep",
+            json!({"request_id": format!("app1-{i}"), "op": "read", "path": "/3303/0/5700"}),
+        );
+    }
+    up.child.0.kill().unwrap();
+    up.child.0.wait().unwrap();
+    let mut up = spawn_up(&net, cse, coap, &[]);
+    wait_ledger_up(&net).await;
+    // The LwM2M server forgot the registration with the process; the client registers again.
+    dev.say("disconnect").await;
+    dev.say(&format!("connect 127.0.0.1 {} node-ep /", up.coap)).await;
+    let user = sdk(&net, 1, "User1");
+    for i in 6..11 {
+        let id = format!("app1-{i}");
+        let rec = wait_for_async(&format!("an answer to {id}"), 90, || get_request(&user, &id)).await;
+        assert_ne!(rec["status"], "pending", "{rec}");
+    }
+
+    // A device that stopped answering: the request times out, with an answer.
+    dev.child.0.kill().unwrap();
+    app.request(
+        "Cnode-ep",
+        json!({"request_id": "app1-20", "op": "read", "path": "/3303/0/5700", "timeout": 3}),
+    );
+    let rec = wait_for_async("the timeout answer", 60, || get_request(&user, "app1-20")).await;
+    assert_eq!(rec["status"], "timeout", "{rec}");
+    assert_eq!(rec["response"]["rsc"], 4008, "{rec}");
+
+    // Every request has exactly one answer in rsp, and one on the ledger.
+    let stored = wait_for("all answers stored", 30, || {
+        let s = app.stored_answers("Cnode-ep");
+        s.iter().any(|a| a["request_id"] == "app1-20").then_some(s)
+    })
+    .await;
+    let mut ids: Vec<String> = stored
+        .iter()
+        .filter(|a| a["status"] != "rejected")
+        .filter_map(|a| a["request_id"].as_str().map(str::to_owned))
+        .collect();
+    ids.sort();
+    let mut dedup = ids.clone();
+    dedup.dedup();
+    assert_eq!(ids, dedup, "an answer stored twice");
+    for id in ["app1-1", "app1-2", "app1-3", "app1-4", "app1-5", "app1-6", "app1-10", "app1-20"] {
+        assert!(ids.iter().any(|x| x == id), "no answer to {id} in rsp: {ids:?}");
+    }
+    stop(&mut up).await;
+    verify(&net);
+}
+
+async fn wait_for_async<F, Fut>(what: &str, secs: u64, mut f: F) -> Value
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Value>,
+{
+    let mut last = Value::Null;
+    for _ in 0..secs * 5 {
+        last = f().await;
+        if last["status"] != "pending" && !last.is_null() {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("timed out waiting for {what}: {last}");
+}
