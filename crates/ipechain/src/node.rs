@@ -11,22 +11,32 @@ use tokio_util::sync::CancellationToken;
 
 /// Waits for Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
+    ShutdownSignal::install().wait().await;
+}
+
+/// Ctrl-C / SIGTERM, caught from the moment it is installed (a signal during start-up is not fatal).
+struct ShutdownSignal {
     #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignal {
+    fn install() -> Self {
+        ShutdownSignal {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        if let Some(term) = self.term.as_mut() {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }
@@ -85,6 +95,7 @@ pub(crate) struct EdgeArgs {
 }
 
 pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
+    let signal = ShutdownSignal::install();
     if !dir.exists() {
         let net = NetworkConfig::default_network();
         crate::keys::generate_network(&dir, &net)?;
@@ -198,7 +209,7 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
         dir.crypto_dir().join("peerOrganizations").display()
     );
     println!("  `ipechain status --data-dir {}` shows every node; Ctrl-C stops.", dir.root().display());
-    shutdown_signal().await;
+    signal.wait().await;
     eprintln!("shutting down");
     if let Some(g) = gateway {
         g.shutdown().await;
