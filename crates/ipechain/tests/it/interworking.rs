@@ -25,7 +25,9 @@ use crate::processes::{Net, bin};
 
 /// A blocking Mca request on 127.0.0.1; returns (rsc, body).
 fn mca(port: u16, method: &str, path: &str, origin: &str, ty: Option<u16>, body: &Value) -> (u16, Value) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, Value::Null); // not listening (yet)
+    };
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let body = if body.is_null() { String::new() } else { body.to_string() };
     let ct = ty.map(|t| format!("Content-Type: application/json;ty={t}\r\n")).unwrap_or_default();
@@ -402,4 +404,145 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     panic!("timed out waiting for {what}: {last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lwm2m_node_lib_through_the_ledger_to_acme_as_a_remote_cse() {
+    let acme = test_support::AcmeProcess::spawn(false).unwrap();
+    wait_for("ACME", 60, || {
+        (mca(acme.port, "GET", "/cse-in", "CAdmin", None, &Value::Null).0 == 2000).then_some(())
+    })
+    .await;
+    let net = Net::generate();
+    let (cse, coap) = (test_support::free_tcp_port(), test_support::free_udp_port());
+    let remote = format!("--remote-cse=http://{}/cse-in", acme.authority());
+    let mut up = spawn_up(&net, cse, coap, &[remote]);
+    wait_ledger_up(&net).await;
+    // The gateway joined ACME as the IPE AE.
+    wait_for("the IPE AE on ACME", 60, wait_tree(acme.port, "cse-in", "Cipechain-ipe")).await;
+
+    let mut dev = NodeClient::start(&format!(
+        "create /3303/0\nset /3303/0 5700 19.5\nset /3303/0 5750 lab\nconnect 127.0.0.1 {} acme-ep /\n",
+        up.coap
+    ))
+    .await;
+    wait_for("the device's tree on ACME", 60, wait_tree(acme.port, "cse-in", "Cacme-ep/obj3303_0/res5700"))
+        .await;
+
+    // An application written for ACME: its own AE, a subscription on the device's rsp, requests into cmd.
+    let mut app = App::register(acme.port, "cse-in", "Cacme-app").await;
+    app.subscribe_rsp("Cacme-ep", "acme-app-rsp");
+    app.request("Cacme-ep", json!({"request_id": "acme-1", "op": "read", "path": "/3303/0/5700"}));
+    let a = app.answer("acme-1", 60).await;
+    assert_eq!(a["status"], "ok", "{a}");
+    assert_eq!(a["content"]["values"]["/3303/0/5700"]["v"], 19.5, "{a}");
+    app.request(
+        "Cacme-ep",
+        json!({"request_id": "acme-2", "op": "write", "path": "/3303/0/5750", "content": {"v": "cellar"}}),
+    );
+    assert_eq!(app.answer("acme-2", 30).await["rsc"], 2004);
+    app.request("Cacme-ep", json!({"request_id": "acme-3", "op": "read", "path": "/3303/0/5750"}));
+    let a = app.answer("acme-3", 30).await;
+    assert_eq!(a["content"]["values"]["/3303/0/5750"]["v"], "cellar", "{a}");
+
+    // LwM2M → oneM2M: an observed value reaches ACME's data container.
+    app.request("Cacme-ep", json!({"request_id": "acme-4", "op": "observe", "path": "/3303/0/5700"}));
+    assert_eq!(app.answer("acme-4", 30).await["status"], "ok");
+    dev.say("set /3303/0 5700 20.5").await;
+    wait_for("the notified value on ACME", 30, || {
+        let (_, la) =
+            mca(acme.port, "GET", "/cse-in/Cacme-ep/obj3303_0/res5700/la", "Cacme-app", None, &Value::Null);
+        let con = la.pointer("/m2m:cin/con").cloned().unwrap_or(Value::Null);
+        let con = match con {
+            Value::String(s) => serde_json::from_str(&s).unwrap_or(Value::Null),
+            v => v,
+        };
+        (con["v"] == json!(20.5)).then_some(())
+    })
+    .await;
+
+    // De-registration removes the device's AE from ACME.
+    dev.say("disconnect").await;
+    wait_for("the AE removed from ACME", 30, || {
+        (mca(acme.port, "GET", "/cse-in/Cacme-ep", "CAdmin", None, &Value::Null).0 == 4004).then_some(())
+    })
+    .await;
+    stop(&mut up).await;
+    verify(&net);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aiocoap_sends_senml_cbor_and_its_request_is_answered_by_an_application() {
+    let net = Net::generate();
+    let (cse, coap) = (test_support::free_tcp_port(), test_support::free_udp_port());
+    let mut up = spawn_up(&net, cse, coap, &[]);
+    wait_ledger_up(&net).await;
+    wait_for("the CSE", 30, || {
+        (mca(cse, "GET", "/cse-in", "CAdmin", None, &Value::Null).0 == 2000).then_some(())
+    })
+    .await;
+
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/scripts/aiocoap_device.py");
+    let mut cmd = Command::new(test_support::aiocoap_python());
+    cmd.arg(&script)
+        .arg(format!("127.0.0.1:{coap}"))
+        .arg(test_support::free_udp_port().to_string())
+        .arg("aio-iw")
+        .env("AIOCOAP_SERVER_TRANSPORT", "udp6")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = ChildGuard::spawn(&mut cmd).expect("python runs the aiocoap device");
+    let mut stdin = child.0.stdin.take().unwrap();
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    wait_for("the device's tree", 60, wait_tree(cse, "cse-in", "Caio-iw/obj3303_0/res5700")).await;
+    let mut app = App::register(cse, "cse-in", "Capp-aio").await;
+    app.subscribe_rsp("Caio-iw", "aio-rsp");
+
+    // Send (SenML CBOR) → report → the value in its data container.
+    writeln!(stdin, "go").unwrap();
+    wait_for("the sent value in res5700", 30, || {
+        let (_, la) = mca(cse, "GET", "/cse-in/Caio-iw/obj3303_0/res5700/la", "Capp-aio", None, &Value::Null);
+        (la.pointer("/m2m:cin/con/v") == Some(&json!(22.25))).then_some(())
+    })
+    .await;
+
+    // The device asks (scenario 2): the application sees the request in rsp and answers through cmd; the
+    // answer crosses the ledger and is written to the device.
+    writeln!(stdin, "go").unwrap();
+    let asked = app.answer("*device_request*", 30).await;
+    let dreq = &asked["device_request"];
+    assert_eq!(dreq["topic"], "config", "{asked}");
+    let id = dreq["request_id"].as_str().unwrap().to_owned();
+    app.request(
+        "Caio-iw",
+        json!({"op": "answer", "request_id": id, "status": "ok", "content": {"setpoint": 21}}),
+    );
+    let answer = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(l) = lines.recv().await {
+            if l.starts_with("ANSWER") {
+                return l;
+            }
+        }
+        panic!("the device's output ended");
+    })
+    .await
+    .expect("the answer reaches the device");
+    assert!(answer.contains(&hex::encode("setpoint")), "{answer}");
+    assert!(answer.contains(&hex::encode(&id)), "{answer}");
+    let user = sdk(&net, 1, "User1");
+    let b = user.contract("ipe").evaluate("get_device_request", &[id.as_bytes().to_vec()]).await.unwrap();
+    let rec: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(rec["status"], "ok", "{rec}");
+    assert_eq!(rec["answer"]["originator"], "Capp-aio", "{rec}");
+    stop(&mut up).await;
+    verify(&net);
 }
