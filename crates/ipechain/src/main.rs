@@ -7,6 +7,7 @@ mod bench_cmd;
 mod gateway;
 mod keys;
 mod node;
+mod policy_cmd;
 mod status;
 mod verify;
 
@@ -82,6 +83,11 @@ enum Command {
         #[command(flatten)]
         dir: DataDirArg,
     },
+    /// The IPE contract's access policy: show, grant, revoke, set.
+    Policy {
+        #[command(subcommand)]
+        command: policy_cmd::PolicyCommand,
+    },
     /// Benchmarks against the running local network.
     Bench {
         #[command(subcommand)]
@@ -106,5 +112,6 @@ fn main() -> Result<()> {
         Command::Status { dir, json } => rt.block_on(status::run(dir.resolve(), json)),
         Command::Verify { dir } => verify::run(dir.resolve()),
         Command::Bench { command } => rt.block_on(bench_cmd::run(command)),
+        Command::Policy { command } => rt.block_on(policy_cmd::run(command)),
     }
 }

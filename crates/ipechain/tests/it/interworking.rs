@@ -328,10 +328,21 @@ async fn lwm2m_node_lib_and_an_mca_application_through_the_ledger_and_the_embedd
     assert_eq!((a["status"].as_str(), a["rsc"].as_u64()), (Some("rejected"), Some(4105)), "{a}");
 
     // The on-chain policy, changed by an admin, denies another application.
-    let admin = sdk(&net, 1, "Admin");
     let policy =
         json!({"rules": [{"id": "only-app1", "originators": ["Capp1"], "devices": ["*"], "ops": ["*"]}]});
-    admin.contract("ipe").submit("set_policy", &[policy.to_string().into_bytes()]).await.unwrap();
+    let file = net.logs.join("policy.json");
+    std::fs::write(&file, policy.to_string()).unwrap();
+    let out = Command::new(bin())
+        .args(["policy", "set", "--data-dir"])
+        .arg(net.dir.root())
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "policy set: {}", String::from_utf8_lossy(&out.stderr));
+    let out =
+        Command::new(bin()).args(["policy", "show", "--data-dir"]).arg(net.dir.root()).output().unwrap();
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["rules"][0]["id"], "only-app1", "{shown}");
     let app2 = App::register(up.cse, "cse-in", "Capp2").await;
     app2.request("Cnode-ep", json!({"request_id": "app2-1", "op": "read", "path": "/3303/0/5700"}));
     let a = app.answer("app2-1", 30).await;

@@ -1,0 +1,88 @@
+//! `ipechain policy`: the IPE contract's on-chain access policy (which oneM2M originators may do what on which
+//! devices), read by anyone, changed only by admin transactions (signed here as Org1's Admin).
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+
+use crate::DataDirArg;
+
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum PolicyCommand {
+    /// Print the policy in force (JSON).
+    Show {
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Add a rule, or replace the rule with the same id.
+    Grant {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Rule id.
+        #[arg(long)]
+        id: String,
+        /// Originator patterns (AE-IDs; `*` or a prefix ending in `*`), comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        originators: Vec<String>,
+        /// Device patterns (endpoint names or AE-IDs), comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "*")]
+        devices: Vec<String>,
+        /// Permissions: read, write, execute, observe, answer, `*`; comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "*")]
+        ops: Vec<String>,
+        /// Only members of these organizations (MSP ids) may submit under this rule.
+        #[arg(long, value_delimiter = ',')]
+        msps: Vec<String>,
+    },
+    /// Remove a rule.
+    Revoke {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Rule id.
+        id: String,
+    },
+    /// Replace the whole policy with the rules in a JSON file (`{"rules": [...]}`).
+    Set {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// The file.
+        file: std::path::PathBuf,
+    },
+}
+
+pub(crate) async fn run(cmd: PolicyCommand) -> Result<()> {
+    let (dir, function, arg) = match cmd {
+        PolicyCommand::Show { dir } => {
+            let c = crate::gateway::client(&dir.resolve(), 0, "User1")?;
+            let b = c.gateway.contract(ipe::NAME).evaluate("get_policy", &[]).await?;
+            let v: Value = serde_json::from_slice(&b)?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            return Ok(());
+        }
+        PolicyCommand::Grant { dir, id, originators, devices, ops, msps } => {
+            let mut rule = json!({"id": id, "originators": originators, "devices": devices, "ops": ops});
+            if !msps.is_empty() {
+                rule["msps"] = json!(msps);
+            }
+            (dir, "grant", rule.to_string().into_bytes())
+        }
+        PolicyCommand::Revoke { dir, id } => (dir, "revoke", id.into_bytes()),
+        PolicyCommand::Set { dir, file } => {
+            let text = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let _: Value = serde_json::from_slice(&text).context("the policy file is not JSON")?;
+            (dir, "set_policy", text)
+        }
+    };
+    let c = crate::gateway::client(&dir.resolve(), 0, "Admin")?;
+    let committed = c.gateway.contract(ipe::NAME).submit(function, &[arg]).await.map_err(|e| {
+        match bridge::ledger::contract_status(&e) {
+            Some((status, message)) => {
+                anyhow::anyhow!("the IPE contract refused {function} ({status}): {message}")
+            }
+            None => anyhow::Error::from(e),
+        }
+    })?;
+    let v: Value = serde_json::from_slice(&committed.payload)?;
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    eprintln!("committed in block {} (tx {})", committed.block, committed.tx_id);
+    Ok(())
+}
