@@ -135,3 +135,11 @@ pub(crate) async fn starter_policy(dir: &DataDir) -> Result<(u64, bool)> {
     }
     Err(last.map_or_else(|| anyhow::anyhow!("no answer"), anyhow::Error::from)).context("reading the policy")
 }
+
+/// The chain height of the first peer.
+pub(crate) async fn height(dir: &DataDir) -> Result<u64> {
+    let (_, nodes, tls) = crate::status::admin_tls(dir)?;
+    let peer = nodes.iter().find(|n| n.role == NodeRole::Peer).context("no peer")?;
+    let ch = ledger_rpc::tls::channel(&peer.listen.to_string(), &tls)?;
+    Ok(ledger_client::node_status(ch).await?.height)
+}

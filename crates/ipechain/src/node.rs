@@ -90,8 +90,12 @@ pub(crate) struct EdgeArgs {
     #[arg(long, default_value = "127.0.0.1:0", requires = "remote_cse")]
     notify_addr: SocketAddr,
     /// Do not start the bridge gateway (only the ledger, the CSE and the LwM2M server).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "demo")]
     no_gateway: bool,
+    /// Also start 3 simulated LwM2M devices and a oneM2M application, and print both flows as they cross
+    /// the ledger.
+    #[arg(long)]
+    demo: bool,
 }
 
 pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
@@ -209,8 +213,36 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
         dir.crypto_dir().join("peerOrganizations").display()
     );
     println!("  `ipechain status --data-dir {}` shows every node; Ctrl-C stops.", dir.root().display());
+    let demo_stop = CancellationToken::new();
+    let demo = if edge.demo {
+        let (authority, base) = match &remote {
+            Some((a, b)) => (a.clone(), b.clone()),
+            None => (edge.cse_addr.to_string(), "cse-in".to_owned()),
+        };
+        println!();
+        println!(
+            "demo: simulated devices and a oneM2M application; every IPE transaction is printed as it commits"
+        );
+        Some(tokio::spawn(crate::demo::run(
+            dir.clone(),
+            authority,
+            base,
+            lwm2m.coap_addr(),
+            demo_stop.clone(),
+        )))
+    } else {
+        None
+    };
     signal.wait().await;
     eprintln!("shutting down");
+    demo_stop.cancel();
+    if let Some(d) = demo {
+        match d.await {
+            Ok(Err(e)) => eprintln!("demo: {e:#}"),
+            Err(e) => eprintln!("demo task: {e}"),
+            Ok(Ok(())) => {}
+        }
+    }
     if let Some(g) = gateway {
         g.shutdown().await;
     }

@@ -557,3 +557,50 @@ async fn aiocoap_sends_senml_cbor_and_its_request_is_answered_by_an_application(
     stop(&mut up).await;
     verify(&net);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_demo_shows_both_flows_crossing_the_ledger() {
+    let net = Net::generate();
+    let (cse, coap, admin) =
+        (test_support::free_tcp_port(), test_support::free_udp_port(), test_support::free_tcp_port());
+    let mut child = ChildGuard::spawn(
+        Command::new(bin())
+            .args(["up", "--demo", "--data-dir"])
+            .arg(net.dir.root())
+            .args(["--cse-addr", &format!("127.0.0.1:{cse}")])
+            .args(["--lwm2m-addr", &format!("127.0.0.1:{coap}")])
+            .args(["--lwm2m-admin-addr", &format!("127.0.0.1:{admin}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut answered, mut request, mut response, mut report) = (false, false, false, false);
+    let mut seen = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(l) = lines.recv().await {
+            request |= l.starts_with("[ledger] block") && l.contains(" request demo-");
+            response |=
+                l.starts_with("[ledger] block") && l.contains(" response demo-") && l.contains("ok (2000)");
+            report |= l.starts_with("[ledger] block") && l.contains("report (send) from demo-dev-");
+            answered |= l.starts_with("[demo] Cdemo-app ← rsp: demo-") && l.contains(" ok rsc 2000 ");
+            seen.push(l);
+            if answered && request && response && report {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(answered && request && response && report, "demo output:\n{}", seen.join("\n"));
+    Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
