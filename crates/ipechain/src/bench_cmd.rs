@@ -38,6 +38,9 @@ pub(crate) enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Interworking round trips (oneM2M app → ledger → LwM2M device → ledger → app) per second against the
+    /// number of connected applications: the paper's Fig. 3. Table, CSV and SVG.
+    Interworking(crate::bench_iw::IwArgs),
 }
 
 /// Signature verifications a committed transaction costs in the default network: the endorser checks
@@ -46,7 +49,7 @@ const VERIFIES_PER_TX: f64 = 6.0;
 
 /// Ed25519 verifications per second on all cores (batch verification), measured for about a second.
 #[allow(clippy::disallowed_methods)] // a benchmark measures time
-fn crypto_bound() -> f64 {
+pub(crate) fn crypto_bound() -> f64 {
     let mut rng = rand::rngs::OsRng;
     let key = SigningKey::generate(Algorithm::Ed25519, &mut rng);
     let pk = key.public_key();
@@ -98,6 +101,7 @@ fn targets(dir: &DataDir) -> Result<(String, Vec<PeerTarget>)> {
 
 pub(crate) async fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
+        BenchCommand::Interworking(a) => crate::bench_iw::run(a).await,
         BenchCommand::Ledger { dir, apps, duration, warmup, runs, value_size, json } => {
             let dir = dir.resolve();
             let (channel, targets) = targets(&dir)?;

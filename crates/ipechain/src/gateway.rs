@@ -143,3 +143,42 @@ pub(crate) async fn height(dir: &DataDir) -> Result<u64> {
     let ch = ledger_rpc::tls::channel(&peer.listen.to_string(), &tls)?;
     Ok(ledger_client::node_status(ch).await?.height)
 }
+
+/// Opens connections as one identity (each `connect` is its own TLS connection).
+pub(crate) struct Connector {
+    endpoint: String,
+    tls: ledger_rpc::tls::TlsMaterial,
+    signer: Arc<IdentitySigner>,
+    channel: String,
+}
+
+impl Connector {
+    pub(crate) fn connect(&self) -> Result<Gateway> {
+        Ok(Gateway::connect(&self.endpoint, &self.tls, self.signer.clone(), &self.channel)?)
+    }
+}
+
+/// A [`Connector`] for `user` of peer organization `org` to that organization's first peer.
+pub(crate) fn connector(dir: &DataDir, org: usize, user: &str) -> Result<Connector> {
+    let (net, nodes, _) = crate::status::admin_tls(dir)?;
+    let o = net.crypto.peer_orgs.get(org).with_context(|| format!("no peer organization #{org}"))?;
+    let peer = nodes
+        .iter()
+        .find(|n| n.role == NodeRole::Peer && n.msp_id == o.msp_id)
+        .with_context(|| format!("{} has no peer", o.msp_id))?;
+    let (_, channel) = network::layout::read_genesis(&peer.genesis)?;
+    let path: PathBuf = dir
+        .crypto_dir()
+        .join("peerOrganizations")
+        .join(&o.domain)
+        .join("users")
+        .join(format!("{user}@{}", o.domain));
+    let id = load_identity(&o.msp_id, &path).with_context(|| format!("loading {}", path.display()))?;
+    let tls = tls_material(&id, &channel).context("no client TLS material")?;
+    Ok(Connector {
+        endpoint: peer.listen.to_string(),
+        tls,
+        signer: Arc::new(IdentitySigner::new(id)),
+        channel: net.channel.clone(),
+    })
+}

@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a CLI prints
 
 mod bench_cmd;
+mod bench_iw;
 mod demo;
 mod gateway;
 mod keys;

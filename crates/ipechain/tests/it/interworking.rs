@@ -604,3 +604,62 @@ async fn up_demo_shows_both_flows_crossing_the_ledger() {
     let status = child.0.wait().unwrap();
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_interworking_completes_round_trips_and_writes_csv_and_svg() {
+    let net = Net::generate();
+    let (cse, coap) = (test_support::free_tcp_port(), test_support::free_udp_port());
+    let mut up = spawn_up(&net, cse, coap, &[]);
+    wait_ledger_up(&net).await;
+    wait_for("the CSE", 30, || {
+        (mca(cse, "GET", "/cse-in", "CAdmin", None, &Value::Null).0 == 2000).then_some(())
+    })
+    .await;
+    let csv = net.logs.join("iw.csv");
+    let svg = net.logs.join("iw.svg");
+    let out = tokio::process::Command::new(bin())
+        .args([
+            "bench",
+            "interworking",
+            "--apps",
+            "4,8",
+            "--duration",
+            "3",
+            "--warmup",
+            "1",
+            "--devices",
+            "4",
+        ])
+        .args([
+            "--report-interval-ms",
+            "500",
+            "--lwm2m-addr",
+            &format!("127.0.0.1:{coap}"),
+            "--json",
+            "--data-dir",
+        ])
+        .arg(net.dir.root())
+        .arg("--csv")
+        .arg(&csv)
+        .arg("--svg")
+        .arg(&svg)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "bench: {}", String::from_utf8_lossy(&out.stderr));
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = j["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{j}");
+    for r in rows {
+        assert!(r["completed"].as_u64().unwrap() > 0, "no round trip completed: {j}");
+        assert!(r["round_trips_per_s"].as_f64().unwrap() > 0.0, "{j}");
+        assert!(r["p99_ms"].as_f64().unwrap() >= r["p50_ms"].as_f64().unwrap(), "{j}");
+    }
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(text.starts_with("apps,round_trips_per_s,"), "{text}");
+    let plot = std::fs::read_to_string(&svg).unwrap();
+    assert!(plot.starts_with("<svg") && plot.contains("<polyline"), "{plot}");
+    stop(&mut up).await;
+    verify(&net);
+}

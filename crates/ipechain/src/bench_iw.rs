@@ -1,0 +1,429 @@
+//! `ipechain bench interworking`: the paper's Fig. 3 on the running default network. oneM2M applications
+//! (each on its own gRPC connection, signing its own transactions, as the paper's Fabric SDK apps) ask
+//! simulated LwM2M devices for their temperature through the ledger and wait for the answers, while the
+//! devices also report data with LwM2M Send.
+//!
+//! One round trip: the app submits `submit_request` → the ledger commits it → the gateway reads the device
+//! over CoAP → submits `submit_response` → the ledger commits it → the app sees the `response` event. The
+//! apps share one event stream of the bench process (an application server's event service), which routes
+//! each `response` to the app waiting for it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use ipe::IpeEvent;
+use ledger_client::{Checkpoint, Gateway};
+use serde_json::json;
+use tokio::sync::oneshot;
+
+/// The paper's figures (Hyperledger Fabric, 16-core i7): one-way interworking TPS at 1,000 and 2,000 apps.
+const PAPER: &[(usize, f64)] = &[(1000, 206.0), (2000, 148.0)];
+/// Signature verifications per round trip: two transactions of 6 each (endorser, orderer, 2 × 2 on peers).
+const VERIFIES_PER_ROUND_TRIP: f64 = 12.0;
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct IwArgs {
+    #[command(flatten)]
+    dir: crate::DataDirArg,
+    /// Application counts, one measurement each.
+    #[arg(long, value_delimiter = ',', default_value = "1000,1250,1500,1750,2000")]
+    apps: Vec<usize>,
+    /// Measured seconds per application count.
+    #[arg(long, default_value_t = 20)]
+    duration: u64,
+    /// Seconds of load before measuring, per application count.
+    #[arg(long, default_value_t = 5)]
+    warmup: u64,
+    /// Simulated LwM2M devices.
+    #[arg(long, default_value_t = 200)]
+    devices: usize,
+    /// How often every device Sends its sensors (ms; 0: never).
+    #[arg(long, default_value_t = 1000)]
+    report_interval_ms: u64,
+    /// The LwM2M server of `ipechain up`.
+    #[arg(long, default_value = "127.0.0.1:5683")]
+    lwm2m_addr: SocketAddr,
+    /// CSV output (default: <data-dir>/bench/interworking.csv).
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// SVG plot (default: <data-dir>/bench/interworking.svg).
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+struct Row {
+    apps: usize,
+    round_trips_per_s: f64,
+    ipe_tx_per_s: f64,
+    reports_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    completed: u64,
+    failed: u64,
+    paper_tps: Option<f64>,
+}
+
+type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<bool>>>>;
+
+#[derive(Default)]
+struct Counters {
+    measuring: AtomicBool,
+    completed: AtomicU64,
+    failed: AtomicU64,
+    events: AtomicU64,
+    reports: AtomicU64,
+    latencies_us: Mutex<Vec<u64>>,
+}
+
+#[allow(clippy::disallowed_methods)] // a benchmark measures time
+pub(crate) async fn run(a: IwArgs) -> Result<()> {
+    let dir = a.dir.resolve();
+    let tag = {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        format!("{:x}", t.as_secs())
+    };
+    let max_apps = a.apps.iter().copied().max().unwrap_or(0);
+    let bound = tokio::task::spawn_blocking(crate::bench_cmd::crypto_bound).await?;
+    eprintln!(
+        "crypto bound: {bound:.0} Ed25519 verifications/s ({:.0} round trips/s)",
+        bound / VERIFIES_PER_ROUND_TRIP
+    );
+
+    // Devices.
+    let prefix = format!("bench-{tag}-");
+    let sim = lwm2m_sim::Simulator::start(lwm2m_sim::SimConfig {
+        server: a.lwm2m_addr,
+        clients: a.devices,
+        clients_per_socket: 50,
+        endpoint_prefix: prefix.clone(),
+        lifetime: 600,
+        notify_interval: None,
+        ..lwm2m_sim::SimConfig::default()
+    })
+    .await
+    .context("starting the simulated devices")?;
+    let n = sim.wait_registered(a.devices as u64, Duration::from_secs(120)).await;
+    anyhow::ensure!(
+        n as usize >= a.devices,
+        "only {n} of {} devices registered with {}",
+        a.devices,
+        a.lwm2m_addr
+    );
+    let probe = crate::gateway::client(&dir, 0, "User1")?;
+    for i in 0..a.devices {
+        let ep = format!("{prefix}{i}");
+        let mut tries = 0;
+        while probe
+            .gateway
+            .contract(ipe::NAME)
+            .evaluate("get_device", &[ep.clone().into_bytes()])
+            .await
+            .is_err()
+        {
+            tries += 1;
+            anyhow::ensure!(tries < 600, "device {ep} did not reach the ledger (is the gateway running?)");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    eprintln!("{} simulated devices registered and on the ledger", a.devices);
+
+    // One event stream routes answers to the apps.
+    let waiters: Waiters = Arc::default();
+    let counters = Arc::new(Counters::default());
+    let height = crate::gateway::height(&dir).await?;
+    let mut events =
+        probe.gateway.contract_events(ipe::NAME, Checkpoint { block: height, tx_id: None }).await?;
+    let (w, c) = (waiters.clone(), counters.clone());
+    let router = tokio::spawn(async move {
+        while let Ok(Some(ev)) = events.next().await {
+            if c.measuring.load(Ordering::Relaxed) {
+                c.events.fetch_add(1, Ordering::Relaxed);
+            }
+            match IpeEvent::parse(&ev.event.event_name, &ev.event.payload) {
+                Ok(Some(IpeEvent::Response(r))) => {
+                    let waiter = w.lock().ok().and_then(|mut m| m.remove(&r.request_id));
+                    if let Some(tx) = waiter {
+                        let _ = tx.send(r.outcome.status == "ok");
+                    }
+                }
+                Ok(Some(IpeEvent::Report(_))) if c.measuring.load(Ordering::Relaxed) => {
+                    c.reports.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {}
+            }
+        }
+    });
+
+    // Application connections (each its own TLS connection and signer).
+    let connector = crate::gateway::connector(&dir, 0, "User1")?;
+    let mut apps: Vec<Gateway> = Vec::with_capacity(max_apps);
+    for _ in 0..max_apps {
+        apps.push(connector.connect()?);
+    }
+    let reporter = {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let interval = a.report_interval_ms;
+        let sim = Arc::new(sim);
+        let sim2 = sim.clone();
+        let task = tokio::spawn(async move {
+            if interval == 0 {
+                return;
+            }
+            while !s.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(interval)).await;
+                sim2.send_all().await;
+            }
+        });
+        (stop, task, sim)
+    };
+
+    let mut rows = Vec::new();
+    for &n_apps in &a.apps {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for (i, gw) in apps.iter().take(n_apps).enumerate() {
+            let (gw, waiters, counters, stop) = (gw.clone(), waiters.clone(), counters.clone(), stop.clone());
+            let device = format!("{prefix}{}", i % a.devices);
+            let origin = format!("Cbench-app-{i}");
+            let tag = tag.clone();
+            tasks.push(tokio::spawn(async move {
+                let ipe = gw.contract(ipe::NAME);
+                let mut seq = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    seq += 1;
+                    let id = format!("bi-{tag}-{n_apps}-{i}-{seq}");
+                    let (tx, rx) = oneshot::channel();
+                    if let Ok(mut m) = waiters.lock() {
+                        m.insert(id.clone(), tx);
+                    }
+                    let args = json!({"request_id": id, "originator": origin, "endpoint": device, "op": "read",
+                        "path": "/3303/0/5700", "timeout": 30});
+                    let start = std::time::Instant::now();
+                    let ok = match ipe.submit_async("submit_request", &[args.to_string().into_bytes()]).await {
+                        Ok(_) => matches!(tokio::time::timeout(Duration::from_secs(40), rx).await, Ok(Ok(true))),
+                        Err(_) => false,
+                    };
+                    if let Ok(mut m) = waiters.lock() {
+                        m.remove(&id);
+                    }
+                    if counters.measuring.load(Ordering::Relaxed) {
+                        if ok {
+                            counters.completed.fetch_add(1, Ordering::Relaxed);
+                            let us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+                            if let Ok(mut l) = counters.latencies_us.lock() {
+                                l.push(us);
+                            }
+                        } else {
+                            counters.failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    if !ok {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }));
+        }
+        // Warm-up, then measure with progress every second.
+        let t0 = std::time::Instant::now();
+        let mut last = (0u64, std::time::Instant::now());
+        let total = a.warmup + a.duration;
+        let mut measure_start = None;
+        while t0.elapsed() < Duration::from_secs(total) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if measure_start.is_none() && t0.elapsed() >= Duration::from_secs(a.warmup) {
+                counters.completed.store(0, Ordering::Relaxed);
+                counters.failed.store(0, Ordering::Relaxed);
+                counters.events.store(0, Ordering::Relaxed);
+                counters.reports.store(0, Ordering::Relaxed);
+                if let Ok(mut l) = counters.latencies_us.lock() {
+                    l.clear();
+                }
+                counters.measuring.store(true, Ordering::Relaxed);
+                measure_start = Some(std::time::Instant::now());
+                last = (0, std::time::Instant::now());
+            }
+            if !a.json {
+                let done = counters.completed.load(Ordering::Relaxed);
+                let rate = (done - last.0) as f64 / last.1.elapsed().as_secs_f64().max(1e-3);
+                eprintln!(
+                    "  apps {n_apps:>5}  {:>5.1}s {}  round trips {:>8}  now {:>7.0}/s  failed {:>5}",
+                    t0.elapsed().as_secs_f64(),
+                    if measure_start.is_some() { "measuring" } else { "warm-up  " },
+                    done,
+                    if measure_start.is_some() { rate } else { 0.0 },
+                    counters.failed.load(Ordering::Relaxed),
+                );
+                last = (done, std::time::Instant::now());
+            }
+        }
+        counters.measuring.store(false, Ordering::Relaxed);
+        let secs = measure_start.map_or(1.0, |s| s.elapsed().as_secs_f64());
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(45), t).await;
+        }
+        let mut l = counters.latencies_us.lock().map(|l| l.clone()).unwrap_or_default();
+        l.sort_unstable();
+        let pct = |p: f64| {
+            l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
+                .map_or(0.0, |v| *v as f64 / 1000.0)
+        };
+        let completed = counters.completed.load(Ordering::Relaxed);
+        rows.push(Row {
+            apps: n_apps,
+            round_trips_per_s: completed as f64 / secs,
+            ipe_tx_per_s: counters.events.load(Ordering::Relaxed) as f64 / secs,
+            reports_per_s: counters.reports.load(Ordering::Relaxed) as f64 / secs,
+            p50_ms: pct(0.50),
+            p99_ms: pct(0.99),
+            completed,
+            failed: counters.failed.load(Ordering::Relaxed),
+            paper_tps: PAPER.iter().find(|(n, _)| *n == n_apps).map(|(_, t)| *t),
+        });
+    }
+    reporter.0.store(true, Ordering::Relaxed);
+    let _ = reporter.1.await;
+    reporter.2.stop();
+    router.abort();
+
+    let out_dir = dir.root().join("bench");
+    std::fs::create_dir_all(&out_dir)?;
+    let csv = a.csv.unwrap_or_else(|| out_dir.join("interworking.csv"));
+    let svg = a.svg.unwrap_or_else(|| out_dir.join("interworking.svg"));
+    std::fs::write(&csv, to_csv(&rows)).with_context(|| format!("writing {}", csv.display()))?;
+    std::fs::write(&svg, to_svg(&rows)).with_context(|| format!("writing {}", svg.display()))?;
+    let rt_bound = bound / VERIFIES_PER_ROUND_TRIP;
+    if a.json {
+        let out = json!({"rows": rows, "devices": a.devices, "report_interval_ms": a.report_interval_ms,
+            "crypto_verifies_per_s": bound, "crypto_bound_round_trips_per_s": rt_bound,
+            "csv": csv, "svg": svg});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "apps  round trips/s  IPE tx/s  reports/s  p50 ms  p99 ms  failed  share of crypto bound  paper TPS"
+        );
+        for r in &rows {
+            println!(
+                "{:>4}  {:>13.0}  {:>8.0}  {:>9.0}  {:>6.0}  {:>6.0}  {:>6}  {:>21.1}%  {:>9}",
+                r.apps,
+                r.round_trips_per_s,
+                r.ipe_tx_per_s,
+                r.reports_per_s,
+                r.p50_ms,
+                r.p99_ms,
+                r.failed,
+                r.round_trips_per_s / rt_bound * 100.0,
+                r.paper_tps.map_or_else(|| "-".to_owned(), |t| format!("{t:.0}")),
+            );
+        }
+        println!(
+            "({} devices, each Sending every {} ms; crypto bound {bound:.0} verifications/s = {rt_bound:.0} round trips/s)",
+            a.devices, a.report_interval_ms
+        );
+        println!("CSV: {}\nSVG: {}", csv.display(), svg.display());
+    }
+    Ok(())
+}
+
+fn to_csv(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "apps,round_trips_per_s,ipe_tx_per_s,reports_per_s,p50_ms,p99_ms,completed,failed,paper_tps\n",
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "{},{:.1},{:.1},{:.1},{:.1},{:.1},{},{},{}\n",
+            r.apps,
+            r.round_trips_per_s,
+            r.ipe_tx_per_s,
+            r.reports_per_s,
+            r.p50_ms,
+            r.p99_ms,
+            r.completed,
+            r.failed,
+            r.paper_tps.map_or_else(String::new, |t| format!("{t:.0}"))
+        ));
+    }
+    s
+}
+
+/// A line chart: round trips/s against applications, with the paper's points.
+fn to_svg(rows: &[Row]) -> String {
+    let (w, h, left, bottom, top, right) = (640.0, 400.0, 70.0, 50.0, 30.0, 20.0);
+    let xs: Vec<f64> = rows.iter().map(|r| r.apps as f64).chain(PAPER.iter().map(|p| p.0 as f64)).collect();
+    let (xmin, xmax) = (xs.iter().cloned().fold(f64::MAX, f64::min), xs.iter().cloned().fold(0.0, f64::max));
+    let ymax =
+        rows.iter().map(|r| r.round_trips_per_s).chain(PAPER.iter().map(|p| p.1)).fold(0.0, f64::max) * 1.15;
+    let ymax = if ymax <= 0.0 { 1.0 } else { ymax };
+    let xspan = if xmax > xmin { xmax - xmin } else { 1.0 };
+    let px = |x: f64| left + (x - xmin) / xspan * (w - left - right);
+    let py = |y: f64| h - bottom - y / ymax * (h - bottom - top);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{}\" y=\"18\" text-anchor=\"middle\" font-size=\"14\">Interworking round trips/s vs. connected applications</text>\n\
+         <line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>\n",
+        w / 2.0,
+        h - bottom,
+        w - right,
+        h - bottom,
+        h - bottom
+    );
+    for i in 0..=5 {
+        let y = ymax / 5.0 * f64::from(i);
+        s.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{:.0}</text><line x1=\"{left}\" y1=\"{2}\" x2=\"{}\" y2=\"{2}\" stroke=\"#ddd\"/>\n",
+            left - 6.0, py(y) + 4.0, y, w - right
+        ));
+    }
+    for r in rows {
+        s.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
+            px(r.apps as f64),
+            h - bottom + 18.0,
+            r.apps
+        ));
+    }
+    s.push_str(&format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">applications</text>\n",
+        w / 2.0,
+        h - 10.0
+    ));
+    let pts: Vec<String> =
+        rows.iter().map(|r| format!("{:.1},{:.1}", px(r.apps as f64), py(r.round_trips_per_s))).collect();
+    s.push_str(&format!(
+        "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"{}\"/>\n",
+        pts.join(" ")
+    ));
+    for r in rows {
+        s.push_str(&format!(
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"#1f77b4\"/>\n",
+            px(r.apps as f64),
+            py(r.round_trips_per_s)
+        ));
+    }
+    let paper: Vec<String> =
+        PAPER.iter().map(|(n, t)| format!("{:.1},{:.1}", px(*n as f64), py(*t))).collect();
+    s.push_str(&format!("<polyline fill=\"none\" stroke=\"#d62728\" stroke-dasharray=\"5,4\" stroke-width=\"2\" points=\"{}\"/>\n", paper.join(" ")));
+    for (n, t) in PAPER {
+        s.push_str(&format!(
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"8\" height=\"8\" fill=\"#d62728\"/>\n",
+            px(*n as f64) - 4.0,
+            py(*t) - 4.0
+        ));
+    }
+    s.push_str(&format!(
+        "<text x=\"{}\" y=\"{}\" fill=\"#1f77b4\">ipechain (round trips/s)</text>\n<text x=\"{}\" y=\"{}\" fill=\"#d62728\">paper, Fabric (TPS one way)</text>\n</svg>\n",
+        left + 10.0, top + 14.0, left + 10.0, top + 30.0
+    ));
+    s
+}
