@@ -103,7 +103,8 @@ pub(crate) async fn run(a: IwArgs) -> Result<()> {
     let sim = lwm2m_sim::Simulator::start(lwm2m_sim::SimConfig {
         server: a.lwm2m_addr,
         clients: a.devices,
-        clients_per_socket: 50,
+        // One socket per device: a Send (POST /dp) is attributed to its device by source address.
+        clients_per_socket: 1,
         endpoint_prefix: prefix.clone(),
         lifetime: 600,
         notify_interval: None,

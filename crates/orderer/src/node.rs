@@ -310,7 +310,12 @@ impl OrdererNode {
         let server = tonic::transport::Server::builder()
             .tls_config(config.tls.server_config())
             .map_err(|e| StartError::Tls(e.to_string()))?
-            .add_service(AtomicBroadcastServer::new(services.clone()))
+            .add_service(
+                // Batches of envelopes from peers can exceed tonic's 4 MiB default.
+                AtomicBroadcastServer::new(services.clone())
+                    .max_decoding_message_size(MAX_RAFT_MESSAGE)
+                    .max_encoding_message_size(MAX_RAFT_MESSAGE),
+            )
             .add_service(
                 ClusterServer::new(services.clone())
                     .max_decoding_message_size(MAX_RAFT_MESSAGE)

@@ -71,6 +71,9 @@ struct Pending {
 
 /// Most envelopes in one batch, and most batches in flight at once.
 const BATCH_MAX: usize = 1024;
+/// At most this many envelope bytes per `BroadcastBatch` (the orderer accepts far larger messages; this keeps
+/// one batch's failure, and its memory, small).
+const BATCH_MAX_BYTES: usize = 2 << 20;
 const BATCHES_IN_FLIGHT: usize = 8;
 
 fn batch_result(r: &ledger_rpc::messages::BroadcastResponse) -> Result<(), Status> {
@@ -119,10 +122,14 @@ impl OrdererPool {
 async fn batcher(inner: Arc<PoolInner>, mut rx: mpsc::UnboundedReceiver<Pending>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(BATCHES_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
+        let mut bytes = first.envelope.encoded_len();
         let mut batch = vec![first];
-        while batch.len() < BATCH_MAX {
+        while batch.len() < BATCH_MAX && bytes < BATCH_MAX_BYTES {
             match rx.try_recv() {
-                Ok(p) => batch.push(p),
+                Ok(p) => {
+                    bytes += p.envelope.encoded_len();
+                    batch.push(p);
+                }
                 Err(_) => break,
             }
         }
