@@ -401,6 +401,43 @@ async fn lwm2m_node_lib_and_an_mca_application_through_the_ledger_and_the_embedd
     }
     stop(&mut up).await;
     verify(&net);
+    // On every peer's chain: each request exactly once as a valid submit_request and once as a valid
+    // submit_response.
+    for peer in ["peer0.org1.ipechain.local", "peer0.org2.ipechain.local"] {
+        let calls = valid_ipe_calls(&net.dir.node_data(peer).join("blocks"));
+        for id in [
+            "app1-1", "app1-2", "app1-3", "app1-4", "app1-5", "app1-6", "app1-7", "app1-8", "app1-9",
+            "app1-10", "app1-20",
+        ] {
+            let n = |f: &str| calls.iter().filter(|(func, rid)| func == f && rid == id).count();
+            assert_eq!((n("submit_request"), n("submit_response")), (1, 1), "{id} on {peer}");
+        }
+        assert!(
+            !calls.iter().any(|(f, rid)| f == "submit_request" && rid == "app2-1"),
+            "a denied request committed"
+        );
+    }
+}
+
+/// (function, request id) of every valid IPE transaction in a peer's block files.
+fn valid_ipe_calls(blocks: &std::path::Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for b in ledger_store::file::scan(blocks).unwrap() {
+        let b = b.unwrap();
+        let codes = b.block.validation_codes().to_vec();
+        for (i, env) in b.block.envelopes().iter().enumerate() {
+            if codes[i] != 0 || b.number == 0 {
+                continue;
+            }
+            let d = ledger_types::tx::DecodedTx::decode(env).unwrap();
+            let arg: Value =
+                d.input.args.first().and_then(|a| serde_json::from_slice(a).ok()).unwrap_or(Value::Null);
+            if let Some(id) = arg.get("request_id").and_then(Value::as_str) {
+                out.push((d.input.function.clone(), id.to_owned()));
+            }
+        }
+    }
+    out
 }
 
 async fn wait_for_async<F, Fut>(what: &str, secs: u64, mut f: F) -> Value
