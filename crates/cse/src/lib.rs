@@ -126,7 +126,7 @@ impl Cse {
         let (mut store, rows) = match &cfg.data_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir)?;
-                let path = dir.join("cse.redb");
+                let path = dir.clone();
                 tokio::task::spawn_blocking(move || Store::open(&path))
                     .await
                     .map_err(|e| CseError::Corrupt(e.to_string()))??
