@@ -190,6 +190,14 @@ impl LogFile {
         Ok((LogFile { file, end: 0, zeroed }, records))
     }
 
+    /// Starts the file's next turn: records go from offset 0 again. Space that [`fill`] prepared (synced before the
+    /// file was handed back) counts as zero-filled.
+    pub(crate) fn restart(&mut self) -> io::Result<()> {
+        self.end = 0;
+        self.zeroed = self.zeroed.max(self.file.metadata()?.len());
+        Ok(())
+    }
+
     /// Writes `rec` at the end and makes it durable (one `fdatasync`, after growing the file if needed).
     pub(crate) fn append_durable(&mut self, rec: &[u8]) -> io::Result<()> {
         let need = self.end + rec.len() as u64;
@@ -206,4 +214,22 @@ impl LogFile {
         self.end = need;
         Ok(())
     }
+}
+
+/// Zero-fills `file` up to `len` bytes (whole [`CHUNK`]s) and syncs it, so that a later turn of the file writes
+/// its records over prepared space. Done by the checkpoint thread for a file no one writes at the time.
+pub(crate) fn fill(file: &File, len: u64) -> io::Result<()> {
+    let have = file.metadata()?.len();
+    let target = len.div_ceil(CHUNK) * CHUNK;
+    if have >= target {
+        return Ok(());
+    }
+    let zeros = vec![0u8; usize::try_from(CHUNK).map_err(io::Error::other)?];
+    let mut at = have;
+    while at < target {
+        let n = (target - at).min(CHUNK);
+        file.write_all_at(&zeros[..usize::try_from(n).map_err(io::Error::other)?], at)?;
+        at += n;
+    }
+    file.sync_all()
 }
