@@ -1,8 +1,8 @@
 //! Benchmark: contentInstance creates/s and `la` retrieves/s at 1 and 16 concurrent clients, against the embedded
 //! CSE (durable: WAL with one fdatasync per commit group, checkpointed into redb) and ACME, in the same run on the
-//! same machine. Prints medians of several runs and the ratio, and the disk's fsync floor measured right before
-//! each 1-client CREATE run (a single client's durable CREATEs/s cannot exceed it). The load generator is
-//! `cse::bench`.
+//! same machine. Prints medians of several runs and the ratio, and an fsync probe (`cse::bench::fsync_floor`) run
+//! right before each 1-client CREATE run: a single client waits for one `fdatasync` per CREATE. The load generator
+//! is `cse::bench`.
 //!
 //! `cargo run --release -p cse --example bench -- [seconds-per-run] [runs]` (ACME from `scripts/test.sh`);
 //! `BENCH_MEMORY=1` runs the embedded CSE without storage.
@@ -63,7 +63,7 @@ async fn main() {
                 if op == BenchOp::CreateCin && clients == 1 {
                     let (x, y) = (e[e.len() - 1], a[a.len() - 1]);
                     let floor = floors.last().map_or(String::new(), |f| {
-                        format!("; fsync floor just before: {:.0} syncs/s, median {:.0} µs", f.0, f.1)
+                        format!("; fsync probe just before: {:.0} syncs/s, median {:.0} µs", f.0, f.1)
                     });
                     println!("  run {}: 1-client CREATE embedded {x:.0}/s, ACME {y:.0}/s{floor}", e.len());
                 }
@@ -76,8 +76,8 @@ async fn main() {
         let rate = bench::median(floors.iter().map(|f| f.0).collect());
         let lat = bench::median(floors.iter().map(|f| f.1).collect());
         println!(
-            "disk fsync floor before the 1-client CREATE runs (write + fdatasync, median of {}): {rate:.0} syncs/s, \
-             {lat:.0} µs each",
+            "fsync probe before the 1-client CREATE runs (write + fdatasync loop on its own thread, median of {}): \
+             {rate:.0} syncs/s, {lat:.0} µs each",
             floors.len()
         );
     }
