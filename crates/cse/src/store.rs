@@ -132,8 +132,11 @@ impl Shared {
         }
     }
 
+    /// Wakes the writer thread; once it has stopped, answers what is queued here (with an error).
     fn kick(&self) {
-        let _ = self.wake.send(());
+        if self.wake.send(()).is_err() {
+            self.log.lock().unwrap_or_else(PoisonError::into_inner).flush(self);
+        }
     }
 }
 

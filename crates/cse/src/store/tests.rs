@@ -296,6 +296,11 @@ async fn writes_after_the_store_stopped_are_refused() {
     shared.queue.lock().unwrap().push(super::Batch { id: 99, ops: vec![Op::Del("a".into())], done });
     shared.flush_or_wake();
     assert!(rx.await.unwrap().is_err());
+    // The same when the batch is left to the (stopped) writer thread.
+    let (done, rx) = tokio::sync::oneshot::channel();
+    shared.queue.lock().unwrap().push(super::Batch { id: 100, ops: vec![Op::Del("a".into())], done });
+    shared.kick();
+    assert!(rx.await.unwrap().is_err());
     let (_s, rows) = reopen(dir.path(), Tuning::default());
     assert_eq!(rows.get("a").map(Vec::as_slice), Some(&b"1"[..]));
 }
