@@ -10,14 +10,15 @@
 //! Batches are queued in the order the engine produced them (under the engine's lock) and leave the queue in that
 //! order, all at once, so one record holds every batch queued while the previous sync ran (group commit).
 //! A single client pays one `fdatasync` and no thread hand-off per request: the request's own task writes and syncs
-//! when nobody else is (a bounded blocking call, like a disk read); when the log is busy, the request waits
-//! asynchronously and the writer thread syncs the next group.
+//! when nobody else is (a bounded blocking call, like a disk read); when the log is busy, or the last such sync was
+//! slow, the request waits asynchronously and the writer thread syncs the next group.
 //!
 //! The WAL has two files. When the one being written passes [`ROTATE_AT`] bytes and the other is free, the writer
 //! switches files and the checkpoint thread writes everything the old file holds into redb in one durable commit,
 //! together with the last sequence number it covers (`applied`); then the old file may be written over. On open,
 //! the records of both files with a sequence number above `applied` are replayed over redb's rows, in order, and
-//! checkpointed at once. See [`wal`] for the record format and how a torn tail is told apart.
+//! checkpointed at once; the checkpoint thread also zero-fills a freed file for its next turn. See [`wal`] for the
+//! record format and how a torn tail is told apart.
 
 mod wal;
 
