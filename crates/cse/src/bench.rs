@@ -152,6 +152,40 @@ pub async fn measure(
     Ok(total as f64 / secs)
 }
 
+/// What one durable write costs on the disk under `dir` right now: `n` times a small write into already
+/// zero-filled space plus `fdatasync`, as the CSE's WAL does for one commit group, on a thread of its own (as the
+/// WAL's writer thread). Returns syncs per second and the median latency in microseconds, scheduling delays after
+/// each sync included. A single client's durable CREATEs/s cannot exceed what the disk allows here.
+pub fn fsync_floor(dir: &std::path::Path, n: usize) -> std::io::Result<(f64, f64)> {
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || fsync_loop(&dir, n))
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("probe")))
+}
+
+fn fsync_loop(dir: &std::path::Path, n: usize) -> std::io::Result<(f64, f64)> {
+    use std::os::unix::fs::FileExt;
+    let path = dir.join("fsync-probe");
+    let f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
+    let rec = [0x5au8; 512];
+    f.write_all_at(&vec![0u8; rec.len() * n.max(1)], 0)?;
+    f.sync_all()?;
+    let clock = SystemClock;
+    let mut lat = Vec::with_capacity(n);
+    let start = clock.instant();
+    for i in 0..n {
+        let t = clock.instant();
+        f.write_all_at(&rec, (i * rec.len()) as u64)?;
+        f.sync_data()?;
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    drop(f);
+    std::fs::remove_file(&path)?;
+    #[allow(clippy::cast_precision_loss)] // small counts
+    Ok((n as f64 / secs, median(lat)))
+}
+
 /// The median of `v` (0 for an empty list).
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);

@@ -1,4 +1,5 @@
-//! The embedded oneM2M CSE: Mca over HTTP with JSON, the resource tree persisted in redb.
+//! The embedded oneM2M CSE: Mca over HTTP with JSON, the resource tree persisted in a write-ahead log (one
+//! `fdatasync` per commit group, before any answer) checkpointed into redb.
 //!
 //! Supported: CSEBase, AE (registration rules, re-registration 4117), container (`mni`, `mbs`, `mia`, `cni`, `cbs`,
 //! `st`, virtual `la`/`ol`), contentInstance, subscription (URL or AE-ID `nu`, verification request, `enc.net`,
@@ -9,8 +10,9 @@
 //!   HTTP (axum) ─► onem2m::http binding ─► Cse::handle ─► Engine (tree, under a mutex)
 //!                                               │             │ writes        │ notifications
 //!                                               │             ▼               ▼
-//!                                               │        store (redb,    notify queues
-//!                                               │        group commit)   (after commit)
+//!                                               │        store (WAL,     notify queues
+//!                                               │        group commit,   (after commit)
+//!                                               │        redb checkpts)
 //!                                               ◄── answer after commit ──┘
 //! ```
 //!
@@ -64,7 +66,7 @@ pub struct CseConfig {
     pub admin: String,
     /// The CSE's own point of access, shown in the CSEBase `poa`.
     pub poa: Vec<String>,
-    /// Where the redb database lives; `None` keeps everything in memory.
+    /// Where the WAL files and the redb database live; `None` keeps everything in memory.
     pub data_dir: Option<PathBuf>,
     /// Largest HTTP request body accepted.
     pub max_body_bytes: usize,
@@ -126,7 +128,7 @@ impl Cse {
         let (mut store, rows) = match &cfg.data_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir)?;
-                let path = dir.join("cse.redb");
+                let path = dir.clone();
                 tokio::task::spawn_blocking(move || Store::open(&path))
                     .await
                     .map_err(|e| CseError::Corrupt(e.to_string()))??
