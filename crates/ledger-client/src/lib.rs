@@ -18,6 +18,7 @@
 
 mod checkpoint;
 mod client;
+mod session;
 
 pub use checkpoint::{Checkpoint, FileCheckpointer};
 pub use client::{
