@@ -18,11 +18,14 @@ pub struct BroadcastResponse {
     pub leader_hint: u64,
 }
 
-/// Many envelopes at once (a peer's gateway batches what its clients submit concurrently).
+/// Many envelopes at once (a peer's gateway batches what its clients submit concurrently). Each entry is
+/// an encoded [`Envelope`]: on the wire this is exactly `repeated Envelope envelopes = 1`, but neither side
+/// decodes and re-encodes the envelopes (the orderer orders the bytes it checked), and the entries are
+/// shared buffers (a peer keeps them for a retry on the next orderer without copying).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct BroadcastBatchRequest {
-    #[prost(message, repeated, tag = "1")]
-    pub envelopes: Vec<Envelope>,
+    #[prost(bytes = "bytes", repeated, tag = "1")]
+    pub envelopes: Vec<bytes::Bytes>,
 }
 
 /// One result per envelope of a [`BroadcastBatchRequest`], in order, each answered once its block is

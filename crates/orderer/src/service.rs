@@ -158,10 +158,9 @@ impl AtomicBroadcast for Services {
         let mut checked = Vec::with_capacity(envelopes.len());
         let mut txs = Vec::with_capacity(envelopes.len());
         for (i, env) in envelopes.into_iter().enumerate() {
-            let bytes = env.encode_to_vec();
-            match check_envelope(&bytes, &s.channel_id, s.absolute_max_bytes) {
+            match check_envelope(&env, &s.channel_id, s.absolute_max_bytes) {
                 Ok(tx) => {
-                    checked.push((i, bytes));
+                    checked.push((i, Vec::from(env)));
                     txs.push(tx);
                 }
                 Err(st) => results[i] = Some(refusal(&st)),

@@ -65,7 +65,8 @@ struct PoolInner {
 }
 
 struct Pending {
-    envelope: ledger_types::proto::Envelope,
+    /// The encoded envelope.
+    envelope: bytes::Bytes,
     reply: tokio::sync::oneshot::Sender<Result<(), Status>>,
 }
 
@@ -111,6 +112,11 @@ impl OrdererPool {
     /// Sends an envelope to the ordering service and waits until its block is committed by Raft (or it is
     /// refused), moving on to the next orderer when one is unavailable.
     pub async fn broadcast(&self, envelope: ledger_types::proto::Envelope) -> Result<(), Status> {
+        self.broadcast_encoded(envelope.encode_to_vec().into()).await
+    }
+
+    /// [`broadcast`](Self::broadcast) of an already encoded envelope.
+    pub async fn broadcast_encoded(&self, envelope: bytes::Bytes) -> Result<(), Status> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.queue
             .send(Pending { envelope, reply })
@@ -313,7 +319,8 @@ where
         if env.signature.is_empty() {
             return Err(Status::invalid_argument("envelope is not signed"));
         }
-        let decoded = DecodedTx::decode(&env.encode_to_vec())
+        let encoded = env.encode_to_vec();
+        let decoded = DecodedTx::decode(&encoded)
             .map_err(|e| Status::invalid_argument(format!("malformed transaction: {e}")))?;
         if decoded.header.channel_id != self.ledger.rules().channel_id {
             return Err(Status::invalid_argument(format!("unknown channel {:?}", decoded.header.channel_id)));
@@ -324,7 +331,7 @@ where
                 decoded.header.tx_id
             )));
         }
-        self.orderers.broadcast(env).await?;
+        self.orderers.broadcast_encoded(encoded.into()).await?;
         Ok(())
     }
 

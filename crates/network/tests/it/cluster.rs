@@ -333,7 +333,9 @@ async fn an_orderer_judges_each_envelope_of_a_batch_on_its_own() {
     for o in &c.net.orderers {
         let mut client = AtomicBroadcastClient::new(channel(&o.endpoint(), &tls).unwrap());
         let r = client
-            .broadcast_batch(BroadcastBatchRequest { envelopes: envs.clone() })
+            .broadcast_batch(BroadcastBatchRequest {
+                envelopes: envs.iter().map(|e| prost::Message::encode_to_vec(e).into()).collect(),
+            })
             .await
             .unwrap()
             .into_inner();
