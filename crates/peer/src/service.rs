@@ -4,6 +4,10 @@
 //! signature → `PermissionDenied`; replayed tx id → `AlreadyExists`; unknown contract → `NotFound`;
 //! contract refusal → `Aborted` with the contract's status and message; ordering service unreachable →
 //! `Unavailable`; store failure → `Internal`.
+//!
+//! `Gateway.Session` is a long-lived bidirectional stream of Endorse and Submit requests from one client,
+//! each answered under its id with the same checks and the status code the unary call would return (in the
+//! answer's `code`): one HTTP/2 stream per client instead of two per transaction.
 
 use crate::endorser::{EndorseError, Endorser};
 use crate::identity::Identities;
