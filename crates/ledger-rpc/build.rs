@@ -4,13 +4,17 @@
 use tonic_build::manual::{Builder, Method, Service};
 
 fn method(name: &str, route: &str, input: &str, output: &str, server_streaming: bool) -> Method {
-    let b = Method::builder()
+    let b = method_builder(name, route, input, output);
+    if server_streaming { b.server_streaming().build() } else { b.build() }
+}
+
+fn method_builder(name: &str, route: &str, input: &str, output: &str) -> tonic_build::manual::MethodBuilder {
+    Method::builder()
         .name(name)
         .route_name(route)
         .input_type(input)
         .output_type(output)
-        .codec_path("tonic_prost::ProstCodec");
-    if server_streaming { b.server_streaming().build() } else { b.build() }
+        .codec_path("tonic_prost::ProstCodec")
 }
 
 fn main() {
@@ -88,6 +92,17 @@ fn main() {
             &format!("{m}::SubmitResponse"),
             false,
         ))
+        .method(
+            method_builder(
+                "session",
+                "Session",
+                &format!("{m}::SessionRequest"),
+                &format!("{m}::SessionResponse"),
+            )
+            .client_streaming()
+            .server_streaming()
+            .build(),
+        )
         .method(method(
             "commit_status",
             "CommitStatus",

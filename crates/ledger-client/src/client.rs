@@ -4,7 +4,7 @@ use crate::checkpoint::Checkpoint;
 use ledger_rpc::gateway_client::GatewayClient;
 use ledger_rpc::messages::{
     BlocksRequest, ChaincodeEventsRequest, ChaincodeEventsResponse, CommitStatusRequest, DeliverResponse,
-    EndorseRequest, EvaluateRequest, SignedRequest, SubmitRequest,
+    EndorseRequest, EndorseResponse, EvaluateRequest, SessionRequest, SignedRequest, SubmitRequest,
 };
 use ledger_rpc::tls::{TlsMaterial, channel};
 use ledger_types::proto::{Block, ContractEvent, Envelope, Timestamp};
@@ -72,6 +72,8 @@ pub struct Gateway {
     client: GatewayClient<Channel>,
     signer: Arc<dyn Signer>,
     channel: ChannelId,
+    /// The Endorse/Submit session (opened on first use, shared by clones).
+    session: Arc<std::sync::Mutex<crate::session::Slot>>,
 }
 
 #[allow(clippy::disallowed_methods)] // the SDK's one clock read: proposal timestamps come from the client
@@ -101,7 +103,7 @@ impl Gateway {
         let channel = ChannelId::parse(channel_id).map_err(|e| ClientError::Invalid(e.to_string()))?;
         let client =
             GatewayClient::new(ch).max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20);
-        Ok(Gateway { client, signer, channel })
+        Ok(Gateway { client, signer, channel, session: Arc::default() })
     }
 
     /// The signing identity.
@@ -195,20 +197,33 @@ impl ContractClient {
         Ok(r.payload)
     }
 
-    /// Endorses, signs and submits for ordering; does not wait for the commit.
+    /// Endorses, signs and submits for ordering; does not wait for the commit. Both steps travel on the
+    /// gateway's session stream when the peer offers one (else as unary calls); the peer handles them the
+    /// same way either way.
     pub async fn submit_async(&self, function: &str, args: &[Vec<u8>]) -> Result<Submitted, ClientError> {
         let (sp, tx_id) = self.proposal(function, args);
-        let endorsed = self
-            .gw
-            .client
-            .clone()
-            .endorse(EndorseRequest { proposal: Some(sp), endorsing_orgs: Vec::new() })
-            .await?
-            .into_inner();
+        let session = crate::session::get(&self.gw.session, &self.gw.client).await;
+        let endorse = EndorseRequest { proposal: Some(sp), endorsing_orgs: Vec::new() };
+        let endorsed: EndorseResponse = match &session {
+            Some(s) => s
+                .call(SessionRequest { id: 0, endorse: Some(endorse), submit: None })
+                .await?
+                .endorse
+                .ok_or_else(|| ClientError::Protocol("no endorsement in the session answer".into()))?,
+            None => self.gw.client.clone().endorse(endorse).await?.into_inner(),
+        };
         let prepared =
             endorsed.prepared.ok_or_else(|| ClientError::Protocol("no prepared transaction".into()))?;
         let envelope: Envelope = sign_envelope(self.gw.signer.as_ref(), &prepared);
-        self.gw.client.clone().submit(SubmitRequest { envelope: Some(envelope) }).await?;
+        let submit = SubmitRequest { envelope: Some(envelope) };
+        match &session {
+            Some(s) => {
+                s.call(SessionRequest { id: 0, endorse: None, submit: Some(submit) }).await?;
+            }
+            None => {
+                self.gw.client.clone().submit(submit).await?;
+            }
+        }
         Ok(Submitted { tx_id, payload: endorsed.result.map(|r| r.payload).unwrap_or_default() })
     }
 

@@ -1,6 +1,11 @@
 //! The ipechain client SDK, shaped like Hyperledger Fabric's Gateway SDK so applications (and the bridge
 //! gateway) can later move to a Fabric network unchanged in structure.
 //!
+//! `submit`/`submit_async` send the Endorse and Submit requests on one long-lived `Session` stream per
+//! [`Gateway`] (opened on first use, reopened after a broken connection; plain unary calls against a peer
+//! that does not offer sessions). The client still signs the proposal and, after endorsement, the
+//! transaction envelope itself.
+//!
 //! ```no_run
 //! # async fn demo(signer: std::sync::Arc<dyn ledger_types::tx::Signer>, tls: ledger_rpc::tls::TlsMaterial) -> Result<(), ledger_client::ClientError> {
 //! use ledger_client::{Checkpoint, Gateway};
@@ -18,6 +23,7 @@
 
 mod checkpoint;
 mod client;
+mod session;
 
 pub use checkpoint::{Checkpoint, FileCheckpointer};
 pub use client::{

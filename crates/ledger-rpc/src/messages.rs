@@ -18,11 +18,14 @@ pub struct BroadcastResponse {
     pub leader_hint: u64,
 }
 
-/// Many envelopes at once (a peer's gateway batches what its clients submit concurrently).
+/// Many envelopes at once (a peer's gateway batches what its clients submit concurrently). Each entry is
+/// an encoded [`Envelope`]: on the wire this is exactly `repeated Envelope envelopes = 1`, but neither side
+/// decodes and re-encodes the envelopes (the orderer orders the bytes it checked), and the entries are
+/// shared buffers (a peer keeps them for a retry on the next orderer without copying).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct BroadcastBatchRequest {
-    #[prost(message, repeated, tag = "1")]
-    pub envelopes: Vec<Envelope>,
+    #[prost(bytes = "bytes", repeated, tag = "1")]
+    pub envelopes: Vec<bytes::Bytes>,
 }
 
 /// One result per envelope of a [`BroadcastBatchRequest`], in order, each answered once its block is
@@ -129,6 +132,33 @@ pub struct SubmitRequest {
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct SubmitResponse {}
+
+/// One request on a client's `Session` stream: exactly one of `endorse` and `submit` is set. `id` is chosen
+/// by the client and echoed in the answer (requests of one session may be answered out of order).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SessionRequest {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(message, optional, tag = "2")]
+    pub endorse: Option<EndorseRequest>,
+    #[prost(message, optional, tag = "3")]
+    pub submit: Option<SubmitRequest>,
+}
+
+/// The answer to the [`SessionRequest`] with the same `id`: `code` 0 with `endorse` set (an endorse
+/// request) or not (a submit request, accepted as the unary `Submit` would be); otherwise `code` is the
+/// gRPC status code the unary call would have failed with, and `message` its message.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SessionResponse {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(int32, tag = "2")]
+    pub code: i32,
+    #[prost(string, tag = "3")]
+    pub message: String,
+    #[prost(message, optional, tag = "4")]
+    pub endorse: Option<EndorseResponse>,
+}
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct CommitStatusRequest {

@@ -156,23 +156,25 @@ impl AtomicBroadcast for Services {
         // Structural checks, then one authorization pass (a batch of signature checks) off the runtime.
         let mut results: Vec<Option<BroadcastResponse>> = vec![None; envelopes.len()];
         let mut checked = Vec::with_capacity(envelopes.len());
+        let mut txs = Vec::with_capacity(envelopes.len());
         for (i, env) in envelopes.into_iter().enumerate() {
-            let bytes = env.encode_to_vec();
-            match check_envelope(&bytes, &s.channel_id, s.absolute_max_bytes) {
-                Ok(tx) => checked.push((i, bytes, tx)),
+            match check_envelope(&env, &s.channel_id, s.absolute_max_bytes) {
+                Ok(tx) => {
+                    checked.push((i, Vec::from(env)));
+                    txs.push(tx);
+                }
                 Err(st) => results[i] = Some(refusal(&st)),
             }
         }
         let authorizer = s.authorizer.clone();
-        let (checked, verdicts) = tokio::task::spawn_blocking(move || {
-            let txs: Vec<DecodedTx> = checked.iter().map(|(_, _, tx)| tx.clone()).collect();
+        let (txs, verdicts) = tokio::task::spawn_blocking(move || {
             let verdicts = authorizer.authorize_broadcast_batch(&txs);
-            (checked, verdicts)
+            (txs, verdicts)
         })
         .await
         .map_err(|e| Status::internal(format!("authorization task failed: {e}")))?;
         let mut orders = Vec::new();
-        for ((i, bytes, tx), verdict) in checked.into_iter().zip(verdicts) {
+        for (((i, bytes), tx), verdict) in checked.into_iter().zip(txs).zip(verdicts) {
             match verdict {
                 Ok(()) => {
                     let chain = s.chain.clone();

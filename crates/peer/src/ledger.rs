@@ -212,8 +212,12 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
         let rx = {
             let id = TxId::parse(tx_id).map_err(|e| StoreError::Backend(e.to_string()))?;
             let mut waiters = lock(&self.waiters);
-            // Checked under the waiters lock: commits notify under it too, so nothing slips between.
-            if let Some(loc) = self.blocks.tx_location(&id)? {
+            // Checked under the waiters lock: commits notify (and publish their height) under it too, so
+            // nothing slips between. A block that is appended but whose state updates are not applied yet
+            // is not reported: a client told "committed" must read the transaction's writes.
+            if let Some(loc) = self.blocks.tx_location(&id)?
+                && loc.block < *self.height.borrow()
+            {
                 return Ok((loc.code, loc.block));
             }
             let (tx, rx) = oneshot::channel();
@@ -265,8 +269,8 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
                     }
                 }
             }
+            self.height.send_replace(number + 1);
         }
-        let _ = self.height.send(number + 1);
         let _ = self.committed.send(committed.clone());
         Ok(committed)
     }

@@ -4,6 +4,10 @@
 //! signature → `PermissionDenied`; replayed tx id → `AlreadyExists`; unknown contract → `NotFound`;
 //! contract refusal → `Aborted` with the contract's status and message; ordering service unreachable →
 //! `Unavailable`; store failure → `Internal`.
+//!
+//! `Gateway.Session` is a long-lived bidirectional stream of Endorse and Submit requests from one client,
+//! each answered under its id with the same checks and the status code the unary call would return (in the
+//! answer's `code`): one HTTP/2 stream per client instead of two per transaction.
 
 use crate::endorser::{EndorseError, Endorser};
 use crate::identity::Identities;
@@ -13,8 +17,8 @@ use ledger_rpc::endorser_client::EndorserClient;
 use ledger_rpc::messages::{
     BlocksRequest, ChaincodeEventsRequest, ChaincodeEventsResponse, CommitStatusRequest,
     CommitStatusResponse, DeliverResponse, EndorseRequest, EndorseResponse, EvaluateRequest,
-    EvaluateResponse, FilteredBlock, FilteredTx, NodeStatus, SignedRequest, StatusRequest, SubmitRequest,
-    SubmitResponse,
+    EvaluateResponse, FilteredBlock, FilteredTx, NodeStatus, SessionRequest, SessionResponse, SignedRequest,
+    StatusRequest, SubmitRequest, SubmitResponse,
 };
 use ledger_rpc::{admin_server, endorser_server, gateway_server};
 use ledger_types::TxValidationCode;
@@ -65,7 +69,8 @@ struct PoolInner {
 }
 
 struct Pending {
-    envelope: ledger_types::proto::Envelope,
+    /// The encoded envelope.
+    envelope: bytes::Bytes,
     reply: tokio::sync::oneshot::Sender<Result<(), Status>>,
 }
 
@@ -75,6 +80,9 @@ const BATCH_MAX: usize = 1024;
 /// one batch's failure, and its memory, small).
 const BATCH_MAX_BYTES: usize = 2 << 20;
 const BATCHES_IN_FLIGHT: usize = 8;
+
+/// Most requests of one client session handled at once (more wait until one is answered).
+const SESSION_IN_FLIGHT: usize = 256;
 
 fn batch_result(r: &ledger_rpc::messages::BroadcastResponse) -> Result<(), Status> {
     match r.status {
@@ -111,6 +119,11 @@ impl OrdererPool {
     /// Sends an envelope to the ordering service and waits until its block is committed by Raft (or it is
     /// refused), moving on to the next orderer when one is unavailable.
     pub async fn broadcast(&self, envelope: ledger_types::proto::Envelope) -> Result<(), Status> {
+        self.broadcast_encoded(envelope.encode_to_vec().into()).await
+    }
+
+    /// [`broadcast`](Self::broadcast) of an already encoded envelope.
+    pub async fn broadcast_encoded(&self, envelope: bytes::Bytes) -> Result<(), Status> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.queue
             .send(Pending { envelope, reply })
@@ -260,6 +273,98 @@ where
         Ok(())
     }
 
+    /// The Endorse call: endorsement by this peer and, when the policy needs them, other organizations'.
+    async fn endorse_request(&self, req: EndorseRequest) -> Result<EndorseResponse, Status> {
+        let sp = req.proposal.ok_or_else(|| Status::invalid_argument("missing proposal"))?;
+        let svc = self;
+        let local = svc.endorse_locally(sp.clone()).await?;
+        if local.endorsement.is_none() {
+            return Err(Self::contract_refusal(&local));
+        }
+        let contract = DecodedProposalContract::of(&sp)?;
+        let policy = svc
+            .ledger
+            .rules()
+            .policies
+            .get(&contract)
+            .cloned()
+            .ok_or_else(|| Status::not_found(format!("contract {contract:?} is not defined")))?;
+        let mut responses = vec![local];
+        let mut endorsers = vec![PolicyEndorser::new(svc.msp_id.clone(), "peer")];
+        if !policy.is_satisfied_by(&endorsers) {
+            for (msp, client) in &svc.remote_endorsers {
+                if !req.endorsing_orgs.is_empty() && !req.endorsing_orgs.contains(msp) {
+                    continue;
+                }
+                let mut c = client.clone();
+                match c.process_proposal(sp.clone()).await {
+                    Ok(r) => {
+                        let r = r.into_inner();
+                        if r.endorsement.is_none() {
+                            return Err(Self::contract_refusal(&r));
+                        }
+                        responses.push(r);
+                        endorsers.push(PolicyEndorser::new(msp.clone(), "peer"));
+                        if policy.is_satisfied_by(&endorsers) {
+                            break;
+                        }
+                    }
+                    Err(s) => tracing::warn!(org = %msp, status = %s, "remote endorser failed"),
+                }
+            }
+            if !policy.is_satisfied_by(&endorsers) {
+                return Err(Status::unavailable(format!(
+                    "could not gather endorsements satisfying {policy} (got {})",
+                    endorsers.iter().map(|e| e.msp_id.as_str()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        let result = responses[0].response.clone();
+        let prepared = tx::assemble(&sp, &responses).map_err(|e| Status::aborted(e.to_string()))?;
+        Ok(EndorseResponse { prepared: Some(prepared), result })
+    }
+
+    /// The Submit call: structural checks, then ordering (waits until the orderer answered).
+    async fn submit_request(&self, request: SubmitRequest) -> Result<(), Status> {
+        let env = request.envelope.ok_or_else(|| Status::invalid_argument("missing envelope"))?;
+        if env.signature.is_empty() {
+            return Err(Status::invalid_argument("envelope is not signed"));
+        }
+        let encoded = env.encode_to_vec();
+        let decoded = DecodedTx::decode(&encoded)
+            .map_err(|e| Status::invalid_argument(format!("malformed transaction: {e}")))?;
+        if decoded.header.channel_id != self.ledger.rules().channel_id {
+            return Err(Status::invalid_argument(format!("unknown channel {:?}", decoded.header.channel_id)));
+        }
+        if self.ledger.contains_tx(&decoded.header.tx_id).map_err(store_status)? {
+            return Err(Status::already_exists(format!(
+                "transaction {} is already committed",
+                decoded.header.tx_id
+            )));
+        }
+        self.orderers.broadcast_encoded(encoded.into()).await?;
+        Ok(())
+    }
+
+    /// One request of a `Session` stream, answered as its unary counterpart would be.
+    async fn session_request(&self, req: SessionRequest) -> SessionResponse {
+        let id = req.id;
+        let outcome = match (req.endorse, req.submit) {
+            (Some(e), None) => self.endorse_request(e).await.map(Some),
+            (None, Some(s)) => self.submit_request(s).await.map(|()| None),
+            _ => Err(Status::invalid_argument("a session request carries exactly one of endorse and submit")),
+        };
+        match outcome {
+            Ok(endorse) => SessionResponse { id, code: 0, message: String::new(), endorse },
+            Err(st) => SessionResponse {
+                id,
+                code: st.code() as i32,
+                message: st.message().to_owned(),
+                endorse: None,
+            },
+        }
+    }
+
     fn contract_refusal(resp: &ProposalResponse) -> Status {
         let (status, message) =
             resp.response.as_ref().map_or((500, String::new()), |r| (r.status, r.message.clone()));
@@ -291,75 +396,49 @@ where
     }
 
     async fn endorse(&self, request: Request<EndorseRequest>) -> Result<Response<EndorseResponse>, Status> {
-        let req = request.into_inner();
-        let sp = req.proposal.ok_or_else(|| Status::invalid_argument("missing proposal"))?;
-        let svc = &self.0;
-        let local = svc.endorse_locally(sp.clone()).await?;
-        if local.endorsement.is_none() {
-            return Err(PeerServices::<B, S>::contract_refusal(&local));
-        }
-        let contract = DecodedProposalContract::of(&sp)?;
-        let policy = svc
-            .ledger
-            .rules()
-            .policies
-            .get(&contract)
-            .cloned()
-            .ok_or_else(|| Status::not_found(format!("contract {contract:?} is not defined")))?;
-        let mut responses = vec![local];
-        let mut endorsers = vec![PolicyEndorser::new(svc.msp_id.clone(), "peer")];
-        if !policy.is_satisfied_by(&endorsers) {
-            for (msp, client) in &svc.remote_endorsers {
-                if !req.endorsing_orgs.is_empty() && !req.endorsing_orgs.contains(msp) {
-                    continue;
-                }
-                let mut c = client.clone();
-                match c.process_proposal(sp.clone()).await {
-                    Ok(r) => {
-                        let r = r.into_inner();
-                        if r.endorsement.is_none() {
-                            return Err(PeerServices::<B, S>::contract_refusal(&r));
-                        }
-                        responses.push(r);
-                        endorsers.push(PolicyEndorser::new(msp.clone(), "peer"));
-                        if policy.is_satisfied_by(&endorsers) {
-                            break;
-                        }
-                    }
-                    Err(s) => tracing::warn!(org = %msp, status = %s, "remote endorser failed"),
-                }
-            }
-            if !policy.is_satisfied_by(&endorsers) {
-                return Err(Status::unavailable(format!(
-                    "could not gather endorsements satisfying {policy} (got {})",
-                    endorsers.iter().map(|e| e.msp_id.as_str()).collect::<Vec<_>>().join(", ")
-                )));
-            }
-        }
-        let result = responses[0].response.clone();
-        let prepared = tx::assemble(&sp, &responses).map_err(|e| Status::aborted(e.to_string()))?;
-        Ok(Response::new(EndorseResponse { prepared: Some(prepared), result }))
+        Ok(Response::new(self.0.endorse_request(request.into_inner()).await?))
     }
 
     async fn submit(&self, request: Request<SubmitRequest>) -> Result<Response<SubmitResponse>, Status> {
-        let env =
-            request.into_inner().envelope.ok_or_else(|| Status::invalid_argument("missing envelope"))?;
-        if env.signature.is_empty() {
-            return Err(Status::invalid_argument("envelope is not signed"));
-        }
-        let decoded = DecodedTx::decode(&env.encode_to_vec())
-            .map_err(|e| Status::invalid_argument(format!("malformed transaction: {e}")))?;
-        if decoded.header.channel_id != self.0.ledger.rules().channel_id {
-            return Err(Status::invalid_argument(format!("unknown channel {:?}", decoded.header.channel_id)));
-        }
-        if self.0.ledger.contains_tx(&decoded.header.tx_id).map_err(store_status)? {
-            return Err(Status::already_exists(format!(
-                "transaction {} is already committed",
-                decoded.header.tx_id
-            )));
-        }
-        self.0.orderers.broadcast(env).await?;
+        self.0.submit_request(request.into_inner()).await?;
         Ok(Response::new(SubmitResponse {}))
+    }
+
+    type SessionStream = ReceiverStream<Result<SessionResponse, Status>>;
+
+    /// Endorse and Submit requests of one client on one long-lived stream: each is handled exactly as
+    /// the unary call (same checks, same signatures, same ordering wait) on its own task, and answered
+    /// under its id. Saves a new HTTP/2 stream (headers, trailers, routing) per request.
+    async fn session(
+        &self,
+        request: Request<tonic::Streaming<SessionRequest>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(SESSION_IN_FLIGHT);
+        let svc = self.0.clone();
+        let stop = svc.shutdown.clone();
+        let slots = Arc::new(tokio::sync::Semaphore::new(SESSION_IN_FLIGHT));
+        tokio::spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    () = stop.cancelled() => break,
+                    m = inbound.message() => m,
+                };
+                let req = match msg {
+                    Ok(Some(req)) => req,
+                    Ok(None) | Err(_) => break,
+                };
+                let Ok(permit) = slots.clone().acquire_owned().await else { break };
+                let svc = svc.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let resp = svc.session_request(req).await;
+                    let _ = tx.send(Ok(resp)).await;
+                    drop(permit);
+                });
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 
     async fn commit_status(

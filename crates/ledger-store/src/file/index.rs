@@ -166,11 +166,18 @@ impl Index {
             for e in entries {
                 let Loc { pos, len } = e.loc;
                 blocks.insert(e.number, (pos.segment, pos.offset, len)).map_err(redb_err)?;
-                for (id, loc) in &e.txs {
-                    let key = tx_key(id);
-                    if txs.get(key.as_slice()).map_err(redb_err)?.is_none() {
-                        txs.insert(key.as_slice(), (loc.block, loc.index, loc.code.as_u8()))
-                            .map_err(redb_err)?;
+                // Sorted keys: consecutive inserts share most of their B-tree path. One insert per tx; in
+                // the rare case the id was indexed before, its first location is put back.
+                let mut sorted: Vec<([u8; 32], &TxLocation)> =
+                    e.txs.iter().map(|(id, loc)| (tx_key(id), loc)).collect();
+                sorted.sort_unstable_by_key(|e| e.0);
+                for (key, loc) in sorted {
+                    let earlier = txs
+                        .insert(key.as_slice(), (loc.block, loc.index, loc.code.as_u8()))
+                        .map_err(redb_err)?
+                        .map(|old| old.value());
+                    if let Some(first) = earlier {
+                        txs.insert(key.as_slice(), first).map_err(redb_err)?;
                     }
                 }
             }

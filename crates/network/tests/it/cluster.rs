@@ -3,7 +3,7 @@
 use crate::generated;
 use ledger_client::{Checkpoint, Gateway, node_status};
 use ledger_rpc::gateway_client::GatewayClient;
-use ledger_rpc::messages::{EndorseRequest, SubmitRequest};
+use ledger_rpc::messages::{EndorseRequest, SessionRequest, SubmitRequest};
 use ledger_rpc::tls::{TlsMaterial, channel};
 use ledger_types::ChannelId;
 use ledger_types::proto::{Envelope, SignedProposal, Timestamp};
@@ -252,6 +252,29 @@ async fn bad_requests_are_refused_and_change_nothing() {
     let e = raw.submit(SubmitRequest { envelope: Some(env) }).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::AlreadyExists, "{e}");
 
+    // The same refusals on a session stream: each answer carries the unary call's status code.
+    let mut unsigned = proposal(alice.as_ref(), "k", 5);
+    unsigned.signature.clear();
+    let replayed = proposal(alice.as_ref(), "replayed", 4);
+    let garbage = SignedProposal { proposal_bytes: vec![0xff; 7], signature: vec![1] };
+    let bad_env = Envelope { payload: vec![0xff, 0x01, 0x02], signature: vec![1, 2, 3] };
+    let requests = vec![
+        SessionRequest { id: 1, endorse: Some(endorse(unsigned)), submit: None },
+        SessionRequest { id: 2, endorse: Some(endorse(replayed)), submit: None },
+        SessionRequest { id: 3, endorse: Some(endorse(garbage)), submit: None },
+        SessionRequest { id: 4, endorse: None, submit: Some(SubmitRequest { envelope: Some(bad_env) }) },
+        SessionRequest { id: 5, endorse: None, submit: None },
+    ];
+    let mut answers = raw.session(tokio_stream::iter(requests)).await.unwrap().into_inner();
+    let mut codes = std::collections::BTreeMap::new();
+    while let Some(r) = answers.message().await.unwrap() {
+        assert!(r.endorse.is_none());
+        codes.insert(r.id, tonic::Code::from(r.code));
+    }
+    use tonic::Code::{AlreadyExists, InvalidArgument, PermissionDenied};
+    let expected = [(1, PermissionDenied), (2, AlreadyExists), (3, InvalidArgument), (4, InvalidArgument)];
+    assert_eq!(codes, expected.into_iter().chain([(5, InvalidArgument)]).collect());
+
     // Nothing that was committed changed: the good value is still there, and the chain only grew by the
     // one legitimate transaction.
     let after = c.converged(before.0 + 1).await;
@@ -310,7 +333,9 @@ async fn an_orderer_judges_each_envelope_of_a_batch_on_its_own() {
     for o in &c.net.orderers {
         let mut client = AtomicBroadcastClient::new(channel(&o.endpoint(), &tls).unwrap());
         let r = client
-            .broadcast_batch(BroadcastBatchRequest { envelopes: envs.clone() })
+            .broadcast_batch(BroadcastBatchRequest {
+                envelopes: envs.iter().map(|e| prost::Message::encode_to_vec(e).into()).collect(),
+            })
             .await
             .unwrap()
             .into_inner();
