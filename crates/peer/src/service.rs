@@ -135,12 +135,12 @@ impl OrdererPool {
 async fn batcher(inner: Arc<PoolInner>, mut rx: mpsc::UnboundedReceiver<Pending>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(BATCHES_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
-        let mut bytes = first.envelope.encoded_len();
+        let mut bytes = first.envelope.len();
         let mut batch = vec![first];
         while batch.len() < BATCH_MAX && bytes < BATCH_MAX_BYTES {
             match rx.try_recv() {
                 Ok(p) => {
-                    bytes += p.envelope.encoded_len();
+                    bytes += p.envelope.len();
                     batch.push(p);
                 }
                 Err(_) => break,
