@@ -14,7 +14,7 @@ use tonic::Status;
 use tonic::transport::Channel;
 
 /// Requests one session has on the wire at most (more wait to be sent).
-const QUEUE: usize = 256;
+const QUEUE: usize = 4096;
 
 type Waiter = oneshot::Sender<Result<SessionResponse, Status>>;
 

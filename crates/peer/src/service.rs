@@ -81,8 +81,10 @@ const BATCH_MAX: usize = 1024;
 const BATCH_MAX_BYTES: usize = 2 << 20;
 const BATCHES_IN_FLIGHT: usize = 8;
 
-/// Most requests of one client session handled at once (more wait until one is answered).
-const SESSION_IN_FLIGHT: usize = 256;
+/// Most requests of one client session handled at once (more wait until one is answered). A submit holds
+/// its slot until its block is ordered (~100-300 ms), and one client may be a gateway multiplexing thousands
+/// of requests: 256 capped such a client near 1,000 submits/s.
+const SESSION_IN_FLIGHT: usize = 8192;
 
 fn batch_result(r: &ledger_rpc::messages::BroadcastResponse) -> Result<(), Status> {
     match r.status {
