@@ -381,9 +381,11 @@ fn to_svg(rows: &[Row]) -> String {
     );
     for i in 0..=5 {
         let y = ymax / 5.0 * f64::from(i);
+        let (ty, gy) = (py(y) + 4.0, py(y));
         s.push_str(&format!(
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{:.0}</text><line x1=\"{left}\" y1=\"{2}\" x2=\"{}\" y2=\"{2}\" stroke=\"#ddd\"/>\n",
-            left - 6.0, py(y) + 4.0, y, w - right
+            "<text x=\"{}\" y=\"{ty}\" text-anchor=\"end\">{y:.0}</text><line x1=\"{left}\" y1=\"{gy}\" x2=\"{}\" y2=\"{gy}\" stroke=\"#ddd\"/>\n",
+            left - 6.0,
+            w - right
         ));
     }
     for r in rows {
