@@ -19,25 +19,12 @@ pub(crate) struct Client {
 /// Connects as `user` (`Gateway`, `Admin`, `User1`, …) of peer organization `org` (0-based, in network.toml
 /// order) to that organization's first peer.
 pub(crate) fn client(dir: &DataDir, org: usize, user: &str) -> Result<Client> {
-    let (net, nodes, _) = crate::status::admin_tls(dir)?;
-    let o = net.crypto.peer_orgs.get(org).with_context(|| format!("no peer organization #{org}"))?;
-    let peer = nodes
-        .iter()
-        .find(|n| n.role == NodeRole::Peer && n.msp_id == o.msp_id)
-        .with_context(|| format!("{} has no peer", o.msp_id))?;
-    let (_, channel) = network::layout::read_genesis(&peer.genesis)?;
-    let path: PathBuf = dir
-        .crypto_dir()
-        .join("peerOrganizations")
-        .join(&o.domain)
-        .join("users")
-        .join(format!("{user}@{}", o.domain));
-    let id = load_identity(&o.msp_id, &path).with_context(|| format!("loading {}", path.display()))?;
-    let tls = tls_material(&id, &channel).context("no client TLS material")?;
-    let who = GatewayRef { org: o.msp_id.clone(), id: id.common_name().to_owned() };
-    let signer = Arc::new(IdentitySigner::new(id));
-    let gateway = Gateway::connect(&peer.listen.to_string(), &tls, signer, &net.channel)?;
-    Ok(Client { gateway, who })
+    let c = connector(dir, org, user)?;
+    let who = GatewayRef {
+        org: c.signer.identity().msp_id().to_owned(),
+        id: c.signer.identity().common_name().to_owned(),
+    };
+    Ok(Client { gateway: c.connect()?, who })
 }
 
 /// Where the oneM2M side is.
