@@ -45,7 +45,7 @@ impl SubmitError {
     }
 }
 
-/// The contract status in a gRPC error of a refused proposal (`"… (status 409): …"`).
+/// The contract status in the gRPC error of a refused proposal or evaluation (`"… (status 409): …"`).
 pub fn contract_status(e: &ClientError) -> Option<(i32, String)> {
     let ClientError::Status(s) = e else { return None };
     if s.code() != tonic::Code::Aborted {
@@ -127,21 +127,12 @@ pub async fn query(
 ) -> Result<Option<Vec<u8>>, SubmitError> {
     match contract.evaluate(function, &[arg.as_bytes().to_vec()]).await {
         Ok(b) => Ok(Some(b)),
-        Err(e) => match contract_status_eval(&e) {
-            Some(404) => Ok(None),
-            Some(status) => {
-                Err(SubmitError::Refused { function: function.to_owned(), status, message: e.to_string() })
+        Err(e) => match contract_status(&e) {
+            Some((404, _)) => Ok(None),
+            Some((status, message)) => {
+                Err(SubmitError::Refused { function: function.to_owned(), status, message })
             }
             None => Err(SubmitError::Ledger { function: function.to_owned(), source: e }),
         },
     }
-}
-
-/// The contract status of a refused evaluation (`"contract refused (status 404): …"`).
-fn contract_status_eval(e: &ClientError) -> Option<i32> {
-    let ClientError::Status(s) = e else { return None };
-    let msg = s.message();
-    let i = msg.find("(status ")?;
-    let rest = &msg[i + 8..];
-    rest[..rest.find(')')?].parse().ok()
 }

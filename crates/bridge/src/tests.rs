@@ -77,3 +77,17 @@ fn device_answers_become_response_args() {
     assert_eq!(a["status"], "error");
     assert_eq!(a["code"], "4.04");
 }
+
+#[test]
+fn contract_refusals_are_read_from_endorse_and_evaluate_errors() {
+    use crate::ledger::contract_status;
+    use ledger_client::ClientError;
+    let endorse =
+        ClientError::Status(tonic::Status::aborted("contract refused the proposal (status 409): id used"));
+    assert_eq!(contract_status(&endorse), Some((409, "id used".to_owned())));
+    let eval =
+        ClientError::Status(tonic::Status::aborted("contract refused (status 404): not found: no request"));
+    assert_eq!(contract_status(&eval), Some((404, "not found: no request".to_owned())));
+    let other = ClientError::Status(tonic::Status::unavailable("peer down (status 500)"));
+    assert_eq!(contract_status(&other), None);
+}

@@ -10,13 +10,10 @@
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use ledger_client::Gateway;
 use mca_client::NotificationListener;
-use network::IdentitySigner;
-use network::layout::{load_identity, read_genesis, tls_material};
 use serde_json::{Value, json};
 use test_support::ChildGuard;
 use tokio::io::AsyncWriteExt;
@@ -205,19 +202,22 @@ impl App {
 }
 
 fn sdk(net: &Net, org: usize, user: &str) -> Gateway {
-    let domain = format!("org{org}.ipechain.local");
-    let d = net
-        .dir
-        .crypto_dir()
-        .join("peerOrganizations")
-        .join(&domain)
-        .join("users")
-        .join(format!("{user}@{domain}"));
-    let id = load_identity(&format!("Org{org}MSP"), &d).unwrap();
-    let (_, channel_cfg) = read_genesis(&net.dir.genesis_file("iot")).unwrap();
-    let tls = tls_material(&id, &channel_cfg).unwrap();
+    let (signer, tls) = net.user_named(org, user);
     let peer = net.endpoint(&format!("peer0.org{org}.ipechain.local"));
-    Gateway::connect(&peer, &tls, Arc::new(IdentitySigner::new(id)), "iot").unwrap()
+    Gateway::connect(&peer, &tls, signer, "iot").unwrap()
+}
+
+/// The lines a child writes to its stdout, as they come.
+fn lines_of(stdout: std::process::ChildStdout) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    lines
 }
 
 async fn wait_ledger_up(net: &Net) {
@@ -545,14 +545,7 @@ async fn aiocoap_sends_senml_cbor_and_its_request_is_answered_by_an_application(
     let mut child = ChildGuard::spawn(&mut cmd).expect("python runs the aiocoap device");
     let mut stdin = child.0.stdin.take().unwrap();
     let stdout = child.0.stdout.take().unwrap();
-    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for l in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
+    let mut lines = lines_of(stdout);
     wait_for("the device's tree", 60, wait_tree(cse, "cse-in", "Caio-iw/obj3303_0/res5700")).await;
     let mut app = App::register(cse, "cse-in", "Capp-aio").await;
     app.subscribe_rsp("Caio-iw", "aio-rsp");
@@ -614,14 +607,7 @@ async fn up_demo_shows_both_flows_crossing_the_ledger() {
     )
     .unwrap();
     let stdout = child.0.stdout.take().unwrap();
-    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for l in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
+    let mut lines = lines_of(stdout);
     let (mut answered, mut request, mut response, mut report) = (false, false, false, false);
     let mut seen = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(60), async {

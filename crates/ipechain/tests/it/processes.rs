@@ -114,6 +114,11 @@ impl Net {
     }
 
     pub(crate) fn user(&self, org: usize) -> (Arc<IdentitySigner>, TlsMaterial) {
+        self.user_named(org, "User1")
+    }
+
+    /// A user (`User1`, `Admin`, `Gateway`) of peer organization `org` (1-based): signer and client TLS.
+    pub(crate) fn user_named(&self, org: usize, name: &str) -> (Arc<IdentitySigner>, TlsMaterial) {
         let domain = format!("org{org}.ipechain.local");
         let d = self
             .dir
@@ -121,7 +126,7 @@ impl Net {
             .join("peerOrganizations")
             .join(&domain)
             .join("users")
-            .join(format!("User1@{domain}"));
+            .join(format!("{name}@{domain}"));
         let id = load_identity(&format!("Org{org}MSP"), &d).unwrap();
         let (_, channel_cfg) = read_genesis(&self.dir.genesis_file("iot")).unwrap();
         let tls = tls_material(&id, &channel_cfg).unwrap();

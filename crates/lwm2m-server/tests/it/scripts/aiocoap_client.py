@@ -4,40 +4,15 @@ to go block-wise), then serves reads of /3303/0/5700 from the same socket until 
 Usage: python aiocoap_client.py SERVER_HOST:PORT LOCAL_PORT
 """
 import asyncio
-import struct
+import os
 import sys
 
 import aiocoap
 import aiocoap.resource as resource
 from aiocoap import Code, Context, Message
 
-
-def head(major, n):
-    if n < 24:
-        return bytes([major << 5 | n])
-    if n < 256:
-        return bytes([major << 5 | 24, n])
-    if n < 65536:
-        return bytes([major << 5 | 25]) + struct.pack(">H", n)
-    return bytes([major << 5 | 26]) + struct.pack(">I", n)
-
-
-def cbor(v):
-    """A minimal CBOR encoder (aiocoap's base install has no CBOR library)."""
-    if isinstance(v, bool):
-        return b"\xf5" if v else b"\xf4"
-    if isinstance(v, int):
-        return head(0, v) if v >= 0 else head(1, -1 - v)
-    if isinstance(v, float):
-        return b"\xfb" + struct.pack(">d", v)
-    if isinstance(v, str):
-        b = v.encode()
-        return head(3, len(b)) + b
-    if isinstance(v, list):
-        return head(4, len(v)) + b"".join(cbor(x) for x in v)
-    if isinstance(v, dict):
-        return head(5, len(v)) + b"".join(cbor(k) + cbor(x) for k, x in v.items())
-    raise TypeError(v)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../../test-support/scripts"))
+from mini_cbor import cbor  # noqa: E402
 
 
 class Temperature(resource.Resource):
