@@ -148,9 +148,6 @@ pub enum BridgeError {
     /// The oneM2M side refused the IPE AE.
     #[error("oneM2M side: {0}")]
     Onem2m(#[from] onem2m_side::Onem2mError),
-    /// The ledger refused.
-    #[error("ledger: {0}")]
-    Ledger(#[from] ledger::SubmitError),
 }
 
 /// A running bridge.

@@ -102,11 +102,6 @@ impl Onem2mSide {
         }
     }
 
-    /// The CSEBase name.
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     fn req(&self, op: Operation, to: String, fr: &str) -> RequestPrimitive {
         let n = self.rqi.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         RequestPrimitive::new(op, to, Some(fr.to_owned()), format!("ipe-{n}"))
