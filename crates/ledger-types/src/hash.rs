@@ -32,8 +32,9 @@ impl Hash32 {
 
     /// Parses 64 hex digits.
     pub fn from_hex(s: &str) -> Option<Hash32> {
-        let v = hex::decode(s).ok()?;
-        Self::from_slice(&v)
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).ok()?;
+        Some(Hash32(out))
     }
 
     /// The digest bytes.

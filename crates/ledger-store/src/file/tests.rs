@@ -58,3 +58,51 @@ fn a_second_open_of_the_same_directory_is_refused() {
     drop(first);
     assert_eq!(FileBlockStore::open(dir.path()).unwrap().height(), 2);
 }
+
+/// A tx id whose first 8 bytes are shared with every other id made by this function.
+fn colliding_id(last: u8) -> TxId {
+    TxId::parse(&format!("{}{:02x}", "ab".repeat(31), last)).unwrap()
+}
+
+#[test]
+fn ids_sharing_their_map_prefix_are_told_apart() {
+    use crate::conformance::envelope;
+    use ledger_types::TxValidationCode::{MvccReadConflict, Valid};
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileBlockStore::open(dir.path()).unwrap();
+    let (a, b, c) = (colliding_id(1), colliding_id(2), colliding_id(3));
+    let b0 = next_block(None, vec![envelope(&a, 5)], &[Valid]);
+    let b1 = next_block(Some(&b0), vec![envelope(&b, 5), envelope(&a, 5)], &[MvccReadConflict, Valid]);
+    store.append(&b0).unwrap();
+    store.append(&b1).unwrap();
+    let check = |s: &FileBlockStore, when: &str| {
+        let loc = |id: &TxId| s.tx_location(id).unwrap().map(|l| (l.block, l.index, l.code));
+        assert_eq!(loc(&a), Some((0, 0, Valid)), "{when}: first occurrence of a");
+        assert_eq!(loc(&b), Some((1, 0, MvccReadConflict)), "{when}: b");
+        assert_eq!(loc(&c), None, "{when}: c shares the prefix but was never stored");
+    };
+    check(&store, "after append");
+    drop(store);
+    check(&FileBlockStore::open(dir.path()).unwrap(), "after reopen");
+}
+
+#[test]
+fn an_index_of_the_earlier_format_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileBlockStore::open(dir.path()).unwrap();
+    let chain = append_chain(&store, 4, 3);
+    drop(store);
+    {
+        // The earlier format had a `txs` table keyed by tx id.
+        let db = redb::Database::open(dir.path().join("index.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        let old: redb::TableDefinition<&[u8], (u64, u32, u8)> = redb::TableDefinition::new("txs");
+        txn.open_table(old).unwrap().insert([0u8; 32].as_slice(), (0, 0, 0)).unwrap();
+        txn.commit().unwrap();
+    }
+    let store = FileBlockStore::open(dir.path()).unwrap();
+    assert_eq!(store.height(), 4);
+    assert_eq!(store.block(3).unwrap().as_ref(), Some(&chain[3]));
+    let loc = store.tx_location(&crate::conformance::tx_id(2001)).unwrap();
+    assert_eq!(loc.map(|l| (l.block, l.index)), Some((2, 1)), "re-indexed from the segments");
+}
