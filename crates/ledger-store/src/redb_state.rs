@@ -5,8 +5,13 @@
 //!   transaction number (u64 big-endian), then the value bytes;
 //! - `meta`: `"savepoint"` → the number of the last block whose updates were applied.
 //!
-//! `apply` writes a whole batch and the savepoint in one write transaction committed with
-//! `Durability::Immediate` (redb fsyncs before `commit` returns). A snapshot is a redb read transaction with
+//! `apply` writes a whole batch and the savepoint in one write transaction. The state is derived data (a
+//! peer re-applies every block above the durable savepoint when it opens), so most commits use
+//! `Durability::None` (visible to every reader at once, not fsynced) and every [`SYNC_EVERY`]th commit, and
+//! the store's drop, use `Durability::Immediate`, which makes all earlier commits durable too. A crash
+//! loses at most that many blocks' updates, atomically (redb reopens at its last durable commit, with the
+//! savepoint of that commit), and the peer replays them from its blocks. This saves the two fsyncs per block
+//! a durable commit costs on the commit path. A snapshot is a redb read transaction with
 //! the `state` table opened once, so every `get` of a validation pass is a single B-tree lookup.
 //! Namespaces must not contain a NUL byte (it separates namespace and key); `apply` refuses them.
 
@@ -20,10 +25,24 @@ const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SAVEPOINT: &str = "savepoint";
 
+/// One `apply` in this many is committed durably (see the module docs).
+pub const SYNC_EVERY: u32 = 32;
+
 /// The world state in redb. See the module docs for the layout.
 #[derive(Debug)]
 pub struct RedbStateStore {
     db: Database,
+    /// Commits since the last durable one.
+    unsynced: std::sync::atomic::AtomicU32,
+}
+
+impl Drop for RedbStateStore {
+    fn drop(&mut self) {
+        // Makes every earlier commit durable; on failure the next open replays them from the blocks.
+        if let Err(e) = self.sync() {
+            tracing::warn!(error = %e, "state store: final durable commit failed; its blocks are replayed on open");
+        }
+    }
 }
 
 fn composite(ns: &str, key: &str) -> Vec<u8> {
@@ -67,6 +86,15 @@ impl RedbStateStore {
         RedbStateStore::init(redb::Builder::new().set_cache_size(128 << 20).create(path).map_err(redb_err)?)
     }
 
+    /// Makes every earlier `apply` durable (a durable empty commit).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(redb_err)?;
+        txn.set_durability(Durability::Immediate).map_err(redb_err)?;
+        txn.commit().map_err(redb_err)?;
+        self.unsynced.store(0, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Opens a state store on a custom redb storage backend (fault-injection tests).
     #[cfg(feature = "failpoints")]
     pub fn open_with_backend(backend: impl redb::StorageBackend) -> Result<RedbStateStore, StoreError> {
@@ -78,7 +106,7 @@ impl RedbStateStore {
         txn.open_table(STATE).map_err(redb_err)?;
         txn.open_table(META).map_err(redb_err)?;
         txn.commit().map_err(redb_err)?;
-        Ok(RedbStateStore { db })
+        Ok(RedbStateStore { db, unsynced: std::sync::atomic::AtomicU32::new(0) })
     }
 }
 
@@ -159,8 +187,11 @@ impl StateStore for RedbStateStore {
         if let Some((ns, _)) = batch.updates.keys().find(|(ns, _)| ns.as_bytes().contains(&0)) {
             return Err(StoreError::Backend(format!("namespace {ns:?} contains a NUL byte")));
         }
+        use std::sync::atomic::Ordering;
+        let durable = self.unsynced.load(Ordering::Relaxed) + 1 >= SYNC_EVERY;
         let mut txn = self.db.begin_write().map_err(redb_err)?;
-        txn.set_durability(Durability::Immediate).map_err(redb_err)?;
+        txn.set_durability(if durable { Durability::Immediate } else { Durability::None })
+            .map_err(redb_err)?;
         {
             let mut state = txn.open_table(STATE).map_err(redb_err)?;
             let mut key = Vec::new();
@@ -181,7 +212,11 @@ impl StateStore for RedbStateStore {
             let mut meta = txn.open_table(META).map_err(redb_err)?;
             meta.insert(SAVEPOINT, savepoint).map_err(redb_err)?;
         }
-        txn.commit().map_err(redb_err)
+        txn.commit().map_err(redb_err)?;
+        // One writer at a time (redb serialises write transactions), so a plain store is enough.
+        self.unsynced
+            .store(if durable { 0 } else { self.unsynced.load(Ordering::Relaxed) + 1 }, Ordering::Relaxed);
+        Ok(())
     }
 
     fn savepoint(&self) -> Result<Option<u64>, StoreError> {

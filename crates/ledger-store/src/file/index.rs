@@ -202,10 +202,8 @@ impl Index {
             e => Open::Fatal(redb_err(e)),
         };
         let txn = db.begin_write().map_err(|e| Open::Fatal(redb_err(e)))?;
-        let old_format = txn
-            .list_tables()
-            .map_err(|e| Open::Fatal(redb_err(e)))?
-            .any(|t| t.name() == OLD_TXS);
+        let old_format =
+            txn.list_tables().map_err(|e| Open::Fatal(redb_err(e)))?.any(|t| t.name() == OLD_TXS);
         if old_format {
             return Err(Open::Unusable("index of an earlier format (tx id table)".into()));
         }
@@ -217,7 +215,7 @@ impl Index {
         Ok(Index { view: RwLock::new(Arc::new(view)), map: RwLock::new(map), db })
     }
 
-/// The highest indexed block and its location.
+    /// The highest indexed block and its location.
     pub(crate) fn last(&self) -> Result<Option<(u64, Loc)>, StoreError> {
         let txn = self.db.begin_read().map_err(redb_err)?;
         let table = txn.open_table(BLOCKS).map_err(redb_err)?;

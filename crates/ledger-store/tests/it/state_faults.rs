@@ -1,6 +1,6 @@
 //! Fault tests of the redb state store: a storage backend that fails every write after N operations (as a
 //! process killed at that point would stop writing), at every N through one `apply`; after reopening, the
-//! state is exactly the one before the batch or exactly the one after it.
+//! state is exactly the one before the batch or exactly the one after it, with the matching savepoint.
 
 use ledger_store::RedbStateStore;
 use ledger_types::proto::Version;
@@ -88,8 +88,11 @@ fn apply_is_all_or_nothing_under_a_failure_at_any_write() {
         let budget = Arc::new(AtomicU64::new(u64::MAX));
         let store = open_failing(&path, &budget);
         store.apply(&batch(0, keys), 0).unwrap();
+        store.sync().unwrap();
         budget.store(n, Ordering::SeqCst);
-        let result = store.apply(&batch(1, keys), 1);
+        // Most commits are not durable until the next durable one: the batch counts as kept once both
+        // returned Ok.
+        let result = store.apply(&batch(1, keys), 1).and_then(|()| store.sync());
         drop(store); // every later write fails: nothing more reaches the file, as after a kill
         let store = RedbStateStore::open(&path).unwrap();
         if state_is(&store, 0, keys) {
@@ -107,4 +110,21 @@ fn apply_is_all_or_nothing_under_a_failure_at_any_write() {
     eprintln!("failure points: {saw_old} lost the batch, {saw_new} kept it");
     assert!(saw_old > 0, "some failure point must lose the batch");
     assert!(saw_new > 0, "the final, successful apply must be seen");
+}
+
+#[test]
+fn a_crash_before_the_durable_commit_reopens_at_the_last_durable_savepoint() {
+    let keys = 50;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    let budget = Arc::new(AtomicU64::new(u64::MAX));
+    let store = open_failing(&path, &budget);
+    store.apply(&batch(0, keys), 0).unwrap();
+    store.sync().unwrap();
+    store.apply(&batch(1, keys), 1).unwrap();
+    assert!(state_is(&store, 1, keys), "a non-durable commit is visible at once");
+    budget.store(0, Ordering::SeqCst); // killed: nothing more reaches the file
+    drop(store);
+    let store = RedbStateStore::open(&path).unwrap();
+    assert!(state_is(&store, 0, keys), "reopened at the durable savepoint 0, whole");
 }
