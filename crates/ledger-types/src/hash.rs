@@ -30,10 +30,24 @@ impl Hash32 {
         <[u8; 32]>::try_from(bytes).ok().map(Hash32)
     }
 
-    /// Parses 64 hex digits.
+    /// Parses 64 hex digits (either case). On the hot path (every tx-id lookup), hence by hand.
     pub fn from_hex(s: &str) -> Option<Hash32> {
+        fn nibble(c: u8) -> Option<u8> {
+            match c {
+                b'0'..=b'9' => Some(c - b'0'),
+                b'a'..=b'f' => Some(c - b'a' + 10),
+                b'A'..=b'F' => Some(c - b'A' + 10),
+                _ => None,
+            }
+        }
+        let bytes = s.as_bytes();
+        if bytes.len() != 64 {
+            return None;
+        }
         let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out).ok()?;
+        for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+            *o = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+        }
         Some(Hash32(out))
     }
 
