@@ -1,6 +1,7 @@
 //! The gateway connection and contract handles.
 
 use crate::checkpoint::Checkpoint;
+use crate::commits::Watcher;
 use ledger_rpc::gateway_client::GatewayClient;
 use ledger_rpc::messages::{
     BlocksRequest, ChaincodeEventsRequest, ChaincodeEventsResponse, CommitStatusRequest, DeliverResponse,
@@ -74,6 +75,10 @@ pub struct Gateway {
     channel: ChannelId,
     /// The Endorse/Submit session (opened on first use, shared by clones).
     session: Arc<std::sync::Mutex<crate::session::Slot>>,
+    /// The connection (for the Admin status call that starts a commit watcher).
+    ch: Channel,
+    /// The commit watcher of `submit` (started on first use, shared by clones).
+    watcher: Arc<tokio::sync::Mutex<Option<Arc<Watcher>>>>,
 }
 
 #[allow(clippy::disallowed_methods)] // the SDK's one clock read: proposal timestamps come from the client
@@ -101,9 +106,48 @@ impl Gateway {
         channel_id: &str,
     ) -> Result<Gateway, ClientError> {
         let channel = ChannelId::parse(channel_id).map_err(|e| ClientError::Invalid(e.to_string()))?;
-        let client =
-            GatewayClient::new(ch).max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20);
-        Ok(Gateway { client, signer, channel, session: Arc::default() })
+        let client = GatewayClient::new(ch.clone())
+            .max_decoding_message_size(256 << 20)
+            .max_encoding_message_size(256 << 20);
+        Ok(Gateway { client, signer, channel, session: Arc::default(), ch, watcher: Arc::default() })
+    }
+
+    /// The running commit watcher, started if needed (see [`crate::commits`]); `None` when it cannot be
+    /// started (the caller then asks `CommitStatus`).
+    async fn watcher(&self) -> Option<Arc<Watcher>> {
+        let mut slot = self.watcher.lock().await;
+        if let Some(w) = slot.as_ref().filter(|w| w.alive()) {
+            return Some(w.clone());
+        }
+        // The height is read before any transaction is registered with the new watcher.
+        let height = match node_status(self.ch.clone()).await {
+            Ok(s) => s.height,
+            Err(e) => {
+                tracing::debug!(error = %e, "commit watcher: no peer height; using CommitStatus");
+                return None;
+            }
+        };
+        let mut stream = match self.commits(height, None).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "commit watcher: no filtered-block stream; using CommitStatus");
+                return None;
+            }
+        };
+        let w = Arc::new(Watcher::default());
+        let weak = Arc::downgrade(&w);
+        tokio::spawn(async move {
+            // Runs while a gateway clone holds the watcher and the stream lasts.
+            while let Ok(Some((number, txs))) = stream.next().await {
+                let Some(w) = weak.upgrade() else { return };
+                w.block(number, txs);
+            }
+            if let Some(w) = weak.upgrade() {
+                w.end();
+            }
+        });
+        *slot = Some(w.clone());
+        Some(w)
     }
 
     /// The signing identity.
@@ -202,6 +246,15 @@ impl ContractClient {
     /// same way either way.
     pub async fn submit_async(&self, function: &str, args: &[Vec<u8>]) -> Result<Submitted, ClientError> {
         let (sp, tx_id) = self.proposal(function, args);
+        self.send(sp, tx_id).await
+    }
+
+    /// Endorses and submits a signed proposal.
+    async fn send(
+        &self,
+        sp: ledger_types::proto::SignedProposal,
+        tx_id: String,
+    ) -> Result<Submitted, ClientError> {
         let session = crate::session::get(&self.gw.session, &self.gw.client).await;
         let endorse = EndorseRequest { proposal: Some(sp), endorsing_orgs: Vec::new() };
         let endorsed: EndorseResponse = match &session {
@@ -228,9 +281,24 @@ impl ContractClient {
     }
 
     /// Endorses, submits and waits until committed; an invalid commit is an error.
+    ///
+    /// The commit is learnt from the gateway's commit watcher (one filtered-block stream for all its
+    /// submissions), else from a `CommitStatus` call.
     pub async fn submit(&self, function: &str, args: &[Vec<u8>]) -> Result<Committed, ClientError> {
-        let s = self.submit_async(function, args).await?;
-        let (code, block) = self.gw.commit_status(&s.tx_id).await?;
+        let (sp, tx_id) = self.proposal(function, args);
+        let pending = match self.gw.watcher().await {
+            Some(w) => w.expect(&tx_id),
+            None => None,
+        };
+        let s = self.send(sp, tx_id).await?;
+        let seen = match pending {
+            Some(p) => p.outcome().await,
+            None => None,
+        };
+        let (code, block) = match seen {
+            Some(outcome) => outcome,
+            None => self.gw.commit_status(&s.tx_id).await?,
+        };
         if !code.is_valid() {
             return Err(ClientError::NotValid { tx_id: s.tx_id, code, block });
         }

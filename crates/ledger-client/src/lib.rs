@@ -4,7 +4,8 @@
 //! `submit`/`submit_async` send the Endorse and Submit requests on one long-lived `Session` stream per
 //! [`Gateway`] (opened on first use, reopened after a broken connection; plain unary calls against a peer
 //! that does not offer sessions). The client still signs the proposal and, after endorsement, the
-//! transaction envelope itself.
+//! transaction envelope itself. `submit` learns commits from one filtered-block stream per [`Gateway`]
+//! (started on first use) instead of a signed `CommitStatus` call per transaction.
 //!
 //! ```no_run
 //! # async fn demo(signer: std::sync::Arc<dyn ledger_types::tx::Signer>, tls: ledger_rpc::tls::TlsMaterial) -> Result<(), ledger_client::ClientError> {
@@ -23,6 +24,7 @@
 
 mod checkpoint;
 mod client;
+mod commits;
 mod session;
 
 pub use checkpoint::{Checkpoint, FileCheckpointer};
