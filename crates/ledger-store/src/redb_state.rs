@@ -26,7 +26,7 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SAVEPOINT: &str = "savepoint";
 
 /// One `apply` in this many is committed durably (see the module docs).
-pub const SYNC_EVERY: u32 = 32;
+pub(crate) const SYNC_EVERY: u32 = 32;
 
 /// The world state in redb. See the module docs for the layout.
 #[derive(Debug)]

@@ -110,7 +110,8 @@ fn hash_hex_round_trips_and_rejects_bad_digits() {
     assert_eq!(Hash32::from_hex(&h.to_hex()), Some(h));
     assert_eq!(Hash32::from_hex(&h.to_hex().to_uppercase()), Some(h));
     assert_eq!(Hash32::from_hex(&"0f".repeat(32)).map(|h| h.0), Some([0x0f; 32]));
-    for bad in ["", "ab", &"0".repeat(63), &"0".repeat(65), &format!("{}g", "0".repeat(63)), &"é".repeat(32)] {
+    for bad in ["", "ab", &"0".repeat(63), &"0".repeat(65), &format!("{}g", "0".repeat(63)), &"é".repeat(32)]
+    {
         assert_eq!(Hash32::from_hex(bad), None, "{bad:?}");
     }
 }
