@@ -159,6 +159,17 @@ fn default_rsc(op: Operation) -> u16 {
     }
 }
 
+/// What a request function returns: the request's id and status (and expiry when it is created), not the
+/// whole stored record, which `get_request` / `get_device_request` return. Every byte of a result is in
+/// the transaction on every node, and the record and the event are in it already.
+fn receipt(id: &str, status: &str, tx_id: &str, expires_at: Option<i64>) -> Result<Vec<u8>, ContractError> {
+    let mut r = json!({"request_id": id, "status": status, "tx_id": tx_id});
+    if let Some(at) = expires_at {
+        r["expires_at"] = json!(at);
+    }
+    to_json(&r)
+}
+
 impl IpeContract {
     pub(crate) fn submit_request(
         &self,
@@ -282,7 +293,7 @@ impl IpeContract {
             expires_at: rec.expires_at,
         };
         emit(ctx, events::REQUEST, &ev)?;
-        to_json(&rec)
+        receipt(&rec.request_id, &rec.status, ctx.tx_id(), Some(rec.expires_at))
     }
 
     pub(crate) fn submit_response(
@@ -405,7 +416,7 @@ impl IpeContract {
             cins,
         };
         emit(ctx, events::RESPONSE, &ev)?;
-        to_json(&rec)
+        receipt(&rec.request_id, &rec.status, ctx.tx_id(), None)
     }
 
     pub(crate) fn get_request(&self, ctx: &mut TxContext<'_>, id: &str) -> Result<Vec<u8>, ContractError> {
@@ -481,7 +492,7 @@ impl IpeContract {
             cins,
         };
         emit(ctx, events::REPORT, &ev)?;
-        to_json(&ev)
+        to_json(&json!({"report_id": ev.report_id, "tx_id": ev.tx_id}))
     }
 
     pub(crate) fn device_request(
@@ -545,7 +556,7 @@ impl IpeContract {
             expires_at: rec.expires_at,
         };
         emit(ctx, events::DEVICE_REQUEST, &ev)?;
-        to_json(&rec)
+        receipt(&rec.request_id, &rec.status, ctx.tx_id(), Some(rec.expires_at))
     }
 
     pub(crate) fn answer_device_request(
@@ -617,7 +628,7 @@ impl IpeContract {
             answer,
         };
         emit(ctx, events::DEVICE_ANSWER, &ev)?;
-        to_json(&rec)
+        receipt(&rec.request_id, &rec.status, ctx.tx_id(), None)
     }
 
     pub(crate) fn get_device_request(

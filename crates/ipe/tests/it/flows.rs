@@ -191,7 +191,8 @@ fn timeouts_are_answers_and_untranslatable_answers_are_errors() {
     l.ts += 20;
     let (rec, _) = l.ok(&app_caller(), "submit_response", json!({"request_id": "t2", "status": "timeout"}));
     assert_eq!(rec["status"], "timeout");
-    assert_eq!(rec["response"]["by"], json!({"msp": "Org2MSP", "subject": "app1"}));
+    let stored = l.query("get_request", "t2").unwrap();
+    assert_eq!(stored["response"]["by"], json!({"msp": "Org2MSP", "subject": "app1"}));
     // … but only with a timeout.
     l.ok(&app_caller(), "submit_request", rd("t3"));
     l.ts += 20;
@@ -221,7 +222,8 @@ fn observe_notify_and_cancel() {
         "report_id": "n1", "endpoint": EP, "kind": "notify", "observe_request_id": "o1", "path": "/3303/0/5700",
         "content_format": 110, "payload": ipe::translate::base64_encode(senml)}));
     assert_eq!(name, "report");
-    assert_eq!(rpt["originator"], "Capp1");
+    assert_eq!(rpt, json!({"report_id": "n1", "tx_id": ev["tx_id"]}), "a receipt, not the event again");
+    assert_eq!(ev["originator"], "Capp1");
     assert_eq!(
         ev["cins"],
         json!([{"container": format!("{AE}/obj3303_0/res5700"),
@@ -255,12 +257,12 @@ fn send_report_in_transparent_mode_is_encapsulated() {
     l.ok(&gw1(), "register_device", json!({"endpoint": "t1", "links": "</3303/0>", "mode": "transparent"}));
     let senml = br#"[{"n":"/3303/0/5700","v":19.5}]"#;
     let b64 = ipe::translate::base64_encode(senml);
-    let (rpt, (_, ev)) = l.ok(
+    let (_, (_, ev)) = l.ok(
         &gw1(),
         "report",
         json!({"report_id": "s1", "endpoint": "t1", "kind": "send", "content_format": 110, "payload": b64}),
     );
-    assert_eq!(rpt["content"]["values"]["/3303/0/5700"]["v"], 19.5);
+    assert_eq!(ev["content"]["values"]["/3303/0/5700"]["v"], 19.5);
     let t = l.ts;
     assert_eq!(
         ev["cins"],
@@ -495,7 +497,8 @@ fn cmd_container_content_becomes_a_request_for_its_ae() {
     let mut l = registered();
     grant_all(&mut l);
     let (rec, _) = l.ok(&app_caller(), "submit_request", req);
-    assert_eq!(rec["endpoint"], EP);
+    let stored = l.query("get_request", rec["request_id"].as_str().unwrap()).unwrap();
+    assert_eq!(stored["endpoint"], EP);
     assert!(ipe::mapping::request_from_cmd(&json!("not json"), "C", "C").is_err());
     assert!(ipe::mapping::request_from_cmd(&json!([1]), "C", "C").is_err());
 }
@@ -613,7 +616,9 @@ fn typed_arguments_serialise_to_what_the_contract_takes() {
         timeout: Some(5),
     };
     let (rec, (_, ev)) = l.ok(&app_caller(), "submit_request", serde_json::to_value(&req).unwrap());
-    assert_eq!(rec["expires_at"].as_i64().unwrap() - rec["submitted_at"].as_i64().unwrap(), 5);
+    let stored = l.query("get_request", rec["request_id"].as_str().unwrap()).unwrap();
+    assert_eq!(rec["expires_at"], stored["expires_at"], "the receipt carries the expiry");
+    assert_eq!(stored["expires_at"].as_i64().unwrap() - stored["submitted_at"].as_i64().unwrap(), 5);
     let ipe::IpeEvent::Request(r) =
         ipe::IpeEvent::parse("request", &serde_json::to_vec(&ev).unwrap()).unwrap().unwrap()
     else {
@@ -631,5 +636,6 @@ fn typed_arguments_serialise_to_what_the_contract_takes() {
         message: None,
     };
     let (rec, _) = l.ok(&gw1(), "submit_response", serde_json::to_value(&rsp).unwrap());
-    assert_eq!(rec["response"]["content"]["values"]["/3303/0/5700"]["v"], 20.5);
+    let stored = l.query("get_request", rec["request_id"].as_str().unwrap()).unwrap();
+    assert_eq!(stored["response"]["content"]["values"]["/3303/0/5700"]["v"], 20.5);
 }
