@@ -41,3 +41,45 @@ fn next_block_rules_name_what_is_wrong() {
     let e = check_next(&b, 1, Some(g.header_hash())).unwrap_err().to_string();
     assert!(e.contains("previous hash") && e.contains(&g.header_hash().to_hex()), "{e}");
 }
+
+#[test]
+fn the_in_place_reading_agrees_with_a_full_decode_on_unusual_shapes() {
+    let good = envelope(&tx_id(7), 3);
+    // A repeated field goes through the full decode (protobuf: the last one wins).
+    let mut twice = good.clone();
+    twice.extend_from_slice(&good);
+    assert!(matches!(fast_tx_id(&twice), Fast::Decode));
+    assert_eq!(envelope_tx_id(&twice), decoded_tx_id(&twice));
+    // The payload field with another wire type, a truncated envelope, a group.
+    assert!(matches!(fast_tx_id(&[0x08, 0x01]), Fast::None), "payload as a varint");
+    assert_eq!(envelope_tx_id(&good[..good.len() - 1]), None, "truncated");
+    assert!(matches!(fast_tx_id(&[0x1b, 0x1c]), Fast::Decode), "a group");
+    assert_eq!(envelope_tx_id(&[]), None, "empty");
+}
+
+proptest::proptest! {
+    /// Whatever id a full decode finds, the in-place reading finds too (an indexed id is never missed), and
+    /// when both find one it is the same.
+    #[test]
+    fn the_in_place_reading_never_misses_or_changes_an_id(
+        seed in 0u64..1000,
+        filler in 0usize..40,
+        flips in proptest::collection::vec((0usize..4096, proptest::num::u8::ANY), 0..3),
+        cut in proptest::option::of(0usize..4096),
+    ) {
+        let mut bytes = envelope(&tx_id(seed), filler);
+        for (at, x) in flips {
+            let n = bytes.len();
+            bytes[at % n] ^= x;
+        }
+        if let Some(c) = cut {
+            let n = bytes.len();
+            bytes.truncate(c % (n + 1));
+        }
+        let full = decoded_tx_id(&bytes);
+        let fast = envelope_tx_id(&bytes);
+        if let Some(id) = &full {
+            proptest::prop_assert_eq!(fast.as_ref(), Some(id));
+        }
+    }
+}
