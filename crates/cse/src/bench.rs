@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+use tokio::net::TcpStream;
 
 use crate::SystemClock;
 
@@ -39,41 +38,73 @@ pub enum BenchError {
     },
 }
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+/// One client's HTTP/1.1 connection (keep-alive, `TCP_NODELAY` as browsers and most HTTP libraries set it), driven
+/// by the task that sends on it: one request at a time, no connection pool and no second task to hand each request
+/// and answer to.
+struct HttpClient {
+    authority: String,
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    conn: std::pin::Pin<Box<hyper::client::conn::http1::Connection<TokioIo<TcpStream>, Full<Bytes>>>>,
+}
 
 /// The originator of the measured requests (the default admin, allowed everywhere in ACME and the embedded CSE).
 const ADMIN: &str = "CAdmin";
 
-async fn send(
-    c: &HttpClient,
-    auth: &str,
-    origin: &str,
-    method: http::Method,
-    path: &str,
-    ty: Option<u16>,
-    body: Option<Value>,
-) -> Result<u16, BenchError> {
-    let err = |e: &dyn std::fmt::Display| BenchError::Request(e.to_string());
-    let mut b = http::Request::builder()
-        .method(method)
-        .uri(format!("http://{auth}{path}"))
-        .header("X-M2M-Origin", origin)
-        .header("X-M2M-RI", "b")
-        .header("X-M2M-RVI", "3");
-    if let Some(t) = ty {
-        b = b.header("Content-Type", format!("application/json;ty={t}"));
+fn request_failed(e: &dyn std::fmt::Display) -> BenchError {
+    BenchError::Request(e.to_string())
+}
+
+impl HttpClient {
+    async fn connect(authority: &str) -> Result<Self, BenchError> {
+        let tcp = TcpStream::connect(authority).await.map_err(|e| request_failed(&e))?;
+        tcp.set_nodelay(true).map_err(|e| request_failed(&e))?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.map_err(|e| request_failed(&e))?;
+        Ok(HttpClient { authority: authority.to_owned(), sender, conn: Box::pin(conn) })
     }
-    let body = body.map(|v| v.to_string().into_bytes()).unwrap_or_default();
-    let req = b.body(Full::new(Bytes::from(body))).map_err(|e| err(&e))?;
-    let rsp = c.request(req).await.map_err(|e| err(&e))?;
-    let rsc = rsp
-        .headers()
-        .get("x-m2m-rsc")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    rsp.into_body().collect().await.map_err(|e| err(&e))?;
-    Ok(rsc)
+
+    /// Sends one request and reads the whole answer; returns its RSC (0 without one).
+    async fn send(
+        &mut self,
+        origin: &str,
+        method: http::Method,
+        path: &str,
+        ty: Option<u16>,
+        body: Option<Value>,
+    ) -> Result<u16, BenchError> {
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::HOST, self.authority.as_str())
+            .header("X-M2M-Origin", origin)
+            .header("X-M2M-RI", "b")
+            .header("X-M2M-RVI", "3");
+        if let Some(t) = ty {
+            b = b.header("Content-Type", format!("application/json;ty={t}"));
+        }
+        let body = body.map(|v| v.to_string().into_bytes()).unwrap_or_default();
+        let req = b.body(Full::new(Bytes::from(body))).map_err(|e| request_failed(&e))?;
+        let sender = &mut self.sender;
+        let exchange = async move {
+            sender.ready().await.map_err(|e| request_failed(&e))?;
+            let rsp = sender.send_request(req).await.map_err(|e| request_failed(&e))?;
+            let rsc = rsp
+                .headers()
+                .get("x-m2m-rsc")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            rsp.into_body().collect().await.map_err(|e| request_failed(&e))?;
+            Ok(rsc)
+        };
+        tokio::select! {
+            r = exchange => r,
+            end = &mut self.conn => Err(BenchError::Request(match end {
+                Ok(()) => "connection closed".to_owned(),
+                Err(e) => e.to_string(),
+            })),
+        }
+    }
 }
 
 fn expect(rsc: u16, ok: &[u16], what: &str) -> Result<(), BenchError> {
@@ -82,9 +113,9 @@ fn expect(rsc: u16, ok: &[u16], what: &str) -> Result<(), BenchError> {
 
 /// Registers the benchmark AE `Cbench` (`cse-in/bench`) at the CSE at `authority` (`host:port`).
 pub async fn prepare(authority: &str) -> Result<(), BenchError> {
-    let c: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let mut c = HttpClient::connect(authority).await?;
     let ae = json!({"m2m:ae": {"rn": "bench", "api": "Nbench", "rr": false, "srv": ["3"]}});
-    let rsc = send(&c, authority, "Cbench", http::Method::POST, "/cse-in", Some(2), Some(ae)).await?;
+    let rsc = c.send("Cbench", http::Method::POST, "/cse-in", Some(2), Some(ae)).await?;
     expect(rsc, &[2001, 4105, 4117], "AE registration")
 }
 
@@ -99,22 +130,14 @@ pub async fn measure(
 ) -> Result<f64, BenchError> {
     let mut setups = Vec::new();
     for i in 0..clients {
-        let c: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+        let mut c = HttpClient::connect(authority).await?;
         let rn = format!("{tag}{i}");
         let cnt = json!({"m2m:cnt": {"rn": rn, "mni": 100}});
-        let rsc = send(&c, authority, ADMIN, http::Method::POST, "/cse-in/bench", Some(3), Some(cnt)).await?;
+        let rsc = c.send(ADMIN, http::Method::POST, "/cse-in/bench", Some(3), Some(cnt)).await?;
         expect(rsc, &[2001], "container CREATE")?;
         let path = format!("/cse-in/bench/{rn}");
-        let rsc = send(
-            &c,
-            authority,
-            ADMIN,
-            http::Method::POST,
-            &path,
-            Some(4),
-            Some(json!({"m2m:cin": {"con": "0"}})),
-        )
-        .await?;
+        let rsc =
+            c.send(ADMIN, http::Method::POST, &path, Some(4), Some(json!({"m2m:cin": {"con": "0"}}))).await?;
         expect(rsc, &[2001], "contentInstance CREATE")?;
         setups.push((c, path));
     }
@@ -122,8 +145,7 @@ pub async fn measure(
     let start = clock.instant();
     let deadline = start + duration;
     let mut tasks = Vec::new();
-    for (c, path) in setups {
-        let auth = authority.to_owned();
+    for (mut c, path) in setups {
         tasks.push(tokio::spawn(async move {
             let mut n = 0u64;
             let la = format!("{path}/la");
@@ -131,11 +153,9 @@ pub async fn measure(
                 let rsc = match op {
                     BenchOp::CreateCin => {
                         let cin = json!({"m2m:cin": {"con": n.to_string()}});
-                        send(&c, &auth, ADMIN, http::Method::POST, &path, Some(4), Some(cin)).await?
+                        c.send(ADMIN, http::Method::POST, &path, Some(4), Some(cin)).await?
                     }
-                    BenchOp::RetrieveLatest => {
-                        send(&c, &auth, ADMIN, http::Method::GET, &la, None, None).await?
-                    }
+                    BenchOp::RetrieveLatest => c.send(ADMIN, http::Method::GET, &la, None, None).await?,
                 };
                 expect(rsc, &[2000, 2001], "benchmark request")?;
                 n += 1;
