@@ -17,13 +17,15 @@ use cse::bench::{self, BenchOp};
 use test_support::{AcmeDb, AcmeProcess};
 
 async fn wait_up(authority: &str, what: &str) {
+    let mut last = None;
     for _ in 0..300 {
-        if bench::prepare(authority).await.is_ok() {
-            return;
+        match bench::prepare(authority).await {
+            Ok(()) => return,
+            Err(e) => last = Some(e),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("{what} did not come up");
+    panic!("{what} did not come up: {last:?}");
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

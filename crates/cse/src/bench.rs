@@ -38,13 +38,17 @@ pub enum BenchError {
     },
 }
 
+type Conn = std::pin::Pin<Box<hyper::client::conn::http1::Connection<TokioIo<TcpStream>, Full<Bytes>>>>;
+
 /// One client's HTTP/1.1 connection (keep-alive, `TCP_NODELAY` as browsers and most HTTP libraries set it), driven
 /// by the task that sends on it: one request at a time, no connection pool and no second task to hand each request
-/// and answer to.
+/// and answer to. When the server closes the connection (ACME's HTTP server may, after an answer), the next
+/// request opens a new one, as a pooling client would.
 struct HttpClient {
     authority: String,
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-    conn: std::pin::Pin<Box<hyper::client::conn::http1::Connection<TokioIo<TcpStream>, Full<Bytes>>>>,
+    /// `None` once the connection ended.
+    conn: Option<Conn>,
 }
 
 /// The originator of the measured requests (the default admin, allowed everywhere in ACME and the embedded CSE).
@@ -60,7 +64,7 @@ impl HttpClient {
         tcp.set_nodelay(true).map_err(|e| request_failed(&e))?;
         let (sender, conn) =
             hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.map_err(|e| request_failed(&e))?;
-        Ok(HttpClient { authority: authority.to_owned(), sender, conn: Box::pin(conn) })
+        Ok(HttpClient { authority: authority.to_owned(), sender, conn: Some(Box::pin(conn)) })
     }
 
     /// Sends one request and reads the whole answer; returns its RSC (0 without one).
@@ -72,6 +76,9 @@ impl HttpClient {
         ty: Option<u16>,
         body: Option<Value>,
     ) -> Result<u16, BenchError> {
+        if self.conn.is_none() || self.sender.is_closed() {
+            *self = Self::connect(&self.authority).await?;
+        }
         let mut b = http::Request::builder()
             .method(method)
             .uri(path)
@@ -97,12 +104,18 @@ impl HttpClient {
             rsp.into_body().collect().await.map_err(|e| request_failed(&e))?;
             Ok(rsc)
         };
+        tokio::pin!(exchange);
+        let Some(conn) = self.conn.as_mut() else { return Err(BenchError::Request("not connected".into())) };
         tokio::select! {
-            r = exchange => r,
-            end = &mut self.conn => Err(BenchError::Request(match end {
-                Ok(()) => "connection closed".to_owned(),
-                Err(e) => e.to_string(),
-            })),
+            biased;
+            r = &mut exchange => r,
+            end = conn => {
+                // The connection ended (the server closed it after the answer, or failed): the answer, if one
+                // came, is already with the sender.
+                self.conn = None;
+                end.map_err(|e| request_failed(&e))?;
+                exchange.await
+            }
         }
     }
 }
