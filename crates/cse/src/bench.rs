@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 
 use crate::SystemClock;
 
@@ -38,86 +39,41 @@ pub enum BenchError {
     },
 }
 
-type Conn = std::pin::Pin<Box<hyper::client::conn::http1::Connection<TokioIo<TcpStream>, Full<Bytes>>>>;
-
-/// One client's HTTP/1.1 connection (keep-alive, `TCP_NODELAY` as browsers and most HTTP libraries set it), driven
-/// by the task that sends on it: one request at a time, no connection pool and no second task to hand each request
-/// and answer to. When the server closes the connection (ACME's HTTP server may, after an answer), the next
-/// request opens a new one, as a pooling client would.
-struct HttpClient {
-    authority: String,
-    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-    /// `None` once the connection ended.
-    conn: Option<Conn>,
-}
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// The originator of the measured requests (the default admin, allowed everywhere in ACME and the embedded CSE).
 const ADMIN: &str = "CAdmin";
 
-fn request_failed(e: &dyn std::fmt::Display) -> BenchError {
-    BenchError::Request(e.to_string())
-}
-
-impl HttpClient {
-    async fn connect(authority: &str) -> Result<Self, BenchError> {
-        let tcp = TcpStream::connect(authority).await.map_err(|e| request_failed(&e))?;
-        tcp.set_nodelay(true).map_err(|e| request_failed(&e))?;
-        let (sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.map_err(|e| request_failed(&e))?;
-        Ok(HttpClient { authority: authority.to_owned(), sender, conn: Some(Box::pin(conn)) })
+async fn send(
+    c: &HttpClient,
+    auth: &str,
+    origin: &str,
+    method: http::Method,
+    path: &str,
+    ty: Option<u16>,
+    body: Option<Value>,
+) -> Result<u16, BenchError> {
+    let err = |e: &dyn std::fmt::Display| BenchError::Request(e.to_string());
+    let mut b = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{auth}{path}"))
+        .header("X-M2M-Origin", origin)
+        .header("X-M2M-RI", "b")
+        .header("X-M2M-RVI", "3");
+    if let Some(t) = ty {
+        b = b.header("Content-Type", format!("application/json;ty={t}"));
     }
-
-    /// Sends one request and reads the whole answer; returns its RSC (0 without one).
-    async fn send(
-        &mut self,
-        origin: &str,
-        method: http::Method,
-        path: &str,
-        ty: Option<u16>,
-        body: Option<Value>,
-    ) -> Result<u16, BenchError> {
-        if self.conn.is_none() || self.sender.is_closed() {
-            *self = Self::connect(&self.authority).await?;
-        }
-        let mut b = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header(http::header::HOST, self.authority.as_str())
-            .header("X-M2M-Origin", origin)
-            .header("X-M2M-RI", "b")
-            .header("X-M2M-RVI", "3");
-        if let Some(t) = ty {
-            b = b.header("Content-Type", format!("application/json;ty={t}"));
-        }
-        let body = body.map(|v| v.to_string().into_bytes()).unwrap_or_default();
-        let req = b.body(Full::new(Bytes::from(body))).map_err(|e| request_failed(&e))?;
-        let sender = &mut self.sender;
-        let exchange = async move {
-            sender.ready().await.map_err(|e| request_failed(&e))?;
-            let rsp = sender.send_request(req).await.map_err(|e| request_failed(&e))?;
-            let rsc = rsp
-                .headers()
-                .get("x-m2m-rsc")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            rsp.into_body().collect().await.map_err(|e| request_failed(&e))?;
-            Ok(rsc)
-        };
-        tokio::pin!(exchange);
-        let Some(conn) = self.conn.as_mut() else { return Err(BenchError::Request("not connected".into())) };
-        tokio::select! {
-            biased;
-            r = &mut exchange => r,
-            end = conn => {
-                // The connection ended (the server closed it after the answer, or failed): the answer, if one
-                // came, is already with the sender.
-                self.conn = None;
-                end.map_err(|e| request_failed(&e))?;
-                exchange.await
-            }
-        }
-    }
+    let body = body.map(|v| v.to_string().into_bytes()).unwrap_or_default();
+    let req = b.body(Full::new(Bytes::from(body))).map_err(|e| err(&e))?;
+    let rsp = c.request(req).await.map_err(|e| err(&e))?;
+    let rsc = rsp
+        .headers()
+        .get("x-m2m-rsc")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    rsp.into_body().collect().await.map_err(|e| err(&e))?;
+    Ok(rsc)
 }
 
 fn expect(rsc: u16, ok: &[u16], what: &str) -> Result<(), BenchError> {
@@ -126,9 +82,9 @@ fn expect(rsc: u16, ok: &[u16], what: &str) -> Result<(), BenchError> {
 
 /// Registers the benchmark AE `Cbench` (`cse-in/bench`) at the CSE at `authority` (`host:port`).
 pub async fn prepare(authority: &str) -> Result<(), BenchError> {
-    let mut c = HttpClient::connect(authority).await?;
+    let c: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let ae = json!({"m2m:ae": {"rn": "bench", "api": "Nbench", "rr": false, "srv": ["3"]}});
-    let rsc = c.send("Cbench", http::Method::POST, "/cse-in", Some(2), Some(ae)).await?;
+    let rsc = send(&c, authority, "Cbench", http::Method::POST, "/cse-in", Some(2), Some(ae)).await?;
     expect(rsc, &[2001, 4105, 4117], "AE registration")
 }
 
@@ -143,14 +99,22 @@ pub async fn measure(
 ) -> Result<f64, BenchError> {
     let mut setups = Vec::new();
     for i in 0..clients {
-        let mut c = HttpClient::connect(authority).await?;
+        let c: HttpClient = Client::builder(TokioExecutor::new()).build_http();
         let rn = format!("{tag}{i}");
         let cnt = json!({"m2m:cnt": {"rn": rn, "mni": 100}});
-        let rsc = c.send(ADMIN, http::Method::POST, "/cse-in/bench", Some(3), Some(cnt)).await?;
+        let rsc = send(&c, authority, ADMIN, http::Method::POST, "/cse-in/bench", Some(3), Some(cnt)).await?;
         expect(rsc, &[2001], "container CREATE")?;
         let path = format!("/cse-in/bench/{rn}");
-        let rsc =
-            c.send(ADMIN, http::Method::POST, &path, Some(4), Some(json!({"m2m:cin": {"con": "0"}}))).await?;
+        let rsc = send(
+            &c,
+            authority,
+            ADMIN,
+            http::Method::POST,
+            &path,
+            Some(4),
+            Some(json!({"m2m:cin": {"con": "0"}})),
+        )
+        .await?;
         expect(rsc, &[2001], "contentInstance CREATE")?;
         setups.push((c, path));
     }
@@ -158,7 +122,8 @@ pub async fn measure(
     let start = clock.instant();
     let deadline = start + duration;
     let mut tasks = Vec::new();
-    for (mut c, path) in setups {
+    for (c, path) in setups {
+        let auth = authority.to_owned();
         tasks.push(tokio::spawn(async move {
             let mut n = 0u64;
             let la = format!("{path}/la");
@@ -166,9 +131,11 @@ pub async fn measure(
                 let rsc = match op {
                     BenchOp::CreateCin => {
                         let cin = json!({"m2m:cin": {"con": n.to_string()}});
-                        c.send(ADMIN, http::Method::POST, &path, Some(4), Some(cin)).await?
+                        send(&c, &auth, ADMIN, http::Method::POST, &path, Some(4), Some(cin)).await?
                     }
-                    BenchOp::RetrieveLatest => c.send(ADMIN, http::Method::GET, &la, None, None).await?,
+                    BenchOp::RetrieveLatest => {
+                        send(&c, &auth, ADMIN, http::Method::GET, &la, None, None).await?
+                    }
                 };
                 expect(rsc, &[2000, 2001], "benchmark request")?;
                 n += 1;
