@@ -37,10 +37,21 @@ pub(crate) struct Res {
 }
 
 impl Res {
+    /// The stored form: the JSON object `{"attrs","owner","pi","ri","rn","seq","ty"}` (keys in this order, as
+    /// serde_json writes a map), written straight from the fields without copying them into a `Value` first.
     fn to_record(&self) -> Vec<u8> {
-        let v = json!({"ty": self.ty.code(), "ri": self.ri, "rn": self.rn, "pi": self.pi,
-            "owner": self.owner, "seq": self.seq, "attrs": self.attrs});
-        serde_json::to_vec(&v).unwrap_or_default()
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(b"{\"attrs\":");
+        // Writing a map with string keys, or a string, into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, &self.attrs);
+        for (k, v) in [("owner", &self.owner), ("pi", &self.pi), ("ri", &self.ri), ("rn", &self.rn)] {
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b"\":");
+            let _ = serde_json::to_writer(&mut out, v.as_str());
+        }
+        out.extend_from_slice(format!(",\"seq\":{},\"ty\":{}}}", self.seq, self.ty.code()).as_bytes());
+        out
     }
 
     fn from_record(b: &[u8]) -> Option<Res> {
@@ -124,6 +135,9 @@ pub(crate) struct Engine {
     subs: HashMap<String, BTreeMap<u64, String>>,
     seq: u64,
     fx: Effects,
+    /// Keys the current request wrote, in order (`true`: put, `false`: delete). [`Engine::take_fx`] turns them into
+    /// store ops: one per key, its final state, serialized once.
+    touched: Vec<(String, bool)>,
     /// The resource identifier reserved for the next CREATE (a subscription whose `sur` was already verified).
     reserved_ri: Option<String>,
 }
@@ -179,6 +193,7 @@ impl Engine {
             subs: HashMap::new(),
             seq: 0,
             fx: Effects::default(),
+            touched: Vec::new(),
             reserved_ri: None,
         };
         let mut loaded: Vec<Res> = Vec::with_capacity(records.len());
@@ -228,7 +243,43 @@ impl Engine {
 
     /// Writes produced while building (the new CSEBase) that must be stored.
     pub(crate) fn take_effects(&mut self) -> Effects {
-        std::mem::take(&mut self.fx)
+        self.take_fx()
+    }
+
+    /// The effects so far, with the store ops of the touched keys: for each key only its last write counts (a
+    /// batch is written in one WAL record, so intermediate states are never visible), and a put stores the
+    /// resource as it is now. A request that changes a container twice (a new contentInstance, then the oldest
+    /// one dropped for `mni`) thus writes it once.
+    fn take_fx(&mut self) -> Effects {
+        let mut fx = std::mem::take(&mut self.fx);
+        let touched = std::mem::take(&mut self.touched);
+        let mut last = vec![false; touched.len()];
+        {
+            let mut seen = std::collections::HashSet::with_capacity(touched.len());
+            for (i, (k, _)) in touched.iter().enumerate().rev() {
+                last[i] = seen.insert(k.as_str());
+            }
+        }
+        for ((k, put), last) in touched.into_iter().zip(last) {
+            if !last {
+                continue;
+            }
+            match self.res.get(&k) {
+                Some(r) if put => fx.ops.push(Op::Put(k, r.to_record())),
+                _ => fx.ops.push(Op::Del(k)),
+            }
+        }
+        fx
+    }
+
+    /// Whether any subscription watches `ri` (so that notification bodies are built only when needed).
+    fn watched(&self, ri: &str) -> bool {
+        self.subs.get(ri).is_some_and(|m| !m.is_empty())
+    }
+
+    /// Records that the resource `ri` was changed in place (counters only: nothing the indexes use).
+    fn touch(&mut self, ri: &str) {
+        self.touched.push((ri.to_owned(), true));
     }
 
     fn index(&mut self, r: Res) {
@@ -251,7 +302,7 @@ impl Engine {
     }
 
     fn put(&mut self, r: Res) {
-        self.fx.ops.push(Op::Put(r.ri.clone(), r.to_record()));
+        self.touched.push((r.ri.clone(), true));
         if let Some(old) = self.res.get(&r.ri)
             && let Some(et) = old.et()
         {
@@ -411,7 +462,7 @@ impl Engine {
                 r
             }
         };
-        (rsp, std::mem::take(&mut self.fx))
+        (rsp, self.take_fx())
     }
 
     /// For a subscription CREATE: runs every check without changing anything and returns the targets that must be
@@ -438,6 +489,7 @@ impl Engine {
         };
         r.rvi.clone_from(&req.rvi);
         self.fx = Effects::default();
+        self.touched.clear();
         Err(r)
     }
 
@@ -680,9 +732,11 @@ impl Engine {
             _ => {}
         }
         let r = Res { ty, ri: ri.clone(), rn, pi: parent_ri.clone(), owner, seq, attrs: a };
-        let rep = r.rep();
         // Notify before indexing, so a new subscription is not told about its own creation.
-        self.notify_event(&parent_ri, net::CREATE_CHILD, &rep, None, now);
+        if self.watched(&parent_ri) {
+            let rep = r.rep();
+            self.notify_event(&parent_ri, net::CREATE_CHILD, &rep, None, now);
+        }
         self.put(r);
         if ty == ResourceType::ContentInstance {
             self.after_cin_added(&parent_ri, cin_size, now);
@@ -756,14 +810,14 @@ impl Engine {
     }
 
     fn after_cin_added(&mut self, cnt_ri: &str, size: u64, now: i64) {
-        let Some(mut cnt) = self.res.get(cnt_ri).cloned() else { return };
+        let Some(cnt) = self.res.get_mut(cnt_ri) else { return };
         let cni = cnt.u64_attr("cni").unwrap_or(0) + 1;
         let cbs = cnt.u64_attr("cbs").unwrap_or(0) + size;
         let st = cnt.u64_attr("st").unwrap_or(0) + 1;
         cnt.attrs.insert("cni".into(), json!(cni));
         cnt.attrs.insert("cbs".into(), json!(cbs));
         cnt.attrs.insert("st".into(), json!(st));
-        self.put(cnt);
+        self.touch(cnt_ri);
         self.enforce_limits(cnt_ri, now);
     }
 
@@ -1082,18 +1136,21 @@ impl Engine {
         }
         // First the "resource deleted" notifications (net 2), while the subscriptions still exist, parents first.
         for c in &order {
-            if let Some(r) = self.res.get(c).cloned()
+            if !self.watched(c) {
+                continue;
+            }
+            if let Some(r) = self.res.get(c)
                 && r.ty != ResourceType::Subscription
             {
-                self.notify_event(c, net::DELETE, &r.rep(), None, now);
+                let rep = r.rep();
+                self.notify_event(c, net::DELETE, &rep, None, now);
             }
         }
         for c in order.iter().rev() {
-            let Some(r) = self.res.get(c).cloned() else { continue };
+            let Some(r) = self.res.remove(c) else { continue };
             if r.ty == ResourceType::Subscription {
                 self.subscription_deleted(&r);
             }
-            self.res.remove(c);
             self.children.remove(c);
             self.subs.remove(c);
             if r.ty == ResourceType::Subscription
@@ -1113,19 +1170,19 @@ impl Engine {
             {
                 self.aes.remove(aei);
             }
-            self.fx.ops.push(Op::Del(c.clone()));
+            self.touched.push((c.clone(), false));
         }
         if top.ty == ResourceType::ContentInstance
-            && let Some(mut cnt) = self.res.get(&top.pi).cloned()
+            && let Some(cnt) = self.res.get_mut(&top.pi)
         {
             let size = top.u64_attr("cs").unwrap_or(0);
             let cni = cnt.u64_attr("cni").unwrap_or(0).saturating_sub(1);
             let cbs = cnt.u64_attr("cbs").unwrap_or(0).saturating_sub(size);
             cnt.attrs.insert("cni".into(), json!(cni));
             cnt.attrs.insert("cbs".into(), json!(cbs));
-            self.put(cnt);
+            self.touch(&top.pi);
         }
-        if notify_parent {
+        if notify_parent && self.watched(&top.pi) {
             self.notify_event(&top.pi, net::DELETE_CHILD, &top.rep(), None, now);
         }
     }

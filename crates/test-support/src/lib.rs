@@ -103,10 +103,21 @@ impl Drop for ChildGuard {
     }
 }
 
-/// An ACME oneM2M CSE process (`acmecse` from PyPI) started headless, HTTP only, in-memory, on a free
-/// port of 127.0.0.1, with an `acme.ini` in its own temporary base directory (ACME opens an interactive
-/// setup without one; see `shared/peers/acme.md`). Killed, and its directory removed, when dropped.
-/// Callers wait for it to answer (about a second after start) with their own client.
+/// Which storage an [`AcmeProcess`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcmeDb {
+    /// `databaseType=memory`: nothing is written to disk (what the tests use: fast, no files left behind).
+    Memory,
+    /// ACME's default, `databaseType=tinydb` (`[database] type` falls back to `tinydb` in ACME 2026.5.3): JSON
+    /// files under the base directory's `data/`, written by a background thread `writeDelay` (default 1 s) after
+    /// a change, so a request is answered before its write reaches the disk.
+    Default,
+}
+
+/// An ACME oneM2M CSE process (`acmecse` from PyPI) started headless, HTTP only, on a free port of 127.0.0.1,
+/// with an `acme.ini` in its own temporary base directory (ACME opens an interactive setup without one; see
+/// `shared/peers/acme.md`). Killed, and its directory removed, when dropped. Callers wait for it to answer
+/// (about a second after start) with their own client.
 pub struct AcmeProcess {
     /// The HTTP port.
     pub port: u16,
@@ -115,8 +126,13 @@ pub struct AcmeProcess {
 }
 
 impl AcmeProcess {
-    /// Starts ACME; with `upper_tester`, its `/__ut__` endpoint (Reset) is enabled.
+    /// Starts ACME in memory ([`AcmeDb::Memory`]); with `upper_tester`, its `/__ut__` endpoint (Reset) is enabled.
     pub fn spawn(upper_tester: bool) -> std::io::Result<AcmeProcess> {
+        Self::spawn_with(upper_tester, AcmeDb::Memory)
+    }
+
+    /// Starts ACME with the storage `db` (the database starts empty either way).
+    pub fn spawn_with(upper_tester: bool, db: AcmeDb) -> std::io::Result<AcmeProcess> {
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let exe = acmecse();
         let port = free_tcp_port();
@@ -124,9 +140,13 @@ impl AcmeProcess {
         let dir = std::env::temp_dir().join(format!("ipechain-acme-{}-{n}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let ut = if upper_tester { "enableUpperTesterEndpoint=true\n" } else { "" };
+        let db_type = match db {
+            AcmeDb::Memory => "memory",
+            AcmeDb::Default => "tinydb",
+        };
         let ini = format!(
             "[basic.config]\ncseType=IN\ncseID=id-in\ncseName=cse-in\nadminID=CAdmin\nnetworkInterface=127.0.0.1\n\
-             cseHost=127.0.0.1\nhttpPort={port}\ndatabaseType=memory\nlogLevel=warning\n[cse]\nenableRemoteCSE=false\n\
+             cseHost=127.0.0.1\nhttpPort={port}\ndatabaseType={db_type}\nlogLevel=warning\n[cse]\nenableRemoteCSE=false\n\
              [database]\nresetOnStartup=true\n[http]\nenable=true\n{ut}[coap]\nenable=false\n\
              [mqtt]\nenable=false\n[websocket]\nenable=false\n[cse.statistics]\nenable=false\n[textui]\nenable=false\n\
              startWithTUI=false\n[webui]\nenable=false\n[console]\nheadless=true\nconfirmQuit=false\n"
@@ -146,13 +166,18 @@ impl AcmeProcess {
                 ])
                 .arg(port.to_string())
                 .args(["--http-address", &format!("http://127.0.0.1:{port}")])
-                .args(["--network-interface", "127.0.0.1", "--db-type", "memory", "--db-reset", "--no-coap"])
+                .args(["--network-interface", "127.0.0.1", "--db-type", db_type, "--db-reset", "--no-coap"])
                 .args(["--no-mqtt", "--no-ws", "--no-remote-cse", "--no-statistics", "--log-level", "warn"])
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null()),
         )?;
         Ok(AcmeProcess { port, dir, _child: child })
+    }
+
+    /// The base directory (ACME's `acme.ini`, and `data/` with [`AcmeDb::Default`]).
+    pub fn base_dir(&self) -> &Path {
+        &self.dir
     }
 
     /// `127.0.0.1:<port>`.
