@@ -19,10 +19,11 @@ use crate::sig::{PublicKey, SigError};
 
 /// Ed25519 items per batch equation. Larger batches amortise better; a failing batch costs
 /// one strict verification per item of its chunk on top. Measured per CPU-second on the dev
-/// machine (ed25519-dalek 2.2): 32 → 77k, 64 → 66k (a dip: Straus at 129 points), 128 → 86k,
-/// 256 → 94k, 1024 → 102k; 128 keeps a failing chunk's re-check near 4 ms and still gives a
-/// 1,000-signature block eight chunks to spread over threads.
-pub const BATCH_CHUNK: usize = 128;
+/// machine (ed25519-dalek 2.2, `cargo run --release -p msp --example verify_rate`): 32 → 73k,
+/// 64 → 69k (a dip: Straus at 129 points), 128 → 86k, 256 → 94k, 1024 → 104k. 256 keeps a
+/// failing chunk's re-check near 8 ms; under `bench ledger` signature checks are ~30% of a
+/// node's CPU, so the 9% over 128 is worth ~3% of the whole.
+pub const BATCH_CHUNK: usize = 256;
 
 /// One signature to check: `sig` over `msg` by `key`.
 #[derive(Debug, Clone, Copy)]
