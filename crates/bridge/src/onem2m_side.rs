@@ -15,8 +15,13 @@ use onem2m::{Operation, RequestPrimitive, ResponsePrimitive, Rsc};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-/// Name of the ACP the gateway creates under each device AE.
+/// Name of the ACP the gateway creates under each device AE for the AE and its containers except `cmd`:
+/// everyone may retrieve, discover and subscribe (create subscriptions only, `acod`/`chty`); the device AE and
+/// the IPE AE may do anything.
 pub const DEVICE_ACP: &str = "acpIpe";
+/// Name of the ACP of a device's `cmd` container: as [`DEVICE_ACP`], and everyone may also create
+/// contentInstances (requests).
+pub const CMD_ACP: &str = "acpIpeCmd";
 /// Name of the subscription on each device's `cmd` container.
 pub const CMD_SUB: &str = "subIpe";
 
@@ -71,6 +76,9 @@ pub struct Onem2mSide {
     rqi: Arc<std::sync::atomic::AtomicU64>,
     /// cmd container ri → device AE-ID (filled when the tree is made, or looked up).
     cmd_parents: Arc<Mutex<HashMap<String, String>>>,
+    /// Device AEs whose ACPs and container `acpi` were brought up to date by this process (once per run:
+    /// trees made by an earlier version get the current access control).
+    acl_current: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 /// A request an application wrote into a device's `cmd` container.
@@ -99,6 +107,7 @@ impl Onem2mSide {
             notify_uri,
             rqi: Arc::default(),
             cmd_parents: Arc::default(),
+            acl_current: Arc::default(),
         }
     }
 
@@ -169,24 +178,31 @@ impl Onem2mSide {
         )
         .await?;
         let ae_path = format!("{}/{}", self.base, ae_id);
-        // Applications may read and discover the device's tree, write requests into `cmd` and subscribe to
-        // any of its containers; the device AE (the gateway speaking for it) and the IPE AE may do anything.
+        // Applications may read and discover the device's tree, subscribe to any of its containers and write
+        // requests into `cmd`, and nothing else: a contentInstance in `rsp` or a data container comes from the
+        // gateway only. The device AE (the gateway speaking for it) and the IPE AE may do anything.
         let owners = json!([ae_id, self.ipe_ae]);
-        let acp = json!({"m2m:acp": {"rn": DEVICE_ACP,
-            "pv": {"acr": [{"acor": ["all"], "acop": 35}, {"acor": owners, "acop": 63}]},
-            "pvs": {"acr": [{"acor": owners, "acop": 63}]}}});
-        self.create(&ae_path, ae_id, 1, acp, &[Rsc::Created, Rsc::Conflict]).await?;
-        let acp_ri = self.acp_ri(&ae_path, ae_id).await?;
+        let refresh = !self.acl_current.lock().is_ok_and(|s| s.contains(ae_id));
+        let acp_ri = self.ensure_acp(&ae_path, ae_id, DEVICE_ACP, &owners, &[23], refresh).await?;
+        let cmd_acp_ri = self.ensure_acp(&ae_path, ae_id, CMD_ACP, &owners, &[4, 23], refresh).await?;
         let mut up = self.req(Operation::Update, ae_path.clone(), ae_id);
         up.pc = Some(json!({"m2m:ae": {"acpi": [acp_ri.clone()]}}));
         self.send(up, &[Rsc::Updated]).await?;
         for c in &tree.containers {
             let (parent, _) = c.path.rsplit_once('/').unwrap_or((&c.path, ""));
-            let cnt = json!({"m2m:cnt": {"rn": c.rn, "lbl": c.lbl, "acpi": [acp_ri], "mni": 100}});
+            let is_cmd = c.rn == ipe::mapping::CMD && c.path == format!("{ae_id}/{}", ipe::mapping::CMD);
+            let acpi = if is_cmd { &cmd_acp_ri } else { &acp_ri };
+            let cnt = json!({"m2m:cnt": {"rn": c.rn, "lbl": c.lbl, "acpi": [acpi], "mni": 100}});
             let r = self
                 .create(&format!("{}/{}", self.base, parent), ae_id, 3, cnt, &[Rsc::Created, Rsc::Conflict])
                 .await?;
-            if c.rn == ipe::mapping::CMD && c.path == format!("{ae_id}/{}", ipe::mapping::CMD) {
+            if r.rsc == Rsc::Conflict && refresh {
+                // A container made by an earlier version may name another ACP.
+                let mut up = self.req(Operation::Update, format!("{}/{}", self.base, c.path), ae_id);
+                up.pc = Some(json!({"m2m:cnt": {"acpi": [acpi]}}));
+                self.send(up, &[Rsc::Updated]).await?;
+            }
+            if is_cmd {
                 let ri = match (r.rsc, r.pc.as_ref().and_then(|p| p.pointer("/m2m:cnt/ri"))) {
                     (Rsc::Created, Some(Value::String(ri))) => ri.clone(),
                     _ => self.ri_of(&format!("{}/{}", self.base, c.path), ae_id).await?,
@@ -206,11 +222,39 @@ impl Onem2mSide {
                 .await?;
             }
         }
+        if let Ok(mut set) = self.acl_current.lock() {
+            set.insert(ae_id.clone());
+        }
         Ok(())
     }
 
-    async fn acp_ri(&self, ae_path: &str, ae_id: &str) -> Result<String, Onem2mError> {
-        self.ri_of(&format!("{ae_path}/{DEVICE_ACP}"), ae_id).await
+    /// Creates (or, when it exists, brings up to date) the ACP `rn` under a device AE: everyone may retrieve
+    /// and discover, and create children of the types `create` only; the owners may do anything. Its `ri`.
+    async fn ensure_acp(
+        &self,
+        ae_path: &str,
+        ae_id: &str,
+        rn: &str,
+        owners: &Value,
+        create: &[u16],
+        refresh: bool,
+    ) -> Result<String, Onem2mError> {
+        let pv = json!({"acr": [{"acor": ["all"], "acop": 34},
+            {"acor": ["all"], "acop": 1, "acod": [{"chty": create}]},
+            {"acor": owners, "acop": 63}]});
+        let pvs = json!({"acr": [{"acor": owners, "acop": 63}]});
+        let acp = json!({"m2m:acp": {"rn": rn, "pv": pv, "pvs": pvs}});
+        let r = self.create(ae_path, ae_id, 1, acp, &[Rsc::Created, Rsc::Conflict]).await?;
+        let path = format!("{ae_path}/{rn}");
+        if r.rsc == Rsc::Conflict && refresh {
+            let mut up = self.req(Operation::Update, path.clone(), ae_id);
+            up.pc = Some(json!({"m2m:acp": {"pv": pv}}));
+            self.send(up, &[Rsc::Updated]).await?;
+        }
+        match r.pc.as_ref().and_then(|p| p.pointer("/m2m:acp/ri")) {
+            Some(Value::String(ri)) if r.rsc == Rsc::Created => Ok(ri.clone()),
+            _ => self.ri_of(&path, ae_id).await,
+        }
     }
 
     async fn ri_of(&self, target: &str, fr: &str) -> Result<String, Onem2mError> {

@@ -168,6 +168,23 @@ const SUB_UPDATE: &[&str] = &[
 const ACP_CREATE: &[&str] = &["rn", "lbl", "et", "pv", "pvs", "at", "aa", "adri", "apri", "airi"];
 const ACP_UPDATE: &[&str] = &["lbl", "et", "pv", "pvs", "at", "aa", "adri", "apri", "airi"];
 
+/// Whether an access-control rule applies to a CREATE of `child` (TS-0004 `acod`: a rule with
+/// accessControlObjectDetails applies to a CREATE only of the child types listed in one of their `chty`;
+/// an `acod` entry without `chty` lists no restriction). Other operations are not restricted by `acod`.
+fn child_type_allowed(rule: &Value, bit: u8, child: Option<ResourceType>) -> bool {
+    let Some(acod) = rule.get("acod").and_then(Value::as_array).filter(|a| !a.is_empty()) else {
+        return true;
+    };
+    if bit != 1 {
+        return true;
+    }
+    let Some(child) = child else { return false };
+    acod.iter().any(|d| match d.get("chty").and_then(Value::as_array) {
+        None => true,
+        Some(types) => types.iter().any(|t| t.as_u64() == Some(u64::from(child.code()))),
+    })
+}
+
 fn allowed_children(parent: ResourceType) -> &'static [ResourceType] {
     use ResourceType as T;
     match parent {
@@ -401,6 +418,12 @@ impl Engine {
 
     /// Access control: admin, the owner of the target or of an ancestor, else the nearest `acpi`.
     fn permitted(&self, origin: &str, ri: &str, bit: u8) -> bool {
+        self.permitted_child(origin, ri, bit, None)
+    }
+
+    /// [`Self::permitted`]; for a CREATE, `child` is the type of the resource to create, which rules with
+    /// `acod` (accessControlObjectDetails) restrict by their `chty` lists.
+    fn permitted_child(&self, origin: &str, ri: &str, bit: u8, child: Option<ResourceType>) -> bool {
         if origin == self.cfg.admin {
             return true;
         }
@@ -421,7 +444,7 @@ impl Engine {
                 };
                 if !acpi.is_empty() {
                     let key = if r.ty == ResourceType::AccessControlPolicy { "pvs" } else { "pv" };
-                    acp_decided = Some(acpi.iter().any(|a| self.acp_grants(a, key, origin, bit)));
+                    acp_decided = Some(acpi.iter().any(|a| self.acp_grants(a, key, origin, bit, child)));
                 }
             }
             cur = if r.pi.is_empty() { None } else { self.res.get(&r.pi) };
@@ -429,13 +452,21 @@ impl Engine {
         acp_decided.unwrap_or(false)
     }
 
-    fn acp_grants(&self, acp_ri: &str, key: &str, origin: &str, bit: u8) -> bool {
+    fn acp_grants(
+        &self,
+        acp_ri: &str,
+        key: &str,
+        origin: &str,
+        bit: u8,
+        child: Option<ResourceType>,
+    ) -> bool {
         let Some(acp) = self.res.get(acp_ri) else { return false };
         let rules = acp.attrs.get(key).and_then(|p| p.get("acr")).and_then(Value::as_array);
         rules.into_iter().flatten().any(|rule| {
             let op = rule.get("acop").and_then(Value::as_u64).unwrap_or(0);
             let who = rule.get("acor").and_then(Value::as_array);
             op & u64::from(bit) != 0
+                && child_type_allowed(rule, bit, child)
                 && who.into_iter().flatten().filter_map(Value::as_str).any(|o| {
                     o == "all"
                         || o == "*"
@@ -623,8 +654,11 @@ impl Engine {
             self.check_registration(req, body)?
         } else {
             let o = self.origin(req)?.to_owned();
-            if !self.permitted(&o, &parent_ri, 1) {
-                return fail(Rsc::OriginatorHasNoPrivilege, format!("originator {o} may not CREATE here"));
+            if !self.permitted_child(&o, &parent_ri, 1, Some(ty)) {
+                return fail(
+                    Rsc::OriginatorHasNoPrivilege,
+                    format!("originator {o} may not CREATE a {} here", ty.short_name()),
+                );
             }
             o
         };
@@ -1435,6 +1469,17 @@ fn check_types(body: &Map<String, Value>, now: i64) -> Result<(), Fail> {
                                 && r.get("acor")
                                     .and_then(Value::as_array)
                                     .is_some_and(|a| a.iter().all(Value::is_string))
+                                && r.get("acod").is_none_or(|d| {
+                                    d.as_array().is_some_and(|ds| {
+                                        ds.iter().all(|d| {
+                                            d.get("chty").is_none_or(|c| {
+                                                c.as_array().is_some_and(|c| {
+                                                    c.iter().all(|t| t.as_u64().is_some_and(|t| t <= 65535))
+                                                })
+                                            })
+                                        })
+                                    })
+                                })
                         })
                     })
                 })
@@ -1447,7 +1492,9 @@ fn check_types(body: &Map<String, Value>, now: i64) -> Result<(), Fail> {
                 "cr" => "null (the CSE fills it in)",
                 "nct" => "1, 2, 3 or 4",
                 "enc" => "an object with net: [1..8]",
-                "pv" | "pvs" => "{\"acr\": [{\"acor\": [..], \"acop\": 0..63}]}",
+                "pv" | "pvs" => {
+                    "{\"acr\": [{\"acor\": [..], \"acop\": 0..63, \"acod\"?: [{\"chty\"?: [ty, ..]}]}]}"
+                }
                 "mni" | "mbs" | "mia" | "exc" | "ln" | "nsp" | "nec" => "a non-negative integer",
                 "rr" | "disr" => "a boolean",
                 "lbl" | "acpi" | "poa" | "srv" | "nu" | "at" => "a list of strings",

@@ -100,6 +100,39 @@ async fn trees_cins_and_cmd_requests_on_the_embedded_cse() {
     assert_eq!(backlog[0].con["op"], "read");
     assert_eq!(backlog[0].originator.as_deref(), Some("Capp1"));
 
+    // Applications may subscribe to answers and data, but only the gateway writes them.
+    let forged = req(
+        &cse,
+        Operation::Create,
+        "cse-in/Cimei-1/rsp",
+        "Capp1",
+        Some(4),
+        Some(json!({"m2m:cin": {"con": {"request_id": "a1", "status": "ok"}}})),
+    )
+    .await;
+    assert_eq!(forged.rsc, Rsc::OriginatorHasNoPrivilege, "a forged answer in rsp: {:?}", forged.pc);
+    let data = t.containers.iter().find(|c| c.rn != "cmd" && c.rn != "rsp").expect("a data container");
+    let forged = req(
+        &cse,
+        Operation::Create,
+        &format!("cse-in/{}", data.path),
+        "Capp1",
+        Some(4),
+        Some(json!({"m2m:cin": {"con": "1"}})),
+    )
+    .await;
+    assert_eq!(forged.rsc, Rsc::OriginatorHasNoPrivilege, "a forged value in {}", data.path);
+    let sub = req(
+        &cse,
+        Operation::Create,
+        "cse-in/Cimei-1/rsp",
+        "Capp1",
+        Some(23),
+        Some(json!({"m2m:sub": {"rn": "subApp1", "nu": ["Capp1"], "enc": {"net": [3]}}})),
+    )
+    .await;
+    assert_eq!(sub.rsc, Rsc::Created, "applications subscribe to answers: {:?}", sub.pc);
+
     // A stranger may not delete the device's containers; deregistration removes the AE.
     let d = req(&cse, Operation::Delete, "cse-in/Cimei-1/cmd", "Capp1", None, None).await;
     assert_eq!(d.rsc, Rsc::OriginatorHasNoPrivilege);

@@ -299,3 +299,30 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn acod_chty_limits_which_children_a_rule_lets_create() {
+    let mut e = engine();
+    setup(&mut e);
+    let b = json!({"m2m:ae": {"rn": "b", "api": "Nx", "rr": true, "srv": ["3"]}});
+    assert_eq!(create(&mut e, "cse-in", "Cb", 2, b, T0).0, Rsc::Created);
+    // Everyone may read, and create subscriptions only.
+    let acp = json!({"m2m:acp": {"rn": "p",
+        "pv": {"acr": [{"acor": ["all"], "acop": 34}, {"acor": ["all"], "acop": 1, "acod": [{"chty": [23]}]}]},
+        "pvs": {"acr": [{"acor": ["Ca"], "acop": 63}]}}});
+    let (rsc, pc) = create(&mut e, "cse-in/a", "Ca", 1, acp, T0);
+    assert_eq!(rsc, Rsc::Created, "{pc}");
+    let acp_ri = pc["m2m:acp"]["ri"].as_str().unwrap().to_owned();
+    let cnt = json!({"m2m:cnt": {"rn": "rsp", "acpi": [acp_ri]}});
+    assert_eq!(create(&mut e, "cse-in/a", "Ca", 3, cnt, T0).0, Rsc::Created);
+    let cin = json!({"m2m:cin": {"con": "forged"}});
+    assert_eq!(create(&mut e, "cse-in/a/rsp", "Cb", 4, cin.clone(), T0).0, Rsc::OriginatorHasNoPrivilege);
+    let sub = json!({"m2m:sub": {"rn": "s", "nu": ["Cb"], "enc": {"net": [3]}}});
+    assert_eq!(create(&mut e, "cse-in/a/rsp", "Cb", 23, sub, T0).0, Rsc::Created);
+    assert_eq!(get(&mut e, "cse-in/a/rsp", "Cb", T0).0, Rsc::Ok);
+    assert_eq!(create(&mut e, "cse-in/a/rsp", "Ca", 4, cin, T0).0, Rsc::Created, "the owner still may");
+    // A malformed acod is refused.
+    let bad = json!({"m2m:acp": {"rn": "q", "pv": {"acr": [{"acor": ["all"], "acop": 1, "acod": [{"chty": ["x"]}]}]},
+        "pvs": {"acr": [{"acor": ["Ca"], "acop": 63}]}}});
+    assert_eq!(create(&mut e, "cse-in/a", "Ca", 1, bad, T0).0, Rsc::BadRequest);
+}

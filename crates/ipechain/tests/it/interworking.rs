@@ -482,6 +482,16 @@ async fn lwm2m_node_lib_through_the_ledger_to_acme_as_a_remote_cse() {
     // An application written for ACME: its own AE, a subscription on the device's rsp, requests into cmd.
     let mut app = App::register(acme.port, "cse-in", "Cacme-app").await;
     app.subscribe_rsp("Cacme-ep", "acme-app-rsp");
+    // Only the gateway writes answers: ACME refuses a forged one (the device ACP's `acod`/`chty`).
+    let (rsc, body) = mca(
+        acme.port,
+        "POST",
+        "/cse-in/Cacme-ep/rsp",
+        "Cacme-app",
+        Some(4),
+        &json!({"m2m:cin": {"con": {"request_id": "acme-1", "status": "ok"}}}),
+    );
+    assert_eq!(rsc, 4103, "a forged answer in rsp: {body}");
     app.request("Cacme-ep", json!({"request_id": "acme-1", "op": "read", "path": "/3303/0/5700"}));
     let a = app.answer("acme-1", 60).await;
     assert_eq!(a["status"], "ok", "{a}");
