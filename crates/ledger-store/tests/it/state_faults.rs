@@ -57,6 +57,17 @@ fn open_failing(path: &Path, budget: &Arc<AtomicU64>) -> RedbStateStore {
     RedbStateStore::open_with_backend(backend).unwrap()
 }
 
+/// A failing-backend store in a new directory (`state.redb`) with block 0's batch applied and made durable;
+/// its write budget is unlimited until the caller sets it.
+fn durable_first_batch(keys: u64) -> (tempfile::TempDir, Arc<AtomicU64>, RedbStateStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let budget = Arc::new(AtomicU64::new(u64::MAX));
+    let store = open_failing(&dir.path().join("state.redb"), &budget);
+    store.apply(&batch(0, keys), 0).unwrap();
+    store.sync().unwrap();
+    (dir, budget, store)
+}
+
 fn batch(block: u64, keys: u64) -> UpdateBatch {
     let mut b = UpdateBatch::default();
     for i in 0..keys {
@@ -83,12 +94,8 @@ fn apply_is_all_or_nothing_under_a_failure_at_any_write() {
     let mut saw_old = 0;
     let mut saw_new = 0;
     for n in 0.. {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, budget, store) = durable_first_batch(keys);
         let path = dir.path().join("state.redb");
-        let budget = Arc::new(AtomicU64::new(u64::MAX));
-        let store = open_failing(&path, &budget);
-        store.apply(&batch(0, keys), 0).unwrap();
-        store.sync().unwrap();
         budget.store(n, Ordering::SeqCst);
         // Most commits are not durable until the next durable one: the batch counts as kept once both
         // returned Ok.
@@ -115,12 +122,8 @@ fn apply_is_all_or_nothing_under_a_failure_at_any_write() {
 #[test]
 fn a_crash_before_the_durable_commit_reopens_at_the_last_durable_savepoint() {
     let keys = 50;
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, budget, store) = durable_first_batch(keys);
     let path = dir.path().join("state.redb");
-    let budget = Arc::new(AtomicU64::new(u64::MAX));
-    let store = open_failing(&path, &budget);
-    store.apply(&batch(0, keys), 0).unwrap();
-    store.sync().unwrap();
     store.apply(&batch(1, keys), 1).unwrap();
     assert!(state_is(&store, 1, keys), "a non-durable commit is visible at once");
     budget.store(0, Ordering::SeqCst); // killed: nothing more reaches the file
