@@ -79,6 +79,47 @@ pub struct Gateway {
     ch: Channel,
     /// The commit watcher of `submit` (started on first use, shared by clones).
     watcher: Arc<tokio::sync::Mutex<Option<Arc<Watcher>>>>,
+    /// How proposals name their creator (shared by clones).
+    creator: Arc<CreatorForm>,
+}
+
+/// The creator of this gateway's proposals: in full until a peer says a committed block registered it, by
+/// reference after that (`ledger_types::identity`: ~45 instead of ~450 bytes in every transaction), and in
+/// full again for a while when a node does not know the reference.
+struct CreatorForm {
+    full: Vec<u8>,
+    reference: Option<Vec<u8>>,
+    registered: std::sync::atomic::AtomicBool,
+}
+
+impl CreatorForm {
+    fn new(full: &[u8]) -> CreatorForm {
+        CreatorForm {
+            full: full.to_vec(),
+            reference: ledger_types::identity::reference(full),
+            registered: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The bytes to name the creator with, and whether they are a reference.
+    fn pick(&self, allow_ref: bool) -> (Vec<u8>, bool) {
+        match &self.reference {
+            Some(r) if allow_ref && self.registered.load(std::sync::atomic::Ordering::Relaxed) => {
+                (r.clone(), true)
+            }
+            _ => (self.full.clone(), false),
+        }
+    }
+
+    fn set_registered(&self, yes: bool) {
+        self.registered.store(yes, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Whether a failure is a node not knowing an identity reference (the request is then sent again with the
+/// identity in full).
+fn unknown_reference(e: &ClientError) -> bool {
+    matches!(e, ClientError::Status(s) if s.message().contains(ledger_types::identity::UNKNOWN_REFERENCE))
 }
 
 #[allow(clippy::disallowed_methods)] // the SDK's one clock read: proposal timestamps come from the client
@@ -109,7 +150,8 @@ impl Gateway {
         let client = GatewayClient::new(ch.clone())
             .max_decoding_message_size(256 << 20)
             .max_encoding_message_size(256 << 20);
-        Ok(Gateway { client, signer, channel, session: Arc::default(), ch, watcher: Arc::default() })
+        let creator = Arc::new(CreatorForm::new(signer.serialized_identity()));
+        Ok(Gateway { client, signer, channel, session: Arc::default(), ch, watcher: Arc::default(), creator })
     }
 
     /// The running commit watcher, started if needed (see [`crate::commits`]); `None` when it cannot be
@@ -218,35 +260,64 @@ pub struct ContractClient {
 }
 
 impl ContractClient {
-    fn proposal(&self, function: &str, args: &[Vec<u8>]) -> (ledger_types::proto::SignedProposal, String) {
+    /// A signed proposal, naming the creator by reference when `allow_ref` and the identity is registered;
+    /// also returns whether it did.
+    fn proposal(
+        &self,
+        function: &str,
+        args: &[Vec<u8>],
+        allow_ref: bool,
+    ) -> (ledger_types::proto::SignedProposal, String, bool) {
         let mut nonce = vec![0u8; 24];
         rand_core::OsRng.fill_bytes(&mut nonce);
+        let (creator, by_ref) = self.gw.creator.pick(allow_ref);
         let (sp, tx_id) = ProposalBuilder::new(self.gw.channel.clone(), self.name.clone(), function)
             .args(args.iter().cloned())
-            .sign(self.gw.signer.as_ref(), nonce, now());
-        (sp, tx_id.to_string())
+            .sign_as(self.gw.signer.as_ref(), creator, nonce, now());
+        (sp, tx_id.to_string(), by_ref)
     }
 
     /// Runs a function on one peer without ordering it (a query).
     pub async fn evaluate(&self, function: &str, args: &[Vec<u8>]) -> Result<Vec<u8>, ClientError> {
-        let (sp, _) = self.proposal(function, args);
-        let r = self.gw.client.clone().evaluate(EvaluateRequest { proposal: Some(sp) }).await?.into_inner();
-        let r = r.result.ok_or_else(|| ClientError::Protocol("no result".into()))?;
-        if r.status >= 400 {
-            return Err(ClientError::Status(tonic::Status::aborted(format!(
-                "contract refused (status {}): {}",
-                r.status, r.message
-            ))));
+        let mut allow_ref = true;
+        loop {
+            let (sp, _, by_ref) = self.proposal(function, args, allow_ref);
+            let r = match self.gw.client.clone().evaluate(EvaluateRequest { proposal: Some(sp) }).await {
+                Ok(r) => r.into_inner(),
+                Err(s) => {
+                    let e = ClientError::Status(s);
+                    if by_ref && unknown_reference(&e) {
+                        allow_ref = false;
+                        continue;
+                    }
+                    return Err(e);
+                }
+            };
+            let r = r.result.ok_or_else(|| ClientError::Protocol("no result".into()))?;
+            if r.status >= 400 {
+                return Err(ClientError::Status(tonic::Status::aborted(format!(
+                    "contract refused (status {}): {}",
+                    r.status, r.message
+                ))));
+            }
+            return Ok(r.payload);
         }
-        Ok(r.payload)
     }
 
     /// Endorses, signs and submits for ordering; does not wait for the commit. Both steps travel on the
     /// gateway's session stream when the peer offers one (else as unary calls); the peer handles them the
-    /// same way either way.
+    /// same way either way. A transaction refused because a node did not know the creator's reference is
+    /// made again (new transaction id) with the identity in full.
     pub async fn submit_async(&self, function: &str, args: &[Vec<u8>]) -> Result<Submitted, ClientError> {
-        let (sp, tx_id) = self.proposal(function, args);
-        self.send(sp, tx_id).await
+        let (sp, tx_id, by_ref) = self.proposal(function, args, true);
+        match self.send(sp, tx_id).await {
+            Err(e) if by_ref && unknown_reference(&e) => {
+                self.gw.creator.set_registered(false);
+                let (sp, tx_id, _) = self.proposal(function, args, false);
+                self.send(sp, tx_id).await
+            }
+            r => r,
+        }
     }
 
     /// Endorses and submits a signed proposal.
@@ -265,6 +336,9 @@ impl ContractClient {
                 .ok_or_else(|| ClientError::Protocol("no endorsement in the session answer".into()))?,
             None => self.gw.client.clone().endorse(endorse).await?.into_inner(),
         };
+        if endorsed.creator_registered {
+            self.gw.creator.set_registered(true);
+        }
         let prepared =
             endorsed.prepared.ok_or_else(|| ClientError::Protocol("no prepared transaction".into()))?;
         let envelope: Envelope = sign_envelope(self.gw.signer.as_ref(), &prepared);
@@ -285,12 +359,22 @@ impl ContractClient {
     /// The commit is learnt from the gateway's commit watcher (one filtered-block stream for all its
     /// submissions), else from a `CommitStatus` call.
     pub async fn submit(&self, function: &str, args: &[Vec<u8>]) -> Result<Committed, ClientError> {
-        let (sp, tx_id) = self.proposal(function, args);
-        let pending = match self.gw.watcher().await {
-            Some(w) => w.expect(&tx_id),
-            None => None,
+        let mut allow_ref = true;
+        let (s, pending) = loop {
+            let (sp, tx_id, by_ref) = self.proposal(function, args, allow_ref);
+            let pending = match self.gw.watcher().await {
+                Some(w) => w.expect(&tx_id),
+                None => None,
+            };
+            match self.send(sp, tx_id).await {
+                Ok(s) => break (s, pending),
+                Err(e) if by_ref && unknown_reference(&e) => {
+                    self.gw.creator.set_registered(false);
+                    allow_ref = false;
+                }
+                Err(e) => return Err(e),
+            }
         };
-        let s = self.send(sp, tx_id).await?;
         let seen = match pending {
             Some(p) => p.outcome().await,
             None => None,

@@ -122,6 +122,10 @@ pub struct EndorseResponse {
     /// The contract's response (status, message, payload) as simulated.
     #[prost(message, optional, tag = "2")]
     pub result: Option<Response>,
+    /// The proposal's creator is registered on the channel: the client may name it by reference
+    /// (`ledger_types::identity`) in its next proposals.
+    #[prost(bool, tag = "3")]
+    pub creator_registered: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -50,6 +50,12 @@ impl ChannelConfig {
             return bad(format!("batch config {b:?} out of range"));
         }
         for c in &self.contracts {
+            if c.name.is_empty() || c.name.starts_with('_') {
+                return bad(format!(
+                    "contract name {:?}: must not be empty or start with '_' (reserved for the ledger's own state)",
+                    c.name
+                ));
+            }
             Policy::parse(&c.endorsement_policy)
                 .map_err(|e| ConfigError::Invalid(format!("contract {}: {e}", c.name)))?;
         }

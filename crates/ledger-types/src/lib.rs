@@ -26,6 +26,7 @@ pub mod block;
 pub mod codes;
 pub mod config;
 pub mod hash;
+pub mod identity;
 pub mod ids;
 pub mod policy;
 pub mod proto;

@@ -8,9 +8,14 @@
 pub struct SerializedIdentity {
     #[prost(string, tag = "1")]
     pub msp_id: String,
-    /// DER-encoded certificate issued by the organization's CA.
+    /// DER-encoded certificate issued by the organization's CA. Empty in an identity reference.
     #[prost(bytes = "vec", tag = "2")]
     pub cert_der: Vec<u8>,
+    /// Set instead of `cert_der` in an identity reference: the SHA-256 of the full encoded identity
+    /// (`msp_id` + `cert_der`) it stands for, which a valid transaction of an earlier block carried in full
+    /// (see `ledger_types::identity`).
+    #[prost(bytes = "vec", tag = "3")]
+    pub id_hash: Vec<u8>,
 }
 
 /// Seconds and nanoseconds since the Unix epoch, as chosen by the proposal's creator.

@@ -44,7 +44,8 @@ fn decode<M: Message + Default>(what: &'static str, bytes: &[u8]) -> Result<M, T
 
 /// Encodes an identity for use as a creator, endorser or block signer.
 pub fn serialize_identity(msp_id: &str, cert_der: &[u8]) -> Vec<u8> {
-    SerializedIdentity { msp_id: msp_id.to_owned(), cert_der: cert_der.to_vec() }.encode_to_vec()
+    SerializedIdentity { msp_id: msp_id.to_owned(), cert_der: cert_der.to_vec(), id_hash: Vec::new() }
+        .encode_to_vec()
 }
 
 /// Decodes an encoded [`SerializedIdentity`].
@@ -83,6 +84,18 @@ impl ProposalBuilder {
     /// clock; both are arguments so this stays pure.
     pub fn sign(self, signer: &dyn Signer, nonce: Vec<u8>, timestamp: Timestamp) -> (SignedProposal, TxId) {
         let creator = signer.serialized_identity().to_vec();
+        self.sign_as(signer, creator, nonce, timestamp)
+    }
+
+    /// [`sign`](Self::sign) with `creator` as the header's creator: the signer's full identity or a reference
+    /// to it ([`crate::identity::reference`]).
+    pub fn sign_as(
+        self,
+        signer: &dyn Signer,
+        creator: Vec<u8>,
+        nonce: Vec<u8>,
+        timestamp: Timestamp,
+    ) -> (SignedProposal, TxId) {
         let tx_id = TxId::compute(&nonce, &creator);
         let proposal = Proposal {
             header: Some(Header {
@@ -111,8 +124,16 @@ pub fn endorsement_message(response_payload: &[u8], endorser: &[u8]) -> Vec<u8> 
 
 /// Signs a simulation result as an endorser.
 pub fn endorse(signer: &dyn Signer, payload: &ProposalResponsePayload) -> ProposalResponse {
+    endorse_as(signer, signer.serialized_identity().to_vec(), payload)
+}
+
+/// [`endorse`] naming the endorser by `endorser`: the signer's full identity or a reference to it.
+pub fn endorse_as(
+    signer: &dyn Signer,
+    endorser: Vec<u8>,
+    payload: &ProposalResponsePayload,
+) -> ProposalResponse {
     let payload_bytes = payload.encode_to_vec();
-    let endorser = signer.serialized_identity().to_vec();
     let signature = signer.sign(&endorsement_message(&payload_bytes, &endorser));
     ProposalResponse {
         response: payload.response.clone(),

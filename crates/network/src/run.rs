@@ -77,22 +77,69 @@ pub async fn start_peer(
 
 /// The orderer's broadcast check: the creator must be a valid member of a writer organization and its
 /// signature over the envelope must verify.
+///
+/// A creator named by reference (`ledger_types::identity`) resolves against the full identities this
+/// orderer has validated in earlier broadcasts since it started; an unknown one is refused with a message
+/// naming [`UNKNOWN_REFERENCE`](ledger_types::identity::UNKNOWN_REFERENCE), and the client sends its identity
+/// in full again. (The orderer's check is admission control; the peers' validation decides.)
 pub struct MspAuthorizer {
     ids: Arc<crate::MspIdentities>,
     writers: std::collections::HashSet<String>,
+    learned: std::sync::RwLock<std::collections::HashMap<ledger_types::Hash32, Arc<[u8]>>>,
 }
+
+/// Most identities an orderer remembers for references (the map is cleared when it grows past this; clients
+/// then send their identity in full once more).
+const LEARNED_MAX: usize = 100_000;
 
 impl MspAuthorizer {
     /// An authorizer over the channel's identities and writer organizations.
     pub fn new(ids: Arc<crate::MspIdentities>, writers: impl IntoIterator<Item = String>) -> MspAuthorizer {
-        MspAuthorizer { ids, writers: writers.into_iter().collect() }
+        MspAuthorizer { ids, writers: writers.into_iter().collect(), learned: Default::default() }
+    }
+
+    /// Validates a creator, full or by reference; a full one is remembered for later references.
+    fn creator(&self, bytes: &[u8]) -> Result<Arc<peer::identity::ValidatedIdentity>, orderer::Denied> {
+        use ledger_types::identity::{self, Form, UNKNOWN_REFERENCE};
+        use peer::identity::Identities;
+        match identity::form(bytes) {
+            Form::Full => {
+                let id = self.ids.validate(bytes).map_err(orderer::Denied)?;
+                let hash = identity::hash_of(bytes);
+                let known = self.learned.read().unwrap_or_else(|p| p.into_inner()).contains_key(&hash);
+                if !known {
+                    let mut learned = self.learned.write().unwrap_or_else(|p| p.into_inner());
+                    if learned.len() >= LEARNED_MAX {
+                        learned.clear();
+                    }
+                    learned.insert(hash, bytes.into());
+                }
+                Ok(id)
+            }
+            Form::Reference(hash) => {
+                let full = self.learned.read().unwrap_or_else(|p| p.into_inner()).get(&hash).cloned();
+                let full = full.ok_or_else(|| {
+                    orderer::Denied(format!(
+                        "{UNKNOWN_REFERENCE}: {} (this orderer has not seen the identity in full since it started)",
+                        hash.to_hex()
+                    ))
+                })?;
+                if identity::msp_id(bytes) != identity::msp_id(&full) {
+                    return Err(orderer::Denied(format!(
+                        "{UNKNOWN_REFERENCE}: {} states another MSP",
+                        hash.to_hex()
+                    )));
+                }
+                self.ids.validate(&full).map_err(orderer::Denied)
+            }
+        }
     }
 }
 
 impl orderer::EnvelopeAuthorizer for MspAuthorizer {
     fn authorize_broadcast(&self, tx: &ledger_types::tx::DecodedTx) -> Result<(), orderer::Denied> {
         use peer::identity::Identities;
-        let creator = self.ids.validate(&tx.header.creator).map_err(orderer::Denied)?;
+        let creator = self.creator(&tx.header.creator)?;
         if !self.writers.contains(&creator.msp_id) {
             return Err(orderer::Denied(format!("{} is not a writer of this channel", creator.msp_id)));
         }
@@ -110,7 +157,7 @@ impl orderer::EnvelopeAuthorizer for MspAuthorizer {
         let mut verdicts: Vec<Result<(), orderer::Denied>> = Vec::with_capacity(txs.len());
         let mut creators = Vec::with_capacity(txs.len());
         for tx in txs {
-            match self.ids.validate(&tx.header.creator) {
+            match self.creator(&tx.header.creator) {
                 Ok(c) if self.writers.contains(&c.msp_id) => {
                     verdicts.push(Ok(()));
                     creators.push(Some(c));
@@ -121,7 +168,7 @@ impl orderer::EnvelopeAuthorizer for MspAuthorizer {
                     creators.push(None);
                 }
                 Err(e) => {
-                    verdicts.push(Err(orderer::Denied(e)));
+                    verdicts.push(Err(e));
                     creators.push(None);
                 }
             }

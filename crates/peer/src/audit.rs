@@ -71,6 +71,7 @@ where
     let rules = ChannelRules::from_config(&config).map_err(|e| bad(0, e.to_string()))?;
     let consenters: HashSet<Vec<u8>> = config.consenters.iter().map(|c| c.identity.clone()).collect();
     let mut seen_tx: HashSet<String> = HashSet::new();
+    let registry = crate::registry::IdentityRegistry::new();
     let mut prev = (0u64, genesis.header_hash());
     let mut chash = Vec::new();
     let mut report =
@@ -94,7 +95,15 @@ where
             return Err(bad(number, "no valid orderer signature"));
         }
         let snapshot = scratch.snapshot()?;
-        let v = validate_block(&block, &rules, ids, &snapshot, &|id| Ok(seen_tx.contains(id)), threads)?;
+        let v = validate_block(
+            &block,
+            &rules,
+            ids,
+            &registry,
+            &snapshot,
+            &|id| Ok(seen_tx.contains(id)),
+            threads,
+        )?;
         drop(snapshot);
         let stored = block.validation_codes();
         for (i, code) in v.codes.iter().enumerate() {
@@ -123,6 +132,7 @@ where
         report.transactions += v.codes.len() as u64;
         report.valid += v.codes.iter().filter(|c| c.is_valid()).count() as u64;
         scratch.apply(&v.batch, number)?;
+        registry.absorb(&v.batch);
         prev = (number, hash);
         report.height = number + 1;
         report.head_hash = hash;
@@ -133,6 +143,7 @@ where
         for c in &config.contracts {
             compare_namespace(&c.name, &rebuilt, state)?;
         }
+        compare_namespace(ledger_types::identity::NAMESPACE, &rebuilt, state)?;
     }
     Ok(report)
 }

@@ -1,6 +1,7 @@
 //! The endorser: checks a signed proposal, runs the contract against a state snapshot and signs the result.
 
 use crate::identity::Identities;
+use crate::registry::IdentityRegistry;
 use crate::validator::ChannelRules;
 use contract::{Caller, Contract, TxContext};
 use ledger_types::TxId;
@@ -8,7 +9,7 @@ use ledger_types::proto::{
     ContractEvent, Proposal, ProposalResponse, ProposalResponsePayload, Response, SignedProposal, TxRwSet,
 };
 use ledger_types::store::{StateSnapshot, StoreError};
-use ledger_types::tx::{Signer, endorse, proposal_hash};
+use ledger_types::tx::{Signer, endorse_as, proposal_hash};
 use prost::Message;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +24,9 @@ pub enum EndorseError {
     /// The creator is not allowed (unknown CA, not a writer, bad signature).
     #[error("access denied: {0}")]
     Denied(String),
+    /// The creator is a reference to an identity this peer has not registered (yet): send it in full.
+    #[error("{0}")]
+    UnknownIdentity(String),
     /// The transaction id is already in the ledger (a replay).
     #[error("transaction {0} already committed")]
     Duplicate(String),
@@ -45,6 +49,9 @@ pub struct CheckedProposal {
     pub tx_id: TxId,
     /// The validated creator.
     pub creator: Arc<crate::identity::ValidatedIdentity>,
+    /// Whether the creator is registered (a reference, or a full identity a committed block registered):
+    /// the client may name it by reference from now on.
+    pub creator_registered: bool,
 }
 
 /// The simulation of a proposal, before signing.
@@ -64,6 +71,9 @@ pub struct Endorser {
     ids: Arc<dyn Identities>,
     contracts: HashMap<String, Arc<dyn Contract>>,
     signer: Arc<dyn Signer>,
+    registry: Arc<IdentityRegistry>,
+    /// The signer's identity as a reference, and the hash it carries.
+    own_ref: Option<(Vec<u8>, ledger_types::Hash32)>,
 }
 
 impl Endorser {
@@ -75,7 +85,17 @@ impl Endorser {
         signer: Arc<dyn Signer>,
     ) -> Endorser {
         let contracts = contracts.into_iter().map(|c| (c.name().to_owned(), c)).collect();
-        Endorser { rules, ids, contracts, signer }
+        let full = signer.serialized_identity();
+        let own_ref =
+            ledger_types::identity::reference(full).map(|r| (r, ledger_types::identity::hash_of(full)));
+        Endorser { rules, ids, contracts, signer, registry: Arc::new(IdentityRegistry::new()), own_ref }
+    }
+
+    /// Resolves identity references against `registry` (the ledger's); without it, only full identities
+    /// are accepted and the endorser always names itself in full.
+    pub fn with_registry(mut self, registry: Arc<IdentityRegistry>) -> Endorser {
+        self.registry = registry;
+        self
     }
 
     /// Decodes and checks a proposal (channel, tx id, creator membership and writer right) without
@@ -92,14 +112,19 @@ impl Endorser {
         if TxId::compute(&header.nonce, &header.creator) != tx_id {
             return Err(EndorseError::BadProposal("tx id is not the hash of nonce and creator".into()));
         }
-        let creator = self.ids.validate(&header.creator).map_err(EndorseError::Denied)?;
+        let full = self.registry.resolve(&header.creator).map_err(EndorseError::UnknownIdentity)?;
+        let creator = self.ids.validate(&full).map_err(EndorseError::Denied)?;
+        let creator_registered = match full {
+            crate::registry::Resolved::Registered(_) => true,
+            crate::registry::Resolved::Full(b) => self.registry.knows(b),
+        };
         if !self.rules.writers.contains(&creator.msp_id) {
             return Err(EndorseError::Denied(format!(
                 "{} is not a writer on {}",
                 creator.msp_id, header.channel_id
             )));
         }
-        Ok(CheckedProposal { header, input, tx_id, creator })
+        Ok(CheckedProposal { header, input, tx_id, creator, creator_registered })
     }
 
     /// Checks the proposal, verifies its signature and runs the contract; nothing is signed.
@@ -125,7 +150,7 @@ impl Endorser {
         snapshot: &dyn StateSnapshot,
         already_committed: &dyn Fn(&str) -> Result<bool, StoreError>,
     ) -> Result<Simulation, EndorseError> {
-        let CheckedProposal { header, input, tx_id, creator } = checked;
+        let CheckedProposal { header, input, tx_id, creator, .. } = checked;
         if !self.rules.policies.contains_key(&header.contract) {
             return Err(EndorseError::UnknownContract(header.contract));
         }
@@ -173,7 +198,14 @@ impl Endorser {
     /// endorsement).
     pub fn sign(&self, sim: Simulation) -> ProposalResponse {
         match sim.payload {
-            Some(payload) => endorse(self.signer.as_ref(), &payload),
+            Some(payload) => {
+                // Named by reference once a committed block registered this endorser's identity.
+                let endorser = match &self.own_ref {
+                    Some((r, hash)) if self.registry.contains(hash) => r.clone(),
+                    _ => self.signer.serialized_identity().to_vec(),
+                };
+                endorse_as(self.signer.as_ref(), endorser, &payload)
+            }
             None => ProposalResponse { response: Some(sim.response), payload: Vec::new(), endorsement: None },
         }
     }

@@ -7,6 +7,7 @@
 //! state is one block behind and [`PeerLedger::open`] replays it from the stored block.
 
 use crate::identity::Identities;
+use crate::registry::{IdentityRegistry, register};
 use crate::validator::{ChannelRules, Validated, validate_block};
 use ledger_types::block::{LinkError, commit_hash};
 use ledger_types::config::{ConfigError, config_from_genesis};
@@ -54,6 +55,7 @@ pub struct PeerLedger<B: BlockStore, S: StateStore> {
     config: ChannelConfig,
     rules: Arc<ChannelRules>,
     ids: Arc<dyn Identities>,
+    registry: Arc<IdentityRegistry>,
     consenters: HashSet<Vec<u8>>,
     blocks: B,
     state: S,
@@ -96,10 +98,11 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
         let consenters = config.consenters.iter().map(|c| c.identity.clone()).collect();
         let (height, _) = watch::channel(blocks.height());
         let (committed, _) = broadcast::channel(64);
-        let ledger = PeerLedger {
+        let mut ledger = PeerLedger {
             config,
             rules,
             ids,
+            registry: Arc::new(IdentityRegistry::new()),
             consenters,
             blocks,
             state,
@@ -111,6 +114,7 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
             threads: threads.max(1),
         };
         ledger.recover()?;
+        ledger.registry = Arc::new(IdentityRegistry::load(&ledger.state.snapshot()?)?);
         Ok(ledger)
     }
 
@@ -152,6 +156,11 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
     /// The channel rules derived from the configuration.
     pub fn rules(&self) -> &Arc<ChannelRules> {
         &self.rules
+    }
+
+    /// The identities registered by the committed blocks (references resolve against it).
+    pub fn registry(&self) -> &Arc<IdentityRegistry> {
+        &self.registry
     }
 
     /// The identity service of this channel.
@@ -242,6 +251,7 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
             &block,
             &self.rules,
             self.ids.as_ref(),
+            &self.registry,
             &snapshot,
             &|id| self.contains_tx(id),
             self.threads,
@@ -254,6 +264,7 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
         meta.commit_hash = chash.0.to_vec();
         self.blocks.append(&block)?;
         self.state.apply(&batch, number)?;
+        self.registry.absorb(&batch);
         *lock(&self.last_commit_hash) = chash.0.to_vec();
         let committed = Arc::new(CommittedBlock {
             number,
@@ -305,6 +316,12 @@ pub fn replay_batch(block: &Block) -> Result<UpdateBatch, StoreError> {
         let d = DecodedTx::decode(env)
             .map_err(|e| StoreError::Corrupt(format!("block {number} tx {i} marked valid but: {e}")))?;
         let version = Version { block_num: number, tx_num: i as u64 };
+        register(
+            &mut batch,
+            std::iter::once(d.header.creator.as_slice())
+                .chain(d.payload.endorsements.iter().map(|e| e.endorser.as_slice())),
+            version,
+        );
         for ns in d.response.and_then(|r| r.results).map(|r| r.ns_rwsets).unwrap_or_default() {
             for w in ns.writes {
                 if w.is_delete {

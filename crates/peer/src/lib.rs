@@ -6,6 +6,7 @@ pub mod endorser;
 pub mod identity;
 pub mod ledger;
 pub mod node;
+pub mod registry;
 pub mod service;
 pub mod sigbatch;
 pub mod validator;

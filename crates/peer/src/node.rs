@@ -87,7 +87,10 @@ where
                 .map_err(|e| CommitError::Store(ledger_types::store::StoreError::Backend(e.to_string())))??;
         let ledger = Arc::new(ledger);
         let sig_batcher = crate::sigbatch::SigBatcher::start(ids.clone(), threads);
-        let endorser = Arc::new(Endorser::new(ledger.rules().clone(), ids, contracts, signer));
+        let endorser = Arc::new(
+            Endorser::new(ledger.rules().clone(), ids, contracts, signer)
+                .with_registry(ledger.registry().clone()),
+        );
         let mut orderer_channels = Vec::new();
         for o in &config.orderers {
             orderer_channels.push(channel(o, &config.tls)?);

@@ -39,6 +39,7 @@ fn endorse_status(e: EndorseError) -> Status {
     match e {
         EndorseError::BadProposal(m) => Status::invalid_argument(m),
         EndorseError::Denied(m) => Status::permission_denied(m),
+        EndorseError::UnknownIdentity(m) => Status::failed_precondition(m),
         EndorseError::Duplicate(m) => Status::already_exists(format!("transaction {m} already committed")),
         EndorseError::UnknownContract(c) => Status::not_found(format!("contract {c:?} is not available")),
         EndorseError::Store(e) => store_status(e),
@@ -246,8 +247,9 @@ where
     /// runs the contract and signs on the calling task: that takes tens of microseconds, less than handing
     /// it to the blocking pool costs when thousands of clients endorse at once (measured: the pool grew to
     /// hundreds of threads).
-    async fn endorse_locally(&self, sp: SignedProposal) -> Result<ProposalResponse, Status> {
+    async fn endorse_locally(&self, sp: SignedProposal) -> Result<(ProposalResponse, bool), Status> {
         let checked = self.endorser.check(&sp).map_err(endorse_status)?;
+        let registered = checked.creator_registered;
         let ok = self
             .sig_batcher
             .verify(checked.creator.clone(), sp.proposal_bytes.clone(), sp.signature.clone())
@@ -260,7 +262,7 @@ where
             .endorser
             .run(checked, &sp, &snapshot, &|id| self.ledger.contains_tx(id))
             .map_err(endorse_status)?;
-        Ok(self.endorser.sign(sim))
+        Ok((self.endorser.sign(sim), registered))
     }
 
     /// Checks a signed request's identity (must be a channel reader) and signature; returns the inner bytes.
@@ -279,7 +281,7 @@ where
     async fn endorse_request(&self, req: EndorseRequest) -> Result<EndorseResponse, Status> {
         let sp = req.proposal.ok_or_else(|| Status::invalid_argument("missing proposal"))?;
         let svc = self;
-        let local = svc.endorse_locally(sp.clone()).await?;
+        let (local, creator_registered) = svc.endorse_locally(sp.clone()).await?;
         if local.endorsement.is_none() {
             return Err(Self::contract_refusal(&local));
         }
@@ -293,6 +295,7 @@ where
             .ok_or_else(|| Status::not_found(format!("contract {contract:?} is not defined")))?;
         let mut responses = vec![local];
         let mut endorsers = vec![PolicyEndorser::new(svc.msp_id.clone(), "peer")];
+        let mut remote_errors = Vec::new();
         if !policy.is_satisfied_by(&endorsers) {
             for (msp, client) in &svc.remote_endorsers {
                 if !req.endorsing_orgs.is_empty() && !req.endorsing_orgs.contains(msp) {
@@ -311,19 +314,23 @@ where
                             break;
                         }
                     }
-                    Err(s) => tracing::warn!(org = %msp, status = %s, "remote endorser failed"),
+                    Err(s) => {
+                        tracing::warn!(org = %msp, status = %s, "remote endorser failed");
+                        remote_errors.push(format!("{msp}: {}", s.message()));
+                    }
                 }
             }
             if !policy.is_satisfied_by(&endorsers) {
                 return Err(Status::unavailable(format!(
-                    "could not gather endorsements satisfying {policy} (got {})",
-                    endorsers.iter().map(|e| e.msp_id.as_str()).collect::<Vec<_>>().join(", ")
+                    "could not gather endorsements satisfying {policy} (got {}; {})",
+                    endorsers.iter().map(|e| e.msp_id.as_str()).collect::<Vec<_>>().join(", "),
+                    remote_errors.join("; ")
                 )));
             }
         }
         let result = responses[0].response.clone();
         let prepared = tx::assemble(&sp, &responses).map_err(|e| Status::aborted(e.to_string()))?;
-        Ok(EndorseResponse { prepared: Some(prepared), result })
+        Ok(EndorseResponse { prepared: Some(prepared), result, creator_registered })
     }
 
     /// The Submit call: structural checks, then ordering (waits until the orderer answered).
@@ -694,7 +701,7 @@ where
         &self,
         request: Request<SignedProposal>,
     ) -> Result<Response<ProposalResponse>, Status> {
-        Ok(Response::new(self.0.endorse_locally(request.into_inner()).await?))
+        Ok(Response::new(self.0.endorse_locally(request.into_inner()).await?.0))
     }
 }
 

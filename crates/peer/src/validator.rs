@@ -12,7 +12,9 @@
 //! only marks that transaction invalid.
 
 use crate::identity::{Identities, SigCheck, ValidatedIdentity};
+use crate::registry::{IdentityRegistry, register};
 use ledger_types::config::ConfigError;
+use ledger_types::identity::Form;
 use ledger_types::policy::{Endorser, Policy};
 use ledger_types::proto::{
     Block, ChannelConfig, ContractEvent, HeaderType, KvRead, NsRwSet, RangeQueryInfo, Version,
@@ -77,6 +79,8 @@ struct Checked {
     event: Option<ContractEvent>,
     /// Validated endorsers whose signatures verified (deduplicated by certificate).
     endorsers: Vec<Endorser>,
+    /// The identities it carries in full (creator, endorsers): registered if it is valid.
+    full_ids: Vec<Vec<u8>>,
 }
 
 impl Checked {
@@ -88,6 +92,7 @@ impl Checked {
             rwset: Vec::new(),
             event: None,
             endorsers: Vec::new(),
+            full_ids: Vec::new(),
         }
     }
 }
@@ -100,7 +105,12 @@ type PendingSig = (Arc<ValidatedIdentity>, Vec<u8>, Vec<u8>);
 
 /// Phase 1 for one transaction: decode and check everything that does not need the state, and collect the
 /// signatures it needs (verified by the caller in one batch).
-fn precheck(bytes: &[u8], rules: &ChannelRules, ids: &dyn Identities) -> (Checked, Vec<PendingSig>) {
+fn precheck(
+    bytes: &[u8],
+    rules: &ChannelRules,
+    ids: &dyn Identities,
+    registry: &IdentityRegistry,
+) -> (Checked, Vec<PendingSig>) {
     use TxValidationCode as C;
     if bytes.is_empty() {
         return (Checked::invalid(String::new(), C::NilEnvelope), Vec::new());
@@ -126,7 +136,7 @@ fn precheck(bytes: &[u8], rules: &ChannelRules, ids: &dyn Identities) -> (Checke
     if !rules.policies.contains_key(&d.header.contract) {
         return fail(C::InvalidContract);
     }
-    let creator = match ids.validate(&d.header.creator) {
+    let creator = match registry.resolve(&d.header.creator).and_then(|full| ids.validate(&full)) {
         Ok(c) => c,
         Err(_) => return fail(C::BadCreator),
     };
@@ -149,12 +159,21 @@ fn precheck(bytes: &[u8], rules: &ChannelRules, ids: &dyn Identities) -> (Checke
     }
     let mut sigs = Vec::with_capacity(1 + d.payload.endorsements.len());
     sigs.push((creator, d.envelope.payload.clone(), d.envelope.signature.clone()));
+    let mut full_ids = Vec::new();
+    if !d.header.creator.is_empty() && ledger_types::identity::form(&d.header.creator) == Form::Full {
+        full_ids.push(d.header.creator.clone());
+    }
     let mut seen = HashSet::new();
     for e in &d.payload.endorsements {
         if !seen.insert(e.endorser.clone()) {
             continue; // the same endorser twice counts once
         }
-        if let Ok(id) = ids.validate(&e.endorser) {
+        if !e.endorser.is_empty() && ledger_types::identity::form(&e.endorser) == Form::Full {
+            full_ids.push(e.endorser.clone());
+        }
+        // Distinct references may resolve to one certificate: the policy counts endorsers by organization
+        // and role, so that only lets one endorser's signature be checked twice.
+        if let Ok(id) = registry.resolve(&e.endorser).and_then(|full| ids.validate(&full)) {
             sigs.push((
                 id,
                 endorsement_message(&d.payload.response_payload, &e.endorser),
@@ -174,17 +193,23 @@ fn precheck(bytes: &[u8], rules: &ChannelRules, ids: &dyn Identities) -> (Checke
         rwset,
         event,
         endorsers: Vec::new(),
+        full_ids,
     };
     (checked, sigs)
 }
 
 /// Phase 1 over a chunk of transactions, with one batch verification for the whole chunk.
-fn precheck_chunk(envelopes: &[Vec<u8>], rules: &ChannelRules, ids: &dyn Identities) -> Vec<Checked> {
+fn precheck_chunk(
+    envelopes: &[Vec<u8>],
+    rules: &ChannelRules,
+    ids: &dyn Identities,
+    registry: &IdentityRegistry,
+) -> Vec<Checked> {
     let mut checked = Vec::with_capacity(envelopes.len());
     let mut owners = Vec::new();
     let mut all_sigs = Vec::new();
     for (i, env) in envelopes.iter().enumerate() {
-        let (c, sigs) = precheck(env, rules, ids);
+        let (c, sigs) = precheck(env, rules, ids, registry);
         for (k, s) in sigs.into_iter().enumerate() {
             owners.push((i, k == 0));
             all_sigs.push(s);
@@ -273,11 +298,14 @@ fn range_holds(
 }
 
 /// Validates a block. `already_committed(tx_id)` answers whether the ledger already holds a transaction
-/// with that id. `threads` (≥ 1) bounds the parallel signature phase.
+/// with that id. `threads` (≥ 1) bounds the parallel signature phase. Identity references resolve against
+/// `registry`, which must hold exactly the registrations of the blocks before this one; the identities the
+/// block's valid transactions carry in full are registered in the returned update batch.
 pub fn validate_block(
     block: &Block,
     rules: &ChannelRules,
     ids: &dyn Identities,
+    registry: &IdentityRegistry,
     snapshot: &dyn StateSnapshot,
     already_committed: &dyn Fn(&str) -> Result<bool, StoreError>,
     threads: usize,
@@ -287,12 +315,12 @@ pub fn validate_block(
     let threads = threads.clamp(1, 16);
     let chunk = envelopes.len().div_ceil(threads).max(1);
     let checked: Vec<Checked> = if threads == 1 || envelopes.len() < 64 {
-        precheck_chunk(envelopes, rules, ids)
+        precheck_chunk(envelopes, rules, ids, registry)
     } else {
         std::thread::scope(|s| {
             let handles: Vec<_> = envelopes
                 .chunks(chunk)
-                .map(|part| s.spawn(move || precheck_chunk(part, rules, ids)))
+                .map(|part| s.spawn(move || precheck_chunk(part, rules, ids, registry)))
                 .collect();
             handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
         })
@@ -350,6 +378,7 @@ pub fn validate_block(
                     }
                 }
             }
+            register(&mut out.batch, c.full_ids.iter().map(Vec::as_slice), version);
         }
         out.codes.push(code);
         out.txs.push((c.tx_id.clone(), if code == C::Valid { c.event.clone() } else { None }));

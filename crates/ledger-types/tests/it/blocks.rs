@@ -80,6 +80,10 @@ fn bad_configs_are_refused() {
     let mut c = sample_config();
     c.contracts[0].endorsement_policy = "AND(".into();
     assert!(c.validate().is_err());
+    // `_` names are the ledger's own state namespaces (registered identities).
+    let mut c = sample_config();
+    c.contracts[0].name = ledger_types::identity::NAMESPACE.into();
+    assert!(c.validate().unwrap_err().to_string().contains("'_'"));
 }
 
 #[test]

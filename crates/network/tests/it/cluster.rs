@@ -122,6 +122,25 @@ impl Cluster {
         }
     }
 
+    /// Stops the three orderers and starts them again over their data (what they only kept in memory is gone).
+    pub(crate) async fn restart_orderers(&mut self) {
+        for o in self.orderers.drain(..) {
+            o.shutdown().await;
+        }
+        let mut configs: Vec<_> = std::fs::read_dir(self.dir.root().join("nodes"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        configs.sort();
+        for p in &configs {
+            let node = NodeConfig::load(p).unwrap();
+            if node.config.role == NodeRole::Orderer {
+                self.orderers.push(start_orderer(node, self.stop.clone()).await.unwrap());
+            }
+        }
+    }
+
     pub(crate) async fn shutdown(self) {
         self.stop.cancel();
         for p in self.peers {
@@ -345,5 +364,61 @@ async fn an_orderer_judges_each_envelope_of_a_batch_on_its_own() {
         last = Some(codes);
     }
     assert_eq!(last.unwrap()[0], 409, "a tx id is ordered at most once");
+    c.shutdown().await;
+}
+
+/// How the transaction `tx_id` of block `number` names its creator and its (first) endorser.
+async fn identity_forms(
+    gw: &Gateway,
+    number: u64,
+    tx_id: &str,
+) -> (ledger_types::identity::Form, ledger_types::identity::Form) {
+    use ledger_types::identity::form;
+    let mut blocks = gw.blocks(number, Some(number)).await.unwrap();
+    let block = blocks.next().await.unwrap().unwrap();
+    for env in block.envelopes() {
+        let d = ledger_types::tx::DecodedTx::decode(env).unwrap();
+        if d.header.tx_id == tx_id {
+            return (form(&d.header.creator), form(&d.payload.endorsements[0].endorser));
+        }
+    }
+    panic!("{tx_id} is not in block {number}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_identities_travel_by_reference() {
+    use ledger_types::identity::Form;
+    let mut c = Cluster::start(25).await;
+    let gw = c.gateway(1);
+    let kv = gw.contract("kv");
+    let put = |k: &str| [k.as_bytes().to_vec(), b"v".to_vec()];
+    // The first transaction carries the client's and the endorser's identities in full; its block registers
+    // them, so after the next endorsement answer the SDK names the client by reference, and the endorser
+    // names itself by reference too.
+    let first = kv.submit("put", &put("r0")).await.unwrap();
+    assert_eq!(identity_forms(&gw, first.block, &first.tx_id).await, (Form::Full, Form::Full));
+    kv.submit("put", &put("r1")).await.unwrap();
+    let third = kv.submit("put", &put("r2")).await.unwrap();
+    let (creator, endorser) = identity_forms(&gw, third.block, &third.tx_id).await;
+    assert!(matches!(creator, Form::Reference(_)), "{creator:?}");
+    assert!(matches!(endorser, Form::Reference(_)), "{endorser:?}");
+    // Restarted orderers have not seen the identity in full: they refuse the reference, and the SDK sends
+    // the transaction again (a new one) with the identity in full; the one after goes by reference again.
+    c.restart_orderers().await;
+    let again = kv.submit("put", &put("r3")).await.unwrap();
+    assert_eq!(identity_forms(&gw, again.block, &again.tx_id).await.0, Form::Full);
+    let next = kv.submit("put", &put("r4")).await.unwrap();
+    assert!(matches!(identity_forms(&gw, next.block, &next.tx_id).await.0, Form::Reference(_)));
+    // Every peer validated and registered alike; the values are there.
+    c.converged(next.block + 1).await;
+    for k in ["r0", "r2", "r3", "r4"] {
+        assert_eq!(
+            c.gateway(2).contract("kv").evaluate("get", &[k.as_bytes().to_vec()]).await.unwrap(),
+            b"v"
+        );
+    }
+    for p in &c.peers {
+        assert_eq!(p.ledger.registry().len(), 2, "the client and the endorsing peer");
+    }
     c.shutdown().await;
 }

@@ -1,8 +1,9 @@
 use crate::support::*;
 use contract::samples::KvContract;
+use ledger_types::identity;
 use ledger_types::proto::SignedProposal;
 use ledger_types::store::{BlockStore, StateStore};
-use ledger_types::tx::{self, Signer};
+use ledger_types::tx::{self, DecodedTx, Signer};
 use ledger_types::{Hash32, TxValidationCode as C};
 use peer::endorser::{EndorseError, Endorser};
 use peer::ledger::{CommitError, PeerLedger};
@@ -21,6 +22,7 @@ fn net(policy: &str) -> Net {
     let g = genesis(policy);
     let ledger = PeerLedger::open(&g, MemBlocks::default(), MemState::default(), ids(), 2).unwrap();
     let rules = Arc::new(ChannelRules::from_config(ledger.config()).unwrap());
+    let registry = ledger.registry().clone();
     let endorser = |msp: &str, name: &str| {
         Endorser::new(
             rules.clone(),
@@ -28,6 +30,7 @@ fn net(policy: &str) -> Net {
             vec![Arc::new(KvContract)],
             Arc::new(FakeSigner::new(msp, "peer", name)),
         )
+        .with_registry(registry.clone())
     };
     Net {
         e1: endorser("Org1MSP", "peer0.org1"),
@@ -198,6 +201,65 @@ fn lost_state_is_rebuilt_from_blocks() {
     let state = reopened.state();
     assert_eq!((value(state, "kv", "a"), value(state, "kv", "b")), before);
     assert_eq!(value(state, "kv", "a").unwrap().0, b"3");
+    // The identities the blocks registered are registered again.
+    let client = FakeSigner::new("Org1MSP", "client", "app1");
+    assert!(reopened.registry().knows(&client.id));
+    assert_eq!(reopened.registry().len(), 2, "the client and the endorser");
+}
+
+/// A proposal naming `client` by reference.
+fn ref_proposal(client: &FakeSigner, function: &str, args: &[&str]) -> SignedProposal {
+    let (sp, _) = proposal(client, function, args);
+    let p = ledger_types::proto::Proposal::decode(sp.proposal_bytes.as_slice()).unwrap();
+    let h = p.header.unwrap();
+    let creator = identity::reference(&client.id).unwrap();
+    tx::ProposalBuilder::new(ledger_types::ChannelId::parse("iot").unwrap(), "kv", function)
+        .args(args.iter().map(|a| a.as_bytes().to_vec()))
+        .sign_as(client, creator, h.nonce, h.timestamp.unwrap())
+        .0
+}
+
+#[test]
+fn identity_references_resolve_only_after_an_earlier_block_registered_them() {
+    let a = net("ANY");
+    let b = net("ANY");
+    // A fresh ledger's endorser does not know the reference: the client has to send its identity in full.
+    let snap = a.ledger.state().snapshot().unwrap();
+    match a.e1.process(&ref_proposal(&a.client, "put", &["x", "0"]), &snap, &|_| Ok(false)) {
+        Err(EndorseError::UnknownIdentity(m)) => assert!(m.contains(identity::UNKNOWN_REFERENCE), "{m}"),
+        other => panic!("expected an unknown reference, got {other:?}"),
+    }
+    drop(snap);
+    // A valid transaction carrying the creator and the endorser in full registers both.
+    let full = a.put("a", "1");
+    assert_eq!(a.commit(vec![full.clone()]), vec![C::Valid]);
+    assert!(a.ledger.registry().knows(&a.client.id));
+    assert!(a.ledger.registry().knows(a.e1.signer().serialized_identity()));
+    // From then on both may be named by reference (no certificate in the transaction), and that is valid.
+    let r1 = a.tx(&ref_proposal(&a.client, "put", &["b", "2"]), &[&a.e1]);
+    let d = DecodedTx::decode(&r1).unwrap();
+    assert!(matches!(identity::form(&d.header.creator), identity::Form::Reference(_)));
+    assert!(matches!(identity::form(&d.payload.endorsements[0].endorser), identity::Form::Reference(_)));
+    let carries = |tx: &[u8], id: &[u8]| tx.windows(id.len()).any(|w| w == id);
+    assert!(carries(&full, &a.client.id) && !carries(&r1, &a.client.id));
+    assert!(!carries(&r1, a.e1.signer().serialized_identity()));
+    assert_eq!(a.commit(vec![r1]), vec![C::Valid]);
+    assert_eq!(value(a.ledger.state(), "kv", "b").unwrap().0, b"2");
+    // A ledger that has not registered them marks such transactions invalid, also when a transaction of the
+    // same block carries the identities in full: registrations count from the next block on.
+    let r2 = a.tx(&ref_proposal(&a.client, "put", &["c", "3"]), &[&a.e1]);
+    let r3 = a.tx(&ref_proposal(&a.client, "put", &["d", "4"]), &[&a.e1]);
+    let r4 = a.tx(&ref_proposal(&a.client, "put", &["e", "5"]), &[&a.e1]);
+    assert_eq!(b.commit(vec![r2]), vec![C::BadCreator]);
+    assert_eq!(b.commit(vec![b.put("f", "6"), r3]), vec![C::Valid, C::BadCreator]);
+    assert_eq!(b.commit(vec![r4]), vec![C::Valid]);
+    // A reference stating another MSP than the registered identity's does not resolve.
+    let mut wrong = ledger_types::proto::SerializedIdentity::decode(
+        identity::reference(&b.client.id).unwrap().as_slice(),
+    )
+    .unwrap();
+    wrong.msp_id = "Org2MSP".into();
+    assert!(b.ledger.registry().resolve(&wrong.encode_to_vec()).is_err());
 }
 
 #[tokio::test]
