@@ -65,6 +65,42 @@ pub fn form(bytes: &[u8]) -> Form {
     }
 }
 
+/// The creator bytes of an encoded endorser-transaction envelope (`Envelope.payload` → `TxPayload.proposal_bytes`
+/// → `Proposal.header` → `Header.creator`), found by walking fields without decoding; `None` for other shapes.
+pub fn envelope_creator(envelope: &[u8]) -> Option<&[u8]> {
+    let payload = field(envelope, 1)?;
+    let proposal = field(payload, 2)?;
+    let header = field(proposal, 1)?;
+    field(header, 5)
+}
+
+/// The last length-delimited field `tag` of an encoded message (as prost keeps the last occurrence).
+fn field(msg: &[u8], tag: u64) -> Option<&[u8]> {
+    let mut i = 0;
+    let mut found = None;
+    while i < msg.len() {
+        let (key, n) = varint(&msg[i..])?;
+        i += n;
+        match key & 7 {
+            0 => i += varint(&msg[i..])?.1,
+            1 => i += 8,
+            5 => i += 4,
+            2 => {
+                let (len, n) = varint(&msg[i..])?;
+                i += n;
+                let len = usize::try_from(len).ok()?;
+                let value = msg.get(i..i.checked_add(len)?)?;
+                i += len;
+                if key >> 3 == tag {
+                    found = Some(value);
+                }
+            }
+            _ => return None,
+        }
+    }
+    if i == msg.len() { found } else { None }
+}
+
 fn varint(b: &[u8]) -> Option<(u64, usize)> {
     let mut v = 0u64;
     for (i, byte) in b.iter().enumerate().take(10) {
@@ -117,6 +153,20 @@ mod tests {
         assert_eq!(form(&r), Form::Reference(hash_of(&full)));
         assert_eq!(msp_id(&r).as_deref(), Some("Org1MSP"));
         assert_eq!(reference(&r), None, "no reference to a reference");
+    }
+
+    #[test]
+    fn the_creator_is_found_in_an_envelope_as_a_decode_would() {
+        use crate::proto::{Envelope, Header, Proposal, TxPayload};
+        let creator = serialize_identity("Org1MSP", &[9u8; 200]);
+        let header = Header { creator: creator.clone(), tx_id: "t".into(), ..Default::default() };
+        let proposal = Proposal { header: Some(header), input: None }.encode_to_vec();
+        let payload =
+            TxPayload { header_type: 0, proposal_bytes: proposal, ..Default::default() }.encode_to_vec();
+        let env = Envelope { payload, signature: vec![1; 64] }.encode_to_vec();
+        assert_eq!(envelope_creator(&env), Some(creator.as_slice()));
+        assert_eq!(envelope_creator(&env[..env.len() - 1]), None, "truncated");
+        assert_eq!(envelope_creator(b"junk"), None);
     }
 
     #[test]

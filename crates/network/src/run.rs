@@ -79,7 +79,8 @@ pub async fn start_peer(
 /// signature over the envelope must verify.
 ///
 /// A creator named by reference (`ledger_types::identity`) resolves against the full identities this
-/// orderer has validated in earlier broadcasts since it started; an unknown one is refused with a message
+/// orderer has validated in broadcasts or seen in the blocks it appended since it started (memory only);
+/// an unknown one is refused with a message
 /// naming [`UNKNOWN_REFERENCE`](ledger_types::identity::UNKNOWN_REFERENCE), and the client sends its identity
 /// in full again. (The orderer's check is admission control; the peers' validation decides.)
 pub struct MspAuthorizer {
@@ -105,15 +106,7 @@ impl MspAuthorizer {
         match identity::form(bytes) {
             Form::Full => {
                 let id = self.ids.validate(bytes).map_err(orderer::Denied)?;
-                let hash = identity::hash_of(bytes);
-                let known = self.learned.read().unwrap_or_else(|p| p.into_inner()).contains_key(&hash);
-                if !known {
-                    let mut learned = self.learned.write().unwrap_or_else(|p| p.into_inner());
-                    if learned.len() >= LEARNED_MAX {
-                        learned.clear();
-                    }
-                    learned.insert(hash, bytes.into());
-                }
+                self.learn(identity::hash_of(bytes), bytes);
                 Ok(id)
             }
             Form::Reference(hash) => {
@@ -133,6 +126,64 @@ impl MspAuthorizer {
                 self.ids.validate(&full).map_err(orderer::Denied)
             }
         }
+    }
+}
+
+impl MspAuthorizer {
+    fn learn(&self, hash: ledger_types::Hash32, full: &[u8]) {
+        if self.learned.read().unwrap_or_else(|p| p.into_inner()).contains_key(&hash) {
+            return;
+        }
+        let mut learned = self.learned.write().unwrap_or_else(|p| p.into_inner());
+        if learned.len() >= LEARNED_MAX {
+            learned.clear();
+        }
+        learned.insert(hash, full.into());
+    }
+
+    /// Learns the creators a block's transactions carry in full (validated when a reference is used), so
+    /// that an orderer which did not receive a client's first transactions itself (a follower that becomes
+    /// leader) still resolves the client's references.
+    pub fn observe_block(&self, block: &ledger_types::proto::Block) {
+        use ledger_types::identity::{self, Form};
+        for env in block.envelopes() {
+            if let Some(creator) = identity::envelope_creator(env)
+                && identity::form(creator) == Form::Full
+                && !creator.is_empty()
+            {
+                self.learn(identity::hash_of(creator), creator);
+            }
+        }
+    }
+}
+
+/// An orderer's block store that shows every appended block to the [`MspAuthorizer`]
+/// ([`MspAuthorizer::observe_block`]).
+struct ObservedStore {
+    inner: FileBlockStore,
+    authorizer: Arc<MspAuthorizer>,
+}
+
+impl ledger_types::store::BlockStore for ObservedStore {
+    fn height(&self) -> u64 {
+        self.inner.height()
+    }
+    fn last_hash(&self) -> Option<ledger_types::Hash32> {
+        self.inner.last_hash()
+    }
+    fn append(&self, block: &ledger_types::proto::Block) -> Result<(), StoreError> {
+        self.inner.append(block)?;
+        self.authorizer.observe_block(block);
+        Ok(())
+    }
+    fn block(&self, number: u64) -> Result<Option<ledger_types::proto::Block>, StoreError> {
+        self.inner.block(number)
+    }
+    fn tx_location(
+        &self,
+        tx_id: &ledger_types::TxId,
+    ) -> Result<Option<ledger_types::store::TxLocation>, StoreError> {
+        self.inner.tx_location(tx_id)
     }
 }
 
@@ -205,6 +256,8 @@ pub async fn start_orderer(
     std::fs::create_dir_all(&dir).map_err(|e| store_err(StoreError::Io(e)))?;
     let blocks = FileBlockStore::open(dir.join("blocks")).map_err(store_err)?;
     let ids = Arc::new(node.identities()?);
+    let authorizer = Arc::new(MspAuthorizer::new(ids, node.channel.writers.clone()));
+    let blocks = ObservedStore { inner: blocks, authorizer: authorizer.clone() };
     let raft_id = node.config.raft_id.ok_or_else(|| {
         RunError::Orderer(format!("{}: raft_id missing in the node config", node.config.name))
     })?;
@@ -219,7 +272,7 @@ pub async fn start_orderer(
         Arc::new(IdentitySigner::new(node.identity)),
         node.tls.clone(),
     );
-    cfg.authorizer = Arc::new(MspAuthorizer::new(ids, node.channel.writers.clone()));
+    cfg.authorizer = authorizer;
     // Raft entries are whole blocks: purge the log every 1,000 of them (a follower further behind catches
     // up from a snapshot plus the other orderers' Deliver).
     cfg.snapshot_every = 1_000;

@@ -402,6 +402,41 @@ async fn registered_identities_travel_by_reference() {
     let (creator, endorser) = identity_forms(&gw, third.block, &third.tx_id).await;
     assert!(matches!(creator, Form::Reference(_)), "{creator:?}");
     assert!(matches!(endorser, Form::Reference(_)), "{endorser:?}");
+    // Every orderer resolves the reference, also those that only saw the identity in the blocks they appended
+    // (the gateway sends to the leader): a reference envelope broadcast to each is ordered once, not refused.
+    {
+        use ledger_rpc::atomic_broadcast_client::AtomicBroadcastClient;
+        use ledger_rpc::messages::BroadcastBatchRequest;
+        let (alice, tls) = c.user(1, "User1");
+        let creator = ledger_types::identity::reference(alice.serialized_identity()).unwrap();
+        let sp = ProposalBuilder::new(ChannelId::parse("iot").unwrap(), "kv", "put")
+            .arg(b"r-direct".to_vec())
+            .arg(b"v".to_vec())
+            .sign_as(alice.as_ref(), creator, vec![77; 24], Timestamp { seconds: 1, nanos: 0 })
+            .0;
+        let mut peer = GatewayClient::new(channel(&c.net.peers[0].endpoint(), &tls).unwrap());
+        let endorsed = peer
+            .endorse(EndorseRequest { proposal: Some(sp), endorsing_orgs: vec![] })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(endorsed.creator_registered);
+        let env = sign_envelope(alice.as_ref(), &endorsed.prepared.unwrap());
+        let mut codes = Vec::new();
+        for o in &c.net.orderers {
+            let mut client = AtomicBroadcastClient::new(channel(&o.endpoint(), &tls).unwrap());
+            let r = client
+                .broadcast_batch(BroadcastBatchRequest {
+                    envelopes: vec![prost::Message::encode_to_vec(&env).into()],
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            codes.push(r.results[0].status);
+        }
+        assert_eq!(codes.iter().filter(|c| **c == 200).count(), 1, "{codes:?}");
+        assert!(codes.iter().all(|c| *c == 200 || *c == 409), "{codes:?}");
+    }
     // Restarted orderers have not seen the identity in full: they refuse the reference, and the SDK sends
     // the transaction again (a new one) with the identity in full; the one after goes by reference again.
     c.restart_orderers().await;
