@@ -11,8 +11,9 @@ use crate::registry::{IdentityRegistry, register};
 use crate::validator::{ChannelRules, Validated, validate_block};
 use ledger_types::block::{LinkError, commit_hash};
 use ledger_types::config::{ConfigError, config_from_genesis};
+use ledger_types::identity;
 use ledger_types::proto::{Block, ChannelConfig, ContractEvent, Version};
-use ledger_types::store::{BlockStore, StateStore, StoreError, UpdateBatch};
+use ledger_types::store::{BlockStore, StateSnapshot, StateStore, StoreError, UpdateBatch};
 use ledger_types::tx::DecodedTx;
 use ledger_types::{Hash32, TxId, TxValidationCode};
 use std::collections::{HashMap, HashSet};
@@ -113,6 +114,15 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
             waiters: Mutex::new(HashMap::new()),
             threads: threads.max(1),
         };
+        // Every chain with a valid transaction has registered identities (its first transactions carry them in
+        // full). A state without any was written before registrations existed: rebuild it from the blocks.
+        if ledger.blocks.height() > 1
+            && ledger.state.savepoint()?.is_some()
+            && ledger.state.snapshot()?.range(identity::NAMESPACE, "", "", 1)?.is_empty()
+        {
+            tracing::info!("the state has no identity registrations: rebuilding it from the blocks");
+            ledger.state.clear()?;
+        }
         ledger.recover()?;
         ledger.registry = Arc::new(IdentityRegistry::load(&ledger.state.snapshot()?)?);
         Ok(ledger)

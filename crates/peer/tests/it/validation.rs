@@ -2,7 +2,7 @@ use crate::support::*;
 use contract::samples::KvContract;
 use ledger_types::identity;
 use ledger_types::proto::SignedProposal;
-use ledger_types::store::{BlockStore, StateStore};
+use ledger_types::store::{BlockStore, StateSnapshot, StateStore};
 use ledger_types::tx::{self, DecodedTx, Signer};
 use ledger_types::{Hash32, TxValidationCode as C};
 use peer::endorser::{EndorseError, Endorser};
@@ -205,6 +205,24 @@ fn lost_state_is_rebuilt_from_blocks() {
     let client = FakeSigner::new("Org1MSP", "client", "app1");
     assert!(reopened.registry().knows(&client.id));
     assert_eq!(reopened.registry().len(), 2, "the client and the endorser");
+}
+
+#[test]
+fn a_state_from_before_identity_registrations_is_rebuilt() {
+    let n = net("ANY");
+    n.commit(vec![n.put("a", "1")]);
+    n.commit(vec![n.put("b", "2")]);
+    // What an earlier version left: the contract's state at the same savepoint, no `_identities` namespace.
+    let old = MemState::default();
+    let mut rows = ledger_types::store::UpdateBatch::default();
+    for (k, v) in n.ledger.state().snapshot().unwrap().range("kv", "", "", 100).unwrap() {
+        rows.put("kv", &k, v.value, v.version);
+    }
+    old.apply(&rows, 2).unwrap();
+    let Net { ledger, .. } = n;
+    let reopened = PeerLedger::open(&genesis("ANY"), ledger.into_blocks(), old, ids(), 1).unwrap();
+    assert_eq!(reopened.registry().len(), 2, "registrations re-derived from the blocks");
+    assert_eq!(value(reopened.state(), "kv", "b").unwrap().0, b"2");
 }
 
 /// A proposal naming `client` by reference.
