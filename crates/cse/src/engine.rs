@@ -185,6 +185,23 @@ fn child_type_allowed(rule: &Value, bit: u8, child: Option<ResourceType>) -> boo
     })
 }
 
+/// Whether `v` is a well-formed `pv`/`pvs`: `{"acr": [{"acor": [str..], "acop": 0..63, "acod"?: [{"chty"?: [ty..]}]}]}`.
+fn valid_privileges(v: &Value) -> bool {
+    fn list(v: Option<&Value>) -> Option<&[Value]> {
+        v.and_then(Value::as_array).map(Vec::as_slice)
+    }
+    let Some(rules) = list(v.get("acr")) else { return false };
+    let valid_acod = |d: &Value| match d.get("chty") {
+        None => true,
+        Some(c) => list(Some(c)).is_some_and(|c| c.iter().all(|t| t.as_u64().is_some_and(|t| t <= 65535))),
+    };
+    rules.iter().all(|r| {
+        r.get("acop").and_then(Value::as_u64).is_some_and(|x| x <= 63)
+            && list(r.get("acor")).is_some_and(|a| a.iter().all(Value::is_string))
+            && (r.get("acod").is_none() || list(r.get("acod")).is_some_and(|ds| ds.iter().all(valid_acod)))
+    })
+}
+
 fn allowed_children(parent: ResourceType) -> &'static [ResourceType] {
     use ResourceType as T;
     match parent {
@@ -1461,29 +1478,7 @@ fn check_types(body: &Map<String, Value>, now: i64) -> Result<(), Fail> {
                         .is_some_and(|a| a.iter().all(|x| x.as_u64().is_some_and(|x| (1..=8).contains(&x))))
                 })
             }),
-            "pv" | "pvs" => v.as_object().is_some_and(|o| {
-                o.get("acr").is_some_and(|a| {
-                    a.as_array().is_some_and(|rules| {
-                        rules.iter().all(|r| {
-                            r.get("acop").and_then(Value::as_u64).is_some_and(|x| x <= 63)
-                                && r.get("acor")
-                                    .and_then(Value::as_array)
-                                    .is_some_and(|a| a.iter().all(Value::is_string))
-                                && r.get("acod").is_none_or(|d| {
-                                    d.as_array().is_some_and(|ds| {
-                                        ds.iter().all(|d| {
-                                            d.get("chty").is_none_or(|c| {
-                                                c.as_array().is_some_and(|c| {
-                                                    c.iter().all(|t| t.as_u64().is_some_and(|t| t <= 65535))
-                                                })
-                                            })
-                                        })
-                                    })
-                                })
-                        })
-                    })
-                })
-            }),
+            "pv" | "pvs" => valid_privileges(v),
             "cr" => v.is_null(),
             _ => true,
         };
