@@ -102,11 +102,9 @@ impl CreatorForm {
     }
 
     /// The bytes to name the creator with, and whether they are a reference.
-    fn pick(&self, allow_ref: bool) -> (Vec<u8>, bool) {
+    fn pick(&self) -> (Vec<u8>, bool) {
         match &self.reference {
-            Some(r) if allow_ref && self.registered.load(std::sync::atomic::Ordering::Relaxed) => {
-                (r.clone(), true)
-            }
+            Some(r) if self.registered.load(std::sync::atomic::Ordering::Relaxed) => (r.clone(), true),
             _ => (self.full.clone(), false),
         }
     }
@@ -260,48 +258,60 @@ pub struct ContractClient {
 }
 
 impl ContractClient {
-    /// A signed proposal, naming the creator by reference when `allow_ref` and the identity is registered;
-    /// also returns whether it did.
+    /// A signed proposal naming its creator by `creator` (see [`ContractClient::with_creator`]).
     fn proposal(
         &self,
         function: &str,
         args: &[Vec<u8>],
-        allow_ref: bool,
-    ) -> (ledger_types::proto::SignedProposal, String, bool) {
+        creator: Vec<u8>,
+    ) -> (ledger_types::proto::SignedProposal, String) {
         let mut nonce = vec![0u8; 24];
         rand_core::OsRng.fill_bytes(&mut nonce);
-        let (creator, by_ref) = self.gw.creator.pick(allow_ref);
         let (sp, tx_id) = ProposalBuilder::new(self.gw.channel.clone(), self.name.clone(), function)
             .args(args.iter().cloned())
             .sign_as(self.gw.signer.as_ref(), creator, nonce, now());
-        (sp, tx_id.to_string(), by_ref)
+        (sp, tx_id.to_string())
+    }
+
+    /// Runs `op` with the creator bytes to put into its proposal: a reference once the identity is
+    /// registered, else the full identity. When a node does not know the reference, `op` runs once more (a
+    /// new proposal, so a new transaction id) with the full identity.
+    async fn with_creator<T, F>(&self, mut op: impl FnMut(Vec<u8>) -> F) -> Result<T, ClientError>
+    where
+        F: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        let (creator, by_ref) = self.gw.creator.pick();
+        match op(creator).await {
+            Err(e) if by_ref && unknown_reference(&e) => {
+                self.gw.creator.set_registered(false);
+                op(self.gw.creator.full.clone()).await
+            }
+            r => r,
+        }
     }
 
     /// Runs a function on one peer without ordering it (a query).
     pub async fn evaluate(&self, function: &str, args: &[Vec<u8>]) -> Result<Vec<u8>, ClientError> {
-        let mut allow_ref = true;
-        loop {
-            let (sp, _, by_ref) = self.proposal(function, args, allow_ref);
-            let r = match self.gw.client.clone().evaluate(EvaluateRequest { proposal: Some(sp) }).await {
-                Ok(r) => r.into_inner(),
-                Err(s) => {
-                    let e = ClientError::Status(s);
-                    if by_ref && unknown_reference(&e) {
-                        allow_ref = false;
-                        continue;
-                    }
-                    return Err(e);
-                }
-            };
-            let r = r.result.ok_or_else(|| ClientError::Protocol("no result".into()))?;
-            if r.status >= 400 {
-                return Err(ClientError::Status(tonic::Status::aborted(format!(
-                    "contract refused (status {}): {}",
-                    r.status, r.message
-                ))));
-            }
-            return Ok(r.payload);
+        let r = self
+            .with_creator(|creator| async move {
+                let (sp, _) = self.proposal(function, args, creator);
+                Ok(self
+                    .gw
+                    .client
+                    .clone()
+                    .evaluate(EvaluateRequest { proposal: Some(sp) })
+                    .await?
+                    .into_inner())
+            })
+            .await?;
+        let r = r.result.ok_or_else(|| ClientError::Protocol("no result".into()))?;
+        if r.status >= 400 {
+            return Err(ClientError::Status(tonic::Status::aborted(format!(
+                "contract refused (status {}): {}",
+                r.status, r.message
+            ))));
         }
+        Ok(r.payload)
     }
 
     /// Endorses, signs and submits for ordering; does not wait for the commit. Both steps travel on the
@@ -309,15 +319,11 @@ impl ContractClient {
     /// same way either way. A transaction refused because a node did not know the creator's reference is
     /// made again (new transaction id) with the identity in full.
     pub async fn submit_async(&self, function: &str, args: &[Vec<u8>]) -> Result<Submitted, ClientError> {
-        let (sp, tx_id, by_ref) = self.proposal(function, args, true);
-        match self.send(sp, tx_id).await {
-            Err(e) if by_ref && unknown_reference(&e) => {
-                self.gw.creator.set_registered(false);
-                let (sp, tx_id, _) = self.proposal(function, args, false);
-                self.send(sp, tx_id).await
-            }
-            r => r,
-        }
+        self.with_creator(|creator| async move {
+            let (sp, tx_id) = self.proposal(function, args, creator);
+            self.send(sp, tx_id).await
+        })
+        .await
     }
 
     /// Endorses and submits a signed proposal.
@@ -359,22 +365,16 @@ impl ContractClient {
     /// The commit is learnt from the gateway's commit watcher (one filtered-block stream for all its
     /// submissions), else from a `CommitStatus` call.
     pub async fn submit(&self, function: &str, args: &[Vec<u8>]) -> Result<Committed, ClientError> {
-        let mut allow_ref = true;
-        let (s, pending) = loop {
-            let (sp, tx_id, by_ref) = self.proposal(function, args, allow_ref);
-            let pending = match self.gw.watcher().await {
-                Some(w) => w.expect(&tx_id),
-                None => None,
-            };
-            match self.send(sp, tx_id).await {
-                Ok(s) => break (s, pending),
-                Err(e) if by_ref && unknown_reference(&e) => {
-                    self.gw.creator.set_registered(false);
-                    allow_ref = false;
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let (s, pending) = self
+            .with_creator(|creator| async move {
+                let (sp, tx_id) = self.proposal(function, args, creator);
+                let pending = match self.gw.watcher().await {
+                    Some(w) => w.expect(&tx_id),
+                    None => None,
+                };
+                Ok((self.send(sp, tx_id).await?, pending))
+            })
+            .await?;
         let seen = match pending {
             Some(p) => p.outcome().await,
             None => None,

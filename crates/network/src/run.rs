@@ -86,10 +86,10 @@ pub async fn start_peer(
 pub struct MspAuthorizer {
     ids: Arc<crate::MspIdentities>,
     writers: std::collections::HashSet<String>,
-    learned: std::sync::RwLock<std::collections::HashMap<ledger_types::Hash32, Arc<[u8]>>>,
+    learned: peer::registry::IdentityRegistry,
 }
 
-/// Most identities an orderer remembers for references (the map is cleared when it grows past this; clients
+/// Most identities an orderer remembers for references (all are forgotten when it grows past this; clients
 /// then send their identity in full once more).
 const LEARNED_MAX: usize = 100_000;
 
@@ -101,57 +101,24 @@ impl MspAuthorizer {
 
     /// Validates a creator, full or by reference; a full one is remembered for later references.
     fn creator(&self, bytes: &[u8]) -> Result<Arc<peer::identity::ValidatedIdentity>, orderer::Denied> {
-        use ledger_types::identity::{self, Form, UNKNOWN_REFERENCE};
         use peer::identity::Identities;
-        match identity::form(bytes) {
-            Form::Full => {
-                let id = self.ids.validate(bytes).map_err(orderer::Denied)?;
-                self.learn(identity::hash_of(bytes), bytes);
-                Ok(id)
-            }
-            Form::Reference(hash) => {
-                let full = self.learned.read().unwrap_or_else(|p| p.into_inner()).get(&hash).cloned();
-                let full = full.ok_or_else(|| {
-                    orderer::Denied(format!(
-                        "{UNKNOWN_REFERENCE}: {} (this orderer has not seen the identity in full since it started)",
-                        hash.to_hex()
-                    ))
-                })?;
-                if identity::msp_id(bytes) != identity::msp_id(&full) {
-                    return Err(orderer::Denied(format!(
-                        "{UNKNOWN_REFERENCE}: {} states another MSP",
-                        hash.to_hex()
-                    )));
-                }
-                self.ids.validate(&full).map_err(orderer::Denied)
-            }
+        let full = self.learned.resolve(bytes).map_err(|e| {
+            orderer::Denied(format!("{e} (this orderer has not seen the identity in full since it started)"))
+        })?;
+        let id = self.ids.validate(&full).map_err(orderer::Denied)?;
+        if let peer::registry::Resolved::Full(b) = full {
+            self.learned.remember(b, LEARNED_MAX);
         }
-    }
-}
-
-impl MspAuthorizer {
-    fn learn(&self, hash: ledger_types::Hash32, full: &[u8]) {
-        if self.learned.read().unwrap_or_else(|p| p.into_inner()).contains_key(&hash) {
-            return;
-        }
-        let mut learned = self.learned.write().unwrap_or_else(|p| p.into_inner());
-        if learned.len() >= LEARNED_MAX {
-            learned.clear();
-        }
-        learned.insert(hash, full.into());
+        Ok(id)
     }
 
     /// Learns the creators a block's transactions carry in full (validated when a reference is used), so
     /// that an orderer which did not receive a client's first transactions itself (a follower that becomes
     /// leader) still resolves the client's references.
     pub fn observe_block(&self, block: &ledger_types::proto::Block) {
-        use ledger_types::identity::{self, Form};
         for env in block.envelopes() {
-            if let Some(creator) = identity::envelope_creator(env)
-                && identity::form(creator) == Form::Full
-                && !creator.is_empty()
-            {
-                self.learn(identity::hash_of(creator), creator);
+            if let Some(creator) = ledger_types::identity::envelope_creator(env) {
+                self.learned.remember(creator, LEARNED_MAX);
             }
         }
     }

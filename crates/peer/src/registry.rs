@@ -70,6 +70,25 @@ impl IdentityRegistry {
         map.entry(hash).or_insert_with(|| Entry { full: full.into(), msp_id });
     }
 
+    /// Remembers a full identity outside of any block's registrations (an orderer's memory of the identities
+    /// it has seen); anything that is not a full identity is ignored. When `max` are held, all are forgotten
+    /// first.
+    pub fn remember(&self, full: &[u8], max: usize) {
+        if full.is_empty() || identity::form(full) != Form::Full {
+            return;
+        }
+        let hash = identity::hash_of(full);
+        if self.contains(&hash) {
+            return;
+        }
+        let msp_id = identity::msp_id(full).unwrap_or_default();
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= max {
+            map.clear();
+        }
+        map.insert(hash, Entry { full: full.into(), msp_id });
+    }
+
     /// Takes in the registrations of a block's state updates (after they were applied).
     pub fn absorb(&self, batch: &UpdateBatch) {
         let start = (NAMESPACE.to_owned(), String::new());

@@ -14,7 +14,6 @@
 use crate::identity::{Identities, SigCheck, ValidatedIdentity};
 use crate::registry::{IdentityRegistry, register};
 use ledger_types::config::ConfigError;
-use ledger_types::identity::Form;
 use ledger_types::policy::{Endorser, Policy};
 use ledger_types::proto::{
     Block, ChannelConfig, ContractEvent, HeaderType, KvRead, NsRwSet, RangeQueryInfo, Version,
@@ -79,8 +78,8 @@ struct Checked {
     event: Option<ContractEvent>,
     /// Validated endorsers whose signatures verified (deduplicated by certificate).
     endorsers: Vec<Endorser>,
-    /// The identities it carries in full (creator, endorsers): registered if it is valid.
-    full_ids: Vec<Vec<u8>>,
+    /// The identities it carries (creator, distinct endorsers): those in full are registered if it is valid.
+    identities: Vec<Vec<u8>>,
 }
 
 impl Checked {
@@ -92,7 +91,7 @@ impl Checked {
             rwset: Vec::new(),
             event: None,
             endorsers: Vec::new(),
-            full_ids: Vec::new(),
+            identities: Vec::new(),
         }
     }
 }
@@ -159,17 +158,10 @@ fn precheck(
     }
     let mut sigs = Vec::with_capacity(1 + d.payload.endorsements.len());
     sigs.push((creator, d.envelope.payload.clone(), d.envelope.signature.clone()));
-    let mut full_ids = Vec::new();
-    if !d.header.creator.is_empty() && ledger_types::identity::form(&d.header.creator) == Form::Full {
-        full_ids.push(d.header.creator.clone());
-    }
     let mut seen = HashSet::new();
     for e in &d.payload.endorsements {
         if !seen.insert(e.endorser.clone()) {
             continue; // the same endorser twice counts once
-        }
-        if !e.endorser.is_empty() && ledger_types::identity::form(&e.endorser) == Form::Full {
-            full_ids.push(e.endorser.clone());
         }
         // Distinct references may resolve to one certificate: the policy counts endorsers by organization
         // and role, so that only lets one endorser's signature be checked twice.
@@ -193,7 +185,7 @@ fn precheck(
         rwset,
         event,
         endorsers: Vec::new(),
-        full_ids,
+        identities: seen.into_iter().chain([d.header.creator]).collect(),
     };
     (checked, sigs)
 }
@@ -378,7 +370,7 @@ pub fn validate_block(
                     }
                 }
             }
-            register(&mut out.batch, c.full_ids.iter().map(Vec::as_slice), version);
+            register(&mut out.batch, c.identities.iter().map(Vec::as_slice), version);
         }
         out.codes.push(code);
         out.txs.push((c.tx_id.clone(), if code == C::Valid { c.event.clone() } else { None }));

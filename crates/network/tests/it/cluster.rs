@@ -15,6 +15,17 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// The per-node config files of a generated network, in name order.
+fn node_configs(dir: &DataDir) -> Vec<std::path::PathBuf> {
+    let mut configs: Vec<_> = std::fs::read_dir(dir.root().join("nodes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    configs.sort();
+    configs
+}
+
 pub(crate) struct Cluster {
     _tmp: tempfile::TempDir,
     pub(crate) dir: DataDir,
@@ -36,12 +47,7 @@ impl Cluster {
         let stop = CancellationToken::new();
         let mut orderers = Vec::new();
         let mut peers = Vec::new();
-        let mut configs: Vec<_> = std::fs::read_dir(dir.root().join("nodes"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-            .collect();
-        configs.sort();
+        let configs = node_configs(&dir);
         for p in &configs {
             let node = NodeConfig::load(p).unwrap();
             if node.config.role == NodeRole::Orderer {
@@ -127,12 +133,7 @@ impl Cluster {
         for o in self.orderers.drain(..) {
             o.shutdown().await;
         }
-        let mut configs: Vec<_> = std::fs::read_dir(self.dir.root().join("nodes"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-            .collect();
-        configs.sort();
+        let configs = node_configs(&self.dir);
         for p in &configs {
             let node = NodeConfig::load(p).unwrap();
             if node.config.role == NodeRole::Orderer {
