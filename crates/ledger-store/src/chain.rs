@@ -56,61 +56,17 @@ enum Fast {
     Decode,
 }
 
-/// The single length-delimited field `tag` of an encoded message, after checking the wire format of
-/// every field. `Err(Fast::None)` when malformed, `Err(Fast::Decode)` when the field repeats or a group
-/// appears, `Ok(None)` when absent.
-fn only_field(mut buf: &[u8], tag: u32) -> Result<Option<&[u8]>, Fast> {
-    use prost::encoding::decode_varint;
-    let mut found = None;
-    while !buf.is_empty() {
-        let key = decode_varint(&mut buf).map_err(|_| Fast::None)?;
-        let (field, wire) = (key >> 3, key & 7);
-        if field == 0 || field > u64::from(u32::MAX >> 3) {
-            return Err(Fast::None);
-        }
-        match wire {
-            0 => {
-                decode_varint(&mut buf).map_err(|_| Fast::None)?;
-            }
-            1 | 5 => {
-                let n = if wire == 1 { 8 } else { 4 };
-                buf = buf.get(n..).ok_or(Fast::None)?;
-            }
-            _ if field == u64::from(tag) && wire != 2 => return Err(Fast::None),
-            2 => {
-                let len = usize::try_from(decode_varint(&mut buf).map_err(|_| Fast::None)?)
-                    .map_err(|_| Fast::None)?;
-                let value = buf.get(..len).ok_or(Fast::None)?;
-                buf = &buf[len..];
-                if field == u64::from(tag) {
-                    if found.is_some() {
-                        return Err(Fast::Decode);
-                    }
-                    found = Some(value);
-                }
-            }
-            3 | 4 => return Err(Fast::Decode),
-            _ => return Err(Fast::None),
-        }
-    }
-    Ok(found)
-}
-
 fn fast_tx_id(envelope: &[u8]) -> Fast {
-    let walk = || -> Result<Option<&str>, Fast> {
-        let Some(payload) = only_field(envelope, 1)? else { return Ok(None) };
-        let Some(proposal) = only_field(payload, 2)? else { return Ok(None) };
-        if proposal.is_empty() {
-            return Ok(None);
-        }
-        let Some(header) = only_field(proposal, 1)? else { return Ok(None) };
+    use ledger_types::wire::{FieldError, envelope_header, only_field};
+    let walk = || -> Result<Option<&str>, FieldError> {
+        let Some(header) = envelope_header(envelope)? else { return Ok(None) };
         let Some(id) = only_field(header, 2)? else { return Ok(None) };
-        std::str::from_utf8(id).map(Some).map_err(|_| Fast::None)
+        std::str::from_utf8(id).map(Some).map_err(|_| FieldError::Malformed)
     };
     match walk() {
         Ok(Some(id)) => TxId::parse(id).map_or(Fast::None, Fast::Id),
-        Ok(None) => Fast::None,
-        Err(f) => f,
+        Ok(None) | Err(FieldError::Malformed) => Fast::None,
+        Err(FieldError::Unusual) => Fast::Decode,
     }
 }
 

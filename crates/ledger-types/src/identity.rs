@@ -18,6 +18,7 @@
 
 use crate::hash::Hash32;
 use crate::proto::SerializedIdentity;
+use crate::wire::{envelope_header, only_field};
 use prost::Message;
 
 /// The state namespace of registered identities: key = hex [`Hash32`] of the full identity, value = the full
@@ -36,80 +37,22 @@ pub enum Form {
     Reference(Hash32),
 }
 
-/// Tells a full identity from a reference by walking the encoded fields, without copying. Bytes that are not
-/// a well-formed reference count as [`Form::Full`]: they are then validated (and refused) as full identities.
+/// Tells a full identity from a reference by reading its fields in place. Bytes that are not a well-formed
+/// reference count as [`Form::Full`]: they are then validated (and refused) as full identities.
 pub fn form(bytes: &[u8]) -> Form {
-    let mut i = 0;
-    let mut cert = false;
-    let mut hash = None;
-    while i < bytes.len() {
-        let Some((key, n)) = varint(&bytes[i..]) else { return Form::Full };
-        i += n;
-        if key & 7 != 2 {
-            return Form::Full;
+    let cert = only_field(bytes, 2);
+    match only_field(bytes, 3) {
+        Ok(Some(h)) if matches!(cert, Ok(None)) || matches!(cert, Ok(Some(c)) if c.is_empty()) => {
+            Hash32::from_slice(h).map_or(Form::Full, Form::Reference)
         }
-        let Some((len, n)) = varint(&bytes[i..]) else { return Form::Full };
-        i += n;
-        let Ok(len) = usize::try_from(len) else { return Form::Full };
-        let Some(value) = bytes.get(i..i.saturating_add(len)) else { return Form::Full };
-        i += len;
-        match key >> 3 {
-            2 => cert |= !value.is_empty(),
-            3 => hash = Hash32::from_slice(value),
-            _ => {}
-        }
-    }
-    match hash {
-        Some(h) if !cert => Form::Reference(h),
         _ => Form::Full,
     }
 }
 
-/// The creator bytes of an encoded endorser-transaction envelope (`Envelope.payload` → `TxPayload.proposal_bytes`
-/// → `Proposal.header` → `Header.creator`), found by walking fields without decoding; `None` for other shapes.
+/// The creator bytes of an encoded endorser-transaction envelope (`Header.creator`), read in place; `None`
+/// for other or unusual shapes.
 pub fn envelope_creator(envelope: &[u8]) -> Option<&[u8]> {
-    let payload = field(envelope, 1)?;
-    let proposal = field(payload, 2)?;
-    let header = field(proposal, 1)?;
-    field(header, 5)
-}
-
-/// The last length-delimited field `tag` of an encoded message (as prost keeps the last occurrence).
-fn field(msg: &[u8], tag: u64) -> Option<&[u8]> {
-    let mut i = 0;
-    let mut found = None;
-    while i < msg.len() {
-        let (key, n) = varint(&msg[i..])?;
-        i += n;
-        match key & 7 {
-            0 => i += varint(&msg[i..])?.1,
-            1 => i += 8,
-            5 => i += 4,
-            2 => {
-                let (len, n) = varint(&msg[i..])?;
-                i += n;
-                let len = usize::try_from(len).ok()?;
-                let value = msg.get(i..i.checked_add(len)?)?;
-                i += len;
-                if key >> 3 == tag {
-                    found = Some(value);
-                }
-            }
-            _ => return None,
-        }
-    }
-    if i == msg.len() { found } else { None }
-}
-
-fn varint(b: &[u8]) -> Option<(u64, usize)> {
-    let mut v = 0u64;
-    for (i, byte) in b.iter().enumerate().take(10) {
-        v |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some((v, i + 1));
-        }
-    }
-    None
+    only_field(envelope_header(envelope).ok()??, 5).ok()?
 }
 
 /// The hash a reference to the full identity `full` carries.

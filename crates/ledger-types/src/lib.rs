@@ -32,6 +32,7 @@ pub mod policy;
 pub mod proto;
 pub mod store;
 pub mod tx;
+pub mod wire;
 
 pub use codes::TxValidationCode;
 pub use hash::Hash32;
