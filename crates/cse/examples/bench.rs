@@ -4,7 +4,8 @@
 //! database (`tinydb`: JSON files written by a background thread about a second after a change, so ACME answers
 //! before its write is on disk). Prints medians of several runs and both ratios, and an fsync probe
 //! (`cse::bench::fsync_floor`) run right before each 1-client CREATE run: a single client waits for one
-//! `fdatasync` per CREATE. The load generator is `cse::bench`.
+//! `fdatasync` per CREATE. The load generator is `cse::bench`. A last line gives the upper bound of one client's
+//! durable CREATEs on this machine: client and CSE on one thread, so that only the sync sleeps.
 //!
 //! `cargo run --release -p cse --example bench -- [seconds-per-run] [runs]` (ACME from `scripts/test.sh`);
 //! `BENCH_MEMORY=1` runs the embedded CSE without storage.
@@ -63,6 +64,7 @@ async fn main() {
     let d = Duration::from_secs_f64(secs);
     let mut k = 0;
     let mut floors: Vec<(f64, f64)> = Vec::new();
+    let mut acme_create1 = None;
     for (op, name) in
         [(BenchOp::CreateCin, "contentInstance CREATE"), (BenchOp::RetrieveLatest, "la RETRIEVE")]
     {
@@ -88,6 +90,9 @@ async fn main() {
                 }
             }
             let (e, a, p) = (bench::median(e), bench::median(a), bench::median(p));
+            if op == BenchOp::CreateCin && clients == 1 {
+                acme_create1 = Some((a, p));
+            }
             println!("{name:<24} {clients:>7} {e:>10.0} {a:>10.0} {:>7.1}x {p:>10.0} {:>7.1}x", e / a, e / p);
         }
     }
@@ -105,4 +110,41 @@ async fn main() {
             floors.len()
         );
     }
+    if durable && let Some((a, p)) = acme_create1 {
+        let one = bench::median(same_thread_creates(secs, runs));
+        println!(
+            "upper bound: 1-client CREATE with the client on the CSE's own thread (no wake-ups but the sync's): \
+             {one:.0}/s = {:.1}x ACME mem, {:.1}x ACME disk",
+            one / a,
+            one / p
+        );
+    }
+}
+
+/// One client's durable CREATEs/s against a second durable CSE that shares one thread (a current-thread runtime)
+/// with the client: no thread or process wakes another on the way, only the `fdatasync` sleeps. A client in a
+/// thread or process of its own adds a wake-up each way to every request, so this is what one client at a time
+/// can get at best from the durable CSE on this machine.
+fn same_thread_creates(secs: f64, runs: usize) -> Vec<f64> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let dir = tempfile::tempdir().unwrap();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let auth = listener.local_addr().unwrap().to_string();
+            let cfg = cse::CseConfig { data_dir: Some(dir.path().to_path_buf()), ..Default::default() };
+            let c = cse::Cse::open(cfg).await.unwrap();
+            tokio::spawn(cse::serve(c.clone(), listener, std::future::pending()));
+            bench::prepare(&auth).await.unwrap();
+            let mut v = Vec::new();
+            for k in 0..runs {
+                let d = Duration::from_secs_f64(secs);
+                v.push(bench::measure(&auth, BenchOp::CreateCin, 1, d, &format!("s{k}x")).await.unwrap());
+            }
+            c.close().await;
+            v
+        })
+    })
+    .join()
+    .unwrap()
 }
