@@ -513,8 +513,9 @@ impl Engine {
         (rsp, self.take_fx())
     }
 
-    /// For a subscription CREATE: runs every check without changing anything and returns the targets that must be
-    /// verified first (URLs that are not the originator itself).
+    /// For a subscription CREATE: removes expired resources (as every request does first; their deletions and
+    /// notifications wait in [`Engine::take_effects`]), then runs every check of the CREATE without changing
+    /// anything and returns the targets that must be verified first (URLs that are not the originator itself).
     pub(crate) fn precheck_subscription(
         &mut self,
         req: &RequestPrimitive,
@@ -536,8 +537,6 @@ impl Engine {
             Err((rsc, msg)) => ResponsePrimitive::error(rsc, req.rqi.clone(), msg),
         };
         r.rvi.clone_from(&req.rvi);
-        self.fx = Effects::default();
-        self.touched.clear();
         Err(r)
     }
 

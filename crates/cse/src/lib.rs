@@ -235,10 +235,19 @@ impl Cse {
         // A subscription is verified before it is created, outside the lock.
         let mut reserved = None;
         if req.op == Operation::Create && req.ty == Some(onem2m::ResourceType::Subscription.code()) {
-            let pre = {
+            let (pre, batch, pending, notes) = {
                 let Ok(mut g) = self.inner.engine.lock() else { return poisoned(&req) };
-                g.0.precheck_subscription(&req, now).map(|t| (t, g.0.reserve_sub_ri()))
+                let (engine, store) = &mut *g;
+                let pre = engine.precheck_subscription(&req, now).map(|t| (t, engine.reserve_sub_ri()));
+                // What expired on the way is gone from memory: store its removal (and notify) whatever the answer.
+                let fx = engine.take_effects();
+                let (batch, pending) = store.submit(fx.ops);
+                (pre, batch, pending, fx.notes)
             };
+            self.dispatch_notes(batch, notes);
+            if let Err(e) = pending.wait().await {
+                return self.storage_failed(&req, &e);
+            }
             match pre {
                 Err(rsp) => return rsp,
                 Ok((targets, ri)) => {
@@ -291,12 +300,15 @@ impl Cse {
         self.dispatch_notes(batch, notes);
         match pending.wait().await {
             Ok(()) => rsp,
-            Err(e) => {
-                self.inner.failed.store(true, std::sync::atomic::Ordering::Release);
-                tracing::error!(error = %e, "CSE storage failed; refusing further requests");
-                ResponsePrimitive::error(Rsc::InternalServerError, req.rqi, format!("storage failed: {e}"))
-            }
+            Err(e) => self.storage_failed(&req, &e),
         }
+    }
+
+    /// After a failed write nothing more is acknowledged: the CSE refuses every request until restarted.
+    fn storage_failed(&self, req: &RequestPrimitive, e: &str) -> ResponsePrimitive {
+        self.inner.failed.store(true, std::sync::atomic::Ordering::Release);
+        tracing::error!(error = %e, "CSE storage failed; refusing further requests");
+        ResponsePrimitive::error(Rsc::InternalServerError, req.rqi.clone(), format!("storage failed: {e}"))
     }
 
     fn next_rqi(&self) -> String {

@@ -120,6 +120,33 @@ fn failed_requests_write_nothing() {
     assert!(fx.ops.is_empty() && fx.notes.is_empty());
 }
 
+/// A subscription CREATE refused in its pre-check still leaves the removal of what expired on the way (store
+/// ops and notifications) for the caller to write: the resource is gone from memory either way.
+#[test]
+fn a_refused_subscription_keeps_the_effects_of_expiry() {
+    let mut e = engine();
+    setup(&mut e);
+    let sub = json!({"m2m:sub": {"rn": "s", "nu": ["local://x"], "enc": {"net": [4]}}});
+    assert_eq!(create(&mut e, "cse-in/a/c", "Ca", 23, sub, T0).0, Rsc::Created);
+    let et = onem2m::time::format(T0 + 10_000_000);
+    let (rsc, tmp) = create(&mut e, "cse-in/a/c", "Ca", 4, json!({"m2m:cin": {"con": "1", "et": et}}), T0);
+    assert_eq!(rsc, Rsc::Created);
+    let tmp_ri = tmp["m2m:cin"]["ri"].as_str().unwrap().to_owned();
+    let _ = e.take_effects();
+    let mut r = RequestPrimitive::new(Operation::Create, "cse-in/a/nothing", Some("Ca".into()), "1");
+    r.ty = Some(23);
+    r.pc = Some(json!({"m2m:sub": {"nu": ["local://y"]}}));
+    let refused = e.precheck_subscription(&r, T0 + 11_000_000).unwrap_err();
+    assert_eq!(refused.rsc, Rsc::NotFound);
+    let fx = e.take_effects();
+    assert!(
+        fx.ops.iter().any(|op| matches!(op, crate::store::Op::Del(k) if *k == tmp_ri)),
+        "the expired contentInstance's removal is written: {:?}",
+        fx.ops
+    );
+    assert_eq!(fx.notes.len(), 1, "the subscription on its container is told");
+}
+
 #[test]
 fn stored_records_rebuild_the_same_tree() {
     let mut e = Engine::new(CseConfig::default(), Vec::new(), T0).unwrap();
