@@ -1,5 +1,10 @@
 //! Delivery of notifications: one ordered queue per target, retries with back-off, in-process channels.
 //!
+//! A notification counts as delivered when the receiver answers a 2xxx RSC (or HTTP 2xx without one). A 4xxx
+//! answer (the receiver refuses it) is logged and not retried; a 5xxx answer, an HTTP error status, a timeout or
+//! a connection failure is retried after 0.1, 0.5 and 2 s, then logged and dropped. Queues live in memory: after a
+//! restart, notifications not yet delivered are not sent again.
+//!
 //! ```text
 //!  engine ──Note(batch id)──► per-target queue ──wait until batch committed──► POST (retry ×4) / local channel
 //! ```
@@ -110,18 +115,24 @@ async fn run_queue(inner: Arc<NotifierInner>, target: NotifyTarget, mut rx: mpsc
         }
         let mut attempt = 0;
         loop {
-            match deliver(&inner, &target, &job.rqi, &job.body).await {
-                Ok(_) => break,
-                Err(e) if attempt < inner.backoff.len() => {
-                    tracing::debug!(?target, error = %e, attempt, "notification failed, retrying");
-                    tokio::time::sleep(inner.backoff[attempt]).await;
-                    attempt += 1;
-                }
-                Err(e) => {
-                    tracing::warn!(?target, error = %e, "notification dropped after retries");
+            let e = match deliver(&inner, &target, &job.rqi, &job.body).await {
+                Ok(rsc) if rsc.is_success() => break,
+                // The receiver understood and refused it: the same notification would be refused again.
+                Ok(rsc) if (4000..5000).contains(&rsc.code()) => {
+                    tracing::warn!(?target, %rsc, rqi = %job.rqi, "notification refused by its receiver, not retried");
                     break;
                 }
-            }
+                // 5xxx: the receiver failed on its side, maybe for a moment; like a transport error.
+                Ok(rsc) => format!("receiver answered {rsc}"),
+                Err(e) => e,
+            };
+            let Some(delay) = inner.backoff.get(attempt) else {
+                tracing::warn!(?target, error = %e, rqi = %job.rqi, "notification dropped after retries");
+                break;
+            };
+            tracing::debug!(?target, error = %e, attempt, "notification failed, retrying");
+            tokio::time::sleep(*delay).await;
+            attempt += 1;
         }
     }
 }

@@ -207,6 +207,59 @@ async fn notifications_are_retried_until_the_receiver_is_up() {
     e.stop().await;
 }
 
+/// A receiver's answer decides: 5xxx is retried like a transport error, 4xxx (refused) is not retried, 2xxx is
+/// delivered. One queue per target keeps the order, so the third notification arrives only after the second's
+/// (absent) retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notification_answers_decide_what_is_retried() {
+    let e = Embedded::start(None).await;
+    let m = e.mca.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let answered_a = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let (tx, answered_a) = (tx.clone(), answered_a.clone());
+        async move {
+            let b = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap();
+            let v: Value = serde_json::from_slice(&b).unwrap();
+            let con = v.pointer("/m2m:sgn/nev/rep/m2m:cin/con").and_then(Value::as_str).map(str::to_owned);
+            let rsc = match con.as_deref() {
+                None => "2000", // the verification request
+                Some("a") if !answered_a.swap(true, std::sync::atomic::Ordering::SeqCst) => "5000",
+                Some("b") => "4004",
+                Some(_) => "2000",
+            };
+            if let Some(c) = con {
+                tx.send(c).unwrap();
+            }
+            http::Response::builder()
+                .status(200)
+                .header("X-M2M-RSC", rsc)
+                .body(axum::body::Body::empty())
+                .unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let poa = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let ae = json!({"m2m:ae": {"rn": "r", "api": "Nx", "rr": true, "srv": ["3"], "poa": [poa]}});
+    assert_eq!(m.req("POST", "/cse-in", Some("Cr"), Some(2), Some(ae)).await.rsc, 2001);
+    let cnt = json!({"m2m:cnt": {"rn": "c"}});
+    assert_eq!(m.req("POST", "/cse-in/r", Some("Cr"), Some(3), Some(cnt)).await.rsc, 2001);
+    let sub = json!({"m2m:sub": {"rn": "s", "nu": ["Cr"], "enc": {"net": [3]}}});
+    assert_eq!(m.req("POST", "/cse-in/r/c", Some("Cr"), Some(23), Some(sub)).await.rsc, 2001);
+    for con in ["a", "b", "c"] {
+        let cin = json!({"m2m:cin": {"con": con}});
+        assert_eq!(m.req("POST", "/cse-in/r/c", Some("Cr"), Some(4), Some(cin)).await.rsc, 2001);
+    }
+    let mut got = Vec::new();
+    while got.last().map(String::as_str) != Some("c") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
+        got.push(n);
+    }
+    assert_eq!(got, ["a", "a", "b", "c"], "a retried once after 5000, b (4004) not retried");
+    e.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_resources_go_away_without_requests() {
     let c = cse::Cse::open(cse::CseConfig::default()).await.unwrap();
