@@ -526,13 +526,15 @@ impl Engine {
             Ok(_) => {
                 let nu = req.pc.as_ref().and_then(|p| p.get("m2m:sub")).and_then(|s| s.get("nu"));
                 let fr = req.fr.clone().unwrap_or_default();
-                let mut out = Vec::new();
-                for n in nu.and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
-                    if n != fr {
-                        out.extend(self.nu_targets(n));
-                    }
+                let nus = nu.and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str);
+                match self.targets_to_verify(nus.filter(|n| *n != fr)) {
+                    Ok(out) => return Ok(out),
+                    Err(why) => ResponsePrimitive::error(
+                        Rsc::SubscriptionVerificationInitiationFailed,
+                        req.rqi.clone(),
+                        why,
+                    ),
                 }
-                return Ok(out);
             }
             Err((rsc, msg)) => ResponsePrimitive::error(rsc, req.rqi.clone(), msg),
         };
@@ -542,7 +544,12 @@ impl Engine {
 
     /// For an UPDATE of a subscription's `nu` by a permitted originator: the subscription and the new notification
     /// targets (not in the old `nu`, not the originator) that must be verified before the update.
-    pub(crate) fn update_nu_targets(&self, req: &RequestPrimitive) -> Option<(String, Vec<NotifyTarget>)> {
+    /// `Err` names an entry that cannot be reached.
+    #[allow(clippy::type_complexity)] // (subscription, targets or why not)
+    pub(crate) fn update_nu_targets(
+        &self,
+        req: &RequestPrimitive,
+    ) -> Option<(String, Result<Vec<NotifyTarget>, String>)> {
         if req.op != Operation::Update {
             return None;
         }
@@ -558,13 +565,31 @@ impl Engine {
             .get("nu")
             .and_then(Value::as_array)
             .map_or_else(Vec::new, |a| a.iter().filter_map(Value::as_str).collect());
-        let targets = nu
-            .iter()
-            .filter_map(Value::as_str)
-            .filter(|n| *n != fr && !old.contains(n))
-            .flat_map(|n| self.nu_targets(n))
-            .collect();
+        let targets = self
+            .targets_to_verify(nu.iter().filter_map(Value::as_str).filter(|n| *n != fr && !old.contains(n)));
         Some((ri, targets))
+    }
+
+    /// The targets of `nu` entries that must be verified, or why one of them cannot be reached at all (an entry
+    /// that is neither a URL nor a registered AE, or an AE without an `http://` or `local://` `poa`): such a
+    /// subscription would never deliver anything, so it is refused (5204) as an unreachable URL is.
+    fn targets_to_verify<'a>(&self, nus: impl Iterator<Item = &'a str>) -> Result<Vec<NotifyTarget>, String> {
+        let mut out = Vec::new();
+        for n in nus {
+            let t = self.nu_targets(n);
+            if t.is_empty() {
+                let known = self.aes.contains_key(n) || matches!(self.resolve(n), Ok(Resolved::Res(_)));
+                return Err(if known {
+                    format!("notification target {n:?} has no poa this CSE can send to (http:// or local://)")
+                } else {
+                    format!(
+                        "notification target {n:?} is neither an http:// URL nor the ID of a registered AE"
+                    )
+                });
+            }
+            out.extend(t);
+        }
+        Ok(out)
     }
 
     fn dispatch(&mut self, req: &RequestPrimitive, now: i64, dry: bool) -> Result<ResponsePrimitive, Fail> {

@@ -277,6 +277,18 @@ impl Cse {
                     .map(|(ri, t)| (g.0.verification_body(&ri, req.fr.as_deref().unwrap_or_default()), t))
             };
             if let Some((body, targets)) = check {
+                let targets = match targets {
+                    Ok(t) => t,
+                    Err(why) => {
+                        let mut r = ResponsePrimitive::error(
+                            Rsc::SubscriptionVerificationInitiationFailed,
+                            req.rqi,
+                            why,
+                        );
+                        r.rvi = req.rvi;
+                        return r;
+                    }
+                };
                 for t in &targets {
                     let rqi = self.next_rqi();
                     match self.inner.notifier.send_once(t, &rqi, &body).await {

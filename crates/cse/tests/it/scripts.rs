@@ -424,6 +424,15 @@ pub(crate) async fn subscription(r: &mut Run<'_>) {
     let bad = json!({"m2m:sub": {"rn": "s3", "nu": ["http://127.0.0.1:1/nowhere"]}});
     r.create("sub with unreachable nu", 5204, "/cse-in/subapp/c", "Csub", 23, bad, &[]).await;
     r.get("failed sub not created", 4004, "/cse-in/subapp/c/s3", "Csub", &[]).await;
+    // nu entries that can never be reached are refused like an unreachable URL, not accepted silently.
+    let bad = json!({"m2m:sub": {"rn": "s3", "nu": ["Cnobody"]}});
+    r.create("sub with an unknown AE-ID as nu", 5204, "/cse-in/subapp/c", "Csub", 23, bad, &[]).await;
+    r.register("Cnopoa", "nopoaapp", None).await;
+    let bad = json!({"m2m:sub": {"rn": "s3", "nu": ["Cnopoa"]}});
+    r.create("sub with nu of an AE without poa", 5204, "/cse-in/subapp/c", "Csub", 23, bad, &[]).await;
+    r.get("refused subs not created", 4004, "/cse-in/subapp/c/s3", "Csub", &[]).await;
+    let upd = json!({"m2m:sub": {"nu": [url_rx.url, "Cnobody"]}});
+    r.put("update sub nu with an unknown AE-ID", 5204, "/cse-in/subapp/c/s1", "Csub", upd, &[]).await;
     let upd = json!({"m2m:sub": {"nu": [url_rx.url, "http://127.0.0.1:1/nowhere"]}});
     r.put("update sub nu with an unreachable target", 5204, "/cse-in/subapp/c/s1", "Csub", upd, &[]).await;
     r.get("sub nu unchanged after failed update", 2000, "/cse-in/subapp/c/s1", "Csub", &["rn"]).await;
