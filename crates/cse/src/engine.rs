@@ -846,8 +846,12 @@ impl Engine {
     fn check_registration(&self, req: &RequestPrimitive, body: &Map<String, Value>) -> Result<String, Fail> {
         let aei = match req.fr.as_deref() {
             None | Some("C") | Some("S") => {
+                // An assigned AE-ID; skip numbers an AE took by registering with that originator itself.
                 let prefix = req.fr.as_deref().unwrap_or("C");
-                format!("{prefix}{}", self.seq + 1)
+                (self.seq + 1..)
+                    .map(|n| format!("{prefix}{n}"))
+                    .find(|id| !self.aes.contains_key(id) && !self.res.contains_key(id))
+                    .unwrap_or_default()
             }
             Some(f) if f.starts_with('C') || f.starts_with('S') => f.to_owned(),
             Some(f) => {

@@ -120,6 +120,27 @@ fn failed_requests_write_nothing() {
     assert!(fx.ops.is_empty() && fx.notes.is_empty());
 }
 
+/// An assigned AE-ID never collides with one an AE chose itself (`C<n>` is a valid originator).
+#[test]
+fn assigned_ae_ids_skip_ids_taken_by_choice() {
+    let mut e = engine();
+    let chosen: Vec<String> = (50..60).map(|n| format!("C{n}")).collect();
+    for id in &chosen {
+        let ae = json!({"m2m:ae": {"rn": format!("x{id}"), "api": "Nx", "rr": false, "srv": ["3"]}});
+        assert_eq!(create(&mut e, "cse-in", id, 2, ae, T0).0, Rsc::Created);
+    }
+    let mut assigned = std::collections::HashSet::new();
+    for i in 0..70 {
+        let mut r = RequestPrimitive::new(Operation::Create, "cse-in", None, "1");
+        r.ty = Some(2);
+        r.pc = Some(json!({"m2m:ae": {"rn": format!("y{i}"), "api": "Nx", "rr": false, "srv": ["3"]}}));
+        let (rsp, _) = e.handle(&r, T0);
+        assert_eq!(rsp.rsc, Rsc::Created, "registration {i}: {:?}", rsp.pc);
+        let aei = rsp.pc.unwrap()["m2m:ae"]["aei"].as_str().unwrap().to_owned();
+        assert!(!chosen.contains(&aei) && assigned.insert(aei.clone()), "{aei} assigned twice");
+    }
+}
+
 /// A subscription CREATE refused in its pre-check still leaves the removal of what expired on the way (store
 /// ops and notifications) for the caller to write: the resource is gone from memory either way.
 #[test]
