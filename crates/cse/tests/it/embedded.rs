@@ -128,6 +128,116 @@ async fn reopened_store_has_the_same_tree() {
     e.stop().await;
 }
 
+fn request(
+    op: onem2m::Operation,
+    to: &str,
+    fr: &str,
+    ty: Option<u16>,
+    pc: Option<Value>,
+) -> onem2m::RequestPrimitive {
+    let mut r = onem2m::RequestPrimitive::new(op, to, Some(fr.into()), "1");
+    r.ty = ty;
+    r.pc = pc;
+    r
+}
+
+/// Subscriptions and access control policies are resources like the others: after a restart an ACP still grants
+/// and denies, and a subscription still notifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_and_policies_survive_a_restart() {
+    use onem2m::{Operation::*, Rsc};
+    let dir = tempfile::tempdir().unwrap();
+    let c = cse::Cse::open(cse::CseConfig { data_dir: Some(dir.path().to_path_buf()), ..Default::default() })
+        .await
+        .unwrap();
+    for (fr, rn, poa) in
+        [("Cs", "s", Some("local://sub-rx")), ("Creader", "reader", None), ("Cother", "other", None)]
+    {
+        let mut ae = json!({"rn": rn, "api": "Nx", "rr": poa.is_some(), "srv": ["3"]});
+        if let Some(p) = poa {
+            ae["poa"] = json!([p]);
+        }
+        let r = c.handle(request(Create, "cse-in", fr, Some(2), Some(json!({"m2m:ae": ae})))).await;
+        assert_eq!(r.rsc, Rsc::Created);
+    }
+    let acp = json!({"m2m:acp": {"rn": "p", "pv": {"acr": [{"acor": ["Creader"], "acop": 2}]},
+        "pvs": {"acr": [{"acor": ["Cs"], "acop": 63}]}}});
+    let r = c.handle(request(Create, "cse-in/s", "Cs", Some(1), Some(acp))).await;
+    assert_eq!(r.rsc, Rsc::Created);
+    let acp_ri = r.pc.unwrap()["m2m:acp"]["ri"].as_str().unwrap().to_owned();
+    let cnt = json!({"m2m:cnt": {"rn": "c", "acpi": [acp_ri]}});
+    assert_eq!(c.handle(request(Create, "cse-in/s", "Cs", Some(3), Some(cnt))).await.rsc, Rsc::Created);
+    let sub = json!({"m2m:sub": {"rn": "sub", "nu": ["Cs"], "enc": {"net": [3]}}});
+    assert_eq!(c.handle(request(Create, "cse-in/s/c", "Cs", Some(23), Some(sub))).await.rsc, Rsc::Created);
+    let check = |c: cse::Cse| async move {
+        assert_eq!(c.handle(request(Retrieve, "cse-in/s/c", "Creader", None, None)).await.rsc, Rsc::Ok);
+        let denied = c.handle(request(Retrieve, "cse-in/s/c", "Cother", None, None)).await.rsc;
+        assert_eq!(denied, Rsc::OriginatorHasNoPrivilege);
+        let denied =
+            c.handle(request(Create, "cse-in/s/c", "Creader", Some(4), Some(json!({"m2m:cin": {}})))).await;
+        assert_eq!(denied.rsc, Rsc::OriginatorHasNoPrivilege, "the ACP grants Creader RETRIEVE only");
+    };
+    check(c.clone()).await;
+    c.close().await;
+    drop(c);
+
+    let c = cse::Cse::open(cse::CseConfig { data_dir: Some(dir.path().to_path_buf()), ..Default::default() })
+        .await
+        .unwrap();
+    let mut rx = c.local_poa("sub-rx");
+    check(c.clone()).await;
+    let cin = json!({"m2m:cin": {"con": "after restart"}});
+    assert_eq!(c.handle(request(Create, "cse-in/s/c", "Cs", Some(4), Some(cin))).await.rsc, Rsc::Created);
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    assert_eq!(n.body.pointer("/m2m:sgn/nev/rep/m2m:cin/con"), Some(&json!("after restart")));
+    let sur = n.body.pointer("/m2m:sgn/sur").and_then(Value::as_str).unwrap_or_default();
+    assert!(sur.starts_with("/id-in/"), "the notification names its subscription: {sur:?}");
+    c.close().await;
+}
+
+/// A CSE configured with another CSE-ID, CSEBase name and SP-ID answers to all three address forms built from them
+/// (CSE-relative, SP-relative, absolute), structured and unstructured, and to nothing built from the defaults.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_cse_id_and_name_are_used_everywhere() {
+    use onem2m::{Operation::*, Rsc};
+    let cfg = cse::CseConfig {
+        cse_id: "mn-cse-7".into(),
+        rn: "plant".into(),
+        sp_id: "operator.example".into(),
+        ..Default::default()
+    };
+    let c = cse::Cse::open(cfg).await.unwrap();
+    let ae = json!({"m2m:ae": {"rn": "line1", "api": "Nx", "rr": false, "srv": ["3"]}});
+    assert_eq!(c.handle(request(Create, "plant", "Cl", Some(2), Some(ae))).await.rsc, Rsc::Created);
+    let r = c
+        .handle(request(
+            Create,
+            "/mn-cse-7/plant/line1",
+            "Cl",
+            Some(3),
+            Some(json!({"m2m:cnt": {"rn": "t"}})),
+        ))
+        .await;
+    assert_eq!(r.rsc, Rsc::Created);
+    let ri = r.pc.unwrap()["m2m:cnt"]["ri"].as_str().unwrap().to_owned();
+    for to in [
+        "plant/line1/t".to_owned(),
+        "/mn-cse-7/plant/line1/t".to_owned(),
+        "//operator.example/mn-cse-7/plant/line1/t".to_owned(),
+        ri.clone(),
+        format!("/mn-cse-7/{ri}"),
+        format!("//operator.example/mn-cse-7/{ri}"),
+    ] {
+        assert_eq!(c.handle(request(Retrieve, &to, "Cl", None, None)).await.rsc, Rsc::Ok, "{to}");
+    }
+    for to in ["cse-in/line1/t", "/id-in/plant/line1/t", "//ipechain.example/mn-cse-7/plant/line1/t"] {
+        assert_eq!(c.handle(request(Retrieve, to, "Cl", None, None)).await.rsc, Rsc::NotFound, "{to}");
+    }
+    let base = c.handle(request(Retrieve, "plant", "CAdmin", None, None)).await;
+    assert_eq!(base.pc.as_ref().and_then(|p| p.pointer("/m2m:cb/csi")), Some(&json!("/mn-cse-7")));
+    assert_eq!(base.pc.as_ref().and_then(|p| p.pointer("/m2m:cb/rn")), Some(&json!("plant")));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_process_api_and_local_notifications() {
     let c = cse::Cse::open(cse::CseConfig::default()).await.unwrap();
