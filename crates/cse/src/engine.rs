@@ -98,6 +98,36 @@ pub(crate) struct Note {
     pub(crate) body: Value,
     /// The subscription (SP-relative) it belongs to.
     pub(crate) sur: String,
+    /// The subscription's `bn`/`ln`: collect notifications per target and send them aggregated (`m2m:agn`).
+    pub(crate) batch: Option<BatchPolicy>,
+}
+
+/// A subscription's batchNotify (`bn`) and latestNotify (`ln`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BatchPolicy {
+    /// Send once this many are collected (`bn.num`; `None`: only the duration counts).
+    pub(crate) num: Option<usize>,
+    /// Send what is collected this long after the first one (`bn.dur`, 60 s if not given).
+    pub(crate) dur: std::time::Duration,
+    /// Send only the latest of what is collected (`ln`).
+    pub(crate) latest: bool,
+}
+
+/// `bn.dur` when a subscription does not give one (ACME's default, `[resource.sub] batchNotifyDuration`).
+const DEFAULT_BATCH_DURATION: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl BatchPolicy {
+    /// The policy of a subscription's attributes, if it has `bn` (checked by [`check_types`] when it was set).
+    fn of(attrs: &Map<String, Value>) -> Option<BatchPolicy> {
+        let bn = attrs.get("bn")?.as_object()?;
+        let num = bn.get("num").and_then(Value::as_u64).filter(|n| *n > 0);
+        let dur = bn.get("dur").and_then(Value::as_str).and_then(time::parse_duration);
+        Some(BatchPolicy {
+            num: num.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            dur: dur.map_or(DEFAULT_BATCH_DURATION, std::time::Duration::from_micros),
+            latest: attrs.get("ln").and_then(Value::as_bool).unwrap_or(false),
+        })
+    }
 }
 
 /// What a request caused besides its response.
@@ -800,6 +830,12 @@ impl Engine {
                 if !a.contains_key("nct") {
                     a.insert("nct".into(), json!(1));
                 }
+                // The effective batch duration is shown, as ACME does.
+                if let Some(bn) = a.get_mut("bn").and_then(Value::as_object_mut)
+                    && !bn.contains_key("dur")
+                {
+                    bn.insert("dur".into(), json!(format!("PT{}S", DEFAULT_BATCH_DURATION.as_secs())));
+                }
                 if !a.contains_key("enc") {
                     a.insert("enc".into(), json!({"net": [net::UPDATE]}));
                 }
@@ -1345,7 +1381,8 @@ impl Engine {
                 .filter_map(Value::as_str)
                 .flat_map(|n| self.nu_targets(n))
                 .collect();
-            self.fx.notes.push(Note { targets, body: json!({"m2m:sgn": sgn}), sur });
+            let batch = BatchPolicy::of(&sub.attrs);
+            self.fx.notes.push(Note { targets, body: json!({"m2m:sgn": sgn}), sur, batch });
             // Expiration counter.
             if let Some(exc) = sub.u64_attr("exc") {
                 if exc <= 1 {
@@ -1363,7 +1400,12 @@ impl Engine {
         let Some(su) = sub.attrs.get("su").and_then(Value::as_str) else { return };
         let targets = self.nu_targets(su);
         let sur = self.sp_relative(&sub.ri);
-        self.fx.notes.push(Note { targets, body: json!({"m2m:sgn": {"sud": true, "sur": sur}}), sur });
+        self.fx.notes.push(Note {
+            targets,
+            body: json!({"m2m:sgn": {"sud": true, "sur": sur}}),
+            sur,
+            batch: None,
+        });
     }
 
     /// Reserves a resource identifier for the subscription about to be verified and created.
@@ -1489,7 +1531,30 @@ fn check_types(body: &Map<String, Value>, now: i64) -> Result<(), Fail> {
                 v.as_array().is_some_and(|a| a.iter().all(Value::is_string))
             }
             "rr" | "aa" | "disr" => v.is_boolean() || (k == "aa" && v.is_array()),
-            "mni" | "mbs" | "mia" | "exc" | "ln" | "nsp" | "nec" => v.is_u64(),
+            "mni" | "mbs" | "mia" | "exc" | "nec" => v.is_u64(),
+            "ln" => v.is_boolean(),
+            "bn" => v.as_object().is_some_and(|o| {
+                o.keys().all(|k| k == "num" || k == "dur")
+                    && o.get("num").is_none_or(Value::is_u64)
+                    && o.get("dur").is_none_or(|d| {
+                        d.as_str().and_then(time::parse_duration).is_some_and(|us| us >= 1_000_000)
+                    })
+            }),
+            "rl" | "pn" | "nsp" | "nfu" | "psn" => {
+                return Err((
+                    Rsc::NotImplemented,
+                    format!(
+                        "attribute {k:?} ({}) is not supported by this CSE",
+                        match k.as_str() {
+                            "rl" => "rateLimit",
+                            "pn" => "pendingNotification",
+                            "nsp" => "notificationStoragePriority",
+                            "nfu" => "notificationForwardingURI",
+                            _ => "preSubscriptionNotify",
+                        }
+                    ),
+                ));
+            }
             "nct" => v.as_u64().is_some_and(|n| (1..=4).contains(&n)),
             "et" => {
                 let Some(t) = v.as_str().and_then(time::parse) else {
@@ -1518,8 +1583,9 @@ fn check_types(body: &Map<String, Value>, now: i64) -> Result<(), Fail> {
                 "pv" | "pvs" => {
                     "{\"acr\": [{\"acor\": [..], \"acop\": 0..63, \"acod\"?: [{\"chty\"?: [ty, ..]}]}]}"
                 }
-                "mni" | "mbs" | "mia" | "exc" | "ln" | "nsp" | "nec" => "a non-negative integer",
-                "rr" | "disr" => "a boolean",
+                "mni" | "mbs" | "mia" | "exc" | "nec" => "a non-negative integer",
+                "rr" | "disr" | "ln" => "a boolean",
+                "bn" => "{\"num\"?: a non-negative integer, \"dur\"?: an ISO 8601 duration of at least 1 s}",
                 "lbl" | "acpi" | "poa" | "srv" | "nu" | "at" => "a list of strings",
                 _ => "a string",
             };

@@ -199,7 +199,10 @@ impl Cse {
     fn dispatch_notes(&self, batch: u64, notes: Vec<engine::Note>) {
         for n in notes {
             for t in n.targets {
-                self.inner.notifier.enqueue(t, batch, self.next_rqi(), n.body.clone());
+                match n.batch {
+                    Some(p) => self.inner.notifier.enqueue_batched(t, &n.sur, batch, p, &n.body),
+                    None => self.inner.notifier.enqueue(t, batch, self.next_rqi(), n.body.clone()),
+                }
             }
             tracing::trace!(sur = %n.sur, "notification queued");
         }

@@ -2,7 +2,9 @@
 //!
 //! A notification counts as delivered when the receiver answers a 2xxx RSC (or HTTP 2xx without one). A 4xxx
 //! answer (the receiver refuses it) is logged and not retried; a 5xxx answer, an HTTP error status, a timeout or
-//! a connection failure is retried after 0.1, 0.5 and 2 s, then logged and dropped. Queues live in memory: after a
+//! a connection failure is retried after 0.1, 0.5 and 2 s, then logged and dropped. A subscription with `bn`
+//! (batchNotify) has its notifications collected per target and sent as one `m2m:agn` (see
+//! [`Notifier::enqueue_batched`]). Queues live in memory: after a
 //! restart, notifications not yet delivered are not sent again.
 //!
 //! ```text
@@ -19,10 +21,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use onem2m::{Rsc, http as binding};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
-use crate::engine::NotifyTarget;
+use crate::engine::{BatchPolicy, NotifyTarget};
 
 /// A notification handed to an in-process subscriber (an AE whose `poa` is `local://<name>`).
 #[derive(Debug, Clone, PartialEq)]
@@ -45,9 +47,24 @@ pub(crate) struct Notifier {
     inner: Arc<NotifierInner>,
 }
 
+/// Notifications of one subscription for one target, collected under its `bn` (batchNotify).
+#[derive(Default)]
+struct Collected {
+    /// The `m2m:sgn` contents, in order.
+    sgns: Vec<Value>,
+    /// The newest storage batch they depend on.
+    batch: u64,
+    /// Bumped at every send, so that the timer of an earlier collection does not send a later one early.
+    round: u64,
+}
+
 struct NotifierInner {
     client: Client<HttpConnector, Full<Bytes>>,
     queues: Mutex<HashMap<NotifyTarget, mpsc::UnboundedSender<Job>>>,
+    /// Collections under `bn`, per (subscription, target).
+    collected: Mutex<HashMap<(String, NotifyTarget), Collected>>,
+    /// Request ids of aggregated notifications.
+    agn_counter: std::sync::atomic::AtomicU64,
     locals: Mutex<HashMap<String, mpsc::UnboundedSender<LocalNotification>>>,
     committed: watch::Receiver<u64>,
     origin: String,
@@ -62,6 +79,8 @@ impl Notifier {
             inner: Arc::new(NotifierInner {
                 client,
                 queues: Mutex::new(HashMap::new()),
+                collected: Mutex::new(HashMap::new()),
+                agn_counter: std::sync::atomic::AtomicU64::new(0),
                 locals: Mutex::new(HashMap::new()),
                 committed,
                 origin,
@@ -94,6 +113,57 @@ impl Notifier {
             let _ = ntx.send(Job { batch, rqi, body });
             *tx = ntx;
         }
+    }
+
+    /// Collects a notification (`{"m2m:sgn": ..}`) of subscription `sur` that has a `bn`: once `num` are
+    /// collected, or `dur` after the first one, they go to `target` as one `{"m2m:agn": {"m2m:sgn": [..]}}` (with
+    /// `ln`, only the latest of them), in the target's queue like any notification.
+    pub(crate) fn enqueue_batched(
+        &self,
+        target: NotifyTarget,
+        sur: &str,
+        batch: u64,
+        policy: BatchPolicy,
+        body: &Value,
+    ) {
+        let sgn = body.get("m2m:sgn").cloned().unwrap_or(Value::Null);
+        let key = (sur.to_owned(), target);
+        let Ok(mut all) = self.inner.collected.lock() else { return };
+        let c = all.entry(key.clone()).or_default();
+        c.sgns.push(sgn);
+        c.batch = c.batch.max(batch);
+        if policy.num.is_some_and(|n| c.sgns.len() >= n) {
+            let ready = Self::take(c, policy.latest);
+            drop(all);
+            self.send_collected(key.1, ready);
+        } else if c.sgns.len() == 1 {
+            let (me, round) = (self.clone(), c.round);
+            tokio::spawn(async move {
+                tokio::time::sleep(policy.dur).await;
+                let ready = {
+                    let Ok(mut all) = me.inner.collected.lock() else { return };
+                    match all.get_mut(&key) {
+                        Some(c) if c.round == round && !c.sgns.is_empty() => Self::take(c, policy.latest),
+                        _ => return,
+                    }
+                };
+                me.send_collected(key.1, ready);
+            });
+        }
+    }
+
+    fn take(c: &mut Collected, latest: bool) -> (u64, Vec<Value>) {
+        c.round += 1;
+        let mut sgns = std::mem::take(&mut c.sgns);
+        if latest && sgns.len() > 1 {
+            sgns.drain(..sgns.len() - 1);
+        }
+        (c.batch, sgns)
+    }
+
+    fn send_collected(&self, target: NotifyTarget, (batch, sgns): (u64, Vec<Value>)) {
+        let n = self.inner.agn_counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.enqueue(target, batch, format!("agn-{n}"), json!({"m2m:agn": {"m2m:sgn": sgns}}));
     }
 
     /// Sends one request and waits for the answer (used for verification requests). Returns the RSC.

@@ -62,3 +62,96 @@ pub fn parse(s: &str) -> Option<i64> {
     let days = days_from_civil(y, mo, d);
     Some(((days * 86_400) + h * 3600 + mi * 60 + se) * 1_000_000 + micros)
 }
+
+/// Parses an XML Schema / ISO 8601 duration as oneM2M uses for attributes such as `bn.dur`: `P`, then optional
+/// weeks (`nW`), days (`nD`), and after `T` hours, minutes and seconds (`nH`, `nM`, `n[.f]S`), to microseconds.
+/// Years and months (no fixed length) and negative durations are refused, as are durations of 2^63 µs or more.
+pub fn parse_duration(s: &str) -> Option<u64> {
+    let rest = s.strip_prefix('P')?;
+    let (date, time) = match rest.split_once('T') {
+        Some((d, t)) if !t.is_empty() => (d, Some(t)),
+        Some(_) => return None,
+        None => (rest, None),
+    };
+    if date.is_empty() && time.is_none() {
+        return None;
+    }
+    let mut total: u64 = 0;
+    // One part: digits (with a fraction only for seconds), then its unit; units in their order, each once.
+    let mut add = |part: &str, units: &[(char, u64)], frac_unit: Option<char>| -> Option<()> {
+        let mut at = 0;
+        let mut next_unit = 0;
+        let b = part.as_bytes();
+        while at < b.len() {
+            let start = at;
+            while at < b.len() && (b[at].is_ascii_digit() || b[at] == b'.') {
+                at += 1;
+            }
+            let num = part.get(start..at)?;
+            let unit = char::from(*b.get(at)?);
+            at += 1;
+            let idx = units.iter().skip(next_unit).position(|(u, _)| *u == unit)? + next_unit;
+            next_unit = idx + 1;
+            let scale = units[idx].1;
+            let (int, frac) = match num.split_once('.') {
+                Some((i, f)) if frac_unit == Some(unit) && !f.is_empty() && f.len() <= 6 => (i, f),
+                Some(_) => return None,
+                None => (num, ""),
+            };
+            if int.is_empty()
+                || !int.bytes().all(|c| c.is_ascii_digit())
+                || !frac.bytes().all(|c| c.is_ascii_digit())
+            {
+                return None;
+            }
+            let whole = int.parse::<u64>().ok()?.checked_mul(scale)?;
+            let frac_us = if frac.is_empty() {
+                0
+            } else {
+                frac.parse::<u64>().ok()? * 10u64.pow(6 - u32::try_from(frac.len()).ok()?)
+            };
+            total = total.checked_add(whole)?.checked_add(frac_us)?;
+        }
+        Some(())
+    };
+    const S: u64 = 1_000_000;
+    add(date, &[('W', 7 * 86_400 * S), ('D', 86_400 * S)], None)?;
+    if let Some(t) = time {
+        add(t, &[('H', 3600 * S), ('M', 60 * S), ('S', S)], Some('S'))?;
+    }
+    (total < 1 << 63).then_some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("PT5S"), Some(5_000_000));
+        assert_eq!(parse_duration("PT1.5S"), Some(1_500_000));
+        assert_eq!(parse_duration("PT1M30S"), Some(90_000_000));
+        assert_eq!(parse_duration("P1DT1H"), Some((86_400 + 3600) * 1_000_000));
+        assert_eq!(parse_duration("P2W"), Some(14 * 86_400 * 1_000_000));
+        assert_eq!(parse_duration("PT0S"), Some(0));
+        for bad in [
+            "",
+            "P",
+            "PT",
+            "5S",
+            "PT5",
+            "PTS",
+            "P1Y",
+            "P1M",
+            "PT1S1M",
+            "PT1H1H",
+            "-PT1S",
+            "PT1.S",
+            "P1.5D",
+            "PT1.1234567S",
+            "PT99999999999999999999S",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+}

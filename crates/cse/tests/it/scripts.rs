@@ -484,6 +484,58 @@ pub(crate) async fn subscription(r: &mut Run<'_>) {
     let got = url_rx.drain(Duration::from_millis(1500)).await;
     let suds: Vec<Value> = got.iter().filter_map(|n| n.pointer("/m2m:sgn/sud").cloned()).collect();
     r.note("deletion notices to su when the parent is deleted", json!(suds));
+    batch_notify(r).await;
+}
+
+/// `bn` (batchNotify) and `ln` (latestNotify): aggregated notifications (`m2m:agn`).
+async fn batch_notify(r: &mut Run<'_>) {
+    let mut rx = Receiver::start().await;
+    r.create("cnt for batches", 2001, "/cse-in/subapp", "Csub", 3, json!({"m2m:cnt": {"rn": "bc"}}), &["rn"])
+        .await;
+    let agn = |n: &Value| {
+        let sgns = n.pointer("/m2m:agn/m2m:sgn").and_then(Value::as_array).cloned().unwrap_or_default();
+        let cons: Vec<Value> =
+            sgns.iter().filter_map(|s| s.pointer("/nev/rep/m2m:cin/con").cloned()).collect();
+        json!({"count": sgns.len(), "cons": cons})
+    };
+    let cin = |con: &str| json!({"m2m:cin": {"con": con}});
+    let steps: [(&str, Value, &[&str]); 3] = [
+        ("num 2", json!({"num": 2, "dur": "PT30S"}), &["b1", "b2"]),
+        ("num 2 and ln", json!({"num": 2, "dur": "PT30S"}), &["l1", "l2"]),
+        ("dur 1 s", json!({"num": 10, "dur": "PT1S"}), &["d1"]),
+    ];
+    for (i, (what, bn, cons)) in steps.into_iter().enumerate() {
+        let mut sub =
+            json!({"m2m:sub": {"rn": format!("b{i}"), "nu": [rx.url], "enc": {"net": [3]}, "bn": bn}});
+        if what.ends_with("ln") {
+            sub["m2m:sub"]["ln"] = json!(true);
+        }
+        r.create(&format!("sub with bn {what}"), 2001, "/cse-in/subapp/bc", "Csub", 23, sub, &["rn", "bn"])
+            .await;
+        let v = rx.next().await;
+        r.note(&format!("bn {what}: verification request"), json!({"vrq": v.pointer("/m2m:sgn/vrq")}));
+        for con in cons {
+            r.create(
+                &format!("bn {what}: cin {con}"),
+                2001,
+                "/cse-in/subapp/bc",
+                "Csub",
+                4,
+                cin(con),
+                &["con"],
+            )
+            .await;
+        }
+        let n = rx.next().await;
+        r.note(&format!("bn {what}: aggregated notification"), agn(&n));
+        r.delete(&format!("delete sub bn {what}"), 2002, &format!("/cse-in/subapp/bc/b{i}"), "Csub").await;
+        let _ = rx.drain(Duration::from_millis(300)).await;
+    }
+    let bad = json!({"m2m:sub": {"rn": "bx", "nu": [rx.url], "bn": {"num": "two"}}});
+    r.create("sub with a bn that is not a batchNotify", 4000, "/cse-in/subapp/bc", "Csub", 23, bad, &[])
+        .await;
+    let bad = json!({"m2m:sub": {"rn": "bx", "nu": [rx.url], "ln": 1}});
+    r.create("sub with ln not a boolean", 4000, "/cse-in/subapp/bc", "Csub", 23, bad, &[]).await;
 }
 
 pub(crate) async fn discovery(r: &mut Run<'_>) {
