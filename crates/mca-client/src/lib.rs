@@ -223,10 +223,25 @@ impl McaClient {
         req.ty = Some(3);
         req.pc = Some(json!({"m2m:cnt": cnt}));
         let r = self.expect(&req, &[Rsc::Created, Rsc::Conflict]).await?;
+        self.created_or_existing(r, parent, rn).await
+    }
+
+    /// The resource a CREATE made, or on 4105 (a resource of that name exists) the existing one, retrieved: the
+    /// CSE's answer to a 4105 is an error message, not the resource.
+    async fn created_or_existing(
+        &self,
+        r: ResponsePrimitive,
+        parent: &str,
+        rn: &str,
+    ) -> Result<Value, McaError> {
+        if r.rsc == Rsc::Conflict {
+            return self.retrieve(&format!("{}/{rn}", parent.trim_end_matches('/'))).await;
+        }
         Ok(inner(r.pc))
     }
 
-    /// Writes a contentInstance to `container`, one request at a time per container.
+    /// Writes a contentInstance to `container`, one request at a time per container (per address string: a
+    /// gateway names each container in one form; two forms of one address are two queues).
     pub async fn create_cin(
         &self,
         container: &str,
@@ -261,7 +276,7 @@ impl McaClient {
         req.ty = Some(23);
         req.pc = Some(json!({"m2m:sub": {"rn": rn, "nu": nu, "enc": {"net": net}, "nct": 1}}));
         let r = self.expect(&req, &[Rsc::Created, Rsc::Conflict]).await?;
-        Ok(inner(r.pc))
+        self.created_or_existing(r, target, rn).await
     }
 
     /// Retrieves `target`; returns the resource representation.

@@ -20,10 +20,15 @@ async fn gateway_flow(authority: &str) {
         ipe.register_ae("cse-in", "ipe", "Nipechain.ipe", vec![listener.url()], vec![]).await.unwrap();
     assert_eq!(again["ri"], ae["ri"]);
 
-    ipe.create_container("cse-in/ipe", "cmd", Some(100)).await.unwrap();
-    ipe.create_container("cse-in/ipe", "cmd", Some(100)).await.unwrap(); // exists: fine
+    let cmd = ipe.create_container("cse-in/ipe", "cmd", Some(100)).await.unwrap();
+    // Exists (4105): fine, and the answer is that container, not the CSE's error message.
+    let again = ipe.create_container("cse-in/ipe", "cmd", Some(100)).await.unwrap();
+    assert_eq!((again["ri"].as_str(), again["rn"].as_str()), (cmd["ri"].as_str(), Some("cmd")));
     // URL target: the CSE sends a verification request, the listener answers 2000.
-    ipe.create_subscription("cse-in/ipe/cmd", "sub-url", vec![listener.url()], &[3]).await.unwrap();
+    let sub = ipe.create_subscription("cse-in/ipe/cmd", "sub-url", vec![listener.url()], &[3]).await.unwrap();
+    let again =
+        ipe.create_subscription("cse-in/ipe/cmd", "sub-url", vec![listener.url()], &[3]).await.unwrap();
+    assert_eq!((again["ri"].as_str(), again["ty"].as_u64()), (sub["ri"].as_str(), Some(23)));
     // AE-ID target: delivered to poa.
     ipe.create_subscription("cse-in/ipe/cmd", "sub-ae", vec!["Cipechain-ipe".into()], &[3]).await.unwrap();
 
