@@ -13,7 +13,8 @@ async fn snapshot(e: &Embedded) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_the_right_code_and_change_nothing() {
-    let e = Embedded::start(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let e = Embedded::start(Some(dir.path().to_path_buf())).await;
     let m = e.mca.clone();
     let ae = json!({"m2m:ae": {"rn": "b", "api": "Nx", "rr": false, "srv": ["3"]}});
     assert_eq!(m.req("POST", "/cse-in", Some("Cb"), Some(2), Some(ae)).await.rsc, 2001);
@@ -269,6 +270,11 @@ async fn bad_requests_get_the_right_code_and_change_nothing() {
         assert!(!msg.is_empty(), "{label}: no error message");
     }
     assert_eq!(e.cse.resource_count(), count, "resource count changed");
+    assert_eq!(snapshot(&e).await, before, "state changed");
+    e.stop().await;
+    // And on disk: a restart finds exactly what was there before the bad requests.
+    let e = Embedded::start(Some(dir.path().to_path_buf())).await;
+    assert_eq!(e.cse.resource_count(), count, "resource count changed on disk");
     assert_eq!(snapshot(&e).await, before, "stored state changed");
     e.stop().await;
 }
