@@ -600,24 +600,12 @@ impl Engine {
         Some((ri, targets))
     }
 
-    /// The targets of `nu` entries that must be verified, or why one of them cannot be reached at all (an entry
-    /// that is neither a URL nor a registered AE, or an AE without an `http://` or `local://` `poa`): such a
+    /// The targets of `nu` entries that must be verified, or why one of them cannot be reached at all: such a
     /// subscription would never deliver anything, so it is refused (5204) as an unreachable URL is.
     fn targets_to_verify<'a>(&self, nus: impl Iterator<Item = &'a str>) -> Result<Vec<NotifyTarget>, String> {
         let mut out = Vec::new();
         for n in nus {
-            let t = self.nu_targets(n);
-            if t.is_empty() {
-                let known = self.aes.contains_key(n) || matches!(self.resolve(n), Ok(Resolved::Res(_)));
-                return Err(if known {
-                    format!("notification target {n:?} has no poa this CSE can send to (http:// or local://)")
-                } else {
-                    format!(
-                        "notification target {n:?} is neither an http:// URL nor the ID of a registered AE"
-                    )
-                });
-            }
-            out.extend(t);
+            out.extend(self.nu_targets(n)?);
         }
         Ok(out)
     }
@@ -1305,20 +1293,26 @@ impl Engine {
     // ---------------------------------------------------------------- notifications
 
     /// The notification targets of one `nu` entry: a URL, or an AE-ID (or AE address) resolved via its `poa`.
-    fn nu_targets(&self, nu: &str) -> Vec<NotifyTarget> {
+    /// `Err` says why the entry has none: it names no registered AE, or the AE has no `poa` this CSE can send to.
+    fn nu_targets(&self, nu: &str) -> Result<Vec<NotifyTarget>, String> {
         if nu.starts_with("http://") || nu.starts_with("https://") {
-            return vec![NotifyTarget::Url(nu.to_owned())];
+            return Ok(vec![NotifyTarget::Url(nu.to_owned())]);
         }
         if let Some(name) = nu.strip_prefix("local://") {
-            return vec![NotifyTarget::Local(name.to_owned())];
+            return Ok(vec![NotifyTarget::Local(name.to_owned())]);
         }
         let ae_ri = self.aes.get(nu).cloned().or_else(|| match self.resolve(nu) {
             Ok(Resolved::Res(ri)) => Some(ri),
             _ => None,
         });
-        let Some(ae) = ae_ri.and_then(|ri| self.res.get(&ri)) else { return Vec::new() };
+        let Some(ae) = ae_ri.and_then(|ri| self.res.get(&ri)) else {
+            return Err(format!(
+                "notification target {nu:?} is neither an http:// URL nor the ID of a registered AE"
+            ));
+        };
         let aei = ae.attrs.get("aei").and_then(Value::as_str).unwrap_or(&ae.ri).to_owned();
-        ae.attrs
+        let targets: Vec<NotifyTarget> = ae
+            .attrs
             .get("poa")
             .and_then(Value::as_array)
             .into_iter()
@@ -1333,7 +1327,13 @@ impl Engine {
                     None
                 }
             })
-            .collect()
+            .collect();
+        if targets.is_empty() {
+            return Err(format!(
+                "notification target {nu:?} has no poa this CSE can send to (http:// or local://)"
+            ));
+        }
+        Ok(targets)
     }
 
     fn notify_event(
@@ -1379,7 +1379,7 @@ impl Engine {
                 .into_iter()
                 .flatten()
                 .filter_map(Value::as_str)
-                .flat_map(|n| self.nu_targets(n))
+                .flat_map(|n| self.nu_targets(n).unwrap_or_default())
                 .collect();
             let batch = BatchPolicy::of(&sub.attrs);
             self.fx.notes.push(Note { targets, body: json!({"m2m:sgn": sgn}), sur, batch });
@@ -1398,7 +1398,7 @@ impl Engine {
 
     fn subscription_deleted(&mut self, sub: &Res) {
         let Some(su) = sub.attrs.get("su").and_then(Value::as_str) else { return };
-        let targets = self.nu_targets(su);
+        let targets = self.nu_targets(su).unwrap_or_default();
         let sur = self.sp_relative(&sub.ri);
         self.fx.notes.push(Note {
             targets,

@@ -282,15 +282,7 @@ impl Cse {
             if let Some((body, targets)) = check {
                 let targets = match targets {
                     Ok(t) => t,
-                    Err(why) => {
-                        let mut r = ResponsePrimitive::error(
-                            Rsc::SubscriptionVerificationInitiationFailed,
-                            req.rqi,
-                            why,
-                        );
-                        r.rvi = req.rvi;
-                        return r;
-                    }
+                    Err(why) => return verification_refused(&req, why),
                 };
                 for t in &targets {
                     let rqi = self.next_rqi();
@@ -349,11 +341,12 @@ fn poisoned(req: &RequestPrimitive) -> ResponsePrimitive {
 }
 
 fn verification_failed(req: &RequestPrimitive, t: &NotifyTarget, why: &str) -> ResponsePrimitive {
-    let mut r = ResponsePrimitive::error(
-        Rsc::SubscriptionVerificationInitiationFailed,
-        req.rqi.clone(),
-        format!("verification of notification target {t:?} failed: {why}"),
-    );
+    verification_refused(req, format!("verification of notification target {t:?} failed: {why}"))
+}
+
+/// 5204: a notification target of the request cannot be verified.
+fn verification_refused(req: &RequestPrimitive, msg: String) -> ResponsePrimitive {
+    let mut r = ResponsePrimitive::error(Rsc::SubscriptionVerificationInitiationFailed, req.rqi.clone(), msg);
     r.rvi.clone_from(&req.rvi);
     r
 }

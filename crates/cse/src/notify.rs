@@ -4,8 +4,8 @@
 //! answer (the receiver refuses it) is logged and not retried; a 5xxx answer, an HTTP error status, a timeout or
 //! a connection failure is retried after 0.1, 0.5 and 2 s, then logged and dropped. A subscription with `bn`
 //! (batchNotify) has its notifications collected per target and sent as one `m2m:agn` (see
-//! [`Notifier::enqueue_batched`]). Queues live in memory: after a
-//! restart, notifications not yet delivered are not sent again.
+//! [`Notifier::enqueue_batched`]). Queues live in memory: after a restart, notifications not yet delivered are
+//! not sent again.
 //!
 //! ```text
 //!  engine ──Note(batch id)──► per-target queue ──wait until batch committed──► POST (retry ×4) / local channel
@@ -47,15 +47,16 @@ pub(crate) struct Notifier {
     inner: Arc<NotifierInner>,
 }
 
-/// Notifications of one subscription for one target, collected under its `bn` (batchNotify).
-#[derive(Default)]
+/// Notifications of one subscription for one target, collected under its `bn` (batchNotify). The entry is
+/// removed when they are sent.
 struct Collected {
     /// The `m2m:sgn` contents, in order.
     sgns: Vec<Value>,
     /// The newest storage batch they depend on.
     batch: u64,
-    /// Bumped at every send, so that the timer of an earlier collection does not send a later one early.
-    round: u64,
+    /// Which collection this is (unique per notifier): the timer of an earlier one, sent by count, must not send
+    /// this one early.
+    id: u64,
 }
 
 struct NotifierInner {
@@ -63,7 +64,7 @@ struct NotifierInner {
     queues: Mutex<HashMap<NotifyTarget, mpsc::UnboundedSender<Job>>>,
     /// Collections under `bn`, per (subscription, target).
     collected: Mutex<HashMap<(String, NotifyTarget), Collected>>,
-    /// Request ids of aggregated notifications.
+    /// Numbers collections and the request ids of aggregated notifications.
     agn_counter: std::sync::atomic::AtomicU64,
     locals: Mutex<HashMap<String, mpsc::UnboundedSender<LocalNotification>>>,
     committed: watch::Receiver<u64>,
@@ -129,41 +130,44 @@ impl Notifier {
         let sgn = body.get("m2m:sgn").cloned().unwrap_or(Value::Null);
         let key = (sur.to_owned(), target);
         let Ok(mut all) = self.inner.collected.lock() else { return };
-        let c = all.entry(key.clone()).or_default();
+        let c = all.entry(key.clone()).or_insert_with(|| Collected {
+            sgns: Vec::new(),
+            batch: 0,
+            id: self.next_agn(),
+        });
         c.sgns.push(sgn);
         c.batch = c.batch.max(batch);
         if policy.num.is_some_and(|n| c.sgns.len() >= n) {
-            let ready = Self::take(c, policy.latest);
+            let ready = all.remove(&key);
             drop(all);
-            self.send_collected(key.1, ready);
+            self.send_collected(key.1, ready, policy.latest);
         } else if c.sgns.len() == 1 {
-            let (me, round) = (self.clone(), c.round);
+            let (me, id) = (self.clone(), c.id);
             tokio::spawn(async move {
                 tokio::time::sleep(policy.dur).await;
                 let ready = {
                     let Ok(mut all) = me.inner.collected.lock() else { return };
-                    match all.get_mut(&key) {
-                        Some(c) if c.round == round && !c.sgns.is_empty() => Self::take(c, policy.latest),
-                        _ => return,
+                    if all.get(&key).is_none_or(|c| c.id != id) {
+                        return;
                     }
+                    all.remove(&key)
                 };
-                me.send_collected(key.1, ready);
+                me.send_collected(key.1, ready, policy.latest);
             });
         }
     }
 
-    fn take(c: &mut Collected, latest: bool) -> (u64, Vec<Value>) {
-        c.round += 1;
-        let mut sgns = std::mem::take(&mut c.sgns);
+    fn next_agn(&self) -> u64 {
+        self.inner.agn_counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn send_collected(&self, target: NotifyTarget, c: Option<Collected>, latest: bool) {
+        let Some(Collected { mut sgns, batch, .. }) = c else { return };
         if latest && sgns.len() > 1 {
             sgns.drain(..sgns.len() - 1);
         }
-        (c.batch, sgns)
-    }
-
-    fn send_collected(&self, target: NotifyTarget, (batch, sgns): (u64, Vec<Value>)) {
-        let n = self.inner.agn_counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.enqueue(target, batch, format!("agn-{n}"), json!({"m2m:agn": {"m2m:sgn": sgns}}));
+        let rqi = format!("agn-{}", self.next_agn());
+        self.enqueue(target, batch, rqi, json!({"m2m:agn": {"m2m:sgn": sgns}}));
     }
 
     /// Sends one request and waits for the answer (used for verification requests). Returns the RSC.
@@ -254,5 +258,52 @@ async fn deliver(
                 None => Err(format!("receiver answered HTTP {status}")),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+
+    use super::Notifier;
+    use crate::engine::{BatchPolicy, NotifyTarget};
+
+    fn sgn(n: u64) -> Value {
+        json!({"m2m:sgn": {"nev": {"net": 3, "rep": n}}})
+    }
+
+    fn reps(v: &Value) -> Vec<Value> {
+        v.pointer("/m2m:agn/m2m:sgn")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|s| s.pointer("/nev/rep").cloned()).collect())
+            .unwrap_or_default()
+    }
+
+    /// A collection sent by count leaves its timer behind; that timer must not send the next collection early.
+    #[tokio::test(start_paused = true)]
+    async fn batches_go_out_by_count_or_their_own_timer() {
+        let (_committed, rx) = tokio::sync::watch::channel(u64::MAX);
+        let n = Notifier::new(rx, "/id-in".into());
+        let mut got = n.register_local("x");
+        let t = NotifyTarget::Local("x".into());
+        let policy = BatchPolicy { num: Some(2), dur: Duration::from_secs(10), latest: false };
+        n.enqueue_batched(t.clone(), "/id-in/sub", 1, policy, &sgn(1));
+        n.enqueue_batched(t.clone(), "/id-in/sub", 2, policy, &sgn(2));
+        let first = got.recv().await.unwrap();
+        assert_eq!(reps(&first.body), [json!(1), json!(2)], "sent by count");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        n.enqueue_batched(t.clone(), "/id-in/sub", 3, policy, &sgn(3));
+        // The first collection's timer fires at 10 s: the second collection (started at 5 s) waits for 15 s.
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        assert!(got.try_recv().is_err(), "the second collection went out with the first one's timer");
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(reps(&got.recv().await.unwrap().body), [json!(3)]);
+        // With ln, only the latest of a collection goes out.
+        let latest = BatchPolicy { latest: true, ..policy };
+        n.enqueue_batched(t.clone(), "/id-in/sub2", 4, latest, &sgn(4));
+        n.enqueue_batched(t, "/id-in/sub2", 5, latest, &sgn(5));
+        assert_eq!(reps(&got.recv().await.unwrap().body), [json!(5)]);
     }
 }

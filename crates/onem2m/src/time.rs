@@ -67,57 +67,42 @@ pub fn parse(s: &str) -> Option<i64> {
 /// weeks (`nW`), days (`nD`), and after `T` hours, minutes and seconds (`nH`, `nM`, `n[.f]S`), to microseconds.
 /// Years and months (no fixed length) and negative durations are refused, as are durations of 2^63 µs or more.
 pub fn parse_duration(s: &str) -> Option<u64> {
+    const S: u64 = 1_000_000;
+    fn digits(t: &str) -> Option<&str> {
+        t.bytes().all(|c| c.is_ascii_digit()).then_some(t)
+    }
     let rest = s.strip_prefix('P')?;
     let (date, time) = match rest.split_once('T') {
-        Some((d, t)) if !t.is_empty() => (d, Some(t)),
-        Some(_) => return None,
-        None => (rest, None),
+        Some((_, "")) => return None,
+        Some((d, t)) => (d, t),
+        None => (rest, ""),
     };
-    if date.is_empty() && time.is_none() {
+    if date.is_empty() && time.is_empty() {
         return None;
     }
     let mut total: u64 = 0;
-    // One part: digits (with a fraction only for seconds), then its unit; units in their order, each once.
-    let mut add = |part: &str, units: &[(char, u64)], frac_unit: Option<char>| -> Option<()> {
-        let mut at = 0;
-        let mut next_unit = 0;
-        let b = part.as_bytes();
-        while at < b.len() {
-            let start = at;
-            while at < b.len() && (b[at].is_ascii_digit() || b[at] == b'.') {
-                at += 1;
-            }
-            let num = part.get(start..at)?;
-            let unit = char::from(*b.get(at)?);
-            at += 1;
-            let idx = units.iter().skip(next_unit).position(|(u, _)| *u == unit)? + next_unit;
-            next_unit = idx + 1;
-            let scale = units[idx].1;
-            let (int, frac) = match num.split_once('.') {
-                Some((i, f)) if frac_unit == Some(unit) && !f.is_empty() && f.len() <= 6 => (i, f),
-                Some(_) => return None,
-                None => (num, ""),
-            };
-            if int.is_empty()
-                || !int.bytes().all(|c| c.is_ascii_digit())
-                || !frac.bytes().all(|c| c.is_ascii_digit())
-            {
+    for (part, mut units) in [
+        (date, &[('W', 7 * 86_400 * S), ('D', 86_400 * S)][..]),
+        (time, &[('H', 3600 * S), ('M', 60 * S), ('S', S)][..]),
+    ] {
+        // Pieces "<digits>[.<fraction>]<unit>", units in their order, each at most once.
+        for piece in part.split_inclusive(|c: char| c.is_ascii_alphabetic()) {
+            let (at, unit) = piece.char_indices().last()?;
+            let i = units.iter().position(|(u, _)| *u == unit)?;
+            let scale = units[i].1;
+            units = &units[i + 1..];
+            let (int, frac) = piece[..at].split_once('.').unwrap_or((&piece[..at], ""));
+            let frac_ok = frac.len() <= 6 && (unit == 'S' || !piece.contains('.'));
+            if int.is_empty() || !frac_ok || piece[..at].ends_with('.') {
                 return None;
             }
-            let whole = int.parse::<u64>().ok()?.checked_mul(scale)?;
-            let frac_us = if frac.is_empty() {
-                0
-            } else {
-                frac.parse::<u64>().ok()? * 10u64.pow(6 - u32::try_from(frac.len()).ok()?)
+            let whole = digits(int)?.parse::<u64>().ok()?.checked_mul(scale)?;
+            let frac_us = match digits(frac)? {
+                "" => 0,
+                f => f.parse::<u64>().ok()? * 10u64.pow(6 - u32::try_from(f.len()).ok()?),
             };
             total = total.checked_add(whole)?.checked_add(frac_us)?;
         }
-        Some(())
-    };
-    const S: u64 = 1_000_000;
-    add(date, &[('W', 7 * 86_400 * S), ('D', 86_400 * S)], None)?;
-    if let Some(t) = time {
-        add(t, &[('H', 3600 * S), ('M', 60 * S), ('S', S)], Some('S'))?;
     }
     (total < 1 << 63).then_some(total)
 }
@@ -150,6 +135,8 @@ mod tests {
             "P1.5D",
             "PT1.1234567S",
             "PT99999999999999999999S",
+            "PT5é",
+            "PT1.2.3S",
         ] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }

@@ -242,31 +242,20 @@ async fn a_configured_cse_id_and_name_are_used_everywhere() {
 async fn in_process_api_and_local_notifications() {
     let c = cse::Cse::open(cse::CseConfig::default()).await.unwrap();
     let mut rx = c.local_poa("gateway");
-    let mut req = onem2m::RequestPrimitive::new(onem2m::Operation::Create, "cse-in", Some("Cgw".into()), "1");
-    req.ty = Some(2);
-    req.pc = Some(
-        json!({"m2m:ae": {"rn": "gw", "api": "Nipe", "rr": true, "srv": ["3"], "poa": ["local://gateway"]}}),
+    use onem2m::{Operation::Create, Rsc};
+    let ae =
+        json!({"m2m:ae": {"rn": "gw", "api": "Nipe", "rr": true, "srv": ["3"], "poa": ["local://gateway"]}});
+    assert_eq!(c.handle(request(Create, "cse-in", "Cgw", Some(2), Some(ae))).await.rsc, Rsc::Created);
+    let cnt = json!({"m2m:cnt": {"rn": "cmd"}});
+    assert_eq!(c.handle(request(Create, "cse-in/gw", "Cgw", Some(3), Some(cnt))).await.rsc, Rsc::Created);
+    let sub = json!({"m2m:sub": {"rn": "s", "nu": ["Cgw"], "enc": {"net": [3]}}});
+    assert_eq!(
+        c.handle(request(Create, "cse-in/gw/cmd", "Cgw", Some(23), Some(sub))).await.rsc,
+        Rsc::Created
     );
-    assert_eq!(c.handle(req).await.rsc, onem2m::Rsc::Created);
-    let mut req =
-        onem2m::RequestPrimitive::new(onem2m::Operation::Create, "cse-in/gw", Some("Cgw".into()), "2");
-    req.ty = Some(3);
-    req.pc = Some(json!({"m2m:cnt": {"rn": "cmd"}}));
-    assert_eq!(c.handle(req).await.rsc, onem2m::Rsc::Created);
-    let mut req =
-        onem2m::RequestPrimitive::new(onem2m::Operation::Create, "cse-in/gw/cmd", Some("Cgw".into()), "3");
-    req.ty = Some(23);
-    req.pc = Some(json!({"m2m:sub": {"rn": "s", "nu": ["Cgw"], "enc": {"net": [3]}}}));
-    assert_eq!(c.handle(req).await.rsc, onem2m::Rsc::Created);
-    let mut req = onem2m::RequestPrimitive::new(
-        onem2m::Operation::Create,
-        "/id-in/cse-in/gw/cmd",
-        Some("CAdmin".into()),
-        "4",
-    );
-    req.ty = Some(4);
-    req.pc = Some(json!({"m2m:cin": {"con": {"op": "read", "path": "/3303/0/5700"}}}));
-    assert_eq!(c.handle(req).await.rsc, onem2m::Rsc::Created);
+    let cin = json!({"m2m:cin": {"con": {"op": "read", "path": "/3303/0/5700"}}});
+    let r = c.handle(request(Create, "/id-in/cse-in/gw/cmd", "CAdmin", Some(4), Some(cin))).await;
+    assert_eq!(r.rsc, Rsc::Created);
     let n = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
     assert_eq!(n.body.pointer("/m2m:sgn/nev/net"), Some(&json!(3)));
     assert_eq!(n.body.pointer("/m2m:sgn/nev/rep/m2m:cin/con/op"), Some(&Value::from("read")));
@@ -373,14 +362,12 @@ async fn notification_answers_decide_what_is_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_resources_go_away_without_requests() {
     let c = cse::Cse::open(cse::CseConfig::default()).await.unwrap();
-    let mut req =
-        onem2m::RequestPrimitive::new(onem2m::Operation::Create, "cse-in", Some("CAdmin".into()), "1");
-    req.ty = Some(3);
     #[allow(clippy::disallowed_methods)] // the test needs an `et` just ahead of the wall clock
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64;
     let et = onem2m::time::format(now + 1_000_000);
-    req.pc = Some(json!({"m2m:cnt": {"rn": "short", "et": et}}));
-    assert_eq!(c.handle(req).await.rsc, onem2m::Rsc::Created);
+    let cnt = json!({"m2m:cnt": {"rn": "short", "et": et}});
+    let r = c.handle(request(onem2m::Operation::Create, "cse-in", "CAdmin", Some(3), Some(cnt))).await;
+    assert_eq!(r.rsc, onem2m::Rsc::Created);
     let before = c.resource_count();
     tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
     assert_eq!(c.resource_count(), before - 1);
@@ -477,29 +464,19 @@ async fn after_close_writes_are_refused_and_nothing_is_acknowledged() {
     let cfg = cse::CseConfig { data_dir: Some(dir.path().to_path_buf()), ..Default::default() };
     let c = cse::Cse::open(cfg.clone()).await.unwrap();
     let cnt = |rn: &str| {
-        let mut r =
-            onem2m::RequestPrimitive::new(onem2m::Operation::Create, "cse-in", Some("CAdmin".into()), "1");
-        r.ty = Some(3);
-        r.pc = Some(json!({"m2m:cnt": {"rn": rn}}));
-        r
+        request(onem2m::Operation::Create, "cse-in", "CAdmin", Some(3), Some(json!({"m2m:cnt": {"rn": rn}})))
     };
     assert_eq!(c.handle(cnt("kept")).await.rsc, onem2m::Rsc::Created);
     c.close().await;
     let r = c.handle(cnt("refused")).await;
     assert_eq!(r.rsc, onem2m::Rsc::InternalServerError);
     // The CSE now refuses everything (its memory may be ahead of its disk).
-    let get =
-        onem2m::RequestPrimitive::new(onem2m::Operation::Retrieve, "cse-in/kept", Some("CAdmin".into()), "2");
+    let get = request(onem2m::Operation::Retrieve, "cse-in/kept", "CAdmin", None, None);
     assert_eq!(c.handle(get.clone()).await.rsc, onem2m::Rsc::InternalServerError);
     drop(c);
     let c = cse::Cse::open(cfg).await.unwrap();
     assert_eq!(c.handle(get).await.rsc, onem2m::Rsc::Ok);
-    let gone = onem2m::RequestPrimitive::new(
-        onem2m::Operation::Retrieve,
-        "cse-in/refused",
-        Some("CAdmin".into()),
-        "3",
-    );
+    let gone = request(onem2m::Operation::Retrieve, "cse-in/refused", "CAdmin", None, None);
     assert_eq!(c.handle(gone).await.rsc, onem2m::Rsc::NotFound);
     c.close().await;
 }
