@@ -48,24 +48,41 @@ fn main() {
         });
         rate(&format!("{alg} batch"), rounds, || verify_batch(&items).expect("valid"));
         if alg == Algorithm::Ed25519 {
-            // The raw ed25519-dalek batch equation by chunk size (what BATCH_CHUNK trades off).
-            let sigs: Vec<_> =
-                sigs.iter().map(|s| ed25519_dalek::Signature::from_slice(s).expect("64 bytes")).collect();
-            let vks: Vec<_> = keys
+            // Batch equations by chunk size: ed25519-zebra's cofactored one (ZIP-215, what BATCH_CHUNK
+            // trades off) beside ed25519-dalek's cofactorless one (the rule before ZIP-215, for comparison).
+            let raw: Vec<[u8; 32]> = keys
                 .iter()
                 .map(|k| match k {
-                    PublicKey::Ed25519(vk) => *vk,
+                    PublicKey::Ed25519(k) => *k.as_bytes(),
                     PublicKey::EcdsaP256(_) => unreachable!("ed25519 set"),
                 })
                 .collect();
+            let dalek_sigs: Vec<_> =
+                sigs.iter().map(|s| ed25519_dalek::Signature::from_slice(s).expect("64 bytes")).collect();
+            let dalek_vks: Vec<_> =
+                raw.iter().map(|b| ed25519_dalek::VerifyingKey::from_bytes(b).expect("point")).collect();
             for size in [16usize, 32, 64, 128, 256, 1024] {
+                rate(&format!("  zebra chunk {size}"), rounds, || {
+                    for start in (0..N).step_by(size) {
+                        let mut v = ed25519_zebra::batch::Verifier::new();
+                        for i in start..start + size {
+                            let sig: &[u8; 64] = sigs[i].as_slice().try_into().expect("64 bytes");
+                            v.queue((
+                                ed25519_zebra::VerificationKeyBytes::from(raw[i]),
+                                ed25519_zebra::Signature::from_bytes(sig),
+                                msgs[i].as_slice(),
+                            ));
+                        }
+                        v.verify(rand_core::OsRng).expect("valid");
+                    }
+                });
                 rate(&format!("  dalek chunk {size}"), rounds, || {
                     for start in (0..N).step_by(size) {
                         let m: Vec<&[u8]> = msgs[start..start + size].iter().map(Vec::as_slice).collect();
                         ed25519_dalek::verify_batch(
                             &m,
-                            &sigs[start..start + size],
-                            &vks[start..start + size],
+                            &dalek_sigs[start..start + size],
+                            &dalek_vks[start..start + size],
                         )
                         .expect("valid");
                     }

@@ -57,6 +57,8 @@ mod time;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_rule;
 
 pub use batch::{BATCH_CHUNK, BatchError, VerifyItem, verify_batch, verify_batch_parallel, verify_each};
 pub use cryptogen::{CryptoMaterial, NetworkSpec};

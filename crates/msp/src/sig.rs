@@ -5,8 +5,11 @@
 //! produced in low-S form; verification rejects high-S signatures exactly as Fabric's BCCSP does, so a
 //! signature can't be made malleable by flipping `s`.
 //!
-//! Ed25519 verification is *strict* (`verify_strict`: no small-order `R`), and public keys of small
-//! order ("weak" keys) are refused when a key is parsed.
+//! Ed25519 verification follows ZIP-215 (docs/msp.md, "The Ed25519 rule"): `S` must be canonical, `A` and
+//! `R` are decompressed as encoded, and the *cofactored* equation `[8](sB - R - kA) = 0` decides, in
+//! single and in batch verification alike (ed25519-zebra), so the two agree by construction and a
+//! verdict is a function of the bytes only. On top of that, keys are checked once when parsed:
+//! a public key must be canonically encoded and torsion-free (no small-order or mixed-order keys).
 
 use ed25519_dalek::Signer as _;
 use ed25519_dalek::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _};
@@ -59,6 +62,10 @@ pub enum KeyError {
     /// An Ed25519 public key of small order: anyone could forge signatures for it.
     #[error("weak (small-order) Ed25519 public key")]
     WeakKey,
+    /// An Ed25519 public key with a torsion component (outside the prime-order subgroup): no honest
+    /// key generator makes one.
+    #[error("Ed25519 public key has a torsion component")]
+    TorsionKey,
 }
 
 /// Why a signature did not verify.
@@ -172,7 +179,11 @@ impl SigningKey {
     /// The matching public key.
     pub fn public_key(&self) -> PublicKey {
         match self {
-            SigningKey::Ed25519(k) => PublicKey::Ed25519(k.verifying_key()),
+            // A key derived from a secret scalar is canonical and torsion-free by construction.
+            SigningKey::Ed25519(k) => PublicKey::Ed25519(
+                Ed25519Key::unchecked(k.verifying_key().to_bytes())
+                    .expect("a signing key's public key is a point"),
+            ),
             SigningKey::EcdsaP256(k) => PublicKey::EcdsaP256(*k.verifying_key()),
         }
     }
@@ -214,14 +225,73 @@ impl SigningKey {
     }
 }
 
+/// An Ed25519 public key that passed the key checks (canonical encoding, torsion-free), kept in the
+/// forms its uses need: the encoding (batch items, SPKI) and ed25519-zebra's verification key (single
+/// verification without decompressing `A` again).
+#[derive(Clone, Copy)]
+pub struct Ed25519Key {
+    bytes: [u8; 32],
+    zebra: ed25519_zebra::VerificationKey,
+}
+
+impl Ed25519Key {
+    /// Checks an encoded key: it must decode to a curve point, be canonically encoded, and lie in the
+    /// prime-order subgroup (no small-order "weak" key, no torsion component).
+    pub fn from_bytes(bytes: [u8; 32]) -> Result<Ed25519Key, KeyError> {
+        let point = curve25519_dalek::edwards::CompressedEdwardsY(bytes)
+            .decompress()
+            .ok_or_else(|| KeyError::Malformed("Ed25519 key is not a curve point".into()))?;
+        if point.is_small_order() {
+            return Err(KeyError::WeakKey);
+        }
+        if point.compress().to_bytes() != bytes {
+            return Err(KeyError::Malformed("Ed25519 key is not canonically encoded".into()));
+        }
+        if !point.is_torsion_free() {
+            return Err(KeyError::TorsionKey);
+        }
+        Ed25519Key::unchecked(bytes)
+    }
+
+    /// Any decodable point, without the key checks: only for tests of the verification rule itself.
+    pub(crate) fn unchecked(bytes: [u8; 32]) -> Result<Ed25519Key, KeyError> {
+        let zebra = ed25519_zebra::VerificationKey::try_from(bytes)
+            .map_err(|_| KeyError::Malformed("Ed25519 key is not a curve point".into()))?;
+        Ok(Ed25519Key { bytes, zebra })
+    }
+
+    /// The 32-byte encoding.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.bytes
+    }
+
+    /// Verifies under the ZIP-215 rule (canonical `S`, cofactored equation).
+    pub(crate) fn verify(&self, msg: &[u8], sig: &[u8]) -> Result<(), SigError> {
+        let sig = ed25519_signature(sig)?;
+        self.zebra.verify(&sig, msg).map_err(|_| SigError::Invalid)
+    }
+}
+
+/// A 64-byte Ed25519 signature; anything else is malformed.
+pub(crate) fn ed25519_signature(sig: &[u8]) -> Result<ed25519_zebra::Signature, SigError> {
+    let bytes: &[u8; 64] = sig.try_into().map_err(|_| SigError::Malformed)?;
+    Ok(ed25519_zebra::Signature::from_bytes(bytes))
+}
+
+impl PartialEq for Ed25519Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for Ed25519Key {}
+
 /// A public key that verifies signatures, usually taken from a certificate.
-///
-/// Ed25519 keys keep their decompressed point, so verification does no point decompression for `A`.
 #[derive(Clone, PartialEq, Eq)]
 pub enum PublicKey {
-    /// An Ed25519 key (never a weak one).
-    Ed25519(ed25519_dalek::VerifyingKey),
-    /// An ECDSA P-256 key.
+    /// An Ed25519 key (canonical and torsion-free: see [`Ed25519Key::from_bytes`]).
+    Ed25519(Ed25519Key),
+    /// An ECDSA P-256 key (a point on the curve, not the identity).
     EcdsaP256(p256::ecdsa::VerifyingKey),
 }
 
@@ -246,11 +316,8 @@ impl PublicKey {
 
     /// Parses a DER `SubjectPublicKeyInfo` (the public key field of an X.509 certificate).
     pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
-        if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_der(der) {
-            if k.is_weak() {
-                return Err(KeyError::WeakKey);
-            }
-            return Ok(PublicKey::Ed25519(k));
+        if let Ok(spki) = ed25519_dalek::pkcs8::PublicKeyBytes::from_public_key_der(der) {
+            return Ok(PublicKey::Ed25519(Ed25519Key::from_bytes(spki.to_bytes())?));
         }
         match <p256::ecdsa::VerifyingKey as p256::pkcs8::DecodePublicKey>::from_public_key_der(der) {
             Ok(k) => Ok(PublicKey::EcdsaP256(k)),
@@ -269,7 +336,7 @@ impl PublicKey {
     /// DER `SubjectPublicKeyInfo` encoding.
     pub fn to_spki_der(&self) -> Vec<u8> {
         let doc = match self {
-            PublicKey::Ed25519(k) => k.to_public_key_der(),
+            PublicKey::Ed25519(k) => ed25519_dalek::pkcs8::PublicKeyBytes(k.bytes).to_public_key_der(),
             PublicKey::EcdsaP256(k) => p256::pkcs8::EncodePublicKey::to_public_key_der(k),
         };
         doc.expect("SPKI encoding of a valid key").into_vec()
@@ -279,19 +346,16 @@ impl PublicKey {
     /// the 65-byte uncompressed SEC1 point for P-256.
     pub fn raw_bytes(&self) -> Vec<u8> {
         match self {
-            PublicKey::Ed25519(k) => k.as_bytes().to_vec(),
+            PublicKey::Ed25519(k) => k.bytes.to_vec(),
             PublicKey::EcdsaP256(k) => k.to_encoded_point(false).as_bytes().to_vec(),
         }
     }
 
-    /// Verifies `sig` over `msg`. Ed25519 uses strict verification; ECDSA rejects high-S and
-    /// non-DER signatures.
+    /// Verifies `sig` over `msg`. Ed25519 follows ZIP-215 (the same verdict as batch verification);
+    /// ECDSA refuses high-S and anything but strict DER.
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> Result<(), SigError> {
         match self {
-            PublicKey::Ed25519(k) => {
-                let sig = ed25519_dalek::Signature::from_slice(sig).map_err(|_| SigError::Malformed)?;
-                k.verify_strict(msg, &sig).map_err(|_| SigError::Invalid)
-            }
+            PublicKey::Ed25519(k) => k.verify(msg, sig),
             PublicKey::EcdsaP256(k) => {
                 parse_ecdsa_low_s(sig)?;
                 // ring's P-256 is several times faster than the p256 crate; the p256 parse above
