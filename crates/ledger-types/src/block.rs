@@ -154,9 +154,32 @@ pub fn header_hash(header: &BlockHeader) -> Hash32 {
     Hash32::of(&header.encode_to_vec())
 }
 
-/// The message an orderer signs for a block: its header hash.
-pub fn block_signing_bytes(block: &Block) -> [u8; 32] {
-    block.header_hash().0
+/// How far (seconds, either way) a transaction's own timestamp may be from its block's time. A transaction's
+/// certificates are judged at its timestamp, so validation reads no clock; the window keeps a client from
+/// backdating a transaction to use a certificate that has expired (docs/msp.md, "Time").
+pub const TX_TIME_WINDOW_SECS: i64 = 15 * 60;
+
+/// The message an orderer signs for a block: its header hash, followed by the block's time (seconds as 8
+/// big-endian bytes, nanoseconds as 4) when the metadata carries one.
+pub fn block_signing_bytes(block: &Block) -> Vec<u8> {
+    let mut out = block.header_hash().0.to_vec();
+    if let Some(t) = block.metadata.as_ref().and_then(|m| m.timestamp) {
+        out.extend_from_slice(&t.seconds.to_be_bytes());
+        out.extend_from_slice(&t.nanos.to_be_bytes());
+    }
+    out
+}
+
+impl Block {
+    /// The time the ordering service gave the block, in Unix seconds (None: genesis or an older block).
+    pub fn time_secs(&self) -> Option<i64> {
+        self.metadata.as_ref().and_then(|m| m.timestamp).map(|t| t.seconds)
+    }
+}
+
+/// Whether a transaction timestamp (Unix seconds) lies within [`TX_TIME_WINDOW_SECS`] of `reference`.
+pub fn within_tx_window(tx_secs: i64, reference: i64) -> bool {
+    tx_secs.abs_diff(reference) <= TX_TIME_WINDOW_SECS as u64
 }
 
 /// The peer's commit hash chain: SHA-256(previous commit hash || header hash || validation codes).

@@ -38,6 +38,9 @@ pub enum TxValidationCode {
     UnknownTxType = 13,
     /// The transaction names another channel.
     TargetChainNotFound = 14,
+    /// The channel header's timestamp is missing or further than [`crate::block::TX_TIME_WINDOW_SECS`] from
+    /// the block's time: the transaction's certificates cannot be judged at a time the orderers vouch for.
+    BadChannelHeader = 20,
     /// The read/write set could not be decoded.
     BadRwset = 21,
     /// The contract named in the transaction is not defined on the channel.
@@ -56,7 +59,7 @@ pub enum TxValidationCode {
 
 impl TxValidationCode {
     /// All codes, for decoding.
-    pub const ALL: [TxValidationCode; 22] = [
+    pub const ALL: [TxValidationCode; 23] = [
         Self::Valid,
         Self::NilEnvelope,
         Self::BadPayload,
@@ -72,6 +75,7 @@ impl TxValidationCode {
         Self::PhantomReadConflict,
         Self::UnknownTxType,
         Self::TargetChainNotFound,
+        Self::BadChannelHeader,
         Self::BadRwset,
         Self::InvalidContract,
         Self::BadCreator,
@@ -109,6 +113,7 @@ impl TxValidationCode {
             Self::PhantomReadConflict => "PHANTOM_READ_CONFLICT",
             Self::UnknownTxType => "UNKNOWN_TX_TYPE",
             Self::TargetChainNotFound => "TARGET_CHAIN_NOT_FOUND",
+            Self::BadChannelHeader => "BAD_CHANNEL_HEADER",
             Self::BadRwset => "BAD_RWSET",
             Self::InvalidContract => "INVALID_CHAINCODE",
             Self::BadCreator => "BAD_CREATOR",

@@ -280,6 +280,12 @@ pub struct BlockMetadata {
     pub raft_term: u64,
     #[prost(uint64, tag = "5")]
     pub raft_index: u64,
+    /// When the ordering service cut the block (the Raft leader's clock, never before the previous block's
+    /// time). Covered by the orderer's signature ([`crate::block::block_signing_bytes`]); transactions are
+    /// judged at their own timestamps, which must lie within [`crate::block::TX_TIME_WINDOW_SECS`] of it.
+    /// Absent in the genesis block and in blocks cut by versions before it existed.
+    #[prost(message, optional, tag = "6")]
+    pub timestamp: Option<Timestamp>,
 }
 
 /// A block.

@@ -1,10 +1,10 @@
 //! Where things are in a data directory, and the per-node config file.
 
-use crate::identities::MspIdentities;
 use ledger_rpc::tls::TlsMaterial;
 use ledger_types::config::config_from_genesis;
 use ledger_types::proto::{Block, ChannelConfig};
 use msp::{LocalIdentity, Msp, MspManager, cert_pem};
+use peer::identity::MspIdentities;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

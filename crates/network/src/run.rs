@@ -105,7 +105,7 @@ impl MspAuthorizer {
         let full = self.learned.resolve(bytes).map_err(|e| {
             orderer::Denied(format!("{e} (this orderer has not seen the identity in full since it started)"))
         })?;
-        let id = self.ids.validate(&full).map_err(orderer::Denied)?;
+        let id = self.ids.validate(&full, crate::unix_now().as_secs()).map_err(orderer::Denied)?;
         if let peer::registry::Resolved::Full(b) = full {
             self.learned.remember(b, LEARNED_MAX);
         }

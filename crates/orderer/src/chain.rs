@@ -63,3 +63,40 @@ pub trait Chain: Send + Sync + 'static {
     /// `Some(reason)` once the chain has halted and will not order anything again.
     fn errored(&self) -> Option<String>;
 }
+
+/// The wall clock of the ordering shell, for block times (Unix seconds and nanoseconds).
+#[allow(clippy::disallowed_methods)]
+fn wall_clock() -> ledger_types::proto::Timestamp {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    ledger_types::proto::Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
+}
+
+/// Gives a freshly cut block its time (the wall clock, but never before `last`, the time of the previous
+/// block this orderer cut or found in its store) and signs it as `signer` over
+/// [`block_signing_bytes`](ledger_types::block::block_signing_bytes). Returns the time given.
+pub(crate) fn stamp_and_sign(
+    block: &mut ledger_types::proto::Block,
+    last: Option<ledger_types::proto::Timestamp>,
+    signer: &dyn ledger_types::tx::Signer,
+) -> ledger_types::proto::Timestamp {
+    let now = wall_clock();
+    let time = match last {
+        Some(l) if (l.seconds, l.nanos) > (now.seconds, now.nanos) => l,
+        _ => now,
+    };
+    let meta = block.metadata.get_or_insert_with(Default::default);
+    meta.timestamp = Some(time);
+    let signature = signer.sign(&ledger_types::block::block_signing_bytes(block));
+    block.metadata.get_or_insert_with(Default::default).signatures.push(
+        ledger_types::proto::MetadataSignature { signer: signer.serialized_identity().to_vec(), signature },
+    );
+    time
+}
+
+/// The time of the last block in `store` (None: empty, genesis, or a block cut before blocks had times).
+pub(crate) fn last_block_time(
+    store: &dyn ledger_types::store::BlockStore,
+) -> Option<ledger_types::proto::Timestamp> {
+    let h = store.height();
+    store.block(h.checked_sub(1)?).ok().flatten()?.metadata?.timestamp
+}

@@ -5,7 +5,6 @@ use crate::chain::{Chain, OrderError, Ordered};
 use crate::cutter::{BlockCutter, CutterConfig};
 use futures::future::BoxFuture;
 use ledger_types::block::BlockBuilder;
-use ledger_types::proto::MetadataSignature;
 use ledger_types::store::BlockStore;
 use ledger_types::tx::Signer;
 use ledger_types::{Hash32, TxId};
@@ -131,11 +130,11 @@ impl Solo {
         let prev = self.store.last_hash().unwrap_or(Hash32::ZERO);
         let mut block =
             BlockBuilder::new(number, prev).envelopes(batch.iter().map(|(_, e)| e.clone())).build();
-        let hash = block.header_hash();
-        block.metadata.get_or_insert_with(Default::default).signatures.push(MetadataSignature {
-            signer: self.signer.serialized_identity().to_vec(),
-            signature: self.signer.sign(&hash.0),
-        });
+        crate::chain::stamp_and_sign(
+            &mut block,
+            crate::chain::last_block_time(self.store.as_ref()),
+            self.signer.as_ref(),
+        );
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.append(&block))
             .await

@@ -4,7 +4,7 @@
 //! rebuilt state. Stops at the first bad block and says what is wrong.
 
 use crate::identity::Identities;
-use crate::validator::{ChannelRules, validate_block};
+use crate::validator::{ChannelRules, orderer_signed, validate_block};
 use ledger_types::block::commit_hash;
 use ledger_types::config::config_from_genesis;
 use ledger_types::proto::Block;
@@ -85,13 +85,7 @@ where
         }
         block.check_extends(Some(prev)).map_err(|e| bad(number, e.to_string()))?;
         let hash = block.header_hash();
-        let signed = block.metadata.as_ref().is_some_and(|m| {
-            m.signatures.iter().any(|s| {
-                consenters.contains(&s.signer)
-                    && ids.validate(&s.signer).is_ok_and(|id| ids.verify(&id, &hash.0, &s.signature))
-            })
-        });
-        if !signed {
+        if !orderer_signed(&block, &consenters, ids) {
             return Err(bad(number, "no valid orderer signature"));
         }
         let snapshot = scratch.snapshot()?;

@@ -98,9 +98,12 @@ impl Endorser {
         self
     }
 
-    /// Decodes and checks a proposal (channel, tx id, creator membership and writer right) without
-    /// verifying its signature; see [`Endorser::run`].
-    pub fn check(&self, sp: &SignedProposal) -> Result<CheckedProposal, EndorseError> {
+    /// Decodes and checks a proposal (channel, tx id, timestamp within
+    /// [`TX_TIME_WINDOW_SECS`](ledger_types::block::TX_TIME_WINDOW_SECS) of `now`, creator membership at the
+    /// proposal's time and writer right) without verifying its signature; see [`Endorser::run`]. `now` is
+    /// the peer's clock (Unix seconds): a proposal the orderers would cut far from its own time would only
+    /// be invalid at validation, so it is refused here with a message about the client's clock.
+    pub fn check(&self, sp: &SignedProposal, now: i64) -> Result<CheckedProposal, EndorseError> {
         let proposal = Proposal::decode(sp.proposal_bytes.as_slice())
             .map_err(|e| EndorseError::BadProposal(format!("undecodable proposal: {e}")))?;
         let header = proposal.header.ok_or_else(|| EndorseError::BadProposal("missing header".into()))?;
@@ -112,8 +115,19 @@ impl Endorser {
         if TxId::compute(&header.nonce, &header.creator) != tx_id {
             return Err(EndorseError::BadProposal("tx id is not the hash of nonce and creator".into()));
         }
+        let at = header
+            .timestamp
+            .map(|t| t.seconds)
+            .ok_or_else(|| EndorseError::BadProposal("proposal has no timestamp".into()))?;
+        if !ledger_types::block::within_tx_window(at, now) {
+            return Err(EndorseError::BadProposal(format!(
+                "proposal timestamp {at} is {} s from this peer's clock (at most {} s): check the client's clock",
+                at.abs_diff(now),
+                ledger_types::block::TX_TIME_WINDOW_SECS
+            )));
+        }
         let full = self.registry.resolve(&header.creator).map_err(EndorseError::UnknownIdentity)?;
-        let creator = self.ids.validate(&full).map_err(EndorseError::Denied)?;
+        let creator = self.ids.validate(&full, at).map_err(EndorseError::Denied)?;
         let creator_registered = match full {
             crate::registry::Resolved::Registered(_) => true,
             crate::registry::Resolved::Full(b) => self.registry.knows(b),
@@ -133,8 +147,9 @@ impl Endorser {
         sp: &SignedProposal,
         snapshot: &dyn StateSnapshot,
         already_committed: &dyn Fn(&str) -> Result<bool, StoreError>,
+        now: i64,
     ) -> Result<Simulation, EndorseError> {
-        let checked = self.check(sp)?;
+        let checked = self.check(sp, now)?;
         if !self.ids.verify(&checked.creator, &sp.proposal_bytes, &sp.signature) {
             return Err(EndorseError::Denied("proposal signature does not verify".into()));
         }
@@ -217,8 +232,9 @@ impl Endorser {
         sp: &SignedProposal,
         snapshot: &dyn StateSnapshot,
         already_committed: &dyn Fn(&str) -> Result<bool, StoreError>,
+        now: i64,
     ) -> Result<ProposalResponse, EndorseError> {
-        Ok(self.sign(self.simulate(sp, snapshot, already_committed)?))
+        Ok(self.sign(self.simulate(sp, snapshot, already_committed, now)?))
     }
 
     /// The identity this endorser signs as.

@@ -1,8 +1,12 @@
 //! The seam between the peer and the membership service provider: validating identities and verifying
-//! signatures, in batches. The `msp` crate implements it; tests use fakes.
+//! signatures, in batches. [`MspIdentities`] implements it with the `msp` crate.
 
+use ledger_types::proto::SerializedIdentity;
+use msp::{MspManager, PublicKey, UnixTime, VerifyItem, verify_batch};
+use prost::Message;
 use std::any::Any;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 /// An identity whose certificate chains to a channel member's CA.
 pub struct ValidatedIdentity {
@@ -40,9 +44,10 @@ pub struct SigCheck<'a> {
 
 /// Identity validation and signature verification for one channel.
 pub trait Identities: Send + Sync + 'static {
-    /// Validates an encoded `SerializedIdentity` against the channel's organizations (results may be
-    /// cached). The error says why, for logs and client-facing statuses.
-    fn validate(&self, serialized_identity: &[u8]) -> Result<Arc<ValidatedIdentity>, String>;
+    /// Validates an encoded `SerializedIdentity` against the channel's organizations as of `at` (Unix
+    /// seconds: a transaction's or block's own time in validation, the node's clock at admission; results
+    /// may be cached). The error says why, for logs and client-facing statuses.
+    fn validate(&self, serialized_identity: &[u8], at: i64) -> Result<Arc<ValidatedIdentity>, String>;
 
     /// Verifies many signatures at once; one result per item, in order.
     fn verify_batch(&self, items: &[SigCheck<'_>]) -> Vec<bool>;
@@ -50,5 +55,85 @@ pub trait Identities: Send + Sync + 'static {
     /// Verifies one signature.
     fn verify(&self, identity: &ValidatedIdentity, msg: &[u8], sig: &[u8]) -> bool {
         self.verify_batch(&[SigCheck { identity, msg, sig }]).first().copied().unwrap_or(false)
+    }
+}
+
+/// Most validated identities kept (the cache is cleared when it grows past this).
+const CACHE: usize = 16_384;
+
+/// Validated identities by serialized identity, with the certificate chain's validity window (Unix seconds).
+type Cache = HashMap<Vec<u8>, (Arc<ValidatedIdentity>, i64, i64)>;
+
+/// Channel identities validated by an [`MspManager`], cached by serialized identity. Signatures are checked
+/// with `msp`'s batch verification, whose verdicts equal single verification's (docs/msp.md).
+pub struct MspIdentities {
+    manager: MspManager,
+    cache: RwLock<Cache>,
+}
+
+impl MspIdentities {
+    /// Identities of the organizations `manager` knows.
+    pub fn new(manager: MspManager) -> MspIdentities {
+        MspIdentities { manager, cache: RwLock::new(HashMap::new()) }
+    }
+
+    /// The underlying manager.
+    pub fn manager(&self) -> &MspManager {
+        &self.manager
+    }
+}
+
+impl Identities for MspIdentities {
+    fn validate(&self, serialized: &[u8], at: i64) -> Result<Arc<ValidatedIdentity>, String> {
+        if let Some((id, not_before, not_after)) =
+            self.cache.read().unwrap_or_else(|p| p.into_inner()).get(serialized)
+            && (*not_before..=*not_after).contains(&at)
+        {
+            return Ok(id.clone());
+        }
+        let si = SerializedIdentity::decode(serialized).map_err(|e| format!("malformed identity: {e}"))?;
+        let v = self
+            .manager
+            .validate(&si.msp_id, &si.cert_der, UnixTime::from_secs(at))
+            .map_err(|e| e.to_string())?;
+        let id = Arc::new(ValidatedIdentity {
+            msp_id: si.msp_id,
+            role: v.role().ou().to_owned(),
+            subject: v.common_name().to_owned(),
+            cert_der: si.cert_der,
+            key: Arc::new(v.public_key().clone()),
+        });
+        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CACHE {
+            cache.clear();
+        }
+        cache.insert(serialized.to_vec(), (id.clone(), v.not_before().as_secs(), v.not_after().as_secs()));
+        Ok(id)
+    }
+
+    fn verify_batch(&self, items: &[SigCheck<'_>]) -> Vec<bool> {
+        let mut out = vec![false; items.len()];
+        let mut idx = Vec::with_capacity(items.len());
+        let mut batch = Vec::with_capacity(items.len());
+        for (i, it) in items.iter().enumerate() {
+            if let Some(key) = it.identity.key.downcast_ref::<PublicKey>() {
+                idx.push(i);
+                batch.push(VerifyItem::new(key, it.msg, it.sig));
+            }
+        }
+        match verify_batch(&batch) {
+            Ok(()) => {
+                for i in idx {
+                    out[i] = true;
+                }
+            }
+            Err(e) => {
+                let failed: std::collections::HashSet<usize> = e.failed_indices().collect();
+                for (k, i) in idx.into_iter().enumerate() {
+                    out[i] = !failed.contains(&k);
+                }
+            }
+        }
+        out
     }
 }

@@ -297,20 +297,11 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
     }
 
     fn check_orderer_signature(&self, block: &Block) -> Result<(), CommitError> {
-        let number = block.number();
-        let hash = block.header_hash();
-        let sigs = block.metadata.as_ref().map(|m| m.signatures.as_slice()).unwrap_or(&[]);
-        for s in sigs {
-            if !self.consenters.contains(&s.signer) {
-                continue;
-            }
-            if let Ok(id) = self.ids.validate(&s.signer)
-                && self.ids.verify(&id, &hash.0, &s.signature)
-            {
-                return Ok(());
-            }
+        if crate::validator::orderer_signed(block, &self.consenters, self.ids.as_ref()) {
+            Ok(())
+        } else {
+            Err(CommitError::Unsigned(block.number()))
         }
-        Err(CommitError::Unsigned(number))
     }
 }
 

@@ -35,6 +35,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
+/// The peer's clock for admission checks (endorsement, reads), Unix seconds. Validation never reads it.
+#[allow(clippy::disallowed_methods)]
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
 fn endorse_status(e: EndorseError) -> Status {
     match e {
         EndorseError::BadProposal(m) => Status::invalid_argument(m),
@@ -248,7 +254,7 @@ where
     /// it to the blocking pool costs when thousands of clients endorse at once (measured: the pool grew to
     /// hundreds of threads).
     async fn endorse_locally(&self, sp: SignedProposal) -> Result<(ProposalResponse, bool), Status> {
-        let checked = self.endorser.check(&sp).map_err(endorse_status)?;
+        let checked = self.endorser.check(&sp, unix_now()).map_err(endorse_status)?;
         let registered = checked.creator_registered;
         let ok = self
             .sig_batcher
@@ -267,7 +273,7 @@ where
 
     /// Checks a signed request's identity (must be a channel reader) and signature; returns the inner bytes.
     fn authorize_reader(&self, req: &SignedRequest) -> Result<(), Status> {
-        let id = self.ids().validate(&req.identity).map_err(Status::permission_denied)?;
+        let id = self.ids().validate(&req.identity, unix_now()).map_err(Status::permission_denied)?;
         if !self.ledger.rules().readers.contains(&id.msp_id) {
             return Err(Status::permission_denied(format!("{} is not a reader of this channel", id.msp_id)));
         }
@@ -397,7 +403,7 @@ where
         let svc = self.0.clone();
         let sim = tokio::task::spawn_blocking(move || {
             let snapshot = svc.ledger.state().snapshot().map_err(store_status)?;
-            svc.endorser.simulate(&sp, &snapshot, &|_| Ok(false)).map_err(endorse_status)
+            svc.endorser.simulate(&sp, &snapshot, &|_| Ok(false), unix_now()).map_err(endorse_status)
         })
         .await
         .map_err(join_status)??;

@@ -220,7 +220,7 @@ fn proposal(signer: &dyn Signer, key: &str, nonce: u8) -> SignedProposal {
     ProposalBuilder::new(ChannelId::parse("iot").unwrap(), "kv", "put")
         .arg(key.as_bytes().to_vec())
         .arg(b"evil".to_vec())
-        .sign(signer, vec![nonce; 24], Timestamp { seconds: 1, nanos: 0 })
+        .sign(signer, vec![nonce; 24], Timestamp { seconds: network::unix_now().as_secs(), nanos: 0 })
         .0
 }
 
@@ -413,7 +413,7 @@ async fn registered_identities_travel_by_reference() {
         let sp = ProposalBuilder::new(ChannelId::parse("iot").unwrap(), "kv", "put")
             .arg(b"r-direct".to_vec())
             .arg(b"v".to_vec())
-            .sign_as(alice.as_ref(), creator, vec![77; 24], Timestamp { seconds: 1, nanos: 0 })
+            .sign_as(alice.as_ref(), creator, vec![77; 24], Timestamp { seconds: network::unix_now().as_secs(), nanos: 0 })
             .0;
         let mut peer = GatewayClient::new(channel(&c.net.peers[0].endpoint(), &tls).unwrap());
         let endorsed = peer

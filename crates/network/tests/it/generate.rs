@@ -19,7 +19,7 @@ fn generates_a_loadable_network() {
             assert_eq!(node.tls.ca_pems.len(), 3, "trusts the TLS CAs of all three orgs");
             let ids = node.identities().unwrap();
             let signer = IdentitySigner::new(node.identity);
-            let id = ids.validate(signer.serialized_identity()).unwrap();
+            let id = ids.validate(signer.serialized_identity(), unix_now().as_secs()).unwrap();
             assert_eq!(id.role, if node.config.role == NodeRole::Peer { "peer" } else { "orderer" });
             let sig = signer.sign(b"block");
             assert!(ids.verify(&id, b"block", &sig));
@@ -60,6 +60,6 @@ fn refuses_to_overwrite_and_foreign_identities_fail() {
     let theirs = NodeConfig::load(&other.node_config("peer0.org1.ipechain.local")).unwrap();
     let ids = mine.identities().unwrap();
     let foreign = IdentitySigner::new(theirs.identity);
-    let e = ids.validate(foreign.serialized_identity()).unwrap_err();
+    let e = ids.validate(foreign.serialized_identity(), unix_now().as_secs()).unwrap_err();
     assert!(!e.is_empty());
 }

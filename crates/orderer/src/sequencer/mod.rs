@@ -25,7 +25,6 @@ use crate::raft::{BlockEntry, OrdererRaft};
 use futures::future::BoxFuture;
 use ledger_rpc::cluster_client::ClusterClient;
 use ledger_rpc::messages::ForwardRequest;
-use ledger_types::proto::MetadataSignature;
 use ledger_types::store::BlockStore;
 use ledger_types::tx::Signer;
 use ledger_types::{Hash32, TxId};
@@ -95,6 +94,8 @@ pub(crate) struct Sequencer {
     next_id: RequestId,
     events: mpsc::UnboundedSender<ChainEvent>,
     errored: Errored,
+    /// The time of the last block this orderer proposed (block times never go back on one orderer).
+    last_time: Option<ledger_types::proto::Timestamp>,
 }
 
 impl Sequencer {
@@ -115,6 +116,7 @@ impl Sequencer {
             next_id: 0,
             events,
             errored,
+            last_time: None,
         }
     }
 
@@ -206,12 +208,12 @@ impl Sequencer {
                     }
                 }
                 Command::Propose { mut block } => {
-                    let hash = block.header_hash();
-                    let signature = self.signer.sign(&hash.0);
-                    block.metadata.get_or_insert_with(Default::default).signatures.push(MetadataSignature {
-                        signer: self.signer.serialized_identity().to_vec(),
-                        signature,
-                    });
+                    let last = match self.last_time {
+                        Some(t) => Some(t),
+                        None => crate::chain::last_block_time(self.store.as_ref()),
+                    };
+                    self.last_time =
+                        Some(crate::chain::stamp_and_sign(&mut block, last, self.signer.as_ref()));
                     let number = block.number();
                     // Fire and forget: the outcome arrives as Applied/Skipped from the state machine.
                     let rx = self

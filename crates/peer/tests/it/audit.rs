@@ -10,26 +10,28 @@ use prost::Message;
 use std::sync::Arc;
 
 fn chain() -> (PeerLedger<MemBlocks, MemState>, Vec<ledger_types::proto::Block>) {
+    let alg = msp::Algorithm::Ed25519;
     let ledger =
-        PeerLedger::open(&genesis("ANY"), MemBlocks::default(), MemState::default(), ids(), 1).unwrap();
+        PeerLedger::open(&genesis(alg, "ANY"), MemBlocks::default(), MemState::default(), ids(alg), 1)
+            .unwrap();
     let rules = Arc::new(ChannelRules::from_config(ledger.config()).unwrap());
     let e = Endorser::new(
         rules,
-        ids(),
+        ids(alg),
         vec![Arc::new(KvContract)],
-        Arc::new(FakeSigner::new("Org1MSP", "peer", "p")),
+        Arc::new(TestSigner::new(alg, "Org1MSP", "peer0")),
     );
-    let client = FakeSigner::new("Org2MSP", "client", "c");
+    let client = TestSigner::new(alg, "Org2MSP", "User1");
     for round in 0..3 {
         let mut envs = Vec::new();
         for k in 0..4 {
             let (sp, _) = proposal(&client, "incr", &[&format!("k{}", k % 2)]);
             let snap = ledger.state().snapshot().unwrap();
-            let r = e.process(&sp, &snap, &|id| ledger.contains_tx(id)).unwrap();
+            let r = e.process(&sp, &snap, &|id| ledger.contains_tx(id), NOW).unwrap();
             envs.push(tx::sign_envelope(&client, &tx::assemble(&sp, &[r]).unwrap()).encode_to_vec());
         }
         let _ = round;
-        ledger.commit(signed_block(ledger.height(), ledger.head_hash(), envs)).unwrap();
+        ledger.commit(block_at(&orderer(alg), ledger.height(), ledger.head_hash(), envs, NOW)).unwrap();
     }
     let blocks = (0..ledger.height()).map(|n| ledger.blocks().block(n).unwrap().unwrap()).collect();
     (ledger, blocks)
@@ -40,7 +42,13 @@ fn audit(
     state: &MemState,
 ) -> Result<peer::audit::AuditReport, AuditError> {
     let snap = state.snapshot().unwrap();
-    audit_chain(blocks.iter().cloned().map(Ok), ids().as_ref(), &MemState::default(), Some(&snap), 2)
+    audit_chain(
+        blocks.iter().cloned().map(Ok),
+        ids(msp::Algorithm::Ed25519).as_ref(),
+        &MemState::default(),
+        Some(&snap),
+        2,
+    )
 }
 
 #[test]
@@ -51,8 +59,14 @@ fn a_sound_chain_passes_and_matches_the_ledger() {
     let live = {
         // The ledger's own state.
         let snap = ledger.state().snapshot().unwrap();
-        audit_chain(blocks.iter().cloned().map(Ok), ids().as_ref(), &MemState::default(), Some(&snap), 2)
-            .unwrap()
+        audit_chain(
+            blocks.iter().cloned().map(Ok),
+            ids(msp::Algorithm::Ed25519).as_ref(),
+            &MemState::default(),
+            Some(&snap),
+            2,
+        )
+        .unwrap()
     };
     assert_eq!(live.height, 4);
     assert_eq!(live.head_hash, ledger.head_hash());
@@ -66,7 +80,14 @@ fn damage_is_reported_at_the_first_bad_block() {
     let (ledger, blocks) = chain();
     let snap = ledger.state().snapshot().unwrap();
     let run = |b: Vec<ledger_types::proto::Block>| {
-        audit_chain(b.into_iter().map(Ok), ids().as_ref(), &MemState::default(), Some(&snap), 1).unwrap_err()
+        audit_chain(
+            b.into_iter().map(Ok),
+            ids(msp::Algorithm::Ed25519).as_ref(),
+            &MemState::default(),
+            Some(&snap),
+            1,
+        )
+        .unwrap_err()
     };
     let mut flipped = blocks.clone();
     flipped[2].data.as_mut().unwrap().data[1][5] ^= 0x40;

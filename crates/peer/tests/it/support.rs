@@ -1,78 +1,77 @@
-//! Test fakes: identities whose "signature" is SHA-256(cert || msg), and in-memory stores.
+//! Test support: real identities (cryptogen material, Ed25519 or ECDSA P-256 keys) checked by the real
+//! `MspIdentities`, and in-memory stores.
 
 use ledger_types::block::BlockBuilder;
 use ledger_types::config::genesis_block;
 use ledger_types::hash::Hash32;
 use ledger_types::proto::{
-    BatchConfig, Block, ChannelConfig, Consenter, ContractDefinition, MetadataSignature, OrgConfig,
-    SerializedIdentity, Timestamp, Version,
+    BatchConfig, Block, ChannelConfig, Consenter, ContractDefinition, OrgConfig, Timestamp, Version,
 };
 use ledger_types::store::{StateSnapshot, StateStore};
 use ledger_types::tx::{self, ProposalBuilder, Signer};
 use ledger_types::{ChannelId, TxId};
-use peer::identity::{Identities, SigCheck, ValidatedIdentity};
-use prost::Message;
-use sha2::{Digest, Sha256};
-use std::sync::Arc;
+use msp::cryptogen::{self, CryptoMaterial, NetworkSpec, OrgKind};
+use msp::{Algorithm, LocalIdentity, UnixTime};
+use peer::identity::MspIdentities;
+use rand::SeedableRng as _;
+use std::sync::{Arc, OnceLock};
 
-pub(crate) struct FakeSigner {
-    pub(crate) id: Vec<u8>,
-    cert: Vec<u8>,
+/// The time of the test world: certificates were issued just before it, proposals and blocks carry it.
+pub(crate) const NOW: i64 = 1_780_000_000;
+
+/// The channel's network (seed 1) and a foreign one whose CAs no channel member trusts (seed 2), per key
+/// algorithm; generated once per test binary.
+pub(crate) fn material(alg: Algorithm, foreign: bool) -> &'static CryptoMaterial {
+    static M: [OnceLock<CryptoMaterial>; 4] =
+        [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let slot = usize::from(alg == Algorithm::EcdsaP256) * 2 + usize::from(foreign);
+    M[slot].get_or_init(|| {
+        let mut spec = NetworkSpec::default_network();
+        spec.key_algorithm = alg;
+        // Certificates valid for one day around NOW, long expired on the machine's clock: every test
+        // shows that validation judges them at the transaction's time, never the clock.
+        spec.validity_days = 1;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1 + u64::from(foreign));
+        cryptogen::generate(&spec, UnixTime::from_secs(NOW - 60), &mut rng).expect("cryptogen")
+    })
 }
 
-impl FakeSigner {
-    pub(crate) fn new(msp: &str, role: &str, name: &str) -> FakeSigner {
-        let cert = format!("{role}:{name}").into_bytes();
-        FakeSigner { id: tx::serialize_identity(msp, &cert), cert }
+/// Signs as a member of a cryptogen network.
+pub(crate) struct TestSigner {
+    pub(crate) id: Vec<u8>,
+    identity: LocalIdentity,
+}
+
+impl TestSigner {
+    /// `name` of `msp_id` (`peer0`, `User1`, `Gateway`, `Admin`, `orderer0`, ...) in the channel's network.
+    pub(crate) fn new(alg: Algorithm, msp_id: &str, name: &str) -> TestSigner {
+        TestSigner::of(material(alg, false), msp_id, name)
+    }
+
+    /// The same name in the foreign network: a certificate from a CA the channel does not trust.
+    pub(crate) fn foreign(alg: Algorithm, msp_id: &str, name: &str) -> TestSigner {
+        TestSigner::of(material(alg, true), msp_id, name)
+    }
+
+    fn of(m: &CryptoMaterial, msp_id: &str, name: &str) -> TestSigner {
+        let identity = m.identity(msp_id, name).expect("member exists").expect("identity loads");
+        TestSigner { id: tx::serialize_identity(msp_id, identity.cert_der()), identity }
     }
 }
 
-fn fake_sig(cert: &[u8], msg: &[u8]) -> Vec<u8> {
-    let mut h = Sha256::new();
-    h.update(cert);
-    h.update(msg);
-    h.finalize().to_vec()
+impl TestSigner {
+    /// The identity (its certificate and signing key).
+    pub(crate) fn identity(&self) -> &LocalIdentity {
+        &self.identity
+    }
 }
 
-impl Signer for FakeSigner {
+impl Signer for TestSigner {
     fn serialized_identity(&self) -> &[u8] {
         &self.id
     }
     fn sign(&self, msg: &[u8]) -> Vec<u8> {
-        fake_sig(&self.cert, msg)
-    }
-}
-
-/// Knows the MSP ids in `orgs`; roles come from the fake cert "role:name".
-pub(crate) struct FakeIds {
-    pub(crate) orgs: Vec<String>,
-}
-
-impl Identities for FakeIds {
-    fn validate(&self, serialized: &[u8]) -> Result<Arc<ValidatedIdentity>, String> {
-        let si = SerializedIdentity::decode(serialized).map_err(|e| e.to_string())?;
-        if !self.orgs.contains(&si.msp_id) {
-            return Err(format!("unknown MSP {}", si.msp_id));
-        }
-        let text = String::from_utf8(si.cert_der.clone()).map_err(|e| e.to_string())?;
-        let (role, name) = text.split_once(':').ok_or("bad fake cert")?;
-        Ok(Arc::new(ValidatedIdentity {
-            msp_id: si.msp_id,
-            role: role.into(),
-            subject: name.into(),
-            cert_der: si.cert_der.clone(),
-            key: Arc::new(si.cert_der),
-        }))
-    }
-
-    fn verify_batch(&self, items: &[SigCheck<'_>]) -> Vec<bool> {
-        items
-            .iter()
-            .map(|i| {
-                let cert = i.identity.key.downcast_ref::<Vec<u8>>().expect("fake key");
-                fake_sig(cert, i.msg) == i.sig
-            })
-            .collect()
+        self.identity.sign(msg).to_vec()
     }
 }
 
@@ -84,28 +83,24 @@ pub(crate) fn value(state: &impl StateStore, ns: &str, key: &str) -> Option<(Vec
     state.snapshot().unwrap().get(ns, key).unwrap().map(|v| (v.value, v.version))
 }
 
-pub(crate) fn orderer() -> FakeSigner {
-    FakeSigner::new("OrdererMSP", "orderer", "orderer1")
+pub(crate) fn orderer(alg: Algorithm) -> TestSigner {
+    TestSigner::new(alg, "OrdererMSP", "orderer0")
 }
 
-pub(crate) fn config(policy: &str) -> ChannelConfig {
-    let org = |n: &str| OrgConfig {
-        msp_id: format!("{n}MSP"),
-        name: n.into(),
-        root_certs: vec![vec![1]],
-        tls_root_certs: vec![],
+pub(crate) fn config(alg: Algorithm, policy: &str) -> ChannelConfig {
+    let m = material(alg, false);
+    let org = |o: &cryptogen::OrgMaterial| OrgConfig {
+        msp_id: o.msp_id().to_owned(),
+        name: o.spec.name.clone(),
+        root_certs: vec![o.ca.cert_der.clone()],
+        tls_root_certs: vec![o.tls_ca.cert_der.clone()],
         peer_endpoints: vec![],
     };
     ChannelConfig {
         channel_id: "iot".into(),
-        orgs: vec![org("Org1"), org("Org2")],
-        orderer_orgs: vec![org("Orderer")],
-        consenters: vec![Consenter {
-            id: 1,
-            host: "127.0.0.1".into(),
-            port: 1,
-            identity: orderer().id.clone(),
-        }],
+        orgs: m.orgs.iter().filter(|o| o.kind == OrgKind::Peer).map(org).collect(),
+        orderer_orgs: m.orgs.iter().filter(|o| o.kind == OrgKind::Orderer).map(org).collect(),
+        consenters: vec![Consenter { id: 1, host: "127.0.0.1".into(), port: 1, identity: orderer(alg).id }],
         batch: Some(BatchConfig {
             max_message_count: 100,
             preferred_max_bytes: 1 << 20,
@@ -123,33 +118,54 @@ pub(crate) fn config(policy: &str) -> ChannelConfig {
     }
 }
 
-pub(crate) fn genesis(policy: &str) -> Block {
-    genesis_block(&config(policy)).unwrap()
+pub(crate) fn genesis(alg: Algorithm, policy: &str) -> Block {
+    genesis_block(&config(alg, policy)).unwrap()
 }
 
-pub(crate) fn ids() -> Arc<FakeIds> {
-    Arc::new(FakeIds { orgs: vec!["Org1MSP".into(), "Org2MSP".into(), "OrdererMSP".into()] })
+/// The channel's identities, checked by the real MSP adapter.
+pub(crate) fn ids(alg: Algorithm) -> Arc<MspIdentities> {
+    Arc::new(MspIdentities::new(material(alg, false).msp_manager().expect("msp manager")))
 }
 
 static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// A signed proposal for `kv.function(args)` by `client`.
-pub(crate) fn proposal(
-    client: &FakeSigner,
+/// A signed proposal for `kv.function(args)` by `client`, at [`NOW`] + `skew` seconds.
+pub(crate) fn proposal_at(
+    client: &TestSigner,
     function: &str,
     args: &[&str],
+    skew: i64,
 ) -> (ledger_types::proto::SignedProposal, TxId) {
     let n = NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     ProposalBuilder::new(ChannelId::parse("iot").unwrap(), "kv", function)
         .args(args.iter().map(|a| a.as_bytes().to_vec()))
-        .sign(client, n.to_be_bytes().to_vec(), Timestamp { seconds: 1_700_000_000, nanos: 0 })
+        .sign(client, n.to_be_bytes().to_vec(), Timestamp { seconds: NOW + skew, nanos: 0 })
 }
 
-/// A block cut and signed by the fake orderer.
-pub(crate) fn signed_block(number: u64, prev: Hash32, envelopes: Vec<Vec<u8>>) -> Block {
+/// A signed proposal for `kv.function(args)` by `client`, at [`NOW`].
+pub(crate) fn proposal(
+    client: &TestSigner,
+    function: &str,
+    args: &[&str],
+) -> (ledger_types::proto::SignedProposal, TxId) {
+    proposal_at(client, function, args, 0)
+}
+
+/// A block cut at `time` and signed by `orderer`.
+pub(crate) fn block_at(
+    orderer: &TestSigner,
+    number: u64,
+    prev: Hash32,
+    envelopes: Vec<Vec<u8>>,
+    time: i64,
+) -> Block {
     let mut b = BlockBuilder::new(number, prev).envelopes(envelopes).build();
-    let o = orderer();
-    let sig = o.sign(&b.header_hash().0);
-    b.metadata.as_mut().unwrap().signatures.push(MetadataSignature { signer: o.id.clone(), signature: sig });
+    b.metadata.as_mut().unwrap().timestamp = Some(Timestamp { seconds: time, nanos: 0 });
+    let sig = orderer.sign(&ledger_types::block::block_signing_bytes(&b));
+    b.metadata
+        .as_mut()
+        .unwrap()
+        .signatures
+        .push(ledger_types::proto::MetadataSignature { signer: orderer.id.clone(), signature: sig });
     b
 }

@@ -5,38 +5,49 @@ use ledger_types::proto::SignedProposal;
 use ledger_types::store::{BlockStore, StateSnapshot, StateStore};
 use ledger_types::tx::{self, DecodedTx, Signer};
 use ledger_types::{Hash32, TxValidationCode as C};
+use msp::Algorithm;
 use peer::endorser::{EndorseError, Endorser};
 use peer::ledger::{CommitError, PeerLedger};
 use peer::validator::ChannelRules;
 use prost::Message;
 use std::sync::Arc;
 
+const ALGS: [Algorithm; 2] = [Algorithm::Ed25519, Algorithm::EcdsaP256];
+
 struct Net {
+    alg: Algorithm,
     ledger: PeerLedger<MemBlocks, MemState>,
     e1: Endorser,
     e2: Endorser,
-    client: FakeSigner,
+    client: TestSigner,
+    orderer: TestSigner,
 }
 
 fn net(policy: &str) -> Net {
-    let g = genesis(policy);
-    let ledger = PeerLedger::open(&g, MemBlocks::default(), MemState::default(), ids(), 2).unwrap();
+    net_with(Algorithm::Ed25519, policy)
+}
+
+fn net_with(alg: Algorithm, policy: &str) -> Net {
+    let g = genesis(alg, policy);
+    let ledger = PeerLedger::open(&g, MemBlocks::default(), MemState::default(), ids(alg), 2).unwrap();
     let rules = Arc::new(ChannelRules::from_config(ledger.config()).unwrap());
     let registry = ledger.registry().clone();
-    let endorser = |msp: &str, name: &str| {
+    let endorser = |msp: &str| {
         Endorser::new(
             rules.clone(),
-            ids(),
+            ids(alg),
             vec![Arc::new(KvContract)],
-            Arc::new(FakeSigner::new(msp, "peer", name)),
+            Arc::new(TestSigner::new(alg, msp, "peer0")),
         )
         .with_registry(registry.clone())
     };
     Net {
-        e1: endorser("Org1MSP", "peer0.org1"),
-        e2: endorser("Org2MSP", "peer0.org2"),
+        alg,
+        e1: endorser("Org1MSP"),
+        e2: endorser("Org2MSP"),
         ledger,
-        client: FakeSigner::new("Org1MSP", "client", "app1"),
+        client: TestSigner::new(alg, "Org1MSP", "User1"),
+        orderer: orderer(alg),
     }
 }
 
@@ -46,10 +57,28 @@ impl Net {
         let snap = self.ledger.state().snapshot().unwrap();
         let responses: Vec<_> = endorsers
             .iter()
-            .map(|e| e.process(sp, &snap, &|id| self.ledger.contains_tx(id)).unwrap())
+            .map(|e| e.process(sp, &snap, &|id| self.ledger.contains_tx(id), NOW).unwrap())
             .collect();
         let payload = tx::assemble(sp, &responses).unwrap();
         tx::sign_envelope(&self.client, &payload).encode_to_vec()
+    }
+
+    /// Has `e1` endorse whatever the proposal's time (as a peer with a wrong clock, or a colluding one,
+    /// would): the contract runs for a creator validated at NOW, and the client signs the envelope.
+    fn tx_anyway(&self, sp: &SignedProposal) -> Vec<u8> {
+        use peer::identity::Identities as _;
+        let p = ledger_types::proto::Proposal::decode(sp.proposal_bytes.as_slice()).unwrap();
+        let header = p.header.unwrap();
+        let checked = peer::endorser::CheckedProposal {
+            tx_id: ledger_types::TxId::parse(&header.tx_id).unwrap(),
+            creator: ids(self.alg).validate(&header.creator, NOW).unwrap(),
+            header,
+            input: p.input.unwrap_or_default(),
+            creator_registered: false,
+        };
+        let snap = self.ledger.state().snapshot().unwrap();
+        let r = self.e1.sign(self.e1.run(checked, sp, &snap, &|_| Ok(false)).unwrap());
+        tx::sign_envelope(&self.client, &tx::assemble(sp, &[r]).unwrap()).encode_to_vec()
     }
 
     fn put(&self, k: &str, v: &str) -> Vec<u8> {
@@ -57,7 +86,12 @@ impl Net {
     }
 
     fn commit(&self, envs: Vec<Vec<u8>>) -> Vec<C> {
-        let b = signed_block(self.ledger.height(), self.ledger.head_hash(), envs);
+        self.commit_at(envs, NOW)
+    }
+
+    /// Commits a block the orderer cut at `time`.
+    fn commit_at(&self, envs: Vec<Vec<u8>>, time: i64) -> Vec<C> {
+        let b = block_at(&self.orderer, self.ledger.height(), self.ledger.head_hash(), envs, time);
         let c = self.ledger.commit(b).unwrap();
         c.txs.iter().map(|t| t.1).collect()
     }
@@ -110,7 +144,7 @@ fn duplicates_and_replays_are_marked() {
     let env = n.tx(&sp, &[&n.e1]);
     n.commit(vec![env]);
     let snap = n.ledger.state().snapshot().unwrap();
-    let err = n.e1.process(&sp, &snap, &|id| n.ledger.contains_tx(id)).unwrap_err();
+    let err = n.e1.process(&sp, &snap, &|id| n.ledger.contains_tx(id), NOW).unwrap_err();
     assert!(matches!(err, EndorseError::Duplicate(_)));
 }
 
@@ -131,57 +165,143 @@ fn endorsement_policy_is_enforced() {
 
 #[test]
 fn forged_and_foreign_transactions_are_invalid() {
+    for alg in ALGS {
+        let n = net_with(alg, "ANY");
+        // Creator signature does not match the payload.
+        let (sp, _) = proposal(&n.client, "put", &["a", "1"]);
+        let snap = n.ledger.state().snapshot().unwrap();
+        let r = n.e1.process(&sp, &snap, &|_| Ok(false), NOW).unwrap();
+        let payload = tx::assemble(&sp, std::slice::from_ref(&r)).unwrap();
+        let mut env = tx::sign_envelope(&n.client, &payload);
+        let last = env.signature.len() - 1;
+        env.signature[last] ^= 1;
+        let bad_sig = env.encode_to_vec();
+        // Endorsement signature forged: policy no longer met.
+        let mut forged = payload.clone();
+        let last = forged.endorsements[0].signature.len() - 1;
+        forged.endorsements[0].signature[last] ^= 1;
+        let forged = tx::sign_envelope(&n.client, &forged).encode_to_vec();
+        // Someone else (a valid member with another key) signs the envelope of the client's proposal.
+        let mallory = TestSigner::new(alg, "Org2MSP", "User1");
+        let wrong_key = tx::sign_envelope(&mallory, &payload).encode_to_vec();
+        // A creator whose certificate comes from a CA the channel does not trust, under a member's MSP id.
+        let foreign = TestSigner::foreign(alg, "Org1MSP", "User1");
+        let (fsp, _) = proposal(&foreign, "put", &["a", "1"]);
+        let fpayload = tx::assemble(&fsp, std::slice::from_ref(&r)).unwrap_or_else(|_| unreachable!());
+        let foreign_env = tx::sign_envelope(&foreign, &fpayload).encode_to_vec();
+        // An endorsement by a peer of the foreign network: the policy is not met.
+        let foreign_peer = Endorser::new(
+            Arc::new(ChannelRules::from_config(n.ledger.config()).unwrap()),
+            ids(alg),
+            vec![Arc::new(KvContract)],
+            Arc::new(TestSigner::foreign(alg, "Org1MSP", "peer0")),
+        );
+        let (sp2, _) = proposal(&n.client, "put", &["b", "1"]);
+        let rf = foreign_peer.sign(foreign_peer.simulate(&sp2, &snap, &|_| Ok(false), NOW).unwrap());
+        let foreign_endorsed =
+            tx::sign_envelope(&n.client, &tx::assemble(&sp2, &[rf]).unwrap()).encode_to_vec();
+        let codes =
+            n.commit(vec![bad_sig, forged, wrong_key, foreign_env, foreign_endorsed, vec![], vec![1, 2, 3]]);
+        assert_eq!(
+            codes,
+            vec![
+                C::BadCreatorSignature,
+                C::EndorsementPolicyFailure,
+                C::BadCreatorSignature,
+                C::BadCreator,
+                C::EndorsementPolicyFailure,
+                C::NilEnvelope,
+                C::BadPayload
+            ],
+            "{alg}"
+        );
+        assert!(value(n.ledger.state(), "kv", "a").is_none(), "nothing invalid was applied");
+        // The endorser refuses a foreign creator outright.
+        let e = n.e1.process(&fsp, &snap, &|_| Ok(false), NOW).unwrap_err();
+        assert!(matches!(e, EndorseError::Denied(_)), "{alg}");
+    }
+}
+
+#[test]
+fn an_endorser_counts_once_however_it_is_named() {
+    for alg in ALGS {
+        // Two distinct Org1 peers, or Org2's peer.
+        let n = net_with(alg, "OR(AND('Org1MSP.peer','Org1MSP.peer'),'Org2MSP.peer')");
+        // Register the client and both peers (a valid transaction carrying them in full).
+        let (sp, _) = proposal(&n.client, "put", &["r", "1"]);
+        let reg = n.tx(&sp, &[&n.e1, &n.e2]);
+        assert_eq!(n.commit(vec![reg]), vec![C::Valid]);
+        // peer0 of Org1 now names itself by reference; the same certificate named in full beside it must
+        // not count as a second endorser.
+        let (sp, _) = proposal(&n.client, "put", &["a", "1"]);
+        let snap = n.ledger.state().snapshot().unwrap();
+        let by_ref = n.e1.process(&sp, &snap, &|_| Ok(false), NOW).unwrap();
+        drop(snap);
+        let mut payload = tx::assemble(&sp, std::slice::from_ref(&by_ref)).unwrap();
+        assert!(matches!(identity::form(&payload.endorsements[0].endorser), identity::Form::Reference(_)));
+        let full = n.e1.signer().serialized_identity().to_vec();
+        let signature = n.e1.signer().sign(&tx::endorsement_message(&payload.response_payload, &full));
+        payload.endorsements.push(ledger_types::proto::Endorsement { endorser: full, signature });
+        let twice = tx::sign_envelope(&n.client, &payload).encode_to_vec();
+        assert_eq!(n.commit(vec![twice]), vec![C::EndorsementPolicyFailure], "{alg}");
+        assert!(value(n.ledger.state(), "kv", "a").is_none());
+    }
+}
+
+#[test]
+fn certificates_are_judged_at_the_transactions_time_never_the_clock() {
+    // The test material's certificates are valid from NOW - 360 s to NOW - 60 s + one day, expired long before the
+    // machine's clock: every valid transaction of these tests was judged at its own time.
     let n = net("ANY");
-    // Creator signature does not match the payload.
-    let (sp, _) = proposal(&n.client, "put", &["a", "1"]);
-    let snap = n.ledger.state().snapshot().unwrap();
-    let r = n.e1.process(&sp, &snap, &|_| Ok(false)).unwrap();
-    let payload = tx::assemble(&sp, std::slice::from_ref(&r)).unwrap();
-    let mut env = tx::sign_envelope(&n.client, &payload);
-    env.signature[0] ^= 1;
-    let bad_sig = env.encode_to_vec();
-    // Endorsement signature forged: policy no longer met.
-    let mut forged = payload.clone();
-    forged.endorsements[0].signature[0] ^= 1;
-    let forged = tx::sign_envelope(&n.client, &forged).encode_to_vec();
-    // Someone else signs the envelope of the client's proposal.
-    let mallory = FakeSigner::new("Org2MSP", "client", "mallory");
-    let wrong_signer = tx::sign_envelope(&mallory, &payload).encode_to_vec();
-    // A creator from a foreign organization.
-    let foreign = FakeSigner::new("EvilMSP", "client", "x");
-    let (fsp, _) = proposal(&foreign, "put", &["a", "1"]);
-    let fpayload = tx::assemble(&fsp, &[r]).unwrap_or_else(|_| unreachable!());
-    let foreign_env = tx::sign_envelope(&foreign, &fpayload).encode_to_vec();
-    let codes = n.commit(vec![bad_sig, forged, wrong_signer, foreign_env, vec![], vec![1, 2, 3]]);
+    assert_eq!(n.commit(vec![n.put("a", "1")]), vec![C::Valid]);
+    let day = 24 * 3600;
+    let window = ledger_types::block::TX_TIME_WINDOW_SECS;
+    let expiry = day - 60; // certificates were made at NOW - 60 s (valid from 5 min before), for one day
+    // A transaction from before the client's certificate was valid is refused, in a block of a time when
+    // the certificate is valid.
+    let early = n.tx_anyway(&proposal_at(&n.client, "put", &["c", "1"], -400).0);
+    assert_eq!(n.commit_at(vec![early], NOW), vec![C::BadCreator]);
+    // Within the window around the block's time, the transaction's own time decides; a client cannot
+    // backdate a transaction past the window (to a time when its certificate was still valid).
+    let block_time = NOW + expiry;
+    let backdated = n.tx_anyway(&proposal_at(&n.client, "put", &["d", "1"], expiry - window - 20).0);
+    let before_expiry = n.tx_anyway(&proposal_at(&n.client, "put", &["e", "1"], expiry - 10).0);
+    let after_expiry = n.tx_anyway(&proposal_at(&n.client, "put", &["f", "1"], expiry + 10).0);
     assert_eq!(
-        codes,
-        vec![
-            C::BadCreatorSignature,
-            C::EndorsementPolicyFailure,
-            C::BadCreatorSignature,
-            C::BadCreator,
-            C::NilEnvelope,
-            C::BadPayload
-        ]
+        n.commit_at(vec![backdated, before_expiry, after_expiry], block_time),
+        vec![C::BadChannelHeader, C::Valid, C::BadCreator]
     );
-    assert!(value(n.ledger.state(), "kv", "a").is_none(), "nothing invalid was applied");
-    // The endorser refuses a foreign creator outright.
-    let e = n.e1.process(&fsp, &snap, &|_| Ok(false)).unwrap_err();
-    assert!(matches!(e, EndorseError::Denied(_)));
+    // The endorser refuses a proposal far from its own clock, with a message about the client's clock.
+    let snap = n.ledger.state().snapshot().unwrap();
+    let (sp, _) = proposal_at(&n.client, "put", &["h", "1"], -(window + 1));
+    match n.e1.process(&sp, &snap, &|_| Ok(false), NOW) {
+        Err(EndorseError::BadProposal(m)) => assert!(m.contains("clock"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // An orderer signature is judged at the block's time, and the time is covered by the signature.
+    let ok = n.tx(&proposal(&n.client, "put", &["g", "1"]).0, &[&n.e1]);
+    let expired_orderer =
+        block_at(&n.orderer, n.ledger.height(), n.ledger.head_hash(), vec![ok.clone()], NOW + 2 * day);
+    assert!(matches!(n.ledger.commit(expired_orderer), Err(CommitError::Unsigned(_))));
+    let mut moved = block_at(&n.orderer, n.ledger.height(), n.ledger.head_hash(), vec![ok.clone()], NOW);
+    moved.metadata.as_mut().unwrap().timestamp.as_mut().unwrap().seconds += 1;
+    assert!(matches!(n.ledger.commit(moved), Err(CommitError::Unsigned(_))));
+    assert_eq!(n.commit(vec![ok]), vec![C::Valid]);
+    drop(snap);
 }
 
 #[test]
 fn blocks_must_be_signed_by_a_consenter_and_extend_the_chain() {
     let n = net("ANY");
-    let mut unsigned = signed_block(1, n.ledger.head_hash(), vec![n.put("a", "1")]);
+    let mut unsigned = block_at(&n.orderer, 1, n.ledger.head_hash(), vec![n.put("a", "1")], NOW);
     unsigned.metadata.as_mut().unwrap().signatures.clear();
     assert!(matches!(n.ledger.commit(unsigned), Err(CommitError::Unsigned(1))));
-    let mut self_signed = signed_block(1, n.ledger.head_hash(), vec![n.put("a", "1")]);
-    let s = n.client.sign(&self_signed.header_hash().0);
+    let mut self_signed = block_at(&n.orderer, 1, n.ledger.head_hash(), vec![n.put("a", "1")], NOW);
+    let s = n.client.sign(&ledger_types::block::block_signing_bytes(&self_signed));
     self_signed.metadata.as_mut().unwrap().signatures =
         vec![ledger_types::proto::MetadataSignature { signer: n.client.id.clone(), signature: s }];
     assert!(matches!(n.ledger.commit(self_signed), Err(CommitError::Unsigned(1))));
-    let wrong_prev = signed_block(1, Hash32::of(b"nope"), vec![]);
+    let wrong_prev = block_at(&n.orderer, 1, Hash32::of(b"nope"), vec![], NOW);
     assert!(matches!(n.ledger.commit(wrong_prev), Err(CommitError::Link(_))));
     assert_eq!(n.ledger.height(), 1, "nothing was committed");
 }
@@ -192,17 +312,17 @@ fn lost_state_is_rebuilt_from_blocks() {
     n.commit(vec![n.put("a", "1"), n.put("b", "2")]);
     n.commit(vec![n.put("a", "3")]);
     let before = (value(n.ledger.state(), "kv", "a"), value(n.ledger.state(), "kv", "b"));
-    let Net { ledger, .. } = n;
-    let g = genesis("ANY");
+    let Net { ledger, alg, .. } = n;
+    let g = genesis(alg, "ANY");
     let blocks = ledger.into_blocks();
     // The state database was deleted: an empty one is rebuilt from the blocks.
-    let reopened = PeerLedger::open(&g, blocks, MemState::default(), ids(), 1).unwrap();
+    let reopened = PeerLedger::open(&g, blocks, MemState::default(), ids(alg), 1).unwrap();
     assert_eq!(reopened.height(), 3);
     let state = reopened.state();
     assert_eq!((value(state, "kv", "a"), value(state, "kv", "b")), before);
     assert_eq!(value(state, "kv", "a").unwrap().0, b"3");
     // The identities the blocks registered are registered again.
-    let client = FakeSigner::new("Org1MSP", "client", "app1");
+    let client = TestSigner::new(alg, "Org1MSP", "User1");
     assert!(reopened.registry().knows(&client.id));
     assert_eq!(reopened.registry().len(), 2, "the client and the endorser");
 }
@@ -219,14 +339,14 @@ fn a_state_from_before_identity_registrations_is_rebuilt() {
         rows.put("kv", &k, v.value, v.version);
     }
     old.apply(&rows, 2).unwrap();
-    let Net { ledger, .. } = n;
-    let reopened = PeerLedger::open(&genesis("ANY"), ledger.into_blocks(), old, ids(), 1).unwrap();
+    let Net { ledger, alg, .. } = n;
+    let reopened = PeerLedger::open(&genesis(alg, "ANY"), ledger.into_blocks(), old, ids(alg), 1).unwrap();
     assert_eq!(reopened.registry().len(), 2, "registrations re-derived from the blocks");
     assert_eq!(value(reopened.state(), "kv", "b").unwrap().0, b"2");
 }
 
 /// A proposal naming `client` by reference.
-fn ref_proposal(client: &FakeSigner, function: &str, args: &[&str]) -> SignedProposal {
+fn ref_proposal(client: &TestSigner, function: &str, args: &[&str]) -> SignedProposal {
     let (sp, _) = proposal(client, function, args);
     let p = ledger_types::proto::Proposal::decode(sp.proposal_bytes.as_slice()).unwrap();
     let h = p.header.unwrap();
@@ -239,11 +359,17 @@ fn ref_proposal(client: &FakeSigner, function: &str, args: &[&str]) -> SignedPro
 
 #[test]
 fn identity_references_resolve_only_after_an_earlier_block_registered_them() {
-    let a = net("ANY");
-    let b = net("ANY");
+    for alg in ALGS {
+        references_resolve_only_after_registration(alg);
+    }
+}
+
+fn references_resolve_only_after_registration(alg: Algorithm) {
+    let a = net_with(alg, "ANY");
+    let b = net_with(alg, "ANY");
     // A fresh ledger's endorser does not know the reference: the client has to send its identity in full.
     let snap = a.ledger.state().snapshot().unwrap();
-    match a.e1.process(&ref_proposal(&a.client, "put", &["x", "0"]), &snap, &|_| Ok(false)) {
+    match a.e1.process(&ref_proposal(&a.client, "put", &["x", "0"]), &snap, &|_| Ok(false), NOW) {
         Err(EndorseError::UnknownIdentity(m)) => assert!(m.contains(identity::UNKNOWN_REFERENCE), "{m}"),
         other => panic!("expected an unknown reference, got {other:?}"),
     }
