@@ -87,6 +87,7 @@ pub struct MspAuthorizer {
     ids: Arc<crate::MspIdentities>,
     writers: std::collections::HashSet<String>,
     learned: peer::registry::IdentityRegistry,
+    gate: peer::tls_gate::TlsGate,
 }
 
 /// Most identities an orderer remembers for references (all are forgotten when it grows past this; clients
@@ -94,9 +95,17 @@ pub struct MspAuthorizer {
 const LEARNED_MAX: usize = 100_000;
 
 impl MspAuthorizer {
-    /// An authorizer over the channel's identities and writer organizations.
-    pub fn new(ids: Arc<crate::MspIdentities>, writers: impl IntoIterator<Item = String>) -> MspAuthorizer {
-        MspAuthorizer { ids, writers: writers.into_iter().collect(), learned: Default::default() }
+    /// An authorizer over the channel's identities, writer organizations and TLS CAs.
+    pub fn new(
+        ids: Arc<crate::MspIdentities>,
+        channel: &ledger_types::proto::ChannelConfig,
+    ) -> Result<MspAuthorizer, String> {
+        Ok(MspAuthorizer {
+            ids,
+            writers: channel.writers.iter().cloned().collect(),
+            learned: Default::default(),
+            gate: peer::tls_gate::TlsGate::from_config(channel)?,
+        })
     }
 
     /// Validates a creator, full or by reference; a full one is remembered for later references.
@@ -155,6 +164,14 @@ impl ledger_types::store::BlockStore for ObservedStore {
 }
 
 impl orderer::EnvelopeAuthorizer for MspAuthorizer {
+    fn authorize_cluster(&self, client_certs: &[Vec<u8>]) -> Result<(), orderer::Denied> {
+        self.gate.authorize_cluster(client_certs, crate::unix_now().as_secs()).map_err(orderer::Denied)
+    }
+
+    fn authorize_admin(&self, client_certs: &[Vec<u8>]) -> Result<(), orderer::Denied> {
+        self.gate.authorize_admin(client_certs, crate::unix_now().as_secs()).map_err(orderer::Denied)
+    }
+
     fn authorize_broadcast(&self, tx: &ledger_types::tx::DecodedTx) -> Result<(), orderer::Denied> {
         use peer::identity::Identities;
         let creator = self.creator(&tx.header.creator)?;
@@ -223,7 +240,18 @@ pub async fn start_orderer(
     std::fs::create_dir_all(&dir).map_err(|e| store_err(StoreError::Io(e)))?;
     let blocks = FileBlockStore::open(dir.join("blocks")).map_err(store_err)?;
     let ids = Arc::new(node.identities()?);
-    let authorizer = Arc::new(MspAuthorizer::new(ids, node.channel.writers.clone()));
+    let authorizer = Arc::new(MspAuthorizer::new(ids, &node.channel).map_err(RunError::Orderer)?);
+    // The other orderers will admit this one to the cluster only by its TLS certificate's role: say so now
+    // rather than fail every Raft call (material made before TLS certificates carried the role OU).
+    let own_tls = msp::certs_from_pem(&node.tls.cert_pem).map_err(|e| RunError::Orderer(e.to_string()))?;
+    if let Err(e) = authorizer.gate.authorize_cluster(&own_tls, crate::unix_now().as_secs()) {
+        return Err(RunError::Orderer(format!(
+            "{}: its TLS certificate would not be admitted to the ordering cluster ({e}); material made by an \
+             ipechain before 2026-12 has no role in its TLS certificates: generate the network again \
+             (`ipechain keys generate`, or `ipechain up` with a new --data-dir)",
+            node.config.name
+        )));
+    }
     let blocks = ObservedStore { inner: blocks, authorizer: authorizer.clone() };
     let raft_id = node.config.raft_id.ok_or_else(|| {
         RunError::Orderer(format!("{}: raft_id missing in the node config", node.config.name))

@@ -26,6 +26,20 @@ pub trait EnvelopeAuthorizer: Send + Sync + 'static {
         let _ = client_certs;
         Ok(())
     }
+
+    /// Checks that the client presenting these TLS certificates is an orderer of the channel: only orderers
+    /// may send Raft messages and forward envelopes (the `Cluster` service). Called before the request is
+    /// decoded. Default: refuse (an authorizer must say who the orderers are).
+    fn authorize_cluster(&self, client_certs: &[Vec<u8>]) -> Result<(), Denied> {
+        let _ = client_certs;
+        Err(Denied("this orderer admits no cluster peers".into()))
+    }
+
+    /// Checks that the client is an admin (the `Admin` service). Default: refuse.
+    fn authorize_admin(&self, client_certs: &[Vec<u8>]) -> Result<(), Denied> {
+        let _ = client_certs;
+        Err(Denied("this orderer admits no admins".into()))
+    }
 }
 
 /// Accepts everything (tests, and nodes that delegate checks to peers' validation).
@@ -34,6 +48,14 @@ pub struct AcceptAll;
 
 impl EnvelopeAuthorizer for AcceptAll {
     fn authorize_broadcast(&self, _tx: &DecodedTx) -> Result<(), Denied> {
+        Ok(())
+    }
+
+    fn authorize_cluster(&self, _client_certs: &[Vec<u8>]) -> Result<(), Denied> {
+        Ok(())
+    }
+
+    fn authorize_admin(&self, _client_certs: &[Vec<u8>]) -> Result<(), Denied> {
         Ok(())
     }
 }

@@ -28,6 +28,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
 
 /// Raft timing (milliseconds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -316,12 +317,17 @@ impl OrdererNode {
                     .max_decoding_message_size(MAX_RAFT_MESSAGE)
                     .max_encoding_message_size(MAX_RAFT_MESSAGE),
             )
-            .add_service(
+            // Cluster and Admin refuse callers that are not orderers (admins) before decoding anything.
+            .add_service(InterceptedService::new(
                 ClusterServer::new(services.clone())
                     .max_decoding_message_size(MAX_RAFT_MESSAGE)
                     .max_encoding_message_size(MAX_RAFT_MESSAGE),
-            )
-            .add_service(AdminServer::new(services));
+                gate(config.authorizer.clone(), |a, c| a.authorize_cluster(c)),
+            ))
+            .add_service(InterceptedService::new(
+                AdminServer::new(services),
+                gate(config.authorizer.clone(), |a, c| a.authorize_admin(c)),
+            ));
         let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let stop = cancel.clone();
         tasks.push(tokio::spawn(async move {
@@ -376,5 +382,22 @@ impl Drop for OrdererHandle {
                 let _ = raft.shutdown().await;
             });
         }
+    }
+}
+
+/// One of the authorizer's checks of a caller's TLS certificates.
+type CertCheck = fn(&dyn EnvelopeAuthorizer, &[Vec<u8>]) -> Result<(), crate::authz::Denied>;
+
+/// An interceptor that lets a request through only when `check` admits its client certificates.
+fn gate(
+    authorizer: Arc<dyn EnvelopeAuthorizer>,
+    check: CertCheck,
+) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
+    move |req: tonic::Request<()>| {
+        let certs: Vec<Vec<u8>> =
+            req.peer_certs().map(|c| c.iter().map(|d| d.as_ref().to_vec()).collect()).unwrap_or_default();
+        check(authorizer.as_ref(), &certs)
+            .map(|()| req)
+            .map_err(|e| tonic::Status::permission_denied(format!("403: {e}")))
     }
 }

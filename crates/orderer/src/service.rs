@@ -297,9 +297,22 @@ impl Cluster for Services {
                 req.channel_id
             )));
         }
+        // The same checks as Broadcast: a forwarding orderer is trusted to order, not to vouch for creators.
+        let mut txs = Vec::with_capacity(req.envelopes.len());
+        for env in &req.envelopes {
+            txs.push(check_envelope(env, &s.channel_id, s.absolute_max_bytes)?);
+        }
+        let authorizer = s.authorizer.clone();
+        let verdicts = tokio::task::spawn_blocking(move || {
+            let v = authorizer.authorize_broadcast_batch(&txs);
+            (txs, v)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("authorization task failed: {e}")))?;
+        let (txs, verdicts) = verdicts;
         let mut futs = Vec::with_capacity(req.envelopes.len());
-        for env in req.envelopes {
-            let tx = check_envelope(&env, &s.channel_id, s.absolute_max_bytes)?;
+        for ((env, tx), verdict) in req.envelopes.into_iter().zip(txs).zip(verdicts) {
+            verdict.map_err(|e| Status::permission_denied(format!("403: {e}")))?;
             futs.push(s.chain.order_local(env, tx.tx_id().to_owned()));
         }
         let results = futures::future::join_all(futs).await;

@@ -9,4 +9,5 @@ pub mod node;
 pub mod registry;
 pub mod service;
 pub mod sigbatch;
+pub mod tls_gate;
 pub mod validator;

@@ -54,6 +54,9 @@ pub enum PeerError {
     /// gRPC transport setup or serving failed.
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The channel configuration's TLS CAs are unusable.
+    #[error("channel TLS CAs: {0}")]
+    TlsCas(String),
 }
 
 /// A running peer.
@@ -113,6 +116,8 @@ where
             shutdown: shutdown.clone(),
             sig_batcher,
         });
+        let gate =
+            Arc::new(crate::tls_gate::TlsGate::from_config(ledger.config()).map_err(PeerError::TlsCas)?);
         let router = tonic::transport::Server::builder()
             .tls_config(config.tls.server_config())?
             .tcp_nodelay(true)
@@ -124,7 +129,15 @@ where
             .add_service(
                 EndorserServer::new(EndorserService(svc.clone())).max_decoding_message_size(MAX_MESSAGE),
             )
-            .add_service(AdminServer::new(AdminService(svc.clone())));
+            .add_service(tonic::service::interceptor::InterceptedService::new(
+                AdminServer::new(AdminService(svc.clone())),
+                move |req: tonic::Request<()>| {
+                    use crate::tls_gate::{client_certs, unix_now};
+                    gate.authorize_admin(&client_certs(&req), unix_now())
+                        .map(|()| req)
+                        .map_err(|e| tonic::Status::permission_denied(format!("403: {e}")))
+                },
+            ));
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| CommitError::Store(ledger_types::store::StoreError::Io(e)))?;

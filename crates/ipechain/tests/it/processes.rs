@@ -145,7 +145,7 @@ impl Net {
     }
 
     pub(crate) async fn status(&self, name: &str) -> Option<ledger_rpc::messages::NodeStatus> {
-        let (_, tls) = self.user(1);
+        let (_, tls) = self.user_named(1, "Admin");
         let ch = channel(&self.endpoint(name), &tls).ok()?;
         tokio::time::timeout(Duration::from_secs(2), node_status(ch)).await.ok()?.ok()
     }

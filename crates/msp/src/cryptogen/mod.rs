@@ -341,10 +341,13 @@ impl<R: CryptoRngCore> Gen<'_, R> {
         p.use_authority_key_identifier_extension = true;
         let cert = p.signed_by(&Subject::new(&key.public_key()), ca)?;
 
-        // TLS certificate: server + client auth, loopback and host-name SANs.
+        // TLS certificate: server + client auth, loopback and host-name SANs, and the member's role OU so
+        // that a TLS connection can be authorized by role (the orderers' Cluster service: orderers only;
+        // the Admin service: admins only).
         let tls_key = SigningKey::generate(self.tls_alg, self.rng);
         let mut dn = DistinguishedName::new();
         dn.push(DnType::OrganizationName, org.domain.clone());
+        dn.push(DnType::OrganizationalUnitName, role.ou());
         dn.push(DnType::CommonName, common_name.clone());
         let mut p = self.params(dn);
         p.is_ca = IsCa::ExplicitNoCa;

@@ -106,7 +106,7 @@ impl Cluster {
 
     /// Waits until every orderer reports at least `height` blocks.
     pub(crate) async fn orderers_at(&self, height: u64) {
-        let (_, tls) = self.user(1, "User1");
+        let (_, tls) = self.user(1, "Admin");
         for o in &self.net.orderers {
             let mut last = 0;
             for _ in 0..200 {
@@ -413,7 +413,12 @@ async fn registered_identities_travel_by_reference() {
         let sp = ProposalBuilder::new(ChannelId::parse("iot").unwrap(), "kv", "put")
             .arg(b"r-direct".to_vec())
             .arg(b"v".to_vec())
-            .sign_as(alice.as_ref(), creator, vec![77; 24], Timestamp { seconds: network::unix_now().as_secs(), nanos: 0 })
+            .sign_as(
+                alice.as_ref(),
+                creator,
+                vec![77; 24],
+                Timestamp { seconds: network::unix_now().as_secs(), nanos: 0 },
+            )
             .0;
         let mut peer = GatewayClient::new(channel(&c.net.peers[0].endpoint(), &tls).unwrap());
         let endorsed = peer
@@ -457,4 +462,89 @@ async fn registered_identities_travel_by_reference() {
         assert_eq!(p.ledger.registry().len(), 2, "the client and the endorsing peer");
     }
     c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_orderers_reach_the_cluster_and_only_admins_the_admin_service() {
+    use ledger_rpc::admin_client::AdminClient;
+    use ledger_rpc::cluster_client::ClusterClient;
+    use ledger_rpc::messages::{ForwardRequest, RaftMessage, StatusRequest};
+    use prost::Message as _;
+    let c = Cluster::start(41).await;
+    let gw = c.gateway(1);
+    let ok = gw.contract("kv").submit("put", &[b"k".to_vec(), b"v".to_vec()]).await.unwrap();
+    let before = c.converged(ok.block + 1).await;
+
+    // A valid envelope, endorsed but not submitted.
+    let (alice, user_tls) = c.user(1, "User1");
+    let mut raw = GatewayClient::new(channel(&c.net.peers[0].endpoint(), &user_tls).unwrap());
+    let sp = proposal(alice.as_ref(), "injected", 9);
+    let prepared = raw
+        .endorse(EndorseRequest { proposal: Some(sp), endorsing_orgs: vec![] })
+        .await
+        .unwrap()
+        .into_inner()
+        .prepared
+        .unwrap();
+    let env = sign_envelope(alice.as_ref(), &prepared).encode_to_vec();
+    let mut forged = Envelope::decode(env.as_slice()).unwrap();
+    let last = forged.signature.len() - 1;
+    forged.signature[last] ^= 1;
+    let forged = forged.encode_to_vec();
+
+    let (_, admin_tls) = c.user(1, "Admin");
+    let orderer_dir =
+        c.dir.crypto_dir().join("ordererOrganizations/ipechain.local/orderers/orderer0.ipechain.local");
+    let orderer_id = load_identity("OrdererMSP", &orderer_dir).unwrap();
+    let orderer_tls = tls_material(&orderer_id, c.peers[0].ledger.config()).unwrap();
+    for o in &c.net.orderers {
+        // An application user and an organization's admin are refused before anything is decoded: a Raft
+        // message that would not even decode, and a valid envelope to forward.
+        for tls in [&user_tls, &admin_tls] {
+            let mut cluster = ClusterClient::new(channel(&o.endpoint(), tls).unwrap());
+            let e =
+                cluster.raft(RaftMessage { kind: "vote".into(), payload: vec![0xff; 16] }).await.unwrap_err();
+            assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");
+            let e = cluster
+                .forward(ForwardRequest { channel_id: "iot".into(), envelopes: vec![env.clone()] })
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");
+        }
+        // An orderer may forward, but Forward checks envelopes as Broadcast does: a forged creator signature
+        // is refused.
+        let mut cluster = ClusterClient::new(channel(&o.endpoint(), &orderer_tls).unwrap());
+        let e = cluster
+            .forward(ForwardRequest { channel_id: "iot".into(), envelopes: vec![forged.clone()] })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");
+        // Admin: admins only.
+        let e = AdminClient::new(channel(&o.endpoint(), &user_tls).unwrap())
+            .status(StatusRequest {})
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");
+        let s = AdminClient::new(channel(&o.endpoint(), &admin_tls).unwrap())
+            .status(StatusRequest {})
+            .await
+            .unwrap();
+        assert_eq!(s.into_inner().role, "orderer");
+    }
+    for p in &c.net.peers {
+        let e = AdminClient::new(channel(&p.endpoint(), &user_tls).unwrap())
+            .status(StatusRequest {})
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");
+        let s = AdminClient::new(channel(&p.endpoint(), &admin_tls).unwrap())
+            .status(StatusRequest {})
+            .await
+            .unwrap();
+        assert_eq!(s.into_inner().role, "peer");
+    }
+    // Nothing was ordered: the chain has not grown and the injected transaction is unknown.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(c.converged(before.0).await, before);
+    c.orderers_at(before.0).await;
 }

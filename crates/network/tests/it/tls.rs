@@ -16,13 +16,19 @@ async fn peer_serves_mutual_tls_and_refuses_strangers() {
     let peer = start_peer(node, installed_contracts(), stop.clone()).await.unwrap();
     let endpoint = net.peers[0].endpoint();
 
-    // A member's client reaches the Admin service over mutual TLS.
+    // An admin reaches the Admin service over mutual TLS.
     let user_dir =
         dir.crypto_dir().join("peerOrganizations/org1.ipechain.local/users/User1@org1.ipechain.local");
     let user = load_identity("Org1MSP", &user_dir).unwrap();
     let tls = tls_material(&user, &channel_cfg).unwrap();
-    let status = node_status(channel(&endpoint, &tls).unwrap()).await.unwrap();
+    let admin_dir =
+        dir.crypto_dir().join("peerOrganizations/org1.ipechain.local/users/Admin@org1.ipechain.local");
+    let admin_tls = tls_material(&load_identity("Org1MSP", &admin_dir).unwrap(), &channel_cfg).unwrap();
+    let status = node_status(channel(&endpoint, &admin_tls).unwrap()).await.unwrap();
     assert_eq!((status.role.as_str(), status.height, status.msp_id.as_str()), ("peer", 1, "Org1MSP"));
+    // A member that is not an admin reaches the peer but not its Admin service.
+    let e = node_status(channel(&endpoint, &tls).unwrap()).await.unwrap_err();
+    assert!(e.to_string().contains("admin"), "{e}");
 
     // A client of another network (foreign CAs) cannot even complete the TLS handshake.
     let (_tmp2, other, _) = generated(11);
