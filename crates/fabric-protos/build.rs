@@ -24,6 +24,7 @@ const FILES: &[&str] = &[
     "peer/chaincode_shim.proto",
     "orderer/ab.proto",
     "gateway/gateway.proto",
+    "google/rpc/status.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -14,6 +14,7 @@
 //! | [`rwset`], [`kvrwset`] | `rwset`, `kvrwset` | read/write sets |
 //! | [`orderer`] | `orderer` | `SeekInfo`, `SeekPosition`, `BroadcastResponse`, `DeliverResponse`; service `AtomicBroadcast` |
 //! | [`gateway`] | `gateway` | service `Gateway` (Endorse, Submit, CommitStatus, Evaluate, ChaincodeEvents), `ErrorDetail` |
+//! | [`google::rpc`] | `google.rpc` | `Status` (gRPC error details; see [`error_details`]) |
 //!
 //! Each service has a client (`<service>_client::<Service>Client<T>`, over any tonic channel) and a server
 //! (`<service>_server::<Service>Server`, a tower service); connection setup (TLS, endpoints) is left to the
@@ -77,6 +78,16 @@ package!(
     "gateway.rs"
 );
 
+/// Package `google.rpc`: the `Status` message that carries gRPC error details.
+pub mod google {
+    package!(
+        /// Proto package `google.rpc`.
+        rpc,
+        "google.rpc.rs"
+    );
+}
+
+pub mod error_details;
 pub mod hash;
 
 /// The compiled `protos/` files as an encoded `google.protobuf.FileDescriptorSet` (for gRPC reflection and

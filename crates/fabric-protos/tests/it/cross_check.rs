@@ -9,7 +9,9 @@ use fabric_protos::common::{
     Block, BlockData, BlockHeader, BlockMetadata, BlockMetadataIndex, ChannelHeader, Envelope, Header,
     HeaderType, LastConfig, Metadata, MetadataSignature, OrdererBlockMetadata, Payload, SignatureHeader,
 };
+use fabric_protos::error_details::{self, ERROR_DETAIL_TYPE_URL};
 use fabric_protos::gateway::{ChaincodeEventsRequest, CommitStatusResponse, EndorseRequest, ErrorDetail};
+use fabric_protos::google::rpc::Status as RpcStatus;
 use fabric_protos::hash;
 use fabric_protos::kvrwset::{
     KvMetadataEntry, KvMetadataWrite, KvRead, KvWrite, KvrwSet, QueryReads, RangeQueryInfo, Version,
@@ -314,6 +316,27 @@ fn filtered_deliver_response() -> DeliverResponse {
     }
 }
 
+fn endorse_error_details() -> Vec<ErrorDetail> {
+    ["Org1MSP", "Org2MSP"]
+        .iter()
+        .enumerate()
+        .map(|(i, msp)| ErrorDetail {
+            address: format!("peer0.org{}.example.com:7051", i + 1),
+            msp_id: (*msp).into(),
+            message: format!("chaincode response 500, asset {i} does not exist"),
+        })
+        .collect()
+}
+
+/// The `grpc-status-details-bin` trailer of a failed Endorse, made by our helper.
+fn rpc_status() -> tonic::Status {
+    error_details::status_with_details(
+        tonic::Code::Aborted,
+        "failed to endorse transaction, see attached details for more info",
+        &endorse_error_details(),
+    )
+}
+
 /// Our messages, encoded, under the names the node script uses.
 fn ours() -> Vec<(&'static str, Vec<u8>)> {
     vec![
@@ -329,6 +352,7 @@ fn ours() -> Vec<(&'static str, Vec<u8>)> {
         ("commit_status_response", commit_status_response().encode_to_vec()),
         ("error_detail", error_detail().encode_to_vec()),
         ("filtered_deliver_response", filtered_deliver_response().encode_to_vec()),
+        ("rpc_status", rpc_status().details().to_vec()),
     ]
 }
 
@@ -557,4 +581,17 @@ fn fabric_javascript_decodes_our_encodings() {
     assert!(out.contains("ok signed_proposal (6 nested layers)"), "{out}");
     assert!(out.contains("ok transaction_envelope (7 nested layers)"), "{out}");
     assert!(out.contains("ok block (4 nested layers)"), "{out}");
+    assert!(out.contains("ok rpc_status (2 nested layers)"), "{out}");
+}
+
+#[test]
+fn fabric_error_details_decode_as_ours() {
+    let theirs = theirs();
+    let bytes = get(&theirs, "rpc_status");
+    assert_eq!(hex::encode(bytes), hex::encode(rpc_status().details()), "rpc_status: bytes differ");
+    let status: RpcStatus = decode("rpc_status", bytes);
+    assert_eq!(status.code, tonic::Code::Aborted as i32);
+    assert!(status.details.iter().all(|d| d.type_url == ERROR_DETAIL_TYPE_URL));
+    let trailer = tonic::Status::with_details(tonic::Code::Aborted, &status.message, bytes.to_vec().into());
+    assert_eq!(error_details::error_details(&trailer), Ok(endorse_error_details()));
 }

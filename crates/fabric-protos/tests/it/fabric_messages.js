@@ -14,8 +14,9 @@
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const readline = require('node:readline');
-const { common, msp, peer, ledger, gateway, orderer } = require('@hyperledger/fabric-protos');
+const { common, msp, peer, ledger, gateway, orderer, google } = require('@hyperledger/fabric-protos');
 const { Timestamp } = require('google-protobuf/google/protobuf/timestamp_pb.js');
+const { Any } = require('google-protobuf/google/protobuf/any_pb.js');
 const { kvrwset, rwset } = { kvrwset: ledger.rwset.kvrwset, rwset: ledger.rwset };
 
 const CHANNEL = 'mychannel';
@@ -336,6 +337,25 @@ function errorDetail() {
   return e;
 }
 
+// The grpc-status-details-bin trailer of a failed Endorse, as Fabric's gateway sends it.
+function rpcStatus() {
+  const details = ['Org1MSP', 'Org2MSP'].map((mspId, i) => {
+    const d = new gateway.ErrorDetail();
+    d.setAddress(`peer0.org${i + 1}.example.com:7051`);
+    d.setMspId(mspId);
+    d.setMessage(`chaincode response 500, asset ${i} does not exist`);
+    const any = new Any();
+    any.setTypeUrl('type.googleapis.com/gateway.ErrorDetail');
+    any.setValue(d.serializeBinary());
+    return any;
+  });
+  const s = new google.rpc.Status();
+  s.setCode(10); // ABORTED
+  s.setMessage('failed to endorse transaction, see attached details for more info');
+  s.setDetailsList(details);
+  return s;
+}
+
 function filteredDeliverResponse() {
   const fca = new peer.FilteredChaincodeAction();
   fca.setChaincodeEvent(chaincodeEvent());
@@ -369,6 +389,7 @@ const MESSAGES = {
   commit_status_response: [gateway.CommitStatusResponse, commitStatusResponse],
   error_detail: [gateway.ErrorDetail, errorDetail],
   filtered_deliver_response: [peer.DeliverResponse, filteredDeliverResponse],
+  rpc_status: [google.rpc.Status, rpcStatus],
 };
 
 const ENUMS = {
@@ -430,6 +451,9 @@ function nestedLayers(name, msg) {
     add('orderer block metadata', common.OrdererBlockMetadata, md.getValue_asU8());
     add('block signature header', common.SignatureHeader, md.getSignaturesList()[0].getSignatureHeader_asU8());
     add('first envelope', common.Envelope, msg.getData().getDataList_asU8()[0]);
+  } else if (name === 'rpc_status') {
+    // As fabric-gateway's newGatewayError reads them: every detail's value as an ErrorDetail.
+    msg.getDetailsList().forEach((d, i) => add(`error detail ${i}`, gateway.ErrorDetail, d.getValue_asU8()));
   }
   return layers;
 }

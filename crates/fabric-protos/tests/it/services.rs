@@ -94,9 +94,9 @@ mod in_process {
     use fabric_protos::gateway::gateway_client::GatewayClient;
     use fabric_protos::gateway::gateway_server::{Gateway, GatewayServer};
     use fabric_protos::gateway::{
-        ChaincodeEventsResponse, CommitStatusResponse, EndorseRequest, EndorseResponse, EvaluateRequest,
-        EvaluateResponse, SignedChaincodeEventsRequest, SignedCommitStatusRequest, SubmitRequest,
-        SubmitResponse,
+        ChaincodeEventsResponse, CommitStatusResponse, EndorseRequest, EndorseResponse, ErrorDetail,
+        EvaluateRequest, EvaluateResponse, SignedChaincodeEventsRequest, SignedCommitStatusRequest,
+        SubmitRequest, SubmitResponse,
     };
     use fabric_protos::orderer::atomic_broadcast_client::AtomicBroadcastClient;
     use fabric_protos::orderer::atomic_broadcast_server::{AtomicBroadcast, AtomicBroadcastServer};
@@ -137,6 +137,14 @@ mod in_process {
         (Recorder { inner, paths: paths.clone() }, paths)
     }
 
+    fn refusal() -> ErrorDetail {
+        ErrorDetail {
+            address: "peer0.org1.example.com:7051".into(),
+            msp_id: "Org1MSP".into(),
+            message: "chaincode response 500, no such device".into(),
+        }
+    }
+
     type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
     struct Stub;
@@ -152,6 +160,13 @@ mod in_process {
             r: Request<EndorseRequest>,
         ) -> Result<tonic::Response<EndorseResponse>, Status> {
             let r = r.into_inner();
+            if r.transaction_id == "refused" {
+                return Err(fabric_protos::error_details::status_with_details(
+                    tonic::Code::Aborted,
+                    "failed to endorse transaction, see attached details for more info",
+                    &[refusal()],
+                ));
+            }
             let env = Envelope { payload: r.transaction_id.into_bytes(), signature: Vec::new() };
             Ok(tonic::Response::new(EndorseResponse { prepared_transaction: Some(env) }))
         }
@@ -267,6 +282,12 @@ mod in_process {
             .expect("endorse")
             .into_inner();
         assert_eq!(endorsed.prepared_transaction.map(|e| e.payload), Some(b"tx1".to_vec()));
+        let refused = client
+            .endorse(EndorseRequest { transaction_id: "refused".into(), ..Default::default() })
+            .await
+            .expect_err("refused");
+        assert_eq!(refused.code(), tonic::Code::Aborted);
+        assert_eq!(fabric_protos::error_details::error_details(&refused), Ok(vec![refusal()]));
         let refused = client.submit(SubmitRequest::default()).await.expect_err("no envelope");
         assert_eq!(
             (refused.code(), refused.message()),
@@ -295,9 +316,11 @@ mod in_process {
         }
         assert_eq!(blocks, [(3, "e3".to_owned()), (4, "e4".to_owned())]);
 
-        // Called above in the order of Fabric's definition: Endorse, Submit, CommitStatus, Evaluate,
-        // ChaincodeEvents.
-        assert_eq!(recorded(&paths), fabric_paths("gateway.Gateway"));
+        // Called above in the order of Fabric's definition (Endorse twice): Endorse, Submit, CommitStatus,
+        // Evaluate, ChaincodeEvents.
+        let mut want = fabric_paths("gateway.Gateway");
+        want.insert(1, want[0].clone());
+        assert_eq!(recorded(&paths), want);
     }
 
     #[tokio::test]
