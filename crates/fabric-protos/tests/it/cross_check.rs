@@ -24,10 +24,11 @@ use fabric_protos::orderer::{
 use fabric_protos::protos::{
     ChaincodeAction, ChaincodeActionPayload, ChaincodeCall, ChaincodeEndorsedAction, ChaincodeEvent,
     ChaincodeHeaderExtension, ChaincodeId, ChaincodeInput, ChaincodeInterest, ChaincodeInvocationSpec,
-    ChaincodeProposalPayload, ChaincodeSpec, DeliverResponse, Endorsement, FilteredBlock,
-    FilteredChaincodeAction, FilteredTransaction, FilteredTransactionActions, Proposal, ProposalResponse,
-    ProposalResponsePayload, Response, SignedProposal, Transaction, TransactionAction, TxValidationCode,
-    chaincode_spec, deliver_response, filtered_transaction,
+    ChaincodeMessage, ChaincodeProposalPayload, ChaincodeSpec, DeliverResponse, Endorsement, FilteredBlock,
+    FilteredChaincodeAction, FilteredTransaction, FilteredTransactionActions, ProcessedTransaction, Proposal,
+    ProposalResponse, ProposalResponsePayload, PutState, Response, SignedProposal, Transaction,
+    TransactionAction, TxValidationCode, chaincode_message, chaincode_spec, deliver_response,
+    filtered_transaction,
 };
 use fabric_protos::rwset::{NsReadWriteSet, TxReadWriteSet, tx_read_write_set};
 use prost::Message;
@@ -337,6 +338,30 @@ fn rpc_status() -> tonic::Status {
     )
 }
 
+fn chaincode_message() -> ChaincodeMessage {
+    let put = PutState {
+        key: "dev-1".into(),
+        value: br#"{"state":"registered"}"#.to_vec(),
+        collection: String::new(),
+    };
+    ChaincodeMessage {
+        r#type: chaincode_message::Type::PutState as i32,
+        timestamp: Some(timestamp()),
+        payload: put.encode_to_vec(),
+        txid: tx_id(),
+        proposal: Some(signed_proposal()),
+        chaincode_event: Some(chaincode_event()),
+        channel_id: CHANNEL.into(),
+    }
+}
+
+fn processed_transaction() -> ProcessedTransaction {
+    ProcessedTransaction {
+        transaction_envelope: Some(transaction_envelope()),
+        validation_code: TxValidationCode::PhantomReadConflict as i32,
+    }
+}
+
 /// Our messages, encoded, under the names the node script uses.
 fn ours() -> Vec<(&'static str, Vec<u8>)> {
     vec![
@@ -353,6 +378,8 @@ fn ours() -> Vec<(&'static str, Vec<u8>)> {
         ("error_detail", error_detail().encode_to_vec()),
         ("filtered_deliver_response", filtered_deliver_response().encode_to_vec()),
         ("rpc_status", rpc_status().details().to_vec()),
+        ("chaincode_message", chaincode_message().encode_to_vec()),
+        ("processed_transaction", processed_transaction().encode_to_vec()),
     ]
 }
 
@@ -582,6 +609,8 @@ fn fabric_javascript_decodes_our_encodings() {
     assert!(out.contains("ok transaction_envelope (7 nested layers)"), "{out}");
     assert!(out.contains("ok block (4 nested layers)"), "{out}");
     assert!(out.contains("ok rpc_status (2 nested layers)"), "{out}");
+    assert!(out.contains("ok chaincode_message (1 nested layers)"), "{out}");
+    assert!(out.contains("ok processed_transaction (1 nested layers)"), "{out}");
 }
 
 #[test]
@@ -594,4 +623,20 @@ fn fabric_error_details_decode_as_ours() {
     assert!(status.details.iter().all(|d| d.type_url == ERROR_DETAIL_TYPE_URL));
     let trailer = tonic::Status::with_details(tonic::Code::Aborted, &status.message, bytes.to_vec().into());
     assert_eq!(error_details::error_details(&trailer), Ok(endorse_error_details()));
+}
+
+#[test]
+fn fabric_chaincode_message_and_processed_transaction_decode() {
+    let theirs = theirs();
+    let m = check(&theirs, "chaincode_message", &chaincode_message());
+    assert_eq!(m.r#type(), chaincode_message::Type::PutState);
+    assert_eq!((m.txid.as_str(), m.channel_id.as_str()), (tx_id().as_str(), CHANNEL));
+    let put: PutState = decode("put state", &m.payload);
+    assert_eq!((put.key.as_str(), put.value.as_slice()), ("dev-1", br#"{"state":"registered"}"#.as_slice()));
+    assert_eq!(m.proposal, Some(signed_proposal()));
+    assert_eq!(m.chaincode_event, Some(chaincode_event()));
+
+    let p = check(&theirs, "processed_transaction", &processed_transaction());
+    assert_eq!(p.validation_code, TxValidationCode::PhantomReadConflict as i32);
+    assert_eq!(p.transaction_envelope, Some(transaction_envelope()));
 }

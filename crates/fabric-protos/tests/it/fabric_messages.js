@@ -337,6 +337,31 @@ function errorDetail() {
   return e;
 }
 
+// A chaincode-shim message as a chaincode sends it to the peer during an invocation.
+function chaincodeMessage() {
+  const put = new peer.PutState();
+  put.setKey('dev-1');
+  put.setValue(b('{"state":"registered"}'));
+  put.setCollection('');
+  const m = new peer.ChaincodeMessage();
+  m.setType(peer.ChaincodeMessage.Type.PUT_STATE);
+  m.setTimestamp(timestamp());
+  m.setPayload(put.serializeBinary());
+  m.setTxid(txId());
+  m.setProposal(signedProposal());
+  m.setChaincodeEvent(chaincodeEvent());
+  m.setChannelId(CHANNEL);
+  return m;
+}
+
+// A committed transaction as qscc GetTransactionByID returns it.
+function processedTransaction() {
+  const p = new peer.ProcessedTransaction();
+  p.setTransactionenvelope(transactionEnvelope());
+  p.setValidationcode(peer.TxValidationCode.PHANTOM_READ_CONFLICT);
+  return p;
+}
+
 // The grpc-status-details-bin trailer of a failed Endorse, as Fabric's gateway sends it.
 function rpcStatus() {
   const details = ['Org1MSP', 'Org2MSP'].map((mspId, i) => {
@@ -390,6 +415,8 @@ const MESSAGES = {
   error_detail: [gateway.ErrorDetail, errorDetail],
   filtered_deliver_response: [peer.DeliverResponse, filteredDeliverResponse],
   rpc_status: [google.rpc.Status, rpcStatus],
+  chaincode_message: [peer.ChaincodeMessage, chaincodeMessage],
+  processed_transaction: [peer.ProcessedTransaction, processedTransaction],
 };
 
 const ENUMS = {
@@ -451,6 +478,10 @@ function nestedLayers(name, msg) {
     add('orderer block metadata', common.OrdererBlockMetadata, md.getValue_asU8());
     add('block signature header', common.SignatureHeader, md.getSignaturesList()[0].getSignatureHeader_asU8());
     add('first envelope', common.Envelope, msg.getData().getDataList_asU8()[0]);
+  } else if (name === 'chaincode_message') {
+    add('put state', peer.PutState, msg.getPayload_asU8());
+  } else if (name === 'processed_transaction') {
+    add('payload', common.Payload, msg.getTransactionenvelope().getPayload_asU8());
   } else if (name === 'rpc_status') {
     // As fabric-gateway's newGatewayError reads them: every detail's value as an ErrorDetail.
     msg.getDetailsList().forEach((d, i) => add(`error detail ${i}`, gateway.ErrorDetail, d.getValue_asU8()));
