@@ -19,7 +19,8 @@
 //! Each service has a client (`<service>_client::<Service>Client<T>`, over any tonic channel) and a server
 //! (`<service>_server::<Service>Server`, a tower service); connection setup (TLS, endpoints) is left to the
 //! shells. The hashing rules are in [`hash`]; Fabric's
-//! seek semantics (Deliver ranges, gateway chaincode-event resumption) in [`seek`].
+//! seek semantics (Deliver ranges, gateway chaincode-event resumption) in [`seek`]; proposal unpacking and
+//! transaction preparation as Fabric's gateway does them in [`tx`].
 //!
 //! ```
 //! use fabric_protos::{hash, msp::SerializedIdentity};
@@ -91,6 +92,7 @@ pub mod google {
 pub mod error_details;
 pub mod hash;
 pub mod seek;
+pub mod tx;
 
 /// The compiled `protos/` files as an encoded `google.protobuf.FileDescriptorSet` (for gRPC reflection and
 /// for checking the services and enums against other implementations).

@@ -640,3 +640,19 @@ fn fabric_chaincode_message_and_processed_transaction_decode() {
     assert_eq!(p.validation_code, TxValidationCode::PhantomReadConflict as i32);
     assert_eq!(p.transaction_envelope, Some(transaction_envelope()));
 }
+
+#[test]
+fn prepared_transaction_from_fabrics_proposal_is_fabrics_envelope() {
+    let theirs = theirs();
+    let sp: SignedProposal = decode("signed_proposal", get(&theirs, "signed_proposal"));
+    let unpacked = fabric_protos::tx::unpack_proposal(&sp).expect("Fabric's proposal unpacks");
+    assert_eq!((unpacked.channel_id(), unpacked.chaincode_name()), (CHANNEL, CHAINCODE));
+    assert_eq!(unpacked.channel_header.tx_id, tx_id());
+    let action = ChaincodeEndorsedAction {
+        proposal_response_payload: proposal_response_payload(),
+        endorsements: vec![endorsement("Org1MSP"), endorsement("Org2MSP")],
+    };
+    let prepared = fabric_protos::tx::prepare_transaction(&unpacked.header, &unpacked.payload, action);
+    let env: Envelope = decode("transaction_envelope", get(&theirs, "transaction_envelope"));
+    assert_eq!(hex::encode(prepared.payload), hex::encode(env.payload), "the payload the client signs");
+}
