@@ -10,8 +10,11 @@ use std::path::PathBuf;
 const FILES: &[&str] = &[
     "common/common.proto",
     "common/policies.proto",
+    "common/configtx.proto",
+    "common/configuration.proto",
     "msp/msp_principal.proto",
     "msp/identities.proto",
+    "msp/msp_config.proto",
     "ledger/rwset/rwset.proto",
     "ledger/rwset/kvrwset/kv_rwset.proto",
     "peer/chaincode.proto",
@@ -22,7 +25,11 @@ const FILES: &[&str] = &[
     "peer/events.proto",
     "peer/peer.proto",
     "peer/chaincode_shim.proto",
+    "peer/configuration.proto",
     "orderer/ab.proto",
+    "orderer/configuration.proto",
+    "orderer/etcdraft/configuration.proto",
+    "orderer/etcdraft/metadata.proto",
     "gateway/gateway.proto",
     "google/rpc/status.proto",
 ];
@@ -37,6 +44,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         .build_server(true)
         // Connection setup (TLS, endpoints) belongs to the shells that use these stubs.
         .build_transport(false)
+        // Maps encode in key order, like Fabric's JavaScript bindings: deterministic bytes for what gets
+        // hashed and signed (configuration trees, transient maps).
+        .btree_map(".")
         .compile_fds(fds)?;
     Ok(())
 }

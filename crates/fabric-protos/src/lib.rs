@@ -8,11 +8,12 @@
 //!
 //! | module | proto package | what |
 //! |---|---|---|
-//! | [`common`] | `common` | `Envelope`, `Payload`, `Header`, `ChannelHeader`, `SignatureHeader`, `Block*`, `Metadata`, `Status`, `HeaderType`, policies, `MSPPrincipal` |
-//! | [`msp`] | `msp` | `SerializedIdentity` |
+//! | [`common`] | `common` | `Envelope`, `Payload`, `Header`, `ChannelHeader`, `SignatureHeader`, `Block*`, `Metadata`, `Status`, `HeaderType`, policies, `MSPPrincipal`, channel configuration (`ConfigEnvelope`, `ConfigGroup`, …) |
+//! | [`msp`] | `msp` | `SerializedIdentity`, `MSPConfig`/`FabricMSPConfig` |
 //! | [`protos`] | `protos` | proposals, responses, endorsements, transactions, `TxValidationCode`, chaincode events, filtered blocks; services `Endorser`, `Deliver`, `ChaincodeSupport`, `Chaincode` |
 //! | [`rwset`], [`kvrwset`] | `rwset`, `kvrwset` | read/write sets |
-//! | [`orderer`] | `orderer` | `SeekInfo`, `SeekPosition`, `BroadcastResponse`, `DeliverResponse`; service `AtomicBroadcast` |
+//! | [`orderer`] | `orderer` | `SeekInfo`, `SeekPosition`, `BroadcastResponse`, `DeliverResponse`; service `AtomicBroadcast`; `ConsensusType`, `BatchSize`, `BatchTimeout` |
+//! | [`etcdraft`] | `etcdraft` | `ConfigMetadata`, `Consenter`, `Options`, `BlockMetadata` |
 //! | [`gateway`] | `gateway` | service `Gateway` (Endorse, Submit, CommitStatus, Evaluate, ChaincodeEvents), `ErrorDetail` |
 //! | [`google::rpc`] | `google.rpc` | `Status` (gRPC error details; see [`error_details`]) |
 //!
@@ -73,6 +74,11 @@ package!(
     /// Proto package `orderer`: broadcast and deliver.
     orderer,
     "orderer.rs"
+);
+package!(
+    /// Proto package `etcdraft`: the Raft consensus configuration and block metadata.
+    etcdraft,
+    "etcdraft.rs"
 );
 package!(
     /// Proto package `gateway`: the peer's Gateway service.

@@ -3,7 +3,7 @@
 //! (every field, every nested layer) and be byte-identical to our encoding; our bytes must decode in
 //! Fabric's JavaScript to exactly its messages. Hashes computed there with node's crypto must equal ours.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use fabric_protos::common::{
     Block, BlockData, BlockHeader, BlockMetadata, BlockMetadataIndex, ChannelHeader, Envelope, Header,
@@ -89,7 +89,7 @@ fn invocation_spec() -> Vec<u8> {
             chaincode_id: Some(chaincode_id()),
             input: Some(ChaincodeInput {
                 args: vec![b"register".to_vec(), b"dev-1".to_vec(), br#"{"objects":[3303]}"#.to_vec()],
-                decorations: HashMap::from([("decoration".to_owned(), b"value".to_vec())]),
+                decorations: BTreeMap::from([("decoration".to_owned(), b"value".to_vec())]),
                 is_init: false,
             }),
             timeout: 30,
@@ -99,7 +99,7 @@ fn invocation_spec() -> Vec<u8> {
 }
 
 fn proposal_payload(with_transient: bool) -> Vec<u8> {
-    let mut transient_map = HashMap::new();
+    let mut transient_map = BTreeMap::new();
     if with_transient {
         transient_map.insert("secret".to_owned(), b"s3cr3t".to_vec());
     }
@@ -433,7 +433,7 @@ fn fabric_signed_proposal_decodes_layer_by_layer() {
     assert_eq!(get(&theirs, "hash_tx_id"), ch.tx_id.as_bytes());
 
     let cpp: ChaincodeProposalPayload = decode("chaincode proposal payload", &p.payload);
-    assert_eq!(cpp.transient_map, HashMap::from([("secret".to_owned(), b"s3cr3t".to_vec())]));
+    assert_eq!(cpp.transient_map, BTreeMap::from([("secret".to_owned(), b"s3cr3t".to_vec())]));
     let cis: ChaincodeInvocationSpec = decode("invocation spec", &cpp.input);
     let spec = cis.chaincode_spec.expect("chaincode spec");
     assert_eq!(spec.r#type, chaincode_spec::Type::Node as i32);
@@ -441,7 +441,7 @@ fn fabric_signed_proposal_decodes_layer_by_layer() {
     assert_eq!(spec.timeout, 30);
     let input = spec.input.expect("input");
     assert_eq!(input.args, [b"register".as_slice(), b"dev-1", br#"{"objects":[3303]}"#]);
-    assert_eq!(input.decorations, HashMap::from([("decoration".to_owned(), b"value".to_vec())]));
+    assert_eq!(input.decorations, BTreeMap::from([("decoration".to_owned(), b"value".to_vec())]));
     assert!(!input.is_init);
     // The proposal hash node computed over Fabric's transient-free payload is ours.
     assert_eq!(hash::proposal_hash(&p).expect("hashes").as_slice(), get(&theirs, "hash_proposal"));
