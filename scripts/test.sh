@@ -43,6 +43,17 @@ if [ ! -f "$peers/node/.installed" ] || [ "$(cat "$peers/node/.installed")" != "
   echo "$node_req" >"$peers/node/.installed"
 fi
 
+# Fabric's own JavaScript protobuf bindings (the package @hyperledger/fabric-gateway uses), for the
+# fabric-protos cross-checks; google-protobuf (their runtime, also required by the test script) pinned too.
+fabric_req="@hyperledger/fabric-protos@0.3.7 google-protobuf@3.21.4"
+if [ ! -f "$peers/fabric/.installed" ] || [ "$(cat "$peers/fabric/.installed")" != "$fabric_req" ]; then
+  step "npm: $fabric_req"
+  mkdir -p "$peers/fabric"
+  # shellcheck disable=SC2086 # two package specs
+  npm install --silent --no-audit --no-fund --prefix "$peers/fabric" $fabric_req
+  echo "$fabric_req" >"$peers/fabric/.installed"
+fi
+
 # 4. The test runner.
 if ! cargo nextest --version >/dev/null 2>&1; then
   step "cargo install cargo-nextest"

@@ -1,0 +1,52 @@
+//! Compiles Fabric's `.proto` files (in `protos/`) with protox, a pure-Rust protobuf compiler (no `protoc`),
+//! and generates prost messages plus tonic clients and servers with tonic-prost-build.
+
+use prost::Message;
+use std::error::Error;
+use std::path::PathBuf;
+
+/// Every file, relative to `protos/`. Imports resolve against `protos/` and protox's built-in
+/// `google/protobuf/*` well-known types.
+const FILES: &[&str] = &[
+    "common/common.proto",
+    "common/policies.proto",
+    "common/configtx.proto",
+    "common/configuration.proto",
+    "msp/msp_principal.proto",
+    "msp/identities.proto",
+    "msp/msp_config.proto",
+    "ledger/rwset/rwset.proto",
+    "ledger/rwset/kvrwset/kv_rwset.proto",
+    "peer/chaincode.proto",
+    "peer/chaincode_event.proto",
+    "peer/proposal.proto",
+    "peer/proposal_response.proto",
+    "peer/transaction.proto",
+    "peer/events.proto",
+    "peer/peer.proto",
+    "peer/chaincode_shim.proto",
+    "peer/configuration.proto",
+    "orderer/ab.proto",
+    "orderer/configuration.proto",
+    "orderer/etcdraft/configuration.proto",
+    "orderer/etcdraft/metadata.proto",
+    "gateway/gateway.proto",
+    "google/rpc/status.proto",
+];
+
+fn main() -> Result<(), Box<dyn Error>> {
+    println!("cargo:rerun-if-changed=protos");
+    let fds = protox::compile(FILES, ["protos"])?;
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?);
+    std::fs::write(out.join("fabric_protos.fds.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        // Connection setup (TLS, endpoints) belongs to the shells that use these stubs.
+        .build_transport(false)
+        // Maps encode in key order, like Fabric's JavaScript bindings: deterministic bytes for what gets
+        // hashed and signed (configuration trees, transient maps).
+        .btree_map(".")
+        .compile_fds(fds)?;
+    Ok(())
+}
