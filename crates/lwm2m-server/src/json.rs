@@ -164,6 +164,10 @@ pub(crate) fn event(e: &ServerEvent, reg: &Registry) -> (&'static str, Json) {
                    "val": node(path, records, reg), "values": flat(records)}),
         ),
         ServerEvent::Send { endpoint, records } => ("SEND", json!({"ep": endpoint, "values": flat(records)})),
+        ServerEvent::DtlsSession { peer, identity, cipher, resumed } => (
+            "DTLS_SESSION",
+            json!({"peer": peer.to_string(), "identity": identity.to_string(), "cipher": cipher, "resumed": resumed}),
+        ),
         #[allow(unreachable_patterns)]
         _ => ("UNKNOWN", Json::Null),
     }

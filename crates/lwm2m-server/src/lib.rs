@@ -21,6 +21,9 @@
 //! ```
 
 mod clock;
+pub mod creds;
+mod dtls;
+pub mod dtls_record;
 mod handle;
 mod json;
 mod models;
@@ -28,6 +31,8 @@ mod rest;
 mod server;
 mod types;
 
+pub use creds::{Credential, CredentialError, CredentialStore, FileCredentialStore, Identity};
+pub use dtls::{CIPHER_SUITES, DtlsConfig, DtlsError, ServerCertificate};
 pub use handle::{LwM2mServer, LwM2mServerHandle, StartError, Stats};
 pub use models::{ModelLoadError, load_object_definitions};
 pub use rest::router as admin_router;
