@@ -433,6 +433,13 @@ impl Dtls {
                 }
             }
         } else if let Some(s) = self.sessions.get_mut(&peer) {
+            // Not even a record header (empty, truncated, another protocol): never reaches OpenSSL, which
+            // would take an empty read as the end of the stream.
+            if let Err(e) = dtls_record::parse_header(bytes) {
+                self.stats.dtls_dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("DTLS: dropped a datagram from {peer}: {e}");
+                return out;
+            }
             s.ssl.get_mut().inbound.push_back(bytes.to_vec());
         }
         self.drive(now, peer, &mut out);
@@ -524,7 +531,7 @@ impl Dtls {
                 }
             }
         }
-        out.transmit.extend(s.ssl.get_mut().outbound.drain(..));
+        out.transmit.append(&mut s.ssl.get_mut().outbound);
         if let Some(why) = failed {
             if s.identity.is_none() {
                 self.stats.dtls_handshakes_failed.fetch_add(1, Ordering::Relaxed);

@@ -1,0 +1,481 @@
+//! DTLS (`coaps://`): libcoap's `coap-client-openssl` and `coap-client-gnutls` register with PSK and with a
+//! certificate; refusals (wrong key, unknown identity or certificate, identity bound to another endpoint,
+//! NoSec under a credentialed name, NoSec off); a DTLS device (an OpenSSL client driven by this test) whose
+//! session survives replayed, forged and malformed records and a flood of ClientHellos from 100 source
+//! addresses, and that the server reads a resource from through its session.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lwm2m_server::{Credential, DtlsConfig, FileCredentialStore, Identity, ServerEvent};
+use openssl::ssl::{ErrorCode, Ssl, SslContextBuilder, SslMethod, SslStream, SslVersion};
+
+use crate::common::{TestServer, wait_event};
+
+pub(crate) struct DtlsServer {
+    pub(crate) server: TestServer,
+    pub(crate) creds: Arc<FileCredentialStore>,
+    _dir: tempfile::TempDir,
+}
+
+impl DtlsServer {
+    pub(crate) async fn start(nosec: bool) -> DtlsServer {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = Arc::new(FileCredentialStore::open(dir.path()).unwrap());
+        let c = creds.clone();
+        let server = TestServer::start_with(move |cfg| {
+            let mut d = DtlsConfig::new(c);
+            d.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+            d.handshake_timeout = Duration::from_secs(2);
+            cfg.dtls = Some(d);
+            cfg.nosec = nosec;
+        })
+        .await;
+        DtlsServer { server, creds, _dir: dir }
+    }
+
+    pub(crate) fn psk(&self, ep: &str, identity: &str, key: &[u8]) {
+        self.creds.set(ep, Credential::Psk { identity: identity.into(), key: key.to_vec() }).unwrap();
+    }
+
+    pub(crate) fn coaps(&self) -> String {
+        format!("coaps://127.0.0.1:{}", self.server.handle.dtls_addr().unwrap().port())
+    }
+
+    pub(crate) fn stat(&self, f: impl Fn(&lwm2m_server::Stats) -> &std::sync::atomic::AtomicU64) -> u64 {
+        f(self.server.handle.stats()).load(Ordering::Relaxed)
+    }
+}
+
+/// Runs a libcoap client binary; returns stdout + stderr.
+async fn libcoap(bin: std::path::PathBuf, args: Vec<String>) -> String {
+    let out = tokio::task::spawn_blocking(move || Command::new(bin).args(["-B", "4"]).args(&args).output())
+        .await
+        .unwrap()
+        .expect("libcoap client runs");
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn register_args(base: &str, ep: &str, auth: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = auth.iter().map(|s| s.to_string()).collect();
+    v.extend(
+        ["-m", "post", "-t", "40", "-e", "</3/0>,</3/0/0>", &format!("{base}/rd?ep={ep}&lt=60&b=U")]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    v
+}
+
+async fn dtls_session(events: &mut tokio::sync::broadcast::Receiver<ServerEvent>) -> (Identity, String) {
+    wait_event(events, 10, |e| match e {
+        ServerEvent::DtlsSession { identity, cipher, .. } => Some((identity.clone(), cipher.clone())),
+        _ => None,
+    })
+    .await
+}
+
+async fn registered(
+    events: &mut tokio::sync::broadcast::Receiver<ServerEvent>,
+    ep: &str,
+) -> Arc<lwm2m_server::ClientInfo> {
+    wait_event(events, 10, |e| match e {
+        ServerEvent::Registered(c) if c.endpoint == ep => Some(c.clone()),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libcoap_psk_registration_openssl_and_gnutls() {
+    let s = DtlsServer::start(true).await;
+    s.psk("psk-ossl", "id-ossl", b"secret-ossl-0123");
+    s.psk("psk-gnutls", "id-gnutls", b"secret-gnutls-0123");
+    let mut events = s.server.handle.subscribe_events();
+
+    let auth = ["-u", "id-ossl", "-k", "secret-ossl-0123"];
+    let out =
+        libcoap(test_support::coap_client_openssl(), register_args(&s.coaps(), "psk-ossl", &auth)).await;
+    let (id, cipher) = dtls_session(&mut events).await;
+    assert_eq!(id, Identity::Psk("id-ossl".into()), "{out}");
+    assert_eq!(cipher, "TLS_PSK_WITH_AES_128_CCM_8");
+    let c = registered(&mut events, "psk-ossl").await;
+    assert_eq!(c.identity, Some(Identity::Psk("id-ossl".into())));
+
+    let auth = ["-u", "id-gnutls", "-k", "secret-gnutls-0123"];
+    let out =
+        libcoap(test_support::coap_client_gnutls(), register_args(&s.coaps(), "psk-gnutls", &auth)).await;
+    let (id, cipher) = dtls_session(&mut events).await;
+    eprintln!("coap-client-gnutls PSK negotiated {cipher}");
+    assert_eq!(id, Identity::Psk("id-gnutls".into()), "{out}");
+    assert!(cipher.starts_with("TLS_PSK_WITH_AES_128_"), "{cipher}");
+    let c = registered(&mut events, "psk-gnutls").await;
+    assert_eq!(c.identity, Some(Identity::Psk("id-gnutls".into())));
+    assert_eq!(s.stat(|s| &s.dtls_handshakes), 2);
+    assert_eq!(s.stat(|s| &s.refused), 0);
+    s.server.stop().await;
+}
+
+/// A self-signed P-256 certificate and key (PEM) and the certificate's SHA-256.
+pub(crate) fn client_certificate(
+    dir: &Path,
+    name: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, [u8; 32]) {
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::x509::{X509, X509NameBuilder};
+    let key = PKey::from_ec_key(
+        EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let mut n = X509NameBuilder::new().unwrap();
+    n.append_entry_by_nid(Nid::COMMONNAME, name).unwrap();
+    let n = n.build();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&n).unwrap();
+    b.set_issuer_name(&n).unwrap();
+    b.set_pubkey(&key).unwrap();
+    let serial = openssl::bn::BigNum::from_u32(7).unwrap().to_asn1_integer().unwrap();
+    b.set_serial_number(&serial).unwrap();
+    let (from, until) = (
+        openssl::asn1::Asn1Time::days_from_now(0).unwrap(),
+        openssl::asn1::Asn1Time::days_from_now(30).unwrap(),
+    );
+    b.set_not_before(&from).unwrap();
+    b.set_not_after(&until).unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    let cert = b.build();
+    let fp: [u8; 32] = (*cert.digest(MessageDigest::sha256()).unwrap()).try_into().unwrap();
+    let (cp, kp) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+    std::fs::write(&cp, cert.to_pem().unwrap()).unwrap();
+    std::fs::write(&kp, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    (cp, kp, fp)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libcoap_certificate_registration_and_unknown_certificate() {
+    let s = DtlsServer::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, fp) = client_certificate(dir.path(), "x509-dev");
+    s.creds.set("x509-dev", Credential::X509 { sha256: fp }).unwrap();
+    let mut events = s.server.handle.subscribe_events();
+
+    for (bin, ep) in
+        [(test_support::coap_client_openssl(), "x509-dev"), (test_support::coap_client_gnutls(), "x509-dev")]
+    {
+        let auth = ["-c", cert.to_str().unwrap(), "-j", key.to_str().unwrap(), "-n"];
+        let out = libcoap(bin.clone(), register_args(&s.coaps(), ep, &auth)).await;
+        let (id, cipher) = dtls_session(&mut events).await;
+        eprintln!("{} certificate negotiated {cipher}", bin.display());
+        assert_eq!(id, Identity::X509 { sha256: fp }, "{out}");
+        assert!(cipher.starts_with("TLS_ECDHE_ECDSA_WITH_AES_128_"), "{cipher}");
+        let c = registered(&mut events, ep).await;
+        assert_eq!(c.identity, Some(Identity::X509 { sha256: fp }));
+    }
+
+    // A certificate the store does not know: no session, no registration.
+    let (cert2, key2, _) = client_certificate(dir.path(), "stranger");
+    let auth = ["-c", cert2.to_str().unwrap(), "-j", key2.to_str().unwrap(), "-n"];
+    libcoap(test_support::coap_client_openssl(), register_args(&s.coaps(), "x509-dev", &auth)).await;
+    assert_eq!(s.stat(|s| &s.dtls_handshakes), 2);
+    assert!(s.stat(|s| &s.dtls_handshakes_failed) >= 1);
+    assert_eq!(s.server.handle.registration_count(), 1);
+    s.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_wrong_key_unknown_identity_other_endpoint_nosec() {
+    let s = DtlsServer::start(true).await;
+    s.psk("dev-a", "id-a", b"key-of-device-a");
+    s.psk("dev-b", "id-b", b"key-of-device-b");
+    let base = s.coaps();
+
+    // Wrong key and unknown identity: the handshake fails, nothing registers.
+    for auth in [["-u", "id-a", "-k", "not-the-key"], ["-u", "nobody", "-k", "key-of-device-a"]] {
+        libcoap(test_support::coap_client_openssl(), register_args(&base, "dev-a", &auth)).await;
+    }
+    // The unknown identity fails at once (alert); a wrong key makes the client's Finished undecryptable,
+    // which DTLS drops silently, so that handshake ends by the handshake timeout (2 s here).
+    for _ in 0..40 {
+        if s.stat(|s| &s.dtls_handshakes_failed) >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(s.stat(|s| &s.dtls_handshakes), 0);
+    assert_eq!(s.stat(|s| &s.dtls_handshakes_failed), 2);
+    assert_eq!(s.stat(|s| &s.dtls_sessions), 0);
+    assert_eq!(s.server.handle.registration_count(), 0);
+
+    // A valid identity registering under another device's name: 4.03.
+    let out = libcoap(
+        test_support::coap_client_openssl(),
+        register_args(&base, "dev-b", &["-u", "id-a", "-k", "key-of-device-a"]),
+    )
+    .await;
+    assert!(out.contains("4.03"), "{out}");
+    assert_eq!(s.stat(|s| &s.dtls_handshakes), 1);
+
+    // NoSec Register of a credentialed endpoint: 4.03; of an endpoint without credentials: 2.01.
+    let plain = format!("coap://127.0.0.1:{}", s.server.coap().port());
+    let out = libcoap(test_support::coap_client(), register_args(&plain, "dev-a", &[])).await;
+    assert!(out.contains("4.03"), "{out}");
+    assert_eq!(s.stat(|s| &s.refused), 2);
+    let mut events = s.server.handle.subscribe_events();
+    libcoap(test_support::coap_client(), register_args(&plain, "open-dev", &[])).await;
+    assert_eq!(registered(&mut events, "open-dev").await.identity, None);
+    assert_eq!(s.server.handle.registration_count(), 1);
+    s.server.stop().await;
+
+    // NoSec switched off: even an endpoint without credentials is refused.
+    let s = DtlsServer::start(false).await;
+    let plain = format!("coap://127.0.0.1:{}", s.server.coap().port());
+    let out = libcoap(test_support::coap_client(), register_args(&plain, "open-dev", &[])).await;
+    assert!(out.contains("4.03"), "{out}");
+    assert_eq!((s.stat(|s| &s.refused), s.server.handle.registration_count()), (1, 0));
+    s.server.stop().await;
+}
+
+// ---- a DTLS device driven by this test (OpenSSL client over a std UDP socket) ---------------------------
+
+/// A connected UDP socket that remembers every datagram it sent.
+struct Udp {
+    sock: UdpSocket,
+    sent: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Read for Udp {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.sock.recv(buf)
+    }
+}
+
+impl Write for Udp {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.sent.lock().unwrap().push(buf.to_vec());
+        self.sock.send(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub(crate) struct Device {
+    ssl: SslStream<Udp>,
+    raw: UdpSocket,
+    sent: Arc<Mutex<Vec<Vec<u8>>>>,
+    mid: u16,
+}
+
+impl Device {
+    /// Handshakes with PSK from 127.0.0.1 (blocking; call from `spawn_blocking`).
+    pub(crate) fn connect(server: SocketAddr, identity: &str, key: &[u8]) -> Device {
+        let mut b = SslContextBuilder::new(SslMethod::dtls_client()).unwrap();
+        b.set_min_proto_version(Some(SslVersion::DTLS1_2)).unwrap();
+        b.set_security_level(0);
+        b.set_cipher_list("PSK-AES128-CCM8").unwrap();
+        let (identity, key) = (identity.to_owned(), key.to_vec());
+        b.set_psk_client_callback(move |_ssl, _hint, id_out, psk_out| {
+            id_out[..identity.len()].copy_from_slice(identity.as_bytes());
+            id_out[identity.len()] = 0;
+            psk_out[..key.len()].copy_from_slice(&key);
+            Ok(key.len())
+        });
+        let ctx = b.build();
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.connect(server).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        let raw = sock.try_clone().unwrap();
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let mut ssl = SslStream::new(Ssl::new(&ctx).unwrap(), Udp { sock, sent: sent.clone() }).unwrap();
+        let mut tries = 0;
+        loop {
+            match ssl.connect() {
+                Ok(()) => break,
+                Err(e) if e.code() == ErrorCode::WANT_READ && tries < 20 => tries += 1,
+                Err(e) => panic!("DTLS handshake: {e}"),
+            }
+        }
+        Device { ssl, raw, sent, mid: 0x1000 }
+    }
+
+    /// A CON request with Uri-Path / Uri-Query options and a payload.
+    fn request(&mut self, code: u8, path: &[&str], query: &[&str], payload: &[u8]) -> Vec<u8> {
+        self.mid += 1;
+        let mut m = vec![0x44, code, (self.mid >> 8) as u8, self.mid as u8, 1, 2, 3, 4];
+        let mut last = 0u8;
+        for (num, v) in path.iter().map(|p| (11u8, p)).chain(query.iter().map(|q| (15u8, q))) {
+            assert!(v.len() < 13);
+            m.push(((num - last) << 4) | v.len() as u8);
+            m.extend_from_slice(v.as_bytes());
+            last = num;
+        }
+        if !payload.is_empty() {
+            m.push(0xff);
+            m.extend_from_slice(payload);
+        }
+        m
+    }
+
+    /// Sends a CoAP message through the session.
+    pub(crate) fn send(&mut self, coap: &[u8]) {
+        self.ssl.ssl_write(coap).unwrap();
+    }
+
+    /// The next CoAP message through the session, if one comes within ~`ms`.
+    pub(crate) fn recv(&mut self, ms: u64) -> Option<Vec<u8>> {
+        let mut buf = [0u8; 2048];
+        for _ in 0..(ms / 500).max(1) {
+            match self.ssl.ssl_read(&mut buf) {
+                Ok(n) => return Some(buf[..n].to_vec()),
+                Err(e) if e.code() == ErrorCode::WANT_READ => continue,
+                Err(e) => panic!("DTLS read: {e}"),
+            }
+        }
+        None
+    }
+
+    fn register(&mut self, ep: &str) -> Vec<u8> {
+        let ep = format!("ep={ep}");
+        let req = self.request(0x02, &["rd"], &[&ep, "lt=60", "b=U"], b"</3/0>");
+        self.send(&req);
+        self.recv(3000).expect("an answer to Register")
+    }
+
+    /// Sends a raw datagram beside the session (replays, forgeries, garbage).
+    fn raw(&self, bytes: &[u8]) {
+        self.raw.send(bytes).unwrap();
+    }
+
+    fn last_sent(&self) -> Vec<u8> {
+        self.sent.lock().unwrap().last().unwrap().clone()
+    }
+}
+
+/// A syntactically valid DTLS 1.2 ClientHello without cookie (PSK CCM_8 only, no extensions).
+fn client_hello(seed: u8) -> Vec<u8> {
+    let mut body = vec![0xfe, 0xfd];
+    body.extend_from_slice(&[seed; 32]); // random
+    body.extend_from_slice(&[0, 0]); // session id, cookie: empty
+    body.extend_from_slice(&[0, 2, 0xc0, 0xa8, 1, 0]); // TLS_PSK_WITH_AES_128_CCM_8, null compression
+    let n = body.len() as u32;
+    let mut hs = vec![
+        1,
+        (n >> 16) as u8,
+        (n >> 8) as u8,
+        n as u8,
+        0,
+        0,
+        0,
+        0,
+        0,
+        (n >> 16) as u8,
+        (n >> 8) as u8,
+        n as u8,
+    ];
+    hs.extend_from_slice(&body);
+    let mut rec = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_survives_replays_forgeries_garbage_and_a_hello_flood() {
+    let s = DtlsServer::start(true).await;
+    s.psk("dev-r", "id-r", b"key-of-device-r");
+    let dtls = s.server.handle.dtls_addr().unwrap();
+    let mut events = s.server.handle.subscribe_events();
+
+    let dev = tokio::task::spawn_blocking(move || {
+        let mut d = Device::connect(dtls, "id-r", b"key-of-device-r");
+        let ack = d.register("dev-r");
+        assert_eq!(ack[1], 0x41, "2.01 Created");
+        d
+    })
+    .await
+    .unwrap();
+    let c = registered(&mut events, "dev-r").await;
+    assert_eq!(c.identity, Some(Identity::Psk("id-r".into())));
+
+    // The encrypted Register again (a replay), with a flipped byte (forged), truncated, and garbage: all
+    // dropped, nothing answered, nothing registered twice.
+    let dev = tokio::task::spawn_blocking(move || {
+        let mut dev = dev;
+        let rec = dev.last_sent();
+        dev.raw(&rec);
+        let mut forged = rec.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 0x55;
+        dev.raw(&forged);
+        dev.raw(&rec[..rec.len() / 2]);
+        dev.raw(&[23, 0xfe, 0xfd, 0, 9, 0, 0, 0, 0, 0, 1, 0, 4, 1, 2, 3, 4]); // unknown epoch
+        dev.raw(b"\xff\x00garbage that is not a record");
+        dev.raw(&[]);
+        assert_eq!(dev.recv(1500), None, "nothing answers a replayed, forged or malformed record");
+        dev
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.server.handle.registration_count(), 1);
+    assert_eq!(s.stat(|s| &s.registrations), 1);
+
+    // 300 ClientHellos from 100 source addresses: each answered by a HelloVerifyRequest, no session kept.
+    let hvr = tokio::task::spawn_blocking(move || {
+        let mut hvr = 0;
+        for i in 0..100u8 {
+            let sock = UdpSocket::bind((std::net::Ipv4Addr::new(127, 0, 1, i + 1), 0)).unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            for k in 0..3 {
+                sock.send_to(&client_hello(i.wrapping_add(k)), dtls).unwrap();
+                let mut buf = [0u8; 512];
+                let (n, _) = sock.recv_from(&mut buf).expect("a HelloVerifyRequest");
+                assert!(n > 25 && buf[0] == 22 && buf[13] == 3, "HelloVerifyRequest: {:?}", &buf[..n]);
+                hvr += 1;
+            }
+        }
+        hvr
+    })
+    .await
+    .unwrap();
+    assert_eq!(hvr, 300);
+    assert_eq!(s.stat(|s| &s.dtls_hello_verify), 301, "the flood's 300 and the device's own first hello");
+    assert_eq!(s.stat(|s| &s.dtls_sessions), 1, "only the device's session is held");
+
+    // The device's session is undisturbed: the server reads a resource from it, and its Update passes.
+    let handle = s.server.handle.clone();
+    let read = tokio::spawn(async move { handle.read("dev-r", "/3/0/0".parse().unwrap(), None, None).await });
+    let reg_id = c.registration_id.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut dev = dev;
+        let req = dev.recv(3000).expect("the server's Read through the session");
+        assert_eq!(req[1], 0x01, "GET");
+        let tkl = usize::from(req[0] & 0x0f);
+        let mut ack = vec![0x60 | req[0] & 0x0f, 0x45, req[2], req[3]];
+        ack.extend_from_slice(&req[4..4 + tkl]);
+        ack.extend_from_slice(&[0xc0, 0xff]); // Content-Format 0 (text)
+        ack.extend_from_slice(b"ACME");
+        dev.send(&ack);
+        let upd = dev.request(0x02, &["rd", &reg_id], &["lt=90"], b"");
+        dev.send(&upd);
+        let resp = dev.recv(3000).expect("an answer to Update");
+        assert_eq!(resp[1], 0x44, "2.04 Changed");
+    })
+    .await
+    .unwrap();
+    let r = read.await.unwrap().expect("read through DTLS");
+    assert_eq!(r.records.len(), 1, "{:?}", r.records);
+    assert_eq!(
+        (r.records[0].path.to_string(), &r.records[0].value),
+        ("/3/0/0".to_owned(), &lwm2m_server::lwm2m::Value::String("ACME".into()))
+    );
+    assert_eq!(s.stat(|s| &s.refused), 0);
+    s.server.stop().await;
+}
