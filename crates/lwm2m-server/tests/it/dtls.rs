@@ -479,3 +479,44 @@ async fn session_survives_replays_forgeries_garbage_and_a_hello_flood() {
     assert_eq!(s.stat(|s| &s.refused), 0);
     s.server.stop().await;
 }
+
+/// aiocoap over its tinydtls transport registers with PSK (TLS_PSK_WITH_AES_128_CCM_8), then the server reads
+/// a resource it serves, through the session the client opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aiocoap_tinydtls_psk_registers_and_is_read() {
+    let s = DtlsServer::start(true).await;
+    s.psk("aio-dtls", "id-aio", b"secret-of-aiocoap");
+    let mut events = s.server.handle.subscribe_events();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/scripts/aiocoap_dtls_client.py");
+    let mut cmd = Command::new(test_support::aiocoap_python());
+    cmd.arg(&script)
+        .arg(format!("127.0.0.1:{}", s.server.handle.dtls_addr().unwrap().port()))
+        .args(["aio-dtls", "id-aio", "secret-of-aiocoap"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = test_support::ChildGuard::spawn(&mut cmd).expect("python runs the aiocoap DTLS client");
+
+    let (id, cipher) =
+        tokio::time::timeout(Duration::from_secs(20), dtls_session(&mut events)).await.unwrap_or_else(|_| {
+            let _ = child.0.kill();
+            let mut err = String::new();
+            if let Some(mut e) = child.0.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!("no DTLS session from aiocoap; stderr: {err}");
+        });
+    assert_eq!((id, cipher.as_str()), (Identity::Psk("id-aio".into()), "TLS_PSK_WITH_AES_128_CCM_8"));
+    let c = registered(&mut events, "aio-dtls").await;
+    assert_eq!(c.identity, Some(Identity::Psk("id-aio".into())));
+    let r = s
+        .server
+        .handle
+        .read("aio-dtls", "/3303/0/5700".parse().unwrap(), None, Some(Duration::from_secs(8)))
+        .await
+        .expect("read through the aiocoap DTLS session");
+    eprintln!("aiocoap over DTLS: registered from {}, read {:?}", c.address, r.records);
+    assert_eq!(r.code.to_string(), "2.05");
+    assert_eq!(r.records[0].value, lwm2m_server::lwm2m::Value::Float(22.5));
+    drop(child);
+    s.server.stop().await;
+}
