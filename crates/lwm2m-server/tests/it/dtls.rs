@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lwm2m_server::{Credential, DtlsConfig, FileCredentialStore, Identity, ServerEvent};
-use openssl::ssl::{ErrorCode, Ssl, SslContextBuilder, SslMethod, SslStream, SslVersion};
+use openssl::ssl::{
+    ErrorCode, Ssl, SslContext, SslContextBuilder, SslMethod, SslSessionRef, SslStream, SslVersion,
+};
 
 use crate::common::{TestServer, wait_event};
 
@@ -272,29 +274,49 @@ pub(crate) struct Device {
     raw: UdpSocket,
     sent: Arc<Mutex<Vec<Vec<u8>>>>,
     mid: u16,
+    ctx: SslContext,
+}
+
+/// A DTLS 1.2 client context for one PSK identity and cipher list.
+fn psk_context(identity: &str, key: &[u8], ciphers: &str) -> SslContext {
+    let mut b = SslContextBuilder::new(SslMethod::dtls_client()).unwrap();
+    b.set_min_proto_version(Some(SslVersion::DTLS1_2)).unwrap();
+    b.set_security_level(0);
+    b.set_cipher_list(ciphers).unwrap();
+    b.set_session_cache_mode(openssl::ssl::SslSessionCacheMode::CLIENT);
+    let (identity, key) = (identity.to_owned(), key.to_vec());
+    b.set_psk_client_callback(move |_ssl, _hint, id_out, psk_out| {
+        id_out[..identity.len()].copy_from_slice(identity.as_bytes());
+        id_out[identity.len()] = 0;
+        psk_out[..key.len()].copy_from_slice(&key);
+        Ok(key.len())
+    });
+    b.build()
 }
 
 impl Device {
-    /// Handshakes with PSK from 127.0.0.1 (blocking; call from `spawn_blocking`).
+    /// Handshakes with PSK and `TLS_PSK_WITH_AES_128_CCM_8` from 127.0.0.1 (blocking; call from
+    /// `spawn_blocking`).
     pub(crate) fn connect(server: SocketAddr, identity: &str, key: &[u8]) -> Device {
-        let mut b = SslContextBuilder::new(SslMethod::dtls_client()).unwrap();
-        b.set_min_proto_version(Some(SslVersion::DTLS1_2)).unwrap();
-        b.set_security_level(0);
-        b.set_cipher_list("PSK-AES128-CCM8").unwrap();
-        let (identity, key) = (identity.to_owned(), key.to_vec());
-        b.set_psk_client_callback(move |_ssl, _hint, id_out, psk_out| {
-            id_out[..identity.len()].copy_from_slice(identity.as_bytes());
-            id_out[identity.len()] = 0;
-            psk_out[..key.len()].copy_from_slice(&key);
-            Ok(key.len())
-        });
-        let ctx = b.build();
+        Device::handshake(psk_context(identity, key, "PSK-AES128-CCM8"), server, None)
+    }
+
+    /// Handshakes over a new socket with `ctx`, offering `session` for resumption.
+    fn handshake(ctx: SslContext, server: SocketAddr, session: Option<&SslSessionRef>) -> Device {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         sock.connect(server).unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
         let raw = sock.try_clone().unwrap();
         let sent = Arc::new(Mutex::new(Vec::new()));
-        let mut ssl = SslStream::new(Ssl::new(&ctx).unwrap(), Udp { sock, sent: sent.clone() }).unwrap();
+        let mut ssl = Ssl::new(&ctx).unwrap();
+        if let Some(session) = session {
+            // SAFETY: the session comes from a handshake made with this same context.
+            #[allow(unsafe_code)]
+            unsafe {
+                ssl.set_session(session).unwrap();
+            }
+        }
+        let mut ssl = SslStream::new(ssl, Udp { sock, sent: sent.clone() }).unwrap();
         let mut tries = 0;
         loop {
             match ssl.connect() {
@@ -303,7 +325,13 @@ impl Device {
                 Err(e) => panic!("DTLS handshake: {e}"),
             }
         }
-        Device { ssl, raw, sent, mid: 0x1000 }
+        Device { ssl, raw, sent, mid: 0x1000, ctx }
+    }
+
+    /// A new connection from a new port that offers this session for resumption.
+    fn resume(&self, server: SocketAddr) -> Device {
+        let session = self.ssl.ssl().session().expect("a session to resume").to_owned();
+        Device::handshake(self.ctx.clone(), server, Some(&session))
     }
 
     /// A CON request with Uri-Path / Uri-Query options and a payload.
@@ -361,27 +389,22 @@ impl Device {
 
 /// A syntactically valid DTLS 1.2 ClientHello without cookie (PSK CCM_8 only, no extensions).
 fn client_hello(seed: u8) -> Vec<u8> {
+    client_hello_with(seed, &[], 0)
+}
+
+/// A ClientHello with `cookie`, handshake message_seq and record sequence number `seq`.
+fn client_hello_with(seed: u8, cookie: &[u8], seq: u8) -> Vec<u8> {
     let mut body = vec![0xfe, 0xfd];
     body.extend_from_slice(&[seed; 32]); // random
-    body.extend_from_slice(&[0, 0]); // session id, cookie: empty
+    body.push(0); // session id: empty
+    body.push(cookie.len() as u8);
+    body.extend_from_slice(cookie);
     body.extend_from_slice(&[0, 2, 0xc0, 0xa8, 1, 0]); // TLS_PSK_WITH_AES_128_CCM_8, null compression
     let n = body.len() as u32;
-    let mut hs = vec![
-        1,
-        (n >> 16) as u8,
-        (n >> 8) as u8,
-        n as u8,
-        0,
-        0,
-        0,
-        0,
-        0,
-        (n >> 16) as u8,
-        (n >> 8) as u8,
-        n as u8,
-    ];
+    let len = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+    let mut hs = vec![1, len[0], len[1], len[2], 0, seq, 0, 0, 0, len[0], len[1], len[2]];
     hs.extend_from_slice(&body);
-    let mut rec = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0];
+    let mut rec = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, seq];
     rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
     rec.extend_from_slice(&hs);
     rec
@@ -518,5 +541,139 @@ async fn aiocoap_tinydtls_psk_registers_and_is_read() {
     assert_eq!(r.code.to_string(), "2.05");
     assert_eq!(r.records[0].value, lwm2m_server::lwm2m::Value::Float(22.5));
     drop(child);
+    s.server.stop().await;
+}
+
+async fn session_event(
+    events: &mut tokio::sync::broadcast::Receiver<ServerEvent>,
+) -> (Identity, String, bool) {
+    wait_event(events, 10, |e| match e {
+        ServerEvent::DtlsSession { identity, cipher, resumed, .. } => {
+            Some((identity.clone(), cipher.clone(), *resumed))
+        }
+        _ => None,
+    })
+    .await
+}
+
+/// A DTLS 1.2 client context with a client certificate.
+fn cert_context(cert: &Path, key: &Path, ciphers: &str) -> SslContext {
+    let mut b = SslContextBuilder::new(SslMethod::dtls_client()).unwrap();
+    b.set_min_proto_version(Some(SslVersion::DTLS1_2)).unwrap();
+    b.set_security_level(0);
+    b.set_cipher_list(ciphers).unwrap();
+    b.set_certificate_file(cert, openssl::ssl::SslFiletype::PEM).unwrap();
+    b.set_private_key_file(key, openssl::ssl::SslFiletype::PEM).unwrap();
+    b.set_verify(openssl::ssl::SslVerifyMode::NONE);
+    b.build()
+}
+
+/// The GCM suites (a client that offers only them), and an abbreviated handshake that resumes a session
+/// from a new port (a NAT rebinding without connection ids): the registration follows by location.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcm_suites_and_session_resumption_from_a_new_port() {
+    let s = DtlsServer::start(true).await;
+    s.psk("gcm-dev", "id-gcm", b"key-of-gcm-device");
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, fp) = client_certificate(dir.path(), "gcm-x509");
+    s.creds.set("gcm-x509", Credential::X509 { sha256: fp }).unwrap();
+    let dtls = s.server.handle.dtls_addr().unwrap();
+    let mut events = s.server.handle.subscribe_events();
+
+    let ctx = cert_context(&cert, &key, "ECDHE-ECDSA-AES128-GCM-SHA256");
+    let dev = tokio::task::spawn_blocking(move || {
+        let mut d = Device::handshake(ctx, dtls, None);
+        assert_eq!(d.register("gcm-x509")[1], 0x41, "2.01 Created");
+    });
+    assert_eq!(
+        session_event(&mut events).await,
+        (Identity::X509 { sha256: fp }, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256".into(), false)
+    );
+    dev.await.unwrap();
+    registered(&mut events, "gcm-x509").await;
+
+    let ctx = psk_context("id-gcm", b"key-of-gcm-device", "PSK-AES128-GCM-SHA256");
+    let dev = tokio::task::spawn_blocking(move || {
+        let mut d = Device::handshake(ctx, dtls, None);
+        assert_eq!(d.register("gcm-dev")[1], 0x41, "2.01 Created");
+        d
+    })
+    .await
+    .unwrap();
+    let (id, cipher, resumed) = session_event(&mut events).await;
+    assert_eq!(
+        (id, cipher.as_str(), resumed),
+        (Identity::Psk("id-gcm".into()), "TLS_PSK_WITH_AES_128_GCM_SHA256", false)
+    );
+    let c = registered(&mut events, "gcm-dev").await;
+
+    // Same device, new port, abbreviated handshake; its Update by location moves the registration there.
+    let reg_id = c.registration_id.clone();
+    let moved = tokio::task::spawn_blocking(move || {
+        let mut d2 = dev.resume(dtls);
+        let upd = d2.request(0x02, &["rd", &reg_id], &["lt=120"], b"");
+        d2.send(&upd);
+        assert_eq!(d2.recv(3000).expect("an answer to Update")[1], 0x44, "2.04 Changed");
+        d2.raw.local_addr().unwrap()
+    })
+    .await
+    .unwrap();
+    let (id, _, resumed) = session_event(&mut events).await;
+    assert_eq!((id, resumed), (Identity::Psk("id-gcm".into()), true));
+    let u = wait_event(&mut events, 10, |e| match e {
+        ServerEvent::Updated(c) if c.endpoint == "gcm-dev" => Some(c.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!((u.address, u.lifetime, u.registration_id.as_str()), (moved, 120, c.registration_id.as_str()));
+    assert_eq!(s.stat(|s| &s.dtls_handshakes), 3);
+    s.server.stop().await;
+}
+
+/// The server retransmits its flight on its own timer when the client goes quiet after its ClientHello
+/// (the flight was lost): a raw client sends ClientHello, answers the HelloVerifyRequest, and then only
+/// listens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_retransmits_its_handshake_flight() {
+    let s = DtlsServer::start(true).await;
+    s.psk("rt-dev", "id-rt", b"key-of-rt-device");
+    let dtls = s.server.handle.dtls_addr().unwrap();
+    let hellos = tokio::task::spawn_blocking(move || {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.connect(dtls).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        sock.send(&client_hello(9)).unwrap();
+        let mut buf = [0u8; 1500];
+        let n = sock.recv(&mut buf).expect("HelloVerifyRequest");
+        assert_eq!((buf[0], buf[13]), (22, 3), "HelloVerifyRequest");
+        // HelloVerifyRequest body after the 12-byte handshake header: server_version(2), cookie<1..>.
+        let cookie_len = usize::from(buf[13 + 12 + 2]);
+        let cookie = buf[13 + 12 + 3..13 + 12 + 3 + cookie_len].to_vec();
+        assert!(n >= 13 + 12 + 3 + cookie_len);
+        sock.send(&client_hello_with(9, &cookie, 1)).unwrap();
+        // Count ServerHellos for ~3.5 s without sending anything more.
+        let mut server_hellos = 0;
+        for _ in 0..12 {
+            if let Ok(n) = sock.recv(&mut buf)
+                && n > 25
+                && buf[0] == 22
+                && buf[13] == 2
+            {
+                server_hellos += 1;
+            }
+        }
+        server_hellos
+    })
+    .await
+    .unwrap();
+    assert!(hellos >= 2, "the first flight and at least one retransmission, got {hellos}");
+    // The half-open handshake is dropped after the handshake timeout (2 s in these tests) and counted.
+    for _ in 0..30 {
+        if s.stat(|s| &s.dtls_sessions) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!((s.stat(|s| &s.dtls_sessions), s.stat(|s| &s.dtls_handshakes_failed)), (0, 1));
     s.server.stop().await;
 }
