@@ -45,7 +45,6 @@ use openssl::ssl::{
 use openssl::x509::{X509, X509NameBuilder};
 
 use crate::creds::{CredentialStore, Identity};
-use crate::dtls_record;
 use crate::handle::Stats;
 
 /// The cipher suites offered, in OpenSSL's names: `TLS_PSK_WITH_AES_128_CCM_8`,

@@ -23,7 +23,6 @@
 mod clock;
 pub mod creds;
 mod dtls;
-pub mod dtls_record;
 mod handle;
 mod json;
 mod models;

@@ -3,7 +3,7 @@
 //! a datagram from an address without a session may start one; everything else about records is OpenSSL's.
 //!
 //! ```
-//! use lwm2m_server::dtls_record::{parse_header, ContentType};
+//! use dtls_record::{ContentType, parse_header};
 //! let hello = [22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1];
 //! let h = parse_header(&hello).unwrap();
 //! assert_eq!((h.content_type, h.epoch, h.length), (ContentType::Handshake, 0, 1));
