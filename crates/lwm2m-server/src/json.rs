@@ -54,6 +54,8 @@ pub(crate) fn client(c: &ClientInfo) -> Json {
         "lastUpdate": millis(c.last_update),
         "supportedContentFormats": c.supported_formats.iter().map(|f| f.0).collect::<Vec<_>>(),
         "objectLinks": links(&c.links),
+        "secure": c.identity.is_some(),
+        "identity": c.identity.as_ref().map(|i| i.to_string()),
     })
 }
 
