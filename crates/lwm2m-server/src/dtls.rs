@@ -25,7 +25,7 @@
 
 #![allow(unsafe_code)] // one FFI call, `DTLSv1_listen`, which the `openssl` crate does not wrap (see `listen`)
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -175,6 +175,10 @@ pub(crate) struct Output {
 pub(crate) struct Dtls {
     ctx: SslContext,
     sessions: HashMap<SocketAddr, Session>,
+    /// Sessions whose handshake is in progress (polled for retransmission).
+    handshaking: HashSet<SocketAddr>,
+    /// When established sessions are next checked for idleness.
+    next_idle_sweep: Option<Instant>,
     creds: Arc<dyn CredentialStore>,
     stats: Arc<Stats>,
     handshake_timeout: Duration,
@@ -186,6 +190,8 @@ pub(crate) struct Dtls {
 
 /// How often handshaking sessions are polled for retransmission (OpenSSL's first timer is 1 s).
 const HANDSHAKE_TICK: Duration = Duration::from_millis(200);
+/// How often established sessions are checked for idleness.
+const IDLE_SWEEP: Duration = Duration::from_secs(10);
 
 fn self_signed() -> Result<(X509, PKey<Private>), openssl::error::ErrorStack> {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
@@ -332,6 +338,8 @@ impl Dtls {
         Ok(Dtls {
             ctx: b.build(),
             sessions: HashMap::new(),
+            handshaking: HashSet::new(),
+            next_idle_sweep: None,
             creds: config.credentials.clone(),
             stats,
             handshake_timeout: config.handshake_timeout,
@@ -352,43 +360,56 @@ impl Dtls {
         self.sessions.len()
     }
 
-    /// When [`Dtls::handle_timeout`] must run next: soon while a handshake is in progress, else at the
-    /// next idle check.
+    /// When [`Dtls::handle_timeout`] must run next: every 200 ms while a handshake is in progress (OpenSSL's
+    /// retransmission timer), else `None` (idle sessions are checked whenever it runs, at most every 10 s).
     pub(crate) fn poll_timeout(&self, now: Instant) -> Option<Instant> {
-        if self.sessions.values().any(|s| s.identity.is_none()) { Some(now + HANDSHAKE_TICK) } else { None }
+        (!self.handshaking.is_empty()).then_some(now + HANDSHAKE_TICK)
     }
 
-    /// Lets OpenSSL retransmit handshake flights whose timer ran out, and drops handshakes older than the
-    /// handshake timeout and established sessions idle for longer than the idle timeout. Returns the
-    /// datagrams to send.
+    /// Lets OpenSSL retransmit handshake flights whose timer ran out, drops handshakes older than the
+    /// handshake timeout and (every 10 s) established sessions idle for longer than the idle timeout.
+    /// Returns the datagrams to send.
     pub(crate) fn handle_timeout(&mut self, now: Instant) -> Vec<(SocketAddr, Vec<u8>)> {
         let mut out = Vec::new();
         let mut dead = Vec::new();
-        for (peer, s) in &mut self.sessions {
-            match &s.identity {
-                None if now.duration_since(s.started) > self.handshake_timeout => dead.push(*peer),
-                None => {
-                    // With nothing to read, OpenSSL checks its retransmission timer and resends the flight.
-                    if let Err(e) = s.ssl.do_handshake()
-                        && !matches!(e.code(), ErrorCode::WANT_READ | ErrorCode::WANT_WRITE)
-                    {
-                        dead.push(*peer);
-                    }
-                    out.extend(s.ssl.get_mut().outbound.drain(..).map(|d| (*peer, d)));
-                }
-                Some(_) if now.duration_since(s.last_seen) > self.idle_timeout => dead.push(*peer),
-                Some(_) => {}
+        for peer in &self.handshaking {
+            let Some(s) = self.sessions.get_mut(peer) else { continue };
+            if now.duration_since(s.started) > self.handshake_timeout {
+                dead.push(*peer);
+                continue;
             }
+            // With nothing to read, OpenSSL checks its retransmission timer and resends the flight.
+            if let Err(e) = s.ssl.do_handshake()
+                && !matches!(e.code(), ErrorCode::WANT_READ | ErrorCode::WANT_WRITE)
+            {
+                dead.push(*peer);
+            }
+            out.extend(s.ssl.get_mut().outbound.drain(..).map(|d| (*peer, d)));
         }
         for p in dead {
-            if let Some(s) = self.sessions.remove(&p)
-                && s.identity.is_none()
-            {
-                self.stats.dtls_handshakes_failed.fetch_add(1, Ordering::Relaxed);
-                tracing::info!("DTLS: handshake with {p} timed out");
+            self.stats.dtls_handshakes_failed.fetch_add(1, Ordering::Relaxed);
+            tracing::info!("DTLS: handshake with {p} timed out or failed");
+            self.remove(&p);
+        }
+        if self.next_idle_sweep.is_none_or(|t| now >= t) {
+            self.next_idle_sweep = Some(now + IDLE_SWEEP);
+            let idle: Vec<SocketAddr> = self
+                .sessions
+                .iter()
+                .filter(|(_, s)| s.identity.is_some() && now.duration_since(s.last_seen) > self.idle_timeout)
+                .map(|(p, _)| *p)
+                .collect();
+            for p in idle {
+                tracing::debug!("DTLS: session with {p} idle, dropped");
+                self.remove(&p);
             }
         }
         out
+    }
+
+    fn remove(&mut self, peer: &SocketAddr) {
+        self.sessions.remove(peer);
+        self.handshaking.remove(peer);
     }
 
     /// Takes one datagram from `peer`.
@@ -420,6 +441,7 @@ impl Dtls {
                     {
                         out.closed = true;
                     }
+                    self.handshaking.insert(peer);
                 }
                 Hello::Verify(hvr) => {
                     self.stats.dtls_hello_verify.fetch_add(1, Ordering::Relaxed);
@@ -489,6 +511,7 @@ impl Dtls {
         let Some(s) = self.sessions.get_mut(&peer) else { return };
         s.last_seen = now;
         let mut failed = None;
+        let mut closed = false;
         if s.identity.is_none() {
             match s.ssl.do_handshake() {
                 Ok(()) => match admitted_identity(s.ssl.ssl(), &*self.creds) {
@@ -503,6 +526,7 @@ impl Dtls {
                         let resumed = s.ssl.ssl().session_reused();
                         tracing::info!("DTLS: {peer} authenticated as {id} ({cipher}, resumed: {resumed})");
                         s.identity = Some(id.clone());
+                        self.handshaking.remove(&peer);
                         out.established = Some((id, cipher, resumed));
                     }
                     None => failed = Some("identity not bound to any endpoint".to_owned()),
@@ -520,7 +544,7 @@ impl Dtls {
                     Err(e) if e.code() == ErrorCode::WANT_READ || e.code() == ErrorCode::WANT_WRITE => break,
                     Err(e) if e.code() == ErrorCode::ZERO_RETURN => {
                         tracing::debug!("DTLS: {peer} closed its session");
-                        out.closed = true;
+                        closed = true;
                         break;
                     }
                     Err(e) => {
@@ -538,10 +562,11 @@ impl Dtls {
             } else {
                 tracing::info!("DTLS: session with {peer} ended: {why}");
             }
-            out.closed = true;
+            closed = true;
         }
-        if out.closed {
-            self.sessions.remove(&peer);
+        if closed {
+            out.closed = true;
+            self.remove(&peer);
         }
     }
 }

@@ -305,6 +305,18 @@ impl Device {
     fn handshake(ctx: SslContext, server: SocketAddr, session: Option<&SslSessionRef>) -> Device {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         sock.connect(server).unwrap();
+        Device::handshake_on(ctx, sock, session)
+    }
+
+    /// A full new handshake from the same address and port (a device that rebooted).
+    fn restart(&self) -> Device {
+        let mut d = Device::handshake_on(self.ctx.clone(), self.raw.try_clone().unwrap(), None);
+        // New message ids: the server's CoAP deduplication remembers the old ones from this address.
+        d.mid = self.mid.wrapping_add(0x1000);
+        d
+    }
+
+    fn handshake_on(ctx: SslContext, sock: UdpSocket, session: Option<&SslSessionRef>) -> Device {
         sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
         let raw = sock.try_clone().unwrap();
         let sent = Arc::new(Mutex::new(Vec::new()));
@@ -340,8 +352,13 @@ impl Device {
         let mut m = vec![0x44, code, (self.mid >> 8) as u8, self.mid as u8, 1, 2, 3, 4];
         let mut last = 0u8;
         for (num, v) in path.iter().map(|p| (11u8, p)).chain(query.iter().map(|q| (15u8, q))) {
-            assert!(v.len() < 13);
-            m.push(((num - last) << 4) | v.len() as u8);
+            assert!(v.len() < 269);
+            if v.len() < 13 {
+                m.push(((num - last) << 4) | v.len() as u8);
+            } else {
+                m.push(((num - last) << 4) | 13);
+                m.push((v.len() - 13) as u8);
+            }
             m.extend_from_slice(v.as_bytes());
             last = num;
         }
@@ -675,5 +692,37 @@ async fn server_retransmits_its_handshake_flight() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!((s.stat(|s| &s.dtls_sessions), s.stat(|s| &s.dtls_handshakes_failed)), (0, 1));
+    s.server.stop().await;
+}
+
+/// A device that reboots and handshakes again from the same address and port gets a new session (RFC 6347
+/// §4.2.8) once its ClientHello carries a valid cookie; its registration goes on through the new session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_handshake_from_the_same_address_replaces_the_session() {
+    let s = DtlsServer::start(true).await;
+    s.psk("reboot-dev", "id-reboot", b"key-of-reboot-device");
+    let dtls = s.server.handle.dtls_addr().unwrap();
+    let mut events = s.server.handle.subscribe_events();
+    let dev = tokio::task::spawn_blocking(move || {
+        let mut d = Device::connect(dtls, "id-reboot", b"key-of-reboot-device");
+        assert_eq!(d.register("reboot-dev")[1], 0x41, "2.01 Created");
+        d
+    })
+    .await
+    .unwrap();
+    let c = registered(&mut events, "reboot-dev").await;
+    let reg_id = c.registration_id.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut d2 = dev.restart();
+        assert_eq!(d2.raw.local_addr().unwrap(), dev.raw.local_addr().unwrap());
+        let upd = d2.request(0x02, &["rd", &reg_id], &["lt=90"], b"");
+        d2.send(&upd);
+        assert_eq!(d2.recv(3000).expect("an answer to Update")[1], 0x44, "2.04 Changed");
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.stat(|s| &s.dtls_handshakes), 2);
+    assert_eq!(s.stat(|s| &s.dtls_sessions), 1);
+    assert_eq!(s.stat(|s| &s.refused), 0);
     s.server.stop().await;
 }
