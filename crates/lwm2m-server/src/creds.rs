@@ -148,6 +148,16 @@ impl FileCredentialStore {
         let mut map = HashMap::new();
         match std::fs::read_to_string(&path) {
             Ok(text) => {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&path).map_err(io)?.permissions().mode();
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        "{} was readable by others (mode {:o}): set to 0600",
+                        path.display(),
+                        mode & 0o777
+                    );
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+                }
                 for (i, line) in text.lines().enumerate() {
                     let line = line.trim();
                     if line.is_empty() || line.starts_with('#') {
@@ -286,3 +296,6 @@ impl CredentialStore for FileCredentialStore {
         self.by_endpoint.read().unwrap_or_else(|p| p.into_inner()).contains_key(endpoint)
     }
 }
+
+#[cfg(test)]
+mod tests;
