@@ -521,7 +521,7 @@ async fn session_survives_replays_forgeries_garbage_and_a_hello_flood() {
 }
 
 /// aiocoap over its tinydtls transport registers with PSK (TLS_PSK_WITH_AES_128_CCM_8), then the server reads
-/// a resource it serves, through the session the client opened.
+/// and observes a resource it serves, through the session the client opened.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aiocoap_tinydtls_psk_registers_and_is_read() {
     let s = DtlsServer::start(true).await;
@@ -557,6 +557,32 @@ async fn aiocoap_tinydtls_psk_registers_and_is_read() {
     eprintln!("aiocoap over DTLS: registered from {}, read {:?}", c.address, r.records);
     assert_eq!(r.code.to_string(), "2.05");
     assert_eq!(r.records[0].value, lwm2m_server::lwm2m::Value::Float(22.5));
+
+    // Observe through the same session: aiocoap notifies a rising value.
+    let o = s
+        .server
+        .handle
+        .observe("aio-dtls", "/3303/0/5700".parse().unwrap(), None, Some(Duration::from_secs(8)))
+        .await
+        .expect("observe through the aiocoap DTLS session");
+    assert_eq!(o.code.to_string(), "2.05");
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let v = wait_event(&mut events, 10, |e| match e {
+            ServerEvent::Notification { endpoint, records, .. } if endpoint == "aio-dtls" => {
+                Some(records[0].value.clone())
+            }
+            _ => None,
+        })
+        .await;
+        seen.push(v);
+    }
+    match (&seen[0], &seen[1]) {
+        (lwm2m_server::lwm2m::Value::Float(a), lwm2m_server::lwm2m::Value::Float(b)) => {
+            assert!(*a > 22.5 && b > a, "{seen:?}")
+        }
+        other => panic!("notifications {other:?}"),
+    }
     drop(child);
     s.server.stop().await;
 }
