@@ -185,7 +185,10 @@ pub(crate) struct Dtls {
     idle_timeout: Duration,
     max_sessions: usize,
     mtu: u32,
-    peer_idx: openssl::ex_data::Index<Ssl, SocketAddr>,
+    /// The peer address and cookie period of an `SSL`, for the cookie callbacks.
+    peer_idx: openssl::ex_data::Index<Ssl, (SocketAddr, u64)>,
+    /// Start of cookie period 0.
+    origin: Instant,
 }
 
 /// How often handshaking sessions are polled for retransmission (OpenSSL's first timer is 1 s).
@@ -216,9 +219,18 @@ fn self_signed() -> Result<(X509, PKey<Private>), openssl::error::ErrorStack> {
     Ok((b.build(), key))
 }
 
-fn cookie_for(secret: &PKey<Private>, peer: &SocketAddr) -> Result<Vec<u8>, openssl::error::ErrorStack> {
+/// A cookie is valid in the period it was made in and the next one (between 1 and 2 periods).
+const COOKIE_PERIOD: Duration = Duration::from_secs(60);
+
+/// The cookie for `peer` in cookie period `period`: HMAC-SHA256 under the process's secret, 16 bytes.
+fn cookie_for(
+    secret: &PKey<Private>,
+    peer: &SocketAddr,
+    period: u64,
+) -> Result<Vec<u8>, openssl::error::ErrorStack> {
     let mut s = Signer::new(MessageDigest::sha256(), secret)?;
     s.update(peer.to_string().as_bytes())?;
+    s.update(&period.to_be_bytes())?;
     let mut mac = s.sign_to_vec()?;
     mac.truncate(16);
     Ok(mac)
@@ -251,7 +263,7 @@ fn listen(ssl: &SslStream<Datagrams>) -> Result<bool, ()> {
 }
 
 impl Dtls {
-    pub(crate) fn new(config: &DtlsConfig, stats: Arc<Stats>) -> Result<Self, DtlsError> {
+    pub(crate) fn new(now: Instant, config: &DtlsConfig, stats: Arc<Stats>) -> Result<Self, DtlsError> {
         let mut b = SslContextBuilder::new(SslMethod::dtls_server())?;
         b.set_min_proto_version(Some(SslVersion::DTLS1_2))?;
         b.set_max_proto_version(Some(SslVersion::DTLS1_2))?;
@@ -321,19 +333,22 @@ impl Dtls {
             s
         };
         let secret = PKey::hmac(&secret_bytes)?;
-        let peer_idx = Ssl::new_ex_index::<SocketAddr>()?;
+        let peer_idx = Ssl::new_ex_index::<(SocketAddr, u64)>()?;
         let gen_secret = secret.clone();
         b.set_cookie_generate_cb(move |ssl, out| {
-            let peer = ssl.ex_data(peer_idx).copied().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-            let c = cookie_for(&gen_secret, &peer)?;
+            let (peer, period) =
+                ssl.ex_data(peer_idx).copied().unwrap_or((SocketAddr::from(([0, 0, 0, 0], 0)), 0));
+            let c = cookie_for(&gen_secret, &peer, period)?;
             let n = c.len().min(out.len());
             out[..n].copy_from_slice(&c[..n]);
             Ok(n)
         });
         b.set_cookie_verify_cb(move |ssl, cookie| {
-            let Some(peer) = ssl.ex_data(peer_idx).copied() else { return false };
-            cookie_for(&secret, &peer)
-                .is_ok_and(|c| c.len() == cookie.len() && openssl::memcmp::eq(&c, cookie))
+            let Some((peer, period)) = ssl.ex_data(peer_idx).copied() else { return false };
+            [Some(period), period.checked_sub(1)].into_iter().flatten().any(|p| {
+                cookie_for(&secret, &peer, p)
+                    .is_ok_and(|c| c.len() == cookie.len() && openssl::memcmp::eq(&c, cookie))
+            })
         });
         Ok(Dtls {
             ctx: b.build(),
@@ -347,6 +362,7 @@ impl Dtls {
             max_sessions: config.max_sessions,
             mtu: config.mtu,
             peer_idx,
+            origin: now,
         })
     }
 
@@ -424,7 +440,7 @@ impl Dtls {
                 tracing::trace!("DTLS: dropped a non-ClientHello datagram from {peer} without a session");
                 return out;
             }
-            match self.accept_hello(peer, bytes) {
+            match self.accept_hello(now, peer, bytes) {
                 Hello::Session(ssl) => {
                     if self.sessions.len() >= self.max_sessions && !self.sessions.contains_key(&peer) {
                         self.stats.dtls_dropped.fetch_add(1, Ordering::Relaxed);
@@ -479,10 +495,11 @@ impl Dtls {
     }
 
     /// A ClientHello on a fresh `SSL`: OpenSSL's stateless listener checks the cookie.
-    fn accept_hello(&self, peer: SocketAddr, bytes: &[u8]) -> Hello {
+    fn accept_hello(&self, now: Instant, peer: SocketAddr, bytes: &[u8]) -> Hello {
         let ssl = match Ssl::new(&self.ctx) {
             Ok(mut ssl) => {
-                ssl.set_ex_data(self.peer_idx, peer);
+                let period = now.duration_since(self.origin).as_secs() / COOKIE_PERIOD.as_secs();
+                ssl.set_ex_data(self.peer_idx, (peer, period));
                 if ssl.set_mtu(self.mtu).is_err() {
                     return Hello::Bad;
                 }
@@ -586,3 +603,6 @@ fn admitted_identity(ssl: &SslRef, creds: &dyn CredentialStore) -> Option<Identi
     };
     creds.endpoint_of(&id).map(|_| id)
 }
+
+#[cfg(test)]
+mod tests;

@@ -112,7 +112,9 @@ impl LwM2mServer {
         let stats = Arc::new(Stats::default());
         let dtls_addr = dtls.as_ref().map(|(_, a, _)| *a);
         let dtls = match dtls {
-            Some((sock, _, d)) => Some((Arc::new(sock), crate::dtls::Dtls::new(d, stats.clone())?)),
+            Some((sock, _, d)) => {
+                Some((Arc::new(sock), crate::dtls::Dtls::new(crate::clock::now(), d, stats.clone())?))
+            }
             None => None,
         };
         let shutdown = CancellationToken::new();
