@@ -177,6 +177,8 @@ pub(crate) struct Dtls {
     sessions: HashMap<SocketAddr, Session>,
     /// Sessions whose handshake is in progress (polled for retransmission).
     handshaking: HashSet<SocketAddr>,
+    /// When handshaking sessions are next polled for retransmission (set while there are any).
+    next_tick: Option<Instant>,
     /// When established sessions are next checked for idleness.
     next_idle_sweep: Option<Instant>,
     creds: Arc<dyn CredentialStore>,
@@ -354,6 +356,7 @@ impl Dtls {
             ctx: b.build(),
             sessions: HashMap::new(),
             handshaking: HashSet::new(),
+            next_tick: None,
             next_idle_sweep: None,
             creds: config.credentials.clone(),
             stats,
@@ -378,8 +381,8 @@ impl Dtls {
 
     /// When [`Dtls::handle_timeout`] must run next: every 200 ms while a handshake is in progress (OpenSSL's
     /// retransmission timer), else `None` (idle sessions are checked whenever it runs, at most every 10 s).
-    pub(crate) fn poll_timeout(&self, now: Instant) -> Option<Instant> {
-        (!self.handshaking.is_empty()).then_some(now + HANDSHAKE_TICK)
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.next_tick.filter(|_| !self.handshaking.is_empty())
     }
 
     /// Lets OpenSSL retransmit handshake flights whose timer ran out, drops handshakes older than the
@@ -388,7 +391,11 @@ impl Dtls {
     pub(crate) fn handle_timeout(&mut self, now: Instant) -> Vec<(SocketAddr, Vec<u8>)> {
         let mut out = Vec::new();
         let mut dead = Vec::new();
-        for peer in &self.handshaking {
+        let due = self.next_tick.is_some_and(|t| now >= t);
+        if due {
+            self.next_tick = Some(now + HANDSHAKE_TICK);
+        }
+        for peer in self.handshaking.iter().filter(|_| due) {
             let Some(s) = self.sessions.get_mut(peer) else { continue };
             if now.duration_since(s.started) > self.handshake_timeout {
                 dead.push(*peer);
@@ -456,6 +463,9 @@ impl Dtls {
                         .is_some()
                     {
                         out.closed = true;
+                    }
+                    if self.handshaking.is_empty() {
+                        self.next_tick = Some(now + HANDSHAKE_TICK);
                     }
                     self.handshaking.insert(peer);
                 }

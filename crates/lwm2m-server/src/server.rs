@@ -203,10 +203,9 @@ impl Server {
         let mut dbuf = vec![0u8; 65536];
         let dtls_socket = self.dtls.as_ref().map(|(s, _)| s.clone());
         loop {
-            let now = clock::now();
             let wake = [
                 self.coap.poll_timeout(),
-                self.dtls.as_ref().and_then(|(_, d)| d.poll_timeout(now)),
+                self.dtls.as_ref().and_then(|(_, d)| d.poll_timeout()),
                 self.deadlines.peek().map(|Reverse((t, _))| *t),
                 Some(self.next_sweep),
             ]
