@@ -752,3 +752,74 @@ async fn a_new_handshake_from_the_same_address_replaces_the_session() {
     assert_eq!(s.stat(|s| &s.refused), 0);
     s.server.stop().await;
 }
+
+/// A registration made over DTLS is never touched in the clear: a NoSec Update of it (4.03), a NoSec
+/// datagram from the device's own address (dropped), and, after the device closed its session, a Read is
+/// not sent unencrypted (it times out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dtls_registration_is_never_touched_in_the_clear() {
+    let s = DtlsServer::start(true).await;
+    s.psk("clear-dev", "id-clear", b"key-of-clear-device");
+    let dtls = s.server.handle.dtls_addr().unwrap();
+    let nosec = s.server.coap();
+    let mut events = s.server.handle.subscribe_events();
+    let dev = tokio::task::spawn_blocking(move || {
+        let mut d = Device::connect(dtls, "id-clear", b"key-of-clear-device");
+        assert_eq!(d.register("clear-dev")[1], 0x41, "2.01 Created");
+        d
+    })
+    .await
+    .unwrap();
+    let c = registered(&mut events, "clear-dev").await;
+
+    // An impostor's NoSec Update of the registration: 4.03, nothing changes.
+    let loc = format!("coap://127.0.0.1:{}/rd/{}?lt=5", nosec.port(), c.registration_id);
+    let out = libcoap(test_support::coap_client(), vec!["-m".into(), "post".into(), loc]).await;
+    assert!(out.contains("4.03"), "{out}");
+    assert_eq!(s.stat(|s| &s.refused), 1);
+
+    let reg_id = c.registration_id.clone();
+    let dev = tokio::task::spawn_blocking(move || {
+        let mut dev = dev;
+        // A cleartext Update from the device's own address to the NoSec port: dropped, unanswered.
+        let upd = dev.request(0x02, &["rd", &reg_id], &["lt=5"], b"");
+        dev.raw.send_to(&upd, nosec).unwrap();
+        let mut buf = [0u8; 512];
+        assert!(dev.raw.recv(&mut buf).is_err(), "no answer to a cleartext datagram");
+        // The device ends its session.
+        let _ = dev.ssl.shutdown();
+        dev
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.stat(|s| &s.nosec_dropped), 1);
+    for _ in 0..20 {
+        if s.stat(|s| &s.dtls_sessions) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(s.stat(|s| &s.dtls_sessions), 0, "close_notify ends the session");
+
+    let handle = s.server.handle.clone();
+    let read = tokio::spawn(async move {
+        handle.read("clear-dev", "/3/0/0".parse().unwrap(), None, Some(Duration::from_secs(2))).await
+    });
+    let got = tokio::task::spawn_blocking(move || {
+        let mut buf = [0u8; 512];
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            if let Ok(n) = dev.raw.recv(&mut buf) {
+                got.push(buf[..n].to_vec());
+            }
+        }
+        got
+    })
+    .await
+    .unwrap();
+    assert!(got.is_empty(), "nothing reaches the device without its session: {got:?}");
+    assert!(matches!(read.await.unwrap(), Err(lwm2m_server::OpError::Timeout)));
+    let info = s.server.handle.client("clear-dev").await.unwrap();
+    assert_eq!((info.lifetime, info.identity.clone()), (60, Some(Identity::Psk("id-clear".into()))));
+    s.server.stop().await;
+}
