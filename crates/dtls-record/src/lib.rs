@@ -104,5 +104,17 @@ pub fn is_client_hello(datagram: &[u8]) -> bool {
     }
 }
 
+/// The 32-byte `random` of the ClientHello that `datagram` starts with (see [`is_client_hello`]), if the
+/// first fragment holds it: it tells a retransmitted ClientHello from a new one.
+pub fn client_hello_random(datagram: &[u8]) -> Option<[u8; 32]> {
+    if !is_client_hello(datagram) {
+        return None;
+    }
+    let h = parse_header(datagram).ok()?;
+    let body = &datagram[HEADER_LEN..HEADER_LEN + usize::from(h.length)];
+    // Handshake header (12), client_version (2), random (32).
+    body.get(14..46)?.try_into().ok()
+}
+
 #[cfg(test)]
 mod tests;

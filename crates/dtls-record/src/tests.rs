@@ -57,3 +57,16 @@ fn client_hello_detection() {
     assert!(!is_client_hello(&record(22, 0xfefd, 0, &HELLO_HS[..5])));
     assert!(!is_client_hello(b"\x40\x01\x00\x01"));
 }
+
+#[test]
+fn client_hello_random_is_read_from_the_first_fragment() {
+    let mut body = HELLO_HS.to_vec();
+    body.extend_from_slice(&[0xfe, 0xfd]);
+    body.extend((0..32).map(|i| i as u8));
+    let r = record(22, 0xfefd, 0, &body);
+    let want: [u8; 32] = core::array::from_fn(|i| i as u8);
+    assert_eq!(client_hello_random(&r), Some(want));
+    // Too short to hold the random, or not a ClientHello.
+    assert_eq!(client_hello_random(&record(22, 0xfefd, 0, &body[..40])), None);
+    assert_eq!(client_hello_random(&record(23, 0xfefd, 0, &body)), None);
+}

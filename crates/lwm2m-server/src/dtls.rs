@@ -152,6 +152,9 @@ impl Write for Datagrams {
 
 struct Session {
     ssl: SslStream<Datagrams>,
+    /// The random of the ClientHello that opened it: a retransmission of that ClientHello goes to this
+    /// session; only a new ClientHello (another random) with a valid cookie replaces it.
+    hello_random: [u8; 32],
     /// `Some` once the handshake finished and the identity was admitted.
     identity: Option<Identity>,
     started: Instant,
@@ -438,15 +441,12 @@ impl Dtls {
     /// Takes one datagram from `peer`.
     pub(crate) fn handle_datagram(&mut self, now: Instant, peer: SocketAddr, bytes: &[u8]) -> Output {
         let mut out = Output::default();
-        let hello = dtls_record::is_client_hello(bytes);
-        // A ClientHello from an address that has a session: a restarted client (RFC 6347 §4.2.8). It opens
-        // a new session only with a valid cookie; until then the old session stays.
-        if hello || !self.sessions.contains_key(&peer) {
-            if !hello {
-                self.stats.dtls_dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::trace!("DTLS: dropped a non-ClientHello datagram from {peer} without a session");
-                return out;
-            }
+        let hello = dtls_record::client_hello_random(bytes);
+        let retransmitted =
+            hello.is_some_and(|r| self.sessions.get(&peer).is_some_and(|s| s.hello_random == r));
+        // A new ClientHello from an address that has a session: a restarted client (RFC 6347 §4.2.8). It
+        // opens a new session only with a valid cookie; until then the old session stays.
+        if let Some(random) = hello.filter(|_| !retransmitted) {
             match self.accept_hello(now, peer, bytes) {
                 Hello::Session(ssl) => {
                     if self.sessions.len() >= self.max_sessions && !self.sessions.contains_key(&peer) {
@@ -459,7 +459,16 @@ impl Dtls {
                     }
                     if self
                         .sessions
-                        .insert(peer, Session { ssl, identity: None, started: now, last_seen: now })
+                        .insert(
+                            peer,
+                            Session {
+                                ssl,
+                                hello_random: random,
+                                identity: None,
+                                started: now,
+                                last_seen: now,
+                            },
+                        )
                         .is_some()
                     {
                         out.closed = true;
@@ -488,6 +497,10 @@ impl Dtls {
                 return out;
             }
             s.ssl.get_mut().inbound.push_back(bytes.to_vec());
+        } else {
+            self.stats.dtls_dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::trace!("DTLS: dropped a non-ClientHello datagram from {peer} without a session");
+            return out;
         }
         self.drive(now, peer, &mut out);
         out

@@ -4,6 +4,9 @@
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let hello = dtls_record::is_client_hello(data);
+    if dtls_record::client_hello_random(data).is_some() {
+        assert!(hello);
+    }
     match dtls_record::parse_header(data) {
         Ok(h) => {
             assert!(data.len() >= dtls_record::HEADER_LEN + usize::from(h.length));

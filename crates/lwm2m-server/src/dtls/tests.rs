@@ -3,8 +3,13 @@ use crate::creds::FileCredentialStore;
 
 /// A DTLS 1.2 ClientHello (PSK CCM_8 only, no extensions) with `cookie`, message_seq and record seq `seq`.
 fn client_hello(cookie: &[u8], seq: u8) -> Vec<u8> {
+    client_hello_random(3, cookie, seq, seq)
+}
+
+/// A ClientHello with `random` bytes, message_seq `seq` and record sequence number `rec`.
+fn client_hello_random(random: u8, cookie: &[u8], seq: u8, rec: u8) -> Vec<u8> {
     let mut body = vec![0xfe, 0xfd];
-    body.extend_from_slice(&[3; 32]);
+    body.extend_from_slice(&[random; 32]);
     body.push(0);
     body.push(u8::try_from(cookie.len()).unwrap());
     body.extend_from_slice(cookie);
@@ -12,10 +17,10 @@ fn client_hello(cookie: &[u8], seq: u8) -> Vec<u8> {
     let n = u32::try_from(body.len()).unwrap().to_be_bytes();
     let mut hs = vec![1, n[1], n[2], n[3], 0, seq, 0, 0, 0, n[1], n[2], n[3]];
     hs.extend_from_slice(&body);
-    let mut rec = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, seq];
-    rec.extend_from_slice(&u16::try_from(hs.len()).unwrap().to_be_bytes());
-    rec.extend_from_slice(&hs);
-    rec
+    let mut out = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, rec];
+    out.extend_from_slice(&u16::try_from(hs.len()).unwrap().to_be_bytes());
+    out.extend_from_slice(&hs);
+    out
 }
 
 /// The cookie of a HelloVerifyRequest datagram.
@@ -76,4 +81,22 @@ fn garbage_from_strangers_keeps_no_state() {
     }
     assert_eq!((d.sessions(), stats.dtls_dropped.load(Ordering::Relaxed)), (0, 4));
     assert!(d.poll_timeout().is_none());
+}
+
+#[test]
+fn a_retransmitted_client_hello_keeps_the_session_a_new_one_replaces_it() {
+    #[allow(clippy::disallowed_methods)] // any origin will do
+    let t0 = Instant::now();
+    let (mut d, _stats, _dir) = dtls(t0);
+    let peer = SocketAddr::from(([127, 0, 0, 1], 42000));
+    let cookie = cookie_of(&d.handle_datagram(t0, peer, &client_hello(&[], 0)).transmit[0]);
+    let out = d.handle_datagram(t0, peer, &client_hello(&cookie, 1));
+    assert!(!out.closed && d.sessions() == 1);
+    // The same ClientHello again in a new record (the client did not get our flight yet): the same
+    // session goes on (OpenSSL resends its flight on its own timer, tested with a real socket).
+    let out = d.handle_datagram(t0, peer, &client_hello_random(3, &cookie, 1, 2));
+    assert!(!out.closed && d.sessions() == 1);
+    // A new ClientHello (another random) with a valid cookie: a new session replaces the old one.
+    let out = d.handle_datagram(t0, peer, &client_hello_random(4, &cookie, 1, 3));
+    assert!(out.closed && d.sessions() == 1);
 }
