@@ -65,8 +65,9 @@ pub struct DtlsConfig {
     pub credentials: Arc<dyn CredentialStore>,
     /// A handshake not finished after this is dropped (default 30 s).
     pub handshake_timeout: Duration,
-    /// An established session without traffic for this long is dropped (default 1 h); the device then
-    /// handshakes again (resuming its session if it kept it).
+    /// An established session without traffic for this long is dropped (default 1 h) unless a live
+    /// registration made over it still uses its address; the device then handshakes again (resuming its
+    /// session if it kept it).
     pub idle_timeout: Duration,
     /// At most this many sessions (handshaking or established); ClientHellos beyond are dropped.
     pub max_sessions: usize,
@@ -389,9 +390,14 @@ impl Dtls {
     }
 
     /// Lets OpenSSL retransmit handshake flights whose timer ran out, drops handshakes older than the
-    /// handshake timeout and (every 10 s) established sessions idle for longer than the idle timeout.
+    /// handshake timeout and (every 10 s, or the idle timeout if shorter) established sessions idle for
+    /// longer than the idle timeout unless `in_use` says a live registration talks through them.
     /// Returns the datagrams to send.
-    pub(crate) fn handle_timeout(&mut self, now: Instant) -> Vec<(SocketAddr, Vec<u8>)> {
+    pub(crate) fn handle_timeout(
+        &mut self,
+        now: Instant,
+        in_use: impl Fn(&SocketAddr) -> bool,
+    ) -> Vec<(SocketAddr, Vec<u8>)> {
         let mut out = Vec::new();
         let mut dead = Vec::new();
         let due = self.next_tick.is_some_and(|t| now >= t);
@@ -418,11 +424,13 @@ impl Dtls {
             self.remove(&p);
         }
         if self.next_idle_sweep.is_none_or(|t| now >= t) {
-            self.next_idle_sweep = Some(now + IDLE_SWEEP);
+            self.next_idle_sweep = Some(now + IDLE_SWEEP.min(self.idle_timeout));
             let idle: Vec<SocketAddr> = self
                 .sessions
                 .iter()
-                .filter(|(_, s)| s.identity.is_some() && now.duration_since(s.last_seen) > self.idle_timeout)
+                .filter(|(p, s)| {
+                    s.identity.is_some() && now.duration_since(s.last_seen) > self.idle_timeout && !in_use(p)
+                })
                 .map(|(p, _)| *p)
                 .collect();
             for p in idle {

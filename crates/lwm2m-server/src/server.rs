@@ -214,7 +214,12 @@ impl Server {
                     let now = clock::now();
                     self.coap.handle_timeout(now);
                     if let Some((_, d)) = self.dtls.as_mut() {
-                        self.dtls_out.extend(d.handle_timeout(now));
+                        // A session that a live DTLS registration talks through is kept however idle.
+                        let (regs, by_addr) = (&self.regs, &self.by_addr);
+                        let in_use = |p: &SocketAddr| {
+                            by_addr.get(p).and_then(|r| regs.get(r)).is_some_and(|r| r.info.identity.is_some())
+                        };
+                        self.dtls_out.extend(d.handle_timeout(now, in_use));
                         self.stats.dtls_sessions.store(d.sessions() as u64, Ordering::Relaxed);
                     }
                     self.expire_ops(now);

@@ -27,6 +27,10 @@ pub(crate) struct DtlsServer {
 
 impl DtlsServer {
     pub(crate) async fn start(nosec: bool) -> DtlsServer {
+        Self::start_idle(nosec, Duration::from_secs(3600)).await
+    }
+
+    pub(crate) async fn start_idle(nosec: bool, idle: Duration) -> DtlsServer {
         let dir = tempfile::tempdir().unwrap();
         let creds = Arc::new(FileCredentialStore::open(dir.path()).unwrap());
         let c = creds.clone();
@@ -34,6 +38,7 @@ impl DtlsServer {
             let mut d = DtlsConfig::new(c);
             d.addr = SocketAddr::from(([127, 0, 0, 1], 0));
             d.handshake_timeout = Duration::from_secs(2);
+            d.idle_timeout = idle;
             cfg.dtls = Some(d);
             cfg.nosec = nosec;
         })
@@ -821,5 +826,43 @@ async fn a_dtls_registration_is_never_touched_in_the_clear() {
     assert!(matches!(read.await.unwrap(), Err(lwm2m_server::OpError::Timeout)));
     let info = s.server.handle.client("clear-dev").await.unwrap();
     assert_eq!((info.lifetime, info.identity.clone()), (60, Some(Identity::Psk("id-clear".into()))));
+    s.server.stop().await;
+}
+
+/// Idle sessions are dropped, except those a live registration talks through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_are_dropped_unless_a_registration_uses_them() {
+    let s = DtlsServer::start_idle(true, Duration::from_secs(1)).await;
+    s.psk("idle-dev", "id-idle", b"key-of-idle-device");
+    s.psk("other-dev", "id-other", b"key-of-other-device");
+    let dtls = s.server.handle.dtls_addr().unwrap();
+    let mut events = s.server.handle.subscribe_events();
+    let (dev, _silent) = tokio::task::spawn_blocking(move || {
+        let mut d = Device::connect(dtls, "id-idle", b"key-of-idle-device");
+        assert_eq!(d.register("idle-dev")[1], 0x41, "2.01 Created");
+        (d, Device::connect(dtls, "id-other", b"key-of-other-device"))
+    })
+    .await
+    .unwrap();
+    let c = registered(&mut events, "idle-dev").await;
+    assert_eq!(s.stat(|s| &s.dtls_sessions), 2);
+    let mut left = 0;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = s.stat(|s| &s.dtls_sessions);
+        if left == 1 {
+            break;
+        }
+    }
+    assert_eq!(left, 1, "the unregistered session went idle and was dropped");
+    let reg_id = c.registration_id.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut dev = dev;
+        let upd = dev.request(0x02, &["rd", &reg_id], &[], b"");
+        dev.send(&upd);
+        assert_eq!(dev.recv(3000).expect("an answer to Update")[1], 0x44, "2.04 Changed");
+    })
+    .await
+    .unwrap();
     s.server.stop().await;
 }
