@@ -13,11 +13,19 @@ if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then sudo_=sudo; fi
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# 1. Debian packages: libcoap's coap-client (raw CoAP peer).
-if ! command -v coap-client-notls >/dev/null; then
-  step "apt: libcoap3-bin"
+# 1. Debian packages: libcoap's clients (coap-client-notls: raw CoAP peer; coap-client-openssl and
+#    coap-client-gnutls: DTLS peers), OpenSSL headers and pkg-config for the DTLS server (openssl-sys links
+#    the system libssl), autotools to build aiocoap's tinydtls extra (DTLSSocket runs autoreconf).
+apt_pkgs="libcoap3-bin libssl-dev pkg-config autoconf automake libtool"
+missing=""
+for p in $apt_pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  step "apt:$missing"
   $sudo_ apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq libcoap3-bin >/dev/null
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq $missing >/dev/null
 fi
 
 # 2. Python peers, each in its own venv under target/peers.
@@ -32,7 +40,7 @@ venv() { # dir, pip requirement
   fi
 }
 venv acme "acmecse==2026.5.3"
-venv py "aiocoap==0.4.17"
+venv py "aiocoap[tinydtls]==0.4.17"
 
 # 3. npm peers.
 node_req="lwm2m-node-lib@1.4.0"

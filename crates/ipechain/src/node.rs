@@ -75,6 +75,13 @@ pub(crate) struct EdgeArgs {
     /// The LwM2M server (CoAP over UDP).
     #[arg(long, default_value = "0.0.0.0:5683")]
     lwm2m_addr: SocketAddr,
+    /// The LwM2M server over DTLS 1.2 (`coaps://`, PSK or X.509). Device credentials are read from
+    /// `<data dir>/lwm2m/lwm2m-keys` (mode 0600).
+    #[arg(long, default_value = "0.0.0.0:5684")]
+    lwm2m_dtls_addr: SocketAddr,
+    /// NoSec CoAP registrations: `on` (endpoints that have credentials must use DTLS all the same) or `off`.
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    lwm2m_nosec: OnOff,
     /// The LwM2M server's admin REST API (Leshan-style, local only).
     #[arg(long, default_value = "127.0.0.1:8090")]
     lwm2m_admin_addr: SocketAddr,
@@ -96,6 +103,13 @@ pub(crate) struct EdgeArgs {
     /// the ledger.
     #[arg(long)]
     demo: bool,
+}
+
+/// A switch on the command line.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnOff {
+    On,
+    Off,
 }
 
 pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
@@ -148,10 +162,16 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
     let registry = lwm2m_server::load_object_definitions(&edge.lwm2m_objects)
         .context("loading LwM2M object definitions")?;
     let registry = std::sync::Arc::new(registry);
+    let keys = lwm2m_server::FileCredentialStore::open(&dir.root().join("lwm2m"))
+        .context("opening the LwM2M device key store")?;
+    let mut dtls = lwm2m_server::DtlsConfig::new(std::sync::Arc::new(keys));
+    dtls.addr = edge.lwm2m_dtls_addr;
     let (lwm2m, lwm2m_task) = lwm2m_server::LwM2mServer::start(lwm2m_server::ServerConfig {
         coap_addr: edge.lwm2m_addr,
         admin_addr: Some(edge.lwm2m_admin_addr),
         registry: registry.clone(),
+        dtls: Some(dtls),
+        nosec: edge.lwm2m_nosec == OnOff::On,
         ..Default::default()
     })
     .await

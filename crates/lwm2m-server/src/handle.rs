@@ -25,6 +25,23 @@ pub struct Stats {
     pub sends: AtomicU64,
     /// Registrations currently held.
     pub registrations: AtomicU64,
+    /// DTLS handshakes finished with an admitted identity (full or resumed).
+    pub dtls_handshakes: AtomicU64,
+    /// DTLS handshakes refused (wrong key, unknown identity or certificate, bad messages) or timed out.
+    pub dtls_handshakes_failed: AtomicU64,
+    /// ClientHellos answered with a HelloVerifyRequest (no state kept).
+    pub dtls_hello_verify: AtomicU64,
+    /// Datagrams on the DTLS socket dropped before any session: not a ClientHello, malformed, or over the
+    /// session limit.
+    pub dtls_dropped: AtomicU64,
+    /// Requests refused by the admission rules (4.03): Register over DTLS under an endpoint the identity is
+    /// not bound to, NoSec Register of a credentialed endpoint or with NoSec off, Update/De-register/Send
+    /// over another security context than the registration's.
+    pub refused: AtomicU64,
+    /// DTLS sessions held now (handshaking or established).
+    pub dtls_sessions: AtomicU64,
+    /// NoSec datagrams dropped because their source address has a DTLS session.
+    pub nosec_dropped: AtomicU64,
 }
 
 /// Why the server could not start.
@@ -39,6 +56,17 @@ pub enum StartError {
         /// Cause.
         source: std::io::Error,
     },
+    /// The DTLS UDP socket could not be bound.
+    #[error("cannot bind DTLS UDP socket on {addr}: {source}")]
+    Dtls {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// OpenSSL refused the DTLS configuration.
+    #[error(transparent)]
+    DtlsSetup(#[from] crate::dtls::DtlsError),
     /// The admin HTTP listener could not be bound.
     #[error("cannot bind admin HTTP on {addr}: {source}")]
     Admin {
@@ -61,6 +89,16 @@ impl LwM2mServer {
             .map_err(|source| StartError::Coap { addr: config.coap_addr, source })?;
         let coap_addr =
             socket.local_addr().map_err(|source| StartError::Coap { addr: config.coap_addr, source })?;
+        let dtls = match &config.dtls {
+            Some(d) => {
+                let sock = UdpSocket::bind(d.addr)
+                    .await
+                    .map_err(|source| StartError::Dtls { addr: d.addr, source })?;
+                let local = sock.local_addr().map_err(|source| StartError::Dtls { addr: d.addr, source })?;
+                Some((sock, local, d))
+            }
+            None => None,
+        };
         let admin = match config.admin_addr {
             Some(addr) => {
                 let l = TcpListener::bind(addr).await.map_err(|source| StartError::Admin { addr, source })?;
@@ -72,6 +110,13 @@ impl LwM2mServer {
         let (cmd_tx, cmd_rx) = mpsc::channel(1024);
         let (events, _) = broadcast::channel(config.event_capacity.max(16));
         let stats = Arc::new(Stats::default());
+        let dtls_addr = dtls.as_ref().map(|(_, a, _)| *a);
+        let dtls = match dtls {
+            Some((sock, _, d)) => {
+                Some((Arc::new(sock), crate::dtls::Dtls::new(crate::clock::now(), d, stats.clone())?))
+            }
+            None => None,
+        };
         let shutdown = CancellationToken::new();
         let handle = LwM2mServerHandle {
             inner: Arc::new(Inner {
@@ -79,6 +124,7 @@ impl LwM2mServer {
                 events: events.clone(),
                 shutdown: shutdown.clone(),
                 coap_addr,
+                dtls_addr,
                 admin_addr: admin.as_ref().map(|(_, a)| *a),
                 default_timeout: config.default_timeout,
                 stats: stats.clone(),
@@ -91,7 +137,8 @@ impl LwM2mServer {
             events,
             stats,
             config.queue_awake,
-        );
+        )
+        .with_security(dtls, config.nosec, config.dtls.as_ref().map(|d| d.credentials.clone()));
         let loop_task = tokio::spawn(server.run(cmd_rx, shutdown.clone()));
         let admin_task = admin.map(|(listener, _)| {
             let app = crate::rest::router(handle.clone(), config.registry.clone());
@@ -118,6 +165,7 @@ struct Inner {
     events: broadcast::Sender<ServerEvent>,
     shutdown: CancellationToken,
     coap_addr: SocketAddr,
+    dtls_addr: Option<SocketAddr>,
     admin_addr: Option<SocketAddr>,
     default_timeout: Duration,
     stats: Arc<Stats>,
@@ -141,6 +189,11 @@ impl LwM2mServerHandle {
     /// The bound CoAP UDP address.
     pub fn coap_addr(&self) -> SocketAddr {
         self.inner.coap_addr
+    }
+
+    /// The bound DTLS (`coaps://`) UDP address, if enabled.
+    pub fn dtls_addr(&self) -> Option<SocketAddr> {
+        self.inner.dtls_addr
     }
 
     /// The bound admin HTTP address, if enabled.

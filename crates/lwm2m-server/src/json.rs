@@ -54,6 +54,8 @@ pub(crate) fn client(c: &ClientInfo) -> Json {
         "lastUpdate": millis(c.last_update),
         "supportedContentFormats": c.supported_formats.iter().map(|f| f.0).collect::<Vec<_>>(),
         "objectLinks": links(&c.links),
+        "secure": c.identity.is_some(),
+        "identity": c.identity.as_ref().map(|i| i.to_string()),
     })
 }
 
@@ -164,6 +166,10 @@ pub(crate) fn event(e: &ServerEvent, reg: &Registry) -> (&'static str, Json) {
                    "val": node(path, records, reg), "values": flat(records)}),
         ),
         ServerEvent::Send { endpoint, records } => ("SEND", json!({"ep": endpoint, "values": flat(records)})),
+        ServerEvent::DtlsSession { peer, identity, cipher, resumed } => (
+            "DTLS_SESSION",
+            json!({"peer": peer.to_string(), "identity": identity.to_string(), "cipher": cipher, "resumed": resumed}),
+        ),
         #[allow(unreachable_patterns)]
         _ => ("UNKNOWN", Json::Null),
     }

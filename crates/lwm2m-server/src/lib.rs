@@ -1,7 +1,9 @@
 //! The LwM2M server shell: a tokio UDP loop that drives the sans-IO [`coap`] endpoint and the [`lwm2m`] core,
 //! holds registrations (by location `/rd/<id>`, never by source address, with lifetime expiry), performs
 //! device management for in-process callers through [`LwM2mServerHandle`], and serves a Leshan-style REST
-//! admin API (see the `rest` module docs for the routes).
+//! admin API (see the `rest` module docs for the routes). With [`ServerConfig::dtls`] it also serves
+//! `coaps://` (DTLS 1.2 on OpenSSL: PSK and pinned X.509), admitting devices through a [`CredentialStore`]
+//! (docs/lwm2m.md, "DTLS").
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -21,6 +23,8 @@
 //! ```
 
 mod clock;
+pub mod creds;
+mod dtls;
 mod handle;
 mod json;
 mod models;
@@ -28,6 +32,8 @@ mod rest;
 mod server;
 mod types;
 
+pub use creds::{Credential, CredentialError, CredentialStore, FileCredentialStore, Identity};
+pub use dtls::{CIPHER_SUITES, DtlsConfig, DtlsError, ServerCertificate};
 pub use handle::{LwM2mServer, LwM2mServerHandle, StartError, Stats};
 pub use models::{ModelLoadError, load_object_definitions};
 pub use rest::router as admin_router;

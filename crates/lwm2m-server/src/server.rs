@@ -18,7 +18,11 @@ use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+mod security;
+
 use crate::clock;
+use crate::creds::CredentialStore;
+use crate::dtls::Dtls;
 use crate::handle::Stats;
 use crate::types::{ClientInfo, OpError, OpResponse, ServerEvent};
 
@@ -90,6 +94,13 @@ pub(crate) struct Server {
     next_reg: u64,
     next_sweep: Instant,
     queue_awake: Duration,
+    /// The DTLS socket and sessions, if DTLS is on.
+    dtls: Option<(Arc<UdpSocket>, Dtls)>,
+    /// Datagrams for the DTLS socket (handshake flights, encrypted CoAP).
+    dtls_out: Vec<(SocketAddr, Vec<u8>)>,
+    /// NoSec registrations accepted at all.
+    nosec: bool,
+    creds: Option<Arc<dyn CredentialStore>>,
 }
 
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -141,15 +152,22 @@ impl Server {
             next_reg: 0,
             next_sweep: now + SWEEP_EVERY,
             queue_awake,
+            dtls: None,
+            dtls_out: Vec::new(),
+            nosec: true,
+            creds: None,
         }
     }
 
     /// Runs until `shutdown` is cancelled or every handle is gone.
     pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>, shutdown: CancellationToken) {
         let mut buf = vec![0u8; 65536];
+        let mut dbuf = vec![0u8; 65536];
+        let dtls_socket = self.dtls.as_ref().map(|(s, _)| s.clone());
         loop {
             let wake = [
                 self.coap.poll_timeout(),
+                self.dtls.as_ref().and_then(|(_, d)| d.poll_timeout()),
                 self.deadlines.peek().map(|Reverse((t, _))| *t),
                 Some(self.next_sweep),
             ]
@@ -163,17 +181,30 @@ impl Server {
                 r = self.socket.recv_from(&mut buf) => match r {
                     Ok((n, from)) => {
                         let now = clock::now();
-                        self.coap.handle_datagram(now, from, &buf[..n]);
+                        self.nosec_datagram(now, from, &buf[..n]);
                         // Drain what else is queued without waking up again.
                         for _ in 0..64 {
                             match self.socket.try_recv_from(&mut buf) {
-                                Ok((n, from)) => self.coap.handle_datagram(now, from, &buf[..n]),
+                                Ok((n, from)) => self.nosec_datagram(now, from, &buf[..n]),
                                 Err(_) => break,
                             }
                         }
                         self.process(now);
                     }
                     Err(e) => tracing::debug!("udp receive error: {e}"),
+                },
+                r = async {
+                    match &dtls_socket {
+                        Some(s) => s.recv_from(&mut dbuf).await,
+                        None => std::future::pending().await,
+                    }
+                } => match r {
+                    Ok((n, from)) => {
+                        let now = clock::now();
+                        self.dtls_datagram(now, from, &dbuf[..n]);
+                        self.process(now);
+                    }
+                    Err(e) => tracing::debug!("dtls udp receive error: {e}"),
                 },
                 c = commands.recv() => match c {
                     Some(c) => { let now = clock::now(); self.command(now, c); self.process(now); }
@@ -182,6 +213,15 @@ impl Server {
                 _ = sleep => {
                     let now = clock::now();
                     self.coap.handle_timeout(now);
+                    if let Some((_, d)) = self.dtls.as_mut() {
+                        // A session that a live DTLS registration talks through is kept however idle.
+                        let (regs, by_addr) = (&self.regs, &self.by_addr);
+                        let in_use = |p: &SocketAddr| {
+                            by_addr.get(p).and_then(|r| regs.get(r)).is_some_and(|r| r.info.identity.is_some())
+                        };
+                        self.dtls_out.extend(d.handle_timeout(now, in_use));
+                        self.stats.dtls_sessions.store(d.sessions() as u64, Ordering::Relaxed);
+                    }
                     self.expire_ops(now);
                     if now >= self.next_sweep {
                         self.sweep(now);
@@ -199,8 +239,34 @@ impl Server {
 
     async fn flush(&mut self) {
         while let Some(t) = self.coap.poll_transmit() {
+            // A peer with a DTLS session hears only through it; a DTLS registration without a session
+            // (it ended) is not sent to in the clear.
+            if let Some((_, d)) = self.dtls.as_mut()
+                && d.identity_of(&t.to).is_some()
+            {
+                if let Some(records) = d.send(t.to, &t.bytes) {
+                    self.dtls_out.extend(records.into_iter().map(|r| (t.to, r)));
+                }
+                continue;
+            }
+            if self
+                .by_addr
+                .get(&t.to)
+                .and_then(|r| self.regs.get(r))
+                .is_some_and(|r| r.info.identity.is_some())
+            {
+                tracing::debug!("no DTLS session with {}: message dropped", t.to);
+                continue;
+            }
             if let Err(e) = self.socket.send_to(&t.bytes, t.to).await {
                 tracing::debug!("udp send to {} failed: {e}", t.to);
+            }
+        }
+        if let Some((sock, _)) = &self.dtls {
+            for (to, d) in self.dtls_out.drain(..) {
+                if let Err(e) = sock.send_to(&d, to).await {
+                    tracing::debug!("dtls udp send to {to} failed: {e}");
+                }
             }
         }
     }
@@ -229,7 +295,7 @@ impl Server {
         let resp = match (segs.as_slice(), method) {
             (["rd"], RequestType::Post) => self.register(now, from, &req),
             (["rd", reg], RequestType::Post) => self.update(now, from, reg, &req),
-            (["rd", reg], RequestType::Delete) => self.deregister(reg),
+            (["rd", reg], RequestType::Delete) => self.deregister(from, reg),
             (["dp"], RequestType::Post) => self.send_op(from, &req),
             (["rd"] | ["rd", _] | ["dp"], _) => reply_packet(4, 5),
             _ => reply_packet(4, 4),
@@ -250,6 +316,28 @@ impl Server {
                 return p;
             }
         };
+        let identity = self.identity_at(&from);
+        match &identity {
+            Some(id) => {
+                let bound = self.creds.as_ref().and_then(|c| c.endpoint_of(id));
+                if bound.as_deref() != Some(r.endpoint.as_str()) {
+                    return self.refuse(
+                        from,
+                        "DTLS Register",
+                        &format!("{id} is not bound to endpoint {}", r.endpoint),
+                    );
+                }
+            }
+            None if !self.nosec => return self.refuse(from, "NoSec Register", "NoSec is off"),
+            None if self.creds.as_ref().is_some_and(|c| c.has_credentials(&r.endpoint)) => {
+                return self.refuse(
+                    from,
+                    "NoSec Register",
+                    &format!("endpoint {} has credentials: register over DTLS", r.endpoint),
+                );
+            }
+            None => {}
+        }
         // A new Register of the same endpoint replaces the old registration.
         if let Some(old) = self.by_endpoint.get(&r.endpoint).cloned()
             && let Some(info) = self.remove_registration(&old)
@@ -277,6 +365,7 @@ impl Server {
             links: r.links.links,
             registered_at: wall,
             last_update: wall,
+            identity,
         });
         self.regs.insert(
             reg_id.clone(),
@@ -309,6 +398,14 @@ impl Server {
                 return reply_packet(c, d);
             }
         };
+        let identity = self.identity_at(&from);
+        match self.regs.get(reg_id) {
+            None => return reply_packet(4, 4),
+            Some(reg) if reg.info.identity != identity => {
+                return self.refuse(from, "Update", "not the security context of the registration");
+            }
+            Some(_) => {}
+        }
         let Some(reg) = self.regs.get_mut(reg_id) else { return reply_packet(4, 4) };
         let mut info = (*reg.info).clone();
         if info.address != from {
@@ -351,7 +448,12 @@ impl Server {
         reply_packet(2, 4)
     }
 
-    fn deregister(&mut self, reg_id: &str) -> Packet {
+    fn deregister(&mut self, from: SocketAddr, reg_id: &str) -> Packet {
+        if let Some(reg) = self.regs.get(reg_id)
+            && reg.info.identity != self.identity_at(&from)
+        {
+            return self.refuse(from, "De-register", "not the security context of the registration");
+        }
         match self.remove_registration(reg_id) {
             Some(info) => {
                 let _ = self.events.send(ServerEvent::Deregistered {
@@ -408,6 +510,9 @@ impl Server {
         let Some(reg) = self.by_addr.get(&from).and_then(|id| self.regs.get(id)) else {
             return reply_packet(4, 4);
         };
+        if reg.info.identity != self.identity_at(&from) {
+            return self.refuse(from, "Send", "not the security context of the registration");
+        }
         let Some(cf) = content_format_of(req, CoapOption::ContentFormat) else { return reply_packet(4, 0) };
         if !matches!(cf, ContentFormat::SENML_JSON | ContentFormat::SENML_CBOR | ContentFormat::LWM2M_CBOR) {
             return reply_packet(4, 15);
@@ -683,6 +788,19 @@ impl Server {
 
     fn on_notification(&mut self, id: RequestId, from: SocketAddr, resp: Packet) {
         let Some(obs) = self.observations.get(&id) else { return };
+        if self
+            .by_endpoint
+            .get(&obs.endpoint)
+            .and_then(|r| self.regs.get(r))
+            .is_some_and(|r| r.info.identity != self.identity_at(&from))
+        {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                "notification for {} from {from} in another security context: ignored",
+                obs.endpoint
+            );
+            return;
+        }
         let rc = ResponseCode::from_byte(u8::from(resp.header.code));
         let format = content_format_of(&resp, CoapOption::ContentFormat);
         let records = decode_payload(format, &resp.payload, &obs.path, &self.registry).unwrap_or_default();

@@ -28,6 +28,11 @@ pub struct ServerConfig {
     /// Queue mode: how long a client in queue mode (`b=UQ` or `Q`) stays reachable after it sent something
     /// (default 93 s, CoAP MAX_TRANSMIT_WAIT). Operations for a sleeping client wait for it to wake up.
     pub queue_awake: Duration,
+    /// DTLS (`coaps://`, UDP 5684 in the default network) with its credential store; `None` disables it.
+    pub dtls: Option<crate::dtls::DtlsConfig>,
+    /// Whether NoSec registrations are accepted (default `true`). Even when on, an endpoint that has
+    /// credentials in the DTLS credential store may not register over NoSec.
+    pub nosec: bool,
 }
 
 impl Default for ServerConfig {
@@ -40,6 +45,8 @@ impl Default for ServerConfig {
             registry: Arc::new(Registry::builtin()),
             event_capacity: 4096,
             queue_awake: Duration::from_secs(93),
+            dtls: None,
+            nosec: true,
         }
     }
 }
@@ -73,6 +80,9 @@ pub struct ClientInfo {
     pub registered_at: SystemTime,
     /// Last Register or Update.
     pub last_update: SystemTime,
+    /// The DTLS identity the registration was made with; `None` for NoSec. Update, De-register, Send and
+    /// notifications are taken only from the same security context.
+    pub identity: Option<crate::creds::Identity>,
 }
 
 /// Something that happened on the LwM2M side.
@@ -81,6 +91,17 @@ pub struct ClientInfo {
 pub enum ServerEvent {
     /// A client registered.
     Registered(Arc<ClientInfo>),
+    /// A DTLS handshake finished and its identity was admitted.
+    DtlsSession {
+        /// Peer address.
+        peer: SocketAddr,
+        /// Authenticated identity.
+        identity: crate::creds::Identity,
+        /// Negotiated cipher suite (IANA name, e.g. `TLS_PSK_WITH_AES_128_CCM_8`).
+        cipher: String,
+        /// An abbreviated handshake resumed an earlier session.
+        resumed: bool,
+    },
     /// A client sent an Update.
     Updated(Arc<ClientInfo>),
     /// A client de-registered.

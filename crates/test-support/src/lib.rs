@@ -60,14 +60,28 @@ pub fn lwm2m_node_client() -> PathBuf {
 
 /// libcoap's `coap-client-notls` (Debian `libcoap3-bin`), looked up on `PATH`.
 pub fn coap_client() -> PathBuf {
+    libcoap_binary("coap-client-notls")
+}
+
+/// libcoap's `coap-client-openssl` (DTLS over OpenSSL; PSK and certificates), looked up on `PATH`.
+pub fn coap_client_openssl() -> PathBuf {
+    libcoap_binary("coap-client-openssl")
+}
+
+/// libcoap's `coap-client-gnutls` (DTLS over GnuTLS; PSK, certificates, RPK), looked up on `PATH`.
+pub fn coap_client_gnutls() -> PathBuf {
+    libcoap_binary("coap-client-gnutls")
+}
+
+fn libcoap_binary(name: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
     for dir in std::env::split_paths(&path) {
-        let candidate = dir.join("coap-client-notls");
+        let candidate = dir.join(name);
         if candidate.is_file() {
             return candidate;
         }
     }
-    panic!("coap-client-notls (Debian libcoap3-bin) is not on PATH: run `scripts/test.sh`");
+    panic!("{name} (Debian libcoap3-bin) is not on PATH: run `scripts/test.sh`");
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.

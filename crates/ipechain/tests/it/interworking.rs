@@ -67,6 +67,7 @@ fn spawn_up(net: &Net, cse: u16, coap: u16, extra: &[String]) -> Up {
             .args(["--cse-addr", &format!("127.0.0.1:{cse}")])
             .args(["--lwm2m-addr", &format!("127.0.0.1:{coap}")])
             .args(["--lwm2m-admin-addr", &format!("127.0.0.1:{admin}")])
+            .args(["--lwm2m-dtls-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
             .args(extra)
             .env("RUST_LOG", "info,openraft=error,bridge=debug")
             .stdout(Stdio::null())
@@ -612,6 +613,7 @@ async fn up_demo_shows_both_flows_crossing_the_ledger() {
             .args(["--cse-addr", &format!("127.0.0.1:{cse}")])
             .args(["--lwm2m-addr", &format!("127.0.0.1:{coap}")])
             .args(["--lwm2m-admin-addr", &format!("127.0.0.1:{admin}")])
+            .args(["--lwm2m-dtls-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
             .stdout(Stdio::piped())
             .stderr(Stdio::null()),
     )

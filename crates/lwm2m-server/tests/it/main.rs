@@ -6,6 +6,7 @@
 mod aiocoap;
 mod coap_client;
 mod common;
+mod dtls;
 mod models;
 mod node_lib;
 mod raw;

@@ -1,0 +1,301 @@
+//! Device credentials: the seam the server asks before it admits a DTLS session or a registration.
+//!
+//! [`CredentialStore`] answers three questions: the PSK for an identity, whether a client certificate is
+//! known, and which endpoint an authenticated identity is bound to. [`FileCredentialStore`] keeps them in
+//! one file under a data directory (mode 0600). The next step backs the same trait with the bindings the
+//! IPE contract holds on chain (fingerprints only; PSK secrets stay in the gateway's key file).
+//!
+//! PSK secrets never appear in `Debug` output or logs.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+/// Who a DTLS session authenticated as.
+#[derive(Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Identity {
+    /// A pre-shared key identity (RFC 4279), as the client sent it.
+    Psk(String),
+    /// An X.509 client certificate, by the SHA-256 of its DER encoding.
+    X509 {
+        /// SHA-256 fingerprint of the certificate's DER.
+        sha256: [u8; 32],
+    },
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Identity::Psk(id) => write!(f, "psk:{id}"),
+            Identity::X509 { sha256 } => write!(f, "x509:{}", hex::encode(sha256)),
+        }
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// What the LwM2M server asks about device credentials. Implementations must be cheap: the DTLS
+/// callbacks call them on the server's task during handshakes.
+pub trait CredentialStore: Send + Sync + fmt::Debug + 'static {
+    /// The pre-shared key for a PSK identity, if the identity is known.
+    fn psk(&self, identity: &str) -> Option<Vec<u8>>;
+    /// Whether a client certificate (by SHA-256 of its DER) is known.
+    fn certificate_known(&self, sha256: &[u8; 32]) -> bool;
+    /// The endpoint name an identity is bound to.
+    fn endpoint_of(&self, identity: &Identity) -> Option<String>;
+    /// Whether an endpoint has any credentials (then it may not register over NoSec).
+    fn has_credentials(&self, endpoint: &str) -> bool;
+}
+
+/// The security mode and credential of one endpoint.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Credential {
+    /// PSK identity and secret key.
+    Psk {
+        /// PSK identity.
+        identity: String,
+        /// Secret key (never printed).
+        key: Vec<u8>,
+    },
+    /// X.509 client certificate by SHA-256 fingerprint of its DER.
+    X509 {
+        /// Fingerprint.
+        sha256: [u8; 32],
+    },
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credential::Psk { identity, key } => {
+                write!(f, "Psk {{ identity: {identity:?}, key: <{} bytes> }}", key.len())
+            }
+            Credential::X509 { sha256 } => write!(f, "X509 {{ sha256: {} }}", hex::encode(sha256)),
+        }
+    }
+}
+
+/// Why the key file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialError {
+    /// I/O on the key file.
+    #[error("key file {path}: {source}")]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A line of the key file is not `ENDPOINT psk IDENTITY HEXKEY` or `ENDPOINT x509 SHA256HEX`.
+    #[error("key file {path} line {line}: {reason}")]
+    Syntax {
+        /// File.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The PSK identity or certificate is already bound to another endpoint.
+    #[error("{identity} is already bound to endpoint {endpoint}")]
+    Taken {
+        /// The identity.
+        identity: String,
+        /// Its endpoint.
+        endpoint: String,
+    },
+    /// An endpoint name or PSK identity with whitespace or empty, or an empty key.
+    #[error("invalid {0}")]
+    Invalid(&'static str),
+}
+
+/// A [`CredentialStore`] in one file, `<dir>/lwm2m-keys`, mode 0600, one endpoint per line:
+/// `ENDPOINT psk IDENTITY HEXKEY` or `ENDPOINT x509 SHA256HEX`. Changes are written to a temporary file
+/// (0600) and renamed over the old one.
+pub struct FileCredentialStore {
+    path: PathBuf,
+    by_endpoint: RwLock<HashMap<String, Credential>>,
+}
+
+impl fmt::Debug for FileCredentialStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.by_endpoint.read().map(|m| m.len()).unwrap_or(0);
+        write!(f, "FileCredentialStore {{ path: {:?}, endpoints: {n} }}", self.path)
+    }
+}
+
+const FILE_NAME: &str = "lwm2m-keys";
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+impl FileCredentialStore {
+    /// Opens (or starts empty) the key file under `dir`, creating `dir` if needed.
+    pub fn open(dir: &Path) -> Result<Self, CredentialError> {
+        let path = dir.join(FILE_NAME);
+        let io = |source| CredentialError::Io { path: path.clone(), source };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let mut map = HashMap::new();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&path).map_err(io)?.permissions().mode();
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        "{} was readable by others (mode {:o}): set to 0600",
+                        path.display(),
+                        mode & 0o777
+                    );
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+                }
+                for (i, line) in text.lines().enumerate() {
+                    let line = line.trim();
+                    if line.is_empty() || line.starts_with('#') {
+                        continue;
+                    }
+                    let syntax = |reason| CredentialError::Syntax { path: path.clone(), line: i + 1, reason };
+                    let f: Vec<&str> = line.split_whitespace().collect();
+                    let cred = match f.as_slice() {
+                        [_, "psk", id, key] => Credential::Psk {
+                            identity: (*id).to_owned(),
+                            key: hex::decode(key).map_err(|_| syntax("PSK key is not hex"))?,
+                        },
+                        [_, "x509", fp] => {
+                            let v = hex::decode(fp).map_err(|_| syntax("fingerprint is not hex"))?;
+                            let sha256 = v.try_into().map_err(|_| syntax("fingerprint is not 32 bytes"))?;
+                            Credential::X509 { sha256 }
+                        }
+                        _ => return Err(syntax("expected `EP psk IDENTITY HEXKEY` or `EP x509 SHA256HEX`")),
+                    };
+                    map.insert(f[0].to_owned(), cred);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(e)),
+        }
+        Ok(FileCredentialStore { path, by_endpoint: RwLock::new(map) })
+    }
+
+    /// The key file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Binds `endpoint` to a credential (replacing what it had) and writes the file.
+    pub fn set(&self, endpoint: &str, cred: Credential) -> Result<(), CredentialError> {
+        if !valid_name(endpoint) {
+            return Err(CredentialError::Invalid("endpoint name"));
+        }
+        if let Credential::Psk { identity, key } = &cred {
+            if !valid_name(identity) {
+                return Err(CredentialError::Invalid("PSK identity"));
+            }
+            if key.is_empty() || key.len() > 64 {
+                return Err(CredentialError::Invalid("PSK key (1 to 64 bytes)"));
+            }
+        }
+        let mut map = self.by_endpoint.write().unwrap_or_else(|p| p.into_inner());
+        for (ep, c) in map.iter() {
+            let same = match (c, &cred) {
+                (Credential::Psk { identity: a, .. }, Credential::Psk { identity: b, .. }) => a == b,
+                (Credential::X509 { sha256: a }, Credential::X509 { sha256: b }) => a == b,
+                _ => false,
+            };
+            if same && ep != endpoint {
+                let identity = match &cred {
+                    Credential::Psk { identity, .. } => Identity::Psk(identity.clone()),
+                    Credential::X509 { sha256 } => Identity::X509 { sha256: *sha256 },
+                };
+                return Err(CredentialError::Taken { identity: identity.to_string(), endpoint: ep.clone() });
+            }
+        }
+        let mut next = map.clone();
+        next.insert(endpoint.to_owned(), cred);
+        self.write(&next)?;
+        *map = next;
+        Ok(())
+    }
+
+    /// Removes an endpoint's credential; `false` if it had none.
+    pub fn remove(&self, endpoint: &str) -> Result<bool, CredentialError> {
+        let mut map = self.by_endpoint.write().unwrap_or_else(|p| p.into_inner());
+        if !map.contains_key(endpoint) {
+            return Ok(false);
+        }
+        let mut next = map.clone();
+        next.remove(endpoint);
+        self.write(&next)?;
+        *map = next;
+        Ok(true)
+    }
+
+    fn write(&self, map: &HashMap<String, Credential>) -> Result<(), CredentialError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let io = |source| CredentialError::Io { path: self.path.clone(), source };
+        let tmp = self.path.with_extension("tmp");
+        let mut names: Vec<&String> = map.keys().collect();
+        names.sort();
+        let mut text = String::from("# LwM2M device credentials (secret: mode 0600)\n");
+        for ep in names {
+            match &map[ep] {
+                Credential::Psk { identity, key } => {
+                    text.push_str(&format!("{ep} psk {identity} {}\n", hex::encode(key)));
+                }
+                Credential::X509 { sha256 } => text.push_str(&format!("{ep} x509 {}\n", hex::encode(sha256))),
+            }
+        }
+        let _ = std::fs::remove_file(&tmp);
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io)?;
+        f.write_all(text.as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        Ok(())
+    }
+
+    fn find(&self, pred: impl Fn(&Credential) -> bool) -> Option<(String, Credential)> {
+        let map = self.by_endpoint.read().unwrap_or_else(|p| p.into_inner());
+        map.iter().find(|(_, c)| pred(c)).map(|(e, c)| (e.clone(), c.clone()))
+    }
+}
+
+impl CredentialStore for FileCredentialStore {
+    fn psk(&self, identity: &str) -> Option<Vec<u8>> {
+        self.find(|c| matches!(c, Credential::Psk { identity: i, .. } if i == identity)).and_then(|(_, c)| {
+            match c {
+                Credential::Psk { key, .. } => Some(key),
+                Credential::X509 { .. } => None,
+            }
+        })
+    }
+
+    fn certificate_known(&self, sha256: &[u8; 32]) -> bool {
+        self.find(|c| matches!(c, Credential::X509 { sha256: s } if s == sha256)).is_some()
+    }
+
+    fn endpoint_of(&self, identity: &Identity) -> Option<String> {
+        self.find(|c| match (c, identity) {
+            (Credential::Psk { identity: a, .. }, Identity::Psk(b)) => a == b,
+            (Credential::X509 { sha256: a }, Identity::X509 { sha256: b }) => a == b,
+            _ => false,
+        })
+        .map(|(e, _)| e)
+    }
+
+    fn has_credentials(&self, endpoint: &str) -> bool {
+        self.by_endpoint.read().unwrap_or_else(|p| p.into_inner()).contains_key(endpoint)
+    }
+}
+
+#[cfg(test)]
+mod tests;
