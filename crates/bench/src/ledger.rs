@@ -3,7 +3,7 @@
 //! commit stream (filtered blocks). Reports committed tx/s, submit→commit latency percentiles and the invalid count.
 
 use crate::stats::percentile;
-use ledger_client::{ClientError, Gateway, node_status};
+use ledger_client::{ClientError, Gateway};
 use ledger_rpc::tls::{TlsMaterial, channel};
 use ledger_types::TxValidationCode;
 use ledger_types::tx::Signer;
@@ -161,9 +161,8 @@ pub async fn run(
     let mut trackers = Vec::new();
     for t in targets {
         let ch = channel(&t.endpoint, &t.tls)?;
-        let height = node_status(ch.clone()).await?.height;
         let gw = Gateway::with_channel(ch, t.signers[0].clone(), &cfg.channel)?;
-        let mut commits = gw.commits(height, None).await?;
+        let mut commits = gw.commits_from_now().await?;
         let tracker = Arc::new(Tracker::default());
         let tr = tracker.clone();
         tokio::spawn(async move {

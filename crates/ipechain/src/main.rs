@@ -84,6 +84,9 @@ enum Command {
     Verify {
         #[command(flatten)]
         dir: DataDirArg,
+        /// Signature-checking threads (default: the machine's cores). The result does not depend on it.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+        threads: Option<u16>,
     },
     /// The IPE contract's access policy: show, grant, revoke, set.
     Policy {
@@ -112,7 +115,7 @@ fn main() -> Result<()> {
         Command::Node { config } => rt.block_on(node::run_one(&config)),
         Command::Keys { command } => keys::run(command),
         Command::Status { dir, json } => rt.block_on(status::run(dir.resolve(), json)),
-        Command::Verify { dir } => verify::run(dir.resolve()),
+        Command::Verify { dir, threads } => verify::run(dir.resolve(), threads.map(usize::from)),
         Command::Bench { command } => rt.block_on(bench_cmd::run(command)),
         Command::Policy { command } => rt.block_on(policy_cmd::run(command)),
     }

@@ -7,16 +7,26 @@ use network::DataDir;
 use network::layout::{NodeConfig, NodeRole, read_genesis};
 use peer::audit::audit_chain;
 
-pub(crate) fn run(dir: DataDir) -> Result<()> {
+/// Audits every peer's chain; `threads` signature-checking threads (None: the machine's cores). The codes and
+/// the state it derives do not depend on the thread count (docs/msp.md), so two runs with different counts
+/// print the same commit and state hashes.
+pub(crate) fn run(dir: DataDir, threads: Option<usize>) -> Result<()> {
+    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |t| t.get()));
     let (_, nodes, _) = crate::status::admin_tls(&dir)?;
     let mut failed = false;
     let mut heads = Vec::new();
     for n in nodes.iter().filter(|n| n.role == NodeRole::Peer) {
-        match audit_peer(n) {
+        match audit_peer(n, threads) {
             Ok(r) => {
                 println!(
-                    "{}: OK  height {}  head {}  {} transactions ({} valid)",
-                    n.name, r.height, r.head_hash, r.transactions, r.valid
+                    "{}: OK  height {}  head {}  {} transactions ({} valid)  commit {}  state {}  threads {threads}",
+                    n.name,
+                    r.height,
+                    r.head_hash,
+                    r.transactions,
+                    r.valid,
+                    hex::encode(&r.commit_hash),
+                    r.state_hash
                 );
                 heads.push((n.name.clone(), r.height, r.head_hash));
             }
@@ -40,7 +50,7 @@ pub(crate) fn run(dir: DataDir) -> Result<()> {
     Ok(())
 }
 
-fn audit_peer(n: &NodeConfig) -> Result<peer::audit::AuditReport> {
+fn audit_peer(n: &NodeConfig, threads: usize) -> Result<peer::audit::AuditReport> {
     let (_, channel) = read_genesis(&n.genesis)?;
     let ids = network::layout::channel_identities(&channel).map_err(anyhow::Error::msg)?;
     let blocks_dir = n.data_dir.join("blocks");
@@ -48,7 +58,6 @@ fn audit_peer(n: &NodeConfig) -> Result<peer::audit::AuditReport> {
         ledger_store::file::scan(&blocks_dir).with_context(|| format!("reading {}", blocks_dir.display()))?;
     let blocks = scan.map(|r| r.map(|s| s.block).map_err(|e| (e.block, e.to_string())));
     let state_path = n.data_dir.join("state.redb");
-    let threads = std::thread::available_parallelism().map_or(2, |t| t.get());
     match RedbStateStore::open(&state_path) {
         Ok(state) => {
             let snapshot = state.snapshot()?;

@@ -75,8 +75,6 @@ pub struct Gateway {
     channel: ChannelId,
     /// The Endorse/Submit session (opened on first use, shared by clones).
     session: Arc<std::sync::Mutex<crate::session::Slot>>,
-    /// The connection (for the Admin status call that starts a commit watcher).
-    ch: Channel,
     /// The commit watcher of `submit` (started on first use, shared by clones).
     watcher: Arc<tokio::sync::Mutex<Option<Arc<Watcher>>>>,
     /// How proposals name their creator (shared by clones).
@@ -145,11 +143,11 @@ impl Gateway {
         channel_id: &str,
     ) -> Result<Gateway, ClientError> {
         let channel = ChannelId::parse(channel_id).map_err(|e| ClientError::Invalid(e.to_string()))?;
-        let client = GatewayClient::new(ch.clone())
+        let client = GatewayClient::new(ch)
             .max_decoding_message_size(256 << 20)
             .max_encoding_message_size(256 << 20);
         let creator = Arc::new(CreatorForm::new(signer.serialized_identity()));
-        Ok(Gateway { client, signer, channel, session: Arc::default(), ch, watcher: Arc::default(), creator })
+        Ok(Gateway { client, signer, channel, session: Arc::default(), watcher: Arc::default(), creator })
     }
 
     /// The running commit watcher, started if needed (see [`crate::commits`]); `None` when it cannot be
@@ -159,15 +157,8 @@ impl Gateway {
         if let Some(w) = slot.as_ref().filter(|w| w.alive()) {
             return Some(w.clone());
         }
-        // The height is read before any transaction is registered with the new watcher.
-        let height = match node_status(self.ch.clone()).await {
-            Ok(s) => s.height,
-            Err(e) => {
-                tracing::debug!(error = %e, "commit watcher: no peer height; using CommitStatus");
-                return None;
-            }
-        };
-        let mut stream = match self.commits(height, None).await {
+        // The stream starts at the peer's height before any transaction is registered with the new watcher.
+        let mut stream = match self.commits_from_now().await {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!(error = %e, "commit watcher: no filtered-block stream; using CommitStatus");
@@ -236,7 +227,16 @@ impl Gateway {
     /// Commit notifications from `start`, then live: per block, each transaction's id and validation code
     /// (Fabric's filtered blocks; far lighter than whole blocks).
     pub async fn commits(&self, start: u64, stop: Option<u64>) -> Result<FilteredStream, ClientError> {
-        let req = BlocksRequest { channel_id: self.channel.to_string(), start, stop };
+        let req = BlocksRequest { channel_id: self.channel.to_string(), start, stop, from_now: false };
+        let stream =
+            self.client.clone().deliver_filtered(self.sign_request(req.encode_to_vec())).await?.into_inner();
+        Ok(FilteredStream { stream })
+    }
+
+    /// Filtered blocks from the next one the peer commits, then live (no Admin rights needed to know where
+    /// the chain ends).
+    pub async fn commits_from_now(&self) -> Result<FilteredStream, ClientError> {
+        let req = BlocksRequest { channel_id: self.channel.to_string(), start: 0, stop: None, from_now: true };
         let stream =
             self.client.clone().deliver_filtered(self.sign_request(req.encode_to_vec())).await?.into_inner();
         Ok(FilteredStream { stream })
@@ -244,7 +244,7 @@ impl Gateway {
 
     /// Committed blocks (with validation codes) from `start`, then live.
     pub async fn blocks(&self, start: u64, stop: Option<u64>) -> Result<BlockStream, ClientError> {
-        let req = BlocksRequest { channel_id: self.channel.to_string(), start, stop };
+        let req = BlocksRequest { channel_id: self.channel.to_string(), start, stop, from_now: false };
         let stream = self.client.clone().deliver(self.sign_request(req.encode_to_vec())).await?.into_inner();
         Ok(BlockStream { stream })
     }

@@ -213,6 +213,10 @@ pub struct BlocksRequest {
     pub start: u64,
     #[prost(uint64, optional, tag = "3")]
     pub stop: Option<u64>,
+    /// Start at the peer's height when the request arrives (the next block it commits), ignoring `start`:
+    /// Fabric's "newest" seek for a listener that only wants what commits from now on.
+    #[prost(bool, tag = "4")]
+    pub from_now: bool,
 }
 
 /// A committed block reduced to what a commit listener needs (Fabric's filtered block): each transaction's

@@ -34,8 +34,12 @@ pub struct AuditReport {
     pub height: u64,
     /// Header hash of the last block.
     pub head_hash: Hash32,
-    /// Commit hash of the last block.
+    /// Commit hash of the last block, chained over the re-derived validation codes of every block: equal on
+    /// two audits iff they derived the same code for every transaction.
     pub commit_hash: Vec<u8>,
+    /// SHA-256 over the whole rebuilt state (every contract namespace and the identity registrations: each
+    /// namespace, key, value and version in order).
+    pub state_hash: Hash32,
     /// Transactions seen, and how many of them valid.
     pub transactions: u64,
     /// Valid transactions.
@@ -74,8 +78,14 @@ where
     let registry = crate::registry::IdentityRegistry::new();
     let mut prev = (0u64, genesis.header_hash());
     let mut chash = Vec::new();
-    let mut report =
-        AuditReport { height: 1, head_hash: prev.1, commit_hash: Vec::new(), transactions: 0, valid: 0 };
+    let mut report = AuditReport {
+        height: 1,
+        head_hash: prev.1,
+        commit_hash: Vec::new(),
+        state_hash: Hash32::ZERO,
+        transactions: 0,
+        valid: 0,
+    };
     for item in iter {
         let block = item.map_err(|(pos, e)| bad(pos, e))?;
         let number = block.number();
@@ -132,14 +142,46 @@ where
         report.head_hash = hash;
     }
     report.commit_hash = chash;
+    let rebuilt = scratch.snapshot()?;
+    let namespaces: Vec<&str> =
+        config.contracts.iter().map(|c| c.name.as_str()).chain([ledger_types::identity::NAMESPACE]).collect();
+    report.state_hash = state_hash(&rebuilt, &namespaces)?;
     if let Some(state) = state {
-        let rebuilt = scratch.snapshot()?;
-        for c in &config.contracts {
-            compare_namespace(&c.name, &rebuilt, state)?;
+        for ns in &namespaces {
+            compare_namespace(ns, &rebuilt, state)?;
         }
-        compare_namespace(ledger_types::identity::NAMESPACE, &rebuilt, state)?;
     }
     Ok(report)
+}
+
+/// SHA-256 over the state of `namespaces`, in order: each row as its namespace, key, value (each
+/// length-prefixed) and version.
+fn state_hash(state: &dyn StateSnapshot, namespaces: &[&str]) -> Result<Hash32, AuditError> {
+    const PAGE: usize = 10_000;
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    let mut h = Hash32::ZERO;
+    for ns in namespaces {
+        let mut start = String::new();
+        loop {
+            let rows = state.range(ns, &start, "", PAGE)?;
+            for (k, v) in &rows {
+                parts.clear();
+                for field in [ns.as_bytes(), k.as_bytes(), v.value.as_slice()] {
+                    parts.push((field.len() as u64).to_be_bytes().to_vec());
+                    parts.push(field.to_vec());
+                }
+                parts.push(v.version.block_num.to_be_bytes().to_vec());
+                parts.push(v.version.tx_num.to_be_bytes().to_vec());
+                h = Hash32::of_parts(std::iter::once(&h.0[..]).chain(parts.iter().map(Vec::as_slice)));
+            }
+            let Some((last, _)) = rows.last() else { break };
+            if rows.len() < PAGE {
+                break;
+            }
+            start = format!("{last}\u{0}");
+        }
+    }
+    Ok(h)
 }
 
 fn compare_namespace(

@@ -564,6 +564,10 @@ where
         if inner.channel_id != self.0.ledger.rules().channel_id {
             return Err(Status::not_found(format!("unknown channel {:?}", inner.channel_id)));
         }
+        let mut inner = inner;
+        if inner.from_now {
+            inner.start = self.0.ledger.height();
+        }
         Ok(inner)
     }
 

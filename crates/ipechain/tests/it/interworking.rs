@@ -700,3 +700,56 @@ async fn bench_interworking_completes_round_trips_and_writes_csv_and_svg() {
     stop(&mut up).await;
     verify(&net);
 }
+
+/// `ipechain verify` on a chain written by `ipechain bench ledger`, with 1 and with 4 signature-checking
+/// threads: every peer passes, and both runs (and both peers) derive the same validation codes (the commit
+/// hash chains them) and the same state (its hash).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_benchmarked_chain_verifies_alike_on_1_and_4_threads() {
+    let net = Net::generate();
+    let (cse, coap) = (test_support::free_tcp_port(), test_support::free_udp_port());
+    let mut up = spawn_up(&net, cse, coap, &[]);
+    wait_ledger_up(&net).await;
+    let out = tokio::process::Command::new(bin())
+        .args(["bench", "ledger", "--apps", "64", "--duration", "3", "--warmup", "1", "--json", "--data-dir"])
+        .arg(net.dir.root())
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "bench: {}", String::from_utf8_lossy(&out.stderr));
+    stop(&mut up).await;
+    let run = |threads: &str| {
+        let out = Command::new(bin())
+            .args(["verify", "--threads", threads, "--data-dir"])
+            .arg(net.dir.root())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "verify --threads {threads}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Per peer: (transactions, commit hash, state hash).
+        let rows: Vec<(String, String, String)> = text
+            .lines()
+            .filter(|l| l.contains(": OK"))
+            .map(|l| {
+                let field = |name: &str| {
+                    let at = l.find(&format!("  {name} ")).unwrap_or_else(|| panic!("no {name} in {l}"));
+                    l[at + name.len() + 3..].split_whitespace().next().unwrap().to_owned()
+                };
+                let txs = l.split("  ").find(|p| p.ends_with("valid)")).unwrap().to_owned();
+                (txs, field("commit"), field("state"))
+            })
+            .collect();
+        assert_eq!(rows.len(), 2, "{text}");
+        rows
+    };
+    let one = run("1");
+    let four = run("4");
+    assert_eq!(one, four, "verdicts must not depend on the thread count");
+    assert_eq!(one[0], one[1], "both peers validated alike");
+    let txs: u64 = one[0].0.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(txs > 100, "the benchmark committed transactions: {}", one[0].0);
+}
