@@ -1433,6 +1433,12 @@ impl Engine {
     pub(crate) fn len(&self) -> usize {
         self.res.len()
     }
+
+    /// The originator that created the resource `ri` (the `X-M2M-Origin` of its CREATE), whether or not the
+    /// resource shows it as `cr`.
+    pub(crate) fn creator_of(&self, ri: &str) -> Option<&str> {
+        self.res.get(ri).map(|r| r.owner.as_str())
+    }
 }
 
 /// The `nct`/`enc.net` combinations TS-0004 allows: modified attributes (2) only for updates (net 1).

@@ -219,6 +219,14 @@ impl Cse {
         self.inner.notifier.register_local(name)
     }
 
+    /// The originator that created the resource with resource identifier `ri` (the `X-M2M-Origin` of its
+    /// CREATE, as the CSE checked it), whether or not the creator asked for `cr`; `None` if there is no such
+    /// resource (any more). In-process callers (the gateway) take a request's originator from here, never from
+    /// the request's content.
+    pub fn creator_of(&self, ri: &str) -> Option<String> {
+        self.inner.engine.lock().ok()?.0.creator_of(ri).map(str::to_owned)
+    }
+
     /// Number of resources in the tree (the CSEBase included).
     pub fn resource_count(&self) -> usize {
         self.inner.engine.lock().map_or(0, |g| g.0.len())
