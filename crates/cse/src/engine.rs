@@ -507,7 +507,12 @@ impl Engine {
         bit: u8,
         child: Option<ResourceType>,
     ) -> bool {
-        let Some(acp) = self.res.get(acp_ri) else { return false };
+        // `acpi` holds resource identifiers, or any other address form of the policy (checked at CREATE/UPDATE).
+        let acp = self.res.get(acp_ri).or_else(|| match self.resolve(acp_ri) {
+            Ok(Resolved::Res(ri)) => self.res.get(&ri),
+            _ => None,
+        });
+        let Some(acp) = acp.filter(|a| a.ty == ResourceType::AccessControlPolicy) else { return false };
         let rules = acp.attrs.get(key).and_then(|p| p.get("acr")).and_then(Value::as_array);
         rules.into_iter().flatten().any(|rule| {
             let op = rule.get("acop").and_then(Value::as_u64).unwrap_or(0);
@@ -973,12 +978,8 @@ impl Engine {
             }
         };
         if req.fc.fu == Some(FilterUsage::Discovery) {
-            if !self.permitted(&origin, &ri, 32) && !self.permitted(&origin, &ri, 2) {
-                return fail(
-                    Rsc::OriginatorHasNoPrivilege,
-                    format!("originator {origin} may not DISCOVER here"),
-                );
-            }
+            // No privilege is needed on the target itself (the CSEBase has none for applications): the answer
+            // lists the resources below it that the originator may discover, empty for a stranger, as ACME does.
             let found = self.discover(&origin, &ri, &req.fc, req.drt);
             if req.rcn == Some(ResultContent::ChildResourceReferences) {
                 let rrf: Vec<Value> = found
@@ -1020,7 +1021,9 @@ impl Engine {
         let skip = fc.ofst.unwrap_or(1).saturating_sub(1);
         let mut matched = 0usize;
         while let Some((cur, depth)) = stack.pop() {
-            if let Some(r) = self.res.get(&cur)
+            // The target itself is not a result, only what lies below it (as ACME answers).
+            if depth > 0
+                && let Some(r) = self.res.get(&cur)
                 && matches_filter(r, fc)
                 && (self.permitted(origin, &cur, 32) || self.permitted(origin, &cur, 2))
             {
