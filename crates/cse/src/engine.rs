@@ -1324,7 +1324,7 @@ impl Engine {
             .filter_map(|p| {
                 if let Some(name) = p.strip_prefix("local://") {
                     Some(NotifyTarget::Local(name.to_owned()))
-                } else if p.starts_with("http://") {
+                } else if p.starts_with("http://") || p.starts_with("https://") {
                     Some(NotifyTarget::Url(format!("{}/{aei}", p.trim_end_matches('/'))))
                 } else {
                     None
@@ -1333,7 +1333,7 @@ impl Engine {
             .collect();
         if targets.is_empty() {
             return Err(format!(
-                "notification target {nu:?} has no poa this CSE can send to (http:// or local://)"
+                "notification target {nu:?} has no poa this CSE can send to (http://, https:// or local://)"
             ));
         }
         Ok(targets)

@@ -17,9 +17,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use onem2m::{Rsc, http as binding};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
@@ -60,7 +57,7 @@ struct Collected {
 }
 
 struct NotifierInner {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: mca_client::tls::HttpsClient,
     queues: Mutex<HashMap<NotifyTarget, mpsc::UnboundedSender<Job>>>,
     /// Collections under `bn`, per (subscription, target).
     collected: Mutex<HashMap<(String, NotifyTarget), Collected>>,
@@ -74,8 +71,13 @@ struct NotifierInner {
 }
 
 impl Notifier {
-    pub(crate) fn new(committed: watch::Receiver<u64>, origin: String) -> Self {
-        let client = Client::builder(TokioExecutor::new()).build_http();
+    /// A notifier sending as `origin`; `tls` verifies `https://` targets (`None`: none can be reached).
+    pub(crate) fn new(
+        committed: watch::Receiver<u64>,
+        origin: String,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Self {
+        let client = mca_client::tls::client(tls);
         Notifier {
             inner: Arc::new(NotifierInner {
                 client,
@@ -285,7 +287,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn batches_go_out_by_count_or_their_own_timer() {
         let (_committed, rx) = tokio::sync::watch::channel(u64::MAX);
-        let n = Notifier::new(rx, "/id-in".into());
+        let n = Notifier::new(rx, "/id-in".into(), None);
         let mut got = n.register_local("x");
         let t = NotifyTarget::Local("x".into());
         let policy = BatchPolicy { num: Some(2), dur: Duration::from_secs(10), latest: false };
