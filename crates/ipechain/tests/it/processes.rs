@@ -375,6 +375,7 @@ async fn up_serves_the_ledger_the_cse_and_the_lwm2m_server_and_stops_on_sigterm(
                 .args(["up", "--data-dir"])
                 .arg(net.dir.root())
                 .args(["--cse-addr", &format!("127.0.0.1:{cse}")])
+                .args(["--cse-https-addr", "127.0.0.1:0"])
                 .args(["--lwm2m-addr", &format!("127.0.0.1:{coap}")])
                 .args(["--lwm2m-admin-addr", &format!("127.0.0.1:{admin}")])
                 .stdout(Stdio::piped())
