@@ -348,6 +348,25 @@ async fn lwm2m_node_lib_and_an_mca_application_through_the_ledger_and_the_embedd
     app2.request("Cnode-ep", json!({"request_id": "app2-1", "op": "read", "path": "/3303/0/5700"}));
     let a = app.answer("app2-1", 30).await;
     assert_eq!((a["status"].as_str(), a["rsc"].as_u64()), (Some("rejected"), Some(4103)), "{a}");
+    // The impersonation of issue 13: the denied application writes a request without asking for `cr` and names
+    // the allowed one in the content. The gateway takes the originator from the CSE: answered 4103 as Capp2,
+    // and the write never reaches the device.
+    let (rsc, body) = mca(
+        up.cse,
+        "POST",
+        "/cse-in/Cnode-ep/cmd",
+        "Capp2",
+        Some(4),
+        &json!({"m2m:cin": {"con": {"request_id": "app2-2", "op": "write", "path": "/3303/0/5750",
+            "content": {"v": "hijacked"}, "originator": "Capp1"}}}),
+    );
+    assert_eq!(rsc, 2001, "{body}");
+    let a = app.answer("app2-2", 30).await;
+    assert_eq!((a["status"].as_str(), a["rsc"].as_u64()), (Some("rejected"), Some(4103)), "{a}");
+    assert_eq!(a["originator"], "Capp2", "{a}");
+    app.request("Cnode-ep", json!({"request_id": "app1-30", "op": "read", "path": "/3303/0/5750"}));
+    let a = app.answer("app1-30", 30).await;
+    assert_eq!(a["content"]["values"]["/3303/0/5750"]["v"], "kitchen", "the device was written: {a}");
 
     // The gateway is killed mid-flow (requests written, answers not yet given) and restarted.
     for i in 6..11 {
@@ -414,7 +433,7 @@ async fn lwm2m_node_lib_and_an_mca_application_through_the_ledger_and_the_embedd
             assert_eq!((n("submit_request"), n("submit_response")), (1, 1), "{id} on {peer}");
         }
         assert!(
-            !calls.iter().any(|(f, rid)| f == "submit_request" && rid == "app2-1"),
+            !calls.iter().any(|(f, rid)| f == "submit_request" && (rid == "app2-1" || rid == "app2-2")),
             "a denied request committed"
         );
     }
@@ -505,6 +524,44 @@ async fn lwm2m_node_lib_through_the_ledger_to_acme_as_a_remote_cse() {
     app.request("Cacme-ep", json!({"request_id": "acme-3", "op": "read", "path": "/3303/0/5750"}));
     let a = app.answer("acme-3", 30).await;
     assert_eq!(a["content"]["values"]["/3303/0/5750"]["v"], "cellar", "{a}");
+
+    // Impersonation on ACME (issue 13): only Cacme-app may command devices. Another application names it in
+    // the content: without `cr` the gateway cannot know who wrote the request and rejects it (4000); with
+    // `"cr": null` ACME records the real creator and the policy refuses it (4103). Neither reaches the device.
+    let policy = json!({"rules": [{"id": "only-acme-app", "originators": ["Cacme-app"], "devices": ["*"], "ops": ["*"]}]});
+    let file = net.logs.join("policy.json");
+    std::fs::write(&file, policy.to_string()).unwrap();
+    let out = Command::new(bin())
+        .args(["policy", "set", "--data-dir"])
+        .arg(net.dir.root())
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "policy set: {}", String::from_utf8_lossy(&out.stderr));
+    let evil = App::register(acme.port, "cse-in", "Cacme-evil").await;
+    let claim = |id: &str| {
+        json!({"request_id": id, "op": "write", "path": "/3303/0/5750", "content": {"v": "hijacked"},
+            "originator": "Cacme-app"})
+    };
+    let (rsc, body) = mca(
+        acme.port,
+        "POST",
+        "/cse-in/Cacme-ep/cmd",
+        "Cacme-evil",
+        Some(4),
+        &json!({"m2m:cin": {"con": claim("evil-1")}}),
+    );
+    assert_eq!(rsc, 2001, "{body}");
+    let a = app.answer("evil-1", 30).await;
+    assert_eq!((a["status"].as_str(), a["rsc"].as_u64()), (Some("rejected"), Some(4000)), "{a}");
+    assert!(a["message"].as_str().is_some_and(|m| m.contains("create the request with cr")), "{a}");
+    evil.request("Cacme-ep", claim("evil-2"));
+    let a = app.answer("evil-2", 30).await;
+    assert_eq!((a["status"].as_str(), a["rsc"].as_u64()), (Some("rejected"), Some(4103)), "{a}");
+    assert_eq!(a["originator"], "Cacme-evil", "{a}");
+    app.request("Cacme-ep", json!({"request_id": "acme-5", "op": "read", "path": "/3303/0/5750"}));
+    let a = app.answer("acme-5", 30).await;
+    assert_eq!(a["content"]["values"]["/3303/0/5750"]["v"], "cellar", "the device was written: {a}");
 
     // LwM2M → oneM2M: an observed value reaches ACME's data container.
     app.request("Cacme-ep", json!({"request_id": "acme-4", "op": "observe", "path": "/3303/0/5700"}));
