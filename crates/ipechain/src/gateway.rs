@@ -32,13 +32,14 @@ pub(crate) enum Onem2mChoice {
     /// The embedded CSE.
     Embedded(cse::Cse),
     /// A remote CSE: its authority (`host:port`), CSEBase name, whether it speaks HTTPS and the TLS settings
-    /// for that; our notification listener address.
+    /// for that; our notification listener address, and its certificate if it serves HTTPS.
     Remote {
         authority: String,
         base: String,
         https: bool,
         tls: mca_client::tls::TlsClient,
         listen: SocketAddr,
+        listen_tls: Option<mca_client::tls::TlsServer>,
     },
 }
 
@@ -83,10 +84,15 @@ pub(crate) async fn start(
             );
             (side, bridge::onem2m_side::notifications_embedded(rx))
         }
-        Onem2mChoice::Remote { authority, base, https, tls, listen } => {
-            let listener = mca_client::NotificationListener::bind(listen)
-                .await
-                .with_context(|| format!("binding the notification listener on {listen}"))?;
+        Onem2mChoice::Remote { authority, base, https, tls, listen, listen_tls } => {
+            let listener = match listen_tls {
+                Some(t) => {
+                    let cfg = t.rustls_config().context("the notification listener's TLS certificate")?;
+                    mca_client::NotificationListener::bind_tls(listen, cfg).await
+                }
+                None => mca_client::NotificationListener::bind(listen).await,
+            }
+            .with_context(|| format!("binding the notification listener on {listen}"))?;
             let url = listener.url();
             let mut cfg = mca_client::McaConfig::new(authority, IPE_AE);
             if https {

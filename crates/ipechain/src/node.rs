@@ -98,6 +98,10 @@ pub(crate) struct EdgeArgs {
     /// Where the gateway receives the remote CSE's notifications (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:0", requires = "remote_cse")]
     notify_addr: SocketAddr,
+    /// Receive the remote CSE's notifications over HTTPS (with peer0.org1's TLS certificate; the gateway's
+    /// `poa` and `nu` become `https://`).
+    #[arg(long, requires = "remote_cse")]
+    notify_tls: bool,
     /// Do not start the bridge gateway (only the ledger, the CSE and the LwM2M server).
     #[arg(long, conflicts_with = "demo")]
     no_gateway: bool,
@@ -215,6 +219,15 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
                 https: *https,
                 tls: mca_client_tls.clone(),
                 listen: edge.notify_addr,
+                listen_tls: if edge.notify_tls {
+                    Some(
+                        cse_server_tls
+                            .clone()
+                            .context("no peer TLS material for the notification listener")?,
+                    )
+                } else {
+                    None
+                },
             },
             (None, Some((cse, _))) => crate::gateway::Onem2mChoice::Embedded(cse.clone()),
             (None, None) => anyhow::bail!("no oneM2M side"),

@@ -589,6 +589,100 @@ async fn lwm2m_node_lib_through_the_ledger_to_acme_as_a_remote_cse() {
     verify(&net);
 }
 
+/// Mca over HTTPS with ACME (`useTLS`): `up --remote-cse https://… --mca-ca CA --notify-tls`. The gateway
+/// speaks HTTPS to ACME (verifying its certificate against the CA) and ACME notifies the gateway's HTTPS
+/// listener of each request; an application on HTTPS gets its answer from the device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lwm2m_node_lib_through_the_ledger_to_acme_over_https() {
+    use mca_client::tls::{PemIdentity, TlsClient, TlsServer};
+    let ca = test_support::pki::Ca::new("ipechain test Mca CA");
+    let cert = ca.issue("acme", &["127.0.0.1", "localhost"]);
+    let acme = test_support::AcmeProcess::spawn_https(&cert.cert_pem, &cert.key_pem).unwrap();
+    let tls = TlsClient { ca_pems: vec![ca.cert_pem.clone()], identity: None }.rustls_config().unwrap();
+    let url = format!("https://{}/cse-in", acme.authority());
+    let admin =
+        mca_client::McaClient::new(mca_client::McaConfig::from_url(&url, "CAdmin", Some(tls)).unwrap());
+    let ok = |r: Result<Value, mca_client::McaError>| r.ok();
+    for _ in 0..300 {
+        if ok(admin.retrieve("cse-in").await).is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let net = Net::generate();
+    let ca_file = net.logs.join("mca-ca.pem");
+    std::fs::write(&ca_file, &ca.cert_pem).unwrap();
+    let (cse, coap) = (test_support::free_tcp_port(), test_support::free_udp_port());
+    let extra =
+        [format!("--remote-cse={url}"), format!("--mca-ca={}", ca_file.display()), "--notify-tls".into()];
+    let mut up = spawn_up(&net, cse, coap, &extra);
+    wait_ledger_up(&net).await;
+    let mut ipe = Value::Null;
+    for _ in 0..300 {
+        if let Some(v) = ok(admin.retrieve("cse-in/Cipechain-ipe").await) {
+            ipe = v;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(ipe["poa"][0].as_str().is_some_and(|p| p.starts_with("https://127.0.0.1:")), "the IPE AE: {ipe}");
+
+    let _dev = NodeClient::start(&format!(
+        "create /3303/0\nset /3303/0 5700 18.5\nconnect 127.0.0.1 {} tls-ep /\n",
+        up.coap
+    ))
+    .await;
+    let mut tree = false;
+    for _ in 0..300 {
+        if ok(admin.retrieve("cse-in/Ctls-ep/obj3303_0/res5700").await).is_some() {
+            tree = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(tree, "the device's tree on ACME");
+
+    let receiver = ca.issue("app", &["127.0.0.1"]);
+    let server = TlsServer {
+        identity: PemIdentity { cert_pem: receiver.cert_pem, key_pem: receiver.key_pem },
+        client_ca_pems: vec![],
+    };
+    let mut notes =
+        NotificationListener::bind_tls("127.0.0.1:0".parse().unwrap(), server.rustls_config().unwrap())
+            .await
+            .unwrap();
+    let app = admin.with_origin("Ctls-app");
+    app.register_ae("cse-in", "tlsapp", "Napp", vec![notes.url()], vec![]).await.unwrap();
+    app.create_subscription("cse-in/Ctls-ep/rsp", "tls-app-rsp", vec![notes.url()], &[3]).await.unwrap();
+    let mut w = app.request(onem2m::Operation::Create, "cse-in/Ctls-ep/cmd");
+    w.ty = Some(4);
+    w.pc = Some(
+        json!({"m2m:cin": {"cr": null, "con": {"request_id": "tls-1", "op": "read", "path": "/3303/0/5700"}}}),
+    );
+    let r = app.send(&w).await.unwrap();
+    assert_eq!(r.rsc, onem2m::Rsc::Created, "{:?}", r.pc);
+    let answer = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let n = notes.recv().await.unwrap();
+            let con = match n.representation().and_then(|c| c.get("con")).cloned() {
+                Some(Value::String(s)) => serde_json::from_str(&s).unwrap_or(Value::Null),
+                Some(v) => v,
+                None => continue,
+            };
+            if con["request_id"] == "tls-1" {
+                return con;
+            }
+        }
+    })
+    .await
+    .expect("an answer to tls-1");
+    assert_eq!(answer["status"], "ok", "{answer}");
+    assert_eq!(answer["originator"], "Ctls-app", "{answer}");
+    assert_eq!(answer["content"]["values"]["/3303/0/5700"]["v"], 18.5, "{answer}");
+    stop(&mut up).await;
+    verify(&net);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aiocoap_sends_senml_cbor_and_its_request_is_answered_by_an_application() {
     let net = Net::generate();
