@@ -31,16 +31,24 @@ pub(crate) fn client(dir: &DataDir, org: usize, user: &str) -> Result<Client> {
 pub(crate) enum Onem2mChoice {
     /// The embedded CSE.
     Embedded(cse::Cse),
-    /// A remote CSE: its authority (`host:port`), CSEBase name, whether it speaks HTTPS and the TLS settings
-    /// for that; our notification listener address, and its certificate if it serves HTTPS.
-    Remote {
-        authority: String,
-        base: String,
-        https: bool,
-        tls: mca_client::tls::TlsClient,
-        listen: SocketAddr,
-        listen_tls: Option<mca_client::tls::TlsServer>,
-    },
+    /// A remote CSE.
+    Remote(Box<RemoteCse>),
+}
+
+/// How the gateway joins a remote CSE.
+pub(crate) struct RemoteCse {
+    /// `host:port`.
+    pub(crate) authority: String,
+    /// The CSEBase resource name.
+    pub(crate) base: String,
+    /// Speak HTTPS to it, with `tls`.
+    pub(crate) https: bool,
+    /// The CAs that verify it.
+    pub(crate) tls: mca_client::tls::TlsClient,
+    /// Our notification listener's address.
+    pub(crate) listen: SocketAddr,
+    /// Its certificate, if it serves HTTPS.
+    pub(crate) listen_tls: Option<mca_client::tls::TlsServer>,
 }
 
 /// Parses `http://host:port/cse-in` (or `https://…`) into (`host:port`, `cse-in`, HTTPS).
@@ -84,7 +92,8 @@ pub(crate) async fn start(
             );
             (side, bridge::onem2m_side::notifications_embedded(rx))
         }
-        Onem2mChoice::Remote { authority, base, https, tls, listen, listen_tls } => {
+        Onem2mChoice::Remote(remote) => {
+            let RemoteCse { authority, base, https, tls, listen, listen_tls } = *remote;
             let listener = match listen_tls {
                 Some(t) => {
                     let cfg = t.rustls_config().context("the notification listener's TLS certificate")?;

@@ -213,22 +213,24 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
             );
         }
         let choice = match (&remote, &cse_running) {
-            (Some((authority, base, https)), _) => crate::gateway::Onem2mChoice::Remote {
-                authority: authority.clone(),
-                base: base.clone(),
-                https: *https,
-                tls: mca_client_tls.clone(),
-                listen: edge.notify_addr,
-                listen_tls: if edge.notify_tls {
-                    Some(
-                        cse_server_tls
-                            .clone()
-                            .context("no peer TLS material for the notification listener")?,
-                    )
-                } else {
-                    None
-                },
-            },
+            (Some((authority, base, https)), _) => {
+                crate::gateway::Onem2mChoice::Remote(Box::new(crate::gateway::RemoteCse {
+                    authority: authority.clone(),
+                    base: base.clone(),
+                    https: *https,
+                    tls: mca_client_tls.clone(),
+                    listen: edge.notify_addr,
+                    listen_tls: if edge.notify_tls {
+                        Some(
+                            cse_server_tls
+                                .clone()
+                                .context("no peer TLS material for the notification listener")?,
+                        )
+                    } else {
+                        None
+                    },
+                }))
+            }
             (None, Some((cse, _))) => crate::gateway::Onem2mChoice::Embedded(cse.clone()),
             (None, None) => anyhow::bail!("no oneM2M side"),
         };
