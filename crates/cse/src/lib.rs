@@ -147,8 +147,12 @@ impl Cse {
         let fx = engine.take_effects();
         let (_, pending) = store.submit(fx.ops);
         pending.wait().await.map_err(|e| CseError::Store(StoreError::Db(e)))?;
-        let notify_tls =
-            if cfg.notify_tls.ca_pems.is_empty() { None } else { Some(cfg.notify_tls.rustls_config()?) };
+        // No TLS settings: no CA is trusted, so https:// targets are unreachable (the notifier says so).
+        let notify_tls = if cfg.notify_tls == mca_client::tls::TlsClient::default() {
+            None
+        } else {
+            Some(cfg.notify_tls.rustls_config()?)
+        };
         let notifier = Notifier::new(store.committed(), engine.csi(), notify_tls);
         let cse = Cse {
             inner: Arc::new(Inner {

@@ -156,6 +156,19 @@ impl TlsServer {
     }
 }
 
+/// A client configuration that trusts no CA (every server certificate is refused).
+fn no_roots() -> Arc<rustls::ClientConfig> {
+    static CFG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    CFG.get_or_init(|| {
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            // Not input-dependent: the ring provider supports the default versions (TLS 1.2 and 1.3).
+            .expect("the ring provider supports TLS 1.2 and 1.3");
+        Arc::new(builder.with_root_certificates(RootCertStore::empty()).with_no_client_auth())
+    })
+    .clone()
+}
+
 /// The HTTP client type for `http://` and `https://` URLs.
 pub type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -165,19 +178,7 @@ pub fn client(tls: Option<Arc<rustls::ClientConfig>>) -> HttpsClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
-    let cfg = tls.unwrap_or_else(|| {
-        // No CA configured: an empty root store, so every server certificate is refused.
-        Arc::new(
-            rustls::ClientConfig::builder_with_provider(provider())
-                .with_safe_default_protocol_versions()
-                .map(|b| b.with_root_certificates(RootCertStore::empty()).with_no_client_auth())
-                .unwrap_or_else(|_| {
-                    rustls::ClientConfig::builder()
-                        .with_root_certificates(RootCertStore::empty())
-                        .with_no_client_auth()
-                }),
-        )
-    });
+    let cfg = tls.unwrap_or_else(no_roots);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config((*cfg).clone())
         .https_or_http()
