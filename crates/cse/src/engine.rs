@@ -989,7 +989,12 @@ impl Engine {
                             Ok(Resolved::Res(ri)) => self.res.get(&ri)?,
                             _ => return None,
                         };
-                        Some(json!({"nm": r.rn, "typ": r.ty.code(), "val": a}))
+                        // SP-relative, as ACME writes them: `/id-in/cse-in/…` or `/id-in/<ri>`.
+                        let val = match req.drt {
+                            DiscResType::Structured => format!("/{}/{a}", self.cfg.cse_id),
+                            DiscResType::Unstructured => a.clone(),
+                        };
+                        Some(json!({"nm": r.rn, "typ": r.ty.code(), "val": val}))
                     })
                     .collect();
                 return Ok(ResponsePrimitive::new(Rsc::Ok, "", Some(json!({"m2m:rrl": {"rrf": rrf}}))));
@@ -1031,7 +1036,8 @@ impl Engine {
                 if matched > skip {
                     out.push(match drt {
                         DiscResType::Structured => self.structured(&cur),
-                        DiscResType::Unstructured => cur.clone(),
+                        // SP-relative (`/id-in/<ri>`), as ACME answers.
+                        DiscResType::Unstructured => self.sp_relative(&cur),
                     });
                     if fc.lim.is_some_and(|l| out.len() >= l) {
                         break;
@@ -1058,7 +1064,10 @@ impl Engine {
                 .into_iter()
                 .flat_map(|m| m.values())
                 .filter_map(|c| self.res.get(c))
-                .map(|c| json!({"nm": c.rn, "typ": c.ty.code(), "val": self.structured(&c.ri)}))
+                .map(|c| {
+                    let val = format!("/{}/{}", self.cfg.cse_id, self.structured(&c.ri));
+                    json!({"nm": c.rn, "typ": c.ty.code(), "val": val})
+                })
                 .collect()
         };
         let pc = match rcn {

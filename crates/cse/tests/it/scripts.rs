@@ -667,6 +667,29 @@ pub(crate) async fn discovery(r: &mut Run<'_>) {
         uris.sort();
         r.note(&format!("discovered {label}"), json!(uris));
     }
+    // Result forms: unstructured (drt=2) ids are SP-relative; references (rcn=6) are SP-relative structured
+    // addresses.
+    let a = r.m.req("GET", "/cse-in?fu=1&ty=3&drt=2", Some("Cdisc"), None, None).await;
+    r.obs("discovery CSEBase drt=2", 2000, &a, &[]);
+    let ids: Vec<String> = a.pc["m2m:uril"]
+        .as_array()
+        .map(|u| u.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    r.note(
+        "drt=2: three SP-relative ids",
+        json!(ids.len() == 3 && ids.iter().all(|i| i.starts_with("/id-in/") && i.matches('/').count() == 2)),
+    );
+    for (label, q) in [
+        ("discovery rcn=6", "/cse-in?fu=1&ty=3&rcn=6"),
+        ("discovery rcn=6 lbl=x", "/cse-in?fu=1&lbl=x&rcn=6"),
+    ] {
+        let a = r.m.req("GET", q, Some("Cdisc"), None, None).await;
+        r.obs(label, 2000, &a, &[]);
+        let mut rrf: Vec<Value> =
+            a.pc.pointer("/m2m:rrl/rrf").and_then(Value::as_array).cloned().unwrap_or_default();
+        rrf.sort_by_key(Value::to_string);
+        r.note(&format!("{label} references"), json!(rrf));
+    }
     let a = r.m.req("GET", "/cse-in?fu=1&ty=3&drt=2", Some("Cstranger"), None, None).await;
     r.obs("discovery CSEBase drt=2 (stranger)", 2000, &a, &[]);
     r.note(
