@@ -81,6 +81,16 @@ pub struct Onem2mSide {
     acl_current: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
+/// A notification from the oneM2M side, whichever transport delivered it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notified {
+    /// The content, `{"m2m:sgn": …}`.
+    pub body: Value,
+    /// For a new child resource: its creator, as the embedded CSE hands it over in-process. Always `None` from a
+    /// remote CSE (its notifications reach an unauthenticated listener, so nothing in them is taken on trust).
+    pub creator: Option<String>,
+}
+
 /// A request an application wrote into a device's `cmd` container.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CmdRequest {
@@ -303,11 +313,12 @@ impl Onem2mSide {
     /// (verification requests, deletion notices, anything else).
     ///
     /// The notification only says *which* contentInstance is new. Who created it comes from the CSE: with the
-    /// embedded CSE from its record of the CREATE ([`cse::Cse::creator_of`]); with a remote CSE the
+    /// embedded CSE handed over with the notification in-process (or, failing that, from its record of the
+    /// CREATE, [`cse::Cse::creator_of`]); with a remote CSE the
     /// contentInstance is retrieved from the CSE (the listener's notifications are not authenticated) and its
     /// `cr` is taken from that answer. Nothing in the content names the originator.
-    pub async fn cmd_request(&self, body: &Value) -> Option<CmdRequest> {
-        let sgn = body.get("m2m:sgn")?;
+    pub async fn cmd_request(&self, n: &Notified) -> Option<CmdRequest> {
+        let sgn = n.body.get("m2m:sgn")?;
         if sgn.get("vrq").is_some() || sgn.get("sud").is_some() {
             return None;
         }
@@ -316,7 +327,10 @@ impl Onem2mSide {
         let ae_id = self.cmd_owner(pi).await?;
         match &self.transport {
             Transport::Embedded(cse) => {
-                let creator = cin.get("ri").and_then(Value::as_str).and_then(|ri| cse.creator_of(ri));
+                let creator = n
+                    .creator
+                    .clone()
+                    .or_else(|| cin.get("ri").and_then(Value::as_str).and_then(|ri| cse.creator_of(ri)));
                 Some(Self::cmd_from_cin(ae_id, cin, creator))
             }
             Transport::Remote(_) => {
@@ -413,14 +427,14 @@ fn inner(pc: Option<&Value>) -> Option<&Value> {
     pc?.as_object().filter(|o| o.len() == 1)?.values().next()
 }
 
-/// Notifications of the oneM2M side as JSON bodies (`{"m2m:sgn": …}`), whichever transport delivers them.
+/// Notifications of the embedded CSE, with the creators it hands over in-process.
 pub fn notifications_embedded(
     mut rx: mpsc::UnboundedReceiver<cse::LocalNotification>,
-) -> mpsc::UnboundedReceiver<Value> {
+) -> mpsc::UnboundedReceiver<Notified> {
     let (tx, out) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(n) = rx.recv().await {
-            if tx.send(n.body).is_err() {
+            if tx.send(Notified { body: n.body, creator: n.creator }).is_err() {
                 break;
             }
         }
@@ -428,14 +442,14 @@ pub fn notifications_embedded(
     out
 }
 
-/// Same, for a remote CSE's notifications arriving at `listener`.
+/// Same, for a remote CSE's notifications arriving at `listener` (no creator: see [`Notified::creator`]).
 pub fn notifications_remote(
     mut listener: mca_client::NotificationListener,
-) -> mpsc::UnboundedReceiver<Value> {
+) -> mpsc::UnboundedReceiver<Notified> {
     let (tx, out) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(n) = listener.recv().await {
-            if tx.send(n.body).is_err() {
+            if tx.send(Notified { body: n.body, creator: None }).is_err() {
                 break;
             }
         }

@@ -100,6 +100,8 @@ pub(crate) struct Note {
     pub(crate) sur: String,
     /// The subscription's `bn`/`ln`: collect notifications per target and send them aggregated (`m2m:agn`).
     pub(crate) batch: Option<BatchPolicy>,
+    /// For the creation of a child: the originator that created it (handed to in-process receivers only).
+    pub(crate) creator: Option<String>,
 }
 
 /// A subscription's batchNotify (`bn`) and latestNotify (`ln`).
@@ -839,7 +841,7 @@ impl Engine {
         // Notify before indexing, so a new subscription is not told about its own creation.
         if self.watched(&parent_ri) {
             let rep = r.rep();
-            self.notify_event(&parent_ri, net::CREATE_CHILD, &rep, None, now);
+            self.notify_event(&parent_ri, net::CREATE_CHILD, &rep, None, Some(&r.owner), now);
         }
         self.put(r);
         if ty == ResourceType::ContentInstance {
@@ -1193,7 +1195,7 @@ impl Engine {
         }
         let mut modrep = Map::new();
         modrep.insert(ty.short_name().to_owned(), Value::Object(modified.clone()));
-        self.notify_event(&ri, net::UPDATE, &rep, Some(&Value::Object(modrep)), now);
+        self.notify_event(&ri, net::UPDATE, &rep, Some(&Value::Object(modrep)), None, now);
         let rcn = req.rcn.unwrap_or(ResultContent::Attributes);
         if rcn == ResultContent::ModifiedAttributes {
             let after = self.res.get(&ri).map(|r| r.attrs.clone()).unwrap_or_default();
@@ -1258,7 +1260,7 @@ impl Engine {
                 && r.ty != ResourceType::Subscription
             {
                 let rep = r.rep();
-                self.notify_event(c, net::DELETE, &rep, None, now);
+                self.notify_event(c, net::DELETE, &rep, None, None, now);
             }
         }
         for c in order.iter().rev() {
@@ -1298,7 +1300,7 @@ impl Engine {
             self.touch(&top.pi);
         }
         if notify_parent && self.watched(&top.pi) {
-            self.notify_event(&top.pi, net::DELETE_CHILD, &top.rep(), None, now);
+            self.notify_event(&top.pi, net::DELETE_CHILD, &top.rep(), None, None, now);
         }
     }
 
@@ -1354,6 +1356,7 @@ impl Engine {
         event: u64,
         rep: &Value,
         modified: Option<&Value>,
+        creator: Option<&str>,
         now: i64,
     ) {
         let subs: Vec<String> =
@@ -1394,7 +1397,8 @@ impl Engine {
                 .flat_map(|n| self.nu_targets(n).unwrap_or_default())
                 .collect();
             let batch = BatchPolicy::of(&sub.attrs);
-            self.fx.notes.push(Note { targets, body: json!({"m2m:sgn": sgn}), sur, batch });
+            let creator = creator.map(str::to_owned);
+            self.fx.notes.push(Note { targets, body: json!({"m2m:sgn": sgn}), sur, batch, creator });
             // Expiration counter.
             if let Some(exc) = sub.u64_attr("exc") {
                 if exc <= 1 {
@@ -1417,6 +1421,7 @@ impl Engine {
             body: json!({"m2m:sgn": {"sud": true, "sur": sur}}),
             sur,
             batch: None,
+            creator: None,
         });
     }
 

@@ -215,7 +215,13 @@ impl Cse {
             for t in n.targets {
                 match n.batch {
                     Some(p) => self.inner.notifier.enqueue_batched(t, &n.sur, batch, p, &n.body),
-                    None => self.inner.notifier.enqueue(t, batch, self.next_rqi(), n.body.clone()),
+                    None => self.inner.notifier.enqueue(
+                        t,
+                        batch,
+                        self.next_rqi(),
+                        n.body.clone(),
+                        n.creator.clone(),
+                    ),
                 }
             }
             tracing::trace!(sur = %n.sur, "notification queued");

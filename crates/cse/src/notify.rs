@@ -30,12 +30,16 @@ pub struct LocalNotification {
     pub rqi: String,
     /// The content, `{"m2m:sgn": {...}}`.
     pub body: Value,
+    /// For a notification of a new child resource (`net` 3): the originator that created it, as the CSE
+    /// checked it (whether or not the resource shows `cr`). `None` for other notifications.
+    pub creator: Option<String>,
 }
 
 struct Job {
     batch: u64,
     rqi: String,
     body: Value,
+    creator: Option<String>,
 }
 
 /// Sends notifications.
@@ -101,7 +105,15 @@ impl Notifier {
     }
 
     /// Queues a notification that may go out once storage batch `batch` is committed.
-    pub(crate) fn enqueue(&self, target: NotifyTarget, batch: u64, rqi: String, body: Value) {
+    /// `creator`: see [`LocalNotification::creator`].
+    pub(crate) fn enqueue(
+        &self,
+        target: NotifyTarget,
+        batch: u64,
+        rqi: String,
+        body: Value,
+        creator: Option<String>,
+    ) {
         let Ok(mut queues) = self.inner.queues.lock() else { return };
         let tx = queues.entry(target.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -109,11 +121,12 @@ impl Notifier {
             tokio::spawn(run_queue(inner, target.clone(), rx));
             tx
         });
-        if tx.send(Job { batch, rqi: rqi.clone(), body: body.clone() }).is_err() {
+        let job = Job { batch, rqi, body, creator };
+        if let Err(mpsc::error::SendError(job)) = tx.send(job) {
             // The queue's task ended (it does when idle): start a fresh one.
             let (ntx, rx) = mpsc::unbounded_channel();
             tokio::spawn(run_queue(self.inner.clone(), target, rx));
-            let _ = ntx.send(Job { batch, rqi, body });
+            let _ = ntx.send(job);
             *tx = ntx;
         }
     }
@@ -169,7 +182,7 @@ impl Notifier {
             sgns.drain(..sgns.len() - 1);
         }
         let rqi = format!("agn-{}", self.next_agn());
-        self.enqueue(target, batch, rqi, json!({"m2m:agn": {"m2m:sgn": sgns}}));
+        self.enqueue(target, batch, rqi, json!({"m2m:agn": {"m2m:sgn": sgns}}), None);
     }
 
     /// Sends one request and waits for the answer (used for verification requests). Returns the RSC.
@@ -179,7 +192,7 @@ impl Notifier {
         rqi: &str,
         body: &Value,
     ) -> Result<Rsc, String> {
-        deliver(&self.inner, target, rqi, body).await
+        deliver(&self.inner, target, rqi, body, None).await
     }
 }
 
@@ -191,7 +204,7 @@ async fn run_queue(inner: Arc<NotifierInner>, target: NotifyTarget, mut rx: mpsc
         }
         let mut attempt = 0;
         loop {
-            let e = match deliver(&inner, &target, &job.rqi, &job.body).await {
+            let e = match deliver(&inner, &target, &job.rqi, &job.body, job.creator.as_deref()).await {
                 Ok(rsc) if rsc.is_success() => break,
                 // The receiver understood and refused it: the same notification would be refused again.
                 Ok(rsc) if (4000..5000).contains(&rsc.code()) => {
@@ -213,18 +226,24 @@ async fn run_queue(inner: Arc<NotifierInner>, target: NotifyTarget, mut rx: mpsc
     }
 }
 
+/// Sends one notification; `creator` goes to in-process receivers only (HTTP receivers get the body).
 async fn deliver(
     inner: &NotifierInner,
     target: &NotifyTarget,
     rqi: &str,
     body: &Value,
+    creator: Option<&str>,
 ) -> Result<Rsc, String> {
     match target {
         NotifyTarget::Local(name) => {
             let tx = inner.locals.lock().ok().and_then(|l| l.get(name).cloned());
             match tx {
                 Some(tx) => tx
-                    .send(LocalNotification { rqi: rqi.to_owned(), body: body.clone() })
+                    .send(LocalNotification {
+                        rqi: rqi.to_owned(),
+                        body: body.clone(),
+                        creator: creator.map(str::to_owned),
+                    })
                     .map(|()| Rsc::Ok)
                     .map_err(|_| format!("local subscriber {name} is gone")),
                 None => Err(format!("no local subscriber {name}")),

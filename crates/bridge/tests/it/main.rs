@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bridge::events::{CmdSubmission, cmd_submission};
-use bridge::onem2m_side::{Onem2mSide, Transport, notifications_embedded};
+use bridge::onem2m_side::{Notified, Onem2mSide, Transport, notifications_embedded};
 use ipe::mapping::Cin;
 use onem2m::{Operation, RequestPrimitive, Rsc};
 use serde_json::{Value, json};
@@ -83,7 +83,7 @@ async fn trees_cins_and_cmd_requests_on_the_embedded_cse() {
     let body = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         loop {
             let b = rx.recv().await.unwrap();
-            if b.pointer("/m2m:sgn/nev/rep/m2m:cin").is_some() {
+            if b.body.pointer("/m2m:sgn/nev/rep/m2m:cin").is_some() {
                 return b;
             }
         }
@@ -201,7 +201,7 @@ async fn an_application_cannot_name_another_originator_on_the_embedded_cse() {
     let body = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         loop {
             let b = rx.recv().await.unwrap();
-            if b.pointer("/m2m:sgn/nev/rep/m2m:cin").is_some() {
+            if b.body.pointer("/m2m:sgn/nev/rep/m2m:cin").is_some() {
                 return b;
             }
         }
@@ -221,12 +221,20 @@ async fn an_application_cannot_name_another_originator_on_the_embedded_cse() {
     answer.con = json!({"op": "answer", "request_id": "gw1-d-1", "status": "ok", "originator": "Callowed"});
     assert_eq!(submitted_originator(&cmd_submission(&answer, "")), Some("Cdenied"));
     // A creator the CSE cannot tell is a rejection, never a guess.
-    let unknown = bridge::onem2m_side::CmdRequest { originator: None, ..r };
+    let unknown = bridge::onem2m_side::CmdRequest { originator: None, ..r.clone() };
     assert_eq!(
         cmd_submission(&unknown, side.no_creator_reason()),
         CmdSubmission::Reject { status: 400, message: side.no_creator_reason().to_owned() }
     );
     assert_eq!(cse.creator_of("no-such-ri"), None);
+    // The creator travels with the in-process notification, so it is known even when the contentInstance is
+    // gone by the time the gateway handles it (e.g. pushed out of `cmd` by `mni`).
+    assert_eq!(body.creator.as_deref(), Some("Cdenied"));
+    let rn = r.rn.clone().unwrap();
+    let d = req(&cse, Operation::Delete, &format!("cse-in/Cimei-1/cmd/{rn}"), "CAdmin", None, None).await;
+    assert_eq!(d.rsc, Rsc::Deleted);
+    let late = side.cmd_request(&body).await.expect("a cmd request");
+    assert_eq!(late.originator.as_deref(), Some("Cdenied"));
 }
 
 /// ACME as the CSE of the test above. Its notifications are only a trigger: the gateway retrieves the
@@ -270,7 +278,7 @@ async fn an_application_cannot_name_another_originator_on_acme() {
             .await
             .expect("a notification in time")
             .unwrap();
-        if let Some(r) = side.cmd_request(&n.body).await {
+        if let Some(r) = side.cmd_request(&Notified { body: n.body, creator: None }).await {
             return r;
         }
     };
@@ -299,9 +307,14 @@ async fn an_application_cannot_name_another_originator_on_acme() {
         cmd["ri"].as_str().unwrap().to_owned()
     };
     fake["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["pi"] = json!(cmd_ri);
-    assert_eq!(side.cmd_request(&fake).await, None, "a notification of a contentInstance ACME does not have");
+    let notified = |body: &Value| Notified { body: body.clone(), creator: None };
+    assert_eq!(
+        side.cmd_request(&notified(&fake)).await,
+        None,
+        "a notification of a contentInstance ACME does not have"
+    );
     fake["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["rn"] = json!(r.rn.clone().unwrap());
-    let again = side.cmd_request(&fake).await.expect("the real contentInstance");
+    let again = side.cmd_request(&notified(&fake)).await.expect("the real contentInstance");
     assert_eq!(again.originator.as_deref(), Some("Cdenied"));
     assert_eq!(again.con["request_id"], "a2", "the content is ACME's, not the notification's");
 
