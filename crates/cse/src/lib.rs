@@ -411,19 +411,14 @@ fn certificate_refuses(
         Err(_) => None,
     };
     let origin = req.fr.as_deref().unwrap_or_default();
-    match cn {
-        Some(cn) if cn == origin => None,
-        Some(cn) => Some(ResponsePrimitive::error(
-            Rsc::OriginatorHasNoPrivilege,
-            req.rqi.clone(),
-            format!("the client certificate is issued to {cn:?}, not to the originator {origin:?}"),
-        )),
-        None => Some(ResponsePrimitive::error(
-            Rsc::OriginatorHasNoPrivilege,
-            req.rqi.clone(),
-            "the client certificate has no subject common name to match the originator",
-        )),
-    }
+    let why = match cn {
+        Some(cn) if cn == origin => return None,
+        Some(cn) => format!("the client certificate is issued to {cn:?}, not to the originator {origin:?}"),
+        None => "the client certificate has no subject common name to match the originator".to_owned(),
+    };
+    let mut r = ResponsePrimitive::error(Rsc::OriginatorHasNoPrivilege, req.rqi.clone(), why);
+    r.rvi.clone_from(&req.rvi);
+    Some(r)
 }
 
 /// Reads at most `limit` bytes of content. A larger body is read on and discarded (up to 16 times the limit) so
