@@ -593,7 +593,10 @@ pub(crate) async fn device_request_timer(shared: Arc<Shared>, id: String, exp: i
 // ------------------------------------------------------------------- requests from cmd containers
 
 /// Applications' requests written into `cmd` containers → `submit_request` (or `answer_device_request`).
-pub(crate) async fn cmd_requests(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Json>) {
+pub(crate) async fn cmd_requests(
+    shared: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<crate::onem2m_side::Notified>,
+) {
     loop {
         let body = tokio::select! {
             () = shared.stop.cancelled() => return,
@@ -673,39 +676,60 @@ pub(crate) async fn cmd_backlog(shared: Arc<Shared>) {
     }
 }
 
-async fn cmd_request(shared: &Arc<Shared>, req: crate::onem2m_side::CmdRequest) {
-    let ipe = shared.cfg.onem2m_ledger.contract(ipe::NAME);
-    let request_id = req.con.get("request_id").and_then(Json::as_str).unwrap_or_default().to_owned();
-    let Some(originator) = req.originator.clone() else {
-        reject(
-            shared,
-            &req.ae_id,
-            &request_id,
-            "",
-            400,
-            "the request names no originator: create the contentInstance with \"cr\": null, or put \
-             \"originator\" in its content",
-        )
-        .await;
-        return;
+/// What the gateway does with a request taken from a `cmd` container.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CmdSubmission {
+    /// Submit `function` of the IPE contract with `args`.
+    Submit {
+        /// `submit_request` or `answer_device_request`.
+        function: &'static str,
+        /// Its argument; `originator` is the contentInstance's creator, as the CSE said.
+        args: Json,
+    },
+    /// Answer `rejected` at once, with a contract-style status (400 → RSC 4000) and a message.
+    Reject {
+        /// 400.
+        status: i32,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Decides what a request from a `cmd` container becomes. The originator is the creator the CSE reported
+/// ([`crate::onem2m_side::CmdRequest::originator`]); an `originator` the content names is overwritten, and a
+/// request whose creator the CSE cannot tell is rejected with `no_creator` as the message.
+pub fn cmd_submission(req: &crate::onem2m_side::CmdRequest, no_creator: &str) -> CmdSubmission {
+    let Some(originator) = req.originator.as_deref() else {
+        return CmdSubmission::Reject { status: 400, message: no_creator.to_owned() };
     };
-    let answer = req.con.get("op").and_then(Json::as_str) == Some("answer");
-    let result = if answer {
+    if req.con.get("op").and_then(Json::as_str) == Some("answer") {
         let mut a = req.con.clone();
         if let Some(o) = a.as_object_mut() {
             o.remove("op");
             o.insert("originator".into(), json!(originator));
         }
-        ledger::submit(&ipe, "answer_device_request", &a).await
-    } else {
-        match ipe::mapping::request_from_cmd(&req.con, &originator, &req.ae_id) {
-            Ok(args) => ledger::submit(&ipe, "submit_request", &args).await,
-            Err(e) => Err(ledger::SubmitError::Refused {
-                function: "submit_request".into(),
-                status: 400,
-                message: e.to_string(),
-            }),
+        return CmdSubmission::Submit { function: "answer_device_request", args: a };
+    }
+    match ipe::mapping::request_from_cmd(&req.con, originator, &req.ae_id) {
+        Ok(args) => CmdSubmission::Submit { function: "submit_request", args },
+        Err(e) => CmdSubmission::Reject { status: 400, message: e.to_string() },
+    }
+}
+
+async fn cmd_request(shared: &Arc<Shared>, req: crate::onem2m_side::CmdRequest) {
+    let ipe = shared.cfg.onem2m_ledger.contract(ipe::NAME);
+    let request_id = req.con.get("request_id").and_then(Json::as_str).unwrap_or_default().to_owned();
+    let originator = req.originator.clone().unwrap_or_default();
+    let answer = req.con.get("op").and_then(Json::as_str) == Some("answer");
+    let result = match cmd_submission(&req, shared.cfg.onem2m.no_creator_reason()) {
+        CmdSubmission::Reject { status, message } => {
+            if req.originator.is_none() {
+                tracing::warn!(ae = %req.ae_id, request_id, "a cmd request without a known creator, rejected");
+            }
+            reject(shared, &req.ae_id, &request_id, &originator, status, &message).await;
+            return;
         }
+        CmdSubmission::Submit { function, args } => ledger::submit(&ipe, function, &args).await,
     };
     match result {
         Ok(_) => {

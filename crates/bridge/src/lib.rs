@@ -161,7 +161,7 @@ impl Bridge {
     /// persisted checkpoint and starts listening to the LwM2M server and the CSE's notifications.
     pub async fn start(
         cfg: BridgeConfig,
-        notifications: tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+        notifications: tokio::sync::mpsc::UnboundedReceiver<onem2m_side::Notified>,
     ) -> Result<Bridge, BridgeError> {
         std::fs::create_dir_all(&cfg.state_dir)?;
         let (journal, open) = journal::Journal::open(&cfg.state_dir.join("journal.log"))?;

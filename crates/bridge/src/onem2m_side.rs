@@ -81,12 +81,23 @@ pub struct Onem2mSide {
     acl_current: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
+/// A notification from the oneM2M side, whichever transport delivered it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notified {
+    /// The content, `{"m2m:sgn": …}`.
+    pub body: Value,
+    /// For a new child resource: its creator, as the embedded CSE hands it over in-process. Always `None` from a
+    /// remote CSE (its notifications reach an unauthenticated listener, so nothing in them is taken on trust).
+    pub creator: Option<String>,
+}
+
 /// A request an application wrote into a device's `cmd` container.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CmdRequest {
     /// The device's AE-ID.
     pub ae_id: String,
-    /// Who wrote it: the contentInstance's `cr`, else the `originator` its content claims.
+    /// Who wrote it, as the CSE says (the originator of the contentInstance's CREATE); `None` when the CSE
+    /// cannot say (a remote CSE where the application did not ask for `cr`). Never taken from the content.
     pub originator: Option<String>,
     /// The contentInstance's `con`.
     pub con: Value,
@@ -300,15 +311,44 @@ impl Onem2mSide {
 
     /// Interprets a notification: a new contentInstance in some device's `cmd` container, or `None`
     /// (verification requests, deletion notices, anything else).
-    pub async fn cmd_request(&self, body: &Value) -> Option<CmdRequest> {
-        let sgn = body.get("m2m:sgn")?;
+    ///
+    /// The notification only says *which* contentInstance is new. Who created it comes from the CSE: with the
+    /// embedded CSE handed over with the notification in-process (or, failing that, from its record of the
+    /// CREATE, [`cse::Cse::creator_of`]); with a remote CSE the
+    /// contentInstance is retrieved from the CSE (the listener's notifications are not authenticated) and its
+    /// `cr` is taken from that answer. Nothing in the content names the originator.
+    pub async fn cmd_request(&self, n: &Notified) -> Option<CmdRequest> {
+        let sgn = n.body.get("m2m:sgn")?;
         if sgn.get("vrq").is_some() || sgn.get("sud").is_some() {
             return None;
         }
         let cin = sgn.pointer("/nev/rep/m2m:cin")?;
         let pi = cin.get("pi").and_then(Value::as_str)?;
         let ae_id = self.cmd_owner(pi).await?;
-        Some(Self::cmd_from_cin(ae_id, cin))
+        match &self.transport {
+            Transport::Embedded(cse) => {
+                let creator = n
+                    .creator
+                    .clone()
+                    .or_else(|| cin.get("ri").and_then(Value::as_str).and_then(|ri| cse.creator_of(ri)));
+                Some(Self::cmd_from_cin(ae_id, cin, creator))
+            }
+            Transport::Remote(_) => {
+                let rn = cin.get("rn").and_then(Value::as_str)?;
+                let to = format!("{}/{ae_id}/{}/{rn}", self.base, ipe::mapping::CMD);
+                let r = self.send(self.req(Operation::Retrieve, to, &ae_id), &[Rsc::Ok]).await;
+                let stored = match r.as_ref().ok().and_then(|r| r.pc.as_ref()).and_then(|p| p.get("m2m:cin"))
+                {
+                    Some(c) => c.clone(),
+                    None => {
+                        tracing::warn!(ae = %ae_id, rn, "a notified cmd contentInstance is not on the CSE");
+                        return None;
+                    }
+                };
+                let creator = stored.get("cr").and_then(Value::as_str).map(str::to_owned);
+                Some(Self::cmd_from_cin(ae_id, &stored, creator))
+            }
+        }
     }
 
     /// The requests waiting in a device's `cmd` container (read after a restart: a request written while the
@@ -323,20 +363,40 @@ impl Onem2mSide {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        Ok(cins.iter().map(|c| Self::cmd_from_cin(ae_id.to_owned(), c)).collect())
+        Ok(cins
+            .iter()
+            .map(|c| {
+                let creator = match &self.transport {
+                    Transport::Embedded(cse) => {
+                        c.get("ri").and_then(Value::as_str).and_then(|ri| cse.creator_of(ri))
+                    }
+                    // The CSE's own answer: its `cr`, if the application asked for one.
+                    Transport::Remote(_) => c.get("cr").and_then(Value::as_str).map(str::to_owned),
+                };
+                Self::cmd_from_cin(ae_id.to_owned(), c, creator)
+            })
+            .collect())
     }
 
-    fn cmd_from_cin(ae_id: String, cin: &Value) -> CmdRequest {
+    /// Why a request has no originator ([`CmdRequest::originator`] is `None`), for the `rejected` answer.
+    pub fn no_creator_reason(&self) -> &'static str {
+        match self.transport {
+            Transport::Embedded(_) => {
+                "the CSE no longer knows who created this request (its contentInstance is gone); write it again"
+            }
+            Transport::Remote(_) => {
+                "the CSE did not record who created this request: create the request with cr (\"cr\": null in \
+                 the contentInstance)"
+            }
+        }
+    }
+
+    fn cmd_from_cin(ae_id: String, cin: &Value, originator: Option<String>) -> CmdRequest {
         let con = match cin.get("con") {
             Some(Value::String(s)) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
             Some(v) => v.clone(),
             None => Value::Null,
         };
-        let originator = cin
-            .get("cr")
-            .and_then(Value::as_str)
-            .or_else(|| con.get("originator").and_then(Value::as_str))
-            .map(str::to_owned);
         let rn = cin.get("rn").and_then(Value::as_str).map(str::to_owned);
         let ri = cin.get("ri").and_then(Value::as_str).map(str::to_owned);
         CmdRequest { ae_id, originator, con, rn, ri }
@@ -367,14 +427,14 @@ fn inner(pc: Option<&Value>) -> Option<&Value> {
     pc?.as_object().filter(|o| o.len() == 1)?.values().next()
 }
 
-/// Notifications of the oneM2M side as JSON bodies (`{"m2m:sgn": …}`), whichever transport delivers them.
+/// Notifications of the embedded CSE, with the creators it hands over in-process.
 pub fn notifications_embedded(
     mut rx: mpsc::UnboundedReceiver<cse::LocalNotification>,
-) -> mpsc::UnboundedReceiver<Value> {
+) -> mpsc::UnboundedReceiver<Notified> {
     let (tx, out) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(n) = rx.recv().await {
-            if tx.send(n.body).is_err() {
+            if tx.send(Notified { body: n.body, creator: n.creator }).is_err() {
                 break;
             }
         }
@@ -382,14 +442,14 @@ pub fn notifications_embedded(
     out
 }
 
-/// Same, for a remote CSE's notifications arriving at `listener`.
+/// Same, for a remote CSE's notifications arriving at `listener` (no creator: see [`Notified::creator`]).
 pub fn notifications_remote(
     mut listener: mca_client::NotificationListener,
-) -> mpsc::UnboundedReceiver<Value> {
+) -> mpsc::UnboundedReceiver<Notified> {
     let (tx, out) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(n) = listener.recv().await {
-            if tx.send(n.body).is_err() {
+            if tx.send(Notified { body: n.body, creator: None }).is_err() {
                 break;
             }
         }

@@ -100,6 +100,8 @@ pub(crate) struct Note {
     pub(crate) sur: String,
     /// The subscription's `bn`/`ln`: collect notifications per target and send them aggregated (`m2m:agn`).
     pub(crate) batch: Option<BatchPolicy>,
+    /// For the creation of a child: the originator that created it (handed to in-process receivers only).
+    pub(crate) creator: Option<String>,
 }
 
 /// A subscription's batchNotify (`bn`) and latestNotify (`ln`).
@@ -507,7 +509,12 @@ impl Engine {
         bit: u8,
         child: Option<ResourceType>,
     ) -> bool {
-        let Some(acp) = self.res.get(acp_ri) else { return false };
+        // `acpi` holds resource identifiers, or any other address form of the policy (checked at CREATE/UPDATE).
+        let acp = self.res.get(acp_ri).or_else(|| match self.resolve(acp_ri) {
+            Ok(Resolved::Res(ri)) => self.res.get(&ri),
+            _ => None,
+        });
+        let Some(acp) = acp.filter(|a| a.ty == ResourceType::AccessControlPolicy) else { return false };
         let rules = acp.attrs.get(key).and_then(|p| p.get("acr")).and_then(Value::as_array);
         rules.into_iter().flatten().any(|rule| {
             let op = rule.get("acop").and_then(Value::as_u64).unwrap_or(0);
@@ -834,7 +841,7 @@ impl Engine {
         // Notify before indexing, so a new subscription is not told about its own creation.
         if self.watched(&parent_ri) {
             let rep = r.rep();
-            self.notify_event(&parent_ri, net::CREATE_CHILD, &rep, None, now);
+            self.notify_event(&parent_ri, net::CREATE_CHILD, &rep, None, Some(&r.owner), now);
         }
         self.put(r);
         if ty == ResourceType::ContentInstance {
@@ -973,12 +980,8 @@ impl Engine {
             }
         };
         if req.fc.fu == Some(FilterUsage::Discovery) {
-            if !self.permitted(&origin, &ri, 32) && !self.permitted(&origin, &ri, 2) {
-                return fail(
-                    Rsc::OriginatorHasNoPrivilege,
-                    format!("originator {origin} may not DISCOVER here"),
-                );
-            }
+            // No privilege is needed on the target itself (the CSEBase has none for applications): the answer
+            // lists the resources below it that the originator may discover, empty for a stranger, as ACME does.
             let found = self.discover(&origin, &ri, &req.fc, req.drt);
             if req.rcn == Some(ResultContent::ChildResourceReferences) {
                 let rrf: Vec<Value> = found
@@ -988,7 +991,12 @@ impl Engine {
                             Ok(Resolved::Res(ri)) => self.res.get(&ri)?,
                             _ => return None,
                         };
-                        Some(json!({"nm": r.rn, "typ": r.ty.code(), "val": a}))
+                        // SP-relative, as ACME writes them: `/id-in/cse-in/…` or `/id-in/<ri>`.
+                        let val = match req.drt {
+                            DiscResType::Structured => format!("/{}/{a}", self.cfg.cse_id),
+                            DiscResType::Unstructured => a.clone(),
+                        };
+                        Some(json!({"nm": r.rn, "typ": r.ty.code(), "val": val}))
                     })
                     .collect();
                 return Ok(ResponsePrimitive::new(Rsc::Ok, "", Some(json!({"m2m:rrl": {"rrf": rrf}}))));
@@ -1020,7 +1028,9 @@ impl Engine {
         let skip = fc.ofst.unwrap_or(1).saturating_sub(1);
         let mut matched = 0usize;
         while let Some((cur, depth)) = stack.pop() {
-            if let Some(r) = self.res.get(&cur)
+            // The target itself is not a result, only what lies below it (as ACME answers).
+            if depth > 0
+                && let Some(r) = self.res.get(&cur)
                 && matches_filter(r, fc)
                 && (self.permitted(origin, &cur, 32) || self.permitted(origin, &cur, 2))
             {
@@ -1028,7 +1038,8 @@ impl Engine {
                 if matched > skip {
                     out.push(match drt {
                         DiscResType::Structured => self.structured(&cur),
-                        DiscResType::Unstructured => cur.clone(),
+                        // SP-relative (`/id-in/<ri>`), as ACME answers.
+                        DiscResType::Unstructured => self.sp_relative(&cur),
                     });
                     if fc.lim.is_some_and(|l| out.len() >= l) {
                         break;
@@ -1055,7 +1066,10 @@ impl Engine {
                 .into_iter()
                 .flat_map(|m| m.values())
                 .filter_map(|c| self.res.get(c))
-                .map(|c| json!({"nm": c.rn, "typ": c.ty.code(), "val": self.structured(&c.ri)}))
+                .map(|c| {
+                    let val = format!("/{}/{}", self.cfg.cse_id, self.structured(&c.ri));
+                    json!({"nm": c.rn, "typ": c.ty.code(), "val": val})
+                })
                 .collect()
         };
         let pc = match rcn {
@@ -1181,7 +1195,7 @@ impl Engine {
         }
         let mut modrep = Map::new();
         modrep.insert(ty.short_name().to_owned(), Value::Object(modified.clone()));
-        self.notify_event(&ri, net::UPDATE, &rep, Some(&Value::Object(modrep)), now);
+        self.notify_event(&ri, net::UPDATE, &rep, Some(&Value::Object(modrep)), None, now);
         let rcn = req.rcn.unwrap_or(ResultContent::Attributes);
         if rcn == ResultContent::ModifiedAttributes {
             let after = self.res.get(&ri).map(|r| r.attrs.clone()).unwrap_or_default();
@@ -1246,7 +1260,7 @@ impl Engine {
                 && r.ty != ResourceType::Subscription
             {
                 let rep = r.rep();
-                self.notify_event(c, net::DELETE, &rep, None, now);
+                self.notify_event(c, net::DELETE, &rep, None, None, now);
             }
         }
         for c in order.iter().rev() {
@@ -1286,7 +1300,7 @@ impl Engine {
             self.touch(&top.pi);
         }
         if notify_parent && self.watched(&top.pi) {
-            self.notify_event(&top.pi, net::DELETE_CHILD, &top.rep(), None, now);
+            self.notify_event(&top.pi, net::DELETE_CHILD, &top.rep(), None, None, now);
         }
     }
 
@@ -1321,7 +1335,7 @@ impl Engine {
             .filter_map(|p| {
                 if let Some(name) = p.strip_prefix("local://") {
                     Some(NotifyTarget::Local(name.to_owned()))
-                } else if p.starts_with("http://") {
+                } else if p.starts_with("http://") || p.starts_with("https://") {
                     Some(NotifyTarget::Url(format!("{}/{aei}", p.trim_end_matches('/'))))
                 } else {
                     None
@@ -1330,7 +1344,7 @@ impl Engine {
             .collect();
         if targets.is_empty() {
             return Err(format!(
-                "notification target {nu:?} has no poa this CSE can send to (http:// or local://)"
+                "notification target {nu:?} has no poa this CSE can send to (http://, https:// or local://)"
             ));
         }
         Ok(targets)
@@ -1342,6 +1356,7 @@ impl Engine {
         event: u64,
         rep: &Value,
         modified: Option<&Value>,
+        creator: Option<&str>,
         now: i64,
     ) {
         let subs: Vec<String> =
@@ -1382,7 +1397,8 @@ impl Engine {
                 .flat_map(|n| self.nu_targets(n).unwrap_or_default())
                 .collect();
             let batch = BatchPolicy::of(&sub.attrs);
-            self.fx.notes.push(Note { targets, body: json!({"m2m:sgn": sgn}), sur, batch });
+            let creator = creator.map(str::to_owned);
+            self.fx.notes.push(Note { targets, body: json!({"m2m:sgn": sgn}), sur, batch, creator });
             // Expiration counter.
             if let Some(exc) = sub.u64_attr("exc") {
                 if exc <= 1 {
@@ -1405,6 +1421,7 @@ impl Engine {
             body: json!({"m2m:sgn": {"sud": true, "sur": sur}}),
             sur,
             batch: None,
+            creator: None,
         });
     }
 
@@ -1432,6 +1449,12 @@ impl Engine {
     /// Number of resources (for tests and metrics).
     pub(crate) fn len(&self) -> usize {
         self.res.len()
+    }
+
+    /// The originator that created the resource `ri` (the `X-M2M-Origin` of its CREATE), whether or not the
+    /// resource shows it as `cr`.
+    pub(crate) fn creator_of(&self, ri: &str) -> Option<&str> {
+        self.res.get(ri).map(|r| r.owner.as_str())
     }
 }
 

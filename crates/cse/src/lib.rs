@@ -72,6 +72,10 @@ pub struct CseConfig {
     pub max_body_bytes: usize,
     /// Whether any originator may RETRIEVE the CSEBase (otherwise only the admin and registered AEs, as in ACME).
     pub public_cse_base: bool,
+    /// How notifications reach `https://` targets (`nu` URLs, AE `poa`s): the trusted CAs and an optional client
+    /// certificate. Without CAs, `https://` targets cannot be verified and are unreachable (5204 at
+    /// subscription time).
+    pub notify_tls: mca_client::tls::TlsClient,
 }
 
 impl Default for CseConfig {
@@ -85,6 +89,7 @@ impl Default for CseConfig {
             data_dir: None,
             max_body_bytes: 1 << 20,
             public_cse_base: false,
+            notify_tls: mca_client::tls::TlsClient::default(),
         }
     }
 }
@@ -102,6 +107,9 @@ pub enum CseError {
     /// I/O.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// TLS material (`notify_tls`, or the HTTPS server's) could not be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] mca_client::tls::TlsError),
 }
 
 /// The embedded CSE. Cheap to clone; all clones share one tree.
@@ -139,7 +147,13 @@ impl Cse {
         let fx = engine.take_effects();
         let (_, pending) = store.submit(fx.ops);
         pending.wait().await.map_err(|e| CseError::Store(StoreError::Db(e)))?;
-        let notifier = Notifier::new(store.committed(), engine.csi());
+        // No TLS settings: no CA is trusted, so https:// targets are unreachable (the notifier says so).
+        let notify_tls = if cfg.notify_tls == mca_client::tls::TlsClient::default() {
+            None
+        } else {
+            Some(cfg.notify_tls.rustls_config()?)
+        };
+        let notifier = Notifier::new(store.committed(), engine.csi(), notify_tls);
         let cse = Cse {
             inner: Arc::new(Inner {
                 engine: Mutex::new((engine, store)),
@@ -201,7 +215,13 @@ impl Cse {
             for t in n.targets {
                 match n.batch {
                     Some(p) => self.inner.notifier.enqueue_batched(t, &n.sur, batch, p, &n.body),
-                    None => self.inner.notifier.enqueue(t, batch, self.next_rqi(), n.body.clone()),
+                    None => self.inner.notifier.enqueue(
+                        t,
+                        batch,
+                        self.next_rqi(),
+                        n.body.clone(),
+                        n.creator.clone(),
+                    ),
                 }
             }
             tracing::trace!(sur = %n.sur, "notification queued");
@@ -217,6 +237,14 @@ impl Cse {
     /// notifications here (and subscriptions may use `local://<name>` directly in `nu`).
     pub fn local_poa(&self, name: &str) -> mpsc::UnboundedReceiver<LocalNotification> {
         self.inner.notifier.register_local(name)
+    }
+
+    /// The originator that created the resource with resource identifier `ri` (the `X-M2M-Origin` of its
+    /// CREATE, as the CSE checked it), whether or not the creator asked for `cr`; `None` if there is no such
+    /// resource (any more). In-process callers (the gateway) take a request's originator from here, never from
+    /// the request's content.
+    pub fn creator_of(&self, ri: &str) -> Option<String> {
+        self.inner.engine.lock().ok()?.0.creator_of(ri).map(str::to_owned)
     }
 
     /// Number of resources in the tree (the CSEBase included).
@@ -360,10 +388,37 @@ async fn http_handler(State(cse): State<Cse>, req: Request) -> Response {
         Err(why) => return to_axum(&ResponsePrimitive::error(Rsc::BadRequest, rqi, why)),
     };
     let rsp = match binding::request_from_http(&parts.method, &parts.uri, &parts.headers, &bytes) {
-        Ok(p) => cse.handle(p).await,
+        Ok(p) => match parts.extensions.get::<mca_client::tls::PeerCertificate>() {
+            Some(cert) => match certificate_refuses(cert, &p) {
+                Some(refusal) => refusal,
+                None => cse.handle(p).await,
+            },
+            None => cse.handle(p).await,
+        },
         Err(e) => ResponsePrimitive::error(e.rsc, e.rqi, e.message),
     };
     to_axum(&rsp)
+}
+
+/// An application that presents a client certificate (HTTPS) is the subject of that certificate: a request whose
+/// originator is not the certificate's common name is refused with 4103 before it reaches the engine.
+fn certificate_refuses(
+    cert: &mca_client::tls::PeerCertificate,
+    req: &RequestPrimitive,
+) -> Option<ResponsePrimitive> {
+    let cn = match x509_parser::parse_x509_certificate(cert.0.as_ref()) {
+        Ok((_, c)) => c.subject().iter_common_name().next().and_then(|n| n.as_str().ok()).map(str::to_owned),
+        Err(_) => None,
+    };
+    let origin = req.fr.as_deref().unwrap_or_default();
+    let why = match cn {
+        Some(cn) if cn == origin => return None,
+        Some(cn) => format!("the client certificate is issued to {cn:?}, not to the originator {origin:?}"),
+        None => "the client certificate has no subject common name to match the originator".to_owned(),
+    };
+    let mut r = ResponsePrimitive::error(Rsc::OriginatorHasNoPrivilege, req.rqi.clone(), why);
+    r.rvi.clone_from(&req.rvi);
+    Some(r)
 }
 
 /// Reads at most `limit` bytes of content. A larger body is read on and discarded (up to 16 times the limit) so
@@ -393,6 +448,28 @@ async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, String> {
 fn to_axum(rsp: &ResponsePrimitive) -> Response {
     let (parts, body) = binding::response_to_http(rsp).into_parts();
     Response::from_parts(parts, Body::from(body)).into_response()
+}
+
+/// Serves the CSE over HTTPS on `listener` until `shutdown` completes, with the server certificate (and the
+/// optional client CAs) of `tls`. An application that presents a client certificate must use the certificate's
+/// common name as its originator (otherwise 4103); one without a certificate is served as over HTTP.
+///
+/// ```no_run
+/// # async fn demo(cert_pem: Vec<u8>, key_pem: Vec<u8>) -> Result<(), cse::CseError> {
+/// use mca_client::tls::{PemIdentity, TlsServer};
+/// let cse = cse::Cse::open(cse::CseConfig::default()).await?;
+/// let tls = TlsServer { identity: PemIdentity { cert_pem, key_pem }, client_ca_pems: vec![] }.rustls_config()?;
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8443").await?;
+/// cse::serve_tls(cse, listener, tls, std::future::pending()).await?;
+/// # Ok(()) }
+/// ```
+pub async fn serve_tls(
+    cse: Cse,
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    mca_client::tls::serve_tls(listener, cse.router(), tls, shutdown).await
 }
 
 /// Serves the CSE on `listener` until `shutdown` completes.

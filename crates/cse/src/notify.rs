@@ -17,9 +17,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use onem2m::{Rsc, http as binding};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
@@ -33,12 +30,16 @@ pub struct LocalNotification {
     pub rqi: String,
     /// The content, `{"m2m:sgn": {...}}`.
     pub body: Value,
+    /// For a notification of a new child resource (`net` 3): the originator that created it, as the CSE
+    /// checked it (whether or not the resource shows `cr`). `None` for other notifications.
+    pub creator: Option<String>,
 }
 
 struct Job {
     batch: u64,
     rqi: String,
     body: Value,
+    creator: Option<String>,
 }
 
 /// Sends notifications.
@@ -60,7 +61,7 @@ struct Collected {
 }
 
 struct NotifierInner {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: mca_client::tls::HttpsClient,
     queues: Mutex<HashMap<NotifyTarget, mpsc::UnboundedSender<Job>>>,
     /// Collections under `bn`, per (subscription, target).
     collected: Mutex<HashMap<(String, NotifyTarget), Collected>>,
@@ -74,8 +75,13 @@ struct NotifierInner {
 }
 
 impl Notifier {
-    pub(crate) fn new(committed: watch::Receiver<u64>, origin: String) -> Self {
-        let client = Client::builder(TokioExecutor::new()).build_http();
+    /// A notifier sending as `origin`; `tls` verifies `https://` targets (`None`: none can be reached).
+    pub(crate) fn new(
+        committed: watch::Receiver<u64>,
+        origin: String,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Self {
+        let client = mca_client::tls::client(tls);
         Notifier {
             inner: Arc::new(NotifierInner {
                 client,
@@ -99,7 +105,15 @@ impl Notifier {
     }
 
     /// Queues a notification that may go out once storage batch `batch` is committed.
-    pub(crate) fn enqueue(&self, target: NotifyTarget, batch: u64, rqi: String, body: Value) {
+    /// `creator`: see [`LocalNotification::creator`].
+    pub(crate) fn enqueue(
+        &self,
+        target: NotifyTarget,
+        batch: u64,
+        rqi: String,
+        body: Value,
+        creator: Option<String>,
+    ) {
         let Ok(mut queues) = self.inner.queues.lock() else { return };
         let tx = queues.entry(target.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -107,11 +121,12 @@ impl Notifier {
             tokio::spawn(run_queue(inner, target.clone(), rx));
             tx
         });
-        if tx.send(Job { batch, rqi: rqi.clone(), body: body.clone() }).is_err() {
+        let job = Job { batch, rqi, body, creator };
+        if let Err(mpsc::error::SendError(job)) = tx.send(job) {
             // The queue's task ended (it does when idle): start a fresh one.
             let (ntx, rx) = mpsc::unbounded_channel();
             tokio::spawn(run_queue(self.inner.clone(), target, rx));
-            let _ = ntx.send(Job { batch, rqi, body });
+            let _ = ntx.send(job);
             *tx = ntx;
         }
     }
@@ -167,7 +182,7 @@ impl Notifier {
             sgns.drain(..sgns.len() - 1);
         }
         let rqi = format!("agn-{}", self.next_agn());
-        self.enqueue(target, batch, rqi, json!({"m2m:agn": {"m2m:sgn": sgns}}));
+        self.enqueue(target, batch, rqi, json!({"m2m:agn": {"m2m:sgn": sgns}}), None);
     }
 
     /// Sends one request and waits for the answer (used for verification requests). Returns the RSC.
@@ -177,7 +192,7 @@ impl Notifier {
         rqi: &str,
         body: &Value,
     ) -> Result<Rsc, String> {
-        deliver(&self.inner, target, rqi, body).await
+        deliver(&self.inner, target, rqi, body, None).await
     }
 }
 
@@ -189,7 +204,7 @@ async fn run_queue(inner: Arc<NotifierInner>, target: NotifyTarget, mut rx: mpsc
         }
         let mut attempt = 0;
         loop {
-            let e = match deliver(&inner, &target, &job.rqi, &job.body).await {
+            let e = match deliver(&inner, &target, &job.rqi, &job.body, job.creator.as_deref()).await {
                 Ok(rsc) if rsc.is_success() => break,
                 // The receiver understood and refused it: the same notification would be refused again.
                 Ok(rsc) if (4000..5000).contains(&rsc.code()) => {
@@ -211,18 +226,24 @@ async fn run_queue(inner: Arc<NotifierInner>, target: NotifyTarget, mut rx: mpsc
     }
 }
 
+/// Sends one notification; `creator` goes to in-process receivers only (HTTP receivers get the body).
 async fn deliver(
     inner: &NotifierInner,
     target: &NotifyTarget,
     rqi: &str,
     body: &Value,
+    creator: Option<&str>,
 ) -> Result<Rsc, String> {
     match target {
         NotifyTarget::Local(name) => {
             let tx = inner.locals.lock().ok().and_then(|l| l.get(name).cloned());
             match tx {
                 Some(tx) => tx
-                    .send(LocalNotification { rqi: rqi.to_owned(), body: body.clone() })
+                    .send(LocalNotification {
+                        rqi: rqi.to_owned(),
+                        body: body.clone(),
+                        creator: creator.map(str::to_owned),
+                    })
                     .map(|()| Rsc::Ok)
                     .map_err(|_| format!("local subscriber {name} is gone")),
                 None => Err(format!("no local subscriber {name}")),
@@ -285,7 +306,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn batches_go_out_by_count_or_their_own_timer() {
         let (_committed, rx) = tokio::sync::watch::channel(u64::MAX);
-        let n = Notifier::new(rx, "/id-in".into());
+        let n = Notifier::new(rx, "/id-in".into(), None);
         let mut got = n.register_local("x");
         let t = NotifyTarget::Local("x".into());
         let policy = BatchPolicy { num: Some(2), dur: Duration::from_secs(10), latest: false };

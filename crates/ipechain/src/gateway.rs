@@ -31,21 +31,41 @@ pub(crate) fn client(dir: &DataDir, org: usize, user: &str) -> Result<Client> {
 pub(crate) enum Onem2mChoice {
     /// The embedded CSE.
     Embedded(cse::Cse),
-    /// A remote CSE: its authority (`host:port`) and CSEBase name; our notification listener address.
-    Remote { authority: String, base: String, listen: SocketAddr },
+    /// A remote CSE.
+    Remote(Box<RemoteCse>),
 }
 
-/// Parses `http://host:port/cse-in` into (`host:port`, `cse-in`).
-pub(crate) fn parse_cse_url(url: &str) -> Result<(String, String)> {
-    let Some(rest) = url.strip_prefix("http://") else {
-        bail!("--remote-cse must be an http:// URL of the CSEBase, e.g. http://127.0.0.1:8080/cse-in")
+/// How the gateway joins a remote CSE.
+pub(crate) struct RemoteCse {
+    /// `host:port`.
+    pub(crate) authority: String,
+    /// The CSEBase resource name.
+    pub(crate) base: String,
+    /// Speak HTTPS to it, with `tls`.
+    pub(crate) https: bool,
+    /// The CAs that verify it.
+    pub(crate) tls: mca_client::tls::TlsClient,
+    /// Our notification listener's address.
+    pub(crate) listen: SocketAddr,
+    /// Its certificate, if it serves HTTPS.
+    pub(crate) listen_tls: Option<mca_client::tls::TlsServer>,
+}
+
+/// Parses `http://host:port/cse-in` (or `https://…`) into (`host:port`, `cse-in`, HTTPS).
+pub(crate) fn parse_cse_url(url: &str) -> Result<(String, String, bool)> {
+    let (rest, https) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(rest), _) => (rest, false),
+        (_, Some(rest)) => (rest, true),
+        _ => bail!(
+            "--remote-cse must be an http:// or https:// URL of the CSEBase, e.g. http://127.0.0.1:8080/cse-in"
+        ),
     };
     let (authority, base) = rest.split_once('/').unwrap_or((rest, "cse-in"));
     let base = base.trim_matches('/');
     if authority.is_empty() || base.is_empty() || base.contains('/') {
         bail!("--remote-cse {url}: expected http://host:port/<CSEBase name>");
     }
-    Ok((authority.to_owned(), base.to_owned()))
+    Ok((authority.to_owned(), base.to_owned(), https))
 }
 
 /// The IPE AE's AE-ID on the oneM2M side.
@@ -72,12 +92,23 @@ pub(crate) async fn start(
             );
             (side, bridge::onem2m_side::notifications_embedded(rx))
         }
-        Onem2mChoice::Remote { authority, base, listen } => {
-            let listener = mca_client::NotificationListener::bind(listen)
-                .await
-                .with_context(|| format!("binding the notification listener on {listen}"))?;
+        Onem2mChoice::Remote(remote) => {
+            let RemoteCse { authority, base, https, tls, listen, listen_tls } = *remote;
+            let listener = match listen_tls {
+                Some(t) => {
+                    let cfg = t.rustls_config().context("the notification listener's TLS certificate")?;
+                    mca_client::NotificationListener::bind_tls(listen, cfg).await
+                }
+                None => mca_client::NotificationListener::bind(listen).await,
+            }
+            .with_context(|| format!("binding the notification listener on {listen}"))?;
             let url = listener.url();
-            let mca = mca_client::McaClient::new(mca_client::McaConfig::new(authority, IPE_AE));
+            let mut cfg = mca_client::McaConfig::new(authority, IPE_AE);
+            if https {
+                cfg.https = true;
+                cfg.tls = Some(tls.rustls_config().context("TLS settings for the remote CSE")?);
+            }
+            let mca = mca_client::McaClient::new(cfg);
             let side = bridge::Onem2mSide::new(bridge::Transport::Remote(Box::new(mca)), &base, IPE_AE, url);
             (side, bridge::onem2m_side::notifications_remote(listener))
         }

@@ -72,6 +72,14 @@ pub(crate) struct EdgeArgs {
     /// The embedded oneM2M CSE (Mca over HTTP): CSE-ID `id-in`, CSEBase `cse-in`.
     #[arg(long, default_value = "127.0.0.1:8080")]
     cse_addr: SocketAddr,
+    /// The embedded CSE also serves Mca over HTTPS here, with peer0.org1's TLS certificate; applications may
+    /// present a client certificate from one of the network's TLS CAs (then their originator must be its CN).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    cse_https_addr: SocketAddr,
+    /// PEM file of CA certificates trusted for `https://` Mca peers (an `https://` `--remote-cse`, and
+    /// notification targets of the embedded CSE), on top of the network's TLS CAs. May be repeated.
+    #[arg(long = "mca-ca", value_name = "FILE")]
+    mca_ca: Vec<std::path::PathBuf>,
     /// The LwM2M server (CoAP over UDP).
     #[arg(long, default_value = "0.0.0.0:5683")]
     lwm2m_addr: SocketAddr,
@@ -90,12 +98,17 @@ pub(crate) struct EdgeArgs {
     #[arg(long = "lwm2m-objects", value_name = "PATH")]
     lwm2m_objects: Vec<std::path::PathBuf>,
     /// Join an existing CSE (e.g. ACME) as the IPE AE `Cipechain-ipe` and mirror the devices there, instead
-    /// of the embedded CSE: the URL of its CSEBase, e.g. `http://127.0.0.1:8081/cse-in`.
+    /// of the embedded CSE: the URL of its CSEBase, e.g. `http://127.0.0.1:8081/cse-in` or
+    /// `https://127.0.0.1:8443/cse-in` (verified against the network's TLS CAs and `--mca-ca`).
     #[arg(long, value_name = "URL")]
     remote_cse: Option<String>,
     /// Where the gateway receives the remote CSE's notifications (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:0", requires = "remote_cse")]
     notify_addr: SocketAddr,
+    /// Receive the remote CSE's notifications over HTTPS (with peer0.org1's TLS certificate; the gateway's
+    /// `poa` and `nu` become `https://`).
+    #[arg(long, requires = "remote_cse")]
+    notify_tls: bool,
     /// Do not start the bridge gateway (only the ledger, the CSE and the LwM2M server).
     #[arg(long, conflicts_with = "demo")]
     no_gateway: bool,
@@ -121,7 +134,14 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
     } else {
         println!("reusing the network in {}", dir.root().display());
     }
-    let (net, nodes, _) = crate::status::admin_tls(&dir)?;
+    let (net, nodes, admin_tls) = crate::status::admin_tls(&dir)?;
+    // Mca over TLS: the network's TLS CAs, and what the operator adds.
+    let mut mca_cas = admin_tls.ca_pems.clone();
+    for f in &edge.mca_ca {
+        mca_cas.push(std::fs::read(f).with_context(|| format!("reading --mca-ca {}", f.display()))?);
+    }
+    let mca_client_tls = mca_client::tls::TlsClient { ca_pems: mca_cas, identity: None };
+    let mut cse_server_tls = None;
     let stop = CancellationToken::new();
     let mut orderers = Vec::new();
     let mut peers = Vec::new();
@@ -133,6 +153,16 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
     for n in nodes.iter().filter(|n| n.role == NodeRole::Peer) {
         let path = dir.node_config(&n.name);
         let loaded = NodeConfig::load(&path).with_context(|| format!("loading {}", path.display()))?;
+        if cse_server_tls.is_none() {
+            // The first peer's (peer0 of the first organization, which runs the oneM2M side) TLS identity.
+            cse_server_tls = Some(mca_client::tls::TlsServer {
+                identity: mca_client::tls::PemIdentity {
+                    cert_pem: loaded.tls.cert_pem.clone(),
+                    key_pem: loaded.tls.key_pem.clone(),
+                },
+                client_ca_pems: loaded.tls.ca_pems.clone(),
+            });
+        }
         peers.push((
             n.name.clone(),
             n.listen,
@@ -142,20 +172,36 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
     // The oneM2M side: the embedded CSE, persisted under the data directory (unless a remote CSE is used).
     let remote = edge.remote_cse.as_deref().map(crate::gateway::parse_cse_url).transpose()?;
     let mut cse_running = None;
+    let mut cse_https = None;
     if remote.is_none() {
+        let cse_listener = tokio::net::TcpListener::bind(edge.cse_addr)
+            .await
+            .with_context(|| format!("binding the CSE to {}", edge.cse_addr))?;
+        let https_listener = tokio::net::TcpListener::bind(edge.cse_https_addr)
+            .await
+            .with_context(|| format!("binding the CSE's HTTPS listener to {}", edge.cse_https_addr))?;
+        let https_addr = https_listener.local_addr()?;
         let cse = cse::Cse::open(cse::CseConfig {
             data_dir: Some(dir.root().join("cse")),
-            poa: vec![format!("http://{}", edge.cse_addr)],
+            poa: vec![format!("http://{}", edge.cse_addr), format!("https://{https_addr}")],
+            notify_tls: mca_client_tls.clone(),
             ..Default::default()
         })
         .await
         .context("opening the embedded CSE")?;
-        let cse_listener = tokio::net::TcpListener::bind(edge.cse_addr)
-            .await
-            .with_context(|| format!("binding the CSE to {}", edge.cse_addr))?;
         let cse_stop = stop.clone();
         let cse_task =
             tokio::spawn(cse::serve(cse.clone(), cse_listener, async move { cse_stop.cancelled().await }));
+        let server_tls = cse_server_tls
+            .as_ref()
+            .context("no peer TLS material for the CSE's HTTPS listener")?
+            .rustls_config()
+            .context("the CSE's HTTPS certificate")?;
+        let https_stop = stop.clone();
+        let https_task = tokio::spawn(cse::serve_tls(cse.clone(), https_listener, server_tls, async move {
+            https_stop.cancelled().await
+        }));
+        cse_https = Some((https_addr, https_task));
         cse_running = Some((cse, cse_task));
     }
     // The LwM2M side.
@@ -187,11 +233,24 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
             );
         }
         let choice = match (&remote, &cse_running) {
-            (Some((authority, base)), _) => crate::gateway::Onem2mChoice::Remote {
-                authority: authority.clone(),
-                base: base.clone(),
-                listen: edge.notify_addr,
-            },
+            (Some((authority, base, https)), _) => {
+                crate::gateway::Onem2mChoice::Remote(Box::new(crate::gateway::RemoteCse {
+                    authority: authority.clone(),
+                    base: base.clone(),
+                    https: *https,
+                    tls: mca_client_tls.clone(),
+                    listen: edge.notify_addr,
+                    listen_tls: if edge.notify_tls {
+                        Some(
+                            cse_server_tls
+                                .clone()
+                                .context("no peer TLS material for the notification listener")?,
+                        )
+                    } else {
+                        None
+                    },
+                }))
+            }
             (None, Some((cse, _))) => crate::gateway::Onem2mChoice::Embedded(cse.clone()),
             (None, None) => anyhow::bail!("no oneM2M side"),
         };
@@ -207,10 +266,17 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
                 crate::gateway::IPE_AE
             );
         }
-        _ => println!(
-            "  oneM2M   embedded CSE (Mca/HTTP)       http://{}/cse-in   (CSE-ID id-in, admin CAdmin)",
-            edge.cse_addr
-        ),
+        _ => {
+            println!(
+                "  oneM2M   embedded CSE (Mca/HTTP)       http://{}/cse-in   (CSE-ID id-in, admin CAdmin)",
+                edge.cse_addr
+            );
+            if let Some((a, _)) = &cse_https {
+                println!(
+                    "  oneM2M   embedded CSE (Mca/HTTPS)      https://{a}/cse-in   (peer0.org1's TLS certificate)"
+                );
+            }
+        }
     }
     if gateway.is_some() {
         println!(
@@ -236,7 +302,7 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
     let demo_stop = CancellationToken::new();
     let demo = if edge.demo {
         let (authority, base) = match &remote {
-            Some((a, b)) => (a.clone(), b.clone()),
+            Some((a, b, _)) => (a.clone(), b.clone()),
             None => (edge.cse_addr.to_string(), "cse-in".to_owned()),
         };
         println!();
@@ -269,6 +335,13 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
     stop.cancel();
     lwm2m.shutdown();
     let _ = lwm2m_task.await;
+    if let Some((_, t)) = cse_https {
+        match t.await {
+            Ok(Err(e)) => eprintln!("CSE (HTTPS): {e}"),
+            Err(e) => eprintln!("CSE HTTPS task: {e}"),
+            Ok(Ok(())) => {}
+        }
+    }
     if let Some((cse, cse_task)) = cse_running {
         match cse_task.await {
             Ok(Err(e)) => eprintln!("CSE: {e}"),

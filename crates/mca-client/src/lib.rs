@@ -21,6 +21,7 @@
 //! ```
 
 mod listener;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,9 +30,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use onem2m::{Operation, RequestPrimitive, ResponsePrimitive, Rsc, http as binding};
 use serde_json::{Value, json};
 
@@ -58,6 +56,9 @@ pub enum McaError {
     /// The notification listener could not start.
     #[error("listener: {0}")]
     Listen(#[from] std::io::Error),
+    /// TLS material could not be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Client settings.
@@ -73,6 +74,11 @@ pub struct McaConfig {
     pub backoff: Vec<Duration>,
     /// Timeout of one attempt.
     pub timeout: Duration,
+    /// Speak HTTPS to the CSE (`https://<authority>`), verified with [`McaConfig::tls`].
+    pub https: bool,
+    /// TLS client settings (trusted CAs, optional client certificate) for `https://`, built with
+    /// [`tls::TlsClient::rustls_config`]. `None`: no CA is trusted, so HTTPS connections fail.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl McaConfig {
@@ -84,7 +90,28 @@ impl McaConfig {
             rvi: "3".into(),
             backoff: [100, 300, 1000, 3000].into_iter().map(Duration::from_millis).collect(),
             timeout: Duration::from_secs(10),
+            https: false,
+            tls: None,
         }
+    }
+
+    /// Settings for the CSE at `url` (`http://host:port` or `https://host:port`, a path after it is ignored);
+    /// `tls` is used for `https://`.
+    pub fn from_url(
+        url: &str,
+        origin: impl Into<String>,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Option<Self> {
+        let (https, rest) = match url.split_once("://")? {
+            ("http", rest) => (false, rest),
+            ("https", rest) => (true, rest),
+            _ => return None,
+        };
+        let authority = rest.split('/').next().filter(|a| !a.is_empty())?;
+        let mut cfg = McaConfig::new(authority, origin);
+        cfg.https = https;
+        cfg.tls = tls;
+        Some(cfg)
     }
 }
 
@@ -92,7 +119,7 @@ impl McaConfig {
 #[derive(Clone)]
 pub struct McaClient {
     cfg: Arc<McaConfig>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: tls::HttpsClient,
     rqi: Arc<AtomicU64>,
     locks: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
@@ -101,8 +128,8 @@ impl McaClient {
     /// A client for the CSE at `cfg.authority`.
     pub fn new(cfg: McaConfig) -> Self {
         McaClient {
+            client: tls::client(cfg.tls.clone()),
             cfg: Arc::new(cfg),
-            client: Client::builder(TokioExecutor::new()).build_http(),
             rqi: Arc::new(AtomicU64::new(0)),
             locks: Arc::default(),
         }
@@ -157,7 +184,12 @@ impl McaClient {
 
     async fn send_once(&self, req: &RequestPrimitive) -> Result<ResponsePrimitive, (String, bool)> {
         let h = binding::request_to_http(req, &self.cfg.authority).map_err(|e| (e.to_string(), false))?;
-        let (parts, body) = h.into_parts();
+        let (mut parts, body) = h.into_parts();
+        if self.cfg.https {
+            let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            parts.uri =
+                format!("https://{}{pq}", self.cfg.authority).parse().map_err(|e| (format!("{e}"), false))?;
+        }
         let h = http::Request::from_parts(parts, Full::new(Bytes::from(body)));
         let rsp = match tokio::time::timeout(self.cfg.timeout, self.client.request(h)).await {
             Err(_) => return Err(("timed out".into(), false)),

@@ -44,28 +44,49 @@ impl Notification {
 /// A running listener.
 pub struct NotificationListener {
     addr: SocketAddr,
+    https: bool,
     rx: mpsc::Receiver<Notification>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl NotificationListener {
-    /// Binds `addr` (use port 0 for an ephemeral port) and starts serving.
+    /// Binds `addr` (use port 0 for an ephemeral port) and starts serving HTTP.
     pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+        Self::start(addr, None).await
+    }
+
+    /// Binds `addr` and serves HTTPS with `tls` (see [`crate::tls::TlsServer`]); [`Self::url`] is `https://…`.
+    pub async fn bind_tls(
+        addr: SocketAddr,
+        tls: std::sync::Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<Self> {
+        Self::start(addr, Some(tls)).await
+    }
+
+    async fn start(
+        addr: SocketAddr,
+        tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    ) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = mpsc::channel(1024);
         let app = axum::Router::new().fallback(handle).with_state(tx);
+        let https = tls.is_some();
         let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            let r = match tls {
+                Some(tls) => crate::tls::serve_tls(listener, app, tls, std::future::pending()).await,
+                None => axum::serve(listener, app).await,
+            };
+            if let Err(e) = r {
                 tracing::warn!(error = %e, "notification listener stopped");
             }
         });
-        Ok(NotificationListener { addr, rx, task })
+        Ok(NotificationListener { addr, https, rx, task })
     }
 
     /// The URL to give a CSE as `poa` or `nu`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", if self.https { "https" } else { "http" }, self.addr)
     }
 
     /// The next notification (`None` when the listener stopped).

@@ -34,3 +34,34 @@ fn notification_helpers() {
     let d = Notification { body: json!({"m2m:sgn": {"sud": true, "sur": "/id-in/sub1"}}), ..n };
     assert!(d.is_deletion());
 }
+
+#[test]
+fn urls_name_the_scheme_and_the_authority() {
+    let c = McaConfig::from_url("https://127.0.0.1:8443/cse-in", "Cipe", None).unwrap();
+    assert_eq!((c.authority.as_str(), c.https), ("127.0.0.1:8443", true));
+    let c = McaConfig::from_url("http://localhost:8080", "Cipe", None).unwrap();
+    assert_eq!((c.authority.as_str(), c.https), ("localhost:8080", false));
+    for bad in ["ftp://h:1/cse-in", "https:///cse-in", "127.0.0.1:8080", ""] {
+        assert!(McaConfig::from_url(bad, "Cipe", None).is_none(), "{bad}");
+    }
+}
+
+/// Bad TLS material is a typed error naming the material, never a panic.
+#[test]
+fn bad_tls_material_is_an_error() {
+    use crate::tls::{PemIdentity, TlsClient, TlsError, TlsServer};
+    let no_cert = TlsClient { ca_pems: vec![b"not a certificate".to_vec()], identity: None };
+    assert!(matches!(no_cert.rustls_config(), Err(TlsError::Pem { what: "client CA", .. })));
+    let torn = b"-----BEGIN CERTIFICATE-----\nAAAA\n".to_vec();
+    assert!(matches!(
+        TlsClient { ca_pems: vec![torn], identity: None }.rustls_config(),
+        Err(TlsError::Pem { .. })
+    ));
+    let no_key = TlsServer {
+        identity: PemIdentity { cert_pem: b"x".to_vec(), key_pem: b"y".to_vec() },
+        client_ca_pems: vec![],
+    };
+    assert!(matches!(no_key.rustls_config(), Err(TlsError::Pem { what: "server certificate", .. })));
+    // No CA at all is allowed for a client (every https:// server is then refused).
+    assert!(TlsClient::default().rustls_config().is_ok());
+}

@@ -147,6 +147,22 @@ impl AcmeProcess {
 
     /// Starts ACME with the storage `db` (the database starts empty either way).
     pub fn spawn_with(upper_tester: bool, db: AcmeDb) -> std::io::Result<AcmeProcess> {
+        Self::spawn_inner(upper_tester, db, None)
+    }
+
+    /// Starts ACME in memory serving **HTTPS** only (`[http.security] useTLS=true`, `--https`) with the server
+    /// certificate chain `cert_pem` and its key `key_pem` (written into its base directory). ACME then also
+    /// sends its notifications over HTTPS to `https://` targets, without verifying their certificates
+    /// (`verifyCertificate=false`: with `true` ACME would also demand client certificates it has no CA to check).
+    pub fn spawn_https(cert_pem: &[u8], key_pem: &[u8]) -> std::io::Result<AcmeProcess> {
+        Self::spawn_inner(false, AcmeDb::Memory, Some((cert_pem, key_pem)))
+    }
+
+    fn spawn_inner(
+        upper_tester: bool,
+        db: AcmeDb,
+        tls: Option<(&[u8], &[u8])>,
+    ) -> std::io::Result<AcmeProcess> {
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let exe = acmecse();
         let port = free_tcp_port();
@@ -158,8 +174,22 @@ impl AcmeProcess {
             AcmeDb::Memory => "memory",
             AcmeDb::Default => "tinydb",
         };
+        let security = match tls {
+            Some((cert, key)) => {
+                std::fs::write(dir.join("acme_cert.pem"), cert)?;
+                std::fs::write(dir.join("acme_key.pem"), key)?;
+                format!(
+                    "[http.security]\nuseTLS=true\nverifyCertificate=false\ncaCertificateFile={}\n\
+                     caPrivateKeyFile={}\n",
+                    dir.join("acme_cert.pem").display(),
+                    dir.join("acme_key.pem").display()
+                )
+            }
+            None => String::new(),
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let ini = format!(
-            "[basic.config]\ncseType=IN\ncseID=id-in\ncseName=cse-in\nadminID=CAdmin\nnetworkInterface=127.0.0.1\n\
+            "{security}[basic.config]\ncseType=IN\ncseID=id-in\ncseName=cse-in\nadminID=CAdmin\nnetworkInterface=127.0.0.1\n\
              cseHost=127.0.0.1\nhttpPort={port}\ndatabaseType={db_type}\nlogLevel=warning\n[cse]\nenableRemoteCSE=false\n\
              [database]\nresetOnStartup=true\n[http]\nenable=true\n{ut}[coap]\nenable=false\n\
              [mqtt]\nenable=false\n[websocket]\nenable=false\n[cse.statistics]\nenable=false\n[textui]\nenable=false\n\
@@ -175,11 +205,11 @@ impl AcmeProcess {
                     "--config",
                     "acme.ini",
                     "--headless",
-                    "--http",
+                    if tls.is_some() { "--https" } else { "--http" },
                     "--http-port",
                 ])
                 .arg(port.to_string())
-                .args(["--http-address", &format!("http://127.0.0.1:{port}")])
+                .args(["--http-address", &format!("{scheme}://127.0.0.1:{port}")])
                 .args(["--network-interface", "127.0.0.1", "--db-type", db_type, "--db-reset", "--no-coap"])
                 .args(["--no-mqtt", "--no-ws", "--no-remote-cse", "--no-statistics", "--log-level", "warn"])
                 .stdin(std::process::Stdio::null())
@@ -203,5 +233,52 @@ impl AcmeProcess {
 impl Drop for AcmeProcess {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A throw-away PKI for TLS tests: one CA (ECDSA P-256) that issues server and client certificates.
+pub mod pki {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    };
+
+    /// A certificate authority.
+    pub struct Ca {
+        issuer: Issuer<'static, KeyPair>,
+        /// The CA certificate, PEM.
+        pub cert_pem: Vec<u8>,
+    }
+
+    /// An issued certificate and its key, PEM.
+    pub struct Issued {
+        /// The certificate, PEM.
+        pub cert_pem: Vec<u8>,
+        /// Its private key (PKCS#8), PEM.
+        pub key_pem: Vec<u8>,
+    }
+
+    impl Ca {
+        /// A fresh CA named `name`.
+        pub fn new(name: &str) -> Ca {
+            let key = KeyPair::generate().expect("generate a CA key");
+            let mut p = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name.push(DnType::CommonName, name);
+            let cert = p.self_signed(&key).expect("self-sign the CA");
+            Ca { cert_pem: cert.pem().into_bytes(), issuer: Issuer::new(p, key) }
+        }
+
+        /// A certificate for `cn` with the subject alternative names `sans` (DNS names or IP addresses such as
+        /// `127.0.0.1`), usable by servers and clients.
+        pub fn issue(&self, cn: &str, sans: &[&str]) -> Issued {
+            let key = KeyPair::generate().expect("generate a key");
+            let mut p = CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+                .expect("certificate params");
+            p.distinguished_name.push(DnType::CommonName, cn);
+            p.extended_key_usages =
+                vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+            let cert = p.signed_by(&key, &self.issuer).expect("sign the certificate");
+            Issued { cert_pem: cert.pem().into_bytes(), key_pem: key.serialize_pem().into_bytes() }
+        }
     }
 }

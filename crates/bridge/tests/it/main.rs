@@ -3,7 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use bridge::onem2m_side::{Onem2mSide, Transport, notifications_embedded};
+use bridge::events::{CmdSubmission, cmd_submission};
+use bridge::onem2m_side::{Notified, Onem2mSide, Transport, notifications_embedded};
 use ipe::mapping::Cin;
 use onem2m::{Operation, RequestPrimitive, Rsc};
 use serde_json::{Value, json};
@@ -82,7 +83,7 @@ async fn trees_cins_and_cmd_requests_on_the_embedded_cse() {
     let body = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         loop {
             let b = rx.recv().await.unwrap();
-            if b.pointer("/m2m:sgn/nev/rep/m2m:cin").is_some() {
+            if b.body.pointer("/m2m:sgn/nev/rep/m2m:cin").is_some() {
                 return b;
             }
         }
@@ -140,4 +141,189 @@ async fn trees_cins_and_cmd_requests_on_the_embedded_cse() {
     side.delete_ae("Cimei-1").await.unwrap(); // gone already: fine
     let r = req(&cse, Operation::Retrieve, "cse-in/Cimei-1", "CAdmin", None, None).await;
     assert_eq!(r.rsc, Rsc::NotFound);
+}
+
+/// The request an application writes into `cmd`, naming another application as its originator.
+fn impersonating(request_id: &str) -> Value {
+    json!({"request_id": request_id, "op": "read", "path": "/3303/0/5700", "originator": "Callowed"})
+}
+
+fn submitted_originator(s: &CmdSubmission) -> Option<&str> {
+    match s {
+        CmdSubmission::Submit { args, .. } => args.get("originator").and_then(Value::as_str),
+        CmdSubmission::Reject { .. } => None,
+    }
+}
+
+/// The issue's impersonation on the embedded CSE: an application the policy denies (`Cdenied`) writes a request
+/// without asking for `cr` and names an allowed one (`Callowed`) in the content. The gateway submits it as
+/// `Cdenied`, the creator the CSE recorded, from the notification and from the backlog alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_cannot_name_another_originator_on_the_embedded_cse() {
+    let cse = cse().await;
+    let mut rx = notifications_embedded(cse.local_poa("ipe-bridge"));
+    let side = Onem2mSide::new(
+        Transport::Embedded(cse.clone()),
+        "cse-in",
+        "Cipechain-ipe",
+        "local://ipe-bridge".into(),
+    );
+    side.register_ipe().await.unwrap();
+    side.ensure_tree(&tree()).await.unwrap();
+    for (origin, rn) in [("Cdenied", "denied"), ("Callowed", "allowed")] {
+        let ae = json!({"m2m:ae": {"rn": rn, "api": "Napp", "rr": false, "srv": ["3"]}});
+        assert_eq!(req(&cse, Operation::Create, "cse-in", origin, Some(2), Some(ae)).await.rsc, Rsc::Created);
+    }
+    // No `cr` asked for: the contentInstance does not show its creator, the CSE still knows it.
+    let w = req(
+        &cse,
+        Operation::Create,
+        "cse-in/Cimei-1/cmd",
+        "Cdenied",
+        Some(4),
+        Some(json!({"m2m:cin": {"con": impersonating("d1")}})),
+    )
+    .await;
+    assert_eq!(w.rsc, Rsc::Created, "{:?}", w.pc);
+    assert!(w.pc.as_ref().unwrap()["m2m:cin"].get("cr").is_none(), "cr only when asked for: {:?}", w.pc);
+    // Nor can the application claim a creator in `cr` itself.
+    let forged = req(
+        &cse,
+        Operation::Create,
+        "cse-in/Cimei-1/cmd",
+        "Cdenied",
+        Some(4),
+        Some(json!({"m2m:cin": {"cr": "Callowed", "con": impersonating("d2")}})),
+    )
+    .await;
+    assert_eq!(forged.rsc, Rsc::BadRequest, "a cr naming someone else: {:?}", forged.pc);
+
+    let body = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            let b = rx.recv().await.unwrap();
+            if b.body.pointer("/m2m:sgn/nev/rep/m2m:cin").is_some() {
+                return b;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let r = side.cmd_request(&body).await.expect("a cmd request");
+    assert_eq!(r.originator.as_deref(), Some("Cdenied"), "{r:?}");
+    let s = cmd_submission(&r, side.no_creator_reason());
+    assert_eq!(submitted_originator(&s), Some("Cdenied"), "{s:?}");
+    assert!(matches!(&s, CmdSubmission::Submit { function: "submit_request", .. }), "{s:?}");
+    let backlog = side.cmd_backlog("Cimei-1").await.unwrap();
+    assert_eq!(backlog.len(), 1);
+    assert_eq!(submitted_originator(&cmd_submission(&backlog[0], "")), Some("Cdenied"));
+    // An answer to a device request is submitted as its creator too.
+    let mut answer = r.clone();
+    answer.con = json!({"op": "answer", "request_id": "gw1-d-1", "status": "ok", "originator": "Callowed"});
+    assert_eq!(submitted_originator(&cmd_submission(&answer, "")), Some("Cdenied"));
+    // A creator the CSE cannot tell is a rejection, never a guess.
+    let unknown = bridge::onem2m_side::CmdRequest { originator: None, ..r.clone() };
+    assert_eq!(
+        cmd_submission(&unknown, side.no_creator_reason()),
+        CmdSubmission::Reject { status: 400, message: side.no_creator_reason().to_owned() }
+    );
+    assert_eq!(cse.creator_of("no-such-ri"), None);
+    // The creator travels with the in-process notification, so it is known even when the contentInstance is
+    // gone by the time the gateway handles it (e.g. pushed out of `cmd` by `mni`).
+    assert_eq!(body.creator.as_deref(), Some("Cdenied"));
+    let rn = r.rn.clone().unwrap();
+    let d = req(&cse, Operation::Delete, &format!("cse-in/Cimei-1/cmd/{rn}"), "CAdmin", None, None).await;
+    assert_eq!(d.rsc, Rsc::Deleted);
+    let late = side.cmd_request(&body).await.expect("a cmd request");
+    assert_eq!(late.originator.as_deref(), Some("Cdenied"));
+}
+
+/// ACME as the CSE of the test above. Its notifications are only a trigger: the gateway retrieves the
+/// contentInstance and takes `cr` from ACME's answer. A request written without `cr` gets a `rejected` answer
+/// (4000, "create the request with cr"); with `"cr": null` it is submitted as its creator, whatever the content
+/// claims.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_cannot_name_another_originator_on_acme() {
+    let acme = test_support::AcmeProcess::spawn(false).unwrap();
+    let admin = mca_client::McaClient::new(mca_client::McaConfig::new(acme.authority(), "CAdmin"));
+    let mut up = false;
+    for _ in 0..300 {
+        if admin.retrieve("cse-in").await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "ACME did not come up");
+    let mut listener = mca_client::NotificationListener::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let ipe = admin.with_origin("Cipechain-ipe");
+    let side = Onem2mSide::new(Transport::Remote(Box::new(ipe)), "cse-in", "Cipechain-ipe", listener.url());
+    side.register_ipe().await.unwrap();
+    side.ensure_tree(&tree()).await.unwrap();
+    let denied = admin.with_origin("Cdenied");
+    denied.register_ae("cse-in", "denied", "Napp", vec![], vec![]).await.unwrap();
+
+    let write = |cin: Value| {
+        let mut r = denied.request(Operation::Create, "cse-in/Cimei-1/cmd");
+        r.ty = Some(4);
+        r.pc = Some(json!({"m2m:cin": cin}));
+        let d = denied.clone();
+        async move { d.send(&r).await.unwrap() }
+    };
+    // ACME refuses a cr that names someone (only null may be sent).
+    let forged = write(json!({"cr": "Callowed", "con": impersonating("a0")})).await;
+    assert_eq!(forged.rsc, Rsc::BadRequest, "{:?}", forged.pc);
+
+    let mut next_request = async || loop {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), listener.recv())
+            .await
+            .expect("a notification in time")
+            .unwrap();
+        if let Some(r) = side.cmd_request(&Notified { body: n.body, creator: None }).await {
+            return r;
+        }
+    };
+    let w = write(json!({"con": impersonating("a1")})).await;
+    assert_eq!(w.rsc, Rsc::Created, "{:?}", w.pc);
+    let r = next_request().await;
+    assert_eq!(r.originator, None, "no cr on ACME: {r:?}");
+    let s = cmd_submission(&r, side.no_creator_reason());
+    let CmdSubmission::Reject { status, message } = &s else { panic!("submitted: {s:?}") };
+    assert_eq!(ipe::mapping::rsc_for_contract_status(*status), 4000);
+    assert!(message.contains("create the request with cr"), "{message}");
+
+    let w = write(json!({"cr": null, "con": impersonating("a2")})).await;
+    assert_eq!(w.rsc, Rsc::Created, "{:?}", w.pc);
+    let r = next_request().await;
+    assert_eq!(r.originator.as_deref(), Some("Cdenied"), "{r:?}");
+    assert_eq!(submitted_originator(&cmd_submission(&r, "")), Some("Cdenied"));
+    assert_eq!(r.con["request_id"], "a2");
+
+    // A forged notification (the listener is not authenticated) naming a contentInstance that does not exist
+    // is dropped; one naming a real contentInstance yields that one, with its real creator.
+    let mut fake = json!({"m2m:sgn": {"nev": {"net": 3, "rep": {"m2m:cin": {
+        "rn": "nonexistent", "pi": "", "cr": "Callowed", "con": impersonating("a3")}}}}});
+    let cmd_ri = {
+        let cmd = admin.retrieve("cse-in/Cimei-1/cmd").await.unwrap();
+        cmd["ri"].as_str().unwrap().to_owned()
+    };
+    fake["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["pi"] = json!(cmd_ri);
+    let notified = |body: &Value| Notified { body: body.clone(), creator: None };
+    assert_eq!(
+        side.cmd_request(&notified(&fake)).await,
+        None,
+        "a notification of a contentInstance ACME does not have"
+    );
+    fake["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["rn"] = json!(r.rn.clone().unwrap());
+    let again = side.cmd_request(&notified(&fake)).await.expect("the real contentInstance");
+    assert_eq!(again.originator.as_deref(), Some("Cdenied"));
+    assert_eq!(again.con["request_id"], "a2", "the content is ACME's, not the notification's");
+
+    // The backlog reads ACME's `cr` too: one request without a creator, one as Cdenied.
+    let backlog = side.cmd_backlog("Cimei-1").await.unwrap();
+    let mut seen: Vec<(String, Option<String>)> = backlog
+        .iter()
+        .map(|b| (b.con["request_id"].as_str().unwrap().to_owned(), b.originator.clone()))
+        .collect();
+    seen.sort();
+    assert_eq!(seen, [("a1".to_owned(), None), ("a2".to_owned(), Some("Cdenied".to_owned()))]);
 }

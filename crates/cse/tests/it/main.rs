@@ -7,3 +7,4 @@ mod scripts;
 mod badinput;
 mod differential;
 mod embedded;
+mod https;

@@ -612,12 +612,92 @@ pub(crate) async fn discovery(r: &mut Run<'_>) {
     // Conditional retrieval (fu=2): the target itself is returned only if it matches.
     let a = r.m.req("GET", "/cse-in/disc/a?fu=2&lbl=room", Some("Cdisc"), None, None).await;
     r.obs("conditional retrieval matching", 2000, &a, &["rn"]);
-    let a = r.m.req("GET", "/cse-in/disc?fu=1&ty=3", Some("Cstranger"), None, None).await;
-    let n = a.pc.get("m2m:uril").and_then(Value::as_array).map_or(0, Vec::len);
+    // Another application's AE with one container everyone may discover (ACP `acop` 32) and one only its owner.
+    r.register("Cdisc2", "disc2", None).await;
+    r.create(
+        "acp discover-all",
+        2001,
+        "/cse-in/disc2",
+        "Cdisc2",
+        1,
+        json!({"m2m:acp": {"rn": "acpDisc", "pv": {"acr": [{"acor": ["all"], "acop": 32}]},
+            "pvs": {"acr": [{"acor": ["Cdisc2"], "acop": 63}]}}}),
+        &[],
+    )
+    .await;
+    r.create(
+        "cnt open",
+        2001,
+        "/cse-in/disc2",
+        "Cdisc2",
+        3,
+        json!({"m2m:cnt": {"rn": "open", "acpi": ["cse-in/disc2/acpDisc"], "lbl": ["x"]}}),
+        &[],
+    )
+    .await;
+    r.create("cnt closed", 2001, "/cse-in/disc2", "Cdisc2", 3, json!({"m2m:cnt": {"rn": "closed"}}), &[])
+        .await;
+    // Discovery from the CSEBase (issue 13): 2000 with what the originator may discover, for a registered AE and
+    // for a stranger alike; the target itself is not a result.
+    for (label, origin, q) in [
+        ("CSEBase ty=3 (registered AE)", "Cdisc", "/cse-in?fu=1&ty=3"),
+        ("CSEBase ty=2 (registered AE)", "Cdisc", "/cse-in?fu=1&ty=2"),
+        ("CSEBase ty=4 (registered AE)", "Cdisc", "/cse-in?fu=1&ty=4"),
+        ("CSEBase lbl=x (registered AE)", "Cdisc", "/cse-in?fu=1&lbl=x"),
+        ("CSEBase ty=3 or lbl=x (registered AE)", "Cdisc", "/cse-in?fu=1&ty=3&lbl=x&fo=2"),
+        ("CSEBase lvl=1 (registered AE)", "Cdisc", "/cse-in?fu=1&lvl=1"),
+        ("CSEBase no condition (registered AE)", "Cdisc", "/cse-in?fu=1"),
+        ("CSEBase ty=3 (the other AE)", "Cdisc2", "/cse-in?fu=1&ty=3"),
+        ("CSEBase ty=1 (the other AE)", "Cdisc2", "/cse-in?fu=1&ty=1"),
+        ("CSEBase ty=3 (stranger)", "Cstranger", "/cse-in?fu=1&ty=3"),
+        ("CSEBase ty=2 (stranger)", "Cstranger", "/cse-in?fu=1&ty=2"),
+        ("CSEBase ty=5 (stranger)", "Cstranger", "/cse-in?fu=1&ty=5"),
+        ("another's AE ty=3", "Cdisc", "/cse-in/disc2?fu=1&ty=3"),
+        ("own AE ty=2 (not itself)", "Cdisc", "/cse-in/disc?fu=1&ty=2"),
+        ("own container ty=3 (not itself)", "Cdisc", "/cse-in/disc/a?fu=1&ty=3"),
+        ("stranger on an AE", "Cstranger", "/cse-in/disc?fu=1&ty=3"),
+    ] {
+        let a = r.m.req("GET", q, Some(origin), None, None).await;
+        r.obs(&format!("discovery {label}"), 2000, &a, &[]);
+        let mut uris: Vec<String> =
+            a.pc.get("m2m:uril")
+                .and_then(Value::as_array)
+                .map(|u| u.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+        uris.sort();
+        r.note(&format!("discovered {label}"), json!(uris));
+    }
+    // Result forms: unstructured (drt=2) ids are SP-relative; references (rcn=6) are SP-relative structured
+    // addresses.
+    let a = r.m.req("GET", "/cse-in?fu=1&ty=3&drt=2", Some("Cdisc"), None, None).await;
+    r.obs("discovery CSEBase drt=2", 2000, &a, &[]);
+    let ids: Vec<String> = a.pc["m2m:uril"]
+        .as_array()
+        .map(|u| u.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
     r.note(
-        "stranger discovers nothing (rsc 2000 with empty list, or 4103)",
-        json!(a.rsc == 4103 || (a.rsc == 2000 && n == 0)),
+        "drt=2: three SP-relative ids",
+        json!(ids.len() == 3 && ids.iter().all(|i| i.starts_with("/id-in/") && i.matches('/').count() == 2)),
     );
+    for (label, q) in [
+        ("discovery rcn=6", "/cse-in?fu=1&ty=3&rcn=6"),
+        ("discovery rcn=6 lbl=x", "/cse-in?fu=1&lbl=x&rcn=6"),
+    ] {
+        let a = r.m.req("GET", q, Some("Cdisc"), None, None).await;
+        r.obs(label, 2000, &a, &[]);
+        let mut rrf: Vec<Value> =
+            a.pc.pointer("/m2m:rrl/rrf").and_then(Value::as_array).cloned().unwrap_or_default();
+        rrf.sort_by_key(Value::to_string);
+        r.note(&format!("{label} references"), json!(rrf));
+    }
+    let a = r.m.req("GET", "/cse-in?fu=1&ty=3&drt=2", Some("Cstranger"), None, None).await;
+    r.obs("discovery CSEBase drt=2 (stranger)", 2000, &a, &[]);
+    r.note(
+        "CSEBase drt=2 count (stranger)",
+        json!(a.pc.get("m2m:uril").and_then(Value::as_array).map_or(0, Vec::len)),
+    );
+    let a = r.m.req("GET", "/cse-in?fu=1&ty=3", None, None, None).await;
+    r.obs("discovery CSEBase without originator", 4000, &a, &[]);
 }
 
 pub(crate) async fn access_control(r: &mut Run<'_>) {

@@ -65,6 +65,7 @@ fn spawn_up(net: &Net, cse: u16, coap: u16, extra: &[String]) -> Up {
             .args(["up", "--data-dir"])
             .arg(net.dir.root())
             .args(["--cse-addr", &format!("127.0.0.1:{cse}")])
+            .args(["--cse-https-addr", "127.0.0.1:0"])
             .args(["--lwm2m-addr", &format!("127.0.0.1:{coap}")])
             .args(["--lwm2m-admin-addr", &format!("127.0.0.1:{admin}")])
             .args(["--lwm2m-dtls-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
@@ -348,6 +349,25 @@ async fn lwm2m_node_lib_and_an_mca_application_through_the_ledger_and_the_embedd
     app2.request("Cnode-ep", json!({"request_id": "app2-1", "op": "read", "path": "/3303/0/5700"}));
     let a = app.answer("app2-1", 30).await;
     assert_eq!((a["status"].as_str(), a["rsc"].as_u64()), (Some("rejected"), Some(4103)), "{a}");
+    // The impersonation of issue 13: the denied application writes a request without asking for `cr` and names
+    // the allowed one in the content. The gateway takes the originator from the CSE: answered 4103 as Capp2,
+    // and the write never reaches the device.
+    let (rsc, body) = mca(
+        up.cse,
+        "POST",
+        "/cse-in/Cnode-ep/cmd",
+        "Capp2",
+        Some(4),
+        &json!({"m2m:cin": {"con": {"request_id": "app2-2", "op": "write", "path": "/3303/0/5750",
+            "content": {"v": "hijacked"}, "originator": "Capp1"}}}),
+    );
+    assert_eq!(rsc, 2001, "{body}");
+    let a = app.answer("app2-2", 30).await;
+    assert_eq!((a["status"].as_str(), a["rsc"].as_u64()), (Some("rejected"), Some(4103)), "{a}");
+    assert_eq!(a["originator"], "Capp2", "{a}");
+    app.request("Cnode-ep", json!({"request_id": "app1-30", "op": "read", "path": "/3303/0/5750"}));
+    let a = app.answer("app1-30", 30).await;
+    assert_eq!(a["content"]["values"]["/3303/0/5750"]["v"], "kitchen", "the device was written: {a}");
 
     // The gateway is killed mid-flow (requests written, answers not yet given) and restarted.
     for i in 6..11 {
@@ -414,7 +434,7 @@ async fn lwm2m_node_lib_and_an_mca_application_through_the_ledger_and_the_embedd
             assert_eq!((n("submit_request"), n("submit_response")), (1, 1), "{id} on {peer}");
         }
         assert!(
-            !calls.iter().any(|(f, rid)| f == "submit_request" && rid == "app2-1"),
+            !calls.iter().any(|(f, rid)| f == "submit_request" && (rid == "app2-1" || rid == "app2-2")),
             "a denied request committed"
         );
     }
@@ -506,6 +526,44 @@ async fn lwm2m_node_lib_through_the_ledger_to_acme_as_a_remote_cse() {
     let a = app.answer("acme-3", 30).await;
     assert_eq!(a["content"]["values"]["/3303/0/5750"]["v"], "cellar", "{a}");
 
+    // Impersonation on ACME (issue 13): only Cacme-app may command devices. Another application names it in
+    // the content: without `cr` the gateway cannot know who wrote the request and rejects it (4000); with
+    // `"cr": null` ACME records the real creator and the policy refuses it (4103). Neither reaches the device.
+    let policy = json!({"rules": [{"id": "only-acme-app", "originators": ["Cacme-app"], "devices": ["*"], "ops": ["*"]}]});
+    let file = net.logs.join("policy.json");
+    std::fs::write(&file, policy.to_string()).unwrap();
+    let out = Command::new(bin())
+        .args(["policy", "set", "--data-dir"])
+        .arg(net.dir.root())
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "policy set: {}", String::from_utf8_lossy(&out.stderr));
+    let evil = App::register(acme.port, "cse-in", "Cacme-evil").await;
+    let claim = |id: &str| {
+        json!({"request_id": id, "op": "write", "path": "/3303/0/5750", "content": {"v": "hijacked"},
+            "originator": "Cacme-app"})
+    };
+    let (rsc, body) = mca(
+        acme.port,
+        "POST",
+        "/cse-in/Cacme-ep/cmd",
+        "Cacme-evil",
+        Some(4),
+        &json!({"m2m:cin": {"con": claim("evil-1")}}),
+    );
+    assert_eq!(rsc, 2001, "{body}");
+    let a = app.answer("evil-1", 30).await;
+    assert_eq!((a["status"].as_str(), a["rsc"].as_u64()), (Some("rejected"), Some(4000)), "{a}");
+    assert!(a["message"].as_str().is_some_and(|m| m.contains("create the request with cr")), "{a}");
+    evil.request("Cacme-ep", claim("evil-2"));
+    let a = app.answer("evil-2", 30).await;
+    assert_eq!((a["status"].as_str(), a["rsc"].as_u64()), (Some("rejected"), Some(4103)), "{a}");
+    assert_eq!(a["originator"], "Cacme-evil", "{a}");
+    app.request("Cacme-ep", json!({"request_id": "acme-5", "op": "read", "path": "/3303/0/5750"}));
+    let a = app.answer("acme-5", 30).await;
+    assert_eq!(a["content"]["values"]["/3303/0/5750"]["v"], "cellar", "the device was written: {a}");
+
     // LwM2M → oneM2M: an observed value reaches ACME's data container.
     app.request("Cacme-ep", json!({"request_id": "acme-4", "op": "observe", "path": "/3303/0/5700"}));
     assert_eq!(app.answer("acme-4", 30).await["status"], "ok");
@@ -528,6 +586,100 @@ async fn lwm2m_node_lib_through_the_ledger_to_acme_as_a_remote_cse() {
         (mca(acme.port, "GET", "/cse-in/Cacme-ep", "CAdmin", None, &Value::Null).0 == 4004).then_some(())
     })
     .await;
+    stop(&mut up).await;
+    verify(&net);
+}
+
+/// Mca over HTTPS with ACME (`useTLS`): `up --remote-cse https://… --mca-ca CA --notify-tls`. The gateway
+/// speaks HTTPS to ACME (verifying its certificate against the CA) and ACME notifies the gateway's HTTPS
+/// listener of each request; an application on HTTPS gets its answer from the device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lwm2m_node_lib_through_the_ledger_to_acme_over_https() {
+    use mca_client::tls::{PemIdentity, TlsClient, TlsServer};
+    let ca = test_support::pki::Ca::new("ipechain test Mca CA");
+    let cert = ca.issue("acme", &["127.0.0.1", "localhost"]);
+    let acme = test_support::AcmeProcess::spawn_https(&cert.cert_pem, &cert.key_pem).unwrap();
+    let tls = TlsClient { ca_pems: vec![ca.cert_pem.clone()], identity: None }.rustls_config().unwrap();
+    let url = format!("https://{}/cse-in", acme.authority());
+    let admin =
+        mca_client::McaClient::new(mca_client::McaConfig::from_url(&url, "CAdmin", Some(tls)).unwrap());
+    let ok = |r: Result<Value, mca_client::McaError>| r.ok();
+    for _ in 0..300 {
+        if ok(admin.retrieve("cse-in").await).is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let net = Net::generate();
+    let ca_file = net.logs.join("mca-ca.pem");
+    std::fs::write(&ca_file, &ca.cert_pem).unwrap();
+    let (cse, coap) = (test_support::free_tcp_port(), test_support::free_udp_port());
+    let extra =
+        [format!("--remote-cse={url}"), format!("--mca-ca={}", ca_file.display()), "--notify-tls".into()];
+    let mut up = spawn_up(&net, cse, coap, &extra);
+    wait_ledger_up(&net).await;
+    let mut ipe = Value::Null;
+    for _ in 0..300 {
+        if let Some(v) = ok(admin.retrieve("cse-in/Cipechain-ipe").await) {
+            ipe = v;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(ipe["poa"][0].as_str().is_some_and(|p| p.starts_with("https://127.0.0.1:")), "the IPE AE: {ipe}");
+
+    let _dev = NodeClient::start(&format!(
+        "create /3303/0\nset /3303/0 5700 18.5\nconnect 127.0.0.1 {} tls-ep /\n",
+        up.coap
+    ))
+    .await;
+    let mut tree = false;
+    for _ in 0..300 {
+        if ok(admin.retrieve("cse-in/Ctls-ep/obj3303_0/res5700").await).is_some() {
+            tree = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(tree, "the device's tree on ACME");
+
+    let receiver = ca.issue("app", &["127.0.0.1"]);
+    let server = TlsServer {
+        identity: PemIdentity { cert_pem: receiver.cert_pem, key_pem: receiver.key_pem },
+        client_ca_pems: vec![],
+    };
+    let mut notes =
+        NotificationListener::bind_tls("127.0.0.1:0".parse().unwrap(), server.rustls_config().unwrap())
+            .await
+            .unwrap();
+    let app = admin.with_origin("Ctls-app");
+    app.register_ae("cse-in", "tlsapp", "Napp", vec![notes.url()], vec![]).await.unwrap();
+    app.create_subscription("cse-in/Ctls-ep/rsp", "tls-app-rsp", vec![notes.url()], &[3]).await.unwrap();
+    let mut w = app.request(onem2m::Operation::Create, "cse-in/Ctls-ep/cmd");
+    w.ty = Some(4);
+    w.pc = Some(
+        json!({"m2m:cin": {"cr": null, "con": {"request_id": "tls-1", "op": "read", "path": "/3303/0/5700"}}}),
+    );
+    let r = app.send(&w).await.unwrap();
+    assert_eq!(r.rsc, onem2m::Rsc::Created, "{:?}", r.pc);
+    let answer = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let n = notes.recv().await.unwrap();
+            let con = match n.representation().and_then(|c| c.get("con")).cloned() {
+                Some(Value::String(s)) => serde_json::from_str(&s).unwrap_or(Value::Null),
+                Some(v) => v,
+                None => continue,
+            };
+            if con["request_id"] == "tls-1" {
+                return con;
+            }
+        }
+    })
+    .await
+    .expect("an answer to tls-1");
+    assert_eq!(answer["status"], "ok", "{answer}");
+    assert_eq!(answer["originator"], "Ctls-app", "{answer}");
+    assert_eq!(answer["content"]["values"]["/3303/0/5700"]["v"], 18.5, "{answer}");
     stop(&mut up).await;
     verify(&net);
 }
@@ -611,6 +763,7 @@ async fn up_demo_shows_both_flows_crossing_the_ledger() {
             .args(["up", "--demo", "--data-dir"])
             .arg(net.dir.root())
             .args(["--cse-addr", &format!("127.0.0.1:{cse}")])
+            .args(["--cse-https-addr", "127.0.0.1:0"])
             .args(["--lwm2m-addr", &format!("127.0.0.1:{coap}")])
             .args(["--lwm2m-admin-addr", &format!("127.0.0.1:{admin}")])
             .args(["--lwm2m-dtls-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])

@@ -367,6 +367,7 @@ async fn up_serves_the_ledger_the_cse_and_the_lwm2m_server_and_stops_on_sigterm(
     let net = Net::generate();
     let (cse, coap, admin) =
         (test_support::free_tcp_port(), test_support::free_udp_port(), test_support::free_tcp_port());
+    let https = test_support::free_tcp_port();
     let spawn = || {
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(net.logs.join("up.log")).unwrap();
@@ -375,6 +376,7 @@ async fn up_serves_the_ledger_the_cse_and_the_lwm2m_server_and_stops_on_sigterm(
                 .args(["up", "--data-dir"])
                 .arg(net.dir.root())
                 .args(["--cse-addr", &format!("127.0.0.1:{cse}")])
+                .args(["--cse-https-addr", &format!("127.0.0.1:{https}")])
                 .args(["--lwm2m-addr", &format!("127.0.0.1:{coap}")])
                 .args(["--lwm2m-admin-addr", &format!("127.0.0.1:{admin}")])
                 .args(["--lwm2m-dtls-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
@@ -397,6 +399,26 @@ async fn up_serves_the_ledger_the_cse_and_the_lwm2m_server_and_stops_on_sigterm(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(cb.starts_with("HTTP/1.1 200") && cb.contains("\"csi\":\"/id-in\""), "{cb}");
+    // And over HTTPS with peer0.org1's certificate, trusted through Org1's TLS CA; a client certificate of the
+    // network binds the originator to its CN.
+    let org1 = net.dir.crypto_dir().join("peerOrganizations/org1.ipechain.local");
+    let ca = std::fs::read(org1.join("tlsca/tlsca.org1.ipechain.local-cert.pem")).unwrap();
+    let https_client = |origin: &str, identity: Option<mca_client::tls::PemIdentity>| {
+        let tls = mca_client::tls::TlsClient { ca_pems: vec![ca.clone()], identity }.rustls_config().unwrap();
+        let url = format!("https://127.0.0.1:{https}/cse-in");
+        mca_client::McaClient::new(mca_client::McaConfig::from_url(&url, origin, Some(tls)).unwrap())
+    };
+    let cb = https_client("CAdmin", None).retrieve("cse-in").await.unwrap();
+    assert_eq!(cb["csi"], "/id-in", "{cb}");
+    assert!(cb["poa"].as_array().unwrap().contains(&serde_json::json!(format!("https://127.0.0.1:{https}"))));
+    let user = org1.join("users/User1@org1.ipechain.local/tls");
+    let id = mca_client::tls::PemIdentity {
+        cert_pem: std::fs::read(user.join("client.crt")).unwrap(),
+        key_pem: std::fs::read(user.join("client.key")).unwrap(),
+    };
+    let c = https_client("Csomeone", Some(id));
+    let r = c.send(&c.request(onem2m::Operation::Retrieve, "cse-in")).await.unwrap();
+    assert_eq!(r.rsc, onem2m::Rsc::OriginatorHasNoPrivilege, "{:?}", r.pc);
     // An LwM2M client registers over real UDP and shows up in the admin API.
     let out = Command::new(test_support::coap_client())
         .args(["-m", "post", "-t", "40", "-e", "</3/0>,</3303/0>"])
