@@ -149,6 +149,7 @@ struct Counters {
 }
 
 /// Runs the benchmark against running peers; `progress` is called about once a second.
+#[allow(clippy::disallowed_methods)] // a benchmark measures elapsed time
 pub async fn run(
     cfg: &LedgerBenchConfig,
     targets: &[PeerTarget],

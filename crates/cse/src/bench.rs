@@ -90,6 +90,7 @@ pub async fn prepare(authority: &str) -> Result<(), BenchError> {
 
 /// Runs `clients` concurrent request loops for `duration` and returns requests per second. `tag` makes the
 /// container names of this run unique.
+#[allow(clippy::disallowed_methods)] // a benchmark measures elapsed time
 pub async fn measure(
     authority: &str,
     op: BenchOp,
@@ -163,6 +164,7 @@ pub fn fsync_floor(dir: &std::path::Path, n: usize) -> std::io::Result<(f64, f64
         .unwrap_or_else(|_| Err(std::io::Error::other("probe")))
 }
 
+#[allow(clippy::disallowed_methods)] // a benchmark measures elapsed time
 fn fsync_loop(dir: &std::path::Path, n: usize) -> std::io::Result<(f64, f64)> {
     use std::os::unix::fs::FileExt;
     let path = dir.join("fsync-probe");

@@ -143,9 +143,8 @@ impl Gateway {
         channel_id: &str,
     ) -> Result<Gateway, ClientError> {
         let channel = ChannelId::parse(channel_id).map_err(|e| ClientError::Invalid(e.to_string()))?;
-        let client = GatewayClient::new(ch)
-            .max_decoding_message_size(256 << 20)
-            .max_encoding_message_size(256 << 20);
+        let client =
+            GatewayClient::new(ch).max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20);
         let creator = Arc::new(CreatorForm::new(signer.serialized_identity()));
         Ok(Gateway { client, signer, channel, session: Arc::default(), watcher: Arc::default(), creator })
     }
@@ -236,7 +235,8 @@ impl Gateway {
     /// Filtered blocks from the next one the peer commits, then live (no Admin rights needed to know where
     /// the chain ends).
     pub async fn commits_from_now(&self) -> Result<FilteredStream, ClientError> {
-        let req = BlocksRequest { channel_id: self.channel.to_string(), start: 0, stop: None, from_now: true };
+        let req =
+            BlocksRequest { channel_id: self.channel.to_string(), start: 0, stop: None, from_now: true };
         let stream =
             self.client.clone().deliver_filtered(self.sign_request(req.encode_to_vec())).await?.into_inner();
         Ok(FilteredStream { stream })

@@ -3,7 +3,7 @@
 //! same binary, `sim` mode) so the server's RSS is its own.
 //!
 //! `cargo bench -p lwm2m-server --bench ingest [-- ingest|rss] [--clients N] [--runs R]`
-
+#![allow(clippy::disallowed_methods)] // a test or benchmark harness times its own waits
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)] // a bench binary reports on stdout
 
 use std::net::SocketAddr;

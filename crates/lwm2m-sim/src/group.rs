@@ -48,6 +48,7 @@ pub(crate) struct Group {
 }
 
 /// Wall-clock-free "now": the simulator is a shell and reads tokio's clock here only.
+#[allow(clippy::disallowed_methods)] // the simulator shell's clock
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }

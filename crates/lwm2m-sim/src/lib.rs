@@ -122,6 +122,7 @@ impl Simulator {
     }
 
     /// Waits until at least `n` devices are registered or `timeout` passes; returns the count.
+    #[allow(clippy::disallowed_methods)] // a deadline of a waiting helper in the shell
     pub async fn wait_registered(&self, n: u64, timeout: Duration) -> u64 {
         let until = tokio::time::Instant::now() + timeout;
         while self.registered() < n && tokio::time::Instant::now() < until {

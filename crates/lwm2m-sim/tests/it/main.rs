@@ -1,6 +1,6 @@
 //! The simulator against a minimal LwM2M server built from the sans-IO `coap` endpoint in the test:
 //! devices register with distinct root paths on a shared socket, answer reads and notify observers.
-
+#![allow(clippy::disallowed_methods)] // a test or benchmark harness times its own waits
 #![allow(clippy::unwrap_used)] // test helpers: a panic is a test failure
 
 use std::collections::HashMap;

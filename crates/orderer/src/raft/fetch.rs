@@ -23,6 +23,7 @@ pub(crate) struct BlockFetcher {
 impl BlockFetcher {
     /// Appends blocks until the store's height is `target` and its head is `head`, trying every other
     /// orderer in turn, for at most `patience`. Each block must link to the previous one.
+    #[allow(clippy::disallowed_methods)] // a deadline of the shell's catch-up loop
     pub(crate) async fn catch_up(
         &self,
         store: &Arc<dyn BlockStore>,

@@ -57,6 +57,7 @@ pub(crate) enum ChainEvent {
 }
 
 /// The one clock of the sequencer (tokio's, so paused-time tests work).
+#[allow(clippy::disallowed_methods)] // the shell's single clock read
 fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
