@@ -5,15 +5,11 @@
 use ledger_types::tx::{Signer, serialize_identity};
 use msp::{LocalIdentity, UnixTime};
 
-/// The current time for admission checks (endorsement, broadcast, reads): the nodes' one clock read for
-/// identities. Validation never calls it: it judges a transaction at its own timestamp.
-#[allow(clippy::disallowed_methods)]
+/// The current time for admission checks (endorsement, broadcast, reads) and key generation: the peer's
+/// one clock read ([`peer::unix_now`]). Validation never calls it: it judges a transaction at its own
+/// timestamp.
 pub fn unix_now() -> UnixTime {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    UnixTime::from_secs(secs)
+    UnixTime::from_secs(peer::unix_now())
 }
 
 /// Signs as a local identity (node or user).

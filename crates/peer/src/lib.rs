@@ -11,3 +11,10 @@ pub mod service;
 pub mod sigbatch;
 pub mod tls_gate;
 pub mod validator;
+
+/// The nodes' one wall-clock read for admission checks (endorsement, reads, TLS roles, broadcast), Unix
+/// seconds. Validation never calls it: it judges a transaction at its own timestamp.
+#[allow(clippy::disallowed_methods)] // the shell's clock, for admission only
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}

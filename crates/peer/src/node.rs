@@ -132,7 +132,8 @@ where
             .add_service(tonic::service::interceptor::InterceptedService::new(
                 AdminServer::new(AdminService(svc.clone())),
                 move |req: tonic::Request<()>| {
-                    use crate::tls_gate::{client_certs, unix_now};
+                    use crate::tls_gate::client_certs;
+                    use crate::unix_now;
                     gate.authorize_admin(&client_certs(&req), unix_now())
                         .map(|()| req)
                         .map_err(|e| tonic::Status::permission_denied(format!("403: {e}")))

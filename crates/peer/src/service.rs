@@ -12,6 +12,7 @@
 use crate::endorser::{EndorseError, Endorser};
 use crate::identity::Identities;
 use crate::ledger::{CommittedBlock, PeerLedger};
+use crate::unix_now;
 use ledger_rpc::atomic_broadcast_client::AtomicBroadcastClient;
 use ledger_rpc::endorser_client::EndorserClient;
 use ledger_rpc::messages::{
@@ -34,12 +35,6 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
-
-/// The peer's clock for admission checks (endorsement, reads), Unix seconds. Validation never reads it.
-#[allow(clippy::disallowed_methods)]
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
 
 fn endorse_status(e: EndorseError) -> Status {
     match e {

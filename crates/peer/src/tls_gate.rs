@@ -71,12 +71,6 @@ impl TlsGate {
     }
 }
 
-/// The peer's and orderer's clock for TLS admission, Unix seconds.
-#[allow(clippy::disallowed_methods)]
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
 /// The client certificates of a request (DER, leaf first; empty without mutual TLS).
 pub fn client_certs<T>(request: &tonic::Request<T>) -> Vec<Vec<u8>> {
     request.peer_certs().map(|c| c.iter().map(|d| d.as_ref().to_vec()).collect()).unwrap_or_default()
