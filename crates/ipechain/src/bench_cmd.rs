@@ -53,7 +53,8 @@ const VERIFIES_PER_TX: f64 = 6.0;
 #[allow(clippy::disallowed_methods)] // a benchmark measures time
 pub(crate) fn crypto_bound() -> f64 {
     let mut rng = rand::rngs::OsRng;
-    let keys: Vec<SigningKey> = (0..1024).map(|_| SigningKey::generate(Algorithm::Ed25519, &mut rng)).collect();
+    let keys: Vec<SigningKey> =
+        (0..1024).map(|_| SigningKey::generate(Algorithm::Ed25519, &mut rng)).collect();
     let pks: Vec<_> = keys.iter().map(SigningKey::public_key).collect();
     let msgs: Vec<Vec<u8>> =
         (0..1024u32).map(|i| format!("transaction payload {i:08}").into_bytes().repeat(8)).collect();
