@@ -15,8 +15,9 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # 1. Debian packages: libcoap's clients (coap-client-notls: raw CoAP peer; coap-client-openssl and
 #    coap-client-gnutls: DTLS peers), OpenSSL headers and pkg-config for the DTLS server (openssl-sys links
-#    the system libssl), autotools to build aiocoap's tinydtls extra (DTLSSocket runs autoreconf).
-apt_pkgs="libcoap3-bin libssl-dev pkg-config autoconf automake libtool"
+#    the system libssl), autotools to build aiocoap's tinydtls extra (DTLSSocket runs autoreconf), and the
+#    openssl command (the msp tests check that it reads our key files).
+apt_pkgs="libcoap3-bin libssl-dev pkg-config autoconf automake libtool openssl"
 missing=""
 for p in $apt_pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -188,10 +188,15 @@ impl SigningKey {
         }
     }
 
-    /// PKCS#8 DER encoding (Ed25519 as PKCS#8 v2 with the public key, P-256 as SEC1 inside PKCS#8).
+    /// PKCS#8 DER encoding: Ed25519 as PKCS#8 v1 (RFC 8410, the secret only: what OpenSSL 3.0 and Node's
+    /// `crypto` read, and what Fabric's cryptogen writes), P-256 as SEC1 inside PKCS#8. Reading accepts v1
+    /// and v2 (with the public key).
     pub fn to_pkcs8_der(&self) -> Vec<u8> {
         let doc = match self {
-            SigningKey::Ed25519(k) => k.to_pkcs8_der(),
+            SigningKey::Ed25519(k) => {
+                ed25519_dalek::pkcs8::KeypairBytes { secret_key: k.to_bytes(), public_key: None }
+                    .to_pkcs8_der()
+            }
             SigningKey::EcdsaP256(k) => p256::pkcs8::EncodePrivateKey::to_pkcs8_der(k),
         };
         // Encoding a well-formed in-memory key into DER cannot fail (no I/O, bounded sizes).

@@ -2,6 +2,7 @@
 
 mod chain;
 mod cryptogen;
+mod keyfiles;
 mod manager;
 mod props;
 mod tls;
