@@ -16,6 +16,10 @@ pub(crate) enum KeysCommand {
         /// Network description (TOML); `ipechain keys default-config` prints the default one.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Signing keys of every node and user: ed25519 (the default) or ecdsa-p256 (Fabric's default).
+        /// Overrides the description's `key_algorithm`.
+        #[arg(long, value_name = "TYPE", value_parser = parse_key_type)]
+        key_type: Option<msp::Algorithm>,
     },
     /// Print the default network description, as a starting point for --config.
     DefaultConfig,
@@ -23,8 +27,8 @@ pub(crate) enum KeysCommand {
 
 pub(crate) fn run(cmd: KeysCommand) -> Result<()> {
     match cmd {
-        KeysCommand::Generate { dir, config } => {
-            let net = match config {
+        KeysCommand::Generate { dir, config, key_type } => {
+            let mut net = match config {
                 Some(path) => {
                     let text = std::fs::read_to_string(&path)
                         .with_context(|| format!("reading {}", path.display()))?;
@@ -32,6 +36,9 @@ pub(crate) fn run(cmd: KeysCommand) -> Result<()> {
                 }
                 None => NetworkConfig::default_network(),
             };
+            if let Some(alg) = key_type {
+                net.crypto.key_algorithm = alg;
+            }
             let dir = dir.resolve();
             let generated = generate_network(&dir, &net)?;
             println!("generated network in {}", dir.root().display());
@@ -45,6 +52,14 @@ pub(crate) fn run(cmd: KeysCommand) -> Result<()> {
             print!("{}", NetworkConfig::default_network().to_toml());
             Ok(())
         }
+    }
+}
+
+fn parse_key_type(s: &str) -> Result<msp::Algorithm, String> {
+    match s {
+        "ed25519" => Ok(msp::Algorithm::Ed25519),
+        "ecdsa-p256" | "p256" => Ok(msp::Algorithm::EcdsaP256),
+        other => Err(format!("unknown key type {other:?}: ed25519 or ecdsa-p256")),
     }
 }
 

@@ -37,13 +37,18 @@ pub(crate) struct Cluster {
 
 impl Cluster {
     pub(crate) async fn start(seed: u64) -> Cluster {
+        Cluster::start_with(seed, msp::Algorithm::Ed25519).await
+    }
+
+    /// A network whose nodes and clients all sign with `alg`.
+    pub(crate) async fn start_with(seed: u64, alg: msp::Algorithm) -> Cluster {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
             )
             .with_test_writer()
             .try_init();
-        let (tmp, dir, net) = generated(seed);
+        let (tmp, dir, net) = crate::generated_with(seed, alg);
         let stop = CancellationToken::new();
         let mut orderers = Vec::new();
         let mut peers = Vec::new();
@@ -550,4 +555,30 @@ async fn only_orderers_reach_the_cluster_and_only_admins_the_admin_service() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(c.converged(before.0).await, before);
     c.orderers_at(before.0).await;
+}
+
+/// A network of ECDSA P-256 identities (Fabric's default) end to end: endorsement, ordering, validation on both
+/// peers, events, and the same refusals of a forged signature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ecdsa_p256_network_commits_and_refuses_forgeries() {
+    let c = Cluster::start_with(43, msp::Algorithm::EcdsaP256).await;
+    let (alice, _) = c.user(1, "User1");
+    assert_eq!(alice.identity().signing_key().algorithm(), msp::Algorithm::EcdsaP256);
+    let gw = c.gateway(1);
+    let kv = gw.contract("kv");
+    let first = kv.submit("put", &[b"p".to_vec(), b"1".to_vec()]).await.unwrap();
+    let second = kv.submit("put", &[b"q".to_vec(), b"2".to_vec()]).await.unwrap();
+    assert!(second.block >= first.block);
+    c.converged(second.block + 1).await;
+    assert_eq!(gw.contract("kv").evaluate("get", &[b"q".to_vec()]).await.unwrap(), b"2");
+    let gw2 = c.gateway(2);
+    assert_eq!(gw2.contract("kv").evaluate("get", &[b"p".to_vec()]).await.unwrap(), b"1");
+    // A proposal signed by another member than the creator it names is refused.
+    let (_, tls) = c.user(1, "User1");
+    let (bob, _) = c.user(2, "User1");
+    let mut raw = GatewayClient::new(channel(&c.net.peers[0].endpoint(), &tls).unwrap());
+    let mut forged = proposal(alice.as_ref(), "k", 3);
+    forged.signature = bob.sign(&forged.proposal_bytes);
+    let e = raw.endorse(EndorseRequest { proposal: Some(forged), endorsing_orgs: vec![] }).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");
 }

@@ -11,9 +11,15 @@ use rand::SeedableRng;
 
 /// Generates the default network with free ports into a temporary directory.
 pub(crate) fn generated(seed: u64) -> (tempfile::TempDir, DataDir, NetworkConfig) {
+    generated_with(seed, msp::Algorithm::Ed25519)
+}
+
+/// The default network with signing keys of `alg` for every node and user.
+pub(crate) fn generated_with(seed: u64, alg: msp::Algorithm) -> (tempfile::TempDir, DataDir, NetworkConfig) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = DataDir::new(tmp.path().join("net"));
     let mut net = NetworkConfig::default_network();
+    net.crypto.key_algorithm = alg;
     for n in net.orderers.iter_mut().chain(net.peers.iter_mut()) {
         n.port = test_support::free_tcp_port();
     }
