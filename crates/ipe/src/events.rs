@@ -19,6 +19,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use crate::credentials::DeviceCredentials;
 use crate::mapping::{Cin, ResourceTree};
 use crate::model::{Address, Device, DeviceAnswer, Downlink, Operation, Outcome};
 
@@ -40,6 +41,8 @@ pub const DEVICE_REQUEST: &str = "device.request";
 pub const DEVICE_ANSWER: &str = "device.answer";
 /// The access policy changed.
 pub const POLICY_CHANGED: &str = "policy.changed";
+/// An endpoint's credentials were bound, replaced or removed (to every gateway).
+pub const DEVICE_CREDENTIALS: &str = "device.credentials";
 
 /// `device.registered`, `device.updated`, `device.deregistered`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -172,6 +175,17 @@ pub struct PolicyChangedEvent {
 }
 
 /// Any event of the contract.
+/// Payload of `device.credentials`: the endpoint's binding now (`None`: removed). Fingerprints only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialsEvent {
+    /// Always [`Address::Gateways`].
+    pub to: Address,
+    /// LwM2M endpoint name.
+    pub endpoint: String,
+    /// The binding in force, or `None` when it was removed.
+    pub credentials: Option<DeviceCredentials>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum IpeEvent {
@@ -193,6 +207,8 @@ pub enum IpeEvent {
     DeviceAnswer(DeviceAnswerEvent),
     /// `policy.changed`.
     PolicyChanged(PolicyChangedEvent),
+    /// `device.credentials`.
+    DeviceCredentials(CredentialsEvent),
 }
 
 impl IpeEvent {
@@ -209,6 +225,7 @@ impl IpeEvent {
             DEVICE_REQUEST => IpeEvent::DeviceRequest(serde_json::from_slice(p)?),
             DEVICE_ANSWER => IpeEvent::DeviceAnswer(serde_json::from_slice(p)?),
             POLICY_CHANGED => IpeEvent::PolicyChanged(serde_json::from_slice(p)?),
+            DEVICE_CREDENTIALS => IpeEvent::DeviceCredentials(serde_json::from_slice(p)?),
             _ => return Ok(None),
         }))
     }
@@ -225,6 +242,7 @@ impl IpeEvent {
             IpeEvent::DeviceRequest(_) => DEVICE_REQUEST,
             IpeEvent::DeviceAnswer(_) => DEVICE_ANSWER,
             IpeEvent::PolicyChanged(_) => POLICY_CHANGED,
+            IpeEvent::DeviceCredentials(_) => DEVICE_CREDENTIALS,
         }
     }
 
@@ -240,6 +258,7 @@ impl IpeEvent {
             IpeEvent::DeviceRequest(e) => &e.to,
             IpeEvent::DeviceAnswer(e) => &e.to,
             IpeEvent::PolicyChanged(e) => &e.to,
+            IpeEvent::DeviceCredentials(e) => &e.to,
         }
     }
 }

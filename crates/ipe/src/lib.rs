@@ -5,6 +5,8 @@
 //! - the **device registry** (`dev/<endpoint>`, with the AE-ID index `ae/<ae-id>`), written by the bridge
 //!   gateway that serves each LwM2M endpoint;
 //! - the **access policy** (`pol/policy`), written only by admin transactions;
+//! - **device credentials** (`dcred/<endpoint>`, index `dcid/<mode>/<identity>`): each endpoint's security
+//!   mode and credential fingerprint (never a secret), written only by admin transactions;
 //! - **requests** of oneM2M applications to devices (`req/<request-id>`) with their translated answers;
 //! - **reports** of devices (`rpt/<report-id>`) and **device requests** (`dreq/<request-id>`) with their answers.
 //!
@@ -41,6 +43,7 @@
 //! assert_eq!(event.unwrap().0, "device.registered");
 //! ```
 
+pub mod credentials;
 pub mod events;
 pub mod mapping;
 pub mod model;
@@ -57,6 +60,7 @@ use lwm2m::Registry;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use credentials::{DeviceCredentials, SecurityMode, SetCredentials};
 pub use events::IpeEvent;
 pub use mapping::{MappingMode, ResourceTree, ae_id_for, resource_tree};
 pub use model::{Device, GatewayRef, Operation, RequestRecord};
@@ -179,6 +183,10 @@ impl Contract for IpeContract {
             "grant" => self.grant(ctx, json_arg(args, function)?),
             "revoke" => self.revoke(ctx, &str_arg(args, "rule_id")?),
             "get_policy" => self.get_policy(ctx),
+            "set_device_credentials" => self.set_device_credentials(ctx, json_arg(args, function)?),
+            "remove_device_credentials" => self.remove_device_credentials(ctx, &str_arg(args, "endpoint")?),
+            "get_device_credentials" => self.get_device_credentials(ctx, &str_arg(args, "endpoint")?),
+            "list_device_credentials" => self.list_device_credentials(ctx, args),
             other => Err(bad(format!("ipe has no function {other:?}"))),
         }
     }

@@ -196,6 +196,8 @@ pub enum Address {
     /// Whoever maintains the oneM2M side (every gateway's CSE side; the one whose org serves the device
     /// writes it).
     Onem2m,
+    /// Every gateway (device credentials: each gateway's LwM2M server admits by them).
+    Gateways,
 }
 
 /// Who submitted a transaction.

@@ -513,7 +513,8 @@ proptest::proptest! {
         f in proptest::sample::select(vec![
             "register_device", "update_device", "deregister_device", "submit_request", "submit_response", "report",
             "device_request", "answer_device_request", "grant", "set_policy", "revoke", "get_device", "get_request",
-            "list_devices", "get_mapping", "get_device_request",
+            "list_devices", "get_mapping", "get_device_request", "set_device_credentials", "remove_device_credentials",
+            "get_device_credentials", "list_device_credentials",
         ]),
     ) {
         let mut l = registered();
