@@ -6,6 +6,7 @@
 mod bench_cmd;
 mod bench_iw;
 mod demo;
+mod device_cmd;
 mod gateway;
 mod keys;
 mod node;
@@ -93,6 +94,11 @@ enum Command {
         #[command(subcommand)]
         command: policy_cmd::PolicyCommand,
     },
+    /// LwM2M device credentials bound on chain: add, list, remove.
+    Device {
+        #[command(subcommand)]
+        command: device_cmd::DeviceCommand,
+    },
     /// Benchmarks against the running local network.
     Bench {
         #[command(subcommand)]
@@ -118,5 +124,6 @@ fn main() -> Result<()> {
         Command::Verify { dir, threads } => verify::run(dir.resolve(), threads.map(usize::from)),
         Command::Bench { command } => rt.block_on(bench_cmd::run(command)),
         Command::Policy { command } => rt.block_on(policy_cmd::run(command)),
+        Command::Device { command } => rt.block_on(device_cmd::run(command)),
     }
 }

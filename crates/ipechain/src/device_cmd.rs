@@ -1,0 +1,190 @@
+//! `ipechain device`: LwM2M device credentials bound on chain by admin transactions of the IPE contract
+//! (signed here as the first peer organization's Admin). The chain holds fingerprints only; the PSK secret
+//! goes into the gateway's key file `<data-dir>/lwm2m/lwm2m-keys` (mode 0600), written only after the
+//! transaction committed. A PSK is never printed or logged.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use lwm2m_server::{Credential, CredentialStore, FileCredentialStore, Identity};
+use serde_json::{Value, json};
+
+use crate::DataDirArg;
+
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum DeviceCommand {
+    /// Bind an endpoint to its DTLS credential: `--psk-identity ID --psk-key HEX`, or `--cert FILE`.
+    Add {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// LwM2M endpoint name.
+        #[arg(long)]
+        endpoint: String,
+        /// PSK identity (with `--psk-key`).
+        #[arg(long, requires = "psk_key", conflicts_with_all = ["cert", "rpk_public_key"])]
+        psk_identity: Option<String>,
+        /// PSK key in hex, 1 to 64 bytes (with `--psk-identity`). Kept in the gateway's key file only.
+        #[arg(long, requires = "psk_identity", value_name = "HEX")]
+        psk_key: Option<String>,
+        /// The device's X.509 client certificate (PEM or DER), pinned by the SHA-256 of its DER.
+        #[arg(long, value_name = "FILE", conflicts_with = "rpk_public_key")]
+        cert: Option<PathBuf>,
+        /// Raw public key (RFC 7250): not supported, refused.
+        #[arg(long, value_name = "FILE")]
+        rpk_public_key: Option<PathBuf>,
+    },
+    /// List the bindings on chain: endpoint, mode, identity, fingerprint.
+    List {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an endpoint's binding (and its PSK from the gateway's key file).
+    Remove {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// LwM2M endpoint name.
+        #[arg(long)]
+        endpoint: String,
+    },
+}
+
+/// What `add` binds: the on-chain argument and what goes into the key file.
+struct Binding {
+    arg: Value,
+    local: Credential,
+    identity: Identity,
+}
+
+fn psk_binding(endpoint: &str, identity: String, key_hex: &str) -> Result<Binding> {
+    let key = hex::decode(key_hex.trim()).map_err(|_| anyhow::anyhow!("--psk-key must be hex"))?;
+    if key.is_empty() || key.len() > 64 {
+        bail!("--psk-key must be 1 to 64 bytes, got {}", key.len());
+    }
+    let fingerprint = hex::encode(openssl::sha::sha256(&key));
+    Ok(Binding {
+        arg: json!({"endpoint": endpoint, "mode": "psk", "identity": identity, "fingerprint": fingerprint}),
+        identity: Identity::Psk(identity.clone()),
+        local: Credential::Psk { identity, key },
+    })
+}
+
+fn cert_binding(endpoint: &str, file: &std::path::Path) -> Result<Binding> {
+    let raw = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let cert = if raw.starts_with(b"-----BEGIN") {
+        openssl::x509::X509::from_pem(&raw)
+    } else {
+        openssl::x509::X509::from_der(&raw)
+    }
+    .with_context(|| format!("{} is not an X.509 certificate (PEM or DER)", file.display()))?;
+    let sha256 = openssl::sha::sha256(&cert.to_der().context("encoding the certificate")?);
+    Ok(Binding {
+        arg: json!({"endpoint": endpoint, "mode": "x509", "fingerprint": hex::encode(sha256)}),
+        identity: Identity::X509 { sha256 },
+        local: Credential::X509 { sha256 },
+    })
+}
+
+fn key_store(dir: &network::DataDir) -> Result<FileCredentialStore> {
+    Ok(FileCredentialStore::open(&dir.root().join("lwm2m"))?)
+}
+
+async fn submit(dir: &network::DataDir, function: &str, arg: Vec<u8>) -> Result<(Value, u64)> {
+    let c = crate::gateway::client(dir, 0, "Admin")?;
+    let committed = c.gateway.contract(ipe::NAME).submit(function, &[arg]).await.map_err(|e| {
+        match bridge::ledger::contract_status(&e) {
+            Some((status, message)) => {
+                anyhow::anyhow!("the IPE contract refused {function} ({status}): {message}")
+            }
+            None => anyhow::Error::from(e),
+        }
+    })?;
+    Ok((serde_json::from_slice(&committed.payload)?, committed.block))
+}
+
+pub(crate) async fn run(cmd: DeviceCommand) -> Result<()> {
+    match cmd {
+        DeviceCommand::Add { dir, endpoint, psk_identity, psk_key, cert, rpk_public_key } => {
+            if rpk_public_key.is_some() {
+                bail!(
+                    "raw public keys (RFC 7250) are not supported: the gateway's DTLS library (OpenSSL 3.0) has \
+                     no RPK; use --psk-identity/--psk-key or --cert"
+                );
+            }
+            let b = match (psk_identity, psk_key, cert) {
+                (Some(id), Some(key), None) => psk_binding(&endpoint, id, &key)?,
+                (None, None, Some(file)) => cert_binding(&endpoint, &file)?,
+                _ => bail!("give either --psk-identity ID --psk-key HEX, or --cert FILE"),
+            };
+            let dir = dir.resolve();
+            // The key file must accept it too; check before the chain changes.
+            let keys = key_store(&dir)?;
+            if let Some(other) = keys.endpoint_of(&b.identity).filter(|e| *e != endpoint) {
+                bail!("{} is already bound to endpoint {other} in {}", b.identity, keys.path().display());
+            }
+            let (rec, block) = submit(&dir, "set_device_credentials", b.arg.to_string().into_bytes()).await?;
+            keys.set(&endpoint, b.local).with_context(|| {
+                format!("committed on chain in block {block}, but the key file was not written")
+            })?;
+            println!("{}", serde_json::to_string_pretty(&rec)?);
+            eprintln!("committed in block {block}; credential in {}", keys.path().display());
+        }
+        DeviceCommand::List { dir, json } => {
+            let c = crate::gateway::client(&dir.resolve(), 0, "User1")?;
+            let mut all: Vec<Value> = Vec::new();
+            loop {
+                let filter = match all.last() {
+                    Some(last) => json!({"after": last["endpoint"], "limit": 1000}),
+                    None => json!({"limit": 1000}),
+                };
+                let b = c
+                    .gateway
+                    .contract(ipe::NAME)
+                    .evaluate("list_device_credentials", &[filter.to_string().into_bytes()])
+                    .await?;
+                let page: Vec<Value> = serde_json::from_slice(&b)?;
+                let n = page.len();
+                all.extend(page);
+                if n < 1000 {
+                    break;
+                }
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else {
+                println!("{:<32} {:<5} {:<32} FINGERPRINT (SHA-256)", "ENDPOINT", "MODE", "IDENTITY");
+                for r in &all {
+                    let s = |k: &str| r[k].as_str().unwrap_or("-").to_owned();
+                    println!(
+                        "{:<32} {:<5} {:<32} {}",
+                        s("endpoint"),
+                        s("mode"),
+                        s("identity"),
+                        s("fingerprint")
+                    );
+                }
+            }
+        }
+        DeviceCommand::Remove { dir, endpoint } => {
+            let dir = dir.resolve();
+            let keys = key_store(&dir)?;
+            let (rec, block) =
+                submit(&dir, "remove_device_credentials", endpoint.clone().into_bytes()).await?;
+            let removed = keys.remove(&endpoint).with_context(|| {
+                format!("removed on chain in block {block}, but the key file was not updated")
+            })?;
+            println!("{}", serde_json::to_string_pretty(&rec)?);
+            eprintln!(
+                "committed in block {block}{}",
+                if removed {
+                    format!("; credential removed from {}", keys.path().display())
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    Ok(())
+}

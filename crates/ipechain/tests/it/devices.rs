@@ -1,0 +1,188 @@
+//! `ipechain device add|list|remove` against a running `ipechain up`: the binding is committed on chain with
+//! fingerprints only, the PSK lands in the gateway's key file (0600, other entries kept) after the commit, and
+//! only admins may bind.
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use test_support::ChildGuard;
+
+use crate::processes::{Net, bin};
+
+fn device(net: &Net, args: &[&str]) -> Output {
+    Command::new(bin()).arg("device").args(args).arg("--data-dir").arg(net.dir.root()).output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(openssl::sha::sha256(data))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_credentials_are_bound_on_chain_and_the_psk_kept_in_the_key_file() {
+    let net = Net::generate();
+    let keys = net.dir.root().join("lwm2m");
+    std::fs::create_dir_all(&keys).unwrap();
+    let key_file = keys.join("lwm2m-keys");
+    // An entry made by hand before: it must survive the CLI's writes.
+    std::fs::write(&key_file, format!("old-ep psk old-id {}\n", hex::encode(b"old-key"))).unwrap();
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(net.logs.join("up.log")).unwrap();
+    let _up = ChildGuard::spawn(
+        Command::new(bin())
+            .args(["up", "--no-gateway", "--data-dir"])
+            .arg(net.dir.root())
+            .args(["--cse-addr", &format!("127.0.0.1:{}", test_support::free_tcp_port())])
+            .args(["--cse-https-addr", "127.0.0.1:0"])
+            .args(["--lwm2m-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
+            .args(["--lwm2m-admin-addr", &format!("127.0.0.1:{}", test_support::free_tcp_port())])
+            .args(["--lwm2m-dtls-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
+            .stdout(Stdio::null())
+            .stderr(log),
+    )
+    .unwrap();
+    for n in net.node_names() {
+        net.wait_up(&n).await;
+    }
+
+    // RPK and half a PSK are refused before anything is submitted.
+    let out = device(&net, &["add", "--endpoint", "x", "--rpk-public-key", "/dev/null"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("raw public keys (RFC 7250) are not supported"), "{}", text(&out));
+    let out = device(&net, &["add", "--endpoint", "x", "--psk-identity", "i"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let out = device(&net, &["add", "--endpoint", "x", "--psk-identity", "i", "--psk-key", "not-hex"]);
+    assert!(text(&out).contains("--psk-key must be hex"), "{}", text(&out));
+    assert!(!text(&out).contains("not-hex"), "a key is never echoed: {}", text(&out));
+
+    // Add a PSK device (the first submit may wait for the channel to elect a leader: retry a while).
+    let key_hex = hex::encode(b"secret-key-of-dev-1");
+    let add = ["add", "--endpoint", "dev-1", "--psk-identity", "dev-1-id", "--psk-key", key_hex.as_str()];
+    let mut out = device(&net, &add);
+    for _ in 0..30 {
+        if out.status.success() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        out = device(&net, &add);
+    }
+    assert!(out.status.success(), "device add: {}", text(&out));
+    assert!(!text(&out).contains(&key_hex), "the key is never printed");
+    let rec: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fp = sha256_hex(b"secret-key-of-dev-1");
+    assert_eq!(rec["fingerprint"], fp.as_str());
+    assert_eq!(rec["bound_by"]["subject"], "Admin@org1.ipechain.local", "{rec}");
+
+    // The key file: 0600, the new key and the old entry.
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+    let file = std::fs::read_to_string(&key_file).unwrap();
+    assert!(file.contains(&format!("dev-1 psk dev-1-id {key_hex}\n")), "{file}");
+    assert!(file.contains(&format!("old-ep psk old-id {}\n", hex::encode(b"old-key"))), "{file}");
+
+    // An X.509 device, by the SHA-256 of its DER (checked against `openssl x509 -fingerprint`).
+    let pem = net.logs.join("dev2.pem");
+    let keyf = net.logs.join("dev2.key");
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args(["-subj", "/CN=dev-2", "-keyout"])
+        .arg(&keyf)
+        .arg("-out")
+        .arg(&pem)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made));
+    let fpo = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&pem)
+        .output()
+        .unwrap();
+    let cert_fp = String::from_utf8_lossy(&fpo.stdout)
+        .split('=')
+        .nth(1)
+        .unwrap()
+        .trim()
+        .replace(':', "")
+        .to_ascii_lowercase();
+    let out = device(&net, &["add", "--endpoint", "dev-2", "--cert", pem.to_str().unwrap()]);
+    assert!(out.status.success(), "device add --cert: {}", text(&out));
+
+    // list: endpoint, mode, identity, fingerprint; never a key.
+    let out = device(&net, &["list"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    let row = table.lines().find(|l| l.starts_with("dev-1 ")).unwrap_or_else(|| panic!("{table}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols, ["dev-1", "psk", "dev-1-id", fp.as_str()], "{table}");
+    let row = table.lines().find(|l| l.starts_with("dev-2 ")).unwrap_or_else(|| panic!("{table}"));
+    assert_eq!(row.split_whitespace().collect::<Vec<_>>(), ["dev-2", "x509", "-", cert_fp.as_str()]);
+    assert!(!table.contains(&key_hex) && !table.contains("old-ep"), "{table}");
+    let out = device(&net, &["list", "--json"]);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+
+    // One identity, one endpoint: refused before submitting when the key file binds it elsewhere...
+    let other_key = hex::encode(b"another-key");
+    let out =
+        device(&net, &["add", "--endpoint", "dev-3", "--psk-identity", "dev-1-id", "--psk-key", &other_key]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("psk:dev-1-id is already bound to endpoint dev-1"), "{}", text(&out));
+    // ...and by the contract (409) when only the chain binds it (bound by another admin): the key file is
+    // left alone.
+    let (signer, tls) = net.user_named(1, "Admin");
+    let admin =
+        ledger_client::Gateway::connect(&net.endpoint("peer0.org1.ipechain.local"), &tls, signer, "iot")
+            .unwrap();
+    let arg = json!({"endpoint": "chain-ep", "mode": "psk", "identity": "chain-id", "fingerprint": fp});
+    admin.contract("ipe").submit("set_device_credentials", &[arg.to_string().into_bytes()]).await.unwrap();
+    let out =
+        device(&net, &["add", "--endpoint", "dev-3", "--psk-identity", "chain-id", "--psk-key", &other_key]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("refused set_device_credentials (409)"), "{}", text(&out));
+    assert!(text(&out).contains("already bound to endpoint \"chain-ep\""), "{}", text(&out));
+    let file = std::fs::read_to_string(&key_file).unwrap();
+    assert!(!file.contains("dev-3") && !file.contains(&other_key), "{file}");
+
+    // A non-admin (Org1's User1, Org2's Gateway) cannot bind: 403 from the contract.
+    let arg = json!({"endpoint": "evil", "mode": "psk", "identity": "evil", "fingerprint": fp});
+    for (org, user) in [(1, "User1"), (2, "Gateway")] {
+        let (signer, tls) = net.user_named(org, user);
+        let peer = net.endpoint(&format!("peer0.org{org}.ipechain.local"));
+        let gw = ledger_client::Gateway::connect(&peer, &tls, signer, "iot").unwrap();
+        let e = gw
+            .contract("ipe")
+            .submit("set_device_credentials", &[arg.to_string().into_bytes()])
+            .await
+            .expect_err("a non-admin binds nothing");
+        let (status, msg) = bridge::ledger::contract_status(&e).unwrap_or_else(|| panic!("{e}"));
+        assert_eq!(status, 403, "{msg}");
+        assert!(msg.contains("only admins"), "{msg}");
+    }
+
+    // remove: off the list and out of the key file; the old entry stays.
+    let out = device(&net, &["remove", "--endpoint", "dev-1"]);
+    assert!(out.status.success(), "device remove: {}", text(&out));
+    let out = device(&net, &["list", "--json"]);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let eps: Vec<&str> = list.as_array().unwrap().iter().map(|r| r["endpoint"].as_str().unwrap()).collect();
+    assert_eq!(eps, ["chain-ep", "dev-2"]);
+    let file = std::fs::read_to_string(&key_file).unwrap();
+    assert!(!file.contains("dev-1"), "{file}");
+    assert!(file.contains("old-ep psk old-id"), "{file}");
+    let out = device(&net, &["remove", "--endpoint", "dev-1"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("(404)"), "{}", text(&out));
+}
