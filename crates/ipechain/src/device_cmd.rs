@@ -188,3 +188,89 @@ pub(crate) async fn run(cmd: DeviceCommand) -> Result<()> {
     }
     Ok(())
 }
+
+/// How often the running gateway re-reads the chain's bindings and the key file.
+pub(crate) const REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The chain's bindings, as the LwM2M server's credential store takes them.
+async fn bindings(c: &crate::gateway::Client) -> Result<Vec<lwm2m_server::Binding>> {
+    let contract = c.gateway.contract(ipe::NAME);
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let filter = match &after {
+            Some(a) => json!({"after": a, "limit": 1000}),
+            None => json!({"limit": 1000}),
+        };
+        let b = contract.evaluate("list_device_credentials", &[filter.to_string().into_bytes()]).await?;
+        let page: Vec<ipe::DeviceCredentials> = serde_json::from_slice(&b)?;
+        let n = page.len();
+        after = page.last().map(|r| r.endpoint.clone());
+        for r in page {
+            let mut fp = [0u8; 32];
+            hex::decode_to_slice(&r.fingerprint, &mut fp)
+                .with_context(|| format!("the binding of {} has a bad fingerprint", r.endpoint))?;
+            out.push(match r.mode {
+                ipe::SecurityMode::Psk => lwm2m_server::Binding::Psk {
+                    endpoint: r.endpoint,
+                    identity: r.identity.unwrap_or_default(),
+                    key_sha256: fp,
+                },
+                ipe::SecurityMode::X509 => lwm2m_server::Binding::X509 { endpoint: r.endpoint, sha256: fp },
+            });
+        }
+        if n < 1000 {
+            return Ok(out);
+        }
+    }
+}
+
+/// Keeps `store` in step with the chain's bindings and the key file (every [`REFRESH`]) until `stop`.
+/// Problems (a bound PSK without its key here, or with another key) are logged when they change.
+pub(crate) async fn refresh_loop(
+    dir: network::DataDir,
+    store: std::sync::Arc<lwm2m_server::BoundCredentialStore>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut client = None;
+    let mut last = lwm2m_server::RefreshReport::default();
+    let mut last_err = String::new();
+    loop {
+        let result = async {
+            if client.is_none() {
+                client = Some(crate::gateway::client(&dir, 0, "User1")?);
+            }
+            let c = client.as_ref().context("no ledger client")?;
+            let b = bindings(c).await?;
+            Ok::<_, anyhow::Error>(store.refresh(&b)?)
+        }
+        .await;
+        match result {
+            Ok(report) => {
+                if report != last {
+                    if !report.missing_key.is_empty() || !report.wrong_key.is_empty() {
+                        tracing::warn!(
+                            missing_key = ?report.missing_key,
+                            wrong_key = ?report.wrong_key,
+                            "device credentials bound on chain that this gateway's key file cannot serve"
+                        );
+                    }
+                    tracing::info!(bound = report.bound, "device credentials refreshed from the chain");
+                    last = report;
+                }
+                last_err.clear();
+            }
+            Err(e) => {
+                let e = format!("{e:#}");
+                if e != last_err {
+                    tracing::debug!("device credentials not refreshed: {e}");
+                    last_err = e;
+                }
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(REFRESH) => {}
+        }
+    }
+}

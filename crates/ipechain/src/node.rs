@@ -208,9 +208,13 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
     let registry = lwm2m_server::load_object_definitions(&edge.lwm2m_objects)
         .context("loading LwM2M object definitions")?;
     let registry = std::sync::Arc::new(registry);
-    let keys = lwm2m_server::FileCredentialStore::open(&dir.root().join("lwm2m"))
-        .context("opening the LwM2M device key store")?;
-    let mut dtls = lwm2m_server::DtlsConfig::new(std::sync::Arc::new(keys));
+    // Device credentials: the chain's bindings (fingerprints) with the key file's secrets, kept in step.
+    let keys = std::sync::Arc::new(
+        lwm2m_server::BoundCredentialStore::open(&dir.root().join("lwm2m"))
+            .context("opening the LwM2M device key store")?,
+    );
+    let creds_task = tokio::spawn(crate::device_cmd::refresh_loop(dir.clone(), keys.clone(), stop.clone()));
+    let mut dtls = lwm2m_server::DtlsConfig::new(keys);
     dtls.addr = edge.lwm2m_dtls_addr;
     let (lwm2m, lwm2m_task) = lwm2m_server::LwM2mServer::start(lwm2m_server::ServerConfig {
         coap_addr: edge.lwm2m_addr,
@@ -333,6 +337,7 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
         g.shutdown().await;
     }
     stop.cancel();
+    let _ = creds_task.await;
     lwm2m.shutdown();
     let _ = lwm2m_task.await;
     if let Some((_, t)) = cse_https {

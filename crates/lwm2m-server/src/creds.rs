@@ -263,6 +263,12 @@ impl FileCredentialStore {
         Ok(())
     }
 
+    /// Every entry of the file (as last read or written), endpoint and credential.
+    pub fn entries(&self) -> Vec<(String, Credential)> {
+        let map = self.by_endpoint.read().unwrap_or_else(|p| p.into_inner());
+        map.iter().map(|(e, c)| (e.clone(), c.clone())).collect()
+    }
+
     fn find(&self, pred: impl Fn(&Credential) -> bool) -> Option<(String, Credential)> {
         let map = self.by_endpoint.read().unwrap_or_else(|p| p.into_inner());
         map.iter().find(|(_, c)| pred(c)).map(|(e, c)| (e.clone(), c.clone()))
@@ -294,6 +300,165 @@ impl CredentialStore for FileCredentialStore {
 
     fn has_credentials(&self, endpoint: &str) -> bool {
         self.by_endpoint.read().unwrap_or_else(|p| p.into_inner()).contains_key(endpoint)
+    }
+}
+
+/// One endpoint's binding as the ledger holds it: fingerprints only, never a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Binding {
+    /// PSK: the identity and the SHA-256 of the key.
+    Psk {
+        /// LwM2M endpoint name.
+        endpoint: String,
+        /// PSK identity.
+        identity: String,
+        /// SHA-256 of the key.
+        key_sha256: [u8; 32],
+    },
+    /// X.509: the SHA-256 of the certificate's DER.
+    X509 {
+        /// LwM2M endpoint name.
+        endpoint: String,
+        /// Fingerprint.
+        sha256: [u8; 32],
+    },
+}
+
+impl Binding {
+    /// The bound endpoint.
+    pub fn endpoint(&self) -> &str {
+        match self {
+            Binding::Psk { endpoint, .. } | Binding::X509 { endpoint, .. } => endpoint,
+        }
+    }
+}
+
+/// What the server admits, computed once per refresh.
+#[derive(Default)]
+struct Admission {
+    psk: HashMap<String, (String, Vec<u8>)>,
+    x509: HashMap<[u8; 32], String>,
+    endpoints: std::collections::HashSet<String>,
+}
+
+/// A [`CredentialStore`] that combines the ledger's bindings (which endpoint, which identity, which
+/// fingerprint) with the key file's secrets, refreshed by [`BoundCredentialStore::refresh`].
+///
+/// - A bound PSK identity is admitted only when the key file holds a key for it whose SHA-256 is the bound
+///   fingerprint; it is admitted for the bound endpoint only.
+/// - A bound certificate is admitted for its endpoint.
+/// - A bound endpoint always counts as credentialed (no NoSec registration), even while its key is missing.
+/// - Key file entries that no binding names (neither their endpoint nor their identity) keep working as
+///   before: the gateway operator's own provisioning. Where a binding names either, the binding wins.
+pub struct BoundCredentialStore {
+    dir: PathBuf,
+    admission: RwLock<std::sync::Arc<Admission>>,
+}
+
+impl fmt::Debug for BoundCredentialStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.current().endpoints.len();
+        write!(f, "BoundCredentialStore {{ dir: {:?}, endpoints: {n} }}", self.dir)
+    }
+}
+
+/// What a refresh found wrong (endpoints whose binding cannot be admitted yet); no secrets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefreshReport {
+    /// Bound endpoints.
+    pub bound: usize,
+    /// Bound PSK endpoints whose identity has no key in the key file.
+    pub missing_key: Vec<String>,
+    /// Bound PSK endpoints whose key in the key file does not match the bound fingerprint.
+    pub wrong_key: Vec<String>,
+}
+
+impl BoundCredentialStore {
+    /// Starts with the key file under `dir` alone (no bindings yet).
+    pub fn open(dir: &Path) -> Result<Self, CredentialError> {
+        let store = BoundCredentialStore { dir: dir.to_owned(), admission: RwLock::new(Default::default()) };
+        store.refresh(&[])?;
+        Ok(store)
+    }
+
+    fn current(&self) -> std::sync::Arc<Admission> {
+        self.admission.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Re-reads the key file and admits by `bindings` from now on.
+    pub fn refresh(&self, bindings: &[Binding]) -> Result<RefreshReport, CredentialError> {
+        let file = FileCredentialStore::open(&self.dir)?;
+        let mut report = RefreshReport { bound: bindings.len(), ..RefreshReport::default() };
+        let mut a = Admission::default();
+        let mut bound_psk = std::collections::HashSet::new();
+        let mut bound_x509 = std::collections::HashSet::new();
+        for b in bindings {
+            a.endpoints.insert(b.endpoint().to_owned());
+            match b {
+                Binding::Psk { identity, .. } => bound_psk.insert(identity.as_str()),
+                Binding::X509 { sha256, .. } => bound_x509.insert(*sha256),
+            };
+        }
+        let entries = file.entries();
+        let mut file_keys: HashMap<&str, &[u8]> = HashMap::new();
+        for (ep, cred) in &entries {
+            match cred {
+                Credential::Psk { identity, key } => {
+                    file_keys.insert(identity, key);
+                    if !a.endpoints.contains(ep) && !bound_psk.contains(identity.as_str()) {
+                        a.psk.insert(identity.clone(), (ep.clone(), key.clone()));
+                    }
+                }
+                Credential::X509 { sha256 } => {
+                    if !a.endpoints.contains(ep) && !bound_x509.contains(sha256) {
+                        a.x509.insert(*sha256, ep.clone());
+                    }
+                }
+            }
+        }
+        for b in bindings {
+            match b {
+                Binding::Psk { endpoint, identity, key_sha256 } => match file_keys.get(identity.as_str()) {
+                    Some(key) if openssl::sha::sha256(key) == *key_sha256 => {
+                        a.psk.insert(identity.clone(), (endpoint.clone(), key.to_vec()));
+                    }
+                    Some(_) => report.wrong_key.push(endpoint.clone()),
+                    None => report.missing_key.push(endpoint.clone()),
+                },
+                Binding::X509 { endpoint, sha256 } => {
+                    a.x509.insert(*sha256, endpoint.clone());
+                }
+            }
+        }
+        // Endpoints of file-only entries are credentialed too.
+        let file_eps: Vec<String> =
+            a.psk.values().map(|(e, _)| e.clone()).chain(a.x509.values().cloned()).collect();
+        a.endpoints.extend(file_eps);
+        *self.admission.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(a);
+        Ok(report)
+    }
+}
+
+impl CredentialStore for BoundCredentialStore {
+    fn psk(&self, identity: &str) -> Option<Vec<u8>> {
+        self.current().psk.get(identity).map(|(_, k)| k.clone())
+    }
+
+    fn certificate_known(&self, sha256: &[u8; 32]) -> bool {
+        self.current().x509.contains_key(sha256)
+    }
+
+    fn endpoint_of(&self, identity: &Identity) -> Option<String> {
+        let a = self.current();
+        match identity {
+            Identity::Psk(id) => a.psk.get(id).map(|(e, _)| e.clone()),
+            Identity::X509 { sha256 } => a.x509.get(sha256).cloned(),
+        }
+    }
+
+    fn has_credentials(&self, endpoint: &str) -> bool {
+        self.current().endpoints.contains(endpoint)
     }
 }
 

@@ -32,7 +32,10 @@ mod rest;
 mod server;
 mod types;
 
-pub use creds::{Credential, CredentialError, CredentialStore, FileCredentialStore, Identity};
+pub use creds::{
+    Binding, BoundCredentialStore, Credential, CredentialError, CredentialStore, FileCredentialStore,
+    Identity, RefreshReport,
+};
 pub use dtls::{CIPHER_SUITES, DtlsConfig, DtlsError, ServerCertificate};
 pub use handle::{LwM2mServer, LwM2mServerHandle, StartError, Stats};
 pub use models::{ModelLoadError, load_object_definitions};

@@ -1,6 +1,6 @@
 //! `ipechain device add|list|remove` against a running `ipechain up`: the binding is committed on chain with
 //! fingerprints only, the PSK lands in the gateway's key file (0600, other entries kept) after the commit, and
-//! only admins may bind.
+//! only admins may bind. The running gateway admits by the chain's bindings without a restart.
 
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use test_support::ChildGuard;
 
+use crate::dtls::{clients, coap_client};
 use crate::processes::{Net, bin};
 
 fn device(net: &Net, args: &[&str]) -> Output {
@@ -30,6 +31,8 @@ async fn device_credentials_are_bound_on_chain_and_the_psk_kept_in_the_key_file(
     let key_file = keys.join("lwm2m-keys");
     // An entry made by hand before: it must survive the CLI's writes.
     std::fs::write(&key_file, format!("old-ep psk old-id {}\n", hex::encode(b"old-key"))).unwrap();
+    let (coap, dtls, admin_port) =
+        (test_support::free_udp_port(), test_support::free_udp_port(), test_support::free_tcp_port());
     let log = std::fs::OpenOptions::new().create(true).append(true).open(net.logs.join("up.log")).unwrap();
     let _up = ChildGuard::spawn(
         Command::new(bin())
@@ -37,9 +40,9 @@ async fn device_credentials_are_bound_on_chain_and_the_psk_kept_in_the_key_file(
             .arg(net.dir.root())
             .args(["--cse-addr", &format!("127.0.0.1:{}", test_support::free_tcp_port())])
             .args(["--cse-https-addr", "127.0.0.1:0"])
-            .args(["--lwm2m-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
-            .args(["--lwm2m-admin-addr", &format!("127.0.0.1:{}", test_support::free_tcp_port())])
-            .args(["--lwm2m-dtls-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
+            .args(["--lwm2m-addr", &format!("127.0.0.1:{coap}")])
+            .args(["--lwm2m-admin-addr", &format!("127.0.0.1:{admin_port}")])
+            .args(["--lwm2m-dtls-addr", &format!("127.0.0.1:{dtls}")])
             .stdout(Stdio::null())
             .stderr(log),
     )
@@ -82,6 +85,30 @@ async fn device_credentials_are_bound_on_chain_and_the_psk_kept_in_the_key_file(
     let file = std::fs::read_to_string(&key_file).unwrap();
     assert!(file.contains(&format!("dev-1 psk dev-1-id {key_hex}\n")), "{file}");
     assert!(file.contains(&format!("old-ep psk old-id {}\n", hex::encode(b"old-key"))), "{file}");
+
+    // The running gateway admits it without a restart: the device registers over DTLS with that PSK.
+    let register = format!("coaps://127.0.0.1:{dtls}/rd?ep=dev-1&lt=60&b=U");
+    let mut found = None;
+    for _ in 0..20 {
+        let register = register.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            coap_client(
+                test_support::coap_client_openssl(),
+                &["-u", "dev-1-id", "-k", "secret-key-of-dev-1", "-m", "post", "-e", "</3/0>", &register],
+            )
+        })
+        .await
+        .unwrap();
+        found = clients(admin_port)
+            .and_then(|c| c.as_array().and_then(|a| a.iter().find(|c| c["endpoint"] == "dev-1").cloned()));
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let c =
+        found.unwrap_or_else(|| panic!("dev-1 never registered; see {}", net.logs.join("up.log").display()));
+    assert_eq!(c["identity"], "psk:dev-1-id", "{c}");
 
     // An X.509 device, by the SHA-256 of its DER (checked against `openssl x509 -fingerprint`).
     let pem = net.logs.join("dev2.pem");
@@ -155,6 +182,22 @@ async fn device_credentials_are_bound_on_chain_and_the_psk_kept_in_the_key_file(
     assert!(text(&out).contains("already bound to endpoint \"chain-ep\""), "{}", text(&out));
     let file = std::fs::read_to_string(&key_file).unwrap();
     assert!(!file.contains("dev-3") && !file.contains(&other_key), "{file}");
+    // An endpoint bound on chain is credentialed for the running gateway, key or not: NoSec Register → 4.03.
+    let plain = format!("coap://127.0.0.1:{coap}/rd?ep=chain-ep&lt=60&b=U");
+    let mut refused = String::new();
+    for _ in 0..20 {
+        let plain = plain.clone();
+        refused = tokio::task::spawn_blocking(move || {
+            coap_client(test_support::coap_client(), &["-m", "post", "-e", "</3/0>", &plain])
+        })
+        .await
+        .unwrap();
+        if refused.contains("4.03") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(refused.contains("4.03"), "{refused}");
 
     // A non-admin (Org1's User1, Org2's Gateway) cannot bind: 403 from the contract.
     let arg = json!({"endpoint": "evil", "mode": "psk", "identity": "evil", "fingerprint": fp});

@@ -9,12 +9,12 @@ use test_support::ChildGuard;
 
 use crate::processes::{Net, bin};
 
-fn coap_client(bin: std::path::PathBuf, args: &[&str]) -> String {
+pub(crate) fn coap_client(bin: std::path::PathBuf, args: &[&str]) -> String {
     let out = Command::new(bin).args(["-B", "3"]).args(args).output().expect("libcoap client runs");
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
-fn clients(admin: u16) -> Option<Value> {
+pub(crate) fn clients(admin: u16) -> Option<Value> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", admin)).ok()?;
     write!(s, "GET /api/clients HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;

@@ -66,3 +66,60 @@ fn secrets_are_not_printed_and_bad_files_are_errors() {
     std::fs::write(&file, "dev-1 rpk abcd\n").unwrap();
     assert!(matches!(FileCredentialStore::open(dir.path()), Err(CredentialError::Syntax { line: 1, .. })));
 }
+
+fn sha(key: &[u8]) -> [u8; 32] {
+    openssl::sha::sha256(key)
+}
+
+#[test]
+fn bound_store_admits_chain_bindings_with_matching_keys_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = FileCredentialStore::open(dir.path()).unwrap();
+    file.set("dev-1", psk("id-1", b"key-1")).unwrap();
+    file.set("dev-2", psk("id-2", b"key-2")).unwrap();
+    file.set("local", psk("id-local", b"key-l")).unwrap();
+    file.set("moved", psk("id-moved", b"key-m")).unwrap();
+    let store = BoundCredentialStore::open(dir.path()).unwrap();
+    // Before any binding: the key file alone.
+    assert_eq!(store.psk("id-1").as_deref(), Some(&b"key-1"[..]));
+
+    let bindings = vec![
+        Binding::Psk { endpoint: "dev-1".into(), identity: "id-1".into(), key_sha256: sha(b"key-1") },
+        // The key file's key for id-2 is not the bound one.
+        Binding::Psk { endpoint: "dev-2".into(), identity: "id-2".into(), key_sha256: sha(b"other") },
+        // Bound on chain, no key here (yet).
+        Binding::Psk { endpoint: "dev-3".into(), identity: "id-3".into(), key_sha256: sha(b"key-3") },
+        // The chain binds id-moved to another endpoint than the file does: the chain wins.
+        Binding::Psk { endpoint: "moved-ep".into(), identity: "id-moved".into(), key_sha256: sha(b"key-m") },
+        Binding::X509 { endpoint: "cert-ep".into(), sha256: [9; 32] },
+    ];
+    let r = store.refresh(&bindings).unwrap();
+    assert_eq!(
+        r,
+        RefreshReport { bound: 5, missing_key: vec!["dev-3".into()], wrong_key: vec!["dev-2".into()] }
+    );
+
+    assert_eq!(store.psk("id-1").as_deref(), Some(&b"key-1"[..]));
+    assert_eq!(store.endpoint_of(&Identity::Psk("id-1".into())).as_deref(), Some("dev-1"));
+    assert_eq!(store.psk("id-2"), None, "a key that does not match the chain's fingerprint is not used");
+    assert_eq!(store.psk("id-3"), None);
+    assert!(
+        store.has_credentials("dev-2") && store.has_credentials("dev-3"),
+        "bound endpoints stay credentialed"
+    );
+    assert_eq!(store.endpoint_of(&Identity::Psk("id-moved".into())).as_deref(), Some("moved-ep"));
+    assert!(store.certificate_known(&[9; 32]));
+    assert_eq!(store.endpoint_of(&Identity::X509 { sha256: [9; 32] }).as_deref(), Some("cert-ep"));
+    // A key-file entry no binding names keeps working.
+    assert_eq!(store.psk("id-local").as_deref(), Some(&b"key-l"[..]));
+    assert!(store.has_credentials("local"));
+
+    // The key file is re-read on refresh (another process wrote it); removed bindings stop counting.
+    file.set("dev-3", psk("id-3", b"key-3")).unwrap();
+    let r = store.refresh(&bindings[2..3]).unwrap();
+    assert!(r.missing_key.is_empty() && r.wrong_key.is_empty());
+    assert_eq!(store.psk("id-3").as_deref(), Some(&b"key-3"[..]));
+    assert!(!store.certificate_known(&[9; 32]) && !store.has_credentials("cert-ep"));
+    let dbg = format!("{store:?}");
+    assert!(!dbg.contains("6b6579") && !dbg.contains("key-"), "{dbg}");
+}
