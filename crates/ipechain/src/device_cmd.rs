@@ -241,12 +241,19 @@ pub(crate) async fn refresh_loop(
                 client = Some(crate::gateway::client(&dir, 0, "User1")?);
             }
             let c = client.as_ref().context("no ledger client")?;
-            let b = bindings(c).await?;
-            Ok::<_, anyhow::Error>(store.refresh(&b)?)
+            bindings(c).await
         }
         .await;
-        match result {
-            Ok(report) => {
+        match result.map(|b| store.refresh(&b)) {
+            Ok(Err(e)) => {
+                // The key file is unreadable or malformed: the last good state stays in force.
+                let e = e.to_string();
+                if e != last_err {
+                    tracing::warn!("device credentials not refreshed: {e}");
+                    last_err = e;
+                }
+            }
+            Ok(Ok(report)) => {
                 if report != last {
                     if !report.missing_key.is_empty() || !report.wrong_key.is_empty() {
                         tracing::warn!(
