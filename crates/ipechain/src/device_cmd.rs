@@ -23,7 +23,8 @@ pub(crate) enum DeviceCommand {
         /// PSK identity (with `--psk-key`).
         #[arg(long, requires = "psk_key", conflicts_with_all = ["cert", "rpk_public_key"])]
         psk_identity: Option<String>,
-        /// PSK key in hex, 1 to 64 bytes (with `--psk-identity`). Kept in the gateway's key file only.
+        /// PSK key in hex, 1 to 64 bytes (with `--psk-identity`); `-` reads it from standard input (keeps it
+        /// out of the process list and shell history). Kept in the gateway's key file only.
         #[arg(long, requires = "psk_identity", value_name = "HEX")]
         psk_key: Option<String>,
         /// The device's X.509 client certificate (PEM or DER), pinned by the SHA-256 of its DER.
@@ -59,6 +60,13 @@ struct Binding {
 }
 
 fn psk_binding(endpoint: &str, identity: String, key_hex: &str) -> Result<Binding> {
+    let mut from_stdin = String::new();
+    let key_hex = if key_hex == "-" {
+        std::io::stdin().read_line(&mut from_stdin).context("reading the PSK key from standard input")?;
+        from_stdin.as_str()
+    } else {
+        key_hex
+    };
     let key = hex::decode(key_hex.trim()).map_err(|_| anyhow::anyhow!("--psk-key must be hex"))?;
     if key.is_empty() || key.len() > 64 {
         bail!("--psk-key must be 1 to 64 bytes, got {}", key.len());

@@ -110,6 +110,37 @@ async fn device_credentials_are_bound_on_chain_and_the_psk_kept_in_the_key_file(
         found.unwrap_or_else(|| panic!("dev-1 never registered; see {}", net.logs.join("up.log").display()));
     assert_eq!(c["identity"], "psk:dev-1-id", "{c}");
 
+    // The key may come from standard input instead of the command line.
+    let mut child = Command::new(bin())
+        .args([
+            "device",
+            "add",
+            "--endpoint",
+            "dev-4",
+            "--psk-identity",
+            "dev-4-id",
+            "--psk-key",
+            "-",
+            "--data-dir",
+        ])
+        .arg(net.dir.root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{}", hex::encode(b"key-of-dev-4")).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "device add --psk-key -: {}", text(&out));
+    let rec: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rec["fingerprint"], sha256_hex(b"key-of-dev-4").as_str());
+    let file = std::fs::read_to_string(&key_file).unwrap();
+    assert!(file.contains(&format!("dev-4 psk dev-4-id {}\n", hex::encode(b"key-of-dev-4"))), "{file}");
+
     // An X.509 device, by the SHA-256 of its DER (checked against `openssl x509 -fingerprint`).
     let pem = net.logs.join("dev2.pem");
     let keyf = net.logs.join("dev2.key");
@@ -159,7 +190,7 @@ async fn device_credentials_are_bound_on_chain_and_the_psk_kept_in_the_key_file(
     assert!(!table.contains(&key_hex) && !table.contains("old-ep"), "{table}");
     let out = device(&net, &["list", "--json"]);
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    assert_eq!(list.as_array().unwrap().len(), 3, "{list}");
 
     // One identity, one endpoint: refused before submitting when the key file binds it elsewhere...
     let other_key = hex::encode(b"another-key");
@@ -221,7 +252,7 @@ async fn device_credentials_are_bound_on_chain_and_the_psk_kept_in_the_key_file(
     let out = device(&net, &["list", "--json"]);
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     let eps: Vec<&str> = list.as_array().unwrap().iter().map(|r| r["endpoint"].as_str().unwrap()).collect();
-    assert_eq!(eps, ["chain-ep", "dev-2"]);
+    assert_eq!(eps, ["chain-ep", "dev-2", "dev-4"]);
     let file = std::fs::read_to_string(&key_file).unwrap();
     assert!(!file.contains("dev-1"), "{file}");
     assert!(file.contains("old-ep psk old-id"), "{file}");
