@@ -100,15 +100,7 @@ fn key_store(dir: &network::DataDir) -> Result<FileCredentialStore> {
 }
 
 async fn submit(dir: &network::DataDir, function: &str, arg: Vec<u8>) -> Result<(Value, u64)> {
-    let c = crate::gateway::client(dir, 0, "Admin")?;
-    let committed = c.gateway.contract(ipe::NAME).submit(function, &[arg]).await.map_err(|e| {
-        match bridge::ledger::contract_status(&e) {
-            Some((status, message)) => {
-                anyhow::anyhow!("the IPE contract refused {function} ({status}): {message}")
-            }
-            None => anyhow::Error::from(e),
-        }
-    })?;
+    let committed = crate::gateway::submit_as_admin(dir, function, arg).await?;
     Ok((serde_json::from_slice(&committed.payload)?, committed.block))
 }
 

@@ -200,3 +200,21 @@ pub(crate) fn connector(dir: &DataDir, org: usize, user: &str) -> Result<Connect
         channel: net.channel.clone(),
     })
 }
+
+/// Submits `function(arg)` of the IPE contract as Org1's Admin (policy and device credentials are admin
+/// transactions); a refusal by the contract says which function and why.
+pub(crate) async fn submit_as_admin(
+    dir: &DataDir,
+    function: &str,
+    arg: Vec<u8>,
+) -> Result<ledger_client::Committed> {
+    let c = client(dir, 0, "Admin")?;
+    c.gateway.contract(ipe::NAME).submit(function, &[arg]).await.map_err(|e| {
+        match bridge::ledger::contract_status(&e) {
+            Some((status, message)) => {
+                anyhow::anyhow!("the IPE contract refused {function} ({status}): {message}")
+            }
+            None => anyhow::Error::from(e),
+        }
+    })
+}

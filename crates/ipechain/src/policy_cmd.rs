@@ -72,15 +72,7 @@ pub(crate) async fn run(cmd: PolicyCommand) -> Result<()> {
             (dir, "set_policy", text)
         }
     };
-    let c = crate::gateway::client(&dir.resolve(), 0, "Admin")?;
-    let committed = c.gateway.contract(ipe::NAME).submit(function, &[arg]).await.map_err(|e| {
-        match bridge::ledger::contract_status(&e) {
-            Some((status, message)) => {
-                anyhow::anyhow!("the IPE contract refused {function} ({status}): {message}")
-            }
-            None => anyhow::Error::from(e),
-        }
-    })?;
+    let committed = crate::gateway::submit_as_admin(&dir.resolve(), function, arg).await?;
     let v: Value = serde_json::from_slice(&committed.payload)?;
     println!("{}", serde_json::to_string_pretty(&v)?);
     eprintln!("committed in block {} (tx {})", committed.block, committed.tx_id);
