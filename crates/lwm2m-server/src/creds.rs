@@ -134,6 +134,8 @@ impl fmt::Debug for FileCredentialStore {
 }
 
 const FILE_NAME: &str = "lwm2m-keys";
+/// The bootstrap credentials' key file (same format), separate from the server credentials'.
+const BOOTSTRAP_FILE_NAME: &str = "lwm2m-bootstrap-keys";
 
 fn valid_name(s: &str) -> bool {
     !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control())
@@ -142,7 +144,17 @@ fn valid_name(s: &str) -> bool {
 impl FileCredentialStore {
     /// Opens (or starts empty) the key file under `dir`, creating `dir` if needed.
     pub fn open(dir: &Path) -> Result<Self, CredentialError> {
-        let path = dir.join(FILE_NAME);
+        Self::open_named(dir, FILE_NAME)
+    }
+
+    /// Opens (or starts empty) the bootstrap key file `<dir>/lwm2m-bootstrap-keys`: the credentials devices
+    /// use towards the bootstrap server, kept apart from the LwM2M server credentials it provisions.
+    pub fn open_bootstrap(dir: &Path) -> Result<Self, CredentialError> {
+        Self::open_named(dir, BOOTSTRAP_FILE_NAME)
+    }
+
+    fn open_named(dir: &Path, name: &str) -> Result<Self, CredentialError> {
+        let path = dir.join(name);
         let io = |source| CredentialError::Io { path: path.clone(), source };
         std::fs::create_dir_all(dir).map_err(io)?;
         let mut map = HashMap::new();
@@ -323,82 +335,66 @@ pub enum Binding {
         /// Fingerprint.
         sha256: [u8; 32],
     },
+    /// The endpoint's bootstrap credential, PSK: towards the bootstrap server only.
+    BootstrapPsk {
+        /// LwM2M endpoint name.
+        endpoint: String,
+        /// PSK identity.
+        identity: String,
+        /// SHA-256 of the key.
+        key_sha256: [u8; 32],
+    },
+    /// The endpoint's bootstrap credential, X.509: towards the bootstrap server only.
+    BootstrapX509 {
+        /// LwM2M endpoint name.
+        endpoint: String,
+        /// Fingerprint.
+        sha256: [u8; 32],
+    },
 }
 
 impl Binding {
     /// The bound endpoint.
     pub fn endpoint(&self) -> &str {
         match self {
-            Binding::Psk { endpoint, .. } | Binding::X509 { endpoint, .. } => endpoint,
+            Binding::Psk { endpoint, .. }
+            | Binding::X509 { endpoint, .. }
+            | Binding::BootstrapPsk { endpoint, .. }
+            | Binding::BootstrapX509 { endpoint, .. } => endpoint,
         }
+    }
+
+    /// Whether it is a bootstrap credential.
+    pub fn is_bootstrap(&self) -> bool {
+        matches!(self, Binding::BootstrapPsk { .. } | Binding::BootstrapX509 { .. })
     }
 }
 
-/// What the server admits, computed once per refresh.
+/// What one listener admits (the LwM2M server, or the bootstrap server), computed once per refresh.
 #[derive(Default)]
 struct Admission {
+    /// PSK identity → (endpoint, key).
     psk: HashMap<String, (String, Vec<u8>)>,
     x509: HashMap<[u8; 32], String>,
     endpoints: std::collections::HashSet<String>,
 }
 
-/// A [`CredentialStore`] that combines the ledger's bindings (which endpoint, which identity, which
-/// fingerprint) with the key file's secrets, refreshed by [`BoundCredentialStore::refresh`].
-///
-/// - A bound PSK identity is admitted only when the key file holds a key for it whose SHA-256 is the bound
-///   fingerprint; it is admitted for the bound endpoint only.
-/// - A bound certificate is admitted for its endpoint.
-/// - A bound endpoint always counts as credentialed (no NoSec registration), even while its key is missing.
-/// - Key file entries that no binding names (neither their endpoint nor their identity) keep working as
-///   before: the gateway operator's own provisioning. Where a binding names either, the binding wins.
-pub struct BoundCredentialStore {
-    dir: PathBuf,
-    admission: RwLock<std::sync::Arc<Admission>>,
-}
-
-impl fmt::Debug for BoundCredentialStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.current().endpoints.len();
-        write!(f, "BoundCredentialStore {{ dir: {:?}, endpoints: {n} }}", self.dir)
-    }
-}
-
-/// What a refresh found wrong (endpoints whose binding cannot be admitted yet); no secrets.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RefreshReport {
-    /// Bound endpoints.
-    pub bound: usize,
-    /// Bound PSK endpoints whose identity has no key in the key file.
-    pub missing_key: Vec<String>,
-    /// Bound PSK endpoints whose key in the key file does not match the bound fingerprint.
-    pub wrong_key: Vec<String>,
-}
-
-impl BoundCredentialStore {
-    /// Starts with the key file under `dir` alone (no bindings yet).
-    pub fn open(dir: &Path) -> Result<Self, CredentialError> {
-        let store = BoundCredentialStore { dir: dir.to_owned(), admission: RwLock::new(Default::default()) };
-        store.refresh(&[])?;
-        Ok(store)
-    }
-
-    fn current(&self) -> std::sync::Arc<Admission> {
-        self.admission.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Re-reads the key file and admits by `bindings` from now on.
-    pub fn refresh(&self, bindings: &[Binding]) -> Result<RefreshReport, CredentialError> {
-        let file = FileCredentialStore::open(&self.dir)?;
-        let mut report = RefreshReport { bound: bindings.len(), ..RefreshReport::default() };
+impl Admission {
+    /// Combines one role's bindings with its key file's entries (the rules of [`BoundCredentialStore`]).
+    fn build(bindings: &[&Binding], file: &FileCredentialStore, report: &mut RefreshReport) -> Self {
         let mut a = Admission::default();
         let mut bound_psk = std::collections::HashSet::new();
         let mut bound_x509 = std::collections::HashSet::new();
         for b in bindings {
             a.endpoints.insert(b.endpoint().to_owned());
             match b {
-                Binding::Psk { identity, .. } => bound_psk.insert(identity.as_str()),
-                Binding::X509 { sha256, .. } => bound_x509.insert(*sha256),
-            };
+                Binding::Psk { identity, .. } | Binding::BootstrapPsk { identity, .. } => {
+                    bound_psk.insert(identity.as_str());
+                }
+                Binding::X509 { sha256, .. } | Binding::BootstrapX509 { sha256, .. } => {
+                    bound_x509.insert(*sha256);
+                }
+            }
         }
         let entries = file.entries();
         let mut file_keys: HashMap<&str, &[u8]> = HashMap::new();
@@ -419,14 +415,17 @@ impl BoundCredentialStore {
         }
         for b in bindings {
             match b {
-                Binding::Psk { endpoint, identity, key_sha256 } => match file_keys.get(identity.as_str()) {
-                    Some(key) if openssl::sha::sha256(key) == *key_sha256 => {
-                        a.psk.insert(identity.clone(), (endpoint.clone(), key.to_vec()));
+                Binding::Psk { endpoint, identity, key_sha256 }
+                | Binding::BootstrapPsk { endpoint, identity, key_sha256 } => {
+                    match file_keys.get(identity.as_str()) {
+                        Some(key) if openssl::sha::sha256(key) == *key_sha256 => {
+                            a.psk.insert(identity.clone(), (endpoint.clone(), key.to_vec()));
+                        }
+                        Some(_) => report.wrong_key.push(endpoint.clone()),
+                        None => report.missing_key.push(endpoint.clone()),
                     }
-                    Some(_) => report.wrong_key.push(endpoint.clone()),
-                    None => report.missing_key.push(endpoint.clone()),
-                },
-                Binding::X509 { endpoint, sha256 } => {
+                }
+                Binding::X509 { endpoint, sha256 } | Binding::BootstrapX509 { endpoint, sha256 } => {
                     a.x509.insert(*sha256, endpoint.clone());
                 }
             }
@@ -435,30 +434,152 @@ impl BoundCredentialStore {
         let file_eps: Vec<String> =
             a.psk.values().map(|(e, _)| e.clone()).chain(a.x509.values().cloned()).collect();
         a.endpoints.extend(file_eps);
-        *self.admission.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(a);
+        a
+    }
+
+    fn endpoint_of(&self, identity: &Identity) -> Option<String> {
+        match identity {
+            Identity::Psk(id) => self.psk.get(id).map(|(e, _)| e.clone()),
+            Identity::X509 { sha256 } => self.x509.get(sha256).cloned(),
+        }
+    }
+}
+
+/// Both roles' admissions.
+#[derive(Default)]
+struct Admissions {
+    server: Admission,
+    bootstrap: Admission,
+}
+
+/// A [`CredentialStore`] that combines the ledger's bindings (which endpoint, which identity, which
+/// fingerprint) with the key file's secrets, refreshed by [`BoundCredentialStore::refresh`].
+///
+/// - A bound PSK identity is admitted only when the key file holds a key for it whose SHA-256 is the bound
+///   fingerprint; it is admitted for the bound endpoint only.
+/// - A bound certificate is admitted for its endpoint.
+/// - A bound endpoint always counts as credentialed (no NoSec registration), even while its key is missing.
+/// - Key file entries that no binding names (neither their endpoint nor their identity) keep working as
+///   before: the gateway operator's own provisioning. Where a binding names either, the binding wins.
+///
+/// The same rules hold, separately, for bootstrap credentials ([`Binding::BootstrapPsk`],
+/// [`Binding::BootstrapX509`] and the key file `lwm2m-bootstrap-keys`), which only the bootstrap server
+/// admits ([`BoundCredentialStore::bootstrap`]).
+pub struct BoundCredentialStore {
+    dir: PathBuf,
+    admission: RwLock<std::sync::Arc<Admissions>>,
+}
+
+impl fmt::Debug for BoundCredentialStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.current().server.endpoints.len();
+        write!(f, "BoundCredentialStore {{ dir: {:?}, endpoints: {n} }}", self.dir)
+    }
+}
+
+/// What a refresh found wrong (endpoints whose binding cannot be admitted yet); no secrets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefreshReport {
+    /// Bound endpoints.
+    pub bound: usize,
+    /// Bound PSK endpoints whose identity has no key in the key file.
+    pub missing_key: Vec<String>,
+    /// Bound PSK endpoints whose key in the key file does not match the bound fingerprint.
+    pub wrong_key: Vec<String>,
+    /// Bound bootstrap PSKs whose identity has no key in the bootstrap key file (by endpoint).
+    pub missing_bootstrap_key: Vec<String>,
+    /// Bound bootstrap PSKs whose key in the bootstrap key file does not match (by endpoint).
+    pub wrong_bootstrap_key: Vec<String>,
+}
+
+impl BoundCredentialStore {
+    /// Starts with the key file under `dir` alone (no bindings yet).
+    pub fn open(dir: &Path) -> Result<Self, CredentialError> {
+        let store = BoundCredentialStore { dir: dir.to_owned(), admission: RwLock::new(Default::default()) };
+        store.refresh(&[])?;
+        Ok(store)
+    }
+
+    fn current(&self) -> std::sync::Arc<Admissions> {
+        self.admission.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Re-reads both key files and admits by `bindings` from now on.
+    pub fn refresh(&self, bindings: &[Binding]) -> Result<RefreshReport, CredentialError> {
+        let file = FileCredentialStore::open(&self.dir)?;
+        let bs_file = FileCredentialStore::open_bootstrap(&self.dir)?;
+        let (bs, server): (Vec<&Binding>, Vec<&Binding>) = bindings.iter().partition(|b| b.is_bootstrap());
+        let mut report = RefreshReport { bound: server.len(), ..RefreshReport::default() };
+        let server = Admission::build(&server, &file, &mut report);
+        let mut bs_report = RefreshReport::default();
+        let bootstrap = Admission::build(&bs, &bs_file, &mut bs_report);
+        report.missing_bootstrap_key = bs_report.missing_key;
+        report.wrong_bootstrap_key = bs_report.wrong_key;
+        *self.admission.write().unwrap_or_else(|p| p.into_inner()) =
+            std::sync::Arc::new(Admissions { server, bootstrap });
         Ok(report)
+    }
+
+    /// The PSK identity and key the LwM2M server admits `endpoint` with (what the bootstrap server
+    /// provisions), if it has a PSK.
+    pub fn server_psk(&self, endpoint: &str) -> Option<(String, Vec<u8>)> {
+        let a = self.current();
+        a.server.psk.iter().find(|(_, (e, _))| e == endpoint).map(|(id, (_, key))| (id.clone(), key.clone()))
+    }
+
+    /// Whether `endpoint` has a bootstrap credential.
+    pub fn has_bootstrap_credentials(&self, endpoint: &str) -> bool {
+        self.current().bootstrap.endpoints.contains(endpoint)
+    }
+
+    /// The endpoint a bootstrap identity is bound to.
+    pub fn bootstrap_endpoint_of(&self, identity: &Identity) -> Option<String> {
+        self.current().bootstrap.endpoint_of(identity)
+    }
+
+    /// The bootstrap credentials as a [`CredentialStore`], for the bootstrap server's DTLS listener.
+    pub fn bootstrap(self: &std::sync::Arc<Self>) -> std::sync::Arc<dyn CredentialStore> {
+        std::sync::Arc::new(BootstrapCredentials(self.clone()))
+    }
+}
+
+/// The bootstrap role of a [`BoundCredentialStore`].
+#[derive(Debug)]
+struct BootstrapCredentials(std::sync::Arc<BoundCredentialStore>);
+
+impl CredentialStore for BootstrapCredentials {
+    fn psk(&self, identity: &str) -> Option<Vec<u8>> {
+        self.0.current().bootstrap.psk.get(identity).map(|(_, k)| k.clone())
+    }
+
+    fn certificate_known(&self, sha256: &[u8; 32]) -> bool {
+        self.0.current().bootstrap.x509.contains_key(sha256)
+    }
+
+    fn endpoint_of(&self, identity: &Identity) -> Option<String> {
+        self.0.bootstrap_endpoint_of(identity)
+    }
+
+    fn has_credentials(&self, endpoint: &str) -> bool {
+        self.0.has_bootstrap_credentials(endpoint)
     }
 }
 
 impl CredentialStore for BoundCredentialStore {
     fn psk(&self, identity: &str) -> Option<Vec<u8>> {
-        self.current().psk.get(identity).map(|(_, k)| k.clone())
+        self.current().server.psk.get(identity).map(|(_, k)| k.clone())
     }
 
     fn certificate_known(&self, sha256: &[u8; 32]) -> bool {
-        self.current().x509.contains_key(sha256)
+        self.current().server.x509.contains_key(sha256)
     }
 
     fn endpoint_of(&self, identity: &Identity) -> Option<String> {
-        let a = self.current();
-        match identity {
-            Identity::Psk(id) => a.psk.get(id).map(|(e, _)| e.clone()),
-            Identity::X509 { sha256 } => a.x509.get(sha256).cloned(),
-        }
+        self.current().server.endpoint_of(identity)
     }
 
     fn has_credentials(&self, endpoint: &str) -> bool {
-        self.current().endpoints.contains(endpoint)
+        self.current().server.endpoints.contains(endpoint)
     }
 }
 

@@ -3,7 +3,8 @@
 //! device management for in-process callers through [`LwM2mServerHandle`], and serves a Leshan-style REST
 //! admin API (see the `rest` module docs for the routes). With [`ServerConfig::dtls`] it also serves
 //! `coaps://` (DTLS 1.2 on OpenSSL: PSK and pinned X.509), admitting devices through a [`CredentialStore`]
-//! (docs/lwm2m.md, "DTLS").
+//! (docs/lwm2m.md, "DTLS"). [`BootstrapServer`] is the LwM2M bootstrap server (NoSec and DTLS), which
+//! provisions devices from the same credentials (docs/lwm2m.md, "Bootstrap").
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,16 +23,22 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bootstrap;
 mod clock;
 pub mod creds;
 mod dtls;
 mod handle;
 mod json;
 mod models;
+mod packet;
 mod rest;
 mod server;
 mod types;
 
+pub use bootstrap::{
+    BootstrapEvent, BootstrapHandle, BootstrapServer, BootstrapServerConfig, BootstrapStartError,
+    BootstrapStats, CredentialProvisioner, Provisioner,
+};
 pub use creds::{
     Binding, BoundCredentialStore, Credential, CredentialError, CredentialStore, FileCredentialStore,
     Identity, RefreshReport,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use coap::lite::{CoapOption, MessageClass, Packet, RequestType};
 use coap::{Endpoint, Event as CoapEvent, IncomingId, RequestId};
 use lwm2m::codec::{self, Record};
-use lwm2m::ops::{Downlink, Method, OperationError, ResponseCode, WriteMode};
+use lwm2m::ops::{Downlink, OperationError, ResponseCode, WriteMode};
 use lwm2m::registration::{LwM2mVersion, parse_register, parse_update};
 use lwm2m::{ContentFormat, LwM2mPath, Registry, link};
 use tokio::net::UdpSocket;
@@ -24,6 +24,7 @@ use crate::clock;
 use crate::creds::CredentialStore;
 use crate::dtls::Dtls;
 use crate::handle::Stats;
+use crate::packet::{packet_of, reply_packet};
 use crate::types::{ClientInfo, OpError, OpResponse, ServerEvent};
 
 /// Replies to an operation.
@@ -107,24 +108,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// Extra time past the lifetime before a registration expires (network delay, retransmissions).
 const EXPIRY_GRACE: Duration = Duration::from_secs(2);
 
-fn code(class: u8, detail: u8) -> MessageClass {
-    MessageClass::from((class << 5) | detail)
-}
-
-fn reply_packet(class: u8, detail: u8) -> Packet {
-    let mut p = Packet::new();
-    p.header.code = code(class, detail);
-    p
-}
-
 fn content_format_of(p: &Packet, opt: CoapOption) -> Option<ContentFormat> {
     p.get_first_option(opt).map(|v| ContentFormat(v.iter().fold(0u16, |a, b| (a << 8) | u16::from(*b))))
-}
-
-fn uint_bytes(v: u32) -> Vec<u8> {
-    let b = v.to_be_bytes();
-    let skip = b.iter().take_while(|x| **x == 0).count();
-    b[skip..].to_vec()
 }
 
 impl Server {
@@ -642,29 +627,7 @@ impl Server {
                 return;
             }
         };
-        let mut p = Packet::new();
-        p.header.code = MessageClass::Request(match req.method {
-            Method::Get => RequestType::Get,
-            Method::Post => RequestType::Post,
-            Method::Put => RequestType::Put,
-            Method::Delete => RequestType::Delete,
-        });
-        if let Some(o) = req.observe {
-            p.add_option(CoapOption::Observe, uint_bytes(o));
-        }
-        for s in &req.uri_path {
-            p.add_option(CoapOption::UriPath, s.as_bytes().to_vec());
-        }
-        if let Some(cf) = req.content_format {
-            p.add_option(CoapOption::ContentFormat, uint_bytes(u32::from(cf.0)));
-        }
-        for q in &req.uri_query {
-            p.add_option(CoapOption::UriQuery, q.as_bytes().to_vec());
-        }
-        if let Some(a) = req.accept {
-            p.add_option(CoapOption::Accept, uint_bytes(u32::from(a.0)));
-        }
-        p.payload = req.payload;
+        let p = packet_of(&req);
         let id = self.coap.send_request(now, reg.info.address, p, true);
         self.deadlines.push(Reverse((pending.deadline, id)));
         self.pending.insert(id, pending);

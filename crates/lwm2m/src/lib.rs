@@ -7,6 +7,7 @@
 //!   [`link`] for CoRE link format.
 //! - [`registration`]: Register / Update parsing with the leniency real clients need.
 //! - [`ops`]: device-management operations as types, mapped onto neutral CoAP requests.
+//! - [`bootstrap`]: the bootstrap interface (Bootstrap-Request parsing and a server-side session state machine).
 //!
 //! ```
 //! use lwm2m::{codec, ContentFormat, LwM2mPath, Registry, Value};
@@ -17,6 +18,7 @@
 //! assert_eq!(records[0].value, Value::Float(21.5));
 //! ```
 
+pub mod bootstrap;
 mod builtin;
 pub mod codec;
 mod format;

@@ -96,7 +96,12 @@ fn bound_store_admits_chain_bindings_with_matching_keys_only() {
     let r = store.refresh(&bindings).unwrap();
     assert_eq!(
         r,
-        RefreshReport { bound: 5, missing_key: vec!["dev-3".into()], wrong_key: vec!["dev-2".into()] }
+        RefreshReport {
+            bound: 5,
+            missing_key: vec!["dev-3".into()],
+            wrong_key: vec!["dev-2".into()],
+            ..RefreshReport::default()
+        }
     );
 
     assert_eq!(store.psk("id-1").as_deref(), Some(&b"key-1"[..]));

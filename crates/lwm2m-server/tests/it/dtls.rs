@@ -352,7 +352,7 @@ impl Device {
     }
 
     /// A CON request with Uri-Path / Uri-Query options and a payload.
-    fn request(&mut self, code: u8, path: &[&str], query: &[&str], payload: &[u8]) -> Vec<u8> {
+    pub(crate) fn request(&mut self, code: u8, path: &[&str], query: &[&str], payload: &[u8]) -> Vec<u8> {
         self.mid += 1;
         let mut m = vec![0x44, code, (self.mid >> 8) as u8, self.mid as u8, 1, 2, 3, 4];
         let mut last = 0u8;

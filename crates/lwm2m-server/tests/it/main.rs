@@ -4,6 +4,7 @@
 //! input, the REST API, and the real peers lwm2m-node-lib, libcoap's coap-client and aiocoap.
 
 mod aiocoap;
+mod bootstrap;
 mod coap_client;
 mod common;
 mod dtls;

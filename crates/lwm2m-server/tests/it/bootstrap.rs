@@ -1,0 +1,399 @@
+//! The bootstrap server: a DTLS device (an OpenSSL client driven by this test) bootstraps with its bootstrap
+//! PSK, receives its LwM2M server account (the server PSK) through Bootstrap-Delete/Discover/Write/Finish,
+//! then registers with the LwM2M server over DTLS with what it received; refusals (a bootstrap identity of
+//! another endpoint, a server identity at the bootstrap server, NoSec under a credentialed name, a wrong
+//! bootstrap key); a NoSec device without credentials gets a NoSec account; a device that stops answering
+//! fails its sequence without disturbing the others.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use coap::lite::{MessageClass, MessageType, Packet};
+use lwm2m::{ContentFormat, LwM2mPath, Registry, Value, codec};
+use lwm2m_server::bootstrap::bootstrap_dtls;
+use lwm2m_server::{
+    Binding, BootstrapEvent, BootstrapHandle, BootstrapServer, BootstrapServerConfig, BoundCredentialStore,
+    Credential, CredentialProvisioner, DtlsConfig, FileCredentialStore, ServerEvent,
+};
+use tokio::net::UdpSocket;
+use tokio::sync::broadcast;
+
+use crate::common::{TestServer, wait_event};
+use crate::dtls::Device;
+
+struct Setup {
+    server: TestServer,
+    bs: BootstrapHandle,
+    store: Arc<BoundCredentialStore>,
+    _dir: tempfile::TempDir,
+}
+
+fn psk(id: &str, key: &[u8]) -> Credential {
+    Credential::Psk { identity: id.into(), key: key.to_vec() }
+}
+
+async fn setup(nosec: bool) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(BoundCredentialStore::open(dir.path()).unwrap());
+    let s = store.clone();
+    let server = TestServer::start_with(move |cfg| {
+        let mut d = DtlsConfig::new(s);
+        d.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        d.handshake_timeout = Duration::from_secs(2);
+        cfg.dtls = Some(d);
+        cfg.nosec = nosec;
+    })
+    .await;
+    let dtls_uri = format!("coaps://127.0.0.1:{}", server.handle.dtls_addr().unwrap().port());
+    let nosec_uri = nosec.then(|| format!("coap://127.0.0.1:{}", server.coap().port()));
+    let provisioner = CredentialProvisioner::new(store.clone(), dtls_uri, nosec_uri);
+    let mut cfg = BootstrapServerConfig::new(Arc::new(provisioner));
+    cfg.nosec_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let mut d = bootstrap_dtls(&store, SocketAddr::from(([127, 0, 0, 1], 0)));
+    d.handshake_timeout = Duration::from_secs(2);
+    cfg.dtls = Some(d);
+    cfg.session_timeout = Duration::from_secs(8);
+    let (bs, _join) = BootstrapServer::start(cfg).await.expect("bootstrap server starts");
+    Setup { server, bs, store, _dir: dir }
+}
+
+/// The answer to a confirmable request: a piggybacked ACK with the same message id and token.
+fn ack(req: &Packet, class: u8, detail: u8, payload: &[u8]) -> Vec<u8> {
+    let mut p = Packet::new();
+    p.header.set_type(MessageType::Acknowledgement);
+    p.header.message_id = req.header.message_id;
+    p.set_token(req.get_token().to_vec());
+    p.header.code = MessageClass::from((class << 5) | detail);
+    p.payload = payload.to_vec();
+    coap::encode(&p).unwrap()
+}
+
+/// What a device learned from its bootstrap sequence.
+#[derive(Debug, Default)]
+struct Provisioned {
+    steps: Vec<String>,
+    uri: String,
+    mode: i64,
+    identity: Vec<u8>,
+    key: Vec<u8>,
+    ssid: i64,
+    lifetime: i64,
+}
+
+/// Plays an LwM2M client's side of a bootstrap sequence over `io` (send, receive), answering every
+/// request the server sends until Bootstrap-Finish; decodes the writes.
+fn play(mut send: impl FnMut(&[u8]), mut recv: impl FnMut() -> Option<Vec<u8>>) -> Provisioned {
+    let reg = Registry::builtin();
+    let mut out = Provisioned::default();
+    // The ACK to our Bootstrap-Request first.
+    let first = coap::decode(&recv().expect("an answer to Bootstrap-Request")).unwrap();
+    assert_eq!(first.header.code.to_string(), "2.04", "{:?}", String::from_utf8_lossy(&first.payload));
+    loop {
+        let bytes = recv().expect("the bootstrap server's next request");
+        let req = coap::decode(&bytes).unwrap();
+        let path = coap::path_of(&req);
+        let method = match req.header.code {
+            MessageClass::Request(coap::lite::RequestType::Get) => "GET",
+            MessageClass::Request(coap::lite::RequestType::Post) => "POST",
+            MessageClass::Request(coap::lite::RequestType::Put) => "PUT",
+            MessageClass::Request(coap::lite::RequestType::Delete) => "DELETE",
+            other => panic!("not a request: {other}"),
+        };
+        out.steps.push(format!("{method} /{}", path.join("/")));
+        match (method, path.iter().map(String::as_str).collect::<Vec<_>>().as_slice()) {
+            ("DELETE", _) => send(&ack(&req, 2, 2, b"")),
+            ("GET", ["0"]) => send(&ack(&req, 2, 5, b"lwm2m=\"1.1\",</0/0>")),
+            ("PUT", [obj, iid]) => {
+                let base: LwM2mPath = format!("/{obj}/{iid}").parse().unwrap();
+                let cf = req
+                    .get_first_option(coap::lite::CoapOption::ContentFormat)
+                    .map(|v| v.iter().fold(0u16, |a, b| (a << 8) | u16::from(*b)))
+                    .unwrap();
+                let records = codec::decode(ContentFormat(cf), &req.payload, &base, &reg).unwrap();
+                for r in records {
+                    match (*obj, r.path.resource(), r.value) {
+                        ("0", Some(0), Value::String(s)) => out.uri = s,
+                        ("0", Some(2), Value::Integer(m)) => out.mode = m,
+                        ("0", Some(3), Value::Opaque(b)) => out.identity = b,
+                        ("0", Some(5), Value::Opaque(b)) => out.key = b,
+                        ("0", Some(10), Value::Integer(i)) => out.ssid = i,
+                        ("1", Some(1), Value::Integer(i)) => out.lifetime = i,
+                        _ => {}
+                    }
+                }
+                send(&ack(&req, 2, 4, b""));
+            }
+            ("POST", ["bs"]) => {
+                send(&ack(&req, 2, 4, b""));
+                return out;
+            }
+            other => panic!("unexpected request {other:?}"),
+        }
+    }
+}
+
+async fn finished(events: &mut broadcast::Receiver<BootstrapEvent>, ep: &str) -> BootstrapEvent {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match events.recv().await {
+                Ok(e) => match &e {
+                    BootstrapEvent::Finished { endpoint, .. } | BootstrapEvent::Failed { endpoint, .. }
+                        if endpoint == ep =>
+                    {
+                        return e;
+                    }
+                    _ => {}
+                },
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await
+    .expect("the sequence ends in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dtls_device_bootstraps_then_registers_with_the_psk_it_received() {
+    let s = setup(true).await;
+    // dev-1: both credentials in the key files (the gateway operator's own provisioning).
+    FileCredentialStore::open(s._dir.path())
+        .unwrap()
+        .set("dev-1", psk("srv-dev-1", b"server-secret-1"))
+        .unwrap();
+    FileCredentialStore::open_bootstrap(s._dir.path())
+        .unwrap()
+        .set("dev-1", psk("bs-dev-1", b"bs-1"))
+        .unwrap();
+    // dev-2: bound on chain (fingerprints), secrets in the key files.
+    FileCredentialStore::open(s._dir.path())
+        .unwrap()
+        .set("dev-2", psk("srv-dev-2", b"server-secret-2"))
+        .unwrap();
+    FileCredentialStore::open_bootstrap(s._dir.path())
+        .unwrap()
+        .set("dev-2", psk("bs-dev-2", b"bs-2"))
+        .unwrap();
+    let sha = |k: &[u8]| openssl::sha::sha256(k);
+    let report = s
+        .store
+        .refresh(&[
+            Binding::Psk {
+                endpoint: "dev-2".into(),
+                identity: "srv-dev-2".into(),
+                key_sha256: sha(b"server-secret-2"),
+            },
+            Binding::BootstrapPsk {
+                endpoint: "dev-2".into(),
+                identity: "bs-dev-2".into(),
+                key_sha256: sha(b"bs-2"),
+            },
+        ])
+        .unwrap();
+    assert!(report.missing_bootstrap_key.is_empty() && report.wrong_bootstrap_key.is_empty(), "{report:?}");
+    let bs_addr = s.bs.dtls_addr().unwrap();
+    let mut bs_events = s.bs.subscribe();
+    let mut events = s.server.handle.subscribe_events();
+
+    for (ep, bs_id, bs_key, srv_id, srv_key) in [
+        ("dev-1", "bs-dev-1", &b"bs-1"[..], "srv-dev-1", &b"server-secret-1"[..]),
+        ("dev-2", "bs-dev-2", &b"bs-2"[..], "srv-dev-2", &b"server-secret-2"[..]),
+    ] {
+        let ep_q = format!("ep={ep}");
+        let (bs_id2, bs_key2) = (bs_id.to_owned(), bs_key.to_vec());
+        let got = tokio::task::spawn_blocking(move || {
+            let d = std::cell::RefCell::new(Device::connect(bs_addr, &bs_id2, &bs_key2));
+            let req = d.borrow_mut().request(0x02, &["bs"], &[&ep_q], b"");
+            d.borrow_mut().send(&req);
+            play(|b| d.borrow_mut().send(b), || d.borrow_mut().recv(5000))
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            got.steps,
+            ["DELETE /0", "DELETE /1", "GET /0", "PUT /0/1", "PUT /1/0", "POST /bs"],
+            "the sequence for {ep}"
+        );
+        let dtls_port = s.server.handle.dtls_addr().unwrap().port();
+        assert_eq!(got.uri, format!("coaps://127.0.0.1:{dtls_port}"));
+        assert_eq!((got.mode, got.ssid, got.lifetime), (0, 1, 300), "PSK, short server id 1, 300 s");
+        assert_eq!(got.identity, srv_id.as_bytes(), "the server identity, not the bootstrap one");
+        assert_eq!(got.key, srv_key);
+        match finished(&mut bs_events, ep).await {
+            BootstrapEvent::Finished { identity, .. } => {
+                assert_eq!(identity.map(|i| i.to_string()), Some(format!("psk:{bs_id}")));
+            }
+            other => panic!("{other:?}"),
+        }
+
+        // The device now registers with the LwM2M server using what it was given.
+        let server = s.server.handle.dtls_addr().unwrap();
+        let (id, key, ep2) = (String::from_utf8(got.identity).unwrap(), got.key, ep.to_owned());
+        let answer = tokio::task::spawn_blocking(move || {
+            let mut d = Device::connect(server, &id, &key);
+            let ep_q = format!("ep={ep2}");
+            let req = d.request(0x02, &["rd"], &[&ep_q, "lt=60", "b=U"], b"</3/0>");
+            d.send(&req);
+            d.recv(3000).expect("an answer to Register")
+        })
+        .await
+        .unwrap();
+        assert_eq!(coap::decode(&answer).unwrap().header.code.to_string(), "2.01");
+        let info = wait_event(&mut events, 5, |e| match e {
+            ServerEvent::Registered(c) if c.endpoint == ep => Some(c.clone()),
+            _ => None,
+        })
+        .await;
+        assert_eq!(info.identity.as_ref().map(|i| i.to_string()), Some(format!("psk:{srv_id}")));
+    }
+    assert_eq!(s.bs.stats().finished.load(Ordering::Relaxed), 2);
+    assert_eq!(s.bs.stats().refused.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_4_03_with_a_reason_and_counted() {
+    let s = setup(true).await;
+    let dir = s._dir.path();
+    FileCredentialStore::open(dir).unwrap().set("dev-1", psk("srv-dev-1", b"server-secret-1")).unwrap();
+    FileCredentialStore::open_bootstrap(dir).unwrap().set("dev-1", psk("bs-dev-1", b"bs-1")).unwrap();
+    FileCredentialStore::open_bootstrap(dir).unwrap().set("dev-9", psk("bs-dev-9", b"bs-9")).unwrap();
+    s.store.refresh(&[]).unwrap();
+    let bs_addr = s.bs.dtls_addr().unwrap();
+
+    // A bootstrap identity asking for another endpoint; a server identity at the bootstrap server is not
+    // even admitted to a session (unknown identity there).
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut d = Device::connect(bs_addr, "bs-dev-9", b"bs-9");
+        let req = d.request(0x02, &["bs"], &["ep=dev-1"], b"");
+        d.send(&req);
+        d.recv(3000).expect("an answer")
+    })
+    .await
+    .unwrap();
+    let p = coap::decode(&answer).unwrap();
+    assert_eq!(p.header.code.to_string(), "4.03");
+    assert_eq!(
+        String::from_utf8_lossy(&p.payload),
+        "psk:bs-dev-9 is not a bootstrap credential of endpoint dev-1"
+    );
+    let server_identity = tokio::task::spawn_blocking(move || {
+        std::panic::catch_unwind(|| Device::connect(bs_addr, "srv-dev-1", b"server-secret-1")).is_err()
+    });
+    assert!(server_identity.await.unwrap(), "a server PSK does not open a bootstrap session");
+    let wrong_key = tokio::task::spawn_blocking(move || {
+        std::panic::catch_unwind(|| Device::connect(bs_addr, "bs-dev-1", b"not-the-key")).is_err()
+    });
+    assert!(wrong_key.await.unwrap(), "a wrong bootstrap key does not open a session");
+
+    // NoSec: a credentialed endpoint is refused (its PSK never goes out in the clear).
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let nosec = s.bs.nosec_addr().unwrap();
+    let mut req = Packet::new();
+    req.header.set_type(MessageType::Confirmable);
+    req.header.code = MessageClass::Request(coap::lite::RequestType::Post);
+    req.header.message_id = 7;
+    req.set_token(vec![7]);
+    req.add_option(coap::lite::CoapOption::UriPath, b"bs".to_vec());
+    req.add_option(coap::lite::CoapOption::UriQuery, b"ep=dev-1".to_vec());
+    sock.send_to(&coap::encode(&req).unwrap(), nosec).await.unwrap();
+    let mut buf = [0u8; 1500];
+    let (n, _) =
+        tokio::time::timeout(Duration::from_secs(3), sock.recv_from(&mut buf)).await.unwrap().unwrap();
+    let p = coap::decode(&buf[..n]).unwrap();
+    assert_eq!(p.header.code.to_string(), "4.03");
+    assert_eq!(String::from_utf8_lossy(&p.payload), "endpoint dev-1 has credentials: bootstrap over DTLS");
+    // A malformed request (no ep) is 4.00.
+    let mut bad = req.clone();
+    bad.header.message_id = 8;
+    bad.clear_option(coap::lite::CoapOption::UriQuery);
+    sock.send_to(&coap::encode(&bad).unwrap(), nosec).await.unwrap();
+    let (n, _) =
+        tokio::time::timeout(Duration::from_secs(3), sock.recv_from(&mut buf)).await.unwrap().unwrap();
+    assert_eq!(coap::decode(&buf[..n]).unwrap().header.code.to_string(), "4.00");
+    assert_eq!(s.bs.stats().refused.load(Ordering::Relaxed), 3);
+    assert_eq!(s.bs.stats().requests.load(Ordering::Relaxed), 0);
+    assert!(s.bs.dtls_stats().dtls_handshakes_failed.load(Ordering::Relaxed) >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nosec_device_without_credentials_gets_a_nosec_account_and_a_silent_one_fails_alone() {
+    let s = setup(true).await;
+    let nosec = s.bs.nosec_addr().unwrap();
+    let mut bs_events = s.bs.subscribe();
+
+    // A device that asks and then never answers the server's requests.
+    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut req = Packet::new();
+    req.header.set_type(MessageType::Confirmable);
+    req.header.code = MessageClass::Request(coap::lite::RequestType::Post);
+    req.header.message_id = 1;
+    req.set_token(vec![1]);
+    req.add_option(coap::lite::CoapOption::UriPath, b"bs".to_vec());
+    req.add_option(coap::lite::CoapOption::UriQuery, b"ep=mute".to_vec());
+    silent.send_to(&coap::encode(&req).unwrap(), nosec).await.unwrap();
+
+    let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let mut r2 = req.clone();
+    r2.clear_option(coap::lite::CoapOption::UriQuery);
+    r2.add_option(coap::lite::CoapOption::UriQuery, b"ep=plain-1".to_vec());
+    sock.send_to(&coap::encode(&r2).unwrap(), nosec).await.unwrap();
+    let rt = tokio::runtime::Handle::current();
+    let (a, b) = (sock.clone(), sock.clone());
+    let got = tokio::task::spawn_blocking(move || {
+        play(
+            |bytes| {
+                rt.block_on(a.send_to(bytes, nosec)).unwrap();
+            },
+            || {
+                let mut buf = [0u8; 1500];
+                let r = rt.block_on(tokio::time::timeout(Duration::from_secs(5), b.recv_from(&mut buf)));
+                r.ok().and_then(|r| r.ok()).map(|(n, _)| buf[..n].to_vec())
+            },
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(got.uri, format!("coap://127.0.0.1:{}", s.server.coap().port()));
+    assert_eq!(got.mode, 3, "NoSec");
+    assert!(got.key.is_empty() && got.identity.is_empty());
+    assert!(matches!(
+        finished(&mut bs_events, "plain-1").await,
+        BootstrapEvent::Finished { identity: None, .. }
+    ));
+    // The silent one: the session timeout (8 s here) ends it; CoAP's retransmissions alone would take a minute.
+    let BootstrapEvent::Failed { reason, .. } =
+        tokio::time::timeout(Duration::from_secs(40), finished(&mut bs_events, "mute"))
+            .await
+            .unwrap_or_else(|_| panic!("the silent device's sequence ends"))
+    else {
+        panic!("the silent device cannot finish")
+    };
+    assert!(reason.contains("too long") || reason.contains("no answer"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_nosec_off_a_device_without_server_credentials_is_refused() {
+    let s = setup(false).await;
+    FileCredentialStore::open_bootstrap(s._dir.path())
+        .unwrap()
+        .set("dev-5", psk("bs-dev-5", b"bs-5"))
+        .unwrap();
+    s.store.refresh(&[]).unwrap();
+    let bs_addr = s.bs.dtls_addr().unwrap();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut d = Device::connect(bs_addr, "bs-dev-5", b"bs-5");
+        let req = d.request(0x02, &["bs"], &["ep=dev-5"], b"");
+        d.send(&req);
+        d.recv(3000).expect("an answer")
+    })
+    .await
+    .unwrap();
+    let p = coap::decode(&answer).unwrap();
+    assert_eq!(p.header.code.to_string(), "4.03");
+    assert_eq!(
+        String::from_utf8_lossy(&p.payload),
+        "NoSec is off and endpoint dev-5 has no server credential"
+    );
+}
