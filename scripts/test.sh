@@ -44,11 +44,14 @@ venv acme "acmecse==2026.5.3"
 venv py "aiocoap[tinydtls]==0.4.17"
 
 # 3. npm peers.
-node_req="lwm2m-node-lib@1.4.0"
+# lwm2m-node-lib: an LwM2M 1.0 client; coap-node (+ its smartobject model): a second, independent client
+# that also does client-initiated bootstrap.
+node_req="lwm2m-node-lib@1.4.0 coap-node@0.2.5 smartobject@1.5.3"
 if [ ! -f "$peers/node/.installed" ] || [ "$(cat "$peers/node/.installed")" != "$node_req" ]; then
   step "npm: $node_req"
   mkdir -p "$peers/node"
-  npm install --silent --no-audit --no-fund --prefix "$peers/node" "$node_req"
+  # shellcheck disable=SC2086 # several package specs
+  npm install --silent --no-audit --no-fund --prefix "$peers/node" $node_req
   echo "$node_req" >"$peers/node/.installed"
 fi
 

@@ -62,12 +62,16 @@ pub struct CredentialProvisioner {
     pub short_server_id: u16,
     /// Registration lifetime written into the Server object (default 300 s).
     pub lifetime: u32,
+    /// What Bootstrap-Delete removes first (default `/0` and `/1`, as Leshan's demo; `/` suits clients that
+    /// cannot delete an object path, such as coap-node 0.2.5).
+    pub delete: Vec<lwm2m::LwM2mPath>,
 }
 
 impl CredentialProvisioner {
     /// With the default short server id (1) and lifetime (300 s).
     pub fn new(store: Arc<BoundCredentialStore>, dtls_uri: String, nosec_uri: Option<String>) -> Self {
-        CredentialProvisioner { store, dtls_uri, nosec_uri, short_server_id: 1, lifetime: 300 }
+        let delete = Provisioning::new(vec![]).delete;
+        CredentialProvisioner { store, dtls_uri, nosec_uri, short_server_id: 1, lifetime: 300, delete }
     }
 
     fn account(&self, uri: String, mode: SecurityMode, identity: Vec<u8>, key: Vec<u8>) -> ServerAccount {
@@ -119,7 +123,9 @@ impl Provisioner for CredentialProvisioner {
                 self.nosec_account(endpoint)?
             }
         };
-        Ok(Provisioning::new(vec![account]))
+        let mut p = Provisioning::new(vec![account]);
+        p.delete = self.delete.clone();
+        Ok(p)
     }
 }
 

@@ -1,7 +1,8 @@
 //! The registration interface: Register (`POST /rd?ep=…`), Update (`POST /rd/{id}`) and De-register
 //! (`DELETE /rd/{id}`) parsed from URI queries and a link-format payload, leniently as real clients need.
 //!
-//! Lenient: no Content-Format, no `b=` (defaults to `U`), no `lwm2m=` (1.0), no root link, vendor objects.
+//! Lenient: no Content-Format, no `b=` (defaults to `U`), no `lwm2m=` (1.0) or `lwm2m=1.0.0`, no root link,
+//! vendor objects.
 //! Strict: a missing or empty `ep`, a non-numeric or zero `lt`, an unknown binding letter and unparsable
 //! links are 4.00; an LwM2M version other than 1.0 and 1.1 is 4.12 (so a 1.2 client falls back); a
 //! Content-Format other than link format (or text) is 4.15.
@@ -197,7 +198,8 @@ pub fn parse_register(
     payload: &[u8],
 ) -> Result<RegisterRequest, RegistrationError> {
     let version = match query(queries, "lwm2m") {
-        None | Some("1.0") => LwM2mVersion::V1_0,
+        // `1.0.0`: some 1.0 clients (coap-node) write a patch number; the enabler version is 1.0.
+        None | Some("1.0" | "1.0.0") => LwM2mVersion::V1_0,
         Some("1.1") => LwM2mVersion::V1_1,
         Some(other) => return Err(RegistrationError::UnsupportedVersion(other.to_owned())),
     };

@@ -58,6 +58,12 @@ pub fn lwm2m_node_client() -> PathBuf {
     )
 }
 
+/// The `node_modules` directory holding coap-node (npm), for `NODE_PATH`.
+pub fn node_modules() -> PathBuf {
+    required(peers_dir().join("node/node_modules/coap-node/package.json"), "coap-node");
+    peers_dir().join("node/node_modules")
+}
+
 /// libcoap's `coap-client-notls` (Debian `libcoap3-bin`), looked up on `PATH`.
 pub fn coap_client() -> PathBuf {
     libcoap_binary("coap-client-notls")

@@ -43,6 +43,9 @@ fn register_refusals_carry_the_right_code() {
         |qs: &str, cf: Option<u16>, body: &[u8]| parse_register(&q(qs), cf, body).unwrap_err().coap_code();
     assert_eq!(code("ep=a&lwm2m=1.2", None, b""), (4, 12));
     assert_eq!(code("ep=a&lwm2m=2.0", None, b""), (4, 12));
+    // A patch number on 1.0 (coap-node writes `1.0.0`) is 1.0; other versions stay refused.
+    assert_eq!(parse_register(&q("ep=a&lwm2m=1.0.0"), None, b"").unwrap().version, LwM2mVersion::V1_0);
+    assert_eq!(code("ep=a&lwm2m=1.2.0", None, b""), (4, 12));
     assert_eq!(code("lt=60", None, b""), (4, 0));
     assert_eq!(code("ep=", None, b""), (4, 0));
     assert_eq!(code("ep=a&lt=abc", None, b""), (4, 0));
