@@ -6,6 +6,10 @@
 //! State: `dcred/<endpoint>` (a [`DeviceCredentials`]) and the index `dcid/<mode>/<identity>` → endpoint
 //! (for X.509 the identity is the fingerprint), which enforces **one identity, one endpoint**. Changes are
 //! admin transactions; each emits `device.credentials` to every gateway.
+//!
+//! An endpoint may also have a **bootstrap credential** (`bootstrap`): what the device proves itself with to
+//! the LwM2M bootstrap server, which then provisions the server credential. It is separate from the server
+//! credential (its own index `dcid/bs-<mode>/<identity>`, and a PSK must differ from the server PSK).
 
 use contract::{ContractError, TxContext};
 use serde::{Deserialize, Serialize};
@@ -55,6 +59,43 @@ pub struct SetCredentials {
     pub identity: Option<String>,
     /// SHA-256, hex: of the PSK key (PSK) or of the certificate's DER (X.509).
     pub fingerprint: String,
+    /// The bootstrap credential, if the device bootstraps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<SetBootstrap>,
+}
+
+/// The bootstrap part of [`SetCredentials`]: mode, identity and fingerprint as for the server credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetBootstrap {
+    /// `psk` or `x509`.
+    pub mode: String,
+    /// PSK identity (PSK only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// SHA-256, hex.
+    pub fingerprint: String,
+}
+
+/// A bootstrap credential as kept on chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootstrapCredentials {
+    /// Security mode towards the bootstrap server.
+    pub mode: SecurityMode,
+    /// PSK identity (PSK only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// SHA-256 (lowercase hex) of the bootstrap PSK or of the certificate's DER.
+    pub fingerprint: String,
+}
+
+impl BootstrapCredentials {
+    fn index_identity(&self) -> &str {
+        match self.mode {
+            SecurityMode::Psk => self.identity.as_deref().unwrap_or_default(),
+            SecurityMode::X509 => &self.fingerprint,
+        }
+    }
 }
 
 /// An endpoint's binding as kept on chain.
@@ -69,6 +110,9 @@ pub struct DeviceCredentials {
     pub identity: Option<String>,
     /// SHA-256 (lowercase hex, 64 characters) of the PSK key or of the certificate's DER.
     pub fingerprint: String,
+    /// The bootstrap credential, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<BootstrapCredentials>,
     /// Proposal timestamp of the last change.
     pub bound_at: i64,
     /// Who bound it.
@@ -97,17 +141,51 @@ fn id_key(mode: SecurityMode, identity: &str) -> String {
     format!("{ID_PREFIX}{}/{identity}", mode.as_str())
 }
 
+fn bs_id_key(mode: SecurityMode, identity: &str) -> String {
+    format!("{ID_PREFIX}bs-{}/{identity}", mode.as_str())
+}
+
 /// Checks an argument and normalizes it (lowercase fingerprint); the error says what is wrong.
 pub fn check(arg: &SetCredentials) -> Result<(SecurityMode, Option<String>, String), String> {
-    if arg.endpoint.is_empty() {
+    let (mode, identity, fp) =
+        check_credential(&arg.endpoint, &arg.mode, arg.identity.as_ref(), &arg.fingerprint)?;
+    if let Some(b) = &arg.bootstrap {
+        let (_, _, bs_fp) = check_credential(&arg.endpoint, &b.mode, b.identity.as_ref(), &b.fingerprint)
+            .map_err(|e| format!("bootstrap: {e}"))?;
+        if bs_fp == fp {
+            return Err("bootstrap: the bootstrap credential must differ from the server credential".into());
+        }
+    }
+    Ok((mode, identity, fp))
+}
+
+/// Checks the bootstrap part (after [`check`] passed).
+fn check_bootstrap(arg: &SetCredentials) -> Result<Option<BootstrapCredentials>, String> {
+    match &arg.bootstrap {
+        None => Ok(None),
+        Some(b) => {
+            let (mode, identity, fingerprint) =
+                check_credential(&arg.endpoint, &b.mode, b.identity.as_ref(), &b.fingerprint)?;
+            Ok(Some(BootstrapCredentials { mode, identity, fingerprint }))
+        }
+    }
+}
+
+fn check_credential(
+    endpoint: &str,
+    mode: &str,
+    identity: Option<&String>,
+    fp: &str,
+) -> Result<(SecurityMode, Option<String>, String), String> {
+    if endpoint.is_empty() {
         return Err("endpoint must not be empty".into());
     }
-    if arg.endpoint.len() > MAX_ENDPOINT || !valid_name(&arg.endpoint) {
+    if endpoint.len() > MAX_ENDPOINT || !valid_name(endpoint) {
         return Err(format!(
             "endpoint must be at most {MAX_ENDPOINT} bytes without whitespace or control characters"
         ));
     }
-    let mode = match arg.mode.as_str() {
+    let mode = match mode {
         "psk" => SecurityMode::Psk,
         "x509" => SecurityMode::X509,
         "rpk" => {
@@ -117,14 +195,13 @@ pub fn check(arg: &SetCredentials) -> Result<(SecurityMode, Option<String>, Stri
         }
         other => return Err(format!("unknown mode {other:?} (psk or x509)")),
     };
-    let fp = &arg.fingerprint;
     if fp.len() != 64 || !fp.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!(
             "fingerprint must be a SHA-256 in hex (64 hex digits), got {} characters",
             fp.chars().count()
         ));
     }
-    let identity = match (mode, &arg.identity) {
+    let identity = match (mode, identity) {
         (SecurityMode::Psk, None) => return Err("mode psk needs an identity".into()),
         (SecurityMode::Psk, Some(id)) => {
             if id.is_empty() || id.len() > MAX_IDENTITY || !valid_name(id) {
@@ -160,12 +237,14 @@ impl IpeContract {
     ) -> Result<Vec<u8>, ContractError> {
         self.require_device_admin(ctx)?;
         let (mode, identity, fingerprint) = check(&arg).map_err(bad)?;
+        let bootstrap = check_bootstrap(&arg).map_err(bad)?;
         let caller = ctx.caller();
         let rec = DeviceCredentials {
             endpoint: arg.endpoint,
             mode,
             identity,
             fingerprint,
+            bootstrap,
             bound_at: ctx.timestamp(),
             bound_by: Submitter { msp: caller.msp_id.clone(), subject: caller.subject.clone() },
         };
@@ -181,11 +260,30 @@ impl IpeContract {
                 "{what} is already bound to endpoint {owner:?}: one identity, one endpoint"
             )));
         }
+        let bs_idx = rec.bootstrap.as_ref().map(|b| bs_id_key(b.mode, b.index_identity()));
+        if let Some(bs_idx) = &bs_idx
+            && let Some(owner) = load::<String>(ctx, bs_idx)?
+            && owner != rec.endpoint
+        {
+            return Err(ContractError::Conflict(format!(
+                "bootstrap identity {:?} is already bound to endpoint {owner:?}: one identity, one endpoint",
+                rec.bootstrap.as_ref().map(|b| b.index_identity()).unwrap_or_default()
+            )));
+        }
         if let Some(old) = load::<DeviceCredentials>(ctx, &cred_key(&rec.endpoint))? {
             let old_idx = id_key(old.mode, old.index_identity());
             if old_idx != idx {
                 ctx.delete_state(&old_idx)?;
             }
+            if let Some(old_bs) = &old.bootstrap {
+                let old_bs_idx = bs_id_key(old_bs.mode, old_bs.index_identity());
+                if Some(&old_bs_idx) != bs_idx.as_ref() {
+                    ctx.delete_state(&old_bs_idx)?;
+                }
+            }
+        }
+        if let Some(bs_idx) = &bs_idx {
+            store(ctx, bs_idx, &rec.endpoint)?;
         }
         store(ctx, &idx, &rec.endpoint)?;
         store(ctx, &cred_key(&rec.endpoint), &rec)?;
@@ -211,6 +309,9 @@ impl IpeContract {
             return Err(ContractError::NotFound(format!("endpoint {endpoint:?} has no credentials")));
         };
         ctx.delete_state(&id_key(old.mode, old.index_identity()))?;
+        if let Some(b) = &old.bootstrap {
+            ctx.delete_state(&bs_id_key(b.mode, b.index_identity()))?;
+        }
         ctx.delete_state(&cred_key(endpoint))?;
         let ev = CredentialsEvent { to: Address::Gateways, endpoint: endpoint.to_owned(), credentials: None };
         emit(ctx, events::DEVICE_CREDENTIALS, &ev)?;

@@ -60,7 +60,7 @@ use lwm2m::Registry;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use credentials::{DeviceCredentials, SecurityMode, SetCredentials};
+pub use credentials::{BootstrapCredentials, DeviceCredentials, SecurityMode, SetBootstrap, SetCredentials};
 pub use events::IpeEvent;
 pub use mapping::{MappingMode, ResourceTree, ae_id_for, resource_tree};
 pub use model::{Device, GatewayRef, Operation, RequestRecord};

@@ -1,7 +1,9 @@
 //! `ipechain device`: LwM2M device credentials bound on chain by admin transactions of the IPE contract
 //! (signed here as the first peer organization's Admin). The chain holds fingerprints only; the PSK secret
 //! goes into the gateway's key file `<data-dir>/lwm2m/lwm2m-keys` (mode 0600), written only after the
-//! transaction committed. A PSK is never printed or logged.
+//! transaction committed. A PSK is never printed or logged. A bootstrap credential (what the device shows the
+//! bootstrap server, which then hands it the server credential) is bound the same way; its PSK goes into
+//! `<data-dir>/lwm2m/lwm2m-bootstrap-keys`.
 
 use std::path::PathBuf;
 
@@ -24,9 +26,21 @@ pub(crate) enum DeviceCommand {
         #[arg(long, requires = "psk_key", conflicts_with_all = ["cert", "rpk_public_key"])]
         psk_identity: Option<String>,
         /// PSK key in hex, 1 to 64 bytes (with `--psk-identity`); `-` reads it from standard input (keeps it
-        /// out of the process list and shell history). Kept in the gateway's key file only.
+        /// out of the process list and shell history); `random` makes a 16-byte key that only the bootstrap
+        /// server hands out (needs a bootstrap credential). Kept in the gateway's key file only.
         #[arg(long, requires = "psk_identity", value_name = "HEX")]
         psk_key: Option<String>,
+        /// Bootstrap PSK identity (with `--bootstrap-psk-key`): the device bootstraps with it on UDP 5784 and
+        /// receives its server credential.
+        #[arg(long, requires = "bootstrap_psk_key", conflicts_with = "bootstrap_cert")]
+        bootstrap_psk_identity: Option<String>,
+        /// Bootstrap PSK in hex (or `-`: from standard input, read after `--psk-key -`); must differ from the
+        /// server PSK.
+        #[arg(long, requires = "bootstrap_psk_identity", value_name = "HEX")]
+        bootstrap_psk_key: Option<String>,
+        /// The device's bootstrap X.509 client certificate (PEM or DER), pinned by fingerprint.
+        #[arg(long, value_name = "FILE")]
+        bootstrap_cert: Option<PathBuf>,
         /// The device's X.509 client certificate (PEM or DER), pinned by the SHA-256 of its DER.
         #[arg(long, value_name = "FILE", conflicts_with = "rpk_public_key")]
         cert: Option<PathBuf>,
@@ -60,17 +74,34 @@ struct Binding {
 }
 
 fn psk_binding(endpoint: &str, identity: String, key_hex: &str) -> Result<Binding> {
+    let key = read_key(key_hex, "--psk-key", true)?;
+    psk_binding_of(endpoint, identity, key)
+}
+
+/// A PSK from hex, from standard input (`-`) or, where allowed, `random` (16 bytes from OpenSSL's CSPRNG).
+fn read_key(key_hex: &str, flag: &str, random_ok: bool) -> Result<Vec<u8>> {
+    if key_hex == "random" && random_ok {
+        let mut key = vec![0u8; 16];
+        openssl::rand::rand_bytes(&mut key).context("generating a PSK")?;
+        return Ok(key);
+    }
     let mut from_stdin = String::new();
     let key_hex = if key_hex == "-" {
-        std::io::stdin().read_line(&mut from_stdin).context("reading the PSK key from standard input")?;
+        std::io::stdin()
+            .read_line(&mut from_stdin)
+            .with_context(|| format!("reading {flag} from standard input"))?;
         from_stdin.as_str()
     } else {
         key_hex
     };
-    let key = hex::decode(key_hex.trim()).map_err(|_| anyhow::anyhow!("--psk-key must be hex"))?;
+    let key = hex::decode(key_hex.trim()).map_err(|_| anyhow::anyhow!("{flag} must be hex"))?;
     if key.is_empty() || key.len() > 64 {
-        bail!("--psk-key must be 1 to 64 bytes, got {}", key.len());
+        bail!("{flag} must be 1 to 64 bytes, got {}", key.len());
     }
+    Ok(key)
+}
+
+fn psk_binding_of(endpoint: &str, identity: String, key: Vec<u8>) -> Result<Binding> {
     let fingerprint = hex::encode(openssl::sha::sha256(&key));
     Ok(Binding {
         arg: json!({"endpoint": endpoint, "mode": "psk", "identity": identity, "fingerprint": fingerprint}),
@@ -99,6 +130,10 @@ fn key_store(dir: &network::DataDir) -> Result<FileCredentialStore> {
     Ok(FileCredentialStore::open(&dir.root().join("lwm2m"))?)
 }
 
+fn bootstrap_key_store(dir: &network::DataDir) -> Result<FileCredentialStore> {
+    Ok(FileCredentialStore::open_bootstrap(&dir.root().join("lwm2m"))?)
+}
+
 async fn submit(dir: &network::DataDir, function: &str, arg: Vec<u8>) -> Result<(Value, u64)> {
     let committed = crate::gateway::submit_as_admin(dir, function, arg).await?;
     Ok((serde_json::from_slice(&committed.payload)?, committed.block))
@@ -106,28 +141,76 @@ async fn submit(dir: &network::DataDir, function: &str, arg: Vec<u8>) -> Result<
 
 pub(crate) async fn run(cmd: DeviceCommand) -> Result<()> {
     match cmd {
-        DeviceCommand::Add { dir, endpoint, psk_identity, psk_key, cert, rpk_public_key } => {
+        DeviceCommand::Add {
+            dir,
+            endpoint,
+            psk_identity,
+            psk_key,
+            cert,
+            rpk_public_key,
+            bootstrap_psk_identity,
+            bootstrap_psk_key,
+            bootstrap_cert,
+        } => {
             if rpk_public_key.is_some() {
                 bail!(
                     "raw public keys (RFC 7250) are not supported: the gateway's DTLS library (OpenSSL 3.0) has \
                      no RPK; use --psk-identity/--psk-key or --cert"
                 );
             }
-            let b = match (psk_identity, psk_key, cert) {
+            let bootstraps = bootstrap_psk_identity.is_some() || bootstrap_cert.is_some();
+            if psk_key.as_deref() == Some("random") && !bootstraps {
+                bail!(
+                    "--psk-key random needs a bootstrap credential (--bootstrap-psk-identity/--bootstrap-psk-key \
+                     or --bootstrap-cert): only the bootstrap server can hand the device a key nobody typed"
+                );
+            }
+            let mut b = match (psk_identity, psk_key, cert) {
                 (Some(id), Some(key), None) => psk_binding(&endpoint, id, &key)?,
                 (None, None, Some(file)) => cert_binding(&endpoint, &file)?,
                 _ => bail!("give either --psk-identity ID --psk-key HEX, or --cert FILE"),
             };
+            let bs = match (bootstrap_psk_identity, bootstrap_psk_key, bootstrap_cert) {
+                (Some(id), Some(key), None) => {
+                    Some(psk_binding_of(&endpoint, id, read_key(&key, "--bootstrap-psk-key", false)?)?)
+                }
+                (None, None, Some(file)) => Some(cert_binding(&endpoint, &file)?),
+                (None, None, None) => None,
+                _ => bail!(
+                    "give either --bootstrap-psk-identity ID --bootstrap-psk-key HEX, or --bootstrap-cert FILE"
+                ),
+            };
+            if let Some(bs) = &bs {
+                let mut part = bs.arg.clone();
+                if let Some(o) = part.as_object_mut() {
+                    o.remove("endpoint");
+                }
+                b.arg["bootstrap"] = part;
+            }
             let dir = dir.resolve();
-            // The key file must accept it too; check before the chain changes.
+            // The key files must accept them too; check before the chain changes.
             let keys = key_store(&dir)?;
             if let Some(other) = keys.endpoint_of(&b.identity).filter(|e| *e != endpoint) {
                 bail!("{} is already bound to endpoint {other} in {}", b.identity, keys.path().display());
+            }
+            let bs_keys = bootstrap_key_store(&dir)?;
+            if let Some(bs) = &bs
+                && let Some(other) = bs_keys.endpoint_of(&bs.identity).filter(|e| *e != endpoint)
+            {
+                bail!("{} is already bound to endpoint {other} in {}", bs.identity, bs_keys.path().display());
             }
             let (rec, block) = submit(&dir, "set_device_credentials", b.arg.to_string().into_bytes()).await?;
             keys.set(&endpoint, b.local).with_context(|| {
                 format!("committed on chain in block {block}, but the key file was not written")
             })?;
+            match bs {
+                Some(bs) => bs_keys.set(&endpoint, bs.local).with_context(|| {
+                    format!("committed on chain in block {block}, but the bootstrap key file was not written")
+                })?,
+                None => {
+                    bs_keys.remove(&endpoint)?;
+                }
+            }
             println!("{}", serde_json::to_string_pretty(&rec)?);
             eprintln!("committed in block {block}; credential in {}", keys.path().display());
         }
@@ -154,11 +237,22 @@ pub(crate) async fn run(cmd: DeviceCommand) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&all)?);
             } else {
-                println!("{:<32} {:<5} {:<32} FINGERPRINT (SHA-256)", "ENDPOINT", "MODE", "IDENTITY");
+                println!(
+                    "{:<32} {:<5} {:<32} {:<64} BOOTSTRAP",
+                    "ENDPOINT", "MODE", "IDENTITY", "FINGERPRINT (SHA-256)"
+                );
                 for r in &all {
                     let s = |k: &str| r[k].as_str().unwrap_or("-").to_owned();
+                    let bs = match r.get("bootstrap") {
+                        Some(b) => format!(
+                            "{} {}",
+                            b["mode"].as_str().unwrap_or("-"),
+                            b["identity"].as_str().or(b["fingerprint"].as_str()).unwrap_or("-")
+                        ),
+                        None => "-".to_owned(),
+                    };
                     println!(
-                        "{:<32} {:<5} {:<32} {}",
+                        "{:<32} {:<5} {:<32} {:<64} {bs}",
                         s("endpoint"),
                         s("mode"),
                         s("identity"),
@@ -174,6 +268,9 @@ pub(crate) async fn run(cmd: DeviceCommand) -> Result<()> {
                 submit(&dir, "remove_device_credentials", endpoint.clone().into_bytes()).await?;
             let removed = keys.remove(&endpoint).with_context(|| {
                 format!("removed on chain in block {block}, but the key file was not updated")
+            })?;
+            bootstrap_key_store(&dir)?.remove(&endpoint).with_context(|| {
+                format!("removed on chain in block {block}, but the bootstrap key file was not updated")
             })?;
             println!("{}", serde_json::to_string_pretty(&rec)?);
             eprintln!(
@@ -210,6 +307,22 @@ async fn bindings(c: &crate::gateway::Client) -> Result<Vec<lwm2m_server::Bindin
             let mut fp = [0u8; 32];
             hex::decode_to_slice(&r.fingerprint, &mut fp)
                 .with_context(|| format!("the binding of {} has a bad fingerprint", r.endpoint))?;
+            if let Some(b) = &r.bootstrap {
+                let mut bfp = [0u8; 32];
+                hex::decode_to_slice(&b.fingerprint, &mut bfp).with_context(|| {
+                    format!("the bootstrap binding of {} has a bad fingerprint", r.endpoint)
+                })?;
+                out.push(match b.mode {
+                    ipe::SecurityMode::Psk => lwm2m_server::Binding::BootstrapPsk {
+                        endpoint: r.endpoint.clone(),
+                        identity: b.identity.clone().unwrap_or_default(),
+                        key_sha256: bfp,
+                    },
+                    ipe::SecurityMode::X509 => {
+                        lwm2m_server::Binding::BootstrapX509 { endpoint: r.endpoint.clone(), sha256: bfp }
+                    }
+                });
+            }
             out.push(match r.mode {
                 ipe::SecurityMode::Psk => lwm2m_server::Binding::Psk {
                     endpoint: r.endpoint,
@@ -260,6 +373,13 @@ pub(crate) async fn refresh_loop(
                             missing_key = ?report.missing_key,
                             wrong_key = ?report.wrong_key,
                             "device credentials bound on chain that this gateway's key file cannot serve"
+                        );
+                    }
+                    if !report.missing_bootstrap_key.is_empty() || !report.wrong_bootstrap_key.is_empty() {
+                        tracing::warn!(
+                            missing_key = ?report.missing_bootstrap_key,
+                            wrong_key = ?report.wrong_bootstrap_key,
+                            "bootstrap credentials bound on chain that this gateway's bootstrap key file cannot serve"
                         );
                     }
                     tracing::info!(bound = report.bound, "device credentials refreshed from the chain");

@@ -87,9 +87,24 @@ pub(crate) struct EdgeArgs {
     /// `<data dir>/lwm2m/lwm2m-keys` (mode 0600).
     #[arg(long, default_value = "0.0.0.0:5684")]
     lwm2m_dtls_addr: SocketAddr,
-    /// NoSec CoAP registrations: `on` (endpoints that have credentials must use DTLS all the same) or `off`.
+    /// NoSec CoAP registrations: `on` (endpoints that have credentials must use DTLS all the same) or `off`
+    /// (also no NoSec bootstrap listener).
     #[arg(long, value_enum, default_value_t = OnOff::On)]
     lwm2m_nosec: OnOff,
+    /// The LwM2M bootstrap server over NoSec CoAP: serves only endpoints without credentials, with a NoSec
+    /// server account (a secret never goes out in the clear).
+    #[arg(long, default_value = "0.0.0.0:5783")]
+    lwm2m_bootstrap_addr: SocketAddr,
+    /// The LwM2M bootstrap server over DTLS 1.2: a device shows its bootstrap credential (`ipechain device add
+    /// --bootstrap-psk-identity ...`) and receives its server credential. Bootstrap keys are read from
+    /// `<data dir>/lwm2m/lwm2m-bootstrap-keys`.
+    #[arg(long, default_value = "0.0.0.0:5784")]
+    lwm2m_bootstrap_dtls_addr: SocketAddr,
+    /// The host devices reach the LwM2M server at, written into the server URIs the bootstrap server hands
+    /// out (`coaps://HOST:PORT`). Default: the LwM2M listener's address, or 127.0.0.1 when it listens on all
+    /// interfaces (set this when devices are on other hosts).
+    #[arg(long, value_name = "HOST")]
+    lwm2m_advertised_host: Option<String>,
     /// The LwM2M server's admin REST API (Leshan-style, local only).
     #[arg(long, default_value = "127.0.0.1:8090")]
     lwm2m_admin_addr: SocketAddr,
@@ -214,7 +229,7 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
             .context("opening the LwM2M device key store")?,
     );
     let creds_task = tokio::spawn(crate::device_cmd::refresh_loop(dir.clone(), keys.clone(), stop.clone()));
-    let mut dtls = lwm2m_server::DtlsConfig::new(keys);
+    let mut dtls = lwm2m_server::DtlsConfig::new(keys.clone());
     dtls.addr = edge.lwm2m_dtls_addr;
     let (lwm2m, lwm2m_task) = lwm2m_server::LwM2mServer::start(lwm2m_server::ServerConfig {
         coap_addr: edge.lwm2m_addr,
@@ -226,6 +241,24 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
     })
     .await
     .context("starting the LwM2M server")?;
+    // The bootstrap server, provisioning from the same credentials.
+    let host = match &edge.lwm2m_advertised_host {
+        Some(h) => h.clone(),
+        None if edge.lwm2m_addr.ip().is_unspecified() => "127.0.0.1".to_owned(),
+        None => edge.lwm2m_addr.ip().to_string(),
+    };
+    let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host };
+    let dtls_port = lwm2m.dtls_addr().map_or(edge.lwm2m_dtls_addr.port(), |a| a.port());
+    let dtls_uri = format!("coaps://{host}:{dtls_port}");
+    let nosec_uri =
+        (edge.lwm2m_nosec == OnOff::On).then(|| format!("coap://{host}:{}", lwm2m.coap_addr().port()));
+    let provisioner = lwm2m_server::CredentialProvisioner::new(keys.clone(), dtls_uri.clone(), nosec_uri);
+    let mut bs_config = lwm2m_server::BootstrapServerConfig::new(std::sync::Arc::new(provisioner));
+    bs_config.nosec_addr = (edge.lwm2m_nosec == OnOff::On).then_some(edge.lwm2m_bootstrap_addr);
+    bs_config.dtls = Some(lwm2m_server::bootstrap::bootstrap_dtls(&keys, edge.lwm2m_bootstrap_dtls_addr));
+    let (bootstrap, bootstrap_task) = lwm2m_server::BootstrapServer::start(bs_config)
+        .await
+        .context("starting the LwM2M bootstrap server")?;
     // The bridge gateway between them, through the ledger.
     let mut gateway = None;
     if !edge.no_gateway {
@@ -289,6 +322,17 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
         );
     }
     println!("  LwM2M    server (CoAP/UDP)             coap://{}", lwm2m.coap_addr());
+    if let Some(a) = lwm2m.dtls_addr() {
+        println!(
+            "  LwM2M    server (CoAP/DTLS)            coaps://{a}   (`ipechain device add` binds devices)"
+        );
+    }
+    if let Some(a) = bootstrap.nosec_addr() {
+        println!("  LwM2M    bootstrap (CoAP/UDP)          coap://{a}   (endpoints without credentials)");
+    }
+    if let Some(a) = bootstrap.dtls_addr() {
+        println!("  LwM2M    bootstrap (CoAP/DTLS)         coaps://{a}   (hands out {dtls_uri})");
+    }
     if let Some(a) = lwm2m.admin_addr() {
         println!("  LwM2M    admin REST API                http://{a}/api/clients");
     }
@@ -340,6 +384,8 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
     let _ = creds_task.await;
     lwm2m.shutdown();
     let _ = lwm2m_task.await;
+    bootstrap.shutdown();
+    let _ = bootstrap_task.await;
     if let Some((_, t)) = cse_https {
         match t.await {
             Ok(Err(e)) => eprintln!("CSE (HTTPS): {e}"),

@@ -5,6 +5,12 @@
 //! peer is missing the function panics with a message that says how to install it. A missing peer is a test
 //! failure, never a skip.
 
+// Test helpers: a panic is a test failure, as in the tests themselves.
+#![allow(clippy::unwrap_used)]
+
+pub mod bootstrap;
+pub mod dtls;
+
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};

@@ -144,3 +144,42 @@ fn bad_bindings_are_refused_with_what_is_wrong() {
     assert_eq!(l.query("list_device_credentials", "").unwrap(), json!([]));
     assert_eq!(l.query("list_device_credentials", "[1]").unwrap_err().status(), 400);
 }
+
+#[test]
+fn a_bootstrap_credential_is_separate_and_indexed_on_its_own() {
+    let mut l = Ledger::new();
+    let with_bs = |ep: &str, id: &str, bs_id: &str, bs_fp: &str| {
+        let mut a = psk(ep, id, FP1);
+        a["bootstrap"] = json!({"mode": "psk", "identity": bs_id, "fingerprint": bs_fp});
+        a
+    };
+    let (rec, (_, ev)) = l.ok(&admin(), "set_device_credentials", with_bs(EP, "dev1", "bs-dev1", FP2));
+    assert_eq!(
+        rec["bootstrap"],
+        json!({"mode": "psk", "identity": "bs-dev1", "fingerprint": FP2.to_ascii_lowercase()})
+    );
+    assert_eq!(ev["credentials"]["bootstrap"]["identity"], "bs-dev1");
+    // The same bootstrap identity for another endpoint: 409. The same key for both roles: 400.
+    let e =
+        l.call(&admin(), "set_device_credentials", with_bs("imei:2", "dev2", "bs-dev1", FP2)).0.unwrap_err();
+    assert_eq!(e.status(), 409, "{e}");
+    assert!(e.to_string().contains("bootstrap identity \"bs-dev1\" is already bound"), "{e}");
+    let e =
+        l.call(&admin(), "set_device_credentials", with_bs("imei:2", "dev2", "bs-dev2", FP1)).0.unwrap_err();
+    assert_eq!(e.status(), 400);
+    assert!(e.to_string().contains("must differ from the server credential"), "{e}");
+    let mut bad = with_bs("imei:2", "dev2", "bs dev2", FP2);
+    let e = l.call(&admin(), "set_device_credentials", bad.clone()).0.unwrap_err();
+    assert!(e.to_string().contains("bootstrap: PSK identity must be"), "{e}");
+    bad["bootstrap"]["surprise"] = json!(1);
+    assert_eq!(l.call(&admin(), "set_device_credentials", bad).0.unwrap_err().status(), 400);
+    // Bootstrap identities have their own index: another endpoint's server identity may name one.
+    l.ok(&admin(), "set_device_credentials", with_bs("imei:3", "dev3", "dev1", "00".repeat(32).as_str()));
+    // Replacing EP's binding without a bootstrap frees its bootstrap identity; so does removal.
+    l.ok(&admin(), "set_device_credentials", psk(EP, "dev1", FP1));
+    assert!(l.query("get_device_credentials", EP).unwrap().get("bootstrap").is_none());
+    l.ok(&admin(), "set_device_credentials", with_bs("imei:2", "dev2", "bs-dev1", FP2));
+    let a = admin();
+    l.call_raw(&a, "remove_device_credentials", &[b"imei:2".to_vec()]).0.unwrap();
+    l.ok(&admin(), "set_device_credentials", with_bs("imei:4", "dev4", "bs-dev1", FP2));
+}

@@ -33,6 +33,7 @@ async fn device_credentials_are_bound_on_chain_and_the_psk_kept_in_the_key_file(
     std::fs::write(&key_file, format!("old-ep psk old-id {}\n", hex::encode(b"old-key"))).unwrap();
     let (coap, dtls, admin_port) =
         (test_support::free_udp_port(), test_support::free_udp_port(), test_support::free_tcp_port());
+    let bs_dtls = test_support::free_udp_port();
     let log = std::fs::OpenOptions::new().create(true).append(true).open(net.logs.join("up.log")).unwrap();
     let _up = ChildGuard::spawn(
         Command::new(bin())
@@ -43,6 +44,8 @@ async fn device_credentials_are_bound_on_chain_and_the_psk_kept_in_the_key_file(
             .args(["--lwm2m-addr", &format!("127.0.0.1:{coap}")])
             .args(["--lwm2m-admin-addr", &format!("127.0.0.1:{admin_port}")])
             .args(["--lwm2m-dtls-addr", &format!("127.0.0.1:{dtls}")])
+            .args(["--lwm2m-bootstrap-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
+            .args(["--lwm2m-bootstrap-dtls-addr", &format!("127.0.0.1:{bs_dtls}")])
             .stdout(Stdio::null())
             .stderr(log),
     )
@@ -184,9 +187,9 @@ async fn device_credentials_are_bound_on_chain_and_the_psk_kept_in_the_key_file(
     let table = String::from_utf8_lossy(&out.stdout).into_owned();
     let row = table.lines().find(|l| l.starts_with("dev-1 ")).unwrap_or_else(|| panic!("{table}"));
     let cols: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(cols, ["dev-1", "psk", "dev-1-id", fp.as_str()], "{table}");
+    assert_eq!(cols, ["dev-1", "psk", "dev-1-id", fp.as_str(), "-"], "{table}");
     let row = table.lines().find(|l| l.starts_with("dev-2 ")).unwrap_or_else(|| panic!("{table}"));
-    assert_eq!(row.split_whitespace().collect::<Vec<_>>(), ["dev-2", "x509", "-", cert_fp.as_str()]);
+    assert_eq!(row.split_whitespace().collect::<Vec<_>>(), ["dev-2", "x509", "-", cert_fp.as_str(), "-"]);
     assert!(!table.contains(&key_hex) && !table.contains("old-ep"), "{table}");
     let out = device(&net, &["list", "--json"]);
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -275,4 +278,84 @@ async fn device_credentials_are_bound_on_chain_and_the_psk_kept_in_the_key_file(
     let out = device(&net, &["remove", "--endpoint", "dev-1"]);
     assert!(!out.status.success());
     assert!(text(&out).contains("(404)"), "{}", text(&out));
+
+    // Bootstrap: dev-5 gets a server PSK nobody typed (`random`) and a bootstrap PSK; the running gateway's
+    // bootstrap server hands it the server PSK over DTLS, and the device registers with it.
+    let bs_key = hex::encode(b"bootstrap-key-of-dev-5");
+    let out = device(
+        &net,
+        &[
+            "add",
+            "--endpoint",
+            "dev-5",
+            "--psk-identity",
+            "dev-5-id",
+            "--psk-key",
+            "random",
+            "--bootstrap-psk-identity",
+            "bs-dev-5",
+            "--bootstrap-psk-key",
+            &bs_key,
+        ],
+    );
+    assert!(out.status.success(), "device add with bootstrap: {}", text(&out));
+    assert!(!text(&out).contains(&bs_key), "the key is never printed");
+    let rec: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rec["bootstrap"]["identity"], "bs-dev-5", "{rec}");
+    assert_eq!(rec["bootstrap"]["fingerprint"], sha256_hex(b"bootstrap-key-of-dev-5").as_str());
+    let bs_file = std::fs::read_to_string(keys.join("lwm2m-bootstrap-keys")).unwrap();
+    assert!(bs_file.contains(&format!("dev-5 psk bs-dev-5 {bs_key}\n")), "{bs_file}");
+    let mode = std::fs::metadata(keys.join("lwm2m-bootstrap-keys")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let table = String::from_utf8_lossy(&device(&net, &["list"]).stdout).into_owned();
+    let row = table.lines().find(|l| l.starts_with("dev-5 ")).unwrap_or_else(|| panic!("{table}"));
+    assert!(row.ends_with("psk bs-dev-5"), "{table}");
+    // `random` without a bootstrap credential is refused (nobody could ever hand the key to the device).
+    let out =
+        device(&net, &["add", "--endpoint", "dev-6", "--psk-identity", "dev-6-id", "--psk-key", "random"]);
+    assert!(!out.status.success() && text(&out).contains("needs a bootstrap credential"), "{}", text(&out));
+
+    let bs_addr: std::net::SocketAddr = format!("127.0.0.1:{bs_dtls}").parse().unwrap();
+    let mut got = None;
+    for _ in 0..20 {
+        // The gateway takes up new bindings within its refresh period (2 s).
+        let done = tokio::task::spawn_blocking(move || {
+            std::panic::catch_unwind(|| {
+                let d = std::cell::RefCell::new(test_support::dtls::Device::connect(
+                    bs_addr,
+                    "bs-dev-5",
+                    b"bootstrap-key-of-dev-5",
+                ));
+                let req = d.borrow_mut().request(0x02, &["bs"], &["ep=dev-5"], b"");
+                d.borrow_mut().send(&req);
+                test_support::bootstrap::play(|b| d.borrow_mut().send(b), || d.borrow_mut().recv(5000))
+            })
+            .ok()
+        })
+        .await
+        .unwrap();
+        if done.is_some() {
+            got = done;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let got =
+        got.unwrap_or_else(|| panic!("dev-5 never bootstrapped; see {}", net.logs.join("up.log").display()));
+    assert_eq!(got.uri, format!("coaps://127.0.0.1:{dtls}"));
+    assert_eq!(got.identity, b"dev-5-id");
+    assert_eq!(got.key.len(), 16, "the random server PSK");
+    let file = std::fs::read_to_string(&key_file).unwrap();
+    assert!(file.contains(&format!("dev-5 psk dev-5-id {}\n", hex::encode(&got.key))), "{file}");
+    let server: std::net::SocketAddr = format!("127.0.0.1:{dtls}").parse().unwrap();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut d = test_support::dtls::Device::connect(server, "dev-5-id", &got.key);
+        d.register("dev-5")
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer[1], 0x41, "2.01 Created");
+    let c = clients(admin_port).unwrap();
+    let dev5 = c.as_array().unwrap().iter().find(|c| c["endpoint"] == "dev-5").cloned();
+    assert_eq!(dev5.map(|c| c["identity"].clone()), Some(json!("psk:dev-5-id")));
 }

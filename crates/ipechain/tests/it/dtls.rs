@@ -48,6 +48,8 @@ async fn up_serves_coaps_from_the_key_file_and_refuses_nosec_when_off() {
             .args(["--lwm2m-addr", &format!("127.0.0.1:{coap}")])
             .args(["--lwm2m-admin-addr", &format!("127.0.0.1:{admin}")])
             .args(["--lwm2m-dtls-addr", &format!("127.0.0.1:{dtls}")])
+            .args(["--lwm2m-bootstrap-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
+            .args(["--lwm2m-bootstrap-dtls-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
             .args(["--cse-https-addr", "127.0.0.1:0"])
             .stdout(Stdio::null())
             .stderr(log),

@@ -69,6 +69,8 @@ fn spawn_up(net: &Net, cse: u16, coap: u16, extra: &[String]) -> Up {
             .args(["--lwm2m-addr", &format!("127.0.0.1:{coap}")])
             .args(["--lwm2m-admin-addr", &format!("127.0.0.1:{admin}")])
             .args(["--lwm2m-dtls-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
+            .args(["--lwm2m-bootstrap-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
+            .args(["--lwm2m-bootstrap-dtls-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
             .args(extra)
             .env("RUST_LOG", "info,openraft=error,bridge=debug")
             .stdout(Stdio::null())
@@ -767,6 +769,8 @@ async fn up_demo_shows_both_flows_crossing_the_ledger() {
             .args(["--lwm2m-addr", &format!("127.0.0.1:{coap}")])
             .args(["--lwm2m-admin-addr", &format!("127.0.0.1:{admin}")])
             .args(["--lwm2m-dtls-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
+            .args(["--lwm2m-bootstrap-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
+            .args(["--lwm2m-bootstrap-dtls-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
             .stdout(Stdio::piped())
             .stderr(Stdio::null()),
     )

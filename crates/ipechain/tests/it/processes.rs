@@ -380,6 +380,11 @@ async fn up_serves_the_ledger_the_cse_and_the_lwm2m_server_and_stops_on_sigterm(
                 .args(["--lwm2m-addr", &format!("127.0.0.1:{coap}")])
                 .args(["--lwm2m-admin-addr", &format!("127.0.0.1:{admin}")])
                 .args(["--lwm2m-dtls-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
+                .args(["--lwm2m-bootstrap-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
+                .args([
+                    "--lwm2m-bootstrap-dtls-addr",
+                    &format!("127.0.0.1:{}", test_support::free_udp_port()),
+                ])
                 .stdout(Stdio::piped())
                 .stderr(log),
         )
