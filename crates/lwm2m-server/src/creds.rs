@@ -52,6 +52,11 @@ pub trait CredentialStore: Send + Sync + fmt::Debug + 'static {
     fn endpoint_of(&self, identity: &Identity) -> Option<String>;
     /// Whether an endpoint has any credentials (then it may not register over NoSec).
     fn has_credentials(&self, endpoint: &str) -> bool;
+    /// Changes whenever the answers above may have changed (a store that never changes keeps 0). The server
+    /// then re-checks its registrations and sessions: what is no longer admitted ends.
+    fn generation(&self) -> u64 {
+        0
+    }
 }
 
 /// The security mode and credential of one endpoint.
@@ -468,6 +473,7 @@ struct Admissions {
 pub struct BoundCredentialStore {
     dir: PathBuf,
     admission: RwLock<std::sync::Arc<Admissions>>,
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for BoundCredentialStore {
@@ -495,7 +501,11 @@ pub struct RefreshReport {
 impl BoundCredentialStore {
     /// Starts with the key file under `dir` alone (no bindings yet).
     pub fn open(dir: &Path) -> Result<Self, CredentialError> {
-        let store = BoundCredentialStore { dir: dir.to_owned(), admission: RwLock::new(Default::default()) };
+        let store = BoundCredentialStore {
+            dir: dir.to_owned(),
+            admission: RwLock::new(Default::default()),
+            generation: std::sync::atomic::AtomicU64::new(0),
+        };
         store.refresh(&[])?;
         Ok(store)
     }
@@ -517,6 +527,7 @@ impl BoundCredentialStore {
         report.wrong_bootstrap_key = bs_report.wrong_key;
         *self.admission.write().unwrap_or_else(|p| p.into_inner()) =
             std::sync::Arc::new(Admissions { server, bootstrap });
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::Release);
         Ok(report)
     }
 
@@ -580,6 +591,10 @@ impl CredentialStore for BoundCredentialStore {
 
     fn has_credentials(&self, endpoint: &str) -> bool {
         self.current().server.endpoints.contains(endpoint)
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 }
 

@@ -441,6 +441,20 @@ impl Dtls {
         out
     }
 
+    /// Ends (silently) every established session whose identity `keep` no longer admits; returns their peers.
+    pub(crate) fn retain_identities(&mut self, keep: impl Fn(&Identity) -> bool) -> Vec<SocketAddr> {
+        let gone: Vec<SocketAddr> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.identity.as_ref().is_some_and(|i| !keep(i)))
+            .map(|(p, _)| *p)
+            .collect();
+        for p in &gone {
+            self.remove(p);
+        }
+        gone
+    }
+
     fn remove(&mut self, peer: &SocketAddr) {
         self.sessions.remove(peer);
         self.handshaking.remove(peer);

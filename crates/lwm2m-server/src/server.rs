@@ -102,6 +102,8 @@ pub(crate) struct Server {
     /// NoSec registrations accepted at all.
     nosec: bool,
     creds: Option<Arc<dyn CredentialStore>>,
+    /// The credential store's generation the registrations were last checked against.
+    creds_seen: u64,
 }
 
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -141,6 +143,7 @@ impl Server {
             dtls_out: Vec::new(),
             nosec: true,
             creds: None,
+            creds_seen: 0,
         }
     }
 
@@ -471,6 +474,7 @@ impl Server {
     }
 
     fn sweep(&mut self, now: Instant) {
+        self.revalidate();
         for reg in self.regs.values_mut().filter(|r| !r.queued.is_empty()) {
             let (late, keep): (Vec<_>, Vec<_>) =
                 std::mem::take(&mut reg.queued).into_iter().partition(|q| q.1 <= now);

@@ -33,6 +33,45 @@ impl Server {
         self.dtls.as_ref().and_then(|(_, d)| d.identity_of(from)).cloned()
     }
 
+    /// After the credential store changed: ends the registrations and DTLS sessions it no longer admits
+    /// (a DTLS identity unbound or bound elsewhere; a NoSec registration of an endpoint that now has
+    /// credentials, or any NoSec registration with NoSec off). Each is logged and counted as a refusal, and
+    /// the registration ends with `Deregistered`.
+    pub(super) fn revalidate(&mut self) {
+        let Some(creds) = self.creds.clone() else { return };
+        let generation = creds.generation();
+        if generation == self.creds_seen {
+            return;
+        }
+        self.creds_seen = generation;
+        let nosec = self.nosec;
+        let stale: Vec<(String, String)> = self
+            .regs
+            .iter()
+            .filter(|(_, r)| match &r.info.identity {
+                Some(id) => creds.endpoint_of(id).as_deref() != Some(r.info.endpoint.as_str()),
+                None => !nosec || creds.has_credentials(&r.info.endpoint),
+            })
+            .map(|(id, r)| (id.clone(), r.info.endpoint.clone()))
+            .collect();
+        for (reg_id, endpoint) in stale {
+            if let Some(info) = self.remove_registration(&reg_id) {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("registration of {endpoint} ended: its credentials changed on chain");
+                let _ = self.events.send(ServerEvent::Deregistered {
+                    endpoint: info.endpoint.clone(),
+                    registration_id: info.registration_id.clone(),
+                });
+            }
+        }
+        if let Some((_, d)) = self.dtls.as_mut() {
+            for peer in d.retain_identities(|id| creds.endpoint_of(id).is_some()) {
+                tracing::warn!("DTLS session with {peer} ended: its identity is no longer admitted");
+            }
+            self.stats.dtls_sessions.store(d.sessions() as u64, Ordering::Relaxed);
+        }
+    }
+
     pub(super) fn refuse(&self, from: SocketAddr, what: &str, why: &str) -> Packet {
         self.stats.refused.fetch_add(1, Ordering::Relaxed);
         tracing::warn!("{what} from {from} refused (4.03): {why}");

@@ -383,3 +383,66 @@ async fn coap_node_bootstraps_over_nosec_then_registers_where_it_was_sent() {
     assert_eq!(r.records.first().map(|r| r.value.clone()), Some(Value::Float(21.5)), "{r:?}");
     let _ = child.start_kill();
 }
+
+/// Not bootstrap proper, but the same store: when the credentials change (a refresh from the chain), what is
+/// no longer admitted ends at once instead of standing until its lifetime runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withdrawn_credentials_end_registrations_and_sessions() {
+    let s = setup(true).await;
+    let keys = FileCredentialStore::open(s._dir.path()).unwrap();
+    keys.set("dev-1", psk("srv-dev-1", b"server-secret-1")).unwrap();
+    s.store.refresh(&[]).unwrap();
+    let mut events = s.server.handle.subscribe_events();
+    let server = s.server.handle.dtls_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    // The device keeps its session open until the end of the test.
+    let device = tokio::task::spawn_blocking(move || {
+        let mut d = Device::connect(server, "srv-dev-1", b"server-secret-1");
+        let answer = d.register("dev-1");
+        let _ = rx.recv_timeout(Duration::from_secs(20));
+        answer
+    });
+    wait_event(&mut events, 5, |e| {
+        matches!(e, ServerEvent::Registered(c) if c.endpoint == "dev-1").then_some(())
+    })
+    .await;
+    // A NoSec registration of an endpoint without credentials, yet.
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut req = Packet::new();
+    req.header.set_type(MessageType::Confirmable);
+    req.header.code = MessageClass::Request(coap::lite::RequestType::Post);
+    req.header.message_id = 3;
+    req.set_token(vec![3]);
+    req.add_option(coap::lite::CoapOption::UriPath, b"rd".to_vec());
+    req.add_option(coap::lite::CoapOption::UriQuery, b"ep=plain-2".to_vec());
+    req.payload = b"</3/0>".to_vec();
+    sock.send_to(&coap::encode(&req).unwrap(), s.server.coap()).await.unwrap();
+    wait_event(&mut events, 5, |e| {
+        matches!(e, ServerEvent::Registered(c) if c.endpoint == "plain-2").then_some(())
+    })
+    .await;
+    assert_eq!(s.server.handle.registration_count(), 2);
+    assert_eq!(s.server.handle.stats().dtls_sessions.load(Ordering::Relaxed), 1);
+
+    // dev-1's key is withdrawn; plain-2 gets credentials.
+    keys.remove("dev-1").unwrap();
+    keys.set("plain-2", psk("srv-plain-2", b"secret-2")).unwrap();
+    s.store.refresh(&[]).unwrap();
+    let mut ended = Vec::new();
+    while ended.len() < 2 {
+        ended.push(
+            wait_event(&mut events, 5, |e| match e {
+                ServerEvent::Deregistered { endpoint, .. } => Some(endpoint.clone()),
+                _ => None,
+            })
+            .await,
+        );
+    }
+    ended.sort();
+    assert_eq!(ended, ["dev-1", "plain-2"]);
+    assert_eq!(s.server.handle.registration_count(), 0);
+    assert_eq!(s.server.handle.stats().dtls_sessions.load(Ordering::Relaxed), 0, "dev-1's session ended too");
+    assert_eq!(s.server.handle.stats().refused.load(Ordering::Relaxed), 2);
+    let _ = tx.send(());
+    assert_eq!(coap::decode(&device.await.unwrap()).unwrap().header.code.to_string(), "2.01");
+}
