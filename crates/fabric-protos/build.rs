@@ -39,9 +39,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     let fds = protox::compile(FILES, ["protos"])?;
     let out = PathBuf::from(std::env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?);
     std::fs::write(out.join("fabric_protos.fds.bin"), fds.encode_to_vec())?;
+    // Services only with the `grpc` feature: without it the generated code refers to no tonic item.
+    let grpc = std::env::var_os("CARGO_FEATURE_GRPC").is_some();
     tonic_prost_build::configure()
-        .build_client(true)
-        .build_server(true)
+        .build_client(grpc)
+        .build_server(grpc)
         // Connection setup (TLS, endpoints) belongs to the shells that use these stubs.
         .build_transport(false)
         // Maps encode in key order, like Fabric's JavaScript bindings: deterministic bytes for what gets

@@ -19,7 +19,8 @@
 //!
 //! Each service has a client (`<service>_client::<Service>Client<T>`, over any tonic channel) and a server
 //! (`<service>_server::<Service>Server`, a tower service); connection setup (TLS, endpoints) is left to the
-//! shells. The hashing rules are in [`hash`]; Fabric's
+//! shells. The stubs and [`error_details`] need the default feature `grpc`; without it (as the core crate
+//! `ledger-types` uses it) the crate has no tonic and no async runtime in its dependencies. The hashing rules are in [`hash`]; Fabric's
 //! seek semantics (Deliver ranges, gateway chaincode-event resumption) in [`seek`]; proposal unpacking and
 //! transaction preparation as Fabric's gateway does them in [`tx`].
 //!
@@ -95,6 +96,7 @@ pub mod google {
     );
 }
 
+#[cfg(feature = "grpc")]
 pub mod error_details;
 pub mod hash;
 pub mod seek;

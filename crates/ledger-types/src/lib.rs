@@ -25,6 +25,7 @@
 pub mod block;
 pub mod codes;
 pub mod config;
+pub mod fabric;
 pub mod hash;
 pub mod identity;
 pub mod ids;

@@ -11,7 +11,9 @@ use prost::Message;
 
 /// Something that signs on behalf of an identity (a client, a peer, an orderer).
 pub trait Signer: Send + Sync {
-    /// The encoded [`SerializedIdentity`] this signer signs as.
+    /// The encoded identity this signer signs as: ipechain's [`SerializedIdentity`] for this module, Fabric's
+    /// `msp.SerializedIdentity{mspid, id_bytes = PEM certificate}` ([`crate::fabric::serialize_identity`])
+    /// for [`crate::fabric`].
     fn serialized_identity(&self) -> &[u8];
     /// Signs `msg`.
     fn sign(&self, msg: &[u8]) -> Vec<u8>;
