@@ -11,4 +11,5 @@ mod models;
 mod node_lib;
 mod raw;
 mod rest;
+mod sim_dtls;
 mod with_sim;
