@@ -1,8 +1,11 @@
 //! The simulator over DTLS 1.2 PSK against a real server with a key file: devices handshake, register under
 //! their identities and notify through their sessions; a device with a wrong key never registers; the
-//! benchmark's handshake loop makes full handshakes and frees each session with close_notify.
+//! benchmark's handshake loop makes full handshakes and frees each session with close_notify; a device whose
+//! Finished is lost retransmits its flight and registers.
 
-use std::sync::atomic::Ordering;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use lwm2m::{LwM2mPath, Record, Value};
@@ -150,5 +153,79 @@ async fn handshake_load_makes_full_handshakes_and_frees_each_session() {
         }
     }
     assert_eq!((full >= done, resumed), (true, 0), "{full} full handshakes");
+    s.server.stop().await;
+}
+
+/// Whether a datagram holds a handshake record of epoch 1 (a Finished), walking its records.
+fn carries_encrypted_handshake(mut d: &[u8]) -> bool {
+    while d.len() >= 13 {
+        let len = usize::from(u16::from_be_bytes([d[11], d[12]]));
+        if d[0] == 22 && d[3..5] == [0, 1] {
+            return true;
+        }
+        d = d.get(13 + len..).unwrap_or_default();
+    }
+    false
+}
+
+/// A relay between one client and the server that drops the first datagram the client sends with a
+/// handshake record of epoch 1: the flight that carries its Finished.
+async fn lossy_relay(server: SocketAddr) -> (SocketAddr, Arc<AtomicU64>) {
+    let front = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let back = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    back.connect(server).await.unwrap();
+    let addr = front.local_addr().unwrap();
+    let dropped = Arc::new(AtomicU64::new(0));
+    let d = dropped.clone();
+    tokio::spawn(async move {
+        let (mut a, mut b) = (vec![0u8; 2048], vec![0u8; 2048]);
+        let mut client = None;
+        loop {
+            tokio::select! {
+                r = front.recv_from(&mut a) => {
+                    let Ok((n, from)) = r else { return };
+                    client = Some(from);
+                    let finished = carries_encrypted_handshake(&a[..n]);
+                    if finished && d.load(Ordering::Relaxed) == 0 {
+                        d.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    let _ = back.send(&a[..n]).await;
+                }
+                r = back.recv(&mut b) => {
+                    let Ok(n) = r else { return };
+                    if let Some(c) = client {
+                        let _ = front.send_to(&b[..n], c).await;
+                    }
+                }
+            }
+        }
+    });
+    (addr, dropped)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_whose_finished_is_lost_retransmits_and_registers() {
+    let s = DtlsServer::start(true).await;
+    s.psk("loss-0", "loss-0", &derive_key(SECRET, "loss-0"));
+    let (relay, dropped) = lossy_relay(s.server.handle.dtls_addr().unwrap()).await;
+    let sim = Simulator::start(SimConfig {
+        server: relay,
+        clients: 1,
+        endpoint_prefix: "loss-".into(),
+        dtls: Some(DtlsPsk::derived(SECRET)),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    assert_eq!(sim.wait_registered(1, Duration::from_secs(10)).await, 1);
+    assert_eq!(dropped.load(Ordering::Relaxed), 1, "the relay dropped the client's Finished");
+    // One handshake, completed by retransmission, not by starting over.
+    assert_eq!(sim.stats().handshakes.load(Ordering::Relaxed), 1);
+    assert_eq!(sim.stats().handshakes_failed.load(Ordering::Relaxed), 0);
+    assert_eq!(s.stat(|s| &s.dtls_handshakes), 1);
+    let c = s.server.handle.client("loss-0").await.expect("registered");
+    assert_eq!(c.identity, Some(Identity::Psk("loss-0".into())));
+    sim.stop();
     s.server.stop().await;
 }
