@@ -195,6 +195,8 @@ pub(crate) struct Dtls {
     peer_idx: openssl::ex_data::Index<Ssl, (SocketAddr, u64)>,
     /// Start of cookie period 0.
     origin: Instant,
+    /// Where records are decrypted into (one buffer for all sessions, not one allocation per datagram).
+    plain_buf: Vec<u8>,
 }
 
 /// How often handshaking sessions are polled for retransmission (OpenSSL's first timer is 1 s).
@@ -370,6 +372,7 @@ impl Dtls {
             mtu: config.mtu,
             peer_idx,
             origin: now,
+            plain_buf: vec![0u8; 16 * 1024],
         })
     }
 
@@ -584,9 +587,9 @@ impl Dtls {
             }
         }
         if failed.is_none() && s.identity.is_some() {
-            let mut buf = vec![0u8; 16 * 1024];
+            let buf = &mut self.plain_buf;
             loop {
-                match s.ssl.ssl_read(&mut buf) {
+                match s.ssl.ssl_read(buf) {
                     Ok(0) => break,
                     Ok(n) => out.plain.push(buf[..n].to_vec()),
                     Err(e) if e.code() == ErrorCode::WANT_READ || e.code() == ErrorCode::WANT_WRITE => break,
