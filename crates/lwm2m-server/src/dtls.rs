@@ -452,6 +452,8 @@ impl Dtls {
     /// Takes one datagram from `peer`.
     pub(crate) fn handle_datagram(&mut self, now: Instant, peer: SocketAddr, bytes: &[u8]) -> Output {
         let mut out = Output::default();
+        // Whether the datagram is one record: then one record's plaintext is all it can yield.
+        let mut single = false;
         let hello = dtls_record::client_hello_random(bytes);
         let retransmitted =
             hello.is_some_and(|r| self.sessions.get(&peer).is_some_and(|s| s.hello_random == r));
@@ -502,10 +504,13 @@ impl Dtls {
         } else if let Some(s) = self.sessions.get_mut(&peer) {
             // Not even a record header (empty, truncated, another protocol): never reaches OpenSSL, which
             // would take an empty read as the end of the stream.
-            if let Err(e) = dtls_record::parse_header(bytes) {
-                self.stats.dtls_dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!("DTLS: dropped a datagram from {peer}: {e}");
-                return out;
+            match dtls_record::parse_header(bytes) {
+                Ok(h) => single = dtls_record::HEADER_LEN + usize::from(h.length) == bytes.len(),
+                Err(e) => {
+                    self.stats.dtls_dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("DTLS: dropped a datagram from {peer}: {e}");
+                    return out;
+                }
             }
             s.ssl.get_mut().inbound.push_back(bytes.to_vec());
         } else {
@@ -513,7 +518,7 @@ impl Dtls {
             tracing::trace!("DTLS: dropped a non-ClientHello datagram from {peer} without a session");
             return out;
         }
-        self.drive(now, peer, &mut out);
+        self.drive(now, peer, &mut out, single);
         out
     }
 
@@ -557,8 +562,9 @@ impl Dtls {
         }
     }
 
-    /// Advances `peer`'s session with what is queued: handshake, then records.
-    fn drive(&mut self, now: Instant, peer: SocketAddr, out: &mut Output) {
+    /// Advances `peer`'s session with what is queued: handshake, then records. `single`: what is queued is
+    /// one record, so once its plaintext is read there is nothing more (no second read to learn so).
+    fn drive(&mut self, now: Instant, peer: SocketAddr, out: &mut Output, single: bool) {
         let Some(s) = self.sessions.get_mut(&peer) else { return };
         s.last_seen = now;
         let mut failed = None;
@@ -591,7 +597,12 @@ impl Dtls {
             loop {
                 match s.ssl.ssl_read(buf) {
                     Ok(0) => break,
-                    Ok(n) => out.plain.push(buf[..n].to_vec()),
+                    Ok(n) => {
+                        out.plain.push(buf[..n].to_vec());
+                        if single && s.ssl.get_ref().inbound.is_empty() {
+                            break;
+                        }
+                    }
                     Err(e) if e.code() == ErrorCode::WANT_READ || e.code() == ErrorCode::WANT_WRITE => break,
                     Err(e) if e.code() == ErrorCode::ZERO_RETURN => {
                         tracing::debug!("DTLS: {peer} closed its session");
