@@ -1,7 +1,7 @@
 //! The simulator over DTLS 1.2 PSK against a real server with a key file: devices handshake, register under
 //! their identities and notify through their sessions; a device with a wrong key never registers; the
 //! benchmark's handshake loop makes full handshakes and frees each session with close_notify; a device whose
-//! Finished is lost retransmits its flight and registers.
+//! Finished is lost retransmits its flight and registers; a device offering only GCM gets GCM.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -226,6 +226,34 @@ async fn a_device_whose_finished_is_lost_retransmits_and_registers() {
     assert_eq!(s.stat(|s| &s.dtls_handshakes), 1);
     let c = s.server.handle.client("loss-0").await.expect("registered");
     assert_eq!(c.identity, Some(Identity::Psk("loss-0".into())));
+    sim.stop();
+    s.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_offering_only_gcm_gets_gcm() {
+    let s = DtlsServer::start(true).await;
+    s.psk("gcm-0", "gcm-0", &derive_key(SECRET, "gcm-0"));
+    let mut events = s.server.handle.subscribe_events();
+    let sim = Simulator::start(SimConfig {
+        server: s.server.handle.dtls_addr().unwrap(),
+        clients: 1,
+        endpoint_prefix: "gcm-".into(),
+        dtls: Some(DtlsPsk { ciphers: "PSK-AES128-GCM-SHA256".into(), ..DtlsPsk::derived(SECRET) }),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    let cipher = wait_event(&mut events, 5, |e| match e {
+        ServerEvent::DtlsSession { identity, cipher, resumed, .. } => {
+            assert_eq!((identity, *resumed), (&Identity::Psk("gcm-0".into()), false));
+            Some(cipher.clone())
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(cipher, "TLS_PSK_WITH_AES_128_GCM_SHA256");
+    assert_eq!(sim.wait_registered(1, Duration::from_secs(5)).await, 1);
     sim.stop();
     s.server.stop().await;
 }
