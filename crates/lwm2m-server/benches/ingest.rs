@@ -152,6 +152,7 @@ async fn sim(args: &[String]) {
         lifetime: 3600,
         notify_interval: (interval > 0).then(|| Duration::from_millis(interval)),
         register_window: 64,
+        ..SimConfig::default()
     })
     .await
     .unwrap();

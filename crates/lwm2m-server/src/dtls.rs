@@ -195,6 +195,8 @@ pub(crate) struct Dtls {
     peer_idx: openssl::ex_data::Index<Ssl, (SocketAddr, u64)>,
     /// Start of cookie period 0.
     origin: Instant,
+    /// Where records are decrypted into (one buffer for all sessions, not one allocation per datagram).
+    plain_buf: Vec<u8>,
 }
 
 /// How often handshaking sessions are polled for retransmission (OpenSSL's first timer is 1 s).
@@ -370,6 +372,7 @@ impl Dtls {
             mtu: config.mtu,
             peer_idx,
             origin: now,
+            plain_buf: vec![0u8; 16 * 1024],
         })
     }
 
@@ -463,6 +466,8 @@ impl Dtls {
     /// Takes one datagram from `peer`.
     pub(crate) fn handle_datagram(&mut self, now: Instant, peer: SocketAddr, bytes: &[u8]) -> Output {
         let mut out = Output::default();
+        // Whether the datagram is one record: then one record's plaintext is all it can yield.
+        let mut single = false;
         let hello = dtls_record::client_hello_random(bytes);
         let retransmitted =
             hello.is_some_and(|r| self.sessions.get(&peer).is_some_and(|s| s.hello_random == r));
@@ -513,10 +518,13 @@ impl Dtls {
         } else if let Some(s) = self.sessions.get_mut(&peer) {
             // Not even a record header (empty, truncated, another protocol): never reaches OpenSSL, which
             // would take an empty read as the end of the stream.
-            if let Err(e) = dtls_record::parse_header(bytes) {
-                self.stats.dtls_dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!("DTLS: dropped a datagram from {peer}: {e}");
-                return out;
+            match dtls_record::parse_header(bytes) {
+                Ok(h) => single = dtls_record::HEADER_LEN + usize::from(h.length) == bytes.len(),
+                Err(e) => {
+                    self.stats.dtls_dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("DTLS: dropped a datagram from {peer}: {e}");
+                    return out;
+                }
             }
             s.ssl.get_mut().inbound.push_back(bytes.to_vec());
         } else {
@@ -524,7 +532,7 @@ impl Dtls {
             tracing::trace!("DTLS: dropped a non-ClientHello datagram from {peer} without a session");
             return out;
         }
-        self.drive(now, peer, &mut out);
+        self.drive(now, peer, &mut out, single);
         out
     }
 
@@ -568,8 +576,9 @@ impl Dtls {
         }
     }
 
-    /// Advances `peer`'s session with what is queued: handshake, then records.
-    fn drive(&mut self, now: Instant, peer: SocketAddr, out: &mut Output) {
+    /// Advances `peer`'s session with what is queued: handshake, then records. `single`: what is queued is
+    /// one record, so once its plaintext is read there is nothing more (no second read to learn so).
+    fn drive(&mut self, now: Instant, peer: SocketAddr, out: &mut Output, single: bool) {
         let Some(s) = self.sessions.get_mut(&peer) else { return };
         s.last_seen = now;
         let mut failed = None;
@@ -598,11 +607,16 @@ impl Dtls {
             }
         }
         if failed.is_none() && s.identity.is_some() {
-            let mut buf = vec![0u8; 16 * 1024];
+            let buf = &mut self.plain_buf;
             loop {
-                match s.ssl.ssl_read(&mut buf) {
+                match s.ssl.ssl_read(buf) {
                     Ok(0) => break,
-                    Ok(n) => out.plain.push(buf[..n].to_vec()),
+                    Ok(n) => {
+                        out.plain.push(buf[..n].to_vec());
+                        if single && s.ssl.get_ref().inbound.is_empty() {
+                            break;
+                        }
+                    }
                     Err(e) if e.code() == ErrorCode::WANT_READ || e.code() == ErrorCode::WANT_WRITE => break,
                     Err(e) if e.code() == ErrorCode::ZERO_RETURN => {
                         tracing::debug!("DTLS: {peer} closed its session");

@@ -190,6 +190,15 @@ impl Server {
                     Ok((n, from)) => {
                         let now = clock::now();
                         self.dtls_datagram(now, from, &dbuf[..n]);
+                        // Drain what else is queued without waking up again, as for NoSec.
+                        if let Some(sock) = &dtls_socket {
+                            for _ in 0..64 {
+                                match sock.try_recv_from(&mut dbuf) {
+                                    Ok((n, from)) => self.dtls_datagram(now, from, &dbuf[..n]),
+                                    Err(_) => break,
+                                }
+                            }
+                        }
                         self.process(now);
                     }
                     Err(e) => tracing::debug!("dtls udp receive error: {e}"),

@@ -1,4 +1,5 @@
-//! A group of devices sharing one UDP socket, one CoAP endpoint and one task.
+//! A group of devices sharing one UDP socket, one CoAP endpoint and one task. In DTLS mode a group is one
+//! device, and its datagrams pass through the device's DTLS session ([`crate::dtls::Link`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -14,9 +15,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::device::{Device, OBJECT_LINKS, Observation};
+use crate::dtls::{ClientContext, DtlsPsk, HANDSHAKE_POLL, Link, LinkError, LinkOutput};
 use crate::{GroupCommand, SimConfig, SimStats};
 
 const TICK: Duration = Duration::from_millis(10);
+/// After a failed handshake or a lost session, a device waits this long before its next ClientHello.
+const DTLS_RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -45,11 +49,24 @@ pub(crate) struct Group {
     mid: u16,
     ticks: u64,
     recent: VecDeque<(u16, usize, Vec<u8>)>,
+    tls: Option<Tls>,
+}
+
+/// The DTLS side of a one-device group.
+struct Tls {
+    ctx: ClientContext,
+    config: DtlsPsk,
+    /// The session (handshaking or established); `None` between a failure and the retry.
+    link: Option<Link>,
+    /// When the handshake is next driven (retransmission, timeout) or, without a link, retried.
+    next_poll: Instant,
+    /// Records to send.
+    out: Vec<Vec<u8>>,
 }
 
 /// Wall-clock-free "now": the simulator is a shell and reads tokio's clock here only.
 #[allow(clippy::disallowed_methods)] // the simulator shell's clock
-fn now() -> Instant {
+pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
@@ -86,6 +103,91 @@ impl Group {
             mid: (first as u16).wrapping_mul(31),
             ticks: 0,
             recent: VecDeque::new(),
+            tls: None,
+        }
+    }
+
+    /// Puts the group's one device behind a DTLS PSK session.
+    pub(crate) fn with_dtls(mut self, ctx: ClientContext, config: DtlsPsk) -> Self {
+        self.tls = Some(Tls { ctx, config, link: None, next_poll: now(), out: Vec::new() });
+        self
+    }
+
+    /// NoSec, or a DTLS session that has finished its handshake.
+    fn ready(&self) -> bool {
+        self.tls.as_ref().is_none_or(|t| t.link.as_ref().is_some_and(Link::is_established))
+    }
+
+    /// Starts a handshake (a fresh `SSL`, no resumption) when there is no session and the retry time came;
+    /// drives a handshake in progress.
+    fn dtls_poll(&mut self, t: Instant) {
+        let Some(tls) = self.tls.as_mut() else { return };
+        if t < tls.next_poll {
+            return;
+        }
+        tls.next_poll = t + HANDSHAKE_POLL;
+        let out = match tls.link.as_mut() {
+            Some(l) if l.is_established() => return,
+            Some(l) => l.poll(t),
+            None => {
+                let ep = format!("{}{}", self.prefix, self.devices.first().map_or(0, |d| d.index));
+                let psk = (tls.config.credentials)(&ep);
+                match Link::new(&tls.ctx, psk, t, tls.config.handshake_timeout) {
+                    Ok(l) => tls.link.insert(l).start(),
+                    Err(e) => {
+                        LinkOutput { failed: Some(LinkError::Tls(e.to_string())), ..LinkOutput::default() }
+                    }
+                }
+            }
+        };
+        self.dtls_output(t, out);
+    }
+
+    /// A datagram on a DTLS device's socket: only the server's, through the session.
+    fn dtls_datagram(&mut self, t: Instant, from: SocketAddr, bytes: &[u8]) {
+        if from != self.server {
+            return;
+        }
+        let Some(out) = self.tls.as_mut().and_then(|tls| tls.link.as_mut()).map(|l| l.input(bytes)) else {
+            return;
+        };
+        self.dtls_output(t, out);
+    }
+
+    fn dtls_output(&mut self, t: Instant, out: LinkOutput) {
+        let Some(tls) = self.tls.as_mut() else { return };
+        tls.out.extend(out.transmit);
+        if out.established {
+            self.stats.handshakes.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(e) = out.failed {
+            self.stats.handshakes_failed.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                "device {}: DTLS session ended: {e}",
+                self.devices.first().map_or(0, |d| d.index)
+            );
+            tls.link = None;
+            tls.next_poll = t + DTLS_RETRY;
+        }
+        for m in out.plain {
+            self.datagram(t, self.server, &m);
+        }
+    }
+
+    /// Sends one CoAP message now: in the clear, or through the device's session (dropped when it has
+    /// none: CoAP retransmits confirmable messages).
+    fn send_now(&mut self, bytes: &[u8]) {
+        match self.tls.as_mut() {
+            None => {
+                let _ = self.socket.try_send_to(bytes, self.server);
+            }
+            Some(tls) => {
+                if let Some(Ok(records)) = tls.link.as_mut().map(|l| l.write(bytes)) {
+                    for r in records {
+                        let _ = self.socket.try_send_to(&r, self.server);
+                    }
+                }
+            }
         }
     }
 
@@ -96,17 +198,24 @@ impl Group {
     pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<GroupCommand>, stop: CancellationToken) {
         let mut buf = vec![0u8; 4096];
         let mut next_tick = now();
+        self.dtls_poll(next_tick);
+        self.flush_dtls().await;
         loop {
-            let wake = self.coap.poll_timeout().map_or(next_tick, |t| t.min(next_tick));
+            let mut wake = self.coap.poll_timeout().map_or(next_tick, |t| t.min(next_tick));
+            if let Some(tls) =
+                self.tls.as_ref().filter(|t| t.link.as_ref().is_none_or(|l| !l.is_established()))
+            {
+                wake = wake.min(tls.next_poll);
+            }
             tokio::select! {
                 _ = stop.cancelled() => break,
                 r = self.socket.recv_from(&mut buf) => {
                     let t = now();
                     if let Ok((n, from)) = r {
-                        self.datagram(t, from, &buf[..n]);
+                        self.incoming(t, from, &buf[..n]);
                         for _ in 0..64 {
                             match self.socket.try_recv_from(&mut buf) {
-                                Ok((n, from)) => self.datagram(t, from, &buf[..n]),
+                                Ok((n, from)) => self.incoming(t, from, &buf[..n]),
                                 Err(_) => break,
                             }
                         }
@@ -125,6 +234,7 @@ impl Group {
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
                     let t = now();
                     self.coap.handle_timeout(t);
+                    self.dtls_poll(t);
                     if t >= next_tick {
                         self.tick(t);
                         next_tick = t + TICK;
@@ -133,8 +243,42 @@ impl Group {
                 }
             }
             while let Some(tx) = self.coap.poll_transmit() {
-                let _ = self.socket.send_to(&tx.bytes, tx.to).await;
+                match self.tls.as_mut() {
+                    None => {
+                        let _ = self.socket.send_to(&tx.bytes, tx.to).await;
+                    }
+                    // Without a session the message is dropped; CoAP retransmits confirmable ones.
+                    Some(tls) => {
+                        if let Some(Ok(records)) = tls.link.as_mut().map(|l| l.write(&tx.bytes)) {
+                            tls.out.extend(records);
+                        }
+                    }
+                }
             }
+            self.flush_dtls().await;
+        }
+        // A DTLS device that stops says so (close_notify), so that the server frees its session.
+        if let Some(l) = self.tls.as_mut().and_then(|t| t.link.as_mut()) {
+            for d in l.close() {
+                let _ = self.socket.try_send_to(&d, self.server);
+            }
+        }
+    }
+
+    /// Sends the DTLS records and handshake flights queued.
+    async fn flush_dtls(&mut self) {
+        let Some(tls) = self.tls.as_mut() else { return };
+        for d in std::mem::take(&mut tls.out) {
+            let _ = self.socket.send_to(&d, self.server).await;
+        }
+    }
+
+    /// A datagram from the socket: CoAP, or DTLS records of the device's session.
+    fn incoming(&mut self, t: Instant, from: SocketAddr, bytes: &[u8]) {
+        if self.tls.is_some() {
+            self.dtls_datagram(t, from, bytes);
+        } else {
+            self.datagram(t, from, bytes);
         }
     }
 
@@ -194,6 +338,9 @@ impl Group {
 
     fn tick(&mut self, t: Instant) {
         self.ticks += 1;
+        if !self.ready() {
+            return;
+        }
         while self.registering < self.window {
             let Some(i) = self.to_register.pop_front() else { break };
             self.register(t, i);
@@ -240,7 +387,7 @@ impl Group {
             p.add_option(CoapOption::ContentFormat, format.0.to_be_bytes().to_vec());
             if let Some(bytes) = coap::encode(&p) {
                 // Sent directly: notifications are NON, outside the request/response exchanges.
-                let _ = self.socket.try_send_to(&bytes, self.server);
+                self.send_now(&bytes);
                 self.stats.notifications.fetch_add(1, Ordering::Relaxed);
             }
             self.recent.push_back((self.mid, i, token));

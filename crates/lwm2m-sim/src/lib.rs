@@ -7,8 +7,12 @@
 //! TLV, SenML JSON/CBOR, LwM2M JSON/CBOR), Write, Execute (3/0/4 reboot), Discover, Write-Attributes and
 //! Observe, sends non-confirmable notifications at a configurable interval, and Send (`/dp`) on request.
 //!
+//! With [`SimConfig::dtls`] every device talks DTLS 1.2 with a pre-shared key (`coaps://`, see [`dtls`]): each
+//! then has its own socket and session, and the CoAP logic runs unchanged over the session.
+//! [`handshake_load`] drives full PSK handshakes in a loop for benchmarks.
+//!
 //! ```no_run
-//! # async fn demo() -> std::io::Result<()> {
+//! # async fn demo() -> Result<(), lwm2m_sim::SimError> {
 //! use lwm2m_sim::{SimConfig, Simulator};
 //! let sim = Simulator::start(SimConfig { server: "127.0.0.1:5683".parse().unwrap(), clients: 1000, ..SimConfig::default() }).await?;
 //! sim.wait_registered(1000, std::time::Duration::from_secs(30)).await;
@@ -17,7 +21,9 @@
 //! ```
 
 mod device;
+pub mod dtls;
 mod group;
+mod handshakes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +34,20 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use device::OBJECT_LINKS;
+pub use dtls::{DtlsPsk, Psk, derive_key};
+pub use handshakes::{HandshakeLoad, HandshakeLoadConfig, HandshakeStats, handshake_load};
+
+/// Why the simulator could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// A UDP socket could not be bound.
+    #[error("binding a UDP socket: {0}")]
+    Bind(#[from] std::io::Error),
+    /// OpenSSL refused the DTLS client configuration (cipher list, session parameters).
+    #[error("DTLS client setup: {0}")]
+    Dtls(#[from] openssl::error::ErrorStack),
+}
 
 /// Simulator configuration.
 #[derive(Debug, Clone)]
@@ -46,6 +66,9 @@ pub struct SimConfig {
     pub notify_interval: Option<Duration>,
     /// Registrations in flight per group at most (paces start-up).
     pub register_window: usize,
+    /// DTLS 1.2 PSK instead of NoSec (`server` is then the server's `coaps://` address). Each device gets its
+    /// own socket and session whatever `clients_per_socket` says: the server keys sessions by address.
+    pub dtls: Option<DtlsPsk>,
 }
 
 impl Default for SimConfig {
@@ -58,6 +81,7 @@ impl Default for SimConfig {
             lifetime: 300,
             notify_interval: Some(Duration::from_secs(1)),
             register_window: 32,
+            dtls: None,
         }
     }
 }
@@ -73,6 +97,10 @@ pub struct SimStats {
     pub requests: AtomicU64,
     /// Send operations acknowledged by the server.
     pub sends_acked: AtomicU64,
+    /// DTLS handshakes finished.
+    pub handshakes: AtomicU64,
+    /// DTLS handshakes that failed or timed out (each is started again), and sessions that ended.
+    pub handshakes_failed: AtomicU64,
 }
 
 /// Commands to groups.
@@ -90,11 +118,16 @@ pub struct Simulator {
 }
 
 impl Simulator {
-    /// Binds the sockets (on 127.0.0.1, ephemeral ports) and starts registering every device.
-    pub async fn start(config: SimConfig) -> std::io::Result<Simulator> {
+    /// Binds the sockets (on 127.0.0.1, ephemeral ports) and starts registering every device (over DTLS
+    /// once its handshake has finished, in DTLS mode).
+    pub async fn start(config: SimConfig) -> Result<Simulator, SimError> {
         let stats = Arc::new(SimStats::default());
         let stop = CancellationToken::new();
-        let per = config.clients_per_socket.max(1);
+        let tls = match &config.dtls {
+            Some(d) => Some((dtls::ClientContext::new(&d.ciphers)?, d.clone())),
+            None => None,
+        };
+        let per = if tls.is_some() { 1 } else { config.clients_per_socket.max(1) };
         let mut groups = Vec::new();
         let registry = Arc::new(lwm2m::Registry::builtin());
         let mut first = 0usize;
@@ -102,8 +135,11 @@ impl Simulator {
             let n = per.min(config.clients - first);
             let socket = tokio::net::UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
             let (tx, rx) = mpsc::channel(8);
-            let g =
+            let mut g =
                 group::Group::new(socket, &config, first as u32, n, per > 1, stats.clone(), registry.clone());
+            if let Some((ctx, d)) = &tls {
+                g = g.with_dtls(ctx.clone(), d.clone());
+            }
             tokio::spawn(g.run(rx, stop.clone()));
             groups.push(tx);
             first += n;

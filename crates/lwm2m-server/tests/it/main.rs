@@ -12,4 +12,5 @@ mod models;
 mod node_lib;
 mod raw;
 mod rest;
+mod sim_dtls;
 mod with_sim;
