@@ -128,12 +128,33 @@ pub enum CredentialError {
 /// (0600) and renamed over the old one.
 pub struct FileCredentialStore {
     path: PathBuf,
-    by_endpoint: RwLock<HashMap<String, Credential>>,
+    entries: RwLock<Entries>,
+}
+
+/// The key file's entries, by endpoint and by identity (a handshake looks up by identity: no scan).
+#[derive(Default)]
+struct Entries {
+    by_endpoint: HashMap<String, Credential>,
+    by_identity: HashMap<Identity, String>,
+}
+
+impl Entries {
+    fn new(by_endpoint: HashMap<String, Credential>) -> Self {
+        let by_identity = by_endpoint.iter().map(|(ep, c)| (identity_of(c), ep.clone())).collect();
+        Entries { by_endpoint, by_identity }
+    }
+}
+
+fn identity_of(c: &Credential) -> Identity {
+    match c {
+        Credential::Psk { identity, .. } => Identity::Psk(identity.clone()),
+        Credential::X509 { sha256 } => Identity::X509 { sha256: *sha256 },
+    }
 }
 
 impl fmt::Debug for FileCredentialStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.by_endpoint.read().map(|m| m.len()).unwrap_or(0);
+        let n = self.entries.read().map(|m| m.by_endpoint.len()).unwrap_or(0);
         write!(f, "FileCredentialStore {{ path: {:?}, endpoints: {n} }}", self.path)
     }
 }
@@ -200,7 +221,7 @@ impl FileCredentialStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io(e)),
         }
-        Ok(FileCredentialStore { path, by_endpoint: RwLock::new(map) })
+        Ok(FileCredentialStore { path, entries: RwLock::new(Entries::new(map)) })
     }
 
     /// The key file's path.
@@ -221,38 +242,28 @@ impl FileCredentialStore {
                 return Err(CredentialError::Invalid("PSK key (1 to 64 bytes)"));
             }
         }
-        let mut map = self.by_endpoint.write().unwrap_or_else(|p| p.into_inner());
-        for (ep, c) in map.iter() {
-            let same = match (c, &cred) {
-                (Credential::Psk { identity: a, .. }, Credential::Psk { identity: b, .. }) => a == b,
-                (Credential::X509 { sha256: a }, Credential::X509 { sha256: b }) => a == b,
-                _ => false,
-            };
-            if same && ep != endpoint {
-                let identity = match &cred {
-                    Credential::Psk { identity, .. } => Identity::Psk(identity.clone()),
-                    Credential::X509 { sha256 } => Identity::X509 { sha256: *sha256 },
-                };
-                return Err(CredentialError::Taken { identity: identity.to_string(), endpoint: ep.clone() });
-            }
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let identity = identity_of(&cred);
+        if let Some(ep) = entries.by_identity.get(&identity).filter(|ep| *ep != endpoint) {
+            return Err(CredentialError::Taken { identity: identity.to_string(), endpoint: ep.clone() });
         }
-        let mut next = map.clone();
+        let mut next = entries.by_endpoint.clone();
         next.insert(endpoint.to_owned(), cred);
         self.write(&next)?;
-        *map = next;
+        *entries = Entries::new(next);
         Ok(())
     }
 
     /// Removes an endpoint's credential; `false` if it had none.
     pub fn remove(&self, endpoint: &str) -> Result<bool, CredentialError> {
-        let mut map = self.by_endpoint.write().unwrap_or_else(|p| p.into_inner());
-        if !map.contains_key(endpoint) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        if !entries.by_endpoint.contains_key(endpoint) {
             return Ok(false);
         }
-        let mut next = map.clone();
+        let mut next = entries.by_endpoint.clone();
         next.remove(endpoint);
         self.write(&next)?;
-        *map = next;
+        *entries = Entries::new(next);
         Ok(true)
     }
 
@@ -282,41 +293,36 @@ impl FileCredentialStore {
 
     /// Every entry of the file (as last read or written), endpoint and credential.
     pub fn entries(&self) -> Vec<(String, Credential)> {
-        let map = self.by_endpoint.read().unwrap_or_else(|p| p.into_inner());
-        map.iter().map(|(e, c)| (e.clone(), c.clone())).collect()
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        entries.by_endpoint.iter().map(|(e, c)| (e.clone(), c.clone())).collect()
     }
 
-    fn find(&self, pred: impl Fn(&Credential) -> bool) -> Option<(String, Credential)> {
-        let map = self.by_endpoint.read().unwrap_or_else(|p| p.into_inner());
-        map.iter().find(|(_, c)| pred(c)).map(|(e, c)| (e.clone(), c.clone()))
+    /// The entry an identity is bound to (one hash lookup).
+    fn find(&self, identity: &Identity) -> Option<(String, Credential)> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let ep = entries.by_identity.get(identity)?;
+        entries.by_endpoint.get(ep).map(|c| (ep.clone(), c.clone()))
     }
 }
 
 impl CredentialStore for FileCredentialStore {
     fn psk(&self, identity: &str) -> Option<Vec<u8>> {
-        self.find(|c| matches!(c, Credential::Psk { identity: i, .. } if i == identity)).and_then(|(_, c)| {
-            match c {
-                Credential::Psk { key, .. } => Some(key),
-                Credential::X509 { .. } => None,
-            }
-        })
+        match self.find(&Identity::Psk(identity.to_owned()))? {
+            (_, Credential::Psk { key, .. }) => Some(key),
+            (_, Credential::X509 { .. }) => None,
+        }
     }
 
     fn certificate_known(&self, sha256: &[u8; 32]) -> bool {
-        self.find(|c| matches!(c, Credential::X509 { sha256: s } if s == sha256)).is_some()
+        self.find(&Identity::X509 { sha256: *sha256 }).is_some()
     }
 
     fn endpoint_of(&self, identity: &Identity) -> Option<String> {
-        self.find(|c| match (c, identity) {
-            (Credential::Psk { identity: a, .. }, Identity::Psk(b)) => a == b,
-            (Credential::X509 { sha256: a }, Identity::X509 { sha256: b }) => a == b,
-            _ => false,
-        })
-        .map(|(e, _)| e)
+        self.find(identity).map(|(e, _)| e)
     }
 
     fn has_credentials(&self, endpoint: &str) -> bool {
-        self.by_endpoint.read().unwrap_or_else(|p| p.into_inner()).contains_key(endpoint)
+        self.entries.read().unwrap_or_else(|p| p.into_inner()).by_endpoint.contains_key(endpoint)
     }
 }
 
@@ -380,6 +386,8 @@ impl Binding {
 struct Admission {
     /// PSK identity → (endpoint, key).
     psk: HashMap<String, (String, Vec<u8>)>,
+    /// Endpoint → its PSK identity.
+    psk_by_endpoint: HashMap<String, String>,
     x509: HashMap<[u8; 32], String>,
     endpoints: std::collections::HashSet<String>,
 }
@@ -435,6 +443,7 @@ impl Admission {
                 }
             }
         }
+        a.psk_by_endpoint = a.psk.iter().map(|(id, (ep, _))| (ep.clone(), id.clone())).collect();
         // Endpoints of file-only entries are credentialed too.
         let file_eps: Vec<String> =
             a.psk.values().map(|(e, _)| e.clone()).chain(a.x509.values().cloned()).collect();
@@ -535,7 +544,8 @@ impl BoundCredentialStore {
     /// provisions), if it has a PSK.
     pub fn server_psk(&self, endpoint: &str) -> Option<(String, Vec<u8>)> {
         let a = self.current();
-        a.server.psk.iter().find(|(_, (e, _))| e == endpoint).map(|(id, (_, key))| (id.clone(), key.clone()))
+        let id = a.server.psk_by_endpoint.get(endpoint)?;
+        a.server.psk.get(id).map(|(_, key)| (id.clone(), key.clone()))
     }
 
     /// Whether `endpoint` has a bootstrap credential.
