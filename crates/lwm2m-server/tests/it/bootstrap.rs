@@ -441,7 +441,16 @@ async fn withdrawn_credentials_end_registrations_and_sessions() {
     ended.sort();
     assert_eq!(ended, ["dev-1", "plain-2"]);
     assert_eq!(s.server.handle.registration_count(), 0);
-    assert_eq!(s.server.handle.stats().dtls_sessions.load(Ordering::Relaxed), 0, "dev-1's session ended too");
+    // The session count is updated right after the events: wait for it.
+    let mut sessions = 1;
+    for _ in 0..40 {
+        sessions = s.server.handle.stats().dtls_sessions.load(Ordering::Relaxed);
+        if sessions == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sessions, 0, "dev-1's session ended too");
     assert_eq!(s.server.handle.stats().refused.load(Ordering::Relaxed), 2);
     let _ = tx.send(());
     assert_eq!(coap::decode(&device.await.unwrap()).unwrap().header.code.to_string(), "2.01");
