@@ -118,3 +118,37 @@ pub fn client_hello_random(datagram: &[u8]) -> Option<[u8; 32]> {
 
 #[cfg(test)]
 mod tests;
+
+/// Datagrams in and out of one OpenSSL `SSL` driven without a socket: OpenSSL reads one datagram per `read`
+/// (`WouldBlock` when none is queued) and writes one per `write`. The owner pushes received datagrams onto
+/// `inbound` and drains `outbound` to send. Shared by the server's sessions and the simulator's devices.
+#[derive(Debug, Default)]
+pub struct Datagrams {
+    /// Received, not yet read by OpenSSL.
+    pub inbound: std::collections::VecDeque<Vec<u8>>,
+    /// Written by OpenSSL, not yet sent.
+    pub outbound: Vec<Vec<u8>>,
+}
+
+impl std::io::Read for Datagrams {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.inbound.pop_front() {
+            Some(d) => {
+                let n = d.len().min(buf.len());
+                buf[..n].copy_from_slice(&d[..n]);
+                Ok(n)
+            }
+            None => Err(std::io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}
+
+impl std::io::Write for Datagrams {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.outbound.push(buf.to_vec());
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

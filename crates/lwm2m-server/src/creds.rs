@@ -382,7 +382,7 @@ impl Binding {
 }
 
 /// What one listener admits (the LwM2M server, or the bootstrap server), computed once per refresh.
-#[derive(Default)]
+#[derive(Default, PartialEq)]
 struct Admission {
     /// PSK identity → (endpoint, key).
     psk: HashMap<String, (String, Vec<u8>)>,
@@ -460,7 +460,7 @@ impl Admission {
 }
 
 /// Both roles' admissions.
-#[derive(Default)]
+#[derive(Default, PartialEq)]
 struct Admissions {
     server: Admission,
     bootstrap: Admission,
@@ -534,9 +534,13 @@ impl BoundCredentialStore {
         let bootstrap = Admission::build(&bs, &bs_file, &mut bs_report);
         report.missing_bootstrap_key = bs_report.missing_key;
         report.wrong_bootstrap_key = bs_report.wrong_key;
-        *self.admission.write().unwrap_or_else(|p| p.into_inner()) =
-            std::sync::Arc::new(Admissions { server, bootstrap });
-        self.generation.fetch_add(1, std::sync::atomic::Ordering::Release);
+        let next = Admissions { server, bootstrap };
+        let mut current = self.admission.write().unwrap_or_else(|p| p.into_inner());
+        // Only a change makes the server re-check its registrations (a refresh runs every few seconds).
+        if **current != next {
+            *current = std::sync::Arc::new(next);
+            self.generation.fetch_add(1, std::sync::atomic::Ordering::Release);
+        }
         Ok(report)
     }
 

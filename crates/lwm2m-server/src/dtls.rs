@@ -25,13 +25,13 @@
 
 #![allow(unsafe_code)] // one FFI call, `DTLSv1_listen`, which the `openssl` crate does not wrap (see `listen`)
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::{self, Read, Write};
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use dtls_record::Datagrams;
 use foreign_types::ForeignTypeRef;
 use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
@@ -119,36 +119,6 @@ pub enum DtlsError {
     /// OpenSSL refused the configuration (certificate, key, cipher list).
     #[error("DTLS setup: {0}")]
     Setup(#[from] openssl::error::ErrorStack),
-}
-
-/// Datagrams in and out of one `SSL`: OpenSSL reads one datagram per `read` and writes one per `write`.
-#[derive(Default)]
-struct Datagrams {
-    inbound: VecDeque<Vec<u8>>,
-    outbound: Vec<Vec<u8>>,
-}
-
-impl Read for Datagrams {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.inbound.pop_front() {
-            Some(d) => {
-                let n = d.len().min(buf.len());
-                buf[..n].copy_from_slice(&d[..n]);
-                Ok(n)
-            }
-            None => Err(io::ErrorKind::WouldBlock.into()),
-        }
-    }
-}
-
-impl Write for Datagrams {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.outbound.push(buf.to_vec());
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 struct Session {

@@ -12,11 +12,10 @@
 //! [`DtlsPsk::derived`] gives identity = endpoint name and key = [`derive_key`] (SHA-256 of a secret and the
 //! name), which a test or benchmark writes into the server's key file with the same function.
 
-use std::collections::VecDeque;
-use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dtls_record::Datagrams;
 use openssl::ssl::{
     ErrorCode, Ssl, SslContext, SslContextBuilder, SslMethod, SslOptions, SslSessionCacheMode, SslStream,
     SslVersion,
@@ -133,36 +132,6 @@ impl ClientContext {
             Ok(psk.key.len())
         });
         Ok(ClientContext { ctx: b.build(), psk_idx })
-    }
-}
-
-/// Datagrams in and out of one `SSL`: OpenSSL reads one datagram per `read` and writes one per `write`.
-#[derive(Default)]
-struct Datagrams {
-    inbound: VecDeque<Vec<u8>>,
-    outbound: Vec<Vec<u8>>,
-}
-
-impl Read for Datagrams {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.inbound.pop_front() {
-            Some(d) => {
-                let n = d.len().min(buf.len());
-                buf[..n].copy_from_slice(&d[..n]);
-                Ok(n)
-            }
-            None => Err(io::ErrorKind::WouldBlock.into()),
-        }
-    }
-}
-
-impl Write for Datagrams {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.outbound.push(buf.to_vec());
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 

@@ -128,3 +128,24 @@ fn bound_store_admits_chain_bindings_with_matching_keys_only() {
     let dbg = format!("{store:?}");
     assert!(!dbg.contains("6b6579") && !dbg.contains("key-"), "{dbg}");
 }
+
+#[test]
+fn the_generation_moves_only_when_what_is_admitted_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BoundCredentialStore::open(dir.path()).unwrap();
+    let g0 = store.generation();
+    store.refresh(&[]).unwrap();
+    assert_eq!(store.generation(), g0, "the same (empty) admission: no change");
+    FileCredentialStore::open(dir.path()).unwrap().set("dev-1", psk("id-1", b"k1")).unwrap();
+    store.refresh(&[]).unwrap();
+    let g1 = store.generation();
+    assert!(g1 > g0, "a new key file entry is a change");
+    store.refresh(&[]).unwrap();
+    assert_eq!(store.generation(), g1);
+    let b = [Binding::Psk { endpoint: "dev-1".into(), identity: "id-1".into(), key_sha256: sha(b"k1") }];
+    store.refresh(&b).unwrap();
+    assert_eq!(store.generation(), g1, "the chain binding admits exactly what the file did");
+    FileCredentialStore::open(dir.path()).unwrap().remove("dev-1").unwrap();
+    store.refresh(&b).unwrap();
+    assert!(store.generation() > g1, "the key is gone: dev-1 is no longer admitted");
+}

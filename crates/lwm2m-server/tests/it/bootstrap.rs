@@ -65,6 +65,19 @@ async fn setup_with(nosec: bool, f: impl FnOnce(&mut CredentialProvisioner)) -> 
     Setup { server, bs, store, _dir: dir }
 }
 
+/// A confirmable NoSec POST with one Uri-Path and one Uri-Query.
+fn post(mid: u16, path: &str, query: &str, payload: &[u8]) -> Packet {
+    let mut req = Packet::new();
+    req.header.set_type(MessageType::Confirmable);
+    req.header.code = MessageClass::Request(coap::lite::RequestType::Post);
+    req.header.message_id = mid;
+    req.set_token(mid.to_be_bytes().to_vec());
+    req.add_option(coap::lite::CoapOption::UriPath, path.as_bytes().to_vec());
+    req.add_option(coap::lite::CoapOption::UriQuery, query.as_bytes().to_vec());
+    req.payload = payload.to_vec();
+    req
+}
+
 async fn finished(events: &mut broadcast::Receiver<BootstrapEvent>, ep: &str) -> BootstrapEvent {
     tokio::time::timeout(Duration::from_secs(30), async {
         loop {
@@ -221,13 +234,7 @@ async fn refusals_are_4_03_with_a_reason_and_counted() {
     // NoSec: a credentialed endpoint is refused (its PSK never goes out in the clear).
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let nosec = s.bs.nosec_addr().unwrap();
-    let mut req = Packet::new();
-    req.header.set_type(MessageType::Confirmable);
-    req.header.code = MessageClass::Request(coap::lite::RequestType::Post);
-    req.header.message_id = 7;
-    req.set_token(vec![7]);
-    req.add_option(coap::lite::CoapOption::UriPath, b"bs".to_vec());
-    req.add_option(coap::lite::CoapOption::UriQuery, b"ep=dev-1".to_vec());
+    let req = post(7, "bs", "ep=dev-1", b"");
     sock.send_to(&coap::encode(&req).unwrap(), nosec).await.unwrap();
     let mut buf = [0u8; 1500];
     let (n, _) =
@@ -256,19 +263,11 @@ async fn a_nosec_device_without_credentials_gets_a_nosec_account_and_a_silent_on
 
     // A device that asks and then never answers the server's requests.
     let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let mut req = Packet::new();
-    req.header.set_type(MessageType::Confirmable);
-    req.header.code = MessageClass::Request(coap::lite::RequestType::Post);
-    req.header.message_id = 1;
-    req.set_token(vec![1]);
-    req.add_option(coap::lite::CoapOption::UriPath, b"bs".to_vec());
-    req.add_option(coap::lite::CoapOption::UriQuery, b"ep=mute".to_vec());
+    let req = post(1, "bs", "ep=mute", b"");
     silent.send_to(&coap::encode(&req).unwrap(), nosec).await.unwrap();
 
     let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-    let mut r2 = req.clone();
-    r2.clear_option(coap::lite::CoapOption::UriQuery);
-    r2.add_option(coap::lite::CoapOption::UriQuery, b"ep=plain-1".to_vec());
+    let r2 = post(2, "bs", "ep=plain-1", b"");
     sock.send_to(&coap::encode(&r2).unwrap(), nosec).await.unwrap();
     let rt = tokio::runtime::Handle::current();
     let (a, b) = (sock.clone(), sock.clone());
@@ -408,14 +407,7 @@ async fn withdrawn_credentials_end_registrations_and_sessions() {
     .await;
     // A NoSec registration of an endpoint without credentials, yet.
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let mut req = Packet::new();
-    req.header.set_type(MessageType::Confirmable);
-    req.header.code = MessageClass::Request(coap::lite::RequestType::Post);
-    req.header.message_id = 3;
-    req.set_token(vec![3]);
-    req.add_option(coap::lite::CoapOption::UriPath, b"rd".to_vec());
-    req.add_option(coap::lite::CoapOption::UriQuery, b"ep=plain-2".to_vec());
-    req.payload = b"</3/0>".to_vec();
+    let req = post(3, "rd", "ep=plain-2", b"</3/0>");
     sock.send_to(&coap::encode(&req).unwrap(), s.server.coap()).await.unwrap();
     wait_event(&mut events, 5, |e| {
         matches!(e, ServerEvent::Registered(c) if c.endpoint == "plain-2").then_some(())
