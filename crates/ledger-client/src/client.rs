@@ -77,45 +77,6 @@ pub struct Gateway {
     session: Arc<std::sync::Mutex<crate::session::Slot>>,
     /// The commit watcher of `submit` (started on first use, shared by clones).
     watcher: Arc<tokio::sync::Mutex<Option<Arc<Watcher>>>>,
-    /// How proposals name their creator (shared by clones).
-    creator: Arc<CreatorForm>,
-}
-
-/// The creator of this gateway's proposals: in full until a peer says a committed block registered it, by
-/// reference after that (`ledger_types::identity`: ~45 instead of ~450 bytes in every transaction), and in
-/// full again for a while when a node does not know the reference.
-struct CreatorForm {
-    full: Vec<u8>,
-    reference: Option<Vec<u8>>,
-    registered: std::sync::atomic::AtomicBool,
-}
-
-impl CreatorForm {
-    fn new(full: &[u8]) -> CreatorForm {
-        CreatorForm {
-            full: full.to_vec(),
-            reference: ledger_types::identity::reference(full),
-            registered: std::sync::atomic::AtomicBool::new(false),
-        }
-    }
-
-    /// The bytes to name the creator with, and whether they are a reference.
-    fn pick(&self) -> (Vec<u8>, bool) {
-        match &self.reference {
-            Some(r) if self.registered.load(std::sync::atomic::Ordering::Relaxed) => (r.clone(), true),
-            _ => (self.full.clone(), false),
-        }
-    }
-
-    fn set_registered(&self, yes: bool) {
-        self.registered.store(yes, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-/// Whether a failure is a node not knowing an identity reference (the request is then sent again with the
-/// identity in full).
-fn unknown_reference(e: &ClientError) -> bool {
-    matches!(e, ClientError::Status(s) if s.message().contains(ledger_types::identity::UNKNOWN_REFERENCE))
 }
 
 #[allow(clippy::disallowed_methods)] // the SDK's one clock read: proposal timestamps come from the client
@@ -145,8 +106,7 @@ impl Gateway {
         let channel = ChannelId::parse(channel_id).map_err(|e| ClientError::Invalid(e.to_string()))?;
         let client =
             GatewayClient::new(ch).max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20);
-        let creator = Arc::new(CreatorForm::new(signer.serialized_identity()));
-        Ok(Gateway { client, signer, channel, session: Arc::default(), watcher: Arc::default(), creator })
+        Ok(Gateway { client, signer, channel, session: Arc::default(), watcher: Arc::default() })
     }
 
     /// The running commit watcher, started if needed (see [`crate::commits`]); `None` when it cannot be
@@ -258,52 +218,21 @@ pub struct ContractClient {
 }
 
 impl ContractClient {
-    /// A signed proposal naming its creator by `creator` (see [`ContractClient::with_creator`]).
-    fn proposal(
-        &self,
-        function: &str,
-        args: &[Vec<u8>],
-        creator: Vec<u8>,
-    ) -> (ledger_types::proto::SignedProposal, String) {
+    /// A signed proposal (Fabric's, as `@hyperledger/fabric-gateway` builds it: 24 random nonce bytes, the
+    /// function name as the first argument) and its transaction id.
+    fn proposal(&self, function: &str, args: &[Vec<u8>]) -> (ledger_types::proto::SignedProposal, String) {
         let mut nonce = vec![0u8; 24];
         rand_core::OsRng.fill_bytes(&mut nonce);
         let (sp, tx_id) = ProposalBuilder::new(self.gw.channel.clone(), self.name.clone(), function)
             .args(args.iter().cloned())
-            .sign_as(self.gw.signer.as_ref(), creator, nonce, now());
+            .sign(self.gw.signer.as_ref(), nonce, now());
         (sp, tx_id.to_string())
-    }
-
-    /// Runs `op` with the creator bytes to put into its proposal: a reference once the identity is
-    /// registered, else the full identity. When a node does not know the reference, `op` runs once more (a
-    /// new proposal, so a new transaction id) with the full identity.
-    async fn with_creator<T, F>(&self, mut op: impl FnMut(Vec<u8>) -> F) -> Result<T, ClientError>
-    where
-        F: std::future::Future<Output = Result<T, ClientError>>,
-    {
-        let (creator, by_ref) = self.gw.creator.pick();
-        match op(creator).await {
-            Err(e) if by_ref && unknown_reference(&e) => {
-                self.gw.creator.set_registered(false);
-                op(self.gw.creator.full.clone()).await
-            }
-            r => r,
-        }
     }
 
     /// Runs a function on one peer without ordering it (a query).
     pub async fn evaluate(&self, function: &str, args: &[Vec<u8>]) -> Result<Vec<u8>, ClientError> {
-        let r = self
-            .with_creator(|creator| async move {
-                let (sp, _) = self.proposal(function, args, creator);
-                Ok(self
-                    .gw
-                    .client
-                    .clone()
-                    .evaluate(EvaluateRequest { proposal: Some(sp) })
-                    .await?
-                    .into_inner())
-            })
-            .await?;
+        let (sp, _) = self.proposal(function, args);
+        let r = self.gw.client.clone().evaluate(EvaluateRequest { proposal: Some(sp) }).await?.into_inner();
         let r = r.result.ok_or_else(|| ClientError::Protocol("no result".into()))?;
         if r.status >= 400 {
             return Err(ClientError::Status(tonic::Status::aborted(format!(
@@ -316,14 +245,10 @@ impl ContractClient {
 
     /// Endorses, signs and submits for ordering; does not wait for the commit. Both steps travel on the
     /// gateway's session stream when the peer offers one (else as unary calls); the peer handles them the
-    /// same way either way. A transaction refused because a node did not know the creator's reference is
-    /// made again (new transaction id) with the identity in full.
+    /// same way either way.
     pub async fn submit_async(&self, function: &str, args: &[Vec<u8>]) -> Result<Submitted, ClientError> {
-        self.with_creator(|creator| async move {
-            let (sp, tx_id) = self.proposal(function, args, creator);
-            self.send(sp, tx_id).await
-        })
-        .await
+        let (sp, tx_id) = self.proposal(function, args);
+        self.send(sp, tx_id).await
     }
 
     /// Endorses and submits a signed proposal.
@@ -342,9 +267,6 @@ impl ContractClient {
                 .ok_or_else(|| ClientError::Protocol("no endorsement in the session answer".into()))?,
             None => self.gw.client.clone().endorse(endorse).await?.into_inner(),
         };
-        if endorsed.creator_registered {
-            self.gw.creator.set_registered(true);
-        }
         let prepared =
             endorsed.prepared.ok_or_else(|| ClientError::Protocol("no prepared transaction".into()))?;
         let envelope: Envelope = sign_envelope(self.gw.signer.as_ref(), &prepared);
@@ -365,16 +287,12 @@ impl ContractClient {
     /// The commit is learnt from the gateway's commit watcher (one filtered-block stream for all its
     /// submissions), else from a `CommitStatus` call.
     pub async fn submit(&self, function: &str, args: &[Vec<u8>]) -> Result<Committed, ClientError> {
-        let (s, pending) = self
-            .with_creator(|creator| async move {
-                let (sp, tx_id) = self.proposal(function, args, creator);
-                let pending = match self.gw.watcher().await {
-                    Some(w) => w.expect(&tx_id),
-                    None => None,
-                };
-                Ok((self.send(sp, tx_id).await?, pending))
-            })
-            .await?;
+        let (sp, tx_id) = self.proposal(function, args);
+        let pending = match self.gw.watcher().await {
+            Some(w) => w.expect(&tx_id),
+            None => None,
+        };
+        let s = self.send(sp, tx_id).await?;
         let seen = match pending {
             Some(p) => p.outcome().await,
             None => None,

@@ -3,7 +3,7 @@
 
 #![allow(missing_docs)]
 
-use ledger_types::proto::{Block, ContractEvent, Envelope, Response, SignedProposal, TxPayload};
+use ledger_types::proto::{Block, ContractEvent, Envelope, Response, SignedProposal};
 
 /// Outcome of a broadcast: HTTP-like status (200 accepted, 400 bad request, 403 forbidden, 413 too large,
 /// 503 no leader / not ready).
@@ -114,18 +114,15 @@ pub struct EndorseRequest {
     pub endorsing_orgs: Vec<String>,
 }
 
-/// The endorsed but unsigned transaction; the client signs its encoding and submits the envelope.
+/// The endorsed but unsigned transaction (Fabric's prepared `Envelope`, its signature empty); the client
+/// signs `payload` and submits the envelope.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct EndorseResponse {
     #[prost(message, optional, tag = "1")]
-    pub prepared: Option<TxPayload>,
+    pub prepared: Option<Envelope>,
     /// The contract's response (status, message, payload) as simulated.
     #[prost(message, optional, tag = "2")]
     pub result: Option<Response>,
-    /// The proposal's creator is registered on the channel: the client may name it by reference
-    /// (`ledger_types::identity`) in its next proposals.
-    #[prost(bool, tag = "3")]
-    pub creator_registered: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

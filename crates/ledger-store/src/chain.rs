@@ -1,13 +1,15 @@
 //! What every block store shares: the "is this the next block" rule and the transaction ids a block indexes.
 
-use ledger_types::proto::{Block, Envelope, Proposal, TxPayload};
+use ledger_types::BlockExt;
+use ledger_types::proto::ChannelHeader;
+use ledger_types::proto::{Block, Envelope, Payload};
 use ledger_types::store::{StoreError, TxLocation};
 use ledger_types::{Hash32, TxId, TxValidationCode};
 use prost::Message;
 use std::collections::HashSet;
 
 /// Checks that `block` extends a chain of `height` blocks whose last header hash is `last_hash`
-/// (the genesis block must have number 0 and an all-zero previous hash).
+/// (the genesis block must have number 0 and an empty previous hash, as Fabric's).
 pub(crate) fn check_next(block: &Block, height: u64, last_hash: Option<Hash32>) -> Result<(), StoreError> {
     let header = block.header.as_ref().ok_or_else(|| StoreError::NotNext("block has no header".into()))?;
     if header.number != height {
@@ -16,8 +18,12 @@ pub(crate) fn check_next(block: &Block, height: u64, last_hash: Option<Hash32>) 
             header.number
         )));
     }
-    let expected = last_hash.unwrap_or(Hash32::ZERO);
-    if header.previous_hash != expected.0 {
+    let expected = match last_hash {
+        Some(h) => h.0.to_vec(),
+        None => Vec::new(),
+    };
+    if header.previous_hash != expected {
+        let expected = last_hash.map_or_else(|| "nothing (genesis)".to_owned(), |h| h.to_string());
         return Err(StoreError::NotNext(format!(
             "block {}: previous hash {} but the last block hashes to {expected}",
             header.number,
@@ -35,7 +41,7 @@ fn hex(bytes: &[u8]) -> String {
 /// transactions and malformed envelopes have none and are not indexed).
 ///
 /// Every append computes this for each envelope of the block, so the usual shape (each field on the path
-/// `Envelope.payload` → `TxPayload.proposal_bytes` → `Proposal.header` → `Header.tx_id` present once, no
+/// `Envelope.payload` → `Payload.header` → `Header.channel_header` → `ChannelHeader.tx_id` present once, no
 /// groups) is read in place without decoding or copying anything; any other shape goes through a full
 /// decode, with protobuf's merge rules. The in-place reading checks the wire format of the messages on the
 /// path but not the content of fields off it, which a full decode would also reject (e.g. invalid UTF-8 in
@@ -57,10 +63,10 @@ enum Fast {
 }
 
 fn fast_tx_id(envelope: &[u8]) -> Fast {
-    use ledger_types::wire::{FieldError, envelope_header, only_field};
+    use ledger_types::wire::{CHANNEL_HEADER_TX_ID, FieldError, envelope_channel_header, only_field};
     let walk = || -> Result<Option<&str>, FieldError> {
-        let Some(header) = envelope_header(envelope)? else { return Ok(None) };
-        let Some(id) = only_field(header, 2)? else { return Ok(None) };
+        let Some(header) = envelope_channel_header(envelope)? else { return Ok(None) };
+        let Some(id) = only_field(header, CHANNEL_HEADER_TX_ID)? else { return Ok(None) };
         std::str::from_utf8(id).map(Some).map_err(|_| FieldError::Malformed)
     };
     match walk() {
@@ -73,12 +79,9 @@ fn fast_tx_id(envelope: &[u8]) -> Fast {
 /// [`envelope_tx_id`] by full decoding.
 fn decoded_tx_id(envelope: &[u8]) -> Option<TxId> {
     let env = Envelope::decode(envelope).ok()?;
-    let payload = TxPayload::decode(env.payload.as_slice()).ok()?;
-    if payload.proposal_bytes.is_empty() {
-        return None;
-    }
-    let proposal = Proposal::decode(payload.proposal_bytes.as_slice()).ok()?;
-    TxId::parse(&proposal.header?.tx_id).ok()
+    let payload = Payload::decode(env.payload.as_slice()).ok()?;
+    let header = ChannelHeader::decode(payload.header?.channel_header.as_slice()).ok()?;
+    TxId::parse(&header.tx_id).ok()
 }
 
 /// The code stored for transaction `index` of a block: a missing code reads as `NOT_VALIDATED`, an

@@ -13,8 +13,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+use ledger_types::BlockExt;
 use ledger_types::block::BlockBuilder;
-use ledger_types::proto::{Block, Envelope, Header, HeaderType, Proposal, TxPayload, Version};
+use ledger_types::proto::{Block, Envelope, Payload, Version};
+use ledger_types::proto::{ChannelHeader, Header, HeaderType};
 use ledger_types::store::{
     BlockStore, StateSnapshot, StateStore, StoreError, TxLocation, UpdateBatch, VersionedValue,
 };
@@ -62,20 +64,15 @@ impl<S> Fixture<S> {
 
 /// An encoded endorser-transaction envelope claiming `tx_id` (unsigned: stores do not verify).
 pub fn envelope(tx_id: &TxId, filler: usize) -> Vec<u8> {
-    let proposal = Proposal {
-        header: Some(Header {
-            channel_id: "iot".into(),
-            tx_id: tx_id.as_str().to_owned(),
-            contract: "sample".into(),
-            ..Default::default()
-        }),
-        input: None,
-    };
-    let payload = TxPayload {
-        header_type: HeaderType::EndorserTransaction as i32,
-        proposal_bytes: proposal.encode_to_vec(),
-        response_payload: vec![0x5a; filler],
+    let channel_header = ChannelHeader {
+        r#type: HeaderType::EndorserTransaction as i32,
+        channel_id: "iot".into(),
+        tx_id: tx_id.as_str().to_owned(),
         ..Default::default()
+    };
+    let payload = Payload {
+        header: Some(Header { channel_header: channel_header.encode_to_vec(), signature_header: Vec::new() }),
+        data: vec![0x5a; filler],
     };
     Envelope { payload: payload.encode_to_vec(), signature: vec![7; 64] }.encode_to_vec()
 }
@@ -89,11 +86,11 @@ pub fn tx_id(seed: u64) -> TxId {
 pub fn next_block(previous: Option<&Block>, envelopes: Vec<Vec<u8>>, codes: &[TxValidationCode]) -> Block {
     let (number, prev) = previous.map_or((0, Hash32::ZERO), |p| (p.number() + 1, p.header_hash()));
     let mut block = BlockBuilder::new(number, prev).envelopes(envelopes).build();
-    if let Some(m) = block.metadata.as_mut() {
-        for (slot, code) in m.tx_validation_codes.iter_mut().zip(codes) {
-            *slot = code.as_u8();
-        }
+    let mut filter = block.validation_codes().to_vec();
+    for (slot, code) in filter.iter_mut().zip(codes) {
+        *slot = code.as_u8();
     }
+    block.set_validation_codes(filter);
     block
 }
 

@@ -2,6 +2,7 @@
 //! the on-disk ones. Nothing survives the process.
 
 use crate::chain::{block_tx_locations, check_next};
+use ledger_types::BlockExt;
 use ledger_types::proto::Block;
 use ledger_types::store::{
     BlockStore, StateSnapshot, StateStore, StoreError, TxLocation, UpdateBatch, VersionedValue,

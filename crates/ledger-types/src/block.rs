@@ -1,11 +1,24 @@
-//! Blocks: construction, hashing and chain-link checks.
+//! Blocks: Fabric's `common.Block`, built, hashed, linked and read as Fabric does (`protoutil/blockutils.go`).
 //!
-//! The block hash is SHA-256 of the encoded [`BlockHeader`]; the data hash is SHA-256 of the encoded
-//! [`BlockData`]. Both encodings are canonical (see the crate docs), so any node recomputes them exactly.
+//! - The data hash is SHA-256 over the concatenated envelopes ([`fabric_protos::hash::block_data_hash`]).
+//! - The block hash, which the next block's `previous_hash` repeats, is SHA-256 of the ASN.1 DER header
+//!   ([`fabric_protos::hash::block_header_hash`]).
+//! - The metadata is Fabric's five entries ([`BlockMetadataIndex`]): `SIGNATURES` holds
+//!   `Metadata{value = OrdererBlockMetadata{last_config, consenter_metadata = ipechain's
+//!   [`ConsenterMetadata`] (the block time)}, signatures}`, each orderer signature over
+//!   `value ‖ signature_header ‖ header DER`; `TRANSACTIONS_FILTER` one validation code per transaction;
+//!   `COMMIT_HASH` the peer's commit hash as `Metadata{value}`; ipechain puts the Raft position in the
+//!   deprecated `ORDERER` entry (docs/ledger-format.md).
 
 use crate::TxValidationCode;
 use crate::hash::Hash32;
-use crate::proto::{Block, BlockData, BlockHeader, BlockMetadata};
+use crate::proto::{
+    Block, BlockData, BlockHeader, BlockMetadata, ConsenterMetadata, Metadata, MetadataSignature,
+    RaftPosition, Timestamp,
+};
+use crate::tx::Signer;
+use fabric_protos::common::{BlockMetadataIndex, LastConfig, OrdererBlockMetadata, SignatureHeader};
+use fabric_protos::hash::{block_data_hash, block_header_hash, metadata_signed_bytes};
 use prost::Message;
 
 /// Why a block does not fit its chain.
@@ -26,8 +39,8 @@ pub enum LinkError {
     /// Numbers are not consecutive.
     #[error("block number {number} does not follow {previous}")]
     Number { number: u64, previous: u64 },
-    /// The genesis block must have number 0 and a zero previous hash.
-    #[error("genesis block must be number 0 with an all-zero previous hash")]
+    /// The genesis block must have number 0 and an empty (or all-zero) previous hash.
+    #[error("genesis block must be number 0 with no previous hash")]
     Genesis,
     /// The metadata does not hold one validation code per transaction.
     #[error("block {number}: {codes} validation codes for {txs} transactions")]
@@ -60,63 +73,145 @@ impl BlockBuilder {
         self
     }
 
-    /// Finishes the block: computes the data hash; every transaction is marked `NOT_VALIDATED`.
+    /// Finishes the block: computes the data hash; Fabric's five metadata entries, every transaction marked
+    /// `NOT_VALIDATED`. The genesis block's previous hash is empty (Fabric's `NewBlock(0, nil)`).
     pub fn build(self) -> Block {
         let data = BlockData { data: self.data };
-        let data_hash = Hash32::of(&data.encode_to_vec());
+        let data_hash = block_data_hash(&data);
         let n = data.data.len();
+        let previous_hash = if self.number == 0 && self.previous == Hash32::ZERO {
+            Vec::new()
+        } else {
+            self.previous.0.to_vec()
+        };
+        let mut metadata = vec![Vec::new(); METADATA_ENTRIES];
+        metadata[BlockMetadataIndex::TransactionsFilter as usize] =
+            vec![TxValidationCode::NotValidated.as_u8(); n];
         Block {
-            header: Some(BlockHeader {
-                number: self.number,
-                previous_hash: self.previous.0.to_vec(),
-                data_hash: data_hash.0.to_vec(),
-            }),
+            header: Some(BlockHeader { number: self.number, previous_hash, data_hash: data_hash.to_vec() }),
             data: Some(data),
-            metadata: Some(BlockMetadata {
-                tx_validation_codes: vec![TxValidationCode::NotValidated.as_u8(); n],
-                ..Default::default()
-            }),
+            metadata: Some(BlockMetadata { metadata }),
         }
     }
 }
 
-fn hex_or_raw(bytes: &[u8]) -> String {
-    hex::encode(bytes)
+/// Fabric's number of metadata entries (`len(BlockMetadataIndex_name)`).
+pub const METADATA_ENTRIES: usize = 5;
+
+/// `metadata[ORDERER]`: deprecated in Fabric (nothing writes or reads it since 1.x); ipechain keeps the Raft
+/// position there.
+#[allow(deprecated)]
+const ORDERER_ENTRY: BlockMetadataIndex = BlockMetadataIndex::Orderer;
+
+fn entry(block: &Block, index: BlockMetadataIndex) -> Option<&[u8]> {
+    block.metadata.as_ref()?.metadata.get(index as usize).map(Vec::as_slice)
 }
 
-impl Block {
-    /// The block number (0 when the header is missing; [`Block::check_links`] reports that).
-    pub fn number(&self) -> u64 {
+fn entry_mut(block: &mut Block, index: BlockMetadataIndex) -> &mut Vec<u8> {
+    let meta = block.metadata.get_or_insert_with(Default::default);
+    if meta.metadata.len() < METADATA_ENTRIES {
+        meta.metadata.resize(METADATA_ENTRIES, Vec::new());
+    }
+    &mut meta.metadata[index as usize]
+}
+
+/// What ipechain reads and writes on a Fabric block.
+pub trait BlockExt {
+    /// The block number (0 when the header is missing; [`BlockExt::check_links`] reports that).
+    fn number(&self) -> u64;
+    /// The block hash (SHA-256 of the DER header): what the next block's `previous_hash` must be.
+    fn header_hash(&self) -> Hash32;
+    /// The encoded envelopes.
+    fn envelopes(&self) -> &[Vec<u8>];
+    /// The validation codes, `metadata[TRANSACTIONS_FILTER]` (empty when absent).
+    fn validation_codes(&self) -> &[u8];
+    /// Sets `metadata[TRANSACTIONS_FILTER]`.
+    fn set_validation_codes(&mut self, codes: Vec<u8>);
+    /// The peer's commit hash, `metadata[COMMIT_HASH]` = `Metadata{value}` (None when absent or malformed).
+    fn commit_hash(&self) -> Option<Vec<u8>>;
+    /// Sets `metadata[COMMIT_HASH]` to `Metadata{value = hash}`, as Fabric's kvledger does.
+    fn set_commit_hash(&mut self, hash: &Hash32);
+    /// `metadata[SIGNATURES]` decoded (None when absent or malformed).
+    fn signatures_metadata(&self) -> Option<Metadata>;
+    /// The time the ordering service gave the block (None: genesis, or no readable time).
+    fn time(&self) -> Option<Timestamp>;
+    /// [`BlockExt::time`] in Unix seconds.
+    fn time_secs(&self) -> Option<i64> {
+        self.time().map(|t| t.seconds)
+    }
+    /// The Raft position ipechain's orderers record (None: genesis or absent).
+    fn raft_position(&self) -> Option<RaftPosition>;
+    /// Records the Raft position (unsigned metadata).
+    fn set_raft_position(&mut self, position: RaftPosition);
+    /// Checks the data hash, the codes' count and, given the previous block (None for genesis), the number
+    /// and previous hash.
+    fn check_links(&self, previous: Option<&Block>) -> Result<(), LinkError> {
+        self.check_extends(previous.map(|p| (p.number(), p.header_hash())))
+    }
+    /// Like [`BlockExt::check_links`] with only the previous block's number and header hash.
+    fn check_extends(&self, previous: Option<(u64, Hash32)>) -> Result<(), LinkError>;
+}
+
+impl BlockExt for Block {
+    fn number(&self) -> u64 {
         self.header.as_ref().map_or(0, |h| h.number)
     }
 
-    /// SHA-256 of the encoded header: what the next block's `previous_hash` must be.
-    pub fn header_hash(&self) -> Hash32 {
+    fn header_hash(&self) -> Hash32 {
         header_hash(self.header.as_ref().unwrap_or(&BlockHeader::default()))
     }
 
-    /// The encoded envelopes.
-    pub fn envelopes(&self) -> &[Vec<u8>] {
+    fn envelopes(&self) -> &[Vec<u8>] {
         self.data.as_ref().map_or(&[], |d| &d.data)
     }
 
-    /// The validation codes (empty when there is no metadata).
-    pub fn validation_codes(&self) -> &[u8] {
-        self.metadata.as_ref().map_or(&[], |m| &m.tx_validation_codes)
+    fn validation_codes(&self) -> &[u8] {
+        entry(self, BlockMetadataIndex::TransactionsFilter).unwrap_or(&[])
     }
 
-    /// Checks the data hash and, given the previous block (None for genesis), the number and previous hash.
-    pub fn check_links(&self, previous: Option<&Block>) -> Result<(), LinkError> {
-        self.check_extends(previous.map(|p| (p.number(), p.header_hash())))
+    fn set_validation_codes(&mut self, codes: Vec<u8>) {
+        *entry_mut(self, BlockMetadataIndex::TransactionsFilter) = codes;
     }
 
-    /// Like [`Block::check_links`] with only the previous block's number and header hash (None for genesis).
-    pub fn check_extends(&self, previous: Option<(u64, Hash32)>) -> Result<(), LinkError> {
+    fn commit_hash(&self) -> Option<Vec<u8>> {
+        let bytes = entry(self, BlockMetadataIndex::CommitHash).filter(|b| !b.is_empty())?;
+        Metadata::decode(bytes).ok().map(|m| m.value)
+    }
+
+    fn set_commit_hash(&mut self, hash: &Hash32) {
+        *entry_mut(self, BlockMetadataIndex::CommitHash) =
+            Metadata { value: hash.0.to_vec(), signatures: Vec::new() }.encode_to_vec();
+    }
+
+    fn signatures_metadata(&self) -> Option<Metadata> {
+        Metadata::decode(entry(self, BlockMetadataIndex::Signatures)?).ok()
+    }
+
+    fn time(&self) -> Option<Timestamp> {
+        let md = self.signatures_metadata()?;
+        let obm = OrdererBlockMetadata::decode(md.value.as_slice()).ok()?;
+        ConsenterMetadata::decode(obm.consenter_metadata.as_slice()).ok()?.timestamp
+    }
+
+    fn raft_position(&self) -> Option<RaftPosition> {
+        let bytes = entry(self, ORDERER_ENTRY).filter(|b| !b.is_empty())?;
+        let md = Metadata::decode(bytes).ok()?;
+        RaftPosition::decode(md.value.as_slice()).ok()
+    }
+
+    fn set_raft_position(&mut self, position: RaftPosition) {
+        *entry_mut(self, ORDERER_ENTRY) =
+            Metadata { value: position.encode_to_vec(), signatures: Vec::new() }.encode_to_vec();
+    }
+
+    fn check_extends(&self, previous: Option<(u64, Hash32)>) -> Result<(), LinkError> {
         let header = self.header.as_ref().ok_or(LinkError::Missing("header"))?;
         let data = self.data.as_ref().ok_or(LinkError::Missing("data"))?;
         match previous {
             None => {
-                if header.number != 0 || header.previous_hash != Hash32::ZERO.0 {
+                if header.number != 0
+                    || !(header.previous_hash.is_empty() || header.previous_hash == Hash32::ZERO.0)
+                {
                     return Err(LinkError::Genesis);
                 }
             }
@@ -127,17 +222,17 @@ impl Block {
                 if header.previous_hash != prev_hash.0 {
                     return Err(LinkError::PreviousHash {
                         number: header.number,
-                        stated: hex_or_raw(&header.previous_hash),
+                        stated: hex::encode(&header.previous_hash),
                         actual: prev_hash,
                     });
                 }
             }
         }
-        let actual = Hash32::of(&data.encode_to_vec());
+        let actual = Hash32(block_data_hash(data));
         if header.data_hash != actual.0 {
             return Err(LinkError::DataHash {
                 number: header.number,
-                stated: hex_or_raw(&header.data_hash),
+                stated: hex::encode(&header.data_hash),
                 actual,
             });
         }
@@ -149,9 +244,9 @@ impl Block {
     }
 }
 
-/// SHA-256 of an encoded block header.
+/// Fabric's block hash: SHA-256 of the DER-encoded header.
 pub fn header_hash(header: &BlockHeader) -> Hash32 {
-    Hash32::of(&header.encode_to_vec())
+    Hash32(block_header_hash(header))
 }
 
 /// How far (seconds, either way) a transaction's own timestamp may be from its block's time. A transaction's
@@ -159,22 +254,28 @@ pub fn header_hash(header: &BlockHeader) -> Hash32 {
 /// backdating a transaction to use a certificate that has expired (docs/msp.md, "Time").
 pub const TX_TIME_WINDOW_SECS: i64 = 15 * 60;
 
-/// The message an orderer signs for a block: its header hash, followed by the block's time (seconds as 8
-/// big-endian bytes, nanoseconds as 4) when the metadata carries one.
-pub fn block_signing_bytes(block: &Block) -> Vec<u8> {
-    let mut out = block.header_hash().0.to_vec();
-    if let Some(t) = block.metadata.as_ref().and_then(|m| m.timestamp) {
-        out.extend_from_slice(&t.seconds.to_be_bytes());
-        out.extend_from_slice(&t.nanos.to_be_bytes());
-    }
-    out
+/// Gives a block its `metadata[SIGNATURES]` value: `OrdererBlockMetadata{last_config{index 0} (the genesis
+/// block is the only config block), consenter_metadata = ConsenterMetadata{time}}`, with no signature yet.
+/// Any signature already there is dropped (it would not cover the new value).
+pub fn stamp(block: &mut Block, time: Option<Timestamp>) {
+    let consenter_metadata =
+        if time.is_some() { ConsenterMetadata { timestamp: time }.encode_to_vec() } else { Vec::new() };
+    let value = OrdererBlockMetadata { last_config: Some(LastConfig { index: 0 }), consenter_metadata };
+    *entry_mut(block, BlockMetadataIndex::Signatures) =
+        Metadata { value: value.encode_to_vec(), signatures: Vec::new() }.encode_to_vec();
 }
 
-impl Block {
-    /// The time the ordering service gave the block, in Unix seconds (None: genesis or an older block).
-    pub fn time_secs(&self) -> Option<i64> {
-        self.metadata.as_ref().and_then(|m| m.timestamp).map(|t| t.seconds)
-    }
+/// Adds `signer`'s orderer signature to a stamped block ([`stamp`]): `MetadataSignature{signature_header =
+/// SignatureHeader{creator}, signature over value ‖ signature_header ‖ header DER}` (Fabric's rule; no nonce:
+/// the bytes are a pure function of the block and the signer).
+pub fn sign(block: &mut Block, signer: &dyn Signer) {
+    let mut md = block.signatures_metadata().unwrap_or_default();
+    let signature_header =
+        SignatureHeader { creator: signer.serialized_identity().to_vec(), nonce: Vec::new() }.encode_to_vec();
+    let header = block.header.clone().unwrap_or_default();
+    let signature = signer.sign(&metadata_signed_bytes(&md.value, &signature_header, &header));
+    md.signatures.push(MetadataSignature { signature_header, signature, identifier_header: Vec::new() });
+    *entry_mut(block, BlockMetadataIndex::Signatures) = md.encode_to_vec();
 }
 
 /// Whether a transaction timestamp (Unix seconds) lies within [`TX_TIME_WINDOW_SECS`] of `reference`.

@@ -1,5 +1,5 @@
-//! Transaction validation codes, numbered as in Hyperledger Fabric's `TxValidationCode` so that Fabric users
-//! read them the same way. Stored as one byte per transaction in the block metadata.
+//! Transaction validation codes: Hyperledger Fabric's `TxValidationCode` (`peer/transaction.proto`), the same
+//! numbers and names, the subset ipechain's validator assigns. Stored as one byte per transaction in the block metadata.
 
 use std::fmt;
 
@@ -16,7 +16,8 @@ pub enum TxValidationCode {
     BadPayload = 2,
     /// The header is missing or malformed (channel, tx id, creator).
     BadCommonHeader = 3,
-    /// The creator's signature over the envelope does not verify.
+    /// The creator is not a valid member of the channel (unknown CA, expired at the transaction's time), not
+    /// a writer, or its signature over the envelope does not verify (Fabric reports all of these so).
     BadCreatorSignature = 4,
     /// The endorsed action is inconsistent (proposal hash mismatch, endorsement malformed).
     InvalidEndorserTransaction = 5,
@@ -41,25 +42,23 @@ pub enum TxValidationCode {
     /// The channel header's timestamp is missing or further than [`crate::block::TX_TIME_WINDOW_SECS`] from
     /// the block's time: the transaction's certificates cannot be judged at a time the orderers vouch for.
     BadChannelHeader = 20,
-    /// The read/write set could not be decoded.
-    BadRwset = 21,
-    /// The contract named in the transaction is not defined on the channel.
-    InvalidContract = 23,
-    /// The creator is not a member of the channel, not a writer, or its certificate is invalid.
-    BadCreator = 24,
-    /// The transaction's writes touch a namespace other than its contract's.
-    IllegalWriteset = 25,
-    /// The contract returned an error status; the transaction must not be committed.
-    ContractError = 26,
+    /// The read/write set could not be decoded, or uses what ipechain does not support (private data, key
+    /// metadata, Merkle summaries).
+    BadRwset = 22,
+    /// The transaction's writes touch a namespace other than its chaincode's.
+    IllegalWriteset = 23,
+    /// The chaincode named in the transaction is not defined on the channel.
+    InvalidChaincode = 25,
     /// Not validated yet (the orderer's copy of a block).
     NotValidated = 254,
-    /// Invalid for another reason.
+    /// Invalid for another reason; among them, an endorsed chaincode response with an error status (Fabric's
+    /// gateway never submits one, so only a crafted transaction carries it).
     InvalidOtherReason = 255,
 }
 
 impl TxValidationCode {
     /// All codes, for decoding.
-    pub const ALL: [TxValidationCode; 23] = [
+    pub const ALL: [TxValidationCode; 21] = [
         Self::Valid,
         Self::NilEnvelope,
         Self::BadPayload,
@@ -77,10 +76,8 @@ impl TxValidationCode {
         Self::TargetChainNotFound,
         Self::BadChannelHeader,
         Self::BadRwset,
-        Self::InvalidContract,
-        Self::BadCreator,
         Self::IllegalWriteset,
-        Self::ContractError,
+        Self::InvalidChaincode,
         Self::NotValidated,
         Self::InvalidOtherReason,
     ];
@@ -115,10 +112,8 @@ impl TxValidationCode {
             Self::TargetChainNotFound => "TARGET_CHAIN_NOT_FOUND",
             Self::BadChannelHeader => "BAD_CHANNEL_HEADER",
             Self::BadRwset => "BAD_RWSET",
-            Self::InvalidContract => "INVALID_CHAINCODE",
-            Self::BadCreator => "BAD_CREATOR",
             Self::IllegalWriteset => "ILLEGAL_WRITESET",
-            Self::ContractError => "CHAINCODE_ERROR",
+            Self::InvalidChaincode => "INVALID_CHAINCODE",
             Self::NotValidated => "NOT_VALIDATED",
             Self::InvalidOtherReason => "INVALID_OTHER_REASON",
         }

@@ -1,10 +1,11 @@
 //! Channel configuration: the genesis block carries it as its only transaction.
 
-use crate::block::BlockBuilder;
+use crate::block::{BlockBuilder, BlockExt, stamp};
 use crate::hash::Hash32;
 use crate::policy::Policy;
-use crate::proto::{Block, ChannelConfig, Envelope, HeaderType, TxPayload};
+use crate::proto::{Block, ChannelConfig, Envelope, Payload};
 use crate::{ChannelId, TxValidationCode};
+use fabric_protos::common::{ChannelHeader, Header, HeaderType, SignatureHeader};
 use prost::Message;
 
 /// Why a channel configuration is unusable.
@@ -78,17 +79,29 @@ impl ChannelConfig {
 /// The genesis block of a channel: number 0, zero previous hash, one config transaction marked valid.
 pub fn genesis_block(config: &ChannelConfig) -> Result<Block, ConfigError> {
     config.validate()?;
-    let payload = TxPayload {
-        header_type: HeaderType::Config as i32,
-        config: Some(config.clone()),
+    let env = Envelope { payload: config_payload(config).encode_to_vec(), signature: Vec::new() };
+    let mut block = BlockBuilder::new(0, Hash32::ZERO).push_envelope(env.encode_to_vec()).build();
+    block.set_validation_codes(vec![TxValidationCode::Valid.as_u8()]);
+    stamp(&mut block, None);
+    Ok(block)
+}
+
+/// The genesis transaction's payload: `Payload{header{ChannelHeader{type CONFIG, channel_id}, empty
+/// SignatureHeader}, data = the encoded ChannelConfig}`. The data is ipechain's configuration message
+/// until the genesis block carries Fabric's `ConfigEnvelope` (docs/fabric-migration.md, step 8).
+fn config_payload(config: &ChannelConfig) -> Payload {
+    let channel_header = ChannelHeader {
+        r#type: HeaderType::Config as i32,
+        channel_id: config.channel_id.clone(),
         ..Default::default()
     };
-    let env = Envelope { payload: payload.encode_to_vec(), signature: Vec::new() };
-    let mut block = BlockBuilder::new(0, Hash32::ZERO).push_envelope(env.encode_to_vec()).build();
-    if let Some(m) = block.metadata.as_mut() {
-        m.tx_validation_codes = vec![TxValidationCode::Valid.as_u8()];
+    Payload {
+        header: Some(Header {
+            channel_header: channel_header.encode_to_vec(),
+            signature_header: SignatureHeader::default().encode_to_vec(),
+        }),
+        data: config.encode_to_vec(),
     }
-    Ok(block)
 }
 
 /// Reads the channel configuration out of a genesis block (and checks the block's own links).
@@ -97,13 +110,21 @@ pub fn config_from_genesis(block: &Block) -> Result<ChannelConfig, ConfigError> 
     let [env] = block.envelopes() else {
         return Err(ConfigError::NotGenesis("expected exactly one transaction".into()));
     };
-    let env = Envelope::decode(env.as_slice()).map_err(|e| ConfigError::NotGenesis(e.to_string()))?;
-    let payload =
-        TxPayload::decode(env.payload.as_slice()).map_err(|e| ConfigError::NotGenesis(e.to_string()))?;
-    if payload.header_type != HeaderType::Config as i32 {
+    let not_genesis = |e: &dyn std::fmt::Display| ConfigError::NotGenesis(e.to_string());
+    let env = Envelope::decode(env.as_slice()).map_err(|e| not_genesis(&e))?;
+    let payload = Payload::decode(env.payload.as_slice()).map_err(|e| not_genesis(&e))?;
+    let header = payload.header.ok_or_else(|| ConfigError::NotGenesis("payload has no header".into()))?;
+    let ch = ChannelHeader::decode(header.channel_header.as_slice()).map_err(|e| not_genesis(&e))?;
+    if ch.r#type != HeaderType::Config as i32 {
         return Err(ConfigError::NotGenesis("transaction is not a config transaction".into()));
     }
-    let config = payload.config.ok_or_else(|| ConfigError::NotGenesis("config missing".into()))?;
+    let config = ChannelConfig::decode(payload.data.as_slice()).map_err(|e| not_genesis(&e))?;
+    if config.channel_id != ch.channel_id {
+        return Err(ConfigError::NotGenesis(format!(
+            "config names channel {:?}, its header {:?}",
+            config.channel_id, ch.channel_id
+        )));
+    }
     config.validate()?;
     Ok(config)
 }

@@ -1,21 +1,39 @@
-//! Wire and storage messages (prost). Field tags are part of the on-disk format: never renumber; add new
-//! fields with new tags. See `docs/ledger-format.md`.
+//! ipechain's own messages: the in-memory model of read/write sets, events and responses (converted to and
+//! from Fabric's by [`crate::tx`]), the block metadata extensions of docs/ledger-format.md, and the channel
+//! configuration carried by the genesis block. Everything that travels or is stored is Fabric's
+//! (`fabric_protos`), re-exported here under the names the ledger uses. Field tags are part of the on-disk
+//! format: never renumber; add new fields with new tags. See `docs/ledger-format.md`.
 
 #![allow(missing_docs)]
 
-/// An X.509 identity as it travels in proposals, endorsements and block signatures.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct SerializedIdentity {
-    #[prost(string, tag = "1")]
-    pub msp_id: String,
-    /// DER-encoded certificate issued by the organization's CA. Empty in an identity reference.
-    #[prost(bytes = "vec", tag = "2")]
-    pub cert_der: Vec<u8>,
-    /// Set instead of `cert_der` in an identity reference: the SHA-256 of the full encoded identity
-    /// (`msp_id` + `cert_der`) it stands for, which a valid transaction of an earlier block carried in full
-    /// (see `ledger_types::identity`).
-    #[prost(bytes = "vec", tag = "3")]
-    pub id_hash: Vec<u8>,
+pub use fabric_protos::common::{
+    Block, BlockData, BlockHeader, BlockMetadata, ChannelHeader, Envelope, Header, HeaderType, Metadata,
+    MetadataSignature, Payload, SignatureHeader,
+};
+pub use fabric_protos::msp::SerializedIdentity;
+pub use fabric_protos::protos::{ProposalResponse, SignedProposal};
+
+/// ipechain's `OrdererBlockMetadata.consenter_metadata` (Fabric's etcdraft puts its own `BlockMetadata`
+/// there; no Fabric client reads it): the time the ordering service gave the block. It is inside
+/// `metadata[SIGNATURES].value`, so every orderer signature covers it.
+#[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
+pub struct ConsenterMetadata {
+    /// When the ordering service cut the block (the Raft leader's clock, never before the previous block's
+    /// time). Transactions are judged at their own timestamps, which must lie within
+    /// [`crate::block::TX_TIME_WINDOW_SECS`] of it. Absent in the genesis block.
+    #[prost(message, optional, tag = "1")]
+    pub timestamp: Option<Timestamp>,
+}
+
+/// ipechain's `metadata[ORDERER]` entry (index 3, deprecated and unused in Fabric), as `Metadata.value`:
+/// the Raft term and log index under which the ordering service committed the block. Set by each orderer
+/// when it applies the log entry, after the leader signed the block, so not covered by a signature.
+#[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
+pub struct RaftPosition {
+    #[prost(uint64, tag = "1")]
+    pub term: u64,
+    #[prost(uint64, tag = "2")]
+    pub index: u64,
 }
 
 /// Seconds and nanoseconds since the Unix epoch, as chosen by the proposal's creator.
@@ -25,63 +43,6 @@ pub struct Timestamp {
     pub seconds: i64,
     #[prost(int32, tag = "2")]
     pub nanos: i32,
-}
-
-/// What kind of transaction a payload carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
-#[repr(i32)]
-pub enum HeaderType {
-    /// A contract invocation endorsed by peers.
-    EndorserTransaction = 0,
-    /// A channel configuration (the genesis block's only transaction).
-    Config = 1,
-}
-
-/// The header every proposal carries; the transaction inherits it through the embedded proposal bytes.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Header {
-    #[prost(string, tag = "1")]
-    pub channel_id: String,
-    /// Hex SHA-256 of `nonce || creator`.
-    #[prost(string, tag = "2")]
-    pub tx_id: String,
-    #[prost(message, optional, tag = "3")]
-    pub timestamp: Option<Timestamp>,
-    #[prost(bytes = "vec", tag = "4")]
-    pub nonce: Vec<u8>,
-    /// Encoded [`SerializedIdentity`] of the creator (the tx id is computed over these exact bytes).
-    #[prost(bytes = "vec", tag = "5")]
-    pub creator: Vec<u8>,
-    /// Name of the contract (chaincode) invoked.
-    #[prost(string, tag = "6")]
-    pub contract: String,
-}
-
-/// A contract invocation: function name and arguments.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Invocation {
-    #[prost(string, tag = "1")]
-    pub function: String,
-    #[prost(bytes = "vec", repeated, tag = "2")]
-    pub args: Vec<Vec<u8>>,
-}
-
-/// A request to run a contract.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Proposal {
-    #[prost(message, optional, tag = "1")]
-    pub header: Option<Header>,
-    #[prost(message, optional, tag = "2")]
-    pub input: Option<Invocation>,
-}
-
-/// A proposal as bytes plus the creator's signature over exactly those bytes.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct SignedProposal {
-    #[prost(bytes = "vec", tag = "1")]
-    pub proposal_bytes: Vec<u8>,
-    #[prost(bytes = "vec", tag = "2")]
-    pub signature: Vec<u8>,
 }
 
 /// A key's version: the block and the transaction (index in the block) that last wrote it.
@@ -170,133 +131,6 @@ pub struct Response {
     pub message: String,
     #[prost(bytes = "vec", tag = "3")]
     pub payload: Vec<u8>,
-}
-
-/// What an endorser signs: the proposal's hash and the simulation result.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ProposalResponsePayload {
-    #[prost(bytes = "vec", tag = "1")]
-    pub proposal_hash: Vec<u8>,
-    #[prost(message, optional, tag = "2")]
-    pub results: Option<TxRwSet>,
-    #[prost(message, optional, tag = "3")]
-    pub event: Option<ContractEvent>,
-    #[prost(message, optional, tag = "4")]
-    pub response: Option<Response>,
-}
-
-/// An endorser's signature over `proposal_response_payload_bytes || endorser`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Endorsement {
-    /// Encoded [`SerializedIdentity`] of the endorsing peer.
-    #[prost(bytes = "vec", tag = "1")]
-    pub endorser: Vec<u8>,
-    #[prost(bytes = "vec", tag = "2")]
-    pub signature: Vec<u8>,
-}
-
-/// An endorser's reply to a [`SignedProposal`].
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ProposalResponse {
-    #[prost(message, optional, tag = "1")]
-    pub response: Option<Response>,
-    /// Encoded [`ProposalResponsePayload`].
-    #[prost(bytes = "vec", tag = "2")]
-    pub payload: Vec<u8>,
-    #[prost(message, optional, tag = "3")]
-    pub endorsement: Option<Endorsement>,
-}
-
-/// The body of a transaction envelope.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct TxPayload {
-    #[prost(enumeration = "HeaderType", tag = "1")]
-    pub header_type: i32,
-    /// The signed proposal's `proposal_bytes` (its header names channel, tx id, creator).
-    #[prost(bytes = "vec", tag = "2")]
-    pub proposal_bytes: Vec<u8>,
-    /// Encoded [`ProposalResponsePayload`], identical across all endorsements.
-    #[prost(bytes = "vec", tag = "3")]
-    pub response_payload: Vec<u8>,
-    #[prost(message, repeated, tag = "4")]
-    pub endorsements: Vec<Endorsement>,
-    /// Only for [`HeaderType::Config`].
-    #[prost(message, optional, tag = "5")]
-    pub config: Option<ChannelConfig>,
-}
-
-/// A transaction as submitted for ordering: payload bytes and the creator's signature over them.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Envelope {
-    /// Encoded [`TxPayload`].
-    #[prost(bytes = "vec", tag = "1")]
-    pub payload: Vec<u8>,
-    #[prost(bytes = "vec", tag = "2")]
-    pub signature: Vec<u8>,
-}
-
-/// The hashed part of a block.
-#[derive(Clone, PartialEq, Eq, prost::Message)]
-pub struct BlockHeader {
-    #[prost(uint64, tag = "1")]
-    pub number: u64,
-    #[prost(bytes = "vec", tag = "2")]
-    pub previous_hash: Vec<u8>,
-    #[prost(bytes = "vec", tag = "3")]
-    pub data_hash: Vec<u8>,
-}
-
-/// The transactions of a block, each an encoded [`Envelope`].
-#[derive(Clone, PartialEq, Eq, prost::Message)]
-pub struct BlockData {
-    #[prost(bytes = "vec", repeated, tag = "1")]
-    pub data: Vec<Vec<u8>>,
-}
-
-/// A signature over the block header's hash by an orderer.
-#[derive(Clone, PartialEq, Eq, prost::Message)]
-pub struct MetadataSignature {
-    /// Encoded [`SerializedIdentity`] of the signing orderer.
-    #[prost(bytes = "vec", tag = "1")]
-    pub signer: Vec<u8>,
-    #[prost(bytes = "vec", tag = "2")]
-    pub signature: Vec<u8>,
-}
-
-/// The unhashed part of a block: orderer signatures, and on peers the validation outcome.
-#[derive(Clone, PartialEq, Eq, prost::Message)]
-pub struct BlockMetadata {
-    #[prost(message, repeated, tag = "1")]
-    pub signatures: Vec<MetadataSignature>,
-    /// One [`crate::TxValidationCode`] per transaction, set by the committing peer.
-    #[prost(bytes = "vec", tag = "2")]
-    pub tx_validation_codes: Vec<u8>,
-    /// Peer only: SHA-256 of (previous commit hash, this block's header hash, validation codes); equal on two
-    /// peers iff they validated the whole chain identically.
-    #[prost(bytes = "vec", tag = "3")]
-    pub commit_hash: Vec<u8>,
-    /// Raft term and log index under which the ordering service committed this block (0 for genesis).
-    #[prost(uint64, tag = "4")]
-    pub raft_term: u64,
-    #[prost(uint64, tag = "5")]
-    pub raft_index: u64,
-    /// When the ordering service cut the block (the Raft leader's clock, never before the previous block's
-    /// time). Covered by the orderer's signature ([`crate::block::block_signing_bytes`]); transactions are
-    /// judged at their own timestamps, which must lie within [`crate::block::TX_TIME_WINDOW_SECS`] of it.
-    /// Absent in the genesis block and in blocks cut by versions before it existed.
-    #[prost(message, optional, tag = "6")]
-    pub timestamp: Option<Timestamp>,
-}
-
-/// A block.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Block {
-    #[prost(message, optional, tag = "1")]
-    pub header: Option<BlockHeader>,
-    #[prost(message, optional, tag = "2")]
-    pub data: Option<BlockData>,
-    #[prost(message, optional, tag = "3")]
-    pub metadata: Option<BlockMetadata>,
 }
 
 /// An organization that is a member of a channel.

@@ -27,6 +27,9 @@ pub enum StoreError {
     /// An appended block is not the next one (wrong number or previous hash).
     #[error("block does not extend the chain: {0}")]
     NotNext(String),
+    /// The store was written in a format this version does not read (the message says what to do).
+    #[error("{0}")]
+    Format(String),
 }
 
 /// Where a transaction is in the chain and how it was validated.

@@ -1,5 +1,5 @@
 //! Reading single fields of encoded messages in place, without decoding or copying: for the few hot paths
-//! that need one field deep inside an envelope (block indexing, identity references).
+//! that need one field deep inside an envelope (block indexing).
 
 /// Why [`only_field`] gave up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,14 +50,13 @@ pub fn only_field(mut buf: &[u8], tag: u32) -> Result<Option<&[u8]>, FieldError>
     Ok(found)
 }
 
-/// The `Header` bytes of an encoded endorser-transaction envelope (`Envelope.payload` →
-/// `TxPayload.proposal_bytes` → `Proposal.header`), each on the path present once; `Ok(None)` when a step is
-/// absent or the proposal is empty.
-pub fn envelope_header(envelope: &[u8]) -> Result<Option<&[u8]>, FieldError> {
+/// The `ChannelHeader` bytes of an encoded `common.Envelope` (`Envelope.payload` → `Payload.header` →
+/// `Header.channel_header`), each on the path present once; `Ok(None)` when a step is absent.
+pub fn envelope_channel_header(envelope: &[u8]) -> Result<Option<&[u8]>, FieldError> {
     let Some(payload) = only_field(envelope, 1)? else { return Ok(None) };
-    let Some(proposal) = only_field(payload, 2)? else { return Ok(None) };
-    if proposal.is_empty() {
-        return Ok(None);
-    }
-    only_field(proposal, 1)
+    let Some(header) = only_field(payload, 1)? else { return Ok(None) };
+    only_field(header, 1)
 }
+
+/// The `tx_id` (field 5) of an encoded `common.ChannelHeader`.
+pub const CHANNEL_HEADER_TX_ID: u32 = 5;

@@ -96,7 +96,7 @@ pub fn channel_config(
             id: i as u64 + 1,
             host: o.host.clone(),
             port: u32::from(o.port),
-            identity: serialize_identity(&o.msp_id, &m.cert_der),
+            identity: serialize_identity(&o.msp_id, msp::cert_pem(&m.cert_der).as_bytes()),
         });
     }
     let members: Vec<String> = orgs.iter().map(|o| o.msp_id.clone()).collect();

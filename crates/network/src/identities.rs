@@ -21,7 +21,7 @@ pub struct IdentitySigner {
 impl IdentitySigner {
     /// A signer for `identity`.
     pub fn new(identity: LocalIdentity) -> IdentitySigner {
-        let serialized = serialize_identity(identity.msp_id(), identity.cert_der());
+        let serialized = serialize_identity(identity.msp_id(), identity.cert_pem().as_bytes());
         IdentitySigner { identity, serialized }
     }
 

@@ -76,23 +76,13 @@ pub async fn start_peer(
 }
 
 /// The orderer's broadcast check: the creator must be a valid member of a writer organization and its
-/// signature over the envelope must verify.
-///
-/// A creator named by reference (`ledger_types::identity`) resolves against the full identities this
-/// orderer has validated in broadcasts or seen in the blocks it appended since it started (memory only);
-/// an unknown one is refused with a message
-/// naming [`UNKNOWN_REFERENCE`](ledger_types::identity::UNKNOWN_REFERENCE), and the client sends its identity
-/// in full again. (The orderer's check is admission control; the peers' validation decides.)
+/// signature over the envelope must verify. (The orderer's check is admission control; the peers'
+/// validation decides.)
 pub struct MspAuthorizer {
     ids: Arc<crate::MspIdentities>,
     writers: std::collections::HashSet<String>,
-    learned: peer::registry::IdentityRegistry,
     gate: peer::tls_gate::TlsGate,
 }
-
-/// Most identities an orderer remembers for references (all are forgotten when it grows past this; clients
-/// then send their identity in full once more).
-const LEARNED_MAX: usize = 100_000;
 
 impl MspAuthorizer {
     /// An authorizer over the channel's identities, writer organizations and TLS CAs.
@@ -103,63 +93,14 @@ impl MspAuthorizer {
         Ok(MspAuthorizer {
             ids,
             writers: channel.writers.iter().cloned().collect(),
-            learned: Default::default(),
             gate: peer::tls_gate::TlsGate::from_config(channel)?,
         })
     }
 
-    /// Validates a creator, full or by reference; a full one is remembered for later references.
+    /// Validates a creator at the orderer's clock.
     fn creator(&self, bytes: &[u8]) -> Result<Arc<peer::identity::ValidatedIdentity>, orderer::Denied> {
         use peer::identity::Identities;
-        let full = self.learned.resolve(bytes).map_err(|e| {
-            orderer::Denied(format!("{e} (this orderer has not seen the identity in full since it started)"))
-        })?;
-        let id = self.ids.validate(&full, crate::unix_now().as_secs()).map_err(orderer::Denied)?;
-        if let peer::registry::Resolved::Full(b) = full {
-            self.learned.remember(b, LEARNED_MAX);
-        }
-        Ok(id)
-    }
-
-    /// Learns the creators a block's transactions carry in full (validated when a reference is used), so
-    /// that an orderer which did not receive a client's first transactions itself (a follower that becomes
-    /// leader) still resolves the client's references.
-    pub fn observe_block(&self, block: &ledger_types::proto::Block) {
-        for env in block.envelopes() {
-            if let Some(creator) = ledger_types::identity::envelope_creator(env) {
-                self.learned.remember(creator, LEARNED_MAX);
-            }
-        }
-    }
-}
-
-/// An orderer's block store that shows every appended block to the [`MspAuthorizer`]
-/// ([`MspAuthorizer::observe_block`]).
-struct ObservedStore {
-    inner: FileBlockStore,
-    authorizer: Arc<MspAuthorizer>,
-}
-
-impl ledger_types::store::BlockStore for ObservedStore {
-    fn height(&self) -> u64 {
-        self.inner.height()
-    }
-    fn last_hash(&self) -> Option<ledger_types::Hash32> {
-        self.inner.last_hash()
-    }
-    fn append(&self, block: &ledger_types::proto::Block) -> Result<(), StoreError> {
-        self.inner.append(block)?;
-        self.authorizer.observe_block(block);
-        Ok(())
-    }
-    fn block(&self, number: u64) -> Result<Option<ledger_types::proto::Block>, StoreError> {
-        self.inner.block(number)
-    }
-    fn tx_location(
-        &self,
-        tx_id: &ledger_types::TxId,
-    ) -> Result<Option<ledger_types::store::TxLocation>, StoreError> {
-        self.inner.tx_location(tx_id)
+        self.ids.validate(bytes, crate::unix_now().as_secs()).map_err(orderer::Denied)
     }
 }
 
@@ -174,11 +115,11 @@ impl orderer::EnvelopeAuthorizer for MspAuthorizer {
 
     fn authorize_broadcast(&self, tx: &ledger_types::tx::DecodedTx) -> Result<(), orderer::Denied> {
         use peer::identity::Identities;
-        let creator = self.creator(&tx.header.creator)?;
+        let creator = self.creator(tx.creator())?;
         if !self.writers.contains(&creator.msp_id) {
             return Err(orderer::Denied(format!("{} is not a writer of this channel", creator.msp_id)));
         }
-        if !self.ids.verify(&creator, &tx.envelope.payload, &tx.envelope.signature) {
+        if !self.ids.verify(&creator, tx.signed_bytes(), tx.signature()) {
             return Err(orderer::Denied("the envelope's creator signature does not verify".into()));
         }
         Ok(())
@@ -192,7 +133,7 @@ impl orderer::EnvelopeAuthorizer for MspAuthorizer {
         let mut verdicts: Vec<Result<(), orderer::Denied>> = Vec::with_capacity(txs.len());
         let mut creators = Vec::with_capacity(txs.len());
         for tx in txs {
-            match self.creator(&tx.header.creator) {
+            match self.creator(tx.creator()) {
                 Ok(c) if self.writers.contains(&c.msp_id) => {
                     verdicts.push(Ok(()));
                     creators.push(Some(c));
@@ -213,9 +154,7 @@ impl orderer::EnvelopeAuthorizer for MspAuthorizer {
             .zip(&creators)
             .enumerate()
             .filter_map(|(i, (tx, c))| {
-                c.as_ref().map(|c| {
-                    (i, SigCheck { identity: c, msg: &tx.envelope.payload, sig: &tx.envelope.signature })
-                })
+                c.as_ref().map(|c| (i, SigCheck { identity: c, msg: tx.signed_bytes(), sig: tx.signature() }))
             })
             .unzip();
         for (i, ok) in idx.into_iter().zip(self.ids.verify_batch(&checks)) {
@@ -252,7 +191,6 @@ pub async fn start_orderer(
             node.config.name
         )));
     }
-    let blocks = ObservedStore { inner: blocks, authorizer: authorizer.clone() };
     let raft_id = node.config.raft_id.ok_or_else(|| {
         RunError::Orderer(format!("{}: raft_id missing in the node config", node.config.name))
     })?;

@@ -72,8 +72,8 @@ fn wall_clock() -> ledger_types::proto::Timestamp {
 }
 
 /// Gives a freshly cut block its time (the wall clock, but never before `last`, the time of the previous
-/// block this orderer cut or found in its store) and signs it as `signer` over
-/// [`block_signing_bytes`](ledger_types::block::block_signing_bytes). Returns the time given.
+/// block this orderer cut or found in its store) and signs it as `signer` by Fabric's rule
+/// ([`ledger_types::block::stamp`], [`ledger_types::block::sign`]). Returns the time given.
 pub(crate) fn stamp_and_sign(
     block: &mut ledger_types::proto::Block,
     last: Option<ledger_types::proto::Timestamp>,
@@ -84,19 +84,16 @@ pub(crate) fn stamp_and_sign(
         Some(l) if (l.seconds, l.nanos) > (now.seconds, now.nanos) => l,
         _ => now,
     };
-    let meta = block.metadata.get_or_insert_with(Default::default);
-    meta.timestamp = Some(time);
-    let signature = signer.sign(&ledger_types::block::block_signing_bytes(block));
-    block.metadata.get_or_insert_with(Default::default).signatures.push(
-        ledger_types::proto::MetadataSignature { signer: signer.serialized_identity().to_vec(), signature },
-    );
+    ledger_types::block::stamp(block, Some(time));
+    ledger_types::block::sign(block, signer);
     time
 }
 
-/// The time of the last block in `store` (None: empty, genesis, or a block cut before blocks had times).
+/// The time of the last block in `store` (None: empty, genesis, or a block without a time).
 pub(crate) fn last_block_time(
     store: &dyn ledger_types::store::BlockStore,
 ) -> Option<ledger_types::proto::Timestamp> {
+    use ledger_types::BlockExt;
     let h = store.height();
-    store.block(h.checked_sub(1)?).ok().flatten()?.metadata?.timestamp
+    store.block(h.checked_sub(1)?).ok().flatten()?.time()
 }

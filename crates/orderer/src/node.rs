@@ -15,6 +15,7 @@ use ledger_rpc::admin_server::AdminServer;
 use ledger_rpc::atomic_broadcast_server::AtomicBroadcastServer;
 use ledger_rpc::cluster_server::ClusterServer;
 use ledger_rpc::tls::TlsMaterial;
+use ledger_types::BlockExt;
 use ledger_types::config::{ConfigError, config_from_genesis};
 use ledger_types::proto::Block;
 use ledger_types::store::{BlockStore, StoreError};

@@ -108,17 +108,17 @@ pub fn check_envelope(bytes: &[u8], channel_id: &str, absolute_max: usize) -> Re
         )));
     }
     let tx = DecodedTx::decode(bytes).map_err(|e| Status::invalid_argument(format!("400: {e}")))?;
-    if tx.payload.header_type != HeaderType::EndorserTransaction as i32 {
+    if tx.header_type() != HeaderType::EndorserTransaction as i32 {
         return Err(Status::invalid_argument("400: only endorser transactions can be broadcast"));
     }
-    if tx.header.channel_id != channel_id {
+    if tx.channel_id() != channel_id {
         return Err(Status::invalid_argument(format!(
             "400: channel {:?} is not served by this orderer (it serves {channel_id:?})",
-            tx.header.channel_id
+            tx.channel_id()
         )));
     }
-    let id = TxId::parse(tx.tx_id()).map_err(|e| Status::invalid_argument(format!("400: tx id: {e}")))?;
-    if id != TxId::compute(&tx.header.nonce, &tx.header.creator) {
+    TxId::parse(tx.tx_id()).map_err(|e| Status::invalid_argument(format!("400: tx id: {e}")))?;
+    if !tx.tx_id_matches() {
         return Err(Status::invalid_argument("400: tx id is not the hash of nonce and creator"));
     }
     Ok(tx)

@@ -5,6 +5,7 @@
 
 use crate::identity::Identities;
 use crate::validator::{ChannelRules, orderer_signed, validate_block};
+use ledger_types::BlockExt;
 use ledger_types::block::commit_hash;
 use ledger_types::config::config_from_genesis;
 use ledger_types::proto::Block;
@@ -75,7 +76,6 @@ where
     let rules = ChannelRules::from_config(&config).map_err(|e| bad(0, e.to_string()))?;
     let consenters: HashSet<Vec<u8>> = config.consenters.iter().map(|c| c.identity.clone()).collect();
     let mut seen_tx: HashSet<String> = HashSet::new();
-    let registry = crate::registry::IdentityRegistry::new();
     let mut prev = (0u64, genesis.header_hash());
     let mut chash = Vec::new();
     let mut report = AuditReport {
@@ -99,15 +99,7 @@ where
             return Err(bad(number, "no valid orderer signature"));
         }
         let snapshot = scratch.snapshot()?;
-        let v = validate_block(
-            &block,
-            &rules,
-            ids,
-            &registry,
-            &snapshot,
-            &|id| Ok(seen_tx.contains(id)),
-            threads,
-        )?;
+        let v = validate_block(&block, &rules, ids, &snapshot, &|id| Ok(seen_tx.contains(id)), threads)?;
         drop(snapshot);
         let stored = block.validation_codes();
         for (i, code) in v.codes.iter().enumerate() {
@@ -124,8 +116,7 @@ where
         }
         let code_bytes: Vec<u8> = v.codes.iter().map(|c| c.as_u8()).collect();
         chash = commit_hash(&chash, &hash, &code_bytes).0.to_vec();
-        let stored_chash = block.metadata.as_ref().map(|m| m.commit_hash.as_slice()).unwrap_or(&[]);
-        if stored_chash != chash.as_slice() {
+        if block.commit_hash().as_deref() != Some(chash.as_slice()) {
             return Err(bad(number, "commit hash does not match the chain of validation results"));
         }
         for (id, _) in &v.txs {
@@ -136,15 +127,13 @@ where
         report.transactions += v.codes.len() as u64;
         report.valid += v.codes.iter().filter(|c| c.is_valid()).count() as u64;
         scratch.apply(&v.batch, number)?;
-        registry.absorb(&v.batch);
         prev = (number, hash);
         report.height = number + 1;
         report.head_hash = hash;
     }
     report.commit_hash = chash;
     let rebuilt = scratch.snapshot()?;
-    let namespaces: Vec<&str> =
-        config.contracts.iter().map(|c| c.name.as_str()).chain([ledger_types::identity::NAMESPACE]).collect();
+    let namespaces: Vec<&str> = config.contracts.iter().map(|c| c.name.as_str()).collect();
     report.state_hash = state_hash(&rebuilt, &namespaces)?;
     if let Some(state) = state {
         for ns in &namespaces {

@@ -1,16 +1,15 @@
 //! The endorser: checks a signed proposal, runs the contract against a state snapshot and signs the result.
 
 use crate::identity::Identities;
-use crate::registry::IdentityRegistry;
 use crate::validator::ChannelRules;
 use contract::{Caller, Contract, TxContext};
 use ledger_types::TxId;
-use ledger_types::proto::{
-    ContractEvent, Proposal, ProposalResponse, ProposalResponsePayload, Response, SignedProposal, TxRwSet,
-};
+use ledger_types::fabric_protos::hash::check_tx_id;
+use ledger_types::fabric_protos::protos::ProposalResponsePayload;
+use ledger_types::fabric_protos::tx::{UnpackedProposal, unpack_proposal};
+use ledger_types::proto::{ContractEvent, ProposalResponse, Response, SignedProposal, TxRwSet};
 use ledger_types::store::{StateSnapshot, StoreError};
-use ledger_types::tx::{Signer, endorse_as, proposal_hash};
-use prost::Message;
+use ledger_types::tx::{Signer, endorse, response_payload, response_to_fabric};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -24,9 +23,6 @@ pub enum EndorseError {
     /// The creator is not allowed (unknown CA, not a writer, bad signature).
     #[error("access denied: {0}")]
     Denied(String),
-    /// The creator is a reference to an identity this peer has not registered (yet): send it in full.
-    #[error("{0}")]
-    UnknownIdentity(String),
     /// The transaction id is already in the ledger (a replay).
     #[error("transaction {0} already committed")]
     Duplicate(String),
@@ -41,17 +37,19 @@ pub enum EndorseError {
 /// A proposal that passed [`Endorser::check`].
 #[derive(Debug)]
 pub struct CheckedProposal {
-    /// Its header.
-    pub header: ledger_types::proto::Header,
-    /// The invocation.
-    pub input: ledger_types::proto::Invocation,
+    /// The proposal, unpacked.
+    pub proposal: UnpackedProposal,
     /// Its transaction id.
     pub tx_id: TxId,
     /// The validated creator.
     pub creator: Arc<crate::identity::ValidatedIdentity>,
-    /// Whether the creator is registered (a reference, or a full identity a committed block registered):
-    /// the client may name it by reference from now on.
-    pub creator_registered: bool,
+}
+
+impl CheckedProposal {
+    /// The chaincode (contract) invoked.
+    pub fn contract(&self) -> &str {
+        self.proposal.chaincode_name()
+    }
 }
 
 /// The simulation of a proposal, before signing.
@@ -71,9 +69,6 @@ pub struct Endorser {
     ids: Arc<dyn Identities>,
     contracts: HashMap<String, Arc<dyn Contract>>,
     signer: Arc<dyn Signer>,
-    registry: Arc<IdentityRegistry>,
-    /// The signer's identity as a reference, and the hash it carries.
-    own_ref: Option<(Vec<u8>, ledger_types::Hash32)>,
 }
 
 impl Endorser {
@@ -85,38 +80,32 @@ impl Endorser {
         signer: Arc<dyn Signer>,
     ) -> Endorser {
         let contracts = contracts.into_iter().map(|c| (c.name().to_owned(), c)).collect();
-        let full = signer.serialized_identity();
-        let own_ref =
-            ledger_types::identity::reference(full).map(|r| (r, ledger_types::identity::hash_of(full)));
-        Endorser { rules, ids, contracts, signer, registry: Arc::new(IdentityRegistry::new()), own_ref }
+        Endorser { rules, ids, contracts, signer }
     }
 
-    /// Resolves identity references against `registry` (the ledger's); without it, only full identities
-    /// are accepted and the endorser always names itself in full.
-    pub fn with_registry(mut self, registry: Arc<IdentityRegistry>) -> Endorser {
-        self.registry = registry;
-        self
-    }
-
-    /// Decodes and checks a proposal (channel, tx id, timestamp within
-    /// [`TX_TIME_WINDOW_SECS`](ledger_types::block::TX_TIME_WINDOW_SECS) of `now`, creator membership at the
-    /// proposal's time and writer right) without verifying its signature; see [`Endorser::run`]. `now` is
-    /// the peer's clock (Unix seconds): a proposal the orderers would cut far from its own time would only
-    /// be invalid at validation, so it is refused here with a message about the client's clock.
+    /// Unpacks and checks a proposal (Fabric's layers, channel, tx id, timestamp within
+    /// [`TX_TIME_WINDOW_SECS`](ledger_types::block::TX_TIME_WINDOW_SECS) of `now`, creator membership at
+    /// the proposal's time and writer right) without verifying its signature; see [`Endorser::run`]. `now`
+    /// is the peer's clock (Unix seconds): a proposal the orderers would cut far from its own time would
+    /// only be invalid at validation, so it is refused here with a message about the client's clock.
     pub fn check(&self, sp: &SignedProposal, now: i64) -> Result<CheckedProposal, EndorseError> {
-        let proposal = Proposal::decode(sp.proposal_bytes.as_slice())
-            .map_err(|e| EndorseError::BadProposal(format!("undecodable proposal: {e}")))?;
-        let header = proposal.header.ok_or_else(|| EndorseError::BadProposal("missing header".into()))?;
-        let input = proposal.input.unwrap_or_default();
-        if header.channel_id != self.rules.channel_id {
-            return Err(EndorseError::BadProposal(format!("unknown channel {:?}", header.channel_id)));
+        let proposal = unpack_proposal(sp)
+            .map_err(|e| EndorseError::BadProposal(format!("failed to unpack transaction proposal: {e}")))?;
+        let channel = proposal.channel_id();
+        if channel != self.rules.channel_id {
+            return Err(EndorseError::BadProposal(format!("unknown channel {channel:?}")));
         }
-        let tx_id = TxId::parse(&header.tx_id).map_err(|e| EndorseError::BadProposal(e.to_string()))?;
-        if TxId::compute(&header.nonce, &header.creator) != tx_id {
-            return Err(EndorseError::BadProposal("tx id is not the hash of nonce and creator".into()));
+        let ch = &proposal.channel_header;
+        let sh = &proposal.signature_header;
+        let tx_id = TxId::parse(&ch.tx_id).map_err(|e| EndorseError::BadProposal(e.to_string()))?;
+        if sh.nonce.is_empty() || sh.creator.is_empty() {
+            return Err(EndorseError::BadProposal("signature header needs a creator and a nonce".into()));
         }
-        let at = header
+        check_tx_id(&ch.tx_id, &sh.nonce, &sh.creator)
+            .map_err(|e| EndorseError::BadProposal(e.to_string()))?;
+        let at = ch
             .timestamp
+            .as_ref()
             .map(|t| t.seconds)
             .ok_or_else(|| EndorseError::BadProposal("proposal has no timestamp".into()))?;
         if !ledger_types::block::within_tx_window(at, now) {
@@ -126,19 +115,11 @@ impl Endorser {
                 ledger_types::block::TX_TIME_WINDOW_SECS
             )));
         }
-        let full = self.registry.resolve(&header.creator).map_err(EndorseError::UnknownIdentity)?;
-        let creator = self.ids.validate(&full, at).map_err(EndorseError::Denied)?;
-        let creator_registered = match full {
-            crate::registry::Resolved::Registered(_) => true,
-            crate::registry::Resolved::Full(b) => self.registry.knows(b),
-        };
+        let creator = self.ids.validate(&sh.creator, at).map_err(EndorseError::Denied)?;
         if !self.rules.writers.contains(&creator.msp_id) {
-            return Err(EndorseError::Denied(format!(
-                "{} is not a writer on {}",
-                creator.msp_id, header.channel_id
-            )));
+            return Err(EndorseError::Denied(format!("{} is not a writer on {channel}", creator.msp_id)));
         }
-        Ok(CheckedProposal { header, input, tx_id, creator, creator_registered })
+        Ok(CheckedProposal { proposal, tx_id, creator })
     }
 
     /// Checks the proposal, verifies its signature and runs the contract; nothing is signed.
@@ -153,26 +134,25 @@ impl Endorser {
         if !self.ids.verify(&checked.creator, &sp.proposal_bytes, &sp.signature) {
             return Err(EndorseError::Denied("proposal signature does not verify".into()));
         }
-        self.run(checked, sp, snapshot, already_committed)
+        self.run(checked, snapshot, already_committed)
     }
 
     /// Runs the contract for a proposal that passed [`Endorser::check`] and whose signature the caller
-    /// verified (the gateway verifies many proposals' signatures in one batch).
+    /// verified (the gateway verifies many proposals' signatures in one batch). The first argument is the
+    /// function name (Fabric's convention: fabric-gateway sends `[transaction name, ...arguments]`).
     pub fn run(
         &self,
         checked: CheckedProposal,
-        sp: &SignedProposal,
         snapshot: &dyn StateSnapshot,
         already_committed: &dyn Fn(&str) -> Result<bool, StoreError>,
     ) -> Result<Simulation, EndorseError> {
-        let CheckedProposal { header, input, tx_id, creator, .. } = checked;
-        if !self.rules.policies.contains_key(&header.contract) {
-            return Err(EndorseError::UnknownContract(header.contract));
+        let CheckedProposal { proposal, tx_id, creator } = checked;
+        let name = proposal.chaincode_name().to_owned();
+        if !self.rules.policies.contains_key(&name) {
+            return Err(EndorseError::UnknownContract(name));
         }
-        let contract = self
-            .contracts
-            .get(&header.contract)
-            .ok_or_else(|| EndorseError::UnknownContract(header.contract.clone()))?;
+        let contract =
+            self.contracts.get(&name).ok_or_else(|| EndorseError::UnknownContract(name.clone()))?;
         if already_committed(tx_id.as_str())? {
             return Err(EndorseError::Duplicate(tx_id.to_string()));
         }
@@ -182,23 +162,31 @@ impl Endorser {
             subject: creator.subject.clone(),
             cert_der: creator.cert_der.clone(),
         };
-        let ts = header.timestamp.map_or(0, |t| t.seconds);
-        let mut ctx = TxContext::new(&header.contract, snapshot, tx_id.to_string(), ts, &caller);
-        match contract.invoke(&mut ctx, &input.function, &input.args) {
+        let ts = proposal.channel_header.timestamp.as_ref().map_or(0, |t| t.seconds);
+        let (function, args) = match proposal.args().split_first() {
+            Some((f, rest)) => (String::from_utf8_lossy(f).into_owned(), rest),
+            None => (String::new(), &[][..]),
+        };
+        let mut ctx = TxContext::new(&name, snapshot, tx_id.to_string(), ts, &caller);
+        match contract.invoke(&mut ctx, &function, args) {
             Ok(out) => {
                 let (rwset, event) = ctx.into_results();
                 let response = Response { status: 200, message: String::new(), payload: out };
-                let payload = ProposalResponsePayload {
-                    proposal_hash: proposal_hash(&sp.proposal_bytes),
-                    results: Some(TxRwSet { ns_rwsets: vec![rwset] }),
-                    event: event.map(|(name, payload)| ContractEvent {
-                        contract: header.contract.clone(),
-                        tx_id: tx_id.to_string(),
-                        event_name: name,
-                        payload,
-                    }),
-                    response: Some(response.clone()),
-                };
+                let event = event.map(|(event_name, payload)| ContractEvent {
+                    contract: name.clone(),
+                    tx_id: tx_id.to_string(),
+                    event_name,
+                    payload,
+                });
+                let version = self.rules.versions.get(&name).map_or("", String::as_str);
+                let payload = response_payload(
+                    &proposal,
+                    version,
+                    &TxRwSet { ns_rwsets: vec![rwset] },
+                    event.as_ref(),
+                    &response,
+                )
+                .map_err(|e| EndorseError::BadProposal(e.to_string()))?;
                 Ok(Simulation { tx_id: tx_id.to_string(), response, payload: Some(payload) })
             }
             Err(e) => Ok(Simulation {
@@ -213,15 +201,12 @@ impl Endorser {
     /// endorsement).
     pub fn sign(&self, sim: Simulation) -> ProposalResponse {
         match sim.payload {
-            Some(payload) => {
-                // Named by reference once a committed block registered this endorser's identity.
-                let endorser = match &self.own_ref {
-                    Some((r, hash)) if self.registry.contains(hash) => r.clone(),
-                    _ => self.signer.serialized_identity().to_vec(),
-                };
-                endorse_as(self.signer.as_ref(), endorser, &payload)
-            }
-            None => ProposalResponse { response: Some(sim.response), payload: Vec::new(), endorsement: None },
+            Some(payload) => endorse(self.signer.as_ref(), &sim.response, &payload),
+            None => ProposalResponse {
+                version: 1,
+                response: Some(response_to_fabric(&sim.response)),
+                ..Default::default()
+            },
         }
     }
 

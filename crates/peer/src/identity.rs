@@ -2,7 +2,7 @@
 //! signatures, in batches. [`MspIdentities`] implements it with the `msp` crate.
 
 use ledger_types::proto::SerializedIdentity;
-use msp::{MspManager, PublicKey, UnixTime, VerifyItem, verify_batch};
+use msp::{MspManager, PublicKey, UnixTime, VerifyItem, certs_from_pem, verify_batch};
 use prost::Message;
 use std::any::Any;
 use std::collections::HashMap;
@@ -44,7 +44,7 @@ pub struct SigCheck<'a> {
 
 /// Identity validation and signature verification for one channel.
 pub trait Identities: Send + Sync + 'static {
-    /// Validates an encoded `SerializedIdentity` against the channel's organizations as of `at` (Unix
+    /// Validates an encoded `msp.SerializedIdentity{mspid, id_bytes = PEM certificate}` against the channel's organizations as of `at` (Unix
     /// seconds: a transaction's or block's own time in validation, the node's clock at admission; results
     /// may be cached). The error says why, for logs and client-facing statuses.
     fn validate(&self, serialized_identity: &[u8], at: i64) -> Result<Arc<ValidatedIdentity>, String>;
@@ -92,15 +92,20 @@ impl Identities for MspIdentities {
             return Ok(id.clone());
         }
         let si = SerializedIdentity::decode(serialized).map_err(|e| format!("malformed identity: {e}"))?;
+        let cert_der = match certs_from_pem(&si.id_bytes) {
+            Ok(certs) if certs.len() == 1 => certs.into_iter().next().unwrap_or_default(),
+            Ok(certs) => return Err(format!("identity carries {} certificates, expected one", certs.len())),
+            Err(e) => return Err(format!("identity bytes are not a PEM certificate: {e}")),
+        };
         let v = self
             .manager
-            .validate(&si.msp_id, &si.cert_der, UnixTime::from_secs(at))
+            .validate(&si.mspid, &cert_der, UnixTime::from_secs(at))
             .map_err(|e| e.to_string())?;
         let id = Arc::new(ValidatedIdentity {
-            msp_id: si.msp_id,
+            msp_id: si.mspid,
             role: v.role().ou().to_owned(),
             subject: v.common_name().to_owned(),
-            cert_der: si.cert_der,
+            cert_der,
             key: Arc::new(v.public_key().clone()),
         });
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());

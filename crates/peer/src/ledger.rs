@@ -7,13 +7,12 @@
 //! state is one block behind and [`PeerLedger::open`] replays it from the stored block.
 
 use crate::identity::Identities;
-use crate::registry::{IdentityRegistry, register};
 use crate::validator::{ChannelRules, Validated, validate_block};
+use ledger_types::BlockExt;
 use ledger_types::block::{LinkError, commit_hash};
 use ledger_types::config::{ConfigError, config_from_genesis};
-use ledger_types::identity;
 use ledger_types::proto::{Block, ChannelConfig, ContractEvent, Version};
-use ledger_types::store::{BlockStore, StateSnapshot, StateStore, StoreError, UpdateBatch};
+use ledger_types::store::{BlockStore, StateStore, StoreError, UpdateBatch};
 use ledger_types::tx::DecodedTx;
 use ledger_types::{Hash32, TxId, TxValidationCode};
 use std::collections::{HashMap, HashSet};
@@ -56,7 +55,6 @@ pub struct PeerLedger<B: BlockStore, S: StateStore> {
     config: ChannelConfig,
     rules: Arc<ChannelRules>,
     ids: Arc<dyn Identities>,
-    registry: Arc<IdentityRegistry>,
     consenters: HashSet<Vec<u8>>,
     blocks: B,
     state: S,
@@ -99,11 +97,10 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
         let consenters = config.consenters.iter().map(|c| c.identity.clone()).collect();
         let (height, _) = watch::channel(blocks.height());
         let (committed, _) = broadcast::channel(64);
-        let mut ledger = PeerLedger {
+        let ledger = PeerLedger {
             config,
             rules,
             ids,
-            registry: Arc::new(IdentityRegistry::new()),
             consenters,
             blocks,
             state,
@@ -114,17 +111,7 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
             waiters: Mutex::new(HashMap::new()),
             threads: threads.max(1),
         };
-        // Every chain with a valid transaction has registered identities (its first transactions carry them in
-        // full). A state without any was written before registrations existed: rebuild it from the blocks.
-        if ledger.blocks.height() > 1
-            && ledger.state.savepoint()?.is_some()
-            && ledger.state.snapshot()?.range(identity::NAMESPACE, "", "", 1)?.is_empty()
-        {
-            tracing::info!("the state has no identity registrations: rebuilding it from the blocks");
-            ledger.state.clear()?;
-        }
         ledger.recover()?;
-        ledger.registry = Arc::new(IdentityRegistry::load(&ledger.state.snapshot()?)?);
         Ok(ledger)
     }
 
@@ -150,7 +137,7 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
                 .blocks
                 .block(height - 1)?
                 .ok_or_else(|| StoreError::Corrupt("last block missing".into()))?;
-            *lock(&self.last_commit_hash) = last.metadata.map(|m| m.commit_hash).unwrap_or_default();
+            *lock(&self.last_commit_hash) = last.commit_hash().unwrap_or_default();
         }
         if next < height {
             tracing::info!(from = next, to = height - 1, "replayed state from blocks");
@@ -166,11 +153,6 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
     /// The channel rules derived from the configuration.
     pub fn rules(&self) -> &Arc<ChannelRules> {
         &self.rules
-    }
-
-    /// The identities registered by the committed blocks (references resolve against it).
-    pub fn registry(&self) -> &Arc<IdentityRegistry> {
-        &self.registry
     }
 
     /// The identity service of this channel.
@@ -261,7 +243,6 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
             &block,
             &self.rules,
             self.ids.as_ref(),
-            &self.registry,
             &snapshot,
             &|id| self.contains_tx(id),
             self.threads,
@@ -269,12 +250,10 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
         drop(snapshot);
         let code_bytes: Vec<u8> = codes.iter().map(|c| c.as_u8()).collect();
         let chash = commit_hash(&lock(&self.last_commit_hash), &block.header_hash(), &code_bytes);
-        let meta = block.metadata.get_or_insert_with(Default::default);
-        meta.tx_validation_codes = code_bytes;
-        meta.commit_hash = chash.0.to_vec();
+        block.set_validation_codes(code_bytes);
+        block.set_commit_hash(&chash);
         self.blocks.append(&block)?;
         self.state.apply(&batch, number)?;
-        self.registry.absorb(&batch);
         *lock(&self.last_commit_hash) = chash.0.to_vec();
         let committed = Arc::new(CommittedBlock {
             number,
@@ -317,13 +296,7 @@ pub fn replay_batch(block: &Block) -> Result<UpdateBatch, StoreError> {
         let d = DecodedTx::decode(env)
             .map_err(|e| StoreError::Corrupt(format!("block {number} tx {i} marked valid but: {e}")))?;
         let version = Version { block_num: number, tx_num: i as u64 };
-        register(
-            &mut batch,
-            std::iter::once(d.header.creator.as_slice())
-                .chain(d.payload.endorsements.iter().map(|e| e.endorser.as_slice())),
-            version,
-        );
-        for ns in d.response.and_then(|r| r.results).map(|r| r.ns_rwsets).unwrap_or_default() {
+        for ns in d.action.map(|a| a.results.ns_rwsets).unwrap_or_default() {
             for w in ns.writes {
                 if w.is_delete {
                     batch.delete(&ns.namespace, &w.key);

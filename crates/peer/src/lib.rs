@@ -6,7 +6,6 @@ pub mod endorser;
 pub mod identity;
 pub mod ledger;
 pub mod node;
-pub mod registry;
 pub mod service;
 pub mod sigbatch;
 pub mod tls_gate;

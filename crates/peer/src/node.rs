@@ -10,6 +10,7 @@ use ledger_rpc::endorser_client::EndorserClient;
 use ledger_rpc::messages::DeliverRequest;
 use ledger_rpc::tls::{TlsMaterial, channel};
 use ledger_rpc::{admin_server::AdminServer, endorser_server::EndorserServer, gateway_server::GatewayServer};
+use ledger_types::BlockExt;
 use ledger_types::proto::Block;
 use ledger_types::store::{BlockStore, StateStore};
 use ledger_types::tx::Signer;
@@ -90,10 +91,7 @@ where
                 .map_err(|e| CommitError::Store(ledger_types::store::StoreError::Backend(e.to_string())))??;
         let ledger = Arc::new(ledger);
         let sig_batcher = crate::sigbatch::SigBatcher::start(ids.clone(), threads);
-        let endorser = Arc::new(
-            Endorser::new(ledger.rules().clone(), ids, contracts, signer)
-                .with_registry(ledger.registry().clone()),
-        );
+        let endorser = Arc::new(Endorser::new(ledger.rules().clone(), ids, contracts, signer));
         let mut orderer_channels = Vec::new();
         for o in &config.orderers {
             orderer_channels.push(channel(o, &config.tls)?);

@@ -22,6 +22,7 @@ use ledger_rpc::messages::{
     StatusRequest, SubmitRequest, SubmitResponse,
 };
 use ledger_rpc::{admin_server, endorser_server, gateway_server};
+use ledger_types::BlockExt;
 use ledger_types::TxValidationCode;
 use ledger_types::policy::Endorser as PolicyEndorser;
 use ledger_types::proto::{Block, ContractEvent, ProposalResponse, SignedProposal};
@@ -40,7 +41,6 @@ fn endorse_status(e: EndorseError) -> Status {
     match e {
         EndorseError::BadProposal(m) => Status::invalid_argument(m),
         EndorseError::Denied(m) => Status::permission_denied(m),
-        EndorseError::UnknownIdentity(m) => Status::failed_precondition(m),
         EndorseError::Duplicate(m) => Status::already_exists(format!("transaction {m} already committed")),
         EndorseError::UnknownContract(c) => Status::not_found(format!("contract {c:?} is not available")),
         EndorseError::Store(e) => store_status(e),
@@ -248,9 +248,9 @@ where
     /// runs the contract and signs on the calling task: that takes tens of microseconds, less than handing
     /// it to the blocking pool costs when thousands of clients endorse at once (measured: the pool grew to
     /// hundreds of threads).
-    async fn endorse_locally(&self, sp: SignedProposal) -> Result<(ProposalResponse, bool), Status> {
+    async fn endorse_locally(&self, sp: SignedProposal) -> Result<(ProposalResponse, String), Status> {
         let checked = self.endorser.check(&sp, unix_now()).map_err(endorse_status)?;
-        let registered = checked.creator_registered;
+        let contract = checked.contract().to_owned();
         let ok = self
             .sig_batcher
             .verify(checked.creator.clone(), sp.proposal_bytes.clone(), sp.signature.clone())
@@ -261,9 +261,9 @@ where
         let snapshot = self.ledger.state().snapshot().map_err(store_status)?;
         let sim = self
             .endorser
-            .run(checked, &sp, &snapshot, &|id| self.ledger.contains_tx(id))
+            .run(checked, &snapshot, &|id| self.ledger.contains_tx(id))
             .map_err(endorse_status)?;
-        Ok((self.endorser.sign(sim), registered))
+        Ok((self.endorser.sign(sim), contract))
     }
 
     /// Checks a signed request's identity (must be a channel reader) and signature; returns the inner bytes.
@@ -282,11 +282,10 @@ where
     async fn endorse_request(&self, req: EndorseRequest) -> Result<EndorseResponse, Status> {
         let sp = req.proposal.ok_or_else(|| Status::invalid_argument("missing proposal"))?;
         let svc = self;
-        let (local, creator_registered) = svc.endorse_locally(sp.clone()).await?;
+        let (local, contract) = svc.endorse_locally(sp.clone()).await?;
         if local.endorsement.is_none() {
             return Err(Self::contract_refusal(&local));
         }
-        let contract = DecodedProposalContract::of(&sp)?;
         let policy = svc
             .ledger
             .rules()
@@ -329,9 +328,9 @@ where
                 )));
             }
         }
-        let result = responses[0].response.clone();
+        let result = responses[0].response.clone().map(tx::response_from_fabric);
         let prepared = tx::assemble(&sp, &responses).map_err(|e| Status::aborted(e.to_string()))?;
-        Ok(EndorseResponse { prepared: Some(prepared), result, creator_registered })
+        Ok(EndorseResponse { prepared: Some(prepared), result })
     }
 
     /// The Submit call: structural checks, then ordering (waits until the orderer answered).
@@ -343,13 +342,13 @@ where
         let encoded = env.encode_to_vec();
         let decoded = DecodedTx::decode(&encoded)
             .map_err(|e| Status::invalid_argument(format!("malformed transaction: {e}")))?;
-        if decoded.header.channel_id != self.ledger.rules().channel_id {
-            return Err(Status::invalid_argument(format!("unknown channel {:?}", decoded.header.channel_id)));
+        if decoded.channel_id() != self.ledger.rules().channel_id {
+            return Err(Status::invalid_argument(format!("unknown channel {:?}", decoded.channel_id())));
         }
-        if self.ledger.contains_tx(&decoded.header.tx_id).map_err(store_status)? {
+        if self.ledger.contains_tx(decoded.tx_id()).map_err(store_status)? {
             return Err(Status::already_exists(format!(
                 "transaction {} is already committed",
-                decoded.header.tx_id
+                decoded.tx_id()
             )));
         }
         self.orderers.broadcast_encoded(encoded.into()).await?;
@@ -584,16 +583,6 @@ where
     }
 }
 
-struct DecodedProposalContract;
-
-impl DecodedProposalContract {
-    fn of(sp: &SignedProposal) -> Result<String, Status> {
-        let p = ledger_types::proto::Proposal::decode(sp.proposal_bytes.as_slice())
-            .map_err(|e| Status::invalid_argument(format!("undecodable proposal: {e}")))?;
-        Ok(p.header.map(|h| h.contract).unwrap_or_default())
-    }
-}
-
 /// A committed block rebuilt from the store (for streams that start in the past).
 fn committed_from_store(block: Block) -> CommittedBlock {
     let number = block.number();
@@ -609,16 +598,16 @@ fn committed_from_store(block: Block) -> CommittedBlock {
                 .unwrap_or(TxValidationCode::NotValidated);
             match DecodedTx::decode(env) {
                 Ok(d) => {
-                    let ev = if code.is_valid() {
-                        d.response.and_then(|r| r.event).map(|mut e| {
-                            e.tx_id = d.header.tx_id.clone();
-                            e.contract = d.header.contract.clone();
+                    let tx_id = d.tx_id().to_owned();
+                    let ev = match d.action {
+                        Some(a) if code.is_valid() => a.event.map(|mut e| {
+                            e.tx_id = tx_id.clone();
+                            e.contract = a.chaincode_name;
                             e
-                        })
-                    } else {
-                        None
+                        }),
+                        _ => None,
                     };
-                    (d.header.tx_id, code, ev)
+                    (tx_id, code, ev)
                 }
                 Err(_) => (String::new(), code, None),
             }

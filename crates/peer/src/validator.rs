@@ -15,16 +15,16 @@
 //! only marks that transaction invalid.
 
 use crate::identity::{Identities, SigCheck, ValidatedIdentity};
-use crate::registry::{IdentityRegistry, register};
-use ledger_types::block::{block_signing_bytes, within_tx_window};
+use ledger_types::block::within_tx_window;
 use ledger_types::config::ConfigError;
+use ledger_types::fabric_protos::hash::{BlockSigner, block_signatures};
 use ledger_types::policy::{Endorser, Policy};
 use ledger_types::proto::{
     Block, ChannelConfig, ContractEvent, HeaderType, KvRead, NsRwSet, RangeQueryInfo, Version,
 };
 use ledger_types::store::{StateSnapshot, StoreError, UpdateBatch, VersionedValue};
-use ledger_types::tx::{DecodedTx, endorsement_message};
-use ledger_types::{TxId, TxValidationCode};
+use ledger_types::tx::{DecodedTx, TxError};
+use ledger_types::{BlockExt, TxId, TxValidationCode};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -39,6 +39,8 @@ pub struct ChannelRules {
     pub readers: HashSet<String>,
     /// Each defined contract's resolved endorsement policy.
     pub policies: HashMap<String, Policy>,
+    /// Each defined contract's version (endorsers put it in `ChaincodeAction.chaincode_id`).
+    pub versions: HashMap<String, String>,
 }
 
 impl ChannelRules {
@@ -57,6 +59,7 @@ impl ChannelRules {
             writers: config.writers.iter().cloned().collect(),
             readers: config.readers.iter().cloned().collect(),
             policies,
+            versions: config.contracts.iter().map(|c| (c.name.clone(), c.version.clone())).collect(),
         })
     }
 }
@@ -82,8 +85,6 @@ struct Checked {
     event: Option<ContractEvent>,
     /// Validated endorsers whose signatures verified (deduplicated by certificate).
     endorsers: Vec<Endorser>,
-    /// The identities it carries (creator, distinct endorsers): those in full are registered if it is valid.
-    identities: Vec<Vec<u8>>,
 }
 
 impl Checked {
@@ -95,7 +96,6 @@ impl Checked {
             rwset: Vec::new(),
             event: None,
             endorsers: Vec::new(),
-            identities: Vec::new(),
         }
     }
 }
@@ -106,13 +106,28 @@ const MAX_ENDORSEMENTS: usize = 16;
 /// A signature to verify: who, what was signed, the signature.
 type PendingSig = (Arc<ValidatedIdentity>, Vec<u8>, Vec<u8>);
 
+/// The code of a transaction that does not decode, by what failed (Fabric's codes for the same failures).
+fn decode_failure(e: &TxError) -> TxValidationCode {
+    use TxValidationCode as C;
+    match e {
+        TxError::Decode { what: "Envelope" | "Payload", .. } | TxError::Missing("envelope payload") => {
+            C::BadPayload
+        }
+        TxError::Decode { what: "ChannelHeader" | "SignatureHeader", .. }
+        | TxError::Missing("payload header") => C::BadCommonHeader,
+        TxError::Decode { what: "TxReadWriteSet" | "KVRWSet", .. }
+        | TxError::DataModel(_)
+        | TxError::Unsupported { .. } => C::BadRwset,
+        _ => C::InvalidEndorserTransaction,
+    }
+}
+
 /// Phase 1 for one transaction: decode and check everything that does not need the state, and collect the
 /// signatures it needs (verified by the caller in one batch).
 fn precheck(
     bytes: &[u8],
     rules: &ChannelRules,
     ids: &dyn Identities,
-    registry: &IdentityRegistry,
     block_time: Option<i64>,
 ) -> (Checked, Vec<PendingSig>) {
     use TxValidationCode as C;
@@ -121,85 +136,74 @@ fn precheck(
     }
     let d = match DecodedTx::decode(bytes) {
         Ok(d) => d,
-        Err(_) => return (Checked::invalid(String::new(), C::BadPayload), Vec::new()),
+        Err(e) => return (Checked::invalid(String::new(), decode_failure(&e)), Vec::new()),
     };
-    let tx_id = d.header.tx_id.clone();
+    let tx_id = d.tx_id().to_owned();
     let fail = |code| (Checked::invalid(tx_id.clone(), code), Vec::new());
-    if d.payload.header_type == HeaderType::Config as i32 {
+    if d.header_type() == HeaderType::Config as i32 {
         return fail(C::InvalidConfigTransaction);
     }
-    if d.payload.header_type != HeaderType::EndorserTransaction as i32 {
-        return fail(C::UnknownTxType);
-    }
-    if d.header.channel_id != rules.channel_id {
+    let Some(action) = d.action.as_ref() else { return fail(C::UnknownTxType) };
+    if d.channel_id() != rules.channel_id {
         return fail(C::TargetChainNotFound);
     }
-    if TxId::parse(&tx_id).is_err() || TxId::compute(&d.header.nonce, &d.header.creator).as_str() != tx_id {
+    if d.creator().is_empty() || d.signature_header.nonce.is_empty() {
+        return fail(C::BadCommonHeader);
+    }
+    if TxId::parse(&tx_id).is_err() || !d.tx_id_matches() {
         return fail(C::BadProposalTxId);
     }
-    if !rules.policies.contains_key(&d.header.contract) {
-        return fail(C::InvalidContract);
+    let contract = action.chaincode_name.clone();
+    if !rules.policies.contains_key(&contract) {
+        return fail(C::InvalidChaincode);
     }
     // Certificates are judged at the transaction's own time, which the block's time bounds: no clock.
-    let Some(at) = d.header.timestamp.map(|t| t.seconds) else { return fail(C::BadChannelHeader) };
+    let Some(at) = d.timestamp().map(|t| t.seconds) else { return fail(C::BadChannelHeader) };
     if block_time.is_some_and(|bt| !within_tx_window(at, bt)) {
         return fail(C::BadChannelHeader);
     }
-    let creator = match registry.resolve(&d.header.creator).and_then(|full| ids.validate(&full, at)) {
+    let creator = match ids.validate(d.creator(), at) {
         Ok(c) => c,
-        Err(_) => return fail(C::BadCreator),
+        Err(_) => return fail(C::BadCreatorSignature),
     };
     if !rules.writers.contains(&creator.msp_id) {
-        return fail(C::BadCreator);
+        return fail(C::BadCreatorSignature);
     }
     if !d.proposal_hash_matches() {
         return fail(C::InvalidEndorserTransaction);
     }
-    let Some(resp) = d.response.as_ref() else { return fail(C::BadPayload) };
-    if resp.response.as_ref().is_none_or(|r| r.status >= 400) {
-        return fail(C::ContractError);
+    // Fabric's gateway never submits a failed simulation; only a crafted transaction carries one.
+    if action.response.as_ref().is_none_or(|r| !(200..400).contains(&r.status)) {
+        return fail(C::InvalidOtherReason);
     }
-    let rwset = resp.results.clone().unwrap_or_default().ns_rwsets;
-    if rwset.iter().any(|ns| ns.namespace != d.header.contract) {
+    let rwset = action.results.ns_rwsets.clone();
+    if rwset.iter().any(|ns| ns.namespace != contract) {
         return fail(C::IllegalWriteset);
     }
-    if d.payload.endorsements.is_empty() || d.payload.endorsements.len() > MAX_ENDORSEMENTS {
+    if action.endorsements.is_empty() || action.endorsements.len() > MAX_ENDORSEMENTS {
         return fail(C::EndorsementPolicyFailure);
     }
-    let mut sigs = Vec::with_capacity(1 + d.payload.endorsements.len());
-    sigs.push((creator, d.envelope.payload.clone(), d.envelope.signature.clone()));
-    // Identities as carried (full or by reference), for registration; endorsers by certificate, so that one
-    // certificate named twice (in full and by reference, or in two encodings) counts once.
+    let mut sigs = Vec::with_capacity(1 + action.endorsements.len());
+    sigs.push((creator, d.signed_bytes().to_vec(), d.signature().to_vec()));
+    // Endorsers by certificate, so that one certificate named twice (in two encodings) counts once.
     let mut seen = HashSet::new();
     let mut endorser_certs: HashSet<Vec<u8>> = HashSet::new();
-    for e in &d.payload.endorsements {
-        if !seen.insert(e.endorser.clone()) {
+    for e in &action.endorsements {
+        if !seen.insert(e.endorser.as_slice()) {
             continue;
         }
-        if let Ok(id) = registry.resolve(&e.endorser).and_then(|full| ids.validate(&full, at))
+        if let Ok(id) = ids.validate(&e.endorser, at)
             && endorser_certs.insert(id.cert_der.clone())
         {
-            sigs.push((
-                id,
-                endorsement_message(&d.payload.response_payload, &e.endorser),
-                e.signature.clone(),
-            ));
+            sigs.push((id, e.signed_bytes.clone(), e.signature.clone()));
         }
     }
-    let event = resp.event.clone().map(|mut ev| {
+    let event = action.event.clone().map(|mut ev| {
         ev.tx_id = tx_id.clone();
-        ev.contract = d.header.contract.clone();
+        ev.contract = contract.clone();
         ev
     });
-    let checked = Checked {
-        tx_id,
-        code: None,
-        contract: d.header.contract.clone(),
-        rwset,
-        event,
-        endorsers: Vec::new(),
-        identities: seen.into_iter().chain([d.header.creator]).collect(),
-    };
+    let checked = Checked { tx_id, code: None, contract, rwset, event, endorsers: Vec::new() };
     (checked, sigs)
 }
 
@@ -208,14 +212,13 @@ fn precheck_chunk(
     envelopes: &[Vec<u8>],
     rules: &ChannelRules,
     ids: &dyn Identities,
-    registry: &IdentityRegistry,
     block_time: Option<i64>,
 ) -> Vec<Checked> {
     let mut checked = Vec::with_capacity(envelopes.len());
     let mut owners = Vec::new();
     let mut all_sigs = Vec::new();
     for (i, env) in envelopes.iter().enumerate() {
-        let (c, sigs) = precheck(env, rules, ids, registry, block_time);
+        let (c, sigs) = precheck(env, rules, ids, block_time);
         for (k, s) in sigs.into_iter().enumerate() {
             owners.push((i, k == 0));
             all_sigs.push(s);
@@ -304,14 +307,11 @@ fn range_holds(
 }
 
 /// Validates a block. `already_committed(tx_id)` answers whether the ledger already holds a transaction
-/// with that id. `threads` (≥ 1) bounds the parallel signature phase. Identity references resolve against
-/// `registry`, which must hold exactly the registrations of the blocks before this one; the identities the
-/// block's valid transactions carry in full are registered in the returned update batch.
+/// with that id. `threads` (≥ 1) bounds the parallel signature phase.
 pub fn validate_block(
     block: &Block,
     rules: &ChannelRules,
     ids: &dyn Identities,
-    registry: &IdentityRegistry,
     snapshot: &dyn StateSnapshot,
     already_committed: &dyn Fn(&str) -> Result<bool, StoreError>,
     threads: usize,
@@ -322,14 +322,14 @@ pub fn validate_block(
     let chunk = envelopes.len().div_ceil(threads).max(1);
     let block_time = block.time_secs();
     let checked: Vec<Checked> = if threads == 1 || envelopes.len() < 64 {
-        precheck_chunk(envelopes, rules, ids, registry, block_time)
+        precheck_chunk(envelopes, rules, ids, block_time)
     } else {
         // Each thread checks its piece's signatures as one batch; verdicts equal single verification's
         // whatever the pieces (docs/msp.md), so the codes do not depend on the thread count.
         std::thread::scope(|s| {
             let handles: Vec<_> = envelopes
                 .chunks(chunk)
-                .map(|part| s.spawn(move || precheck_chunk(part, rules, ids, registry, block_time)))
+                .map(|part| s.spawn(move || precheck_chunk(part, rules, ids, block_time)))
                 .collect();
             handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
         })
@@ -387,7 +387,6 @@ pub fn validate_block(
                     }
                 }
             }
-            register(&mut out.batch, c.identities.iter().map(Vec::as_slice), version);
         }
         out.codes.push(code);
         out.txs.push((c.tx_id.clone(), if code == C::Valid { c.event.clone() } else { None }));
@@ -395,28 +394,29 @@ pub fn validate_block(
     Ok(out)
 }
 
-/// The time a block's orderer signature is judged at: the block's own time, or for a block cut before
-/// blocks carried one, the newest timestamp of its transactions (None when it has neither).
+/// The time a block's orderer signature is judged at: the block's own time, or for a block without one,
+/// the newest timestamp of its transactions (None when it has neither).
 pub fn block_reference_time(block: &Block) -> Option<i64> {
     block.time_secs().or_else(|| {
         block
             .envelopes()
             .iter()
-            .filter_map(|e| DecodedTx::decode(e).ok()?.header.timestamp.map(|t| t.seconds))
+            .filter_map(|e| DecodedTx::decode(e).ok()?.timestamp().map(|t| t.seconds))
             .max()
     })
 }
 
 /// Whether one of the `consenters` (encoded identities from the channel config) signed `block`: its
-/// identity valid at [`block_reference_time`], its signature over
-/// [`block_signing_bytes`](ledger_types::block::block_signing_bytes) verifying.
+/// identity valid at [`block_reference_time`], its signature over Fabric's signed bytes (`metadata[SIGNATURES]`
+/// value ‖ signature header ‖ header DER) verifying.
 pub fn orderer_signed(block: &Block, consenters: &HashSet<Vec<u8>>, ids: &dyn Identities) -> bool {
     let Some(at) = block_reference_time(block) else { return false };
-    let msg = block_signing_bytes(block);
-    block.metadata.as_ref().is_some_and(|m| {
-        m.signatures.iter().any(|s| {
-            consenters.contains(&s.signer)
-                && ids.validate(&s.signer, at).is_ok_and(|id| ids.verify(&id, &msg, &s.signature))
-        })
+    let Ok(signatures) = block_signatures(block) else { return false };
+    signatures.iter().any(|s| match &s.signer {
+        BlockSigner::Creator(creator) => {
+            consenters.contains(creator)
+                && ids.validate(creator, at).is_ok_and(|id| ids.verify(&id, &s.signed_bytes, &s.signature))
+        }
+        BlockSigner::ConsenterId(_) => false,
     })
 }

@@ -8,6 +8,7 @@
 //! request exactly once; a Send of SenML CBOR lands in the data containers; a device's own request is answered
 //! by an application (scenario 2); `ipechain verify` passes afterwards.
 
+use ledger_types::BlockExt;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -453,10 +454,12 @@ fn valid_ipe_calls(blocks: &std::path::Path) -> Vec<(String, String)> {
                 continue;
             }
             let d = ledger_types::tx::DecodedTx::decode(env).unwrap();
-            let arg: Value =
-                d.input.args.first().and_then(|a| serde_json::from_slice(a).ok()).unwrap_or(Value::Null);
+            let spec = d.action.unwrap().invocation().unwrap().chaincode_spec.unwrap();
+            let args = spec.input.unwrap().args;
+            let function = String::from_utf8(args[0].clone()).unwrap();
+            let arg: Value = args.get(1).and_then(|a| serde_json::from_slice(a).ok()).unwrap_or(Value::Null);
             if let Some(id) = arg.get("request_id").and_then(Value::as_str) {
-                out.push((d.input.function.clone(), id.to_owned()));
+                out.push((function, id.to_owned()));
             }
         }
     }

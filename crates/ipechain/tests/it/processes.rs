@@ -6,6 +6,7 @@
 
 use ledger_client::{Gateway, node_status};
 use ledger_rpc::tls::{TlsMaterial, channel};
+use ledger_types::BlockExt;
 use ledger_types::tx::DecodedTx;
 use network::layout::{load_identity, read_genesis, tls_material};
 use network::{DataDir, IdentitySigner, NetworkConfig};
@@ -191,7 +192,7 @@ fn valid_tx_counts(dir: &Path) -> (HashMap<String, usize>, u64) {
         for (i, env) in b.block.envelopes().iter().enumerate() {
             if codes[i] == 0 && b.number > 0 {
                 let d = DecodedTx::decode(env).unwrap();
-                *counts.entry(d.header.tx_id).or_insert(0) += 1;
+                *counts.entry(d.tx_id().to_owned()).or_insert(0) += 1;
             }
         }
     }

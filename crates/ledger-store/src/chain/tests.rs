@@ -3,15 +3,16 @@
 use super::*;
 use crate::conformance::{envelope, next_block, tx_id};
 use ledger_types::block::BlockBuilder;
-use ledger_types::proto::HeaderType;
+use ledger_types::proto::{ChannelHeader, Header, HeaderType};
 
 #[test]
 fn tx_ids_come_from_well_formed_endorser_transactions_only() {
-    let config = Envelope {
-        payload: TxPayload { header_type: HeaderType::Config as i32, ..Default::default() }.encode_to_vec(),
-        signature: vec![],
-    }
-    .encode_to_vec();
+    let header = ChannelHeader { r#type: HeaderType::Config as i32, ..Default::default() };
+    let payload = Payload {
+        header: Some(Header { channel_header: header.encode_to_vec(), signature_header: vec![] }),
+        data: vec![],
+    };
+    let config = Envelope { payload: payload.encode_to_vec(), signature: vec![] }.encode_to_vec();
     assert_eq!(envelope_tx_id(&config), None, "config transaction");
     assert_eq!(envelope_tx_id(b"\xff\xff"), None, "garbage");
     assert_eq!(envelope_tx_id(&envelope(&tx_id(5), 0)), Some(tx_id(5)));
@@ -21,9 +22,7 @@ fn tx_ids_come_from_well_formed_endorser_transactions_only() {
 fn codes_missing_or_unknown_read_as_named_codes() {
     let envs = vec![envelope(&tx_id(1), 0), envelope(&tx_id(2), 0), envelope(&tx_id(1), 0)];
     let mut block = next_block(None, envs, &[]);
-    if let Some(m) = block.metadata.as_mut() {
-        m.tx_validation_codes = vec![TxValidationCode::Valid.as_u8(), 200];
-    }
+    block.set_validation_codes(vec![TxValidationCode::Valid.as_u8(), 200]);
     let locs = block_tx_locations(&block);
     assert_eq!(locs.len(), 2, "the repeated id is listed once");
     assert_eq!(locs[0], (tx_id(1), TxLocation { block: 0, index: 0, code: TxValidationCode::Valid }));

@@ -29,6 +29,7 @@ pub use scan::{Scan, ScanError, ScanProblem, ScannedBlock, scan};
 use crate::chain::{block_tx_locations, check_next};
 use fault::Faults;
 use index::{Entry, Index, Loc};
+use ledger_types::BlockExt;
 use ledger_types::proto::Block;
 use ledger_types::store::{BlockStore, StoreError, TxLocation};
 use ledger_types::{Hash32, TxId};
@@ -119,6 +120,22 @@ fn decode_block(payload: &[u8], number: u64) -> Result<Block, RecordError> {
     Ok(block)
 }
 
+/// Refuses a store whose first record is in ipechain's earlier block format (magic `IPB1`), which this
+/// version cannot read, with what to do about it.
+fn refuse_old_format(first_segment: &File, dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::FileExt;
+    let mut magic = [0u8; 4];
+    match first_segment.read_exact_at(&mut magic, 0) {
+        Ok(()) if magic == record::OLD_MAGIC => Err(StoreError::Format(format!(
+            "{} holds blocks in ipechain's earlier ledger format; this version stores Hyperledger Fabric \
+             blocks and cannot read them. Start from a fresh data directory: remove the network's data \
+             directory (or pass another --data-dir) and run `ipechain up` or `ipechain keys generate` again",
+            dir.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 impl FileBlockStore {
     /// Opens (creating if needed) the store in `dir` with default options; see
     /// [`FileBlockStore::open_with`].
@@ -139,6 +156,9 @@ impl FileBlockStore {
         let mut files = Vec::with_capacity(numbers.len().max(1));
         for n in &numbers {
             files.push(open_segment(&blocks_dir, *n, false)?);
+        }
+        if let Some(first) = files.first() {
+            refuse_old_format(first, &dir)?;
         }
         if files.is_empty() {
             files.push(open_segment(&blocks_dir, 0, true)?);

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! offset  size  field
-//!      0     4  magic  b"IPB1"
+//!      0     4  magic  b"IPB2" (Fabric blocks; b"IPB1" was ipechain's own block format, refused)
 //!      4     4  payload length L (u32 little-endian)
 //!      8     8  block number (u64 little-endian)
 //!     16    32  SHA-256 over bytes [0, 16) of this header followed by the payload
@@ -16,8 +16,10 @@ use std::fmt;
 
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 48;
-/// The record magic.
-pub const MAGIC: [u8; 4] = *b"IPB1";
+/// The record magic: the payload is a Fabric `common.Block`.
+pub const MAGIC: [u8; 4] = *b"IPB2";
+/// The magic of stores written before the ledger spoke Fabric's formats (ipechain's own `Block`).
+pub const OLD_MAGIC: [u8; 4] = *b"IPB1";
 /// Largest payload accepted when reading (a corrupt length must not make us allocate gigabytes).
 pub const MAX_PAYLOAD: u32 = 256 << 20;
 

@@ -5,6 +5,7 @@ use super::decode_block;
 use super::record::{RecordError, RecordPos, segment_name};
 use super::segment::{ReadError, list_segments, read_record, segments_dir};
 use crate::chain::check_next;
+use ledger_types::BlockExt;
 use ledger_types::Hash32;
 use ledger_types::proto::Block;
 use ledger_types::store::StoreError;

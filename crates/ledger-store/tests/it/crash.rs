@@ -4,6 +4,7 @@
 use ledger_store::conformance::{append_chain, envelope, next_block, tx_id};
 use ledger_store::file::{RecordError, ScanProblem, scan};
 use ledger_store::{FileBlockStore, FileStoreOptions};
+use ledger_types::BlockExt;
 use ledger_types::proto::Block;
 use ledger_types::store::{BlockStore, StoreError};
 use std::fs::OpenOptions;
@@ -356,4 +357,23 @@ fn kill_9_during_appends_loses_no_acknowledged_block() {
         }
     }
     assert!(acked_total >= 12, "the child acknowledged {acked_total} blocks in all");
+}
+
+#[test]
+fn a_store_in_the_earlier_block_format_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = FileBlockStore::open(dir.path()).unwrap();
+        append_chain(&store, 2, 1);
+    }
+    // The first record as ipechain's own block format (before Fabric's) wrote it.
+    let path = seg(dir.path(), 0);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[..4].copy_from_slice(b"IPB1");
+    std::fs::write(&path, &bytes).unwrap();
+    let Err(e) = FileBlockStore::open(dir.path()) else { panic!("an old-format store was opened") };
+    assert!(matches!(e, StoreError::Format(_)), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains("earlier ledger format") && msg.contains("fresh data directory"), "{msg}");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing was changed");
 }

@@ -1,3 +1,4 @@
+use ledger_types::BlockExt;
 use ledger_types::block::{BlockBuilder, LinkError};
 use ledger_types::config::{config_from_genesis, genesis_block};
 use ledger_types::proto::{BatchConfig, ChannelConfig, Consenter, ContractDefinition, OrgConfig};
@@ -80,9 +81,9 @@ fn bad_configs_are_refused() {
     let mut c = sample_config();
     c.contracts[0].endorsement_policy = "AND(".into();
     assert!(c.validate().is_err());
-    // `_` names are the ledger's own state namespaces (registered identities).
+    // `_` names are reserved for the ledger's own state namespaces.
     let mut c = sample_config();
-    c.contracts[0].name = ledger_types::identity::NAMESPACE.into();
+    c.contracts[0].name = "_lifecycle".into();
     assert!(c.validate().unwrap_err().to_string().contains("'_'"));
 }
 

@@ -1,7 +1,7 @@
 //! Cross-check with Fabric's own Node client: `@hyperledger/fabric-gateway` 1.12.1 (on Node 22, both from npm,
 //! installed by `scripts/test.sh`) builds and signs a proposal offline; this side takes it apart, checks the
 //! tx id rule and the signature (Ed25519 over the whole proposal, ECDSA P-256 over its SHA-256, DER low-S), and
-//! rebuilds the proposal with `FabricProposalBuilder` from the same creator, nonce and timestamp: the bytes
+//! rebuilds the proposal with `ProposalBuilder` from the same creator, nonce and timestamp: the bytes
 //! must be identical.
 
 use std::process::Command;
@@ -9,8 +9,8 @@ use std::process::Command;
 use fabric_protos::gateway::ProposedTransaction;
 use fabric_protos::{hash, tx};
 use ledger_types::ChannelId;
-use ledger_types::fabric::{FabricProposalBuilder, serialize_identity};
 use ledger_types::proto::Timestamp;
+use ledger_types::tx::{ProposalBuilder, serialize_identity};
 use prost::Message;
 
 /// Makes a key (`ed25519` or `ec`) and a self-signed certificate with the `openssl` command; returns the
@@ -105,7 +105,7 @@ fn fabric_gateway_proposals_are_read_checked_and_rebuilt_byte_for_byte() {
         // Our builder, given the same creator, nonce and timestamp, writes the same bytes.
         let ts = unpacked.channel_header.timestamp.expect("a timestamp");
         let (rebuilt, rebuilt_id) =
-            FabricProposalBuilder::new(ChannelId::parse("iot").unwrap(), "ipe", "submit_request")
+            ProposalBuilder::new(ChannelId::parse("iot").unwrap(), "ipe", "submit_request")
                 .args([b"{\"id\":\"r-1\"}".to_vec(), Vec::new()])
                 .proposal(
                     unpacked.signature_header.creator.clone(),

@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod blocks;
-mod fabric;
 mod fabric_gateway;
 mod policies;
 mod txs;

@@ -5,6 +5,7 @@ use ledger_client::{Checkpoint, Gateway, node_status};
 use ledger_rpc::gateway_client::GatewayClient;
 use ledger_rpc::messages::{EndorseRequest, SessionRequest, SubmitRequest};
 use ledger_rpc::tls::{TlsMaterial, channel};
+use ledger_types::BlockExt;
 use ledger_types::ChannelId;
 use ledger_types::proto::{Envelope, SignedProposal, Timestamp};
 use ledger_types::tx::{ProposalBuilder, Signer, sign_envelope};
@@ -373,102 +374,45 @@ async fn an_orderer_judges_each_envelope_of_a_batch_on_its_own() {
     c.shutdown().await;
 }
 
-/// How the transaction `tx_id` of block `number` names its creator and its (first) endorser.
-async fn identity_forms(
-    gw: &Gateway,
-    number: u64,
-    tx_id: &str,
-) -> (ledger_types::identity::Form, ledger_types::identity::Form) {
-    use ledger_types::identity::form;
-    let mut blocks = gw.blocks(number, Some(number)).await.unwrap();
-    let block = blocks.next().await.unwrap().unwrap();
-    for env in block.envelopes() {
-        let d = ledger_types::tx::DecodedTx::decode(env).unwrap();
-        if d.header.tx_id == tx_id {
-            return (form(&d.header.creator), form(&d.payload.endorsements[0].endorser));
-        }
-    }
-    panic!("{tx_id} is not in block {number}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn registered_identities_travel_by_reference() {
-    use ledger_types::identity::Form;
+async fn committed_blocks_are_fabric_blocks() {
+    use ledger_types::fabric_protos::hash::{BlockSigner, block_header_hash, block_signatures};
+    use ledger_types::proto::SerializedIdentity;
+    use prost::Message as _;
     let mut c = Cluster::start(25).await;
     let gw = c.gateway(1);
-    let kv = gw.contract("kv");
-    let put = |k: &str| [k.as_bytes().to_vec(), b"v".to_vec()];
-    // The first transaction carries the client's and the endorser's identities in full; its block registers
-    // them, so after the next endorsement answer the SDK names the client by reference, and the endorser
-    // names itself by reference too.
-    let first = kv.submit("put", &put("r0")).await.unwrap();
-    assert_eq!(identity_forms(&gw, first.block, &first.tx_id).await, (Form::Full, Form::Full));
-    kv.submit("put", &put("r1")).await.unwrap();
-    let third = kv.submit("put", &put("r2")).await.unwrap();
-    let (creator, endorser) = identity_forms(&gw, third.block, &third.tx_id).await;
-    assert!(matches!(creator, Form::Reference(_)), "{creator:?}");
-    assert!(matches!(endorser, Form::Reference(_)), "{endorser:?}");
-    // Every orderer resolves the reference, also those that only saw the identity in the blocks they appended
-    // (the gateway sends to the leader): a reference envelope broadcast to each is ordered once, not refused.
-    {
-        use ledger_rpc::atomic_broadcast_client::AtomicBroadcastClient;
-        use ledger_rpc::messages::BroadcastBatchRequest;
-        let (alice, tls) = c.user(1, "User1");
-        let creator = ledger_types::identity::reference(alice.serialized_identity()).unwrap();
-        let sp = ProposalBuilder::new(ChannelId::parse("iot").unwrap(), "kv", "put")
-            .arg(b"r-direct".to_vec())
-            .arg(b"v".to_vec())
-            .sign_as(
-                alice.as_ref(),
-                creator,
-                vec![77; 24],
-                Timestamp { seconds: network::unix_now().as_secs(), nanos: 0 },
-            )
-            .0;
-        let mut peer = GatewayClient::new(channel(&c.net.peers[0].endpoint(), &tls).unwrap());
-        let endorsed = peer
-            .endorse(EndorseRequest { proposal: Some(sp), endorsing_orgs: vec![] })
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(endorsed.creator_registered);
-        let env = sign_envelope(alice.as_ref(), &endorsed.prepared.unwrap());
-        let mut codes = Vec::new();
-        // Every orderer has appended the blocks that carried the identity in full (one that started last
-        // may still be catching up after the first election).
-        c.orderers_at(third.block + 1).await;
-        for o in &c.net.orderers {
-            let mut client = AtomicBroadcastClient::new(channel(&o.endpoint(), &tls).unwrap());
-            let r = client
-                .broadcast_batch(BroadcastBatchRequest {
-                    envelopes: vec![prost::Message::encode_to_vec(&env).into()],
-                })
-                .await
-                .unwrap()
-                .into_inner();
-            codes.push(r.results[0].status);
-        }
-        assert_eq!(codes.iter().filter(|c| **c == 200).count(), 1, "{codes:?}");
-        assert!(codes.iter().all(|c| *c == 200 || *c == 409), "{codes:?}");
-    }
-    // Restarted orderers have not seen the identity in full: they refuse the reference, and the SDK sends
-    // the transaction again (a new one) with the identity in full; the one after goes by reference again.
+    let done = gw.contract("kv").submit("put", &[b"f".to_vec(), b"v".to_vec()]).await.unwrap();
+    let mut blocks = gw.blocks(done.block - 1, Some(done.block)).await.unwrap();
+    let previous = blocks.next().await.unwrap().unwrap();
+    let block = blocks.next().await.unwrap().unwrap();
+    // Fabric's chain rule: previous_hash = SHA-256 of the previous header's DER encoding.
+    let header = block.header.as_ref().unwrap();
+    assert_eq!(header.previous_hash, block_header_hash(previous.header.as_ref().unwrap()).to_vec());
+    block.check_links(Some(&previous)).unwrap();
+    // Fabric's metadata: five entries, one code per transaction, the orderer's signature by a consenter.
+    assert_eq!(block.metadata.as_ref().unwrap().metadata.len(), 5);
+    assert_eq!(block.validation_codes().len(), block.envelopes().len());
+    let consenters: Vec<Vec<u8>> =
+        c.peers[0].ledger.config().consenters.iter().map(|c| c.identity.clone()).collect();
+    let sigs = block_signatures(&block).unwrap();
+    assert!(sigs.iter().any(|s| matches!(&s.signer, BlockSigner::Creator(id) if consenters.contains(id))));
+    // The transaction: creator and endorser are msp.SerializedIdentity with a PEM certificate.
+    let d = block
+        .envelopes()
+        .iter()
+        .map(|e| ledger_types::tx::DecodedTx::decode(e).unwrap())
+        .find(|d| d.tx_id() == done.tx_id)
+        .expect("the transaction is in its block");
+    assert!(d.tx_id_matches());
+    let pem = |bytes: &[u8]| SerializedIdentity::decode(bytes).unwrap().id_bytes;
+    assert!(pem(d.creator()).starts_with(b"-----BEGIN CERTIFICATE-----"));
+    let action = d.action.as_ref().unwrap();
+    assert_eq!(action.chaincode_name, "kv");
+    assert!(pem(&action.endorsements[0].endorser).starts_with(b"-----BEGIN CERTIFICATE-----"));
+    // Restarted orderers reopen their Fabric-format block stores and go on ordering.
     c.restart_orderers().await;
-    let again = kv.submit("put", &put("r3")).await.unwrap();
-    assert_eq!(identity_forms(&gw, again.block, &again.tx_id).await.0, Form::Full);
-    let next = kv.submit("put", &put("r4")).await.unwrap();
-    assert!(matches!(identity_forms(&gw, next.block, &next.tx_id).await.0, Form::Reference(_)));
-    // Every peer validated and registered alike; the values are there.
-    c.converged(next.block + 1).await;
-    for k in ["r0", "r2", "r3", "r4"] {
-        assert_eq!(
-            c.gateway(2).contract("kv").evaluate("get", &[k.as_bytes().to_vec()]).await.unwrap(),
-            b"v"
-        );
-    }
-    for p in &c.peers {
-        assert_eq!(p.ledger.registry().len(), 2, "the client and the endorsing peer");
-    }
+    let again = gw.contract("kv").submit("put", &[b"g".to_vec(), b"v".to_vec()]).await.unwrap();
+    assert!(again.block > done.block);
     c.shutdown().await;
 }
 

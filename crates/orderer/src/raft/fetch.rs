@@ -4,6 +4,7 @@
 use super::network::{MAX_RAFT_MESSAGE, Network};
 use ledger_rpc::atomic_broadcast_client::AtomicBroadcastClient;
 use ledger_rpc::messages::DeliverRequest;
+use ledger_types::BlockExt;
 use ledger_types::store::BlockStore;
 use std::collections::BTreeMap;
 use std::sync::Arc;

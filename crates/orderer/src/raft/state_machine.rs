@@ -2,8 +2,8 @@
 //!
 //! A block entry is appended only if it extends the chain (number == height, previous hash == last hash,
 //! data hash correct); otherwise it is skipped. The decision depends only on the log and the chain, so
-//! every orderer makes the same one. The block's metadata gets the entry's Raft term and index (the
-//! metadata is not hashed, so the leader's signature over the header hash stays valid).
+//! every orderer makes the same one. The block's `metadata[ORDERER]` gets the entry's Raft term and index
+//! (that entry is outside what the leader signed, so its signature stays valid).
 //!
 //! Positions kept next to the Raft log (see `docs/ordering.md`):
 //! - `applied` (log id, membership, height, head), saved without fsync after every applied batch: a hint
@@ -16,6 +16,7 @@ use super::fetch::BlockFetcher;
 use super::log_store::{read_meta, write_meta};
 use super::{ApplyOutcome, TypeConfig, from_cbor, to_cbor};
 use crate::sequencer::{ChainEvent, Errored, set_errored};
+use ledger_types::BlockExt;
 use ledger_types::Hash32;
 use ledger_types::proto::Block;
 use ledger_types::store::{BlockStore, StoreError};
@@ -160,9 +161,9 @@ impl StateMachine {
                 reason: format!("number {number} above height {height}"),
             });
         }
-        let last = self.store.last_hash().unwrap_or(Hash32::ZERO);
+        let last = self.store.last_hash().map(|h| h.0.to_vec()).unwrap_or_default();
         let header = block.header.clone().unwrap_or_default();
-        if header.previous_hash != last.0 {
+        if header.previous_hash != last {
             return Ok(Verdict::Skip {
                 number,
                 hash,
@@ -170,12 +171,13 @@ impl StateMachine {
             });
         }
         let data = block.data.clone().unwrap_or_default();
-        if header.data_hash != Hash32::of(&data.encode_to_vec()).0 {
+        if header.data_hash != ledger_types::fabric_protos::hash::block_data_hash(&data) {
             return Ok(Verdict::Skip { number, hash, reason: "data hash mismatch".into() });
         }
-        let meta = block.metadata.get_or_insert_with(Default::default);
-        meta.raft_term = log_id.leader_id.term;
-        meta.raft_index = log_id.index;
+        block.set_raft_position(ledger_types::proto::RaftPosition {
+            term: log_id.leader_id.term,
+            index: log_id.index,
+        });
         Ok(Verdict::Append(block))
     }
 

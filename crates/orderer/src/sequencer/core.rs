@@ -16,6 +16,7 @@
 
 use crate::chain::{OrderError, Ordered};
 use crate::cutter::{BlockCutter, CutterConfig};
+use ledger_types::BlockExt;
 use ledger_types::Hash32;
 use ledger_types::block::BlockBuilder;
 use ledger_types::proto::Block;

@@ -25,6 +25,7 @@ use crate::raft::{BlockEntry, OrdererRaft};
 use futures::future::BoxFuture;
 use ledger_rpc::cluster_client::ClusterClient;
 use ledger_rpc::messages::ForwardRequest;
+use ledger_types::BlockExt;
 use ledger_types::store::BlockStore;
 use ledger_types::tx::Signer;
 use ledger_types::{Hash32, TxId};

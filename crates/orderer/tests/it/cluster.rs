@@ -2,6 +2,7 @@
 
 use crate::support::{CHANNEL, Cluster, FailAfter, MemStore, envelope, load_until, load_worker, tx_counts};
 use futures::StreamExt;
+use ledger_types::BlockExt;
 use ledger_types::store::BlockStore;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -59,11 +60,14 @@ async fn three_orderers_agree_on_1000_envelopes() {
     }
     for (i, b) in blocks.iter().enumerate().skip(1) {
         b.check_links(Some(&blocks[i - 1])).unwrap();
-        let meta = b.metadata.as_ref().unwrap();
-        assert_eq!(meta.signatures.len(), 1, "block {i} is signed by its leader");
-        let signer = &meta.signatures[0].signer;
+        let sigs = ledger_types::fabric_protos::hash::block_signatures(b).unwrap();
+        assert_eq!(sigs.len(), 1, "block {i} is signed by its leader");
+        let ledger_types::fabric_protos::hash::BlockSigner::Creator(signer) = &sigs[0].signer else {
+            panic!("block {i} names its signer by id")
+        };
         assert!(consenters.iter().any(|c| &c.identity == signer), "block {i} is signed by a consenter");
-        assert!(meta.raft_term > 0 && meta.raft_index > 0);
+        let pos = b.raft_position().unwrap();
+        assert!(pos.term > 0 && pos.index > 0);
         assert!(b.envelopes().len() <= 50, "max message count respected");
     }
 
@@ -180,8 +184,14 @@ async fn leader_crash_then_restart_catches_up() {
     assert!(counts.values().all(|n| *n == 1), "no envelope ordered twice");
     // Blocks were cut (and signed) by the crashed leader and by its successor. (openraft identifies a
     // leader by term *and* node id, so the signer, not the term, tells them apart.)
-    let signers: HashSet<Vec<u8>> =
-        blocks.iter().skip(1).map(|b| b.metadata.as_ref().unwrap().signatures[0].signer.clone()).collect();
+    let signers: HashSet<Vec<u8>> = blocks
+        .iter()
+        .skip(1)
+        .map(|b| match &ledger_types::fabric_protos::hash::block_signatures(b).unwrap()[0].signer {
+            ledger_types::fabric_protos::hash::BlockSigner::Creator(c) => c.clone(),
+            other => panic!("unexpected signer {other:?}"),
+        })
+        .collect();
     assert!(signers.len() >= 2, "blocks cut by {} leader(s), {before_crash} before the crash", signers.len());
 
     // The restarted node orders again: broadcast through it.

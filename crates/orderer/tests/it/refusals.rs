@@ -14,11 +14,11 @@ struct OnlyOrg2;
 impl EnvelopeAuthorizer for OnlyOrg2 {
     fn authorize_broadcast(&self, tx: &DecodedTx) -> Result<(), Denied> {
         let creator =
-            ledger_types::tx::deserialize_identity(&tx.header.creator).map_err(|e| Denied(e.to_string()))?;
-        if creator.msp_id == "Org2MSP" {
+            ledger_types::tx::deserialize_identity(tx.creator()).map_err(|e| Denied(e.to_string()))?;
+        if creator.mspid == "Org2MSP" {
             Ok(())
         } else {
-            Err(Denied(format!("{} is not a writer", creator.msp_id)))
+            Err(Denied(format!("{} is not a writer", creator.mspid)))
         }
     }
 

@@ -1,6 +1,7 @@
 //! The Solo chain behind the same [`Chain`] seam as the Raft cluster.
 
 use crate::support::{CHANNEL, FakeSigner, MemStore, batch, envelope, tx_counts};
+use ledger_types::BlockExt;
 use ledger_types::hash::Hash32;
 use ledger_types::proto::Block;
 use ledger_types::store::{BlockStore, StoreError, TxLocation};

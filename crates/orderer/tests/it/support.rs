@@ -4,15 +4,16 @@ use ledger_rpc::admin_client::AdminClient;
 use ledger_rpc::atomic_broadcast_client::AtomicBroadcastClient;
 use ledger_rpc::messages::{DeliverRequest, NodeStatus, StatusRequest};
 use ledger_rpc::tls::TlsMaterial;
+use ledger_types::BlockExt;
 use ledger_types::config::genesis_block;
 use ledger_types::hash::Hash32;
 use ledger_types::proto::{
-    BatchConfig, Block, ChannelConfig, Consenter, Envelope, OrgConfig, ProposalResponsePayload, Response,
-    Timestamp,
+    BatchConfig, Block, ChannelConfig, Consenter, Envelope, OrgConfig, Response, Timestamp, TxRwSet,
 };
 use ledger_types::store::{BlockStore, StoreError, TxLocation};
 use ledger_types::tx::{
-    DecodedTx, ProposalBuilder, Signer, assemble, endorse, proposal_hash, serialize_identity, sign_envelope,
+    DecodedTx, ProposalBuilder, Signer, assemble, endorse, response_payload, serialize_identity,
+    sign_envelope,
 };
 use ledger_types::{ChannelId, TxId, TxValidationCode};
 use orderer::{EnvelopeAuthorizer, OrdererConfig, OrdererHandle, OrdererNode, RaftTimings};
@@ -138,13 +139,10 @@ pub(crate) fn envelope(channel: &str, arg: &[u8], seq: u64) -> (Envelope, String
     let (sp, tx_id) = ProposalBuilder::new(ChannelId::parse(channel).unwrap(), "sample", "put")
         .arg(arg.to_vec())
         .sign(&client, seq.to_be_bytes().to_vec(), Timestamp { seconds: 1, nanos: 0 });
-    let payload = ProposalResponsePayload {
-        proposal_hash: proposal_hash(&sp.proposal_bytes),
-        results: None,
-        event: None,
-        response: Some(Response { status: 200, message: String::new(), payload: Vec::new() }),
-    };
-    let resp = endorse(&peer, &payload);
+    let unpacked = ledger_types::fabric_protos::tx::unpack_proposal(&sp).unwrap();
+    let ok = Response { status: 200, message: String::new(), payload: Vec::new() };
+    let payload = response_payload(&unpacked, "", &TxRwSet::default(), None, &ok).unwrap();
+    let resp = endorse(&peer, &ok, &payload);
     let tx = assemble(&sp, &[resp]).unwrap();
     (sign_envelope(&client, &tx), tx_id.as_str().to_owned())
 }

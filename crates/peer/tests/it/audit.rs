@@ -1,5 +1,6 @@
 use crate::support::*;
 use contract::samples::KvContract;
+use ledger_types::BlockExt;
 use ledger_types::store::{BlockStore, StateStore};
 use ledger_types::tx;
 use peer::audit::{AuditError, audit_chain};
@@ -94,13 +95,15 @@ fn damage_is_reported_at_the_first_bad_block() {
     assert!(matches!(run(flipped), AuditError::BadBlock { block: 2, .. }));
 
     let mut recoded = blocks.clone();
-    let codes = &mut recoded[3].metadata.as_mut().unwrap().tx_validation_codes;
+    let mut codes = recoded[3].validation_codes().to_vec();
     codes[0] = if codes[0] == 0 { 11 } else { 0 };
+    recoded[3].set_validation_codes(codes);
     let e = run(recoded);
     assert!(matches!(&e, AuditError::BadBlock { block: 3, what } if what.contains("re-derived")), "{e}");
 
     let mut unsigned = blocks.clone();
-    unsigned[1].metadata.as_mut().unwrap().signatures.clear();
+    let time = unsigned[1].time();
+    ledger_types::block::stamp(&mut unsigned[1], time);
     assert!(matches!(run(unsigned), AuditError::BadBlock { block: 1, .. }));
 
     let mut missing = blocks.clone();

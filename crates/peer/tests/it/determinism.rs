@@ -12,7 +12,6 @@ use ledger_types::tx;
 use ledger_types::{Hash32, TxValidationCode as C};
 use msp::Algorithm;
 use peer::endorser::Endorser;
-use peer::registry::IdentityRegistry;
 use peer::validator::{ChannelRules, validate_block};
 use proptest::prelude::*;
 use prost::Message;
@@ -73,7 +72,7 @@ fn block(kinds: &[u8], keys: &[u8]) -> ledger_types::proto::Block {
         let mut r = endorser.process(&sp, &snap, &|_| Ok(false), NOW).unwrap();
         if kind == 3 || kind == 5 {
             let e = r.endorsement.as_mut().unwrap();
-            let msg = tx::endorsement_message(&r.payload, &e.endorser);
+            let msg = ledger_types::fabric_protos::hash::endorsement_signed_bytes(&r.payload, &e.endorser);
             e.signature =
                 if kind == 3 { torsion_signature(&peer0, &msg, i as u64) } else { flip(e.signature.clone()) };
         }
@@ -112,7 +111,7 @@ proptest! {
             .map(|threads| {
                 let state = MemStateStore::default();
                 let snap = state.snapshot().unwrap();
-                let v = validate_block(&b, &rules, ids.as_ref(), &IdentityRegistry::new(), &snap, &|_| Ok(false), threads)
+                let v = validate_block(&b, &rules, ids.as_ref(), &snap, &|_| Ok(false), threads)
                     .unwrap();
                 (v.codes, v.batch)
             })

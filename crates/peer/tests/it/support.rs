@@ -55,7 +55,7 @@ impl TestSigner {
 
     fn of(m: &CryptoMaterial, msp_id: &str, name: &str) -> TestSigner {
         let identity = m.identity(msp_id, name).expect("member exists").expect("identity loads");
-        TestSigner { id: tx::serialize_identity(msp_id, identity.cert_der()), identity }
+        TestSigner { id: tx::serialize_identity(msp_id, identity.cert_pem().as_bytes()), identity }
     }
 }
 
@@ -160,12 +160,7 @@ pub(crate) fn block_at(
     time: i64,
 ) -> Block {
     let mut b = BlockBuilder::new(number, prev).envelopes(envelopes).build();
-    b.metadata.as_mut().unwrap().timestamp = Some(Timestamp { seconds: time, nanos: 0 });
-    let sig = orderer.sign(&ledger_types::block::block_signing_bytes(&b));
-    b.metadata
-        .as_mut()
-        .unwrap()
-        .signatures
-        .push(ledger_types::proto::MetadataSignature { signer: orderer.id.clone(), signature: sig });
+    ledger_types::block::stamp(&mut b, Some(Timestamp { seconds: time, nanos: 0 }));
+    ledger_types::block::sign(&mut b, orderer);
     b
 }

@@ -1,10 +1,9 @@
 use crate::support::*;
 use contract::samples::KvContract;
-use ledger_types::identity;
 use ledger_types::proto::SignedProposal;
-use ledger_types::store::{BlockStore, StateSnapshot, StateStore};
-use ledger_types::tx::{self, DecodedTx, Signer};
-use ledger_types::{Hash32, TxValidationCode as C};
+use ledger_types::store::{BlockStore, StateStore};
+use ledger_types::tx::{self, Signer};
+use ledger_types::{BlockExt, Hash32, TxValidationCode as C};
 use msp::Algorithm;
 use peer::endorser::{EndorseError, Endorser};
 use peer::ledger::{CommitError, PeerLedger};
@@ -31,7 +30,6 @@ fn net_with(alg: Algorithm, policy: &str) -> Net {
     let g = genesis(alg, policy);
     let ledger = PeerLedger::open(&g, MemBlocks::default(), MemState::default(), ids(alg), 2).unwrap();
     let rules = Arc::new(ChannelRules::from_config(ledger.config()).unwrap());
-    let registry = ledger.registry().clone();
     let endorser = |msp: &str| {
         Endorser::new(
             rules.clone(),
@@ -39,7 +37,6 @@ fn net_with(alg: Algorithm, policy: &str) -> Net {
             vec![Arc::new(KvContract)],
             Arc::new(TestSigner::new(alg, msp, "peer0")),
         )
-        .with_registry(registry.clone())
     };
     Net {
         alg,
@@ -67,17 +64,14 @@ impl Net {
     /// would): the contract runs for a creator validated at NOW, and the client signs the envelope.
     fn tx_anyway(&self, sp: &SignedProposal) -> Vec<u8> {
         use peer::identity::Identities as _;
-        let p = ledger_types::proto::Proposal::decode(sp.proposal_bytes.as_slice()).unwrap();
-        let header = p.header.unwrap();
+        let proposal = ledger_types::fabric_protos::tx::unpack_proposal(sp).unwrap();
         let checked = peer::endorser::CheckedProposal {
-            tx_id: ledger_types::TxId::parse(&header.tx_id).unwrap(),
-            creator: ids(self.alg).validate(&header.creator, NOW).unwrap(),
-            header,
-            input: p.input.unwrap_or_default(),
-            creator_registered: false,
+            tx_id: ledger_types::TxId::parse(&proposal.channel_header.tx_id).unwrap(),
+            creator: ids(self.alg).validate(&proposal.signature_header.creator, NOW).unwrap(),
+            proposal,
         };
         let snap = self.ledger.state().snapshot().unwrap();
-        let r = self.e1.sign(self.e1.run(checked, sp, &snap, &|_| Ok(false)).unwrap());
+        let r = self.e1.sign(self.e1.run(checked, &snap, &|_| Ok(false)).unwrap());
         tx::sign_envelope(&self.client, &tx::assemble(sp, &[r]).unwrap()).encode_to_vec()
     }
 
@@ -177,9 +171,10 @@ fn forged_and_foreign_transactions_are_invalid() {
         env.signature[last] ^= 1;
         let bad_sig = env.encode_to_vec();
         // Endorsement signature forged: policy no longer met.
-        let mut forged = payload.clone();
-        let last = forged.endorsements[0].signature.len() - 1;
-        forged.endorsements[0].signature[last] ^= 1;
+        let forged = edit_action(&payload, |a| {
+            let last = a.endorsements[0].signature.len() - 1;
+            a.endorsements[0].signature[last] ^= 1;
+        });
         let forged = tx::sign_envelope(&n.client, &forged).encode_to_vec();
         // Someone else (a valid member with another key) signs the envelope of the client's proposal.
         let mallory = TestSigner::new(alg, "Org2MSP", "User1");
@@ -208,7 +203,7 @@ fn forged_and_foreign_transactions_are_invalid() {
                 C::BadCreatorSignature,
                 C::EndorsementPolicyFailure,
                 C::BadCreatorSignature,
-                C::BadCreator,
+                C::BadCreatorSignature,
                 C::EndorsementPolicyFailure,
                 C::NilEnvelope,
                 C::BadPayload
@@ -222,29 +217,75 @@ fn forged_and_foreign_transactions_are_invalid() {
     }
 }
 
+/// A prepared transaction with its single action's endorsed part edited.
+fn edit_action(
+    prepared: &ledger_types::proto::Envelope,
+    edit: impl FnOnce(&mut ledger_types::fabric_protos::protos::ChaincodeEndorsedAction),
+) -> ledger_types::proto::Envelope {
+    use ledger_types::fabric_protos::protos::{ChaincodeActionPayload, Transaction};
+    use ledger_types::proto::Payload;
+    let mut payload = Payload::decode(prepared.payload.as_slice()).unwrap();
+    let mut t = Transaction::decode(payload.data.as_slice()).unwrap();
+    let mut cap = ChaincodeActionPayload::decode(t.actions[0].payload.as_slice()).unwrap();
+    edit(cap.action.as_mut().unwrap());
+    t.actions[0].payload = cap.encode_to_vec();
+    payload.data = t.encode_to_vec();
+    ledger_types::proto::Envelope { payload: payload.encode_to_vec(), signature: vec![] }
+}
+
+/// Adds an endorsement to a prepared transaction (its single action) and signs the envelope as `client`.
+fn with_extra_endorsement(
+    client: &TestSigner,
+    prepared: &ledger_types::proto::Envelope,
+    endorser: Vec<u8>,
+    signer: &dyn Signer,
+) -> Vec<u8> {
+    let prepared = edit_action(prepared, |action| {
+        let signature = signer.sign(&ledger_types::fabric_protos::hash::endorsement_signed_bytes(
+            &action.proposal_response_payload,
+            &endorser,
+        ));
+        action.endorsements.push(ledger_types::fabric_protos::protos::Endorsement { endorser, signature });
+    });
+    tx::sign_envelope(client, &prepared).encode_to_vec()
+}
+
 #[test]
 fn an_endorser_counts_once_however_it_is_named() {
     for alg in ALGS {
         // Two distinct Org1 peers, or Org2's peer.
         let n = net_with(alg, "OR(AND('Org1MSP.peer','Org1MSP.peer'),'Org2MSP.peer')");
-        // Register the client and both peers (a valid transaction carrying them in full).
-        let (sp, _) = proposal(&n.client, "put", &["r", "1"]);
-        let reg = n.tx(&sp, &[&n.e1, &n.e2]);
-        assert_eq!(n.commit(vec![reg]), vec![C::Valid]);
-        // peer0 of Org1 now names itself by reference; the same certificate named in full beside it must
-        // not count as a second endorser.
-        let (sp, _) = proposal(&n.client, "put", &["a", "1"]);
-        let snap = n.ledger.state().snapshot().unwrap();
-        let by_ref = n.e1.process(&sp, &snap, &|_| Ok(false), NOW).unwrap();
-        drop(snap);
-        let mut payload = tx::assemble(&sp, std::slice::from_ref(&by_ref)).unwrap();
-        assert!(matches!(identity::form(&payload.endorsements[0].endorser), identity::Form::Reference(_)));
-        let full = n.e1.signer().serialized_identity().to_vec();
-        let signature = n.e1.signer().sign(&tx::endorsement_message(&payload.response_payload, &full));
-        payload.endorsements.push(ledger_types::proto::Endorsement { endorser: full, signature });
-        let twice = tx::sign_envelope(&n.client, &payload).encode_to_vec();
-        assert_eq!(n.commit(vec![twice]), vec![C::EndorsementPolicyFailure], "{alg}");
-        assert!(value(n.ledger.state(), "kv", "a").is_none());
+        // A prepared transaction endorsed by Org1's peer0 alone (each call a new transaction).
+        let prepared = |key: &str| {
+            let (sp, _) = proposal(&n.client, "put", &[key, "1"]);
+            let snap = n.ledger.state().snapshot().unwrap();
+            let r = n.e1.process(&sp, &snap, &|_| Ok(false), NOW).unwrap();
+            tx::assemble(&sp, std::slice::from_ref(&r)).unwrap()
+        };
+        // peer0 of Org1 once more, its certificate in another PEM encoding (CRLF line ends): the same
+        // certificate must not count as a second endorser.
+        let pem = n.e1.signer().serialized_identity();
+        let si = ledger_types::proto::SerializedIdentity::decode(pem).unwrap();
+        let crlf = String::from_utf8(si.id_bytes).unwrap().replace('\n', "\r\n");
+        let other_encoding = tx::serialize_identity(&si.mspid, crlf.as_bytes());
+        assert_ne!(other_encoding, pem);
+        let twice = with_extra_endorsement(&n.client, &prepared("a"), other_encoding, n.e1.signer().as_ref());
+        // The same endorsement named twice with the same bytes counts once too.
+        let repeated =
+            with_extra_endorsement(&n.client, &prepared("b"), pem.to_vec(), n.e1.signer().as_ref());
+        // Org2's peer beside it satisfies the policy (the check is not simply failing).
+        let org2 = n.e2.signer();
+        let two = with_extra_endorsement(
+            &n.client,
+            &prepared("c"),
+            org2.serialized_identity().to_vec(),
+            org2.as_ref(),
+        );
+        assert_eq!(
+            n.commit(vec![twice, repeated, two]),
+            vec![C::EndorsementPolicyFailure, C::EndorsementPolicyFailure, C::Valid],
+            "{alg}"
+        );
     }
 }
 
@@ -260,7 +301,7 @@ fn certificates_are_judged_at_the_transactions_time_never_the_clock() {
     // A transaction from before the client's certificate was valid is refused, in a block of a time when
     // the certificate is valid.
     let early = n.tx_anyway(&proposal_at(&n.client, "put", &["c", "1"], -400).0);
-    assert_eq!(n.commit_at(vec![early], NOW), vec![C::BadCreator]);
+    assert_eq!(n.commit_at(vec![early], NOW), vec![C::BadCreatorSignature]);
     // Within the window around the block's time, the transaction's own time decides; a client cannot
     // backdate a transaction past the window (to a time when its certificate was still valid).
     let block_time = NOW + expiry;
@@ -269,7 +310,7 @@ fn certificates_are_judged_at_the_transactions_time_never_the_clock() {
     let after_expiry = n.tx_anyway(&proposal_at(&n.client, "put", &["f", "1"], expiry + 10).0);
     assert_eq!(
         n.commit_at(vec![backdated, before_expiry, after_expiry], block_time),
-        vec![C::BadChannelHeader, C::Valid, C::BadCreator]
+        vec![C::BadChannelHeader, C::Valid, C::BadCreatorSignature]
     );
     // The endorser refuses a proposal far from its own clock, with a message about the client's clock.
     let snap = n.ledger.state().snapshot().unwrap();
@@ -284,7 +325,8 @@ fn certificates_are_judged_at_the_transactions_time_never_the_clock() {
         block_at(&n.orderer, n.ledger.height(), n.ledger.head_hash(), vec![ok.clone()], NOW + 2 * day);
     assert!(matches!(n.ledger.commit(expired_orderer), Err(CommitError::Unsigned(_))));
     let mut moved = block_at(&n.orderer, n.ledger.height(), n.ledger.head_hash(), vec![ok.clone()], NOW);
-    moved.metadata.as_mut().unwrap().timestamp.as_mut().unwrap().seconds += 1;
+    edit_signed_metadata(&mut moved, |time| time.seconds += 1);
+    assert_eq!(moved.time_secs(), Some(NOW + 1));
     assert!(matches!(n.ledger.commit(moved), Err(CommitError::Unsigned(_))));
     assert_eq!(n.commit(vec![ok]), vec![C::Valid]);
     drop(snap);
@@ -294,12 +336,17 @@ fn certificates_are_judged_at_the_transactions_time_never_the_clock() {
 fn blocks_must_be_signed_by_a_consenter_and_extend_the_chain() {
     let n = net("ANY");
     let mut unsigned = block_at(&n.orderer, 1, n.ledger.head_hash(), vec![n.put("a", "1")], NOW);
-    unsigned.metadata.as_mut().unwrap().signatures.clear();
+    ledger_types::block::stamp(
+        &mut unsigned,
+        Some(ledger_types::proto::Timestamp { seconds: NOW, nanos: 0 }),
+    );
     assert!(matches!(n.ledger.commit(unsigned), Err(CommitError::Unsigned(1))));
     let mut self_signed = block_at(&n.orderer, 1, n.ledger.head_hash(), vec![n.put("a", "1")], NOW);
-    let s = n.client.sign(&ledger_types::block::block_signing_bytes(&self_signed));
-    self_signed.metadata.as_mut().unwrap().signatures =
-        vec![ledger_types::proto::MetadataSignature { signer: n.client.id.clone(), signature: s }];
+    ledger_types::block::stamp(
+        &mut self_signed,
+        Some(ledger_types::proto::Timestamp { seconds: NOW, nanos: 0 }),
+    );
+    ledger_types::block::sign(&mut self_signed, &n.client);
     assert!(matches!(n.ledger.commit(self_signed), Err(CommitError::Unsigned(1))));
     let wrong_prev = block_at(&n.orderer, 1, Hash32::of(b"nope"), vec![], NOW);
     assert!(matches!(n.ledger.commit(wrong_prev), Err(CommitError::Link(_))));
@@ -321,89 +368,23 @@ fn lost_state_is_rebuilt_from_blocks() {
     let state = reopened.state();
     assert_eq!((value(state, "kv", "a"), value(state, "kv", "b")), before);
     assert_eq!(value(state, "kv", "a").unwrap().0, b"3");
-    // The identities the blocks registered are registered again.
-    let client = TestSigner::new(alg, "Org1MSP", "User1");
-    assert!(reopened.registry().knows(&client.id));
-    assert_eq!(reopened.registry().len(), 2, "the client and the endorser");
 }
 
-#[test]
-fn a_state_from_before_identity_registrations_is_rebuilt() {
-    let n = net("ANY");
-    n.commit(vec![n.put("a", "1")]);
-    n.commit(vec![n.put("b", "2")]);
-    // What an earlier version left: the contract's state at the same savepoint, no `_identities` namespace.
-    let old = MemState::default();
-    let mut rows = ledger_types::store::UpdateBatch::default();
-    for (k, v) in n.ledger.state().snapshot().unwrap().range("kv", "", "", 100).unwrap() {
-        rows.put("kv", &k, v.value, v.version);
-    }
-    old.apply(&rows, 2).unwrap();
-    let Net { ledger, alg, .. } = n;
-    let reopened = PeerLedger::open(&genesis(alg, "ANY"), ledger.into_blocks(), old, ids(alg), 1).unwrap();
-    assert_eq!(reopened.registry().len(), 2, "registrations re-derived from the blocks");
-    assert_eq!(value(reopened.state(), "kv", "b").unwrap().0, b"2");
-}
-
-/// A proposal naming `client` by reference.
-fn ref_proposal(client: &TestSigner, function: &str, args: &[&str]) -> SignedProposal {
-    let (sp, _) = proposal(client, function, args);
-    let p = ledger_types::proto::Proposal::decode(sp.proposal_bytes.as_slice()).unwrap();
-    let h = p.header.unwrap();
-    let creator = identity::reference(&client.id).unwrap();
-    tx::ProposalBuilder::new(ledger_types::ChannelId::parse("iot").unwrap(), "kv", function)
-        .args(args.iter().map(|a| a.as_bytes().to_vec()))
-        .sign_as(client, creator, h.nonce, h.timestamp.unwrap())
-        .0
-}
-
-#[test]
-fn identity_references_resolve_only_after_an_earlier_block_registered_them() {
-    for alg in ALGS {
-        references_resolve_only_after_registration(alg);
-    }
-}
-
-fn references_resolve_only_after_registration(alg: Algorithm) {
-    let a = net_with(alg, "ANY");
-    let b = net_with(alg, "ANY");
-    // A fresh ledger's endorser does not know the reference: the client has to send its identity in full.
-    let snap = a.ledger.state().snapshot().unwrap();
-    match a.e1.process(&ref_proposal(&a.client, "put", &["x", "0"]), &snap, &|_| Ok(false), NOW) {
-        Err(EndorseError::UnknownIdentity(m)) => assert!(m.contains(identity::UNKNOWN_REFERENCE), "{m}"),
-        other => panic!("expected an unknown reference, got {other:?}"),
-    }
-    drop(snap);
-    // A valid transaction carrying the creator and the endorser in full registers both.
-    let full = a.put("a", "1");
-    assert_eq!(a.commit(vec![full.clone()]), vec![C::Valid]);
-    assert!(a.ledger.registry().knows(&a.client.id));
-    assert!(a.ledger.registry().knows(a.e1.signer().serialized_identity()));
-    // From then on both may be named by reference (no certificate in the transaction), and that is valid.
-    let r1 = a.tx(&ref_proposal(&a.client, "put", &["b", "2"]), &[&a.e1]);
-    let d = DecodedTx::decode(&r1).unwrap();
-    assert!(matches!(identity::form(&d.header.creator), identity::Form::Reference(_)));
-    assert!(matches!(identity::form(&d.payload.endorsements[0].endorser), identity::Form::Reference(_)));
-    let carries = |tx: &[u8], id: &[u8]| tx.windows(id.len()).any(|w| w == id);
-    assert!(carries(&full, &a.client.id) && !carries(&r1, &a.client.id));
-    assert!(!carries(&r1, a.e1.signer().serialized_identity()));
-    assert_eq!(a.commit(vec![r1]), vec![C::Valid]);
-    assert_eq!(value(a.ledger.state(), "kv", "b").unwrap().0, b"2");
-    // A ledger that has not registered them marks such transactions invalid, also when a transaction of the
-    // same block carries the identities in full: registrations count from the next block on.
-    let r2 = a.tx(&ref_proposal(&a.client, "put", &["c", "3"]), &[&a.e1]);
-    let r3 = a.tx(&ref_proposal(&a.client, "put", &["d", "4"]), &[&a.e1]);
-    let r4 = a.tx(&ref_proposal(&a.client, "put", &["e", "5"]), &[&a.e1]);
-    assert_eq!(b.commit(vec![r2]), vec![C::BadCreator]);
-    assert_eq!(b.commit(vec![b.put("f", "6"), r3]), vec![C::Valid, C::BadCreator]);
-    assert_eq!(b.commit(vec![r4]), vec![C::Valid]);
-    // A reference stating another MSP than the registered identity's does not resolve.
-    let mut wrong = ledger_types::proto::SerializedIdentity::decode(
-        identity::reference(&b.client.id).unwrap().as_slice(),
-    )
-    .unwrap();
-    wrong.msp_id = "Org2MSP".into();
-    assert!(b.ledger.registry().resolve(&wrong.encode_to_vec()).is_err());
+/// Changes the block time inside `metadata[SIGNATURES]` without signing again.
+fn edit_signed_metadata(
+    block: &mut ledger_types::proto::Block,
+    edit: impl FnOnce(&mut ledger_types::proto::Timestamp),
+) {
+    use ledger_types::fabric_protos::common::{BlockMetadataIndex, Metadata, OrdererBlockMetadata};
+    use ledger_types::proto::ConsenterMetadata;
+    let entry = &mut block.metadata.as_mut().unwrap().metadata[BlockMetadataIndex::Signatures as usize];
+    let mut md = Metadata::decode(entry.as_slice()).unwrap();
+    let mut obm = OrdererBlockMetadata::decode(md.value.as_slice()).unwrap();
+    let mut cm = ConsenterMetadata::decode(obm.consenter_metadata.as_slice()).unwrap();
+    edit(cm.timestamp.as_mut().unwrap());
+    obm.consenter_metadata = cm.encode_to_vec();
+    md.value = obm.encode_to_vec();
+    *entry = md.encode_to_vec();
 }
 
 #[tokio::test]
