@@ -14,7 +14,7 @@
 //! use ledger_types::block::BlockBuilder;
 //! use ledger_types::proto::Version;
 //! use ledger_types::store::{BlockStore, StateSnapshot, StateStore, UpdateBatch};
-//! use ledger_types::Hash32;
+//! use ledger_types::{BlockExt, Hash32};
 //!
 //! let dir = std::env::temp_dir().join(format!("ledger-store-doc-{}", std::process::id()));
 //! let blocks = FileBlockStore::open(dir.join("ledger"))?;
