@@ -136,7 +136,14 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
             ..Default::default()
         })
         .await
-        .context("opening the embedded CSE")?;
+        .map_err(|e| match e {
+            cse::CseError::Identity(msg) => anyhow::anyhow!(
+                "{msg} (in {}): start with --cse-id and --cse-base-name (`[cse] id`, `base_name`) as stored, \
+                 or with a fresh data directory",
+                dir.root().join("cse").display()
+            ),
+            e => anyhow::Error::new(e).context("opening the embedded CSE"),
+        })?;
         let cse_stop = stop.clone();
         let cse_task =
             tokio::spawn(cse::serve(cse.clone(), cse_listener, async move { cse_stop.cancelled().await }));
