@@ -68,9 +68,11 @@ fn default_data_dir() -> PathBuf {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the whole default network (3 orderers, 2 peers, channel `iot`) in this process, with the embedded
-    /// oneM2M CSE, the LwM2M server and the bridge gateway. Settings: flags, `IPECHAIN_*` variables, and
-    /// `--config FILE` (docs/config.md).
+    /// Run the whole default network (3 orderers, 2 peers, channel `iot`) in this process.
+    ///
+    /// Besides the ledger nodes: the embedded oneM2M CSE (or a remote one), the LwM2M server and bootstrap
+    /// server, and the bridge gateway. Settings come from flags, then `IPECHAIN_*` variables, then `--config
+    /// FILE` (TOML), then defaults (docs/config.md); `--print-config` shows the result.
     Up {
         #[command(flatten)]
         args: Box<config::UpArgs>,
