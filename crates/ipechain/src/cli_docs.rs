@@ -8,11 +8,17 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::CommandFactory;
 
-/// Writes the completion script of `shell` for `ipechain`.
+/// Writes the completion script of `shell` for `ipechain`. A reader that stops early (`| head`) is not an
+/// error.
 pub(crate) fn completions(shell: clap_complete::Shell, out: &mut dyn Write) -> Result<()> {
     let mut cmd = crate::Cli::command();
-    clap_complete::generate(shell, &mut cmd, "ipechain", out);
-    out.flush().context("writing the completion script")
+    // Rendered in memory first: clap_complete panics when its writer fails.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "ipechain", &mut script);
+    match out.write_all(&script).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("writing the completion script"),
+    }
 }
 
 /// Writes `ipechain.1` and one page per subcommand, nested ones included (`ipechain-up.1`,

@@ -247,10 +247,28 @@ impl UpConfig {
         Ok(toml::from_str(text)?)
     }
 
-    /// Reads `path`.
+    /// Reads `path`. Relative paths in it (`data_dir`, `mca_ca`, `objects`) are relative to the file's
+    /// directory, as in node configs; relative paths on the command line are relative to the working directory.
     pub(crate) fn load(path: &Path) -> Result<UpConfig> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        UpConfig::from_toml(&text).with_context(|| format!("{}: invalid configuration", path.display()))
+        let mut c = UpConfig::from_toml(&text)
+            .with_context(|| format!("{}: invalid configuration", path.display()))?;
+        c.relative_to(path.parent().unwrap_or(Path::new(".")));
+        Ok(c)
+    }
+
+    /// Joins the relative paths of the configuration to `base`.
+    fn relative_to(&mut self, base: &Path) {
+        let join = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(d) = self.data_dir.as_mut() {
+            join(d);
+        }
+        self.cse.mca_ca.iter_mut().for_each(join);
+        self.lwm2m.objects.iter_mut().for_each(join);
     }
 
     /// The configuration as TOML, as `--print-config` shows it.
@@ -466,6 +484,21 @@ mod tests {
         assert_eq!(c.cse.mca_ca, [PathBuf::from("a.pem")]);
         assert!(!c.lwm2m.nosec);
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn relative_paths_of_a_file_are_relative_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ipechain.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"data\"\n[cse]\nmca_ca = [\"/abs/ca.pem\", \"ca.pem\"]\n[lwm2m]\nobjects = [\"obj\"]\n",
+        )
+        .unwrap();
+        let c = UpConfig::load(&path).unwrap();
+        assert_eq!(c.data_dir, Some(dir.path().join("data")));
+        assert_eq!(c.cse.mca_ca, [PathBuf::from("/abs/ca.pem"), dir.path().join("ca.pem")]);
+        assert_eq!(c.lwm2m.objects, [dir.path().join("obj")]);
     }
 
     #[test]

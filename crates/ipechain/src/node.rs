@@ -52,14 +52,14 @@ pub(crate) async fn run_one(config: &Path) -> Result<()> {
             let h = start_orderer(node, stop.clone()).await?;
             println!("orderer {name} serving on {listen}");
             shutdown_signal().await;
-            eprintln!("shutting down {name}");
+            tracing::info!("shutting down {name}");
             h.shutdown().await;
         }
         NodeRole::Peer => {
             let p = start_peer(node, installed_contracts(), stop.clone()).await?;
             println!("peer {name} serving on {listen} (height {})", p.ledger.height());
             shutdown_signal().await;
-            eprintln!("shutting down {name}");
+            tracing::info!("shutting down {name}");
             stop.cancel();
             p.stopped().await?;
         }
@@ -308,12 +308,12 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
         None
     };
     signal.wait().await;
-    eprintln!("shutting down");
+    tracing::info!("shutting down");
     demo_stop.cancel();
     if let Some(d) = demo {
         match d.await {
-            Ok(Err(e)) => eprintln!("demo: {e:#}"),
-            Err(e) => eprintln!("demo task: {e}"),
+            Ok(Err(e)) => tracing::error!("demo: {e:#}"),
+            Err(e) => tracing::error!("demo task: {e}"),
             Ok(Ok(())) => {}
         }
     }
@@ -328,22 +328,22 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
     let _ = bootstrap_task.await;
     if let Some((_, t)) = cse_https {
         match t.await {
-            Ok(Err(e)) => eprintln!("CSE (HTTPS): {e}"),
-            Err(e) => eprintln!("CSE HTTPS task: {e}"),
+            Ok(Err(e)) => tracing::error!("CSE (HTTPS): {e}"),
+            Err(e) => tracing::error!("CSE HTTPS task: {e}"),
             Ok(Ok(())) => {}
         }
     }
     if let Some((cse, cse_task)) = cse_running {
         match cse_task.await {
-            Ok(Err(e)) => eprintln!("CSE: {e}"),
-            Err(e) => eprintln!("CSE task: {e}"),
+            Ok(Err(e)) => tracing::error!("CSE: {e}"),
+            Err(e) => tracing::error!("CSE task: {e}"),
             Ok(Ok(())) => {}
         }
         cse.close().await;
     }
     for (name, _, p) in peers {
         if let Err(e) = p.stopped().await {
-            eprintln!("{name}: {e}");
+            tracing::error!("{name}: {e}");
         }
     }
     for (_, _, o) in orderers {

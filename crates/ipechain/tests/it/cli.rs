@@ -188,3 +188,38 @@ async fn up_prints_no_error_line_at_startup() {
     assert!(lines >= 5, "the nodes log in JSON: {log}");
     assert!(log.contains("\"target\":\"orderer::node\""), "{log}");
 }
+
+/// `systemd-analyze verify` (where installed) accepts the packaged units, with `/usr/bin/ipechain` pointed at
+/// the binary under test (verify checks that the executable exists) and the template unit as an instance.
+#[test]
+fn systemd_units_verify() {
+    if !Command::new("systemd-analyze").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        eprintln!("systemd-analyze not installed: not checking packaging/systemd");
+        return;
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/systemd");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut units = Vec::new();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .replace("@.service", "@peer0.org1.ipechain.local.service");
+        let text =
+            std::fs::read_to_string(&path).unwrap().replace("/usr/bin/ipechain", bin().to_str().unwrap());
+        std::fs::write(tmp.path().join(&name), text).unwrap();
+        units.push(tmp.path().join(name));
+    }
+    units.sort();
+    assert_eq!(units.len(), 3, "{units:?}");
+    let out = Command::new("systemd-analyze").args(["verify", "--man=no"]).args(&units).output().unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
