@@ -12,8 +12,8 @@ use onem2m::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::CseConfig;
 use crate::store::Op;
+use crate::{CseConfig, CseError};
 
 type Fail = (Rsc, String);
 
@@ -247,7 +247,7 @@ fn allowed_children(parent: ResourceType) -> &'static [ResourceType] {
 
 impl Engine {
     /// A fresh tree with only the CSEBase, or the tree rebuilt from stored records.
-    pub(crate) fn new(cfg: CseConfig, records: Vec<(String, Vec<u8>)>, now: i64) -> Result<Self, String> {
+    pub(crate) fn new(cfg: CseConfig, records: Vec<(String, Vec<u8>)>, now: i64) -> Result<Self, CseError> {
         let mut e = Engine {
             base_ri: cfg.cse_id.clone(),
             cfg,
@@ -264,10 +264,21 @@ impl Engine {
         };
         let mut loaded: Vec<Res> = Vec::with_capacity(records.len());
         for (k, v) in records {
-            let r = Res::from_record(&v).ok_or_else(|| format!("corrupt stored resource {k:?}"))?;
+            let r = Res::from_record(&v)
+                .ok_or_else(|| CseError::Corrupt(format!("corrupt stored resource {k:?}")))?;
             loaded.push(r);
         }
         loaded.sort_by_key(|r| r.seq);
+        // Every resource's address and the AEs' registrations hang on the CSE-ID and the CSEBase name: a
+        // stored tree is served only under the identity it was created with.
+        if let Some(base) = loaded.iter().find(|r| r.ty == ResourceType::CseBase)
+            && (base.ri != e.cfg.cse_id || base.rn != e.cfg.rn)
+        {
+            return Err(CseError::Identity(format!(
+                "the stored CSE is CSE-ID {:?} with CSEBase {:?}, configured are {:?} and {:?}",
+                base.ri, base.rn, e.cfg.cse_id, e.cfg.rn
+            )));
+        }
         if !loaded.iter().any(|r| r.ty == ResourceType::CseBase) {
             let ts = time::format(now);
             let mut a = Map::new();

@@ -107,6 +107,9 @@ pub enum CseError {
     /// I/O.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// The stored CSE has another CSE-ID or CSEBase name than the configuration.
+    #[error("{0}")]
+    Identity(String),
     /// TLS material (`notify_tls`, or the HTTPS server's) could not be used.
     #[error("TLS: {0}")]
     Tls(#[from] mca_client::tls::TlsError),
@@ -143,7 +146,7 @@ impl Cse {
             }
             None => (Store::memory(), Vec::new()),
         };
-        let mut engine = Engine::new(cfg.clone(), rows, clock.now_micros()).map_err(CseError::Corrupt)?;
+        let mut engine = Engine::new(cfg.clone(), rows, clock.now_micros())?;
         let fx = engine.take_effects();
         let (_, pending) = store.submit(fx.ops);
         pending.wait().await.map_err(|e| CseError::Store(StoreError::Db(e)))?;

@@ -5,16 +5,19 @@
 
 mod bench_cmd;
 mod bench_iw;
+mod cli_docs;
+mod config;
 mod demo;
 mod device_cmd;
 mod gateway;
 mod keys;
+mod logging;
 mod node;
 mod policy_cmd;
 mod status;
 mod verify;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -24,14 +27,24 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(name = "ipechain", version, about = "oneM2M ⇄ LwM2M interworking through a permissioned ledger")]
 struct Cli {
+    /// Log lines as human-readable text or as one JSON object per line (on stderr). For `up`, overrides
+    /// `[log] format` of --config. [default: text]
+    #[arg(long, global = true, value_enum, value_name = "FORMAT", env = "IPECHAIN_LOG_FORMAT")]
+    log_format: Option<logging::LogFormat>,
+    /// Log level of ipechain's own crates (chatty dependencies stay quieter). `IPECHAIN_LOG` (a tracing
+    /// `EnvFilter` directive string such as `info,bridge=debug`), else `RUST_LOG`, takes precedence; for
+    /// `up`, this overrides `[log] level` of --config. [default: info]
+    #[arg(long, global = true, value_enum, value_name = "LEVEL")]
+    log_level: Option<logging::LogLevel>,
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug, Clone, Default)]
 struct DataDirArg {
-    /// Data directory of the local network (default: $IPECHAIN_DATA_DIR, else the per-user data directory).
-    #[arg(long, value_name = "DIR")]
+    /// Data directory of the local network (default: $IPECHAIN_DATA_DIR, else $XDG_DATA_HOME/ipechain, else
+    /// ~/.local/share/ipechain).
+    #[arg(long, value_name = "DIR", env = "IPECHAIN_DATA_DIR")]
     data_dir: Option<PathBuf>,
 }
 
@@ -56,11 +69,13 @@ fn default_data_dir() -> PathBuf {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the whole default network (3 orderers, 2 peers, channel `iot`) in this process.
+    ///
+    /// Besides the ledger nodes: the embedded oneM2M CSE (or a remote one), the LwM2M server and bootstrap
+    /// server, and the bridge gateway. Settings come from flags, then `IPECHAIN_*` variables, then `--config
+    /// FILE` (TOML), then defaults (docs/config.md); `--print-config` shows the result.
     Up {
         #[command(flatten)]
-        dir: DataDirArg,
-        #[command(flatten)]
-        edge: node::EdgeArgs,
+        args: Box<config::UpArgs>,
     },
     /// Run one node (orderer or peer) from its config file, e.g. `<data-dir>/nodes/peer0.org1.ipechain.local.toml`.
     Node {
@@ -104,20 +119,58 @@ enum Command {
         #[command(subcommand)]
         command: bench_cmd::BenchCommand,
     },
+    /// Print a shell completion script for ipechain (docs/packaging.md says where to put it).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages for ipechain and every subcommand (ipechain.1, ipechain-up.1, ...) into a directory.
+    Man {
+        /// Where to write them (created if missing).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
+/// Installs logging: `IPECHAIN_LOG`, else `RUST_LOG`, else the level (`level`, with where it came from).
+fn init_logging(format: logging::LogFormat, level: Option<(logging::LogLevel, &'static str)>) -> Result<()> {
+    let var = |name: &str| std::env::var(name).ok();
+    let filter = logging::directives(var("IPECHAIN_LOG").as_deref(), var("RUST_LOG").as_deref(), level);
+    logging::init(format, &filter)
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,openraft=error,h2=warn,tower=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // `up` reads its configuration first: its `[log]` section counts (below the flags).
+    let up_config = match &cli.command {
+        Command::Up { args } => {
+            let cfg = config::UpConfig::resolve(args, cli.log_level, cli.log_format)?;
+            if args.print_config {
+                print!("{}", cfg.to_toml()?);
+                return Ok(());
+            }
+            let from = if cli.log_level.is_some() { "--log-level" } else { "[log] level" };
+            init_logging(cfg.log.format, Some((cfg.log.level, from)))?;
+            Some(cfg)
+        }
+        _ => {
+            init_logging(cli.log_format.unwrap_or_default(), cli.log_level.map(|l| (l, "--log-level")))?;
+            None
+        }
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Command::Up { dir, edge } => rt.block_on(node::up(dir.resolve(), edge)),
+        Command::Up { .. } => {
+            let cfg = up_config.context("the configuration of `up`")?;
+            rt.block_on(node::up(cfg))
+        }
+        Command::Completions { shell } => cli_docs::completions(shell, &mut std::io::stdout().lock()),
+        Command::Man { dir } => cli_docs::man_pages(&dir).map(|written| {
+            for p in written {
+                println!("{}", p.display());
+            }
+        }),
         Command::Node { config } => rt.block_on(node::run_one(&config)),
         Command::Keys { command } => keys::run(command),
         Command::Status { dir, json } => rt.block_on(status::run(dir.resolve(), json)),

@@ -2,10 +2,11 @@
 //! every node on its own loopback gRPC endpoint with mutual TLS, exactly as on separate hosts).
 
 use anyhow::{Context, Result};
+use network::NetworkConfig;
 use network::layout::{NodeConfig, NodeRole};
 use network::run::{installed_contracts, start_orderer, start_peer};
-use network::{DataDir, NetworkConfig};
-use std::net::SocketAddr;
+
+use crate::config::UpConfig;
 use std::path::Path;
 use tokio_util::sync::CancellationToken;
 
@@ -51,14 +52,14 @@ pub(crate) async fn run_one(config: &Path) -> Result<()> {
             let h = start_orderer(node, stop.clone()).await?;
             println!("orderer {name} serving on {listen}");
             shutdown_signal().await;
-            eprintln!("shutting down {name}");
+            tracing::info!("shutting down {name}");
             h.shutdown().await;
         }
         NodeRole::Peer => {
             let p = start_peer(node, installed_contracts(), stop.clone()).await?;
             println!("peer {name} serving on {listen} (height {})", p.ledger.height());
             shutdown_signal().await;
-            eprintln!("shutting down {name}");
+            tracing::info!("shutting down {name}");
             stop.cancel();
             p.stopped().await?;
         }
@@ -66,82 +67,10 @@ pub(crate) async fn run_one(config: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Where the standards' sides of the default network listen.
-#[derive(clap::Args, Debug, Clone)]
-pub(crate) struct EdgeArgs {
-    /// The embedded oneM2M CSE (Mca over HTTP): CSE-ID `id-in`, CSEBase `cse-in`.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    cse_addr: SocketAddr,
-    /// The embedded CSE also serves Mca over HTTPS here, with peer0.org1's TLS certificate; applications may
-    /// present a client certificate from one of the network's TLS CAs (then their originator must be its CN).
-    #[arg(long, default_value = "127.0.0.1:8443")]
-    cse_https_addr: SocketAddr,
-    /// PEM file of CA certificates trusted for `https://` Mca peers (an `https://` `--remote-cse`, and
-    /// notification targets of the embedded CSE), on top of the network's TLS CAs. May be repeated.
-    #[arg(long = "mca-ca", value_name = "FILE")]
-    mca_ca: Vec<std::path::PathBuf>,
-    /// The LwM2M server (CoAP over UDP).
-    #[arg(long, default_value = "0.0.0.0:5683")]
-    lwm2m_addr: SocketAddr,
-    /// The LwM2M server over DTLS 1.2 (`coaps://`, PSK or X.509). Device credentials are read from
-    /// `<data dir>/lwm2m/lwm2m-keys` (mode 0600).
-    #[arg(long, default_value = "0.0.0.0:5684")]
-    lwm2m_dtls_addr: SocketAddr,
-    /// NoSec CoAP registrations: `on` (endpoints that have credentials must use DTLS all the same) or `off`
-    /// (also no NoSec bootstrap listener).
-    #[arg(long, value_enum, default_value_t = OnOff::On)]
-    lwm2m_nosec: OnOff,
-    /// The LwM2M bootstrap server over NoSec CoAP: serves only endpoints without credentials, with a NoSec
-    /// server account (a secret never goes out in the clear).
-    #[arg(long, default_value = "0.0.0.0:5783")]
-    lwm2m_bootstrap_addr: SocketAddr,
-    /// The LwM2M bootstrap server over DTLS 1.2: a device shows its bootstrap credential (`ipechain device add
-    /// --bootstrap-psk-identity ...`) and receives its server credential. Bootstrap keys are read from
-    /// `<data dir>/lwm2m/lwm2m-bootstrap-keys`.
-    #[arg(long, default_value = "0.0.0.0:5784")]
-    lwm2m_bootstrap_dtls_addr: SocketAddr,
-    /// The host devices reach the LwM2M server at, written into the server URIs the bootstrap server hands
-    /// out (`coaps://HOST:PORT`). Default: the LwM2M listener's address, or 127.0.0.1 when it listens on all
-    /// interfaces (set this when devices are on other hosts).
-    #[arg(long, value_name = "HOST")]
-    lwm2m_advertised_host: Option<String>,
-    /// The LwM2M server's admin REST API (Leshan-style, local only).
-    #[arg(long, default_value = "127.0.0.1:8090")]
-    lwm2m_admin_addr: SocketAddr,
-    /// OMA object definition files (XML) or directories of them, loaded on top of the built-in objects
-    /// (core 0–7 and IPSO 3300–3350). May be repeated.
-    #[arg(long = "lwm2m-objects", value_name = "PATH")]
-    lwm2m_objects: Vec<std::path::PathBuf>,
-    /// Join an existing CSE (e.g. ACME) as the IPE AE `Cipechain-ipe` and mirror the devices there, instead
-    /// of the embedded CSE: the URL of its CSEBase, e.g. `http://127.0.0.1:8081/cse-in` or
-    /// `https://127.0.0.1:8443/cse-in` (verified against the network's TLS CAs and `--mca-ca`).
-    #[arg(long, value_name = "URL")]
-    remote_cse: Option<String>,
-    /// Where the gateway receives the remote CSE's notifications (port 0: any free port).
-    #[arg(long, default_value = "127.0.0.1:0", requires = "remote_cse")]
-    notify_addr: SocketAddr,
-    /// Receive the remote CSE's notifications over HTTPS (with peer0.org1's TLS certificate; the gateway's
-    /// `poa` and `nu` become `https://`).
-    #[arg(long, requires = "remote_cse")]
-    notify_tls: bool,
-    /// Do not start the bridge gateway (only the ledger, the CSE and the LwM2M server).
-    #[arg(long, conflicts_with = "demo")]
-    no_gateway: bool,
-    /// Also start 3 simulated LwM2M devices and a oneM2M application, and print both flows as they cross
-    /// the ledger.
-    #[arg(long)]
-    demo: bool,
-}
-
-/// A switch on the command line.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OnOff {
-    On,
-    Off,
-}
-
-pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
+pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
     let signal = ShutdownSignal::install();
+    let dir = cfg.data_dir();
+    let UpConfig { cse: cse_cfg, lwm2m: lw, gateway: gw, demo, .. } = cfg;
     if !dir.exists() {
         let net = NetworkConfig::default_network();
         crate::keys::generate_network(&dir, &net)?;
@@ -152,7 +81,7 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
     let (net, nodes, admin_tls) = crate::status::admin_tls(&dir)?;
     // Mca over TLS: the network's TLS CAs, and what the operator adds.
     let mut mca_cas = admin_tls.ca_pems.clone();
-    for f in &edge.mca_ca {
+    for f in &cse_cfg.mca_ca {
         mca_cas.push(std::fs::read(f).with_context(|| format!("reading --mca-ca {}", f.display()))?);
     }
     let mca_client_tls = mca_client::tls::TlsClient { ca_pems: mca_cas, identity: None };
@@ -185,25 +114,36 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
         ));
     }
     // The oneM2M side: the embedded CSE, persisted under the data directory (unless a remote CSE is used).
-    let remote = edge.remote_cse.as_deref().map(crate::gateway::parse_cse_url).transpose()?;
+    let remote = cse_cfg.remote.as_deref().map(crate::gateway::parse_cse_url).transpose()?;
     let mut cse_running = None;
     let mut cse_https = None;
     if remote.is_none() {
-        let cse_listener = tokio::net::TcpListener::bind(edge.cse_addr)
+        let cse_listener = tokio::net::TcpListener::bind(cse_cfg.addr)
             .await
-            .with_context(|| format!("binding the CSE to {}", edge.cse_addr))?;
-        let https_listener = tokio::net::TcpListener::bind(edge.cse_https_addr)
+            .with_context(|| format!("binding the CSE to {}", cse_cfg.addr))?;
+        let https_listener = tokio::net::TcpListener::bind(cse_cfg.https_addr)
             .await
-            .with_context(|| format!("binding the CSE's HTTPS listener to {}", edge.cse_https_addr))?;
+            .with_context(|| format!("binding the CSE's HTTPS listener to {}", cse_cfg.https_addr))?;
         let https_addr = https_listener.local_addr()?;
         let cse = cse::Cse::open(cse::CseConfig {
             data_dir: Some(dir.root().join("cse")),
-            poa: vec![format!("http://{}", edge.cse_addr), format!("https://{https_addr}")],
+            poa: vec![format!("http://{}", cse_cfg.addr), format!("https://{https_addr}")],
             notify_tls: mca_client_tls.clone(),
+            cse_id: cse_cfg.id.clone(),
+            rn: cse_cfg.base_name.clone(),
+            admin: cse_cfg.admin.clone(),
+            sp_id: cse_cfg.sp_id.clone(),
             ..Default::default()
         })
         .await
-        .context("opening the embedded CSE")?;
+        .map_err(|e| match e {
+            cse::CseError::Identity(msg) => anyhow::anyhow!(
+                "{msg} (in {}): start with --cse-id and --cse-base-name (`[cse] id`, `base_name`) as stored, \
+                 or with a fresh data directory",
+                dir.root().join("cse").display()
+            ),
+            e => anyhow::Error::new(e).context("opening the embedded CSE"),
+        })?;
         let cse_stop = stop.clone();
         let cse_task =
             tokio::spawn(cse::serve(cse.clone(), cse_listener, async move { cse_stop.cancelled().await }));
@@ -220,8 +160,8 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
         cse_running = Some((cse, cse_task));
     }
     // The LwM2M side.
-    let registry = lwm2m_server::load_object_definitions(&edge.lwm2m_objects)
-        .context("loading LwM2M object definitions")?;
+    let registry =
+        lwm2m_server::load_object_definitions(&lw.objects).context("loading LwM2M object definitions")?;
     let registry = std::sync::Arc::new(registry);
     // Device credentials: the chain's bindings (fingerprints) with the key file's secrets, kept in step.
     let keys = std::sync::Arc::new(
@@ -230,38 +170,37 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
     );
     let creds_task = tokio::spawn(crate::device_cmd::refresh_loop(dir.clone(), keys.clone(), stop.clone()));
     let mut dtls = lwm2m_server::DtlsConfig::new(keys.clone());
-    dtls.addr = edge.lwm2m_dtls_addr;
+    dtls.addr = lw.dtls_addr;
     let (lwm2m, lwm2m_task) = lwm2m_server::LwM2mServer::start(lwm2m_server::ServerConfig {
-        coap_addr: edge.lwm2m_addr,
-        admin_addr: Some(edge.lwm2m_admin_addr),
+        coap_addr: lw.addr,
+        admin_addr: Some(lw.admin_addr),
         registry: registry.clone(),
         dtls: Some(dtls),
-        nosec: edge.lwm2m_nosec == OnOff::On,
+        nosec: lw.nosec,
         ..Default::default()
     })
     .await
     .context("starting the LwM2M server")?;
     // The bootstrap server, provisioning from the same credentials.
-    let host = match &edge.lwm2m_advertised_host {
+    let host = match &lw.advertised_host {
         Some(h) => h.clone(),
-        None if edge.lwm2m_addr.ip().is_unspecified() => "127.0.0.1".to_owned(),
-        None => edge.lwm2m_addr.ip().to_string(),
+        None if lw.addr.ip().is_unspecified() => "127.0.0.1".to_owned(),
+        None => lw.addr.ip().to_string(),
     };
     let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host };
-    let dtls_port = lwm2m.dtls_addr().map_or(edge.lwm2m_dtls_addr.port(), |a| a.port());
+    let dtls_port = lwm2m.dtls_addr().map_or(lw.dtls_addr.port(), |a| a.port());
     let dtls_uri = format!("coaps://{host}:{dtls_port}");
-    let nosec_uri =
-        (edge.lwm2m_nosec == OnOff::On).then(|| format!("coap://{host}:{}", lwm2m.coap_addr().port()));
+    let nosec_uri = (lw.nosec).then(|| format!("coap://{host}:{}", lwm2m.coap_addr().port()));
     let provisioner = lwm2m_server::CredentialProvisioner::new(keys.clone(), dtls_uri.clone(), nosec_uri);
     let mut bs_config = lwm2m_server::BootstrapServerConfig::new(std::sync::Arc::new(provisioner));
-    bs_config.nosec_addr = (edge.lwm2m_nosec == OnOff::On).then_some(edge.lwm2m_bootstrap_addr);
-    bs_config.dtls = Some(lwm2m_server::bootstrap::bootstrap_dtls(&keys, edge.lwm2m_bootstrap_dtls_addr));
+    bs_config.nosec_addr = (lw.nosec).then_some(lw.bootstrap_addr);
+    bs_config.dtls = Some(lwm2m_server::bootstrap::bootstrap_dtls(&keys, lw.bootstrap_dtls_addr));
     let (bootstrap, bootstrap_task) = lwm2m_server::BootstrapServer::start(bs_config)
         .await
         .context("starting the LwM2M bootstrap server")?;
     // The bridge gateway between them, through the ledger.
     let mut gateway = None;
-    if !edge.no_gateway {
+    if gw.enabled {
         let (version, installed) = crate::gateway::starter_policy(&dir).await?;
         if installed {
             println!(
@@ -276,8 +215,8 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
                     base: base.clone(),
                     https: *https,
                     tls: mca_client_tls.clone(),
-                    listen: edge.notify_addr,
-                    listen_tls: if edge.notify_tls {
+                    listen: gw.notify_addr,
+                    listen_tls: if gw.notify_tls {
                         Some(
                             cse_server_tls
                                 .clone()
@@ -296,7 +235,7 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
 
     println!();
     println!("ipechain is up: channel `{}`", net.channel);
-    match (&remote, edge.remote_cse.as_deref()) {
+    match (&remote, cse_cfg.remote.as_deref()) {
         (Some(_), Some(url)) => {
             println!(
                 "  oneM2M   remote CSE (Mca/HTTP)         {url}   (joined as IPE AE {})",
@@ -305,12 +244,13 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
         }
         _ => {
             println!(
-                "  oneM2M   embedded CSE (Mca/HTTP)       http://{}/cse-in   (CSE-ID id-in, admin CAdmin)",
-                edge.cse_addr
+                "  oneM2M   embedded CSE (Mca/HTTP)       http://{}/{}   (CSE-ID {}, admin {})",
+                cse_cfg.addr, cse_cfg.base_name, cse_cfg.id, cse_cfg.admin
             );
             if let Some((a, _)) = &cse_https {
                 println!(
-                    "  oneM2M   embedded CSE (Mca/HTTPS)      https://{a}/cse-in   (peer0.org1's TLS certificate)"
+                    "  oneM2M   embedded CSE (Mca/HTTPS)      https://{a}/{}   (peer0.org1's TLS certificate)",
+                    cse_cfg.base_name
                 );
             }
         }
@@ -348,10 +288,10 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
     );
     println!("  `ipechain status --data-dir {}` shows every node; Ctrl-C stops.", dir.root().display());
     let demo_stop = CancellationToken::new();
-    let demo = if edge.demo {
+    let demo = if demo {
         let (authority, base) = match &remote {
             Some((a, b, _)) => (a.clone(), b.clone()),
-            None => (edge.cse_addr.to_string(), "cse-in".to_owned()),
+            None => (cse_cfg.addr.to_string(), cse_cfg.base_name.clone()),
         };
         println!();
         println!(
@@ -368,12 +308,12 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
         None
     };
     signal.wait().await;
-    eprintln!("shutting down");
+    tracing::info!("shutting down");
     demo_stop.cancel();
     if let Some(d) = demo {
         match d.await {
-            Ok(Err(e)) => eprintln!("demo: {e:#}"),
-            Err(e) => eprintln!("demo task: {e}"),
+            Ok(Err(e)) => tracing::error!("demo: {e:#}"),
+            Err(e) => tracing::error!("demo task: {e}"),
             Ok(Ok(())) => {}
         }
     }
@@ -388,22 +328,22 @@ pub(crate) async fn up(dir: DataDir, edge: EdgeArgs) -> Result<()> {
     let _ = bootstrap_task.await;
     if let Some((_, t)) = cse_https {
         match t.await {
-            Ok(Err(e)) => eprintln!("CSE (HTTPS): {e}"),
-            Err(e) => eprintln!("CSE HTTPS task: {e}"),
+            Ok(Err(e)) => tracing::error!("CSE (HTTPS): {e}"),
+            Err(e) => tracing::error!("CSE HTTPS task: {e}"),
             Ok(Ok(())) => {}
         }
     }
     if let Some((cse, cse_task)) = cse_running {
         match cse_task.await {
-            Ok(Err(e)) => eprintln!("CSE: {e}"),
-            Err(e) => eprintln!("CSE task: {e}"),
+            Ok(Err(e)) => tracing::error!("CSE: {e}"),
+            Err(e) => tracing::error!("CSE task: {e}"),
             Ok(Ok(())) => {}
         }
         cse.close().await;
     }
     for (name, _, p) in peers {
         if let Err(e) = p.stopped().await {
-            eprintln!("{name}: {e}");
+            tracing::error!("{name}: {e}");
         }
     }
     for (_, _, o) in orderers {

@@ -374,3 +374,28 @@ fn acod_chty_limits_which_children_a_rule_lets_create() {
         "pvs": {"acr": [{"acor": ["Ca"], "acop": 63}]}}});
     assert_eq!(create(&mut e, "cse-in/a", "Ca", 1, bad, T0).0, Rsc::BadRequest);
 }
+
+#[test]
+fn a_stored_tree_opens_only_under_its_own_identity() {
+    let mut e = Engine::new(CseConfig::default(), Vec::new(), T0).unwrap();
+    let rows: Vec<(String, Vec<u8>)> = e
+        .take_effects()
+        .ops
+        .into_iter()
+        .filter_map(|op| match op {
+            crate::store::Op::Put(k, v) => Some((k, v)),
+            crate::store::Op::Del(_) => None,
+        })
+        .collect();
+    let admin = CseConfig { admin: "CRoot".into(), sp_id: "sp.example".into(), ..CseConfig::default() };
+    Engine::new(admin, rows.clone(), T0).expect("the admin and SP-ID may change");
+    for other in [
+        CseConfig { cse_id: "id-other".into(), ..CseConfig::default() },
+        CseConfig { rn: "base-other".into(), ..CseConfig::default() },
+    ] {
+        let Err(crate::CseError::Identity(msg)) = Engine::new(other, rows.clone(), T0) else {
+            panic!("another CSE-ID or CSEBase name is refused")
+        };
+        assert!(msg.contains("\"id-in\"") && msg.contains("\"cse-in\""), "{msg}");
+    }
+}

@@ -1,0 +1,554 @@
+//! The configuration of `ipechain up`: one [`UpConfig`] read from `--config FILE` (TOML), with every command
+//! line flag (or its `IPECHAIN_*` environment variable) overriding the file, and the file overriding the
+//! defaults. docs/config.md documents every key with its flag and variable; `--print-config` prints the
+//! effective configuration in the same format.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::logging::{LogFormat, LogLevel};
+
+/// Everything `ipechain up` can be told. Every field has a default, so a file names only what it changes.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct UpConfig {
+    /// The data directory (`--data-dir`); absent: `$IPECHAIN_DATA_DIR`, else the per-user data directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Simulated devices and an application (`--demo`).
+    pub(crate) demo: bool,
+    pub(crate) log: LogSection,
+    pub(crate) cse: CseSection,
+    pub(crate) lwm2m: Lwm2mSection,
+    pub(crate) gateway: GatewaySection,
+}
+
+/// `[log]`: the default level and the format (`IPECHAIN_LOG` and `RUST_LOG` override the level).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct LogSection {
+    pub(crate) level: LogLevel,
+    pub(crate) format: LogFormat,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection { level: LogLevel::Info, format: LogFormat::Text }
+    }
+}
+
+/// `[cse]`: the embedded oneM2M CSE, or the remote one the gateway joins.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct CseSection {
+    /// Mca over HTTP.
+    pub(crate) addr: SocketAddr,
+    /// Mca over HTTPS (peer0.org1's TLS certificate).
+    pub(crate) https_addr: SocketAddr,
+    /// CSE-ID, without the leading `/`.
+    pub(crate) id: String,
+    /// The CSEBase resource name.
+    pub(crate) base_name: String,
+    /// The admin originator, allowed everything.
+    pub(crate) admin: String,
+    /// The M2M service provider id of absolute addresses (`//SP-ID/CSE-ID/...`).
+    pub(crate) sp_id: String,
+    /// Join this CSE (the URL of its CSEBase) instead of serving the embedded one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) remote: Option<String>,
+    /// PEM files of CAs trusted for `https://` Mca peers, on top of the network's TLS CAs.
+    pub(crate) mca_ca: Vec<PathBuf>,
+}
+
+impl Default for CseSection {
+    fn default() -> Self {
+        let cse = cse::CseConfig::default();
+        CseSection {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            https_addr: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            id: cse.cse_id,
+            base_name: cse.rn,
+            admin: cse.admin,
+            sp_id: cse.sp_id,
+            remote: None,
+            mca_ca: Vec::new(),
+        }
+    }
+}
+
+/// `[lwm2m]`: the LwM2M server and bootstrap server.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Lwm2mSection {
+    /// CoAP over UDP.
+    pub(crate) addr: SocketAddr,
+    /// CoAP over DTLS 1.2.
+    pub(crate) dtls_addr: SocketAddr,
+    /// NoSec registrations accepted (`--lwm2m-nosec on|off`).
+    pub(crate) nosec: bool,
+    /// The bootstrap server over NoSec CoAP.
+    pub(crate) bootstrap_addr: SocketAddr,
+    /// The bootstrap server over DTLS.
+    pub(crate) bootstrap_dtls_addr: SocketAddr,
+    /// The host written into the server URIs the bootstrap server hands out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) advertised_host: Option<String>,
+    /// The admin REST API.
+    pub(crate) admin_addr: SocketAddr,
+    /// OMA object definition files or directories, on top of the built-in objects.
+    pub(crate) objects: Vec<PathBuf>,
+}
+
+impl Default for Lwm2mSection {
+    fn default() -> Self {
+        Lwm2mSection {
+            addr: SocketAddr::from(([0, 0, 0, 0], 5683)),
+            dtls_addr: SocketAddr::from(([0, 0, 0, 0], 5684)),
+            nosec: true,
+            bootstrap_addr: SocketAddr::from(([0, 0, 0, 0], 5783)),
+            bootstrap_dtls_addr: SocketAddr::from(([0, 0, 0, 0], 5784)),
+            advertised_host: None,
+            admin_addr: SocketAddr::from(([127, 0, 0, 1], 8090)),
+            objects: Vec::new(),
+        }
+    }
+}
+
+/// `[gateway]`: the bridge between the two sides.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct GatewaySection {
+    /// Run the bridge gateway (`--no-gateway` turns it off).
+    pub(crate) enabled: bool,
+    /// Where the remote CSE's notifications arrive (port 0: any free port).
+    pub(crate) notify_addr: SocketAddr,
+    /// Receive them over HTTPS.
+    pub(crate) notify_tls: bool,
+}
+
+impl Default for GatewaySection {
+    fn default() -> Self {
+        GatewaySection {
+            enabled: true,
+            notify_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            notify_tls: false,
+        }
+    }
+}
+
+/// A switch on the command line.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnOff {
+    On,
+    Off,
+}
+
+/// The flags of `ipechain up`. Each is optional: given (or set by its environment variable), it overrides
+/// `--config`; the help names the default that applies when neither sets it.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub(crate) struct UpArgs {
+    /// Read the configuration from this TOML file (docs/config.md); flags given here override it.
+    #[arg(long, value_name = "FILE", env = "IPECHAIN_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Print the effective configuration (defaults, then the file, then flags and variables) as TOML and
+    /// exit without starting anything.
+    #[arg(long)]
+    pub(crate) print_config: bool,
+    #[command(flatten)]
+    pub(crate) dir: crate::DataDirArg,
+    /// The embedded oneM2M CSE (Mca over HTTP). [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR", env = "IPECHAIN_CSE_ADDR")]
+    pub(crate) cse_addr: Option<SocketAddr>,
+    /// The embedded CSE also serves Mca over HTTPS here, with peer0.org1's TLS certificate; applications may
+    /// present a client certificate from one of the network's TLS CAs (then their originator must be its CN).
+    /// [default: 127.0.0.1:8443]
+    #[arg(long, value_name = "ADDR", env = "IPECHAIN_CSE_HTTPS_ADDR")]
+    pub(crate) cse_https_addr: Option<SocketAddr>,
+    /// CSE-ID of the embedded CSE, without the leading `/`. Fixed by the first run of a data directory.
+    /// [default: id-in]
+    #[arg(long, value_name = "ID")]
+    pub(crate) cse_id: Option<String>,
+    /// CSEBase resource name of the embedded CSE. Fixed by the first run of a data directory.
+    /// [default: cse-in]
+    #[arg(long, value_name = "NAME")]
+    pub(crate) cse_base_name: Option<String>,
+    /// The embedded CSE's admin originator, allowed everything. [default: CAdmin]
+    #[arg(long, value_name = "ORIGINATOR")]
+    pub(crate) cse_admin: Option<String>,
+    /// The embedded CSE's M2M service provider id (absolute addresses `//SP-ID/CSE-ID/…`).
+    /// [default: ipechain.example]
+    #[arg(long, value_name = "SP_ID")]
+    pub(crate) cse_sp_id: Option<String>,
+    /// PEM file of CA certificates trusted for `https://` Mca peers (an `https://` `--remote-cse`, and
+    /// notification targets of the embedded CSE), on top of the network's TLS CAs. May be repeated; replaces
+    /// the file's list.
+    #[arg(long = "mca-ca", value_name = "FILE")]
+    pub(crate) mca_ca: Vec<PathBuf>,
+    /// The LwM2M server (CoAP over UDP). [default: 0.0.0.0:5683]
+    #[arg(long, value_name = "ADDR", env = "IPECHAIN_LWM2M_ADDR")]
+    pub(crate) lwm2m_addr: Option<SocketAddr>,
+    /// The LwM2M server over DTLS 1.2 (`coaps://`, PSK or X.509). Device credentials are read from
+    /// `<data dir>/lwm2m/lwm2m-keys` (mode 0600). [default: 0.0.0.0:5684]
+    #[arg(long, value_name = "ADDR", env = "IPECHAIN_LWM2M_DTLS_ADDR")]
+    pub(crate) lwm2m_dtls_addr: Option<SocketAddr>,
+    /// NoSec CoAP registrations: `on` (endpoints that have credentials must use DTLS all the same) or `off`
+    /// (also no NoSec bootstrap listener). [default: on]
+    #[arg(long, value_enum)]
+    pub(crate) lwm2m_nosec: Option<OnOff>,
+    /// The LwM2M bootstrap server over NoSec CoAP: serves only endpoints without credentials, with a NoSec
+    /// server account (a secret never goes out in the clear). [default: 0.0.0.0:5783]
+    #[arg(long, value_name = "ADDR", env = "IPECHAIN_LWM2M_BOOTSTRAP_ADDR")]
+    pub(crate) lwm2m_bootstrap_addr: Option<SocketAddr>,
+    /// The LwM2M bootstrap server over DTLS 1.2: a device shows its bootstrap credential (`ipechain device add
+    /// --bootstrap-psk-identity ...`) and receives its server credential. Bootstrap keys are read from
+    /// `<data dir>/lwm2m/lwm2m-bootstrap-keys`. [default: 0.0.0.0:5784]
+    #[arg(long, value_name = "ADDR", env = "IPECHAIN_LWM2M_BOOTSTRAP_DTLS_ADDR")]
+    pub(crate) lwm2m_bootstrap_dtls_addr: Option<SocketAddr>,
+    /// The host devices reach the LwM2M server at, written into the server URIs the bootstrap server hands
+    /// out (`coaps://HOST:PORT`). Default: the LwM2M listener's address, or 127.0.0.1 when it listens on all
+    /// interfaces (set this when devices are on other hosts).
+    #[arg(long, value_name = "HOST", env = "IPECHAIN_LWM2M_ADVERTISED_HOST")]
+    pub(crate) lwm2m_advertised_host: Option<String>,
+    /// The LwM2M server's admin REST API (Leshan-style, local only). [default: 127.0.0.1:8090]
+    #[arg(long, value_name = "ADDR", env = "IPECHAIN_LWM2M_ADMIN_ADDR")]
+    pub(crate) lwm2m_admin_addr: Option<SocketAddr>,
+    /// OMA object definition files (XML) or directories of them, loaded on top of the built-in objects
+    /// (core 0–7 and IPSO 3300–3350). May be repeated; replaces the file's list.
+    #[arg(long = "lwm2m-objects", value_name = "PATH")]
+    pub(crate) lwm2m_objects: Vec<PathBuf>,
+    /// Join an existing CSE (e.g. ACME) as the IPE AE `Cipechain-ipe` and mirror the devices there, instead
+    /// of the embedded CSE: the URL of its CSEBase, e.g. `http://127.0.0.1:8081/cse-in` or
+    /// `https://127.0.0.1:8443/cse-in` (verified against the network's TLS CAs and `--mca-ca`).
+    #[arg(long, value_name = "URL", env = "IPECHAIN_REMOTE_CSE")]
+    pub(crate) remote_cse: Option<String>,
+    /// Where the gateway receives the remote CSE's notifications (port 0: any free port); only with a remote
+    /// CSE. [default: 127.0.0.1:0]
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) notify_addr: Option<SocketAddr>,
+    /// Receive the remote CSE's notifications over HTTPS (with peer0.org1's TLS certificate; the gateway's
+    /// `poa` and `nu` become `https://`); only with a remote CSE.
+    #[arg(long)]
+    pub(crate) notify_tls: bool,
+    /// Do not start the bridge gateway (only the ledger, the CSE and the LwM2M server).
+    #[arg(long)]
+    pub(crate) no_gateway: bool,
+    /// Also start 3 simulated LwM2M devices and a oneM2M application, and print both flows as they cross
+    /// the ledger.
+    #[arg(long)]
+    pub(crate) demo: bool,
+}
+
+impl UpConfig {
+    /// Parses a config file's text; an unknown key is an error that names it.
+    pub(crate) fn from_toml(text: &str) -> Result<UpConfig> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// Reads `path`. Relative paths in it (`data_dir`, `mca_ca`, `objects`) are relative to the file's
+    /// directory, as in node configs; relative paths on the command line are relative to the working directory.
+    pub(crate) fn load(path: &Path) -> Result<UpConfig> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut c = UpConfig::from_toml(&text)
+            .with_context(|| format!("{}: invalid configuration", path.display()))?;
+        c.relative_to(path.parent().unwrap_or(Path::new(".")));
+        Ok(c)
+    }
+
+    /// Joins the relative paths of the configuration to `base`.
+    fn relative_to(&mut self, base: &Path) {
+        let join = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(d) = self.data_dir.as_mut() {
+            join(d);
+        }
+        self.cse.mca_ca.iter_mut().for_each(join);
+        self.lwm2m.objects.iter_mut().for_each(join);
+    }
+
+    /// The configuration as TOML, as `--print-config` shows it.
+    pub(crate) fn to_toml(&self) -> Result<String> {
+        toml::to_string(self).context("writing the configuration as TOML")
+    }
+
+    /// The effective configuration: `args` (flags and their variables) over the file over the defaults, and
+    /// the log settings of the global flags. The data directory is resolved (`$IPECHAIN_DATA_DIR`, else the
+    /// per-user data directory) so that the printed configuration names it.
+    pub(crate) fn resolve(
+        args: &UpArgs,
+        log_level: Option<LogLevel>,
+        log_format: Option<LogFormat>,
+    ) -> Result<UpConfig> {
+        let file = match &args.config {
+            Some(path) => UpConfig::load(path)?,
+            None => UpConfig::default(),
+        };
+        let mut c = file.merge(args, log_level, log_format);
+        if c.data_dir.is_none() {
+            c.data_dir = Some(crate::default_data_dir());
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// `args` over `self` (each flag given replaces the file's value; lists replace whole lists; a switch
+    /// given on the command line turns its setting on, `--no-gateway` off).
+    pub(crate) fn merge(
+        self,
+        a: &UpArgs,
+        log_level: Option<LogLevel>,
+        log_format: Option<LogFormat>,
+    ) -> UpConfig {
+        let f = self;
+        let list = |cli: &Vec<PathBuf>, file: Vec<PathBuf>| if cli.is_empty() { file } else { cli.clone() };
+        UpConfig {
+            data_dir: a.dir.data_dir.clone().or(f.data_dir),
+            demo: a.demo || f.demo,
+            log: LogSection {
+                level: log_level.unwrap_or(f.log.level),
+                format: log_format.unwrap_or(f.log.format),
+            },
+            cse: CseSection {
+                addr: a.cse_addr.unwrap_or(f.cse.addr),
+                https_addr: a.cse_https_addr.unwrap_or(f.cse.https_addr),
+                id: a.cse_id.clone().unwrap_or(f.cse.id),
+                base_name: a.cse_base_name.clone().unwrap_or(f.cse.base_name),
+                admin: a.cse_admin.clone().unwrap_or(f.cse.admin),
+                sp_id: a.cse_sp_id.clone().unwrap_or(f.cse.sp_id),
+                remote: a.remote_cse.clone().or(f.cse.remote),
+                mca_ca: list(&a.mca_ca, f.cse.mca_ca),
+            },
+            lwm2m: Lwm2mSection {
+                addr: a.lwm2m_addr.unwrap_or(f.lwm2m.addr),
+                dtls_addr: a.lwm2m_dtls_addr.unwrap_or(f.lwm2m.dtls_addr),
+                nosec: a.lwm2m_nosec.map_or(f.lwm2m.nosec, |s| s == OnOff::On),
+                bootstrap_addr: a.lwm2m_bootstrap_addr.unwrap_or(f.lwm2m.bootstrap_addr),
+                bootstrap_dtls_addr: a.lwm2m_bootstrap_dtls_addr.unwrap_or(f.lwm2m.bootstrap_dtls_addr),
+                advertised_host: a.lwm2m_advertised_host.clone().or(f.lwm2m.advertised_host),
+                admin_addr: a.lwm2m_admin_addr.unwrap_or(f.lwm2m.admin_addr),
+                objects: list(&a.lwm2m_objects, f.lwm2m.objects),
+            },
+            gateway: GatewaySection {
+                enabled: !a.no_gateway && f.gateway.enabled,
+                notify_addr: a.notify_addr.unwrap_or(f.gateway.notify_addr),
+                notify_tls: a.notify_tls || f.gateway.notify_tls,
+            },
+        }
+    }
+
+    /// Rules that involve several settings, checked on the effective configuration.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.demo && !self.gateway.enabled {
+            bail!("--demo needs the gateway: drop --no-gateway (or `[gateway] enabled = false`)");
+        }
+        match &self.cse.remote {
+            Some(url) => {
+                crate::gateway::parse_cse_url(url)?;
+            }
+            None => {
+                if self.gateway.notify_tls
+                    || self.gateway.notify_addr != GatewaySection::default().notify_addr
+                {
+                    bail!(
+                        "--notify-addr and --notify-tls (`[gateway] notify_addr`, `notify_tls`) apply only to a \
+                         remote CSE: set --remote-cse (`[cse] remote`) or drop them"
+                    );
+                }
+            }
+        }
+        for (what, v) in [
+            ("--cse-id (`[cse] id`)", &self.cse.id),
+            ("--cse-base-name (`[cse] base_name`)", &self.cse.base_name),
+            ("--cse-admin (`[cse] admin`)", &self.cse.admin),
+            ("--cse-sp-id (`[cse] sp_id`)", &self.cse.sp_id),
+        ] {
+            if v.is_empty() || v.contains('/') || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                bail!("{what} must be a non-empty name without `/` or spaces, not {v:?}");
+            }
+        }
+        Ok(())
+    }
+
+    /// The resolved data directory.
+    pub(crate) fn data_dir(&self) -> network::DataDir {
+        network::DataDir::new(self.data_dir.clone().unwrap_or_else(crate::default_data_dir))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// The first ```toml block of docs/config.md: the documented example `ipechain.toml`.
+    fn documented_example() -> &'static str {
+        let doc = include_str!("../../../docs/config.md");
+        let start = doc.find("```toml\n").expect("docs/config.md has a ```toml block") + "```toml\n".len();
+        let len = doc[start..].find("```").expect("the block ends");
+        &doc[start..start + len]
+    }
+
+    fn keys(prefix: &str, t: &toml::Table, out: &mut Vec<String>) {
+        for (k, v) in t {
+            let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            match v {
+                toml::Value::Table(t) => keys(&name, t, out),
+                _ => out.push(name),
+            }
+        }
+    }
+
+    #[test]
+    fn the_documented_example_parses_and_names_every_key() {
+        let c = UpConfig::from_toml(documented_example()).unwrap();
+        assert_eq!(c.cse.addr, "127.0.0.1:8080".parse().unwrap());
+        c.validate().unwrap();
+        // Every key of the configuration appears in the example (the optional ones commented out).
+        let mut full = UpConfig { data_dir: Some("/x".into()), ..UpConfig::default() };
+        full.cse.remote = Some("http://h:1/b".into());
+        full.lwm2m.advertised_host = Some("h".into());
+        let mut all = Vec::new();
+        keys("", &toml::from_str(&full.to_toml().unwrap()).unwrap(), &mut all);
+        let uncommented: String = documented_example()
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest
+                        .split_once(" = ")
+                        .is_some_and(|(k, _)| k.chars().all(|c| c == '_' || c.is_ascii_lowercase())) =>
+                {
+                    rest
+                }
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let mut example = Vec::new();
+        keys("", &toml::from_str(&uncommented).unwrap(), &mut example);
+        all.sort();
+        example.sort();
+        assert_eq!(
+            all, example,
+            "docs/config.md's example names every key once (optional ones as `# key = …`)"
+        );
+    }
+
+    #[test]
+    fn the_packaged_config_parses() {
+        let c = UpConfig::from_toml(include_str!("../../../packaging/ipechain.toml")).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.data_dir.as_deref(), Some(Path::new("/var/lib/ipechain")));
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let e = UpConfig::from_toml("[cse]\naddr = \"127.0.0.1:1\"\nbase = \"x\"\n").unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("unknown field `base`"), "{msg}");
+        let e = UpConfig::from_toml("cse_addr = \"127.0.0.1:1\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("unknown field `cse_addr`"), "{e:#}");
+        let e = UpConfig::from_toml("[cse]\naddr = \"nowhere\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("addr"), "{e:#}");
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_the_defaults() {
+        let file = UpConfig::from_toml(
+            "demo = true\n[cse]\naddr = \"127.0.0.1:1\"\nid = \"id-file\"\nmca_ca = [\"a.pem\"]\n\
+             [lwm2m]\nnosec = false\naddr = \"127.0.0.1:2\"\n[log]\nformat = \"json\"\n",
+        )
+        .unwrap();
+        let args = UpArgs {
+            cse_addr: Some("127.0.0.1:3".parse().unwrap()),
+            mca_ca: vec!["b.pem".into()],
+            lwm2m_nosec: Some(OnOff::On),
+            no_gateway: true,
+            ..UpArgs::default()
+        };
+        let c = file.clone().merge(&args, Some(LogLevel::Debug), None);
+        assert_eq!(c.cse.addr, "127.0.0.1:3".parse().unwrap()); // flag
+        assert_eq!(c.cse.id, "id-file"); // file
+        assert_eq!(c.cse.base_name, "cse-in"); // default
+        assert_eq!(c.cse.mca_ca, [PathBuf::from("b.pem")]); // a list from flags replaces the file's
+        assert_eq!(c.lwm2m.addr, "127.0.0.1:2".parse().unwrap());
+        assert!(c.lwm2m.nosec);
+        assert_eq!(c.log, LogSection { level: LogLevel::Debug, format: LogFormat::Json });
+        assert!(!c.gateway.enabled);
+        assert!(c.validate().is_err(), "--demo (from the file) needs the gateway");
+        let c = file.merge(&UpArgs::default(), None, None);
+        assert_eq!(c.cse.mca_ca, [PathBuf::from("a.pem")]);
+        assert!(!c.lwm2m.nosec);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn relative_paths_of_a_file_are_relative_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ipechain.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"data\"\n[cse]\nmca_ca = [\"/abs/ca.pem\", \"ca.pem\"]\n[lwm2m]\nobjects = [\"obj\"]\n",
+        )
+        .unwrap();
+        let c = UpConfig::load(&path).unwrap();
+        assert_eq!(c.data_dir, Some(dir.path().join("data")));
+        assert_eq!(c.cse.mca_ca, [PathBuf::from("/abs/ca.pem"), dir.path().join("ca.pem")]);
+        assert_eq!(c.lwm2m.objects, [dir.path().join("obj")]);
+    }
+
+    #[test]
+    fn validation_names_the_setting() {
+        let mut c = UpConfig::default();
+        c.gateway.notify_tls = true;
+        assert!(format!("{:#}", c.validate().unwrap_err()).contains("only to a remote CSE"));
+        c.cse.remote = Some("http://127.0.0.1:8081/cse-in".into());
+        c.validate().unwrap();
+        c.cse.remote = Some("ftp://x".into());
+        assert!(c.validate().is_err());
+        let mut c = UpConfig::default();
+        c.cse.base_name = "a/b".into();
+        assert!(format!("{:#}", c.validate().unwrap_err()).contains("--cse-base-name"));
+    }
+
+    #[test]
+    fn printed_configuration_reads_back() {
+        let mut c = UpConfig { data_dir: Some("/var/lib/ipechain".into()), ..UpConfig::default() };
+        c.cse.remote = Some("https://127.0.0.1:8443/cse-in".into());
+        c.lwm2m.objects = vec!["/etc/ipechain/objects".into()];
+        let text = c.to_toml().unwrap();
+        assert_eq!(UpConfig::from_toml(&text).unwrap(), c);
+    }
+
+    /// The defaults named in `up --help` are the defaults of [`UpConfig`].
+    #[test]
+    fn help_names_the_real_defaults() {
+        let d = UpConfig::default();
+        let cmd = crate::Cli::command();
+        let up = cmd.find_subcommand("up").unwrap();
+        let expect = [
+            ("cse_addr", d.cse.addr.to_string()),
+            ("cse_https_addr", d.cse.https_addr.to_string()),
+            ("cse_id", d.cse.id.clone()),
+            ("cse_base_name", d.cse.base_name.clone()),
+            ("cse_admin", d.cse.admin.clone()),
+            ("cse_sp_id", d.cse.sp_id.clone()),
+            ("lwm2m_addr", d.lwm2m.addr.to_string()),
+            ("lwm2m_dtls_addr", d.lwm2m.dtls_addr.to_string()),
+            ("lwm2m_nosec", if d.lwm2m.nosec { "on" } else { "off" }.to_owned()),
+            ("lwm2m_bootstrap_addr", d.lwm2m.bootstrap_addr.to_string()),
+            ("lwm2m_bootstrap_dtls_addr", d.lwm2m.bootstrap_dtls_addr.to_string()),
+            ("lwm2m_admin_addr", d.lwm2m.admin_addr.to_string()),
+            ("notify_addr", d.gateway.notify_addr.to_string()),
+        ];
+        for (id, default) in expect {
+            let arg = up.get_arguments().find(|a| a.get_id() == id).unwrap_or_else(|| panic!("no --{id}"));
+            let help = arg.get_long_help().or(arg.get_help()).map(|h| h.to_string()).unwrap_or_default();
+            assert!(help.contains(&format!("[default: {default}]")), "--{id}: {help}");
+        }
+    }
+}
