@@ -714,7 +714,7 @@ async fn idle_sessions_are_dropped_unless_a_registration_uses_them() {
 /// A P-256 key pair for raw-public-key DTLS: a PEM file holding the SEC1 private key and the public key (what
 /// `coap-client-gnutls -M` reads), and the SHA-256 of the public key's DER SubjectPublicKeyInfo (what is
 /// bound).
-fn rpk_key(
+pub(crate) fn rpk_key(
     dir: &Path,
     name: &str,
 ) -> (std::path::PathBuf, openssl::pkey::PKey<openssl::pkey::Private>, [u8; 32]) {
@@ -732,7 +732,7 @@ fn rpk_key(
 
 /// A DTLS 1.2 client context that authenticates with a raw public key (OpenSSL ≥ 3.2, as the server) and
 /// accepts the server's raw public key.
-fn rpk_context(key: &openssl::pkey::PKeyRef<openssl::pkey::Private>, ciphers: &str) -> SslContext {
+pub(crate) fn rpk_context(key: &openssl::pkey::PKeyRef<openssl::pkey::Private>, ciphers: &str) -> SslContext {
     let mut b = SslContextBuilder::new(SslMethod::dtls_client()).unwrap();
     b.set_min_proto_version(Some(SslVersion::DTLS1_2)).unwrap();
     b.set_security_level(0);
