@@ -13,7 +13,7 @@ fn main() {
     if n < 0x3020_0000 {
         panic!(
             "lwm2m-server needs OpenSSL >= 3.2 for RFC 7250 raw public keys, but openssl-sys found version \
-             {v}; build with the workspace's vendored OpenSSL (do not set OPENSSL_NO_VENDOR)"
+             0x{v}; build with the workspace's vendored OpenSSL (do not set OPENSSL_NO_VENDOR)"
         );
     }
 }

@@ -460,3 +460,42 @@ pub(crate) async fn refresh_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &std::path::Path, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    #[test]
+    fn rpk_fingerprint_takes_pem_or_der_public_keys_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        let key = openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap();
+        let der = key.public_key_to_der().unwrap();
+        let want = openssl::sha::sha256(&der);
+        let pem = write(dir.path(), "k.pub.pem", &key.public_key_to_pem().unwrap());
+        let der_file = write(dir.path(), "k.pub.der", &der);
+        assert_eq!(rpk_fingerprint(&pem).unwrap(), want);
+        assert_eq!(rpk_fingerprint(&der_file).unwrap(), want);
+        let ed = openssl::pkey::PKey::generate_ed25519().unwrap();
+        let ed_file = write(dir.path(), "ed.pub.pem", &ed.public_key_to_pem().unwrap());
+        assert_eq!(
+            rpk_fingerprint(&ed_file).unwrap(),
+            openssl::sha::sha256(&ed.public_key_to_der().unwrap())
+        );
+
+        let private = write(dir.path(), "k.key", &key.private_key_to_pem_pkcs8().unwrap());
+        assert!(format!("{:#}", rpk_fingerprint(&private).unwrap_err()).contains("holds a private key"));
+        let rsa = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        let rsa_file = write(dir.path(), "rsa.pub.pem", &rsa.public_key_to_pem().unwrap());
+        assert!(format!("{:#}", rpk_fingerprint(&rsa_file).unwrap_err()).contains("give an EC (P-256) key"));
+        let junk = write(dir.path(), "junk", b"-----BEGIN PUBLIC KEY-----\nnot base64\n");
+        assert!(format!("{:#}", rpk_fingerprint(&junk).unwrap_err()).contains("is not a public key"));
+        assert!(rpk_fingerprint(&dir.path().join("missing")).is_err());
+    }
+}
