@@ -769,7 +769,6 @@ async fn raw_public_keys_gnutls_registers_bound_key_only() {
     assert!(cipher.starts_with("TLS_ECDHE_ECDSA_WITH_AES_128_"), "{cipher}");
     let c = registered(&mut events, "rpk-dev").await;
     assert_eq!(c.identity, Some(Identity::Rpk { sha256: fp }));
-    assert!(out.contains("2.01") || !out.contains("4."), "{out}");
 
     // A key that nothing binds: the handshake is refused, nothing registers.
     let before = s.stat(|s| &s.dtls_handshakes_failed);
