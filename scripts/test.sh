@@ -14,10 +14,12 @@ if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then sudo_=sudo; fi
 step() { printf '\n==> %s\n' "$*"; }
 
 # 1. Debian packages: libcoap's clients (coap-client-notls: raw CoAP peer; coap-client-openssl and
-#    coap-client-gnutls: DTLS peers), OpenSSL headers and pkg-config for the DTLS server (openssl-sys links
-#    the system libssl), autotools to build aiocoap's tinydtls extra (DTLSSocket runs autoreconf), and the
-#    openssl command (the msp tests check that it reads our key files).
-apt_pkgs="libcoap3-bin libssl-dev pkg-config autoconf automake libtool openssl"
+#    coap-client-gnutls: DTLS peers, GnuTLS also with RFC 7250 raw public keys), perl, make and gcc to build
+#    the OpenSSL 3.6 the DTLS server links (openssl-sys `vendored`: Debian 12's OpenSSL 3.0 has no raw public
+#    keys; the machine image has them, and clippy in .ci/run builds it before this script runs), autotools
+#    to build aiocoap's tinydtls extra (DTLSSocket runs autoreconf), and the openssl command (the msp and
+#    device tests check that it reads our key files).
+apt_pkgs="libcoap3-bin perl make gcc autoconf automake libtool openssl"
 missing=""
 for p in $apt_pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -1,10 +1,10 @@
 //! Device credentials bound on chain: which security mode and which credential an LwM2M endpoint must
 //! authenticate with. Only **fingerprints** are kept (every organization reads the chain): for PSK the
-//! identity and the SHA-256 of the key, for X.509 the SHA-256 of the certificate's DER. The PSK secret stays
-//! in the gateway's key file.
+//! identity and the SHA-256 of the key, for X.509 the SHA-256 of the certificate's DER, for a raw public key
+//! (RFC 7250) the SHA-256 of its DER SubjectPublicKeyInfo. The PSK secret stays in the gateway's key file.
 //!
 //! State: `dcred/<endpoint>` (a [`DeviceCredentials`]) and the index `dcid/<mode>/<identity>` → endpoint
-//! (for X.509 the identity is the fingerprint), which enforces **one identity, one endpoint**. Changes are
+//! (for X.509 and RPK the identity is the fingerprint), which enforces **one identity, one endpoint**. Changes are
 //! admin transactions; each emits `device.credentials` to every gateway.
 //!
 //! An endpoint may also have a **bootstrap credential** (`bootstrap`): what the device proves itself with to
@@ -35,6 +35,8 @@ pub enum SecurityMode {
     Psk,
     /// X.509 client certificate (pinned by fingerprint).
     X509,
+    /// Raw public key (RFC 7250), pinned by the fingerprint of its SubjectPublicKeyInfo.
+    Rpk,
 }
 
 impl SecurityMode {
@@ -42,6 +44,7 @@ impl SecurityMode {
         match self {
             SecurityMode::Psk => "psk",
             SecurityMode::X509 => "x509",
+            SecurityMode::Rpk => "rpk",
         }
     }
 }
@@ -52,12 +55,13 @@ impl SecurityMode {
 pub struct SetCredentials {
     /// LwM2M endpoint name.
     pub endpoint: String,
-    /// `psk` or `x509`.
+    /// `psk`, `x509` or `rpk`.
     pub mode: String,
     /// PSK identity (PSK only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
-    /// SHA-256, hex: of the PSK key (PSK) or of the certificate's DER (X.509).
+    /// SHA-256, hex: of the PSK key (PSK), of the certificate's DER (X.509) or of the public key's DER
+    /// SubjectPublicKeyInfo (RPK).
     pub fingerprint: String,
     /// The bootstrap credential, if the device bootstraps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,7 +72,7 @@ pub struct SetCredentials {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetBootstrap {
-    /// `psk` or `x509`.
+    /// `psk`, `x509` or `rpk`.
     pub mode: String,
     /// PSK identity (PSK only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -85,7 +89,7 @@ pub struct BootstrapCredentials {
     /// PSK identity (PSK only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
-    /// SHA-256 (lowercase hex) of the bootstrap PSK or of the certificate's DER.
+    /// SHA-256 (lowercase hex) of the bootstrap PSK, of the certificate's DER or of the public key's SPKI.
     pub fingerprint: String,
 }
 
@@ -93,7 +97,7 @@ impl BootstrapCredentials {
     fn index_identity(&self) -> &str {
         match self.mode {
             SecurityMode::Psk => self.identity.as_deref().unwrap_or_default(),
-            SecurityMode::X509 => &self.fingerprint,
+            SecurityMode::X509 | SecurityMode::Rpk => &self.fingerprint,
         }
     }
 }
@@ -108,7 +112,8 @@ pub struct DeviceCredentials {
     /// PSK identity (PSK only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
-    /// SHA-256 (lowercase hex, 64 characters) of the PSK key or of the certificate's DER.
+    /// SHA-256 (lowercase hex, 64 characters) of the PSK key, of the certificate's DER or of the public key's
+    /// DER SubjectPublicKeyInfo.
     pub fingerprint: String,
     /// The bootstrap credential, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -120,11 +125,11 @@ pub struct DeviceCredentials {
 }
 
 impl DeviceCredentials {
-    /// The identity the index is keyed by: the PSK identity, or the certificate's fingerprint.
+    /// The identity the index is keyed by: the PSK identity, or the certificate's or public key's fingerprint.
     pub fn index_identity(&self) -> &str {
         match self.mode {
             SecurityMode::Psk => self.identity.as_deref().unwrap_or_default(),
-            SecurityMode::X509 => &self.fingerprint,
+            SecurityMode::X509 | SecurityMode::Rpk => &self.fingerprint,
         }
     }
 }
@@ -188,12 +193,8 @@ fn check_credential(
     let mode = match mode {
         "psk" => SecurityMode::Psk,
         "x509" => SecurityMode::X509,
-        "rpk" => {
-            return Err(
-                "mode rpk is not supported (the gateway's DTLS library has no raw public keys)".into()
-            );
-        }
-        other => return Err(format!("unknown mode {other:?} (psk or x509)")),
+        "rpk" => SecurityMode::Rpk,
+        other => return Err(format!("unknown mode {other:?} (psk, x509 or rpk)")),
     };
     if fp.len() != 64 || !fp.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!(
@@ -214,7 +215,10 @@ fn check_credential(
         (SecurityMode::X509, Some(_)) => {
             return Err("mode x509 takes no identity (the certificate's fingerprint is its identity)".into());
         }
-        (SecurityMode::X509, None) => None,
+        (SecurityMode::Rpk, Some(_)) => {
+            return Err("mode rpk takes no identity (the public key's fingerprint is its identity)".into());
+        }
+        (SecurityMode::X509 | SecurityMode::Rpk, None) => None,
     };
     Ok((mode, identity, fp.to_ascii_lowercase()))
 }
@@ -255,6 +259,7 @@ impl IpeContract {
             let what = match mode {
                 SecurityMode::Psk => format!("PSK identity {:?}", rec.index_identity()),
                 SecurityMode::X509 => format!("certificate {}", rec.fingerprint),
+                SecurityMode::Rpk => format!("public key {}", rec.fingerprint),
             };
             return Err(ContractError::Conflict(format!(
                 "{what} is already bound to endpoint {owner:?}: one identity, one endpoint"

@@ -15,7 +15,8 @@ use crate::DataDirArg;
 
 #[derive(clap::Subcommand, Debug)]
 pub(crate) enum DeviceCommand {
-    /// Bind an endpoint to its DTLS credential: `--psk-identity ID --psk-key HEX`, or `--cert FILE`.
+    /// Bind an endpoint to its DTLS credential: `--psk-identity ID --psk-key HEX`, `--cert FILE` or
+    /// `--rpk-public-key FILE`.
     Add {
         #[command(flatten)]
         dir: DataDirArg,
@@ -32,19 +33,25 @@ pub(crate) enum DeviceCommand {
         psk_key: Option<String>,
         /// Bootstrap PSK identity (with `--bootstrap-psk-key`): the device bootstraps with it on UDP 5784 and
         /// receives its server credential.
-        #[arg(long, requires = "bootstrap_psk_key", conflicts_with = "bootstrap_cert")]
+        #[arg(long, requires = "bootstrap_psk_key", conflicts_with_all = ["bootstrap_cert", "bootstrap_rpk_public_key"])]
         bootstrap_psk_identity: Option<String>,
         /// Bootstrap PSK in hex (or `-`: from standard input, read after `--psk-key -`); must differ from the
         /// server PSK.
         #[arg(long, requires = "bootstrap_psk_identity", value_name = "HEX")]
         bootstrap_psk_key: Option<String>,
         /// The device's bootstrap X.509 client certificate (PEM or DER), pinned by fingerprint.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with = "bootstrap_rpk_public_key")]
         bootstrap_cert: Option<PathBuf>,
+        /// The device's bootstrap raw public key (RFC 7250; PEM or DER SubjectPublicKeyInfo), pinned by the
+        /// SHA-256 of its DER SubjectPublicKeyInfo.
+        #[arg(long, value_name = "FILE")]
+        bootstrap_rpk_public_key: Option<PathBuf>,
         /// The device's X.509 client certificate (PEM or DER), pinned by the SHA-256 of its DER.
         #[arg(long, value_name = "FILE", conflicts_with = "rpk_public_key")]
         cert: Option<PathBuf>,
-        /// Raw public key (RFC 7250): not supported, refused.
+        /// The device's raw public key (RFC 7250): a PEM (`-----BEGIN PUBLIC KEY-----`) or DER
+        /// SubjectPublicKeyInfo, EC (P-256 for the LwM2M suites) or Ed25519; pinned by the SHA-256 of its DER
+        /// SubjectPublicKeyInfo. Never the private key: that stays on the device.
         #[arg(long, value_name = "FILE")]
         rpk_public_key: Option<PathBuf>,
     },
@@ -126,6 +133,46 @@ fn cert_binding(endpoint: &str, file: &std::path::Path) -> Result<Binding> {
     })
 }
 
+/// The SHA-256 of a public key's DER SubjectPublicKeyInfo, from a PEM or DER SubjectPublicKeyInfo file.
+fn rpk_fingerprint(file: &std::path::Path) -> Result<[u8; 32]> {
+    let raw = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    if raw.windows(11).any(|w| w == b"PRIVATE KEY") {
+        bail!(
+            "{} holds a private key: give the public key only (`openssl pkey -in KEY -pubout`); the private \
+             key stays on the device",
+            file.display()
+        );
+    }
+    let key = if raw.starts_with(b"-----BEGIN") {
+        openssl::pkey::PKey::public_key_from_pem(&raw)
+    } else {
+        openssl::pkey::PKey::public_key_from_der(&raw)
+    }
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "{} is not a public key (a PEM `-----BEGIN PUBLIC KEY-----` or DER SubjectPublicKeyInfo)",
+            file.display()
+        )
+    })?;
+    if !matches!(key.id(), openssl::pkey::Id::EC | openssl::pkey::Id::ED25519) {
+        bail!(
+            "{}: a {:?} key cannot authenticate with the LwM2M DTLS suites (ECDHE-ECDSA): give an EC (P-256) key",
+            file.display(),
+            key.id()
+        );
+    }
+    lwm2m_server::rpk::spki_sha256(&key).context("encoding the public key")
+}
+
+fn rpk_binding(endpoint: &str, file: &std::path::Path) -> Result<Binding> {
+    let sha256 = rpk_fingerprint(file)?;
+    Ok(Binding {
+        arg: json!({"endpoint": endpoint, "mode": "rpk", "fingerprint": hex::encode(sha256)}),
+        identity: Identity::Rpk { sha256 },
+        local: Credential::Rpk { sha256 },
+    })
+}
+
 fn key_store(dir: &network::DataDir) -> Result<FileCredentialStore> {
     Ok(FileCredentialStore::open(&dir.root().join("lwm2m"))?)
 }
@@ -151,33 +198,41 @@ pub(crate) async fn run(cmd: DeviceCommand) -> Result<()> {
             bootstrap_psk_identity,
             bootstrap_psk_key,
             bootstrap_cert,
+            bootstrap_rpk_public_key,
         } => {
-            if rpk_public_key.is_some() {
-                bail!(
-                    "raw public keys (RFC 7250) are not supported: the gateway's DTLS library (OpenSSL 3.0) has \
-                     no RPK; use --psk-identity/--psk-key or --cert"
-                );
-            }
-            let bootstraps = bootstrap_psk_identity.is_some() || bootstrap_cert.is_some();
+            let bootstraps = bootstrap_psk_identity.is_some()
+                || bootstrap_cert.is_some()
+                || bootstrap_rpk_public_key.is_some();
             if psk_key.as_deref() == Some("random") && !bootstraps {
                 bail!(
-                    "--psk-key random needs a bootstrap credential (--bootstrap-psk-identity/--bootstrap-psk-key \
-                     or --bootstrap-cert): only the bootstrap server can hand the device a key nobody typed"
+                    "--psk-key random needs a bootstrap credential (--bootstrap-psk-identity/--bootstrap-psk-key, \
+                     --bootstrap-cert or --bootstrap-rpk-public-key): only the bootstrap server can hand the \
+                     device a key nobody typed"
                 );
             }
-            let mut b = match (psk_identity, psk_key, cert) {
-                (Some(id), Some(key), None) => psk_binding(&endpoint, id, &key)?,
-                (None, None, Some(file)) => cert_binding(&endpoint, &file)?,
-                _ => bail!("give either --psk-identity ID --psk-key HEX, or --cert FILE"),
+            let mut b = match (psk_identity, psk_key, cert, rpk_public_key) {
+                (Some(id), Some(key), None, None) => psk_binding(&endpoint, id, &key)?,
+                (None, None, Some(file), None) => cert_binding(&endpoint, &file)?,
+                (None, None, None, Some(file)) => rpk_binding(&endpoint, &file)?,
+                _ => {
+                    bail!("give one of --psk-identity ID --psk-key HEX, --cert FILE or --rpk-public-key FILE")
+                }
             };
-            let bs = match (bootstrap_psk_identity, bootstrap_psk_key, bootstrap_cert) {
-                (Some(id), Some(key), None) => {
+            let bs = match (
+                bootstrap_psk_identity,
+                bootstrap_psk_key,
+                bootstrap_cert,
+                bootstrap_rpk_public_key,
+            ) {
+                (Some(id), Some(key), None, None) => {
                     Some(psk_binding_of(&endpoint, id, read_key(&key, "--bootstrap-psk-key", false)?)?)
                 }
-                (None, None, Some(file)) => Some(cert_binding(&endpoint, &file)?),
-                (None, None, None) => None,
+                (None, None, Some(file), None) => Some(cert_binding(&endpoint, &file)?),
+                (None, None, None, Some(file)) => Some(rpk_binding(&endpoint, &file)?),
+                (None, None, None, None) => None,
                 _ => bail!(
-                    "give either --bootstrap-psk-identity ID --bootstrap-psk-key HEX, or --bootstrap-cert FILE"
+                    "give one of --bootstrap-psk-identity ID --bootstrap-psk-key HEX, --bootstrap-cert FILE or \
+                     --bootstrap-rpk-public-key FILE"
                 ),
             };
             if let Some(bs) = &bs {
@@ -321,6 +376,9 @@ async fn bindings(c: &crate::gateway::Client) -> Result<Vec<lwm2m_server::Bindin
                     ipe::SecurityMode::X509 => {
                         lwm2m_server::Binding::BootstrapX509 { endpoint: r.endpoint.clone(), sha256: bfp }
                     }
+                    ipe::SecurityMode::Rpk => {
+                        lwm2m_server::Binding::BootstrapRpk { endpoint: r.endpoint.clone(), sha256: bfp }
+                    }
                 });
             }
             out.push(match r.mode {
@@ -330,6 +388,7 @@ async fn bindings(c: &crate::gateway::Client) -> Result<Vec<lwm2m_server::Bindin
                     key_sha256: fp,
                 },
                 ipe::SecurityMode::X509 => lwm2m_server::Binding::X509 { endpoint: r.endpoint, sha256: fp },
+                ipe::SecurityMode::Rpk => lwm2m_server::Binding::Rpk { endpoint: r.endpoint, sha256: fp },
             });
         }
         if n < 1000 {
@@ -399,5 +458,44 @@ pub(crate) async fn refresh_loop(
             () = stop.cancelled() => return,
             () = tokio::time::sleep(REFRESH) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &std::path::Path, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    #[test]
+    fn rpk_fingerprint_takes_pem_or_der_public_keys_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        let key = openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap();
+        let der = key.public_key_to_der().unwrap();
+        let want = openssl::sha::sha256(&der);
+        let pem = write(dir.path(), "k.pub.pem", &key.public_key_to_pem().unwrap());
+        let der_file = write(dir.path(), "k.pub.der", &der);
+        assert_eq!(rpk_fingerprint(&pem).unwrap(), want);
+        assert_eq!(rpk_fingerprint(&der_file).unwrap(), want);
+        let ed = openssl::pkey::PKey::generate_ed25519().unwrap();
+        let ed_file = write(dir.path(), "ed.pub.pem", &ed.public_key_to_pem().unwrap());
+        assert_eq!(
+            rpk_fingerprint(&ed_file).unwrap(),
+            openssl::sha::sha256(&ed.public_key_to_der().unwrap())
+        );
+
+        let private = write(dir.path(), "k.key", &key.private_key_to_pem_pkcs8().unwrap());
+        assert!(format!("{:#}", rpk_fingerprint(&private).unwrap_err()).contains("holds a private key"));
+        let rsa = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        let rsa_file = write(dir.path(), "rsa.pub.pem", &rsa.public_key_to_pem().unwrap());
+        assert!(format!("{:#}", rpk_fingerprint(&rsa_file).unwrap_err()).contains("give an EC (P-256) key"));
+        let junk = write(dir.path(), "junk", b"-----BEGIN PUBLIC KEY-----\nnot base64\n");
+        assert!(format!("{:#}", rpk_fingerprint(&junk).unwrap_err()).contains("is not a public key"));
+        assert!(rpk_fingerprint(&dir.path().join("missing")).is_err());
     }
 }

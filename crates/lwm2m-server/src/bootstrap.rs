@@ -46,8 +46,8 @@ pub trait Provisioner: Send + Sync + std::fmt::Debug + 'static {
 /// - over DTLS, the session's bootstrap identity must be bound to the requested endpoint; the endpoint is
 ///   then given its LwM2M server account: PSK (identity and key from the key file) at `dtls_uri`, or, for an
 ///   endpoint without server credentials, NoSec at `nosec_uri` (if NoSec is on). An endpoint whose server
-///   credential is an X.509 certificate is refused: its private key is the device's own, provisioned at
-///   the factory, not by a bootstrap server that never holds it.
+///   credential is an X.509 certificate or a raw public key is refused: its private key is the device's
+///   own, provisioned at the factory, not by a bootstrap server that never holds it.
 /// - over NoSec, only an endpoint without any credentials (server or bootstrap) is served, and only with a
 ///   NoSec account: a PSK is never sent in the clear.
 #[derive(Debug, Clone)]
@@ -109,8 +109,8 @@ impl Provisioner for CredentialProvisioner {
                     }
                     None if self.store.has_credentials(endpoint) => {
                         return Err(format!(
-                            "endpoint {endpoint} authenticates to the server with a certificate (or its PSK is \
-                             missing from the key file): not provisioned by bootstrap"
+                            "endpoint {endpoint} authenticates to the server with a certificate or a raw public \
+                             key (or its PSK is missing from the key file): not provisioned by bootstrap"
                         ));
                     }
                     None => self.nosec_account(endpoint)?,

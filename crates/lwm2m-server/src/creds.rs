@@ -1,7 +1,8 @@
 //! Device credentials: the seam the server asks before it admits a DTLS session or a registration.
 //!
-//! [`CredentialStore`] answers three questions: the PSK for an identity, whether a client certificate is
-//! known, and which endpoint an authenticated identity is bound to. [`FileCredentialStore`] keeps them in
+//! [`CredentialStore`] answers the questions a handshake and a registration ask: the PSK for an identity,
+//! whether a client certificate or a raw public key (RFC 7250) is known, and which endpoint an authenticated
+//! identity is bound to. [`FileCredentialStore`] keeps them in
 //! one file under a data directory (mode 0600). The next step backs the same trait with the bindings the
 //! IPE contract holds on chain (fingerprints only; PSK secrets stay in the gateway's key file).
 //!
@@ -24,6 +25,11 @@ pub enum Identity {
         /// SHA-256 fingerprint of the certificate's DER.
         sha256: [u8; 32],
     },
+    /// A raw public key (RFC 7250), by the SHA-256 of its DER `SubjectPublicKeyInfo`.
+    Rpk {
+        /// SHA-256 fingerprint of the SubjectPublicKeyInfo's DER.
+        sha256: [u8; 32],
+    },
 }
 
 impl fmt::Display for Identity {
@@ -31,6 +37,7 @@ impl fmt::Display for Identity {
         match self {
             Identity::Psk(id) => write!(f, "psk:{id}"),
             Identity::X509 { sha256 } => write!(f, "x509:{}", hex::encode(sha256)),
+            Identity::Rpk { sha256 } => write!(f, "rpk:{}", hex::encode(sha256)),
         }
     }
 }
@@ -48,6 +55,11 @@ pub trait CredentialStore: Send + Sync + fmt::Debug + 'static {
     fn psk(&self, identity: &str) -> Option<Vec<u8>>;
     /// Whether a client certificate (by SHA-256 of its DER) is known.
     fn certificate_known(&self, sha256: &[u8; 32]) -> bool;
+    /// Whether a raw public key (by SHA-256 of its DER SubjectPublicKeyInfo) is known: by default, whether
+    /// it is bound to an endpoint.
+    fn public_key_known(&self, sha256: &[u8; 32]) -> bool {
+        self.endpoint_of(&Identity::Rpk { sha256: *sha256 }).is_some()
+    }
     /// The endpoint name an identity is bound to.
     fn endpoint_of(&self, identity: &Identity) -> Option<String>;
     /// Whether an endpoint has any credentials (then it may not register over NoSec).
@@ -75,6 +87,11 @@ pub enum Credential {
         /// Fingerprint.
         sha256: [u8; 32],
     },
+    /// Raw public key (RFC 7250) by SHA-256 fingerprint of its DER SubjectPublicKeyInfo.
+    Rpk {
+        /// Fingerprint.
+        sha256: [u8; 32],
+    },
 }
 
 impl fmt::Debug for Credential {
@@ -84,6 +101,7 @@ impl fmt::Debug for Credential {
                 write!(f, "Psk {{ identity: {identity:?}, key: <{} bytes> }}", key.len())
             }
             Credential::X509 { sha256 } => write!(f, "X509 {{ sha256: {} }}", hex::encode(sha256)),
+            Credential::Rpk { sha256 } => write!(f, "Rpk {{ sha256: {} }}", hex::encode(sha256)),
         }
     }
 }
@@ -100,7 +118,8 @@ pub enum CredentialError {
         /// Cause.
         source: std::io::Error,
     },
-    /// A line of the key file is not `ENDPOINT psk IDENTITY HEXKEY` or `ENDPOINT x509 SHA256HEX`.
+    /// A line of the key file is not `ENDPOINT psk IDENTITY HEXKEY`, `ENDPOINT x509 SHA256HEX` or
+    /// `ENDPOINT rpk SHA256HEX`.
     #[error("key file {path} line {line}: {reason}")]
     Syntax {
         /// File.
@@ -124,7 +143,8 @@ pub enum CredentialError {
 }
 
 /// A [`CredentialStore`] in one file, `<dir>/lwm2m-keys`, mode 0600, one endpoint per line:
-/// `ENDPOINT psk IDENTITY HEXKEY` or `ENDPOINT x509 SHA256HEX`. Changes are written to a temporary file
+/// `ENDPOINT psk IDENTITY HEXKEY`, `ENDPOINT x509 SHA256HEX` or `ENDPOINT rpk SHA256HEX` (the SHA-256 of the
+/// raw public key's DER SubjectPublicKeyInfo). Changes are written to a temporary file
 /// (0600) and renamed over the old one.
 pub struct FileCredentialStore {
     path: PathBuf,
@@ -149,6 +169,7 @@ fn identity_of(c: &Credential) -> Identity {
     match c {
         Credential::Psk { identity, .. } => Identity::Psk(identity.clone()),
         Credential::X509 { sha256 } => Identity::X509 { sha256: *sha256 },
+        Credential::Rpk { sha256 } => Identity::Rpk { sha256: *sha256 },
     }
 }
 
@@ -208,12 +229,20 @@ impl FileCredentialStore {
                             identity: (*id).to_owned(),
                             key: hex::decode(key).map_err(|_| syntax("PSK key is not hex"))?,
                         },
-                        [_, "x509", fp] => {
+                        [_, mode @ ("x509" | "rpk"), fp] => {
                             let v = hex::decode(fp).map_err(|_| syntax("fingerprint is not hex"))?;
                             let sha256 = v.try_into().map_err(|_| syntax("fingerprint is not 32 bytes"))?;
-                            Credential::X509 { sha256 }
+                            if *mode == "x509" {
+                                Credential::X509 { sha256 }
+                            } else {
+                                Credential::Rpk { sha256 }
+                            }
                         }
-                        _ => return Err(syntax("expected `EP psk IDENTITY HEXKEY` or `EP x509 SHA256HEX`")),
+                        _ => {
+                            return Err(syntax(
+                                "expected `EP psk IDENTITY HEXKEY`, `EP x509 SHA256HEX` or `EP rpk SHA256HEX`",
+                            ));
+                        }
                     };
                     map.insert(f[0].to_owned(), cred);
                 }
@@ -280,6 +309,7 @@ impl FileCredentialStore {
                     text.push_str(&format!("{ep} psk {identity} {}\n", hex::encode(key)));
                 }
                 Credential::X509 { sha256 } => text.push_str(&format!("{ep} x509 {}\n", hex::encode(sha256))),
+                Credential::Rpk { sha256 } => text.push_str(&format!("{ep} rpk {}\n", hex::encode(sha256))),
             }
         }
         let _ = std::fs::remove_file(&tmp);
@@ -309,7 +339,7 @@ impl CredentialStore for FileCredentialStore {
     fn psk(&self, identity: &str) -> Option<Vec<u8>> {
         match self.find(&Identity::Psk(identity.to_owned()))? {
             (_, Credential::Psk { key, .. }) => Some(key),
-            (_, Credential::X509 { .. }) => None,
+            (_, Credential::X509 { .. } | Credential::Rpk { .. }) => None,
         }
     }
 
@@ -346,6 +376,13 @@ pub enum Binding {
         /// Fingerprint.
         sha256: [u8; 32],
     },
+    /// Raw public key (RFC 7250): the SHA-256 of its DER SubjectPublicKeyInfo.
+    Rpk {
+        /// LwM2M endpoint name.
+        endpoint: String,
+        /// Fingerprint.
+        sha256: [u8; 32],
+    },
     /// The endpoint's bootstrap credential, PSK: towards the bootstrap server only.
     BootstrapPsk {
         /// LwM2M endpoint name.
@@ -362,6 +399,13 @@ pub enum Binding {
         /// Fingerprint.
         sha256: [u8; 32],
     },
+    /// The endpoint's bootstrap credential, raw public key: towards the bootstrap server only.
+    BootstrapRpk {
+        /// LwM2M endpoint name.
+        endpoint: String,
+        /// Fingerprint of the SubjectPublicKeyInfo.
+        sha256: [u8; 32],
+    },
 }
 
 impl Binding {
@@ -370,14 +414,19 @@ impl Binding {
         match self {
             Binding::Psk { endpoint, .. }
             | Binding::X509 { endpoint, .. }
+            | Binding::Rpk { endpoint, .. }
             | Binding::BootstrapPsk { endpoint, .. }
-            | Binding::BootstrapX509 { endpoint, .. } => endpoint,
+            | Binding::BootstrapX509 { endpoint, .. }
+            | Binding::BootstrapRpk { endpoint, .. } => endpoint,
         }
     }
 
     /// Whether it is a bootstrap credential.
     pub fn is_bootstrap(&self) -> bool {
-        matches!(self, Binding::BootstrapPsk { .. } | Binding::BootstrapX509 { .. })
+        matches!(
+            self,
+            Binding::BootstrapPsk { .. } | Binding::BootstrapX509 { .. } | Binding::BootstrapRpk { .. }
+        )
     }
 }
 
@@ -389,6 +438,8 @@ struct Admission {
     /// Endpoint → its PSK identity.
     psk_by_endpoint: HashMap<String, String>,
     x509: HashMap<[u8; 32], String>,
+    /// Raw public key fingerprint → endpoint.
+    rpk: HashMap<[u8; 32], String>,
     endpoints: std::collections::HashSet<String>,
 }
 
@@ -398,6 +449,7 @@ impl Admission {
         let mut a = Admission::default();
         let mut bound_psk = std::collections::HashSet::new();
         let mut bound_x509 = std::collections::HashSet::new();
+        let mut bound_rpk = std::collections::HashSet::new();
         for b in bindings {
             a.endpoints.insert(b.endpoint().to_owned());
             match b {
@@ -406,6 +458,9 @@ impl Admission {
                 }
                 Binding::X509 { sha256, .. } | Binding::BootstrapX509 { sha256, .. } => {
                     bound_x509.insert(*sha256);
+                }
+                Binding::Rpk { sha256, .. } | Binding::BootstrapRpk { sha256, .. } => {
+                    bound_rpk.insert(*sha256);
                 }
             }
         }
@@ -422,6 +477,11 @@ impl Admission {
                 Credential::X509 { sha256 } => {
                     if !a.endpoints.contains(ep) && !bound_x509.contains(sha256) {
                         a.x509.insert(*sha256, ep.clone());
+                    }
+                }
+                Credential::Rpk { sha256 } => {
+                    if !a.endpoints.contains(ep) && !bound_rpk.contains(sha256) {
+                        a.rpk.insert(*sha256, ep.clone());
                     }
                 }
             }
@@ -441,12 +501,20 @@ impl Admission {
                 Binding::X509 { endpoint, sha256 } | Binding::BootstrapX509 { endpoint, sha256 } => {
                     a.x509.insert(*sha256, endpoint.clone());
                 }
+                Binding::Rpk { endpoint, sha256 } | Binding::BootstrapRpk { endpoint, sha256 } => {
+                    a.rpk.insert(*sha256, endpoint.clone());
+                }
             }
         }
         a.psk_by_endpoint = a.psk.iter().map(|(id, (ep, _))| (ep.clone(), id.clone())).collect();
         // Endpoints of file-only entries are credentialed too.
-        let file_eps: Vec<String> =
-            a.psk.values().map(|(e, _)| e.clone()).chain(a.x509.values().cloned()).collect();
+        let file_eps: Vec<String> = a
+            .psk
+            .values()
+            .map(|(e, _)| e.clone())
+            .chain(a.x509.values().cloned())
+            .chain(a.rpk.values().cloned())
+            .collect();
         a.endpoints.extend(file_eps);
         a
     }
@@ -455,6 +523,7 @@ impl Admission {
         match identity {
             Identity::Psk(id) => self.psk.get(id).map(|(e, _)| e.clone()),
             Identity::X509 { sha256 } => self.x509.get(sha256).cloned(),
+            Identity::Rpk { sha256 } => self.rpk.get(sha256).cloned(),
         }
     }
 }
@@ -471,13 +540,13 @@ struct Admissions {
 ///
 /// - A bound PSK identity is admitted only when the key file holds a key for it whose SHA-256 is the bound
 ///   fingerprint; it is admitted for the bound endpoint only.
-/// - A bound certificate is admitted for its endpoint.
+/// - A bound certificate or raw public key is admitted for its endpoint.
 /// - A bound endpoint always counts as credentialed (no NoSec registration), even while its key is missing.
 /// - Key file entries that no binding names (neither their endpoint nor their identity) keep working as
 ///   before: the gateway operator's own provisioning. Where a binding names either, the binding wins.
 ///
 /// The same rules hold, separately, for bootstrap credentials ([`Binding::BootstrapPsk`],
-/// [`Binding::BootstrapX509`] and the key file `lwm2m-bootstrap-keys`), which only the bootstrap server
+/// [`Binding::BootstrapX509`], [`Binding::BootstrapRpk`] and the key file `lwm2m-bootstrap-keys`), which only the bootstrap server
 /// admits ([`BoundCredentialStore::bootstrap`]).
 pub struct BoundCredentialStore {
     dir: PathBuf,

@@ -19,7 +19,7 @@
 //!
 //! A peer without a valid cookie never gets state: the HelloVerifyRequest is computed and the fresh `SSL`
 //! dropped. A session is admitted only for a known identity (the PSK callback and the certificate verify
-//! callback ask the [`CredentialStore`]). OpenSSL's own replay window drops replayed records; malformed
+//! callback, which also sees RFC 7250 raw public keys, ask the [`CredentialStore`]). OpenSSL's own replay window drops replayed records; malformed
 //! records are dropped. Handshake flights are retransmitted by OpenSSL's timer, which the server drives by
 //! calling [`Dtls::handle_timeout`] when [`Dtls::poll_timeout`] says.
 
@@ -46,10 +46,12 @@ use openssl::x509::{X509, X509NameBuilder};
 
 use crate::creds::{CredentialStore, Identity};
 use crate::handle::Stats;
+use crate::rpk;
 
 /// The cipher suites offered, in OpenSSL's names: `TLS_PSK_WITH_AES_128_CCM_8`,
 /// `TLS_PSK_WITH_AES_128_GCM_SHA256`, `TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8`,
-/// `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256` (LwM2M 1.1 §5.2.8 mandatory and recommended suites).
+/// `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256` (LwM2M 1.1 §5.2.8 mandatory and recommended suites). The
+/// ECDHE-ECDSA suites serve both X.509 certificates and raw public keys (RFC 7250).
 pub const CIPHER_SUITES: &str =
     "PSK-AES128-CCM8:PSK-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-CCM8:ECDHE-ECDSA-AES128-GCM-SHA256";
 
@@ -59,7 +61,9 @@ pub struct DtlsConfig {
     /// UDP address for `coaps://` (default `0.0.0.0:5684`).
     pub addr: SocketAddr,
     /// The server's certificate and key (PEM) for the ECDHE-ECDSA suites; `None` generates a self-signed
-    /// P-256 certificate at start (clients that pin the server's certificate need a fixed one).
+    /// P-256 certificate at start (clients that pin the server's certificate need a fixed one). A client
+    /// that asks for the server's raw public key (RFC 7250 `server_certificate_type`) gets this
+    /// certificate's key as a SubjectPublicKeyInfo.
     pub certificate: Option<ServerCertificate>,
     /// Device credentials.
     pub credentials: Arc<dyn CredentialStore>,
@@ -275,6 +279,13 @@ impl Dtls {
             }
         }
         b.check_private_key()?;
+        // RFC 7250: raw public keys besides certificates, for the client's key and for ours. A client that
+        // sends neither extension gets X.509 as before.
+        rpk::set_cert_types(
+            &mut b,
+            &[rpk::CERT_TYPE_RPK, rpk::CERT_TYPE_X509],
+            &[rpk::CERT_TYPE_RPK, rpk::CERT_TYPE_X509],
+        )?;
 
         let creds = config.credentials.clone();
         b.set_psk_server_callback(move |_ssl, identity, psk| {
@@ -292,8 +303,16 @@ impl Dtls {
         });
         let creds = config.credentials.clone();
         // Certificates are admitted by fingerprint (pinned, like LwM2M's "domain-issued certificate"
-        // usage): only the leaf is checked, chain errors of a pinned leaf are ignored.
+        // usage): only the leaf is checked, chain errors of a pinned leaf are ignored. A raw public key (no
+        // certificate; OpenSSL calls this once with the key) is admitted by its SubjectPublicKeyInfo's SHA-256.
         b.set_verify_callback(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT, move |_ok, ctx| {
+            if let Some(key) = rpk::store_ctx_rpk(ctx) {
+                let known = rpk::spki_sha256(&key).is_some_and(|fp| creds.public_key_known(&fp));
+                if !known {
+                    tracing::info!("DTLS: unknown raw public key");
+                }
+                return known;
+            }
             if ctx.error_depth() > 0 {
                 return true;
             }
@@ -625,7 +644,9 @@ enum Hello {
 
 /// The identity a finished handshake authenticated, if the store binds it to an endpoint.
 fn admitted_identity(ssl: &SslRef, creds: &dyn CredentialStore) -> Option<Identity> {
-    let id = if let Some(cert) = ssl.peer_certificate() {
+    let id = if let Some(key) = rpk::peer_rpk(ssl) {
+        Identity::Rpk { sha256: rpk::spki_sha256(&key)? }
+    } else if let Some(cert) = ssl.peer_certificate() {
         Identity::X509 { sha256: fingerprint(&cert)? }
     } else {
         Identity::Psk(String::from_utf8(ssl.psk_identity()?.to_vec()).ok()?)

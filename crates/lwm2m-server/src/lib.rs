@@ -2,7 +2,7 @@
 //! holds registrations (by location `/rd/<id>`, never by source address, with lifetime expiry), performs
 //! device management for in-process callers through [`LwM2mServerHandle`], and serves a Leshan-style REST
 //! admin API (see the `rest` module docs for the routes). With [`ServerConfig::dtls`] it also serves
-//! `coaps://` (DTLS 1.2 on OpenSSL: PSK and pinned X.509), admitting devices through a [`CredentialStore`]
+//! `coaps://` (DTLS 1.2 on OpenSSL: PSK, pinned X.509 and RFC 7250 raw public keys), admitting devices through a [`CredentialStore`]
 //! (docs/lwm2m.md, "DTLS"). [`BootstrapServer`] is the LwM2M bootstrap server (NoSec and DTLS), which
 //! provisions devices from the same credentials (docs/lwm2m.md, "Bootstrap").
 //!
@@ -32,6 +32,7 @@ mod json;
 mod models;
 mod packet;
 mod rest;
+pub mod rpk;
 mod server;
 mod types;
 

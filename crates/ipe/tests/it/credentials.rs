@@ -116,9 +116,10 @@ fn bad_bindings_are_refused_with_what_is_wrong() {
         ),
         (
             json!({"endpoint": "e", "mode": "nosec", "identity": "i", "fingerprint": FP1}),
-            "unknown mode \"nosec\"",
+            "unknown mode \"nosec\" (psk, x509 or rpk)",
         ),
-        (json!({"endpoint": "e", "mode": "rpk", "fingerprint": FP1}), "rpk is not supported"),
+        (json!({"endpoint": "e", "mode": "rpk", "identity": "i", "fingerprint": FP1}), "takes no identity"),
+        (json!({"endpoint": "e", "mode": "rpk", "fingerprint": "abcd"}), "64 hex digits"),
         (json!({"endpoint": "e", "mode": "psk", "identity": "i", "fingerprint": "abcd"}), "64 hex digits"),
         (
             json!({"endpoint": "e", "mode": "psk", "identity": "i", "fingerprint": format!("{}zz", &FP1[..62])}),
@@ -182,4 +183,31 @@ fn a_bootstrap_credential_is_separate_and_indexed_on_its_own() {
     let a = admin();
     l.call_raw(&a, "remove_device_credentials", &[b"imei:2".to_vec()]).0.unwrap();
     l.ok(&admin(), "set_device_credentials", with_bs("imei:4", "dev4", "bs-dev1", FP2));
+}
+
+#[test]
+fn raw_public_keys_bind_by_fingerprint_one_key_one_endpoint() {
+    let mut l = Ledger::new();
+    let rpk = |ep: &str, fp: &str| json!({"endpoint": ep, "mode": "rpk", "fingerprint": fp});
+    let (rec, (_, ev)) = l.ok(&admin(), "set_device_credentials", rpk("rpk-1", &FP1.to_ascii_uppercase()));
+    assert_eq!(rec["mode"], "rpk");
+    assert_eq!(rec["fingerprint"], FP1.to_ascii_lowercase());
+    assert!(rec.get("identity").is_none());
+    assert_eq!(ev["credentials"]["mode"], "rpk");
+    // The same key for another endpoint: 409, whatever its case.
+    let e = l.call(&admin(), "set_device_credentials", rpk("rpk-2", FP1)).0.unwrap_err();
+    assert_eq!(e.status(), 409);
+    assert!(e.to_string().contains("public key") && e.to_string().contains("\"rpk-1\""), "{e}");
+    // A certificate with the same fingerprint value is another namespace.
+    l.ok(&admin(), "set_device_credentials", json!({"endpoint": "x-1", "mode": "x509", "fingerprint": FP1}));
+    // A bootstrap RPK, separate from the server credential; switching rpk-1 to PSK frees its key.
+    let mut with_bs = psk("rpk-3", "id-3", FP2);
+    with_bs["bootstrap"] = json!({"mode": "rpk", "fingerprint": FP1});
+    let (rec, _) = l.ok(&admin(), "set_device_credentials", with_bs);
+    assert_eq!(rec["bootstrap"], json!({"mode": "rpk", "fingerprint": FP1.to_ascii_lowercase()}));
+    l.ok(&admin(), "set_device_credentials", psk("rpk-1", "id-1", FP2));
+    l.ok(&admin(), "set_device_credentials", rpk("rpk-2", FP1));
+    let list = l.query("list_device_credentials", "").unwrap();
+    let modes: Vec<&str> = list.as_array().unwrap().iter().map(|r| r["mode"].as_str().unwrap()).collect();
+    assert_eq!(modes, ["psk", "rpk", "psk", "x509"]);
 }

@@ -54,10 +54,10 @@ async fn device_credentials_are_bound_on_chain_and_the_psk_kept_in_the_key_file(
         net.wait_up(&n).await;
     }
 
-    // RPK and half a PSK are refused before anything is submitted.
+    // A file that is no public key and half a PSK are refused before anything is submitted.
     let out = device(&net, &["add", "--endpoint", "x", "--rpk-public-key", "/dev/null"]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("raw public keys (RFC 7250) are not supported"), "{}", text(&out));
+    assert!(text(&out).contains("/dev/null is not a public key"), "{}", text(&out));
     let out = device(&net, &["add", "--endpoint", "x", "--psk-identity", "i"]);
     assert!(!out.status.success(), "{}", text(&out));
     let out = device(&net, &["add", "--endpoint", "x", "--psk-identity", "i", "--psk-key", "not-hex"]);
@@ -369,4 +369,60 @@ async fn device_credentials_are_bound_on_chain_and_the_psk_kept_in_the_key_file(
     let c = clients(admin_port).unwrap();
     let dev5 = c.as_array().unwrap().iter().find(|c| c["endpoint"] == "dev-5").cloned();
     assert_eq!(dev5.map(|c| c["identity"].clone()), Some(json!("psk:dev-5-id")));
+
+    // A raw public key (RFC 7250): made and fingerprinted by the `openssl` command (SHA-256 of the DER
+    // SubjectPublicKeyInfo), bound with --rpk-public-key, and the running gateway admits GnuTLS's client
+    // with it.
+    let rpk_key = net.logs.join("dev7.key");
+    let rpk_pub = net.logs.join("dev7.pub.pem");
+    let ok = |c: &mut Command| {
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        o.stdout
+    };
+    ok(Command::new("openssl")
+        .args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"])
+        .arg(&rpk_key));
+    ok(Command::new("openssl").args(["pkey", "-pubout", "-in"]).arg(&rpk_key).arg("-out").arg(&rpk_pub));
+    let spki = ok(Command::new("openssl").args(["pkey", "-pubin", "-outform", "DER", "-in"]).arg(&rpk_pub));
+    let rpk_fp = sha256_hex(&spki);
+    // The private key is refused (it never leaves the device).
+    let out = device(&net, &["add", "--endpoint", "dev-7", "--rpk-public-key", rpk_key.to_str().unwrap()]);
+    assert!(!out.status.success() && text(&out).contains("holds a private key"), "{}", text(&out));
+    let out = device(&net, &["add", "--endpoint", "dev-7", "--rpk-public-key", rpk_pub.to_str().unwrap()]);
+    assert!(out.status.success(), "device add --rpk-public-key: {}", text(&out));
+    let rec: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((rec["mode"].as_str(), rec["fingerprint"].as_str()), (Some("rpk"), Some(rpk_fp.as_str())));
+    let table = String::from_utf8_lossy(&device(&net, &["list"]).stdout).into_owned();
+    let row = table.lines().find(|l| l.starts_with("dev-7 ")).unwrap_or_else(|| panic!("{table}"));
+    assert_eq!(row.split_whitespace().collect::<Vec<_>>(), ["dev-7", "rpk", "-", rpk_fp.as_str(), "-"]);
+    let file = std::fs::read_to_string(&key_file).unwrap();
+    assert!(file.contains(&format!("dev-7 rpk {rpk_fp}\n")), "{file}");
+    // GnuTLS reads the key pair from one PEM file.
+    let pair = net.logs.join("dev7.pair.pem");
+    let mut pem = std::fs::read(&rpk_key).unwrap();
+    pem.extend(std::fs::read(&rpk_pub).unwrap());
+    std::fs::write(&pair, pem).unwrap();
+    let register = format!("coaps://127.0.0.1:{dtls}/rd?ep=dev-7&lt=60&b=U");
+    let mut found = None;
+    for _ in 0..20 {
+        let (register, pair) = (register.clone(), pair.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            coap_client(
+                test_support::coap_client_gnutls(),
+                &["-M", pair.to_str().unwrap(), "-m", "post", "-e", "</3/0>", &register],
+            )
+        })
+        .await
+        .unwrap();
+        found = clients(admin_port)
+            .and_then(|c| c.as_array().and_then(|a| a.iter().find(|c| c["endpoint"] == "dev-7").cloned()));
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let c =
+        found.unwrap_or_else(|| panic!("dev-7 never registered; see {}", net.logs.join("up.log").display()));
+    assert_eq!(c["identity"], format!("rpk:{rpk_fp}"), "{c}");
 }

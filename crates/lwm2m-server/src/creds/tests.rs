@@ -65,6 +65,45 @@ fn secrets_are_not_printed_and_bad_files_are_errors() {
     assert!(matches!(FileCredentialStore::open(dir.path()), Err(CredentialError::Syntax { line: 1, .. })));
     std::fs::write(&file, "dev-1 rpk abcd\n").unwrap();
     assert!(matches!(FileCredentialStore::open(dir.path()), Err(CredentialError::Syntax { line: 1, .. })));
+    std::fs::write(&file, format!("dev-1 raw {}\n", "ab".repeat(32))).unwrap();
+    assert!(matches!(FileCredentialStore::open(dir.path()), Err(CredentialError::Syntax { line: 1, .. })));
+}
+
+#[test]
+fn raw_public_keys_in_the_key_file_and_in_bindings() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = FileCredentialStore::open(dir.path()).unwrap();
+    file.set("rpk-1", Credential::Rpk { sha256: [3; 32] }).unwrap();
+    // One identity, one endpoint; a certificate with the same bytes is another identity.
+    assert!(matches!(
+        file.set("rpk-2", Credential::Rpk { sha256: [3; 32] }),
+        Err(CredentialError::Taken { .. })
+    ));
+    file.set("x-1", Credential::X509 { sha256: [3; 32] }).unwrap();
+    let text = std::fs::read_to_string(file.path()).unwrap();
+    assert!(text.contains(&format!("rpk-1 rpk {}\n", "03".repeat(32))), "{text}");
+    let again = FileCredentialStore::open(dir.path()).unwrap();
+    assert!(again.public_key_known(&[3; 32]) && !again.public_key_known(&[4; 32]));
+    assert_eq!(again.endpoint_of(&Identity::Rpk { sha256: [3; 32] }).as_deref(), Some("rpk-1"));
+    assert_eq!(again.endpoint_of(&Identity::X509 { sha256: [3; 32] }).as_deref(), Some("x-1"));
+    assert_eq!(again.psk("rpk-1"), None);
+    assert_eq!(format!("{}", Identity::Rpk { sha256: [3; 32] }), format!("rpk:{}", "03".repeat(32)));
+
+    // Bindings: the chain's RPK wins over the file's, a bootstrap RPK is admitted by the bootstrap role only.
+    let store = std::sync::Arc::new(BoundCredentialStore::open(dir.path()).unwrap());
+    store
+        .refresh(&[
+            Binding::Rpk { endpoint: "rpk-chain".into(), sha256: [3; 32] },
+            Binding::BootstrapRpk { endpoint: "rpk-chain".into(), sha256: [5; 32] },
+        ])
+        .unwrap();
+    assert_eq!(store.endpoint_of(&Identity::Rpk { sha256: [3; 32] }).as_deref(), Some("rpk-chain"));
+    assert!(store.has_credentials("rpk-chain") && !store.has_credentials("rpk-1"));
+    assert!(!store.public_key_known(&[5; 32]), "a bootstrap key is not a server credential");
+    let bs = store.bootstrap();
+    assert!(bs.public_key_known(&[5; 32]) && !bs.public_key_known(&[3; 32]));
+    assert_eq!(bs.endpoint_of(&Identity::Rpk { sha256: [5; 32] }).as_deref(), Some("rpk-chain"));
+    assert_eq!(store.server_psk("rpk-chain"), None);
 }
 
 fn sha(key: &[u8]) -> [u8; 32] {

@@ -447,3 +447,76 @@ async fn withdrawn_credentials_end_registrations_and_sessions() {
     let _ = tx.send(());
     assert_eq!(coap::decode(&device.await.unwrap()).unwrap().header.code.to_string(), "2.01");
 }
+
+/// A device whose bootstrap credential is a raw public key (bound on chain) bootstraps over DTLS and gets its
+/// server PSK; one whose server credential is a raw public key is refused (its private key is its own), and a
+/// server raw public key opens no session at the bootstrap server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raw_public_key_bootstraps_and_an_rpk_server_account_is_not_provisioned() {
+    let s = setup(true).await;
+    let keys = tempfile::tempdir().unwrap();
+    let (_, bs_key, bs_fp) = crate::dtls::rpk_key(keys.path(), "bs-rpk");
+    let (_, srv_key, srv_fp) = crate::dtls::rpk_key(keys.path(), "srv-rpk");
+    let (_, bs2_key, bs2_fp) = crate::dtls::rpk_key(keys.path(), "bs2-rpk");
+    FileCredentialStore::open(s._dir.path())
+        .unwrap()
+        .set("rpk-1", psk("srv-rpk-1", b"server-secret-r"))
+        .unwrap();
+    s.store
+        .refresh(&[
+            Binding::Psk {
+                endpoint: "rpk-1".into(),
+                identity: "srv-rpk-1".into(),
+                key_sha256: openssl::sha::sha256(b"server-secret-r"),
+            },
+            Binding::BootstrapRpk { endpoint: "rpk-1".into(), sha256: bs_fp },
+            Binding::Rpk { endpoint: "rpk-2".into(), sha256: srv_fp },
+            Binding::BootstrapRpk { endpoint: "rpk-2".into(), sha256: bs2_fp },
+        ])
+        .unwrap();
+    let bs_addr = s.bs.dtls_addr().unwrap();
+    let mut bs_events = s.bs.subscribe();
+
+    let ctx = crate::dtls::rpk_context(&bs_key, "ECDHE-ECDSA-AES128-CCM8");
+    let got = tokio::task::spawn_blocking(move || {
+        let d = std::cell::RefCell::new(Device::handshake(ctx, bs_addr, None));
+        let req = d.borrow_mut().request(0x02, &["bs"], &["ep=rpk-1"], b"");
+        d.borrow_mut().send(&req);
+        play(|b| d.borrow_mut().send(b), || d.borrow_mut().recv(5000))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (got.mode, got.identity.as_slice(), got.key.as_slice()),
+        (0, &b"srv-rpk-1"[..], &b"server-secret-r"[..])
+    );
+    match finished(&mut bs_events, "rpk-1").await {
+        BootstrapEvent::Finished { identity, .. } => {
+            assert_eq!(identity.map(|i| i.to_string()), Some(format!("rpk:{}", hex::encode(bs_fp))));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // rpk-2 authenticates to the server with its own key pair: nothing to provision, 4.03 with the reason.
+    let ctx = crate::dtls::rpk_context(&bs2_key, "ECDHE-ECDSA-AES128-CCM8");
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut d = Device::handshake(ctx, bs_addr, None);
+        let req = d.request(0x02, &["bs"], &["ep=rpk-2"], b"");
+        d.send(&req);
+        d.recv(3000).expect("an answer")
+    })
+    .await
+    .unwrap();
+    let p = coap::decode(&answer).unwrap();
+    assert_eq!(p.header.code.to_string(), "4.03");
+    assert!(String::from_utf8_lossy(&p.payload).contains("a certificate or a raw public key"), "{p:?}");
+
+    // The server key of rpk-2 is not a bootstrap credential: no session.
+    let ctx = crate::dtls::rpk_context(&srv_key, "ECDHE-ECDSA-AES128-CCM8");
+    let refused = tokio::task::spawn_blocking(move || {
+        std::panic::catch_unwind(|| Device::handshake(ctx, bs_addr, None)).is_err()
+    });
+    assert!(refused.await.unwrap(), "a server raw public key does not open a bootstrap session");
+    assert_eq!(s.bs.stats().finished.load(Ordering::Relaxed), 1);
+    assert_eq!(s.bs.stats().refused.load(Ordering::Relaxed), 1);
+}

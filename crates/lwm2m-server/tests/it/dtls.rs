@@ -708,3 +708,169 @@ async fn idle_sessions_are_dropped_unless_a_registration_uses_them() {
     .unwrap();
     s.server.stop().await;
 }
+
+// ---- RFC 7250 raw public keys -----------------------------------------------------------------------------
+
+/// A P-256 key pair for raw-public-key DTLS: a PEM file holding the SEC1 private key and the public key (what
+/// `coap-client-gnutls -M` reads), and the SHA-256 of the public key's DER SubjectPublicKeyInfo (what is
+/// bound).
+pub(crate) fn rpk_key(
+    dir: &Path,
+    name: &str,
+) -> (std::path::PathBuf, openssl::pkey::PKey<openssl::pkey::Private>, [u8; 32]) {
+    use openssl::ec::{EcGroup, EcKey};
+    let ec =
+        EcKey::generate(&EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap()).unwrap();
+    let key = openssl::pkey::PKey::from_ec_key(ec.clone()).unwrap();
+    let spki = key.public_key_to_der().unwrap();
+    let mut pem = ec.private_key_to_pem().unwrap();
+    pem.extend_from_slice(&key.public_key_to_pem().unwrap());
+    let path = dir.join(format!("{name}.pem"));
+    std::fs::write(&path, pem).unwrap();
+    (path, key, openssl::sha::sha256(&spki))
+}
+
+/// A DTLS 1.2 client context that authenticates with a raw public key (OpenSSL ≥ 3.2, as the server) and
+/// accepts the server's raw public key.
+pub(crate) fn rpk_context(key: &openssl::pkey::PKeyRef<openssl::pkey::Private>, ciphers: &str) -> SslContext {
+    let mut b = SslContextBuilder::new(SslMethod::dtls_client()).unwrap();
+    b.set_min_proto_version(Some(SslVersion::DTLS1_2)).unwrap();
+    b.set_security_level(0);
+    b.set_cipher_list(ciphers).unwrap();
+    b.set_private_key(key).unwrap();
+    let rpk = [lwm2m_server::rpk::CERT_TYPE_RPK];
+    lwm2m_server::rpk::set_cert_types(&mut b, &rpk, &rpk).unwrap();
+    b.set_verify(openssl::ssl::SslVerifyMode::NONE);
+    b.build()
+}
+
+/// coap-client-gnutls (an independent RFC 7250 implementation: GnuTLS 3.7) registers with a bound raw public
+/// key; an OpenSSL RPK device is then read through its session. An unbound key gets no session; a key bound
+/// to another endpoint gets a session but its Register under this endpoint is refused (4.03).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_public_keys_gnutls_registers_bound_key_only() {
+    let s = DtlsServer::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (pem, _, fp) = rpk_key(dir.path(), "rpk-dev");
+    let (other_pem, _, other_fp) = rpk_key(dir.path(), "rpk-other");
+    let (stranger_pem, _, _) = rpk_key(dir.path(), "stranger");
+    s.creds.set("rpk-dev", Credential::Rpk { sha256: fp }).unwrap();
+    s.creds.set("rpk-other", Credential::Rpk { sha256: other_fp }).unwrap();
+    let mut events = s.server.handle.subscribe_events();
+
+    let out = libcoap(
+        test_support::coap_client_gnutls(),
+        register_args(&s.coaps(), "rpk-dev", &["-M", pem.to_str().unwrap()]),
+    )
+    .await;
+    let (id, cipher) = dtls_session(&mut events).await;
+    eprintln!("coap-client-gnutls RPK negotiated {cipher}");
+    assert_eq!(id, Identity::Rpk { sha256: fp }, "{out}");
+    assert!(cipher.starts_with("TLS_ECDHE_ECDSA_WITH_AES_128_"), "{cipher}");
+    let c = registered(&mut events, "rpk-dev").await;
+    assert_eq!(c.identity, Some(Identity::Rpk { sha256: fp }));
+
+    // A key that nothing binds: the handshake is refused, nothing registers.
+    let before = s.stat(|s| &s.dtls_handshakes_failed);
+    let out = libcoap(
+        test_support::coap_client_gnutls(),
+        register_args(&s.coaps(), "rpk-dev", &["-M", stranger_pem.to_str().unwrap()]),
+    )
+    .await;
+    assert!(!out.contains("2.01"), "{out}");
+    for _ in 0..40 {
+        if s.stat(|s| &s.dtls_handshakes_failed) > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(s.stat(|s| &s.dtls_handshakes_failed), before + 1, "{out}");
+    assert_eq!(s.stat(|s| &s.dtls_handshakes), 1);
+
+    // A key bound to rpk-other registering as rpk-dev: the session is admitted, the Register refused.
+    let out = libcoap(
+        test_support::coap_client_gnutls(),
+        register_args(&s.coaps(), "rpk-dev", &["-M", other_pem.to_str().unwrap()]),
+    )
+    .await;
+    assert!(out.contains("4.03"), "{out}");
+    assert_eq!(s.stat(|s| &s.dtls_handshakes), 2);
+    assert_eq!(s.stat(|s| &s.refused), 1);
+    assert_eq!(s.server.handle.registration_count(), 1);
+    let c = s.server.handle.client("rpk-dev").await.expect("rpk-dev is still registered");
+    assert_eq!(c.identity, Some(Identity::Rpk { sha256: fp }), "the refused Register replaced nothing");
+    s.server.stop().await;
+}
+
+/// An OpenSSL client with a raw public key (both GCM and CCM_8): registers, is read through its session, and
+/// its session resumes from a new port as the same key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_public_key_device_is_read_and_resumes() {
+    let s = DtlsServer::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, key, fp) = rpk_key(dir.path(), "rpk-read");
+    s.creds.set("rpk-read", Credential::Rpk { sha256: fp }).unwrap();
+    let dtls = s.server.handle.dtls_addr().unwrap();
+    let mut events = s.server.handle.subscribe_events();
+
+    let ctx = rpk_context(&key, "ECDHE-ECDSA-AES128-CCM8");
+    let dev = tokio::task::spawn_blocking(move || {
+        let mut d = Device::handshake(ctx, dtls, None);
+        let ack = d.register("rpk-read");
+        assert_eq!(ack[1], 0x41, "2.01 Created");
+        d
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        session_event(&mut events).await,
+        (Identity::Rpk { sha256: fp }, "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8".into(), false)
+    );
+    let c = registered(&mut events, "rpk-read").await;
+    assert_eq!(c.identity, Some(Identity::Rpk { sha256: fp }));
+
+    let handle = s.server.handle.clone();
+    let read =
+        tokio::spawn(async move { handle.read("rpk-read", "/3/0/0".parse().unwrap(), None, None).await });
+    let dev = tokio::task::spawn_blocking(move || {
+        let mut dev = dev;
+        let req = dev.recv(3000).expect("the server's Read through the session");
+        assert_eq!(req[1], 0x01, "GET");
+        let tkl = usize::from(req[0] & 0x0f);
+        let mut ack = vec![0x60 | req[0] & 0x0f, 0x45, req[2], req[3]];
+        ack.extend_from_slice(&req[4..4 + tkl]);
+        ack.extend_from_slice(&[0xc0, 0xff]);
+        ack.extend_from_slice(b"RPK device");
+        dev.send(&ack);
+        dev
+    })
+    .await
+    .unwrap();
+    let r = read.await.unwrap().expect("read through DTLS");
+    assert_eq!(r.records[0].value, lwm2m_server::lwm2m::Value::String("RPK device".into()));
+
+    // Resumption from a new port: the abbreviated handshake carries the raw public key's identity.
+    let reg_id = c.registration_id.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut again = dev.resume(dtls);
+        let upd = again.request(0x02, &["rd", &reg_id], &["lt=90"], b"");
+        again.send(&upd);
+        assert_eq!(again.recv(3000).expect("an answer to Update")[1], 0x44, "2.04 Changed");
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        session_event(&mut events).await,
+        (Identity::Rpk { sha256: fp }, "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8".into(), true)
+    );
+
+    // GCM with a raw public key.
+    let ctx = rpk_context(&key, "ECDHE-ECDSA-AES128-GCM-SHA256");
+    tokio::task::spawn_blocking(move || Device::handshake(ctx, dtls, None)).await.unwrap();
+    assert_eq!(
+        session_event(&mut events).await,
+        (Identity::Rpk { sha256: fp }, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256".into(), false)
+    );
+    assert_eq!(s.stat(|s| &s.refused), 0);
+    s.server.stop().await;
+}
