@@ -184,14 +184,7 @@ async fn leader_crash_then_restart_catches_up() {
     assert!(counts.values().all(|n| *n == 1), "no envelope ordered twice");
     // Blocks were cut (and signed) by the crashed leader and by its successor. (openraft identifies a
     // leader by term *and* node id, so the signer, not the term, tells them apart.)
-    let signers: HashSet<Vec<u8>> = blocks
-        .iter()
-        .skip(1)
-        .map(|b| match &ledger_types::fabric_protos::hash::block_signatures(b).unwrap()[0].signer {
-            ledger_types::fabric_protos::hash::BlockSigner::Creator(c) => c.clone(),
-            other => panic!("unexpected signer {other:?}"),
-        })
-        .collect();
+    let signers: HashSet<Vec<u8>> = blocks.iter().skip(1).map(block_signer).collect();
     assert!(signers.len() >= 2, "blocks cut by {} leader(s), {before_crash} before the crash", signers.len());
 
     // The restarted node orders again: broadcast through it.
@@ -393,4 +386,12 @@ async fn a_replayed_envelope_is_refused_and_nothing_changes() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(c.converge(height).await, height, "nothing new was ordered");
     assert_eq!(tx_counts(&c.store(0).blocks()).get(&id), Some(&1));
+}
+
+/// The identity that signed a block (its first orderer signature).
+pub(crate) fn block_signer(block: &ledger_types::proto::Block) -> Vec<u8> {
+    match &ledger_types::fabric_protos::hash::block_signatures(block).unwrap()[0].signer {
+        ledger_types::fabric_protos::hash::BlockSigner::Creator(c) => c.clone(),
+        other => panic!("unexpected signer {other:?}"),
+    }
 }
