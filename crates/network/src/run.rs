@@ -81,6 +81,7 @@ pub async fn start_peer(
 pub struct MspAuthorizer {
     ids: Arc<crate::MspIdentities>,
     writers: std::collections::HashSet<String>,
+    readers: std::collections::HashSet<String>,
     gate: peer::tls_gate::TlsGate,
 }
 
@@ -93,6 +94,7 @@ impl MspAuthorizer {
         Ok(MspAuthorizer {
             ids,
             writers: channel.writers.iter().cloned().collect(),
+            readers: channel.readers.iter().cloned().collect(),
             gate: peer::tls_gate::TlsGate::from_config(channel)?,
         })
     }
@@ -105,6 +107,18 @@ impl MspAuthorizer {
 }
 
 impl orderer::EnvelopeAuthorizer for MspAuthorizer {
+    fn authorize_seek(&self, creator: &[u8], signed: &[u8], signature: &[u8]) -> Result<(), orderer::Denied> {
+        use peer::identity::Identities;
+        let id = self.creator(creator)?;
+        if !self.readers.contains(&id.msp_id) {
+            return Err(orderer::Denied(format!("{} is not a reader of this channel", id.msp_id)));
+        }
+        if !self.ids.verify(&id, signed, signature) {
+            return Err(orderer::Denied("the seek request's signature does not verify".into()));
+        }
+        Ok(())
+    }
+
     fn authorize_cluster(&self, client_certs: &[Vec<u8>]) -> Result<(), orderer::Denied> {
         self.gate.authorize_cluster(client_certs, crate::unix_now().as_secs()).map_err(orderer::Denied)
     }

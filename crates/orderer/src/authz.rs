@@ -20,6 +20,14 @@ pub trait EnvelopeAuthorizer: Send + Sync + 'static {
         txs.iter().map(|tx| self.authorize_broadcast(tx)).collect()
     }
 
+    /// Checks a Fabric seek request (`orderer.AtomicBroadcast/Deliver`): `creator` (the encoded
+    /// `msp.SerializedIdentity` of its `SignatureHeader`) must be a channel reader whose `signature` over
+    /// `signed` (the envelope's payload) verifies. Default: refuse.
+    fn authorize_seek(&self, creator: &[u8], signed: &[u8], signature: &[u8]) -> Result<(), Denied> {
+        let _ = (creator, signed, signature);
+        Err(Denied("this orderer admits no Fabric deliver clients".into()))
+    }
+
     /// Checks that the client presenting these TLS certificates (DER, leaf first; empty when none) is a
     /// channel reader. Default: anyone with a valid mutual-TLS certificate may read.
     fn authorize_deliver(&self, client_certs: &[Vec<u8>]) -> Result<(), Denied> {
@@ -48,6 +56,10 @@ pub struct AcceptAll;
 
 impl EnvelopeAuthorizer for AcceptAll {
     fn authorize_broadcast(&self, _tx: &DecodedTx) -> Result<(), Denied> {
+        Ok(())
+    }
+
+    fn authorize_seek(&self, _creator: &[u8], _signed: &[u8], _signature: &[u8]) -> Result<(), Denied> {
         Ok(())
     }
 

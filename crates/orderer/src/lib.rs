@@ -40,6 +40,7 @@
 pub mod authz;
 pub mod chain;
 pub mod cutter;
+mod fabric_ab;
 pub mod failpoints;
 pub mod node;
 pub mod raft;
@@ -51,4 +52,4 @@ pub use authz::{AcceptAll, Denied, EnvelopeAuthorizer};
 pub use chain::{Chain, OrderError, Ordered};
 pub use cutter::{BlockCutter, CutterConfig, TooLarge};
 pub use node::{OrdererConfig, OrdererHandle, OrdererNode, RaftTimings, StartError};
-pub use service::{MAX_BATCH, check_envelope};
+pub use service::{EnvelopeError, MAX_BATCH, check_envelope};

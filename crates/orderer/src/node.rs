@@ -308,6 +308,7 @@ impl OrdererNode {
         let local_addr = listener
             .local_addr()
             .map_err(|source| StartError::Io { what: "local address".into(), source })?;
+        let fabric = crate::fabric_ab::FabricAtomicBroadcast(shared.clone());
         let services = Services(shared);
         let server = tonic::transport::Server::builder()
             .tls_config(config.tls.server_config())
@@ -315,6 +316,12 @@ impl OrdererNode {
             .add_service(
                 // Batches of envelopes from peers can exceed tonic's 4 MiB default.
                 AtomicBroadcastServer::new(services.clone())
+                    .max_decoding_message_size(MAX_RAFT_MESSAGE)
+                    .max_encoding_message_size(MAX_RAFT_MESSAGE),
+            )
+            // Fabric's orderer.AtomicBroadcast, for Fabric's SDKs and tools.
+            .add_service(
+                fabric_protos::orderer::atomic_broadcast_server::AtomicBroadcastServer::new(fabric)
                     .max_decoding_message_size(MAX_RAFT_MESSAGE)
                     .max_encoding_message_size(MAX_RAFT_MESSAGE),
             )

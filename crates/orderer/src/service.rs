@@ -99,27 +99,79 @@ fn refusal(st: &Status) -> BroadcastResponse {
     BroadcastResponse { status, info: st.message().to_owned(), leader_hint: 0 }
 }
 
+/// Why an envelope failed the structural checks (before authorization).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnvelopeError {
+    /// Larger than the channel's absolute maximum.
+    #[error("envelope of {size} bytes exceeds the absolute maximum of {max} bytes")]
+    TooLarge {
+        /// Envelope size.
+        size: usize,
+        /// The channel's absolute maximum.
+        max: usize,
+    },
+    /// It does not decode as a Fabric transaction.
+    #[error("{0}")]
+    Malformed(String),
+    /// Not an endorser transaction.
+    #[error("only endorser transactions can be broadcast")]
+    NotEndorserTransaction,
+    /// For a channel this orderer does not serve.
+    #[error("channel {got:?} is not served by this orderer (it serves {served:?})")]
+    UnknownChannel {
+        /// The channel the envelope names.
+        got: String,
+        /// The channel served here.
+        served: String,
+    },
+    /// The tx id is malformed or not hex SHA-256(nonce ‖ creator).
+    #[error("tx id: {0}")]
+    BadTxId(String),
+}
+
+impl EnvelopeError {
+    /// The status of ipechain's own `AtomicBroadcast` (HTTP-like code in the message).
+    pub fn status(&self) -> Status {
+        match self {
+            EnvelopeError::TooLarge { .. } => Status::resource_exhausted(format!("413: {self}")),
+            _ => Status::invalid_argument(format!("400: {self}")),
+        }
+    }
+
+    /// The `common.Status` Fabric's broadcast answers with (`ClassifyError`: an unknown channel is
+    /// `NOT_FOUND`, everything else here `BAD_REQUEST`, also an envelope over the absolute maximum).
+    pub fn fabric_status(&self) -> ledger_types::fabric_protos::common::Status {
+        use ledger_types::fabric_protos::common::Status as S;
+        match self {
+            EnvelopeError::UnknownChannel { .. } => S::NotFound,
+            _ => S::BadRequest,
+        }
+    }
+}
+
 /// Structural checks of an envelope (everything but authorization). Returns the decoded tx.
-pub fn check_envelope(bytes: &[u8], channel_id: &str, absolute_max: usize) -> Result<DecodedTx, Status> {
+pub fn check_envelope(
+    bytes: &[u8],
+    channel_id: &str,
+    absolute_max: usize,
+) -> Result<DecodedTx, EnvelopeError> {
     if bytes.len() > absolute_max {
-        return Err(Status::resource_exhausted(format!(
-            "413: envelope of {} bytes exceeds the absolute maximum of {absolute_max} bytes",
-            bytes.len()
-        )));
+        return Err(EnvelopeError::TooLarge { size: bytes.len(), max: absolute_max });
     }
-    let tx = DecodedTx::decode(bytes).map_err(|e| Status::invalid_argument(format!("400: {e}")))?;
-    if tx.header_type() != HeaderType::EndorserTransaction as i32 {
-        return Err(Status::invalid_argument("400: only endorser transactions can be broadcast"));
-    }
+    let tx = DecodedTx::decode(bytes).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
     if tx.channel_id() != channel_id {
-        return Err(Status::invalid_argument(format!(
-            "400: channel {:?} is not served by this orderer (it serves {channel_id:?})",
-            tx.channel_id()
-        )));
+        return Err(EnvelopeError::UnknownChannel {
+            got: tx.channel_id().to_owned(),
+            served: channel_id.to_owned(),
+        });
     }
-    TxId::parse(tx.tx_id()).map_err(|e| Status::invalid_argument(format!("400: tx id: {e}")))?;
+    if tx.header_type() != HeaderType::EndorserTransaction as i32 {
+        return Err(EnvelopeError::NotEndorserTransaction);
+    }
+    TxId::parse(tx.tx_id()).map_err(|e| EnvelopeError::BadTxId(e.to_string()))?;
     if !tx.tx_id_matches() {
-        return Err(Status::invalid_argument("400: tx id is not the hash of nonce and creator"));
+        return Err(EnvelopeError::BadTxId("not the hash of nonce and creator".into()));
     }
     Ok(tx)
 }
@@ -131,7 +183,7 @@ impl AtomicBroadcast for Services {
     async fn broadcast(&self, request: Request<Envelope>) -> Result<Response<BroadcastResponse>, Status> {
         let s = &self.0;
         let bytes = request.into_inner().encode_to_vec();
-        let tx = check_envelope(&bytes, &s.channel_id, s.absolute_max_bytes)?;
+        let tx = check_envelope(&bytes, &s.channel_id, s.absolute_max_bytes).map_err(|e| e.status())?;
         s.authorizer.authorize_broadcast(&tx).map_err(|e| Status::permission_denied(format!("403: {e}")))?;
         let tx_id = tx.tx_id().to_owned();
         match s.chain.order(bytes, tx_id).await {
@@ -163,7 +215,7 @@ impl AtomicBroadcast for Services {
                     checked.push((i, Vec::from(env)));
                     txs.push(tx);
                 }
-                Err(st) => results[i] = Some(refusal(&st)),
+                Err(e) => results[i] = Some(refusal(&e.status())),
             }
         }
         let authorizer = s.authorizer.clone();
@@ -300,7 +352,7 @@ impl Cluster for Services {
         // The same checks as Broadcast: a forwarding orderer is trusted to order, not to vouch for creators.
         let mut txs = Vec::with_capacity(req.envelopes.len());
         for env in &req.envelopes {
-            txs.push(check_envelope(env, &s.channel_id, s.absolute_max_bytes)?);
+            txs.push(check_envelope(env, &s.channel_id, s.absolute_max_bytes).map_err(|e| e.status())?);
         }
         let authorizer = s.authorizer.clone();
         let verdicts = tokio::task::spawn_blocking(move || {

@@ -417,6 +417,66 @@ async fn committed_blocks_are_fabric_blocks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orderers_deliver_to_fabric_seek_requests_from_channel_readers() {
+    use fabric_protos::common::{ChannelHeader, Header, HeaderType, Payload, SignatureHeader, Status};
+    use fabric_protos::orderer::atomic_broadcast_client::AtomicBroadcastClient;
+    use fabric_protos::orderer::{
+        SeekInfo, SeekNewest, SeekOldest, SeekPosition, deliver_response, seek_position,
+    };
+    use prost::Message as _;
+    let c = Cluster::start(25).await;
+    let done = c.gateway(1).contract("kv").submit("put", &[b"s".to_vec(), b"v".to_vec()]).await.unwrap();
+    c.orderers_at(done.block + 1).await;
+    let (alice, tls) = c.user(1, "User1");
+    // A signed DELIVER_SEEK_INFO envelope for oldest..newest, as Fabric's deliver clients send it.
+    let seek = |signer: &dyn Signer, tamper: bool| {
+        let ch = ChannelHeader {
+            r#type: HeaderType::DeliverSeekInfo as i32,
+            channel_id: "iot".into(),
+            ..Default::default()
+        };
+        let sh = SignatureHeader { creator: signer.serialized_identity().to_vec(), nonce: vec![] };
+        let pos = |t| Some(SeekPosition { r#type: Some(t) });
+        let info = SeekInfo {
+            start: pos(seek_position::Type::Oldest(SeekOldest {})),
+            stop: pos(seek_position::Type::Newest(SeekNewest {})),
+            ..Default::default()
+        };
+        let payload = Payload {
+            header: Some(Header { channel_header: ch.encode_to_vec(), signature_header: sh.encode_to_vec() }),
+            data: info.encode_to_vec(),
+        }
+        .encode_to_vec();
+        let mut signature = signer.sign(&payload);
+        if tamper {
+            let last = signature.len() - 1;
+            signature[last] ^= 1;
+        }
+        Envelope { payload, signature }
+    };
+    for o in &c.net.orderers {
+        let mut client = AtomicBroadcastClient::new(channel(&o.endpoint(), &tls).unwrap());
+        let mut answers =
+            client.deliver(futures::stream::iter([seek(alice.as_ref(), false)])).await.unwrap().into_inner();
+        let mut numbers = Vec::new();
+        let status = loop {
+            match answers.message().await.unwrap().unwrap().r#type.unwrap() {
+                deliver_response::Type::Block(b) => numbers.push(b.number()),
+                deliver_response::Type::Status(s) => break Status::try_from(s).unwrap(),
+            }
+        };
+        assert_eq!(status, Status::Success);
+        assert!(numbers.len() as u64 > done.block && numbers.iter().copied().eq(0..numbers.len() as u64));
+        // A signature that does not verify: FORBIDDEN, and nothing else.
+        let mut answers =
+            client.deliver(futures::stream::iter([seek(alice.as_ref(), true)])).await.unwrap().into_inner();
+        let first = answers.message().await.unwrap().unwrap().r#type.unwrap();
+        assert_eq!(first, deliver_response::Type::Status(Status::Forbidden as i32));
+        assert!(answers.message().await.unwrap().is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_orderers_reach_the_cluster_and_only_admins_the_admin_service() {
     use ledger_rpc::admin_client::AdminClient;
     use ledger_rpc::cluster_client::ClusterClient;

@@ -8,6 +8,7 @@
 
 mod cluster;
 #[cfg(feature = "failpoints")]
+mod fabric_ab;
 mod failpoints;
 mod refusals;
 mod solo;
