@@ -7,8 +7,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod cluster;
-#[cfg(feature = "failpoints")]
 mod fabric_ab;
+#[cfg(feature = "failpoints")]
 mod failpoints;
 mod refusals;
 mod solo;
