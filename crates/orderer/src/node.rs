@@ -402,9 +402,7 @@ fn gate(
     check: CertCheck,
 ) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
     move |req: tonic::Request<()>| {
-        let certs: Vec<Vec<u8>> =
-            req.peer_certs().map(|c| c.iter().map(|d| d.as_ref().to_vec()).collect()).unwrap_or_default();
-        check(authorizer.as_ref(), &certs)
+        check(authorizer.as_ref(), &crate::service::client_certs(&req))
             .map(|()| req)
             .map_err(|e| tonic::Status::permission_denied(format!("403: {e}")))
     }

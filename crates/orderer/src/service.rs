@@ -56,6 +56,18 @@ pub(crate) struct Shared {
 #[derive(Clone)]
 pub(crate) struct Services(pub(crate) Arc<Shared>);
 
+/// The client's TLS certificate chain (DER, leaf first; empty without mutual TLS).
+pub(crate) fn client_certs<T>(request: &Request<T>) -> Vec<Vec<u8>> {
+    request.peer_certs().map(|c| c.iter().map(|d| d.as_ref().to_vec()).collect()).unwrap_or_default()
+}
+
+/// A server stream of what a task sends into `rx`.
+pub(crate) fn receiver_stream<T: Send + 'static>(
+    rx: mpsc::Receiver<Result<T, Status>>,
+) -> Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>> {
+    Box::pin(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) }))
+}
+
 fn leader_hint(s: &Shared) -> u64 {
     s.raft.metrics().borrow().current_leader.unwrap_or(0)
 }
@@ -266,8 +278,7 @@ impl AtomicBroadcast for Services {
 
     async fn deliver(&self, request: Request<DeliverRequest>) -> Result<Response<DeliverStream>, Status> {
         let s = self.0.clone();
-        let certs: Vec<Vec<u8>> =
-            request.peer_certs().map(|c| c.iter().map(|d| d.as_ref().to_vec()).collect()).unwrap_or_default();
+        let certs = client_certs(&request);
         s.authorizer.authorize_deliver(&certs).map_err(|e| Status::permission_denied(format!("403: {e}")))?;
         let req = request.into_inner();
         if req.channel_id != s.channel_id {
@@ -278,8 +289,7 @@ impl AtomicBroadcast for Services {
         }
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(stream_blocks(s, req, tx));
-        let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(receiver_stream(rx)))
     }
 }
 
