@@ -4,17 +4,13 @@
 use tonic_build::manual::{Builder, Method, Service};
 
 fn method(name: &str, route: &str, input: &str, output: &str, server_streaming: bool) -> Method {
-    let b = method_builder(name, route, input, output);
-    if server_streaming { b.server_streaming().build() } else { b.build() }
-}
-
-fn method_builder(name: &str, route: &str, input: &str, output: &str) -> tonic_build::manual::MethodBuilder {
-    Method::builder()
+    let b = Method::builder()
         .name(name)
         .route_name(route)
         .input_type(input)
         .output_type(output)
-        .codec_path("tonic_prost::ProstCodec")
+        .codec_path("tonic_prost::ProstCodec");
+    if server_streaming { b.server_streaming().build() } else { b.build() }
 }
 
 fn main() {
@@ -57,81 +53,6 @@ fn main() {
             false,
         ))
         .build();
-    let endorser = Service::builder()
-        .name("Endorser")
-        .package("ipechain.peer")
-        .method(method(
-            "process_proposal",
-            "ProcessProposal",
-            &format!("{t}::SignedProposal"),
-            &format!("{t}::ProposalResponse"),
-            false,
-        ))
-        .build();
-    let gateway = Service::builder()
-        .name("Gateway")
-        .package("ipechain.gateway")
-        .method(method(
-            "evaluate",
-            "Evaluate",
-            &format!("{m}::EvaluateRequest"),
-            &format!("{m}::EvaluateResponse"),
-            false,
-        ))
-        .method(method(
-            "endorse",
-            "Endorse",
-            &format!("{m}::EndorseRequest"),
-            &format!("{m}::EndorseResponse"),
-            false,
-        ))
-        .method(method(
-            "submit",
-            "Submit",
-            &format!("{m}::SubmitRequest"),
-            &format!("{m}::SubmitResponse"),
-            false,
-        ))
-        .method(
-            method_builder(
-                "session",
-                "Session",
-                &format!("{m}::SessionRequest"),
-                &format!("{m}::SessionResponse"),
-            )
-            .client_streaming()
-            .server_streaming()
-            .build(),
-        )
-        .method(method(
-            "commit_status",
-            "CommitStatus",
-            &format!("{m}::SignedRequest"),
-            &format!("{m}::CommitStatusResponse"),
-            false,
-        ))
-        .method(method(
-            "chaincode_events",
-            "ChaincodeEvents",
-            &format!("{m}::SignedRequest"),
-            &format!("{m}::ChaincodeEventsResponse"),
-            true,
-        ))
-        .method(method(
-            "deliver",
-            "Deliver",
-            &format!("{m}::SignedRequest"),
-            &format!("{m}::DeliverResponse"),
-            true,
-        ))
-        .method(method(
-            "deliver_filtered",
-            "DeliverFiltered",
-            &format!("{m}::SignedRequest"),
-            &format!("{m}::FilteredBlock"),
-            true,
-        ))
-        .build();
     let status = Service::builder()
         .name("Admin")
         .package("ipechain.admin")
@@ -143,5 +64,5 @@ fn main() {
             false,
         ))
         .build();
-    Builder::new().compile(&[orderer, cluster, endorser, gateway, status]);
+    Builder::new().compile(&[orderer, cluster, status]);
 }

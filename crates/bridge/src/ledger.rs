@@ -45,19 +45,13 @@ impl SubmitError {
     }
 }
 
-/// The contract status in the gRPC error of a refused proposal or evaluation (`"… (status 409): …"`).
+/// The contract's status and message of a refused proposal or evaluation (the SDK's
+/// [`ClientError::Refused`], read from the gateway's error details).
 pub fn contract_status(e: &ClientError) -> Option<(i32, String)> {
-    let ClientError::Status(s) = e else { return None };
-    if s.code() != tonic::Code::Aborted {
-        return None;
+    match e {
+        ClientError::Refused { status, message, .. } => Some((*status, message.clone())),
+        _ => None,
     }
-    let msg = s.message();
-    let i = msg.find("(status ")?;
-    let rest = &msg[i + 8..];
-    let end = rest.find(')')?;
-    let status = rest[..end].parse().ok()?;
-    let message = rest[end + 1..].trim_start_matches(':').trim().to_owned();
-    Some((status, message))
 }
 
 /// How often a transient failure (MVCC conflict, unreachable peer) is retried.

@@ -79,15 +79,11 @@ fn device_answers_become_response_args() {
 }
 
 #[test]
-fn contract_refusals_are_read_from_endorse_and_evaluate_errors() {
+fn contract_refusals_are_read_from_the_sdks_refused_error() {
     use crate::ledger::contract_status;
     use ledger_client::ClientError;
-    let endorse =
-        ClientError::Status(tonic::Status::aborted("contract refused the proposal (status 409): id used"));
-    assert_eq!(contract_status(&endorse), Some((409, "id used".to_owned())));
-    let eval =
-        ClientError::Status(tonic::Status::aborted("contract refused (status 404): not found: no request"));
-    assert_eq!(contract_status(&eval), Some((404, "not found: no request".to_owned())));
+    let refused = ClientError::Refused { status: 409, message: "id used".into(), address: "p:1".into() };
+    assert_eq!(contract_status(&refused), Some((409, "id used".to_owned())));
     let other = ClientError::Status(tonic::Status::unavailable("peer down (status 500)"));
     assert_eq!(contract_status(&other), None);
 }

@@ -3,7 +3,7 @@
 //! stream starts and which events it passes (Fabric's `internal/pkg/gateway/chaincodeevents.go`). The
 //! ledger height comes in as an argument; the shells own the waiting.
 
-use crate::common::Status;
+use crate::common::{ChannelHeader, Status};
 use crate::orderer::{SeekInfo, SeekPosition, seek_info, seek_position};
 use crate::protos::ChaincodeEvent;
 
@@ -98,6 +98,40 @@ pub fn plan_deliver(seek: &SeekInfo, height: u64) -> Result<DeliverPlan, SeekErr
         fail_if_not_ready: seek.behavior() == seek_info::SeekBehavior::FailIfNotReady,
         headers_only: seek.content_type() == seek_info::SeekContentType::HeaderWithSig,
     })
+}
+
+/// How far a Deliver request's timestamp may lie from the server's clock, in seconds: Fabric's deliver
+/// handler's default `TimeWindow` (15 minutes). A signed seek request cannot be replayed much later.
+pub const SEEK_TIME_WINDOW_SECS: i64 = 15 * 60;
+
+/// A seek request's channel header timestamp missing, or more than [`SEEK_TIME_WINDOW_SECS`] from the
+/// server's time (Fabric answers `BAD_REQUEST`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SeekTimeError {
+    /// The channel header has no timestamp.
+    #[error("channel header in envelope must contain timestamp")]
+    Missing,
+    /// The timestamp lies outside the window.
+    #[error(
+        "envelope timestamp {at} is more than {SEEK_TIME_WINDOW_SECS} s apart from current server time {now}"
+    )]
+    OutsideWindow {
+        /// The request's time (Unix seconds).
+        at: i64,
+        /// The server's time (Unix seconds).
+        now: i64,
+    },
+}
+
+/// Checks a seek request's timestamp against the server's time `now` (Unix seconds), as Fabric's
+/// `common/deliver` `validateChannelHeader` does.
+pub fn check_seek_time(header: &ChannelHeader, now: i64) -> Result<(), SeekTimeError> {
+    let at = header.timestamp.as_ref().ok_or(SeekTimeError::Missing)?.seconds;
+    if at.abs_diff(now) > SEEK_TIME_WINDOW_SECS as u64 {
+        return Err(SeekTimeError::OutsideWindow { at, now });
+    }
+    Ok(())
 }
 
 /// A `ChaincodeEventsRequest.start_position` Fabric's gateway does not accept (`INVALID_ARGUMENT`).

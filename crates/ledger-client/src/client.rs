@@ -2,14 +2,20 @@
 
 use crate::checkpoint::Checkpoint;
 use crate::commits::Watcher;
-use ledger_rpc::gateway_client::GatewayClient;
-use ledger_rpc::messages::{
-    BlocksRequest, ChaincodeEventsRequest, ChaincodeEventsResponse, CommitStatusRequest, DeliverResponse,
-    EndorseRequest, EndorseResponse, EvaluateRequest, SessionRequest, SignedRequest, SubmitRequest,
+use fabric_protos::error_details::error_details;
+use fabric_protos::gateway::gateway_client::GatewayClient;
+use fabric_protos::gateway::{
+    ChaincodeEventsRequest, ChaincodeEventsResponse, CommitStatusRequest, EndorseRequest, ErrorDetail,
+    EvaluateRequest, SignedChaincodeEventsRequest, SignedCommitStatusRequest, SubmitRequest,
 };
+use fabric_protos::orderer::{SeekPosition, SeekSpecified, seek_position};
+use fabric_protos::protos::deliver_client::DeliverClient;
+use fabric_protos::protos::{DeliverResponse, deliver_response};
 use ledger_rpc::tls::{TlsMaterial, channel};
 use ledger_types::proto::{Block, ContractEvent, Envelope, Timestamp};
-use ledger_types::tx::{ProposalBuilder, Signer, sign_envelope};
+use ledger_types::tx::{
+    ProposalBuilder, Signer, event_from_fabric, prepared_response, seek_envelope, seek_range, sign_envelope,
+};
 use ledger_types::{ChannelId, TxValidationCode};
 use prost::Message;
 use rand_core::RngCore;
@@ -24,9 +30,20 @@ pub enum ClientError {
     /// Connection setup failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
-    /// The peer answered with an error status.
+    /// The peer answered with an error status (Fabric's gateway statuses; see [`ClientError::details`]).
     #[error("{}: {}", .0.code(), .0.message())]
     Status(#[from] tonic::Status),
+    /// The contract refused the proposal: its status (400, 403, 404, 409, 500, …) and message, as the
+    /// endorsing peer reported them (Fabric's error detail `chaincode response <status>, <message>`).
+    #[error("the contract refused (status {status}): {message}")]
+    Refused {
+        /// The contract's status.
+        status: i32,
+        /// Its message.
+        message: String,
+        /// The peer that reported it (`host:port`).
+        address: String,
+    },
     /// A malformed argument (e.g. channel name).
     #[error("invalid argument: {0}")]
     Invalid(String),
@@ -36,6 +53,39 @@ pub enum ClientError {
     /// The peer's answer did not make sense.
     #[error("unexpected answer: {0}")]
     Protocol(String),
+}
+
+impl ClientError {
+    /// The gateway's error details of a failed call: one per endpoint (peer or orderer) that failed, as
+    /// Fabric's gateway attaches them (empty for other errors).
+    pub fn details(&self) -> Vec<ErrorDetail> {
+        match self {
+            ClientError::Status(s) => error_details(s).unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The contract's status of a refusal.
+    pub fn contract_status(&self) -> Option<i32> {
+        match self {
+            ClientError::Refused { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A gateway error status as the SDK reports it: a contract's refusal (an error detail reading `chaincode
+/// response <status>, <message>`) becomes [`ClientError::Refused`]; anything else stays a status.
+fn from_status(s: tonic::Status) -> ClientError {
+    for d in error_details(&s).unwrap_or_default() {
+        if let Some(rest) = d.message.strip_prefix("chaincode response ")
+            && let Some((status, message)) = rest.split_once(", ")
+            && let Ok(status) = status.parse()
+        {
+            return ClientError::Refused { status, message: message.to_owned(), address: d.address };
+        }
+    }
+    ClientError::Status(s)
 }
 
 /// A transaction that was submitted for ordering (not yet known to be committed).
@@ -71,10 +121,9 @@ pub struct TxEvent {
 #[derive(Clone)]
 pub struct Gateway {
     client: GatewayClient<Channel>,
+    deliver: DeliverClient<Channel>,
     signer: Arc<dyn Signer>,
     channel: ChannelId,
-    /// The Endorse/Submit session (opened on first use, shared by clones).
-    session: Arc<std::sync::Mutex<crate::session::Slot>>,
     /// The commit watcher of `submit` (started on first use, shared by clones).
     watcher: Arc<tokio::sync::Mutex<Option<Arc<Watcher>>>>,
 }
@@ -84,6 +133,9 @@ fn now() -> Timestamp {
     let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
 }
+
+/// The largest message the SDK sends or accepts (a block).
+const MAX_MESSAGE: usize = 256 << 20;
 
 impl Gateway {
     /// Connects (lazily) to a peer at `endpoint` (`host:port`) with mutual TLS.
@@ -104,9 +156,13 @@ impl Gateway {
         channel_id: &str,
     ) -> Result<Gateway, ClientError> {
         let channel = ChannelId::parse(channel_id).map_err(|e| ClientError::Invalid(e.to_string()))?;
-        let client =
-            GatewayClient::new(ch).max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20);
-        Ok(Gateway { client, signer, channel, session: Arc::default(), watcher: Arc::default() })
+        let client = GatewayClient::new(ch.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        let deliver = DeliverClient::new(ch)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        Ok(Gateway { client, deliver, signer, channel, watcher: Arc::default() })
     }
 
     /// The running commit watcher, started if needed (see [`crate::commits`]); `None` when it cannot be
@@ -150,19 +206,26 @@ impl Gateway {
         ContractClient { gw: self.clone(), name: name.to_owned() }
     }
 
-    fn sign_request(&self, request: Vec<u8>) -> SignedRequest {
-        let signature = self.signer.sign(&request);
-        SignedRequest { request, identity: self.signer.serialized_identity().to_vec(), signature }
-    }
-
     /// Waits until `tx_id` is committed; returns its validation code and block.
     pub async fn commit_status(&self, tx_id: &str) -> Result<(TxValidationCode, u64), ClientError> {
-        let req = CommitStatusRequest { channel_id: self.channel.to_string(), tx_id: tx_id.to_owned() };
-        let r = self.client.clone().commit_status(self.sign_request(req.encode_to_vec())).await?.into_inner();
-        let code = u8::try_from(r.code)
+        let request = CommitStatusRequest {
+            transaction_id: tx_id.to_owned(),
+            channel_id: self.channel.to_string(),
+            identity: self.signer.serialized_identity().to_vec(),
+        }
+        .encode_to_vec();
+        let signature = self.signer.sign(&request);
+        let r = self
+            .client
+            .clone()
+            .commit_status(SignedCommitStatusRequest { request, signature })
+            .await
+            .map_err(from_status)?
+            .into_inner();
+        let code = u8::try_from(r.result)
             .ok()
             .and_then(TxValidationCode::from_u8)
-            .ok_or_else(|| ClientError::Protocol(format!("unknown validation code {}", r.code)))?;
+            .ok_or_else(|| ClientError::Protocol(format!("unknown validation code {}", r.result)))?;
         Ok((code, r.block_number))
     }
 
@@ -172,42 +235,65 @@ impl Gateway {
         contract: &str,
         checkpoint: Checkpoint,
     ) -> Result<EventStream, ClientError> {
-        let req = ChaincodeEventsRequest {
+        let request = ChaincodeEventsRequest {
             channel_id: self.channel.to_string(),
-            contract: contract.to_owned(),
-            start_block: checkpoint.block,
-            after_tx_id: checkpoint.tx_id.unwrap_or_default(),
-        };
-        let stream =
-            self.client.clone().chaincode_events(self.sign_request(req.encode_to_vec())).await?.into_inner();
+            chaincode_id: contract.to_owned(),
+            identity: self.signer.serialized_identity().to_vec(),
+            start_position: Some(SeekPosition {
+                r#type: Some(seek_position::Type::Specified(SeekSpecified { number: checkpoint.block })),
+            }),
+            after_transaction_id: checkpoint.tx_id.unwrap_or_default(),
+        }
+        .encode_to_vec();
+        let signature = self.signer.sign(&request);
+        let stream = self
+            .client
+            .clone()
+            .chaincode_events(SignedChaincodeEventsRequest { request, signature })
+            .await
+            .map_err(from_status)?
+            .into_inner();
         Ok(EventStream { stream, pending: VecDeque::new() })
+    }
+
+    /// A `protos.Deliver` stream of one kind for blocks `start..=stop` (`start` `None`: the next block
+    /// the peer commits; `stop` `None`: forever).
+    async fn seek(
+        &self,
+        start: Option<u64>,
+        stop: Option<u64>,
+        filtered: bool,
+    ) -> Result<tonic::Streaming<DeliverResponse>, ClientError> {
+        let env = seek_envelope(self.signer.as_ref(), self.channel.as_str(), &seek_range(start, stop), now());
+        let req = open_request(env);
+        let mut d = self.deliver.clone();
+        let r = if filtered { d.deliver_filtered(req).await } else { d.deliver(req).await };
+        Ok(r.map_err(from_status)?.into_inner())
     }
 
     /// Commit notifications from `start`, then live: per block, each transaction's id and validation code
     /// (Fabric's filtered blocks; far lighter than whole blocks).
     pub async fn commits(&self, start: u64, stop: Option<u64>) -> Result<FilteredStream, ClientError> {
-        let req = BlocksRequest { channel_id: self.channel.to_string(), start, stop, from_now: false };
-        let stream =
-            self.client.clone().deliver_filtered(self.sign_request(req.encode_to_vec())).await?.into_inner();
-        Ok(FilteredStream { stream })
+        Ok(FilteredStream { stream: self.seek(Some(start), stop, true).await? })
     }
 
-    /// Filtered blocks from the next one the peer commits, then live (no Admin rights needed to know where
-    /// the chain ends).
+    /// Filtered blocks from the next one the peer commits, then live (Fabric's `next_commit` seek: no
+    /// Admin rights needed to know where the chain ends).
     pub async fn commits_from_now(&self) -> Result<FilteredStream, ClientError> {
-        let req =
-            BlocksRequest { channel_id: self.channel.to_string(), start: 0, stop: None, from_now: true };
-        let stream =
-            self.client.clone().deliver_filtered(self.sign_request(req.encode_to_vec())).await?.into_inner();
-        Ok(FilteredStream { stream })
+        Ok(FilteredStream { stream: self.seek(None, None, true).await? })
     }
 
     /// Committed blocks (with validation codes) from `start`, then live.
     pub async fn blocks(&self, start: u64, stop: Option<u64>) -> Result<BlockStream, ClientError> {
-        let req = BlocksRequest { channel_id: self.channel.to_string(), start, stop, from_now: false };
-        let stream = self.client.clone().deliver(self.sign_request(req.encode_to_vec())).await?.into_inner();
-        Ok(BlockStream { stream })
+        Ok(BlockStream { stream: self.seek(Some(start), stop, false).await? })
     }
+}
+
+/// A request stream of one message that stays open (the server may take further requests on it; the
+/// SDK sends none).
+fn open_request(env: Envelope) -> impl tokio_stream::Stream<Item = Envelope> + Send + 'static {
+    use tokio_stream::StreamExt;
+    tokio_stream::iter([env]).chain(tokio_stream::pending())
 }
 
 /// A handle on one contract.
@@ -229,23 +315,24 @@ impl ContractClient {
         (sp, tx_id.to_string())
     }
 
-    /// Runs a function on one peer without ordering it (a query).
+    /// Runs a function on one peer without ordering it (a query). A contract's refusal is
+    /// [`ClientError::Refused`].
     pub async fn evaluate(&self, function: &str, args: &[Vec<u8>]) -> Result<Vec<u8>, ClientError> {
-        let (sp, _) = self.proposal(function, args);
-        let r = self.gw.client.clone().evaluate(EvaluateRequest { proposal: Some(sp) }).await?.into_inner();
+        let (sp, tx_id) = self.proposal(function, args);
+        let req = EvaluateRequest {
+            transaction_id: tx_id,
+            channel_id: self.gw.channel.to_string(),
+            proposed_transaction: Some(sp),
+            target_organizations: Vec::new(),
+        };
+        let r = self.gw.client.clone().evaluate(req).await.map_err(from_status)?.into_inner();
         let r = r.result.ok_or_else(|| ClientError::Protocol("no result".into()))?;
-        if r.status >= 400 {
-            return Err(ClientError::Status(tonic::Status::aborted(format!(
-                "contract refused (status {}): {}",
-                r.status, r.message
-            ))));
-        }
         Ok(r.payload)
     }
 
-    /// Endorses, signs and submits for ordering; does not wait for the commit. Both steps travel on the
-    /// gateway's session stream when the peer offers one (else as unary calls); the peer handles them the
-    /// same way either way.
+    /// Endorses, signs and submits for ordering (Fabric's gateway `Endorse` and `Submit`); returns once
+    /// the ordering service has the transaction, without waiting for the peers' commit. A contract's
+    /// refusal is [`ClientError::Refused`].
     pub async fn submit_async(&self, function: &str, args: &[Vec<u8>]) -> Result<Submitted, ClientError> {
         let (sp, tx_id) = self.proposal(function, args);
         self.send(sp, tx_id).await
@@ -257,29 +344,25 @@ impl ContractClient {
         sp: ledger_types::proto::SignedProposal,
         tx_id: String,
     ) -> Result<Submitted, ClientError> {
-        let session = crate::session::get(&self.gw.session, &self.gw.client).await;
-        let endorse = EndorseRequest { proposal: Some(sp), endorsing_orgs: Vec::new() };
-        let endorsed: EndorseResponse = match &session {
-            Some(s) => s
-                .call(SessionRequest { id: 0, endorse: Some(endorse), submit: None })
-                .await?
-                .endorse
-                .ok_or_else(|| ClientError::Protocol("no endorsement in the session answer".into()))?,
-            None => self.gw.client.clone().endorse(endorse).await?.into_inner(),
+        let channel_id = self.gw.channel.to_string();
+        let endorse = EndorseRequest {
+            transaction_id: tx_id.clone(),
+            channel_id: channel_id.clone(),
+            proposed_transaction: Some(sp),
+            endorsing_organizations: Vec::new(),
         };
-        let prepared =
-            endorsed.prepared.ok_or_else(|| ClientError::Protocol("no prepared transaction".into()))?;
+        let endorsed = self.gw.client.clone().endorse(endorse).await.map_err(from_status)?.into_inner();
+        let prepared = endorsed
+            .prepared_transaction
+            .ok_or_else(|| ClientError::Protocol("no prepared transaction".into()))?;
+        let payload = prepared_response(&prepared)
+            .map_err(|e| ClientError::Protocol(format!("prepared transaction: {e}")))?
+            .payload;
         let envelope: Envelope = sign_envelope(self.gw.signer.as_ref(), &prepared);
-        let submit = SubmitRequest { envelope: Some(envelope) };
-        match &session {
-            Some(s) => {
-                s.call(SessionRequest { id: 0, endorse: None, submit: Some(submit) }).await?;
-            }
-            None => {
-                self.gw.client.clone().submit(submit).await?;
-            }
-        }
-        Ok(Submitted { tx_id, payload: endorsed.result.map(|r| r.payload).unwrap_or_default() })
+        let submit =
+            SubmitRequest { transaction_id: tx_id.clone(), channel_id, prepared_transaction: Some(envelope) };
+        self.gw.client.clone().submit(submit).await.map_err(from_status)?;
+        Ok(Submitted { tx_id, payload })
     }
 
     /// Endorses, submits and waits until committed; an invalid commit is an error.
@@ -321,10 +404,11 @@ impl EventStream {
             if let Some(e) = self.pending.pop_front() {
                 return Ok(Some(e));
             }
-            match self.stream.message().await? {
+            match self.stream.message().await.map_err(from_status)? {
                 Some(r) => {
                     let block = r.block_number;
-                    self.pending.extend(r.events.into_iter().map(|event| TxEvent { block, event }));
+                    self.pending
+                        .extend(r.events.into_iter().map(|e| TxEvent { block, event: event_from_fabric(e) }));
                 }
                 None => return Ok(None),
             }
@@ -332,30 +416,51 @@ impl EventStream {
     }
 }
 
+/// The next block-carrying message of a deliver stream; `None` once it ended with `SUCCESS` or closed.
+async fn next_delivered(
+    stream: &mut tonic::Streaming<DeliverResponse>,
+) -> Result<Option<deliver_response::Type>, ClientError> {
+    match stream.message().await.map_err(from_status)?.and_then(|m| m.r#type) {
+        Some(deliver_response::Type::Status(s)) => {
+            let status = fabric_protos::common::Status::try_from(s)
+                .map_or_else(|_| s.to_string(), |s| s.as_str_name().to_owned());
+            if s == fabric_protos::common::Status::Success as i32 {
+                Ok(None)
+            } else {
+                Err(ClientError::Protocol(format!("deliver refused: {status}")))
+            }
+        }
+        other => Ok(other),
+    }
+}
+
 /// A stream of filtered blocks: `(block number, [(tx id, code)])`.
 pub struct FilteredStream {
-    stream: tonic::Streaming<ledger_rpc::messages::FilteredBlock>,
+    stream: tonic::Streaming<DeliverResponse>,
 }
 
 impl FilteredStream {
     /// The next block's commit outcomes; `None` when the stream ended.
     pub async fn next(&mut self) -> Result<Option<(u64, Vec<(String, TxValidationCode)>)>, ClientError> {
-        match self.stream.message().await? {
-            Some(b) => {
-                let txs = b
-                    .txs
-                    .into_iter()
-                    .map(|t| {
-                        let code = u8::try_from(t.code)
-                            .ok()
-                            .and_then(TxValidationCode::from_u8)
-                            .unwrap_or(TxValidationCode::InvalidOtherReason);
-                        (t.tx_id, code)
-                    })
-                    .collect();
-                Ok(Some((b.number, txs)))
+        loop {
+            match next_delivered(&mut self.stream).await? {
+                Some(deliver_response::Type::FilteredBlock(b)) => {
+                    let txs = b
+                        .filtered_transactions
+                        .into_iter()
+                        .map(|t| {
+                            let code = u8::try_from(t.tx_validation_code)
+                                .ok()
+                                .and_then(TxValidationCode::from_u8)
+                                .unwrap_or(TxValidationCode::InvalidOtherReason);
+                            (t.txid, code)
+                        })
+                        .collect();
+                    return Ok(Some((b.number, txs)));
+                }
+                Some(_) => continue,
+                None => return Ok(None),
             }
-            None => Ok(None),
         }
     }
 }
@@ -369,8 +474,8 @@ impl BlockStream {
     /// The next block; `None` when the stream ended.
     pub async fn next(&mut self) -> Result<Option<Block>, ClientError> {
         loop {
-            match self.stream.message().await? {
-                Some(DeliverResponse { block: Some(b), .. }) => return Ok(Some(b)),
+            match next_delivered(&mut self.stream).await? {
+                Some(deliver_response::Type::Block(b)) => return Ok(Some(b)),
                 Some(_) => continue,
                 None => return Ok(None),
             }
@@ -383,3 +488,6 @@ pub async fn node_status(ch: Channel) -> Result<ledger_rpc::messages::NodeStatus
     let mut c = ledger_rpc::admin_client::AdminClient::new(ch);
     Ok(c.status(ledger_rpc::messages::StatusRequest {}).await?.into_inner())
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,11 +1,10 @@
-//! The ipechain client SDK, shaped like Hyperledger Fabric's Gateway SDK so applications (and the bridge
-//! gateway) can later move to a Fabric network unchanged in structure.
-//!
-//! `submit`/`submit_async` send the Endorse and Submit requests on one long-lived `Session` stream per
-//! [`Gateway`] (opened on first use, reopened after a broken connection; plain unary calls against a peer
-//! that does not offer sessions). The client still signs the proposal and, after endorsement, the
-//! transaction envelope itself. `submit` learns commits from one filtered-block stream per [`Gateway`]
-//! (started on first use) instead of a signed `CommitStatus` call per transaction.
+//! The ipechain client SDK, shaped like Hyperledger Fabric's Gateway SDK and speaking Fabric's protocol:
+//! the peer's `gateway.Gateway` (Evaluate, Endorse, Submit, CommitStatus, ChaincodeEvents) and
+//! `protos.Deliver` (signed seek requests), so it can talk to any Fabric 2.4+ gateway peer, ipechain's or
+//! Fabric's. The client signs the proposal and, after endorsement, the transaction envelope itself.
+//! `submit` learns commits from one filtered-block stream per [`Gateway`] (started on first use) instead of
+//! a signed `CommitStatus` call per transaction. A contract's refusal arrives as
+//! [`ClientError::Refused`] with its status and message as data.
 //!
 //! ```no_run
 //! # async fn demo(signer: std::sync::Arc<dyn ledger_types::tx::Signer>, tls: ledger_rpc::tls::TlsMaterial) -> Result<(), ledger_client::ClientError> {
@@ -25,7 +24,6 @@
 mod checkpoint;
 mod client;
 mod commits;
-mod session;
 
 pub use checkpoint::{Checkpoint, FileCheckpointer};
 pub use client::{

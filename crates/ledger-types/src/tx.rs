@@ -425,9 +425,69 @@ pub fn assemble(
     Ok(fabric_protos::tx::prepare_transaction(&unpacked.header, &unpacked.payload, action))
 }
 
+/// The chaincode's response inside a prepared (endorsed) transaction, read as fabric-gateway reads a
+/// submit's result: `Payload.data` → `Transaction.actions[0]` → `ChaincodeActionPayload.action` →
+/// `ProposalResponsePayload.extension` → `ChaincodeAction.response`.
+pub fn prepared_response(prepared: &common::Envelope) -> Result<protos::Response, TxError> {
+    let payload: common::Payload = decode("Payload", &prepared.payload)?;
+    let tx: Transaction = decode("Transaction", &payload.data)?;
+    let action = tx.actions.first().ok_or(TxError::Missing("transaction action"))?;
+    let cap: ChaincodeActionPayload = decode("ChaincodeActionPayload", &action.payload)?;
+    let endorsed = cap.action.ok_or(TxError::Missing("endorsed action"))?;
+    let prp: ProposalResponsePayload =
+        decode("ProposalResponsePayload", &endorsed.proposal_response_payload)?;
+    let ca: ChaincodeAction = decode("ChaincodeAction", &prp.extension)?;
+    ca.response.ok_or(TxError::Missing("chaincode response"))
+}
+
 /// Signs a prepared transaction as its creator: the signature goes over `Envelope.payload` as it is.
 pub fn sign_envelope(signer: &dyn Signer, prepared: &common::Envelope) -> common::Envelope {
     common::Envelope { payload: prepared.payload.clone(), signature: signer.sign(&prepared.payload) }
+}
+
+/// A signed `DELIVER_SEEK_INFO` envelope, as Fabric's deliver clients (fabric-gateway's block events, `peer
+/// channel fetch`) send it to a peer's `protos.Deliver` or an orderer's `AtomicBroadcast/Deliver`:
+/// `ChannelHeader{type DELIVER_SEEK_INFO, channel_id, timestamp}`, `SignatureHeader{creator}` (no nonce),
+/// data = the `SeekInfo`, signed over the payload. `timestamp` is the client's clock (servers refuse one far
+/// from theirs: [`fabric_protos::seek::check_seek_time`]).
+pub fn seek_envelope(
+    signer: &dyn Signer,
+    channel_id: &str,
+    seek: &fabric_protos::orderer::SeekInfo,
+    timestamp: Timestamp,
+) -> common::Envelope {
+    let ch = ChannelHeader {
+        r#type: HeaderType::DeliverSeekInfo as i32,
+        channel_id: channel_id.to_owned(),
+        timestamp: Some(to_prost_timestamp(timestamp)),
+        ..Default::default()
+    };
+    let sh = SignatureHeader { creator: signer.serialized_identity().to_vec(), nonce: Vec::new() };
+    let payload = common::Payload {
+        header: Some(common::Header {
+            channel_header: ch.encode_to_vec(),
+            signature_header: sh.encode_to_vec(),
+        }),
+        data: seek.encode_to_vec(),
+    }
+    .encode_to_vec();
+    common::Envelope { signature: signer.sign(&payload), payload }
+}
+
+/// A `SeekInfo` for blocks `start..=stop` (`None`: forever), waiting for blocks not cut yet
+/// (`BLOCK_UNTIL_READY`); `start` `None` is `next_commit` (the first block committed after the request).
+pub fn seek_range(start: Option<u64>, stop: Option<u64>) -> fabric_protos::orderer::SeekInfo {
+    use fabric_protos::orderer::{SeekInfo, SeekNextCommit, SeekPosition, SeekSpecified, seek_position};
+    let specified = |number| seek_position::Type::Specified(SeekSpecified { number });
+    let start = match start {
+        Some(n) => specified(n),
+        None => seek_position::Type::NextCommit(SeekNextCommit {}),
+    };
+    SeekInfo {
+        start: Some(SeekPosition { r#type: Some(start) }),
+        stop: Some(SeekPosition { r#type: Some(specified(stop.unwrap_or(u64::MAX))) }),
+        ..Default::default()
+    }
 }
 
 /// One endorsement of a decoded transaction, with the exact bytes its signature covers.

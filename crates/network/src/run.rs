@@ -65,6 +65,7 @@ pub async fn start_peer(
         name: node.config.name.clone(),
         msp_id: node.config.msp_id.clone(),
         listen: node.config.listen,
+        address: None,
         tls: node.tls.clone(),
         orderers: node.config.orderers.clone(),
         endorsers: node.config.endorsers.clone().into_iter().collect(),

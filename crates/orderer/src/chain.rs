@@ -66,7 +66,7 @@ pub trait Chain: Send + Sync + 'static {
 
 /// The wall clock of the ordering shell, for block times (Unix seconds and nanoseconds).
 #[allow(clippy::disallowed_methods)]
-fn wall_clock() -> ledger_types::proto::Timestamp {
+pub(crate) fn wall_clock() -> ledger_types::proto::Timestamp {
     let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     ledger_types::proto::Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
 }

@@ -11,12 +11,13 @@
 //! (it is ordered at most once, and its outcome is the earlier one's). No leader or a halted chain is
 //! `SERVICE_UNAVAILABLE`.
 //!
-//! **Deliver** (Fabric's `common/deliver`): each request is a signed `DELIVER_SEEK_INFO` envelope; the
-//! seek semantics are `fabric_protos::seek::plan_deliver`. An unknown channel is `NOT_FOUND`, a creator
-//! that is not a reader or whose signature fails `FORBIDDEN`, an undecodable request or a bad range
-//! `BAD_REQUEST`; then the blocks are sent (waiting for missing ones unless `FAIL_IF_NOT_READY`, which
-//! answers `NOT_FOUND`; `HEADER_WITH_SIG` without their data), then `SUCCESS`, and the stream takes the
-//! next seek request. A refusal ends the stream after its status, as Fabric's handler does.
+//! **Deliver** (Fabric's `common/deliver`): each request is a signed `DELIVER_SEEK_INFO` envelope; the seek
+//! semantics are `fabric_protos::seek::plan_deliver`. An unknown channel is `NOT_FOUND`, a creator that is
+//! not a reader or whose signature fails `FORBIDDEN`, an undecodable request, a bad range or a timestamp more
+//! than 15 minutes from the orderer's clock (`check_seek_time`) `BAD_REQUEST`; then the blocks are sent
+//! (waiting for missing ones unless `FAIL_IF_NOT_READY`, which answers `NOT_FOUND`; `HEADER_WITH_SIG` without
+//! their data), then `SUCCESS`, and the stream takes the next seek request. A refusal ends the stream after
+//! its status, as Fabric's handler does.
 
 use crate::chain::{Chain, OrderError};
 use crate::service::{Shared, check_envelope, client_certs, receiver_stream};
@@ -25,7 +26,7 @@ use fabric_protos::common::{
 };
 use fabric_protos::orderer::atomic_broadcast_server::AtomicBroadcast;
 use fabric_protos::orderer::{BroadcastResponse, DeliverResponse, SeekInfo, deliver_response};
-use fabric_protos::seek::{Stop, plan_deliver};
+use fabric_protos::seek::{Stop, check_seek_time, plan_deliver};
 use futures::Stream;
 use prost::Message;
 use std::pin::Pin;
@@ -84,6 +85,10 @@ fn check_seek(s: &Shared, env: &Envelope) -> Result<SeekInfo, CStatus> {
         return Err(CStatus::NotFound);
     }
     if ch.r#type != HeaderType::DeliverSeekInfo as i32 {
+        return Err(CStatus::BadRequest);
+    }
+    if let Err(e) = check_seek_time(&ch, crate::chain::wall_clock().seconds) {
+        tracing::debug!(reason = %e, "deliver request refused");
         return Err(CStatus::BadRequest);
     }
     let sh = SignatureHeader::decode(header.signature_header.as_slice()).map_err(|_| CStatus::BadRequest)?;

@@ -20,6 +20,9 @@ pub enum EndorseError {
     /// The proposal is malformed.
     #[error("bad proposal: {0}")]
     BadProposal(String),
+    /// The proposal is for a channel this peer does not serve.
+    #[error("channel {0:?} is not served by this peer")]
+    UnknownChannel(String),
     /// The creator is not allowed (unknown CA, not a writer, bad signature).
     #[error("access denied: {0}")]
     Denied(String),
@@ -93,7 +96,7 @@ impl Endorser {
             .map_err(|e| EndorseError::BadProposal(format!("failed to unpack transaction proposal: {e}")))?;
         let channel = proposal.channel_id();
         if channel != self.rules.channel_id {
-            return Err(EndorseError::BadProposal(format!("unknown channel {channel:?}")));
+            return Err(EndorseError::UnknownChannel(channel.to_owned()));
         }
         let ch = &proposal.channel_header;
         let sh = &proposal.signature_header;

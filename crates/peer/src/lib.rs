@@ -1,8 +1,9 @@
 //! The peer: endorses proposals by running contracts, validates and commits every ordered block, and
-//! serves clients (gateway, events).
+//! serves clients over Fabric's services (`gateway.Gateway`, `protos.Deliver`, `protos.Endorser`).
 
 pub mod audit;
 pub mod endorser;
+pub mod fabric;
 pub mod identity;
 pub mod ledger;
 pub mod node;

@@ -2,14 +2,18 @@
 //! service, committing them in order.
 
 use crate::endorser::Endorser;
+use crate::fabric::{FabricDeliver, FabricEndorser, FabricGateway};
 use crate::identity::Identities;
 use crate::ledger::{CommitError, PeerLedger};
-use crate::service::{AdminService, EndorserService, GatewayService, OrdererPool, PeerServices};
+use crate::service::{AdminService, OrdererPool, PeerServices, RemoteEndorser};
 use contract::Contract;
-use ledger_rpc::endorser_client::EndorserClient;
+use fabric_protos::gateway::gateway_server::GatewayServer;
+use fabric_protos::protos::deliver_server::DeliverServer;
+use fabric_protos::protos::endorser_client::EndorserClient;
+use fabric_protos::protos::endorser_server::EndorserServer;
+use ledger_rpc::admin_server::AdminServer;
 use ledger_rpc::messages::DeliverRequest;
 use ledger_rpc::tls::{TlsMaterial, channel};
-use ledger_rpc::{admin_server::AdminServer, endorser_server::EndorserServer, gateway_server::GatewayServer};
 use ledger_types::BlockExt;
 use ledger_types::proto::Block;
 use ledger_types::store::{BlockStore, StateStore};
@@ -33,6 +37,8 @@ pub struct PeerNodeConfig {
     pub msp_id: String,
     /// Where to serve gRPC.
     pub listen: SocketAddr,
+    /// The address clients reach this peer at, named in gateway error details (`None`: `listen`).
+    pub address: Option<String>,
     /// TLS material (server and client side).
     pub tls: TlsMaterial,
     /// Orderer endpoints `host:port`.
@@ -100,13 +106,15 @@ where
         let mut remote_endorsers = HashMap::new();
         for (msp, ep) in &config.endorsers {
             if msp != &config.msp_id {
-                let c = EndorserClient::new(channel(ep, &config.tls)?).max_decoding_message_size(MAX_MESSAGE);
-                remote_endorsers.insert(msp.clone(), c);
+                let client =
+                    EndorserClient::new(channel(ep, &config.tls)?).max_decoding_message_size(MAX_MESSAGE);
+                remote_endorsers.insert(msp.clone(), RemoteEndorser { address: ep.clone(), client });
             }
         }
         let svc = Arc::new(PeerServices {
             name: config.name.clone(),
             msp_id: config.msp_id.clone(),
+            address: config.address.clone().unwrap_or_else(|| config.listen.to_string()),
             ledger: ledger.clone(),
             endorser,
             remote_endorsers,
@@ -120,12 +128,17 @@ where
             .tls_config(config.tls.server_config())?
             .tcp_nodelay(true)
             .add_service(
-                GatewayServer::new(GatewayService(svc.clone()))
+                GatewayServer::new(FabricGateway(svc.clone()))
                     .max_decoding_message_size(MAX_MESSAGE)
                     .max_encoding_message_size(MAX_MESSAGE),
             )
             .add_service(
-                EndorserServer::new(EndorserService(svc.clone())).max_decoding_message_size(MAX_MESSAGE),
+                DeliverServer::new(FabricDeliver(svc.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE)
+                    .max_encoding_message_size(MAX_MESSAGE),
+            )
+            .add_service(
+                EndorserServer::new(FabricEndorser(svc.clone())).max_decoding_message_size(MAX_MESSAGE),
             )
             .add_service(tonic::service::interceptor::InterceptedService::new(
                 AdminServer::new(AdminService(svc.clone())),

@@ -1,59 +1,43 @@
-//! The peer's gRPC services: `Gateway` (clients), `Endorser` (other peers' gateways) and `Admin`.
-//!
-//! Error mapping, in one place: malformed input → `InvalidArgument`; unknown CA, not a writer/reader, bad
-//! signature → `PermissionDenied`; replayed tx id → `AlreadyExists`; unknown contract → `NotFound`;
-//! contract refusal → `Aborted` with the contract's status and message; ordering service unreachable →
-//! `Unavailable`; store failure → `Internal`.
-//!
-//! `Gateway.Session` is a long-lived bidirectional stream of Endorse and Submit requests from one client,
-//! each answered under its id with the same checks and the status code the unary call would return (in the
-//! answer's `code`): one HTTP/2 stream per client instead of two per transaction.
+//! The peer's shared service state, the ordering-service client pool, block following and the `Admin`
+//! service. Fabric's client services (`gateway.Gateway`, `protos.Deliver`, `protos.Endorser`) are in
+//! [`crate::fabric`].
 
 use crate::endorser::{EndorseError, Endorser};
-use crate::identity::Identities;
 use crate::ledger::{CommittedBlock, PeerLedger};
 use crate::unix_now;
+use fabric_protos::protos::endorser_client::EndorserClient;
+use futures::Stream;
+use ledger_rpc::admin_server;
 use ledger_rpc::atomic_broadcast_client::AtomicBroadcastClient;
-use ledger_rpc::endorser_client::EndorserClient;
-use ledger_rpc::messages::{
-    BlocksRequest, ChaincodeEventsRequest, ChaincodeEventsResponse, CommitStatusRequest,
-    CommitStatusResponse, DeliverResponse, EndorseRequest, EndorseResponse, EvaluateRequest,
-    EvaluateResponse, FilteredBlock, FilteredTx, NodeStatus, SessionRequest, SessionResponse, SignedRequest,
-    StatusRequest, SubmitRequest, SubmitResponse,
-};
-use ledger_rpc::{admin_server, endorser_server, gateway_server};
+use ledger_rpc::messages::{NodeStatus, StatusRequest};
 use ledger_types::BlockExt;
 use ledger_types::TxValidationCode;
-use ledger_types::policy::Endorser as PolicyEndorser;
-use ledger_types::proto::{Block, ContractEvent, ProposalResponse, SignedProposal};
+use ledger_types::proto::{Block, ProposalResponse, SignedProposal};
 use ledger_types::store::{BlockStore, StateStore, StoreError};
-use ledger_types::tx::{self, DecodedTx};
+use ledger_types::tx::DecodedTx;
 use prost::Message;
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
-fn endorse_status(e: EndorseError) -> Status {
-    match e {
-        EndorseError::BadProposal(m) => Status::invalid_argument(m),
-        EndorseError::Denied(m) => Status::permission_denied(m),
-        EndorseError::Duplicate(m) => Status::already_exists(format!("transaction {m} already committed")),
-        EndorseError::UnknownContract(c) => Status::not_found(format!("contract {c:?} is not available")),
-        EndorseError::Store(e) => store_status(e),
-    }
-}
-
-fn store_status(e: StoreError) -> Status {
+pub(crate) fn store_status(e: StoreError) -> Status {
     tracing::error!(error = %e, "store failure");
     Status::internal(format!("ledger store failure: {e}"))
 }
 
 fn join_status(e: tokio::task::JoinError) -> Status {
     Status::internal(format!("task failed: {e}"))
+}
+
+/// A response stream fed by a task through `rx`.
+pub(crate) fn receiver_stream<T: Send + 'static>(
+    rx: mpsc::Receiver<Result<T, Status>>,
+) -> Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>> {
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
 
 /// The ordering service endpoints a peer submits to, tried in turn. Envelopes submitted concurrently are
@@ -82,11 +66,6 @@ const BATCH_MAX: usize = 1024;
 /// one batch's failure, and its memory, small).
 const BATCH_MAX_BYTES: usize = 2 << 20;
 const BATCHES_IN_FLIGHT: usize = 8;
-
-/// Most requests of one client session handled at once (more wait until one is answered). A submit holds
-/// its slot until its block is ordered (~100-300 ms), and one client may be a gateway multiplexing thousands
-/// of requests: 256 capped such a client near 1,000 submits/s.
-const SESSION_IN_FLIGHT: usize = 8192;
 
 fn batch_result(r: &ledger_rpc::messages::BroadcastResponse) -> Result<(), Status> {
     match r.status {
@@ -216,18 +195,29 @@ impl PoolInner {
     }
 }
 
+/// Another organization's peer, asked for endorsements over Fabric's `protos.Endorser`.
+#[derive(Clone)]
+pub struct RemoteEndorser {
+    /// Its address (`host:port`), named in error details.
+    pub address: String,
+    /// The client.
+    pub client: EndorserClient<Channel>,
+}
+
 /// Everything the services share.
 pub struct PeerServices<B: BlockStore + 'static, S: StateStore + 'static> {
     /// Node name, e.g. `peer0.org1`.
     pub name: String,
     /// This peer's organization.
     pub msp_id: String,
+    /// The address clients reach this peer at (`host:port`), named in error details.
+    pub address: String,
     /// The channel ledger.
     pub ledger: Arc<PeerLedger<B, S>>,
     /// The local endorser.
     pub endorser: Arc<Endorser>,
     /// Endorsers of other organizations (for policies that need more than this org).
-    pub remote_endorsers: HashMap<String, EndorserClient<Channel>>,
+    pub remote_endorsers: HashMap<String, RemoteEndorser>,
     /// Where to submit transactions.
     pub orderers: OrdererPool,
     /// Fires when the node shuts down: open streams end then.
@@ -240,346 +230,27 @@ impl<B: BlockStore + 'static, S: StateStore + 'static> PeerServices<B, S>
 where
     S::Snapshot: 'static,
 {
-    fn ids(&self) -> &Arc<dyn Identities> {
-        self.ledger.identities()
-    }
-
     /// Checks the proposal, verifies its signature together with those of concurrent endorsements, then
     /// runs the contract and signs on the calling task: that takes tens of microseconds, less than handing
     /// it to the blocking pool costs when thousands of clients endorse at once (measured: the pool grew to
-    /// hundreds of threads).
-    async fn endorse_locally(&self, sp: SignedProposal) -> Result<(ProposalResponse, String), Status> {
-        let checked = self.endorser.check(&sp, unix_now()).map_err(endorse_status)?;
+    /// hundreds of threads). Returns the response (a contract's refusal: its status, no endorsement) and
+    /// the chaincode's name.
+    pub(crate) async fn endorse_locally(
+        &self,
+        sp: SignedProposal,
+    ) -> Result<(ProposalResponse, String), EndorseError> {
+        let checked = self.endorser.check(&sp, unix_now())?;
         let contract = checked.contract().to_owned();
         let ok = self
             .sig_batcher
             .verify(checked.creator.clone(), sp.proposal_bytes.clone(), sp.signature.clone())
             .await;
         if !ok {
-            return Err(Status::permission_denied("proposal signature does not verify"));
+            return Err(EndorseError::Denied("proposal signature does not verify".into()));
         }
-        let snapshot = self.ledger.state().snapshot().map_err(store_status)?;
-        let sim = self
-            .endorser
-            .run(checked, &snapshot, &|id| self.ledger.contains_tx(id))
-            .map_err(endorse_status)?;
+        let snapshot = self.ledger.state().snapshot()?;
+        let sim = self.endorser.run(checked, &snapshot, &|id| self.ledger.contains_tx(id))?;
         Ok((self.endorser.sign(sim), contract))
-    }
-
-    /// Checks a signed request's identity (must be a channel reader) and signature; returns the inner bytes.
-    fn authorize_reader(&self, req: &SignedRequest) -> Result<(), Status> {
-        let id = self.ids().validate(&req.identity, unix_now()).map_err(Status::permission_denied)?;
-        if !self.ledger.rules().readers.contains(&id.msp_id) {
-            return Err(Status::permission_denied(format!("{} is not a reader of this channel", id.msp_id)));
-        }
-        if !self.ids().verify(&id, &req.request, &req.signature) {
-            return Err(Status::permission_denied("request signature does not verify"));
-        }
-        Ok(())
-    }
-
-    /// The Endorse call: endorsement by this peer and, when the policy needs them, other organizations'.
-    async fn endorse_request(&self, req: EndorseRequest) -> Result<EndorseResponse, Status> {
-        let sp = req.proposal.ok_or_else(|| Status::invalid_argument("missing proposal"))?;
-        let svc = self;
-        let (local, contract) = svc.endorse_locally(sp.clone()).await?;
-        if local.endorsement.is_none() {
-            return Err(Self::contract_refusal(&local));
-        }
-        let policy = svc
-            .ledger
-            .rules()
-            .policies
-            .get(&contract)
-            .cloned()
-            .ok_or_else(|| Status::not_found(format!("contract {contract:?} is not defined")))?;
-        let mut responses = vec![local];
-        let mut endorsers = vec![PolicyEndorser::new(svc.msp_id.clone(), "peer")];
-        let mut remote_errors = Vec::new();
-        if !policy.is_satisfied_by(&endorsers) {
-            for (msp, client) in &svc.remote_endorsers {
-                if !req.endorsing_orgs.is_empty() && !req.endorsing_orgs.contains(msp) {
-                    continue;
-                }
-                let mut c = client.clone();
-                match c.process_proposal(sp.clone()).await {
-                    Ok(r) => {
-                        let r = r.into_inner();
-                        if r.endorsement.is_none() {
-                            return Err(Self::contract_refusal(&r));
-                        }
-                        responses.push(r);
-                        endorsers.push(PolicyEndorser::new(msp.clone(), "peer"));
-                        if policy.is_satisfied_by(&endorsers) {
-                            break;
-                        }
-                    }
-                    Err(s) => {
-                        tracing::warn!(org = %msp, status = %s, "remote endorser failed");
-                        remote_errors.push(format!("{msp}: {}", s.message()));
-                    }
-                }
-            }
-            if !policy.is_satisfied_by(&endorsers) {
-                return Err(Status::unavailable(format!(
-                    "could not gather endorsements satisfying {policy} (got {}; {})",
-                    endorsers.iter().map(|e| e.msp_id.as_str()).collect::<Vec<_>>().join(", "),
-                    remote_errors.join("; ")
-                )));
-            }
-        }
-        let result = responses[0].response.clone().map(tx::response_from_fabric);
-        let prepared = tx::assemble(&sp, &responses).map_err(|e| Status::aborted(e.to_string()))?;
-        Ok(EndorseResponse { prepared: Some(prepared), result })
-    }
-
-    /// The Submit call: structural checks, then ordering (waits until the orderer answered).
-    async fn submit_request(&self, request: SubmitRequest) -> Result<(), Status> {
-        let env = request.envelope.ok_or_else(|| Status::invalid_argument("missing envelope"))?;
-        if env.signature.is_empty() {
-            return Err(Status::invalid_argument("envelope is not signed"));
-        }
-        let encoded = env.encode_to_vec();
-        let decoded = DecodedTx::decode(&encoded)
-            .map_err(|e| Status::invalid_argument(format!("malformed transaction: {e}")))?;
-        if decoded.channel_id() != self.ledger.rules().channel_id {
-            return Err(Status::invalid_argument(format!("unknown channel {:?}", decoded.channel_id())));
-        }
-        if self.ledger.contains_tx(decoded.tx_id()).map_err(store_status)? {
-            return Err(Status::already_exists(format!(
-                "transaction {} is already committed",
-                decoded.tx_id()
-            )));
-        }
-        self.orderers.broadcast_encoded(encoded.into()).await?;
-        Ok(())
-    }
-
-    /// One request of a `Session` stream, answered as its unary counterpart would be.
-    async fn session_request(&self, req: SessionRequest) -> SessionResponse {
-        let id = req.id;
-        let outcome = match (req.endorse, req.submit) {
-            (Some(e), None) => self.endorse_request(e).await.map(Some),
-            (None, Some(s)) => self.submit_request(s).await.map(|()| None),
-            _ => Err(Status::invalid_argument("a session request carries exactly one of endorse and submit")),
-        };
-        match outcome {
-            Ok(endorse) => SessionResponse { id, code: 0, message: String::new(), endorse },
-            Err(st) => SessionResponse {
-                id,
-                code: st.code() as i32,
-                message: st.message().to_owned(),
-                endorse: None,
-            },
-        }
-    }
-
-    fn contract_refusal(resp: &ProposalResponse) -> Status {
-        let (status, message) =
-            resp.response.as_ref().map_or((500, String::new()), |r| (r.status, r.message.clone()));
-        Status::aborted(format!("contract refused the proposal (status {status}): {message}"))
-    }
-}
-
-/// The Gateway service.
-pub struct GatewayService<B: BlockStore + 'static, S: StateStore + 'static>(pub Arc<PeerServices<B, S>>);
-
-#[tonic::async_trait]
-impl<B: BlockStore + 'static, S: StateStore + 'static> gateway_server::Gateway for GatewayService<B, S>
-where
-    S::Snapshot: 'static,
-{
-    async fn evaluate(
-        &self,
-        request: Request<EvaluateRequest>,
-    ) -> Result<Response<EvaluateResponse>, Status> {
-        let sp = request.into_inner().proposal.ok_or_else(|| Status::invalid_argument("missing proposal"))?;
-        let svc = self.0.clone();
-        let sim = tokio::task::spawn_blocking(move || {
-            let snapshot = svc.ledger.state().snapshot().map_err(store_status)?;
-            svc.endorser.simulate(&sp, &snapshot, &|_| Ok(false), unix_now()).map_err(endorse_status)
-        })
-        .await
-        .map_err(join_status)??;
-        Ok(Response::new(EvaluateResponse { result: Some(sim.response) }))
-    }
-
-    async fn endorse(&self, request: Request<EndorseRequest>) -> Result<Response<EndorseResponse>, Status> {
-        Ok(Response::new(self.0.endorse_request(request.into_inner()).await?))
-    }
-
-    async fn submit(&self, request: Request<SubmitRequest>) -> Result<Response<SubmitResponse>, Status> {
-        self.0.submit_request(request.into_inner()).await?;
-        Ok(Response::new(SubmitResponse {}))
-    }
-
-    type SessionStream = ReceiverStream<Result<SessionResponse, Status>>;
-
-    /// Endorse and Submit requests of one client on one long-lived stream: each is handled exactly as
-    /// the unary call (same checks, same signatures, same ordering wait) on its own task, and answered
-    /// under its id. Saves a new HTTP/2 stream (headers, trailers, routing) per request.
-    async fn session(
-        &self,
-        request: Request<tonic::Streaming<SessionRequest>>,
-    ) -> Result<Response<Self::SessionStream>, Status> {
-        let mut inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(SESSION_IN_FLIGHT);
-        let svc = self.0.clone();
-        let stop = svc.shutdown.clone();
-        let slots = Arc::new(tokio::sync::Semaphore::new(SESSION_IN_FLIGHT));
-        tokio::spawn(async move {
-            loop {
-                let msg = tokio::select! {
-                    () = stop.cancelled() => break,
-                    m = inbound.message() => m,
-                };
-                let req = match msg {
-                    Ok(Some(req)) => req,
-                    Ok(None) | Err(_) => break,
-                };
-                let Ok(permit) = slots.clone().acquire_owned().await else { break };
-                let svc = svc.clone();
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    let resp = svc.session_request(req).await;
-                    let _ = tx.send(Ok(resp)).await;
-                    drop(permit);
-                });
-            }
-        });
-        Ok(Response::new(ReceiverStream::new(rx)))
-    }
-
-    async fn commit_status(
-        &self,
-        request: Request<SignedRequest>,
-    ) -> Result<Response<CommitStatusResponse>, Status> {
-        let req = request.into_inner();
-        self.0.authorize_reader(&req)?;
-        let inner = CommitStatusRequest::decode(req.request.as_slice())
-            .map_err(|e| Status::invalid_argument(format!("bad commit status request: {e}")))?;
-        if inner.channel_id != self.0.ledger.rules().channel_id {
-            return Err(Status::not_found(format!("unknown channel {:?}", inner.channel_id)));
-        }
-        ledger_types::TxId::parse(&inner.tx_id).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let (code, block) = self.0.ledger.wait_for_tx(&inner.tx_id).await.map_err(store_status)?;
-        Ok(Response::new(CommitStatusResponse { code: code.as_u8() as u32, block_number: block }))
-    }
-
-    type ChaincodeEventsStream = ReceiverStream<Result<ChaincodeEventsResponse, Status>>;
-
-    async fn chaincode_events(
-        &self,
-        request: Request<SignedRequest>,
-    ) -> Result<Response<Self::ChaincodeEventsStream>, Status> {
-        let req = request.into_inner();
-        self.0.authorize_reader(&req)?;
-        let inner = ChaincodeEventsRequest::decode(req.request.as_slice())
-            .map_err(|e| Status::invalid_argument(format!("bad events request: {e}")))?;
-        if inner.channel_id != self.0.ledger.rules().channel_id {
-            return Err(Status::not_found(format!("unknown channel {:?}", inner.channel_id)));
-        }
-        let (tx, rx) = mpsc::channel(64);
-        let ledger = self.0.ledger.clone();
-        let stop = self.0.shutdown.clone();
-        tokio::spawn(async move {
-            let start = inner.start_block.max(1);
-            let after = inner.after_tx_id.clone();
-            follow_blocks(
-                ledger,
-                stop,
-                start,
-                None,
-                |cb| {
-                    // Checkpoint semantics: in the first block, skip everything up to and including `after`
-                    // (when it is there); later blocks are delivered whole.
-                    let skip = if cb.number == start && !after.is_empty() {
-                        cb.txs.iter().position(|t| t.0 == after).map_or(0, |p| p + 1)
-                    } else {
-                        0
-                    };
-                    let mut events: Vec<ContractEvent> = Vec::new();
-                    for (_, code, ev) in cb.txs.iter().skip(skip) {
-                        if *code == TxValidationCode::Valid
-                            && let Some(ev) = ev
-                            && ev.contract == inner.contract
-                        {
-                            events.push(ev.clone());
-                        }
-                    }
-                    (!events.is_empty())
-                        .then(|| Ok(ChaincodeEventsResponse { block_number: cb.number, events }))
-                },
-                tx,
-            )
-            .await;
-        });
-        Ok(Response::new(ReceiverStream::new(rx)))
-    }
-
-    type DeliverStream = ReceiverStream<Result<DeliverResponse, Status>>;
-
-    async fn deliver(
-        &self,
-        request: Request<SignedRequest>,
-    ) -> Result<Response<Self::DeliverStream>, Status> {
-        let inner = self.blocks_request(&request.into_inner())?;
-        Ok(Response::new(self.stream_blocks(inner, 16, |cb| {
-            Some(Ok(DeliverResponse { block: Some((*cb.block).clone()), status: 0 }))
-        })))
-    }
-
-    type DeliverFilteredStream = ReceiverStream<Result<FilteredBlock, Status>>;
-
-    async fn deliver_filtered(
-        &self,
-        request: Request<SignedRequest>,
-    ) -> Result<Response<Self::DeliverFilteredStream>, Status> {
-        let inner = self.blocks_request(&request.into_inner())?;
-        Ok(Response::new(self.stream_blocks(inner, 64, |cb| {
-            let txs = cb
-                .txs
-                .iter()
-                .map(|(id, code, _)| FilteredTx { tx_id: id.clone(), code: u32::from(code.as_u8()) })
-                .collect();
-            Some(Ok(FilteredBlock { number: cb.number, txs }))
-        })))
-    }
-}
-
-impl<B: BlockStore + 'static, S: StateStore + 'static> GatewayService<B, S>
-where
-    S::Snapshot: 'static,
-{
-    fn blocks_request(&self, req: &SignedRequest) -> Result<BlocksRequest, Status> {
-        self.0.authorize_reader(req)?;
-        let inner = BlocksRequest::decode(req.request.as_slice())
-            .map_err(|e| Status::invalid_argument(format!("bad deliver request: {e}")))?;
-        if inner.channel_id != self.0.ledger.rules().channel_id {
-            return Err(Status::not_found(format!("unknown channel {:?}", inner.channel_id)));
-        }
-        let mut inner = inner;
-        if inner.from_now {
-            inner.start = self.0.ledger.height();
-        }
-        Ok(inner)
-    }
-
-    /// Streams the requested blocks, each turned into a message by `map`, with `capacity` messages of
-    /// buffer.
-    fn stream_blocks<T: Send + 'static>(
-        &self,
-        inner: BlocksRequest,
-        capacity: usize,
-        map: impl FnMut(&CommittedBlock) -> Option<Result<T, Status>> + Send + 'static,
-    ) -> ReceiverStream<Result<T, Status>> {
-        let (tx, rx) = mpsc::channel(capacity);
-        let ledger = self.0.ledger.clone();
-        let stop = self.0.shutdown.clone();
-        tokio::spawn(async move {
-            follow_blocks(ledger, stop, inner.start, inner.stop, map, tx).await;
-        });
-        ReceiverStream::new(rx)
     }
 }
 
@@ -616,17 +287,32 @@ fn committed_from_store(block: Block) -> CommittedBlock {
     CommittedBlock { number, block: Arc::new(block), txs }
 }
 
+/// How [`follow_blocks`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Followed {
+    /// The stop block was sent.
+    Reached,
+    /// The next block is not committed yet and the request said not to wait (`FAIL_IF_NOT_READY`).
+    NotReady,
+    /// A block could not be read from the store (an error status was sent).
+    Failed,
+    /// The receiver went away, or the peer is shutting down (an `UNAVAILABLE` status was sent).
+    Closed,
+}
+
 /// Streams committed blocks from `start` (through `stop`, or forever), first from the store, then live,
-/// with no gaps and no duplicates; `map` turns each block into at most one message. Ends when the receiver
-/// goes away or `stop` is reached.
-async fn follow_blocks<B, S, T, F>(
+/// with no gaps and no duplicates; `map` turns each block into at most one message. With
+/// `fail_if_not_ready` it ends at the first block not committed yet instead of waiting for it.
+pub(crate) async fn follow_blocks<B, S, T, F>(
     ledger: Arc<PeerLedger<B, S>>,
     shutdown: tokio_util::sync::CancellationToken,
     start: u64,
     stop: Option<u64>,
+    fail_if_not_ready: bool,
     mut map: F,
     tx: mpsc::Sender<Result<T, Status>>,
-) where
+) -> Followed
+where
     B: BlockStore + 'static,
     S: StateStore + 'static,
     F: FnMut(&CommittedBlock) -> Option<Result<T, Status>>,
@@ -635,7 +321,7 @@ async fn follow_blocks<B, S, T, F>(
     let mut next = start;
     loop {
         if stop.is_some_and(|s| next > s) {
-            return;
+            return Followed::Reached;
         }
         if next < ledger.height() {
             let l = ledger.clone();
@@ -645,57 +331,44 @@ async fn follow_blocks<B, S, T, F>(
                 Ok(Ok(None)) => continue,
                 Ok(Err(e)) => {
                     let _ = tx.send(Err(store_status(e))).await;
-                    return;
+                    return Followed::Failed;
                 }
                 Err(e) => {
                     let _ = tx.send(Err(join_status(e))).await;
-                    return;
+                    return Followed::Failed;
                 }
             };
             let cb = committed_from_store(block);
             if let Some(m) = map(&cb)
                 && tx.send(m).await.is_err()
             {
-                return;
+                return Followed::Closed;
             }
             next += 1;
             continue;
         }
+        if fail_if_not_ready {
+            return Followed::NotReady;
+        }
         tokio::select! {
-            _ = tx.closed() => return,
+            _ = tx.closed() => return Followed::Closed,
             _ = shutdown.cancelled() => {
                 let _ = tx.send(Err(Status::unavailable("the peer is shutting down"))).await;
-                return;
+                return Followed::Closed;
             }
             got = live.recv() => match got {
                 Ok(cb) if cb.number == next => {
                     if let Some(m) = map(&cb)
                         && tx.send(m).await.is_err()
                     {
-                        return;
+                        return Followed::Closed;
                     }
                     next += 1;
                 }
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {} // catch up from the store
-                Err(broadcast::error::RecvError::Closed) => return,
+                Err(broadcast::error::RecvError::Closed) => return Followed::Closed,
             },
         }
-    }
-}
-
-/// The Endorser service, called by other peers' gateways.
-pub struct EndorserService<B: BlockStore + 'static, S: StateStore + 'static>(pub Arc<PeerServices<B, S>>);
-
-#[tonic::async_trait]
-impl<B: BlockStore + 'static, S: StateStore + 'static> endorser_server::Endorser for EndorserService<B, S>
-where
-    S::Snapshot: 'static,
-{
-    async fn process_proposal(
-        &self,
-        request: Request<SignedProposal>,
-    ) -> Result<Response<ProposalResponse>, Status> {
-        Ok(Response::new(self.0.endorse_locally(request.into_inner()).await?.0))
     }
 }
 

@@ -94,3 +94,24 @@ fn event_filter_resumes_after_the_checkpointed_transaction() {
     assert_eq!(passed(ChaincodeEventFilter::new("ipe", "t2")), ["t3", "t4"]);
     assert!(passed(ChaincodeEventFilter::new("ipe", "unknown")).is_empty());
 }
+
+#[test]
+fn a_seek_request_is_timely_within_fifteen_minutes_of_the_server() {
+    let at = |seconds| ChannelHeader {
+        timestamp: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+        ..Default::default()
+    };
+    let now = 1_800_000_000;
+    assert_eq!(check_seek_time(&at(now), now), Ok(()));
+    assert_eq!(check_seek_time(&at(now - 900), now), Ok(()));
+    assert_eq!(check_seek_time(&at(now + 900), now), Ok(()));
+    assert_eq!(
+        check_seek_time(&at(now - 901), now),
+        Err(SeekTimeError::OutsideWindow { at: now - 901, now })
+    );
+    assert_eq!(
+        check_seek_time(&at(now + 901), now),
+        Err(SeekTimeError::OutsideWindow { at: now + 901, now })
+    );
+    assert_eq!(check_seek_time(&ChannelHeader::default(), now), Err(SeekTimeError::Missing));
+}

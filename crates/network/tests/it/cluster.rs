@@ -1,9 +1,10 @@
 //! A whole network in one process: 3 Raft orderers and 2 peers on loopback gRPC with mutual TLS.
 
 use crate::generated;
+use fabric_protos::error_details::error_details;
+use fabric_protos::gateway::gateway_client::GatewayClient;
+use fabric_protos::gateway::{EndorseRequest, EvaluateRequest, SubmitRequest};
 use ledger_client::{Checkpoint, Gateway, node_status};
-use ledger_rpc::gateway_client::GatewayClient;
-use ledger_rpc::messages::{EndorseRequest, SessionRequest, SubmitRequest};
 use ledger_rpc::tls::{TlsMaterial, channel};
 use ledger_types::BlockExt;
 use ledger_types::ChannelId;
@@ -230,6 +231,14 @@ fn proposal(signer: &dyn Signer, key: &str, nonce: u8) -> SignedProposal {
         .0
 }
 
+fn endorse(sp: SignedProposal) -> EndorseRequest {
+    EndorseRequest { channel_id: "iot".into(), proposed_transaction: Some(sp), ..Default::default() }
+}
+
+fn submit(env: Envelope) -> SubmitRequest {
+    SubmitRequest { channel_id: "iot".into(), prepared_transaction: Some(env), ..Default::default() }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_refused_and_change_nothing() {
     let c = Cluster::start(21).await;
@@ -240,66 +249,79 @@ async fn bad_requests_are_refused_and_change_nothing() {
     let (alice, tls) = c.user(1, "User1");
     let (bob, _) = c.user(2, "User1");
     let mut raw = GatewayClient::new(channel(&c.net.peers[0].endpoint(), &tls).unwrap());
-    let endorse = |sp: SignedProposal| EndorseRequest { proposal: Some(sp), endorsing_orgs: vec![] };
+    // Endpoint failures are Fabric's: ABORTED with one gateway.ErrorDetail naming this peer.
+    let refused_by_peer = |e: &tonic::Status, reason: &str| {
+        assert_eq!(e.code(), tonic::Code::Aborted, "{e}");
+        assert_eq!(e.message(), "failed to endorse transaction, see attached details for more info");
+        let details = error_details(e).unwrap();
+        assert_eq!(details.len(), 1, "{details:?}");
+        assert_eq!(details[0].msp_id, "Org1MSP");
+        assert!(details[0].message.contains(reason), "{details:?}");
+    };
 
     // Unsigned.
     let mut unsigned = proposal(alice.as_ref(), "k", 1);
     unsigned.signature.clear();
     let e = raw.endorse(endorse(unsigned)).await.unwrap_err();
-    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");
+    refused_by_peer(&e, "signature does not verify");
     // Signed by someone else than the creator it names.
     let mut forged = proposal(alice.as_ref(), "k", 2);
     forged.signature = bob.sign(&forged.proposal_bytes);
     let e = raw.endorse(endorse(forged)).await.unwrap_err();
-    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");
+    refused_by_peer(&e, "signature does not verify");
     // A creator from a foreign CA.
     let (_tmp, other, _) = generated(22);
     let d = other.crypto_dir().join("peerOrganizations/org1.ipechain.local/users/User1@org1.ipechain.local");
     let stranger = IdentitySigner::new(load_identity("Org1MSP", &d).unwrap());
     let e = raw.endorse(endorse(proposal(&stranger, "k", 3))).await.unwrap_err();
-    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");
-    // Malformed proposal and malformed envelope.
+    refused_by_peer(&e, "access denied");
+    // Malformed proposal and malformed envelope; no proposal, an unsigned envelope.
     let garbage = SignedProposal { proposal_bytes: vec![0xff; 7], signature: vec![1] };
     let e = raw.endorse(endorse(garbage)).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
+    assert!(e.message().starts_with("failed to unpack transaction proposal"), "{e}");
+    let e = raw.endorse(EndorseRequest::default()).await.unwrap_err();
+    assert_eq!((e.code(), e.message()), (tonic::Code::InvalidArgument, "a signed proposal is required"));
     let bad_env = Envelope { payload: vec![0xff, 0x01, 0x02], signature: vec![1, 2, 3] };
-    let e = raw.submit(SubmitRequest { envelope: Some(bad_env) }).await.unwrap_err();
+    let e = raw.submit(submit(bad_env)).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
-    // Replays: the same proposal endorsed again after commit, the same envelope submitted again.
+    let e = raw.submit(SubmitRequest::default()).await.unwrap_err();
+    assert_eq!((e.code(), e.message()), (tonic::Code::InvalidArgument, "a prepared transaction is required"));
+    // Another channel, an undefined chaincode.
+    let elsewhere = ProposalBuilder::new(ChannelId::parse("elsewhere").unwrap(), "kv", "put")
+        .sign(alice.as_ref(), vec![9; 24], Timestamp { seconds: network::unix_now().as_secs(), nanos: 0 })
+        .0;
+    let e = raw.endorse(endorse(elsewhere)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound, "{e}");
+    let nowhere = ProposalBuilder::new(ChannelId::parse("iot").unwrap(), "nothing", "put")
+        .sign(alice.as_ref(), vec![10; 24], Timestamp { seconds: network::unix_now().as_secs(), nanos: 0 })
+        .0;
+    let e = raw.endorse(endorse(nowhere)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e}");
+    // A chaincode's refusal in Evaluate: UNKNOWN with the chaincode's status in the detail.
+    let missing = ProposalBuilder::new(ChannelId::parse("iot").unwrap(), "kv", "no_such_function")
+        .sign(alice.as_ref(), vec![11; 24], Timestamp { seconds: network::unix_now().as_secs(), nanos: 0 })
+        .0;
+    let e = raw
+        .evaluate(EvaluateRequest { proposed_transaction: Some(missing), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unknown, "{e}");
+    assert!(e.message().starts_with("evaluate call to endorser returned error: chaincode response "), "{e}");
+    assert!(error_details(&e).unwrap()[0].message.starts_with("chaincode response "));
+    // Replays: the same proposal endorsed again after commit is refused by the endorser; the same
+    // envelope submitted again is accepted and changes nothing (its outcome is the first one's).
     let sp = proposal(alice.as_ref(), "replayed", 4);
-    let prepared = raw.endorse(endorse(sp.clone())).await.unwrap().into_inner().prepared.unwrap();
+    let prepared = raw.endorse(endorse(sp.clone())).await.unwrap().into_inner().prepared_transaction.unwrap();
     let env = sign_envelope(alice.as_ref(), &prepared);
-    raw.submit(SubmitRequest { envelope: Some(env.clone()) }).await.unwrap();
+    raw.submit(submit(env.clone())).await.unwrap();
     let tx_id = ledger_types::TxId::compute(&[4; 24], alice.serialized_identity());
-    let (code, _) = gw.commit_status(tx_id.as_str()).await.unwrap();
+    let (code, block) = gw.commit_status(tx_id.as_str()).await.unwrap();
     assert!(code.is_valid());
     let e = raw.endorse(endorse(sp)).await.unwrap_err();
-    assert_eq!(e.code(), tonic::Code::AlreadyExists, "{e}");
-    let e = raw.submit(SubmitRequest { envelope: Some(env) }).await.unwrap_err();
-    assert_eq!(e.code(), tonic::Code::AlreadyExists, "{e}");
-
-    // The same refusals on a session stream: each answer carries the unary call's status code.
-    let mut unsigned = proposal(alice.as_ref(), "k", 5);
-    unsigned.signature.clear();
-    let replayed = proposal(alice.as_ref(), "replayed", 4);
-    let garbage = SignedProposal { proposal_bytes: vec![0xff; 7], signature: vec![1] };
-    let bad_env = Envelope { payload: vec![0xff, 0x01, 0x02], signature: vec![1, 2, 3] };
-    let requests = vec![
-        SessionRequest { id: 1, endorse: Some(endorse(unsigned)), submit: None },
-        SessionRequest { id: 2, endorse: Some(endorse(replayed)), submit: None },
-        SessionRequest { id: 3, endorse: Some(endorse(garbage)), submit: None },
-        SessionRequest { id: 4, endorse: None, submit: Some(SubmitRequest { envelope: Some(bad_env) }) },
-        SessionRequest { id: 5, endorse: None, submit: None },
-    ];
-    let mut answers = raw.session(tokio_stream::iter(requests)).await.unwrap().into_inner();
-    let mut codes = std::collections::BTreeMap::new();
-    while let Some(r) = answers.message().await.unwrap() {
-        assert!(r.endorse.is_none());
-        codes.insert(r.id, tonic::Code::from(r.code));
-    }
-    use tonic::Code::{AlreadyExists, InvalidArgument, PermissionDenied};
-    let expected = [(1, PermissionDenied), (2, AlreadyExists), (3, InvalidArgument), (4, InvalidArgument)];
-    assert_eq!(codes, expected.into_iter().chain([(5, InvalidArgument)]).collect());
+    refused_by_peer(&e, "already committed");
+    raw.submit(submit(env)).await.unwrap();
+    assert_eq!(gw.commit_status(tx_id.as_str()).await.unwrap(), (code, block));
 
     // Nothing that was committed changed: the good value is still there, and the chain only grew by the
     // one legitimate transaction.
@@ -346,12 +368,11 @@ async fn an_orderer_judges_each_envelope_of_a_batch_on_its_own() {
     let c = Cluster::start(24).await;
     let (alice, tls) = c.user(1, "User1");
     let mut gw = GatewayClient::new(channel(&c.net.peers[0].endpoint(), &tls).unwrap());
-    let endorse = |sp: SignedProposal| EndorseRequest { proposal: Some(sp), endorsing_orgs: vec![] };
     let mut envs = Vec::new();
     for nonce in [31u8, 32] {
         let prepared =
             gw.endorse(endorse(proposal(alice.as_ref(), &format!("b{nonce}"), nonce))).await.unwrap();
-        envs.push(sign_envelope(alice.as_ref(), &prepared.into_inner().prepared.unwrap()));
+        envs.push(sign_envelope(alice.as_ref(), &prepared.into_inner().prepared_transaction.unwrap()));
     }
     envs[1].signature[3] ^= 0x10; // no longer the creator's signature
     envs.push(Envelope { payload: vec![0xff; 9], signature: vec![1] });
@@ -418,36 +439,26 @@ async fn committed_blocks_are_fabric_blocks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orderers_deliver_to_fabric_seek_requests_from_channel_readers() {
-    use fabric_protos::common::{ChannelHeader, Header, HeaderType, Payload, SignatureHeader, Status};
+    use fabric_protos::common::{Envelope, Status};
     use fabric_protos::orderer::atomic_broadcast_client::AtomicBroadcastClient;
     use fabric_protos::orderer::{
         SeekInfo, SeekNewest, SeekOldest, SeekPosition, deliver_response, seek_position,
     };
-    use prost::Message as _;
     let c = Cluster::start(25).await;
     let done = c.gateway(1).contract("kv").submit("put", &[b"s".to_vec(), b"v".to_vec()]).await.unwrap();
     c.orderers_at(done.block + 1).await;
     let (alice, tls) = c.user(1, "User1");
     // A signed DELIVER_SEEK_INFO envelope for oldest..newest, as Fabric's deliver clients send it.
     let seek = |signer: &dyn Signer, tamper: bool| {
-        let ch = ChannelHeader {
-            r#type: HeaderType::DeliverSeekInfo as i32,
-            channel_id: "iot".into(),
-            ..Default::default()
-        };
-        let sh = SignatureHeader { creator: signer.serialized_identity().to_vec(), nonce: vec![] };
         let pos = |t| Some(SeekPosition { r#type: Some(t) });
         let info = SeekInfo {
             start: pos(seek_position::Type::Oldest(SeekOldest {})),
             stop: pos(seek_position::Type::Newest(SeekNewest {})),
             ..Default::default()
         };
-        let payload = Payload {
-            header: Some(Header { channel_header: ch.encode_to_vec(), signature_header: sh.encode_to_vec() }),
-            data: info.encode_to_vec(),
-        }
-        .encode_to_vec();
-        let mut signature = signer.sign(&payload);
+        let ts = Timestamp { seconds: network::unix_now().as_secs(), nanos: 0 };
+        let Envelope { payload, signature } = ledger_types::tx::seek_envelope(signer, "iot", &info, ts);
+        let mut signature = signature;
         if tamper {
             let last = signature.len() - 1;
             signature[last] ^= 1;
@@ -491,13 +502,7 @@ async fn only_orderers_reach_the_cluster_and_only_admins_the_admin_service() {
     let (alice, user_tls) = c.user(1, "User1");
     let mut raw = GatewayClient::new(channel(&c.net.peers[0].endpoint(), &user_tls).unwrap());
     let sp = proposal(alice.as_ref(), "injected", 9);
-    let prepared = raw
-        .endorse(EndorseRequest { proposal: Some(sp), endorsing_orgs: vec![] })
-        .await
-        .unwrap()
-        .into_inner()
-        .prepared
-        .unwrap();
+    let prepared = raw.endorse(endorse(sp)).await.unwrap().into_inner().prepared_transaction.unwrap();
     let env = sign_envelope(alice.as_ref(), &prepared).encode_to_vec();
     let mut forged = Envelope::decode(env.as_slice()).unwrap();
     let last = forged.signature.len() - 1;
@@ -583,6 +588,7 @@ async fn an_ecdsa_p256_network_commits_and_refuses_forgeries() {
     let mut raw = GatewayClient::new(channel(&c.net.peers[0].endpoint(), &tls).unwrap());
     let mut forged = proposal(alice.as_ref(), "k", 3);
     forged.signature = bob.sign(&forged.proposal_bytes);
-    let e = raw.endorse(EndorseRequest { proposal: Some(forged), endorsing_orgs: vec![] }).await.unwrap_err();
-    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");
+    let e = raw.endorse(endorse(forged)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Aborted, "{e}");
+    assert!(error_details(&e).unwrap()[0].message.contains("signature does not verify"), "{e}");
 }

@@ -2,7 +2,7 @@
 //! and seek semantics, beside ipechain's service on the same listener.
 
 use crate::support::{CHANNEL, Cluster, FakeSigner, envelope};
-use fabric_protos::common::{ChannelHeader, Envelope, Header, HeaderType, Payload, SignatureHeader, Status};
+use fabric_protos::common::{Envelope, Status};
 use fabric_protos::orderer::atomic_broadcast_client::AtomicBroadcastClient;
 use fabric_protos::orderer::{
     BroadcastResponse, DeliverResponse, SeekInfo, SeekNewest, SeekNextCommit, SeekOldest, SeekPosition,
@@ -35,19 +35,26 @@ fn seek(
     content: i32,
 ) -> Envelope {
     let reader = FakeSigner::new("Org1MSP", "reader");
-    let ch = ChannelHeader {
-        r#type: HeaderType::DeliverSeekInfo as i32,
-        channel_id: channel.into(),
-        ..Default::default()
-    };
-    let sh = SignatureHeader { creator: reader.serialized_identity().to_vec(), nonce: vec![] };
     let info = SeekInfo { start, stop, behavior, error_response: 0, content_type: content };
-    let payload = Payload {
-        header: Some(Header { channel_header: ch.encode_to_vec(), signature_header: sh.encode_to_vec() }),
-        data: info.encode_to_vec(),
-    }
-    .encode_to_vec();
-    Envelope { signature: reader.sign(&payload), payload }
+    ledger_types::tx::seek_envelope(&reader, channel, &info, now())
+}
+
+#[allow(clippy::disallowed_methods)] // the client's clock, as a deliver client's
+fn now() -> ledger_types::proto::Timestamp {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    ledger_types::proto::Timestamp { seconds: d.as_secs() as i64, nanos: 0 }
+}
+
+/// The same seek request signed with a timestamp 16 minutes old (Fabric's deliver allows 15).
+fn stale(env: Envelope) -> Envelope {
+    use fabric_protos::common::{ChannelHeader, Payload};
+    let mut payload = Payload::decode(env.payload.as_slice()).unwrap();
+    let header = payload.header.as_mut().unwrap();
+    let mut ch = ChannelHeader::decode(header.channel_header.as_slice()).unwrap();
+    ch.timestamp.as_mut().unwrap().seconds -= 16 * 60;
+    header.channel_header = ch.encode_to_vec();
+    let payload = payload.encode_to_vec();
+    Envelope { signature: FakeSigner::new("Org1MSP", "reader").sign(&payload), payload }
 }
 
 fn until_ready(channel: &str, start: Option<SeekPosition>, stop: Option<SeekPosition>) -> Envelope {
@@ -180,6 +187,7 @@ async fn fabric_broadcast_and_deliver_follow_fabrics_semantics() {
         (until_ready(CHANNEL, specified(height + 5), specified(height + 6)), Status::NotFound),
         (until_ready("other", specified(0), specified(0)), Status::NotFound),
         (until_ready(CHANNEL, None, specified(0)), Status::BadRequest),
+        (stale(until_ready(CHANNEL, specified(0), specified(0))), Status::BadRequest),
     ] {
         let mut d = deliver_stream(&c, 0).await;
         d.tx.send(req).await.unwrap();
