@@ -33,7 +33,7 @@ fn keys(events: &Value) -> Vec<&str> {
 
 async fn fabric_application_runs_against(c: Cluster, key: &str) {
     let r = run_node_app(&c).await;
-    eprintln!("Node application, milliseconds per part: {}", r["ms"]);
+    tracing::info!(ms = %r["ms"], "the Node application ran (milliseconds per part)");
     assert_eq!(r["key"], key);
     // Submit, evaluate, submitAsync + getStatus.
     assert_eq!((r["submitted"].as_str(), r["evaluated"].as_str()), (Some("js-value"), Some("js-value")));
