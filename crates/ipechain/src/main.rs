@@ -9,6 +9,7 @@ mod cli_docs;
 mod config;
 mod demo;
 mod device_cmd;
+mod fabric_cmd;
 mod gateway;
 mod keys;
 mod logging;
@@ -114,6 +115,11 @@ enum Command {
         #[command(subcommand)]
         command: device_cmd::DeviceCommand,
     },
+    /// What Fabric tools need to connect: a connection profile, a Caliper network configuration.
+    Fabric {
+        #[command(subcommand)]
+        command: fabric_cmd::FabricCommand,
+    },
     /// Benchmarks against the running local network.
     Bench {
         #[command(subcommand)]
@@ -176,6 +182,7 @@ fn main() -> Result<()> {
         Command::Status { dir, json } => rt.block_on(status::run(dir.resolve(), json)),
         Command::Verify { dir, threads } => verify::run(dir.resolve(), threads.map(usize::from)),
         Command::Bench { command } => rt.block_on(bench_cmd::run(command)),
+        Command::Fabric { command } => fabric_cmd::run(command),
         Command::Policy { command } => rt.block_on(policy_cmd::run(command)),
         Command::Device { command } => rt.block_on(device_cmd::run(command)),
     }

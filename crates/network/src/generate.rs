@@ -181,6 +181,7 @@ pub fn generate(
             orderers: Vec::new(),
             endorsers: BTreeMap::new(),
             validation_threads: None,
+            client_auth: crate::layout::ClientAuth::Required,
         };
         let path = dir.node_config(&cn);
         write_file(&path, toml::to_string_pretty(&nc).unwrap_or_default().as_bytes())?;
@@ -209,6 +210,7 @@ pub fn generate(
             orderers: orderer_endpoints.clone(),
             endorsers,
             validation_threads: None,
+            client_auth: crate::layout::ClientAuth::Required,
         };
         let path = dir.node_config(&cn);
         write_file(&path, toml::to_string_pretty(&nc).unwrap_or_default().as_bytes())?;

@@ -99,6 +99,33 @@ pub struct NodeConfig {
     /// Threads for signature checks (default: the machine's cores).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation_threads: Option<usize>,
+    /// Peers only: whether a client must present a TLS certificate (`required`, the default) or may connect
+    /// without one (`optional`).
+    #[serde(default, skip_serializing_if = "ClientAuth::is_required")]
+    pub client_auth: ClientAuth,
+}
+
+/// Whether a peer demands a TLS client certificate from everyone who connects.
+///
+/// `optional` is Fabric's default (`peer.tls.clientAuthRequired: false`), which Fabric tools without
+/// client-certificate support (Caliper's gateway connector) need: every gateway, deliver and endorsement
+/// request is still authenticated by its creator's signature and authorized by the channel's policies; the
+/// `Admin` service still demands an admin's certificate. ipechain generates `required`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// Every client presents a certificate of a channel member's TLS CA.
+    #[default]
+    Required,
+    /// A client may connect without a certificate; one it presents must chain to a channel TLS CA.
+    Optional,
+}
+
+impl ClientAuth {
+    /// `required`.
+    pub fn is_required(&self) -> bool {
+        *self == ClientAuth::Required
+    }
 }
 
 /// Why a node's config or material could not be loaded.

@@ -21,5 +21,5 @@ pub mod run;
 pub use config::{BatchSettings, ContractSettings, NetworkConfig, NodeSettings};
 pub use generate::{GenerateError, Generated, channel_config, generate};
 pub use identities::{IdentitySigner, unix_now};
-pub use layout::{DataDir, NodeConfig, NodeRole};
+pub use layout::{ClientAuth, DataDir, NodeConfig, NodeRole};
 pub use peer::identity::MspIdentities;

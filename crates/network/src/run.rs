@@ -66,6 +66,7 @@ pub async fn start_peer(
         msp_id: node.config.msp_id.clone(),
         listen: node.config.listen,
         address: None,
+        client_auth_optional: node.config.client_auth == crate::layout::ClientAuth::Optional,
         tls: node.tls.clone(),
         orderers: node.config.orderers.clone(),
         endorsers: node.config.endorsers.clone().into_iter().collect(),

@@ -41,6 +41,9 @@ pub struct PeerNodeConfig {
     pub address: Option<String>,
     /// TLS material (server and client side).
     pub tls: TlsMaterial,
+    /// Let clients connect without a TLS certificate (Fabric's default; see `network::ClientAuth`). A
+    /// certificate a client presents must still chain to a channel TLS CA; `Admin` demands an admin's.
+    pub client_auth_optional: bool,
     /// Orderer endpoints `host:port`.
     pub orderers: Vec<String>,
     /// Peers of other organizations, by MSP id, for endorsements their policy needs.
@@ -125,7 +128,7 @@ where
         let gate =
             Arc::new(crate::tls_gate::TlsGate::from_config(ledger.config()).map_err(PeerError::TlsCas)?);
         let router = tonic::transport::Server::builder()
-            .tls_config(config.tls.server_config())?
+            .tls_config(config.tls.server_config().client_auth_optional(config.client_auth_optional))?
             .tcp_nodelay(true)
             .add_service(
                 GatewayServer::new(FabricGateway(svc.clone()))
