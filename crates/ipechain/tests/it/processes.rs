@@ -32,8 +32,14 @@ pub(crate) struct Net {
 
 impl Net {
     pub(crate) fn generate() -> Net {
+        Net::generate_with(msp::Algorithm::Ed25519)
+    }
+
+    /// The default network on free ports, every node and user signing with `alg`.
+    pub(crate) fn generate_with(alg: msp::Algorithm) -> Net {
         let tmp = tempfile::tempdir().unwrap();
         let mut net = NetworkConfig::default_network();
+        net.crypto.key_algorithm = alg;
         for n in net.orderers.iter_mut().chain(net.peers.iter_mut()) {
             n.port = test_support::free_tcp_port();
         }
