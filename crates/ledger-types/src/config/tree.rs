@@ -20,8 +20,9 @@
 //!                                        Endorsement OR('<msp>.peer')
 //! ```
 //!
-//! Every key is one Fabric's own tooling (configtxlator's protolator) knows at its place: an unknown value
-//! name makes it refuse the whole block. `MSP` is `MSPConfig{type 0 (X.509), FabricMSPConfig{name =
+//! Every key is one Fabric's own tooling (configtxlator's protolator, Fabric 3.x: fabric-config v0.2 and
+//! later know `Orderers`) knows at its place: an unknown value name makes it refuse the whole block
+//! (hyperledger/fabric-config#57), which is why the contract definitions are not a value here. `MSP` is `MSPConfig{type 0 (X.509), FabricMSPConfig{name =
 //! msp_id, root_certs, tls_root_certs (PEM), crypto_config SHA2/SHA256, NodeOUs client/peer/admin/orderer}}`.
 //! Channel capability `V3_0`: ipechain's identities are Ed25519 (Fabric accepts Ed25519 only on V3_0
 //! channels) and `Orderers` is Fabric 3's consenter mapping. Every `mod_policy` is `Admins`, except
@@ -41,7 +42,9 @@ use fabric_protos::common::{
     msp_principal, msp_role, policy, signature_policy,
 };
 use fabric_protos::etcdraft::{self, ConfigMetadata};
-use fabric_protos::msp::{FabricCryptoConfig, FabricMspConfig, FabricNodeOUs, FabricOuIdentifier, MspConfig};
+use fabric_protos::msp::{
+    FabricCryptoConfig, FabricMspConfig, FabricNodeOUs, FabricOuIdentifier, MspConfig, SerializedIdentity,
+};
 use fabric_protos::orderer::{BatchSize, BatchTimeout, ChannelRestrictions, ConsensusType, consensus_type};
 use fabric_protos::protos::{AnchorPeer, AnchorPeers};
 use prost::Message;
@@ -49,7 +52,6 @@ use prost::Message;
 use super::ConfigError;
 use super::pem::{cert_der, cert_pem};
 use crate::proto::{BatchConfig, ChannelConfig, Consenter, ContractDefinition, OrgConfig};
-use fabric_protos::msp::SerializedIdentity;
 
 /// The root group's path.
 pub(super) const CHANNEL: &str = "/Channel";
