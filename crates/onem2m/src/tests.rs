@@ -133,3 +133,17 @@ proptest::proptest! {
         proptest::prop_assert_eq!(time::parse(&text), Some(want));
     }
 }
+
+#[test]
+fn percent_decoding() {
+    use crate::http::percent_decode;
+    assert_eq!(percent_decode("a%20b%2Fc", false).as_deref(), Some("a b/c"));
+    assert_eq!(percent_decode("%C3%a9", false).as_deref(), Some("é"));
+    assert_eq!(percent_decode("a+b%2B", true).as_deref(), Some("a b+"));
+    assert_eq!(percent_decode("a+b", false).as_deref(), Some("a+b"));
+    assert_eq!(percent_decode("", true).as_deref(), Some(""));
+    // Malformed escapes and bytes that are not UTF-8 are errors, not passed through.
+    for bad in ["%", "%4", "a%zz", "%+a", "%-1", "%%41", "%é1", "%FF", "%C3"] {
+        assert_eq!(percent_decode(bad, true), None, "{bad:?}");
+    }
+}
