@@ -102,16 +102,56 @@ impl McaConfig {
         origin: impl Into<String>,
         tls: Option<Arc<rustls::ClientConfig>>,
     ) -> Option<Self> {
-        let (https, rest) = match url.split_once("://")? {
-            ("http", rest) => (false, rest),
-            ("https", rest) => (true, rest),
-            _ => return None,
-        };
-        let authority = rest.split('/').next().filter(|a| !a.is_empty())?;
-        let mut cfg = McaConfig::new(authority, origin);
-        cfg.https = https;
+        let url = CseUrl::parse(url).ok()?;
+        let mut cfg = McaConfig::new(url.authority, origin);
+        cfg.https = url.https;
         cfg.tls = tls;
         Some(cfg)
+    }
+}
+
+/// A CSE's URL, `http://host:port/path` or `https://…`, as `http::Uri` reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CseUrl {
+    /// `https://`.
+    pub https: bool,
+    /// `host:port` (a user part included, if any).
+    pub authority: String,
+    /// The path without its leading and trailing `/` (empty: none).
+    pub path: String,
+}
+
+/// Why a CSE URL was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UrlError {
+    /// Not a URL at all.
+    #[error("not a URL: {0}")]
+    Syntax(String),
+    /// A scheme other than `http` or `https`, or none.
+    #[error("the scheme must be http:// or https://")]
+    Scheme,
+    /// No `host:port`.
+    #[error("no host in the URL")]
+    NoHost,
+}
+
+impl CseUrl {
+    /// Reads `url`; a query is ignored.
+    pub fn parse(url: &str) -> Result<CseUrl, UrlError> {
+        let uri: http::Uri =
+            url.parse().map_err(|e: http::uri::InvalidUri| UrlError::Syntax(e.to_string()))?;
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err(UrlError::Scheme),
+        };
+        let authority = uri.authority().map(http::uri::Authority::as_str).filter(|a| !a.is_empty());
+        Ok(CseUrl {
+            https,
+            authority: authority.ok_or(UrlError::NoHost)?.to_owned(),
+            path: uri.path().trim_matches('/').to_owned(),
+        })
     }
 }
 
