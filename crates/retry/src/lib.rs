@@ -114,5 +114,17 @@ impl Retries {
     }
 }
 
+/// A random draw for [`Retries::next_delay`] from the operating system (feature `os-random`, for shells: cores
+/// take the draw as an argument). Mid-range, so no jitter, in the unlikely case the system cannot give one.
+#[cfg(feature = "os-random")]
+pub fn os_random() -> u64 {
+    use rand_core::RngCore as _;
+    let mut b = [0u8; 8];
+    match rand_core::OsRng.try_fill_bytes(&mut b) {
+        Ok(()) => u64::from_le_bytes(b),
+        Err(_) => u64::MAX / 2,
+    }
+}
+
 #[cfg(test)]
 mod tests;
