@@ -2,7 +2,7 @@
 //! transactions (`kv.put` of fresh keys) in a closed loop; commits are observed on each peer's
 //! commit stream (filtered blocks). Reports committed tx/s, submit→commit latency percentiles and the invalid count.
 
-use crate::stats::percentile;
+use crate::stats::Latencies;
 use ledger_client::{ClientError, Gateway};
 use ledger_rpc::tls::{TlsMaterial, channel};
 use ledger_types::TxValidationCode;
@@ -182,7 +182,7 @@ pub async fn run(
     let measure_from = start + cfg.warmup;
     let deadline = measure_from + cfg.duration;
     let counters = Arc::new(Counters::default());
-    let latencies = Arc::new(Mutex::new((Vec::<Duration>::new(), Vec::<Duration>::new())));
+    let latencies = Arc::new(Mutex::new((Latencies::new(), Latencies::new())));
     let value = vec![b'v'; cfg.value_size];
     let mut apps = Vec::with_capacity(cfg.apps);
     for app in 0..cfg.apps {
@@ -267,7 +267,7 @@ pub async fn run(
     }
     let seconds = cfg.duration.as_secs_f64();
     let committed = counters.committed.load(Ordering::Relaxed);
-    let mut l = latencies.lock().unwrap_or_else(|p| p.into_inner());
+    let l = latencies.lock().unwrap_or_else(|p| p.into_inner());
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     Ok(LedgerBenchResult {
         apps: cfg.apps,
@@ -276,9 +276,9 @@ pub async fn run(
         invalid: counters.invalid.load(Ordering::Relaxed),
         errors: counters.errors.load(Ordering::Relaxed),
         tps: committed as f64 / seconds,
-        p50_ms: ms(percentile(&mut l.0, 50.0)),
-        p99_ms: ms(percentile(&mut l.0, 99.0)),
-        e2e_p50_ms: ms(percentile(&mut l.1, 50.0)),
-        e2e_p99_ms: ms(percentile(&mut l.1, 99.0)),
+        p50_ms: ms(l.0.percentile(50.0)),
+        p99_ms: ms(l.0.percentile(99.0)),
+        e2e_p50_ms: ms(l.1.percentile(50.0)),
+        e2e_p99_ms: ms(l.1.percentile(99.0)),
     })
 }

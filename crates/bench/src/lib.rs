@@ -3,4 +3,5 @@
 //! Figures are reported as medians and percentiles of what was measured, never as pass/fail thresholds.
 
 pub mod ledger;
+pub mod report;
 pub mod stats;

@@ -54,8 +54,11 @@ pub fn contract_status(e: &ClientError) -> Option<(i32, String)> {
     }
 }
 
-/// How often a transient failure (MVCC conflict, unreachable peer) is retried.
-const ATTEMPTS: u32 = 8;
+/// How a transient failure (MVCC conflict, unreachable peer) is retried: up to 7 times, waiting up to 40 ms
+/// doubling to 2 s (drawn: 2.3 s in all on average, as the fixed 20·n² ms before); the jitter keeps submitters
+/// that conflicted from conflicting again in step.
+const RETRY: retry::Backoff =
+    retry::Backoff::new(Duration::from_millis(40), Duration::from_secs(2)).with_max_retries(7);
 
 /// Submits `function(arg)` and waits for its commit. MVCC/phantom conflicts and transport failures are retried
 /// with the same argument; a 409 on a retry is success (the earlier attempt committed) and returns `None`.
@@ -75,15 +78,14 @@ pub async fn submit_raw(
     bytes: Vec<u8>,
 ) -> Result<Option<Vec<u8>>, SubmitError> {
     let args = [bytes];
-    let mut attempt = 0;
+    let mut retries = RETRY.retries();
     loop {
-        attempt += 1;
         let err = match contract.submit(function, &args).await {
             Ok(c) => return Ok(Some(c.payload)),
             Err(e) => e,
         };
         if let Some((status, message)) = contract_status(&err) {
-            if status == 409 && attempt > 1 {
+            if status == 409 && retries.count() > 0 {
                 return Ok(None);
             }
             return Err(SubmitError::Refused { function: function.to_owned(), status, message });
@@ -105,11 +107,12 @@ pub async fn submit_raw(
             ClientError::Transport(_) => true,
             _ => false,
         };
-        if !transient || attempt >= ATTEMPTS {
+        let wait = if transient { retries.next_delay(retry::os_random()) } else { None };
+        let Some(wait) = wait else {
             return Err(SubmitError::Ledger { function: function.to_owned(), source: err });
-        }
-        tracing::debug!(function, attempt, error = %err, "retrying a submission");
-        tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt * attempt))).await;
+        };
+        tracing::debug!(function, retry = retries.count(), ?wait, error = %err, "retrying a submission");
+        tokio::time::sleep(wait).await;
     }
 }
 

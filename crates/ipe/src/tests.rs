@@ -67,6 +67,47 @@ fn timestamps_in_onem2m_and_rfc3339_form() {
 }
 
 #[test]
+fn timestamp_edge_cases() {
+    use crate::translate::parse_timestamp;
+    const T: i64 = 1_700_000_000;
+    // Fractions of any length with `.` or `,`, `Z` or `z`, `T`, `t` or a space.
+    for ok in [
+        "20231114T221320Z",
+        "20231114T221320,5",
+        "20231114T221320.123456789012Z",
+        "2023-11-14t22:13:20z",
+        "2023-11-14 22:13:20",
+        "2023-11-14T22:13:20,5Z",
+    ] {
+        assert_eq!(parse_timestamp(ok), Some(T), "{ok:?}");
+    }
+    assert_eq!(parse_timestamp("20161231T235960"), Some(1_483_228_800), "a leap second");
+    assert_eq!(parse_timestamp("2016-12-31T23:59:60Z"), Some(1_483_228_800), "a leap second");
+    assert_eq!(parse_timestamp("2024-02-29T00:00:00Z"), Some(1_709_164_800));
+    for bad in [
+        // Dates that do not exist.
+        "2023-02-29T00:00:00Z",
+        "2100-02-29T00:00:00Z",
+        "20230431T000000",
+        "2023-11-14T24:00:00Z",
+        "2023-11-14T22:13:61Z",
+        // Offsets other than Z, stray characters where digits belong, a fraction without digits.
+        "2023-11-14T22:13:20-00:00",
+        "20231114T221320+0200",
+        "20231114Tab132000",
+        "2023-11-14T22:13:20.Z",
+        "2023-11-14T22:13:20.5.5",
+        "20231114T2213201",
+        "+2023-11-14T22:13:20Z",
+        "2023-11-14T22:13:20ZZ",
+        "2023/11/14T22:13:20Z",
+        "",
+    ] {
+        assert_eq!(parse_timestamp(bad), None, "{bad:?}");
+    }
+}
+
+#[test]
 fn whole_floats_fit_integers_but_fractions_do_not() {
     use crate::translate::json_to_value;
     use lwm2m::{LwM2mPath, Value};

@@ -23,6 +23,9 @@
 
 use lwm2m::{LwM2mPath, Record, Registry, ResourceType, Value};
 use serde_json::{Map, Value as Json, json};
+use time::PrimitiveDateTime;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
 
 /// Why a value could not be translated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -188,41 +191,36 @@ fn whole_i64(n: &serde_json::Number) -> Option<i64> {
     n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
 }
 
+/// oneM2M basic format (TS-0004): `20231114T221320`.
+const ONEM2M_BASIC: &[BorrowedFormatItem<'_>] =
+    format_description!("[year][month][day]T[hour][minute][second]");
+/// RFC 3339's date and time: `2023-11-14T22:13:20` (`T`, `t` or a space between them).
+const RFC_3339: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day][first [T][t][ ]][hour]:[minute]:[second]");
+
 /// Seconds since the epoch of a UTC time in oneM2M basic format (`20231114T221320`, TS-0004) or RFC 3339
-/// (`2023-11-14T22:13:20Z`, fractions ignored, `Z` or no offset).
+/// (`2023-11-14T22:13:20Z`), with an optional fraction (`.` or `,` and digits; ignored) and an optional `Z`; other
+/// offsets are not guessed. Dates that do not exist are refused; a leap second (`60`) is the next minute's first.
+/// The calendar is the `time` crate's: deterministic, no clock.
 pub fn parse_timestamp(s: &str) -> Option<i64> {
-    let digits: String = s.chars().filter(char::is_ascii_digit).collect();
-    let basic = s.len() >= 15
-        && s.as_bytes().get(8) == Some(&b'T')
-        && s.get(..8).is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()));
-    let rfc = s.len() >= 19
-        && s.as_bytes().get(4) == Some(&b'-')
-        && s.as_bytes().get(7) == Some(&b'-')
-        && matches!(s.as_bytes().get(10), Some(b'T' | b't' | b' '))
-        && s.as_bytes().get(13) == Some(&b':')
-        && s.as_bytes().get(16) == Some(&b':');
-    if !(basic || rfc) || digits.len() < 14 {
-        return None;
-    }
-    let rest = if basic { s.get(15..)? } else { s.get(19..)? };
-    let rest = rest.trim_start_matches(|c: char| c == '.' || c == ',' || c.is_ascii_digit());
-    if !(rest.is_empty() || rest == "Z" || rest == "z") {
-        return None;
-    }
-    let num = |a: usize, b: usize| digits.get(a..b)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, se) = (num(0, 4)?, num(4, 6)?, num(6, 8)?, num(8, 10)?, num(10, 12)?, num(12, 14)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3600 + mi * 60 + se)
+    // (format, length, where the seconds are)
+    let (t, rest) =
+        [(ONEM2M_BASIC, 15, 13), (RFC_3339, 19, 17)].into_iter().find_map(|(fmt, len, sec)| {
+            let (head, rest) = (s.get(..len)?, s.get(len..)?);
+            // `time` has no leap seconds: read `60` as `59` plus one second.
+            let (head, leap) = match head.get(sec..) {
+                Some("60") => (format!("{}59", head.get(..sec)?), 1),
+                _ => (head.to_owned(), 0),
+            };
+            let t = PrimitiveDateTime::parse(&head, fmt).ok()?;
+            Some((t.assume_utc().unix_timestamp() + leap, rest))
+        })?;
+    let rest = rest.strip_suffix(['Z', 'z']).unwrap_or(rest);
+    let fraction_ok = rest.is_empty()
+        || rest
+            .strip_prefix(['.', ','])
+            .is_some_and(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()));
+    fraction_ok.then_some(t)
 }
 
 /// Common units of IPSO sensor objects, used when the object definition gives none (the built-in

@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use bench::report::{LineChart, Marker, Series, csv_table};
+use bench::stats::Latencies;
 use ipe::IpeEvent;
 use ledger_client::{Checkpoint, Gateway};
 use serde_json::json;
@@ -81,7 +83,7 @@ struct Counters {
     failed: AtomicU64,
     events: AtomicU64,
     reports: AtomicU64,
-    latencies_us: Mutex<Vec<u64>>,
+    latencies: Mutex<Latencies>,
 }
 
 #[allow(clippy::disallowed_methods)] // a benchmark measures time
@@ -220,9 +222,9 @@ pub(crate) async fn run(a: IwArgs) -> Result<()> {
                     if counters.measuring.load(Ordering::Relaxed) {
                         if ok {
                             counters.completed.fetch_add(1, Ordering::Relaxed);
-                            let us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
-                            if let Ok(mut l) = counters.latencies_us.lock() {
-                                l.push(us);
+                            let latency = start.elapsed();
+                            if let Ok(mut l) = counters.latencies.lock() {
+                                l.record(latency);
                             }
                         } else {
                             counters.failed.fetch_add(1, Ordering::Relaxed);
@@ -246,7 +248,7 @@ pub(crate) async fn run(a: IwArgs) -> Result<()> {
                 counters.failed.store(0, Ordering::Relaxed);
                 counters.events.store(0, Ordering::Relaxed);
                 counters.reports.store(0, Ordering::Relaxed);
-                if let Ok(mut l) = counters.latencies_us.lock() {
+                if let Ok(mut l) = counters.latencies.lock() {
                     l.clear();
                 }
                 counters.measuring.store(true, Ordering::Relaxed);
@@ -273,20 +275,16 @@ pub(crate) async fn run(a: IwArgs) -> Result<()> {
         for t in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(45), t).await;
         }
-        let mut l = counters.latencies_us.lock().map(|l| l.clone()).unwrap_or_default();
-        l.sort_unstable();
-        let pct = |p: f64| {
-            l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
-                .map_or(0.0, |v| *v as f64 / 1000.0)
-        };
+        let l = counters.latencies.lock().map(|l| l.clone()).unwrap_or_default();
+        let pct = |p: f64| l.percentile(p).as_secs_f64() * 1000.0;
         let completed = counters.completed.load(Ordering::Relaxed);
         rows.push(Row {
             apps: n_apps,
             round_trips_per_s: completed as f64 / secs,
             ipe_tx_per_s: counters.events.load(Ordering::Relaxed) as f64 / secs,
             reports_per_s: counters.reports.load(Ordering::Relaxed) as f64 / secs,
-            p50_ms: pct(0.50),
-            p99_ms: pct(0.99),
+            p50_ms: pct(50.0),
+            p99_ms: pct(99.0),
             completed,
             failed: counters.failed.load(Ordering::Relaxed),
             paper_tps: PAPER.iter().find(|(n, _)| *n == n_apps).map(|(_, t)| *t),
@@ -301,8 +299,8 @@ pub(crate) async fn run(a: IwArgs) -> Result<()> {
     std::fs::create_dir_all(&out_dir)?;
     let csv = a.csv.unwrap_or_else(|| out_dir.join("interworking.csv"));
     let svg = a.svg.unwrap_or_else(|| out_dir.join("interworking.svg"));
-    std::fs::write(&csv, to_csv(&rows)).with_context(|| format!("writing {}", csv.display()))?;
-    std::fs::write(&svg, to_svg(&rows)).with_context(|| format!("writing {}", svg.display()))?;
+    std::fs::write(&csv, to_csv(&rows)?).with_context(|| format!("writing {}", csv.display()))?;
+    std::fs::write(&svg, to_svg(&rows)?).with_context(|| format!("writing {}", svg.display()))?;
     let rt_bound = bound / VERIFIES_PER_ROUND_TRIP;
     if a.json {
         let out = json!({"rows": rows, "devices": a.devices, "report_interval_ms": a.report_interval_ms,
@@ -336,97 +334,91 @@ pub(crate) async fn run(a: IwArgs) -> Result<()> {
     Ok(())
 }
 
-fn to_csv(rows: &[Row]) -> String {
-    let mut s = String::from(
-        "apps,round_trips_per_s,ipe_tx_per_s,reports_per_s,p50_ms,p99_ms,completed,failed,paper_tps\n",
-    );
-    for r in rows {
-        s.push_str(&format!(
-            "{},{:.1},{:.1},{:.1},{:.1},{:.1},{},{},{}\n",
-            r.apps,
-            r.round_trips_per_s,
-            r.ipe_tx_per_s,
-            r.reports_per_s,
-            r.p50_ms,
-            r.p99_ms,
-            r.completed,
-            r.failed,
-            r.paper_tps.map_or_else(String::new, |t| format!("{t:.0}"))
-        ));
-    }
-    s
+fn to_csv(rows: &[Row]) -> Result<Vec<u8>, bench::report::ReportError> {
+    let header = [
+        "apps",
+        "round_trips_per_s",
+        "ipe_tx_per_s",
+        "reports_per_s",
+        "p50_ms",
+        "p99_ms",
+        "completed",
+        "failed",
+        "paper_tps",
+    ];
+    csv_table(
+        &header,
+        rows.iter().map(|r| {
+            [
+                r.apps.to_string(),
+                format!("{:.1}", r.round_trips_per_s),
+                format!("{:.1}", r.ipe_tx_per_s),
+                format!("{:.1}", r.reports_per_s),
+                format!("{:.1}", r.p50_ms),
+                format!("{:.1}", r.p99_ms),
+                r.completed.to_string(),
+                r.failed.to_string(),
+                r.paper_tps.map_or_else(String::new, |t| format!("{t:.0}")),
+            ]
+        }),
+    )
 }
 
 /// A line chart: round trips/s against applications, with the paper's points.
-fn to_svg(rows: &[Row]) -> String {
-    let (w, h, left, bottom, top, right) = (640.0, 400.0, 70.0, 50.0, 30.0, 20.0);
-    let xs: Vec<f64> = rows.iter().map(|r| r.apps as f64).chain(PAPER.iter().map(|p| p.0 as f64)).collect();
-    let (xmin, xmax) = (xs.iter().cloned().fold(f64::MAX, f64::min), xs.iter().cloned().fold(0.0, f64::max));
-    let ymax =
-        rows.iter().map(|r| r.round_trips_per_s).chain(PAPER.iter().map(|p| p.1)).fold(0.0, f64::max) * 1.15;
-    let ymax = if ymax <= 0.0 { 1.0 } else { ymax };
-    let xspan = if xmax > xmin { xmax - xmin } else { 1.0 };
-    let px = |x: f64| left + (x - xmin) / xspan * (w - left - right);
-    let py = |y: f64| h - bottom - y / ymax * (h - bottom - top);
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{}\" y=\"18\" text-anchor=\"middle\" font-size=\"14\">Interworking round trips/s vs. connected applications</text>\n\
-         <line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>\n",
-        w / 2.0,
-        h - bottom,
-        w - right,
-        h - bottom,
-        h - bottom
-    );
-    for i in 0..=5 {
-        let y = ymax / 5.0 * f64::from(i);
-        let (ty, gy) = (py(y) + 4.0, py(y));
-        s.push_str(&format!(
-            "<text x=\"{}\" y=\"{ty}\" text-anchor=\"end\">{y:.0}</text><line x1=\"{left}\" y1=\"{gy}\" x2=\"{}\" y2=\"{gy}\" stroke=\"#ddd\"/>\n",
-            left - 6.0,
-            w - right
-        ));
+fn to_svg(rows: &[Row]) -> Result<String, bench::report::ReportError> {
+    LineChart {
+        title: "Interworking round trips/s vs. connected applications".into(),
+        x_label: "applications".into(),
+        y_label: "per second".into(),
+        series: vec![
+            Series {
+                label: "ipechain (round trips/s)".into(),
+                points: rows.iter().map(|r| (r.apps as f64, r.round_trips_per_s)).collect(),
+                color: (0x1f, 0x77, 0xb4),
+                dashed: false,
+                marker: Marker::Circle,
+            },
+            Series {
+                label: "paper, Fabric (TPS one way)".into(),
+                points: PAPER.iter().map(|&(n, t)| (n as f64, t)).collect(),
+                color: (0xd6, 0x27, 0x28),
+                dashed: true,
+                marker: Marker::Square,
+            },
+        ],
     }
-    for r in rows {
-        s.push_str(&format!(
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
-            px(r.apps as f64),
-            h - bottom + 18.0,
-            r.apps
-        ));
+    .to_svg()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Row, to_csv, to_svg};
+
+    fn row(apps: usize, rt: f64, paper: Option<f64>) -> Row {
+        Row {
+            apps,
+            round_trips_per_s: rt,
+            ipe_tx_per_s: 2.0 * rt,
+            reports_per_s: 12.34,
+            p50_ms: 5.06,
+            p99_ms: 20.0,
+            completed: 100,
+            failed: 0,
+            paper_tps: paper,
+        }
     }
-    s.push_str(&format!(
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">applications</text>\n",
-        w / 2.0,
-        h - 10.0
-    ));
-    let pts: Vec<String> =
-        rows.iter().map(|r| format!("{:.1},{:.1}", px(r.apps as f64), py(r.round_trips_per_s))).collect();
-    s.push_str(&format!(
-        "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"{}\"/>\n",
-        pts.join(" ")
-    ));
-    for r in rows {
-        s.push_str(&format!(
-            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"#1f77b4\"/>\n",
-            px(r.apps as f64),
-            py(r.round_trips_per_s)
-        ));
+
+    #[test]
+    fn csv_and_svg_of_the_rows() {
+        let rows = [row(1000, 180.04, Some(206.0)), row(1250, 170.0, None)];
+        let csv = String::from_utf8(to_csv(&rows).unwrap()).unwrap();
+        assert_eq!(
+            csv,
+            "apps,round_trips_per_s,ipe_tx_per_s,reports_per_s,p50_ms,p99_ms,completed,failed,paper_tps\n\
+             1000,180.0,360.1,12.3,5.1,20.0,100,0,206\n\
+             1250,170.0,340.0,12.3,5.1,20.0,100,0,\n"
+        );
+        let svg = to_svg(&rows).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("<polyline"), "{svg}");
     }
-    let paper: Vec<String> =
-        PAPER.iter().map(|(n, t)| format!("{:.1},{:.1}", px(*n as f64), py(*t))).collect();
-    s.push_str(&format!("<polyline fill=\"none\" stroke=\"#d62728\" stroke-dasharray=\"5,4\" stroke-width=\"2\" points=\"{}\"/>\n", paper.join(" ")));
-    for (n, t) in PAPER {
-        s.push_str(&format!(
-            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"8\" height=\"8\" fill=\"#d62728\"/>\n",
-            px(*n as f64) - 4.0,
-            py(*t) - 4.0
-        ));
-    }
-    s.push_str(&format!(
-        "<text x=\"{}\" y=\"{}\" fill=\"#1f77b4\">ipechain (round trips/s)</text>\n<text x=\"{}\" y=\"{}\" fill=\"#d62728\">paper, Fabric (TPS one way)</text>\n</svg>\n",
-        left + 10.0, top + 14.0, left + 10.0, top + 30.0
-    ));
-    s
 }

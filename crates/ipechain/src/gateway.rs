@@ -51,21 +51,20 @@ pub(crate) struct RemoteCse {
     pub(crate) listen_tls: Option<mca_client::tls::TlsServer>,
 }
 
-/// Parses `http://host:port/cse-in` (or `https://…`) into (`host:port`, `cse-in`, HTTPS).
+/// Parses `http://host:port/cse-in` (or `https://…`; no path: `cse-in`) into (`host:port`, `cse-in`, HTTPS).
 pub(crate) fn parse_cse_url(url: &str) -> Result<(String, String, bool)> {
-    let (rest, https) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
-        (Some(rest), _) => (rest, false),
-        (_, Some(rest)) => (rest, true),
-        _ => bail!(
+    let u = match mca_client::CseUrl::parse(url) {
+        Ok(u) => u,
+        Err(mca_client::UrlError::Scheme) => bail!(
             "--remote-cse must be an http:// or https:// URL of the CSEBase, e.g. http://127.0.0.1:8080/cse-in"
         ),
+        Err(e) => bail!("--remote-cse {url}: {e}; expected http://host:port/<CSEBase name>"),
     };
-    let (authority, base) = rest.split_once('/').unwrap_or((rest, "cse-in"));
-    let base = base.trim_matches('/');
-    if authority.is_empty() || base.is_empty() || base.contains('/') {
+    let base = if u.path.is_empty() { "cse-in".to_owned() } else { u.path };
+    if base.contains('/') {
         bail!("--remote-cse {url}: expected http://host:port/<CSEBase name>");
     }
-    Ok((authority.to_owned(), base.to_owned(), https))
+    Ok((u.authority, base, u.https))
 }
 
 /// The IPE AE's AE-ID on the oneM2M side.
@@ -217,4 +216,22 @@ pub(crate) async fn submit_as_admin(
             None => anyhow::Error::from(e),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cse_url;
+
+    #[test]
+    fn remote_cse_urls() {
+        let ok = |u: &str| parse_cse_url(u).map_err(|e| e.to_string());
+        assert_eq!(ok("http://127.0.0.1:8080/cse-in"), Ok(("127.0.0.1:8080".into(), "cse-in".into(), false)));
+        assert_eq!(ok("https://acme:8443/id-in/"), Ok(("acme:8443".into(), "id-in".into(), true)));
+        assert_eq!(ok("http://127.0.0.1:8080"), Ok(("127.0.0.1:8080".into(), "cse-in".into(), false)));
+        for bad in
+            ["127.0.0.1:8080/cse-in", "ftp://h:1/cse-in", "http:///cse-in", "http://h:1/a/b", "http://h 1/x"]
+        {
+            assert!(parse_cse_url(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -204,16 +204,12 @@ pub(crate) fn to_value(path: &LwM2mPath, j: &Json, reg: &Registry) -> Result<Val
         _ => ResourceType::String,
     });
     if ty == ResourceType::Opaque {
-        return hex(&text).map(Value::Opaque).ok_or_else(|| format!("{path}: opaque value must be hex"));
+        return hex::decode(&text)
+            .ok()
+            .map(Value::Opaque)
+            .ok_or_else(|| format!("{path}: opaque value must be hex"));
     }
     Value::from_text(ty, &text).ok_or_else(|| format!("{path}: {text:?} is not a {}", ty.name()))
-}
-
-fn hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 /// Parses a write/create body into records under `path`. Accepted shapes:
@@ -268,4 +264,20 @@ pub(crate) fn to_records(path: &LwM2mPath, body: &Json, reg: &Registry) -> Resul
         _ => return Err("cannot write the root".into()),
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use lwm2m::{LwM2mPath, Registry, Value};
+    use serde_json::json;
+
+    #[test]
+    fn opaque_values_are_hex() {
+        let (reg, path) = (Registry::builtin(), "/5/0/0".parse::<LwM2mPath>().unwrap());
+        assert_eq!(super::to_value(&path, &json!("0aFF"), &reg), Ok(Value::Opaque(vec![0x0a, 0xff])));
+        assert_eq!(super::to_value(&path, &json!(""), &reg), Ok(Value::Opaque(vec![])));
+        for bad in ["0", "0g", "+a", "0a ", "é0"] {
+            assert!(super::to_value(&path, &json!(bad), &reg).is_err(), "{bad}");
+        }
+    }
 }

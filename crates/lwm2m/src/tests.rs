@@ -25,7 +25,53 @@ fn base64_golden() {
     assert!(b64::decode("a*b").is_none());
 }
 
+#[test]
+fn base64_lenient_decoding() {
+    // Either alphabet, even mixed; padding optional, and extra padding ignored.
+    assert_eq!(b64::decode("-_8").unwrap(), [0xFB, 0xFF]);
+    assert_eq!(b64::decode("+/8=").unwrap(), [0xFB, 0xFF]);
+    assert_eq!(b64::decode("-/8").unwrap(), [0xFB, 0xFF]);
+    assert_eq!(b64::decode("Zm8").unwrap(), b"fo");
+    assert_eq!(b64::decode("Zm8====").unwrap(), b"fo");
+    assert_eq!(b64::decode("====").unwrap(), b"");
+    // Non-zero bits after the last byte are tolerated.
+    assert_eq!(b64::decode("Zm9").unwrap(), b"fo");
+    // A lone trailing character, padding inside the text, characters of neither alphabet.
+    for bad in ["Z", "Zm9vY", "Zm=8", "Zm 8", "Zm9v\n", "Zm9é"] {
+        assert_eq!(b64::decode(bad), None, "{bad:?}");
+    }
+}
+
+/// The decoder this crate had before it used the `base64` crate: the library must agree with it.
+fn reference_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from(acc >> bits).ok()?);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    (bits < 6).then_some(out)
+}
+
 proptest! {
+    #[test]
+    fn base64_decodes_as_before(s in "[A-Za-z0-9+/_=-]{0,13}|\\PC{0,8}") {
+        prop_assert_eq!(b64::decode(&s), reference_decode(&s));
+    }
+
     #[test]
     fn base64_round_trip(data in proptest::collection::vec(any::<u8>(), 0..64), url: bool) {
         prop_assert_eq!(b64::decode(&b64::encode(&data, url)).unwrap(), data);

@@ -46,6 +46,21 @@ fn urls_name_the_scheme_and_the_authority() {
     }
 }
 
+#[test]
+fn cse_urls_are_read_by_http_uri() {
+    use crate::{CseUrl, UrlError};
+    let u = CseUrl::parse("https://127.0.0.1:8443/cse-in/").unwrap();
+    assert_eq!(u, CseUrl { https: true, authority: "127.0.0.1:8443".into(), path: "cse-in".into() });
+    let u = CseUrl::parse("HTTP://[::1]:8080?x=1").unwrap();
+    assert_eq!(u, CseUrl { https: false, authority: "[::1]:8080".into(), path: String::new() });
+    assert_eq!(CseUrl::parse("http://h:1/a/b").unwrap().path, "a/b");
+    assert_eq!(CseUrl::parse("ftp://h:1/cse-in"), Err(UrlError::Scheme));
+    assert_eq!(CseUrl::parse("/cse-in"), Err(UrlError::Scheme));
+    for bad in ["https:///cse-in", "http://", "http://h 1/", ""] {
+        assert!(matches!(CseUrl::parse(bad), Err(UrlError::Syntax(_) | UrlError::NoHost)), "{bad}");
+    }
+}
+
 /// Bad TLS material is a typed error naming the material, never a panic.
 #[test]
 fn bad_tls_material_is_an_error() {

@@ -8,6 +8,8 @@
 //!  POST without ty=          -> NOTIFY
 //! ```
 
+use std::borrow::Cow;
+
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use serde_json::Value;
 
@@ -48,29 +50,19 @@ fn header_str<'a>(h: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>
     }
 }
 
-/// Decodes `%XX` escapes and, in query strings, `+` as a space.
+/// Decodes `%XX` escapes (the `percent-encoding` crate) and, in query strings, `+` as a space. `None` for a `%`
+/// without two hex digits after it, or for bytes that are not UTF-8.
 pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
+    // The crate passes malformed escapes through as they are: here they are errors.
+    let escapes_ok = s
+        .split('%')
+        .skip(1)
+        .all(|t| t.as_bytes().get(..2).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)));
+    if !escapes_ok {
+        return None;
     }
-    String::from_utf8(out).ok()
+    let s = if plus_is_space { Cow::Owned(s.replace('+', " ")) } else { Cow::Borrowed(s) };
+    percent_encoding::percent_decode_str(&s).decode_utf8().ok().map(Cow::into_owned)
 }
 
 /// Maps an HTTP request path to a oneM2M `to` (`/~/` SP-relative, `/_/` absolute, else CSE-relative).

@@ -1,66 +1,53 @@
-//! oneM2M timestamps (`YYYYMMDDTHHMMSS,ffffff`, UTC), converted from and to microseconds since the Unix epoch.
+//! oneM2M timestamps (`YYYYMMDDTHHMMSS,ffffff`, UTC: ISO 8601 basic format), converted from and to microseconds
+//! since the Unix epoch. The calendar (field ranges, month lengths, leap years) is the `time` crate's.
 //! Pure: the caller supplies the time.
 
-/// Days since 1970-01-01 for a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+use std::borrow::Cow;
 
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
+use time::format_description::BorrowedFormatItem;
+use time::macros::{datetime, format_description};
+use time::{OffsetDateTime, PrimitiveDateTime};
 
-/// Formats microseconds since the epoch as a oneM2M timestamp.
+/// `YYYYMMDDTHHMMSS` and an optional `,fraction`.
+const BASIC: &[BorrowedFormatItem<'_>] =
+    format_description!("[year][month][day]T[hour][minute][second][optional [,[subsecond]]]");
+
+/// The first and last instants a oneM2M timestamp (four-digit year) can name.
+const FIRST: OffsetDateTime = datetime!(0000-01-01 00:00:00 UTC);
+const LAST: OffsetDateTime = datetime!(9999-12-31 23:59:59.999_999 UTC);
+
+/// Formats microseconds since the epoch as a oneM2M timestamp. Instants before year 0 or after year 9999 are
+/// written as the first or last instant a timestamp can name.
 pub fn format(unix_micros: i64) -> String {
-    let secs = unix_micros.div_euclid(1_000_000);
-    let micros = unix_micros.rem_euclid(1_000_000);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
-    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02},{micros:06}", sod / 3600, sod % 3600 / 60, sod % 60)
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_micros) * 1000)
+        .map_or(if unix_micros < 0 { FIRST } else { LAST }, |t| t.clamp(FIRST, LAST));
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02},{:06}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
 }
 
-/// Parses a oneM2M timestamp (`YYYYMMDDTHHMMSS` with an optional `,fraction`) to microseconds since the epoch.
+/// Parses a oneM2M timestamp (`YYYYMMDDTHHMMSS` with an optional `,fraction` of 1 to 6 digits) to microseconds
+/// since the epoch. `None` for anything else, including dates that do not exist (`20230229`). A leap second
+/// (`60`, as ISO 8601 allows) counts as the next minute's first.
 pub fn parse(s: &str) -> Option<i64> {
-    let (main, frac) = match s.split_once(',') {
-        Some((a, b)) => (a, Some(b)),
-        None => (s, None),
-    };
-    let b = main.as_bytes();
-    if b.len() != 15 || b[8] != b'T' || !main.is_char_boundary(8) {
+    // `[year]` would take a sign; the fraction would take up to 9 digits.
+    if !s.starts_with(|c: char| c.is_ascii_digit()) || s.split_once(',').is_some_and(|(_, f)| f.len() > 6) {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let t = main.get(r)?;
-        if t.bytes().all(|c| c.is_ascii_digit()) { t.parse().ok() } else { None }
+    // `time` has no leap seconds: read `60` as `59` plus one second.
+    let (s, leap): (Cow<'_, str>, i64) = match s.get(13..15) {
+        Some("60") => (Cow::Owned(format!("{}59{}", s.get(..13)?, s.get(15..)?)), 1_000_000),
+        _ => (Cow::Borrowed(s), 0),
     };
-    let (y, mo, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
-    let (h, mi, se) = (num(9..11)?, num(11..13)?, num(13..15)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    let micros = match frac {
-        None => 0,
-        Some(f) if !f.is_empty() && f.len() <= 6 && f.bytes().all(|c| c.is_ascii_digit()) => {
-            f.parse::<i64>().ok()? * 10i64.pow(6 - u32::try_from(f.len()).ok()?)
-        }
-        Some(_) => return None,
-    };
-    let days = days_from_civil(y, mo, d);
-    Some(((days * 86_400) + h * 3600 + mi * 60 + se) * 1_000_000 + micros)
+    let t = PrimitiveDateTime::parse(&s, BASIC).ok()?.assume_utc();
+    i64::try_from(t.unix_timestamp_nanos() / 1000).ok()?.checked_add(leap)
 }
 
 /// Parses an XML Schema / ISO 8601 duration as oneM2M uses for attributes such as `bn.dur`: `P`, then optional

@@ -21,7 +21,8 @@ fn client(port: u16, origin: &str, trust: &Ca, cert: Option<&Issued>) -> McaClie
     let mut cfg =
         McaConfig::from_url(&format!("https://127.0.0.1:{port}"), origin, Some(tls.rustls_config().unwrap()))
             .unwrap();
-    cfg.backoff = vec![Duration::from_millis(50)];
+    cfg.retry =
+        mca_client::Backoff::new(Duration::from_millis(50), Duration::from_millis(50)).with_max_retries(1);
     McaClient::new(cfg)
 }
 
@@ -80,7 +81,7 @@ async fn mca_over_https_with_optional_client_certificates_and_https_notification
     assert!(matches!(e, McaError::Transport(_)), "{e}");
     // Plain HTTP to the HTTPS port gets no oneM2M answer.
     let mut http_cfg = McaConfig::new(format!("127.0.0.1:{port}"), "Cplain");
-    http_cfg.backoff = vec![];
+    http_cfg.retry = mca_client::Backoff::never();
     assert!(McaClient::new(http_cfg).retrieve("cse-in/plain").await.is_err());
 
     // Notifications to an https:// URL: verified and delivered over TLS, checked against notify_tls's CA.

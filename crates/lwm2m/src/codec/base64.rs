@@ -1,52 +1,35 @@
-//! Base64 (RFC 4648) for SenML `vd` (base64url, no padding) and LwM2M JSON opaque values (standard).
+//! Base64 (RFC 4648) for SenML `vd` (base64url, no padding) and LwM2M JSON opaque values (standard), through
+//! the `base64` crate. Decoding is lenient, as peers differ: either alphabet (even mixed), padding optional.
 
-const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use base64::alphabet;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD, URL_SAFE_NO_PAD};
+
+/// The standard alphabet, padding refused (it is trimmed first), non-zero trailing bits accepted.
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(true),
+);
 
 /// Encodes `data`, URL-safe alphabet without padding when `url`, else the standard one with padding.
 pub fn encode(data: &[u8], url: bool) -> String {
-    let alpha = if url { URL } else { STD };
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(char::from(alpha[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-        if !url {
-            for _ in chunk.len()..3 {
-                out.push('=');
-            }
-        }
-    }
-    out
+    if url { URL_SAFE_NO_PAD.encode(data) } else { STANDARD.encode(data) }
 }
 
-/// Decodes either alphabet, with or without padding; `None` for a character outside both alphabets or an
-/// impossible length (a lone trailing character).
+/// Decodes either alphabet, with or without padding; `None` for a character outside both alphabets (`=` inside
+/// the text included) or an impossible length (a lone trailing character).
 pub fn decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in s.trim_end_matches('=').bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    if bits >= 6 {
-        return None;
-    }
-    Some(out)
+    let s = s.trim_end_matches('=');
+    // The URL alphabet differs from the standard one in two characters only.
+    let s: Cow<'_, str> = if s.contains(['-', '_']) {
+        Cow::Owned(s.replace('-', "+").replace('_', "/"))
+    } else {
+        Cow::Borrowed(s)
+    };
+    LENIENT.decode(s.as_bytes()).ok()
 }

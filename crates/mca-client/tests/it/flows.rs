@@ -130,7 +130,8 @@ async fn retries_until_the_cse_comes_up() {
     starter.await.unwrap();
     // Unreachable for good: a typed transport error after the retries.
     let mut cfg = McaConfig::new(format!("127.0.0.1:{}", test_support::free_tcp_port()), "CAdmin");
-    cfg.backoff = vec![Duration::from_millis(10); 2];
+    cfg.retry =
+        mca_client::Backoff::new(Duration::from_millis(10), Duration::from_millis(10)).with_max_retries(2);
     match McaClient::new(cfg).retrieve("cse-in").await {
         Err(McaError::Transport(_)) => {}
         other => panic!("expected a transport error, got {other:?}"),

@@ -11,7 +11,8 @@ use test_support::pki::Ca;
 fn https_client(authority: &str, origin: &str, trust: &Ca) -> McaClient {
     let tls = TlsClient { ca_pems: vec![trust.cert_pem.clone()], identity: None }.rustls_config().unwrap();
     let mut cfg = McaConfig::from_url(&format!("https://{authority}/cse-in"), origin, Some(tls)).unwrap();
-    cfg.backoff = vec![Duration::from_millis(50)];
+    cfg.retry =
+        mca_client::Backoff::new(Duration::from_millis(50), Duration::from_millis(50)).with_max_retries(1);
     McaClient::new(cfg)
 }
 
@@ -73,6 +74,6 @@ async fn https_to_acme_and_acme_notifies_over_https() {
         .unwrap_err();
     assert!(matches!(e, McaError::Transport(_)), "{e}");
     let mut http = McaConfig::new(acme.authority(), "CAdmin");
-    http.backoff = vec![];
+    http.retry = mca_client::Backoff::never();
     assert!(McaClient::new(http).retrieve("cse-in").await.is_err());
 }
