@@ -6,7 +6,8 @@
 //! repeated request id and a request the on-chain policy denies are rejected with 4105 / 4103; a device that
 //! stopped answering gets a timeout answer; the gateway killed with SIGKILL mid-flow and restarted answers every
 //! request exactly once; a Send of SenML CBOR lands in the data containers; a device's own request is answered
-//! by an application (scenario 2); `ipechain verify` passes afterwards.
+//! by an application (scenario 2); the paper's Node.js application on Fabric's own client
+//! (`examples/fabric-node-app/app.js`) runs both scenarios; `ipechain verify` passes afterwards.
 
 use ledger_types::BlockExt;
 use std::io::{Read, Write};
@@ -754,6 +755,247 @@ async fn aiocoap_sends_senml_cbor_and_its_request_is_answered_by_an_application(
     let rec: Value = serde_json::from_slice(&b).unwrap();
     assert_eq!(rec["status"], "ok", "{rec}");
     assert_eq!(rec["answer"]["originator"], "Capp-aio", "{rec}");
+    stop(&mut up).await;
+    verify(&net);
+}
+
+/// `ipechain policy SUBCOMMAND --data-dir … ARGS` (admin transactions signed as Org1's Admin).
+fn policy(net: &Net, sub: &str, args: &[&str]) -> Value {
+    let out = Command::new(bin())
+        .args(["policy", sub, "--data-dir"])
+        .arg(net.dir.root())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "policy {sub}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+/// The paper's Node.js application (`examples/fabric-node-app/app.js`) on Node 22 with
+/// `@hyperledger/fabric-gateway`, given only its connection details: org 1's peer, `Org1MSP` and `User1`'s
+/// cryptogen folder (channel `iot` and chaincode `ipe` are its defaults), and an event checkpoint file.
+fn paper_app(net: &Net, scenario_args: &[&str]) -> Command {
+    let (node, modules) = test_support::fabric_gateway_node();
+    let app = test_support::workspace_root().join("examples/fabric-node-app/app.js");
+    let user =
+        net.dir.crypto_dir().join("peerOrganizations/org1.ipechain.local/users/User1@org1.ipechain.local");
+    let mut cmd = Command::new(node);
+    cmd.arg(app)
+        .env("NODE_PATH", modules)
+        .env("FABRIC_PEER", net.endpoint("peer0.org1.ipechain.local"))
+        .env("FABRIC_MSP_ID", "Org1MSP")
+        .env("FABRIC_USER_DIR", user)
+        .arg("--checkpoint")
+        .arg(net.logs.join("paper-app.checkpoint"))
+        .args(scenario_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// The application's JSON line of `event` (its report has one line per outcome).
+fn outcome<'a>(lines: &'a [Value], event: &str) -> &'a Value {
+    lines.iter().find(|l| l["event"] == event).unwrap_or_else(|| panic!("no {event:?} line in {lines:#?}"))
+}
+
+/// The research paper's two scenarios, by a Node.js application written against Fabric's own client
+/// (`@hyperledger/fabric-gateway`) with nothing ipechain-specific but its connection details, against
+/// `ipechain up`; the policy grants its originator `Cpaper-app` only. Scenario 1: it asks a device of the
+/// simulator (`lwm2m-sim`) for its temperature through the IPE and receives the value by the `response` event.
+/// Scenario 2: an aiocoap device asks it (a Send of object 32769), it answers through the IPE, and the device
+/// receives the answer in `/32769/0/3` and `/32769/0/4`. Both are checked on the ledger with the Rust SDK too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fabric_gateway_node_application_runs_both_paper_scenarios() {
+    // A missing Node or fabric-gateway fails here, before anything starts.
+    test_support::fabric_gateway_node();
+    let net = Net::generate();
+    let (cse, coap) = (test_support::free_tcp_port(), test_support::free_udp_port());
+    let mut up = spawn_up(&net, cse, coap, &[]);
+    wait_ledger_up(&net).await;
+    wait_for("the CSE", 30, || {
+        (mca(cse, "GET", "/cse-in", "CAdmin", None, &Value::Null).0 == 2000).then_some(())
+    })
+    .await;
+
+    // A device of the simulator registers (its temperature is 20.0 until observed); its AE tree shows the
+    // ledger has it.
+    let sim = lwm2m_sim::Simulator::start(lwm2m_sim::SimConfig {
+        server: std::net::SocketAddr::from(([127, 0, 0, 1], coap)),
+        clients: 1,
+        endpoint_prefix: "paper-sim-".into(),
+        notify_interval: None,
+        ..lwm2m_sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
+    wait_for("the simulated device's tree", 60, wait_tree(cse, "cse-in", "Cpaper-sim-0/obj3303_0/res5700"))
+        .await;
+
+    // The starter policy (installed before the gateway made the tree) gives way to a rule for the application.
+    policy(&net, "revoke", &["starter-all-apps"]);
+    policy(
+        &net,
+        "grant",
+        &["--id", "paper-app", "--originators", "Cpaper-app", "--ops", "read,answer", "--msps", "Org1MSP"],
+    );
+    let shown = policy(&net, "show", &[]);
+    let rules: Vec<&str> =
+        shown["rules"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(rules, ["paper-app"], "{shown}");
+
+    // Scenario 1: the application reads the device through the IPE.
+    let mut app = paper_app(&net, &["scenario1", "--endpoint", "paper-sim-0", "--path", "/3303/0/5700"]);
+    let out = tokio::task::spawn_blocking(move || app.output().expect("node runs app.js")).await.unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "scenario 1 failed:\n{report}");
+    let lines: Vec<Value> = out
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    let submitted = outcome(&lines, "submitted");
+    assert_eq!(
+        (submitted["status"].as_str(), submitted["committed"].as_bool()),
+        (Some("pending"), Some(true))
+    );
+    let id = submitted["request_id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("paper-app-"), "{submitted}");
+    let response = outcome(&lines, "response");
+    assert_eq!(response["request_id"], id.as_str());
+    assert_eq!(
+        (response["status"].as_str(), response["rsc"].as_u64()),
+        (Some("ok"), Some(2000)),
+        "{response}"
+    );
+    assert_eq!(response["values"]["/3303/0/5700"]["v"].as_f64(), Some(20.0), "{response}");
+    assert_eq!(response["values"]["/3303/0/5700"]["unit"], "Cel", "{response}");
+    // The ledger has the same: the request as Cpaper-app, submitted by Org1's User1, and the device's answer.
+    let user = sdk(&net, 1, "User1");
+    let rec = get_request(&user, &id).await;
+    assert_eq!(rec["status"], "ok", "{rec}");
+    assert_eq!(
+        (rec["originator"].as_str(), rec["submitter"]["msp"].as_str()),
+        (Some("Cpaper-app"), Some("Org1MSP"))
+    );
+    assert_eq!(rec["endpoint"], "paper-sim-0", "{rec}");
+    assert_eq!(rec["tx_id"], submitted["transaction_id"], "{rec}");
+    assert_eq!(rec["response"]["tx_id"], response["transaction_id"], "{rec}");
+    // (JavaScript writes the FLOAT 20.0 as 20.)
+    let (kept, seen) =
+        (&rec["response"]["content"]["values"]["/3303/0/5700"], &response["values"]["/3303/0/5700"]);
+    assert_eq!(kept["v"].as_f64(), seen["v"].as_f64(), "{rec}");
+    for field in ["t", "type", "unit"] {
+        assert_eq!(kept[field], seen[field], "{field}: {rec}");
+    }
+
+    // Scenario 2: a device asks the application (its body names it as target).
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/scripts/aiocoap_device.py");
+    let mut cmd = Command::new(test_support::aiocoap_python());
+    cmd.arg(&script)
+        .arg(format!("127.0.0.1:{coap}"))
+        .arg(test_support::free_udp_port().to_string())
+        .arg("paper-aio")
+        .arg(r#"{"ask": "setpoint", "target": "Cpaper-app"}"#)
+        .env("AIOCOAP_SERVER_TRANSPORT", "udp6")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut dev = ChildGuard::spawn(&mut cmd).expect("python runs the aiocoap device");
+    let mut dev_in = dev.0.stdin.take().unwrap();
+    let mut dev_out = lines_of(dev.0.stdout.take().unwrap());
+    let mut next_line = async |what: &str, prefix: &str| {
+        tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(l) = dev_out.recv().await {
+                if l.starts_with(prefix) {
+                    return l;
+                }
+            }
+            panic!("the device's output ended before {what}");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    };
+    wait_for("the aiocoap device's tree", 60, wait_tree(cse, "cse-in", "Cpaper-aio/obj3303_0/res5700")).await;
+    // Its first step is a Send of its temperature (a report); then it waits to ask.
+    writeln!(dev_in, "go").unwrap();
+    next_line("the device's Send", "SEND").await;
+
+    // The application listens (resuming from scenario 1's checkpoint, so nothing between is missed)...
+    let mut app = ChildGuard::spawn(&mut paper_app(&net, &["scenario2", "--endpoint", "paper-aio"]))
+        .expect("node runs app.js");
+    let mut app_err = app.0.stderr.take().unwrap();
+    let mut app_out = lines_of(app.0.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    let listening = tokio::time::timeout(Duration::from_secs(60), app_out.recv()).await;
+    lines.extend(listening.ok().flatten());
+    assert!(
+        lines.first().is_some_and(|l| l.contains(r#""event":"listening""#)),
+        "scenario 2 did not start: {lines:?}"
+    );
+    // ... the device asks; the application answers and sees the answer on the ledger, then exits.
+    writeln!(dev_in, "go").unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(90), async {
+        while let Some(l) = app_out.recv().await {
+            lines.push(l);
+        }
+    })
+    .await;
+    let mut stderr = String::new();
+    let status = match ended {
+        Ok(()) => app.0.wait().unwrap(),
+        Err(_) => panic!("scenario 2 did not finish within 90 s: {lines:#?}"),
+    };
+    app_err.read_to_string(&mut stderr).unwrap();
+    assert!(status.success(), "scenario 2 failed ({status}):\n{}\n{stderr}", lines.join("\n"));
+    let lines: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let asked = outcome(&lines, "device.request");
+    assert_eq!(asked["to"], json!({"kind": "originator", "id": "Cpaper-app"}), "{asked}");
+    assert_eq!((asked["endpoint"].as_str(), asked["topic"].as_str()), (Some("paper-aio"), Some("config")));
+    assert!(asked["content"].to_string().contains("setpoint"), "{asked}");
+    let dreq = asked["request_id"].as_str().unwrap().to_owned();
+    let answered = outcome(&lines, "answered");
+    assert_eq!(
+        (answered["request_id"].as_str(), answered["committed"].as_bool()),
+        (Some(dreq.as_str()), Some(true))
+    );
+    let answer = outcome(&lines, "device.answer");
+    assert_eq!((answer["status"].as_str(), answer["originator"].as_str()), (Some("ok"), Some("Cpaper-app")));
+    assert_eq!(answer["content"], json!({"setpoint": 21}), "{answer}");
+    assert_eq!(answer["to"]["kind"], "gateway", "{answer}");
+
+    // The gateway wrote the answer to the device: /32769/0/1 the request id, /3 the status, /4 the content.
+    let written = next_line("the answer on the device", "ANSWER").await;
+    let mut parts = written.split_whitespace().skip(1);
+    let format: u16 = parts.next().unwrap().parse().unwrap();
+    let payload = hex::decode(parts.next().unwrap()).unwrap();
+    let records = lwm2m::codec::decode(
+        lwm2m::ContentFormat(format),
+        &payload,
+        &lwm2m::LwM2mPath::new(&[32769, 0]).unwrap(),
+        &lwm2m::Registry::builtin(),
+    )
+    .unwrap_or_else(|e| panic!("the device's Write ({written}): {e}"));
+    let resource = |r: u16| {
+        records
+            .iter()
+            .find(|rec| rec.path.ids() == [32769, 0, r])
+            .map(|rec| rec.value.clone().coerce(lwm2m::ResourceType::String).to_string())
+            .unwrap_or_else(|| panic!("no /32769/0/{r} in {records:?}"))
+    };
+    assert_eq!(resource(1), dreq);
+    assert_eq!(resource(3), "ok");
+    assert_eq!(serde_json::from_str::<Value>(&resource(4)).unwrap(), json!({"setpoint": 21}));
+    // The ledger has the device's request answered by Cpaper-app, submitted by Org1's User1.
+    let b = user.contract("ipe").evaluate("get_device_request", &[dreq.as_bytes().to_vec()]).await.unwrap();
+    let rec: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(rec["status"], "ok", "{rec}");
+    assert_eq!(rec["answer"]["originator"], "Cpaper-app", "{rec}");
+    assert_eq!(rec["answer"]["by"]["msp"], "Org1MSP", "{rec}");
+    assert_eq!(rec["answer"]["tx_id"], answered["transaction_id"], "{rec}");
+
+    sim.stop();
     stop(&mut up).await;
     verify(&net);
 }

@@ -1,8 +1,10 @@
 """An LwM2M 1.1 device written with aiocoap, for the interworking test: registers (SenML CBOR), Sends its
 temperature as SenML CBOR on /dp, then asks the oneM2M side something (scenario 2) by Sending its request
-object /32769/0 (topic, body), and prints every Write it receives on /32769/0 as `ANSWER <payload hex>`.
+object /32769/0 (topic, body), and prints every Write it receives on /32769/0 as
+`ANSWER <content format> <payload hex>`.
 
-Usage: python aiocoap_device.py SERVER_HOST:PORT LOCAL_PORT ENDPOINT
+Usage: python aiocoap_device.py SERVER_HOST:PORT LOCAL_PORT ENDPOINT [BODY]
+BODY is the request's body (/32769/0/2), by default {"ask": "setpoint"}; a "target" in it names the application.
 """
 import asyncio
 import os
@@ -18,7 +20,8 @@ from mini_cbor import cbor  # noqa: E402
 
 class RequestObject(resource.Resource):
     async def render_post(self, request):
-        print("ANSWER", request.opt.content_format, request.payload.hex(), flush=True)
+        cf = request.opt.content_format
+        print("ANSWER", -1 if cf is None else int(cf), request.payload.hex(), flush=True)
         return Message(code=Code.CHANGED)
 
     async def render_put(self, request):
@@ -27,6 +30,7 @@ class RequestObject(resource.Resource):
 
 async def main():
     server, port, ep = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    body = sys.argv[4] if len(sys.argv) > 4 else '{"ask": "setpoint"}'
     site = resource.Site()
     site.add_resource(["32769", "0"], RequestObject())
     ctx = await Context.create_server_context(site, bind=("::", port))
@@ -42,7 +46,7 @@ async def main():
                                      content_format=112)).response
     print("SEND", resp.code, flush=True)
     await asyncio.get_event_loop().run_in_executor(None, sys.stdin.readline)
-    ask = cbor([{-2: "/32769/0/", 0: "0", 3: "config"}, {0: "2", 3: '{"ask": "setpoint"}'}])
+    ask = cbor([{-2: "/32769/0/", 0: "0", 3: "config"}, {0: "2", 3: body}])
     resp = await ctx.request(Message(code=Code.POST, uri=f"coap://{server}/dp", payload=ask,
                                      content_format=112)).response
     print("ASK", resp.code, flush=True)
