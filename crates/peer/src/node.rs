@@ -182,6 +182,9 @@ where
     }
 }
 
+/// Between rounds over every orderer: exponential backoff with full jitter (the workspace's one retry policy).
+const PULL_RETRY: retry::Backoff = retry::Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+
 /// Pulls blocks from the orderers, one stream at a time, moving to the next orderer when a stream breaks.
 async fn pull_blocks<B: BlockStore + 'static, S: StateStore + 'static>(
     ledger: Arc<PeerLedger<B, S>>,
@@ -189,7 +192,7 @@ async fn pull_blocks<B: BlockStore + 'static, S: StateStore + 'static>(
     shutdown: CancellationToken,
 ) {
     let channel_id = ledger.rules().channel_id.clone();
-    let mut backoff = Duration::from_millis(50);
+    let mut retries = PULL_RETRY.retries();
     while !shutdown.is_cancelled() {
         for mut client in orderers.rotation() {
             let req = DeliverRequest { channel_id: channel_id.clone(), start: ledger.height(), stop: None };
@@ -225,7 +228,7 @@ async fn pull_blocks<B: BlockStore + 'static, S: StateStore + 'static>(
                 }
                 let l = ledger.clone();
                 match tokio::task::spawn_blocking(move || l.commit(block)).await {
-                    Ok(Ok(_)) => backoff = Duration::from_millis(50),
+                    Ok(Ok(_)) => retries.reset(),
                     Ok(Err(CommitError::Store(e))) => {
                         tracing::error!(error = %e, "store failure while committing: the peer stops committing");
                         return;
@@ -241,10 +244,10 @@ async fn pull_blocks<B: BlockStore + 'static, S: StateStore + 'static>(
                 }
             }
         }
+        let delay = retries.next_delay(retry::os_random()).unwrap_or(PULL_RETRY.cap());
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(delay) => {}
         }
-        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
