@@ -166,8 +166,8 @@ fn caliper_network(
     profile: &Path,
 ) -> Result<Value> {
     let spec = find_org(net, org)?;
-    let user_dir = dir
-        .crypto_dir()
+    // Absolute paths: Caliper resolves relative ones against its workspace, not against this directory.
+    let user_dir = absolute(&dir.crypto_dir())?
         .join("peerOrganizations")
         .join(&spec.domain)
         .join("users")

@@ -25,6 +25,12 @@ fn report_row<'a>(log: &'a str, round: &str) -> Option<Vec<&'a str>> {
         .find(|cells| cells.len() == 8 && cells[0] == round)
 }
 
+/// `path` (under the test's temporary directory) relative to the data directory `data` beside it.
+fn relative_to_data(path: &std::path::Path, data: &std::path::Path) -> std::path::PathBuf {
+    let tmp = data.parent().unwrap();
+    std::path::Path::new("..").join(path.strip_prefix(tmp).unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caliper_runs_a_benchmark_round_on_ipechain_up_from_the_generated_profile() {
     let net = Net::generate_with(msp::Algorithm::EcdsaP256);
@@ -35,11 +41,13 @@ async fn caliper_runs_a_benchmark_round_on_ipechain_up_from_the_generated_profil
     let work = net.logs.join("caliper");
     std::fs::create_dir_all(&work).unwrap();
     let (profile, network) = (work.join("connection-org1.json"), work.join("caliper-network.json"));
+    // Run as a user would, from the data directory with relative paths: the files must still name absolute
+    // ones (Caliper resolves relative paths against its workspace).
     let out = Command::new(bin())
-        .args(["fabric", "profile", "--org", "Org1", "--data-dir"])
-        .arg(net.dir.root())
+        .current_dir(net.dir.root())
+        .args(["fabric", "profile", "--org", "Org1", "--data-dir", "."])
         .arg("--out")
-        .arg(&profile)
+        .arg(relative_to_data(&profile, net.dir.root()))
         .arg("--caliper")
         .arg(&network)
         .output()
