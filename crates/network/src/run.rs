@@ -31,6 +31,13 @@ pub enum RunError {
     /// The config is for the other kind of node.
     #[error("{0} is not a {1:?} config")]
     WrongRole(String, NodeRole),
+    /// A peer's `[endorsers]` names an organization that is not an application member of the channel (a
+    /// key meant for the top of the file, written after the table, lands there too).
+    #[error(
+        "{node}: [endorsers] names {msp_id:?}, which is not an application organization of the channel ({members}); \
+         top-level keys such as client_auth go before the [endorsers] table"
+    )]
+    UnknownEndorser { node: String, msp_id: String, members: String },
 }
 
 /// The contracts every peer of the default network has installed: the IPE (interworking proxy) and the
@@ -54,6 +61,14 @@ pub async fn start_peer(
 ) -> Result<DiskPeer, RunError> {
     if node.config.role != NodeRole::Peer {
         return Err(RunError::WrongRole(node.config.name.clone(), NodeRole::Peer));
+    }
+    let members = node.channel.member_msp_ids();
+    if let Some(msp_id) = node.config.endorsers.keys().find(|m| !members.contains(m)) {
+        return Err(RunError::UnknownEndorser {
+            node: node.config.name.clone(),
+            msp_id: msp_id.clone(),
+            members: members.join(", "),
+        });
     }
     let dir = node.config.data_dir.clone();
     let store_err = |source| RunError::Store { dir: dir.clone(), source };

@@ -112,3 +112,18 @@ async fn a_peer_with_optional_client_auth_serves_signed_requests_without_a_tls_c
     stop.cancel();
     peer.stopped().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_peer_whose_endorsers_name_a_stranger_organization_does_not_start() {
+    let (_tmp, dir, _net) = generated(14);
+    let path = dir.node_config("peer0.org1.ipechain.local");
+    // A top-level key written after the [endorsers] table becomes an endorser entry.
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{text}client_auth = \"optional\"\n")).unwrap();
+    let node = NodeConfig::load(&path).unwrap();
+    let Err(e) = start_peer(node, installed_contracts(), CancellationToken::new()).await else {
+        panic!("the peer started");
+    };
+    let msg = e.to_string();
+    assert!(msg.contains("\"client_auth\"") && msg.contains("before the [endorsers] table"), "{msg}");
+}
