@@ -222,9 +222,7 @@ impl Gateway {
             .await
             .map_err(from_status)?
             .into_inner();
-        let code = u8::try_from(r.result)
-            .ok()
-            .and_then(TxValidationCode::from_u8)
+        let code = TxValidationCode::from_i32(r.result)
             .ok_or_else(|| ClientError::Protocol(format!("unknown validation code {}", r.result)))?;
         Ok((code, r.block_number))
     }
@@ -449,9 +447,7 @@ impl FilteredStream {
                         .filtered_transactions
                         .into_iter()
                         .map(|t| {
-                            let code = u8::try_from(t.tx_validation_code)
-                                .ok()
-                                .and_then(TxValidationCode::from_u8)
+                            let code = TxValidationCode::from_i32(t.tx_validation_code)
                                 .unwrap_or(TxValidationCode::InvalidOtherReason);
                             (t.txid, code)
                         })

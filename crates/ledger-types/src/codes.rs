@@ -92,6 +92,11 @@ impl TxValidationCode {
         Self::ALL.iter().copied().find(|c| c.as_u8() == b)
     }
 
+    /// The code of a protobuf `protos.TxValidationCode` field (an `i32` on the wire), if it is one.
+    pub fn from_i32(n: i32) -> Option<TxValidationCode> {
+        u8::try_from(n).ok().and_then(Self::from_u8)
+    }
+
     /// Fabric's upper-case name, e.g. `MVCC_READ_CONFLICT`.
     pub fn name(self) -> &'static str {
         match self {
