@@ -64,5 +64,22 @@ fn main() {
             false,
         ))
         .build();
-    Builder::new().compile(&[orderer, cluster, status]);
+    // ipechain's extension of Fabric's gateway (ledger-client uses it when the peer offers it, Fabric's
+    // unary calls otherwise): Endorse and Submit requests of one client as messages of one stream.
+    let session = Service::builder()
+        .name("GatewaySession")
+        .package("ipechain.gateway")
+        .method(
+            Method::builder()
+                .name("session")
+                .route_name("Session")
+                .input_type(format!("{m}::SessionRequest"))
+                .output_type(format!("{m}::SessionResponse"))
+                .codec_path("tonic_prost::ProstCodec")
+                .client_streaming()
+                .server_streaming()
+                .build(),
+        )
+        .build();
+    Builder::new().compile(&[orderer, cluster, status, session]);
 }

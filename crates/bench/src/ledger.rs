@@ -37,6 +37,8 @@ pub struct LedgerBenchConfig {
     pub value_size: usize,
     /// Channel name.
     pub channel: String,
+    /// Fabric's unary Endorse and Submit calls only (no `GatewaySession` stream).
+    pub unary: bool,
 }
 
 /// A progress report, about once a second.
@@ -189,7 +191,10 @@ pub async fn run(
         let ti = app % targets.len();
         let t = &targets[ti];
         let signer = t.signers[(app / targets.len()) % t.signers.len()].clone();
-        let gw = Gateway::with_channel(channel(&t.endpoint, &t.tls)?, signer, &cfg.channel)?;
+        let mut gw = Gateway::with_channel(channel(&t.endpoint, &t.tls)?, signer, &cfg.channel)?;
+        if cfg.unary {
+            gw = gw.unary_only();
+        }
         let tracker = trackers[ti].clone();
         let counters = counters.clone();
         let latencies = latencies.clone();

@@ -34,6 +34,10 @@ pub(crate) enum BenchCommand {
         /// Value size in bytes.
         #[arg(long, default_value_t = 100)]
         value_size: usize,
+        /// Endorse and submit with Fabric's unary gateway calls only (as Fabric's SDKs do), not on
+        /// ipechain's multiplexed `GatewaySession` stream.
+        #[arg(long)]
+        unary: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -105,7 +109,7 @@ fn targets(dir: &DataDir) -> Result<(String, Vec<PeerTarget>)> {
 pub(crate) async fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Interworking(a) => crate::bench_iw::run(a).await,
-        BenchCommand::Ledger { dir, apps, duration, warmup, runs, value_size, json } => {
+        BenchCommand::Ledger { dir, apps, duration, warmup, runs, value_size, unary, json } => {
             let dir = dir.resolve();
             let (channel, targets) = targets(&dir)?;
             let cfg = LedgerBenchConfig {
@@ -114,6 +118,7 @@ pub(crate) async fn run(cmd: BenchCommand) -> Result<()> {
                 warmup: Duration::from_secs(warmup),
                 value_size,
                 channel,
+                unary,
             };
             let mut results: Vec<LedgerBenchResult> = Vec::new();
             let mut bounds = Vec::new();
@@ -152,7 +157,7 @@ pub(crate) async fn run(cmd: BenchCommand) -> Result<()> {
             let share = if tx_bound > 0.0 { tps / tx_bound } else { 0.0 };
             if json {
                 let out = serde_json::json!({
-                    "apps": apps, "runs": results, "median_tps": tps, "median_p50_ms": p50, "median_p99_ms": p99,
+                    "apps": apps, "unary": unary, "runs": results, "median_tps": tps, "median_p50_ms": p50, "median_p99_ms": p99,
                     "crypto_verifies_per_s": bound, "verifies_per_tx": VERIFIES_PER_TX,
                     "crypto_bound_tps": tx_bound, "share_of_crypto_bound": share,
                 });

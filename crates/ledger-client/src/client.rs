@@ -2,15 +2,18 @@
 
 use crate::checkpoint::Checkpoint;
 use crate::commits::Watcher;
+use crate::session;
 use fabric_protos::error_details::error_details;
 use fabric_protos::gateway::gateway_client::GatewayClient;
 use fabric_protos::gateway::{
-    ChaincodeEventsRequest, ChaincodeEventsResponse, CommitStatusRequest, EndorseRequest, ErrorDetail,
-    EvaluateRequest, SignedChaincodeEventsRequest, SignedCommitStatusRequest, SubmitRequest,
+    ChaincodeEventsRequest, ChaincodeEventsResponse, CommitStatusRequest, EndorseRequest, EndorseResponse,
+    ErrorDetail, EvaluateRequest, SignedChaincodeEventsRequest, SignedCommitStatusRequest, SubmitRequest,
 };
 use fabric_protos::orderer::{SeekPosition, SeekSpecified, seek_position};
 use fabric_protos::protos::deliver_client::DeliverClient;
 use fabric_protos::protos::{DeliverResponse, deliver_response};
+use ledger_rpc::gateway_session_client::GatewaySessionClient;
+use ledger_rpc::messages::SessionRequest;
 use ledger_rpc::tls::{TlsMaterial, channel};
 use ledger_types::proto::{Block, ContractEvent, Envelope, Timestamp};
 use ledger_types::tx::{
@@ -126,6 +129,9 @@ pub struct Gateway {
     channel: ChannelId,
     /// The commit watcher of `submit` (started on first use, shared by clones).
     watcher: Arc<tokio::sync::Mutex<Option<Arc<Watcher>>>>,
+    sessions: GatewaySessionClient<Channel>,
+    /// The `GatewaySession` stream for Endorse and Submit (opened on first use, shared by clones).
+    session: Arc<std::sync::Mutex<session::Slot>>,
 }
 
 #[allow(clippy::disallowed_methods)] // the SDK's one clock read: proposal timestamps come from the client
@@ -159,10 +165,56 @@ impl Gateway {
         let client = GatewayClient::new(ch.clone())
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
-        let deliver = DeliverClient::new(ch)
+        let deliver = DeliverClient::new(ch.clone())
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
-        Ok(Gateway { client, deliver, signer, channel, watcher: Arc::default() })
+        let sessions = GatewaySessionClient::new(ch)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        Ok(Gateway {
+            client,
+            deliver,
+            signer,
+            channel,
+            watcher: Arc::default(),
+            sessions,
+            session: Arc::default(),
+        })
+    }
+
+    /// Endorse and Submit as Fabric's unary gateway calls only, never on ipechain's `GatewaySession`
+    /// stream (for comparison; the outcomes are the same either way).
+    pub fn unary_only(self) -> Gateway {
+        session::disable(&self.session);
+        self
+    }
+
+    /// Whether Endorse and Submit currently travel on a `GatewaySession` stream (one is opened by the first
+    /// of them when the peer offers sessions; false with a Fabric peer or after [`Gateway::unary_only`]).
+    pub fn on_session(&self) -> bool {
+        session::is_open(&self.session)
+    }
+
+    /// Fabric's gateway `Endorse`, on the session stream when the peer offers one.
+    async fn endorse(&self, req: EndorseRequest) -> Result<EndorseResponse, ClientError> {
+        if let Some(s) = session::get(&self.session, &self.sessions).await {
+            let r = s
+                .call(SessionRequest { endorse: Some(req), ..Default::default() })
+                .await
+                .map_err(from_status)?;
+            return r.endorse.ok_or_else(|| ClientError::Protocol("no endorse response".into()));
+        }
+        Ok(self.client.clone().endorse(req).await.map_err(from_status)?.into_inner())
+    }
+
+    /// Fabric's gateway `Submit`, on the session stream when the peer offers one.
+    async fn submit(&self, req: SubmitRequest) -> Result<(), ClientError> {
+        if let Some(s) = session::get(&self.session, &self.sessions).await {
+            s.call(SessionRequest { submit: Some(req), ..Default::default() }).await.map_err(from_status)?;
+            return Ok(());
+        }
+        self.client.clone().submit(req).await.map_err(from_status)?;
+        Ok(())
     }
 
     /// The running commit watcher, started if needed (see [`crate::commits`]); `None` when it cannot be
@@ -349,7 +401,7 @@ impl ContractClient {
             proposed_transaction: Some(sp),
             endorsing_organizations: Vec::new(),
         };
-        let endorsed = self.gw.client.clone().endorse(endorse).await.map_err(from_status)?.into_inner();
+        let endorsed = self.gw.endorse(endorse).await?;
         let prepared = endorsed
             .prepared_transaction
             .ok_or_else(|| ClientError::Protocol("no prepared transaction".into()))?;
@@ -359,7 +411,7 @@ impl ContractClient {
         let envelope: Envelope = sign_envelope(self.gw.signer.as_ref(), &prepared);
         let submit =
             SubmitRequest { transaction_id: tx_id.clone(), channel_id, prepared_transaction: Some(envelope) };
-        self.gw.client.clone().submit(submit).await.map_err(from_status)?;
+        self.gw.submit(submit).await?;
         Ok(Submitted { tx_id, payload })
     }
 

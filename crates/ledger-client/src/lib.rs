@@ -6,6 +6,10 @@
 //! a signed `CommitStatus` call per transaction. A contract's refusal arrives as
 //! [`ClientError::Refused`] with its status and message as data.
 //!
+//! Against an ipechain peer, Endorse and Submit travel on one long-lived `GatewaySession` stream per
+//! [`Gateway`] (ipechain's one protocol extension: Fabric's request messages, each handled as the unary
+//! call); against a Fabric peer, or after [`Gateway::unary_only`], they are Fabric's unary calls.
+//!
 //! ```no_run
 //! # async fn demo(signer: std::sync::Arc<dyn ledger_types::tx::Signer>, tls: ledger_rpc::tls::TlsMaterial) -> Result<(), ledger_client::ClientError> {
 //! use ledger_client::{Checkpoint, Gateway};
@@ -24,6 +28,7 @@
 mod checkpoint;
 mod client;
 mod commits;
+mod session;
 
 pub use checkpoint::{Checkpoint, FileCheckpointer};
 pub use client::{

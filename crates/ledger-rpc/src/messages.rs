@@ -108,3 +108,34 @@ pub struct NodeStatus {
     #[prost(string, tag = "10")]
     pub commit_hash: String,
 }
+
+/// One request on a client's `GatewaySession` stream: exactly one of `endorse` and `submit` (Fabric's
+/// gateway messages, unchanged). `id` is chosen by the client and echoed in the answer (the requests of one
+/// session are answered as they complete, not in order).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SessionRequest {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(message, optional, tag = "2")]
+    pub endorse: Option<fabric_protos::gateway::EndorseRequest>,
+    #[prost(message, optional, tag = "3")]
+    pub submit: Option<fabric_protos::gateway::SubmitRequest>,
+}
+
+/// The answer to the [`SessionRequest`] with the same `id`. `code` 0: success, with `endorse` set for an
+/// endorse request (a submit's success carries nothing, as Fabric's `SubmitResponse`). Otherwise the gRPC
+/// status the unary call would have failed with: `code`, `message`, and `details` (the bytes of its
+/// `grpc-status-details-bin`, a `google.rpc.Status` carrying Fabric's `gateway.ErrorDetail`s).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SessionResponse {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(int32, tag = "2")]
+    pub code: i32,
+    #[prost(string, tag = "3")]
+    pub message: String,
+    #[prost(message, optional, tag = "4")]
+    pub endorse: Option<fabric_protos::gateway::EndorseResponse>,
+    #[prost(bytes = "bytes", tag = "5")]
+    pub details: bytes::Bytes,
+}

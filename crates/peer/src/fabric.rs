@@ -50,6 +50,8 @@ use fabric_protos::protos::{
 };
 use fabric_protos::seek::{Stop, chaincode_events_start, check_seek_time, plan_deliver};
 use futures::Stream;
+use ledger_rpc::gateway_session_server::GatewaySession;
+use ledger_rpc::messages::{SessionRequest, SessionResponse};
 use ledger_types::TxId;
 use ledger_types::policy::Endorser as PolicyEndorser;
 use ledger_types::proto::{ProposalResponse, SignedProposal};
@@ -601,5 +603,95 @@ where
                 ..Default::default()
             })),
         }
+    }
+}
+
+/// Most requests of one client session handled at once (more wait until one is answered). A submit holds
+/// its slot until its block is ordered (~100-300 ms), and one client may be a gateway multiplexing thousands
+/// of requests.
+const SESSION_IN_FLIGHT: usize = 8192;
+
+/// ipechain's `GatewaySession` extension (ledger-rpc): a client's Endorse and Submit requests as messages
+/// of one long-lived stream. Each is handled exactly as the unary `gateway.Gateway` call (same checks, same
+/// signatures, same wait for ordering) on its own task and answered under its id with the unary call's
+/// outcome, error details included. It saves a new HTTP/2 stream (headers, trailers, routing, on both
+/// sides) per request: measured in docs/ledger-perf.md.
+pub struct GatewaySessions<B: BlockStore + 'static, S: StateStore + 'static>(pub Arc<PeerServices<B, S>>);
+
+impl<B: BlockStore + 'static, S: StateStore + 'static> PeerServices<B, S>
+where
+    S::Snapshot: 'static,
+{
+    /// One request of a session, answered as its unary counterpart would be.
+    async fn session_request(&self, req: SessionRequest) -> SessionResponse {
+        let id = req.id;
+        let outcome = match (req.endorse, req.submit) {
+            (Some(e), None) => match e.proposed_transaction {
+                Some(sp) => self
+                    .endorse(sp, &e.endorsing_organizations)
+                    .await
+                    .map(|p| Some(EndorseResponse { prepared_transaction: Some(p) })),
+                None => Err(Status::invalid_argument("a signed proposal is required")),
+            },
+            (None, Some(s)) => self.submit(s.prepared_transaction).await.map(|()| None),
+            _ => Err(Status::invalid_argument("a session request carries exactly one of endorse and submit")),
+        };
+        match outcome {
+            Ok(endorse) => SessionResponse { id, endorse, ..Default::default() },
+            Err(st) => SessionResponse {
+                id,
+                code: st.code() as i32,
+                message: st.message().to_owned(),
+                endorse: None,
+                details: st.details().to_vec().into(),
+            },
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl<B: BlockStore + 'static, S: StateStore + 'static> GatewaySession for GatewaySessions<B, S>
+where
+    S::Snapshot: 'static,
+{
+    type SessionStream = Out<SessionResponse>;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<SessionRequest>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(SESSION_IN_FLIGHT);
+        let svc = self.0.clone();
+        let stop = svc.shutdown.clone();
+        let slots = Arc::new(tokio::sync::Semaphore::new(SESSION_IN_FLIGHT));
+        tokio::spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    () = stop.cancelled() => break,
+                    m = inbound.message() => m,
+                };
+                let req = match msg {
+                    Ok(Some(req)) => req,
+                    Ok(None) => break,
+                    Err(s) => {
+                        // A malformed message ends the session with the decoder's status (requests already
+                        // taken are still carried out; their answers may be cut off with the stream).
+                        tracing::debug!(status = %s, "gateway session ended by a bad message");
+                        let _ = tx.send(Err(s)).await;
+                        break;
+                    }
+                };
+                let Ok(permit) = slots.clone().acquire_owned().await else { break };
+                let svc = svc.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let resp = svc.session_request(req).await;
+                    let _ = tx.send(Ok(resp)).await;
+                    drop(permit);
+                });
+            }
+        });
+        Ok(Response::new(crate::service::receiver_stream(rx)))
     }
 }

@@ -2,7 +2,7 @@
 //! service, committing them in order.
 
 use crate::endorser::Endorser;
-use crate::fabric::{FabricDeliver, FabricEndorser, FabricGateway};
+use crate::fabric::{FabricDeliver, FabricEndorser, FabricGateway, GatewaySessions};
 use crate::identity::Identities;
 use crate::ledger::{CommitError, PeerLedger};
 use crate::service::{AdminService, OrdererPool, PeerServices, RemoteEndorser};
@@ -12,6 +12,7 @@ use fabric_protos::protos::deliver_server::DeliverServer;
 use fabric_protos::protos::endorser_client::EndorserClient;
 use fabric_protos::protos::endorser_server::EndorserServer;
 use ledger_rpc::admin_server::AdminServer;
+use ledger_rpc::gateway_session_server::GatewaySessionServer;
 use ledger_rpc::messages::DeliverRequest;
 use ledger_rpc::tls::{TlsMaterial, channel};
 use ledger_types::BlockExt;
@@ -142,6 +143,11 @@ where
             )
             .add_service(
                 EndorserServer::new(FabricEndorser(svc.clone())).max_decoding_message_size(MAX_MESSAGE),
+            )
+            .add_service(
+                GatewaySessionServer::new(GatewaySessions(svc.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE)
+                    .max_encoding_message_size(MAX_MESSAGE),
             )
             .add_service(tonic::service::interceptor::InterceptedService::new(
                 AdminServer::new(AdminService(svc.clone())),

@@ -331,6 +331,88 @@ async fn bad_requests_are_refused_and_change_nothing() {
     c.shutdown().await;
 }
 
+/// ipechain's `GatewaySession` stream answers each request as the unary call does (status, message and
+/// error details), under the request's id; the SDK on the session and on Fabric's unary calls sees the
+/// same outcomes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_session_answers_as_the_unary_calls_do() {
+    use ledger_rpc::gateway_session_client::GatewaySessionClient;
+    use ledger_rpc::messages::{SessionRequest, SessionResponse};
+    let c = Cluster::start(23).await;
+    let (alice, tls) = c.user(1, "User1");
+    let (bob, _) = c.user(2, "User1");
+    let ch = channel(&c.net.peers[0].endpoint(), &tls).unwrap();
+    let mut raw = GatewayClient::new(ch.clone());
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let mut answers = GatewaySessionClient::new(ch)
+        .session(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    // Sends one request on the session and returns its answer (ids echoed; one request at a time here).
+    let mut next_id = 100;
+    let mut ask = async |endorse: Option<EndorseRequest>, submit: Option<SubmitRequest>| -> SessionResponse {
+        next_id += 1;
+        tx.send(SessionRequest { id: next_id, endorse, submit }).await.unwrap();
+        let r =
+            tokio::time::timeout(Duration::from_secs(20), answers.message()).await.unwrap().unwrap().unwrap();
+        assert_eq!(r.id, next_id);
+        r
+    };
+    let as_status = |r: &SessionResponse| {
+        tonic::Status::with_details(tonic::Code::from(r.code), r.message.clone(), r.details.clone())
+    };
+
+    // A forged signature: the unary call's ABORTED with the same error detail.
+    let mut forged = proposal(alice.as_ref(), "s", 1);
+    forged.signature = bob.sign(&forged.proposal_bytes);
+    let unary = raw.endorse(endorse(forged.clone())).await.unwrap_err();
+    let r = ask(Some(endorse(forged)), None).await;
+    let session = as_status(&r);
+    assert_eq!(session.code(), tonic::Code::Aborted, "{session}");
+    assert_eq!((session.code(), session.message()), (unary.code(), unary.message()));
+    assert_eq!(error_details(&session).unwrap(), error_details(&unary).unwrap());
+    assert!(error_details(&session).unwrap()[0].message.contains("signature does not verify"));
+    // Malformed proposal, a request with neither or both calls, a submit without a transaction.
+    let garbage = SignedProposal { proposal_bytes: vec![0xff; 7], signature: vec![1] };
+    let r = ask(Some(endorse(garbage)), None).await;
+    assert_eq!(r.code, tonic::Code::InvalidArgument as i32, "{}", r.message);
+    assert!(r.message.starts_with("failed to unpack transaction proposal"), "{}", r.message);
+    let r = ask(None, None).await;
+    assert_eq!(r.code, tonic::Code::InvalidArgument as i32);
+    let r = ask(Some(EndorseRequest::default()), Some(SubmitRequest::default())).await;
+    assert_eq!(r.code, tonic::Code::InvalidArgument as i32);
+    let r = ask(None, Some(SubmitRequest::default())).await;
+    assert_eq!(
+        (r.code, r.message.as_str()),
+        (tonic::Code::InvalidArgument as i32, "a prepared transaction is required")
+    );
+    // The session is still open after the refusals: a good endorse and submit commit.
+    let r = ask(Some(endorse(proposal(alice.as_ref(), "s", 2))), None).await;
+    assert_eq!(r.code, 0, "{}", r.message);
+    let prepared = r.endorse.unwrap().prepared_transaction.unwrap();
+    let r = ask(None, Some(submit(sign_envelope(alice.as_ref(), &prepared)))).await;
+    assert_eq!((r.code, r.endorse), (0, None), "{}", r.message);
+    let gw = c.gateway(1);
+    let tx_id = ledger_types::TxId::compute(&[2; 24], alice.serialized_identity());
+    assert!(gw.commit_status(tx_id.as_str()).await.unwrap().0.is_valid());
+
+    // The SDK: the same contract refusal and the same commits on the session and on the unary calls.
+    let unary_gw = c.gateway(1).unary_only();
+    for g in [&gw, &unary_gw] {
+        let e = g.contract("kv").submit("no_such_function", &[]).await.unwrap_err();
+        assert!(
+            matches!(&e, ledger_client::ClientError::Refused { status, address, .. }
+            if *status >= 400 && *address == c.net.peers[0].endpoint()),
+            "{e}"
+        );
+        let committed = g.contract("kv").submit("put", &[b"both".to_vec(), b"ways".to_vec()]).await.unwrap();
+        assert!(committed.block >= 1);
+    }
+    assert!(gw.on_session() && !unary_gw.on_session());
+    c.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ipe_contract_runs_on_every_peer() {
     let c = Cluster::start(23).await;
