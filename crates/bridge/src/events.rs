@@ -100,7 +100,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let mut position = start;
     let gw = shared.cfg.lwm2m_ledger.clone();
     'outer: loop {
-        let mut stream = match gw.contract_events(ipe::NAME, position.clone()).await {
+        let mut stream = match gw.contract_events(&shared.cfg.ipe_contract, position.clone()).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "event stream unavailable; retrying");
@@ -321,7 +321,7 @@ fn safe_to_repeat(op: Operation) -> bool {
 
 /// Performs a request on the device and submits exactly one answer.
 async fn downlink(shared: &Arc<Shared>, r: RequestEvent) {
-    let ipe = shared.cfg.lwm2m_ledger.contract(ipe::NAME);
+    let ipe = shared.cfg.lwm2m_ledger.contract(&shared.cfg.ipe_contract);
     let op = r.downlink.op;
     let interrupted = shared.interrupted.lock().map(|s| s.contains(&r.request_id)).unwrap_or(false);
     // Only a request still pending on the ledger is acted on (a replayed event may be answered already).
@@ -587,7 +587,7 @@ pub(crate) async fn device_request_timer(shared: Arc<Shared>, id: String, exp: i
         () = shared.stop.cancelled() => return,
         () = tokio::time::sleep(Duration::from_secs(wait)) => {}
     }
-    let ipe = shared.cfg.lwm2m_ledger.contract(ipe::NAME);
+    let ipe = shared.cfg.lwm2m_ledger.contract(&shared.cfg.ipe_contract);
     let args =
         json!({"request_id": id, "status": "timeout", "message": "no oneM2M application answered in time"});
     match ledger::submit(&ipe, "answer_device_request", &args).await {
@@ -634,7 +634,7 @@ fn first_sight(shared: &Shared, req: &crate::onem2m_side::CmdRequest) -> bool {
 /// After a start: requests written into `cmd` containers while the gateway was down (no notification reached
 /// it) are submitted now, if the ledger has not seen their id.
 pub(crate) async fn cmd_backlog(shared: Arc<Shared>) {
-    let ipe = shared.cfg.onem2m_ledger.contract(ipe::NAME);
+    let ipe = shared.cfg.onem2m_ledger.contract(&shared.cfg.ipe_contract);
     let mut after: Option<String> = None;
     let mut n = 0usize;
     loop {
@@ -726,7 +726,7 @@ pub fn cmd_submission(req: &crate::onem2m_side::CmdRequest, no_creator: &str) ->
 }
 
 async fn cmd_request(shared: &Arc<Shared>, req: crate::onem2m_side::CmdRequest) {
-    let ipe = shared.cfg.onem2m_ledger.contract(ipe::NAME);
+    let ipe = shared.cfg.onem2m_ledger.contract(&shared.cfg.ipe_contract);
     let request_id = req.con.get("request_id").and_then(Json::as_str).unwrap_or_default().to_owned();
     let originator = req.originator.clone().unwrap_or_default();
     let answer = req.con.get("op").and_then(Json::as_str) == Some("answer");

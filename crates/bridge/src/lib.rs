@@ -69,6 +69,8 @@ pub struct BridgeConfig {
     pub lwm2m_identity: GatewayRef,
     /// The oneM2M side's ledger connection (it submits applications' requests and answers).
     pub onem2m_ledger: Gateway,
+    /// The IPE chaincode's name on the channel (`ipe::NAME` on ipechain's networks).
+    pub ipe_contract: String,
     /// The LwM2M server.
     pub lwm2m: LwM2mServerHandle,
     /// Object definitions (the same as the contract's).

@@ -87,7 +87,7 @@ fn register_args(c: &ClientInfo) -> Json {
 }
 
 async fn handle(shared: &Arc<Shared>, ev: ServerEvent) -> Result<(), ledger::SubmitError> {
-    let ipe = shared.cfg.lwm2m_ledger.contract(ipe::NAME);
+    let ipe = shared.cfg.lwm2m_ledger.contract(&shared.cfg.ipe_contract);
     match ev {
         ServerEvent::Registered(c) => {
             ledger::submit(&ipe, "register_device", &register_args(&c)).await?;

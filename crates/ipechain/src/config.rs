@@ -24,6 +24,58 @@ pub(crate) struct UpConfig {
     pub(crate) cse: CseSection,
     pub(crate) lwm2m: Lwm2mSection,
     pub(crate) gateway: GatewaySection,
+    /// `[ledger]`: the Fabric gateway peers the bridge uses (`ipechain gateway`); absent: the local network
+    /// of the data directory, which `ipechain up` runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) ledger: Option<LedgerSection>,
+}
+
+/// `[ledger]`: where the bridge gateway reaches the ledger when it runs on its own (`ipechain gateway`):
+/// any Fabric Gateway endpoint (an ipechain peer, or a Fabric 2.4+ peer), the channel and the IPE
+/// chaincode's name, and one connection and identity for each side.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LedgerSection {
+    /// The channel.
+    pub(crate) channel: String,
+    /// The IPE chaincode's name on that channel.
+    #[serde(default = "ipe_name")]
+    pub(crate) chaincode: String,
+    /// The LwM2M side (it registers and serves the devices; devices are addressed by its MSP id and
+    /// certificate CN).
+    pub(crate) lwm2m: LedgerLink,
+    /// The oneM2M side (it submits the applications' requests and answers).
+    pub(crate) onem2m: LedgerLink,
+}
+
+fn ipe_name() -> String {
+    ipe::NAME.to_owned()
+}
+
+/// `[ledger.lwm2m]`, `[ledger.onem2m]`: one side's gateway peer and signing identity, as a Fabric
+/// application's connection details (the files of a cryptogen user folder: `msp/signcerts/*.pem`,
+/// `msp/keystore/priv_sk`, `tls/ca.crt`, `tls/client.{crt,key}`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LedgerLink {
+    /// `host:port` of the peer's gateway service.
+    pub(crate) peer: String,
+    /// PEM file of the CA(s) that sign the peer's TLS certificate.
+    pub(crate) tls_ca: PathBuf,
+    /// The name the peer's TLS certificate must carry; default: the host of `peer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) tls_server_name: Option<String>,
+    /// Client TLS certificate and key (PEM), for a peer that asks for one (ipechain's peers do by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// The organization's MSP id.
+    pub(crate) msp_id: String,
+    /// The signing identity's certificate (PEM).
+    pub(crate) cert: PathBuf,
+    /// Its private key (PEM: PKCS#8 or SEC1).
+    pub(crate) key: PathBuf,
 }
 
 /// `[log]`: the default level and the format (`IPECHAIN_LOG` and `RUST_LOG` override the level).
@@ -269,6 +321,15 @@ impl UpConfig {
         }
         self.cse.mca_ca.iter_mut().for_each(join);
         self.lwm2m.objects.iter_mut().for_each(join);
+        if let Some(l) = self.ledger.as_mut() {
+            for link in [&mut l.lwm2m, &mut l.onem2m] {
+                join(&mut link.tls_ca);
+                join(&mut link.cert);
+                join(&mut link.key);
+                link.tls_cert.iter_mut().for_each(join);
+                link.tls_key.iter_mut().for_each(join);
+            }
+        }
     }
 
     /// The configuration as TOML, as `--print-config` shows it.
@@ -338,6 +399,7 @@ impl UpConfig {
                 notify_addr: a.notify_addr.unwrap_or(f.gateway.notify_addr),
                 notify_tls: a.notify_tls || f.gateway.notify_tls,
             },
+            ledger: f.ledger,
         }
     }
 
@@ -359,6 +421,30 @@ impl UpConfig {
                          remote CSE: set --remote-cse (`[cse] remote`) or drop them"
                     );
                 }
+            }
+        }
+        if let Some(l) = &self.ledger {
+            if self.demo {
+                bail!("--demo runs on the local network: drop `[ledger]` (or run `ipechain up --demo`)");
+            }
+            if !self.gateway.enabled {
+                bail!("`[ledger]` configures the bridge gateway: it cannot be turned off here");
+            }
+            for (side, link) in [("lwm2m", &l.lwm2m), ("onem2m", &l.onem2m)] {
+                if link.peer.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
+                    bail!("`[ledger.{side}] peer` must be host:port, not {:?}", link.peer);
+                }
+                if link.tls_cert.is_some() != link.tls_key.is_some() {
+                    bail!("`[ledger.{side}]`: tls_cert and tls_key go together");
+                }
+                if link.msp_id.is_empty() {
+                    bail!("`[ledger.{side}] msp_id` is empty");
+                }
+            }
+            ledger_types::ChannelId::parse(&l.channel)
+                .map_err(|e| anyhow::anyhow!("`[ledger] channel` {:?}: {e}", l.channel))?;
+            if l.chaincode.is_empty() {
+                bail!("`[ledger] chaincode` is empty");
             }
         }
         for (what, v) in [
@@ -412,11 +498,28 @@ mod tests {
         let mut full = UpConfig { data_dir: Some("/x".into()), ..UpConfig::default() };
         full.cse.remote = Some("http://h:1/b".into());
         full.lwm2m.advertised_host = Some("h".into());
+        let link = LedgerLink {
+            peer: "h:1".into(),
+            tls_ca: "ca".into(),
+            tls_server_name: Some("h".into()),
+            tls_cert: Some("c".into()),
+            tls_key: Some("k".into()),
+            msp_id: "M".into(),
+            cert: "c".into(),
+            key: "k".into(),
+        };
+        full.ledger = Some(LedgerSection {
+            channel: "iot".into(),
+            chaincode: "ipe".into(),
+            lwm2m: link.clone(),
+            onem2m: link,
+        });
         let mut all = Vec::new();
         keys("", &toml::from_str(&full.to_toml().unwrap()).unwrap(), &mut all);
         let uncommented: String = documented_example()
             .lines()
             .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if rest.starts_with('[') && rest.ends_with(']') => rest,
                 Some(rest)
                     if rest
                         .split_once(" = ")
@@ -513,6 +616,41 @@ mod tests {
         let mut c = UpConfig::default();
         c.cse.base_name = "a/b".into();
         assert!(format!("{:#}", c.validate().unwrap_err()).contains("--cse-base-name"));
+    }
+
+    #[test]
+    fn a_ledger_section_is_checked_and_its_paths_are_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.toml");
+        let link = |org: &str| {
+            format!(
+                "peer = \"localhost:7051\"\ntls_ca = \"{org}/ca.crt\"\nmsp_id = \"{org}MSP\"\n\
+                 cert = \"{org}/cert.pem\"\nkey = \"/abs/{org}/priv_sk\"\n"
+            )
+        };
+        let text = format!(
+            "[ledger]\nchannel = \"iot\"\n[ledger.lwm2m]\n{}[ledger.onem2m]\n{}",
+            link("Org2"),
+            link("Org1")
+        );
+        std::fs::write(&path, &text).unwrap();
+        let c = UpConfig::load(&path).unwrap();
+        let l = c.ledger.as_ref().unwrap();
+        assert_eq!(l.chaincode, "ipe");
+        assert_eq!(l.lwm2m.tls_ca, dir.path().join("Org2/ca.crt"));
+        assert_eq!(l.lwm2m.key, PathBuf::from("/abs/Org2/priv_sk"));
+        c.validate().unwrap();
+        let mut bad = c.clone();
+        bad.ledger.as_mut().unwrap().onem2m.peer = "no-port".into();
+        assert!(format!("{:#}", bad.validate().unwrap_err()).contains("[ledger.onem2m] peer"));
+        let mut bad = c.clone();
+        bad.ledger.as_mut().unwrap().lwm2m.tls_cert = Some("c".into());
+        assert!(format!("{:#}", bad.validate().unwrap_err()).contains("tls_cert and tls_key"));
+        let mut bad = c.clone();
+        bad.demo = true;
+        assert!(bad.validate().is_err());
+        let e = UpConfig::from_toml("[ledger]\nchannel = \"iot\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("lwm2m"), "{e:#}");
     }
 
     #[test]

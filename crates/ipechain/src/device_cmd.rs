@@ -346,7 +346,7 @@ pub(crate) const REFRESH: std::time::Duration = std::time::Duration::from_secs(2
 
 /// The chain's bindings, as the LwM2M server's credential store takes them.
 async fn bindings(c: &crate::gateway::Client) -> Result<Vec<lwm2m_server::Binding>> {
-    let contract = c.gateway.contract(ipe::NAME);
+    let contract = c.ipe();
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -400,7 +400,7 @@ async fn bindings(c: &crate::gateway::Client) -> Result<Vec<lwm2m_server::Bindin
 /// Keeps `store` in step with the chain's bindings and the key file (every [`REFRESH`]) until `stop`.
 /// Problems (a bound PSK without its key here, or with another key) are logged when they change.
 pub(crate) async fn refresh_loop(
-    dir: network::DataDir,
+    connect: impl Fn() -> Result<crate::gateway::Client>,
     store: std::sync::Arc<lwm2m_server::BoundCredentialStore>,
     stop: tokio_util::sync::CancellationToken,
 ) {
@@ -410,7 +410,7 @@ pub(crate) async fn refresh_loop(
     loop {
         let result = async {
             if client.is_none() {
-                client = Some(crate::gateway::client(&dir, 0, "User1")?);
+                client = Some(connect()?);
             }
             let c = client.as_ref().context("no ledger client")?;
             bindings(c).await

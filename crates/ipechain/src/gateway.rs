@@ -10,10 +10,19 @@ use ledger_client::Gateway;
 use network::layout::{NodeRole, load_identity, tls_material};
 use network::{DataDir, IdentitySigner};
 
-/// A client identity of the local network, connected to its organization's peer.
+/// A client identity connected to a peer's gateway: of the local network, or as `[ledger]` configures.
 pub(crate) struct Client {
     pub(crate) gateway: Gateway,
     pub(crate) who: GatewayRef,
+    /// The IPE chaincode's name.
+    pub(crate) chaincode: String,
+}
+
+impl Client {
+    /// The IPE chaincode.
+    pub(crate) fn ipe(&self) -> ledger_client::ContractClient {
+        self.gateway.contract(&self.chaincode)
+    }
 }
 
 /// Connects as `user` (`Gateway`, `Admin`, `User1`, …) of peer organization `org` (0-based, in network.toml
@@ -24,7 +33,56 @@ pub(crate) fn client(dir: &DataDir, org: usize, user: &str) -> Result<Client> {
         org: c.signer.identity().msp_id().to_owned(),
         id: c.signer.identity().common_name().to_owned(),
     };
-    Ok(Client { gateway: c.connect()?, who })
+    Ok(Client { gateway: c.connect()?, who, chaincode: ipe::NAME.to_owned() })
+}
+
+/// Connects one side as `[ledger.lwm2m]` or `[ledger.onem2m]` says: any Fabric gateway peer, with the
+/// identity and TLS files of a Fabric application.
+pub(crate) fn link_client(
+    link: &crate::config::LedgerLink,
+    channel: &str,
+    chaincode: &str,
+) -> Result<Client> {
+    let read = |p: &PathBuf, what: &str| {
+        std::fs::read(p).with_context(|| format!("reading the {what} {}", p.display()))
+    };
+    let files = vec![
+        (PathBuf::from("msp/signcerts/cert.pem"), read(&link.cert, "certificate")?),
+        (PathBuf::from("msp/keystore/priv_sk"), read(&link.key, "private key")?),
+    ];
+    let id = msp::LocalIdentity::from_files(link.msp_id.clone(), &files)
+        .with_context(|| format!("the identity of {} and {}", link.cert.display(), link.key.display()))?;
+    let (cert_pem, key_pem) = match (&link.tls_cert, &link.tls_key) {
+        (Some(c), Some(k)) => (read(c, "TLS client certificate")?, read(k, "TLS client key")?),
+        _ => (Vec::new(), Vec::new()),
+    };
+    let tls =
+        ledger_rpc::tls::TlsMaterial { cert_pem, key_pem, ca_pems: vec![read(&link.tls_ca, "TLS CA")?] };
+    let host = link.peer.rsplit_once(':').map_or(link.peer.as_str(), |(h, _)| h);
+    let name = link.tls_server_name.as_deref().unwrap_or(host.trim_start_matches('[').trim_end_matches(']'));
+    let ch = ledger_rpc::tls::channel_named(&link.peer, &tls, name)
+        .with_context(|| format!("the connection to {}", link.peer))?;
+    let who = GatewayRef { org: id.msp_id().to_owned(), id: id.common_name().to_owned() };
+    let gateway = Gateway::with_channel(ch, Arc::new(IdentitySigner::new(id)), channel)?;
+    Ok(Client { gateway, who, chaincode: chaincode.to_owned() })
+}
+
+/// The bridge's two ledger connections: as `[ledger]` configures, else the local network's `Gateway`
+/// users (Org2's for the LwM2M side, Org1's for the oneM2M side).
+pub(crate) fn bridge_clients(
+    dir: &DataDir,
+    ledger: Option<&crate::config::LedgerSection>,
+) -> Result<(Client, Client)> {
+    match ledger {
+        Some(l) => Ok((
+            link_client(&l.lwm2m, &l.channel, &l.chaincode).context("`[ledger.lwm2m]`")?,
+            link_client(&l.onem2m, &l.channel, &l.chaincode).context("`[ledger.onem2m]`")?,
+        )),
+        None => Ok((
+            client(dir, 1, "Gateway").context("the LwM2M side's ledger identity (Org2 Gateway)")?,
+            client(dir, 0, "Gateway").context("the oneM2M side's ledger identity (Org1 Gateway)")?,
+        )),
+    }
 }
 
 /// Where the oneM2M side is.
@@ -70,15 +128,15 @@ pub(crate) fn parse_cse_url(url: &str) -> Result<(String, String, bool)> {
 /// The IPE AE's AE-ID on the oneM2M side.
 pub(crate) const IPE_AE: &str = "Cipechain-ipe";
 
-/// Starts the bridge: the LwM2M side as Org2's `Gateway` user, the oneM2M side as Org1's.
+/// Starts the bridge with its two ledger connections (`lw` for the LwM2M side, `om` for the oneM2M side);
+/// its checkpoint and journal live in `<dir>/gateway`.
 pub(crate) async fn start(
     dir: &DataDir,
+    (lw, om): (Client, Client),
     lwm2m: lwm2m_server::LwM2mServerHandle,
     registry: Arc<lwm2m::Registry>,
     onem2m: Onem2mChoice,
 ) -> Result<bridge::Bridge> {
-    let lw = client(dir, 1, "Gateway").context("the LwM2M side's ledger identity (Org2 Gateway)")?;
-    let om = client(dir, 0, "Gateway").context("the oneM2M side's ledger identity (Org1 Gateway)")?;
     let (side, notifications) = match onem2m {
         Onem2mChoice::Embedded(cse) => {
             let rx = cse.local_poa("ipe-bridge");
@@ -118,6 +176,7 @@ pub(crate) async fn start(
         lwm2m_ledger: lw.gateway,
         lwm2m_identity: lw.who,
         onem2m_ledger: om.gateway,
+        ipe_contract: lw.chaincode,
         lwm2m,
         registry,
         onem2m: side,
@@ -130,7 +189,7 @@ pub(crate) async fn start(
 /// `C*`) may do everything on every device. Returns the policy version in force.
 pub(crate) async fn starter_policy(dir: &DataDir) -> Result<(u64, bool)> {
     let admin = client(dir, 0, "Admin").context("Org1 Admin")?;
-    let ipe = admin.gateway.contract(ipe::NAME);
+    let ipe = admin.ipe();
     let mut last = None;
     for _ in 0..50 {
         match ipe.evaluate("get_policy", &[]).await {

@@ -78,6 +78,13 @@ enum Command {
         #[command(flatten)]
         args: Box<config::UpArgs>,
     },
+    /// Run the bridge gateway on its own: the CSE (embedded, or `--remote-cse`), the LwM2M server and the
+    /// bridge, against the ledger `[ledger]` in `--config FILE` names (any Fabric gateway peer: address,
+    /// TLS CA, MSP id, certificate, key, channel, chaincode; docs/config.md). No ledger node runs here.
+    Gateway {
+        #[command(flatten)]
+        args: Box<config::UpArgs>,
+    },
     /// Run one node (orderer or peer) from its config file, e.g. `<data-dir>/nodes/peer0.org1.ipechain.local.toml`.
     Node {
         /// The node's config file.
@@ -150,8 +157,19 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     // `up` reads its configuration first: its `[log]` section counts (below the flags).
     let up_config = match &cli.command {
-        Command::Up { args } => {
+        Command::Up { args } | Command::Gateway { args } => {
             let cfg = config::UpConfig::resolve(args, cli.log_level, cli.log_format)?;
+            match (&cli.command, &cfg.ledger) {
+                (Command::Up { .. }, Some(_)) => anyhow::bail!(
+                    "the configuration has a `[ledger]` section (a ledger elsewhere): run `ipechain gateway` \
+                     with it, or drop the section to run the local network"
+                ),
+                (Command::Gateway { .. }, None) => anyhow::bail!(
+                    "`ipechain gateway` needs the ledger it connects to: a `[ledger]` section in --config FILE \
+                     (docs/config.md); `ipechain up` runs a local one"
+                ),
+                _ => {}
+            }
             if args.print_config {
                 print!("{}", cfg.to_toml()?);
                 return Ok(());
@@ -167,7 +185,7 @@ fn main() -> Result<()> {
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Command::Up { .. } => {
+        Command::Up { .. } | Command::Gateway { .. } => {
             let cfg = up_config.context("the configuration of `up`")?;
             rt.block_on(node::up(cfg))
         }

@@ -67,20 +67,52 @@ pub(crate) async fn run_one(config: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `ipechain up` (no `[ledger]`: the local network of the data directory, generated on first run, with the
+/// CSE, the LwM2M server and the bridge) and `ipechain gateway` (`[ledger]`: only the CSE, the LwM2M
+/// server and the bridge, against the Fabric gateway peers the configuration names; the data directory
+/// holds the CSE's database, the device key files and the bridge's checkpoint and journal).
 pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
     let signal = ShutdownSignal::install();
     let dir = cfg.data_dir();
-    let UpConfig { cse: cse_cfg, lwm2m: lw, gateway: gw, demo, .. } = cfg;
-    if !dir.exists() {
-        let net = NetworkConfig::default_network();
-        crate::keys::generate_network(&dir, &net)?;
-        println!("first run: generated keys, genesis block and node configs in {}", dir.root().display());
-    } else {
-        println!("reusing the network in {}", dir.root().display());
-    }
-    let (net, nodes, admin_tls) = crate::status::admin_tls(&dir)?;
-    // Mca over TLS: the network's TLS CAs, and what the operator adds.
-    let mut mca_cas = admin_tls.ca_pems.clone();
+    let UpConfig { cse: cse_cfg, lwm2m: lw, gateway: gw, demo, ledger, .. } = cfg;
+    let mut mca_cas = Vec::new();
+    let mut channel_name = None;
+    // `[ledger]`'s connections, made first so that a bad file or address is reported before anything starts.
+    let mut configured_clients = None;
+    let nodes = match &ledger {
+        None => {
+            if !dir.exists() {
+                let net = NetworkConfig::default_network();
+                crate::keys::generate_network(&dir, &net)?;
+                println!(
+                    "first run: generated keys, genesis block and node configs in {}",
+                    dir.root().display()
+                );
+            } else {
+                println!("reusing the network in {}", dir.root().display());
+            }
+            let (net, nodes, admin_tls) = crate::status::admin_tls(&dir)?;
+            // Mca over TLS: the network's TLS CAs, and what the operator adds.
+            mca_cas.extend(admin_tls.ca_pems.iter().cloned());
+            channel_name = Some(net.channel);
+            nodes
+        }
+        Some(l) => {
+            configured_clients = Some(crate::gateway::bridge_clients(&dir, Some(l))?);
+            std::fs::create_dir_all(dir.root())
+                .with_context(|| format!("creating the data directory {}", dir.root().display()))?;
+            println!(
+                "gateway: ledger channel `{}` through {} (LwM2M side, {}) and {} (oneM2M side, {}); state in {}",
+                l.channel,
+                l.lwm2m.peer,
+                l.lwm2m.msp_id,
+                l.onem2m.peer,
+                l.onem2m.msp_id,
+                dir.root().display()
+            );
+            Vec::new()
+        }
+    };
     for f in &cse_cfg.mca_ca {
         mca_cas.push(std::fs::read(f).with_context(|| format!("reading --mca-ca {}", f.display()))?);
     }
@@ -121,13 +153,21 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
         let cse_listener = tokio::net::TcpListener::bind(cse_cfg.addr)
             .await
             .with_context(|| format!("binding the CSE to {}", cse_cfg.addr))?;
-        let https_listener = tokio::net::TcpListener::bind(cse_cfg.https_addr)
-            .await
-            .with_context(|| format!("binding the CSE's HTTPS listener to {}", cse_cfg.https_addr))?;
-        let https_addr = https_listener.local_addr()?;
+        // HTTPS with peer0.org1's certificate: only where this process runs the local network.
+        let https_listener = match &cse_server_tls {
+            Some(_) => Some(
+                tokio::net::TcpListener::bind(cse_cfg.https_addr)
+                    .await
+                    .with_context(|| format!("binding the CSE's HTTPS listener to {}", cse_cfg.https_addr))?,
+            ),
+            None => None,
+        };
+        let https_addr = https_listener.as_ref().map(tokio::net::TcpListener::local_addr).transpose()?;
+        let mut poa = vec![format!("http://{}", cse_cfg.addr)];
+        poa.extend(https_addr.map(|a| format!("https://{a}")));
         let cse = cse::Cse::open(cse::CseConfig {
             data_dir: Some(dir.root().join("cse")),
-            poa: vec![format!("http://{}", cse_cfg.addr), format!("https://{https_addr}")],
+            poa,
             notify_tls: mca_client_tls.clone(),
             cse_id: cse_cfg.id.clone(),
             rn: cse_cfg.base_name.clone(),
@@ -147,16 +187,14 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
         let cse_stop = stop.clone();
         let cse_task =
             tokio::spawn(cse::serve(cse.clone(), cse_listener, async move { cse_stop.cancelled().await }));
-        let server_tls = cse_server_tls
-            .as_ref()
-            .context("no peer TLS material for the CSE's HTTPS listener")?
-            .rustls_config()
-            .context("the CSE's HTTPS certificate")?;
-        let https_stop = stop.clone();
-        let https_task = tokio::spawn(cse::serve_tls(cse.clone(), https_listener, server_tls, async move {
-            https_stop.cancelled().await
-        }));
-        cse_https = Some((https_addr, https_task));
+        if let (Some(tls), Some(listener), Some(addr)) = (&cse_server_tls, https_listener, https_addr) {
+            let server_tls = tls.rustls_config().context("the CSE's HTTPS certificate")?;
+            let https_stop = stop.clone();
+            let https_task = tokio::spawn(cse::serve_tls(cse.clone(), listener, server_tls, async move {
+                https_stop.cancelled().await
+            }));
+            cse_https = Some((addr, https_task));
+        }
         cse_running = Some((cse, cse_task));
     }
     // The LwM2M side.
@@ -168,7 +206,14 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
         lwm2m_server::BoundCredentialStore::open(&dir.root().join("lwm2m"))
             .context("opening the LwM2M device key store")?,
     );
-    let creds_task = tokio::spawn(crate::device_cmd::refresh_loop(dir.clone(), keys.clone(), stop.clone()));
+    let creds_connect = {
+        let (dir, ledger) = (dir.clone(), ledger.clone());
+        move || match &ledger {
+            None => crate::gateway::client(&dir, 0, "User1"),
+            Some(l) => crate::gateway::link_client(&l.lwm2m, &l.channel, &l.chaincode),
+        }
+    };
+    let creds_task = tokio::spawn(crate::device_cmd::refresh_loop(creds_connect, keys.clone(), stop.clone()));
     let mut dtls = lwm2m_server::DtlsConfig::new(keys.clone());
     dtls.addr = lw.dtls_addr;
     let (lwm2m, lwm2m_task) = lwm2m_server::LwM2mServer::start(lwm2m_server::ServerConfig {
@@ -201,7 +246,9 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
     // The bridge gateway between them, through the ledger.
     let mut gateway = None;
     if gw.enabled {
-        let (version, installed) = crate::gateway::starter_policy(&dir).await?;
+        // The local network's starter policy; a ledger elsewhere is governed by its own admins.
+        let (version, installed) =
+            if ledger.is_none() { crate::gateway::starter_policy(&dir).await? } else { (0, false) };
         if installed {
             println!(
                 "installed the starter access policy (version {version}): every application `C*` may do \
@@ -230,11 +277,21 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
             (None, Some((cse, _))) => crate::gateway::Onem2mChoice::Embedded(cse.clone()),
             (None, None) => anyhow::bail!("no oneM2M side"),
         };
-        gateway = Some(crate::gateway::start(&dir, lwm2m.clone(), registry.clone(), choice).await?);
+        let clients = match configured_clients.take() {
+            Some(c) => c,
+            None => crate::gateway::bridge_clients(&dir, None)?,
+        };
+        gateway = Some(crate::gateway::start(&dir, clients, lwm2m.clone(), registry.clone(), choice).await?);
     }
 
     println!();
-    println!("ipechain is up: channel `{}`", net.channel);
+    match (&channel_name, &ledger) {
+        (Some(c), _) => println!("ipechain is up: channel `{c}`"),
+        (None, Some(l)) => {
+            println!("ipechain gateway is up: channel `{}`, chaincode `{}`", l.channel, l.chaincode)
+        }
+        (None, None) => {}
+    }
     match (&remote, cse_cfg.remote.as_deref()) {
         (Some(_), Some(url)) => {
             println!(
@@ -282,11 +339,15 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
     for (name, addr, p) in &peers {
         println!("  peer     {name:<28} grpcs://{addr}   (height {})", p.ledger.height());
     }
-    println!(
-        "  client identities and TLS material: {}",
-        dir.crypto_dir().join("peerOrganizations").display()
-    );
-    println!("  `ipechain status --data-dir {}` shows every node; Ctrl-C stops.", dir.root().display());
+    if ledger.is_none() {
+        println!(
+            "  client identities and TLS material: {}",
+            dir.crypto_dir().join("peerOrganizations").display()
+        );
+        println!("  `ipechain status --data-dir {}` shows every node; Ctrl-C stops.", dir.root().display());
+    } else {
+        println!("  Ctrl-C stops.");
+    }
     let demo_stop = CancellationToken::new();
     let demo = if demo {
         let (authority, base) = match &remote {

@@ -23,12 +23,18 @@ impl TlsMaterial {
             .client_ca_root(Certificate::from_pem(bundle))
     }
 
-    /// Client side: present our certificate and verify the server's name (`domain`, e.g. `localhost`).
+    /// Client side: present our certificate (none when `cert_pem` is empty: a peer that does not ask for
+    /// one, as Fabric's default `clientAuthRequired: false`) and verify the server's name (`domain`, e.g.
+    /// `localhost`).
     pub fn client_config(&self, domain: &str) -> ClientTlsConfig {
-        ClientTlsConfig::new()
+        let c = ClientTlsConfig::new()
             .domain_name(domain)
-            .identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
-            .ca_certificates(self.ca_pems.iter().map(Certificate::from_pem))
+            .ca_certificates(self.ca_pems.iter().map(Certificate::from_pem));
+        if self.cert_pem.is_empty() {
+            c
+        } else {
+            c.identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
+        }
     }
 }
 
@@ -40,8 +46,18 @@ pub fn channel(
 ) -> Result<tonic::transport::Channel, tonic::transport::Error> {
     let host =
         endpoint.rsplit_once(':').map_or(endpoint, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
+    channel_named(endpoint, tls, host)
+}
+
+/// Like [`channel`], but the server certificate must name `server_name` (Fabric's
+/// `ssl-target-name-override`, for a peer reached by an address its certificate does not carry).
+pub fn channel_named(
+    endpoint: &str,
+    tls: &TlsMaterial,
+    server_name: &str,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
     Ok(tonic::transport::Endpoint::from_shared(format!("https://{endpoint}"))?
-        .tls_config(tls.client_config(host))?
+        .tls_config(tls.client_config(server_name))?
         .tcp_nodelay(true)
         .http2_keep_alive_interval(std::time::Duration::from_secs(10))
         .keep_alive_while_idle(true)

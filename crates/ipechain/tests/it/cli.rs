@@ -85,6 +85,31 @@ fn a_bad_config_file_is_refused_naming_the_key() {
     let out = ipechain().args(["up", "--print-config", "--notify-tls"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("only to a remote CSE"));
+    // `gateway` needs a `[ledger]`, `up` refuses one; a `[ledger]` whose files are missing is named.
+    let out = ipechain().args(["gateway", "--print-config"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs the ledger it connects to"), "{out:?}");
+    let link = "peer = \"localhost:7051\"\ntls_ca = \"ca.crt\"\nmsp_id = \"Org1MSP\"\ncert = \"cert.pem\"\nkey = \"priv_sk\"\n";
+    std::fs::write(
+        &file,
+        format!("[ledger]\nchannel = \"iot\"\n[ledger.lwm2m]\n{link}[ledger.onem2m]\n{link}"),
+    )
+    .unwrap();
+    let out = ipechain().args(["up", "--print-config", "--config"]).arg(&file).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run `ipechain gateway`"), "{out:?}");
+    let printed = ok(ipechain().args(["gateway", "--print-config", "--config"]).arg(&file).output().unwrap());
+    assert!(printed.contains("[ledger.onem2m]"), "{printed}");
+    let out = ipechain()
+        .args(["gateway", "--config"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(tmp.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[ledger.lwm2m]") && err.contains("cert.pem"), "{err}");
     // A bad log filter is an error, not silence.
     let out =
         ipechain().args(["status", "--data-dir", "/nonexistent"]).env("IPECHAIN_LOG", "info,=x=y").output();
@@ -96,7 +121,19 @@ fn a_bad_config_file_is_refused_naming_the_key() {
 #[test]
 fn completions_and_man_pages_come_from_the_cli() {
     let bash = ok(ipechain().args(["completions", "bash"]).output().unwrap());
-    for sub in ["up", "node", "keys", "status", "verify", "policy", "device", "bench", "completions", "man"] {
+    for sub in [
+        "up",
+        "gateway",
+        "node",
+        "keys",
+        "status",
+        "verify",
+        "policy",
+        "device",
+        "bench",
+        "completions",
+        "man",
+    ] {
         assert!(bash.contains(sub), "bash completion without {sub}");
     }
     assert!(bash.contains("--print-config") && bash.contains("--log-format"));

@@ -759,6 +759,161 @@ async fn aiocoap_sends_senml_cbor_and_its_request_is_answered_by_an_application(
     verify(&net);
 }
 
+/// `ipechain gateway --config <file>` with a state directory of its own: the bridge with its embedded CSE
+/// and LwM2M server, against the ledger the file's `[ledger]` names.
+fn spawn_gateway(logs: &std::path::Path, config: &std::path::Path, state: &std::path::Path) -> Up {
+    let (cse, coap) = (test_support::free_tcp_port(), test_support::free_udp_port());
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(logs.join("gateway.log")).unwrap();
+    let child = ChildGuard::spawn(
+        Command::new(bin())
+            .args(["gateway", "--config"])
+            .arg(config)
+            .arg("--data-dir")
+            .arg(state)
+            .args(["--cse-addr", &format!("127.0.0.1:{cse}")])
+            .args(["--lwm2m-addr", &format!("127.0.0.1:{coap}")])
+            .args(["--lwm2m-admin-addr", &format!("127.0.0.1:{}", test_support::free_tcp_port())])
+            .args(["--lwm2m-dtls-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
+            .args(["--lwm2m-bootstrap-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
+            .args(["--lwm2m-bootstrap-dtls-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
+            .env("RUST_LOG", "info,bridge=debug")
+            .stdout(Stdio::null())
+            .stderr(log),
+    )
+    .unwrap();
+    Up { child, cse, coap }
+}
+
+/// `[ledger.<side>]` for a network's `Gateway` user of `org`: the files of its cryptogen folder, as a
+/// Fabric application is given them.
+fn ledger_link(net: &Net, side: &str, org: usize) -> String {
+    let domain = format!("org{org}.ipechain.local");
+    let user = net.dir.crypto_dir().join(format!("peerOrganizations/{domain}/users/Gateway@{domain}"));
+    let signcert = std::fs::read_dir(user.join("msp/signcerts")).unwrap().next().unwrap().unwrap().path();
+    format!(
+        "[ledger.{side}]\npeer = {:?}\ntls_ca = {:?}\ntls_cert = {:?}\ntls_key = {:?}\nmsp_id = \"Org{org}MSP\"\n\
+         cert = {:?}\nkey = {:?}\n",
+        net.endpoint(&format!("peer0.{domain}")),
+        user.join("tls/ca.crt"),
+        user.join("tls/client.crt"),
+        user.join("tls/client.key"),
+        signcert,
+        user.join("msp/keystore/priv_sk"),
+    )
+}
+
+/// The bridge gateway on its own (`ipechain gateway`), pointed at a running network only through its
+/// configuration's `[ledger]` section (peer addresses, TLS CA and client files, MSP ids, certificates, keys,
+/// channel, chaincode), as it would be at any Fabric gateway: an application reads a device through it
+/// (scenario 1), and a device's own request is answered by an application (scenario 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_on_its_own_interworks_through_a_ledger_named_by_its_configuration() {
+    let net = Net::generate();
+    // The ledger: `ipechain up` without its own gateway (its CSE and LwM2M server stay unused).
+    let mut ledger = spawn_up(
+        &net,
+        test_support::free_tcp_port(),
+        test_support::free_udp_port(),
+        &["--no-gateway".into()],
+    );
+    wait_ledger_up(&net).await;
+    // The ledger's admins govern access: applications `Capp*` may do everything.
+    policy(&net, "grant", &["--id", "apps", "--originators", "Capp*"]);
+
+    let state = tempfile::tempdir().unwrap();
+    let config = state.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[ledger]\nchannel = \"iot\"\nchaincode = \"ipe\"\n{}{}",
+            ledger_link(&net, "lwm2m", 2),
+            ledger_link(&net, "onem2m", 1)
+        ),
+    )
+    .unwrap();
+    let gw_state = state.path().join("state");
+    let mut gw = spawn_gateway(&net.logs, &config, &gw_state);
+    let cse = gw.cse;
+    wait_for("the gateway's CSE", 60, || {
+        (mca(cse, "GET", "/cse-in", "CAdmin", None, &Value::Null).0 == 2000).then_some(())
+    })
+    .await;
+
+    // Scenario 1: an application reads and writes a device.
+    let _dev = NodeClient::start(&format!(
+        "create /3/0\nset /3/0 0 Acme\ncreate /3303/0\nset /3303/0 5700 19.5\nset /3303/0 5750 hall\n\
+         connect 127.0.0.1 {} gw-node /\n",
+        gw.coap
+    ))
+    .await;
+    wait_for("the device's AE tree", 60, wait_tree(cse, "cse-in", "Cgw-node/obj3303_0/res5700")).await;
+    let mut app = App::register(cse, "cse-in", "Capp-gw").await;
+    app.subscribe_rsp("Cgw-node", "gw-rsp");
+    app.request("Cgw-node", json!({"request_id": "gw-1", "op": "read", "path": "/3303/0/5700"}));
+    let a = app.answer("gw-1", 60).await;
+    assert_eq!(a["status"], "ok", "{a}");
+    assert_eq!(a["content"]["values"]["/3303/0/5700"]["v"], 19.5, "{a}");
+    app.request(
+        "Cgw-node",
+        json!({"request_id": "gw-2", "op": "write", "path": "/3303/0/5750", "content": {"v": "roof"}}),
+    );
+    assert_eq!(app.answer("gw-2", 30).await["rsc"], 2004);
+
+    // Scenario 2: a device asks; the application answers through the ledger.
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/scripts/aiocoap_device.py");
+    let mut cmd = Command::new(test_support::aiocoap_python());
+    cmd.arg(&script)
+        .arg(format!("127.0.0.1:{}", gw.coap))
+        .arg(test_support::free_udp_port().to_string())
+        .arg("gw-aio")
+        .env("AIOCOAP_SERVER_TRANSPORT", "udp6")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = ChildGuard::spawn(&mut cmd).expect("python runs the aiocoap device");
+    let mut stdin = child.0.stdin.take().unwrap();
+    let mut lines = lines_of(child.0.stdout.take().unwrap());
+    wait_for("the second device's tree", 60, wait_tree(cse, "cse-in", "Cgw-aio/obj3303_0/res5700")).await;
+    app.subscribe_rsp("Cgw-aio", "gw-aio-rsp");
+    writeln!(stdin, "go").unwrap();
+    writeln!(stdin, "go").unwrap();
+    let asked = app.answer("*device_request*", 60).await;
+    let id = asked["device_request"]["request_id"].as_str().unwrap().to_owned();
+    app.request(
+        "Cgw-aio",
+        json!({"op": "answer", "request_id": id, "status": "ok", "content": {"setpoint": 18}}),
+    );
+    let answer = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(l) = lines.recv().await {
+            if l.starts_with("ANSWER") {
+                return l;
+            }
+        }
+        panic!("the device's output ended");
+    })
+    .await
+    .expect("the answer reaches the device");
+    assert!(answer.contains(&hex::encode(&id)), "{answer}");
+
+    // The ledger holds both flows, submitted under the configured identities.
+    let user = sdk(&net, 1, "User1");
+    let r = get_request(&user, "gw-1").await;
+    assert_eq!(r["status"], "ok", "{r}");
+    let b = user.contract("ipe").evaluate("get_device_request", &[id.as_bytes().to_vec()]).await.unwrap();
+    let rec: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(rec["status"], "ok", "{rec}");
+    assert_eq!(rec["answer"]["originator"], "Capp-gw", "{rec}");
+    let dev: Value = serde_json::from_slice(
+        &user.contract("ipe").evaluate("get_device", &[b"gw-node".to_vec()]).await.unwrap(),
+    )
+    .unwrap();
+    assert_eq!(dev["gateway"]["org"], "Org2MSP", "{dev}");
+    assert!(dev["gateway"]["id"].as_str().is_some_and(|id| id.starts_with("Gateway")), "{dev}");
+    stop(&mut gw).await;
+    stop(&mut ledger).await;
+    verify(&net);
+}
+
 /// `ipechain policy SUBCOMMAND --data-dir … ARGS` (admin transactions signed as Org1's Admin).
 fn policy(net: &Net, sub: &str, args: &[&str]) -> Value {
     let out = Command::new(bin())
