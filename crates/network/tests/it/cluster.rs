@@ -322,6 +322,24 @@ async fn bad_requests_are_refused_and_change_nothing() {
     refused_by_peer(&e, "already committed");
     raw.submit(submit(env)).await.unwrap();
     assert_eq!(gw.commit_status(tx_id.as_str()).await.unwrap(), (code, block));
+    // A transaction over the channel's absolute maximum (16 MiB): endorsed, but the orderer refuses it
+    // with Fabric's BAD_REQUEST, as Fabric's gateway reports it.
+    let mut raw = raw.max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20);
+    let big = ProposalBuilder::new(ChannelId::parse("iot").unwrap(), "kv", "put")
+        .arg(b"big".to_vec())
+        .arg(vec![b'x'; 17 << 20])
+        .sign(alice.as_ref(), vec![12; 24], Timestamp { seconds: network::unix_now().as_secs(), nanos: 0 })
+        .0;
+    let prepared = raw.endorse(endorse(big)).await.unwrap().into_inner().prepared_transaction.unwrap();
+    let e = raw.submit(submit(sign_envelope(alice.as_ref(), &prepared))).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Aborted, "{e}");
+    assert!(
+        e.message().starts_with("received unsuccessful response from orderer: status=BAD_REQUEST")
+            && e.message().contains("exceeds the absolute maximum"),
+        "{e}"
+    );
+    let e = gw.contract("kv").evaluate("get", &[b"big".to_vec()]).await.unwrap_err();
+    assert_eq!(e.contract_status(), Some(404), "{e}");
 
     // Nothing that was committed changed: the good value is still there, and the chain only grew by the
     // one legitimate transaction.

@@ -110,23 +110,38 @@ async fn fabric_broadcast_and_deliver_follow_fabrics_semantics() {
     let (first, first_id) = envelope(CHANNEL, b"a", 1);
     let (second, _) = envelope(CHANNEL, b"b", 2);
     let (other_channel, _) = envelope("other", b"c", 3);
-    for env in
-        [first.clone(), Envelope { payload: vec![0xff; 3], signature: vec![] }, other_channel, second, first]
-    {
+    // Over the channel's absolute maximum (64 KiB in these tests): Fabric's BAD_REQUEST.
+    let (oversized, _) = envelope(CHANNEL, &vec![b'x'; 70 * 1024], 4);
+    for env in [
+        first.clone(),
+        Envelope { payload: vec![0xff; 3], signature: vec![] },
+        other_channel,
+        second,
+        first,
+        oversized,
+    ] {
         b.tx.send(env).await.unwrap();
     }
     let mut answers = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..6 {
         let r = next(&mut b).await.unwrap();
         answers.push((Status::try_from(r.status).unwrap(), r.info));
     }
     let statuses: Vec<Status> = answers.iter().map(|a| a.0).collect();
     assert_eq!(
         statuses,
-        [Status::Success, Status::BadRequest, Status::NotFound, Status::Success, Status::Success],
+        [
+            Status::Success,
+            Status::BadRequest,
+            Status::NotFound,
+            Status::Success,
+            Status::Success,
+            Status::BadRequest
+        ],
         "{answers:?}"
     );
     assert!(answers[4].1.contains("already ordered"), "a repeated envelope is ordered once: {answers:?}");
+    assert!(answers[5].1.contains("exceeds the absolute maximum"), "{answers:?}");
     let height = c.converge(3).await;
 
     // Deliver: oldest..newest, then on the same stream the next block, waiting for it.
