@@ -46,6 +46,12 @@ pub(crate) fn run(cmd: KeysCommand) -> Result<()> {
             for (name, path) in generated.nodes {
                 println!("  {name:<28} {}", path.display());
             }
+            match write_gateway_config(&dir, &net)? {
+                Some(path) => println!("  {:<28} {}", "gateway (ipechain gateway)", path.display()),
+                None => {
+                    println!("  (no gateway.toml: the gateway needs a `Gateway` user in a peer organization)")
+                }
+            }
             Ok(())
         }
         KeysCommand::DefaultConfig => {
@@ -67,4 +73,76 @@ fn parse_key_type(s: &str) -> Result<msp::Algorithm, String> {
 pub(crate) fn generate_network(dir: &DataDir, net: &NetworkConfig) -> Result<network::Generated> {
     let mut rng = rand::rngs::StdRng::from_entropy();
     Ok(generate(dir, net, unix_now(), &mut rng)?)
+}
+
+/// The file `ipechain keys generate` writes for `ipechain gateway --config`.
+pub(crate) const GATEWAY_CONFIG: &str = "gateway.toml";
+
+/// Writes `<dir>/gateway.toml`: `ipechain gateway`'s configuration for this network, its `[ledger]` naming
+/// the first peer of the second organization for the LwM2M side and of the first for the oneM2M side (as
+/// `ipechain up` connects them), each with its organization's `Gateway` user, by paths relative to the
+/// file. With a `[gateway] host` in network.toml the CSE listens on that host (every interface for a host
+/// name), else on 127.0.0.1. `None` when no peer organization has a `Gateway` user.
+pub(crate) fn write_gateway_config(dir: &DataDir, net: &NetworkConfig) -> Result<Option<PathBuf>> {
+    use crate::config::{LedgerLink, LedgerSection, UpConfig};
+    let orgs = &net.crypto.peer_orgs;
+    let link = |org: &msp::cryptogen::OrgSpec| -> Result<Option<LedgerLink>> {
+        if !org.users.expand("User", 1).iter().any(|u| u == "Gateway") {
+            return Ok(None);
+        }
+        let Some(peer) = net.peers.iter().find(|p| p.msp_id == org.msp_id) else { return Ok(None) };
+        let user = PathBuf::from("crypto/peerOrganizations")
+            .join(&org.domain)
+            .join("users")
+            .join(format!("Gateway@{}", org.domain));
+        let signcerts = dir.root().join(&user).join("msp/signcerts");
+        let cert = std::fs::read_dir(&signcerts)
+            .with_context(|| format!("reading {}", signcerts.display()))?
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .next()
+            .with_context(|| format!("no certificate in {}", signcerts.display()))?;
+        Ok(Some(LedgerLink {
+            peer: peer.endpoint(),
+            tls_ca: user.join("tls/ca.crt"),
+            tls_server_name: None,
+            tls_cert: Some(user.join("tls/client.crt")),
+            tls_key: Some(user.join("tls/client.key")),
+            msp_id: org.msp_id.clone(),
+            cert: user.join("msp/signcerts").join(cert),
+            key: user.join("msp/keystore/priv_sk"),
+        }))
+    };
+    let onem2m = match orgs.first() {
+        Some(o) => link(o)?,
+        None => None,
+    };
+    let lwm2m = match orgs.get(1).or(orgs.first()) {
+        Some(o) => link(o)?,
+        None => None,
+    };
+    let (Some(lwm2m), Some(onem2m)) = (lwm2m, onem2m) else { return Ok(None) };
+    let mut cfg = UpConfig {
+        ledger: Some(LedgerSection {
+            channel: net.channel.clone(),
+            chaincode: ipe::NAME.to_owned(),
+            lwm2m,
+            onem2m,
+        }),
+        ..UpConfig::default()
+    };
+    if let Some(g) = &net.gateway {
+        let ip = g.host.parse().unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        cfg.cse.addr = std::net::SocketAddr::new(ip, cfg.cse.addr.port());
+        cfg.lwm2m.advertised_host = Some(g.host.clone());
+    }
+    let path = dir.root().join(GATEWAY_CONFIG);
+    let text = format!(
+        "# `ipechain gateway --config {GATEWAY_CONFIG} --data-dir <state dir>` on the gateway's host: the CSE, the \
+         LwM2M server\n# and the bridge against this network's peers. Paths are relative to this file \
+         (copy the crypto/ files it names\n# along). docs/config.md has every key; docs/deploy.md the walk-through.\n{}",
+        cfg.to_toml()?
+    );
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(Some(path))
 }

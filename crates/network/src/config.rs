@@ -81,6 +81,18 @@ pub struct NetworkConfig {
     pub batch: BatchSettings,
     /// Contracts and their endorsement policies.
     pub contracts: Vec<ContractSettings>,
+    /// Where the bridge gateway runs when it has a host of its own (`ipechain gateway`); `ipechain keys
+    /// generate` writes its configuration (`gateway.toml`) either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewayHost>,
+}
+
+/// The bridge gateway's host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayHost {
+    /// Host name or IP address applications and devices reach it at.
+    pub host: String,
 }
 
 impl NetworkConfig {
@@ -107,6 +119,7 @@ impl NetworkConfig {
                 ContractSettings { name: "ipe".into(), policy: "ANY".into() },
                 ContractSettings { name: "kv".into(), policy: "ANY".into() },
             ],
+            gateway: None,
         }
     }
 

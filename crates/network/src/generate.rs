@@ -136,6 +136,33 @@ pub fn channel_config(
     Ok(config)
 }
 
+/// Where a node listens: its host's address when `host` is an IP address, else every interface (a host
+/// name resolves to an address of the machine; the node cannot bind a name).
+fn listen_addr(n: &crate::config::NodeSettings) -> std::net::SocketAddr {
+    let ip = n.host.parse().unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    std::net::SocketAddr::new(ip, n.port)
+}
+
+/// The crypto spec of `net` with each node's host among its TLS certificate's names (unless it is the
+/// loopback the certificates always name), so that other machines can reach it by that host.
+fn crypto_spec(net: &NetworkConfig) -> msp::NetworkSpec {
+    let mut spec = net.crypto.clone();
+    for n in net.orderers.iter().chain(&net.peers) {
+        if matches!(n.host.as_str(), "127.0.0.1" | "localhost") {
+            continue;
+        }
+        let org =
+            spec.orderer_orgs.iter_mut().chain(spec.peer_orgs.iter_mut()).find(|o| o.msp_id == n.msp_id);
+        if let Some(org) = org {
+            let names = org.sans.entry(n.name.clone()).or_default();
+            if !names.contains(&n.host) {
+                names.push(n.host.clone());
+            }
+        }
+    }
+    spec
+}
+
 /// Generates the network `net` into `dir`: crypto material, genesis block, node configs and
 /// `network.toml`. Refuses to overwrite an existing network.
 pub fn generate(
@@ -150,8 +177,8 @@ pub fn generate(
     if net.orderers.is_empty() || net.peers.is_empty() {
         return Err(GenerateError::Invalid("a network needs at least one orderer and one peer".into()));
     }
-    let material =
-        msp::cryptogen::generate(&net.crypto, now, rng).map_err(|e| GenerateError::Crypto(e.to_string()))?;
+    let material = msp::cryptogen::generate(&crypto_spec(net), now, rng)
+        .map_err(|e| GenerateError::Crypto(e.to_string()))?;
     let config = channel_config(net, &material)?;
     let genesis = genesis_block(&config).map_err(|e| GenerateError::Invalid(e.to_string()))?;
 
@@ -178,9 +205,7 @@ pub fn generate(
             name: cn.clone(),
             role: NodeRole::Orderer,
             msp_id: o.msp_id.clone(),
-            listen: format!("{}:{}", o.host, o.port)
-                .parse()
-                .map_err(|e| GenerateError::Invalid(format!("orderer {}: {e}", o.name)))?,
+            listen: listen_addr(o),
             identity_dir: identity_dir("orderer", &o.msp_id, &cn)?,
             genesis: genesis_rel.clone(),
             data_dir: PathBuf::from(&cn),
@@ -207,9 +232,7 @@ pub fn generate(
             name: cn.clone(),
             role: NodeRole::Peer,
             msp_id: p.msp_id.clone(),
-            listen: format!("{}:{}", p.host, p.port)
-                .parse()
-                .map_err(|e| GenerateError::Invalid(format!("peer {}: {e}", p.name)))?,
+            listen: listen_addr(p),
             identity_dir: identity_dir("peer", &p.msp_id, &cn)?,
             genesis: genesis_rel.clone(),
             data_dir: PathBuf::from(&cn),

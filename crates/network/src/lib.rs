@@ -18,7 +18,7 @@ mod identities;
 pub mod layout;
 pub mod run;
 
-pub use config::{BatchSettings, ContractSettings, NetworkConfig, NodeSettings};
+pub use config::{BatchSettings, ContractSettings, GatewayHost, NetworkConfig, NodeSettings};
 pub use generate::{GenerateError, Generated, channel_config, generate};
 pub use identities::{IdentitySigner, unix_now};
 pub use layout::{ClientAuth, DataDir, NodeConfig, NodeRole};

@@ -24,19 +24,33 @@ use crate::processes::{Net, bin};
 
 /// A blocking Mca request on 127.0.0.1; returns (rsc, body).
 fn mca(port: u16, method: &str, path: &str, origin: &str, ty: Option<u16>, body: &Value) -> (u16, Value) {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, Value::Null); // not listening (yet)
+    mca_at(std::net::SocketAddr::from(([127, 0, 0, 1], port)), method, path, origin, ty, body)
+}
+
+/// A blocking Mca request to `addr`; returns (rsc, body); rsc 0 when nothing answers.
+pub(crate) fn mca_at(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    origin: &str,
+    ty: Option<u16>,
+    body: &Value,
+) -> (u16, Value) {
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
+        return (0, Value::Null); // not listening (yet), or unreachable
     };
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let host = addr.ip();
     let body = if body.is_null() { String::new() } else { body.to_string() };
     let ct = ty.map(|t| format!("Content-Type: application/json;ty={t}\r\n")).unwrap_or_default();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-M2M-Origin: {origin}\r\nX-M2M-RI: t\r\nX-M2M-RVI: 3\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nX-M2M-Origin: {origin}\r\nX-M2M-RI: t\r\nX-M2M-RVI: 3\r\n\
          Accept: application/json\r\n{ct}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
-    .unwrap();
+    .map_err(|_| ())
+    .ok();
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
@@ -82,7 +96,7 @@ pub(crate) fn spawn_up(net: &Net, cse: u16, coap: u16, extra: &[String]) -> Up {
     Up { child, cse, coap }
 }
 
-async fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+pub(crate) async fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
     for _ in 0..secs * 10 {
         if let Some(v) = f() {
             return v;
@@ -93,14 +107,18 @@ async fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) ->
 }
 
 /// The lwm2m-node-lib interactive client, fed commands on stdin.
-struct NodeClient {
+pub(crate) struct NodeClient {
     child: ChildGuard,
     stdin: tokio::process::ChildStdin,
 }
 
 impl NodeClient {
     async fn start(setup: &str) -> NodeClient {
-        let mut cmd = Command::new("node");
+        NodeClient::start_with(Command::new("node"), setup).await
+    }
+
+    /// The client run by `cmd` (`node`, or a wrapper such as `ip netns exec NS node`), fed `setup`.
+    pub(crate) async fn start_with(mut cmd: Command, setup: &str) -> NodeClient {
         cmd.arg(test_support::lwm2m_node_client())
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -112,7 +130,7 @@ impl NodeClient {
         c
     }
 
-    async fn say(&mut self, line: &str) {
+    pub(crate) async fn say(&mut self, line: &str) {
         self.stdin.write_all(line.as_bytes()).await.unwrap();
         self.stdin.write_all(b"\n").await.unwrap();
     }
@@ -214,7 +232,7 @@ pub(crate) fn sdk(net: &Net, org: usize, user: &str) -> Gateway {
 }
 
 /// The lines a child writes to its stdout, as they come.
-fn lines_of(stdout: std::process::ChildStdout) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+pub(crate) fn lines_of(stdout: std::process::ChildStdout) -> tokio::sync::mpsc::UnboundedReceiver<String> {
     let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || {
         for l in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
@@ -249,7 +267,7 @@ pub(crate) async fn stop(up: &mut Up) {
     panic!("`ipechain up` did not stop");
 }
 
-fn verify(net: &Net) {
+pub(crate) fn verify(net: &Net) {
     let out = Command::new(bin()).args(["verify", "--data-dir"]).arg(net.dir.root()).output().unwrap();
     assert!(
         out.status.success(),
@@ -259,7 +277,7 @@ fn verify(net: &Net) {
     );
 }
 
-async fn get_request(gw: &Gateway, id: &str) -> Value {
+pub(crate) async fn get_request(gw: &Gateway, id: &str) -> Value {
     // Not on the ledger yet: Null (callers wait).
     match gw.contract("ipe").evaluate("get_request", &[id.as_bytes().to_vec()]).await {
         Ok(b) => serde_json::from_slice(&b).unwrap(),

@@ -37,12 +37,17 @@ impl Net {
 
     /// The default network on free ports, every node and user signing with `alg`.
     pub(crate) fn generate_with(alg: msp::Algorithm) -> Net {
-        let tmp = tempfile::tempdir().unwrap();
         let mut net = NetworkConfig::default_network();
         net.crypto.key_algorithm = alg;
         for n in net.orderers.iter_mut().chain(net.peers.iter_mut()) {
             n.port = test_support::free_tcp_port();
         }
+        Net::generate_from(net)
+    }
+
+    /// `ipechain keys generate` of `net` into a fresh directory.
+    pub(crate) fn generate_from(net: NetworkConfig) -> Net {
+        let tmp = tempfile::tempdir().unwrap();
         let cfg = tmp.path().join("network-in.toml");
         std::fs::write(&cfg, net.to_toml()).unwrap();
         let dir = DataDir::new(tmp.path().join("data"));

@@ -361,6 +361,17 @@ impl<R: CryptoRngCore> Gen<'_, R> {
             sans.push(SanType::DnsName(name.to_owned().try_into()?));
         }
         sans.push(SanType::IpAddress(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)));
+        if is_node {
+            for extra in org.sans.get(name).into_iter().flatten() {
+                let san = match extra.parse::<std::net::IpAddr>() {
+                    Ok(ip) => SanType::IpAddress(ip),
+                    Err(_) => SanType::DnsName(extra.clone().try_into()?),
+                };
+                if !sans.contains(&san) {
+                    sans.push(san);
+                }
+            }
+        }
         p.subject_alt_names = sans;
         let tls_cert = p.signed_by(&Subject::new(&tls_key.public_key()), tls_ca)?;
 

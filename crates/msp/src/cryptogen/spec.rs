@@ -75,6 +75,11 @@ pub struct OrgSpec {
     /// Client users besides the admin (`Admin@<domain>` is always generated).
     #[serde(default)]
     pub users: Names,
+    /// Extra names in a node's TLS certificate, by node name (Fabric's `Specs[].SANS`): the host names or
+    /// IP addresses the node is reached at on other machines. An entry that parses as an IP address is an
+    /// IP SAN, anything else a DNS name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sans: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 fn default_tls_alg() -> Algorithm {
@@ -121,6 +126,7 @@ impl NetworkSpec {
             domain: format!("org{n}.ipechain.local"),
             nodes: Names::Count(1),
             users: Names::List(vec!["Gateway".into(), "User1".into()]),
+            sans: Default::default(),
         };
         NetworkSpec {
             key_algorithm: Algorithm::Ed25519,
@@ -132,6 +138,7 @@ impl NetworkSpec {
                 domain: "ipechain.local".into(),
                 nodes: Names::Count(3),
                 users: Names::Count(0),
+                sans: Default::default(),
             }],
             peer_orgs: vec![peer_org(1), peer_org(2)],
         }

@@ -293,6 +293,7 @@ fn extend_keeps_existing_material_and_adds_new_members() {
         domain: "org3.ipechain.local".into(),
         nodes: msp::cryptogen::Names::Count(1),
         users: msp::cryptogen::Names::Count(0),
+        sans: Default::default(),
     });
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(51);
     let later = msp::UnixTime::from_secs(NOW.as_secs() + 86_400);
