@@ -169,7 +169,10 @@ impl Net {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("{name} did not come up; see {}", self.logs.join(format!("{name}.log")).display());
+        // Its own log when the test started it alone, else `ipechain up`'s.
+        let own = self.logs.join(format!("{name}.log"));
+        let log = if own.exists() { own } else { self.logs.join("up.log") };
+        panic!("{name} did not come up; see {}", log.display());
     }
 
     async fn leader(&self) -> String {
