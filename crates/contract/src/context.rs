@@ -1,7 +1,7 @@
 //! The transaction context: state access recording a read/write set.
 
 use crate::ContractError;
-use ledger_types::proto::{KvRead, KvWrite, NsRwSet, RangeQueryInfo};
+use ledger_types::proto::{KvRead, KvWrite, NsRwSet, RangeQueryInfo, SignedProposal};
 use ledger_types::store::StateSnapshot;
 use std::collections::BTreeMap;
 
@@ -38,12 +38,16 @@ pub struct TxContext<'a> {
     range_queries: Vec<RangeQueryInfo>,
     writes: BTreeMap<String, Option<Vec<u8>>>,
     event: Option<(String, Vec<u8>)>,
+    proposal: Option<(&'a str, &'a SignedProposal)>,
 }
 
+/// A key is 1..=[`MAX_KEY_LEN`] bytes of UTF-8. NUL bytes are allowed: Fabric's composite keys are
+/// `\0objectType\0attribute\0…` (the state store separates namespace and key by the first NUL, and
+/// namespaces have none).
 fn check_key(key: &str) -> Result<(), ContractError> {
-    if key.is_empty() || key.len() > MAX_KEY_LEN || key.contains('\0') {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
         return Err(ContractError::BadRequest(format!(
-            "state keys must be 1..={MAX_KEY_LEN} bytes without NUL, got {} bytes",
+            "state keys must be 1..={MAX_KEY_LEN} bytes, got {} bytes",
             key.len()
         )));
     }
@@ -70,7 +74,19 @@ impl<'a> TxContext<'a> {
             range_queries: Vec::new(),
             writes: BTreeMap::new(),
             event: None,
+            proposal: None,
         }
+    }
+
+    /// Attaches the signed proposal being run and its channel (an external chaincode receives them, as a
+    /// Fabric chaincode does: its shim reads the creator, the timestamp and the transient map from them).
+    pub fn set_proposal(&mut self, channel_id: &'a str, proposal: &'a SignedProposal) {
+        self.proposal = Some((channel_id, proposal));
+    }
+
+    /// The channel and signed proposal, when attached.
+    pub fn proposal(&self) -> Option<(&'a str, &'a SignedProposal)> {
+        self.proposal
     }
 
     /// The transaction id.

@@ -50,6 +50,14 @@ pub enum ContractError {
     /// Another failure inside the contract (status 500).
     #[error("contract failure: {0}")]
     Internal(String),
+    /// An external chaincode's own response with an error status (≥ 400), as it sent it.
+    #[error("{message}")]
+    Chaincode {
+        /// Its status.
+        status: i32,
+        /// Its message.
+        message: String,
+    },
 }
 
 impl ContractError {
@@ -61,6 +69,7 @@ impl ContractError {
             ContractError::NotFound(_) => 404,
             ContractError::Conflict(_) => 409,
             ContractError::State(_) | ContractError::Internal(_) => 500,
+            ContractError::Chaincode { status, .. } => *status,
         }
     }
 }
@@ -77,4 +86,10 @@ pub trait Contract: Send + Sync + 'static {
         function: &str,
         args: &[Vec<u8>],
     ) -> Result<Vec<u8>, ContractError>;
+
+    /// Whether `invoke` needs the signed proposal in its context ([`TxContext::proposal`]): external
+    /// chaincodes do (their shim reads it); built-in contracts do not, and the endorser then does not copy it.
+    fn wants_proposal(&self) -> bool {
+        false
+    }
 }

@@ -72,6 +72,11 @@ package!(
     "kvrwset.rs"
 );
 package!(
+    /// Proto package `queryresult`: range and history query results a peer sends a chaincode.
+    queryresult,
+    "queryresult.rs"
+);
+package!(
     /// Proto package `orderer`: broadcast and deliver.
     orderer,
     "orderer.rs"

@@ -214,6 +214,7 @@ pub fn generate(
             endorsers: BTreeMap::new(),
             validation_threads: None,
             client_auth: crate::layout::ClientAuth::Required,
+            chaincodes: BTreeMap::new(),
         };
         let path = dir.node_config(&cn);
         write_file(&path, toml::to_string_pretty(&nc).unwrap_or_default().as_bytes())?;
@@ -241,6 +242,7 @@ pub fn generate(
             endorsers,
             validation_threads: None,
             client_auth: crate::layout::ClientAuth::Required,
+            chaincodes: BTreeMap::new(),
         };
         let path = dir.node_config(&cn);
         write_file(&path, toml::to_string_pretty(&nc).unwrap_or_default().as_bytes())?;

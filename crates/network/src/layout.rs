@@ -103,6 +103,22 @@ pub struct NodeConfig {
     /// without one (`optional`).
     #[serde(default, skip_serializing_if = "ClientAuth::is_required")]
     pub client_auth: ClientAuth,
+    /// Peers only: contracts run by external chaincode servers (chaincode as a service), by contract name,
+    /// as Fabric installs a ccaas package (`connection.json`) on each peer. The contract must be defined on
+    /// the channel; its name here replaces a built-in contract of the same name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub chaincodes: BTreeMap<String, ChaincodeServer>,
+}
+
+/// Where a peer reaches an external chaincode (Fabric's ccaas `connection.json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChaincodeServer {
+    /// `host:port` of the chaincode server.
+    pub address: String,
+    /// PEM file of the CA of the server's TLS certificate; absent: plain TCP (`tls_required: false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// Whether a peer demands a TLS client certificate from everyone who connects.
@@ -239,7 +255,10 @@ impl NodeConfig {
         let mut c: NodeConfig = toml::from_str(&text)
             .map_err(|e| LoadError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut c.identity_dir, &mut c.genesis, &mut c.data_dir] {
+        for p in [&mut c.identity_dir, &mut c.genesis, &mut c.data_dir]
+            .into_iter()
+            .chain(c.chaincodes.values_mut().filter_map(|cc| cc.tls_ca.as_mut()))
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }

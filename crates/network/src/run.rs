@@ -38,6 +38,9 @@ pub enum RunError {
          top-level keys such as client_auth go before the [endorsers] table"
     )]
     UnknownEndorser { node: String, msp_id: String, members: String },
+    /// A peer's `[chaincodes]` names a contract the channel does not define.
+    #[error("{node}: [chaincodes.{name}] names a contract the channel does not define")]
+    UndefinedChaincode { node: String, name: String },
 }
 
 /// The contracts every peer of the default network has installed: the IPE (interworking proxy) and the
@@ -89,6 +92,23 @@ pub async fn start_peer(
         validation_threads: threads(&node),
     };
     let signer = Arc::new(IdentitySigner::new(node.identity));
+    let mut contracts = contracts;
+    for (name, server) in &node.config.chaincodes {
+        if !node.channel.contracts.iter().any(|c| &c.name == name) {
+            return Err(RunError::UndefinedChaincode { node: node.config.name.clone(), name: name.clone() });
+        }
+        let tls_ca_pem = match &server.tls_ca {
+            Some(p) => Some(std::fs::read(p).map_err(|e| {
+                RunError::Load(LoadError::Identity { path: p.clone(), message: e.to_string() })
+            })?),
+            None => None,
+        };
+        contracts.retain(|c| c.name() != name);
+        contracts.push(Arc::new(peer::ccaas::ExternalChaincode::new(
+            name,
+            peer::ccaas::ChaincodeEndpoint { address: server.address.clone(), tls_ca_pem },
+        )));
+    }
     Ok(PeerNode::start(cfg, blocks, state, ids, signer, contracts, shutdown).await?)
 }
 

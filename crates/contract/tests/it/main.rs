@@ -85,8 +85,10 @@ fn bad_keys_are_refused() {
     let c = caller();
     let mut ctx = TxContext::new("kv", &snap, "t".into(), 0, &c);
     assert!(matches!(ctx.put_state("", vec![]), Err(ContractError::BadRequest(_))));
-    assert!(matches!(ctx.put_state("a\0b", vec![]), Err(ContractError::BadRequest(_))));
     assert!(matches!(ctx.get_state(&"x".repeat(2000)), Err(ContractError::BadRequest(_))));
+    // NUL bytes are allowed: Fabric's composite keys are `\0type\0attr\0`.
+    ctx.put_state("\0color~id\0red\0a1\0", vec![0]).unwrap();
+    assert_eq!(ctx.get_state("\0color~id\0red\0a1\0").unwrap(), Some(vec![0]));
 }
 
 #[test]

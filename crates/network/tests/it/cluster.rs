@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// The per-node config files of a generated network, in name order.
-fn node_configs(dir: &DataDir) -> Vec<std::path::PathBuf> {
+pub(crate) fn node_configs(dir: &DataDir) -> Vec<std::path::PathBuf> {
     let mut configs: Vec<_> = std::fs::read_dir(dir.root().join("nodes"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -44,13 +44,19 @@ impl Cluster {
 
     /// A network whose nodes and clients all sign with `alg`.
     pub(crate) async fn start_with(seed: u64, alg: msp::Algorithm) -> Cluster {
+        Cluster::start_generated(crate::generated_with(seed, alg)).await
+    }
+
+    /// Starts a network generated (and possibly edited) by the caller.
+    pub(crate) async fn start_generated(
+        (tmp, dir, net): (tempfile::TempDir, DataDir, NetworkConfig),
+    ) -> Cluster {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
             )
             .with_test_writer()
             .try_init();
-        let (tmp, dir, net) = crate::generated_with(seed, alg);
         let stop = CancellationToken::new();
         let mut orderers = Vec::new();
         let mut peers = Vec::new();

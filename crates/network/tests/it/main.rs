@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod chaincode;
 mod cluster;
 mod fabric_gateway;
 mod generate;
@@ -17,10 +18,18 @@ pub(crate) fn generated(seed: u64) -> (tempfile::TempDir, DataDir, NetworkConfig
 
 /// The default network with signing keys of `alg` for every node and user.
 pub(crate) fn generated_with(seed: u64, alg: msp::Algorithm) -> (tempfile::TempDir, DataDir, NetworkConfig) {
+    generated_custom(seed, |net| net.crypto.key_algorithm = alg)
+}
+
+/// The default network as `edit` changes it, with free ports.
+pub(crate) fn generated_custom(
+    seed: u64,
+    edit: impl FnOnce(&mut NetworkConfig),
+) -> (tempfile::TempDir, DataDir, NetworkConfig) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = DataDir::new(tmp.path().join("net"));
     let mut net = NetworkConfig::default_network();
-    net.crypto.key_algorithm = alg;
+    edit(&mut net);
     for n in net.orderers.iter_mut().chain(net.peers.iter_mut()) {
         n.port = test_support::free_tcp_port();
     }

@@ -69,6 +69,7 @@ impl Net {
             tx_id: ledger_types::TxId::parse(&proposal.channel_header.tx_id).unwrap(),
             creator: ids(self.alg).validate(&proposal.signature_header.creator, NOW).unwrap(),
             proposal,
+            signed: None,
         };
         let snap = self.ledger.state().snapshot().unwrap();
         let r = self.e1.sign(self.e1.run(checked, &snap, &|_| Ok(false)).unwrap());
