@@ -20,6 +20,9 @@ pub(crate) struct UpConfig {
     pub(crate) data_dir: Option<PathBuf>,
     /// Simulated devices and an application (`--demo`).
     pub(crate) demo: bool,
+    /// Run the IPE as an external chaincode (chaincode as a service over Fabric's shim protocol, served by
+    /// this process on a loopback port) instead of built into the peers (`--ipe-external`).
+    pub(crate) ipe_external: bool,
     pub(crate) log: LogSection,
     pub(crate) cse: CseSection,
     pub(crate) lwm2m: Lwm2mSection,
@@ -291,6 +294,10 @@ pub(crate) struct UpArgs {
     /// the ledger.
     #[arg(long)]
     pub(crate) demo: bool,
+    /// Run the IPE as an external chaincode: the peers drive it over Fabric's chaincode protocol (as
+    /// `ipechain chaincode ipe` serves it), not built in.
+    #[arg(long)]
+    pub(crate) ipe_external: bool,
 }
 
 impl UpConfig {
@@ -370,6 +377,7 @@ impl UpConfig {
         UpConfig {
             data_dir: a.dir.data_dir.clone().or(f.data_dir),
             demo: a.demo || f.demo,
+            ipe_external: a.ipe_external || f.ipe_external,
             log: LogSection {
                 level: log_level.unwrap_or(f.log.level),
                 format: log_format.unwrap_or(f.log.format),
@@ -424,6 +432,9 @@ impl UpConfig {
             }
         }
         if let Some(l) = &self.ledger {
+            if self.ipe_external {
+                bail!("--ipe-external applies to the local network's peers: drop it with `[ledger]`");
+            }
             if self.demo {
                 bail!("--demo runs on the local network: drop `[ledger]` (or run `ipechain up --demo`)");
             }

@@ -68,6 +68,19 @@ fn default_data_dir() -> PathBuf {
 }
 
 #[derive(Subcommand, Debug)]
+enum ChaincodeCommand {
+    /// The IPE (interworking proxy) contract.
+    Ipe {
+        /// Where to listen, e.g. 0.0.0.0:9999.
+        #[arg(long, value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// The chaincode id it registers with (Fabric's package id, `label:hash`).
+        #[arg(long, default_value = "ipe:1")]
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum Command {
     /// Run the whole default network (3 orderers, 2 peers, channel `iot`) in this process.
     ///
@@ -84,6 +97,13 @@ enum Command {
     Gateway {
         #[command(flatten)]
         args: Box<config::UpArgs>,
+    },
+    /// Serve a contract as a Fabric chaincode server (chaincode as a service): peers dial it and drive it
+    /// over Fabric's chaincode protocol (`[chaincodes.<name>] address` in an ipechain peer's node config, a
+    /// ccaas `connection.json` on a Fabric peer).
+    Chaincode {
+        #[command(subcommand)]
+        command: ChaincodeCommand,
     },
     /// Run one node (orderer or peer) from its config file, e.g. `<data-dir>/nodes/peer0.org1.ipechain.local.toml`.
     Node {
@@ -196,6 +216,9 @@ fn main() -> Result<()> {
             }
         }),
         Command::Node { config } => rt.block_on(node::run_one(&config)),
+        Command::Chaincode { command: ChaincodeCommand::Ipe { listen, id } } => {
+            rt.block_on(node::serve_chaincode(listen, &id))
+        }
         Command::Keys { command } => keys::run(command),
         Command::Status { dir, json } => rt.block_on(status::run(dir.resolve(), json)),
         Command::Verify { dir, threads } => verify::run(dir.resolve(), threads.map(usize::from)),

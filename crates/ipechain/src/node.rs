@@ -8,6 +8,7 @@ use network::run::{installed_contracts, start_orderer, start_peer};
 
 use crate::config::UpConfig;
 use std::path::Path;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// Waits for Ctrl-C or SIGTERM.
@@ -67,6 +68,16 @@ pub(crate) async fn run_one(config: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `ipechain chaincode ipe`: the IPE contract as a chaincode server until SIGINT/SIGTERM.
+pub(crate) async fn serve_chaincode(listen: std::net::SocketAddr, id: &str) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the chaincode server to {listen}"))?;
+    println!("chaincode {id} (the IPE) serving on {}", listener.local_addr()?);
+    shim::serve(Arc::new(ipe::IpeContract::default()), id, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
 /// `ipechain up` (no `[ledger]`: the local network of the data directory, generated on first run, with the
 /// CSE, the LwM2M server and the bridge) and `ipechain gateway` (`[ledger]`: only the CSE, the LwM2M
 /// server and the bridge, against the Fabric gateway peers the configuration names; the data directory
@@ -74,7 +85,7 @@ pub(crate) async fn run_one(config: &Path) -> Result<()> {
 pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
     let signal = ShutdownSignal::install();
     let dir = cfg.data_dir();
-    let UpConfig { cse: cse_cfg, lwm2m: lw, gateway: gw, demo, ledger, .. } = cfg;
+    let UpConfig { cse: cse_cfg, lwm2m: lw, gateway: gw, demo, ledger, ipe_external, .. } = cfg;
     let mut mca_cas = Vec::new();
     let mut channel_name = None;
     // `[ledger]`'s connections, made first so that a bad file or address is reported before anything starts.
@@ -126,9 +137,34 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
         let loaded = NodeConfig::load(&path).with_context(|| format!("loading {}", path.display()))?;
         orderers.push((n.name.clone(), n.listen, start_orderer(loaded, stop.clone()).await?));
     }
+    // With --ipe-external, the IPE runs as a chaincode server of this process on a loopback port, and every
+    // peer drives it over the chaincode protocol.
+    let mut chaincode_task = None;
+    let ipe_server = if ipe_external {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .context("binding the IPE chaincode server")?;
+        let addr = listener.local_addr()?;
+        let cc_stop = stop.clone();
+        chaincode_task = Some(tokio::spawn(shim::serve(
+            Arc::new(ipe::IpeContract::default()),
+            "ipe:1",
+            listener,
+            async move { cc_stop.cancelled().await },
+        )));
+        Some(addr)
+    } else {
+        None
+    };
     for n in nodes.iter().filter(|n| n.role == NodeRole::Peer) {
         let path = dir.node_config(&n.name);
-        let loaded = NodeConfig::load(&path).with_context(|| format!("loading {}", path.display()))?;
+        let mut loaded = NodeConfig::load(&path).with_context(|| format!("loading {}", path.display()))?;
+        if let Some(addr) = ipe_server {
+            loaded.config.chaincodes.insert(
+                ipe::NAME.to_owned(),
+                network::layout::ChaincodeServer { address: addr.to_string(), tls_ca: None },
+            );
+        }
         if cse_server_tls.is_none() {
             // The first peer's (peer0 of the first organization, which runs the oneM2M side) TLS identity.
             cse_server_tls = Some(mca_client::tls::TlsServer {
@@ -339,6 +375,9 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
     for (name, addr, p) in &peers {
         println!("  peer     {name:<28} grpcs://{addr}   (height {})", p.ledger.height());
     }
+    if let Some(a) = ipe_server {
+        println!("  chaincode ipe (external, chaincode as a service)  grpc://{a}");
+    }
     if ledger.is_none() {
         println!(
             "  client identities and TLS material: {}",
@@ -409,6 +448,13 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
     }
     for (_, _, o) in orderers {
         o.shutdown().await;
+    }
+    if let Some(t) = chaincode_task {
+        match t.await {
+            Ok(Err(e)) => tracing::error!("IPE chaincode server: {e}"),
+            Err(e) => tracing::error!("IPE chaincode server task: {e}"),
+            Ok(Ok(())) => {}
+        }
     }
     Ok(())
 }

@@ -188,6 +188,12 @@ impl LocalIdentity {
     }
 }
 
+/// A certificate's role (from its OU) and subject common name, without checking its chain (a chaincode
+/// reads its caller this way: the peer validated the creator before running it).
+pub fn cert_role_and_name(cert_der: &[u8]) -> Result<(Role, String), LoadError> {
+    inspect(cert_der).map(|(role, cn, _)| (role, cn))
+}
+
 fn inspect(cert_der: &[u8]) -> Result<(Role, String, PublicKey), LoadError> {
     let (_, cert) =
         x509_parser::parse_x509_certificate(cert_der).map_err(|e| IdentityError::Malformed(e.to_string()))?;

@@ -62,7 +62,7 @@ mod tests_rule;
 
 pub use batch::{BATCH_CHUNK, BatchError, VerifyItem, verify_batch, verify_batch_parallel, verify_each};
 pub use cryptogen::{CryptoMaterial, NetworkSpec};
-pub use identity::{LoadError, LocalIdentity, TlsIdentity, cert_pem};
+pub use identity::{LoadError, LocalIdentity, TlsIdentity, cert_pem, cert_role_and_name};
 pub use manager::{DEFAULT_CACHE_CAPACITY, MspManager};
 pub use msp::{IdentityError, MAX_CHAIN_CAS, Msp, Role, ValidatedIdentity, cert_hash, certs_from_pem};
 pub use sig::{Algorithm, KeyError, MAX_SIGNATURE_LEN, PublicKey, SigError, Signature, SigningKey};

@@ -287,9 +287,20 @@ pub(crate) async fn get_request(gw: &Gateway, id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lwm2m_node_lib_and_an_mca_application_through_the_ledger_and_the_embedded_cse() {
+    node_lib_and_mca_application(&[]).await;
+}
+
+/// The same, with the IPE as an external chaincode (`up --ipe-external`): the peers drive it over Fabric's
+/// chaincode protocol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lwm2m_node_lib_and_an_mca_application_with_the_ipe_as_external_chaincode() {
+    node_lib_and_mca_application(&["--ipe-external".into()]).await;
+}
+
+async fn node_lib_and_mca_application(extra: &[String]) {
     let net = Net::generate();
     let (cse, coap) = (test_support::free_tcp_port(), test_support::free_udp_port());
-    let mut up = spawn_up(&net, cse, coap, &[]);
+    let mut up = spawn_up(&net, cse, coap, extra);
     wait_ledger_up(&net).await;
     wait_for("the CSE", 30, || {
         (mca(cse, "GET", "/cse-in", "CAdmin", None, &Value::Null).0 == 2000).then_some(())
@@ -980,11 +991,22 @@ fn outcome<'a>(lines: &'a [Value], event: &str) -> &'a Value {
 /// receives the answer in `/32769/0/3` and `/32769/0/4`. Both are checked on the ledger with the Rust SDK too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fabric_gateway_node_application_runs_both_paper_scenarios() {
+    paper_scenarios(&[]).await;
+}
+
+/// The same with the IPE as an external chaincode (`up --ipe-external`): Fabric's client, ipechain's peers,
+/// the IPE served over Fabric's chaincode protocol, as the paper's Go chaincode would be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_paper_scenarios_run_with_the_ipe_as_external_chaincode() {
+    paper_scenarios(&["--ipe-external".into()]).await;
+}
+
+async fn paper_scenarios(extra: &[String]) {
     // A missing Node or fabric-gateway fails here, before anything starts.
     test_support::fabric_gateway_node();
     let net = Net::generate();
     let (cse, coap) = (test_support::free_tcp_port(), test_support::free_udp_port());
-    let mut up = spawn_up(&net, cse, coap, &[]);
+    let mut up = spawn_up(&net, cse, coap, extra);
     wait_ledger_up(&net).await;
     wait_for("the CSE", 30, || {
         (mca(cse, "GET", "/cse-in", "CAdmin", None, &Value::Null).0 == 2000).then_some(())
