@@ -162,7 +162,11 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
         if let Some(addr) = ipe_server {
             loaded.config.chaincodes.insert(
                 ipe::NAME.to_owned(),
-                network::layout::ChaincodeServer { address: addr.to_string(), tls_ca: None },
+                network::layout::ChaincodeServer {
+                    address: addr.to_string(),
+                    tls_ca: None,
+                    execute_timeout_secs: None,
+                },
             );
         }
         if cse_server_tls.is_none() {

@@ -119,6 +119,9 @@ pub struct ChaincodeServer {
     /// PEM file of the CA of the server's TLS certificate; absent: plain TCP (`tls_required: false`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_ca: Option<PathBuf>,
+    /// How long one execution may take, in seconds (Fabric's `chaincode.executetimeout`; default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execute_timeout_secs: Option<u64>,
 }
 
 /// Whether a peer demands a TLS client certificate from everyone who connects.

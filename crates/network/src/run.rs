@@ -104,10 +104,17 @@ pub async fn start_peer(
             None => None,
         };
         contracts.retain(|c| c.name() != name);
-        contracts.push(Arc::new(peer::ccaas::ExternalChaincode::new(
+        let mut cc = peer::ccaas::ExternalChaincode::new(
             name,
             peer::ccaas::ChaincodeEndpoint { address: server.address.clone(), tls_ca_pem },
-        )));
+        );
+        if let Some(secs) = server.execute_timeout_secs {
+            cc = cc.with_timeout(std::time::Duration::from_secs(secs.max(1)));
+        }
+        if let Some(b) = &node.channel.batch {
+            cc = cc.with_max_value(b.absolute_max_bytes as usize);
+        }
+        contracts.push(Arc::new(cc));
     }
     Ok(PeerNode::start(cfg, blocks, state, ids, signer, contracts, shutdown).await?)
 }

@@ -66,6 +66,7 @@ pub struct ExternalChaincode {
     runtime: tokio::runtime::Handle,
     session: Mutex<Option<Arc<Session>>>,
     timeout: Duration,
+    max_value: usize,
 }
 
 /// The execution timeout's clock: this module is I/O (a connection to another process), not validation.
@@ -92,12 +93,20 @@ impl ExternalChaincode {
             runtime: tokio::runtime::Handle::current(),
             session: Mutex::new(None),
             timeout: EXECUTE_TIMEOUT,
+            max_value: MAX_MESSAGE,
         }
     }
 
-    /// Another execution timeout (tests).
+    /// Another execution timeout (Fabric's `chaincode.executetimeout`).
     pub fn with_timeout(mut self, timeout: Duration) -> ExternalChaincode {
         self.timeout = timeout;
+        self
+    }
+
+    /// The largest value the chaincode may write (the channel's absolute maximum transaction size: a larger
+    /// write could never be ordered).
+    pub fn with_max_value(mut self, max: usize) -> ExternalChaincode {
+        self.max_value = max;
         self
     }
 
@@ -372,6 +381,7 @@ impl ExternalChaincode {
             MsgType::PutState => {
                 let m = PutState::decode(payload).map_err(|e| bad("PutState", e))?;
                 no_private(&m.collection)?;
+                self.check_value(&m.key, &m.value)?;
                 ctx.put_state(&m.key, m.value).map_err(text)?;
                 Ok(Vec::new())
             }
@@ -386,7 +396,10 @@ impl ExternalChaincode {
                 for r in m.rec {
                     no_private(&r.collection)?;
                     match write_record::Type::try_from(r.r#type) {
-                        Ok(write_record::Type::PutState) => ctx.put_state(&r.key, r.value).map_err(text)?,
+                        Ok(write_record::Type::PutState) => {
+                            self.check_value(&r.key, &r.value)?;
+                            ctx.put_state(&r.key, r.value).map_err(text)?
+                        }
                         Ok(write_record::Type::DelState) => ctx.delete_state(&r.key).map_err(text)?,
                         _ => return Err(format!("write batch record type {} is not supported", r.r#type)),
                     }
@@ -464,6 +477,17 @@ impl ExternalChaincode {
             }
             other => Err(format!("unexpected message {other:?} during a transaction")),
         }
+    }
+
+    fn check_value(&self, key: &str, value: &[u8]) -> Result<(), String> {
+        if value.len() > self.max_value {
+            return Err(format!(
+                "the value of {key:?} is {} bytes, over the channel's maximum of {} bytes",
+                value.len(),
+                self.max_value
+            ));
+        }
+        Ok(())
     }
 
     /// Takes up to `n` results off the front of `found` as a `QueryResponse` (`has_more` when some remain).

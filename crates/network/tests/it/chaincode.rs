@@ -2,8 +2,14 @@
 //! `fabric-shim` in server mode, driven by both peers over Fabric's shim protocol (`peer::ccaas`).
 
 use crate::cluster::{Cluster, node_configs};
+use fabric_protos::protos::chaincode_message::Type as MsgType;
+use fabric_protos::protos::chaincode_server::{Chaincode, ChaincodeServer};
+use fabric_protos::protos::{
+    ChaincodeId, ChaincodeInput, ChaincodeMessage, PutState, Response as PbResponse,
+};
 use ledger_client::{Checkpoint, ClientError};
 use network::ContractSettings;
+use prost::Message;
 use serde_json::{Value, json};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -145,5 +151,161 @@ async fn a_fabric_contract_api_chaincode_runs_as_a_service_on_both_peers() {
     assert_eq!(back.expect("the chaincode answers again")["owner"], "carol");
     assets.submit("transfer", &[b"a3".to_vec(), b"erin".to_vec()]).await.unwrap();
     drop(server);
+    c.shutdown().await;
+}
+
+/// A chaincode server that misbehaves on request: the function name says how.
+struct Rogue;
+
+type RogueStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<ChaincodeMessage, tonic::Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Chaincode for Rogue {
+    type ConnectStream = RogueStream;
+
+    async fn connect(
+        &self,
+        request: tonic::Request<tonic::Streaming<ChaincodeMessage>>,
+    ) -> Result<tonic::Response<RogueStream>, tonic::Status> {
+        let mut inbound = request.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let register = ChaincodeId { name: "rogue:1".into(), ..Default::default() }.encode_to_vec();
+        tx.send(Ok(msg(MsgType::Register, register, "", ""))).await.unwrap();
+        tokio::spawn(async move {
+            // What each transaction waits for: its function name.
+            let mut pending = std::collections::HashMap::new();
+            while let Ok(Some(m)) = inbound.message().await {
+                let (txid, ch) = (m.txid.clone(), m.channel_id.clone());
+                let done = |status: i32, message: &str, payload: &[u8]| {
+                    let r = PbResponse { status, message: message.into(), payload: payload.to_vec() };
+                    msg(MsgType::Completed, r.encode_to_vec(), &txid, &ch)
+                };
+                let out = match MsgType::try_from(m.r#type) {
+                    Ok(MsgType::Transaction) => {
+                        let input = ChaincodeInput::decode(m.payload.as_slice()).unwrap();
+                        let f = String::from_utf8(input.args[0].clone()).unwrap();
+                        let first = match f.as_str() {
+                            "hang" => None,
+                            "garbage" => Some(msg(MsgType::Completed, vec![0xff, 0xff, 0x01], &txid, &ch)),
+                            "weird" => Some(ChaincodeMessage {
+                                r#type: 99,
+                                ..msg(MsgType::Undefined, vec![], &txid, &ch)
+                            }),
+                            "big" => Some(msg(
+                                MsgType::PutState,
+                                PutState {
+                                    key: "big".into(),
+                                    value: vec![b'x'; 17 << 20],
+                                    ..Default::default()
+                                }
+                                .encode_to_vec(),
+                                &txid,
+                                &ch,
+                            )),
+                            "ok" => Some(msg(
+                                MsgType::PutState,
+                                PutState { key: "k".into(), value: b"v".to_vec(), ..Default::default() }
+                                    .encode_to_vec(),
+                                &txid,
+                                &ch,
+                            )),
+                            "crash" => {
+                                let _ = tx.send(Err(tonic::Status::internal("the chaincode crashed"))).await;
+                                return;
+                            }
+                            other => Some(done(400, &format!("no function {other}"), b"")),
+                        };
+                        pending.insert(txid.clone(), f);
+                        first
+                    }
+                    Ok(MsgType::Response | MsgType::Error) => {
+                        let text = String::from_utf8_lossy(&m.payload).into_owned();
+                        match (pending.remove(&txid).as_deref(), m.r#type == MsgType::Error as i32) {
+                            (Some("weird"), true) => Some(done(200, "", b"survived")),
+                            (Some("big"), true) => Some(done(500, &format!("write refused: {text}"), b"")),
+                            (Some("ok"), false) => Some(done(200, "", b"fine")),
+                            (f, _) => {
+                                Some(done(500, &format!("{f:?} got an unexpected answer: {text}"), b""))
+                            }
+                        }
+                    }
+                    _ => None,
+                };
+                if let Some(o) = out
+                    && tx.send(Ok(o)).await.is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Ok(tonic::Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+}
+
+fn msg(kind: MsgType, payload: Vec<u8>, txid: &str, channel_id: &str) -> ChaincodeMessage {
+    ChaincodeMessage {
+        r#type: kind as i32,
+        payload,
+        txid: txid.into(),
+        channel_id: channel_id.into(),
+        ..Default::default()
+    }
+}
+
+/// A chaincode that never answers, answers garbage, sends unknown messages, writes a value over the
+/// channel's maximum or crashes mid-transaction fails that proposal only, with a clear error; the peer stays
+/// up, reconnects, and nothing is committed but the proposals that succeeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misbehaving_chaincode_fails_its_own_proposals_only() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(ChaincodeServer::new(Rogue).max_decoding_message_size(64 << 20))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let generated = crate::generated_custom(41, |net| {
+        net.contracts.push(ContractSettings { name: "rogue".into(), policy: "ANY".into() });
+    });
+    for path in node_configs(&generated.1) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        if text.contains("role = \"peer\"") {
+            let add =
+                format!("\n[chaincodes.rogue]\naddress = \"127.0.0.1:{port}\"\nexecute_timeout_secs = 2\n");
+            std::fs::write(&path, text + &add).unwrap();
+        }
+    }
+    let c = Cluster::start_generated(generated).await;
+    let gw = c.gateway(1);
+    let first = gw.contract("kv").submit("put", &[b"before".to_vec(), b"1".to_vec()]).await.unwrap();
+    let rogue = gw.contract("rogue");
+    let refused = |e: ClientError, what: &str| {
+        assert!(
+            matches!(&e, ClientError::Refused { status: 500, message, .. } if message.contains(what)),
+            "{e}"
+        );
+    };
+    refused(rogue.submit("hang", &[]).await.unwrap_err(), "did not complete within 2s");
+    refused(rogue.submit("garbage", &[]).await.unwrap_err(), "COMPLETED payload");
+    let weird = rogue.submit("weird", &[]).await.unwrap();
+    assert_eq!(weird.payload, b"survived");
+    refused(rogue.submit("big", &[]).await.unwrap_err(), "over the channel's maximum");
+    refused(rogue.submit("crash", &[]).await.unwrap_err(), "connection lost");
+    let ok = rogue.submit("ok", &[]).await.unwrap();
+    assert_eq!(ok.payload, b"fine");
+    let last = gw.contract("kv").submit("put", &[b"after".to_vec(), b"2".to_vec()]).await.unwrap();
+
+    // Only the proposals that succeeded were ordered and committed.
+    let mut committed = Vec::new();
+    let mut blocks = gw.commits(first.block, Some(last.block)).await.unwrap();
+    while let Some((_, txs)) = blocks.next().await.unwrap() {
+        committed.extend(txs.into_iter().map(|(id, code)| (id, code.is_valid())));
+    }
+    let expected: Vec<_> = [&first.tx_id, &weird.tx_id, &ok.tx_id, &last.tx_id]
+        .into_iter()
+        .map(|id| (id.clone(), true))
+        .collect();
+    assert_eq!(committed, expected);
     c.shutdown().await;
 }
