@@ -137,21 +137,33 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
         let loaded = NodeConfig::load(&path).with_context(|| format!("loading {}", path.display()))?;
         orderers.push((n.name.clone(), n.listen, start_orderer(loaded, stop.clone()).await?));
     }
-    // With --ipe-external, the IPE runs as a chaincode server of this process on a loopback port, and every
-    // peer drives it over the chaincode protocol.
+    // With --ipe-external, the IPE runs as a chaincode server on a loopback port, and every peer drives it
+    // over the chaincode protocol. The server gets a runtime (and blocking pool) of its own, as the separate
+    // process it would be: sharing the nodes' pool, peers waiting on the chaincode could hold every blocking
+    // thread the chaincode's transactions need.
     let mut chaincode_task = None;
     let ipe_server = if ipe_external {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .context("binding the IPE chaincode server")?;
-        let addr = listener.local_addr()?;
+        let std_listener =
+            std::net::TcpListener::bind(("127.0.0.1", 0)).context("binding the IPE chaincode server")?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
         let cc_stop = stop.clone();
-        chaincode_task = Some(tokio::spawn(shim::serve(
-            Arc::new(ipe::IpeContract::default()),
-            "ipe:1",
-            listener,
-            async move { cc_stop.cancelled().await },
-        )));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("ipe-chaincode")
+            .enable_all()
+            .build()
+            .context("the IPE chaincode server's runtime")?;
+        chaincode_task = Some(std::thread::spawn(move || {
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener)?;
+                shim::serve(Arc::new(ipe::IpeContract::default()), "ipe:1", listener, async move {
+                    cc_stop.cancelled().await
+                })
+                .await
+                .map_err(anyhow::Error::from)
+            })
+        }));
         Some(addr)
     } else {
         None
@@ -454,10 +466,10 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
         o.shutdown().await;
     }
     if let Some(t) = chaincode_task {
-        match t.await {
-            Ok(Err(e)) => tracing::error!("IPE chaincode server: {e}"),
-            Err(e) => tracing::error!("IPE chaincode server task: {e}"),
-            Ok(Ok(())) => {}
+        match tokio::task::spawn_blocking(move || t.join()).await {
+            Ok(Ok(Err(e))) => tracing::error!("IPE chaincode server: {e:#}"),
+            Ok(Err(_)) | Err(_) => tracing::error!("the IPE chaincode server's thread failed"),
+            Ok(Ok(Ok(()))) => {}
         }
     }
     Ok(())

@@ -74,7 +74,12 @@ pub struct Endorser {
     ids: Arc<dyn Identities>,
     contracts: HashMap<String, Arc<dyn Contract>>,
     signer: Arc<dyn Signer>,
+    slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// Proposals run at once on threads of their own (external chaincodes wait on their servers there, each
+/// proposal holding a thread): more wait for a slot rather than exhaust the runtime's blocking threads.
+pub const BLOCKING_RUNS: usize = 256;
 
 impl Endorser {
     /// An endorser signing as `signer`, with the given contracts installed.
@@ -85,7 +90,18 @@ impl Endorser {
         signer: Arc<dyn Signer>,
     ) -> Endorser {
         let contracts = contracts.into_iter().map(|c| (c.name().to_owned(), c)).collect();
-        Endorser { rules, ids, contracts, signer }
+        Endorser {
+            rules,
+            ids,
+            contracts,
+            signer,
+            slots: Arc::new(tokio::sync::Semaphore::new(BLOCKING_RUNS)),
+        }
+    }
+
+    /// Slots for proposals run on a thread of their own (see [`BLOCKING_RUNS`]).
+    pub fn blocking_slots(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.slots
     }
 
     /// Unpacks and checks a proposal (Fabric's layers, channel, tx id, timestamp within

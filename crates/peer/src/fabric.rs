@@ -181,7 +181,9 @@ where
     /// Runs a proposal on this peer without endorsing or ordering it.
     async fn evaluate(self: Arc<Self>, sp: SignedProposal) -> Result<pb::Response, Status> {
         let svc = self.clone();
+        let slot = self.endorser.blocking_slots().clone().acquire_owned().await;
         let sim = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let snapshot = svc.ledger.state().snapshot().map_err(EndorseError::Store)?;
             svc.endorser.simulate(&sp, &snapshot, &|_| Ok(false), unix_now())
         })

@@ -248,14 +248,15 @@ where
         if !ok {
             return Err(EndorseError::Denied("proposal signature does not verify".into()));
         }
-        let snapshot = self.ledger.state().snapshot()?;
-        let external = checked.signed.is_some();
-        let run = || self.endorser.run(checked, &snapshot, &|id| self.ledger.contains_tx(id));
-        // An external chaincode blocks on its server's messages: off the async worker (built-in contracts are
-        // plain computation and run in place).
+        // An external chaincode blocks on its server's messages: it runs off the async worker, in one of the
+        // endorser's blocking slots (built-in contracts are plain computation and run in place).
         let multi_thread =
             tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
-        let sim = if external && multi_thread { tokio::task::block_in_place(run)? } else { run()? };
+        let external = checked.signed.is_some() && multi_thread;
+        let _slot = if external { Some(self.endorser.blocking_slots().acquire().await) } else { None };
+        let snapshot = self.ledger.state().snapshot()?;
+        let run = || self.endorser.run(checked, &snapshot, &|id| self.ledger.contains_tx(id));
+        let sim = if external { tokio::task::block_in_place(run)? } else { run()? };
         Ok((self.endorser.sign(sim), contract))
     }
 }
