@@ -7,4 +7,5 @@ mod cli;
 mod devices;
 mod dtls;
 mod interworking;
+mod ops;
 mod processes;

@@ -380,6 +380,7 @@ async fn up_serves_the_ledger_the_cse_and_the_lwm2m_server_and_stops_on_sigterm(
             std::fs::OpenOptions::new().create(true).append(true).open(net.logs.join("up.log")).unwrap();
         ChildGuard::spawn(
             Command::new(bin())
+                .env("IPECHAIN_OPS_ADDR", "127.0.0.1:0") // every test its own operations port
                 .args(["up", "--data-dir"])
                 .arg(net.dir.root())
                 .args(["--cse-addr", &format!("127.0.0.1:{cse}")])
