@@ -263,6 +263,7 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
     })
     .await
     .context("starting the LwM2M server")?;
+    crate::operations::watch_lwm2m(&ops, &lwm2m);
     // The bootstrap server, provisioning from the same credentials.
     let host = match &lw.advertised_host {
         Some(h) => h.clone(),
@@ -318,7 +319,15 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
             Some(c) => c,
             None => crate::gateway::bridge_clients(&dir, None)?,
         };
-        let g = crate::gateway::start(&dir, clients, lwm2m.clone(), registry.clone(), choice).await?;
+        let g = crate::gateway::start(
+            &dir,
+            clients,
+            lwm2m.clone(),
+            registry.clone(),
+            choice,
+            ops.metrics.bridge.clone(),
+        )
+        .await?;
         crate::operations::watch_bridge(&ops, &g);
         gateway = Some(g);
     }

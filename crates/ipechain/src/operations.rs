@@ -129,3 +129,40 @@ pub(crate) fn watch_bridge(ops: &Ops, bridge: &bridge::Bridge) {
     let c = s.clone();
     m.counter_fn("ipechain_bridge_errors", "Errors the bridge logged", move || c.errors.load(Relaxed));
 }
+
+/// The LwM2M server's counters (kept by the server) as metrics read at scrape time.
+pub(crate) fn watch_lwm2m(ops: &Ops, server: &lwm2m_server::LwM2mServerHandle) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let m = &ops.metrics;
+    let h = server.clone();
+    m.gauge_fn("ipechain_lwm2m_registrations", "LwM2M clients registered with the server now", move || {
+        h.stats().registrations.load(Relaxed)
+    });
+    let h = server.clone();
+    m.counter_fn(
+        "ipechain_lwm2m_notifications",
+        "LwM2M notifications received for active observations",
+        move || h.stats().notifications.load(Relaxed),
+    );
+    let h = server.clone();
+    m.counter_fn("ipechain_lwm2m_sends", "LwM2M Send operations accepted", move || {
+        h.stats().sends.load(Relaxed)
+    });
+    let (ok, failed) = (server.clone(), server.clone());
+    m.counters_fn(
+        "ipechain_lwm2m_dtls_handshakes",
+        "DTLS handshakes of the LwM2M server by outcome: ok (an admitted identity, full or resumed), failed \
+         (refused or timed out)",
+        "outcome",
+        vec![
+            ("ok", Box::new(move || ok.stats().dtls_handshakes.load(Relaxed))),
+            ("failed", Box::new(move || failed.stats().dtls_handshakes_failed.load(Relaxed))),
+        ],
+    );
+    let h = server.clone();
+    m.counter_fn(
+        "ipechain_lwm2m_refused",
+        "LwM2M requests refused by the admission rules (4.03)",
+        move || h.stats().refused.load(Relaxed),
+    );
+}

@@ -2,9 +2,10 @@
 //! `/healthz` (the process's health checks, Fabric's JSON), `/readyz` (200 once started) and `/version`.
 //!
 //! Libraries depend on this crate without its `server` feature for the metric families only
-//! ([`PeerMetrics`], [`OrdererMetrics`], [`CseMetrics`], [`Lwm2mMetrics`], [`BridgeMetrics`]): each
+//! ([`PeerMetrics`], [`OrdererMetrics`], [`CseMetrics`], [`BridgeMetrics`]): each
 //! `Default` is a private, unregistered set, so a library used without an operations service counts into
-//! nothing anyone reads. [`Metrics::new`] registers one set of each with the process's registry. Health
+//! nothing anyone reads. [`Metrics::new`] registers one set of each with the process's registry; counters a
+//! library already keeps (the LwM2M server's, the bridge's) are read at scrape time ([`Metrics::counter_fn`]). Health
 //! verdicts are pure functions ([`peer_progress`], [`leader_known`]) over values and a time passed in.
 //! `docs/operations.md` lists every metric.
 
@@ -20,7 +21,7 @@ pub use health::{
     peer_progress,
 };
 pub use metrics::{
-    BridgeMetrics, CseMetrics, Lwm2mMetrics, Metrics, OrdererLabel, OrdererMetrics, PeerHandle, PeerMetrics,
+    BridgeMetrics, CseMetrics, Metrics, OrdererLabel, OrdererMetrics, PeerHandle, PeerMetrics, Read,
     Stopwatch,
 };
 #[cfg(feature = "server")]

@@ -1,7 +1,7 @@
 //! The process's metric families, Grafana-ready: `ipechain_` prefix, units in the names.
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
@@ -335,65 +335,6 @@ impl PartialEq for CseMetrics {
 }
 impl Eq for CseMetrics {}
 
-/// As [`CseMetrics`]'s.
-impl PartialEq for Lwm2mMetrics {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-impl Eq for Lwm2mMetrics {}
-
-/// Labels: an outcome.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Outcome {
-    outcome: String,
-}
-
-/// The LwM2M server's metrics.
-#[derive(Clone, Debug, Default)]
-pub struct Lwm2mMetrics {
-    registrations: Gauge,
-    notifications: Counter,
-    handshakes: Family<Outcome, Counter>,
-}
-
-impl Lwm2mMetrics {
-    fn register(&self, r: &mut Registry) {
-        r.register(
-            "ipechain_lwm2m_registrations",
-            "LwM2M clients registered with the server now",
-            self.registrations.clone(),
-        );
-        r.register(
-            "ipechain_lwm2m_notifications",
-            "LwM2M notifications (Observe) the server accepted",
-            self.notifications.clone(),
-        );
-        r.register(
-            "ipechain_lwm2m_dtls_handshakes",
-            "DTLS handshakes of the LwM2M server, by outcome (ok, failed)",
-            self.handshakes.clone(),
-        );
-    }
-
-    /// The number of registrations now.
-    pub fn set_registrations(&self, n: usize) {
-        self.registrations.set(i64::try_from(n).unwrap_or(i64::MAX));
-    }
-
-    /// A notification accepted.
-    pub fn notification(&self) {
-        self.notifications.inc();
-    }
-
-    /// A DTLS handshake ended.
-    pub fn handshake(&self, ok: bool) {
-        self.handshakes
-            .get_or_create(&Outcome { outcome: if ok { "ok" } else { "failed" }.to_owned() })
-            .inc();
-    }
-}
-
 /// Labels: a status.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Status {
@@ -448,37 +389,45 @@ impl BridgeMetrics {
 }
 
 /// A counter or gauge read at scrape time from a value kept elsewhere (an atomic a library already has).
-type Read = Box<dyn Fn() -> u64 + Send + Sync>;
+pub type Read = Box<dyn Fn() -> u64 + Send + Sync>;
 
-#[derive(Debug)]
 struct ReadCollector {
     name: &'static str,
     help: &'static str,
     counter: bool,
-    read: ReadFn,
+    /// The label's name, with one value per sample; `None`: one unlabelled sample.
+    label: Option<&'static str>,
+    samples: Vec<(&'static str, Read)>,
 }
 
-struct ReadFn(Read);
-
-impl std::fmt::Debug for ReadFn {
+impl std::fmt::Debug for ReadCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ReadFn")
+        f.debug_struct("ReadCollector").field("name", &self.name).finish_non_exhaustive()
     }
 }
 
 impl Collector for ReadCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let v = (self.read.0)();
-        if self.counter {
-            let m = ConstCounter::new(v);
-            let e = encoder.encode_descriptor(self.name, self.help, None, MetricType::Counter)?;
-            m.encode(e)
-        } else {
-            let m = ConstGauge::new(gauge_value(v));
-            let e = encoder.encode_descriptor(self.name, self.help, None, MetricType::Gauge)?;
-            m.encode(e)
+        let kind = if self.counter { MetricType::Counter } else { MetricType::Gauge };
+        let mut family = encoder.encode_descriptor(self.name, self.help, None, kind)?;
+        match self.label {
+            None => {
+                let v = self.samples.first().map_or(0, |(_, read)| read());
+                encode_read(self.counter, v, family)?;
+            }
+            Some(label) => {
+                for (value, read) in &self.samples {
+                    let labels = [(label, *value)];
+                    encode_read(self.counter, read(), family.encode_family(&labels)?)?;
+                }
+            }
         }
+        Ok(())
     }
+}
+
+fn encode_read(counter: bool, v: u64, sample: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+    if counter { ConstCounter::new(v).encode(sample) } else { ConstGauge::new(gauge_value(v)).encode(sample) }
 }
 
 /// The process's metrics: one registry, one set of every family.
@@ -491,8 +440,6 @@ pub struct Metrics {
     pub orderer: OrdererMetrics,
     /// The embedded CSE.
     pub cse: CseMetrics,
-    /// The LwM2M server.
-    pub lwm2m: Lwm2mMetrics,
     /// The bridge gateway.
     pub bridge: BridgeMetrics,
 }
@@ -512,13 +459,11 @@ impl Metrics {
             peer: PeerMetrics::default(),
             orderer: OrdererMetrics::default(),
             cse: CseMetrics::default(),
-            lwm2m: Lwm2mMetrics::default(),
             bridge: BridgeMetrics::default(),
         };
         m.peer.register(&mut r);
         m.orderer.register(&mut r);
         m.cse.register(&mut r);
-        m.lwm2m.register(&mut r);
         m.bridge.register(&mut r);
         Metrics { registry: Arc::new(RwLock::new(r)), ..m }
     }
@@ -530,7 +475,13 @@ impl Metrics {
         help: &'static str,
         read: impl Fn() -> u64 + Send + Sync + 'static,
     ) {
-        self.add(ReadCollector { name, help, counter: true, read: ReadFn(Box::new(read)) });
+        self.add(ReadCollector {
+            name,
+            help,
+            counter: true,
+            label: None,
+            samples: vec![("", Box::new(read))],
+        });
     }
 
     /// Adds a gauge read at scrape time.
@@ -540,7 +491,24 @@ impl Metrics {
         help: &'static str,
         read: impl Fn() -> u64 + Send + Sync + 'static,
     ) {
-        self.add(ReadCollector { name, help, counter: false, read: ReadFn(Box::new(read)) });
+        self.add(ReadCollector {
+            name,
+            help,
+            counter: false,
+            label: None,
+            samples: vec![("", Box::new(read))],
+        });
+    }
+
+    /// Adds a counter of several samples read at scrape time, one per value of `label`.
+    pub fn counters_fn(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        label: &'static str,
+        samples: Vec<(&'static str, Read)>,
+    ) {
+        self.add(ReadCollector { name, help, counter: true, label: Some(label), samples });
     }
 
     fn add(&self, c: ReadCollector) {
