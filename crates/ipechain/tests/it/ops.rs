@@ -128,6 +128,12 @@ async fn up_serves_metrics_health_readiness_and_version() {
             .any(|(l, v)| l.contains(r#"op="retrieve""#) && l.contains(r#"rsc="2000""#) && *v >= 1.0),
         "{retrieves:?}"
     );
+    // The LwM2M server's and the bridge's counters are there (no device registered in this test).
+    assert_eq!(family(&s, "ipechain_lwm2m_registrations"), [("", 0.0)]);
+    let handshakes = family(&s, "ipechain_lwm2m_dtls_handshakes_total");
+    assert_eq!(handshakes, [(r#"{outcome="failed"}"#, 0.0), (r#"{outcome="ok"}"#, 0.0)]);
+    assert_eq!(family(&s, "ipechain_bridge_errors_total"), [("", 0.0)]);
+    assert!(s.contains_key("ipechain_bridge_event_lag_blocks"), "{s:?}");
 
     let (status, body) = get(ops, "/healthz");
     assert_eq!((status, body.as_str()), (200, r#"{"status":"OK"}"#));
