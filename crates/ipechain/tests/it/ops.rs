@@ -1,6 +1,7 @@
 //! The operations endpoints of `ipechain up` (docs/operations.md): after a transaction and an Mca request,
 //! `/metrics` shows both peers' heights at the transaction's block, a Raft leader, the peer's gateway and
-//! validation counters and the CSE's request counter; `/healthz`, `/readyz` and `/version` answer.
+//! validation counters and the CSE's request counter; `/healthz`, `/readyz` and `/version` answer. `ipechain node`
+//! processes with `ops_listen` serve their own node's metrics.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -143,4 +144,55 @@ async fn up_serves_metrics_health_readiness_and_version() {
     assert_eq!(v["name"], "ipechain", "{v}");
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"), "{v}");
     stop(&mut up).await;
+}
+
+/// `ipechain node` with `ops_listen` at the top of its file: a peer's and an orderer's endpoints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_processes_serve_their_operations_endpoints() {
+    let mut net = Net::generate();
+    let (orderer, peer) = ("orderer0.ipechain.local", "peer0.org1.ipechain.local");
+    let mut ports = BTreeMap::new();
+    for name in [orderer, peer] {
+        let port = test_support::free_tcp_port();
+        let path = net.dir.node_config(name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("ops_listen = \"127.0.0.1:{port}\"\n{text}")).unwrap();
+        ports.insert(name, port);
+    }
+    for n in net.node_names() {
+        net.start(&n);
+    }
+    wait_ledger_up(&net).await;
+    for port in ports.values() {
+        poll("/readyz 200", || (get(*port, "/readyz").0 == 200).then_some(())).await;
+    }
+    let committed = sdk(&net, 1, "User1")
+        .contract("kv")
+        .submit("put", &[b"node-ops".to_vec(), b"v".to_vec()])
+        .await
+        .unwrap();
+    let want = (committed.block + 1) as f64;
+    let series = format!(r#"ipechain_peer_block_height{{peer="{peer}"}}"#);
+    let s = poll("the peer's height in its /metrics", || {
+        let s = samples(&get(ports[peer], "/metrics").1);
+        (s.get(&series).is_some_and(|h| *h >= want)).then_some(s)
+    })
+    .await;
+    assert_eq!(family(&s, "ipechain_peer_block_height").len(), 1, "only its own peer: {s:?}");
+    assert!(family(&s, "ipechain_orderer_raft_term").is_empty(), "no orderer in a peer's process: {s:?}");
+    let o = poll("the orderer's Raft gauges in its /metrics", || {
+        let s = samples(&get(ports[orderer], "/metrics").1);
+        let height = s.get(&format!(r#"ipechain_orderer_block_height{{orderer="{orderer}"}}"#)).copied();
+        let leader = s.get(&format!(r#"ipechain_orderer_raft_leader_id{{orderer="{orderer}"}}"#)).copied();
+        (height.is_some_and(|h| h >= want) && leader.is_some_and(|l| l >= 1.0)).then_some(s)
+    })
+    .await;
+    assert!(family(&o, "ipechain_orderer_raft_term").iter().all(|(_, t)| *t >= 1.0), "{o:?}");
+    assert!(family(&o, "ipechain_peer_block_height").is_empty(), "{o:?}");
+    for port in ports.values() {
+        let (status, body) = get(*port, "/healthz");
+        assert_eq!((status, body.as_str()), (200, r#"{"status":"OK"}"#));
+        assert_eq!(get(*port, "/version").0, 200);
+    }
+    net.stop_all();
 }

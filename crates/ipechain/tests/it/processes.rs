@@ -77,7 +77,7 @@ impl Net {
         v
     }
 
-    fn start(&mut self, name: &str) {
+    pub(crate) fn start(&mut self, name: &str) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -103,7 +103,7 @@ impl Net {
     }
 
     /// SIGTERM and wait for a clean exit.
-    fn stop_all(&mut self) {
+    pub(crate) fn stop_all(&mut self) {
         for (name, mut g) in self.nodes.drain() {
             let pid = g.0.id().to_string();
             Command::new("kill").args(["-TERM", &pid]).status().unwrap();
