@@ -70,6 +70,15 @@ impl Tracker {
         }
     }
 
+    /// Blocks spanned by the events received and not yet all handled: from the oldest unhandled event's
+    /// block to the newest event's, both counted; 0 when every event is handled.
+    pub fn lag_blocks(&self) -> u64 {
+        match (self.pending.front(), self.pending.back()) {
+            (Some(oldest), Some(newest)) => newest.0.saturating_sub(oldest.0) + 1,
+            _ => 0,
+        }
+    }
+
     /// Events registered and not yet handled.
     pub fn in_flight(&self) -> usize {
         self.pending.iter().filter(|e| !e.2).count()
@@ -125,7 +134,11 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             };
             position.handled(ev.block, &ev.event.tx_id);
             let seq = match tracker.lock() {
-                Ok(mut t) => t.push(ev.block, &ev.event.tx_id),
+                Ok(mut t) => {
+                    let seq = t.push(ev.block, &ev.event.tx_id);
+                    shared.cfg.metrics.set_event_lag(t.lag_blocks());
+                    seq
+                }
                 Err(_) => break 'outer,
             };
             shared.stats.events.fetch_add(1, Ordering::Relaxed);
@@ -157,7 +170,10 @@ async fn save_loop(shared: Arc<Shared>, tracker: SharedTracker, file: FileCheckp
             () = shared.stop.cancelled() => return,
             () = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
-        let cp = tracker.lock().ok().and_then(|mut t| t.take_dirty());
+        let cp = tracker.lock().ok().and_then(|mut t| {
+            shared.cfg.metrics.set_event_lag(t.lag_blocks());
+            t.take_dirty()
+        });
         if let Some(cp) = cp
             && let Err(e) = file.save(&cp).await
         {
@@ -321,6 +337,7 @@ fn safe_to_repeat(op: Operation) -> bool {
 
 /// Performs a request on the device and submits exactly one answer.
 async fn downlink(shared: &Arc<Shared>, r: RequestEvent) {
+    let started = ops::Stopwatch::start();
     let ipe = shared.cfg.lwm2m_ledger.contract(&shared.cfg.ipe_contract);
     let op = r.downlink.op;
     let interrupted = shared.interrupted.lock().map(|s| s.contains(&r.request_id)).unwrap_or(false);
@@ -353,19 +370,28 @@ async fn downlink(shared: &Arc<Shared>, r: RequestEvent) {
         }
         perform(shared, &r).await
     };
-    submit_answer(shared, &ipe, &r.request_id, answer).await;
+    submit_answer(shared, &ipe, &r.request_id, answer, started).await;
     if !safe_to_repeat(op) {
         shared.journal.append(Entry::Done { id: r.request_id.clone() });
     }
 }
 
-async fn submit_answer(shared: &Shared, ipe: &ledger_client::ContractClient, id: &str, answer: Json) {
-    let timeout = answer.get("status").and_then(Json::as_str) == Some("timeout");
+/// Submits the answer of a request whose event arrived at `started`.
+async fn submit_answer(
+    shared: &Shared,
+    ipe: &ledger_client::ContractClient,
+    id: &str,
+    answer: Json,
+    started: ops::Stopwatch,
+) {
+    let status = answer.get("status").and_then(Json::as_str).unwrap_or("unknown").to_owned();
+    let timeout = status == "timeout";
     let mut attempt = 0u32;
     loop {
         match ledger::submit(ipe, "submit_response", &answer).await {
             Ok(_) => {
                 shared.stats.answered.fetch_add(1, Ordering::Relaxed);
+                shared.cfg.metrics.answered(&status, started.seconds());
                 if timeout {
                     shared.stats.timeouts.fetch_add(1, Ordering::Relaxed);
                 }

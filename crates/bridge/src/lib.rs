@@ -79,6 +79,9 @@ pub struct BridgeConfig {
     pub onem2m: Onem2mSide,
     /// Default request timeout (s) for device requests.
     pub device_request_timeout: u32,
+    /// Interworking request latencies by status and the event lag (`ops::BridgeMetrics::default()`: a
+    /// private set; docs/operations.md).
+    pub metrics: ops::BridgeMetrics,
 }
 
 /// Counters.

@@ -24,6 +24,20 @@ fn tracker_advances_only_over_a_handled_prefix() {
 }
 
 #[test]
+fn the_event_lag_spans_the_blocks_of_unhandled_events() {
+    let mut t = Tracker::new(Checkpoint::default());
+    assert_eq!(t.lag_blocks(), 0);
+    let a = t.push(5, "a");
+    assert_eq!(t.lag_blocks(), 1, "one block with an unhandled event");
+    let b = t.push(8, "b");
+    assert_eq!(t.lag_blocks(), 4, "blocks 5 to 8");
+    t.done(b);
+    assert_eq!(t.lag_blocks(), 4, "a still holds the checkpoint at block 5");
+    t.done(a);
+    assert_eq!(t.lag_blocks(), 0);
+}
+
+#[test]
 fn cin_names_have_no_colons() {
     assert_eq!(cin_name("gw1-n-1:2"), "gw1-n-1_2");
 }

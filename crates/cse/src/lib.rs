@@ -76,6 +76,8 @@ pub struct CseConfig {
     /// certificate. Without CAs, `https://` targets cannot be verified and are unreachable (5204 at
     /// subscription time).
     pub notify_tls: mca_client::tls::TlsClient,
+    /// Where the request counters go (`Default`: a private set; docs/operations.md).
+    pub metrics: ops::CseMetrics,
 }
 
 impl Default for CseConfig {
@@ -90,6 +92,7 @@ impl Default for CseConfig {
             max_body_bytes: 1 << 20,
             public_cse_base: false,
             notify_tls: mca_client::tls::TlsClient::default(),
+            metrics: ops::CseMetrics::default(),
         }
     }
 }
@@ -258,6 +261,14 @@ impl Cse {
     /// Handles one request primitive; the HTTP handler uses the same path. Answers after the request's writes are
     /// durable.
     pub async fn handle(&self, req: RequestPrimitive) -> ResponsePrimitive {
+        let timer = ops::Stopwatch::start();
+        let op = op_name(req.op);
+        let res = self.handle_untimed(req).await;
+        self.inner.cfg.metrics.request(op, res.rsc.code(), timer.seconds());
+        res
+    }
+
+    async fn handle_untimed(&self, req: RequestPrimitive) -> ResponsePrimitive {
         if self.inner.failed.load(std::sync::atomic::Ordering::Acquire) {
             return ResponsePrimitive::error(
                 Rsc::InternalServerError,
@@ -482,4 +493,15 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, cse.router()).with_graceful_shutdown(shutdown).await
+}
+
+/// The metrics' name of an operation.
+fn op_name(op: Operation) -> &'static str {
+    match op {
+        Operation::Create => "create",
+        Operation::Retrieve => "retrieve",
+        Operation::Update => "update",
+        Operation::Delete => "delete",
+        Operation::Notify => "notify",
+    }
 }

@@ -27,6 +27,7 @@ pub(crate) struct UpConfig {
     pub(crate) cse: CseSection,
     pub(crate) lwm2m: Lwm2mSection,
     pub(crate) gateway: GatewaySection,
+    pub(crate) ops: OpsSection,
     /// `[ledger]`: the Fabric gateway peers the bridge uses (`ipechain gateway`); absent: the local network
     /// of the data directory, which `ipechain up` runs.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -194,6 +195,22 @@ impl Default for GatewaySection {
     }
 }
 
+/// `[ops]`: the operations endpoints (`/metrics`, `/healthz`, `/readyz`, `/version`; docs/operations.md).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct OpsSection {
+    /// Serve them (`--no-ops` turns them off).
+    pub(crate) enabled: bool,
+    /// Where (plain HTTP; port 0: any free port).
+    pub(crate) addr: SocketAddr,
+}
+
+impl Default for OpsSection {
+    fn default() -> Self {
+        OpsSection { enabled: true, addr: SocketAddr::from(([127, 0, 0, 1], 9443)) }
+    }
+}
+
 /// A switch on the command line.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OnOff {
@@ -290,6 +307,13 @@ pub(crate) struct UpArgs {
     /// Do not start the bridge gateway (only the ledger, the CSE and the LwM2M server).
     #[arg(long)]
     pub(crate) no_gateway: bool,
+    /// The operations endpoints (`/metrics` for Prometheus, `/healthz`, `/readyz`, `/version`; plain HTTP,
+    /// docs/operations.md). [default: 127.0.0.1:9443]
+    #[arg(long, value_name = "ADDR", env = "IPECHAIN_OPS_ADDR")]
+    pub(crate) ops_addr: Option<SocketAddr>,
+    /// Do not serve the operations endpoints.
+    #[arg(long)]
+    pub(crate) no_ops: bool,
     /// Also start 3 simulated LwM2M devices and a oneM2M application, and print both flows as they cross
     /// the ledger.
     #[arg(long)]
@@ -407,6 +431,7 @@ impl UpConfig {
                 notify_addr: a.notify_addr.unwrap_or(f.gateway.notify_addr),
                 notify_tls: a.notify_tls || f.gateway.notify_tls,
             },
+            ops: OpsSection { enabled: !a.no_ops && f.ops.enabled, addr: a.ops_addr.unwrap_or(f.ops.addr) },
             ledger: f.ledger,
         }
     }
@@ -693,6 +718,7 @@ mod tests {
             ("lwm2m_bootstrap_dtls_addr", d.lwm2m.bootstrap_dtls_addr.to_string()),
             ("lwm2m_admin_addr", d.lwm2m.admin_addr.to_string()),
             ("notify_addr", d.gateway.notify_addr.to_string()),
+            ("ops_addr", d.ops.addr.to_string()),
         ];
         for (id, default) in expect {
             let arg = up.get_arguments().find(|a| a.get_id() == id).unwrap_or_else(|| panic!("no --{id}"));

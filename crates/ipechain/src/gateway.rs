@@ -136,6 +136,7 @@ pub(crate) async fn start(
     lwm2m: lwm2m_server::LwM2mServerHandle,
     registry: Arc<lwm2m::Registry>,
     onem2m: Onem2mChoice,
+    metrics: ops::BridgeMetrics,
 ) -> Result<bridge::Bridge> {
     let (side, notifications) = match onem2m {
         Onem2mChoice::Embedded(cse) => {
@@ -181,6 +182,7 @@ pub(crate) async fn start(
         registry,
         onem2m: side,
         device_request_timeout: 60,
+        metrics,
     };
     bridge::Bridge::start(cfg, notifications).await.context("starting the bridge gateway")
 }

@@ -14,6 +14,7 @@ mod gateway;
 mod keys;
 mod logging;
 mod node;
+mod operations;
 mod policy_cmd;
 mod status;
 mod verify;

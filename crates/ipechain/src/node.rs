@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use network::NetworkConfig;
 use network::layout::{NodeConfig, NodeRole};
-use network::run::{installed_contracts, start_orderer, start_peer};
+use network::run::{installed_contracts, start_orderer_with_store, start_peer_with_metrics};
 
 use crate::config::UpConfig;
 use std::path::Path;
@@ -48,22 +48,44 @@ pub(crate) async fn run_one(config: &Path) -> Result<()> {
     let stop = CancellationToken::new();
     let name = node.config.name.clone();
     let listen = node.config.listen;
+    let ops = crate::operations::new_ops();
+    let ops_stop = CancellationToken::new();
+    let ops_task = match node.config.ops_listen {
+        Some(addr) => {
+            let (bound, task) = crate::operations::serve(&ops, addr, ops_stop.clone()).await?;
+            println!("operations endpoints on http://{bound} (/metrics, /healthz, /readyz, /version)");
+            Some(task)
+        }
+        None => None,
+    };
     match node.config.role {
         NodeRole::Orderer => {
-            let h = start_orderer(node, stop.clone()).await?;
+            let (h, blocks) = start_orderer_with_store(node, stop.clone()).await?;
+            let watch = crate::operations::watch_orderer(&ops, &name, &h, blocks, stop.clone());
+            ops.set_ready();
             println!("orderer {name} serving on {listen}");
             shutdown_signal().await;
             tracing::info!("shutting down {name}");
+            stop.cancel();
+            let _ = watch.await;
             h.shutdown().await;
         }
         NodeRole::Peer => {
-            let p = start_peer(node, installed_contracts(), stop.clone()).await?;
+            let p =
+                start_peer_with_metrics(node, installed_contracts(), ops.metrics.peer.clone(), stop.clone())
+                    .await?;
+            crate::operations::watch_peer(&ops, &name, &p, Default::default());
+            ops.set_ready();
             println!("peer {name} serving on {listen} (height {})", p.ledger.height());
             shutdown_signal().await;
             tracing::info!("shutting down {name}");
             stop.cancel();
             p.stopped().await?;
         }
+    }
+    ops_stop.cancel();
+    if let Some(t) = ops_task {
+        let _ = t.await;
     }
     Ok(())
 }
@@ -85,7 +107,16 @@ pub(crate) async fn serve_chaincode(listen: std::net::SocketAddr, id: &str) -> R
 pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
     let signal = ShutdownSignal::install();
     let dir = cfg.data_dir();
-    let UpConfig { cse: cse_cfg, lwm2m: lw, gateway: gw, demo, ledger, ipe_external, .. } = cfg;
+    let UpConfig { cse: cse_cfg, lwm2m: lw, gateway: gw, demo, ledger, ops: ops_cfg, ipe_external, .. } = cfg;
+    // The operations endpoints first: a taken port is reported before anything starts, and `/readyz`
+    // says 503 until everything has.
+    let ops = crate::operations::new_ops();
+    let ops_stop = CancellationToken::new();
+    let ops_running = if ops_cfg.enabled {
+        Some(crate::operations::serve(&ops, ops_cfg.addr, ops_stop.clone()).await?)
+    } else {
+        None
+    };
     let mut mca_cas = Vec::new();
     let mut channel_name = None;
     // `[ledger]`'s connections, made first so that a bad file or address is reported before anything starts.
@@ -132,10 +163,15 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
     let stop = CancellationToken::new();
     let mut orderers = Vec::new();
     let mut peers = Vec::new();
+    let mut orderer_heights = crate::operations::OrdererHeights::default();
+    let mut watches = Vec::new();
     for n in nodes.iter().filter(|n| n.role == NodeRole::Orderer) {
         let path = dir.node_config(&n.name);
         let loaded = NodeConfig::load(&path).with_context(|| format!("loading {}", path.display()))?;
-        orderers.push((n.name.clone(), n.listen, start_orderer(loaded, stop.clone()).await?));
+        let (h, blocks) = start_orderer_with_store(loaded, stop.clone()).await?;
+        watches.push(crate::operations::watch_orderer(&ops, &n.name, &h, blocks.clone(), stop.clone()));
+        orderer_heights.add(blocks);
+        orderers.push((n.name.clone(), n.listen, h));
     }
     // With --ipe-external, the IPE runs as a chaincode server on a loopback port, and every peer drives it
     // over the chaincode protocol. The server gets a runtime (and blocking pool) of its own, as the separate
@@ -191,11 +227,11 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
                 client_ca_pems: loaded.tls.ca_pems.clone(),
             });
         }
-        peers.push((
-            n.name.clone(),
-            n.listen,
-            start_peer(loaded, installed_contracts(), stop.clone()).await?,
-        ));
+        let p =
+            start_peer_with_metrics(loaded, installed_contracts(), ops.metrics.peer.clone(), stop.clone())
+                .await?;
+        crate::operations::watch_peer(&ops, &n.name, &p, orderer_heights.clone());
+        peers.push((n.name.clone(), n.listen, p));
     }
     // The oneM2M side: the embedded CSE, persisted under the data directory (unless a remote CSE is used).
     let remote = cse_cfg.remote.as_deref().map(crate::gateway::parse_cse_url).transpose()?;
@@ -225,6 +261,7 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
             rn: cse_cfg.base_name.clone(),
             admin: cse_cfg.admin.clone(),
             sp_id: cse_cfg.sp_id.clone(),
+            metrics: ops.metrics.cse.clone(),
             ..Default::default()
         })
         .await
@@ -278,6 +315,7 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
     })
     .await
     .context("starting the LwM2M server")?;
+    crate::operations::watch_lwm2m(&ops, &lwm2m);
     // The bootstrap server, provisioning from the same credentials.
     let host = match &lw.advertised_host {
         Some(h) => h.clone(),
@@ -333,8 +371,19 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
             Some(c) => c,
             None => crate::gateway::bridge_clients(&dir, None)?,
         };
-        gateway = Some(crate::gateway::start(&dir, clients, lwm2m.clone(), registry.clone(), choice).await?);
+        let g = crate::gateway::start(
+            &dir,
+            clients,
+            lwm2m.clone(),
+            registry.clone(),
+            choice,
+            ops.metrics.bridge.clone(),
+        )
+        .await?;
+        crate::operations::watch_bridge(&ops, &g);
+        gateway = Some(g);
     }
+    ops.set_ready();
 
     println!();
     match (&channel_name, &ledger) {
@@ -384,6 +433,9 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
     }
     if let Some(a) = lwm2m.admin_addr() {
         println!("  LwM2M    admin REST API                http://{a}/api/clients");
+    }
+    if let Some((a, _)) = &ops_running {
+        println!("  ops      /metrics /healthz /readyz     http://{a}");
     }
     for (name, addr, _) in &orderers {
         println!("  orderer  {name:<28} grpcs://{addr}");
@@ -462,6 +514,9 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
             tracing::error!("{name}: {e}");
         }
     }
+    for w in watches {
+        let _ = w.await;
+    }
     for (_, _, o) in orderers {
         o.shutdown().await;
     }
@@ -471,6 +526,10 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
             Ok(Err(_)) | Err(_) => tracing::error!("the IPE chaincode server's thread failed"),
             Ok(Ok(Ok(()))) => {}
         }
+    }
+    ops_stop.cancel();
+    if let Some((_, t)) = ops_running {
+        let _ = t.await;
     }
     Ok(())
 }

@@ -202,6 +202,7 @@ pub fn generate(
     for (i, o) in net.orderers.iter().enumerate() {
         let cn = common_name(&material, &o.msp_id, &o.name)?;
         let nc = NodeConfig {
+            ops_listen: None,
             name: cn.clone(),
             role: NodeRole::Orderer,
             msp_id: o.msp_id.clone(),
@@ -230,6 +231,7 @@ pub fn generate(
             }
         }
         let nc = NodeConfig {
+            ops_listen: None,
             name: cn.clone(),
             role: NodeRole::Peer,
             msp_id: p.msp_id.clone(),

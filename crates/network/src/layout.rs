@@ -90,6 +90,10 @@ pub struct NodeConfig {
     /// Orderers only: the Raft id (a consenter id of the genesis block).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raft_id: Option<u64>,
+    /// Where to serve the operations endpoints (`/metrics`, `/healthz`, `/readyz`, `/version`; plain HTTP,
+    /// docs/operations.md); none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops_listen: Option<SocketAddr>,
     /// Peers only: orderer endpoints to pull blocks from and submit to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orderers: Vec<String>,

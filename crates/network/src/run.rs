@@ -62,6 +62,16 @@ pub async fn start_peer(
     contracts: Vec<Arc<dyn Contract>>,
     shutdown: CancellationToken,
 ) -> Result<DiskPeer, RunError> {
+    start_peer_with_metrics(node, contracts, ops::PeerMetrics::default(), shutdown).await
+}
+
+/// [`start_peer`], counting into `metrics` (the process's operations service).
+pub async fn start_peer_with_metrics(
+    node: LoadedNode,
+    contracts: Vec<Arc<dyn Contract>>,
+    metrics: ops::PeerMetrics,
+    shutdown: CancellationToken,
+) -> Result<DiskPeer, RunError> {
     if node.config.role != NodeRole::Peer {
         return Err(RunError::WrongRole(node.config.name.clone(), NodeRole::Peer));
     }
@@ -90,6 +100,7 @@ pub async fn start_peer(
         endorsers: node.config.endorsers.clone().into_iter().collect(),
         genesis: node.genesis.clone(),
         validation_threads: threads(&node),
+        metrics,
     };
     let signer = Arc::new(IdentitySigner::new(node.identity));
     let mut contracts = contracts;
@@ -229,13 +240,21 @@ pub async fn start_orderer(
     node: LoadedNode,
     shutdown: CancellationToken,
 ) -> Result<orderer::OrdererHandle, RunError> {
+    Ok(start_orderer_with_store(node, shutdown).await?.0)
+}
+
+/// [`start_orderer`], also returning its block store (for the operations service's block height).
+pub async fn start_orderer_with_store(
+    node: LoadedNode,
+    shutdown: CancellationToken,
+) -> Result<(orderer::OrdererHandle, Arc<FileBlockStore>), RunError> {
     if node.config.role != NodeRole::Orderer {
         return Err(RunError::WrongRole(node.config.name.clone(), NodeRole::Orderer));
     }
     let dir = node.config.data_dir.clone();
     let store_err = |source| RunError::Store { dir: dir.clone(), source };
     std::fs::create_dir_all(&dir).map_err(|e| store_err(StoreError::Io(e)))?;
-    let blocks = FileBlockStore::open(dir.join("blocks")).map_err(store_err)?;
+    let blocks = Arc::new(FileBlockStore::open(dir.join("blocks")).map_err(store_err)?);
     let ids = Arc::new(node.identities()?);
     let authorizer = Arc::new(MspAuthorizer::new(ids, &node.channel).map_err(RunError::Orderer)?);
     // The other orderers will admit this one to the cluster only by its TLS certificate's role: say so now
@@ -259,7 +278,7 @@ pub async fn start_orderer(
         node.config.listen,
         node.genesis.clone(),
         dir.join("raft"),
-        Arc::new(blocks),
+        blocks.clone(),
         Arc::new(IdentitySigner::new(node.identity)),
         node.tls.clone(),
     );
@@ -267,5 +286,7 @@ pub async fn start_orderer(
     // Raft entries are whole blocks: purge the log every 1,000 of them (a follower further behind catches
     // up from a snapshot plus the other orderers' Deliver).
     cfg.snapshot_every = 1_000;
-    orderer::OrdererNode::start(cfg, shutdown).await.map_err(|e| RunError::Orderer(e.to_string()))
+    let handle =
+        orderer::OrdererNode::start(cfg, shutdown).await.map_err(|e| RunError::Orderer(e.to_string()))?;
+    Ok((handle, blocks))
 }

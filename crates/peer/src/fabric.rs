@@ -116,6 +116,13 @@ where
     /// Endorsement by this peer and, when the policy needs them, by other organizations' peers (those of
     /// `orgs` only, when given). Returns the prepared, unsigned transaction.
     async fn endorse(&self, sp: SignedProposal, orgs: &[String]) -> Result<Envelope, Status> {
+        let timer = ops::Stopwatch::start();
+        let r = self.endorse_untimed(sp, orgs).await;
+        self.metrics.endorsed(timer.seconds(), r.is_ok());
+        r
+    }
+
+    async fn endorse_untimed(&self, sp: SignedProposal, orgs: &[String]) -> Result<Envelope, Status> {
         let failed = |detail: ErrorDetail| status_with_details(Code::Aborted, ENDORSE_FAILED, &[detail]);
         let (local, contract) = match self.endorse_locally(sp.clone()).await {
             Ok(r) => r,
@@ -210,6 +217,13 @@ where
 
     /// Structural checks, then ordering (waits until the ordering service committed the block).
     async fn submit(&self, env: Option<Envelope>) -> Result<(), Status> {
+        let timer = ops::Stopwatch::start();
+        let r = self.submit_untimed(env).await;
+        self.metrics.submitted(timer.seconds(), r.is_ok());
+        r
+    }
+
+    async fn submit_untimed(&self, env: Option<Envelope>) -> Result<(), Status> {
         let env = env.ok_or_else(|| Status::invalid_argument("a prepared transaction is required"))?;
         if env.signature.is_empty() {
             return Err(Status::invalid_argument("prepared transaction must be signed"));

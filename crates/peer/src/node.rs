@@ -53,6 +53,8 @@ pub struct PeerNodeConfig {
     pub genesis: Block,
     /// Threads for signature verification.
     pub validation_threads: usize,
+    /// Where the peer's metrics go (`Default`: a private set nobody reads; `docs/operations.md`).
+    pub metrics: ops::PeerMetrics,
 }
 
 /// Why a peer could not start or stopped.
@@ -100,6 +102,8 @@ where
                 .await
                 .map_err(|e| CommitError::Store(ledger_types::store::StoreError::Backend(e.to_string())))??;
         let ledger = Arc::new(ledger);
+        let metrics = config.metrics.for_peer(&config.name);
+        metrics.set_height(ledger.height());
         let sig_batcher = crate::sigbatch::SigBatcher::start(ids.clone(), threads);
         let endorser = Arc::new(Endorser::new(ledger.rules().clone(), ids, contracts, signer));
         let mut orderer_channels = Vec::new();
@@ -125,6 +129,7 @@ where
             orderers: orderers.clone(),
             shutdown: shutdown.clone(),
             sig_batcher,
+            metrics: metrics.clone(),
         });
         let gate =
             Arc::new(crate::tls_gate::TlsGate::from_config(ledger.config()).map_err(PeerError::TlsCas)?);
@@ -167,7 +172,7 @@ where
         let server = tokio::spawn(async move {
             router.serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await }).await
         });
-        let puller = tokio::spawn(pull_blocks(ledger.clone(), orderers, shutdown.clone()));
+        let puller = tokio::spawn(pull_blocks(ledger.clone(), orderers, metrics, shutdown.clone()));
         tracing::info!(peer = %config.name, listen = %config.listen, height = ledger.height(), "peer started");
         Ok(PeerNode { ledger, server, puller })
     }
@@ -195,6 +200,7 @@ const PULL_RETRY: retry::Backoff = retry::Backoff::new(Duration::from_millis(50)
 async fn pull_blocks<B: BlockStore + 'static, S: StateStore + 'static>(
     ledger: Arc<PeerLedger<B, S>>,
     orderers: OrdererPool,
+    metrics: ops::PeerHandle,
     shutdown: CancellationToken,
 ) {
     let channel_id = ledger.rules().channel_id.clone();
@@ -232,9 +238,18 @@ async fn pull_blocks<B: BlockStore + 'static, S: StateStore + 'static>(
                 if block.number() < ledger.height() {
                     continue;
                 }
+                let received = ops::Stopwatch::start();
+                metrics.delivered(block.number());
                 let l = ledger.clone();
                 match tokio::task::spawn_blocking(move || l.commit(block)).await {
-                    Ok(Ok(_)) => retries.reset(),
+                    Ok(Ok(committed)) => {
+                        metrics.set_height(ledger.height());
+                        metrics.committed(
+                            received.seconds(),
+                            committed.txs.iter().map(|(_, code, _)| code.name()),
+                        );
+                        retries.reset()
+                    }
                     Ok(Err(CommitError::Store(e))) => {
                         tracing::error!(error = %e, "store failure while committing: the peer stops committing");
                         return;

@@ -224,6 +224,8 @@ pub struct PeerServices<B: BlockStore + 'static, S: StateStore + 'static> {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Batches the proposal signature checks of concurrent endorsements.
     pub sig_batcher: crate::sigbatch::SigBatcher,
+    /// This peer's metrics (gateway Endorse and Submit latencies).
+    pub metrics: ops::PeerHandle,
 }
 
 impl<B: BlockStore + 'static, S: StateStore + 'static> PeerServices<B, S>

@@ -105,6 +105,7 @@ fn a_bad_config_file_is_refused_naming_the_key() {
         .arg(&file)
         .arg("--data-dir")
         .arg(tmp.path().join("state"))
+        .args(["--ops-addr", "127.0.0.1:0"])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -199,6 +200,7 @@ async fn up_prints_no_error_line_at_startup() {
             .args(["--lwm2m-bootstrap-addr", &free_udp()])
             .args(["--lwm2m-bootstrap-dtls-addr", &free_udp()])
             .args(["--lwm2m-admin-addr", &format!("127.0.0.1:{}", test_support::free_tcp_port())])
+            .args(["--ops-addr", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap()),

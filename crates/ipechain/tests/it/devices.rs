@@ -37,6 +37,7 @@ async fn device_credentials_are_bound_on_chain_and_the_psk_kept_in_the_key_file(
     let log = std::fs::OpenOptions::new().create(true).append(true).open(net.logs.join("up.log")).unwrap();
     let _up = ChildGuard::spawn(
         Command::new(bin())
+            .env("IPECHAIN_OPS_ADDR", "127.0.0.1:0") // every test its own operations port
             .args(["up", "--no-gateway", "--data-dir"])
             .arg(net.dir.root())
             .args(["--cse-addr", &format!("127.0.0.1:{}", test_support::free_tcp_port())])

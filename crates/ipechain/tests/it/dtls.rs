@@ -42,6 +42,7 @@ async fn up_serves_coaps_from_the_key_file_and_refuses_nosec_when_off() {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(net.logs.join("up.log")).unwrap();
     let _up = ChildGuard::spawn(
         Command::new(bin())
+            .env("IPECHAIN_OPS_ADDR", "127.0.0.1:0") // every test its own operations port
             .args(["up", "--no-gateway", "--lwm2m-nosec", "off", "--data-dir"])
             .arg(net.dir.root())
             .args(["--cse-addr", &format!("127.0.0.1:{cse}")])

@@ -23,7 +23,14 @@ use tokio::io::AsyncWriteExt;
 use crate::processes::{Net, bin};
 
 /// A blocking Mca request on 127.0.0.1; returns (rsc, body).
-fn mca(port: u16, method: &str, path: &str, origin: &str, ty: Option<u16>, body: &Value) -> (u16, Value) {
+pub(crate) fn mca(
+    port: u16,
+    method: &str,
+    path: &str,
+    origin: &str,
+    ty: Option<u16>,
+    body: &Value,
+) -> (u16, Value) {
     mca_at(std::net::SocketAddr::from(([127, 0, 0, 1], port)), method, path, origin, ty, body)
 }
 
@@ -78,6 +85,7 @@ pub(crate) fn spawn_up(net: &Net, cse: u16, coap: u16, extra: &[String]) -> Up {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(net.logs.join("up.log")).unwrap();
     let child = ChildGuard::spawn(
         Command::new(bin())
+            .env("IPECHAIN_OPS_ADDR", "127.0.0.1:0") // every test its own operations port
             .args(["up", "--data-dir"])
             .arg(net.dir.root())
             .args(["--cse-addr", &format!("127.0.0.1:{cse}")])
@@ -795,6 +803,7 @@ fn spawn_gateway(logs: &std::path::Path, config: &std::path::Path, state: &std::
     let log = std::fs::OpenOptions::new().create(true).append(true).open(logs.join("gateway.log")).unwrap();
     let child = ChildGuard::spawn(
         Command::new(bin())
+            .env("IPECHAIN_OPS_ADDR", "127.0.0.1:0") // every test its own operations port
             .args(["gateway", "--config"])
             .arg(config)
             .arg("--data-dir")
@@ -1202,6 +1211,7 @@ async fn up_demo_shows_both_flows_crossing_the_ledger() {
         (test_support::free_tcp_port(), test_support::free_udp_port(), test_support::free_tcp_port());
     let mut child = ChildGuard::spawn(
         Command::new(bin())
+            .env("IPECHAIN_OPS_ADDR", "127.0.0.1:0") // every test its own operations port
             .args(["up", "--demo", "--data-dir"])
             .arg(net.dir.root())
             .args(["--cse-addr", &format!("127.0.0.1:{cse}")])

@@ -8,4 +8,5 @@ mod devices;
 mod dtls;
 mod interworking;
 mod multihost;
+mod ops;
 mod processes;

@@ -82,7 +82,7 @@ impl Net {
         v
     }
 
-    fn start(&mut self, name: &str) {
+    pub(crate) fn start(&mut self, name: &str) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -108,7 +108,7 @@ impl Net {
     }
 
     /// SIGTERM and wait for a clean exit.
-    fn stop_all(&mut self) {
+    pub(crate) fn stop_all(&mut self) {
         for (name, mut g) in self.nodes.drain() {
             let pid = g.0.id().to_string();
             Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -388,6 +388,7 @@ async fn up_serves_the_ledger_the_cse_and_the_lwm2m_server_and_stops_on_sigterm(
             std::fs::OpenOptions::new().create(true).append(true).open(net.logs.join("up.log")).unwrap();
         ChildGuard::spawn(
             Command::new(bin())
+                .env("IPECHAIN_OPS_ADDR", "127.0.0.1:0") // every test its own operations port
                 .args(["up", "--data-dir"])
                 .arg(net.dir.root())
                 .args(["--cse-addr", &format!("127.0.0.1:{cse}")])

@@ -76,3 +76,18 @@ fn refuses_to_overwrite_and_foreign_identities_fail() {
     let e = ids.validate(foreign.serialized_identity(), unix_now().as_secs()).unwrap_err();
     assert!(!e.is_empty());
 }
+
+#[test]
+fn ops_listen_is_a_top_level_key_written_before_the_tables_and_read_back() {
+    let (tmp, dir, _) = generated(1);
+    let mut c = NodeConfig::read(&dir.node_config("peer0.org1.ipechain.local")).unwrap();
+    assert_eq!(c.ops_listen, None, "generated files name no operations listener");
+    assert!(!c.endorsers.is_empty(), "the peer's file has an [endorsers] table");
+    c.ops_listen = Some("127.0.0.1:9443".parse().unwrap());
+    let text = toml::to_string(&c).unwrap();
+    let key = text.find("ops_listen = \"127.0.0.1:9443\"").unwrap_or_else(|| panic!("{text}"));
+    assert!(text.find("\n[").is_none_or(|table| key < table), "{text}");
+    let path = tmp.path().join("peer-with-ops.toml");
+    std::fs::write(&path, &text).unwrap();
+    assert_eq!(NodeConfig::read(&path).unwrap(), c);
+}
