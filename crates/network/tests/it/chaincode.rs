@@ -150,6 +150,36 @@ async fn a_fabric_contract_api_chaincode_runs_as_a_service_on_both_peers() {
     }
     assert_eq!(back.expect("the chaincode answers again")["owner"], "carol");
     assets.submit("transfer", &[b"a3".to_vec(), b"erin".to_vec()]).await.unwrap();
+
+    // Fabric's own Node client calls the same chaincode through org 1's peer.
+    let (node, modules) = test_support::fabric_gateway_node();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/scripts/fabric_chaincode_client.js");
+    let user =
+        c.dir.crypto_dir().join("peerOrganizations/org1.ipechain.local/users/User1@org1.ipechain.local");
+    let mut cmd = Command::new(node);
+    cmd.arg(script)
+        .arg(user)
+        .args(["Org1MSP", &c.net.peers[0].endpoint(), "iot", "a9"])
+        .env("NODE_PATH", modules);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("node runs")).await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = json(&out.stdout);
+    assert_eq!(r["created"], json!({"id": "a9", "color": "green", "owner": "zoe"}), "{r}");
+    assert_eq!(r["asset"]["owner"], "zoe", "{r}");
+    assert_eq!(
+        (r["event"]["name"].clone(), r["event"]["block"].clone()),
+        (json!("AssetCreated"), r["block"].clone()),
+        "{r}"
+    );
+    c.converged(r["block"].as_u64().unwrap() + 1).await;
+    let seen = gw2.contract("assets").evaluate("read", &[b"a9".to_vec()]).await.unwrap();
+    assert_eq!(json(&seen)["owner"], "zoe");
     drop(server);
     c.shutdown().await;
 }
