@@ -27,6 +27,7 @@ const FILES: &[&str] = &[
     "peer/peer.proto",
     "peer/chaincode_shim.proto",
     "peer/configuration.proto",
+    "peer/lifecycle/lifecycle.proto",
     "orderer/ab.proto",
     "orderer/configuration.proto",
     "orderer/etcdraft/configuration.proto",

@@ -92,4 +92,10 @@ pub trait Contract: Send + Sync + 'static {
     fn wants_proposal(&self) -> bool {
         false
     }
+
+    /// Whether it runs outside the peer (a chaincode server): a peer's own configured server takes
+    /// precedence over the address a chaincode definition names.
+    fn is_external(&self) -> bool {
+        false
+    }
 }

@@ -12,6 +12,7 @@
 //! | [`msp`] | `msp` | `SerializedIdentity`, `MSPConfig`/`FabricMSPConfig` |
 //! | [`protos`] | `protos` | proposals, responses, endorsements, transactions, `TxValidationCode`, chaincode events, filtered blocks; services `Endorser`, `Deliver`, `ChaincodeSupport`, `Chaincode` |
 //! | [`rwset`], [`kvrwset`] | `rwset`, `kvrwset` | read/write sets |
+//! | [`lifecycle`] | `lifecycle` | `_lifecycle` arguments and results: `ApproveChaincodeDefinitionForMyOrgArgs`, `CommitChaincodeDefinitionArgs`, `CheckCommitReadiness*`, `QueryChaincodeDefinition(s)*`, ipechain's `ChaincodeRuntime` |
 //! | [`orderer`] | `orderer` | `SeekInfo`, `SeekPosition`, `BroadcastResponse`, `DeliverResponse`; service `AtomicBroadcast`; `ConsensusType`, `BatchSize`, `BatchTimeout` |
 //! | [`etcdraft`] | `etcdraft` | `ConfigMetadata`, `Consenter`, `Options`, `BlockMetadata` |
 //! | [`gateway`] | `gateway` | service `Gateway` (Endorse, Submit, CommitStatus, Evaluate, ChaincodeEvents), `ErrorDetail` |
@@ -75,6 +76,12 @@ package!(
     /// Proto package `queryresult`: range and history query results a peer sends a chaincode.
     queryresult,
     "queryresult.rs"
+);
+package!(
+    /// Proto package `lifecycle`: the `_lifecycle` chaincode's arguments and results (chaincode
+    /// definitions), with ipechain's `ipechain_runtime` extension.
+    lifecycle,
+    "lifecycle.rs"
 );
 package!(
     /// Proto package `orderer`: broadcast and deliver.

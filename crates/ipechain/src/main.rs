@@ -7,6 +7,7 @@ mod bench_cmd;
 mod bench_iw;
 mod cli_docs;
 mod config;
+mod contract_cmd;
 mod demo;
 mod device_cmd;
 mod fabric_cmd;
@@ -133,6 +134,11 @@ enum Command {
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
         threads: Option<u16>,
     },
+    /// The contract lifecycle on chain: approve, readiness, commit, list, deploy (Fabric's `_lifecycle`).
+    Contract {
+        #[command(subcommand)]
+        command: contract_cmd::ContractCommand,
+    },
     /// The IPE contract's access policy: show, grant, revoke, set.
     Policy {
         #[command(subcommand)]
@@ -225,6 +231,7 @@ fn main() -> Result<()> {
         Command::Verify { dir, threads } => verify::run(dir.resolve(), threads.map(usize::from)),
         Command::Bench { command } => rt.block_on(bench_cmd::run(command)),
         Command::Fabric { command } => fabric_cmd::run(command),
+        Command::Contract { command } => rt.block_on(contract_cmd::run(command)),
         Command::Policy { command } => rt.block_on(policy_cmd::run(command)),
         Command::Device { command } => rt.block_on(device_cmd::run(command)),
     }

@@ -180,6 +180,177 @@ impl Policy {
     }
 }
 
+/// The channel policy a chaincode definition names for `MAJORITY`: the application group's `Endorsement`
+/// (configtxgen's default, `MAJORITY Endorsement`, which ipechain's genesis writes too). Fabric's CLI puts
+/// the same reference in a definition that names no policy.
+pub const MAJORITY_REFERENCE: &str = "/Channel/Application/Endorsement";
+
+/// Why a chaincode definition's `validation_parameter` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("validation parameter: {0}")]
+pub struct ApplicationPolicyError(pub String);
+
+const MAX_POLICY_NODES: usize = 256;
+
+impl Role {
+    fn to_fabric(self) -> fabric_protos::common::msp_role::MspRoleType {
+        use fabric_protos::common::msp_role::MspRoleType as R;
+        match self {
+            Role::Member => R::Member,
+            Role::Admin => R::Admin,
+            Role::Client => R::Client,
+            Role::Peer => R::Peer,
+            Role::Orderer => R::Orderer,
+        }
+    }
+
+    fn from_fabric(role: i32) -> Option<Role> {
+        use fabric_protos::common::msp_role::MspRoleType as R;
+        Some(match R::try_from(role).ok()? {
+            R::Member => Role::Member,
+            R::Admin => Role::Admin,
+            R::Client => Role::Client,
+            R::Peer => Role::Peer,
+            R::Orderer => Role::Orderer,
+        })
+    }
+}
+
+impl Policy {
+    /// The policy as a chaincode definition carries it: an encoded `common.ApplicationPolicy`. `MAJORITY`
+    /// becomes a reference to the channel's [`MAJORITY_REFERENCE`]; anything else, `ANY` resolved over
+    /// `channel_orgs`, a `SignaturePolicyEnvelope` as Fabric's `policydsl` compiles the same expression.
+    pub fn to_application_policy(&self, channel_orgs: &[String]) -> Vec<u8> {
+        use fabric_protos::common::{ApplicationPolicy, SignaturePolicyEnvelope, application_policy};
+        use prost::Message;
+        let ty = match self {
+            Policy::Majority => {
+                application_policy::Type::ChannelConfigPolicyReference(MAJORITY_REFERENCE.into())
+            }
+            other => {
+                let mut identities = Vec::new();
+                let rule = other.resolve(channel_orgs).to_signature_policy(&mut identities);
+                application_policy::Type::SignaturePolicy(SignaturePolicyEnvelope {
+                    version: 0,
+                    rule: Some(rule),
+                    identities,
+                })
+            }
+        };
+        ApplicationPolicy { r#type: Some(ty) }.encode_to_vec()
+    }
+
+    fn to_signature_policy(
+        &self,
+        identities: &mut Vec<fabric_protos::common::MspPrincipal>,
+    ) -> fabric_protos::common::SignaturePolicy {
+        use fabric_protos::common::{
+            MspPrincipal, MspRole, SignaturePolicy, msp_principal, signature_policy,
+        };
+        use prost::Message;
+        let ty = match self {
+            Policy::SignedBy { msp_id, role } => {
+                let principal = MspPrincipal {
+                    principal_classification: msp_principal::Classification::Role as i32,
+                    principal: MspRole { msp_identifier: msp_id.clone(), role: role.to_fabric() as i32 }
+                        .encode_to_vec(),
+                };
+                let index = match identities.iter().position(|p| *p == principal) {
+                    Some(i) => i,
+                    None => {
+                        identities.push(principal);
+                        identities.len() - 1
+                    }
+                };
+                signature_policy::Type::SignedBy(index as i32)
+            }
+            Policy::OutOf(n, subs) => signature_policy::Type::NOutOf(signature_policy::NOutOf {
+                n: *n as i32,
+                rules: subs.iter().map(|s| s.to_signature_policy(identities)).collect(),
+            }),
+            // Resolved before: unreachable for a resolved policy; an empty OutOf(1) is never satisfied.
+            Policy::Any | Policy::Majority => {
+                signature_policy::Type::NOutOf(signature_policy::NOutOf { n: 1, rules: Vec::new() })
+            }
+        };
+        SignaturePolicy { r#type: Some(ty) }
+    }
+
+    /// Reads a definition's `validation_parameter` (an encoded `common.ApplicationPolicy`): a signature
+    /// policy over role principals, or a reference to the channel's `Endorsement` or `LifecycleEndorsement`
+    /// policy (both `MAJORITY` in ipechain's channels). Empty bytes are `MAJORITY`, as Fabric's CLI
+    /// defaults. Other references, identity principals and malformed bytes are refused.
+    pub fn from_application_policy(bytes: &[u8]) -> Result<Policy, ApplicationPolicyError> {
+        use fabric_protos::common::{ApplicationPolicy, application_policy};
+        use prost::Message;
+        if bytes.is_empty() {
+            return Ok(Policy::Majority);
+        }
+        let ap = ApplicationPolicy::decode(bytes)
+            .map_err(|e| ApplicationPolicyError(format!("not a common.ApplicationPolicy: {e}")))?;
+        match ap.r#type {
+            Some(application_policy::Type::ChannelConfigPolicyReference(r)) => match r.as_str() {
+                MAJORITY_REFERENCE | "/Channel/Application/LifecycleEndorsement" => Ok(Policy::Majority),
+                other => Err(ApplicationPolicyError(format!(
+                    "channel policy {other:?} is not one ipechain channels define (use {MAJORITY_REFERENCE})"
+                ))),
+            },
+            Some(application_policy::Type::SignaturePolicy(env)) => {
+                let rule = env
+                    .rule
+                    .ok_or_else(|| ApplicationPolicyError("signature policy without a rule".into()))?;
+                let mut nodes = 0;
+                Policy::from_signature_policy(&rule, &env.identities, 0, &mut nodes)
+            }
+            None => Err(ApplicationPolicyError("empty application policy".into())),
+        }
+    }
+
+    fn from_signature_policy(
+        rule: &fabric_protos::common::SignaturePolicy,
+        identities: &[fabric_protos::common::MspPrincipal],
+        depth: usize,
+        nodes: &mut usize,
+    ) -> Result<Policy, ApplicationPolicyError> {
+        use fabric_protos::common::{MspRole, msp_principal, signature_policy};
+        use prost::Message;
+        *nodes += 1;
+        if depth > 32 || *nodes > MAX_POLICY_NODES {
+            return Err(ApplicationPolicyError("signature policy too large or too deep".into()));
+        }
+        match &rule.r#type {
+            Some(signature_policy::Type::SignedBy(i)) => {
+                let p = usize::try_from(*i)
+                    .ok()
+                    .and_then(|i| identities.get(i))
+                    .ok_or_else(|| ApplicationPolicyError(format!("signed_by {i} names no identity")))?;
+                if p.principal_classification != msp_principal::Classification::Role as i32 {
+                    return Err(ApplicationPolicyError(
+                        "only role principals ('MSP.role') are supported".into(),
+                    ));
+                }
+                let role = MspRole::decode(p.principal.as_slice())
+                    .map_err(|e| ApplicationPolicyError(format!("principal: {e}")))?;
+                let r = Role::from_fabric(role.role)
+                    .ok_or_else(|| ApplicationPolicyError(format!("unknown role {}", role.role)))?;
+                Ok(Policy::SignedBy { msp_id: role.msp_identifier, role: r })
+            }
+            Some(signature_policy::Type::NOutOf(n)) => {
+                let subs = n
+                    .rules
+                    .iter()
+                    .map(|r| Policy::from_signature_policy(r, identities, depth + 1, nodes))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let count = usize::try_from(n.n).ok().filter(|c| *c <= subs.len()).ok_or_else(|| {
+                    ApplicationPolicyError(format!("n_out_of {} of {} rules", n.n, subs.len()))
+                })?;
+                Ok(Policy::OutOf(count, subs))
+            }
+            None => Err(ApplicationPolicyError("signature policy node without a type".into())),
+        }
+    }
+}
+
 impl fmt::Display for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -73,7 +73,8 @@ where
         None => return Err(bad(0, "the chain is empty")),
     };
     let config = config_from_genesis(&genesis).map_err(|e| bad(0, e.to_string()))?;
-    let rules = ChannelRules::from_config(&config).map_err(|e| bad(0, e.to_string()))?;
+    let base_rules = ChannelRules::from_config(&config).map_err(|e| bad(0, e.to_string()))?;
+    let mut rules = base_rules.clone();
     let consenters: HashSet<Vec<u8>> = config.consenters.iter().map(|c| c.identity.clone()).collect();
     let mut seen_tx: HashSet<String> = HashSet::new();
     let mut prev = (0u64, genesis.header_hash());
@@ -127,13 +128,19 @@ where
         report.transactions += v.codes.len() as u64;
         report.valid += v.codes.iter().filter(|c| c.is_valid()).count() as u64;
         scratch.apply(&v.batch, number)?;
+        // Definitions committed in this block are in force from the next one, as on the peers.
+        if crate::lifecycle::defines_contracts(&v.batch) {
+            let committed = crate::lifecycle::committed_definitions(&scratch.snapshot()?)?;
+            rules = crate::lifecycle::rules_with_definitions(&base_rules, committed);
+        }
         prev = (number, hash);
         report.height = number + 1;
         report.head_hash = hash;
     }
     report.commit_hash = chash;
     let rebuilt = scratch.snapshot()?;
-    let namespaces: Vec<&str> = config.contracts.iter().map(|c| c.name.as_str()).collect();
+    let mut namespaces: Vec<&str> = rules.definitions.keys().map(String::as_str).collect();
+    namespaces.push(crate::lifecycle::NAMESPACE);
     report.state_hash = state_hash(&rebuilt, &namespaces)?;
     if let Some(state) = state {
         for ns in &namespaces {

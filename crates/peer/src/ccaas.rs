@@ -233,6 +233,10 @@ impl Contract for ExternalChaincode {
         true
     }
 
+    fn is_external(&self) -> bool {
+        true
+    }
+
     fn invoke(
         &self,
         ctx: &mut TxContext<'_>,

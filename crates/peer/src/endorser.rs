@@ -1,7 +1,8 @@
 //! The endorser: checks a signed proposal, runs the contract against a state snapshot and signs the result.
 
 use crate::identity::Identities;
-use crate::validator::ChannelRules;
+use crate::lifecycle::{self, Runtime};
+use crate::validator::{ChannelRules, RulesCell};
 use contract::{Caller, Contract, TxContext};
 use ledger_types::TxId;
 use ledger_types::fabric_protos::hash::check_tx_id;
@@ -11,7 +12,7 @@ use ledger_types::proto::{ContractEvent, ProposalResponse, Response, SignedPropo
 use ledger_types::store::{StateSnapshot, StoreError};
 use ledger_types::tx::{Signer, endorse, response_payload, response_to_fabric};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Why a proposal was refused before the contract ran (the contract's own failures are responses).
 #[derive(Debug, thiserror::Error)]
@@ -68,11 +69,22 @@ pub struct Simulation {
     pub payload: Option<ProposalResponsePayload>,
 }
 
-/// Runs proposals against the installed contracts.
+/// An external chaincode a definition names: where it was dialed, and the connection.
+struct DefinedExternal {
+    address: String,
+    tls_root_cert: Vec<u8>,
+    contract: Arc<dyn Contract>,
+}
+
+/// Runs proposals against the installed contracts and the chaincodes the definitions in force name.
 pub struct Endorser {
-    rules: Arc<ChannelRules>,
+    rules: Arc<RulesCell>,
     ids: Arc<dyn Identities>,
     contracts: HashMap<String, Arc<dyn Contract>>,
+    /// Chaincode servers named by committed definitions, by contract name (replaced when the address changes).
+    defined: Mutex<HashMap<String, DefinedExternal>>,
+    runtime: Option<tokio::runtime::Handle>,
+    max_value: usize,
     signer: Arc<dyn Signer>,
     slots: Arc<tokio::sync::Semaphore>,
 }
@@ -82,9 +94,10 @@ pub struct Endorser {
 pub const BLOCKING_RUNS: usize = 256;
 
 impl Endorser {
-    /// An endorser signing as `signer`, with the given contracts installed.
+    /// An endorser signing as `signer`, with the given contracts installed, following the rules in `rules`.
+    /// Created inside a tokio runtime, it dials the chaincode servers that definitions name on it.
     pub fn new(
-        rules: Arc<ChannelRules>,
+        rules: Arc<RulesCell>,
         ids: Arc<dyn Identities>,
         contracts: Vec<Arc<dyn Contract>>,
         signer: Arc<dyn Signer>,
@@ -94,9 +107,58 @@ impl Endorser {
             rules,
             ids,
             contracts,
+            defined: Mutex::new(HashMap::new()),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            max_value: usize::MAX,
             signer,
             slots: Arc::new(tokio::sync::Semaphore::new(BLOCKING_RUNS)),
         }
+    }
+
+    /// The largest value a chaincode server named by a definition may write (the channel's absolute
+    /// maximum transaction size).
+    pub fn with_max_value(mut self, max: usize) -> Endorser {
+        self.max_value = max;
+        self
+    }
+
+    /// The contract that runs `name` under `rules`: for a definition naming a chaincode server, the peer's
+    /// own `[chaincodes]` server of that name if it has one (as a Fabric organization installs its own
+    /// package), else that server; otherwise the installed contract (built in, or the peer's server).
+    fn contract_for(&self, rules: &ChannelRules, name: &str) -> Option<Arc<dyn Contract>> {
+        let installed = self.contracts.get(name);
+        let Some(Runtime::External { address, tls_root_cert }) =
+            rules.definitions.get(name).map(lifecycle::runtime)
+        else {
+            return installed.cloned();
+        };
+        if let Some(local) = installed.filter(|c| c.is_external()) {
+            return Some(local.clone());
+        }
+        let mut defined = self.defined.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(d) = defined.get(name)
+            && d.address == address
+            && d.tls_root_cert == tls_root_cert
+        {
+            return Some(d.contract.clone());
+        }
+        let runtime = self.runtime.clone()?;
+        let _entered = runtime.enter();
+        let endpoint = crate::ccaas::ChaincodeEndpoint {
+            address: address.clone(),
+            tls_ca_pem: (!tls_root_cert.is_empty()).then(|| tls_root_cert.clone()),
+        };
+        let contract: Arc<dyn Contract> =
+            Arc::new(crate::ccaas::ExternalChaincode::new(name, endpoint).with_max_value(self.max_value));
+        tracing::info!(contract = %name, %address, "chaincode definition names a chaincode server");
+        defined
+            .insert(name.to_owned(), DefinedExternal { address, tls_root_cert, contract: contract.clone() });
+        Some(contract)
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> Arc<ChannelRules> {
+        self.rules.get()
     }
 
     /// Slots for proposals run on a thread of their own (see [`BLOCKING_RUNS`]).
@@ -113,7 +175,8 @@ impl Endorser {
         let proposal = unpack_proposal(sp)
             .map_err(|e| EndorseError::BadProposal(format!("failed to unpack transaction proposal: {e}")))?;
         let channel = proposal.channel_id();
-        if channel != self.rules.channel_id {
+        let rules = self.rules.get();
+        if channel != rules.channel_id {
             return Err(EndorseError::UnknownChannel(channel.to_owned()));
         }
         let ch = &proposal.channel_header;
@@ -137,11 +200,13 @@ impl Endorser {
             )));
         }
         let creator = self.ids.validate(&sh.creator, at).map_err(EndorseError::Denied)?;
-        if !self.rules.writers.contains(&creator.msp_id) {
+        if !rules.writers.contains(&creator.msp_id) {
             return Err(EndorseError::Denied(format!("{} is not a writer on {channel}", creator.msp_id)));
         }
-        let signed =
-            self.contracts.get(proposal.chaincode_name()).filter(|c| c.wants_proposal()).map(|_| sp.clone());
+        let signed = self
+            .contract_for(&rules, proposal.chaincode_name())
+            .filter(|c| c.wants_proposal())
+            .map(|_| sp.clone());
         Ok(CheckedProposal { proposal, tx_id, creator, signed })
     }
 
@@ -171,11 +236,12 @@ impl Endorser {
     ) -> Result<Simulation, EndorseError> {
         let CheckedProposal { proposal, tx_id, creator, signed } = checked;
         let name = proposal.chaincode_name().to_owned();
-        if !self.rules.policies.contains_key(&name) {
+        let rules = self.rules.get();
+        if !rules.policies.contains_key(&name) {
             return Err(EndorseError::UnknownContract(name));
         }
         let contract =
-            self.contracts.get(&name).ok_or_else(|| EndorseError::UnknownContract(name.clone()))?;
+            self.contract_for(&rules, &name).ok_or_else(|| EndorseError::UnknownContract(name.clone()))?;
         if already_committed(tx_id.as_str())? {
             return Err(EndorseError::Duplicate(tx_id.to_string()));
         }
@@ -204,7 +270,7 @@ impl Endorser {
                     event_name,
                     payload,
                 });
-                let version = self.rules.versions.get(&name).map_or("", String::as_str);
+                let version = rules.versions.get(&name).map_or("", String::as_str);
                 let payload = response_payload(
                     &proposal,
                     version,

@@ -138,7 +138,7 @@ where
                 self.detail(local.response.as_ref().map(chaincode_response).unwrap_or_default()),
             ));
         }
-        let policy = self.ledger.rules().policies.get(&contract).cloned().ok_or_else(|| {
+        let policy = self.plan_policy(&contract, &local).ok_or_else(|| {
             Status::failed_precondition(format!("chaincode {contract:?} has no endorsement policy"))
         })?;
         let mut responses = vec![local];
@@ -183,6 +183,17 @@ where
         }
         tx::assemble(&sp, &responses)
             .map_err(|e| Status::aborted(format!("failed to assemble transaction: {e}")))
+    }
+
+    /// The policy the endorsers are chosen for: the contract's, or for a `_lifecycle` transaction what its
+    /// writes need (an approval: a peer of the approving organization), as validation will judge it.
+    fn plan_policy(&self, contract: &str, local: &ProposalResponse) -> Option<ledger_types::policy::Policy> {
+        let rules = self.ledger.rules();
+        if contract != crate::lifecycle::NAMESPACE {
+            return rules.policies.get(contract).cloned();
+        }
+        let rwset = written_rwset(local)?;
+        rules.required_policy(contract, &rwset.ns_rwsets)
     }
 
     /// Runs a proposal on this peer without endorsing or ordering it.
@@ -710,4 +721,13 @@ where
         });
         Ok(Response::new(crate::service::receiver_stream(rx)))
     }
+}
+
+/// The read/write set a proposal response endorses.
+fn written_rwset(r: &ProposalResponse) -> Option<ledger_types::proto::TxRwSet> {
+    use prost::Message;
+    let payload = pb::ProposalResponsePayload::decode(r.payload.as_slice()).ok()?;
+    let action = pb::ChaincodeAction::decode(payload.extension.as_slice()).ok()?;
+    let rwset = fabric_protos::rwset::TxReadWriteSet::decode(action.results.as_slice()).ok()?;
+    ledger_types::tx::rwset_from_fabric(&rwset).ok()
 }

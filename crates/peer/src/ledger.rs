@@ -7,7 +7,7 @@
 //! state is one block behind and [`PeerLedger::open`] replays it from the stored block.
 
 use crate::identity::Identities;
-use crate::validator::{ChannelRules, Validated, validate_block};
+use crate::validator::{ChannelRules, RulesCell, Validated, validate_block};
 use ledger_types::BlockExt;
 use ledger_types::block::{LinkError, commit_hash};
 use ledger_types::config::{ConfigError, config_from_genesis};
@@ -53,7 +53,9 @@ type Waiters = HashMap<String, Vec<oneshot::Sender<(TxValidationCode, u64)>>>;
 /// One channel's ledger on a peer.
 pub struct PeerLedger<B: BlockStore, S: StateStore> {
     config: ChannelConfig,
-    rules: Arc<ChannelRules>,
+    /// The genesis block's rules, which committed definitions extend.
+    base_rules: ChannelRules,
+    rules: Arc<RulesCell>,
     ids: Arc<dyn Identities>,
     consenters: HashSet<Vec<u8>>,
     blocks: B,
@@ -82,7 +84,8 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
         threads: usize,
     ) -> Result<PeerLedger<B, S>, CommitError> {
         let config = config_from_genesis(genesis)?;
-        let rules = Arc::new(ChannelRules::from_config(&config)?);
+        let base_rules = ChannelRules::from_config(&config)?;
+        let rules = Arc::new(RulesCell::new(base_rules.clone()));
         if blocks.height() == 0 {
             blocks.append(genesis)?;
         } else {
@@ -99,6 +102,7 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
         let (committed, _) = broadcast::channel(64);
         let ledger = PeerLedger {
             config,
+            base_rules,
             rules,
             ids,
             consenters,
@@ -112,6 +116,7 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
             threads: threads.max(1),
         };
         ledger.recover()?;
+        ledger.refresh_rules()?;
         Ok(ledger)
     }
 
@@ -150,9 +155,26 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
         &self.config
     }
 
-    /// The channel rules derived from the configuration.
-    pub fn rules(&self) -> &Arc<ChannelRules> {
+    /// The channel rules in force: the configuration's, with the chaincode definitions committed so far.
+    pub fn rules(&self) -> Arc<ChannelRules> {
+        self.rules.get()
+    }
+
+    /// The cell the rules live in (the endorser reads the rules in force from it).
+    pub fn rules_cell(&self) -> &Arc<RulesCell> {
         &self.rules
+    }
+
+    /// Re-derives the rules from the committed definitions in state.
+    fn refresh_rules(&self) -> Result<(), StoreError> {
+        let snapshot = self.state.snapshot()?;
+        let committed = crate::lifecycle::committed_definitions(&snapshot)?;
+        drop(snapshot);
+        if !committed.is_empty() {
+            tracing::info!(definitions = ?committed.keys().collect::<Vec<_>>(), "chaincode definitions in force");
+        }
+        self.rules.set(crate::lifecycle::rules_with_definitions(&self.base_rules, committed));
+        Ok(())
     }
 
     /// The identity service of this channel.
@@ -239,9 +261,10 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
         block.check_extends(Some((height - 1, last)))?;
         self.check_orderer_signature(&block)?;
         let snapshot = self.state.snapshot()?;
+        let rules = self.rules.get();
         let Validated { codes, batch, txs } = validate_block(
             &block,
-            &self.rules,
+            &rules,
             self.ids.as_ref(),
             &snapshot,
             &|id| self.contains_tx(id),
@@ -254,6 +277,10 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
         block.set_commit_hash(&chash);
         self.blocks.append(&block)?;
         self.state.apply(&batch, number)?;
+        // A committed definition is in force from the next block on (every peer switches at the same block).
+        if crate::lifecycle::defines_contracts(&batch) {
+            self.refresh_rules()?;
+        }
         *lock(&self.last_commit_hash) = chash.0.to_vec();
         let committed = Arc::new(CommittedBlock {
             number,

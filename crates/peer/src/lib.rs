@@ -7,6 +7,7 @@ pub mod endorser;
 pub mod fabric;
 pub mod identity;
 pub mod ledger;
+pub mod lifecycle;
 pub mod node;
 pub mod service;
 pub mod sigbatch;

@@ -105,7 +105,13 @@ where
         let metrics = config.metrics.for_peer(&config.name);
         metrics.set_height(ledger.height());
         let sig_batcher = crate::sigbatch::SigBatcher::start(ids.clone(), threads);
-        let endorser = Arc::new(Endorser::new(ledger.rules().clone(), ids, contracts, signer));
+        let mut contracts = contracts;
+        contracts.retain(|c| c.name() != crate::lifecycle::NAMESPACE);
+        contracts.push(Arc::new(crate::lifecycle::LifecycleContract::new(ledger.config())));
+        let max_value = ledger.config().batch.map_or(usize::MAX, |b| b.absolute_max_bytes as usize);
+        let endorser = Arc::new(
+            Endorser::new(ledger.rules_cell().clone(), ids, contracts, signer).with_max_value(max_value),
+        );
         let mut orderer_channels = Vec::new();
         for o in &config.orderers {
             orderer_channels.push(channel(o, &config.tls)?);

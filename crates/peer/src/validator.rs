@@ -15,6 +15,8 @@
 //! only marks that transaction invalid.
 
 use crate::identity::{Identities, SigCheck, ValidatedIdentity};
+use crate::lifecycle;
+use fabric_protos::lifecycle::query_chaincode_definitions_result::ChaincodeDefinition;
 use ledger_types::block::within_tx_window;
 use ledger_types::config::ConfigError;
 use ledger_types::fabric_protos::hash::{BlockSigner, block_signatures};
@@ -28,7 +30,9 @@ use ledger_types::{BlockExt, TxId, TxValidationCode};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-/// What validation needs to know about the channel.
+/// What validation needs to know about the channel: the genesis block's configuration and the chaincode
+/// definitions in force (the genesis block's, replaced or extended by those committed through the
+/// [`lifecycle`](crate::lifecycle)). A pure function of the chain up to the block being validated.
 #[derive(Debug, Clone)]
 pub struct ChannelRules {
     /// The channel name every transaction must carry.
@@ -37,14 +41,19 @@ pub struct ChannelRules {
     pub writers: HashSet<String>,
     /// MSP ids allowed to read blocks and events.
     pub readers: HashSet<String>,
-    /// Each defined contract's resolved endorsement policy.
+    /// The application organizations (MSP ids), for `ANY`/`MAJORITY` and the lifecycle policy.
+    pub members: Vec<String>,
+    /// Each defined contract's resolved endorsement policy (and `_lifecycle`'s, for choosing endorsers:
+    /// its transactions are validated by [`ChannelRules::required_policy`]).
     pub policies: HashMap<String, Policy>,
     /// Each defined contract's version (endorsers put it in `ChaincodeAction.chaincode_id`).
     pub versions: HashMap<String, String>,
+    /// The definitions in force, by name.
+    pub definitions: BTreeMap<String, ChaincodeDefinition>,
 }
 
 impl ChannelRules {
-    /// Derives the rules from a channel configuration.
+    /// Derives the rules from a channel configuration (its genesis definitions at sequence 1).
     pub fn from_config(config: &ChannelConfig) -> Result<ChannelRules, ConfigError> {
         config.validate()?;
         let mut policies = HashMap::new();
@@ -54,13 +63,50 @@ impl ChannelRules {
                 .ok_or_else(|| ConfigError::Invalid(format!("contract {}: bad policy", c.name)))?;
             policies.insert(c.name.clone(), p);
         }
+        let members = config.member_msp_ids();
+        policies.insert(lifecycle::NAMESPACE.to_owned(), lifecycle::lifecycle_policy(&members));
         Ok(ChannelRules {
             channel_id: config.channel_id.clone(),
             writers: config.writers.iter().cloned().collect(),
             readers: config.readers.iter().cloned().collect(),
+            members,
             policies,
             versions: config.contracts.iter().map(|c| (c.name.clone(), c.version.clone())).collect(),
+            definitions: lifecycle::genesis_definitions(config),
         })
+    }
+
+    /// The endorsements a transaction of `contract` with this read/write set needs (None: it cannot be
+    /// valid). A contract's definition names one policy; `_lifecycle` needs, per key it writes, a peer of
+    /// the approving organization or the lifecycle policy ([`lifecycle::required_policy`]).
+    pub fn required_policy(&self, contract: &str, rwset: &[NsRwSet]) -> Option<Policy> {
+        if contract == lifecycle::NAMESPACE {
+            lifecycle::required_policy(rwset, &self.members)
+        } else {
+            self.policies.get(contract).cloned()
+        }
+    }
+}
+
+/// The rules in force, shared by the ledger (which replaces them after a block that commits a definition)
+/// and the endorser.
+#[derive(Debug)]
+pub struct RulesCell(std::sync::RwLock<Arc<ChannelRules>>);
+
+impl RulesCell {
+    /// A cell holding `rules`.
+    pub fn new(rules: ChannelRules) -> RulesCell {
+        RulesCell(std::sync::RwLock::new(Arc::new(rules)))
+    }
+
+    /// The rules now.
+    pub fn get(&self) -> Arc<ChannelRules> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the rules.
+    pub fn set(&self, rules: ChannelRules) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
     }
 }
 
@@ -346,8 +392,9 @@ pub fn validate_block(
         let code = match c.code {
             Some(code) => code,
             None => {
-                let policy_ok =
-                    rules.policies.get(&c.contract).is_some_and(|p| p.is_satisfied_by(&c.endorsers));
+                let policy_ok = rules
+                    .required_policy(&c.contract, &c.rwset)
+                    .is_some_and(|p| p.is_satisfied_by(&c.endorsers));
                 if !policy_ok {
                     C::EndorsementPolicyFailure
                 } else if in_block.contains(c.tx_id.as_str()) || already_committed(&c.tx_id)? {

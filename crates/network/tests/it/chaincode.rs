@@ -184,6 +184,166 @@ async fn a_fabric_contract_api_chaincode_runs_as_a_service_on_both_peers() {
     c.shutdown().await;
 }
 
+/// `_lifecycle` arguments for `assets` at `sequence` with `policy`, run by the server at `address`.
+fn assets_definition(sequence: i64, policy: &str, address: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    use fabric_protos::lifecycle::{
+        ApproveChaincodeDefinitionForMyOrgArgs, ChaincodeRuntime, CheckCommitReadinessArgs,
+        CommitChaincodeDefinitionArgs, chaincode_runtime,
+    };
+    let members = ["Org1MSP".to_owned(), "Org2MSP".to_owned()];
+    let vp = ledger_types::policy::Policy::parse(policy).unwrap().to_application_policy(&members);
+    let runtime = Some(ChaincodeRuntime {
+        kind: Some(chaincode_runtime::Kind::External(chaincode_runtime::External {
+            address: address.into(),
+            tls_root_cert: Vec::new(),
+        })),
+    });
+    let approve = ApproveChaincodeDefinitionForMyOrgArgs {
+        sequence,
+        name: "assets".into(),
+        version: format!("{sequence}.0"),
+        validation_parameter: vp.clone(),
+        ipechain_runtime: runtime.clone(),
+        ..Default::default()
+    };
+    let ready = CheckCommitReadinessArgs {
+        sequence,
+        name: "assets".into(),
+        version: format!("{sequence}.0"),
+        validation_parameter: vp.clone(),
+        ipechain_runtime: runtime.clone(),
+        ..Default::default()
+    };
+    let commit = CommitChaincodeDefinitionArgs {
+        sequence,
+        name: "assets".into(),
+        version: format!("{sequence}.0"),
+        validation_parameter: vp,
+        ipechain_runtime: runtime,
+        ..Default::default()
+    };
+    (approve.encode_to_vec(), ready.encode_to_vec(), commit.encode_to_vec())
+}
+
+/// How many endorsements transaction `tx_id` of block `number` carries.
+async fn endorsements(c: &Cluster, number: u64, tx_id: &str) -> usize {
+    use ledger_types::BlockExt;
+    let mut blocks = c.gateway(1).blocks(number, Some(number)).await.unwrap();
+    let block = blocks.next().await.unwrap().unwrap();
+    block
+        .envelopes()
+        .iter()
+        .filter_map(|e| ledger_types::tx::DecodedTx::decode(e).ok())
+        .find(|d| d.tx_id() == tx_id)
+        .and_then(|d| d.action.map(|a| a.endorsements.len()))
+        .unwrap_or_else(|| panic!("{tx_id} is not in block {number}"))
+}
+
+fn refused(e: &ClientError) -> (i32, String) {
+    match e {
+        ClientError::Refused { status, message, .. } => (*status, message.clone()),
+        other => panic!("not a contract refusal: {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lifecycle_deploys_a_fabric_chaincode_and_upgrades_its_policy() {
+    use fabric_protos::lifecycle::{
+        CheckCommitReadinessResult, QueryChaincodeDefinitionArgs, QueryChaincodeDefinitionResult,
+        QueryChaincodeDefinitionsResult,
+    };
+    let port = test_support::free_tcp_port();
+    let address = format!("127.0.0.1:{port}");
+    let logs = tempfile::tempdir().unwrap();
+    let server = chaincode_server(port, &logs.path().join("chaincode.log"));
+    wait_listening(port).await;
+    // A network whose genesis block knows nothing of `assets`, and whose peers have no server configured.
+    let c = Cluster::start(43).await;
+    let (admin1, admin2) = (c.admin_gateway(1), c.admin_gateway(2));
+    let (lc1, lc2) = (admin1.contract("_lifecycle"), admin2.contract("_lifecycle"));
+    let assets = c.gateway(1).contract("assets");
+    let create = |id: &str| vec![id.as_bytes().to_vec(), b"red".to_vec(), b"alice".to_vec()];
+    let e = assets.submit("create", &create("a0")).await.unwrap_err();
+    assert!(e.to_string().contains("assets"), "undefined chaincode: {e}");
+
+    let (approve1, ready1, commit1) = assets_definition(1, "AND('Org1MSP.peer','Org2MSP.peer')", &address);
+    // Only an organization's admin approves; the sequence must be the next one.
+    let user_lc = c.gateway(1).contract("_lifecycle");
+    let e = user_lc
+        .submit("ApproveChaincodeDefinitionForMyOrg", std::slice::from_ref(&approve1))
+        .await
+        .unwrap_err();
+    let (status, message) = refused(&e);
+    assert_eq!(status, 403, "{message}");
+    let (approve_wrong, _, _) = assets_definition(2, "ANY", &address);
+    let (status, message) =
+        refused(&lc1.submit("ApproveChaincodeDefinitionForMyOrg", &[approve_wrong]).await.unwrap_err());
+    assert_eq!(status, 400);
+    assert!(message.contains("must be sequence 1"), "{message}");
+    // One organization of two is not a majority: the commit is refused and changes nothing.
+    lc1.submit("ApproveChaincodeDefinitionForMyOrg", std::slice::from_ref(&approve1)).await.unwrap();
+    let ready = lc1.evaluate("CheckCommitReadiness", std::slice::from_ref(&ready1)).await.unwrap();
+    let ready = CheckCommitReadinessResult::decode(ready.as_slice()).unwrap().approvals;
+    assert_eq!(ready.into_iter().collect::<Vec<_>>(), [("Org1MSP".into(), true), ("Org2MSP".into(), false)]);
+    let (status, message) =
+        refused(&lc1.submit("CommitChaincodeDefinition", std::slice::from_ref(&commit1)).await.unwrap_err());
+    assert_eq!(status, 409, "{message}");
+    assert!(message.contains("not agreed"), "{message}");
+    assert!(assets.submit("create", &create("a0")).await.is_err());
+
+    // Org2 approves through its own peer; the commit is in force from the next block.
+    lc2.submit("ApproveChaincodeDefinitionForMyOrg", &[approve1]).await.unwrap();
+    let committed = lc1.submit("CommitChaincodeDefinition", std::slice::from_ref(&commit1)).await.unwrap();
+    let created = assets.submit("create", &create("a1")).await.unwrap();
+    assert!(created.block > committed.block);
+    assert_eq!(json(&created.payload)["owner"], "alice");
+    let seen = c.gateway(2).contract("assets").evaluate("read", &[b"a1".to_vec()]).await.unwrap();
+    assert_eq!(json(&seen)["color"], "red");
+    // The same definition cannot be committed twice.
+    let (status, message) = refused(&lc2.submit("CommitChaincodeDefinition", &[commit1]).await.unwrap_err());
+    assert_eq!(status, 400, "{message}");
+
+    // What the lifecycle reports.
+    let q = QueryChaincodeDefinitionArgs { name: "assets".into() }.encode_to_vec();
+    let def = QueryChaincodeDefinitionResult::decode(
+        c.gateway(2)
+            .contract("_lifecycle")
+            .evaluate("QueryChaincodeDefinition", &[q])
+            .await
+            .unwrap()
+            .as_slice(),
+    )
+    .unwrap();
+    assert_eq!((def.sequence, def.version.as_str()), (1, "1.0"));
+    assert!(def.approvals.values().all(|ok| *ok), "{:?}", def.approvals);
+    let all = lc1.evaluate("QueryChaincodeDefinitions", &[Vec::new()]).await.unwrap();
+    let names: Vec<(String, i64)> = QueryChaincodeDefinitionsResult::decode(all.as_slice())
+        .unwrap()
+        .chaincode_definitions
+        .into_iter()
+        .map(|d| (d.name, d.sequence))
+        .collect();
+    assert_eq!(names, [("assets".into(), 1), ("ipe".into(), 1), ("kv".into(), 1)]);
+
+    // Upgrade: sequence 2 lets Org1 endorse alone. Before it, an Org1-only endorsement cannot be had.
+    let (approve2, _, commit2) = assets_definition(2, "OR('Org1MSP.peer')", &address);
+    lc1.submit("ApproveChaincodeDefinitionForMyOrg", std::slice::from_ref(&approve2)).await.unwrap();
+    lc2.submit("ApproveChaincodeDefinitionForMyOrg", &[approve2]).await.unwrap();
+    lc2.submit("CommitChaincodeDefinition", &[commit2]).await.unwrap();
+    let moved = assets.submit("transfer", &[b"a1".to_vec(), b"bob".to_vec()]).await.unwrap();
+    let (height, _) = c.converged(moved.block + 1).await;
+    assert!(height > moved.block);
+    let a1 = c.gateway(2).contract("assets").evaluate("read", &[b"a1".to_vec()]).await.unwrap();
+    assert_eq!(json(&a1)["owner"], "bob");
+    // The policy in force shows in the blocks: two endorsements under sequence 1, Org1's alone under 2.
+    assert_eq!(endorsements(&c, created.block, &created.tx_id).await, 2);
+    assert_eq!(endorsements(&c, moved.block, &moved.tx_id).await, 1);
+    // Built-in contracts keep working beside it.
+    c.gateway(2).contract("kv").submit("put", &[b"k".to_vec(), b"v".to_vec()]).await.unwrap();
+    drop(server);
+    c.shutdown().await;
+}
+
 /// A chaincode server that misbehaves on request: the function name says how.
 struct Rogue;
 

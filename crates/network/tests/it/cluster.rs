@@ -91,6 +91,12 @@ impl Cluster {
         (Arc::new(IdentitySigner::new(id)), tls)
     }
 
+    /// A gateway of org `org`'s admin, to that org's peer.
+    pub(crate) fn admin_gateway(&self, org: u32) -> Gateway {
+        let (signer, tls) = self.user(org, "Admin");
+        Gateway::connect(&self.net.peers[org as usize - 1].endpoint(), &tls, signer, "iot").unwrap()
+    }
+
     pub(crate) fn gateway(&self, org: u32) -> Gateway {
         let (signer, tls) = self.user(org, "User1");
         Gateway::connect(&self.net.peers[org as usize - 1].endpoint(), &tls, signer, "iot").unwrap()

@@ -6,7 +6,7 @@ use ledger_types::tx;
 use peer::audit::{AuditError, audit_chain};
 use peer::endorser::Endorser;
 use peer::ledger::PeerLedger;
-use peer::validator::ChannelRules;
+use peer::validator::{ChannelRules, RulesCell};
 use prost::Message;
 use std::sync::Arc;
 
@@ -15,7 +15,7 @@ fn chain() -> (PeerLedger<MemBlocks, MemState>, Vec<ledger_types::proto::Block>)
     let ledger =
         PeerLedger::open(&genesis(alg, "ANY"), MemBlocks::default(), MemState::default(), ids(alg), 1)
             .unwrap();
-    let rules = Arc::new(ChannelRules::from_config(ledger.config()).unwrap());
+    let rules = Arc::new(RulesCell::new(ChannelRules::from_config(ledger.config()).unwrap()));
     let e = Endorser::new(
         rules,
         ids(alg),

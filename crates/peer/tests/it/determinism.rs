@@ -12,7 +12,7 @@ use ledger_types::tx;
 use ledger_types::{Hash32, TxValidationCode as C};
 use msp::Algorithm;
 use peer::endorser::Endorser;
-use peer::validator::{ChannelRules, validate_block};
+use peer::validator::{ChannelRules, RulesCell, validate_block};
 use proptest::prelude::*;
 use prost::Message;
 use sha2::{Digest, Sha512};
@@ -55,7 +55,7 @@ fn non_canonical_s(mut sig: Vec<u8>) -> Vec<u8> {
 /// endorsement flipped.
 fn block(kinds: &[u8], keys: &[u8]) -> ledger_types::proto::Block {
     let alg = Algorithm::Ed25519;
-    let rules = Arc::new(ChannelRules::from_config(&config(alg, "ANY")).unwrap());
+    let rules = Arc::new(RulesCell::new(ChannelRules::from_config(&config(alg, "ANY")).unwrap()));
     let peer0 = TestSigner::new(alg, "Org1MSP", "peer0");
     let endorser = Endorser::new(
         rules,

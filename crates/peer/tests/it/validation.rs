@@ -7,7 +7,7 @@ use ledger_types::{BlockExt, Hash32, TxValidationCode as C};
 use msp::Algorithm;
 use peer::endorser::{EndorseError, Endorser};
 use peer::ledger::{CommitError, PeerLedger};
-use peer::validator::ChannelRules;
+use peer::validator::{ChannelRules, RulesCell};
 use prost::Message;
 use std::sync::Arc;
 
@@ -29,7 +29,7 @@ fn net(policy: &str) -> Net {
 fn net_with(alg: Algorithm, policy: &str) -> Net {
     let g = genesis(alg, policy);
     let ledger = PeerLedger::open(&g, MemBlocks::default(), MemState::default(), ids(alg), 2).unwrap();
-    let rules = Arc::new(ChannelRules::from_config(ledger.config()).unwrap());
+    let rules = Arc::new(RulesCell::new(ChannelRules::from_config(ledger.config()).unwrap()));
     let endorser = |msp: &str| {
         Endorser::new(
             rules.clone(),
@@ -187,7 +187,7 @@ fn forged_and_foreign_transactions_are_invalid() {
         let foreign_env = tx::sign_envelope(&foreign, &fpayload).encode_to_vec();
         // An endorsement by a peer of the foreign network: the policy is not met.
         let foreign_peer = Endorser::new(
-            Arc::new(ChannelRules::from_config(n.ledger.config()).unwrap()),
+            Arc::new(RulesCell::new(ChannelRules::from_config(n.ledger.config()).unwrap())),
             ids(alg),
             vec![Arc::new(KvContract)],
             Arc::new(TestSigner::foreign(alg, "Org1MSP", "peer0")),
