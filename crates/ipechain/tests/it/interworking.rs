@@ -76,8 +76,8 @@ pub(crate) fn mca_at(
 
 pub(crate) struct Up {
     child: ChildGuard,
-    cse: u16,
-    coap: u16,
+    pub(crate) cse: u16,
+    pub(crate) coap: u16,
 }
 
 pub(crate) fn spawn_up(net: &Net, cse: u16, coap: u16, extra: &[String]) -> Up {
@@ -121,7 +121,7 @@ pub(crate) struct NodeClient {
 }
 
 impl NodeClient {
-    async fn start(setup: &str) -> NodeClient {
+    pub(crate) async fn start(setup: &str) -> NodeClient {
         NodeClient::start_with(Command::new("node"), setup).await
     }
 
@@ -145,7 +145,7 @@ impl NodeClient {
 }
 
 /// A oneM2M application: its AE on the CSE and a notification listener subscribed to a device's `rsp`.
-struct App {
+pub(crate) struct App {
     port: u16,
     base: String,
     origin: String,
@@ -153,7 +153,7 @@ struct App {
 }
 
 impl App {
-    async fn register(port: u16, base: &str, origin: &str) -> App {
+    pub(crate) async fn register(port: u16, base: &str, origin: &str) -> App {
         let (rsc, body) = mca(
             port,
             "POST",
@@ -167,7 +167,7 @@ impl App {
         App { port, base: base.to_owned(), origin: origin.to_owned(), notes }
     }
 
-    fn subscribe_rsp(&self, ae: &str, rn: &str) {
+    pub(crate) fn subscribe_rsp(&self, ae: &str, rn: &str) {
         let (rsc, body) = mca(
             self.port,
             "POST",
@@ -179,7 +179,7 @@ impl App {
         assert_eq!(rsc, 2001, "subscription on {ae}/rsp: {body}");
     }
 
-    fn request(&self, ae: &str, con: Value) {
+    pub(crate) fn request(&self, ae: &str, con: Value) {
         let (rsc, body) = mca(
             self.port,
             "POST",
@@ -192,7 +192,7 @@ impl App {
     }
 
     /// The next answer in `rsp` for `request_id` (as notified).
-    async fn answer(&mut self, request_id: &str, secs: u64) -> Value {
+    pub(crate) async fn answer(&mut self, request_id: &str, secs: u64) -> Value {
         let until = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
             let n = tokio::time::timeout_at(until, self.notes.recv())
@@ -258,7 +258,7 @@ pub(crate) async fn wait_ledger_up(net: &Net) {
     }
 }
 
-fn wait_tree(port: u16, base: &str, path: &str) -> impl FnMut() -> Option<()> {
+pub(crate) fn wait_tree(port: u16, base: &str, path: &str) -> impl FnMut() -> Option<()> {
     let p = format!("/{base}/{path}");
     move || (mca(port, "GET", &p, "CAdmin", None, &Value::Null).0 == 2000).then_some(())
 }

@@ -7,6 +7,7 @@ mod cli;
 mod devices;
 mod dtls;
 mod interworking;
+mod lifecycle;
 mod multihost;
 mod ops;
 mod processes;
