@@ -1,9 +1,10 @@
 //! The transaction context: state access recording a read/write set.
 
-use crate::ContractError;
+use crate::{Contract, ContractError};
 use ledger_types::proto::{KvRead, KvWrite, NsRwSet, RangeQueryInfo, SignedProposal};
 use ledger_types::store::StateSnapshot;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The largest key a contract may write, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
@@ -23,6 +24,24 @@ pub struct Caller {
     pub cert_der: Vec<u8>,
 }
 
+/// The contracts a transaction may call into (Fabric's chaincode-to-chaincode invocation on one channel):
+/// the endorser resolves names as it resolves the invoked contract.
+pub trait Invoker: Sync {
+    /// The contract `name` runs as, if the channel defines it.
+    fn contract(&self, name: &str) -> Option<Arc<dyn Contract>>;
+}
+
+/// How deep calls between contracts may nest.
+pub const MAX_CALL_DEPTH: usize = 8;
+
+/// The reads and writes one called contract made so far in this transaction.
+#[derive(Default)]
+struct Recorded {
+    reads: BTreeMap<String, KvRead>,
+    range_queries: Vec<RangeQueryInfo>,
+    writes: BTreeMap<String, Option<Vec<u8>>>,
+}
+
 /// What a contract sees while it runs: a snapshot of its namespace, the caller, the tx id and timestamp.
 ///
 /// Reads see this transaction's own earlier writes (unlike Fabric, whose users often trip over that);
@@ -39,6 +58,11 @@ pub struct TxContext<'a> {
     writes: BTreeMap<String, Option<Vec<u8>>>,
     event: Option<(String, Vec<u8>)>,
     proposal: Option<(&'a str, &'a SignedProposal)>,
+    invoker: Option<&'a dyn Invoker>,
+    /// The namespaces of the contracts this transaction called into, with what they read and wrote.
+    called: BTreeMap<String, Recorded>,
+    /// The contracts running now, outermost first (this one last).
+    stack: Vec<String>,
 }
 
 /// A key is 1..=[`MAX_KEY_LEN`] bytes of UTF-8. NUL bytes are allowed: Fabric's composite keys are
@@ -75,7 +99,78 @@ impl<'a> TxContext<'a> {
             writes: BTreeMap::new(),
             event: None,
             proposal: None,
+            invoker: None,
+            called: BTreeMap::new(),
+            stack: vec![namespace.to_owned()],
         }
+    }
+
+    /// Lets the contract call other contracts of the channel through `invoker`
+    /// ([`TxContext::invoke_contract`]).
+    pub fn set_invoker(&mut self, invoker: &'a dyn Invoker) {
+        self.invoker = Some(invoker);
+    }
+
+    /// Calls `function` of contract `name` within this transaction, as Fabric's `InvokeChaincode` on the
+    /// same channel: it sees the same snapshot, caller, tx id and proposal, its reads and writes join the
+    /// transaction's read/write set under its own namespace (so validation requires its endorsement policy
+    /// too when it writes), and its event is dropped (a transaction carries its invoked contract's event
+    /// only). What it wrote before failing stays recorded, as in Fabric's shared simulator. A contract
+    /// already running in this transaction (a cycle), a system contract (`_…`) and nesting deeper than
+    /// [`MAX_CALL_DEPTH`] are refused.
+    pub fn invoke_contract(
+        &mut self,
+        name: &str,
+        function: &str,
+        args: &[Vec<u8>],
+    ) -> Result<Vec<u8>, ContractError> {
+        let invoker = self.invoker.ok_or_else(|| {
+            ContractError::BadRequest("calls into other contracts are not available here".into())
+        })?;
+        if name.starts_with('_') {
+            return Err(ContractError::Forbidden(format!(
+                "system contract {name} cannot be called by a contract"
+            )));
+        }
+        if self.stack.iter().any(|n| n == name) {
+            return Err(ContractError::BadRequest(format!(
+                "contract {name} is already running in this transaction (calls: {})",
+                self.stack.join(" -> ")
+            )));
+        }
+        if self.stack.len() >= MAX_CALL_DEPTH {
+            return Err(ContractError::BadRequest(format!(
+                "calls between contracts nest at most {MAX_CALL_DEPTH} deep"
+            )));
+        }
+        let contract = invoker.contract(name).ok_or_else(|| {
+            ContractError::NotFound(format!("contract {name} is not defined on this channel"))
+        })?;
+        let recorded = self.called.remove(name).unwrap_or_default();
+        let mut stack = self.stack.clone();
+        stack.push(name.to_owned());
+        let mut callee = TxContext {
+            namespace: name.to_owned(),
+            snapshot: self.snapshot,
+            tx_id: self.tx_id.clone(),
+            timestamp: self.timestamp,
+            caller: self.caller,
+            reads: recorded.reads,
+            range_queries: recorded.range_queries,
+            writes: recorded.writes,
+            event: None,
+            proposal: self.proposal,
+            invoker: self.invoker,
+            called: std::mem::take(&mut self.called),
+            stack,
+        };
+        let result = contract.invoke(&mut callee, function, args);
+        self.called = std::mem::take(&mut callee.called);
+        self.called.insert(
+            name.to_owned(),
+            Recorded { reads: callee.reads, range_queries: callee.range_queries, writes: callee.writes },
+        );
+        result
     }
 
     /// Attaches the signed proposal being run and its channel (an external chaincode receives them, as a
@@ -157,22 +252,115 @@ impl<'a> TxContext<'a> {
         self.event = Some((name.to_owned(), payload));
     }
 
-    /// The read/write set and the event, once the contract has returned.
+    /// The read/write set of this contract's namespace and the event, once the contract has returned.
     pub fn into_results(self) -> (NsRwSet, Option<(String, Vec<u8>)>) {
-        let writes = self
-            .writes
-            .into_iter()
-            .map(|(key, v)| match v {
-                Some(value) => KvWrite { key, is_delete: false, value },
-                None => KvWrite { key, is_delete: true, value: Vec::new() },
-            })
-            .collect();
-        let rwset = NsRwSet {
-            namespace: self.namespace,
-            reads: self.reads.into_values().collect(),
-            range_queries: self.range_queries,
-            writes,
+        let (mut all, event) = self.into_all_results();
+        (all.remove(0), event)
+    }
+
+    /// The read/write sets of every namespace the transaction touched (this contract's first, then those of
+    /// the contracts it called, by name) and the event.
+    pub fn into_all_results(self) -> (Vec<NsRwSet>, Option<(String, Vec<u8>)>) {
+        let own = Recorded { reads: self.reads, range_queries: self.range_queries, writes: self.writes };
+        let mut all = vec![ns_rwset(self.namespace, own)];
+        all.extend(self.called.into_iter().map(|(ns, r)| ns_rwset(ns, r)));
+        (all, self.event)
+    }
+}
+
+fn ns_rwset(namespace: String, r: Recorded) -> NsRwSet {
+    let writes = r
+        .writes
+        .into_iter()
+        .map(|(key, v)| match v {
+            Some(value) => KvWrite { key, is_delete: false, value },
+            None => KvWrite { key, is_delete: true, value: Vec::new() },
+        })
+        .collect();
+    NsRwSet { namespace, reads: r.reads.into_values().collect(), range_queries: r.range_queries, writes }
+}
+
+#[cfg(test)]
+mod invoke_tests {
+    use super::*;
+    use ledger_types::store::{StoreError, VersionedValue};
+
+    struct Empty;
+    impl StateSnapshot for Empty {
+        fn get(&self, _: &str, _: &str) -> Result<Option<VersionedValue>, StoreError> {
+            Ok(None)
+        }
+        fn range(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: usize,
+        ) -> Result<Vec<(String, VersionedValue)>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// `call <name>` calls contract `name`'s `call` with the rest; anything else writes its function name.
+    struct Caller2(&'static str);
+    impl Contract for Caller2 {
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn invoke(
+            &self,
+            ctx: &mut TxContext<'_>,
+            function: &str,
+            args: &[Vec<u8>],
+        ) -> Result<Vec<u8>, ContractError> {
+            ctx.set_event("ignored-when-called", Vec::new());
+            if function == "call" {
+                let target = String::from_utf8_lossy(&args[0]).into_owned();
+                return ctx.invoke_contract(&target, "call", &args[1..]);
+            }
+            ctx.put_state(function, b"x".to_vec())?;
+            Ok(self.0.as_bytes().to_vec())
+        }
+    }
+
+    struct Three;
+    impl Invoker for Three {
+        fn contract(&self, name: &str) -> Option<Arc<dyn Contract>> {
+            match name {
+                "a" => Some(Arc::new(Caller2("a"))),
+                "b" => Some(Arc::new(Caller2("b"))),
+                "c" => Some(Arc::new(Caller2("c"))),
+                _ => None,
+            }
+        }
+    }
+
+    #[test]
+    fn calls_record_each_namespace_and_refuse_cycles() {
+        let who = Caller {
+            msp_id: "Org1MSP".into(),
+            role: "client".into(),
+            subject: "u".into(),
+            cert_der: Vec::new(),
         };
-        (rwset, self.event)
+        let mut ctx = TxContext::new("a", &Empty, "0".repeat(64), 1, &who);
+        ctx.set_invoker(&Three);
+        ctx.put_state("own", b"1".to_vec()).unwrap();
+        assert_eq!(ctx.invoke_contract("b", "w1", &[]).unwrap(), b"b");
+        assert_eq!(ctx.invoke_contract("c", "w2", &[]).unwrap(), b"c");
+        assert_eq!(ctx.invoke_contract("b", "w3", &[]).unwrap(), b"b");
+        // b → c → a: a is running.
+        let e = ctx.invoke_contract("b", "call", &[b"c".to_vec(), b"a".to_vec()]).unwrap_err();
+        assert_eq!(e.status(), 400, "{e}");
+        assert!(e.to_string().contains("a -> b -> c"), "{e}");
+        assert_eq!(ctx.invoke_contract("nosuch", "x", &[]).unwrap_err().status(), 404);
+        assert_eq!(ctx.invoke_contract("_lifecycle", "x", &[]).unwrap_err().status(), 403);
+        let (sets, event) = ctx.into_all_results();
+        let names: Vec<(&str, Vec<&str>)> = sets
+            .iter()
+            .map(|s| (s.namespace.as_str(), s.writes.iter().map(|w| w.key.as_str()).collect()))
+            .collect();
+        assert_eq!(names, [("a", vec!["own"]), ("b", vec!["w1", "w3"]), ("c", vec!["w2"])]);
+        assert!(event.is_none(), "a called contract's event is not the transaction's");
     }
 }

@@ -26,7 +26,7 @@
 mod context;
 pub mod samples;
 
-pub use context::{Caller, MAX_KEY_LEN, MAX_RANGE, TxContext};
+pub use context::{Caller, Invoker, MAX_CALL_DEPTH, MAX_KEY_LEN, MAX_RANGE, TxContext};
 
 /// A contract's failure; mapped to the response status the endorser returns.
 #[derive(Debug, thiserror::Error)]

@@ -3,13 +3,14 @@
 //! the `ccaas` builder. The peer dials the server (plain or TLS), the chaincode registers (REGISTER →
 //! REGISTERED, READY), and each proposal is a TRANSACTION message whose state calls (GET_STATE, PUT_STATE,
 //! DEL_STATE, GET_STATE_BY_RANGE with pagination, QUERY_STATE_NEXT/CLOSE, GET_STATE_MULTIPLE,
-//! WRITE_BATCH_STATE, GET_STATE_METADATA) the peer answers from the proposal's [`TxContext`], until the
+//! WRITE_BATCH_STATE, GET_STATE_METADATA, INVOKE_CHAINCODE on the same channel) the peer answers from the
+//! proposal's [`TxContext`], until the
 //! chaincode's COMPLETED (its `Response` and event) or ERROR. The read/write set is recorded exactly as for a
 //! built-in contract, so validation does not know the difference.
 //!
 //! Refused with a clear error (the chaincode sees an ERROR answer): private data (any call with a
 //! collection), rich queries (`GET_QUERY_RESULT`: there is no CouchDB), key history, state metadata writes,
-//! calls into other chaincodes. A chaincode that does not answer within the timeout, breaks the connection
+//! calls into another channel. A chaincode that does not answer within the timeout, breaks the connection
 //! or sends something that does not decode fails that proposal only (status 500); the next proposal dials
 //! again.
 
@@ -17,9 +18,9 @@ use contract::{Contract, ContractError, MAX_RANGE, TxContext};
 use fabric_protos::protos::chaincode_client::ChaincodeClient;
 use fabric_protos::protos::chaincode_message::Type as MsgType;
 use fabric_protos::protos::{
-    ChaincodeId, ChaincodeInput, ChaincodeMessage, DelState, GetState, GetStateByRange, GetStateMultiple,
-    GetStateMultipleResult, PutState, QueryMetadata, QueryResponse, QueryResponseMetadata, QueryResultBytes,
-    QueryStateClose, Response, StateMetadataResult, WriteBatchState, write_record,
+    ChaincodeId, ChaincodeInput, ChaincodeMessage, ChaincodeSpec, DelState, GetState, GetStateByRange,
+    GetStateMultiple, GetStateMultipleResult, PutState, QueryMetadata, QueryResponse, QueryResponseMetadata,
+    QueryResultBytes, QueryStateClose, Response, StateMetadataResult, WriteBatchState, write_record,
 };
 use fabric_protos::queryresult::Kv;
 use prost::Message;
@@ -212,6 +213,43 @@ async fn connect(name: &str, endpoint: &ChaincodeEndpoint) -> Result<Arc<Session
         lock(&s.waiters).clear();
     });
     Ok(session)
+}
+
+/// Answers INVOKE_CHAINCODE: runs the named contract of the same channel within the transaction
+/// ([`TxContext::invoke_contract`]) and returns, as Fabric's peer does, a COMPLETED message carrying the
+/// callee's `Response` (its failure too, as a status ≥ 400, for the caller to judge). The target is Fabric's
+/// `name[:version][/channel]`; another channel is refused.
+fn invoke_chaincode(ctx: &mut TxContext<'_>, spec: ChaincodeSpec) -> Result<Vec<u8>, String> {
+    let target = spec.chaincode_id.map(|c| c.name).unwrap_or_default();
+    let channel = ctx.proposal().map(|(ch, _)| ch.to_owned()).unwrap_or_default();
+    let (name, other) = match target.split_once('/') {
+        Some((n, ch)) => (n, Some(ch)),
+        None => (target.as_str(), None),
+    };
+    if let Some(ch) = other.filter(|ch| !ch.is_empty() && *ch != channel) {
+        return Err(format!("calls into another channel ({ch}) are not supported"));
+    }
+    let name = name.split(':').next().unwrap_or_default();
+    if name.is_empty() {
+        return Err("InvokeChaincode names no chaincode".into());
+    }
+    let args = spec.input.map(|i| i.args).unwrap_or_default();
+    let (function, rest) = match args.split_first() {
+        Some((f, rest)) => (String::from_utf8_lossy(f).into_owned(), rest),
+        None => (String::new(), &[][..]),
+    };
+    let response = match ctx.invoke_contract(name, &function, rest) {
+        Ok(payload) => Response { status: 200, message: String::new(), payload },
+        Err(e) => Response { status: e.status(), message: e.to_string(), payload: Vec::new() },
+    };
+    Ok(ChaincodeMessage {
+        r#type: MsgType::Completed as i32,
+        payload: response.encode_to_vec(),
+        txid: ctx.tx_id().to_owned(),
+        channel_id: channel,
+        ..Default::default()
+    }
+    .encode_to_vec())
 }
 
 /// A range query's results still to hand out, by iterator id.
@@ -472,7 +510,10 @@ impl ExternalChaincode {
                 Err("rich queries (GetQueryResult) are not supported: ipechain has no CouchDB state".into())
             }
             MsgType::GetHistoryForKey => Err("key history (GetHistoryForKey) is not supported yet".into()),
-            MsgType::InvokeChaincode => Err("calling another chaincode is not supported yet".into()),
+            MsgType::InvokeChaincode => {
+                let spec = ChaincodeSpec::decode(payload).map_err(|e| bad("ChaincodeSpec", e))?;
+                invoke_chaincode(ctx, spec)
+            }
             MsgType::PutStateMetadata => {
                 Err("state metadata (key-level endorsement) is not supported".into())
             }

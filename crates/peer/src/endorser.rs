@@ -67,6 +67,24 @@ pub struct Simulation {
     pub response: Response,
     /// The response payload to endorse (None when the contract failed).
     pub payload: Option<ProposalResponsePayload>,
+    /// The read/write set endorsed (empty when the contract failed): the invoked contract's namespace
+    /// first, then those of the contracts it called.
+    pub rwset: TxRwSet,
+}
+
+/// Resolves the contracts a running contract calls into, under the rules its proposal runs by.
+struct Resolver<'e> {
+    endorser: &'e Endorser,
+    rules: &'e ChannelRules,
+}
+
+impl contract::Invoker for Resolver<'_> {
+    fn contract(&self, name: &str) -> Option<Arc<dyn Contract>> {
+        if !self.rules.policies.contains_key(name) {
+            return None;
+        }
+        self.endorser.contract_for(self.rules, name)
+    }
 }
 
 /// An external chaincode a definition names: where it was dialed, and the connection.
@@ -256,13 +274,15 @@ impl Endorser {
             Some((f, rest)) => (String::from_utf8_lossy(f).into_owned(), rest),
             None => (String::new(), &[][..]),
         };
+        let resolver = Resolver { endorser: self, rules: &rules };
         let mut ctx = TxContext::new(&name, snapshot, tx_id.to_string(), ts, &caller);
+        ctx.set_invoker(&resolver);
         if let Some(sp) = &signed {
             ctx.set_proposal(proposal.channel_id(), sp);
         }
         match contract.invoke(&mut ctx, &function, args) {
             Ok(out) => {
-                let (rwset, event) = ctx.into_results();
+                let (rwsets, event) = ctx.into_all_results();
                 let response = Response { status: 200, message: String::new(), payload: out };
                 let event = event.map(|(event_name, payload)| ContractEvent {
                     contract: name.clone(),
@@ -271,20 +291,16 @@ impl Endorser {
                     payload,
                 });
                 let version = rules.versions.get(&name).map_or("", String::as_str);
-                let payload = response_payload(
-                    &proposal,
-                    version,
-                    &TxRwSet { ns_rwsets: vec![rwset] },
-                    event.as_ref(),
-                    &response,
-                )
-                .map_err(|e| EndorseError::BadProposal(e.to_string()))?;
-                Ok(Simulation { tx_id: tx_id.to_string(), response, payload: Some(payload) })
+                let rwset = TxRwSet { ns_rwsets: rwsets };
+                let payload = response_payload(&proposal, version, &rwset, event.as_ref(), &response)
+                    .map_err(|e| EndorseError::BadProposal(e.to_string()))?;
+                Ok(Simulation { tx_id: tx_id.to_string(), response, payload: Some(payload), rwset })
             }
             Err(e) => Ok(Simulation {
                 tx_id: tx_id.to_string(),
                 response: Response { status: e.status(), message: e.to_string(), payload: Vec::new() },
                 payload: None,
+                rwset: TxRwSet::default(),
             }),
         }
     }

@@ -124,7 +124,7 @@ where
 
     async fn endorse_untimed(&self, sp: SignedProposal, orgs: &[String]) -> Result<Envelope, Status> {
         let failed = |detail: ErrorDetail| status_with_details(Code::Aborted, ENDORSE_FAILED, &[detail]);
-        let (local, contract) = match self.endorse_locally(sp.clone()).await {
+        let (local, contract, rwset) = match self.endorse_locally(sp.clone()).await {
             Ok(r) => r,
             Err(e) => {
                 return Err(match self.endorse_failure(e) {
@@ -138,13 +138,17 @@ where
                 self.detail(local.response.as_ref().map(chaincode_response).unwrap_or_default()),
             ));
         }
-        let policy = self.plan_policy(&contract, &local).ok_or_else(|| {
-            Status::failed_precondition(format!("chaincode {contract:?} has no endorsement policy"))
-        })?;
+        let policies =
+            self.ledger.rules().required_policies(&contract, &rwset.ns_rwsets).ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "chaincode {contract:?}: its simulation touched namespaces no endorsement policy covers"
+                ))
+            })?;
+        let satisfied = |e: &[PolicyEndorser]| policies.iter().all(|p| p.is_satisfied_by(e));
         let mut responses = vec![local];
         let mut endorsers = vec![PolicyEndorser::new(self.msp_id.clone(), "peer")];
         let mut details = Vec::new();
-        if !policy.is_satisfied_by(&endorsers) {
+        if !satisfied(&endorsers) {
             for (msp, remote) in &self.remote_endorsers {
                 if !orgs.is_empty() && !orgs.contains(msp) {
                     continue;
@@ -163,7 +167,7 @@ where
                         }
                         responses.push(r);
                         endorsers.push(PolicyEndorser::new(msp.clone(), "peer"));
-                        if policy.is_satisfied_by(&endorsers) {
+                        if satisfied(&endorsers) {
                             break;
                         }
                     }
@@ -173,27 +177,18 @@ where
                     }
                 }
             }
-            if !policy.is_satisfied_by(&endorsers) {
+            if !satisfied(&endorsers) {
+                let policy: Vec<String> = policies.iter().map(ToString::to_string).collect();
                 details.push(self.detail(format!(
-                    "endorsements of {} do not satisfy the policy {policy}",
-                    endorsers.iter().map(|e| e.msp_id.as_str()).collect::<Vec<_>>().join(", ")
+                    "endorsements of {} do not satisfy the policy {}",
+                    endorsers.iter().map(|e| e.msp_id.as_str()).collect::<Vec<_>>().join(", "),
+                    policy.join(" and ")
                 )));
                 return Err(status_with_details(Code::Aborted, TOO_FEW_ENDORSEMENTS, &details));
             }
         }
         tx::assemble(&sp, &responses)
             .map_err(|e| Status::aborted(format!("failed to assemble transaction: {e}")))
-    }
-
-    /// The policy the endorsers are chosen for: the contract's, or for a `_lifecycle` transaction what its
-    /// writes need (an approval: a peer of the approving organization), as validation will judge it.
-    fn plan_policy(&self, contract: &str, local: &ProposalResponse) -> Option<ledger_types::policy::Policy> {
-        let rules = self.ledger.rules();
-        if contract != crate::lifecycle::NAMESPACE {
-            return rules.policies.get(contract).cloned();
-        }
-        let rwset = written_rwset(local)?;
-        rules.required_policy(contract, &rwset.ns_rwsets)
     }
 
     /// Runs a proposal on this peer without endorsing or ordering it.
@@ -622,7 +617,7 @@ where
         request: Request<SignedProposal>,
     ) -> Result<Response<ProposalResponse>, Status> {
         match self.0.endorse_locally(request.into_inner()).await {
-            Ok((r, _)) => Ok(Response::new(r)),
+            Ok((r, _, _)) => Ok(Response::new(r)),
             Err(EndorseError::Store(e)) => Err(store_status(e)),
             Err(e) => Ok(Response::new(ProposalResponse {
                 version: 1,
@@ -721,13 +716,4 @@ where
         });
         Ok(Response::new(crate::service::receiver_stream(rx)))
     }
-}
-
-/// The read/write set a proposal response endorses.
-fn written_rwset(r: &ProposalResponse) -> Option<ledger_types::proto::TxRwSet> {
-    use prost::Message;
-    let payload = pb::ProposalResponsePayload::decode(r.payload.as_slice()).ok()?;
-    let action = pb::ChaincodeAction::decode(payload.extension.as_slice()).ok()?;
-    let rwset = fabric_protos::rwset::TxReadWriteSet::decode(action.results.as_slice()).ok()?;
-    ledger_types::tx::rwset_from_fabric(&rwset).ok()
 }

@@ -240,7 +240,7 @@ where
     pub(crate) async fn endorse_locally(
         &self,
         sp: SignedProposal,
-    ) -> Result<(ProposalResponse, String), EndorseError> {
+    ) -> Result<(ProposalResponse, String, ledger_types::proto::TxRwSet), EndorseError> {
         let checked = self.endorser.check(&sp, unix_now())?;
         let contract = checked.contract().to_owned();
         let ok = self
@@ -258,8 +258,9 @@ where
         let _slot = if external { Some(self.endorser.blocking_slots().acquire().await) } else { None };
         let snapshot = self.ledger.state().snapshot()?;
         let run = || self.endorser.run(checked, &snapshot, &|id| self.ledger.contains_tx(id));
-        let sim = if external { tokio::task::block_in_place(run)? } else { run()? };
-        Ok((self.endorser.sign(sim), contract))
+        let mut sim = if external { tokio::task::block_in_place(run)? } else { run()? };
+        let rwset = std::mem::take(&mut sim.rwset);
+        Ok((self.endorser.sign(sim), contract, rwset))
     }
 }
 

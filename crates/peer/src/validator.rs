@@ -76,15 +76,34 @@ impl ChannelRules {
         })
     }
 
-    /// The endorsements a transaction of `contract` with this read/write set needs (None: it cannot be
-    /// valid). A contract's definition names one policy; `_lifecycle` needs, per key it writes, a peer of
-    /// the approving organization or the lifecycle policy ([`lifecycle::required_policy`]).
-    pub fn required_policy(&self, contract: &str, rwset: &[NsRwSet]) -> Option<Policy> {
-        if contract == lifecycle::NAMESPACE {
-            lifecycle::required_policy(rwset, &self.members)
-        } else {
-            self.policies.get(contract).cloned()
+    /// The policies a transaction of `contract` with this read/write set must satisfy, each on its own
+    /// (None: it cannot be valid). A contract's definition names one policy; each other contract it called
+    /// and that wrote adds its own (Fabric validates every written namespace); a namespace that is not a
+    /// defined contract, a system namespace written by a contract, or the same namespace twice makes the
+    /// transaction invalid. `_lifecycle` needs, per key it writes, a peer of the approving organization or
+    /// the lifecycle policy ([`lifecycle::required_policy`]).
+    pub fn required_policies(&self, contract: &str, rwset: &[NsRwSet]) -> Option<Vec<Policy>> {
+        let mut seen = HashSet::new();
+        if !rwset.iter().all(|ns| seen.insert(ns.namespace.as_str())) {
+            return None;
         }
+        if contract == lifecycle::NAMESPACE {
+            if rwset.iter().any(|ns| ns.namespace != lifecycle::NAMESPACE) {
+                return None;
+            }
+            return lifecycle::required_policy(rwset, &self.members).map(|p| vec![p]);
+        }
+        let mut out = vec![self.policies.get(contract)?.clone()];
+        for ns in rwset.iter().filter(|ns| ns.namespace != contract) {
+            if ns.namespace.starts_with('_') {
+                return None;
+            }
+            let p = self.policies.get(&ns.namespace)?;
+            if !ns.writes.is_empty() && !out.contains(p) {
+                out.push(p.clone());
+            }
+        }
+        Some(out)
     }
 }
 
@@ -223,7 +242,7 @@ fn precheck(
         return fail(C::InvalidOtherReason);
     }
     let rwset = action.results.ns_rwsets.clone();
-    if rwset.iter().any(|ns| ns.namespace != contract) {
+    if rules.required_policies(&contract, &rwset).is_none() {
         return fail(C::IllegalWriteset);
     }
     if action.endorsements.is_empty() || action.endorsements.len() > MAX_ENDORSEMENTS {
@@ -393,8 +412,8 @@ pub fn validate_block(
             Some(code) => code,
             None => {
                 let policy_ok = rules
-                    .required_policy(&c.contract, &c.rwset)
-                    .is_some_and(|p| p.is_satisfied_by(&c.endorsers));
+                    .required_policies(&c.contract, &c.rwset)
+                    .is_some_and(|ps| ps.iter().all(|p| p.is_satisfied_by(&c.endorsers)));
                 if !policy_ok {
                     C::EndorsementPolicyFailure
                 } else if in_block.contains(c.tx_id.as_str()) || already_committed(&c.tx_id)? {
@@ -466,4 +485,51 @@ pub fn orderer_signed(block: &Block, consenters: &HashSet<Vec<u8>>, ids: &dyn Id
         }
         BlockSigner::ConsenterId(_) => false,
     })
+}
+
+#[cfg(test)]
+mod rules_tests {
+    use super::*;
+    use ledger_types::proto::KvWrite;
+
+    fn ns(name: &str, writes: bool) -> NsRwSet {
+        NsRwSet {
+            namespace: name.into(),
+            writes: if writes {
+                vec![KvWrite { key: "k".into(), is_delete: false, value: vec![1] }]
+            } else {
+                Vec::new()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn every_written_namespace_brings_its_own_policy() {
+        let members = vec!["Org1MSP".to_owned(), "Org2MSP".to_owned()];
+        let one = |m: &str| Policy::SignedBy { msp_id: m.into(), role: ledger_types::policy::Role::Member };
+        let rules = ChannelRules {
+            channel_id: "iot".into(),
+            writers: HashSet::new(),
+            readers: HashSet::new(),
+            members: members.clone(),
+            policies: HashMap::from([
+                ("a".to_owned(), one("Org1MSP")),
+                ("b".to_owned(), one("Org2MSP")),
+                (lifecycle::NAMESPACE.to_owned(), lifecycle::lifecycle_policy(&members)),
+            ]),
+            versions: HashMap::new(),
+            definitions: BTreeMap::new(),
+        };
+        let req = |c: &str, sets: Vec<NsRwSet>| rules.required_policies(c, &sets);
+        assert_eq!(req("a", vec![ns("a", true), ns("b", true)]), Some(vec![one("Org1MSP"), one("Org2MSP")]));
+        // A called contract that only read needs nothing of its own.
+        assert_eq!(req("a", vec![ns("a", true), ns("b", false)]), Some(vec![one("Org1MSP")]));
+        // Undefined or system namespaces, and a namespace twice, cannot be valid.
+        assert_eq!(req("a", vec![ns("a", true), ns("nosuch", true)]), None);
+        assert_eq!(req("a", vec![ns("a", true), ns(lifecycle::NAMESPACE, true)]), None);
+        assert_eq!(req("a", vec![ns("a", true), ns("a", true)]), None);
+        assert_eq!(req(lifecycle::NAMESPACE, vec![ns(lifecycle::NAMESPACE, false), ns("a", true)]), None);
+        assert_eq!(req("nosuch", vec![ns("nosuch", true)]), None);
+    }
 }

@@ -299,6 +299,11 @@ async fn the_lifecycle_deploys_a_fabric_chaincode_and_upgrades_its_policy() {
     assert_eq!(json(&created.payload)["owner"], "alice");
     let seen = c.gateway(2).contract("assets").evaluate("read", &[b"a1".to_vec()]).await.unwrap();
     assert_eq!(json(&seen)["color"], "red");
+    // A call into another chaincode (the built-in `kv`): its write commits under kv's namespace.
+    let noted = assets.submit("note", &[b"noted".to_vec(), b"by-assets".to_vec()]).await.unwrap();
+    assert_eq!(json(&noted.payload), json!({"put": 200, "got": "by-assets", "missing": 404}));
+    let v = c.gateway(2).contract("kv").evaluate("get", &[b"noted".to_vec()]).await.unwrap();
+    assert_eq!(v, b"by-assets");
     // The same definition cannot be committed twice.
     let (status, message) = refused(&lc2.submit("CommitChaincodeDefinition", &[commit1]).await.unwrap_err());
     assert_eq!(status, 400, "{message}");

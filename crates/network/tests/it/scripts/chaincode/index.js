@@ -1,7 +1,7 @@
 'use strict';
 // A Fabric chaincode written with fabric-contract-api, as any Fabric developer writes one: assets with
 // events, composite keys, range queries (plain, paginated, by partial composite key), the client identity,
-// and one call ipechain refuses (a rich query). Served by fabric-shim in server mode (chaincode as a service).
+// one call into another chaincode, and one call ipechain refuses (a rich query). Served by fabric-shim in server mode (chaincode as a service).
 const { Contract } = require('fabric-contract-api');
 
 class AssetContract extends Contract {
@@ -67,6 +67,16 @@ class AssetContract extends Contract {
     }
     await iterator.close();
     return JSON.stringify({ ids, bookmark: metadata.bookmark, count: metadata.fetchedRecordsCount });
+  }
+
+  // One call into another chaincode of the channel (ipechain's built-in `kv`): its write joins this
+  // transaction under kv's namespace (and kv's endorsement policy); a chaincode the channel does not define
+  // answers 404.
+  async note(ctx, key, value) {
+    const put = await ctx.stub.invokeChaincode('kv', ['put', key, value], '');
+    const got = await ctx.stub.invokeChaincode('kv', ['get', key], '');
+    const missing = await ctx.stub.invokeChaincode('nosuch', ['x'], '');
+    return JSON.stringify({ put: put.status, got: got.payload.toString(), missing: missing.status });
   }
 
   async whoami(ctx) {
