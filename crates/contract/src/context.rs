@@ -31,6 +31,31 @@ pub trait Invoker: Sync {
     fn contract(&self, name: &str) -> Option<Arc<dyn Contract>>;
 }
 
+/// One write or delete of a key, as a history query returns it (Fabric's `queryresult.KeyModification`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyModification {
+    /// The transaction that made it.
+    pub tx_id: String,
+    /// The value written (empty for a delete).
+    pub value: Vec<u8>,
+    /// The transaction's timestamp: seconds since the Unix epoch, and nanoseconds.
+    pub timestamp: (i64, i32),
+    /// Whether the key was deleted.
+    pub is_delete: bool,
+}
+
+/// What committed transactions wrote (the peer's block store), for key history queries.
+pub trait Modifications: Sync {
+    /// What the transaction at `version` (block, index) did to `key` of namespace `ns`; None when it did
+    /// not touch it.
+    fn modification(
+        &self,
+        ns: &str,
+        key: &str,
+        version: ledger_types::proto::Version,
+    ) -> Result<Option<KeyModification>, ContractError>;
+}
+
 /// How deep calls between contracts may nest.
 pub const MAX_CALL_DEPTH: usize = 8;
 
@@ -59,6 +84,7 @@ pub struct TxContext<'a> {
     event: Option<(String, Vec<u8>)>,
     proposal: Option<(&'a str, &'a SignedProposal)>,
     invoker: Option<&'a dyn Invoker>,
+    modifications: Option<&'a dyn Modifications>,
     /// The namespaces of the contracts this transaction called into, with what they read and wrote.
     called: BTreeMap<String, Recorded>,
     /// The contracts running now, outermost first (this one last).
@@ -100,9 +126,33 @@ impl<'a> TxContext<'a> {
             event: None,
             proposal: None,
             invoker: None,
+            modifications: None,
             called: BTreeMap::new(),
             stack: vec![namespace.to_owned()],
         }
+    }
+
+    /// Lets the contract read key histories ([`TxContext::get_history`]) from `source`.
+    pub fn set_modifications(&mut self, source: &'a dyn Modifications) {
+        self.modifications = Some(source);
+    }
+
+    /// Every committed write and delete of `key` in this contract's namespace, newest first (Fabric's
+    /// `GetHistoryForKey`), at most [`MAX_RANGE`]. As in Fabric, a history query is not part of the read set:
+    /// validation does not re-check it, so a transaction should not decide its writes on it.
+    pub fn get_history(&mut self, key: &str) -> Result<Vec<KeyModification>, ContractError> {
+        check_key(key)?;
+        let source = self
+            .modifications
+            .ok_or_else(|| ContractError::BadRequest("key history is not available here".into()))?;
+        let versions = self.snapshot.history(&self.namespace, key, MAX_RANGE)?;
+        let mut out = Vec::with_capacity(versions.len());
+        for v in versions {
+            if let Some(m) = source.modification(&self.namespace, key, v)? {
+                out.push(m);
+            }
+        }
+        Ok(out)
     }
 
     /// Lets the contract call other contracts of the channel through `invoker`
@@ -161,6 +211,7 @@ impl<'a> TxContext<'a> {
             event: None,
             proposal: self.proposal,
             invoker: self.invoker,
+            modifications: self.modifications,
             called: std::mem::take(&mut self.called),
             stack,
         };

@@ -26,7 +26,9 @@
 mod context;
 pub mod samples;
 
-pub use context::{Caller, Invoker, MAX_CALL_DEPTH, MAX_KEY_LEN, MAX_RANGE, TxContext};
+pub use context::{
+    Caller, Invoker, KeyModification, MAX_CALL_DEPTH, MAX_KEY_LEN, MAX_RANGE, Modifications, TxContext,
+};
 
 /// A contract's failure; mapped to the response status the endorser returns.
 #[derive(Debug, thiserror::Error)]

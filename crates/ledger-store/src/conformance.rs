@@ -129,6 +129,7 @@ pub fn test_all_state_stores<S: StateStore>(builder: impl Fn() -> Fixture<S>) {
     clear_removes_everything(builder());
     state_survives_reopen(builder());
     snapshots_run_while_applies_commit(builder());
+    history_lists_the_writers_of_a_key(builder());
 }
 
 fn empty_block_store<S: BlockStore>(f: Fixture<S>) {
@@ -409,6 +410,33 @@ fn clear_removes_everything<S: StateStore>(f: Fixture<S>) {
         None => return,
     };
     assert_eq!(f.store.snapshot().unwrap().get("other", "b").unwrap(), None, "clear is durable");
+}
+
+fn history_lists_the_writers_of_a_key<S: StateStore>(f: Fixture<S>) {
+    let v = |block_num, tx_num| Version { block_num, tx_num };
+    let s = &f.store;
+    let mut b1 = batch(&[("ns", "a", Some(b"1"))], 1);
+    b1.touched("ns", "a", v(1, 0));
+    b1.touched("ns", "a", v(1, 3)); // written twice in one block: both count
+    b1.touched("ns", "a\0x", v(1, 4)); // a composite key that extends "a" is another key
+    s.apply(&b1, 1).unwrap();
+    let before = s.snapshot().unwrap();
+    let mut b2 = batch(&[("ns", "a", None)], 2);
+    b2.touched("ns", "a", v(2, 1));
+    b2.touched("other", "a", v(2, 2));
+    s.apply(&b2, 2).unwrap();
+    let snap = s.snapshot().unwrap();
+    assert_eq!(
+        snap.history("ns", "a", 10).unwrap(),
+        [v(2, 1), v(1, 3), v(1, 0)],
+        "newest first, deletes too"
+    );
+    assert_eq!(snap.history("ns", "a", 2).unwrap(), [v(2, 1), v(1, 3)], "limit");
+    assert_eq!(snap.history("other", "a", 10).unwrap(), [v(2, 2)], "namespaces are apart");
+    assert!(snap.history("ns", "b", 10).unwrap().is_empty(), "an untouched key");
+    assert_eq!(before.history("ns", "a", 10).unwrap(), [v(1, 3), v(1, 0)], "a snapshot sees its own past");
+    s.clear().unwrap();
+    assert!(s.snapshot().unwrap().history("ns", "a", 10).unwrap().is_empty(), "clear removes the history");
 }
 
 fn state_survives_reopen<S: StateStore>(f: Fixture<S>) {

@@ -3,7 +3,7 @@
 
 use crate::chain::{block_tx_locations, check_next};
 use ledger_types::BlockExt;
-use ledger_types::proto::Block;
+use ledger_types::proto::{Block, Version};
 use ledger_types::store::{
     BlockStore, StateSnapshot, StateStore, StoreError, TxLocation, UpdateBatch, VersionedValue,
 };
@@ -67,6 +67,8 @@ type Namespaces = BTreeMap<String, BTreeMap<String, VersionedValue>>;
 #[derive(Debug, Default, Clone)]
 struct State {
     data: Namespaces,
+    /// The history index: per (namespace, key), the writers' versions in commit order.
+    history: BTreeMap<(String, String), Vec<Version>>,
     savepoint: Option<u64>,
 }
 
@@ -119,6 +121,11 @@ impl StateSnapshot for MemSnapshot {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
     }
+
+    fn history(&self, ns: &str, key: &str, limit: usize) -> Result<Vec<Version>, StoreError> {
+        let all = self.state.history.get(&(ns.to_owned(), key.to_owned()));
+        Ok(all.map(|v| v.iter().rev().take(limit).copied().collect()).unwrap_or_default())
+    }
 }
 
 impl StateStore for MemStateStore {
@@ -145,6 +152,9 @@ impl StateStore for MemStateStore {
                     }
                 }
             }
+        }
+        for (ns, key, version) in &batch.history {
+            state.history.entry((ns.clone(), key.clone())).or_default().push(*version);
         }
         state.savepoint = Some(savepoint);
         Ok(())

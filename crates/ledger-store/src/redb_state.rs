@@ -3,6 +3,10 @@
 //! Tables:
 //! - `state`: key = namespace bytes, `0x00`, key bytes; value = block number (u64 big-endian),
 //!   transaction number (u64 big-endian), then the value bytes;
+//! - `history`: key = namespace bytes, `0x00`, the key's length (u32 big-endian), key bytes, block number,
+//!   transaction number (u64 big-endian each; the length keeps a key apart from longer keys it prefixes, as
+//!   composite keys with their NUL separators do); empty value: the key history index (Fabric's history database), one entry per write
+//!   or delete by a valid transaction, the values staying in the blocks;
 //! - `meta`: `"savepoint"` → the number of the last block whose updates were applied.
 //!
 //! `apply` writes a whole batch and the savepoint in one write transaction. The state is derived data (a
@@ -23,6 +27,7 @@ use std::path::Path;
 
 const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const HISTORY: TableDefinition<&[u8], ()> = TableDefinition::new("history");
 const SAVEPOINT: &str = "savepoint";
 
 /// One `apply` in this many is committed durably (see the module docs).
@@ -49,6 +54,16 @@ fn composite(ns: &str, key: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(ns.len() + 1 + key.len());
     k.extend_from_slice(ns.as_bytes());
     k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// The history index's key prefix of one key (see the module docs).
+fn history_prefix(ns: &str, key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(ns.len() + 5 + key.len() + 16);
+    k.extend_from_slice(ns.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_be_bytes());
     k.extend_from_slice(key.as_bytes());
     k
 }
@@ -105,6 +120,7 @@ impl RedbStateStore {
         let txn = db.begin_write().map_err(redb_err)?;
         txn.open_table(STATE).map_err(redb_err)?;
         txn.open_table(META).map_err(redb_err)?;
+        txn.open_table(HISTORY).map_err(redb_err)?;
         txn.commit().map_err(redb_err)?;
         Ok(RedbStateStore { db, unsynced: std::sync::atomic::AtomicU32::new(0) })
     }
@@ -113,6 +129,7 @@ impl RedbStateStore {
 /// A consistent view of a [`RedbStateStore`]: a redb read transaction with the state table open.
 pub struct RedbSnapshot {
     table: ReadOnlyTable<&'static [u8], &'static [u8]>,
+    history: ReadOnlyTable<&'static [u8], ()>,
     savepoint: Option<u64>,
     _txn: ReadTransaction,
 }
@@ -170,6 +187,30 @@ impl StateSnapshot for RedbSnapshot {
         }
         Ok(out)
     }
+
+    fn history(&self, ns: &str, key: &str, limit: usize) -> Result<Vec<Version>, StoreError> {
+        let lo = history_prefix(ns, key);
+        let mut hi = lo.clone();
+        hi.extend_from_slice(&[0xff; 17]);
+        let mut out = Vec::new();
+        for item in self.history.range::<&[u8]>(lo.as_slice()..hi.as_slice()).map_err(redb_err)?.rev() {
+            let (k, _) = item.map_err(redb_err)?;
+            let tail = k.value().get(lo.len()..).unwrap_or_default();
+            let (Some(b), Some(t)) = (tail.get(0..8), tail.get(8..16)) else {
+                return Err(StoreError::Corrupt(format!("history entry of {ns:?}/{key:?} has no version")));
+            };
+            let num = |s: &[u8]| {
+                let mut n = [0u8; 8];
+                n.copy_from_slice(s);
+                u64::from_be_bytes(n)
+            };
+            out.push(Version { block_num: num(b), tx_num: num(t) });
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl StateStore for RedbStateStore {
@@ -180,7 +221,8 @@ impl StateStore for RedbStateStore {
         let table = txn.open_table(STATE).map_err(redb_err)?;
         let meta = txn.open_table(META).map_err(redb_err)?;
         let savepoint = meta.get(SAVEPOINT).map_err(redb_err)?.map(|v| v.value());
-        Ok(RedbSnapshot { table, savepoint, _txn: txn })
+        let history = txn.open_table(HISTORY).map_err(redb_err)?;
+        Ok(RedbSnapshot { table, history, savepoint, _txn: txn })
     }
 
     fn apply(&self, batch: &UpdateBatch, savepoint: u64) -> Result<(), StoreError> {
@@ -209,6 +251,15 @@ impl StateStore for RedbStateStore {
                     }
                 }
             }
+            if !batch.history.is_empty() {
+                let mut history = txn.open_table(HISTORY).map_err(redb_err)?;
+                for (ns, k, v) in &batch.history {
+                    key = history_prefix(ns, k);
+                    key.extend_from_slice(&v.block_num.to_be_bytes());
+                    key.extend_from_slice(&v.tx_num.to_be_bytes());
+                    history.insert(key.as_slice(), ()).map_err(redb_err)?;
+                }
+            }
             let mut meta = txn.open_table(META).map_err(redb_err)?;
             meta.insert(SAVEPOINT, savepoint).map_err(redb_err)?;
         }
@@ -230,8 +281,10 @@ impl StateStore for RedbStateStore {
         txn.set_durability(Durability::Immediate).map_err(redb_err)?;
         txn.delete_table(STATE).map_err(redb_err)?;
         txn.delete_table(META).map_err(redb_err)?;
+        txn.delete_table(HISTORY).map_err(redb_err)?;
         txn.open_table(STATE).map_err(redb_err)?;
         txn.open_table(META).map_err(redb_err)?;
+        txn.open_table(HISTORY).map_err(redb_err)?;
         txn.commit().map_err(redb_err)
     }
 }

@@ -76,6 +76,10 @@ pub struct VersionedValue {
 pub struct UpdateBatch {
     /// Ordered so every backend applies updates in the same order.
     pub updates: BTreeMap<(String, String), Option<VersionedValue>>,
+    /// Every write of the block's valid transactions, deletes included, in block order: `(namespace, key,
+    /// version)`, for the key history index (Fabric's history database: which transactions touched a key;
+    /// the values stay in the blocks).
+    pub history: Vec<(String, String, Version)>,
 }
 
 impl UpdateBatch {
@@ -87,6 +91,11 @@ impl UpdateBatch {
     /// Records a delete.
     pub fn delete(&mut self, ns: &str, key: &str) {
         self.updates.insert((ns.to_owned(), key.to_owned()), None);
+    }
+
+    /// Records that transaction `version` wrote or deleted a key (for the history index).
+    pub fn touched(&mut self, ns: &str, key: &str, version: Version) {
+        self.history.push((ns.to_owned(), key.to_owned(), version));
     }
 
     /// The pending update of a key, if any: `Some(None)` means deleted in this batch.
@@ -108,6 +117,13 @@ pub trait StateSnapshot: Send {
         end: &str,
         limit: usize,
     ) -> Result<Vec<(String, VersionedValue)>, StoreError>;
+
+    /// The transactions that wrote or deleted a key, newest first, at most `limit` (the history index,
+    /// kept by the store as blocks are applied).
+    fn history(&self, ns: &str, key: &str, limit: usize) -> Result<Vec<Version>, StoreError> {
+        let _ = (ns, key, limit);
+        Err(StoreError::Backend("this state store keeps no key history".into()))
+    }
 }
 
 /// The versioned world state.

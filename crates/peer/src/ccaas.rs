@@ -3,13 +3,14 @@
 //! the `ccaas` builder. The peer dials the server (plain or TLS), the chaincode registers (REGISTER →
 //! REGISTERED, READY), and each proposal is a TRANSACTION message whose state calls (GET_STATE, PUT_STATE,
 //! DEL_STATE, GET_STATE_BY_RANGE with pagination, QUERY_STATE_NEXT/CLOSE, GET_STATE_MULTIPLE,
-//! WRITE_BATCH_STATE, GET_STATE_METADATA, INVOKE_CHAINCODE on the same channel) the peer answers from the
+//! WRITE_BATCH_STATE, GET_STATE_METADATA, GET_HISTORY_FOR_KEY, INVOKE_CHAINCODE on the same channel) the
+//! peer answers from the
 //! proposal's [`TxContext`], until the
 //! chaincode's COMPLETED (its `Response` and event) or ERROR. The read/write set is recorded exactly as for a
 //! built-in contract, so validation does not know the difference.
 //!
 //! Refused with a clear error (the chaincode sees an ERROR answer): private data (any call with a
-//! collection), rich queries (`GET_QUERY_RESULT`: there is no CouchDB), key history, state metadata writes,
+//! collection), rich queries (`GET_QUERY_RESULT`: there is no CouchDB), state metadata writes,
 //! calls into another channel. A chaincode that does not answer within the timeout, breaks the connection
 //! or sends something that does not decode fails that proposal only (status 500); the next proposal dials
 //! again.
@@ -18,11 +19,12 @@ use contract::{Contract, ContractError, MAX_RANGE, TxContext};
 use fabric_protos::protos::chaincode_client::ChaincodeClient;
 use fabric_protos::protos::chaincode_message::Type as MsgType;
 use fabric_protos::protos::{
-    ChaincodeId, ChaincodeInput, ChaincodeMessage, ChaincodeSpec, DelState, GetState, GetStateByRange,
-    GetStateMultiple, GetStateMultipleResult, PutState, QueryMetadata, QueryResponse, QueryResponseMetadata,
-    QueryResultBytes, QueryStateClose, Response, StateMetadataResult, WriteBatchState, write_record,
+    ChaincodeId, ChaincodeInput, ChaincodeMessage, ChaincodeSpec, DelState, GetHistoryForKey, GetState,
+    GetStateByRange, GetStateMultiple, GetStateMultipleResult, PutState, QueryMetadata, QueryResponse,
+    QueryResponseMetadata, QueryResultBytes, QueryStateClose, Response, StateMetadataResult, WriteBatchState,
+    write_record,
 };
-use fabric_protos::queryresult::Kv;
+use fabric_protos::queryresult::{KeyModification, Kv};
 use prost::Message;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -255,7 +257,8 @@ fn invoke_chaincode(ctx: &mut TxContext<'_>, spec: ChaincodeSpec) -> Result<Vec<
 /// A range query's results still to hand out, by iterator id.
 struct Iterators {
     next_id: u64,
-    open: HashMap<String, Vec<(String, Vec<u8>)>>,
+    /// Encoded results (`queryresult.KV` or `KeyModification`) still to hand out.
+    open: HashMap<String, Vec<Vec<u8>>>,
 }
 
 /// The chaincode's page size for QUERY_STATE_NEXT batches without explicit pagination (Fabric's
@@ -473,16 +476,18 @@ impl ExternalChaincode {
                             fetched_records_count: i32::try_from(found.len()).unwrap_or(i32::MAX),
                             bookmark,
                         };
+                        let mut found = self.encode_kvs(found);
                         let n = found.len();
-                        let mut r = self.page(&mut found, n, String::new());
+                        let mut r = page(&mut found, n, String::new());
                         r.metadata = meta.encode_to_vec();
                         Ok(r.encode_to_vec())
                     }
                     None => {
-                        let mut found = ctx.get_range(&m.start_key, &m.end_key, MAX_RANGE).map_err(text)?;
+                        let found = ctx.get_range(&m.start_key, &m.end_key, MAX_RANGE).map_err(text)?;
+                        let mut found = self.encode_kvs(found);
                         iterators.next_id += 1;
                         let id = format!("it{}", iterators.next_id);
-                        let r = self.page(&mut found, BATCH, id.clone());
+                        let r = page(&mut found, BATCH, id.clone());
                         if r.has_more {
                             iterators.open.insert(id, found);
                         }
@@ -494,7 +499,7 @@ impl ExternalChaincode {
                 let m = QueryStateClose::decode(payload).map_err(|e| bad("QueryStateNext", e))?;
                 let mut rest =
                     iterators.open.remove(&m.id).ok_or_else(|| format!("no open iterator {:?}", m.id))?;
-                let r = self.page(&mut rest, BATCH, m.id.clone());
+                let r = page(&mut rest, BATCH, m.id.clone());
                 if r.has_more {
                     iterators.open.insert(m.id, rest);
                 }
@@ -509,7 +514,33 @@ impl ExternalChaincode {
             MsgType::GetQueryResult => {
                 Err("rich queries (GetQueryResult) are not supported: ipechain has no CouchDB state".into())
             }
-            MsgType::GetHistoryForKey => Err("key history (GetHistoryForKey) is not supported yet".into()),
+            MsgType::GetHistoryForKey => {
+                let m = GetHistoryForKey::decode(payload).map_err(|e| bad("GetHistoryForKey", e))?;
+                let mut found: Vec<Vec<u8>> = ctx
+                    .get_history(&m.key)
+                    .map_err(text)?
+                    .into_iter()
+                    .map(|h| {
+                        KeyModification {
+                            tx_id: h.tx_id,
+                            value: h.value,
+                            timestamp: Some(prost_types::Timestamp {
+                                seconds: h.timestamp.0,
+                                nanos: h.timestamp.1,
+                            }),
+                            is_delete: h.is_delete,
+                        }
+                        .encode_to_vec()
+                    })
+                    .collect();
+                iterators.next_id += 1;
+                let id = format!("it{}", iterators.next_id);
+                let r = page(&mut found, BATCH, id.clone());
+                if r.has_more {
+                    iterators.open.insert(id, found);
+                }
+                Ok(r.encode_to_vec())
+            }
             MsgType::InvokeChaincode => {
                 let spec = ChaincodeSpec::decode(payload).map_err(|e| bad("ChaincodeSpec", e))?;
                 invoke_chaincode(ctx, spec)
@@ -535,15 +566,19 @@ impl ExternalChaincode {
         Ok(())
     }
 
-    /// Takes up to `n` results off the front of `found` as a `QueryResponse` (`has_more` when some remain).
-    fn page(&self, found: &mut Vec<(String, Vec<u8>)>, n: usize, id: String) -> QueryResponse {
-        let take = n.min(found.len());
-        let results = found
-            .drain(..take)
-            .map(|(key, value)| QueryResultBytes {
-                result_bytes: Kv { namespace: self.name.clone(), key, value }.encode_to_vec(),
-            })
-            .collect();
-        QueryResponse { results, has_more: !found.is_empty(), id, metadata: Vec::new() }
+    /// Range results as encoded `queryresult.KV`s.
+    fn encode_kvs(&self, found: Vec<(String, Vec<u8>)>) -> Vec<Vec<u8>> {
+        found
+            .into_iter()
+            .map(|(key, value)| Kv { namespace: self.name.clone(), key, value }.encode_to_vec())
+            .collect()
     }
+}
+
+/// Takes up to `n` encoded results off the front of `found` as a `QueryResponse` (`has_more` when some
+/// remain).
+fn page(found: &mut Vec<Vec<u8>>, n: usize, id: String) -> QueryResponse {
+    let take = n.min(found.len());
+    let results = found.drain(..take).map(|result_bytes| QueryResultBytes { result_bytes }).collect();
+    QueryResponse { results, has_more: !found.is_empty(), id, metadata: Vec::new() }
 }

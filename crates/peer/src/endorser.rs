@@ -103,6 +103,7 @@ pub struct Endorser {
     defined: Mutex<HashMap<String, DefinedExternal>>,
     runtime: Option<tokio::runtime::Handle>,
     max_value: usize,
+    modifications: Option<Arc<dyn contract::Modifications + Send>>,
     signer: Arc<dyn Signer>,
     slots: Arc<tokio::sync::Semaphore>,
 }
@@ -128,6 +129,7 @@ impl Endorser {
             defined: Mutex::new(HashMap::new()),
             runtime: tokio::runtime::Handle::try_current().ok(),
             max_value: usize::MAX,
+            modifications: None,
             signer,
             slots: Arc::new(tokio::sync::Semaphore::new(BLOCKING_RUNS)),
         }
@@ -137,6 +139,12 @@ impl Endorser {
     /// maximum transaction size).
     pub fn with_max_value(mut self, max: usize) -> Endorser {
         self.max_value = max;
+        self
+    }
+
+    /// Where contracts read key histories from (the peer's ledger).
+    pub fn with_modifications(mut self, source: Arc<dyn contract::Modifications + Send>) -> Endorser {
+        self.modifications = Some(source);
         self
     }
 
@@ -277,6 +285,9 @@ impl Endorser {
         let resolver = Resolver { endorser: self, rules: &rules };
         let mut ctx = TxContext::new(&name, snapshot, tx_id.to_string(), ts, &caller);
         ctx.set_invoker(&resolver);
+        if let Some(m) = &self.modifications {
+            ctx.set_modifications(m.as_ref());
+        }
         if let Some(sp) = &signed {
             ctx.set_proposal(proposal.channel_id(), sp);
         }

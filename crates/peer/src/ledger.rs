@@ -311,6 +311,36 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
     }
 }
 
+impl<B: BlockStore, S: StateStore> contract::Modifications for PeerLedger<B, S> {
+    fn modification(
+        &self,
+        ns: &str,
+        key: &str,
+        version: Version,
+    ) -> Result<Option<contract::KeyModification>, contract::ContractError> {
+        let Some(block) = self.blocks.block(version.block_num)? else { return Ok(None) };
+        let Some(env) = usize::try_from(version.tx_num).ok().and_then(|i| block.envelopes().get(i)) else {
+            return Ok(None);
+        };
+        let Ok(d) = DecodedTx::decode(env) else { return Ok(None) };
+        let timestamp = d.timestamp().map_or((0, 0), |t| (t.seconds, t.nanos));
+        let tx_id = d.tx_id().to_owned();
+        let found = d
+            .action
+            .into_iter()
+            .flat_map(|a| a.results.ns_rwsets)
+            .filter(|n| n.namespace == ns)
+            .flat_map(|n| n.writes)
+            .find(|w| w.key == key);
+        Ok(found.map(|w| contract::KeyModification {
+            tx_id,
+            value: w.value,
+            timestamp,
+            is_delete: w.is_delete,
+        }))
+    }
+}
+
 /// The state updates of a committed block, from its stored validation codes (replay and rebuild).
 pub fn replay_batch(block: &Block) -> Result<UpdateBatch, StoreError> {
     let mut batch = UpdateBatch::default();
@@ -325,6 +355,7 @@ pub fn replay_batch(block: &Block) -> Result<UpdateBatch, StoreError> {
         let version = Version { block_num: number, tx_num: i as u64 };
         for ns in d.action.map(|a| a.results.ns_rwsets).unwrap_or_default() {
             for w in ns.writes {
+                batch.touched(&ns.namespace, &w.key, version);
                 if w.is_delete {
                     batch.delete(&ns.namespace, &w.key);
                 } else {

@@ -110,7 +110,9 @@ where
         contracts.push(Arc::new(crate::lifecycle::LifecycleContract::new(ledger.config())));
         let max_value = ledger.config().batch.map_or(usize::MAX, |b| b.absolute_max_bytes as usize);
         let endorser = Arc::new(
-            Endorser::new(ledger.rules_cell().clone(), ids, contracts, signer).with_max_value(max_value),
+            Endorser::new(ledger.rules_cell().clone(), ids, contracts, signer)
+                .with_max_value(max_value)
+                .with_modifications(ledger.clone()),
         );
         let mut orderer_channels = Vec::new();
         for o in &config.orderers {

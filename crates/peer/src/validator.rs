@@ -451,6 +451,7 @@ pub fn validate_block(
                     } else {
                         out.batch.put(&ns.namespace, &w.key, w.value.clone(), version);
                     }
+                    out.batch.touched(&ns.namespace, &w.key, version);
                 }
             }
         }

@@ -340,6 +340,18 @@ async fn the_lifecycle_deploys_a_fabric_chaincode_and_upgrades_its_policy() {
     assert!(height > moved.block);
     let a1 = c.gateway(2).contract("assets").evaluate("read", &[b"a1".to_vec()]).await.unwrap();
     assert_eq!(json(&a1)["owner"], "bob");
+    // The key's history: both writes, newest first, with their transactions; then its delete.
+    let h = json(&c.gateway(2).contract("assets").evaluate("history", &[b"a1".to_vec()]).await.unwrap());
+    let row = |i: usize| (h[i]["tx"].clone(), h[i]["owner"].clone(), h[i]["deleted"].clone());
+    assert_eq!(h.as_array().map(Vec::len), Some(2), "{h}");
+    assert_eq!(row(0), (json!(moved.tx_id), json!("bob"), json!(false)), "{h}");
+    assert_eq!(row(1), (json!(created.tx_id), json!("alice"), json!(false)), "{h}");
+    assert!(h[0]["seconds"].as_i64().is_some_and(|s| s > 1_700_000_000), "{h}");
+    let removed = assets.submit("remove", &[b"a1".to_vec()]).await.unwrap();
+    c.converged(removed.block + 1).await;
+    let h = json(&assets.evaluate("history", &[b"a1".to_vec()]).await.unwrap());
+    assert_eq!((h[0]["tx"].clone(), h[0]["deleted"].clone()), (json!(removed.tx_id), json!(true)), "{h}");
+    assert_eq!(h.as_array().map(Vec::len), Some(3), "{h}");
     // The policy in force shows in the blocks: two endorsements under sequence 1, Org1's alone under 2.
     assert_eq!(endorsements(&c, created.block, &created.tx_id).await, 2);
     assert_eq!(endorsements(&c, moved.block, &moved.tx_id).await, 1);

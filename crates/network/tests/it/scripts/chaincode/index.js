@@ -1,7 +1,7 @@
 'use strict';
 // A Fabric chaincode written with fabric-contract-api, as any Fabric developer writes one: assets with
 // events, composite keys, range queries (plain, paginated, by partial composite key), the client identity,
-// one call into another chaincode, and one call ipechain refuses (a rich query). Served by fabric-shim in server mode (chaincode as a service).
+// key history, one call into another chaincode, and one call ipechain refuses (a rich query). Served by fabric-shim in server mode (chaincode as a service).
 const { Contract } = require('fabric-contract-api');
 
 class AssetContract extends Contract {
@@ -77,6 +77,15 @@ class AssetContract extends Contract {
     const got = await ctx.stub.invokeChaincode('kv', ['get', key], '');
     const missing = await ctx.stub.invokeChaincode('nosuch', ['x'], '');
     return JSON.stringify({ put: put.status, got: got.payload.toString(), missing: missing.status });
+  }
+
+  // The key's history, newest first: who wrote what, and the deletes.
+  async history(ctx, id) {
+    const out = [];
+    for await (const m of ctx.stub.getHistoryForKey(id)) {
+      out.push({ tx: m.txId, owner: m.isDelete ? null : JSON.parse(m.value.toString()).owner, deleted: m.isDelete, seconds: m.timestamp.seconds });
+    }
+    return JSON.stringify(out);
   }
 
   async whoami(ctx) {
