@@ -113,7 +113,12 @@ pub async fn start_peer_with_metrics(
         contracts.retain(|c| c.name() != name);
         let mut cc = peer::ccaas::ExternalChaincode::new(
             name,
-            peer::ccaas::ChaincodeEndpoint { address: server.address.clone(), tls_ca_pem },
+            peer::ccaas::ChaincodeEndpoint {
+                address: server.address.clone(),
+                tls_ca_pem,
+                client_identity: (!node.tls.cert_pem.is_empty())
+                    .then(|| (node.tls.cert_pem.clone(), node.tls.key_pem.clone())),
+            },
         );
         if let Some(secs) = server.execute_timeout_secs {
             cc = cc.with_timeout(std::time::Duration::from_secs(secs.max(1)));

@@ -46,6 +46,9 @@ pub struct ChaincodeEndpoint {
     pub address: String,
     /// PEM of the CA that signs the server's TLS certificate; `None`: plain TCP (`tls_required: false`).
     pub tls_ca_pem: Option<Vec<u8>>,
+    /// Over TLS, the certificate and key (PEM) the peer presents when the server asks for one (Fabric's
+    /// `client_auth_required` with `client_cert`/`client_key`): the peer's own TLS identity.
+    pub client_identity: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -147,11 +150,15 @@ async fn connect(name: &str, endpoint: &ChaincodeEndpoint) -> Result<Arc<Session
     if let Some(ca) = &endpoint.tls_ca_pem {
         let host = endpoint.address.rsplit_once(':').map_or(endpoint.address.as_str(), |(h, _)| h);
         ep = ep
-            .tls_config(
-                tonic::transport::ClientTlsConfig::new()
+            .tls_config({
+                let tls = tonic::transport::ClientTlsConfig::new()
                     .domain_name(host.trim_start_matches('[').trim_end_matches(']'))
-                    .ca_certificate(tonic::transport::Certificate::from_pem(ca)),
-            )
+                    .ca_certificate(tonic::transport::Certificate::from_pem(ca));
+                match &endpoint.client_identity {
+                    Some((cert, key)) => tls.identity(tonic::transport::Identity::from_pem(cert, key)),
+                    None => tls,
+                }
+            })
             .map_err(|e| e.to_string())?;
     }
     let channel = ep.connect().await.map_err(|e| format!("cannot connect: {e}"))?;

@@ -104,6 +104,8 @@ pub struct Endorser {
     runtime: Option<tokio::runtime::Handle>,
     max_value: usize,
     modifications: Option<Arc<dyn contract::Modifications + Send>>,
+    /// The TLS certificate and key the peer presents to chaincode servers that ask for one.
+    client_identity: Option<(Vec<u8>, Vec<u8>)>,
     signer: Arc<dyn Signer>,
     slots: Arc<tokio::sync::Semaphore>,
 }
@@ -130,6 +132,7 @@ impl Endorser {
             runtime: tokio::runtime::Handle::try_current().ok(),
             max_value: usize::MAX,
             modifications: None,
+            client_identity: None,
             signer,
             slots: Arc::new(tokio::sync::Semaphore::new(BLOCKING_RUNS)),
         }
@@ -139,6 +142,13 @@ impl Endorser {
     /// maximum transaction size).
     pub fn with_max_value(mut self, max: usize) -> Endorser {
         self.max_value = max;
+        self
+    }
+
+    /// The TLS certificate and key (PEM) presented to chaincode servers that definitions name, when they
+    /// ask for a client certificate.
+    pub fn with_chaincode_client_identity(mut self, cert_pem: Vec<u8>, key_pem: Vec<u8>) -> Endorser {
+        self.client_identity = (!cert_pem.is_empty()).then_some((cert_pem, key_pem));
         self
     }
 
@@ -173,6 +183,7 @@ impl Endorser {
         let endpoint = crate::ccaas::ChaincodeEndpoint {
             address: address.clone(),
             tls_ca_pem: (!tls_root_cert.is_empty()).then(|| tls_root_cert.clone()),
+            client_identity: self.client_identity.clone(),
         };
         let contract: Arc<dyn Contract> =
             Arc::new(crate::ccaas::ExternalChaincode::new(name, endpoint).with_max_value(self.max_value));

@@ -112,7 +112,8 @@ where
         let endorser = Arc::new(
             Endorser::new(ledger.rules_cell().clone(), ids, contracts, signer)
                 .with_max_value(max_value)
-                .with_modifications(ledger.clone()),
+                .with_modifications(ledger.clone())
+                .with_chaincode_client_identity(config.tls.cert_pem.clone(), config.tls.key_pem.clone()),
         );
         let mut orderer_channels = Vec::new();
         for o in &config.orderers {

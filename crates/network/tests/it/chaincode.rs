@@ -17,6 +17,11 @@ use test_support::ChildGuard;
 
 /// `fabric-chaincode-node server` for the `assets` chaincode of scripts/chaincode on `port`.
 fn chaincode_server(port: u16, log: &std::path::Path) -> ChildGuard {
+    chaincode_server_with(port, log, &[])
+}
+
+/// The same with more command-line options (TLS).
+fn chaincode_server_with(port: u16, log: &std::path::Path, extra: &[&std::ffi::OsStr]) -> ChildGuard {
     let (node, _) = test_support::fabric_gateway_node();
     let modules = test_support::fabric_chaincode_modules();
     let module = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/scripts/chaincode");
@@ -33,6 +38,7 @@ fn chaincode_server(port: u16, log: &std::path::Path) -> ChildGuard {
             ])
             .arg("--module-path")
             .arg(module)
+            .args(extra)
             .env("NODE_PATH", &modules)
             .env("CORE_CHAINCODE_LOGGING_LEVEL", "info")
             .stdin(Stdio::null())
@@ -186,6 +192,16 @@ async fn a_fabric_contract_api_chaincode_runs_as_a_service_on_both_peers() {
 
 /// `_lifecycle` arguments for `assets` at `sequence` with `policy`, run by the server at `address`.
 fn assets_definition(sequence: i64, policy: &str, address: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    assets_definition_tls(sequence, policy, address, Vec::new())
+}
+
+/// The same, over TLS with a server certificate `tls_root_cert` (PEM) issued.
+fn assets_definition_tls(
+    sequence: i64,
+    policy: &str,
+    address: &str,
+    tls_root_cert: Vec<u8>,
+) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     use fabric_protos::lifecycle::{
         ApproveChaincodeDefinitionForMyOrgArgs, ChaincodeRuntime, CheckCommitReadinessArgs,
         CommitChaincodeDefinitionArgs, chaincode_runtime,
@@ -195,7 +211,7 @@ fn assets_definition(sequence: i64, policy: &str, address: &str) -> (Vec<u8>, Ve
     let runtime = Some(ChaincodeRuntime {
         kind: Some(chaincode_runtime::Kind::External(chaincode_runtime::External {
             address: address.into(),
-            tls_root_cert: Vec::new(),
+            tls_root_cert,
         })),
     });
     let approve = ApproveChaincodeDefinitionForMyOrgArgs {
@@ -358,6 +374,81 @@ async fn the_lifecycle_deploys_a_fabric_chaincode_and_upgrades_its_policy() {
     // Built-in contracts keep working beside it.
     c.gateway(2).contract("kv").submit("put", &[b"k".to_vec(), b"v".to_vec()]).await.unwrap();
     drop(server);
+    c.shutdown().await;
+}
+
+/// Approves `approve` as both organizations' admins and commits `commit`.
+async fn define(c: &Cluster, approve: &[u8], commit: &[u8]) -> u64 {
+    for org in [1, 2] {
+        let admin = c.admin_gateway(org);
+        admin
+            .contract("_lifecycle")
+            .submit("ApproveChaincodeDefinitionForMyOrg", &[approve.to_vec()])
+            .await
+            .unwrap();
+    }
+    let admin = c.admin_gateway(1);
+    admin.contract("_lifecycle").submit("CommitChaincodeDefinition", &[commit.to_vec()]).await.unwrap().block
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chaincode_server_with_mutual_tls_is_reached_by_every_peer() {
+    let c = Cluster::start(45).await;
+    // The server's certificate comes from its own CA; it admits only clients the organizations' TLS CAs
+    // issued (fabric-shim's --chaincode-tls-client-cacert-file): the peers present their TLS identities.
+    let ca = test_support::pki::Ca::new("chaincode CA");
+    let server = ca.issue("assets.local", &["127.0.0.1"]);
+    let files = tempfile::tempdir().unwrap();
+    let mut client_cas = Vec::new();
+    for org in ["org1", "org2"] {
+        let d = c.dir.crypto_dir().join(format!("peerOrganizations/{org}.ipechain.local/msp/tlscacerts"));
+        for e in std::fs::read_dir(&d).unwrap() {
+            client_cas.extend(std::fs::read(e.unwrap().path()).unwrap());
+        }
+    }
+    let (cert, key, cas) = (
+        files.path().join("server.crt"),
+        files.path().join("server.key"),
+        files.path().join("client-cas.pem"),
+    );
+    std::fs::write(&cert, &server.cert_pem).unwrap();
+    std::fs::write(&key, &server.key_pem).unwrap();
+    std::fs::write(&cas, &client_cas).unwrap();
+    let port = test_support::free_tcp_port();
+    let address = format!("127.0.0.1:{port}");
+    let args: Vec<&std::ffi::OsStr> = vec![
+        "--chaincode-tls-cert-file".as_ref(),
+        cert.as_os_str(),
+        "--chaincode-tls-key-file".as_ref(),
+        key.as_os_str(),
+        "--chaincode-tls-client-cacert-file".as_ref(),
+        cas.as_os_str(),
+    ];
+    let _server = chaincode_server_with(port, &files.path().join("chaincode.log"), &args);
+    wait_listening(port).await;
+
+    let (approve, _, commit) =
+        assets_definition_tls(1, "AND('Org1MSP.peer','Org2MSP.peer')", &address, ca.cert_pem.clone());
+    define(&c, &approve, &commit).await;
+    let assets = c.gateway(1).contract("assets");
+    let created =
+        assets.submit("create", &[b"t1".to_vec(), b"blue".to_vec(), b"tls".to_vec()]).await.unwrap();
+    assert_eq!(json(&created.payload)["owner"], "tls");
+    let seen = c.gateway(2).contract("assets").evaluate("read", &[b"t1".to_vec()]).await.unwrap();
+    assert_eq!(json(&seen)["color"], "blue");
+
+    // A definition naming a CA that did not issue the server's certificate: the peers refuse the server,
+    // the proposal fails with the reason, nothing is committed, the peers stay up.
+    let other = test_support::pki::Ca::new("another CA");
+    let (approve, _, commit) = assets_definition_tls(2, "ANY", &address, other.cert_pem.clone());
+    define(&c, &approve, &commit).await;
+    let e = assets.submit("create", &[b"t2".to_vec(), b"red".to_vec(), b"x".to_vec()]).await.unwrap_err();
+    assert!(e.to_string().contains(&address), "{e}");
+    c.gateway(2).contract("kv").submit("put", &[b"after".to_vec(), b"tls".to_vec()]).await.unwrap();
+    let (approve, _, commit) = assets_definition_tls(3, "ANY", &address, ca.cert_pem.clone());
+    define(&c, &approve, &commit).await;
+    let e = assets.evaluate("read", &[b"t2".to_vec()]).await.unwrap_err();
+    assert!(e.to_string().contains("does not exist"), "t2 was never committed: {e}");
     c.shutdown().await;
 }
 
