@@ -85,6 +85,7 @@ pub struct TxContext<'a> {
     proposal: Option<(&'a str, &'a SignedProposal)>,
     invoker: Option<&'a dyn Invoker>,
     modifications: Option<&'a dyn Modifications>,
+    is_init: bool,
     /// The namespaces of the contracts this transaction called into, with what they read and wrote.
     called: BTreeMap<String, Recorded>,
     /// The contracts running now, outermost first (this one last).
@@ -127,9 +128,21 @@ impl<'a> TxContext<'a> {
             proposal: None,
             invoker: None,
             modifications: None,
+            is_init: false,
             called: BTreeMap::new(),
             stack: vec![namespace.to_owned()],
         }
+    }
+
+    /// Marks the invocation as the chaincode's initialization (Fabric's `is_init`: an external chaincode
+    /// receives INIT instead of TRANSACTION).
+    pub fn set_init(&mut self, is_init: bool) {
+        self.is_init = is_init;
+    }
+
+    /// Whether the invocation is the chaincode's initialization.
+    pub fn is_init(&self) -> bool {
+        self.is_init
     }
 
     /// Lets the contract read key histories ([`TxContext::get_history`]) from `source`.
@@ -212,6 +225,7 @@ impl<'a> TxContext<'a> {
             proposal: self.proposal,
             invoker: self.invoker,
             modifications: self.modifications,
+            is_init: false,
             called: std::mem::take(&mut self.called),
             stack,
         };

@@ -41,6 +41,12 @@ impl UnpackedProposal {
         self.invocation.chaincode_spec.as_ref().and_then(|s| s.input.as_ref()).map_or(&[], |i| &i.args)
     }
 
+    /// Whether the invocation is the chaincode's initialization (`ChaincodeInput.is_init`, Fabric's
+    /// `--isInit`).
+    pub fn is_init(&self) -> bool {
+        self.invocation.chaincode_spec.as_ref().and_then(|s| s.input.as_ref()).is_some_and(|i| i.is_init)
+    }
+
     /// Whether the proposal carries transient data (Fabric's gateway then restricts the endorsers).
     pub fn has_transient_data(&self) -> bool {
         !self.payload.transient_map.is_empty()

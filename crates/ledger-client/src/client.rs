@@ -365,6 +365,18 @@ impl ContractClient {
         (sp, tx_id.to_string())
     }
 
+    /// Like [`ContractClient::submit`], as the chaincode's initialization (`is_init`: the first
+    /// transaction a definition with `init_required` takes, Fabric's `--isInit`).
+    pub async fn submit_init(&self, function: &str, args: &[Vec<u8>]) -> Result<Committed, ClientError> {
+        let mut nonce = vec![0u8; 24];
+        rand_core::OsRng.fill_bytes(&mut nonce);
+        let (sp, tx_id) = ProposalBuilder::new(self.gw.channel.clone(), self.name.clone(), function)
+            .args(args.iter().cloned())
+            .init()
+            .sign(self.gw.signer.as_ref(), nonce, now());
+        self.submit_proposal(sp, tx_id.to_string()).await
+    }
+
     /// Runs a function on one peer without ordering it (a query). A contract's refusal is
     /// [`ClientError::Refused`].
     pub async fn evaluate(&self, function: &str, args: &[Vec<u8>]) -> Result<Vec<u8>, ClientError> {
@@ -421,6 +433,14 @@ impl ContractClient {
     /// submissions), else from a `CommitStatus` call.
     pub async fn submit(&self, function: &str, args: &[Vec<u8>]) -> Result<Committed, ClientError> {
         let (sp, tx_id) = self.proposal(function, args);
+        self.submit_proposal(sp, tx_id).await
+    }
+
+    async fn submit_proposal(
+        &self,
+        sp: ledger_types::proto::SignedProposal,
+        tx_id: String,
+    ) -> Result<Committed, ClientError> {
         let pending = match self.gw.watcher().await {
             Some(w) => w.expect(&tx_id),
             None => None,

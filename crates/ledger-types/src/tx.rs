@@ -128,6 +128,7 @@ pub struct ProposalBuilder {
     transaction: String,
     args: Vec<Vec<u8>>,
     transient: BTreeMap<String, Vec<u8>>,
+    is_init: bool,
 }
 
 impl ProposalBuilder {
@@ -139,7 +140,15 @@ impl ProposalBuilder {
             transaction: transaction.into(),
             args: Vec::new(),
             transient: BTreeMap::new(),
+            is_init: false,
         }
+    }
+
+    /// Marks the proposal as the chaincode's initialization (`ChaincodeInput.is_init`, Fabric's
+    /// `peer chaincode invoke --isInit`), for a definition with `init_required`.
+    pub fn init(mut self) -> Self {
+        self.is_init = true;
+        self
     }
 
     /// Adds an argument.
@@ -192,7 +201,7 @@ impl ProposalBuilder {
         let spec = ChaincodeSpec {
             r#type: protos::chaincode_spec::Type::Node as i32,
             chaincode_id: Some(chaincode_id),
-            input: Some(ChaincodeInput { args, ..Default::default() }),
+            input: Some(ChaincodeInput { args, is_init: self.is_init, ..Default::default() }),
             ..Default::default()
         };
         let invocation = ChaincodeInvocationSpec { chaincode_spec: Some(spec) };

@@ -1,7 +1,7 @@
 //! Chaincode as a service: a contract that runs outside the peer, in a chaincode server that speaks Fabric's
 //! shim protocol (`protos.Chaincode/Connect`, `ChaincodeMessage`), as Fabric 2.4+ peers run chaincode with
 //! the `ccaas` builder. The peer dials the server (plain or TLS), the chaincode registers (REGISTER →
-//! REGISTERED, READY), and each proposal is a TRANSACTION message whose state calls (GET_STATE, PUT_STATE,
+//! REGISTERED, READY), and each proposal is a TRANSACTION message (INIT for an initialization) whose state calls (GET_STATE, PUT_STATE,
 //! DEL_STATE, GET_STATE_BY_RANGE with pagination, QUERY_STATE_NEXT/CLOSE, GET_STATE_MULTIPLE,
 //! WRITE_BATCH_STATE, GET_STATE_METADATA, GET_HISTORY_FOR_KEY, INVOKE_CHAINCODE on the same channel) the
 //! peer answers from the
@@ -341,8 +341,9 @@ impl ExternalChaincode {
         input_args.push(function.as_bytes().to_vec());
         input_args.extend(args.iter().cloned());
         let input = ChaincodeInput { args: input_args, ..Default::default() };
+        let kind = if ctx.is_init() { MsgType::Init } else { MsgType::Transaction };
         send(ChaincodeMessage {
-            r#type: MsgType::Transaction as i32,
+            r#type: kind as i32,
             payload: input.encode_to_vec(),
             txid: txid.to_owned(),
             channel_id: channel_id.to_owned(),

@@ -302,7 +302,9 @@ impl Endorser {
         if let Some(sp) = &signed {
             ctx.set_proposal(proposal.channel_id(), sp);
         }
-        match contract.invoke(&mut ctx, &function, args) {
+        let init = crate::lifecycle::check_init(&mut ctx, rules.definitions.get(&name), proposal.is_init());
+        let result = init.and_then(|()| contract.invoke(&mut ctx, &function, args));
+        match result {
             Ok(out) => {
                 let (rwsets, event) = ctx.into_all_results();
                 let response = Response { status: 200, message: String::new(), payload: out };

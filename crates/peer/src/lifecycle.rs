@@ -475,6 +475,43 @@ pub fn rules_with_definitions(
     rules
 }
 
+/// The key in a chaincode's own namespace that records which definition sequence initialized it (Fabric's
+/// `"\x00" + utf8.MaxRune + "initialized"`, a key no composite key or ordinary key collides with).
+pub const INITIALIZED_KEY: &str = "\u{0}\u{10FFFF}initialized";
+
+/// Fabric's initialization rule, checked before the contract runs: a definition with `init_required` takes
+/// one `is_init` invocation first (per definition sequence, recorded under [`INITIALIZED_KEY`] in the
+/// transaction's writes), and no other invocation before it; a definition without it refuses `is_init`.
+pub fn check_init(
+    ctx: &mut TxContext<'_>,
+    def: Option<&ChaincodeDefinition>,
+    is_init: bool,
+) -> Result<(), ContractError> {
+    ctx.set_init(is_init);
+    let Some(def) = def.filter(|d| d.init_required) else {
+        return if is_init {
+            Err(ContractError::BadRequest(
+                "the chaincode does not require initialization but was called as init".into(),
+            ))
+        } else {
+            Ok(())
+        };
+    };
+    let done = ctx.get_state(INITIALIZED_KEY)?.is_some_and(|v| v == def.sequence.to_string().into_bytes());
+    match (is_init, done) {
+        (true, true) => Err(ContractError::BadRequest(format!(
+            "the chaincode is already initialized for sequence {} but was called as init",
+            def.sequence
+        ))),
+        (true, false) => ctx.put_state(INITIALIZED_KEY, def.sequence.to_string().into_bytes()),
+        (false, false) => Err(ContractError::BadRequest(format!(
+            "the chaincode has not been initialized for sequence {}: call it as init first",
+            def.sequence
+        ))),
+        (false, true) => Ok(()),
+    }
+}
+
 /// Whether a block's updates commit a chaincode definition (the rules change after it).
 pub fn defines_contracts(batch: &UpdateBatch) -> bool {
     batch

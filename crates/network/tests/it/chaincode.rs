@@ -241,6 +241,16 @@ fn assets_definition_tls(
     (approve.encode_to_vec(), ready.encode_to_vec(), commit.encode_to_vec())
 }
 
+/// The same approval and commit arguments with `init_required` set.
+fn init_required(approve: Vec<u8>, commit: Vec<u8>) -> (Vec<u8>, Vec<u8>) {
+    use fabric_protos::lifecycle::{ApproveChaincodeDefinitionForMyOrgArgs, CommitChaincodeDefinitionArgs};
+    let mut a = ApproveChaincodeDefinitionForMyOrgArgs::decode(approve.as_slice()).unwrap();
+    let mut c = CommitChaincodeDefinitionArgs::decode(commit.as_slice()).unwrap();
+    a.init_required = true;
+    c.init_required = true;
+    (a.encode_to_vec(), c.encode_to_vec())
+}
+
 /// How many endorsements transaction `tx_id` of block `number` carries.
 async fn endorsements(c: &Cluster, number: u64, tx_id: &str) -> usize {
     use ledger_types::BlockExt;
@@ -371,8 +381,27 @@ async fn the_lifecycle_deploys_a_fabric_chaincode_and_upgrades_its_policy() {
     // The policy in force shows in the blocks: two endorsements under sequence 1, Org1's alone under 2.
     assert_eq!(endorsements(&c, created.block, &created.tx_id).await, 2);
     assert_eq!(endorsements(&c, moved.block, &moved.tx_id).await, 1);
-    // Built-in contracts keep working beside it.
+    // Sequence 3 requires initialization: nothing else runs before one `is_init` call, which runs once.
+    let (approve3, _, commit3) = assets_definition(3, "OR('Org1MSP.peer')", &address);
+    let (approve3, commit3) = init_required(approve3, commit3);
+    lc1.submit("ApproveChaincodeDefinitionForMyOrg", std::slice::from_ref(&approve3)).await.unwrap();
+    lc2.submit("ApproveChaincodeDefinitionForMyOrg", &[approve3]).await.unwrap();
+    lc1.submit("CommitChaincodeDefinition", &[commit3]).await.unwrap();
+    let (status, message) = refused(&assets.submit("create", &create("a5")).await.unwrap_err());
+    assert_eq!(status, 400, "{message}");
+    assert!(message.contains("call it as init first"), "{message}");
+    let init = assets.submit_init("create", &create("a5")).await.unwrap();
+    assert_eq!(json(&init.payload)["id"], "a5");
+    let (status, message) = refused(&assets.submit_init("create", &create("a6")).await.unwrap_err());
+    assert!(status == 400 && message.contains("already initialized"), "{status} {message}");
+    assets.submit("create", &create("a6")).await.unwrap();
+
+    // Built-in contracts keep working beside it, and refuse an initialization they do not require.
     c.gateway(2).contract("kv").submit("put", &[b"k".to_vec(), b"v".to_vec()]).await.unwrap();
+    let (status, message) = refused(
+        &c.gateway(2).contract("kv").submit_init("put", &[b"k".to_vec(), b"w".to_vec()]).await.unwrap_err(),
+    );
+    assert!(status == 400 && message.contains("does not require initialization"), "{status} {message}");
     drop(server);
     c.shutdown().await;
 }
