@@ -967,7 +967,7 @@ fn policy(net: &Net, sub: &str, args: &[&str]) -> Value {
 /// The paper's Node.js application (`examples/fabric-node-app/app.js`) on Node 22 with
 /// `@hyperledger/fabric-gateway`, given only its connection details: org 1's peer, `Org1MSP` and `User1`'s
 /// cryptogen folder (channel `iot` and chaincode `ipe` are its defaults), and an event checkpoint file.
-fn paper_app(net: &Net, scenario_args: &[&str]) -> Command {
+pub(crate) fn paper_app(net: &Net, scenario_args: &[&str]) -> Command {
     let (node, modules) = test_support::fabric_gateway_node();
     let app = test_support::workspace_root().join("examples/fabric-node-app/app.js");
     let user =
@@ -988,7 +988,7 @@ fn paper_app(net: &Net, scenario_args: &[&str]) -> Command {
 }
 
 /// The application's JSON line of `event` (its report has one line per outcome).
-fn outcome<'a>(lines: &'a [Value], event: &str) -> &'a Value {
+pub(crate) fn outcome<'a>(lines: &'a [Value], event: &str) -> &'a Value {
     lines.iter().find(|l| l["event"] == event).unwrap_or_else(|| panic!("no {event:?} line in {lines:#?}"))
 }
 

@@ -9,7 +9,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use test_support::ChildGuard;
 
-use crate::interworking::{App, NodeClient, spawn_up, stop, verify, wait_for, wait_ledger_up, wait_tree};
+use crate::interworking::{
+    App, NodeClient, outcome, paper_app, spawn_up, stop, verify, wait_for, wait_ledger_up, wait_tree,
+};
 use crate::processes::{Net, bin};
 
 fn contract(net: &Net, args: &[&str]) -> std::process::Output {
@@ -130,6 +132,20 @@ async fn contracts_are_deployed_on_up_through_the_lifecycle() {
     app.request("Clc-ep", json!({"request_id": "lc-1", "op": "read", "path": "/3303/0/5700"}));
     let a = app.answer("lc-1", 60).await;
     assert_eq!(a["content"]["values"]["/3303/0/5700"]["v"], 19.5, "{a}");
+
+    // The paper's Node.js application (Fabric's own client) reads the same device through it.
+    let mut paper = paper_app(&net, &["scenario1", "--endpoint", "lc-ep", "--path", "/3303/0/5700"]);
+    let out = tokio::task::spawn_blocking(move || paper.output().unwrap()).await.unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "scenario 1 failed:\n{report}");
+    let lines: Vec<Value> = out
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    let response = outcome(&lines, "response");
+    assert_eq!(response["values"]["/3303/0/5700"]["v"].as_f64(), Some(19.5), "{response}");
 
     // Proof that the peers call the server: without it, the IPE does not answer.
     drop(ipe_server);
