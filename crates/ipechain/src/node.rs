@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use network::NetworkConfig;
 use network::layout::{NodeConfig, NodeRole};
-use network::run::{installed_contracts, start_orderer_with_store, start_peer_with_metrics};
+use network::run::{start_orderer_with_store, start_peer_with_metrics};
 
 use crate::config::UpConfig;
 use std::path::Path;
@@ -532,4 +532,11 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
         let _ = t.await;
     }
     Ok(())
+}
+
+/// The contracts every peer of an ipechain network has built in: the IPE (interworking proxy) and the `kv`
+/// sample used by tests and the ledger benchmark. The ledger's node assembly (`network`) takes them from
+/// here: it knows no contract of its own.
+pub(crate) fn installed_contracts() -> Vec<std::sync::Arc<dyn contract::Contract>> {
+    vec![std::sync::Arc::new(ipe::IpeContract::default()), std::sync::Arc::new(contract::samples::KvContract)]
 }

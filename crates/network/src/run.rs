@@ -40,12 +40,6 @@ pub enum RunError {
     UnknownEndorser { node: String, msp_id: String, members: String },
 }
 
-/// The contracts every peer of the default network has installed: the IPE (interworking proxy) and the
-/// `kv` sample used by tests and the ledger benchmark.
-pub fn installed_contracts() -> Vec<Arc<dyn Contract>> {
-    vec![Arc::new(ipe::IpeContract::default()), Arc::new(contract::samples::KvContract)]
-}
-
 /// Number of threads for signature checks: the config's, or the machine's cores.
 fn threads(node: &LoadedNode) -> usize {
     node.config

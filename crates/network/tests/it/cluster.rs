@@ -1,6 +1,7 @@
 //! A whole network in one process: 3 Raft orderers and 2 peers on loopback gRPC with mutual TLS.
 
 use crate::generated;
+use crate::installed_contracts;
 use fabric_protos::error_details::error_details;
 use fabric_protos::gateway::gateway_client::GatewayClient;
 use fabric_protos::gateway::{EndorseRequest, EvaluateRequest, SubmitRequest};
@@ -11,7 +12,7 @@ use ledger_types::ChannelId;
 use ledger_types::proto::{Envelope, SignedProposal, Timestamp};
 use ledger_types::tx::{ProposalBuilder, Signer, sign_envelope};
 use network::layout::{NodeConfig, NodeRole, load_identity, tls_material};
-use network::run::{DiskPeer, installed_contracts, start_orderer, start_peer};
+use network::run::{DiskPeer, start_orderer, start_peer};
 use network::{DataDir, IdentitySigner, NetworkConfig};
 use std::sync::Arc;
 use std::time::Duration;

@@ -37,3 +37,8 @@ pub(crate) fn generated_custom(
     generate(&dir, &net, unix_now(), &mut rng).unwrap();
     (tmp, dir, net)
 }
+
+/// The contracts the peers of these tests have built in: the IPE and the `kv` sample.
+pub(crate) fn installed_contracts() -> Vec<std::sync::Arc<dyn contract::Contract>> {
+    vec![std::sync::Arc::new(ipe::IpeContract::default()), std::sync::Arc::new(contract::samples::KvContract)]
+}

@@ -1,9 +1,10 @@
 use crate::generated;
+use crate::installed_contracts;
 use ledger_client::{Gateway, node_status};
 use ledger_rpc::tls::channel;
 use network::IdentitySigner;
 use network::layout::{NodeConfig, load_identity, tls_material};
-use network::run::{installed_contracts, start_peer};
+use network::run::start_peer;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
