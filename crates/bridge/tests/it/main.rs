@@ -5,6 +5,7 @@
 
 use bridge::events::{CmdSubmission, cmd_submission};
 use bridge::onem2m_side::{Notified, Onem2mSide, Transport, notifications_embedded};
+use ipe::IpeCall;
 use ipe::mapping::Cin;
 use onem2m::{Operation, RequestPrimitive, Rsc};
 use serde_json::{Value, json};
@@ -150,8 +151,9 @@ fn impersonating(request_id: &str) -> Value {
 
 fn submitted_originator(s: &CmdSubmission) -> Option<&str> {
     match s {
-        CmdSubmission::Submit { args, .. } => args.get("originator").and_then(Value::as_str),
-        CmdSubmission::Reject { .. } => None,
+        CmdSubmission::Submit(IpeCall::SubmitRequest(a)) => Some(&a.originator),
+        CmdSubmission::Submit(IpeCall::AnswerDeviceRequest(a)) => a.originator.as_deref(),
+        _ => None,
     }
 }
 
@@ -212,7 +214,7 @@ async fn an_application_cannot_name_another_originator_on_the_embedded_cse() {
     assert_eq!(r.originator.as_deref(), Some("Cdenied"), "{r:?}");
     let s = cmd_submission(&r, side.no_creator_reason());
     assert_eq!(submitted_originator(&s), Some("Cdenied"), "{s:?}");
-    assert!(matches!(&s, CmdSubmission::Submit { function: "submit_request", .. }), "{s:?}");
+    assert!(matches!(&s, CmdSubmission::Submit(IpeCall::SubmitRequest(_))), "{s:?}");
     let backlog = side.cmd_backlog("Cimei-1").await.unwrap();
     assert_eq!(backlog.len(), 1);
     assert_eq!(submitted_originator(&cmd_submission(&backlog[0], "")), Some("Cdenied"));
