@@ -651,10 +651,7 @@ pub(crate) async fn device_request_timer(shared: Arc<Shared>, id: String, exp: i
 // ------------------------------------------------------------------- requests from cmd containers
 
 /// Applications' requests written into `cmd` containers → `submit_request` (or `answer_device_request`).
-pub(crate) async fn cmd_requests(
-    shared: Arc<Shared>,
-    mut rx: mpsc::UnboundedReceiver<crate::onem2m_side::Notified>,
-) {
+pub(crate) async fn cmd_requests(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<crate::Notified>) {
     loop {
         let body = tokio::select! {
             () = shared.stop.cancelled() => return,

@@ -144,12 +144,12 @@ pub(crate) async fn start(
             let rx = cse.local_poa("ipe-bridge");
             let base = cse.config().rn.clone();
             let side = bridge::Onem2mSide::new(
-                bridge::Transport::Embedded(cse),
+                Arc::new(crate::embedded_cse::EmbeddedCse(cse)),
                 &base,
                 IPE_AE,
                 "local://ipe-bridge".into(),
             );
-            (side, bridge::onem2m_side::notifications_embedded(rx))
+            (side, crate::embedded_cse::notifications(rx))
         }
         Onem2mChoice::Remote(remote) => {
             let RemoteCse { authority, base, https, tls, listen, listen_tls } = *remote;
@@ -168,8 +168,8 @@ pub(crate) async fn start(
                 cfg.tls = Some(tls.rustls_config().context("TLS settings for the remote CSE")?);
             }
             let mca = mca_client::McaClient::new(cfg);
-            let side = bridge::Onem2mSide::new(bridge::Transport::Remote(Box::new(mca)), &base, IPE_AE, url);
-            (side, bridge::onem2m_side::notifications_remote(listener))
+            let side = bridge::Onem2mSide::new(Arc::new(mca), &base, IPE_AE, url);
+            (side, bridge::mca::notifications_remote(listener))
         }
     };
     let cfg = bridge::BridgeConfig {

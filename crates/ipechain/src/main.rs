@@ -9,6 +9,7 @@ mod cli_docs;
 mod config;
 mod demo;
 mod device_cmd;
+mod embedded_cse;
 mod fabric_cmd;
 mod gateway;
 mod keys;
