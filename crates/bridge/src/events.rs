@@ -13,7 +13,8 @@ use std::time::Duration;
 use ipe::IpeEvent;
 use ipe::events::{DeviceAnswerEvent, DeviceRequestEvent, RequestEvent};
 use ipe::mapping::Cin;
-use ipe::model::{Address, Operation};
+use ipe::model::{Address, AnswerArgs, ListDevicesArgs, Operation, ResponseArgs};
+use ipe::{IpeCall, Refusal};
 use ledger_client::{Checkpoint, FileCheckpointer};
 use lwm2m::ops::{Attributes, WriteMode};
 use lwm2m::{ContentFormat, LwM2mPath, Record};
@@ -343,7 +344,7 @@ async fn downlink(shared: &Arc<Shared>, r: RequestEvent) {
     let interrupted = shared.interrupted.lock().map(|s| s.contains(&r.request_id)).unwrap_or(false);
     // Only a request still pending on the ledger is acted on (a replayed event may be answered already).
     if interrupted || !safe_to_repeat(op) {
-        match ledger::query(&ipe, "get_request", &r.request_id).await {
+        match ledger::query(&ipe, &IpeCall::GetRequest { request_id: r.request_id.clone() }).await {
             Ok(Some(b)) => {
                 let pending = serde_json::from_slice::<Json>(&b)
                     .ok()
@@ -359,9 +360,11 @@ async fn downlink(shared: &Arc<Shared>, r: RequestEvent) {
         }
     }
     let answer = if interrupted && !safe_to_repeat(op) {
-        json!({"request_id": r.request_id, "status": "error", "code": null,
-            "message": "outcome unknown: the gateway restarted while the device operation was in flight; \
-                        it is not repeated"})
+        failed(
+            &r.request_id,
+            "error",
+            "outcome unknown: the gateway restarted while the device operation was in flight; it is not repeated",
+        )
     } else {
         if !safe_to_repeat(op)
             && let Err(e) = shared.journal.append_durable(Entry::Op { id: r.request_id.clone() }).await
@@ -381,14 +384,15 @@ async fn submit_answer(
     shared: &Shared,
     ipe: &ledger_client::ContractClient,
     id: &str,
-    answer: Json,
+    answer: ResponseArgs,
     started: ops::Stopwatch,
 ) {
-    let status = answer.get("status").and_then(Json::as_str).unwrap_or("unknown").to_owned();
+    let status = answer.status.clone();
     let timeout = status == "timeout";
+    let call = IpeCall::SubmitResponse(answer);
     let mut attempt = 0u32;
     loop {
-        match ledger::submit(ipe, "submit_response", &answer).await {
+        match ledger::submit(ipe, &call).await {
             Ok(_) => {
                 shared.stats.answered.fetch_add(1, Ordering::Relaxed);
                 shared.cfg.metrics.answered(&status, started.seconds());
@@ -399,7 +403,7 @@ async fn submit_answer(
             }
             // 409: answered already (a replay); other refusals will not change by retrying.
             Err(e) if e.status().is_some() => {
-                if e.status() != Some(409) {
+                if e.refusal() != Some(Refusal::Conflict) {
                     shared.stats.errors.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(request = id, error = %e, "answer refused");
                 }
@@ -417,13 +421,25 @@ async fn submit_answer(
     }
 }
 
-/// Runs the operation on the device until it answers or the request expires; returns `ResponseArgs`.
-async fn perform(shared: &Arc<Shared>, r: &RequestEvent) -> Json {
+/// An answer without a device's code: `status` with `message`.
+fn failed(id: &str, status: &str, message: &str) -> ResponseArgs {
+    ResponseArgs {
+        request_id: id.to_owned(),
+        status: status.to_owned(),
+        code: None,
+        records: None,
+        payload: None,
+        content_format: None,
+        links: None,
+        location: None,
+        message: Some(message.to_owned()),
+    }
+}
+
+/// Runs the operation on the device until it answers or the request expires.
+async fn perform(shared: &Arc<Shared>, r: &RequestEvent) -> ResponseArgs {
     let id = &r.request_id;
-    let timeout_args = || {
-        json!({"request_id": id, "status": "timeout", "code": null,
-        "message": "the device did not answer before the request expired"})
-    };
+    let timeout_args = || failed(id, "timeout", "the device did not answer before the request expired");
     loop {
         let left = r.expires_at - crate::unix_now();
         if left <= 0 {
@@ -459,11 +475,10 @@ async fn perform(shared: &Arc<Shared>, r: &RequestEvent) -> Json {
                 }
             }
             Err(OpError::Reset) => {
-                return json!({"request_id": id, "status": "error", "code": null,
-                    "message": "the device rejected the message (CoAP Reset)"});
+                return failed(id, "error", "the device rejected the message (CoAP Reset)");
             }
             Err(e) => {
-                return json!({"request_id": id, "status": "error", "code": null, "message": e.to_string()});
+                return failed(id, "error", &e.to_string());
             }
         }
     }
@@ -539,26 +554,29 @@ async fn device_op(shared: &Arc<Shared>, r: &RequestEvent, budget: Duration) -> 
     }
 }
 
-/// `ResponseArgs` for a device's answer.
-pub fn response_args(id: &str, op: Operation, rsp: &OpResponse) -> Json {
-    let code = rsp.code.to_string();
+/// The `submit_response` argument for a device's answer.
+pub fn response_args(id: &str, op: Operation, rsp: &OpResponse) -> ResponseArgs {
     let ok = rsp.code.is_success();
-    let mut a = json!({"request_id": id, "status": if ok { "ok" } else { "error" }, "code": code});
+    let mut a = ResponseArgs {
+        request_id: id.to_owned(),
+        status: if ok { "ok" } else { "error" }.to_owned(),
+        code: Some(rsp.code.to_string()),
+        records: None,
+        payload: None,
+        content_format: None,
+        links: None,
+        location: None,
+        message: None,
+    };
     if !ok {
         return a;
     }
     match op {
         Operation::Read | Operation::Observe => {
-            if let Ok(j) = ipe::translate::records_to_json(&rsp.records) {
-                a["records"] = j;
-            }
+            a.records = ipe::translate::records_to_json(&rsp.records).ok()
         }
-        Operation::Discover => a["links"] = json!(lwm2m::link::format(&rsp.links)),
-        Operation::Create => {
-            if let Some(l) = &rsp.location {
-                a["location"] = json!(l);
-            }
-        }
+        Operation::Discover => a.links = Some(lwm2m::link::format(&rsp.links)),
+        Operation::Create => a.location.clone_from(&rsp.location),
         _ => {}
     }
     a
@@ -614,13 +632,18 @@ pub(crate) async fn device_request_timer(shared: Arc<Shared>, id: String, exp: i
         () = tokio::time::sleep(Duration::from_secs(wait)) => {}
     }
     let ipe = shared.cfg.lwm2m_ledger.contract(&shared.cfg.ipe_contract);
-    let args =
-        json!({"request_id": id, "status": "timeout", "message": "no oneM2M application answered in time"});
-    match ledger::submit(&ipe, "answer_device_request", &args).await {
+    let call = IpeCall::AnswerDeviceRequest(AnswerArgs {
+        request_id: id.clone(),
+        originator: None,
+        status: "timeout".into(),
+        content: None,
+        message: Some("no oneM2M application answered in time".into()),
+    });
+    match ledger::submit(&ipe, &call).await {
         Ok(_) => {
             shared.stats.timeouts.fetch_add(1, Ordering::Relaxed);
         }
-        Err(e) if e.status() == Some(409) => {}
+        Err(e) if e.refusal() == Some(Refusal::Conflict) => {}
         Err(e) => tracing::warn!(request = %id, error = %e, "closing a device request"),
     }
 }
@@ -628,10 +651,7 @@ pub(crate) async fn device_request_timer(shared: Arc<Shared>, id: String, exp: i
 // ------------------------------------------------------------------- requests from cmd containers
 
 /// Applications' requests written into `cmd` containers → `submit_request` (or `answer_device_request`).
-pub(crate) async fn cmd_requests(
-    shared: Arc<Shared>,
-    mut rx: mpsc::UnboundedReceiver<crate::onem2m_side::Notified>,
-) {
+pub(crate) async fn cmd_requests(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<crate::Notified>) {
     loop {
         let body = tokio::select! {
             () = shared.stop.cancelled() => return,
@@ -664,15 +684,18 @@ pub(crate) async fn cmd_backlog(shared: Arc<Shared>) {
     let mut after: Option<String> = None;
     let mut n = 0usize;
     loop {
-        let args = json!({"limit": 1000, "after": after});
-        let page: Vec<ipe::Device> =
-            match ipe.evaluate("list_devices", &[args.to_string().into_bytes()]).await {
-                Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
-                Err(e) => {
-                    tracing::warn!(error = %e, "listing devices for the cmd backlog");
-                    break;
-                }
-            };
+        let list = IpeCall::ListDevices(ListDevicesArgs {
+            after: after.take(),
+            limit: Some(1000),
+            ..Default::default()
+        });
+        let page: Vec<ipe::Device> = match ledger::query(&ipe, &list).await {
+            Ok(b) => b.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(error = %e, "listing devices for the cmd backlog");
+                break;
+            }
+        };
         for d in &page {
             let backlog = match shared.cfg.onem2m.cmd_backlog(&d.ae_id).await {
                 Ok(b) => b,
@@ -685,13 +708,12 @@ pub(crate) async fn cmd_backlog(shared: Arc<Shared>) {
                 let Some(id) = req.con.get("request_id").and_then(Json::as_str).map(str::to_owned) else {
                     continue;
                 };
-                let function = if req.con.get("op").and_then(Json::as_str) == Some("answer") {
-                    "get_device_request"
+                let known = if req.con.get("op").and_then(Json::as_str) == Some("answer") {
+                    IpeCall::GetDeviceRequest { request_id: id }
                 } else {
-                    "get_request"
+                    IpeCall::GetRequest { request_id: id }
                 };
-                if matches!(ledger::query(&ipe, function, &id).await, Ok(None)) && first_sight(&shared, &req)
-                {
+                if matches!(ledger::query(&ipe, &known).await, Ok(None)) && first_sight(&shared, &req) {
                     n += 1;
                     cmd_request(&shared, req).await;
                 }
@@ -714,18 +736,22 @@ pub(crate) async fn cmd_backlog(shared: Arc<Shared>) {
 /// What the gateway does with a request taken from a `cmd` container.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CmdSubmission {
-    /// Submit `function` of the IPE contract with `args`.
-    Submit {
-        /// `submit_request` or `answer_device_request`.
-        function: &'static str,
-        /// Its argument; `originator` is the contentInstance's creator, as the CSE said.
-        args: Json,
-    },
+    /// Submit this call: `submit_request`, or `answer_device_request` for `"op": "answer"`; its `originator`
+    /// is the contentInstance's creator, as the CSE said.
+    Submit(IpeCall),
     /// Answer `rejected` at once, with a contract-style status (400 → RSC 4000) and a message.
     Reject {
         /// 400.
         status: i32,
         /// Why.
+        message: String,
+    },
+    /// The contract's own reading of the call refuses it ([`IpeCall::parse`]): what it would answer if
+    /// it were submitted, with the same status and message.
+    Refused {
+        /// The contract's status (400).
+        status: i32,
+        /// Its message.
         message: String,
     },
 }
@@ -737,18 +763,36 @@ pub fn cmd_submission(req: &crate::onem2m_side::CmdRequest, no_creator: &str) ->
     let Some(originator) = req.originator.as_deref() else {
         return CmdSubmission::Reject { status: 400, message: no_creator.to_owned() };
     };
-    if req.con.get("op").and_then(Json::as_str) == Some("answer") {
+    let (function, args) = if req.con.get("op").and_then(Json::as_str) == Some("answer") {
         let mut a = req.con.clone();
         if let Some(o) = a.as_object_mut() {
             o.remove("op");
             o.insert("originator".into(), json!(originator));
         }
-        return CmdSubmission::Submit { function: "answer_device_request", args: a };
+        ("answer_device_request", a)
+    } else {
+        match ipe::mapping::request_from_cmd(&req.con, originator, &req.ae_id) {
+            Ok(args) => ("submit_request", args),
+            Err(e) => return CmdSubmission::Reject { status: 400, message: e.to_string() },
+        }
+    };
+    // The bytes the contract would have been given; its parser judges them.
+    let bytes = match serde_json::to_vec(&args) {
+        Ok(b) => b,
+        Err(e) => return CmdSubmission::Reject { status: 400, message: e.to_string() },
+    };
+    match IpeCall::parse(function, &[bytes]) {
+        Ok(call) => CmdSubmission::Submit(call),
+        Err(e) => CmdSubmission::Refused { status: e.status(), message: e.to_string() },
     }
-    match ipe::mapping::request_from_cmd(&req.con, originator, &req.ae_id) {
-        Ok(args) => CmdSubmission::Submit { function: "submit_request", args },
-        Err(e) => CmdSubmission::Reject { status: 400, message: e.to_string() },
-    }
+}
+
+/// Why a request from a `cmd` container was not submitted.
+enum NotSubmitted {
+    /// The contract refused it (or would have): its status and message.
+    Refused(i32, String),
+    /// The ledger could not be reached or kept failing.
+    Failed(ledger::SubmitError),
 }
 
 async fn cmd_request(shared: &Arc<Shared>, req: crate::onem2m_side::CmdRequest) {
@@ -764,25 +808,27 @@ async fn cmd_request(shared: &Arc<Shared>, req: crate::onem2m_side::CmdRequest) 
             reject(shared, &req.ae_id, &request_id, &originator, status, &message).await;
             return;
         }
-        CmdSubmission::Submit { function, args } => ledger::submit(&ipe, function, &args).await,
+        CmdSubmission::Refused { status, message } => Err(NotSubmitted::Refused(status, message)),
+        CmdSubmission::Submit(call) => ledger::submit(&ipe, &call).await.map_err(|e| match e {
+            ledger::SubmitError::Refused { status, message, .. } => NotSubmitted::Refused(status, message),
+            other => NotSubmitted::Failed(other),
+        }),
     };
     match result {
         Ok(_) => {
             shared.stats.cmd_requests.fetch_add(1, Ordering::Relaxed);
         }
-        Err(e) => match e.status() {
-            Some(status) if !answer => {
-                let msg = match &e {
-                    ledger::SubmitError::Refused { message, .. } => message.clone(),
-                    other => other.to_string(),
-                };
-                reject(shared, &req.ae_id, &request_id, &originator, status, &msg).await;
-            }
-            _ => {
-                shared.stats.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(ae = %req.ae_id, error = %e, "request from a cmd container not submitted");
-            }
-        },
+        Err(NotSubmitted::Refused(status, message)) if !answer => {
+            reject(shared, &req.ae_id, &request_id, &originator, status, &message).await;
+        }
+        Err(NotSubmitted::Refused(status, message)) => {
+            shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(ae = %req.ae_id, status, message, "answer from a cmd container refused");
+        }
+        Err(NotSubmitted::Failed(e)) => {
+            shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(ae = %req.ae_id, error = %e, "request from a cmd container not submitted");
+        }
     }
 }
 

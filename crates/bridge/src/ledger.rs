@@ -1,22 +1,23 @@
-//! Submitting to the IPE contract: retries that never act twice, and the contract's refusals as typed errors.
+//! Submitting to the IPE contract: typed calls ([`ipe::IpeCall`]), retries that never act twice, and the
+//! contract's refusals as data ([`ipe::Refusal`], from the SDK's `ClientError::Refused { status, .. }`).
 //!
 //! Every IPE function the gateway submits carries an id the contract refuses to see twice (409), so a retry
 //! after a lost answer or an MVCC conflict is safe: a 409 on a retry means the earlier attempt committed.
 
 use std::time::Duration;
 
+use ipe::{IpeCall, Refusal};
 use ledger_client::{ClientError, ContractClient};
 use ledger_types::TxValidationCode;
-use serde::Serialize;
 
 /// Why a submission failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
-    /// The contract refused the transaction (status 400, 403, 404, 409, 500).
+    /// The contract refused the transaction (status 400, 403, 404, 409, 500: [`Refusal`]).
     #[error("the IPE contract refused {function} (status {status}): {message}")]
     Refused {
         /// Function.
-        function: String,
+        function: &'static str,
         /// Contract status.
         status: i32,
         /// Its message.
@@ -26,13 +27,13 @@ pub enum SubmitError {
     #[error("{function}: {source}")]
     Ledger {
         /// Function.
-        function: String,
+        function: &'static str,
         /// Cause.
         source: ClientError,
     },
     /// The argument could not be serialised.
-    #[error("{0}")]
-    Encode(String),
+    #[error(transparent)]
+    Encode(#[from] ipe::call::EncodeError),
 }
 
 impl SubmitError {
@@ -42,6 +43,11 @@ impl SubmitError {
             SubmitError::Refused { status, .. } => Some(*status),
             _ => None,
         }
+    }
+
+    /// The contract's refusal, if it refused.
+    pub fn refusal(&self) -> Option<Refusal> {
+        self.status().and_then(Refusal::from_status)
     }
 }
 
@@ -60,24 +66,11 @@ pub fn contract_status(e: &ClientError) -> Option<(i32, String)> {
 const RETRY: retry::Backoff =
     retry::Backoff::new(Duration::from_millis(40), Duration::from_secs(2)).with_max_retries(7);
 
-/// Submits `function(arg)` and waits for its commit. MVCC/phantom conflicts and transport failures are retried
-/// with the same argument; a 409 on a retry is success (the earlier attempt committed) and returns `None`.
-pub async fn submit<T: Serialize>(
-    contract: &ContractClient,
-    function: &str,
-    arg: &T,
-) -> Result<Option<Vec<u8>>, SubmitError> {
-    let bytes = serde_json::to_vec(arg).map_err(|e| SubmitError::Encode(e.to_string()))?;
-    submit_raw(contract, function, bytes).await
-}
-
-/// [`submit`] with the argument already encoded.
-pub async fn submit_raw(
-    contract: &ContractClient,
-    function: &str,
-    bytes: Vec<u8>,
-) -> Result<Option<Vec<u8>>, SubmitError> {
-    let args = [bytes];
+/// Submits `call` and waits for its commit. MVCC/phantom conflicts and transport failures are retried with
+/// the same argument; a 409 on a retry is success (the earlier attempt committed) and returns `None`.
+pub async fn submit(contract: &ContractClient, call: &IpeCall) -> Result<Option<Vec<u8>>, SubmitError> {
+    let function = call.function();
+    let args = call.args()?;
     let mut retries = RETRY.retries();
     loop {
         let err = match contract.submit(function, &args).await {
@@ -85,10 +78,10 @@ pub async fn submit_raw(
             Err(e) => e,
         };
         if let Some((status, message)) = contract_status(&err) {
-            if status == 409 && retries.count() > 0 {
+            if Refusal::from_status(status) == Some(Refusal::Conflict) && retries.count() > 0 {
                 return Ok(None);
             }
-            return Err(SubmitError::Refused { function: function.to_owned(), status, message });
+            return Err(SubmitError::Refused { function, status, message });
         }
         let transient = match &err {
             ClientError::NotValid { code, .. } => {
@@ -109,7 +102,7 @@ pub async fn submit_raw(
         };
         let wait = if transient { retries.next_delay(retry::os_random()) } else { None };
         let Some(wait) = wait else {
-            return Err(SubmitError::Ledger { function: function.to_owned(), source: err });
+            return Err(SubmitError::Ledger { function, source: err });
         };
         tracing::debug!(function, retry = retries.count(), ?wait, error = %err, "retrying a submission");
         tokio::time::sleep(wait).await;
@@ -117,19 +110,14 @@ pub async fn submit_raw(
 }
 
 /// Evaluates a query; the contract's 404 is `Ok(None)`.
-pub async fn query(
-    contract: &ContractClient,
-    function: &str,
-    arg: &str,
-) -> Result<Option<Vec<u8>>, SubmitError> {
-    match contract.evaluate(function, &[arg.as_bytes().to_vec()]).await {
+pub async fn query(contract: &ContractClient, call: &IpeCall) -> Result<Option<Vec<u8>>, SubmitError> {
+    let function = call.function();
+    match contract.evaluate(function, &call.args()?).await {
         Ok(b) => Ok(Some(b)),
         Err(e) => match contract_status(&e) {
-            Some((404, _)) => Ok(None),
-            Some((status, message)) => {
-                Err(SubmitError::Refused { function: function.to_owned(), status, message })
-            }
-            None => Err(SubmitError::Ledger { function: function.to_owned(), source: e }),
+            Some((status, _)) if Refusal::from_status(status) == Some(Refusal::NotFound) => Ok(None),
+            Some((status, message)) => Err(SubmitError::Refused { function, status, message }),
+            None => Err(SubmitError::Ledger { function, source: e }),
         },
     }
 }

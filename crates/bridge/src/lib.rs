@@ -29,6 +29,7 @@
 pub mod events;
 pub mod journal;
 pub mod ledger;
+pub mod mca;
 pub mod onem2m_side;
 pub mod uplink;
 
@@ -48,7 +49,8 @@ use lwm2m_server::LwM2mServerHandle;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use onem2m_side::{Onem2mSide, Transport};
+pub use mca::{Mca, McaFuture, Notified, Provenance};
+pub use onem2m_side::Onem2mSide;
 
 /// The LwM2M object a device uses to ask the oneM2M side something (the paper's scenario 2): object 32769 in
 /// OMNA's private range. A device Sends `/32769/0/0` (topic, string) and `/32769/0/2` (body, JSON string),
@@ -166,7 +168,7 @@ impl Bridge {
     /// persisted checkpoint and starts listening to the LwM2M server and the CSE's notifications.
     pub async fn start(
         cfg: BridgeConfig,
-        notifications: tokio::sync::mpsc::UnboundedReceiver<onem2m_side::Notified>,
+        notifications: tokio::sync::mpsc::UnboundedReceiver<Notified>,
     ) -> Result<Bridge, BridgeError> {
         std::fs::create_dir_all(&cfg.state_dir)?;
         let (journal, open) = journal::Journal::open(&cfg.state_dir.join("journal.log"))?;

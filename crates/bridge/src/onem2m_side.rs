@@ -2,8 +2,8 @@
 //! remote CSE (ACME and others) where the gateway joined as an IPE AE.
 //!
 //! ```text
-//!  device tree (AE, cmd, rsp, data containers, ACP, subscription on cmd) ──► Transport::send ──► Cse::handle
-//!  cins (rn = request/report id: a replayed write is 4105, not a duplicate)                    └► McaClient::send
+//!  device tree (AE, cmd, rsp, data containers, ACP, subscription on cmd) ──► Mca::send ──► embedded CSE
+//!  cins (rn = request/report id: a replayed write is 4105, not a duplicate)              └► McaClient (remote)
 //!  notifications of new cmd contentInstances ◄── local://<name> channel  /  NotificationListener ◄──┘
 //! ```
 
@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use ipe::mapping::{Cin, ResourceTree};
 use onem2m::{Operation, RequestPrimitive, ResponsePrimitive, Rsc};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+
+use crate::mca::{Mca, Notified, Provenance};
 
 /// Name of the ACP the gateway creates under each device AE for the AE and its containers except `cmd`:
 /// everyone may retrieve, discover and subscribe (create subscriptions only, `acod`/`chty`); the device AE and
@@ -39,34 +40,11 @@ pub struct Onem2mError {
     pub message: String,
 }
 
-/// Where requests go.
-#[derive(Clone)]
-pub enum Transport {
-    /// The embedded CSE, in-process.
-    Embedded(cse::Cse),
-    /// A remote CSE over Mca HTTP.
-    Remote(Box<mca_client::McaClient>),
-}
-
-impl Transport {
-    async fn send(&self, req: RequestPrimitive) -> ResponsePrimitive {
-        match self {
-            Transport::Embedded(c) => c.handle(req).await,
-            Transport::Remote(m) => {
-                let rqi = req.rqi.clone();
-                match m.send(&req).await {
-                    Ok(r) => r,
-                    Err(e) => ResponsePrimitive::error(Rsc::TargetNotReachable, rqi, e.to_string()),
-                }
-            }
-        }
-    }
-}
-
 /// The oneM2M side of one gateway.
 #[derive(Clone)]
 pub struct Onem2mSide {
-    transport: Transport,
+    /// Where requests go: the embedded CSE or a remote one.
+    mca: Arc<dyn Mca>,
     /// CSEBase resource name (`cse-in`).
     base: String,
     /// The IPE AE's AE-ID (also its originator), e.g. `Cipechain-ipe`.
@@ -79,16 +57,6 @@ pub struct Onem2mSide {
     /// Device AEs whose ACPs and container `acpi` were brought up to date by this process (once per run:
     /// trees made by an earlier version get the current access control).
     acl_current: Arc<Mutex<std::collections::HashSet<String>>>,
-}
-
-/// A notification from the oneM2M side, whichever transport delivered it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Notified {
-    /// The content, `{"m2m:sgn": …}`.
-    pub body: Value,
-    /// For a new child resource: its creator, as the embedded CSE hands it over in-process. Always `None` from a
-    /// remote CSE (its notifications reach an unauthenticated listener, so nothing in them is taken on trust).
-    pub creator: Option<String>,
 }
 
 /// A request an application wrote into a device's `cmd` container.
@@ -108,11 +76,11 @@ pub struct CmdRequest {
 }
 
 impl Onem2mSide {
-    /// A side sending through `transport` to CSEBase `base`, as IPE AE `ipe_ae`, with cmd notifications sent
+    /// A side sending through `mca` to CSEBase `base`, as IPE AE `ipe_ae`, with cmd notifications sent
     /// to `notify_uri` (`local://<name>` for the embedded CSE, the listener's URL for a remote one).
-    pub fn new(transport: Transport, base: &str, ipe_ae: &str, notify_uri: String) -> Self {
+    pub fn new(mca: Arc<dyn Mca>, base: &str, ipe_ae: &str, notify_uri: String) -> Self {
         Onem2mSide {
-            transport,
+            mca,
             base: base.to_owned(),
             ipe_ae: ipe_ae.to_owned(),
             notify_uri,
@@ -129,7 +97,7 @@ impl Onem2mSide {
 
     async fn send(&self, req: RequestPrimitive, ok: &[Rsc]) -> Result<ResponsePrimitive, Onem2mError> {
         let (op, target) = (req.op, req.to.clone());
-        let r = self.transport.send(req).await;
+        let r = self.mca.send(req).await;
         if ok.contains(&r.rsc) {
             Ok(r)
         } else {
@@ -312,9 +280,9 @@ impl Onem2mSide {
     /// Interprets a notification: a new contentInstance in some device's `cmd` container, or `None`
     /// (verification requests, deletion notices, anything else).
     ///
-    /// The notification only says *which* contentInstance is new. Who created it comes from the CSE: with the
-    /// embedded CSE handed over with the notification in-process (or, failing that, from its record of the
-    /// CREATE, [`cse::Cse::creator_of`]); with a remote CSE the
+    /// The notification only says *which* contentInstance is new. Who created it comes from the CSE
+    /// ([`Mca::provenance`]): in-process, handed over with the notification (or, failing that, from its record
+    /// of the CREATE, [`Mca::creator_of`]); with a remote CSE the
     /// contentInstance is retrieved from the CSE (the listener's notifications are not authenticated) and its
     /// `cr` is taken from that answer. Nothing in the content names the originator.
     pub async fn cmd_request(&self, n: &Notified) -> Option<CmdRequest> {
@@ -325,15 +293,15 @@ impl Onem2mSide {
         let cin = sgn.pointer("/nev/rep/m2m:cin")?;
         let pi = cin.get("pi").and_then(Value::as_str)?;
         let ae_id = self.cmd_owner(pi).await?;
-        match &self.transport {
-            Transport::Embedded(cse) => {
+        match self.mca.provenance() {
+            Provenance::InProcess => {
                 let creator = n
                     .creator
                     .clone()
-                    .or_else(|| cin.get("ri").and_then(Value::as_str).and_then(|ri| cse.creator_of(ri)));
+                    .or_else(|| cin.get("ri").and_then(Value::as_str).and_then(|ri| self.mca.creator_of(ri)));
                 Some(Self::cmd_from_cin(ae_id, cin, creator))
             }
-            Transport::Remote(_) => {
+            Provenance::Answers => {
                 let rn = cin.get("rn").and_then(Value::as_str)?;
                 let to = format!("{}/{ae_id}/{}/{rn}", self.base, ipe::mapping::CMD);
                 let r = self.send(self.req(Operation::Retrieve, to, &ae_id), &[Rsc::Ok]).await;
@@ -366,12 +334,12 @@ impl Onem2mSide {
         Ok(cins
             .iter()
             .map(|c| {
-                let creator = match &self.transport {
-                    Transport::Embedded(cse) => {
-                        c.get("ri").and_then(Value::as_str).and_then(|ri| cse.creator_of(ri))
+                let creator = match self.mca.provenance() {
+                    Provenance::InProcess => {
+                        c.get("ri").and_then(Value::as_str).and_then(|ri| self.mca.creator_of(ri))
                     }
                     // The CSE's own answer: its `cr`, if the application asked for one.
-                    Transport::Remote(_) => c.get("cr").and_then(Value::as_str).map(str::to_owned),
+                    Provenance::Answers => c.get("cr").and_then(Value::as_str).map(str::to_owned),
                 };
                 Self::cmd_from_cin(ae_id.to_owned(), c, creator)
             })
@@ -380,11 +348,11 @@ impl Onem2mSide {
 
     /// Why a request has no originator ([`CmdRequest::originator`] is `None`), for the `rejected` answer.
     pub fn no_creator_reason(&self) -> &'static str {
-        match self.transport {
-            Transport::Embedded(_) => {
+        match self.mca.provenance() {
+            Provenance::InProcess => {
                 "the CSE no longer knows who created this request (its contentInstance is gone); write it again"
             }
-            Transport::Remote(_) => {
+            Provenance::Answers => {
                 "the CSE did not record who created this request: create the request with cr (\"cr\": null in \
                  the contentInstance)"
             }
@@ -425,34 +393,4 @@ impl Onem2mSide {
 
 fn inner(pc: Option<&Value>) -> Option<&Value> {
     pc?.as_object().filter(|o| o.len() == 1)?.values().next()
-}
-
-/// Notifications of the embedded CSE, with the creators it hands over in-process.
-pub fn notifications_embedded(
-    mut rx: mpsc::UnboundedReceiver<cse::LocalNotification>,
-) -> mpsc::UnboundedReceiver<Notified> {
-    let (tx, out) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Some(n) = rx.recv().await {
-            if tx.send(Notified { body: n.body, creator: n.creator }).is_err() {
-                break;
-            }
-        }
-    });
-    out
-}
-
-/// Same, for a remote CSE's notifications arriving at `listener` (no creator: see [`Notified::creator`]).
-pub fn notifications_remote(
-    mut listener: mca_client::NotificationListener,
-) -> mpsc::UnboundedReceiver<Notified> {
-    let (tx, out) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Some(n) = listener.recv().await {
-            if tx.send(Notified { body: n.body, creator: None }).is_err() {
-                break;
-            }
-        }
-    });
-    out
 }

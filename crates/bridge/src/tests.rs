@@ -82,14 +82,16 @@ fn device_answers_become_response_args() {
         payload: Vec::new(),
     };
     let a = crate::events::response_args("r1", ipe::model::Operation::Read, &rsp);
-    assert_eq!(a["status"], "ok");
-    assert_eq!(a["code"], "2.05");
-    assert_eq!(a["records"][0]["path"], "/3303/0/5700");
-    assert_eq!(a["records"][0]["v"], 21.5);
+    assert_eq!(a.status, "ok");
+    assert_eq!(a.code.as_deref(), Some("2.05"));
+    let records = a.records.unwrap_or_default();
+    assert_eq!(records[0]["path"], "/3303/0/5700");
+    assert_eq!(records[0]["v"], 21.5);
     let nf = OpResponse { code: lwm2m::ops::ResponseCode::from_byte(0x84), ..rsp };
     let a = crate::events::response_args("r2", ipe::model::Operation::Read, &nf);
-    assert_eq!(a["status"], "error");
-    assert_eq!(a["code"], "4.04");
+    assert_eq!(a.status, "error");
+    assert_eq!(a.code.as_deref(), Some("4.04"));
+    assert_eq!(a.records, None);
 }
 
 #[test]
@@ -100,4 +102,54 @@ fn contract_refusals_are_read_from_the_sdks_refused_error() {
     assert_eq!(contract_status(&refused), Some((409, "id used".to_owned())));
     let other = ClientError::Status(tonic::Status::unavailable("peer down (status 500)"));
     assert_eq!(contract_status(&other), None);
+}
+
+#[test]
+fn cmd_contents_the_contract_cannot_read_are_its_400_with_its_message() {
+    use crate::events::{CmdSubmission, cmd_submission};
+    use crate::onem2m_side::CmdRequest;
+    use contract::{Caller, Contract, TxContext};
+    let req = |con: serde_json::Value| CmdRequest {
+        ae_id: "Cimei-1".into(),
+        originator: Some("Capp".into()),
+        con,
+        rn: None,
+        ri: Some("cin1".into()),
+    };
+    let bad = req(serde_json::json!({"request_id": "a1", "op": "read", "path": "/3/0/0", "colour": "red"}));
+    let CmdSubmission::Refused { status, message } = cmd_submission(&bad, "") else { panic!("submitted") };
+    // What the contract itself answers for the same content.
+    let args =
+        serde_json::to_vec(&ipe::mapping::request_from_cmd(&bad.con, "Capp", "Cimei-1").unwrap()).unwrap();
+    let caller =
+        Caller { msp_id: "Org1MSP".into(), role: "client".into(), subject: "gw".into(), cert_der: vec![] };
+    let mut ctx = TxContext::new("ipe", &Empty, "0".repeat(64), 1_700_000_000, &caller);
+    let e = ipe::IpeContract::default().invoke(&mut ctx, "submit_request", &[args]).unwrap_err();
+    assert_eq!((status, message), (e.status(), e.to_string()));
+    assert_eq!(ipe::Refusal::from_status(status), Some(ipe::Refusal::BadRequest));
+    // A readable request is submitted as the call the contract reads.
+    let good = req(serde_json::json!({"request_id": "a2", "op": "read", "path": "/3/0/0"}));
+    let CmdSubmission::Submit(ipe::IpeCall::SubmitRequest(a)) = cmd_submission(&good, "") else { panic!() };
+    assert_eq!((a.originator.as_str(), a.endpoint.as_str()), ("Capp", "Cimei-1"));
+}
+
+struct Empty;
+
+impl ledger_types::store::StateSnapshot for Empty {
+    fn get(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<ledger_types::store::VersionedValue>, ledger_types::store::StoreError> {
+        Ok(None)
+    }
+    fn range(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: usize,
+    ) -> Result<Vec<(String, ledger_types::store::VersionedValue)>, ledger_types::store::StoreError> {
+        Ok(vec![])
+    }
 }

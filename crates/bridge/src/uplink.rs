@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use ipe::model::{DeregisterArgs, DeviceRequestArgs, RegisterArgs, ReportArgs, UpdateArgs};
 use ipe::translate::records_to_json;
+use ipe::{IpeCall, Refusal};
 use lwm2m::codec::Record;
 use lwm2m_server::{ClientInfo, ServerEvent};
 use serde_json::{Value as Json, json};
@@ -81,24 +83,60 @@ async fn worker(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<ServerEvent
     }
 }
 
-fn register_args(c: &ClientInfo) -> Json {
-    json!({"endpoint": c.endpoint, "lwm2m_version": c.version.as_str(), "lifetime": c.lifetime,
-        "binding": c.binding, "queue_mode": c.queue_mode, "links": lwm2m::link::format(&c.links)})
+fn register_call(c: &ClientInfo) -> IpeCall {
+    IpeCall::RegisterDevice(RegisterArgs {
+        endpoint: c.endpoint.clone(),
+        lwm2m_version: Some(c.version.as_str().to_owned()),
+        lifetime: Some(c.lifetime),
+        binding: Some(c.binding.clone()),
+        queue_mode: c.queue_mode,
+        links: lwm2m::link::format(&c.links),
+        mode: None,
+    })
+}
+
+fn deregister_call(endpoint: String, reason: &str) -> IpeCall {
+    IpeCall::DeregisterDevice(DeregisterArgs { endpoint, reason: Some(reason.to_owned()) })
+}
+
+fn report_call(
+    report_id: String,
+    endpoint: String,
+    kind: &str,
+    observe_request_id: Option<String>,
+    path: String,
+    records: &[Record],
+) -> IpeCall {
+    IpeCall::Report(ReportArgs {
+        report_id,
+        endpoint,
+        kind: kind.to_owned(),
+        observe_request_id,
+        path: Some(path),
+        records: Some(records_json(records)),
+        payload: None,
+        content_format: None,
+    })
 }
 
 async fn handle(shared: &Arc<Shared>, ev: ServerEvent) -> Result<(), ledger::SubmitError> {
     let ipe = shared.cfg.lwm2m_ledger.contract(&shared.cfg.ipe_contract);
     match ev {
         ServerEvent::Registered(c) => {
-            ledger::submit(&ipe, "register_device", &register_args(&c)).await?;
+            ledger::submit(&ipe, &register_call(&c)).await?;
         }
         ServerEvent::Updated(c) => {
-            let args = json!({"endpoint": c.endpoint, "lifetime": c.lifetime, "binding": c.binding,
-                "queue_mode": c.queue_mode, "links": lwm2m::link::format(&c.links)});
-            match ledger::submit(&ipe, "update_device", &args).await {
+            let update = IpeCall::UpdateDevice(UpdateArgs {
+                endpoint: c.endpoint.clone(),
+                lifetime: Some(c.lifetime),
+                binding: Some(c.binding.clone()),
+                queue_mode: Some(c.queue_mode),
+                links: Some(lwm2m::link::format(&c.links)),
+            });
+            match ledger::submit(&ipe, &update).await {
                 // Not on the ledger yet (its registration was lost): register it.
-                Err(e) if e.status() == Some(404) => {
-                    ledger::submit(&ipe, "register_device", &register_args(&c)).await?;
+                Err(e) if e.refusal() == Some(Refusal::NotFound) => {
+                    ledger::submit(&ipe, &register_call(&c)).await?;
                 }
                 r => {
                     r?;
@@ -107,13 +145,11 @@ async fn handle(shared: &Arc<Shared>, ev: ServerEvent) -> Result<(), ledger::Sub
         }
         ServerEvent::Deregistered { endpoint, .. } => {
             forget_observations(shared, &endpoint);
-            let args = json!({"endpoint": endpoint, "reason": "deregistered"});
-            ignore_404(ledger::submit(&ipe, "deregister_device", &args).await)?;
+            ignore_404(ledger::submit(&ipe, &deregister_call(endpoint, "deregistered")).await)?;
         }
         ServerEvent::Expired { endpoint, .. } => {
             forget_observations(shared, &endpoint);
-            let args = json!({"endpoint": endpoint, "reason": "expired"});
-            ignore_404(ledger::submit(&ipe, "deregister_device", &args).await)?;
+            ignore_404(ledger::submit(&ipe, &deregister_call(endpoint, "expired")).await)?;
         }
         ServerEvent::Notification { endpoint, path, code, records } => {
             if !code.is_success() {
@@ -121,17 +157,17 @@ async fn handle(shared: &Arc<Shared>, ev: ServerEvent) -> Result<(), ledger::Sub
             }
             let observe =
                 shared.observations.lock().ok().and_then(|m| m.get(&(endpoint.clone(), path)).cloned());
-            let args = json!({"report_id": shared.next_id("n"), "endpoint": endpoint, "kind": "notify",
-                "observe_request_id": observe, "path": path.to_string(), "records": records_json(&records)});
-            ledger::submit(&ipe, "report", &args).await?;
+            let call =
+                report_call(shared.next_id("n"), endpoint, "notify", observe, path.to_string(), &records);
+            ledger::submit(&ipe, &call).await?;
         }
         ServerEvent::Send { endpoint, records } => {
             let (req, data): (Vec<Record>, Vec<Record>) =
                 records.into_iter().partition(|r| r.path.object() == Some(DEVICE_REQUEST_OBJECT));
             if !data.is_empty() {
-                let args = json!({"report_id": shared.next_id("s"), "endpoint": endpoint, "kind": "send",
-                    "path": "/", "records": records_json(&data)});
-                ledger::submit(&ipe, "report", &args).await?;
+                let call =
+                    report_call(shared.next_id("s"), endpoint.clone(), "send", None, "/".into(), &data);
+                ledger::submit(&ipe, &call).await?;
             }
             if !req.is_empty() {
                 device_request(shared, &ipe, &endpoint, &req).await?;
@@ -145,7 +181,7 @@ async fn handle(shared: &Arc<Shared>, ev: ServerEvent) -> Result<(), ledger::Sub
 
 fn ignore_404(r: Result<Option<Vec<u8>>, ledger::SubmitError>) -> Result<(), ledger::SubmitError> {
     match r {
-        Err(e) if e.status() == Some(404) => Ok(()),
+        Err(e) if e.refusal() == Some(Refusal::NotFound) => Ok(()),
         r => r.map(|_| ()),
     }
 }
@@ -177,14 +213,18 @@ async fn device_request(
     let body = field(2).unwrap_or_default();
     let body_json: Json = serde_json::from_str(&body).unwrap_or(Json::String(body));
     let id = shared.next_id("d");
-    let mut args = json!({"request_id": id, "endpoint": endpoint, "topic": topic,
-        "records": [{"path": format!("/{DEVICE_REQUEST_OBJECT}/0/2"), "type": "STRING",
-                     "v": body_json.to_string()}],
-        "timeout": shared.cfg.device_request_timeout});
-    if let Some(target) = body_json.get("target").and_then(Json::as_str) {
-        args["target"] = json!(target);
-    }
-    let rec = ledger::submit(ipe, "device_request", &args).await?;
+    let call = IpeCall::DeviceRequest(DeviceRequestArgs {
+        request_id: id.clone(),
+        endpoint: endpoint.to_owned(),
+        target: body_json.get("target").and_then(Json::as_str).map(str::to_owned),
+        topic,
+        records: Some(json!([{"path": format!("/{DEVICE_REQUEST_OBJECT}/0/2"), "type": "STRING",
+                              "v": body_json.to_string()}])),
+        payload: None,
+        content_format: None,
+        timeout: Some(shared.cfg.device_request_timeout),
+    });
+    let rec = ledger::submit(ipe, &call).await?;
     let exp = rec
         .and_then(|b| serde_json::from_slice::<Json>(&b).ok())
         .and_then(|r| r.get("expires_at").and_then(Json::as_i64))

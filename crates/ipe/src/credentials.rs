@@ -15,7 +15,7 @@ use contract::{ContractError, TxContext};
 use serde::{Deserialize, Serialize};
 
 use crate::events::{self, CredentialsEvent};
-use crate::model::{Address, Submitter};
+use crate::model::{Address, ListCredentialsArgs, Submitter};
 use crate::{IpeContract, bad, emit, load, store, to_json};
 
 /// Longest endpoint name accepted (bytes).
@@ -341,20 +341,8 @@ impl IpeContract {
     pub(crate) fn list_device_credentials(
         &self,
         ctx: &mut TxContext<'_>,
-        args: &[Vec<u8>],
+        filter: &ListCredentialsArgs,
     ) -> Result<Vec<u8>, ContractError> {
-        #[derive(Deserialize, Default)]
-        #[serde(deny_unknown_fields)]
-        struct Filter {
-            after: Option<String>,
-            limit: Option<u64>,
-        }
-        let filter: Filter = match args.first() {
-            Some(raw) if !raw.is_empty() => {
-                serde_json::from_slice(raw).map_err(|e| bad(format!("list_device_credentials: {e}")))?
-            }
-            _ => Filter::default(),
-        };
         let limit = filter.limit.unwrap_or(1000).clamp(1, 1000) as usize;
         let start = match &filter.after {
             Some(after) => format!("{CRED_PREFIX}{after}\u{1}"),

@@ -43,6 +43,7 @@
 //! assert_eq!(event.unwrap().0, "device.registered");
 //! ```
 
+pub mod call;
 pub mod credentials;
 pub mod events;
 pub mod mapping;
@@ -59,6 +60,8 @@ use contract::{Caller, Contract, ContractError, TxContext};
 use lwm2m::Registry;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+pub use call::{IpeCall, Refusal};
 
 pub use credentials::{BootstrapCredentials, DeviceCredentials, SecurityMode, SetBootstrap, SetCredentials};
 pub use events::IpeEvent;
@@ -112,18 +115,6 @@ pub(crate) fn bad(e: impl std::fmt::Display) -> ContractError {
     ContractError::BadRequest(e.to_string())
 }
 
-/// The single JSON argument of a function.
-pub(crate) fn json_arg<T: DeserializeOwned>(args: &[Vec<u8>], what: &str) -> Result<T, ContractError> {
-    let raw = args.first().ok_or_else(|| bad(format!("{what}: missing JSON argument")))?;
-    serde_json::from_slice(raw).map_err(|e| bad(format!("{what}: {e}")))
-}
-
-/// The single string argument of a query.
-pub(crate) fn str_arg(args: &[Vec<u8>], what: &str) -> Result<String, ContractError> {
-    let raw = args.first().ok_or_else(|| bad(format!("missing argument {what}")))?;
-    String::from_utf8(raw.clone()).map_err(|_| bad(format!("{what} must be UTF-8")))
-}
-
 pub(crate) fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, ContractError> {
     serde_json::to_vec(v).map_err(|e| ContractError::Internal(format!("serialise: {e}")))
 }
@@ -165,29 +156,28 @@ impl Contract for IpeContract {
         function: &str,
         args: &[Vec<u8>],
     ) -> Result<Vec<u8>, ContractError> {
-        match function {
-            "register_device" => self.register_device(ctx, json_arg(args, function)?),
-            "update_device" => self.update_device(ctx, json_arg(args, function)?),
-            "deregister_device" => self.deregister_device(ctx, json_arg(args, function)?),
-            "get_device" => self.get_device(ctx, &str_arg(args, "endpoint")?),
-            "get_mapping" => self.get_mapping(ctx, &str_arg(args, "endpoint")?),
-            "list_devices" => self.list_devices(ctx, args),
-            "submit_request" => self.submit_request(ctx, json_arg(args, function)?),
-            "submit_response" => self.submit_response(ctx, json_arg(args, function)?),
-            "get_request" => self.get_request(ctx, &str_arg(args, "request_id")?),
-            "report" => self.report(ctx, json_arg(args, function)?),
-            "device_request" => self.device_request(ctx, json_arg(args, function)?),
-            "answer_device_request" => self.answer_device_request(ctx, json_arg(args, function)?),
-            "get_device_request" => self.get_device_request(ctx, &str_arg(args, "request_id")?),
-            "set_policy" => self.set_policy(ctx, json_arg(args, function)?),
-            "grant" => self.grant(ctx, json_arg(args, function)?),
-            "revoke" => self.revoke(ctx, &str_arg(args, "rule_id")?),
-            "get_policy" => self.get_policy(ctx),
-            "set_device_credentials" => self.set_device_credentials(ctx, json_arg(args, function)?),
-            "remove_device_credentials" => self.remove_device_credentials(ctx, &str_arg(args, "endpoint")?),
-            "get_device_credentials" => self.get_device_credentials(ctx, &str_arg(args, "endpoint")?),
-            "list_device_credentials" => self.list_device_credentials(ctx, args),
-            other => Err(bad(format!("ipe has no function {other:?}"))),
+        match IpeCall::parse(function, args)? {
+            IpeCall::RegisterDevice(a) => self.register_device(ctx, a),
+            IpeCall::UpdateDevice(a) => self.update_device(ctx, a),
+            IpeCall::DeregisterDevice(a) => self.deregister_device(ctx, a),
+            IpeCall::GetDevice { endpoint } => self.get_device(ctx, &endpoint),
+            IpeCall::GetMapping { endpoint } => self.get_mapping(ctx, &endpoint),
+            IpeCall::ListDevices(filter) => self.list_devices(ctx, &filter),
+            IpeCall::SubmitRequest(a) => self.submit_request(ctx, a),
+            IpeCall::SubmitResponse(a) => self.submit_response(ctx, a),
+            IpeCall::GetRequest { request_id } => self.get_request(ctx, &request_id),
+            IpeCall::Report(a) => self.report(ctx, a),
+            IpeCall::DeviceRequest(a) => self.device_request(ctx, a),
+            IpeCall::AnswerDeviceRequest(a) => self.answer_device_request(ctx, a),
+            IpeCall::GetDeviceRequest { request_id } => self.get_device_request(ctx, &request_id),
+            IpeCall::SetPolicy(p) => self.set_policy(ctx, p),
+            IpeCall::Grant(rule) => self.grant(ctx, rule),
+            IpeCall::Revoke { rule_id } => self.revoke(ctx, &rule_id),
+            IpeCall::GetPolicy => self.get_policy(ctx),
+            IpeCall::SetDeviceCredentials(a) => self.set_device_credentials(ctx, a),
+            IpeCall::RemoveDeviceCredentials { endpoint } => self.remove_device_credentials(ctx, &endpoint),
+            IpeCall::GetDeviceCredentials { endpoint } => self.get_device_credentials(ctx, &endpoint),
+            IpeCall::ListDeviceCredentials(filter) => self.list_device_credentials(ctx, &filter),
         }
     }
 }

@@ -55,19 +55,19 @@ impl Device {
 }
 
 /// `register_device` argument.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterArgs {
     /// Endpoint name.
     pub endpoint: String,
     /// `1.0` (default) or `1.1`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lwm2m_version: Option<String>,
     /// Lifetime in seconds (default 86400).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifetime: Option<u32>,
     /// Binding (default `U`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binding: Option<String>,
     /// Queue mode.
     #[serde(default)]
@@ -76,38 +76,38 @@ pub struct RegisterArgs {
     #[serde(default)]
     pub links: String,
     /// Mapping mode (default: the contract's).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<MappingMode>,
 }
 
 /// `update_device` argument: only what the Update carried.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateArgs {
     /// Endpoint name.
     pub endpoint: String,
     /// New lifetime.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifetime: Option<u32>,
     /// New binding.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binding: Option<String>,
     /// New queue mode.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_mode: Option<bool>,
     /// New object links.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub links: Option<String>,
 }
 
 /// `deregister_device` argument.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeregisterArgs {
     /// Endpoint name.
     pub endpoint: String,
     /// `deregistered` (default) or `expired`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
@@ -149,7 +149,7 @@ impl Operation {
 }
 
 /// `submit_request` argument (also the content an application writes into a device's `cmd` container).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestArgs {
     /// Request id chosen by the originator (1..=128 of `A-Z a-z 0-9 - . _ : ~`), unique forever.
@@ -164,16 +164,16 @@ pub struct RequestArgs {
     pub op: Operation,
     /// oneM2M content: `{"v": …}` / `{"values": {…}}` for write and create, `{"args": "…"}` for execute,
     /// `{"attributes": {"pmin": 10, …}}` for write-attributes and (optionally) observe.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<Json>,
     /// Write as a partial update (POST) instead of replace (PUT).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub partial: bool,
     /// For cancel-observe: the observe request being cancelled.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observe_request_id: Option<String>,
     /// Seconds the gateway may keep trying (default 60, at most 86400).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u32>,
 }
 
@@ -289,7 +289,7 @@ pub struct RequestRecord {
 }
 
 /// `submit_response` argument.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResponseArgs {
     /// The request answered.
@@ -300,27 +300,27 @@ pub struct ResponseArgs {
     #[serde(default)]
     pub code: Option<String>,
     /// Values as typed records `[{"path","type"?,"v","t"?}]` …
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records: Option<Json>,
     /// … or the raw LwM2M payload (base64) with its content format.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<String>,
     /// Content format of `payload`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_format: Option<u16>,
     /// Discover: the link format.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub links: Option<String>,
     /// Create: the new instance's path.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
     /// Error text.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
 
 /// `report` argument: data a device pushed (Notify of an observation, or Send).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReportArgs {
     /// Report id chosen by the gateway (unique forever; a retried report is refused with Conflict).
@@ -330,24 +330,24 @@ pub struct ReportArgs {
     /// `notify` or `send`.
     pub kind: String,
     /// Notify: the observe request it answers.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observe_request_id: Option<String>,
     /// Path the payload is about (default `/`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// Typed records …
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records: Option<Json>,
     /// … or the raw payload (base64) with its content format.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<String>,
     /// Content format of `payload`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_format: Option<u16>,
 }
 
 /// `device_request` argument: an LwM2M client asks the oneM2M side something (scenario 2).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceRequestArgs {
     /// Request id chosen by the gateway (unique forever).
@@ -355,40 +355,40 @@ pub struct DeviceRequestArgs {
     /// Endpoint name of the asking client.
     pub endpoint: String,
     /// The oneM2M application (AE-ID) it is for; absent: any application allowed to `answer` for the device.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     /// What is asked (free text, e.g. `"config"`).
     pub topic: String,
     /// Values that came with it, as typed records …
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records: Option<Json>,
     /// … or the raw payload (base64) with its content format.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<String>,
     /// Content format of `payload`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_format: Option<u16>,
     /// Seconds to wait for an answer (default 60, at most 86400).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u32>,
 }
 
 /// `answer_device_request` argument.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerArgs {
     /// The device request answered.
     pub request_id: String,
     /// The answering oneM2M originator (AE-ID). Absent for a gateway's `timeout`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub originator: Option<String>,
     /// `ok`, `error` or `timeout`.
     pub status: String,
     /// The answer as oneM2M content; `{"v"}` / `{"values"}` become LwM2M records for the device.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<Json>,
     /// Error text.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
 
@@ -440,4 +440,49 @@ pub struct DeviceAnswer {
     pub at: i64,
     /// Tx id.
     pub tx_id: String,
+}
+
+/// `list_devices` argument (optional): a page of devices in endpoint order, filtered by serving gateway.
+///
+/// Read leniently, as the contract always has: fields of the wrong type and unknown fields are ignored
+/// ([`ListDevicesArgs::from_json`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ListDevicesArgs {
+    /// Start after this endpoint (written as `null` when absent, as the gateway always sent it).
+    pub after: Option<String>,
+    /// Page size, 1..=1000 (default 1000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    /// Only devices served by the gateway with this id (certificate subject).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    /// Only devices served by a gateway of this organization (MSP id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+}
+
+impl ListDevicesArgs {
+    /// The filter a JSON object names; `None` when `filter` is not an object.
+    pub fn from_json(filter: &Json) -> Option<ListDevicesArgs> {
+        let o = filter.as_object()?;
+        let s = |k: &str| o.get(k).and_then(Json::as_str).map(str::to_owned);
+        Some(ListDevicesArgs {
+            after: s("after"),
+            limit: o.get("limit").and_then(Json::as_u64),
+            gateway: s("gateway"),
+            org: s("org"),
+        })
+    }
+}
+
+/// `list_device_credentials` argument (optional): a page of bindings in endpoint order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListCredentialsArgs {
+    /// Start after this endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// Page size, 1..=1000 (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
 }

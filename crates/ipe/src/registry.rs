@@ -2,11 +2,10 @@
 
 use contract::{ContractError, TxContext};
 use lwm2m::registration::ObjectLinks;
-use serde_json::{Value as Json, json};
 
 use crate::events::{DeviceEvent, PolicyChangedEvent};
 use crate::mapping::{self, ResourceTree};
-use crate::model::{Address, DeregisterArgs, Device, GatewayRef, RegisterArgs, UpdateArgs};
+use crate::model::{Address, DeregisterArgs, Device, GatewayRef, ListDevicesArgs, RegisterArgs, UpdateArgs};
 use crate::policy::{Policy, Rule};
 use crate::{IpeContract, bad, emit, events, load, store, to_json};
 
@@ -234,25 +233,16 @@ impl IpeContract {
     pub(crate) fn list_devices(
         &self,
         ctx: &mut TxContext<'_>,
-        args: &[Vec<u8>],
+        filter: &ListDevicesArgs,
     ) -> Result<Vec<u8>, ContractError> {
-        let filter: Json = match args.first() {
-            Some(raw) if !raw.is_empty() => {
-                serde_json::from_slice(raw).map_err(|e| bad(format!("list_devices: {e}")))?
-            }
-            _ => json!({}),
-        };
-        if !filter.is_object() {
-            return Err(bad("list_devices: argument must be a JSON object"));
-        }
-        let limit = filter.get("limit").and_then(Json::as_u64).unwrap_or(1000).clamp(1, 1000) as usize;
-        let start = match filter.get("after").and_then(Json::as_str) {
+        let limit = filter.limit.unwrap_or(1000).clamp(1, 1000) as usize;
+        let start = match &filter.after {
             Some(after) => format!("dev/{after}\u{1}"),
             None => "dev/".to_owned(),
         };
         let rows = ctx.get_range(&start, "dev0", limit)?;
-        let org = filter.get("org").and_then(Json::as_str);
-        let gw = filter.get("gateway").and_then(Json::as_str);
+        let org = filter.org.as_deref();
+        let gw = filter.gateway.as_deref();
         let mut out = Vec::with_capacity(rows.len());
         for (k, v) in rows {
             let d: Device = serde_json::from_slice(&v)

@@ -18,7 +18,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use bench::report::{LineChart, Marker, Series, csv_table};
 use bench::stats::Latencies;
-use ipe::IpeEvent;
+use ipe::model::{Operation, RequestArgs};
+use ipe::{IpeCall, IpeEvent};
 use ledger_client::{Checkpoint, Gateway};
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -125,13 +126,8 @@ pub(crate) async fn run(a: IwArgs) -> Result<()> {
     for i in 0..a.devices {
         let ep = format!("{prefix}{i}");
         let mut tries = 0;
-        while probe
-            .gateway
-            .contract(ipe::NAME)
-            .evaluate("get_device", &[ep.clone().into_bytes()])
-            .await
-            .is_err()
-        {
+        let get = IpeCall::GetDevice { endpoint: ep.clone() };
+        while probe.gateway.contract(ipe::NAME).evaluate(get.function(), &get.args()?).await.is_err() {
             tries += 1;
             anyhow::ensure!(tries < 600, "device {ep} did not reach the ledger (is the gateway running?)");
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -209,13 +205,24 @@ pub(crate) async fn run(a: IwArgs) -> Result<()> {
                     if let Ok(mut m) = waiters.lock() {
                         m.insert(id.clone(), tx);
                     }
-                    let args = json!({"request_id": id, "originator": origin, "endpoint": device, "op": "read",
-                        "path": "/3303/0/5700", "timeout": 30});
+                    let read = IpeCall::SubmitRequest(RequestArgs {
+                        request_id: id.clone(),
+                        originator: origin.clone(),
+                        endpoint: device.clone(),
+                        path: "/3303/0/5700".into(),
+                        op: Operation::Read,
+                        content: None,
+                        partial: false,
+                        observe_request_id: None,
+                        timeout: Some(30),
+                    });
                     let start = std::time::Instant::now();
-                    let ok = match ipe.submit_async("submit_request", &[args.to_string().into_bytes()]).await {
-                        Ok(_) => matches!(tokio::time::timeout(Duration::from_secs(40), rx).await, Ok(Ok(true))),
+                    let submitted = match read.args() {
+                        Ok(args) => ipe.submit_async(read.function(), &args).await.is_ok(),
                         Err(_) => false,
                     };
+                    let ok = submitted
+                        && matches!(tokio::time::timeout(Duration::from_secs(40), rx).await, Ok(Ok(true)));
                     if let Ok(mut m) = waiters.lock() {
                         m.remove(&id);
                     }

@@ -8,8 +8,11 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
+use ipe::IpeCall;
+use ipe::model::ListCredentialsArgs;
+use ipe::{SetBootstrap, SetCredentials};
 use lwm2m_server::{Credential, CredentialStore, FileCredentialStore, Identity};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::DataDirArg;
 
@@ -75,7 +78,7 @@ pub(crate) enum DeviceCommand {
 
 /// What `add` binds: the on-chain argument and what goes into the key file.
 struct Binding {
-    arg: Value,
+    arg: SetCredentials,
     local: Credential,
     identity: Identity,
 }
@@ -108,10 +111,25 @@ fn read_key(key_hex: &str, flag: &str, random_ok: bool) -> Result<Vec<u8>> {
     Ok(key)
 }
 
+fn set_credentials(
+    endpoint: &str,
+    mode: &str,
+    identity: Option<String>,
+    fingerprint: String,
+) -> SetCredentials {
+    SetCredentials {
+        endpoint: endpoint.to_owned(),
+        mode: mode.to_owned(),
+        identity,
+        fingerprint,
+        bootstrap: None,
+    }
+}
+
 fn psk_binding_of(endpoint: &str, identity: String, key: Vec<u8>) -> Result<Binding> {
     let fingerprint = hex::encode(openssl::sha::sha256(&key));
     Ok(Binding {
-        arg: json!({"endpoint": endpoint, "mode": "psk", "identity": identity, "fingerprint": fingerprint}),
+        arg: set_credentials(endpoint, "psk", Some(identity.clone()), fingerprint),
         identity: Identity::Psk(identity.clone()),
         local: Credential::Psk { identity, key },
     })
@@ -127,7 +145,7 @@ fn cert_binding(endpoint: &str, file: &std::path::Path) -> Result<Binding> {
     .with_context(|| format!("{} is not an X.509 certificate (PEM or DER)", file.display()))?;
     let sha256 = openssl::sha::sha256(&cert.to_der().context("encoding the certificate")?);
     Ok(Binding {
-        arg: json!({"endpoint": endpoint, "mode": "x509", "fingerprint": hex::encode(sha256)}),
+        arg: set_credentials(endpoint, "x509", None, hex::encode(sha256)),
         identity: Identity::X509 { sha256 },
         local: Credential::X509 { sha256 },
     })
@@ -167,7 +185,7 @@ fn rpk_fingerprint(file: &std::path::Path) -> Result<[u8; 32]> {
 fn rpk_binding(endpoint: &str, file: &std::path::Path) -> Result<Binding> {
     let sha256 = rpk_fingerprint(file)?;
     Ok(Binding {
-        arg: json!({"endpoint": endpoint, "mode": "rpk", "fingerprint": hex::encode(sha256)}),
+        arg: set_credentials(endpoint, "rpk", None, hex::encode(sha256)),
         identity: Identity::Rpk { sha256 },
         local: Credential::Rpk { sha256 },
     })
@@ -181,8 +199,8 @@ fn bootstrap_key_store(dir: &network::DataDir) -> Result<FileCredentialStore> {
     Ok(FileCredentialStore::open_bootstrap(&dir.root().join("lwm2m"))?)
 }
 
-async fn submit(dir: &network::DataDir, function: &str, arg: Vec<u8>) -> Result<(Value, u64)> {
-    let committed = crate::gateway::submit_as_admin(dir, function, arg).await?;
+async fn submit(dir: &network::DataDir, call: &IpeCall) -> Result<(Value, u64)> {
+    let committed = crate::gateway::submit_as_admin(dir, call).await?;
     Ok((serde_json::from_slice(&committed.payload)?, committed.block))
 }
 
@@ -236,11 +254,8 @@ pub(crate) async fn run(cmd: DeviceCommand) -> Result<()> {
                 ),
             };
             if let Some(bs) = &bs {
-                let mut part = bs.arg.clone();
-                if let Some(o) = part.as_object_mut() {
-                    o.remove("endpoint");
-                }
-                b.arg["bootstrap"] = part;
+                let SetCredentials { mode, identity, fingerprint, .. } = bs.arg.clone();
+                b.arg.bootstrap = Some(SetBootstrap { mode, identity, fingerprint });
             }
             let dir = dir.resolve();
             // The key files must accept them too; check before the chain changes.
@@ -254,7 +269,7 @@ pub(crate) async fn run(cmd: DeviceCommand) -> Result<()> {
             {
                 bail!("{} is already bound to endpoint {other} in {}", bs.identity, bs_keys.path().display());
             }
-            let (rec, block) = submit(&dir, "set_device_credentials", b.arg.to_string().into_bytes()).await?;
+            let (rec, block) = submit(&dir, &IpeCall::SetDeviceCredentials(b.arg)).await?;
             keys.set(&endpoint, b.local).with_context(|| {
                 format!("committed on chain in block {block}, but the key file was not written")
             })?;
@@ -273,15 +288,11 @@ pub(crate) async fn run(cmd: DeviceCommand) -> Result<()> {
             let c = crate::gateway::client(&dir.resolve(), 0, "User1")?;
             let mut all: Vec<Value> = Vec::new();
             loop {
-                let filter = match all.last() {
-                    Some(last) => json!({"after": last["endpoint"], "limit": 1000}),
-                    None => json!({"limit": 1000}),
-                };
-                let b = c
-                    .gateway
-                    .contract(ipe::NAME)
-                    .evaluate("list_device_credentials", &[filter.to_string().into_bytes()])
-                    .await?;
+                let list = IpeCall::ListDeviceCredentials(ListCredentialsArgs {
+                    after: all.last().and_then(|last| last["endpoint"].as_str()).map(str::to_owned),
+                    limit: Some(1000),
+                });
+                let b = c.gateway.contract(ipe::NAME).evaluate(list.function(), &list.args()?).await?;
                 let page: Vec<Value> = serde_json::from_slice(&b)?;
                 let n = page.len();
                 all.extend(page);
@@ -320,7 +331,7 @@ pub(crate) async fn run(cmd: DeviceCommand) -> Result<()> {
             let dir = dir.resolve();
             let keys = key_store(&dir)?;
             let (rec, block) =
-                submit(&dir, "remove_device_credentials", endpoint.clone().into_bytes()).await?;
+                submit(&dir, &IpeCall::RemoveDeviceCredentials { endpoint: endpoint.clone() }).await?;
             let removed = keys.remove(&endpoint).with_context(|| {
                 format!("removed on chain in block {block}, but the key file was not updated")
             })?;
@@ -350,11 +361,9 @@ async fn bindings(c: &crate::gateway::Client) -> Result<Vec<lwm2m_server::Bindin
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let filter = match &after {
-            Some(a) => json!({"after": a, "limit": 1000}),
-            None => json!({"limit": 1000}),
-        };
-        let b = contract.evaluate("list_device_credentials", &[filter.to_string().into_bytes()]).await?;
+        let list =
+            IpeCall::ListDeviceCredentials(ListCredentialsArgs { after: after.take(), limit: Some(1000) });
+        let b = contract.evaluate(list.function(), &list.args()?).await?;
         let page: Vec<ipe::DeviceCredentials> = serde_json::from_slice(&b)?;
         let n = page.len();
         after = page.last().map(|r| r.endpoint.clone());

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use ipe::IpeCall;
 use ipe::model::GatewayRef;
 use ledger_client::Gateway;
 use network::layout::{NodeRole, load_identity, tls_material};
@@ -143,12 +144,12 @@ pub(crate) async fn start(
             let rx = cse.local_poa("ipe-bridge");
             let base = cse.config().rn.clone();
             let side = bridge::Onem2mSide::new(
-                bridge::Transport::Embedded(cse),
+                Arc::new(crate::embedded_cse::EmbeddedCse(cse)),
                 &base,
                 IPE_AE,
                 "local://ipe-bridge".into(),
             );
-            (side, bridge::onem2m_side::notifications_embedded(rx))
+            (side, crate::embedded_cse::notifications(rx))
         }
         Onem2mChoice::Remote(remote) => {
             let RemoteCse { authority, base, https, tls, listen, listen_tls } = *remote;
@@ -167,8 +168,8 @@ pub(crate) async fn start(
                 cfg.tls = Some(tls.rustls_config().context("TLS settings for the remote CSE")?);
             }
             let mca = mca_client::McaClient::new(cfg);
-            let side = bridge::Onem2mSide::new(bridge::Transport::Remote(Box::new(mca)), &base, IPE_AE, url);
-            (side, bridge::onem2m_side::notifications_remote(listener))
+            let side = bridge::Onem2mSide::new(Arc::new(mca), &base, IPE_AE, url);
+            (side, bridge::mca::notifications_remote(listener))
         }
     };
     let cfg = bridge::BridgeConfig {
@@ -194,16 +195,21 @@ pub(crate) async fn starter_policy(dir: &DataDir) -> Result<(u64, bool)> {
     let ipe = admin.ipe();
     let mut last = None;
     for _ in 0..50 {
-        match ipe.evaluate("get_policy", &[]).await {
+        match ipe.evaluate(IpeCall::GetPolicy.function(), &IpeCall::GetPolicy.args()?).await {
             Ok(b) => {
                 let v: serde_json::Value = serde_json::from_slice(&b)?;
                 let version = v.get("version").and_then(serde_json::Value::as_u64).unwrap_or(0);
                 if version > 0 {
                     return Ok((version, false));
                 }
-                let rule = serde_json::json!({"id": "starter-all-apps", "originators": ["C*"], "devices": ["*"],
-                    "ops": ["*"]});
-                let c = ipe.submit("grant", &[serde_json::to_vec(&rule)?]).await?;
+                let grant = IpeCall::Grant(ipe::Rule {
+                    id: "starter-all-apps".into(),
+                    originators: vec!["C*".into()],
+                    devices: vec!["*".into()],
+                    ops: vec![ipe::Permission::All],
+                    msps: Vec::new(),
+                });
+                let c = ipe.submit(grant.function(), &grant.args()?).await?;
                 let v: serde_json::Value = serde_json::from_slice(&c.payload)?;
                 return Ok((v.get("version").and_then(serde_json::Value::as_u64).unwrap_or(1), true));
             }
@@ -261,15 +267,12 @@ pub(crate) fn connector(dir: &DataDir, org: usize, user: &str) -> Result<Connect
     })
 }
 
-/// Submits `function(arg)` of the IPE contract as Org1's Admin (policy and device credentials are admin
+/// Submits `call` of the IPE contract as Org1's Admin (policy and device credentials are admin
 /// transactions); a refusal by the contract says which function and why.
-pub(crate) async fn submit_as_admin(
-    dir: &DataDir,
-    function: &str,
-    arg: Vec<u8>,
-) -> Result<ledger_client::Committed> {
+pub(crate) async fn submit_as_admin(dir: &DataDir, call: &IpeCall) -> Result<ledger_client::Committed> {
     let c = client(dir, 0, "Admin")?;
-    c.gateway.contract(ipe::NAME).submit(function, &[arg]).await.map_err(|e| {
+    let function = call.function();
+    c.gateway.contract(ipe::NAME).submit(function, &call.args()?).await.map_err(|e| {
         match bridge::ledger::contract_status(&e) {
             Some((status, message)) => {
                 anyhow::anyhow!("the IPE contract refused {function} ({status}): {message}")

@@ -10,6 +10,7 @@ mod config;
 mod contract_cmd;
 mod demo;
 mod device_cmd;
+mod embedded_cse;
 mod fabric_cmd;
 mod gateway;
 mod keys;

@@ -2,6 +2,7 @@
 //! devices), read by anyone, changed only by admin transactions (signed here as Org1's Admin).
 
 use anyhow::{Context, Result};
+use ipe::IpeCall;
 use serde_json::{Value, json};
 
 use crate::DataDirArg;
@@ -50,10 +51,11 @@ pub(crate) enum PolicyCommand {
 }
 
 pub(crate) async fn run(cmd: PolicyCommand) -> Result<()> {
-    let (dir, function, arg) = match cmd {
+    let (dir, call) = match cmd {
         PolicyCommand::Show { dir } => {
             let c = crate::gateway::client(&dir.resolve(), 0, "User1")?;
-            let b = c.gateway.contract(ipe::NAME).evaluate("get_policy", &[]).await?;
+            let get = IpeCall::GetPolicy;
+            let b = c.gateway.contract(ipe::NAME).evaluate(get.function(), &get.args()?).await?;
             let v: Value = serde_json::from_slice(&b)?;
             println!("{}", serde_json::to_string_pretty(&v)?);
             return Ok(());
@@ -63,18 +65,25 @@ pub(crate) async fn run(cmd: PolicyCommand) -> Result<()> {
             if !msps.is_empty() {
                 rule["msps"] = json!(msps);
             }
-            (dir, "grant", rule.to_string().into_bytes())
+            (dir, contract_reads("grant", rule.to_string().into_bytes())?)
         }
-        PolicyCommand::Revoke { dir, id } => (dir, "revoke", id.into_bytes()),
+        PolicyCommand::Revoke { dir, id } => (dir, IpeCall::Revoke { rule_id: id }),
         PolicyCommand::Set { dir, file } => {
             let text = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let _: Value = serde_json::from_slice(&text).context("the policy file is not JSON")?;
-            (dir, "set_policy", text)
+            (dir, contract_reads("set_policy", text)?)
         }
     };
-    let committed = crate::gateway::submit_as_admin(&dir.resolve(), function, arg).await?;
+    let committed = crate::gateway::submit_as_admin(&dir.resolve(), &call).await?;
     let v: Value = serde_json::from_slice(&committed.payload)?;
     println!("{}", serde_json::to_string_pretty(&v)?);
     eprintln!("committed in block {} (tx {})", committed.block, committed.tx_id);
     Ok(())
+}
+
+/// What the operator gave, read by the contract's own reader: a malformed rule or policy is refused here
+/// exactly as the contract would refuse it (status and message), before anything is signed.
+fn contract_reads(function: &str, arg: Vec<u8>) -> Result<IpeCall> {
+    IpeCall::parse(function, &[arg])
+        .map_err(|e| anyhow::anyhow!("the IPE contract refused {function} ({}): {e}", e.status()))
 }
