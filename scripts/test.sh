@@ -20,9 +20,10 @@ step() { printf '\n==> %s\n' "$*"; }
 #    to build aiocoap's tinydtls extra (DTLSSocket runs autoreconf), and the openssl command (the msp and
 #    device tests check that it reads our key files), and systemd for `systemd-analyze verify` of the
 #    packaged units (nothing is started: these machines run no init system), groff-base to render the
-#    generated man pages, and iproute2 (`ip netns`, `tc netem`) for the multi-host test, which builds its
-#    hosts in network namespaces (it needs root, as CI has).
-apt_pkgs="libcoap3-bin perl make gcc autoconf automake libtool openssl systemd groff-base iproute2"
+#    generated man pages, and iproute2 (`ip netns`), iptables and nftables for the multi-host test, which
+#    builds its hosts in network namespaces (it needs root, as CI has) and, the kernel having no sch_netem,
+#    adds link delay with an iptables NFQUEUE rule and loss with an nft `numgen random` drop there.
+apt_pkgs="libcoap3-bin perl make gcc autoconf automake libtool openssl systemd groff-base iproute2 iptables nftables"
 missing=""
 for p in $apt_pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -71,13 +71,18 @@ impl Tracker {
         }
     }
 
-    /// Blocks spanned by the events received and not yet all handled: from the oldest unhandled event's
-    /// block to the newest event's, both counted; 0 when every event is handled.
-    pub fn lag_blocks(&self) -> u64 {
-        match (self.pending.front(), self.pending.back()) {
-            (Some(oldest), Some(newest)) => newest.0.saturating_sub(oldest.0) + 1,
-            _ => 0,
+    /// Where the event stream stands: after the last event registered (the checkpoint when every event
+    /// registered is handled).
+    pub fn received(&self) -> Checkpoint {
+        match self.pending.back() {
+            Some((block, tx, _)) => Checkpoint { block: *block, tx_id: Some(tx.clone()) },
+            None => self.checkpoint.clone(),
         }
+    }
+
+    /// The block of the oldest event registered and not handled yet.
+    pub fn oldest_pending_block(&self) -> Option<u64> {
+        self.pending.iter().find(|e| !e.2).map(|e| e.0)
     }
 
     /// Events registered and not yet handled.
@@ -107,12 +112,38 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let tracker: SharedTracker = Arc::new(Mutex::new(Tracker::new(start.clone())));
     let saver = tokio::spawn(save_loop(shared.clone(), tracker.clone(), cp_file.clone()));
     let onem2m = Onem2mQueues::default();
+    // The watched peers' streams: the LwM2M side's from the checkpoint's block (it learns which blocks hold
+    // IPE events), the others from their next block (reachability only).
+    let watches: Vec<_> = shared
+        .cfg
+        .watch
+        .iter()
+        .zip(shared.view.peers())
+        .map(|(link, status)| {
+            let lwm2m = link.side == crate::head::Side::Lwm2m;
+            tokio::spawn(crate::head::watch(
+                link.clone(),
+                status.clone(),
+                shared.view.clone(),
+                lwm2m.then(|| shared.cfg.ipe_contract.clone()),
+                lwm2m.then_some(start.block),
+                shared.cfg.metrics.clone(),
+                shared.stop.clone(),
+            ))
+        })
+        .collect();
     let mut position = start;
     let gw = shared.cfg.lwm2m_ledger.clone();
     'outer: loop {
         let mut stream = match gw.contract_events(&shared.cfg.ipe_contract, position.clone()).await {
-            Ok(s) => s,
+            Ok(s) => {
+                shared.view.set_events_connected(true);
+                shared.cfg.metrics.set_event_stream_up(true);
+                s
+            }
             Err(e) => {
+                shared.view.set_events_connected(false);
+                shared.cfg.metrics.set_event_stream_up(false);
                 tracing::warn!(error = %e, "event stream unavailable; retrying");
                 tokio::select! {
                     () = shared.stop.cancelled() => break 'outer,
@@ -128,6 +159,8 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             let ev = match next {
                 Ok(Some(ev)) => ev,
                 Ok(None) | Err(_) => {
+                    shared.view.set_events_connected(false);
+                    shared.cfg.metrics.set_event_stream_up(false);
                     tracing::warn!("event stream ended; reconnecting");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue 'outer;
@@ -135,11 +168,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             };
             position.handled(ev.block, &ev.event.tx_id);
             let seq = match tracker.lock() {
-                Ok(mut t) => {
-                    let seq = t.push(ev.block, &ev.event.tx_id);
-                    shared.cfg.metrics.set_event_lag(t.lag_blocks());
-                    seq
-                }
+                Ok(mut t) => t.push(ev.block, &ev.event.tx_id),
                 Err(_) => break 'outer,
             };
             shared.stats.events.fetch_add(1, Ordering::Relaxed);
@@ -159,6 +188,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         }
     }
     saver.abort();
+    for w in watches {
+        w.abort();
+    }
     let last = tracker.lock().ok().and_then(|mut t| t.take_dirty());
     if let Some(cp) = last {
         let _ = cp_file.save(&cp).await;
@@ -172,7 +204,11 @@ async fn save_loop(shared: Arc<Shared>, tracker: SharedTracker, file: FileCheckp
             () = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
         let cp = tracker.lock().ok().and_then(|mut t| {
-            shared.cfg.metrics.set_event_lag(t.lag_blocks());
+            let m = &shared.cfg.metrics;
+            m.set_events_in_flight(t.in_flight() as u64);
+            if let Some(lag) = shared.view.update_lag(&t.received(), t.oldest_pending_block()) {
+                m.set_chain_lag(lag);
+            }
             t.take_dirty()
         });
         if let Some(cp) = cp

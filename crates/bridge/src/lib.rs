@@ -27,6 +27,7 @@
 //! every answer is written once into the device's `rsp` container.
 
 pub mod events;
+pub mod head;
 pub mod journal;
 pub mod ledger;
 pub mod mca;
@@ -49,6 +50,7 @@ use lwm2m_server::LwM2mServerHandle;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use head::{LedgerView, PeerLink, PeerStatus, Side};
 pub use mca::{Mca, McaFuture, Notified, Provenance};
 pub use onem2m_side::Onem2mSide;
 
@@ -81,9 +83,13 @@ pub struct BridgeConfig {
     pub onem2m: Onem2mSide,
     /// Default request timeout (s) for device requests.
     pub device_request_timeout: u32,
-    /// Interworking request latencies by status and the event lag (`ops::BridgeMetrics::default()`: a
-    /// private set; docs/operations.md).
+    /// Interworking request latencies by status, the lag behind the chain, the ledger connections
+    /// (`ops::BridgeMetrics::default()`: a private set; docs/operations.md).
     pub metrics: ops::BridgeMetrics,
+    /// The ledger peers whose reachability and chain head the bridge follows ([`head`]): the LwM2M side's
+    /// (its IPE events are the bridge's work: the lag is measured on it) and the oneM2M side's. Empty:
+    /// neither is watched, and the lag is unknown.
+    pub watch: Vec<PeerLink>,
 }
 
 /// Counters.
@@ -119,6 +125,8 @@ pub(crate) struct Shared {
     pub(crate) seen_cins: Mutex<std::collections::HashSet<String>>,
     /// The start-up scan of `cmd` backlogs is over.
     pub(crate) backlog_done: std::sync::atomic::AtomicBool,
+    /// The ledger as the gateway sees it.
+    pub(crate) view: Arc<LedgerView>,
     pub(crate) stop: CancellationToken,
 }
 
@@ -174,6 +182,7 @@ impl Bridge {
         let (journal, open) = journal::Journal::open(&cfg.state_dir.join("journal.log"))?;
         cfg.onem2m.register_ipe().await?;
         let stop = CancellationToken::new();
+        let view = Arc::new(LedgerView::new(&cfg.watch));
         let shared = Arc::new(Shared {
             cfg,
             journal,
@@ -183,6 +192,7 @@ impl Bridge {
             seq: AtomicU64::new(0),
             seen_cins: Mutex::default(),
             backlog_done: std::sync::atomic::AtomicBool::new(false),
+            view,
             stop: stop.clone(),
         });
         let tasks = vec![
@@ -200,6 +210,11 @@ impl Bridge {
     /// Counters.
     pub fn stats(&self) -> Arc<Stats> {
         self.shared.stats.clone()
+    }
+
+    /// The ledger as the gateway sees it: its peers' reachability, its event stream, its lag.
+    pub fn ledger_view(&self) -> Arc<LedgerView> {
+        self.shared.view.clone()
     }
 
     /// Stops the tasks (the checkpoint is saved first).

@@ -24,17 +24,47 @@ fn tracker_advances_only_over_a_handled_prefix() {
 }
 
 #[test]
-fn the_event_lag_spans_the_blocks_of_unhandled_events() {
-    let mut t = Tracker::new(Checkpoint::default());
-    assert_eq!(t.lag_blocks(), 0);
+fn the_tracker_knows_where_the_event_stream_stands_and_what_is_pending() {
+    let start = Checkpoint { block: 3, tx_id: Some("z".into()) };
+    let mut t = Tracker::new(start.clone());
+    assert_eq!((t.received(), t.oldest_pending_block()), (start, None));
     let a = t.push(5, "a");
-    assert_eq!(t.lag_blocks(), 1, "one block with an unhandled event");
     let b = t.push(8, "b");
-    assert_eq!(t.lag_blocks(), 4, "blocks 5 to 8");
-    t.done(b);
-    assert_eq!(t.lag_blocks(), 4, "a still holds the checkpoint at block 5");
+    assert_eq!(t.received(), Checkpoint { block: 8, tx_id: Some("b".into()) });
+    assert_eq!(t.oldest_pending_block(), Some(5));
     t.done(a);
-    assert_eq!(t.lag_blocks(), 0);
+    assert_eq!(t.oldest_pending_block(), Some(8));
+    t.done(b);
+    assert_eq!(t.oldest_pending_block(), None);
+    assert_eq!(t.received(), Checkpoint { block: 8, tx_id: Some("b".into()) });
+}
+
+#[test]
+fn the_chain_lag_counts_from_the_first_unhandled_ipe_event_to_the_head() {
+    use crate::head::{chain_lag, first_unreceived};
+    use std::collections::BTreeMap;
+    let cp = |block, tx: Option<&str>| Checkpoint { block, tx_id: tx.map(str::to_owned) };
+    // IPE events in blocks 5 (last: tx e5) and 9 (last: e9b); blocks 6-8 and 10-12 hold none.
+    let events: BTreeMap<u64, String> = [(5, "e5".to_owned()), (9, "e9b".to_owned())].into();
+    // Nothing received yet (a fresh gateway): everything from block 5 on is to do.
+    assert_eq!(first_unreceived(&events, &cp(0, None)), Some(5));
+    assert_eq!(chain_lag(12, &events, &cp(0, None), None), 8, "blocks 5 to 12");
+    // Block 5 received and handled: block 9 is next.
+    assert_eq!(chain_lag(12, &events, &cp(5, Some("e5")), None), 4, "blocks 9 to 12");
+    // Block 9's first event received but not its last one.
+    assert_eq!(first_unreceived(&events, &cp(9, Some("e9a"))), Some(9));
+    // Every IPE event received and handled: no lag, whatever the head (blocks without IPE events are free).
+    assert_eq!(chain_lag(12, &events, &cp(9, Some("e9b")), None), 0);
+    assert_eq!(chain_lag(9, &events, &cp(9, Some("e9b")), None), 0);
+    // Received but still being handled: the oldest such event's block counts.
+    assert_eq!(chain_lag(12, &events, &cp(9, Some("e9b")), Some(5)), 8);
+    assert_eq!(chain_lag(12, &events, &cp(5, Some("e5")), Some(5)), 8, "pending 5 before unreceived 9");
+    // The head stream behind the event stream (it replays from the checkpoint): not negative.
+    assert_eq!(chain_lag(4, &events, &cp(0, None), None), 0);
+    // No IPE event anywhere: no lag.
+    assert_eq!(chain_lag(12, &BTreeMap::new(), &cp(0, None), None), 0);
+    // A checkpoint at a block boundary (`block_done`: resume at 9, nothing of 9 received).
+    assert_eq!(first_unreceived(&events, &cp(9, None)), Some(9));
 }
 
 #[test]

@@ -183,6 +183,11 @@ pub(crate) struct GatewaySection {
     pub(crate) notify_addr: SocketAddr,
     /// Receive them over HTTPS.
     pub(crate) notify_tls: bool,
+    /// `/healthz` fails when the ledger peer stays unreachable, or the lag stays above `max_lag_blocks`,
+    /// this many seconds.
+    pub(crate) health_grace_secs: u64,
+    /// The largest lag behind the chain's head (blocks) that is healthy.
+    pub(crate) max_lag_blocks: u64,
 }
 
 impl Default for GatewaySection {
@@ -191,6 +196,8 @@ impl Default for GatewaySection {
             enabled: true,
             notify_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             notify_tls: false,
+            health_grace_secs: 30,
+            max_lag_blocks: 100,
         }
     }
 }
@@ -201,13 +208,28 @@ impl Default for GatewaySection {
 pub(crate) struct OpsSection {
     /// Serve them (`--no-ops` turns them off).
     pub(crate) enabled: bool,
-    /// Where (plain HTTP; port 0: any free port).
+    /// Where (port 0: any free port).
     pub(crate) addr: SocketAddr,
+    /// The listener's TLS certificate (PEM; with `tls_key`): HTTPS instead of plain HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// CA certificates (PEM): with TLS, every client must present a certificate one of them issued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) client_ca: Option<PathBuf>,
 }
 
 impl Default for OpsSection {
     fn default() -> Self {
-        OpsSection { enabled: true, addr: SocketAddr::from(([127, 0, 0, 1], 9443)) }
+        OpsSection {
+            enabled: true,
+            addr: SocketAddr::from(([127, 0, 0, 1], 9443)),
+            tls_cert: None,
+            tls_key: None,
+            client_ca: None,
+        }
     }
 }
 
@@ -307,10 +329,19 @@ pub(crate) struct UpArgs {
     /// Do not start the bridge gateway (only the ledger, the CSE and the LwM2M server).
     #[arg(long)]
     pub(crate) no_gateway: bool,
-    /// The operations endpoints (`/metrics` for Prometheus, `/healthz`, `/readyz`, `/version`; plain HTTP,
-    /// docs/operations.md). [default: 127.0.0.1:9443]
+    /// The operations endpoints (`/metrics` for Prometheus, `/healthz`, `/readyz`, `/version`; plain HTTP
+    /// unless --ops-tls-cert is given, docs/operations.md). [default: 127.0.0.1:9443]
     #[arg(long, value_name = "ADDR", env = "IPECHAIN_OPS_ADDR")]
     pub(crate) ops_addr: Option<SocketAddr>,
+    /// Serve the operations endpoints over TLS with this certificate (PEM; with --ops-tls-key).
+    #[arg(long, value_name = "FILE", env = "IPECHAIN_OPS_TLS_CERT")]
+    pub(crate) ops_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --ops-tls-cert.
+    #[arg(long, value_name = "FILE", env = "IPECHAIN_OPS_TLS_KEY")]
+    pub(crate) ops_tls_key: Option<PathBuf>,
+    /// Require a client certificate issued by one of these CAs (PEM) on the operations endpoints (with TLS).
+    #[arg(long, value_name = "FILE", env = "IPECHAIN_OPS_CLIENT_CA")]
+    pub(crate) ops_client_ca: Option<PathBuf>,
     /// Do not serve the operations endpoints.
     #[arg(long)]
     pub(crate) no_ops: bool,
@@ -352,6 +383,10 @@ impl UpConfig {
         }
         self.cse.mca_ca.iter_mut().for_each(join);
         self.lwm2m.objects.iter_mut().for_each(join);
+        [&mut self.ops.tls_cert, &mut self.ops.tls_key, &mut self.ops.client_ca]
+            .into_iter()
+            .flatten()
+            .for_each(join);
         if let Some(l) = self.ledger.as_mut() {
             for link in [&mut l.lwm2m, &mut l.onem2m] {
                 join(&mut link.tls_ca);
@@ -430,8 +465,16 @@ impl UpConfig {
                 enabled: !a.no_gateway && f.gateway.enabled,
                 notify_addr: a.notify_addr.unwrap_or(f.gateway.notify_addr),
                 notify_tls: a.notify_tls || f.gateway.notify_tls,
+                health_grace_secs: f.gateway.health_grace_secs,
+                max_lag_blocks: f.gateway.max_lag_blocks,
             },
-            ops: OpsSection { enabled: !a.no_ops && f.ops.enabled, addr: a.ops_addr.unwrap_or(f.ops.addr) },
+            ops: OpsSection {
+                enabled: !a.no_ops && f.ops.enabled,
+                addr: a.ops_addr.unwrap_or(f.ops.addr),
+                tls_cert: a.ops_tls_cert.clone().or(f.ops.tls_cert),
+                tls_key: a.ops_tls_key.clone().or(f.ops.tls_key),
+                client_ca: a.ops_client_ca.clone().or(f.ops.client_ca),
+            },
             ledger: f.ledger,
         }
     }
@@ -455,6 +498,15 @@ impl UpConfig {
                     );
                 }
             }
+        }
+        if self.ops.tls_cert.is_some() != self.ops.tls_key.is_some() {
+            bail!("--ops-tls-cert and --ops-tls-key (`[ops] tls_cert`, `tls_key`) go together");
+        }
+        if self.ops.client_ca.is_some() && self.ops.tls_cert.is_none() {
+            bail!(
+                "--ops-client-ca (`[ops] client_ca`) needs TLS on the operations endpoints: set --ops-tls-cert and \
+                 --ops-tls-key (`[ops] tls_cert`, `tls_key`)"
+            );
         }
         if let Some(l) = &self.ledger {
             if self.ipe_external {
@@ -534,6 +586,9 @@ mod tests {
         let mut full = UpConfig { data_dir: Some("/x".into()), ..UpConfig::default() };
         full.cse.remote = Some("http://h:1/b".into());
         full.lwm2m.advertised_host = Some("h".into());
+        full.ops.tls_cert = Some("c".into());
+        full.ops.tls_key = Some("k".into());
+        full.ops.client_ca = Some("ca".into());
         let link = LedgerLink {
             peer: "h:1".into(),
             tls_ca: "ca".into(),
@@ -652,6 +707,15 @@ mod tests {
         let mut c = UpConfig::default();
         c.cse.base_name = "a/b".into();
         assert!(format!("{:#}", c.validate().unwrap_err()).contains("--cse-base-name"));
+        let mut c = UpConfig::default();
+        c.ops.tls_cert = Some("c.pem".into());
+        assert!(format!("{:#}", c.validate().unwrap_err()).contains("go together"));
+        c.ops.tls_key = Some("k.pem".into());
+        c.validate().unwrap();
+        c.ops.tls_cert = None;
+        c.ops.tls_key = None;
+        c.ops.client_ca = Some("ca.pem".into());
+        assert!(format!("{:#}", c.validate().unwrap_err()).contains("needs TLS"));
     }
 
     #[test]

@@ -17,12 +17,28 @@ pub(crate) struct Client {
     pub(crate) who: GatewayRef,
     /// The IPE chaincode's name.
     pub(crate) chaincode: String,
+    /// The peer's `host:port`, the gateway's gRPC connection and the channel, for the bridge's watch of the
+    /// chain head ([`Client::peer_link`]).
+    peer: String,
+    grpc: tonic::transport::Channel,
+    channel: String,
 }
 
 impl Client {
     /// The IPE chaincode.
     pub(crate) fn ipe(&self) -> ledger_client::ContractClient {
         self.gateway.contract(&self.chaincode)
+    }
+
+    /// The bridge's watch of this connection's peer, as `side`.
+    pub(crate) fn peer_link(&self, side: bridge::Side) -> bridge::PeerLink {
+        bridge::PeerLink {
+            side,
+            peer: self.peer.clone(),
+            channel: self.grpc.clone(),
+            channel_id: self.channel.clone(),
+            signer: self.gateway.signer().clone(),
+        }
     }
 }
 
@@ -34,7 +50,17 @@ pub(crate) fn client(dir: &DataDir, org: usize, user: &str) -> Result<Client> {
         org: c.signer.identity().msp_id().to_owned(),
         id: c.signer.identity().common_name().to_owned(),
     };
-    Ok(Client { gateway: c.connect()?, who, chaincode: ipe::NAME.to_owned() })
+    let grpc = ledger_rpc::tls::channel(&c.endpoint, &c.tls)
+        .with_context(|| format!("the connection to {}", c.endpoint))?;
+    let gateway = Gateway::with_channel(grpc.clone(), c.signer.clone(), &c.channel)?;
+    Ok(Client {
+        gateway,
+        who,
+        chaincode: ipe::NAME.to_owned(),
+        peer: c.endpoint.clone(),
+        grpc,
+        channel: c.channel.clone(),
+    })
 }
 
 /// Connects one side as `[ledger.lwm2m]` or `[ledger.onem2m]` says: any Fabric gateway peer, with the
@@ -64,8 +90,15 @@ pub(crate) fn link_client(
     let ch = ledger_rpc::tls::channel_named(&link.peer, &tls, name)
         .with_context(|| format!("the connection to {}", link.peer))?;
     let who = GatewayRef { org: id.msp_id().to_owned(), id: id.common_name().to_owned() };
-    let gateway = Gateway::with_channel(ch, Arc::new(IdentitySigner::new(id)), channel)?;
-    Ok(Client { gateway, who, chaincode: chaincode.to_owned() })
+    let gateway = Gateway::with_channel(ch.clone(), Arc::new(IdentitySigner::new(id)), channel)?;
+    Ok(Client {
+        gateway,
+        who,
+        chaincode: chaincode.to_owned(),
+        peer: link.peer.clone(),
+        grpc: ch,
+        channel: channel.to_owned(),
+    })
 }
 
 /// The bridge's two ledger connections: as `[ledger]` configures, else the local network's `Gateway`
@@ -172,6 +205,7 @@ pub(crate) async fn start(
             (side, bridge::mca::notifications_remote(listener))
         }
     };
+    let watch = vec![lw.peer_link(bridge::Side::Lwm2m), om.peer_link(bridge::Side::Onem2m)];
     let cfg = bridge::BridgeConfig {
         name: "gw1".into(),
         state_dir: dir.root().join("gateway"),
@@ -184,6 +218,7 @@ pub(crate) async fn start(
         onem2m: side,
         device_request_timeout: 60,
         metrics,
+        watch,
     };
     bridge::Bridge::start(cfg, notifications).await.context("starting the bridge gateway")
 }

@@ -50,11 +50,20 @@ pub(crate) async fn run_one(config: &Path) -> Result<()> {
     let listen = node.config.listen;
     let ops = crate::operations::new_ops();
     let ops_stop = CancellationToken::new();
+    let ops_tls = crate::operations::load_tls(
+        node.config.ops_tls_cert.as_deref(),
+        node.config.ops_tls_key.as_deref(),
+        node.config.ops_client_ca.as_deref(),
+        &format!("ops_tls_cert, ops_tls_key, ops_client_ca of {}", config.display()),
+    )?;
     let ops_task = match node.config.ops_listen {
         Some(addr) => {
-            let (bound, task) = crate::operations::serve(&ops, addr, ops_stop.clone()).await?;
-            println!("operations endpoints on http://{bound} (/metrics, /healthz, /readyz, /version)");
+            let (url, task) = crate::operations::serve(&ops, addr, ops_tls, ops_stop.clone()).await?;
+            println!("operations endpoints on {url} (/metrics, /healthz, /readyz, /version)");
             Some(task)
+        }
+        None if ops_tls.is_some() => {
+            anyhow::bail!("{}: ops_tls_cert and ops_tls_key without ops_listen", config.display())
         }
         None => None,
     };
@@ -113,7 +122,13 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
     let ops = crate::operations::new_ops();
     let ops_stop = CancellationToken::new();
     let ops_running = if ops_cfg.enabled {
-        Some(crate::operations::serve(&ops, ops_cfg.addr, ops_stop.clone()).await?)
+        let tls = crate::operations::load_tls(
+            ops_cfg.tls_cert.as_deref(),
+            ops_cfg.tls_key.as_deref(),
+            ops_cfg.client_ca.as_deref(),
+            "--ops-tls-cert, --ops-tls-key, --ops-client-ca (`[ops] tls_cert`, `tls_key`, `client_ca`)",
+        )?;
+        Some(crate::operations::serve(&ops, ops_cfg.addr, tls, ops_stop.clone()).await?)
     } else {
         None
     };
@@ -276,6 +291,7 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
         let cse_stop = stop.clone();
         let cse_task =
             tokio::spawn(cse::serve(cse.clone(), cse_listener, async move { cse_stop.cancelled().await }));
+        crate::operations::ready_while_running(&ops, "CSE (Mca over HTTP)", cse_task.abort_handle());
         if let (Some(tls), Some(listener), Some(addr)) = (&cse_server_tls, https_listener, https_addr) {
             let server_tls = tls.rustls_config().context("the CSE's HTTPS certificate")?;
             let https_stop = stop.clone();
@@ -316,6 +332,7 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
     .await
     .context("starting the LwM2M server")?;
     crate::operations::watch_lwm2m(&ops, &lwm2m);
+    crate::operations::ready_while_running(&ops, "LwM2M server", lwm2m_task.abort_handle());
     // The bootstrap server, provisioning from the same credentials.
     let host = match &lw.advertised_host {
         Some(h) => h.clone(),
@@ -381,6 +398,12 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
         )
         .await?;
         crate::operations::watch_bridge(&ops, &g);
+        crate::operations::watch_bridge_health(
+            &ops,
+            &g,
+            std::time::Duration::from_secs(gw.health_grace_secs),
+            gw.max_lag_blocks,
+        );
         gateway = Some(g);
     }
     ops.set_ready();
@@ -435,7 +458,7 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
         println!("  LwM2M    admin REST API                http://{a}/api/clients");
     }
     if let Some((a, _)) = &ops_running {
-        println!("  ops      /metrics /healthz /readyz     http://{a}");
+        println!("  ops      /metrics /healthz /readyz     {a}");
     }
     for (name, addr, _) in &orderers {
         println!("  orderer  {name:<28} grpcs://{addr}");

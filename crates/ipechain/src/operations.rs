@@ -4,8 +4,9 @@
 use anyhow::{Context, Result};
 use ledger_types::store::BlockStore;
 use network::run::DiskPeer;
-use ops::{LeaderWatch, Ops, ProgressWatch, Stopwatch};
+use ops::{LeaderWatch, Ops, ProgressWatch, Stopwatch, SustainedWatch};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -20,23 +21,65 @@ pub(crate) fn new_ops() -> Ops {
     Ops::new(ops::VersionInfo::new("ipechain", env!("CARGO_PKG_VERSION")))
 }
 
-/// Binds `addr` and serves `ops` there until `stop` fires. Returns the bound address.
+/// The operations listener's TLS configuration from the files `cert`, `key` and `client_ca` name (`what`
+/// says where they were configured): `None` without `cert` and `key`. Unreadable files, a key that is not
+/// the certificate's, or a client CA file without certificates fail here, at startup, naming the file.
+pub(crate) fn load_tls(
+    cert: Option<&Path>,
+    key: Option<&Path>,
+    client_ca: Option<&Path>,
+    what: &str,
+) -> Result<Option<Arc<rustls::ServerConfig>>> {
+    let read = |p: &Path, which: &str| {
+        std::fs::read(p).with_context(|| format!("reading the operations {which} {} ({what})", p.display()))
+    };
+    let (cert, key) = match (cert, key) {
+        (None, None) if client_ca.is_some() => {
+            anyhow::bail!(
+                "{what}: a client CA for the operations endpoints needs their TLS certificate and key"
+            )
+        }
+        (None, None) => return Ok(None),
+        (Some(c), Some(k)) => (c, k),
+        _ => anyhow::bail!("{what}: the operations TLS certificate and key go together"),
+    };
+    let tls = ops::OpsTls {
+        cert_pem: read(cert, "TLS certificate")?,
+        key_pem: read(key, "TLS key")?,
+        client_ca_pem: client_ca.map(|p| read(p, "client CA")).transpose()?,
+    };
+    let names = match client_ca {
+        Some(ca) => format!("{}, {} and {}", cert.display(), key.display(), ca.display()),
+        None => format!("{} and {}", cert.display(), key.display()),
+    };
+    Ok(Some(tls.rustls_config().with_context(|| format!("{names} ({what})"))?))
+}
+
+/// Binds `addr` and serves `ops` there (over TLS with `tls`) until `stop` fires. Returns the endpoints'
+/// base URL (`http://` or `https://` and the bound address).
 pub(crate) async fn serve(
     ops: &Ops,
     addr: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
     stop: CancellationToken,
-) -> Result<(SocketAddr, JoinHandle<()>)> {
+) -> Result<(String, JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the operations endpoints to {addr}"))?;
     let bound = listener.local_addr()?;
     let ops = ops.clone();
+    let url = format!("{}://{bound}", if tls.is_some() { "https" } else { "http" });
     let task = tokio::spawn(async move {
-        if let Err(e) = ops::serve(listener, ops, async move { stop.cancelled().await }).await {
+        let shutdown = async move { stop.cancelled().await };
+        let served = match tls {
+            Some(tls) => ops::serve_tls(listener, ops, tls, shutdown).await,
+            None => ops::serve(listener, ops, shutdown).await,
+        };
+        if let Err(e) = served {
             tracing::error!("{e}");
         }
     });
-    Ok((bound, task))
+    Ok((url, task))
 }
 
 /// The heights of the orderers this process runs (their block stores), for the peers' health.
@@ -97,6 +140,47 @@ pub(crate) fn watch_peer(ops: &Ops, name: &str, peer: &DiskPeer, orderers: Order
         let waiting = handle.delivered_height().max(orderers.max());
         progress.check(height, waiting, Stopwatch::now(), GRACE)
     });
+}
+
+/// The bridge's health checks and readiness: each ledger peer it uses must not stay unreachable, nor its lag
+/// behind the chain's head stay above `max_lag` blocks, for `grace`; it is ready while its event stream is
+/// open.
+pub(crate) fn watch_bridge_health(ops: &Ops, bridge: &bridge::Bridge, grace: Duration, max_lag: u64) {
+    let view = bridge.ledger_view();
+    for peer in view.peers() {
+        let p = peer.clone();
+        let watch = SustainedWatch::default();
+        ops.health.add_fn(format!("ledger peer {} ({} side)", p.peer, p.side.as_str()), move || {
+            let bad = (!p.connected()).then(|| match p.last_error() {
+                Some(e) => format!("unreachable ({e})"),
+                None => "not connected yet".to_owned(),
+            });
+            watch.check(bad, Stopwatch::now(), grace)
+        });
+    }
+    let v = view.clone();
+    let watch = SustainedWatch::default();
+    ops.health.add_fn("bridge chain lag", move || {
+        let bad = v
+            .lag_blocks()
+            .filter(|&lag| lag > max_lag)
+            .map(|lag| format!("{lag} blocks behind the chain's head (more than {max_lag})"));
+        watch.check(bad, Stopwatch::now(), grace)
+    });
+    let v = view;
+    ops.readiness.add_fn("bridge event stream", move || {
+        if v.events_connected() { Ok(()) } else { Err("the IPE event stream is not open".to_owned()) }
+    });
+}
+
+/// Readiness while a task runs (a listener's serving loop): `/readyz` fails naming `component` once it ended.
+pub(crate) fn ready_while_running(ops: &Ops, component: &str, task: tokio::task::AbortHandle) {
+    ops.readiness.add_fn(
+        component,
+        move || {
+            if task.is_finished() { Err("stopped".to_owned()) } else { Ok(()) }
+        },
+    );
 }
 
 /// The bridge's counters (kept by the bridge) as metrics read at scrape time.

@@ -203,6 +203,9 @@ pub fn generate(
         let cn = common_name(&material, &o.msp_id, &o.name)?;
         let nc = NodeConfig {
             ops_listen: None,
+            ops_tls_cert: None,
+            ops_tls_key: None,
+            ops_client_ca: None,
             name: cn.clone(),
             role: NodeRole::Orderer,
             msp_id: o.msp_id.clone(),
@@ -232,6 +235,9 @@ pub fn generate(
         }
         let nc = NodeConfig {
             ops_listen: None,
+            ops_tls_cert: None,
+            ops_tls_key: None,
+            ops_client_ca: None,
             name: cn.clone(),
             role: NodeRole::Peer,
             msp_id: p.msp_id.clone(),

@@ -90,10 +90,20 @@ pub struct NodeConfig {
     /// Orderers only: the Raft id (a consenter id of the genesis block).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raft_id: Option<u64>,
-    /// Where to serve the operations endpoints (`/metrics`, `/healthz`, `/readyz`, `/version`; plain HTTP,
-    /// docs/operations.md); none when absent.
+    /// Where to serve the operations endpoints (`/metrics`, `/healthz`, `/readyz`, `/version`;
+    /// docs/operations.md); none when absent. Plain HTTP unless `ops_tls_cert` and `ops_tls_key` are set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ops_listen: Option<SocketAddr>,
+    /// The operations listener's TLS certificate (PEM; with `ops_tls_key`): HTTPS instead of HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops_tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops_tls_key: Option<PathBuf>,
+    /// CA certificates (PEM): with TLS, clients of the operations listener must then present a
+    /// certificate one of them issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops_client_ca: Option<PathBuf>,
     /// Peers only: orderer endpoints to pull blocks from and submit to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orderers: Vec<String>,
@@ -265,6 +275,7 @@ impl NodeConfig {
         for p in [&mut c.identity_dir, &mut c.genesis, &mut c.data_dir]
             .into_iter()
             .chain(c.chaincodes.values_mut().filter_map(|cc| cc.tls_ca.as_mut()))
+            .chain([&mut c.ops_tls_cert, &mut c.ops_tls_key, &mut c.ops_client_ca].into_iter().flatten())
         {
             if p.is_relative() {
                 *p = base.join(&*p);

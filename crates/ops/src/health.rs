@@ -183,3 +183,36 @@ impl ProgressWatch {
         verdict
     }
 }
+
+/// A condition's verdict: not healthy once it has held without a break for `grace`. `bad` is `Some(reason)`
+/// while it holds; `since` is the previous result's first value (since when it holds; `None` while it does
+/// not). Pure: the time comes in.
+pub fn sustained(
+    since: Option<Instant>,
+    bad: Option<String>,
+    now: Instant,
+    grace: Duration,
+) -> (Option<Instant>, Result<(), String>) {
+    let Some(reason) = bad else { return (None, Ok(())) };
+    let since = since.unwrap_or(now);
+    let held = now.saturating_duration_since(since);
+    if held >= grace {
+        (Some(since), Err(format!("{reason} for {}s", crate::metrics::secs(held))))
+    } else {
+        (Some(since), Ok(()))
+    }
+}
+
+/// State for [`sustained`] kept between checks.
+#[derive(Debug, Default)]
+pub struct SustainedWatch(std::sync::Mutex<Option<Instant>>);
+
+impl SustainedWatch {
+    /// The verdict for the condition now (`bad`: `Some(reason)` while it holds).
+    pub fn check(&self, bad: Option<String>, now: Instant, grace: Duration) -> Result<(), String> {
+        let mut s = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (next, verdict) = sustained(*s, bad, now, grace);
+        *s = next;
+        verdict
+    }
+}

@@ -6,7 +6,8 @@
 //! `Default` is a private, unregistered set, so a library used without an operations service counts into
 //! nothing anyone reads. [`Metrics::new`] registers one set of each with the process's registry; counters a
 //! library already keeps (the LwM2M server's, the bridge's) are read at scrape time ([`Metrics::counter_fn`]). Health
-//! verdicts are pure functions ([`peer_progress`], [`leader_known`]) over values and a time passed in.
+//! verdicts are pure functions ([`peer_progress`], [`leader_known`], [`sustained`]) over values and a time passed
+//! in.
 //! `docs/operations.md` lists every metric.
 
 mod health;
@@ -15,17 +16,21 @@ mod metrics;
 mod server;
 #[cfg(test)]
 mod tests;
+#[cfg(feature = "server")]
+mod tls;
 
 pub use health::{
-    FailedCheck, Health, HealthCheck, HealthReport, LeaderWatch, Progress, ProgressWatch, leader_known,
-    peer_progress,
+    FailedCheck, Health, HealthCheck, HealthReport, LeaderWatch, Progress, ProgressWatch, SustainedWatch,
+    leader_known, peer_progress, sustained,
 };
 pub use metrics::{
     BridgeMetrics, CseMetrics, Metrics, OrdererLabel, OrdererMetrics, PeerHandle, PeerMetrics, Read,
     Stopwatch,
 };
 #[cfg(feature = "server")]
-pub use server::{Ops, router, serve};
+pub use server::{Ops, router, serve, serve_tls};
+#[cfg(feature = "server")]
+pub use tls::OpsTls;
 
 /// Why the operations service failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +42,14 @@ pub enum OpsError {
     /// The listener failed.
     #[error("operations listener: {0}")]
     Io(#[from] std::io::Error),
+    /// The listener's TLS material is unusable.
+    #[error("operations TLS: {what}: {message}")]
+    Tls {
+        /// Which material: `certificate`, `private key`, `client CA`, ….
+        what: &'static str,
+        /// Why.
+        message: String,
+    },
 }
 
 /// What `/version` answers: the program's name and version and git-less build facts.

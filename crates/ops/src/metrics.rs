@@ -341,17 +341,36 @@ struct Status {
     status: String,
 }
 
+/// Labels: one side of the bridge (`lwm2m`, `onem2m`) and its ledger peer.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SidePeer {
+    side: String,
+    peer: String,
+}
+
 /// The bridge gateway's metrics.
 #[derive(Clone, Debug)]
 pub struct BridgeMetrics {
     requests: Family<Status, Counter>,
     latency: Histograms<Status>,
-    lag: Gauge,
+    chain_lag: Gauge,
+    chain_height: Gauge,
+    in_flight: Gauge,
+    peer_up: Family<SidePeer, Gauge>,
+    events_up: Gauge,
 }
 
 impl Default for BridgeMetrics {
     fn default() -> Self {
-        BridgeMetrics { requests: Family::default(), latency: histograms(), lag: Gauge::default() }
+        BridgeMetrics {
+            requests: Family::default(),
+            latency: histograms(),
+            chain_lag: Gauge::default(),
+            chain_height: Gauge::default(),
+            in_flight: Gauge::default(),
+            peer_up: Family::default(),
+            events_up: Gauge::default(),
+        }
     }
 }
 
@@ -369,9 +388,30 @@ impl BridgeMetrics {
             self.latency.clone(),
         );
         r.register(
-            "ipechain_bridge_event_lag_blocks",
-            "Blocks between the chain's height and the bridge's event checkpoint",
-            self.lag.clone(),
+            "ipechain_bridge_chain_lag_blocks",
+            "Blocks the bridge trails the chain's head: from the first block with an IPE event it has not \
+             handled to the head, both counted; 0 when it has handled every IPE event up to the head",
+            self.chain_lag.clone(),
+        );
+        r.register(
+            "ipechain_bridge_chain_height_blocks",
+            "The chain's height (newest block + 1) as the bridge's LwM2M-side ledger peer reports it",
+            self.chain_height.clone(),
+        );
+        r.register(
+            "ipechain_bridge_events_in_flight",
+            "IPE events the bridge has received and not finished handling",
+            self.in_flight.clone(),
+        );
+        r.register(
+            "ipechain_bridge_ledger_peer_up",
+            "1 while the bridge's filtered-block stream from a ledger peer is open, else 0, by side and peer",
+            self.peer_up.clone(),
+        );
+        r.register(
+            "ipechain_bridge_event_stream_up",
+            "1 while the bridge's IPE event stream is open, else 0",
+            self.events_up.clone(),
         );
     }
 
@@ -382,9 +422,30 @@ impl BridgeMetrics {
         self.latency.get_or_create(&l).observe(seconds);
     }
 
-    /// The lag of the bridge's events behind the chain, in blocks.
-    pub fn set_event_lag(&self, blocks: u64) {
-        self.lag.set(gauge_value(blocks));
+    /// The bridge's lag behind the chain's head, in blocks.
+    pub fn set_chain_lag(&self, blocks: u64) {
+        self.chain_lag.set(gauge_value(blocks));
+    }
+
+    /// The chain's height as the bridge's LwM2M-side peer reports it.
+    pub fn set_chain_height(&self, height: u64) {
+        self.chain_height.set(gauge_value(height));
+    }
+
+    /// Events received and not yet handled.
+    pub fn set_events_in_flight(&self, n: u64) {
+        self.in_flight.set(gauge_value(n));
+    }
+
+    /// Whether the stream from the ledger peer `peer` of `side` is open.
+    pub fn set_peer_up(&self, side: &str, peer: &str, up: bool) {
+        let l = SidePeer { side: side.to_owned(), peer: peer.to_owned() };
+        self.peer_up.get_or_create(&l).set(i64::from(up));
+    }
+
+    /// Whether the IPE event stream is open.
+    pub fn set_event_stream_up(&self, up: bool) {
+        self.events_up.set(i64::from(up));
     }
 }
 

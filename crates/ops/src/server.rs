@@ -1,5 +1,4 @@
-//! The operations listener: plain HTTP/1.1 on its own address (no TLS: bind it to loopback or a
-//! management network).
+//! The operations listener: HTTP/1.1 on its own address, plain or over TLS ([`crate::OpsTls`]).
 
 use crate::{Health, Metrics, OpsError, VersionInfo};
 use axum::Router;
@@ -14,8 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct Ops {
     /// The process's metrics.
     pub metrics: Metrics,
-    /// The process's health checks.
+    /// The process's health checks (`/healthz`).
     pub health: Health,
+    /// Conditions of readiness besides having started (`/readyz`), e.g. a connection that must be open.
+    pub readiness: Health,
     ready: Arc<AtomicBool>,
     version: Arc<VersionInfo>,
 }
@@ -26,12 +27,13 @@ impl Ops {
         Ops {
             metrics: Metrics::new(),
             health: Health::default(),
+            readiness: Health::default(),
             ready: Arc::new(AtomicBool::new(false)),
             version: Arc::new(version),
         }
     }
 
-    /// Marks the process started: `/readyz` answers 200 from now on.
+    /// Marks the process started: `/readyz` answers 200 from now on, while every readiness check passes.
     pub fn set_ready(&self) {
         self.ready.store(true, Ordering::Release);
     }
@@ -72,11 +74,12 @@ async fn healthz(axum::extract::State(ops): axum::extract::State<Ops>) -> Respon
 }
 
 async fn readyz(axum::extract::State(ops): axum::extract::State<Ops>) -> Response {
-    if ops.is_ready() {
-        json(StatusCode::OK, &serde_json::json!({"status": "OK"}))
-    } else {
-        json(StatusCode::SERVICE_UNAVAILABLE, &serde_json::json!({"status": "Service Unavailable"}))
+    if !ops.is_ready() {
+        return json(StatusCode::SERVICE_UNAVAILABLE, &serde_json::json!({"status": "Service Unavailable"}));
     }
+    let report = ops.readiness.report();
+    let status = if report.ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    json(status, &report)
 }
 
 async fn version(axum::extract::State(ops): axum::extract::State<Ops>) -> Response {
@@ -101,5 +104,19 @@ pub async fn serve(
 ) -> Result<(), OpsError> {
     tracing::info!(addr = ?listener.local_addr().ok(), "operations service listening");
     axum::serve(listener, router(ops)).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}
+
+/// Serves the operations endpoints over TLS (`tls`: [`crate::OpsTls::rustls_config`]) on `listener` until
+/// `shutdown` completes. A client that fails the handshake (no certificate when one is required, a
+/// certificate of another CA, plain HTTP) gets no answer.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    ops: Ops,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), OpsError> {
+    tracing::info!(addr = ?listener.local_addr().ok(), "operations service listening (TLS)");
+    mca_client::tls::serve_tls(listener, router(ops), tls, shutdown).await?;
     Ok(())
 }

@@ -54,7 +54,12 @@ fn the_exposition_parses_and_carries_every_family_with_units_in_names() {
         vec![("ok", Box::new(|| 1)), ("failed", Box::new(|| 1))],
     );
     m.bridge.answered("2000", 0.5);
-    m.bridge.set_event_lag(1);
+    m.bridge.set_chain_lag(1);
+    m.bridge.set_chain_height(12);
+    m.bridge.set_events_in_flight(2);
+    m.bridge.set_peer_up("lwm2m", "10.0.0.12:9051", true);
+    m.bridge.set_peer_up("onem2m", "10.0.0.11:7051", false);
+    m.bridge.set_event_stream_up(true);
     m.counter_fn("ipechain_bridge_uplink_transactions", "uplink", || 5);
     let text = m.encode().expect("encodes");
     let s = parse(&text);
@@ -94,7 +99,12 @@ fn the_exposition_parses_and_carries_every_family_with_units_in_names() {
     assert_eq!(get(r#"ipechain_lwm2m_dtls_handshakes_total{outcome="failed"}"#), 1.0);
     assert_eq!(get(r#"ipechain_interworking_requests_total{status="2000"}"#), 1.0);
     assert_eq!(get(r#"ipechain_interworking_request_duration_seconds_count{status="2000"}"#), 1.0);
-    assert_eq!(get("ipechain_bridge_event_lag_blocks"), 1.0);
+    assert_eq!(get("ipechain_bridge_chain_lag_blocks"), 1.0);
+    assert_eq!(get("ipechain_bridge_chain_height_blocks"), 12.0);
+    assert_eq!(get("ipechain_bridge_events_in_flight"), 2.0);
+    assert_eq!(get(r#"ipechain_bridge_ledger_peer_up{side="lwm2m",peer="10.0.0.12:9051"}"#), 1.0);
+    assert_eq!(get(r#"ipechain_bridge_ledger_peer_up{side="onem2m",peer="10.0.0.11:7051"}"#), 0.0);
+    assert_eq!(get("ipechain_bridge_event_stream_up"), 1.0);
     assert_eq!(get("ipechain_bridge_uplink_transactions_total"), 5.0);
     assert!(text.contains("# TYPE ipechain_lwm2m_registrations gauge"), "{text}");
     assert!(text.contains("# UNIT ipechain_peer_commit_duration_seconds seconds"), "{text}");
@@ -181,6 +191,29 @@ fn an_orderer_without_a_leader_for_a_while_is_not_healthy() {
     assert!(pw.check(3, 4, at(30), GRACE).is_err());
 }
 
+#[test]
+fn a_condition_is_unhealthy_once_it_held_for_the_grace_period() {
+    let t0 = Stopwatch::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    let bad = || Some("peer 10.0.0.12:9051 unreachable".to_owned());
+    let (s, v) = sustained(None, bad(), at(0), GRACE);
+    assert_eq!((s, v), (Some(at(0)), Ok(())));
+    let (s, v) = sustained(s, bad(), at(29), GRACE);
+    assert_eq!((s, v), (Some(at(0)), Ok(())));
+    let (s, v) = sustained(s, bad(), at(30), GRACE);
+    assert_eq!(v, Err("peer 10.0.0.12:9051 unreachable for 30s".to_owned()));
+    // It stops holding: healthy at once, and the clock starts over when it holds again.
+    let (s, v) = sustained(s, None, at(31), GRACE);
+    assert_eq!((s, v), (None, Ok(())));
+    let (s, v) = sustained(s, bad(), at(40), GRACE);
+    assert_eq!((s, v), (Some(at(40)), Ok(())));
+    let w = SustainedWatch::default();
+    assert_eq!(w.check(bad(), at(0), GRACE), Ok(()));
+    assert!(w.check(bad(), at(35), GRACE).is_err());
+    assert_eq!(w.check(None, at(36), GRACE), Ok(()));
+    assert_eq!(w.check(bad(), at(37), GRACE), Ok(()));
+}
+
 #[cfg(feature = "server")]
 mod server {
     use super::*;
@@ -217,6 +250,21 @@ mod server {
         ops.set_ready();
         let (s, _, body) = get(&ops, "/readyz").await;
         assert_eq!((s, body.as_str()), (StatusCode::OK, r#"{"status":"OK"}"#));
+        // A readiness condition that fails: 503 naming it, and 200 again once it holds.
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let u = up.clone();
+        ops.readiness.add_fn("bridge event stream", move || {
+            if u.load(std::sync::atomic::Ordering::Relaxed) {
+                Ok(())
+            } else {
+                Err("not connected".to_owned())
+            }
+        });
+        let (s, _, body) = get(&ops, "/readyz").await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains(r#""component":"bridge event stream","reason":"not connected""#), "{body}");
+        up.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(get(&ops, "/readyz").await.0, StatusCode::OK);
         let (s, ct, body) = get(&ops, "/healthz").await;
         assert_eq!(
             (s, ct.as_str(), body.as_str()),
@@ -234,5 +282,62 @@ mod server {
         assert!(v["profile"] == "debug" || v["profile"] == "release", "{v}");
         let (s, _, _) = get(&ops, "/nothing").await;
         assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+}
+
+#[cfg(feature = "server")]
+mod tls {
+    use crate::{OpsError, OpsTls};
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+
+    /// A CA, and a server certificate with its key issued by it.
+    fn material() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = p.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(p, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let cert =
+            CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&key, &issuer).unwrap();
+        (ca.pem().into_bytes(), cert.pem().into_bytes(), key.serialize_pem().into_bytes())
+    }
+
+    fn what(e: OpsError) -> &'static str {
+        match e {
+            OpsError::Tls { what, .. } => what,
+            e => panic!("not a TLS error: {e}"),
+        }
+    }
+
+    #[test]
+    fn a_certificate_and_key_make_a_config_with_or_without_required_client_certificates() {
+        let (ca, cert_pem, key_pem) = material();
+        let tls = OpsTls { cert_pem: cert_pem.clone(), key_pem: key_pem.clone(), client_ca_pem: None };
+        let cfg = tls.rustls_config().unwrap();
+        assert_eq!(cfg.alpn_protocols, [b"http/1.1".to_vec()]);
+        let tls = OpsTls { cert_pem, key_pem, client_ca_pem: Some(ca) };
+        tls.rustls_config().unwrap();
+    }
+
+    #[test]
+    fn unusable_material_is_named() {
+        let (ca, cert_pem, key_pem) = material();
+        let (_, _, other_key) = material();
+        let ok = OpsTls { cert_pem, key_pem, client_ca_pem: None };
+        // A key of another certificate.
+        let e = OpsTls { key_pem: other_key, ..ok.clone() }.rustls_config().unwrap_err();
+        assert!(e.to_string().contains("does not belong to the certificate"), "{e}");
+        assert_eq!(what(e), "private key");
+        // Not PEM at all, or no certificate in it.
+        let e = OpsTls { cert_pem: b"hello".to_vec(), ..ok.clone() }.rustls_config().unwrap_err();
+        assert_eq!(what(e), "certificate");
+        let e = OpsTls { key_pem: ca.clone(), ..ok.clone() }.rustls_config().unwrap_err();
+        assert_eq!(what(e), "private key");
+        let e = OpsTls { client_ca_pem: Some(b"".to_vec()), ..ok.clone() }.rustls_config().unwrap_err();
+        assert_eq!(what(e), "client CA");
+        // A client CA file holding a key instead of certificates.
+        let e = OpsTls { client_ca_pem: Some(ok.key_pem.clone()), ..ok }.rustls_config().unwrap_err();
+        assert_eq!(what(e), "client CA");
     }
 }

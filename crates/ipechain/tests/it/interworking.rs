@@ -798,7 +798,12 @@ async fn aiocoap_sends_senml_cbor_and_its_request_is_answered_by_an_application(
 
 /// `ipechain gateway --config <file>` with a state directory of its own: the bridge with its embedded CSE
 /// and LwM2M server, against the ledger the file's `[ledger]` names.
-fn spawn_gateway(logs: &std::path::Path, config: &std::path::Path, state: &std::path::Path) -> Up {
+pub(crate) fn spawn_gateway(
+    logs: &std::path::Path,
+    config: &std::path::Path,
+    state: &std::path::Path,
+    extra: &[String],
+) -> Up {
     let (cse, coap) = (test_support::free_tcp_port(), test_support::free_udp_port());
     let log = std::fs::OpenOptions::new().create(true).append(true).open(logs.join("gateway.log")).unwrap();
     let child = ChildGuard::spawn(
@@ -814,6 +819,7 @@ fn spawn_gateway(logs: &std::path::Path, config: &std::path::Path, state: &std::
             .args(["--lwm2m-dtls-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
             .args(["--lwm2m-bootstrap-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
             .args(["--lwm2m-bootstrap-dtls-addr", &format!("127.0.0.1:{}", test_support::free_udp_port())])
+            .args(extra)
             .env("RUST_LOG", "info,bridge=debug")
             .stdout(Stdio::null())
             .stderr(log),
@@ -824,7 +830,7 @@ fn spawn_gateway(logs: &std::path::Path, config: &std::path::Path, state: &std::
 
 /// `[ledger.<side>]` for a network's `Gateway` user of `org`: the files of its cryptogen folder, as a
 /// Fabric application is given them.
-fn ledger_link(net: &Net, side: &str, org: usize) -> String {
+pub(crate) fn ledger_link(net: &Net, side: &str, org: usize) -> String {
     let domain = format!("org{org}.ipechain.local");
     let user = net.dir.crypto_dir().join(format!("peerOrganizations/{domain}/users/Gateway@{domain}"));
     let signcert = std::fs::read_dir(user.join("msp/signcerts")).unwrap().next().unwrap().unwrap().path();
@@ -870,7 +876,7 @@ async fn a_gateway_on_its_own_interworks_through_a_ledger_named_by_its_configura
     )
     .unwrap();
     let gw_state = state.path().join("state");
-    let mut gw = spawn_gateway(&net.logs, &config, &gw_state);
+    let mut gw = spawn_gateway(&net.logs, &config, &gw_state, &[]);
     let cse = gw.cse;
     wait_for("the gateway's CSE", 60, || {
         (mca(cse, "GET", "/cse-in", "CAdmin", None, &Value::Null).0 == 2000).then_some(())
@@ -953,7 +959,7 @@ async fn a_gateway_on_its_own_interworks_through_a_ledger_named_by_its_configura
 }
 
 /// `ipechain policy SUBCOMMAND --data-dir … ARGS` (admin transactions signed as Org1's Admin).
-fn policy(net: &Net, sub: &str, args: &[&str]) -> Value {
+pub(crate) fn policy(net: &Net, sub: &str, args: &[&str]) -> Value {
     let out = Command::new(bin())
         .args(["policy", sub, "--data-dir"])
         .arg(net.dir.root())

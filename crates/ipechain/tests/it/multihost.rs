@@ -9,8 +9,16 @@
 //! back the gateway catches up from its checkpoint and answers it; every request is answered exactly once;
 //! all nodes end with the same head; `ipechain verify` passes.
 //!
-//! Needs root (CI runs as root) and iproute2 (`scripts/test.sh` installs it). Link delay and loss (`tc
-//! netem`) are not exercised: these machines' kernel has no `sch_netem` ("Specified qdisc kind is unknown").
+//! Link delay and loss without `tc netem` (these machines' kernel has no `sch_netem`: "Specified qdisc kind
+//! is unknown"), with netfilter inside the gateway's and the switch's namespaces: delay is an NFQUEUE rule
+//! (`iptables`, nf_tables backend) on the gateway's interface and a queue consumer of this test ([`Delay`],
+//! the `nfq` crate) that holds every packet the gateway sends for 20 ms, in order, as `netem delay 20ms`
+//! on that interface would; loss is an nft `numgen random` drop at the ingress of both ends of the gateway's
+//! cable. The interworking round trips run once without and once with the delay, and the test prints the
+//! delayed rate as a share of the undelayed one (a figure, not an assertion); the cut-links phase runs with
+//! 10 % loss on the gateway's link.
+//!
+//! Needs root (CI runs as root), iproute2, nftables and iptables (`scripts/test.sh` installs them).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -94,13 +102,7 @@ impl Lab {
         let path = format!("/run/netns/{}", self.ns(host));
         tokio::task::spawn_blocking(move || {
             std::thread::spawn(move || {
-                use std::os::fd::AsRawFd;
-                let file = std::fs::File::open(&path).unwrap();
-                // SAFETY: setns(2) on a valid namespace fd moves only this thread, which then runs `f`;
-                // no memory is shared through it.
-                #[allow(unsafe_code)]
-                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+                enter_netns(&path);
                 f()
             })
             .join()
@@ -121,6 +123,134 @@ impl Lab {
         })
         .await
     }
+}
+
+/// Link delay on a host's interface: every packet it sends out of `eth0` is queued (NFQUEUE) and let go
+/// `delay` after it was queued, in order, by a thread of this test in that host's namespace. Removed on drop.
+struct Delay {
+    ns: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+/// The NFQUEUE rule of [`Delay`]: `-A` adds it, `-D` deletes it.
+fn delay_rule(ns: &str, op: &str) {
+    run(
+        "ip",
+        &["netns", "exec", ns, "iptables", op, "OUTPUT", "-o", "eth0", "-j", "NFQUEUE", "--queue-num", "0"],
+    );
+}
+
+impl Delay {
+    fn start(lab: &Lab, host: &str, delay: Duration) -> Delay {
+        let ns = lab.ns(host);
+        let path = format!("/run/netns/{ns}");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (bound_tx, bound) = std::sync::mpsc::channel();
+        let halt = stop.clone();
+        let thread = std::thread::spawn(move || {
+            use std::sync::atomic::Ordering;
+            enter_netns(&path);
+            let mut q = nfq::Queue::open().expect("a netfilter queue socket");
+            q.bind(0).expect("bind netfilter queue 0");
+            q.set_queue_max_len(0, 65536).expect("queue length");
+            q.set_nonblocking(true);
+            bound_tx.send(()).unwrap();
+            let mut held: std::collections::VecDeque<(std::time::Instant, nfq::Message)> = Default::default();
+            let mut passed = 0u64;
+            loop {
+                let stopping = halt.load(Ordering::Acquire);
+                loop {
+                    match q.recv() {
+                        Ok(m) => held.push_back((std::time::Instant::now() + delay, m)),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => panic!("netfilter queue: {e}"),
+                    }
+                }
+                let now = std::time::Instant::now();
+                while held.front().is_some_and(|(due, _)| stopping || *due <= now) {
+                    let (_, mut m) = held.pop_front().unwrap();
+                    m.set_verdict(nfq::Verdict::Accept);
+                    q.verdict(m).expect("verdict");
+                    passed += 1;
+                }
+                if stopping {
+                    return passed;
+                }
+                std::thread::sleep(Duration::from_micros(250));
+            }
+        });
+        bound.recv_timeout(Duration::from_secs(10)).expect("the queue consumer bound its queue");
+        delay_rule(&ns, "-A");
+        Delay { ns, stop, thread: Some(thread) }
+    }
+
+    /// Removes the delay; returns how many packets it held.
+    fn stop(mut self) -> u64 {
+        self.end()
+    }
+
+    fn end(&mut self) -> u64 {
+        let Some(t) = self.thread.take() else { return 0 };
+        delay_rule(&self.ns, "-D");
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        t.join().unwrap()
+    }
+}
+
+impl Drop for Delay {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.end();
+        }
+    }
+}
+
+/// Random loss of `percent` of the packets in both directions of `host`'s cable: an nft `numgen random`
+/// drop at the ingress of its interface (what reaches the host) and of the cable's switch end (what it sends).
+fn loss(lab: &Lab, host: &str, percent: u8) {
+    for (ns, dev) in [(lab.ns(host), "eth0".to_owned()), (lab.ns("sw"), format!("v-{host}"))] {
+        let nft = |args: &[&str]| run("ip", &[&["netns", "exec", &ns, "nft"][..], args].concat());
+        nft(&["add", "table", "netdev", "loss"]);
+        let hook = format!("{{ type filter hook ingress device \"{dev}\" priority 0; }}");
+        nft(&["add", "chain", "netdev", "loss", "ingress", &hook]);
+        let p = percent.to_string();
+        nft(&[
+            "add", "rule", "netdev", "loss", "ingress", "numgen", "random", "mod", "100", "<", &p, "counter",
+            "drop",
+        ]);
+    }
+}
+
+/// Removes [`loss`]; returns the packets it dropped (both directions).
+fn no_loss(lab: &Lab, host: &str) -> u64 {
+    let mut dropped = 0;
+    for ns in [lab.ns(host), lab.ns("sw")] {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns, "nft", "list", "table", "netdev", "loss"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        dropped += text
+            .split("packets ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no drop counter in {text}"));
+        run("ip", &["netns", "exec", &ns, "nft", "delete", "table", "netdev", "loss"]);
+    }
+    dropped
+}
+
+/// Moves the calling thread into the network namespace at `path` (`/run/netns/<name>`): the sockets it
+/// opens from now on live there.
+fn enter_netns(path: &str) {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).unwrap();
+    // SAFETY: setns(2) on a valid namespace fd moves only this thread; no memory is shared through it.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
 }
 
 impl Drop for Lab {
@@ -194,6 +324,68 @@ async fn request(lab: &Lab, cse: SocketAddr, ae: &str, con: Value) {
         })
         .await;
     assert_eq!(rsc, 2001, "request into {ae}/cmd: {body}");
+}
+
+/// `n` interworking round trips at once: `n` read requests (`<prefix>-<i>`) written into the device's `cmd`
+/// container as the application `Capp-mh`, one after the other over a connection each (`concurrent`
+/// false: one application writing its requests in turn) or all at once (true: as `n` applications would),
+/// done when all `n` answers are in its `rsp` container. Returns round trips per second, from the first
+/// request written to the last answer seen (the container is read every 50 ms), and the seconds the
+/// writing took.
+async fn round_trips(
+    lab: &Lab,
+    cse: SocketAddr,
+    ae: &str,
+    prefix: &str,
+    n: usize,
+    concurrent: bool,
+) -> (f64, f64) {
+    let start = std::time::Instant::now();
+    let body =
+        |i: usize| json!({"request_id": format!("{prefix}-{i}"), "op": "read", "path": "/3303/0/5700"});
+    if concurrent {
+        let ns = format!("/run/netns/{}", lab.ns("cl"));
+        let writes: Vec<(String, Value)> = (0..n)
+            .map(|i| (format!("/cse-in/{ae}/cmd"), json!({"m2m:cin": {"cr": null, "con": body(i)}})))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            let threads: Vec<_> = writes
+                .into_iter()
+                .map(|(path, cin)| {
+                    let ns = ns.clone();
+                    std::thread::spawn(move || {
+                        enter_netns(&ns);
+                        let (rsc, answer) = mca_at(cse, "POST", &path, "Capp-mh", Some(4), &cin);
+                        assert_eq!(rsc, 2001, "request into {path}: {answer}");
+                    })
+                })
+                .collect();
+            threads.into_iter().for_each(|t| t.join().unwrap());
+        })
+        .await
+        .unwrap();
+    } else {
+        for i in 0..n {
+            request(lab, cse, ae, body(i)).await;
+        }
+    }
+    let written = start.elapsed().as_secs_f64();
+    let want = format!("{prefix}-");
+    for _ in 0..2400 {
+        let done = answers(lab, cse, ae)
+            .await
+            .iter()
+            .filter(|a| {
+                a["request_id"].as_str().is_some_and(|id| id.starts_with(&want)) && a["status"] == "ok"
+            })
+            .count();
+        if done == n {
+            return (n as f64 / start.elapsed().as_secs_f64(), written);
+        }
+        assert!(done < n, "more answers than requests for {prefix}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the {n} round trips {prefix} did not complete within 120 s");
 }
 
 /// The stored answer to `id` in `<ae>/rsp`, waiting up to `secs`.
@@ -361,6 +553,35 @@ async fn each_component_on_its_own_host_interworks_and_survives_cut_links() {
     .expect("the answer reaches the device");
     assert!(line.contains(&hex::encode(&asked)), "{line}");
 
+    // Link delay: the same interworking round trips without and with 20 ms added to every packet the
+    // gateway sends (as `netem delay 20ms` on its interface). The figure of issue 17: the delayed rate as a
+    // share of the undelayed one, in the same run.
+    const N: usize = 20;
+    round_trips(&lab, cse, "Cmh-node", "warm", 4, false).await;
+    let mut rates = Vec::new();
+    for (concurrent, how) in [(false, "written one after the other"), (true, "written at once")] {
+        let tag = if concurrent { "c" } else { "s" };
+        let (plain, w_plain) =
+            round_trips(&lab, cse, "Cmh-node", &format!("plain{tag}"), N, concurrent).await;
+        let delay = Delay::start(&lab, "gw", Duration::from_millis(20));
+        let (delayed, w_delayed) =
+            round_trips(&lab, cse, "Cmh-node", &format!("delayed{tag}"), N, concurrent).await;
+        let held = delay.stop();
+        assert!(held > 0, "the delay held no packet");
+        rates.push((how, plain, delayed, w_plain, w_delayed, held));
+    }
+    for (how, plain, delayed, w_plain, w_delayed, held) in rates {
+        eprintln!(
+            "FIGURE multihost interworking round trips, {N} requests {how}: {plain:.2}/s without delay, \
+             {delayed:.2}/s with 20 ms added to every packet the gateway sends ({held} packets held): {:.2} \
+             of the undelayed rate (writing them took {w_plain:.2} s and {w_delayed:.2} s)",
+            delayed / plain
+        );
+    }
+
+    // The cut-links phase runs with 10 % loss on the gateway's link (both directions).
+    loss(&lab, "gw", 10);
+
     // Fault 1: an orderer's cable is pulled; the other two keep ordering.
     lab.link("o0", false);
     request(&lab, cse, "Cmh-node", json!({"request_id": "mh-3", "op": "read", "path": "/3303/0/5750"})).await;
@@ -409,11 +630,21 @@ async fn each_component_on_its_own_host_interworks_and_survives_cut_links() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(done["status"], "ok", "{done}");
+    // Still lossy: another round trip through the gateway's link.
+    request(&lab, cse, "Cmh-node", json!({"request_id": "mh-5", "op": "read", "path": "/3303/0/5750"})).await;
+    assert_eq!(answer(&lab, cse, "Cmh-node", "mh-5", 90).await["status"], "ok");
+    let dropped = no_loss(&lab, "gw");
+    assert!(dropped > 0, "the loss dropped nothing");
+    eprintln!("the cut-links phase lost {dropped} packets on the gateway's link (10 % each way)");
 
     // Exactly once: one stored answer per request; every node ends with the same head.
     let stored = answers(&lab, cse, "Cmh-node").await;
-    for id in ["mh-1", "mh-2", "mh-3"] {
-        assert_eq!(stored.iter().filter(|a| a["request_id"] == id).count(), 1, "{id}: {stored:#?}");
+    let mut ids: Vec<String> = ["mh-1", "mh-2", "mh-3", "mh-5"].map(str::to_owned).into();
+    for (prefix, n) in [("warm", 4), ("plains", N), ("delayeds", N), ("plainc", N), ("delayedc", N)] {
+        ids.extend((0..n).map(|i| format!("{prefix}-{i}")));
+    }
+    for id in ids {
+        assert_eq!(stored.iter().filter(|a| a["request_id"] == id.as_str()).count(), 1, "{id}: {stored:#?}");
     }
     wait_for("equal heads on every node", 60, || converged(&status(&lab, &net)).then_some(())).await;
 

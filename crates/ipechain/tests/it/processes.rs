@@ -107,6 +107,20 @@ impl Net {
         g.0.wait().unwrap();
     }
 
+    /// SIGTERM one node and wait for its clean exit.
+    pub(crate) fn stop(&mut self, name: &str) {
+        let mut g = self.nodes.remove(name).unwrap();
+        Command::new("kill").args(["-TERM", &g.0.id().to_string()]).status().unwrap();
+        for _ in 0..200 {
+            if let Some(status) = g.0.try_wait().unwrap() {
+                assert!(status.success(), "{name} exited with {status} after SIGTERM");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{name} did not stop within 10 s of SIGTERM");
+    }
+
     /// SIGTERM and wait for a clean exit.
     pub(crate) fn stop_all(&mut self) {
         for (name, mut g) in self.nodes.drain() {
