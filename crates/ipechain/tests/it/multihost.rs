@@ -335,7 +335,7 @@ async fn request(lab: &Lab, cse: SocketAddr, ae: &str, con: Value) {
 async fn round_trips(
     lab: &Lab,
     cse: SocketAddr,
-    ae: &str,
+    aes: &[&str],
     prefix: &str,
     n: usize,
     concurrent: bool,
@@ -343,10 +343,12 @@ async fn round_trips(
     let start = std::time::Instant::now();
     let body =
         |i: usize| json!({"request_id": format!("{prefix}-{i}"), "op": "read", "path": "/3303/0/5700"});
+    // Request i goes to device i mod |aes|.
+    let ae_of = |i: usize| aes[i % aes.len()];
     if concurrent {
         let ns = format!("/run/netns/{}", lab.ns("cl"));
         let writes: Vec<(String, Value)> = (0..n)
-            .map(|i| (format!("/cse-in/{ae}/cmd"), json!({"m2m:cin": {"cr": null, "con": body(i)}})))
+            .map(|i| (format!("/cse-in/{}/cmd", ae_of(i)), json!({"m2m:cin": {"cr": null, "con": body(i)}})))
             .collect();
         tokio::task::spawn_blocking(move || {
             let threads: Vec<_> = writes
@@ -366,15 +368,18 @@ async fn round_trips(
         .unwrap();
     } else {
         for i in 0..n {
-            request(lab, cse, ae, body(i)).await;
+            request(lab, cse, ae_of(i), body(i)).await;
         }
     }
     let written = start.elapsed().as_secs_f64();
     let want = format!("{prefix}-");
     for _ in 0..2400 {
-        let done = answers(lab, cse, ae)
-            .await
+        // Every device's answers at once: one after the other, the reads themselves would cross the
+        // delayed link a dozen times per look and pace the measurement.
+        let all = futures::future::join_all(aes.iter().map(|ae| answers(lab, cse, ae))).await;
+        let done = all
             .iter()
+            .flatten()
             .filter(|a| {
                 a["request_id"].as_str().is_some_and(|id| id.starts_with(&want)) && a["status"] == "ok"
             })
@@ -386,6 +391,26 @@ async fn round_trips(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the {n} round trips {prefix} did not complete within 120 s");
+}
+
+/// The devices the larger delay-figure batches spread over: CoAP allows one outstanding request per device
+/// (RFC 7252's NSTART = 1), so over a 20 ms link one device answers at most about 50 requests a second,
+/// whatever ipechain does; spread over twelve, a batch of 60 measures the interworking path instead.
+const FIG_DEVICES: [&str; 12] = [
+    "mh-fig0", "mh-fig1", "mh-fig2", "mh-fig3", "mh-fig4", "mh-fig5", "mh-fig6", "mh-fig7", "mh-fig8",
+    "mh-fig9", "mh-fig10", "mh-fig11",
+];
+
+/// Waits until the resource at `path` exists on the CSE (a device's tree was made).
+async fn wait_for_tree(lab: &Lab, cse: SocketAddr, path: String) {
+    for _ in 0..240 {
+        let p = path.clone();
+        if lab.on("cl", move || mca_at(cse, "GET", &p, "CAdmin", None, &Value::Null).0).await == 2000 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("{path} did not appear");
 }
 
 /// The stored answer to `id` in `<ae>/rsp`, waiting up to `secs`.
@@ -483,6 +508,20 @@ async fn each_component_on_its_own_host_interworks_and_survives_cut_links() {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // Twelve more devices for the larger batches of the delay figure (each answer container keeps 100 answers).
+    let mut fig_devices = Vec::new();
+    for ep in FIG_DEVICES {
+        fig_devices.push(
+            NodeClient::start_with(
+                lab.cmd("cl", "node"),
+                &format!("create /3303/0\nset /3303/0 5700 18.5\nconnect {gw_ip} 5683 {ep} /\n"),
+            )
+            .await,
+        );
+    }
+    for ep in FIG_DEVICES {
+        wait_for_tree(&lab, cse, format!("/cse-in/C{ep}/obj3303_0/res5700")).await;
+    }
     request(&lab, cse, "Cmh-node", json!({"request_id": "mh-1", "op": "read", "path": "/3303/0/5700"})).await;
     let a = answer(&lab, cse, "Cmh-node", "mh-1", 60).await;
     assert_eq!(
@@ -557,19 +596,40 @@ async fn each_component_on_its_own_host_interworks_and_survives_cut_links() {
     // gateway sends (as `netem delay 20ms` on its interface). The figure of issue 17: the delayed rate as a
     // share of the undelayed one, in the same run.
     const N: usize = 20;
-    round_trips(&lab, cse, "Cmh-node", "warm", 4, false).await;
+    round_trips(&lab, cse, &["Cmh-node"], "warm", 4, false).await;
     let mut rates = Vec::new();
     for (concurrent, how) in [(false, "written one after the other"), (true, "written at once")] {
         let tag = if concurrent { "c" } else { "s" };
         let (plain, w_plain) =
-            round_trips(&lab, cse, "Cmh-node", &format!("plain{tag}"), N, concurrent).await;
+            round_trips(&lab, cse, &["Cmh-node"], &format!("plain{tag}"), N, concurrent).await;
         let delay = Delay::start(&lab, "gw", Duration::from_millis(20));
         let (delayed, w_delayed) =
-            round_trips(&lab, cse, "Cmh-node", &format!("delayed{tag}"), N, concurrent).await;
+            round_trips(&lab, cse, &["Cmh-node"], &format!("delayed{tag}"), N, concurrent).await;
         let held = delay.stop();
         assert!(held > 0, "the delay held no packet");
         rates.push((how, plain, delayed, w_plain, w_delayed, held));
     }
+    // A larger batch over twelve devices (20 each): the rate under load rather than one round trip's latency
+    // or one device's CoAP pace. A batch of 20 to one device finishes in about 0.3 s undelayed, so the
+    // latency a round trip gains (several link crossings of 20 ms, about 0.4 s in all) and the device's
+    // one-at-a-time CoAP exchanges dominate it; 240 take seconds, and their rate is the path's throughput.
+    const BIG: usize = 240;
+    let fig_aes: Vec<String> = FIG_DEVICES.iter().map(|ep| format!("C{ep}")).collect();
+    let fig_aes: Vec<&str> = fig_aes.iter().map(String::as_str).collect();
+    // The first requests to a device that just registered are slow (seconds): warm each up first.
+    round_trips(&lab, cse, &fig_aes, "figwarm", FIG_DEVICES.len() * 2, false).await;
+    let (plain, w_plain) = round_trips(&lab, cse, &fig_aes, "bigplain", BIG, true).await;
+    let delay = Delay::start(&lab, "gw", Duration::from_millis(20));
+    let (delayed, w_delayed) = round_trips(&lab, cse, &fig_aes, "bigdelayed", BIG, true).await;
+    let held = delay.stop();
+    assert!(held > 0, "the delay held no packet");
+    eprintln!(
+        "FIGURE multihost interworking round trips, {BIG} requests to {} devices written at once: {plain:.2}/s without delay, \
+         {delayed:.2}/s with 20 ms added to every packet the gateway sends ({held} packets held): {:.2} of the \
+         undelayed rate (writing them took {w_plain:.2} s and {w_delayed:.2} s)",
+        FIG_DEVICES.len(),
+        delayed / plain
+    );
     for (how, plain, delayed, w_plain, w_delayed, held) in rates {
         eprintln!(
             "FIGURE multihost interworking round trips, {N} requests {how}: {plain:.2}/s without delay, \
@@ -646,6 +706,15 @@ async fn each_component_on_its_own_host_interworks_and_survives_cut_links() {
     for id in ids {
         assert_eq!(stored.iter().filter(|a| a["request_id"] == id.as_str()).count(), 1, "{id}: {stored:#?}");
     }
+    let mut stored = Vec::new();
+    for ae in &fig_aes {
+        stored.extend(answers(&lab, cse, ae).await);
+    }
+    let fig_ids = [("figwarm", FIG_DEVICES.len() * 2), ("bigplain", BIG), ("bigdelayed", BIG)];
+    for id in fig_ids.iter().flat_map(|(p, n)| (0..*n).map(move |i| format!("{p}-{i}"))) {
+        assert_eq!(stored.iter().filter(|a| a["request_id"] == id.as_str()).count(), 1, "{id}: {stored:#?}");
+    }
+    drop(fig_devices);
     wait_for("equal heads on every node", 60, || converged(&status(&lab, &net)).then_some(())).await;
 
     drop(device);
