@@ -138,12 +138,12 @@ where
                 self.detail(local.response.as_ref().map(chaincode_response).unwrap_or_default()),
             ));
         }
-        let policies =
-            self.ledger.rules().required_policies(&contract, &rwset.ns_rwsets).ok_or_else(|| {
-                Status::failed_precondition(format!(
-                    "chaincode {contract:?}: its simulation touched namespaces no endorsement policy covers"
-                ))
-            })?;
+        let rules = self.ledger.rules();
+        let policies = rules.required_policies(&contract, &rwset.ns_rwsets).ok_or_else(|| {
+            Status::failed_precondition(format!(
+                "chaincode {contract:?}: its simulation touched namespaces no endorsement policy covers"
+            ))
+        })?;
         let satisfied = |e: &[PolicyEndorser]| policies.iter().all(|p| p.is_satisfied_by(e));
         let mut responses = vec![local];
         let mut endorsers = vec![PolicyEndorser::new(self.msp_id.clone(), "peer")];

@@ -27,6 +27,7 @@ use ledger_types::proto::{
 use ledger_types::store::{StateSnapshot, StoreError, UpdateBatch, VersionedValue};
 use ledger_types::tx::{DecodedTx, TxError};
 use ledger_types::{BlockExt, TxId, TxValidationCode};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -82,7 +83,7 @@ impl ChannelRules {
     /// defined contract, a system namespace written by a contract, or the same namespace twice makes the
     /// transaction invalid. `_lifecycle` needs, per key it writes, a peer of the approving organization or
     /// the lifecycle policy ([`lifecycle::required_policy`]).
-    pub fn required_policies(&self, contract: &str, rwset: &[NsRwSet]) -> Option<Vec<Policy>> {
+    pub fn required_policies(&self, contract: &str, rwset: &[NsRwSet]) -> Option<Vec<Cow<'_, Policy>>> {
         let mut seen = HashSet::new();
         if !rwset.iter().all(|ns| seen.insert(ns.namespace.as_str())) {
             return None;
@@ -91,16 +92,16 @@ impl ChannelRules {
             if rwset.iter().any(|ns| ns.namespace != lifecycle::NAMESPACE) {
                 return None;
             }
-            return lifecycle::required_policy(rwset, &self.members).map(|p| vec![p]);
+            return lifecycle::required_policy(rwset, &self.members).map(|p| vec![Cow::Owned(p)]);
         }
-        let mut out = vec![self.policies.get(contract)?.clone()];
+        let mut out = vec![Cow::Borrowed(self.policies.get(contract)?)];
         for ns in rwset.iter().filter(|ns| ns.namespace != contract) {
             if ns.namespace.starts_with('_') {
                 return None;
             }
             let p = self.policies.get(&ns.namespace)?;
-            if !ns.writes.is_empty() && !out.contains(p) {
-                out.push(p.clone());
+            if !ns.writes.is_empty() && !out.iter().any(|o| o.as_ref() == p) {
+                out.push(Cow::Borrowed(p));
             }
         }
         Some(out)
@@ -522,7 +523,11 @@ mod rules_tests {
             versions: HashMap::new(),
             definitions: BTreeMap::new(),
         };
-        let req = |c: &str, sets: Vec<NsRwSet>| rules.required_policies(c, &sets);
+        let req = |c: &str, sets: Vec<NsRwSet>| {
+            rules
+                .required_policies(c, &sets)
+                .map(|ps| ps.into_iter().map(Cow::into_owned).collect::<Vec<_>>())
+        };
         assert_eq!(req("a", vec![ns("a", true), ns("b", true)]), Some(vec![one("Org1MSP"), one("Org2MSP")]));
         // A called contract that only read needs nothing of its own.
         assert_eq!(req("a", vec![ns("a", true), ns("b", false)]), Some(vec![one("Org1MSP")]));
