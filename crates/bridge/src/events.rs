@@ -5,7 +5,7 @@
 //! handled concurrently, and a restart resumes after the watermark, so an event that was being handled when the
 //! gateway died is handled again. That is harmless by construction (see the crate docs).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,71 +25,7 @@ use tokio::sync::mpsc;
 use crate::journal::Entry;
 use crate::{DEVICE_REQUEST_OBJECT, Shared, ledger};
 
-/// Low-watermark tracking of concurrently handled events.
-#[derive(Debug, Default)]
-pub struct Tracker {
-    first: u64,
-    pending: VecDeque<(u64, String, bool)>,
-    checkpoint: Checkpoint,
-    dirty: bool,
-}
-
-impl Tracker {
-    /// Starts after `checkpoint`.
-    pub fn new(checkpoint: Checkpoint) -> Self {
-        Tracker { checkpoint, ..Tracker::default() }
-    }
-
-    /// Registers the next event; returns its sequence number.
-    pub fn push(&mut self, block: u64, tx_id: &str) -> u64 {
-        self.pending.push_back((block, tx_id.to_owned(), false));
-        self.first + self.pending.len() as u64 - 1
-    }
-
-    /// Marks event `seq` handled and advances the checkpoint over the handled prefix.
-    pub fn done(&mut self, seq: u64) {
-        let Some(i) = seq.checked_sub(self.first).and_then(|i| usize::try_from(i).ok()) else { return };
-        if let Some(e) = self.pending.get_mut(i) {
-            e.2 = true;
-        }
-        while self.pending.front().is_some_and(|e| e.2) {
-            if let Some((block, tx, _)) = self.pending.pop_front() {
-                self.checkpoint.handled(block, &tx);
-                self.first += 1;
-                self.dirty = true;
-            }
-        }
-    }
-
-    /// The checkpoint, if it moved since the last call.
-    pub fn take_dirty(&mut self) -> Option<Checkpoint> {
-        if self.dirty {
-            self.dirty = false;
-            Some(self.checkpoint.clone())
-        } else {
-            None
-        }
-    }
-
-    /// Where the event stream stands: after the last event registered (the checkpoint when every event
-    /// registered is handled).
-    pub fn received(&self) -> Checkpoint {
-        match self.pending.back() {
-            Some((block, tx, _)) => Checkpoint { block: *block, tx_id: Some(tx.clone()) },
-            None => self.checkpoint.clone(),
-        }
-    }
-
-    /// The block of the oldest event registered and not handled yet.
-    pub fn oldest_pending_block(&self) -> Option<u64> {
-        self.pending.iter().find(|e| !e.2).map(|e| e.0)
-    }
-
-    /// Events registered and not yet handled.
-    pub fn in_flight(&self) -> usize {
-        self.pending.iter().filter(|e| !e.2).count()
-    }
-}
+pub use crate::core::{Tracker, response_args};
 
 type SharedTracker = Arc<Mutex<Tracker>>;
 
@@ -368,9 +304,7 @@ async fn onem2m_worker(
 
 // ------------------------------------------------------------------------------------------------ downlink
 
-fn safe_to_repeat(op: Operation) -> bool {
-    matches!(op, Operation::Read | Operation::Discover | Operation::Observe | Operation::CancelObserve)
-}
+use crate::core::{failed, safe_to_repeat};
 
 /// Performs a request on the device and submits exactly one answer.
 async fn downlink(shared: &Arc<Shared>, r: RequestEvent) {
@@ -454,21 +388,6 @@ async fn submit_answer(
                 }
             }
         }
-    }
-}
-
-/// An answer without a device's code: `status` with `message`.
-fn failed(id: &str, status: &str, message: &str) -> ResponseArgs {
-    ResponseArgs {
-        request_id: id.to_owned(),
-        status: status.to_owned(),
-        code: None,
-        records: None,
-        payload: None,
-        content_format: None,
-        links: None,
-        location: None,
-        message: Some(message.to_owned()),
     }
 }
 
@@ -588,34 +507,6 @@ async fn device_op(shared: &Arc<Shared>, r: &RequestEvent, budget: Duration) -> 
             Ok(code_only(if n > 0 { 0x45 } else { 0x84 }))
         }
     }
-}
-
-/// The `submit_response` argument for a device's answer.
-pub fn response_args(id: &str, op: Operation, rsp: &OpResponse) -> ResponseArgs {
-    let ok = rsp.code.is_success();
-    let mut a = ResponseArgs {
-        request_id: id.to_owned(),
-        status: if ok { "ok" } else { "error" }.to_owned(),
-        code: Some(rsp.code.to_string()),
-        records: None,
-        payload: None,
-        content_format: None,
-        links: None,
-        location: None,
-        message: None,
-    };
-    if !ok {
-        return a;
-    }
-    match op {
-        Operation::Read | Operation::Observe => {
-            a.records = ipe::translate::records_to_json(&rsp.records).ok()
-        }
-        Operation::Discover => a.links = Some(lwm2m::link::format(&rsp.links)),
-        Operation::Create => a.location.clone_from(&rsp.location),
-        _ => {}
-    }
-    a
 }
 
 // ------------------------------------------------------------------------ device requests (scenario 2)

@@ -26,6 +26,7 @@
 //! Architecture Invariant: every request gets exactly one answer on the ledger (ok, error or timeout), and
 //! every answer is written once into the device's `rsp` container.
 
+pub mod core;
 pub mod events;
 pub mod head;
 pub mod journal;
