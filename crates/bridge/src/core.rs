@@ -648,3 +648,6 @@ pub fn response_args(id: &str, op: Operation, rsp: &OpResponse) -> ResponseArgs 
     a
 }
 
+
+#[cfg(test)]
+mod tests;
