@@ -309,6 +309,8 @@ struct Flight {
     journaled: bool,
     answer: Option<ResponseArgs>,
     seen_at: UnixMillis,
+    /// The device's registration count when the operation was last sent (see [`DownlinkCore::registrations`]).
+    sent_at_registration: u64,
 }
 
 impl Flight {
@@ -328,6 +330,9 @@ pub struct DownlinkCore {
     /// Requests answered in this life (the last [`REMEMBERED`]): a duplicate event for them is only counted.
     answered: HashSet<String>,
     answered_order: VecDeque<String>,
+    /// Registrations seen per endpoint: an operation that found its device offline is sent again at once if
+    /// the device registered after it was sent (the registration may reach the core before the op's result).
+    registrations: HashMap<String, u64>,
     commands: VecDeque<Command>,
 }
 
@@ -345,6 +350,7 @@ impl DownlinkCore {
             flights: HashMap::new(),
             answered: HashSet::new(),
             answered_order: VecDeque::new(),
+            registrations: HashMap::new(),
             commands: VecDeque::new(),
         }
     }
@@ -386,6 +392,7 @@ impl DownlinkCore {
             Input::JournalDurable { request_id, result } => self.on_journaled(now, &request_id, result),
             Input::DeviceResult { request_id, result } => self.on_device(now, &request_id, result),
             Input::DeviceRegistered { endpoint } => {
+                *self.registrations.entry(endpoint.clone()).or_default() += 1;
                 let waiting: Vec<String> = self
                     .flights
                     .iter()
@@ -441,6 +448,7 @@ impl DownlinkCore {
             journaled: interrupted,
             answer: None,
             seen_at: now,
+            sent_at_registration: 0,
         };
         self.flights.insert(id.clone(), f);
         // Only a request still pending on the ledger is acted on (a replayed event may be answered already).
@@ -506,6 +514,7 @@ impl DownlinkCore {
             return;
         }
         f.step = Step::Performing;
+        f.sent_at_registration = self.registrations.get(&f.request.endpoint).copied().unwrap_or(0);
         self.commands.push_back(Command::PerformDeviceOp { request: f.request.clone(), deadline });
     }
 
@@ -520,8 +529,12 @@ impl DownlinkCore {
             Err(OpError::UnknownEndpoint(_)) => {
                 // Offline: wait for it to come back (register) until the request expires. The operation was not
                 // sent, so performing it later is its first time.
+                let registered = self.registrations.get(&f.request.endpoint).copied().unwrap_or(0);
                 if now >= UnixMillis::from_secs(f.request.expires_at) {
                     expired(id)
+                } else if registered != f.sent_at_registration {
+                    self.perform(now, id);
+                    return;
                 } else {
                     f.step = Step::Offline;
                     return;
@@ -647,7 +660,6 @@ pub fn response_args(id: &str, op: Operation, rsp: &OpResponse) -> ResponseArgs 
     }
     a
 }
-
 
 #[cfg(test)]
 mod tests;

@@ -448,6 +448,31 @@ fn a_device_offline_is_performed_when_it_registers() {
 }
 
 #[test]
+fn a_device_that_registers_while_its_offline_result_is_on_the_way_is_not_waited_for() {
+    let mut w = World::new(vec![req_ev(1, "t1", "r1", Operation::Read)]);
+    w.offline.insert("dev1".into());
+    let mut core = w.boot();
+    core.handle(w.now(), Input::Event { block: 1, tx_id: "t1".into(), work: w.chain[0].work.clone() });
+    let Some(cmd @ Command::PerformDeviceOp { .. }) = core.poll_command() else { panic!("not performed") };
+    let offline = w.execute(cmd).unwrap();
+    // The device registers; the core hears of it before the operation's result.
+    w.offline.clear();
+    core.handle(w.now(), Input::DeviceRegistered { endpoint: "dev1".into() });
+    assert_eq!(core.poll_command(), None);
+    core.handle(w.now(), offline);
+    let Some(cmd @ Command::PerformDeviceOp { .. }) = core.poll_command() else { panic!("not sent again") };
+    let mut inputs = VecDeque::from(w.execute(cmd).into_iter().collect::<Vec<_>>());
+    while let Some(i) = inputs.pop_front() {
+        core.handle(w.now(), i);
+        while let Some(c) = core.poll_command() {
+            inputs.extend(w.execute(c));
+        }
+    }
+    assert_eq!(w.answer("r1").status, "ok");
+    check(&w, "registered in between");
+}
+
+#[test]
 fn a_device_offline_until_the_request_expires_is_answered_timeout() {
     let mut w =
         World::new(vec![req_ev(1, "t1", "r1", Operation::Read), req_ev(1, "t2", "w1", Operation::Write)]);
