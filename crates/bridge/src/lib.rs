@@ -155,6 +155,13 @@ pub(crate) fn unix_now() -> i64 {
     i64::try_from(t.as_secs()).unwrap_or(i64::MAX)
 }
 
+/// Milliseconds since the epoch (the bridge shell's clock, for the core's `now`).
+pub(crate) fn unix_now_ms() -> core::UnixMillis {
+    #[allow(clippy::disallowed_methods)] // the bridge shell's clock
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    core::UnixMillis(i64::try_from(t.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Why the bridge could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
