@@ -281,7 +281,7 @@ fn route(shared: &Arc<Shared>, inbox: &Inbox, onem2m: &Onem2mQueues, seq: u64, e
         }
         IpeEvent::Response(r) => {
             let rn = cin_name(&r.request_id);
-            onem2m.push(shared, inbox, r.ae_id.clone(), seq, Job::Cins(r.cins, rn));
+            onem2m.push(shared, inbox, r.ae_id.clone(), seq, Job::Cins(answer_last(r.cins), rn));
         }
         IpeEvent::DeviceRequest(d) => {
             let ae = d.ae_id.clone();
@@ -295,6 +295,14 @@ fn route(shared: &Arc<Shared>, inbox: &Inbox, onem2m: &Onem2mQueues, seq: u64, e
         }
         _ => inbox.done(seq),
     }
+}
+
+/// A response's contentInstances with the answer (the `rsp` container's) written last, so an application that
+/// sees the answer finds the values of a read in their data containers too.
+pub fn answer_last(mut cins: Vec<Cin>) -> Vec<Cin> {
+    let rsp = format!("/{}", ipe::mapping::RSP);
+    cins.sort_by_key(|c| c.container.ends_with(&rsp)); // stable: the data containers keep their order
+    cins
 }
 
 /// A contentInstance name from an id (ids are `A-Z a-z 0-9 - . _ : ~`; CSEs refuse `:` in names).

@@ -116,6 +116,15 @@ async fn a_journal_sync_makes_the_appends_before_it_durable_and_writes_nothing_i
 }
 
 #[test]
+fn a_responses_answer_is_written_after_its_values() {
+    use ipe::mapping::Cin;
+    let cin = |c: &str| Cin { container: c.into(), con: serde_json::json!({}) };
+    let cins = vec![cin("Cdev/rsp"), cin("Cdev/obj3303_0/res5700"), cin("Cdev/obj3303_0/res5701")];
+    let order: Vec<String> = crate::events::answer_last(cins).into_iter().map(|c| c.container).collect();
+    assert_eq!(order, ["Cdev/obj3303_0/res5700", "Cdev/obj3303_0/res5701", "Cdev/rsp"]);
+}
+
+#[test]
 fn device_answers_become_response_args() {
     use lwm2m_server::OpResponse;
     let rsp = OpResponse {
