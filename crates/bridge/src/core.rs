@@ -17,8 +17,9 @@
 //!                                  unsafe ─► Journal(Op, durable) ─► JournalDurable ─┐     │
 //!                                                         failed ─► SubmitAnswer error   ▼     ▼
 //!                                              expired? ─► SubmitAnswer timeout ◄── PerformDeviceOp
-//!                                              DeviceResult: answer ─► SubmitAnswer; offline ─► wait for
-//!                                              DeviceRegistered or the expiry
+//!                                              DeviceResult: answer ─► SubmitAnswer; offline ─► (unsafe:
+//!                                              Journal(Done), not sent) wait for DeviceRegistered (then
+//!                                              Journal(Op) again) or the expiry
 //!  Submitted: ok / refused (409 = answered already) ─► (unsafe: Journal(Done)) ─► close
 //!             failed ─► retry after SUBMIT_RETRY
 //!  close: every event seq of the request handled ─► watermark moves ─► SaveCheckpoint
@@ -400,7 +401,7 @@ impl DownlinkCore {
                     .map(|(id, _)| id.clone())
                     .collect();
                 for id in waiting {
-                    self.perform(now, &id);
+                    self.start(now, &id);
                 }
             }
             Input::Submitted { request_id, result } => self.on_submitted(now, &request_id, result),
@@ -484,13 +485,7 @@ impl DownlinkCore {
                 );
                 self.submit(id, answer);
             }
-            Ok(RequestStatus::Pending) if f.unsafe_op() => {
-                f.step = Step::Journaling;
-                f.journaled = true;
-                self.commands
-                    .push_back(Command::Journal { entry: Entry::Op { id: id.to_owned() }, durable: true });
-            }
-            Ok(RequestStatus::Pending) => self.perform(now, id),
+            Ok(RequestStatus::Pending) => self.start(now, id),
         }
     }
 
@@ -503,6 +498,19 @@ impl DownlinkCore {
             Ok(()) => self.perform(now, id),
             // Not durable: performing it could repeat it after a crash, so it is not performed.
             Err(e) => self.submit(id, failed(id, "error", &format!("not performed: {e}"))),
+        }
+    }
+
+    /// Performs the operation, after a durable `Op` entry if it is not safe to repeat.
+    fn start(&mut self, now: UnixMillis, id: &str) {
+        let Some(f) = self.flights.get_mut(id) else { return };
+        if f.unsafe_op() && !f.journaled {
+            f.step = Step::Journaling;
+            f.journaled = true;
+            self.commands
+                .push_back(Command::Journal { entry: Entry::Op { id: id.to_owned() }, durable: true });
+        } else {
+            self.perform(now, id);
         }
     }
 
@@ -537,6 +545,15 @@ impl DownlinkCore {
                     return;
                 } else {
                     f.step = Step::Offline;
+                    // Not started after all: a crash while waiting must not make it "outcome unknown". The
+                    // `Op` entry is written again (durable) before the next attempt.
+                    if f.journaled && !f.interrupted {
+                        f.journaled = false;
+                        self.commands.push_back(Command::Journal {
+                            entry: Entry::Done { id: id.to_owned() },
+                            durable: false,
+                        });
+                    }
                     return;
                 }
             }

@@ -80,6 +80,10 @@ struct World {
     offline: HashSet<String>,
     device_error: Option<OpError>,
     journal_broken: bool,
+    /// The device is offline for this many more operations, then registers.
+    offline_for: usize,
+    /// Inputs the world produces on its own (a registration).
+    extra: Vec<Input>,
     /// Command boundaries passed (counted across lives).
     boundaries: usize,
 }
@@ -119,6 +123,7 @@ impl World {
 
     fn crash(&mut self) {
         self.journal_unsynced.clear();
+        self.extra.clear();
     }
 
     /// The core as the shell builds it at start.
@@ -168,7 +173,13 @@ impl World {
             Command::PerformDeviceOp { request, deadline } => {
                 assert!(deadline > self.now(), "performed after its deadline");
                 let id = request.request_id.clone();
-                let result = if self.offline.contains(&request.endpoint) {
+                let result = if self.offline_for > 0 {
+                    self.offline_for -= 1;
+                    if self.offline_for == 0 {
+                        self.extra.push(Input::DeviceRegistered { endpoint: request.endpoint.clone() });
+                    }
+                    Err(OpError::UnknownEndpoint(request.endpoint.clone()))
+                } else if self.offline.contains(&request.endpoint) {
                     Err(OpError::UnknownEndpoint(request.endpoint.clone()))
                 } else if let Some(e) = self.device_error.clone() {
                     *self.performed.entry(id.clone()).or_default() += 1;
@@ -246,6 +257,7 @@ impl World {
                     return true;
                 }
                 inputs.extend(result);
+                inputs.extend(self.extra.drain(..));
             }
         }
         assert_eq!(core.requests_in_flight(), 0);
@@ -470,6 +482,46 @@ fn a_device_that_registers_while_its_offline_result_is_on_the_way_is_not_waited_
     }
     assert_eq!(w.answer("r1").status, "ok");
     check(&w, "registered in between");
+}
+
+#[test]
+fn a_device_offline_for_a_while_survives_a_crash_at_every_boundary() {
+    let chain = [req_ev(1, "t1", "w1", Operation::Write), req_ev(1, "t2", "x1", Operation::Execute)];
+    let mut probe = World::new(chain.to_vec());
+    probe.offline_for = 1;
+    probe.run(&[]);
+    assert_eq!((probe.answer("w1").status.as_str(), probe.answer("x1").status.as_str()), ("ok", "ok"));
+    for k in 0..probe.boundaries {
+        let mut w = World::new(chain.to_vec());
+        w.offline_for = 1;
+        w.run(&[k]);
+        check(&w, &format!("offline, crash at {k}"));
+    }
+}
+
+#[test]
+fn a_write_waiting_for_its_device_when_the_gateway_crashes_is_performed_after_the_restart() {
+    let mut w = World::new(vec![req_ev(1, "t1", "w1", Operation::Write)]);
+    w.offline.insert("dev1".into());
+    let mut core = w.boot();
+    let mut inputs =
+        VecDeque::from([Input::Event { block: 1, tx_id: "t1".into(), work: w.chain[0].work.clone() }]);
+    while let Some(i) = inputs.pop_front() {
+        core.handle(w.now(), i);
+        while let Some(c) = core.poll_command() {
+            inputs.extend(w.execute(c));
+        }
+    }
+    assert_eq!(core.requests_in_flight(), 1, "waiting for the device");
+    assert_eq!(w.open_ops(), Vec::<String>::new(), "not started: its Op entry is closed");
+    // The process dies (its unsynced appends are in the page cache: kept); the device comes back.
+    w.journal.append(&mut w.journal_unsynced);
+    drop(core);
+    w.offline.clear();
+    w.run(&[]);
+    assert_eq!(w.answer("w1").status, "ok", "performed, not 'outcome unknown'");
+    assert_eq!(w.performed["w1"], 1);
+    check(&w, "crash while offline");
 }
 
 #[test]
