@@ -20,7 +20,7 @@
 //!   harmless: contentInstances have the request/report id as their name (a replay is a 4105), answers are
 //!   refused as 409 by the contract, and device operations that are not safe to repeat are journaled
 //!   ([`journal`]) and checked against the ledger first.
-//! - **Core** ([`core`](crate::core)): the downlink flow (a request event → status → journal → device → answer) and the
+//! - **Core** ([`core`]): the downlink flow (a request event → status → journal → device → answer) and the
 //!   event watermark as a sans-IO state machine, driven by one task of [`events`].
 //! - **oneM2M side** ([`onem2m_side`]): device trees and contentInstances on the CSE; applications' requests
 //!   written into a device's `cmd` container become `submit_request` transactions.
