@@ -5,7 +5,7 @@
 //! handled concurrently, and a restart resumes after the watermark, so an event that was being handled when the
 //! gateway died is handled again. That is harmless by construction (see the crate docs).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,7 +13,7 @@ use std::time::Duration;
 use ipe::IpeEvent;
 use ipe::events::{DeviceAnswerEvent, DeviceRequestEvent, RequestEvent};
 use ipe::mapping::Cin;
-use ipe::model::{Address, AnswerArgs, ListDevicesArgs, Operation, ResponseArgs};
+use ipe::model::{Address, AnswerArgs, ListDevicesArgs, Operation};
 use ipe::{IpeCall, Refusal};
 use ledger_client::{Checkpoint, FileCheckpointer};
 use lwm2m::ops::{Attributes, WriteMode};
@@ -25,81 +25,36 @@ use tokio::sync::mpsc;
 use crate::journal::Entry;
 use crate::{DEVICE_REQUEST_OBJECT, Shared, ledger};
 
-/// Low-watermark tracking of concurrently handled events.
-#[derive(Debug, Default)]
-pub struct Tracker {
-    first: u64,
-    pending: VecDeque<(u64, String, bool)>,
-    checkpoint: Checkpoint,
-    dirty: bool,
+use crate::core::{
+    Command, DownlinkCore, EventSeq, EventWork, Input, JournalFailure, LedgerFailure, RequestStatus,
+    SubmitResult,
+};
+pub use crate::core::{Tracker, response_args};
+
+/// What the core task hears: the event stream's events (with the contract's reading of them), and every
+/// other input of the core.
+enum Msg {
+    Event { block: u64, tx_id: String, event: Option<Box<IpeEvent>> },
+    Input(Input),
 }
 
-impl Tracker {
-    /// Starts after `checkpoint`.
-    pub fn new(checkpoint: Checkpoint) -> Self {
-        Tracker { checkpoint, ..Tracker::default() }
+/// Where the shell's work reports back to the core task.
+#[derive(Clone)]
+struct Inbox(mpsc::UnboundedSender<Msg>);
+
+impl Inbox {
+    fn input(&self, i: Input) {
+        let _ = self.0.send(Msg::Input(i));
     }
 
-    /// Registers the next event; returns its sequence number.
-    pub fn push(&mut self, block: u64, tx_id: &str) -> u64 {
-        self.pending.push_back((block, tx_id.to_owned(), false));
-        self.first + self.pending.len() as u64 - 1
-    }
-
-    /// Marks event `seq` handled and advances the checkpoint over the handled prefix.
-    pub fn done(&mut self, seq: u64) {
-        let Some(i) = seq.checked_sub(self.first).and_then(|i| usize::try_from(i).ok()) else { return };
-        if let Some(e) = self.pending.get_mut(i) {
-            e.2 = true;
-        }
-        while self.pending.front().is_some_and(|e| e.2) {
-            if let Some((block, tx, _)) = self.pending.pop_front() {
-                self.checkpoint.handled(block, &tx);
-                self.first += 1;
-                self.dirty = true;
-            }
-        }
-    }
-
-    /// The checkpoint, if it moved since the last call.
-    pub fn take_dirty(&mut self) -> Option<Checkpoint> {
-        if self.dirty {
-            self.dirty = false;
-            Some(self.checkpoint.clone())
-        } else {
-            None
-        }
-    }
-
-    /// Where the event stream stands: after the last event registered (the checkpoint when every event
-    /// registered is handled).
-    pub fn received(&self) -> Checkpoint {
-        match self.pending.back() {
-            Some((block, tx, _)) => Checkpoint { block: *block, tx_id: Some(tx.clone()) },
-            None => self.checkpoint.clone(),
-        }
-    }
-
-    /// The block of the oldest event registered and not handled yet.
-    pub fn oldest_pending_block(&self) -> Option<u64> {
-        self.pending.iter().find(|e| !e.2).map(|e| e.0)
-    }
-
-    /// Events registered and not yet handled.
-    pub fn in_flight(&self) -> usize {
-        self.pending.iter().filter(|e| !e.2).count()
+    fn done(&self, seq: EventSeq) {
+        self.input(Input::EventHandled { seq });
     }
 }
 
-type SharedTracker = Arc<Mutex<Tracker>>;
-
-fn mark_done(t: &SharedTracker, seq: u64) {
-    if let Ok(mut t) = t.lock() {
-        t.done(seq);
-    }
-}
-
-/// Consumes the contract's events until the bridge stops.
+/// Consumes the contract's events until the bridge stops: one task owns the [`DownlinkCore`] (the downlink
+/// flow and the watermark), feeds it the events, the results of its commands, registrations and its timer,
+/// and performs its commands (each in a task of its own, reporting back through the [`Inbox`]).
 pub(crate) async fn run(shared: Arc<Shared>) {
     let cp_file = FileCheckpointer::new(shared.cfg.state_dir.join("events.checkpoint"));
     let start = match cp_file.load().await {
@@ -109,12 +64,13 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             Checkpoint::default()
         }
     };
-    let tracker: SharedTracker = Arc::new(Mutex::new(Tracker::new(start.clone())));
-    let saver = tokio::spawn(save_loop(shared.clone(), tracker.clone(), cp_file.clone()));
-    let onem2m = Onem2mQueues::default();
+    let interrupted = shared.interrupted.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default();
+    let mut core = DownlinkCore::new(shared.cfg.lwm2m_identity.clone(), start.clone(), interrupted);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let inbox = Inbox(tx);
     // The watched peers' streams: the LwM2M side's from the checkpoint's block (it learns which blocks hold
     // IPE events), the others from their next block (reachability only).
-    let watches: Vec<_> = shared
+    let mut tasks: Vec<_> = shared
         .cfg
         .watch
         .iter()
@@ -132,9 +88,96 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             ))
         })
         .collect();
+    tasks.push(tokio::spawn(read_events(shared.clone(), start, inbox.clone())));
+    tasks.push(tokio::spawn(forward_registrations(shared.clone(), inbox.clone())));
+    let onem2m = Onem2mQueues::default();
+    let mut to_save: Option<Checkpoint> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let wait = core.poll_timeout().map(|t| {
+            Duration::from_millis(u64::try_from(t.0.saturating_sub(crate::unix_now_ms().0)).unwrap_or(0))
+        });
+        let msg = tokio::select! {
+            () = shared.stop.cancelled() => break,
+            m = rx.recv() => match m { Some(m) => m, None => break },
+            () = sleep_or_pending(wait) => Msg::Input(Input::Timer),
+            _ = tick.tick() => {
+                save(&shared, &core, &cp_file, &mut to_save).await;
+                continue;
+            }
+        };
+        let mut elsewhere = None;
+        let input = match msg {
+            Msg::Event { block, tx_id, event } => {
+                shared.stats.events.fetch_add(1, Ordering::Relaxed);
+                let work = match event.map(|e| *e) {
+                    Some(IpeEvent::Request(r)) => EventWork::Request(Box::new(r)),
+                    Some(ev) if handled_elsewhere(&shared, &ev) => {
+                        elsewhere = Some(ev);
+                        EventWork::Elsewhere
+                    }
+                    _ => EventWork::Nothing,
+                };
+                Input::Event { block, tx_id, work }
+            }
+            Msg::Input(i) => i,
+        };
+        core.handle(crate::unix_now_ms(), input);
+        while let Some(cmd) = core.poll_command() {
+            match cmd {
+                Command::HandleElsewhere { seq } => match elsewhere.take() {
+                    Some(ev) => route(&shared, &inbox, &onem2m, seq, ev),
+                    None => inbox.done(seq),
+                },
+                Command::SaveCheckpoint(cp) => to_save = Some(cp),
+                other => perform_command(&shared, &inbox, other),
+            }
+        }
+    }
+    for t in tasks {
+        t.abort();
+    }
+    save(&shared, &core, &cp_file, &mut to_save).await;
+}
+
+async fn sleep_or_pending(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Saves the checkpoint the core asked for, after the journal (see [`Command::SaveCheckpoint`]), and updates
+/// the metrics of the event stream.
+async fn save(
+    shared: &Shared,
+    core: &DownlinkCore,
+    file: &FileCheckpointer,
+    to_save: &mut Option<Checkpoint>,
+) {
+    let m = &shared.cfg.metrics;
+    let t = core.tracker();
+    m.set_events_in_flight(t.in_flight() as u64);
+    if let Some(lag) = shared.view.update_lag(&t.received(), t.oldest_pending_block()) {
+        m.set_chain_lag(lag);
+    }
+    let Some(cp) = to_save.take() else { return };
+    if let Err(e) = shared.journal.sync().await {
+        tracing::error!(error = %e, "syncing the journal before the event checkpoint");
+        *to_save = Some(cp);
+        return;
+    }
+    if let Err(e) = file.save(&cp).await {
+        tracing::error!(error = %e, "saving the event checkpoint");
+    }
+}
+
+/// Reads the contract's event stream from `start`, reconnecting, into the core task.
+async fn read_events(shared: Arc<Shared>, start: Checkpoint, inbox: Inbox) {
     let mut position = start;
     let gw = shared.cfg.lwm2m_ledger.clone();
-    'outer: loop {
+    loop {
         let mut stream = match gw.contract_events(&shared.cfg.ipe_contract, position.clone()).await {
             Ok(s) => {
                 shared.view.set_events_connected(true);
@@ -146,14 +189,14 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 shared.cfg.metrics.set_event_stream_up(false);
                 tracing::warn!(error = %e, "event stream unavailable; retrying");
                 tokio::select! {
-                    () = shared.stop.cancelled() => break 'outer,
+                    () = shared.stop.cancelled() => return,
                     () = tokio::time::sleep(Duration::from_millis(500)) => continue,
                 }
             }
         };
         loop {
             let next = tokio::select! {
-                () = shared.stop.cancelled() => break 'outer,
+                () = shared.stop.cancelled() => return,
                 n = stream.next() => n,
             };
             let ev = match next {
@@ -163,58 +206,38 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                     shared.cfg.metrics.set_event_stream_up(false);
                     tracing::warn!("event stream ended; reconnecting");
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue 'outer;
+                    break;
                 }
             };
             position.handled(ev.block, &ev.event.tx_id);
-            let seq = match tracker.lock() {
-                Ok(mut t) => t.push(ev.block, &ev.event.tx_id),
-                Err(_) => break 'outer,
-            };
-            shared.stats.events.fetch_add(1, Ordering::Relaxed);
-            let parsed = match IpeEvent::parse(&ev.event.event_name, &ev.event.payload) {
-                Ok(Some(p)) => p,
-                Ok(None) => {
-                    mark_done(&tracker, seq);
-                    continue;
-                }
+            let event = match IpeEvent::parse(&ev.event.event_name, &ev.event.payload) {
+                Ok(p) => p.map(Box::new),
                 Err(e) => {
                     tracing::warn!(event = %ev.event.event_name, error = %e, "unreadable IPE event");
-                    mark_done(&tracker, seq);
-                    continue;
+                    None
                 }
             };
-            route(&shared, &tracker, &onem2m, seq, parsed);
+            if inbox.0.send(Msg::Event { block: ev.block, tx_id: ev.event.tx_id, event }).is_err() {
+                return;
+            }
         }
-    }
-    saver.abort();
-    for w in watches {
-        w.abort();
-    }
-    let last = tracker.lock().ok().and_then(|mut t| t.take_dirty());
-    if let Some(cp) = last {
-        let _ = cp_file.save(&cp).await;
     }
 }
 
-async fn save_loop(shared: Arc<Shared>, tracker: SharedTracker, file: FileCheckpointer) {
+/// Devices' registrations, for requests waiting for their device to come online.
+async fn forward_registrations(shared: Arc<Shared>, inbox: Inbox) {
+    let mut events = shared.cfg.lwm2m.subscribe_events();
     loop {
-        tokio::select! {
+        let e = tokio::select! {
             () = shared.stop.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_millis(200)) => {}
-        }
-        let cp = tracker.lock().ok().and_then(|mut t| {
-            let m = &shared.cfg.metrics;
-            m.set_events_in_flight(t.in_flight() as u64);
-            if let Some(lag) = shared.view.update_lag(&t.received(), t.oldest_pending_block()) {
-                m.set_chain_lag(lag);
+            e = events.recv() => e,
+        };
+        match e {
+            Ok(lwm2m_server::ServerEvent::Registered(c)) => {
+                inbox.input(Input::DeviceRegistered { endpoint: c.endpoint.clone() });
             }
-            t.take_dirty()
-        });
-        if let Some(cp) = cp
-            && let Err(e) = file.save(&cp).await
-        {
-            tracing::error!(error = %e, "saving the event checkpoint");
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }
 }
@@ -223,48 +246,63 @@ fn is_me(shared: &Shared, to: &Address) -> bool {
     matches!(to, Address::Gateway { org, id } if *org == shared.cfg.lwm2m_identity.org && *id == shared.cfg.lwm2m_identity.id)
 }
 
-fn route(shared: &Arc<Shared>, tracker: &SharedTracker, onem2m: &Onem2mQueues, seq: u64, ev: IpeEvent) {
+/// The events the shell handles itself (the oneM2M side, answers to devices' requests).
+fn handled_elsewhere(shared: &Shared, ev: &IpeEvent) -> bool {
     match ev {
-        IpeEvent::Request(r) if is_me(shared, &r.to) => {
-            let (s, t) = (shared.clone(), tracker.clone());
-            tokio::spawn(async move {
-                downlink(&s, r).await;
-                mark_done(&t, seq);
-            });
-        }
+        IpeEvent::DeviceAnswer(a) => is_me(shared, &a.to),
+        IpeEvent::DeviceRegistered(_)
+        | IpeEvent::DeviceUpdated(_)
+        | IpeEvent::DeviceDeregistered(_)
+        | IpeEvent::Report(_)
+        | IpeEvent::Response(_)
+        | IpeEvent::DeviceRequest(_) => true,
+        _ => false,
+    }
+}
+
+fn route(shared: &Arc<Shared>, inbox: &Inbox, onem2m: &Onem2mQueues, seq: u64, ev: IpeEvent) {
+    match ev {
         IpeEvent::DeviceAnswer(a) if is_me(shared, &a.to) => {
-            let (s, t) = (shared.clone(), tracker.clone());
+            let (s, i) = (shared.clone(), inbox.clone());
             tokio::spawn(async move {
                 deliver_answer(&s, a).await;
-                mark_done(&t, seq);
+                i.done(seq);
             });
         }
         IpeEvent::DeviceRegistered(d) | IpeEvent::DeviceUpdated(d) => {
-            onem2m.push(shared, tracker, d.tree.ae.rn.clone(), seq, Job::Tree(Box::new(d)));
+            onem2m.push(shared, inbox, d.tree.ae.rn.clone(), seq, Job::Tree(Box::new(d)));
         }
         IpeEvent::DeviceDeregistered(d) => {
-            onem2m.push(shared, tracker, d.tree.ae.rn.clone(), seq, Job::Delete(d.tree.ae.rn.clone()));
+            onem2m.push(shared, inbox, d.tree.ae.rn.clone(), seq, Job::Delete(d.tree.ae.rn.clone()));
         }
         IpeEvent::Report(r) => {
             let rn = cin_name(&r.report_id);
-            onem2m.push(shared, tracker, r.ae_id.clone(), seq, Job::Cins(r.cins, rn));
+            onem2m.push(shared, inbox, r.ae_id.clone(), seq, Job::Cins(r.cins, rn));
         }
         IpeEvent::Response(r) => {
             let rn = cin_name(&r.request_id);
-            onem2m.push(shared, tracker, r.ae_id.clone(), seq, Job::Cins(r.cins, rn));
+            onem2m.push(shared, inbox, r.ae_id.clone(), seq, Job::Cins(answer_last(r.cins), rn));
         }
         IpeEvent::DeviceRequest(d) => {
             let ae = d.ae_id.clone();
             onem2m.push(
                 shared,
-                tracker,
+                inbox,
                 ae,
                 seq,
                 Job::Cins(vec![device_request_cin(&d)], cin_name(&d.request_id)),
             );
         }
-        _ => mark_done(tracker, seq),
+        _ => inbox.done(seq),
     }
+}
+
+/// A response's contentInstances with the answer (the `rsp` container's) written last, so an application that
+/// sees the answer finds the values of a read in their data containers too.
+pub fn answer_last(mut cins: Vec<Cin>) -> Vec<Cin> {
+    let rsp = format!("/{}", ipe::mapping::RSP);
+    cins.sort_by_key(|c| c.container.ends_with(&rsp)); // stable: the data containers keep their order
+    cins
 }
 
 /// A contentInstance name from an id (ids are `A-Z a-z 0-9 - . _ : ~`; CSEs refuse `:` in names).
@@ -297,11 +335,11 @@ struct Onem2mQueues {
 }
 
 impl Onem2mQueues {
-    fn push(&self, shared: &Arc<Shared>, tracker: &SharedTracker, ae: String, seq: u64, job: Job) {
+    fn push(&self, shared: &Arc<Shared>, inbox: &Inbox, ae: String, seq: u64, job: Job) {
         let Ok(mut q) = self.queues.lock() else { return };
         let tx = q.entry(ae.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(onem2m_worker(shared.clone(), tracker.clone(), ae, rx));
+            tokio::spawn(onem2m_worker(shared.clone(), inbox.clone(), ae, rx));
             tx
         });
         let _ = tx.send((seq, job));
@@ -315,7 +353,7 @@ const ONEM2M_RETRY: retry::Backoff =
 
 async fn onem2m_worker(
     shared: Arc<Shared>,
-    tracker: SharedTracker,
+    inbox: Inbox,
     ae: String,
     mut rx: mpsc::UnboundedReceiver<(u64, Job)>,
 ) {
@@ -362,162 +400,98 @@ async fn onem2m_worker(
                 }
             }
         }
-        mark_done(&tracker, seq);
+        inbox.done(seq);
     }
 }
 
 // ------------------------------------------------------------------------------------------------ downlink
 
-fn safe_to_repeat(op: Operation) -> bool {
-    matches!(op, Operation::Read | Operation::Discover | Operation::Observe | Operation::CancelObserve)
-}
-
-/// Performs a request on the device and submits exactly one answer.
-async fn downlink(shared: &Arc<Shared>, r: RequestEvent) {
-    let started = ops::Stopwatch::start();
-    let ipe = shared.cfg.lwm2m_ledger.contract(&shared.cfg.ipe_contract);
-    let op = r.downlink.op;
-    let interrupted = shared.interrupted.lock().map(|s| s.contains(&r.request_id)).unwrap_or(false);
-    // Only a request still pending on the ledger is acted on (a replayed event may be answered already).
-    if interrupted || !safe_to_repeat(op) {
-        match ledger::query(&ipe, &IpeCall::GetRequest { request_id: r.request_id.clone() }).await {
-            Ok(Some(b)) => {
-                let pending = serde_json::from_slice::<Json>(&b)
-                    .ok()
-                    .and_then(|v| v.get("status").and_then(Json::as_str).map(|s| s == "pending"))
-                    .unwrap_or(true);
-                if !pending {
-                    shared.journal.append(Entry::Done { id: r.request_id.clone() });
-                    return;
-                }
-            }
-            Ok(None) => return,
-            Err(e) => tracing::warn!(error = %e, "get_request"),
-        }
-    }
-    let answer = if interrupted && !safe_to_repeat(op) {
-        failed(
-            &r.request_id,
-            "error",
-            "outcome unknown: the gateway restarted while the device operation was in flight; it is not repeated",
-        )
-    } else {
-        if !safe_to_repeat(op)
-            && let Err(e) = shared.journal.append_durable(Entry::Op { id: r.request_id.clone() }).await
-        {
-            tracing::error!(error = %e, "journal");
-        }
-        perform(shared, &r).await
-    };
-    submit_answer(shared, &ipe, &r.request_id, answer, started).await;
-    if !safe_to_repeat(op) {
-        shared.journal.append(Entry::Done { id: r.request_id.clone() });
-    }
-}
-
-/// Submits the answer of a request whose event arrived at `started`.
-async fn submit_answer(
-    shared: &Shared,
-    ipe: &ledger_client::ContractClient,
-    id: &str,
-    answer: ResponseArgs,
-    started: ops::Stopwatch,
-) {
-    let status = answer.status.clone();
-    let timeout = status == "timeout";
-    let call = IpeCall::SubmitResponse(answer);
-    let mut attempt = 0u32;
-    loop {
-        match ledger::submit(ipe, &call).await {
-            Ok(_) => {
-                shared.stats.answered.fetch_add(1, Ordering::Relaxed);
-                shared.cfg.metrics.answered(&status, started.seconds());
-                if timeout {
-                    shared.stats.timeouts.fetch_add(1, Ordering::Relaxed);
-                }
-                return;
-            }
-            // 409: answered already (a replay); other refusals will not change by retrying.
-            Err(e) if e.status().is_some() => {
-                if e.refusal() != Some(Refusal::Conflict) {
-                    shared.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(request = id, error = %e, "answer refused");
-                }
-                return;
-            }
-            Err(e) => {
-                attempt += 1;
-                tracing::warn!(request = id, attempt, error = %e, "answer not submitted yet; retrying");
-                tokio::select! {
-                    () = shared.stop.cancelled() => return,
-                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
-                }
-            }
-        }
-    }
-}
-
-/// An answer without a device's code: `status` with `message`.
-fn failed(id: &str, status: &str, message: &str) -> ResponseArgs {
-    ResponseArgs {
-        request_id: id.to_owned(),
-        status: status.to_owned(),
-        code: None,
-        records: None,
-        payload: None,
-        content_format: None,
-        links: None,
-        location: None,
-        message: Some(message.to_owned()),
-    }
-}
-
-/// Runs the operation on the device until it answers or the request expires.
-async fn perform(shared: &Arc<Shared>, r: &RequestEvent) -> ResponseArgs {
-    let id = &r.request_id;
-    let timeout_args = || failed(id, "timeout", "the device did not answer before the request expired");
-    loop {
-        let left = r.expires_at - crate::unix_now();
-        if left <= 0 {
-            return timeout_args();
-        }
-        let budget = Duration::from_secs(u64::try_from(left).unwrap_or(1));
-        match device_op(shared, r, budget).await {
-            Ok(rsp) => return response_args(id, r.downlink.op, &rsp),
-            Err(OpError::Timeout) => return timeout_args(),
-            Err(OpError::UnknownEndpoint(_)) => {
-                // Offline: wait for it to come back (register) until the request expires.
-                let mut events = shared.cfg.lwm2m.subscribe_events();
-                let wait = async {
-                    loop {
-                        match events.recv().await {
-                            Ok(lwm2m_server::ServerEvent::Registered(c)) if c.endpoint == r.endpoint => {
-                                return;
-                            }
-                            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                                std::future::pending::<()>().await;
-                            }
-                            _ => {}
-                        }
+/// Performs one of the core's commands in a task of its own; its result comes back through the inbox.
+fn perform_command(shared: &Arc<Shared>, inbox: &Inbox, cmd: Command) {
+    let (s, inbox) = (shared.clone(), inbox.clone());
+    match cmd {
+        Command::QueryRequest { call } => {
+            let IpeCall::GetRequest { request_id } = &call else { return };
+            let request_id = request_id.clone();
+            tokio::spawn(async move {
+                let ipe = s.cfg.lwm2m_ledger.contract(&s.cfg.ipe_contract);
+                let result = match ledger::query(&ipe, &call).await {
+                    Ok(Some(b)) => Ok(request_status(&b)),
+                    Ok(None) => Ok(RequestStatus::Unknown),
+                    Err(e) => {
+                        tracing::warn!(request = %request_id, error = %e, "get_request; asking again");
+                        Err(LedgerFailure(e.to_string()))
                     }
                 };
-                if shared.cfg.lwm2m.client(&r.endpoint).await.is_some() {
-                    continue;
-                }
-                tokio::select! {
-                    () = wait => continue,
-                    () = tokio::time::sleep(budget) => return timeout_args(),
-                    () = shared.stop.cancelled() => return timeout_args(),
-                }
-            }
-            Err(OpError::Reset) => {
-                return failed(id, "error", "the device rejected the message (CoAP Reset)");
-            }
-            Err(e) => {
-                return failed(id, "error", &e.to_string());
-            }
+                inbox.input(Input::RequestStatus { request_id, result });
+            });
         }
+        Command::Journal { entry, durable: false } => s.journal.append(entry),
+        Command::Journal { entry, durable: true } => {
+            tokio::spawn(async move {
+                let request_id = match &entry {
+                    Entry::Op { id } | Entry::Done { id } | Entry::Dreq { id, .. } => id.clone(),
+                };
+                let result = s.journal.append_durable(entry).await.map_err(|e| {
+                    tracing::error!(error = %e, "journal");
+                    JournalFailure(e.to_string())
+                });
+                inbox.input(Input::JournalDurable { request_id, result });
+            });
+        }
+        Command::PerformDeviceOp { request, deadline } => {
+            tokio::spawn(async move {
+                let left = deadline.0.saturating_sub(crate::unix_now_ms().0);
+                let result = match u64::try_from(left) {
+                    Ok(ms) if ms > 0 => device_op(&s, &request, Duration::from_millis(ms)).await,
+                    _ => Err(OpError::Timeout),
+                };
+                inbox.input(Input::DeviceResult { request_id: request.request_id.clone(), result });
+            });
+        }
+        Command::SubmitAnswer { call, seen_at } => {
+            tokio::spawn(async move {
+                let IpeCall::SubmitResponse(args) = &call else { return };
+                let (request_id, status) = (args.request_id.clone(), args.status.clone());
+                let ipe = s.cfg.lwm2m_ledger.contract(&s.cfg.ipe_contract);
+                let result = match ledger::submit(&ipe, &call).await {
+                    Ok(_) => {
+                        s.stats.answered.fetch_add(1, Ordering::Relaxed);
+                        let ms = crate::unix_now_ms().0.saturating_sub(seen_at.0).max(0);
+                        s.cfg.metrics.answered(&status, ms as f64 / 1000.0);
+                        if status == "timeout" {
+                            s.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                        }
+                        SubmitResult::Committed
+                    }
+                    // 409: answered already (a replay); other refusals will not change by retrying.
+                    Err(e) if e.status().is_some() => {
+                        if e.refusal() != Some(Refusal::Conflict) {
+                            s.stats.errors.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(request = %request_id, error = %e, "answer refused");
+                        }
+                        SubmitResult::Refused(e.status().unwrap_or_default())
+                    }
+                    Err(e) => {
+                        tracing::warn!(request = %request_id, error = %e, "answer not submitted yet; retrying");
+                        SubmitResult::Failed(LedgerFailure(e.to_string()))
+                    }
+                };
+                inbox.input(Input::Submitted { request_id, result });
+            });
+        }
+        Command::HandleElsewhere { seq } => inbox.done(seq),
+        Command::SaveCheckpoint(_) => {}
     }
+}
+
+/// A request's status from `get_request`'s answer (anything unreadable counts as pending: the gateway acts).
+fn request_status(b: &[u8]) -> RequestStatus {
+    let pending = serde_json::from_slice::<Json>(b)
+        .ok()
+        .and_then(|v| v.get("status").and_then(Json::as_str).map(|s| s == "pending"))
+        .unwrap_or(true);
+    if pending { RequestStatus::Pending } else { RequestStatus::Answered }
 }
 
 /// The contract validated the attributes already; anything unparsable is dropped.
@@ -588,34 +562,6 @@ async fn device_op(shared: &Arc<Shared>, r: &RequestEvent, budget: Duration) -> 
             Ok(code_only(if n > 0 { 0x45 } else { 0x84 }))
         }
     }
-}
-
-/// The `submit_response` argument for a device's answer.
-pub fn response_args(id: &str, op: Operation, rsp: &OpResponse) -> ResponseArgs {
-    let ok = rsp.code.is_success();
-    let mut a = ResponseArgs {
-        request_id: id.to_owned(),
-        status: if ok { "ok" } else { "error" }.to_owned(),
-        code: Some(rsp.code.to_string()),
-        records: None,
-        payload: None,
-        content_format: None,
-        links: None,
-        location: None,
-        message: None,
-    };
-    if !ok {
-        return a;
-    }
-    match op {
-        Operation::Read | Operation::Observe => {
-            a.records = ipe::translate::records_to_json(&rsp.records).ok()
-        }
-        Operation::Discover => a.links = Some(lwm2m::link::format(&rsp.links)),
-        Operation::Create => a.location.clone_from(&rsp.location),
-        _ => {}
-    }
-    a
 }
 
 // ------------------------------------------------------------------------ device requests (scenario 2)

@@ -71,13 +71,20 @@ impl Journal {
     /// Appends `e` and waits until it is durable.
     pub async fn append_durable(&self, e: Entry) -> std::io::Result<()> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send((e, true, Some(tx))).map_err(|_| closed())?;
+        self.tx.send((Some(e), true, Some(tx))).map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    /// Waits until every entry appended before is durable (one `fdatasync`, shared with concurrent appends).
+    pub async fn sync(&self) -> std::io::Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send((None, true, Some(tx))).map_err(|_| closed())?;
         rx.await.map_err(|_| closed())?
     }
 
     /// Appends `e` without waiting (a lost `done` only makes a restart re-check the ledger).
     pub fn append(&self, e: Entry) {
-        let _ = self.tx.send((e, false, None));
+        let _ = self.tx.send((Some(e), false, None));
     }
 }
 
@@ -85,7 +92,7 @@ fn closed() -> std::io::Error {
     std::io::Error::other("the journal writer stopped")
 }
 
-type Job = (Entry, bool, Option<oneshot::Sender<std::io::Result<()>>>);
+type Job = (Option<Entry>, bool, Option<oneshot::Sender<std::io::Result<()>>>);
 
 fn writer(mut file: File, mut rx: mpsc::UnboundedReceiver<Job>, path: PathBuf) {
     while let Some(first) = rx.blocking_recv() {
@@ -94,7 +101,7 @@ fn writer(mut file: File, mut rx: mpsc::UnboundedReceiver<Job>, path: PathBuf) {
             batch.push(j);
         }
         let mut buf = Vec::new();
-        for (e, _, _) in &batch {
+        for e in batch.iter().filter_map(|(e, _, _)| e.as_ref()) {
             if serde_json::to_writer(&mut buf, e).is_ok() {
                 buf.push(b'\n');
             }

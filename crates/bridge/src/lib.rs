@@ -20,12 +20,15 @@
 //!   harmless: contentInstances have the request/report id as their name (a replay is a 4105), answers are
 //!   refused as 409 by the contract, and device operations that are not safe to repeat are journaled
 //!   ([`journal`]) and checked against the ledger first.
+//! - **Core** ([`core`]): the downlink flow (a request event → status → journal → device → answer) and the
+//!   event watermark as a sans-IO state machine, driven by one task of [`events`].
 //! - **oneM2M side** ([`onem2m_side`]): device trees and contentInstances on the CSE; applications' requests
 //!   written into a device's `cmd` container become `submit_request` transactions.
 //!
 //! Architecture Invariant: every request gets exactly one answer on the ledger (ok, error or timeout), and
 //! every answer is written once into the device's `rsp` container.
 
+pub mod core;
 pub mod events;
 pub mod head;
 pub mod journal;
@@ -152,6 +155,13 @@ pub(crate) fn unix_now() -> i64 {
     #[allow(clippy::disallowed_methods)] // the bridge shell's clock
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(t.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Milliseconds since the epoch (the bridge shell's clock, for the core's `now`).
+pub(crate) fn unix_now_ms() -> core::UnixMillis {
+    #[allow(clippy::disallowed_methods)] // the bridge shell's clock
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    core::UnixMillis(i64::try_from(t.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Why the bridge could not start.

@@ -100,6 +100,30 @@ async fn journal_keeps_only_open_entries_across_reopen_and_ignores_a_torn_tail()
     assert!(open.dreqs.is_empty());
 }
 
+#[tokio::test]
+async fn a_journal_sync_makes_the_appends_before_it_durable_and_writes_nothing_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("journal.log");
+    let (j, _) = Journal::open(&p).unwrap();
+    j.append_durable(Entry::Op { id: "w1".into() }).await.unwrap();
+    j.append(Entry::Done { id: "w1".into() });
+    j.sync().await.unwrap();
+    let text = std::fs::read_to_string(&p).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    drop(j);
+    let (_j, open) = Journal::open(&p).unwrap();
+    assert_eq!(open, Open::default());
+}
+
+#[test]
+fn a_responses_answer_is_written_after_its_values() {
+    use ipe::mapping::Cin;
+    let cin = |c: &str| Cin { container: c.into(), con: serde_json::json!({}) };
+    let cins = vec![cin("Cdev/rsp"), cin("Cdev/obj3303_0/res5700"), cin("Cdev/obj3303_0/res5701")];
+    let order: Vec<String> = crate::events::answer_last(cins).into_iter().map(|c| c.container).collect();
+    assert_eq!(order, ["Cdev/obj3303_0/res5700", "Cdev/obj3303_0/res5701", "Cdev/rsp"]);
+}
+
 #[test]
 fn device_answers_become_response_args() {
     use lwm2m_server::OpResponse;
