@@ -133,11 +133,26 @@ struct Delay {
     thread: Option<std::thread::JoinHandle<u64>>,
 }
 
-/// The NFQUEUE rule of [`Delay`]: `-A` adds it, `-D` deletes it.
+/// The NFQUEUE rule of [`Delay`]: `-A` adds it, `-D` deletes it. `-w`: iptables takes a lock file shared by
+/// every namespace of the machine, so another run's rule change waits instead of failing this one.
 fn delay_rule(ns: &str, op: &str) {
     run(
         "ip",
-        &["netns", "exec", ns, "iptables", op, "OUTPUT", "-o", "eth0", "-j", "NFQUEUE", "--queue-num", "0"],
+        &[
+            "netns",
+            "exec",
+            ns,
+            "iptables",
+            "-w",
+            op,
+            "OUTPUT",
+            "-o",
+            "eth0",
+            "-j",
+            "NFQUEUE",
+            "--queue-num",
+            "0",
+        ],
     );
 }
 
