@@ -7,10 +7,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use ledger_types::fabric_protos::lifecycle::{
-    ApproveChaincodeDefinitionForMyOrgArgs, ChaincodeRuntime, CheckCommitReadinessArgs,
-    CheckCommitReadinessResult, CommitChaincodeDefinitionArgs, QueryChaincodeDefinitionArgs,
-    QueryChaincodeDefinitionResult, QueryChaincodeDefinitionsArgs, QueryChaincodeDefinitionsResult,
-    chaincode_runtime,
+    ChaincodeRuntime, CheckCommitReadinessResult, CommitChaincodeDefinitionArgs,
+    QueryChaincodeDefinitionArgs, QueryChaincodeDefinitionResult, QueryChaincodeDefinitionsArgs,
+    QueryChaincodeDefinitionsResult, chaincode_runtime,
 };
 use ledger_types::policy::Policy;
 use prost::Message;
@@ -151,6 +150,22 @@ async fn definition(dir: &network::DataDir, a: &DefinitionArgs) -> Result<Defini
     })
 }
 
+impl Definition {
+    /// The definition as `_lifecycle`'s argument. Approve, CheckCommitReadiness and Commit share fields 1–8
+    /// and 1000 (Approve's `source`, field 9, stays unset), so one encoding serves all three.
+    fn arg(&self) -> Vec<u8> {
+        CommitChaincodeDefinitionArgs {
+            sequence: self.sequence,
+            name: self.name.clone(),
+            version: self.version.clone(),
+            validation_parameter: self.validation_parameter.clone(),
+            ipechain_runtime: self.runtime.clone(),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+}
+
 /// The committed definition's sequence (0 when none).
 async fn committed_sequence(dir: &network::DataDir, name: &str) -> Result<i64> {
     let c = crate::gateway::client(dir, 0, "User1")?;
@@ -171,15 +186,7 @@ fn refused(function: &str, e: ledger_client::ClientError) -> anyhow::Error {
 
 async fn approve(dir: &network::DataDir, org: usize, d: &Definition) -> Result<()> {
     let c = crate::gateway::client(dir, org, "Admin")?;
-    let arg = ApproveChaincodeDefinitionForMyOrgArgs {
-        sequence: d.sequence,
-        name: d.name.clone(),
-        version: d.version.clone(),
-        validation_parameter: d.validation_parameter.clone(),
-        ipechain_runtime: d.runtime.clone(),
-        ..Default::default()
-    }
-    .encode_to_vec();
+    let arg = d.arg();
     let done = c
         .gateway
         .contract(LIFECYCLE)
@@ -195,15 +202,7 @@ async fn approve(dir: &network::DataDir, org: usize, d: &Definition) -> Result<(
 
 async fn readiness(dir: &network::DataDir, d: &Definition) -> Result<BTreeMap<String, bool>> {
     let c = crate::gateway::client(dir, 0, "User1")?;
-    let arg = CheckCommitReadinessArgs {
-        sequence: d.sequence,
-        name: d.name.clone(),
-        version: d.version.clone(),
-        validation_parameter: d.validation_parameter.clone(),
-        ipechain_runtime: d.runtime.clone(),
-        ..Default::default()
-    }
-    .encode_to_vec();
+    let arg = d.arg();
     let bytes = c
         .gateway
         .contract(LIFECYCLE)
@@ -215,15 +214,7 @@ async fn readiness(dir: &network::DataDir, d: &Definition) -> Result<BTreeMap<St
 
 async fn commit(dir: &network::DataDir, org: usize, d: &Definition) -> Result<()> {
     let c = crate::gateway::client(dir, org, "Admin")?;
-    let arg = CommitChaincodeDefinitionArgs {
-        sequence: d.sequence,
-        name: d.name.clone(),
-        version: d.version.clone(),
-        validation_parameter: d.validation_parameter.clone(),
-        ipechain_runtime: d.runtime.clone(),
-        ..Default::default()
-    }
-    .encode_to_vec();
+    let arg = d.arg();
     let done = c
         .gateway
         .contract(LIFECYCLE)

@@ -84,9 +84,12 @@ impl ChannelRules {
     /// transaction invalid. `_lifecycle` needs, per key it writes, a peer of the approving organization or
     /// the lifecycle policy ([`lifecycle::required_policy`]).
     pub fn required_policies(&self, contract: &str, rwset: &[NsRwSet]) -> Option<Vec<Cow<'_, Policy>>> {
-        let mut seen = HashSet::new();
-        if !rwset.iter().all(|ns| seen.insert(ns.namespace.as_str())) {
-            return None;
+        // Most transactions touch one namespace: no set to build for them.
+        if rwset.len() > 1 {
+            let mut seen = HashSet::new();
+            if !rwset.iter().all(|ns| seen.insert(ns.namespace.as_str())) {
+                return None;
+            }
         }
         if contract == lifecycle::NAMESPACE {
             if rwset.iter().any(|ns| ns.namespace != lifecycle::NAMESPACE) {
