@@ -21,9 +21,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::io::Cursor;
 
-/// A Raft log payload: one encoded block.
+/// A Raft log payload: one encoded block. Shared bytes: the log's cache of recent entries, replication to
+/// the followers and the state machine all hold the same buffer.
 #[derive(Clone, PartialEq, Eq)]
-pub struct BlockEntry(pub Vec<u8>);
+pub struct BlockEntry(pub bytes::Bytes);
 
 impl fmt::Debug for BlockEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -52,17 +53,17 @@ impl<'de> Deserialize<'de> for BlockEntry {
                 f.write_str("block bytes")
             }
             fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<BlockEntry, E> {
-                Ok(BlockEntry(v.to_vec()))
+                Ok(BlockEntry(bytes::Bytes::copy_from_slice(v)))
             }
             fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<BlockEntry, E> {
-                Ok(BlockEntry(v))
+                Ok(BlockEntry(v.into()))
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<BlockEntry, A::Error> {
                 let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
                 while let Some(b) = seq.next_element::<u8>()? {
                     out.push(b);
                 }
-                Ok(BlockEntry(out))
+                Ok(BlockEntry(out.into()))
             }
         }
         d.deserialize_byte_buf(V)
@@ -93,9 +94,29 @@ pub struct CborError(String);
 
 /// Encodes a value as CBOR.
 pub(crate) fn to_cbor<T: Serialize>(v: &T) -> Result<Vec<u8>, CborError> {
-    let mut out = Vec::new();
+    to_cbor_sized(v, 0)
+}
+
+/// Encodes a value as CBOR into a buffer of `capacity` bytes to start with: an encoding that carries
+/// blocks is sized from them up front, instead of growing (copying and faulting in) its buffer a dozen
+/// times per block.
+pub(crate) fn to_cbor_sized<T: Serialize>(v: &T, capacity: usize) -> Result<Vec<u8>, CborError> {
+    let mut out = Vec::with_capacity(capacity);
     ciborium::into_writer(v, &mut out).map_err(|e| CborError(e.to_string()))?;
     Ok(out)
+}
+
+/// A starting buffer size for the CBOR of `entries`: their block bytes plus room for the log ids and
+/// framing.
+pub(crate) fn entries_size_hint(entries: &[openraft::Entry<TypeConfig>]) -> usize {
+    entries
+        .iter()
+        .map(|e| match &e.payload {
+            openraft::EntryPayload::Normal(b) => b.0.len() + 96,
+            _ => 256,
+        })
+        .sum::<usize>()
+        + 256
 }
 
 /// Decodes a CBOR value (never panics on malformed input).

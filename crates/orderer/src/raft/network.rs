@@ -2,7 +2,7 @@
 //! [`RaftMessage`] whose `kind` names the RPC (`append`, `vote`, `snapshot`) and whose payload is the CBOR
 //! request; the answer's payload is the CBOR `Result<response, RaftError>`.
 
-use super::{OrdererRaft, TypeConfig, from_cbor, to_cbor};
+use super::{OrdererRaft, TypeConfig, entries_size_hint, from_cbor, to_cbor, to_cbor_sized};
 use ledger_rpc::cluster_client::ClusterClient;
 use ledger_rpc::messages::RaftMessage;
 use ledger_rpc::tls::TlsMaterial;
@@ -75,6 +75,7 @@ impl Peer {
         &mut self,
         kind: &str,
         req: &Req,
+        size_hint: usize,
         option: &RPCOption,
     ) -> Result<Resp, RPCError<u64, BasicNode, E>> {
         if let Err(e) = crate::failpoints::hit(&self.dir, crate::failpoints::RAFT_SEND) {
@@ -84,7 +85,7 @@ impl Peer {
             .client
             .as_mut()
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&AnyError::error(e.clone()))))?;
-        let payload = to_cbor(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let payload = to_cbor_sized(req, size_hint).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let msg = RaftMessage { kind: kind.to_owned(), payload };
         let fut = client.raft(msg);
         let resp = match tokio::time::timeout(option.hard_ttl(), fut).await {
@@ -117,7 +118,7 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        self.call("append", &rpc, &option).await
+        self.call("append", &rpc, entries_size_hint(&rpc.entries), &option).await
     }
 
     async fn install_snapshot(
@@ -126,7 +127,7 @@ impl RaftNetwork<TypeConfig> for Peer {
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<u64>, RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>>
     {
-        self.call("snapshot", &rpc, &option).await
+        self.call("snapshot", &rpc, rpc.data.len() + 256, &option).await
     }
 
     async fn vote(
@@ -134,7 +135,7 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: VoteRequest<u64>,
         option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        self.call("vote", &rpc, &option).await
+        self.call("vote", &rpc, 0, &option).await
     }
 }
 

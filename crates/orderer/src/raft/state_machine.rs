@@ -170,8 +170,9 @@ impl StateMachine {
                 reason: "previous hash does not match the chain".into(),
             });
         }
-        let data = block.data.clone().unwrap_or_default();
-        if header.data_hash != ledger_types::fabric_protos::hash::block_data_hash(&data) {
+        let empty = ledger_types::fabric_protos::common::BlockData::default();
+        let data = block.data.as_ref().unwrap_or(&empty);
+        if header.data_hash != ledger_types::fabric_protos::hash::block_data_hash(data) {
             return Ok(Verdict::Skip { number, hash, reason: "data hash mismatch".into() });
         }
         block.set_raft_position(ledger_types::proto::RaftPosition {

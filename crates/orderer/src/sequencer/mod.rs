@@ -220,7 +220,7 @@ impl Sequencer {
                     // Fire and forget: the outcome arrives as Applied/Skipped from the state machine.
                     let rx = self
                         .raft
-                        .client_write_ff(BlockEntry(block.encode_to_vec()))
+                        .client_write_ff(BlockEntry(block.encode_to_vec().into()))
                         .await
                         .map_err(|e| format!("raft stopped: {e}"))?;
                     drop(rx);
