@@ -219,17 +219,23 @@ pub struct Downlink {
     /// Write: replace (`false`) or partial update (`true`).
     pub partial: bool,
     /// Write / create: typed records `[{"path","type","v"}]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records: Option<Json>,
     /// Write / create: the records encoded (base64) in [`Downlink::content_format`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<String>,
     /// Content format of [`Downlink::payload`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_format: Option<u16>,
     /// Execute arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<String>,
     /// Cancel-observe: the observe request it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observe_request_id: Option<String>,
     /// Write-attributes, or observe with attributes: the Uri-Query options (`["pmin=10", "pmax=60"]`),
     /// validated; for an observe the gateway writes them before observing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributes: Option<Vec<String>>,
 }
 
@@ -285,6 +291,7 @@ pub struct RequestRecord {
     /// Transaction id of the submission.
     pub tx_id: String,
     /// The answer, once there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<Outcome>,
 }
 
