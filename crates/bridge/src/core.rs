@@ -42,6 +42,9 @@ use lwm2m_server::{OpError, OpResponse};
 
 use crate::journal::Entry;
 
+pub mod cmd;
+pub mod uplink;
+
 /// Wall-clock time as milliseconds since the Unix epoch, always passed in by the shell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct UnixMillis(pub i64);

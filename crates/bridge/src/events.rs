@@ -13,7 +13,7 @@ use std::time::Duration;
 use ipe::IpeEvent;
 use ipe::events::{DeviceAnswerEvent, DeviceRequestEvent, RequestEvent};
 use ipe::mapping::Cin;
-use ipe::model::{Address, AnswerArgs, ListDevicesArgs, Operation};
+use ipe::model::{Address, ListDevicesArgs, Operation};
 use ipe::{IpeCall, Refusal};
 use ledger_client::{Checkpoint, FileCheckpointer};
 use lwm2m::ops::{Attributes, WriteMode};
@@ -25,6 +25,9 @@ use tokio::sync::mpsc;
 use crate::journal::Entry;
 use crate::{DEVICE_REQUEST_OBJECT, Shared, ledger};
 
+use crate::core::cmd::{CmdCommand, CmdCore, CmdInput, CmdOutcome, CmdSubmitResult};
+pub use crate::core::cmd::{CmdSubmission, cin_name, cmd_submission};
+use crate::core::uplink::UplinkInput;
 use crate::core::{
     Command, DownlinkCore, EventSeq, EventWork, Input, JournalFailure, LedgerFailure, RequestStatus,
     SubmitResult,
@@ -95,13 +98,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let wait = core.poll_timeout().map(|t| {
-            Duration::from_millis(u64::try_from(t.0.saturating_sub(crate::unix_now_ms().0)).unwrap_or(0))
-        });
         let msg = tokio::select! {
             () = shared.stop.cancelled() => break,
             m = rx.recv() => match m { Some(m) => m, None => break },
-            () = sleep_or_pending(wait) => Msg::Input(Input::Timer),
+            () = sleep_until(core.poll_timeout()) => Msg::Input(Input::Timer),
             _ = tick.tick() => {
                 save(&shared, &core, &cp_file, &mut to_save).await;
                 continue;
@@ -141,9 +141,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     save(&shared, &core, &cp_file, &mut to_save).await;
 }
 
-async fn sleep_or_pending(d: Option<Duration>) {
-    match d {
-        Some(d) => tokio::time::sleep(d).await,
+/// Sleeps until `t`, or forever when there is no `t` (a core with no timer).
+pub(crate) async fn sleep_until(t: Option<crate::core::UnixMillis>) {
+    match t {
+        Some(t) => tokio::time::sleep(crate::uplink::until(t)).await,
         None => std::future::pending().await,
     }
 }
@@ -303,11 +304,6 @@ pub fn answer_last(mut cins: Vec<Cin>) -> Vec<Cin> {
     let rsp = format!("/{}", ipe::mapping::RSP);
     cins.sort_by_key(|c| c.container.ends_with(&rsp)); // stable: the data containers keep their order
     cins
-}
-
-/// A contentInstance name from an id (ids are `A-Z a-z 0-9 - . _ : ~`; CSEs refuse `:` in names).
-pub fn cin_name(id: &str) -> String {
-    id.replace(':', "_")
 }
 
 /// What the `rsp` container shows applications when a device asks something (scenario 2): they answer by
@@ -547,18 +543,18 @@ async fn device_op(shared: &Arc<Shared>, r: &RequestEvent, budget: Duration) -> 
                 }
             }
             let rsp = lw.observe(ep, path, None, t).await?;
-            if rsp.code.is_success()
-                && let Ok(mut m) = shared.observations.lock()
-            {
-                m.insert((ep.to_owned(), path), r.request_id.clone());
+            if rsp.code.is_success() {
+                let _ = shared.uplink.send(UplinkInput::Observed {
+                    endpoint: ep.to_owned(),
+                    path,
+                    request_id: r.request_id.clone(),
+                });
             }
             Ok(rsp)
         }
         Operation::CancelObserve => {
             let n = lw.cancel_observe(ep, path).await;
-            if let Ok(mut m) = shared.observations.lock() {
-                m.remove(&(ep.to_owned(), path));
-            }
+            let _ = shared.uplink.send(UplinkInput::ObserveCancelled { endpoint: ep.to_owned(), path });
             Ok(code_only(if n > 0 { 0x45 } else { 0x84 }))
         }
     }
@@ -606,62 +602,47 @@ fn path(ids: &[u16]) -> LwM2mPath {
     LwM2mPath::new(ids).unwrap_or_default()
 }
 
-/// Closes a device request with `timeout` when nobody answered it in time (a 409 means it was answered).
-pub(crate) async fn device_request_timer(shared: Arc<Shared>, id: String, exp: i64) {
-    let wait = u64::try_from((exp - crate::unix_now()).max(0)).unwrap_or(0) + 1;
-    tokio::select! {
-        () = shared.stop.cancelled() => return,
-        () = tokio::time::sleep(Duration::from_secs(wait)) => {}
-    }
-    let ipe = shared.cfg.lwm2m_ledger.contract(&shared.cfg.ipe_contract);
-    let call = IpeCall::AnswerDeviceRequest(AnswerArgs {
-        request_id: id.clone(),
-        originator: None,
-        status: "timeout".into(),
-        content: None,
-        message: Some("no oneM2M application answered in time".into()),
-    });
-    match ledger::submit(&ipe, &call).await {
-        Ok(_) => {
-            shared.stats.timeouts.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(e) if e.refusal() == Some(Refusal::Conflict) => {}
-        Err(e) => tracing::warn!(request = %id, error = %e, "closing a device request"),
-    }
-}
-
 // ------------------------------------------------------------------- requests from cmd containers
 
-/// Applications' requests written into `cmd` containers → `submit_request` (or `answer_device_request`).
+/// Applications' requests written into `cmd` containers → `submit_request` (or `answer_device_request`): one
+/// task owns the [`CmdCore`] and feeds it the notified contentInstances (each read from the CSE by a task of
+/// its own), the start-up backlog scan's, the results of its commands and its timer.
 pub(crate) async fn cmd_requests(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<crate::Notified>) {
+    let mut core = CmdCore::new(shared.cfg.onem2m.no_creator_reason());
+    let (tx, mut inbox) = mpsc::unbounded_channel::<CmdInput>();
+    let scan = tokio::spawn(cmd_backlog(shared.clone(), tx.clone()));
+    let mut notifications_open = true;
     loop {
-        let body = tokio::select! {
-            () = shared.stop.cancelled() => return,
-            b = rx.recv() => match b { Some(b) => b, None => return },
-        };
-        let s = shared.clone();
-        tokio::spawn(async move {
-            let Some(req) = s.cfg.onem2m.cmd_request(&body).await else { return };
-            if first_sight(&s, &req) {
-                cmd_request(&s, req).await;
+        let input = tokio::select! {
+            () = shared.stop.cancelled() => break,
+            n = rx.recv(), if notifications_open => {
+                match n {
+                    Some(body) => {
+                        let (s, tx) = (shared.clone(), tx.clone());
+                        tokio::spawn(async move {
+                            if let Some(req) = s.cfg.onem2m.cmd_request(&body).await {
+                                let _ = tx.send(CmdInput::Notified(Box::new(req)));
+                            }
+                        });
+                    }
+                    None => notifications_open = false,
+                }
+                continue;
             }
-        });
+            i = inbox.recv() => match i { Some(i) => i, None => break },
+            () = sleep_until(core.poll_timeout()) => CmdInput::Timer,
+        };
+        core.handle(crate::unix_now_ms(), input);
+        while let Some(cmd) = core.poll_command() {
+            perform_cmd_command(&shared, &tx, cmd);
+        }
     }
+    scan.abort();
 }
 
-/// True the first time a contentInstance is seen (the live notification and the start-up backlog scan may
-/// both deliver it).
-fn first_sight(shared: &Shared, req: &crate::onem2m_side::CmdRequest) -> bool {
-    if shared.backlog_done.load(Ordering::Acquire) {
-        return true; // after the scan only live notifications arrive, each once
-    }
-    let key = req.ri.clone().unwrap_or_else(|| format!("{}/{}", req.ae_id, req.rn.as_deref().unwrap_or("")));
-    shared.seen_cins.lock().map(|mut s| s.insert(key)).unwrap_or(true)
-}
-
-/// After a start: requests written into `cmd` containers while the gateway was down (no notification reached
-/// it) are submitted now, if the ledger has not seen their id.
-pub(crate) async fn cmd_backlog(shared: Arc<Shared>) {
+/// After a start: the contentInstances in every device's `cmd` container (requests written while the gateway
+/// was down had no one to notify) go to the core, which submits those whose id the ledger has not seen.
+async fn cmd_backlog(shared: Arc<Shared>, tx: mpsc::UnboundedSender<CmdInput>) {
     let ipe = shared.cfg.onem2m_ledger.contract(&shared.cfg.ipe_contract);
     let mut after: Option<String> = None;
     let mut n = 0usize;
@@ -687,17 +668,9 @@ pub(crate) async fn cmd_backlog(shared: Arc<Shared>) {
                 }
             };
             for req in backlog {
-                let Some(id) = req.con.get("request_id").and_then(Json::as_str).map(str::to_owned) else {
-                    continue;
-                };
-                let known = if req.con.get("op").and_then(Json::as_str) == Some("answer") {
-                    IpeCall::GetDeviceRequest { request_id: id }
-                } else {
-                    IpeCall::GetRequest { request_id: id }
-                };
-                if matches!(ledger::query(&ipe, &known).await, Ok(None)) && first_sight(&shared, &req) {
-                    n += 1;
-                    cmd_request(&shared, req).await;
+                n += 1;
+                if tx.send(CmdInput::Backlog(Box::new(req))).is_err() {
+                    return;
                 }
             }
         }
@@ -706,125 +679,62 @@ pub(crate) async fn cmd_backlog(shared: Arc<Shared>) {
         }
         after = page.last().map(|d| d.endpoint.clone());
     }
-    shared.backlog_done.store(true, Ordering::Release);
-    if let Ok(mut s) = shared.seen_cins.lock() {
-        *s = std::collections::HashSet::new();
-    }
-    if n > 0 {
-        tracing::info!(requests = n, "submitted requests written while the gateway was down");
-    }
+    tracing::debug!(cins = n, "cmd backlog scanned");
 }
 
-/// What the gateway does with a request taken from a `cmd` container.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CmdSubmission {
-    /// Submit this call: `submit_request`, or `answer_device_request` for `"op": "answer"`; its `originator`
-    /// is the contentInstance's creator, as the CSE said.
-    Submit(IpeCall),
-    /// Answer `rejected` at once, with a contract-style status (400 → RSC 4000) and a message.
-    Reject {
-        /// 400.
-        status: i32,
-        /// Why.
-        message: String,
-    },
-    /// The contract's own reading of the call refuses it ([`IpeCall::parse`]): what it would answer if
-    /// it were submitted, with the same status and message.
-    Refused {
-        /// The contract's status (400).
-        status: i32,
-        /// Its message.
-        message: String,
-    },
-}
-
-/// Decides what a request from a `cmd` container becomes. The originator is the creator the CSE reported
-/// ([`crate::onem2m_side::CmdRequest::originator`]); an `originator` the content names is overwritten, and a
-/// request whose creator the CSE cannot tell is rejected with `no_creator` as the message.
-pub fn cmd_submission(req: &crate::onem2m_side::CmdRequest, no_creator: &str) -> CmdSubmission {
-    let Some(originator) = req.originator.as_deref() else {
-        return CmdSubmission::Reject { status: 400, message: no_creator.to_owned() };
-    };
-    let (function, args) = if req.con.get("op").and_then(Json::as_str) == Some("answer") {
-        let mut a = req.con.clone();
-        if let Some(o) = a.as_object_mut() {
-            o.remove("op");
-            o.insert("originator".into(), json!(originator));
+/// Performs one of the `cmd` core's commands (the ledger and CSE calls in tasks of their own, their results
+/// sent back to the core's task).
+fn perform_cmd_command(shared: &Arc<Shared>, tx: &mpsc::UnboundedSender<CmdInput>, cmd: CmdCommand) {
+    let (s, tx) = (shared.clone(), tx.clone());
+    match cmd {
+        CmdCommand::QueryKnown { key, call } => {
+            tokio::spawn(async move {
+                let ipe = s.cfg.onem2m_ledger.contract(&s.cfg.ipe_contract);
+                let answer = matches!(call, IpeCall::GetDeviceRequest { .. });
+                let result = match ledger::query(&ipe, &call).await {
+                    Ok(None) => Ok(false),
+                    // A device request is known to an answer once it is answered (it exists before).
+                    Ok(Some(b)) if answer => Ok(request_status(&b) == RequestStatus::Answered),
+                    Ok(Some(_)) => Ok(true),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "looking up a cmd request; asking again");
+                        Err(LedgerFailure(e.to_string()))
+                    }
+                };
+                let _ = tx.send(CmdInput::Known { key, result });
+            });
         }
-        ("answer_device_request", a)
-    } else {
-        match ipe::mapping::request_from_cmd(&req.con, originator, &req.ae_id) {
-            Ok(args) => ("submit_request", args),
-            Err(e) => return CmdSubmission::Reject { status: 400, message: e.to_string() },
+        CmdCommand::Submit { key, call } => {
+            tokio::spawn(async move {
+                let ipe = s.cfg.onem2m_ledger.contract(&s.cfg.ipe_contract);
+                let result = match ledger::submit(&ipe, &call).await {
+                    Ok(_) => CmdSubmitResult::Committed,
+                    Err(ledger::SubmitError::Refused { status, message, .. }) => {
+                        CmdSubmitResult::Refused { status, message }
+                    }
+                    Err(e) => {
+                        s.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "request from a cmd container not submitted yet; retrying");
+                        CmdSubmitResult::Failed(LedgerFailure(e.to_string()))
+                    }
+                };
+                let _ = tx.send(CmdInput::Submitted { key, result });
+            });
         }
-    };
-    // The bytes the contract would have been given; its parser judges them.
-    let bytes = match serde_json::to_vec(&args) {
-        Ok(b) => b,
-        Err(e) => return CmdSubmission::Reject { status: 400, message: e.to_string() },
-    };
-    match IpeCall::parse(function, &[bytes]) {
-        Ok(call) => CmdSubmission::Submit(call),
-        Err(e) => CmdSubmission::Refused { status: e.status(), message: e.to_string() },
-    }
-}
-
-/// Why a request from a `cmd` container was not submitted.
-enum NotSubmitted {
-    /// The contract refused it (or would have): its status and message.
-    Refused(i32, String),
-    /// The ledger could not be reached or kept failing.
-    Failed(ledger::SubmitError),
-}
-
-async fn cmd_request(shared: &Arc<Shared>, req: crate::onem2m_side::CmdRequest) {
-    let ipe = shared.cfg.onem2m_ledger.contract(&shared.cfg.ipe_contract);
-    let request_id = req.con.get("request_id").and_then(Json::as_str).unwrap_or_default().to_owned();
-    let originator = req.originator.clone().unwrap_or_default();
-    let answer = req.con.get("op").and_then(Json::as_str) == Some("answer");
-    let result = match cmd_submission(&req, shared.cfg.onem2m.no_creator_reason()) {
-        CmdSubmission::Reject { status, message } => {
-            if req.originator.is_none() {
-                tracing::warn!(ae = %req.ae_id, request_id, "a cmd request without a known creator, rejected");
-            }
-            reject(shared, &req.ae_id, &request_id, &originator, status, &message).await;
-            return;
+        CmdCommand::WriteCin { ae_id, cin, rn } => {
+            tokio::spawn(async move {
+                tracing::debug!(ae = %ae_id, rn, "a request from a cmd container rejected");
+                if let Err(e) = s.cfg.onem2m.write_cin(&ae_id, &cin, &rn).await {
+                    tracing::warn!(ae = %ae_id, error = %e, "writing a rejection");
+                }
+            });
         }
-        CmdSubmission::Refused { status, message } => Err(NotSubmitted::Refused(status, message)),
-        CmdSubmission::Submit(call) => ledger::submit(&ipe, &call).await.map_err(|e| match e {
-            ledger::SubmitError::Refused { status, message, .. } => NotSubmitted::Refused(status, message),
-            other => NotSubmitted::Failed(other),
-        }),
-    };
-    match result {
-        Ok(_) => {
+        CmdCommand::Outcome { outcome: CmdOutcome::Submitted, .. } => {
             shared.stats.cmd_requests.fetch_add(1, Ordering::Relaxed);
         }
-        Err(NotSubmitted::Refused(status, message)) if !answer => {
-            reject(shared, &req.ae_id, &request_id, &originator, status, &message).await;
-        }
-        Err(NotSubmitted::Refused(status, message)) => {
+        CmdCommand::Outcome { ae_id, request_id, outcome: CmdOutcome::AnswerRefused { status, message } } => {
             shared.stats.errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(ae = %req.ae_id, status, message, "answer from a cmd container refused");
+            tracing::warn!(ae = %ae_id, request_id, status, message, "answer from a cmd container refused");
         }
-        Err(NotSubmitted::Failed(e)) => {
-            shared.stats.errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(ae = %req.ae_id, error = %e, "request from a cmd container not submitted");
-        }
-    }
-}
-
-async fn reject(
-    shared: &Shared,
-    ae_id: &str,
-    request_id: &str,
-    originator: &str,
-    status: i32,
-    message: &str,
-) {
-    let cin = ipe::mapping::rejection_cin(ae_id, request_id, originator, status, message);
-    let rn = format!("rej-{}", cin_name(if request_id.is_empty() { "none" } else { request_id }));
-    if let Err(e) = shared.cfg.onem2m.write_cin(ae_id, &cin, &rn).await {
-        tracing::warn!(ae = %ae_id, error = %e, "writing a rejection");
     }
 }

@@ -40,15 +40,14 @@ pub mod uplink;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ipe::model::GatewayRef;
 use ledger_client::Gateway;
-use lwm2m::{LwM2mPath, Registry};
+use lwm2m::Registry;
 use lwm2m_server::LwM2mServerHandle;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -119,42 +118,23 @@ pub(crate) struct Shared {
     pub(crate) cfg: BridgeConfig,
     pub(crate) journal: journal::Journal,
     pub(crate) stats: Arc<Stats>,
-    /// (endpoint, path) → the observe request id whose notifications these are.
-    pub(crate) observations: Mutex<HashMap<(String, LwM2mPath), String>>,
+    /// The uplink core's inbox (the downlink's observations go there).
+    pub(crate) uplink: tokio::sync::mpsc::UnboundedSender<core::uplink::UplinkInput>,
     /// Requests whose device operation is journaled as started before a restart.
     pub(crate) interrupted: Mutex<std::collections::HashSet<String>>,
-    pub(crate) seq: AtomicU64,
-    /// contentInstances of `cmd` containers already taken (by ri).
-    pub(crate) seen_cins: Mutex<std::collections::HashSet<String>>,
-    /// The start-up scan of `cmd` backlogs is over.
-    pub(crate) backlog_done: std::sync::atomic::AtomicBool,
     /// The ledger as the gateway sees it.
     pub(crate) view: Arc<LedgerView>,
     pub(crate) stop: CancellationToken,
 }
 
-impl Shared {
-    pub(crate) fn next_id(&self, kind: &str) -> String {
-        let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{kind}-{}-{n}", self.cfg.name, boot_tag())
-    }
-}
-
 /// A tag unique to this process start (so ids stay unique across restarts).
-fn boot_tag() -> &'static str {
+pub(crate) fn boot_tag() -> &'static str {
     static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     TAG.get_or_init(|| {
         #[allow(clippy::disallowed_methods)] // the bridge shell's one clock read for id uniqueness
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         format!("{:x}", t.as_millis())
     })
-}
-
-/// Seconds since the epoch (the bridge shell's clock).
-pub(crate) fn unix_now() -> i64 {
-    #[allow(clippy::disallowed_methods)] // the bridge shell's clock
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(t.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// Milliseconds since the epoch (the bridge shell's clock, for the core's `now`).
@@ -193,27 +173,21 @@ impl Bridge {
         cfg.onem2m.register_ipe().await?;
         let stop = CancellationToken::new();
         let view = Arc::new(LedgerView::new(&cfg.watch));
+        let (uplink_tx, uplink_rx) = tokio::sync::mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             cfg,
             journal,
             stats: Arc::default(),
-            observations: Mutex::default(),
+            uplink: uplink_tx,
             interrupted: Mutex::new(open.ops.into_iter().collect()),
-            seq: AtomicU64::new(0),
-            seen_cins: Mutex::default(),
-            backlog_done: std::sync::atomic::AtomicBool::new(false),
             view,
             stop: stop.clone(),
         });
         let tasks = vec![
-            tokio::spawn(uplink::run(shared.clone())),
+            tokio::spawn(uplink::run(shared.clone(), open.dreqs, uplink_rx)),
             tokio::spawn(events::run(shared.clone())),
             tokio::spawn(events::cmd_requests(shared.clone(), notifications)),
-            tokio::spawn(events::cmd_backlog(shared.clone())),
         ];
-        for (id, exp) in open.dreqs {
-            tokio::spawn(events::device_request_timer(shared.clone(), id, exp));
-        }
         Ok(Bridge { shared, tasks })
     }
 
