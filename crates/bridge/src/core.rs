@@ -1,4 +1,8 @@
-//! The downlink flow and the event watermark as a sans-IO state machine: inputs in
+//! The bridge's flows as sans-IO state machines: the downlink flow and the event watermark here
+//! ([`DownlinkCore`]), the `cmd` flow in [`cmd`] ([`cmd::CmdCore`]), the uplink flow in [`uplink`]
+//! ([`uplink::UplinkCore`]). Each is driven by one task of the shell.
+//!
+//! The downlink flow and the event watermark: inputs in
 //! ([`DownlinkCore::handle`] with the current time), [`Command`]s out ([`DownlinkCore::poll_command`]). No
 //! tokio, no clock, no file: the shell owns the ledger connection, the journal file, the LwM2M server and the
 //! clock, performs the commands and feeds their results back as inputs.

@@ -14,16 +14,18 @@
 //! ```
 //!
 //! - **Uplink** ([`uplink`]): LwM2M server events (register, update, de-register, expiry, notify, send) become
-//!   IPE transactions, in order per device.
+//!   IPE transactions, in order per device ([`core::uplink`]: also the observation map and the timers of
+//!   devices' requests).
 //! - **Events** ([`events`]): the IPE contract's events are consumed from a persisted checkpoint (the lowest
 //!   event not yet fully handled), so a restart resumes with nothing lost. Acting again on a replayed event is
 //!   harmless: contentInstances have the request/report id as their name (a replay is a 4105), answers are
 //!   refused as 409 by the contract, and device operations that are not safe to repeat are journaled
 //!   ([`journal`]) and checked against the ledger first.
-//! - **Core** ([`core`]): the downlink flow (a request event → status → journal → device → answer) and the
-//!   event watermark as a sans-IO state machine, driven by one task of [`events`].
+//! - **Core** ([`core`]): the flows as sans-IO state machines: the downlink flow (a request event → status →
+//!   journal → device → answer) and the event watermark, the `cmd` flow ([`core::cmd`]) and the uplink flow
+//!   ([`core::uplink`]), each driven by one task of the shell.
 //! - **oneM2M side** ([`onem2m_side`]): device trees and contentInstances on the CSE; applications' requests
-//!   written into a device's `cmd` container become `submit_request` transactions.
+//!   written into a device's `cmd` container become `submit_request` transactions ([`core::cmd`]).
 //!
 //! Architecture Invariant: every request gets exactly one answer on the ledger (ok, error or timeout), and
 //! every answer is written once into the device's `rsp` container.

@@ -1,5 +1,5 @@
 //! LwM2M → ledger: the shell of the uplink flow ([`crate::core::uplink::UplinkCore`]). One task owns the core:
-//! it feeds it the LwM2M server's events, the downlink's observations (through [`Shared::uplink`]), the
+//! it feeds it the LwM2M server's events, the downlink's observations (through the uplink task's channel), the
 //! results of its commands (each submission and durable journal append in a task of its own, reporting back
 //! through the same channel) and its timer (the devices' requests' expiries).
 
