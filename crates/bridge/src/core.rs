@@ -1,6 +1,6 @@
 //! The bridge's flows as sans-IO state machines: the downlink flow and the event watermark here
 //! ([`DownlinkCore`]), the `cmd` flow in [`cmd`] ([`cmd::CmdCore`]), the uplink flow in [`uplink`]
-//! ([`uplink::UplinkCore`]). Each is driven by one task of the shell.
+//! ([`uplink::UplinkCore`]). The shell's one loop (in [`crate::events`]) owns the three.
 //!
 //! The downlink flow and the event watermark: inputs in
 //! ([`DownlinkCore::handle`] with the current time), [`Command`]s out ([`DownlinkCore::poll_command`]). No

@@ -1,13 +1,23 @@
-//! Ledger → gateway: the IPE contract's events, consumed from a persisted checkpoint, and the requests
-//! applications write into `cmd` containers.
+//! The bridge's shell: one loop (`run`) over one channel of messages (`Msg`) that owns the three cores and
+//! performs their commands. Ledger → gateway: the IPE contract's events, consumed from a persisted checkpoint;
+//! the requests applications write into `cmd` containers; and the LwM2M server's events (their commands in
+//! [`crate::uplink`]).
+//!
+//! ```text
+//!  contract events (read_events task) ──┐                   ┌─► DownlinkCore ─► device ops, answers, the
+//!  LwM2M server events (broadcast) ─────┤                   │     oneM2M queues (a worker task per AE)
+//!  CSE notifications (read in tasks) ───┼─► run: select! ──►├─► CmdCore ─► submit_request, rejections
+//!  cmd backlog scan (task) ─────────────┤   + cores' timer  └─► UplinkCore ─► register, report,
+//!  command results (tasks) ─────────────┘   + 200 ms save          device_request, timeouts
+//! ```
 //!
 //! The checkpoint is the last event of an unbroken run of fully handled events (a low watermark): events are
 //! handled concurrently, and a restart resumes after the watermark, so an event that was being handled when the
 //! gateway died is handled again. That is harmless by construction (see the crate docs).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ipe::IpeEvent;
@@ -27,23 +37,27 @@ use crate::{DEVICE_REQUEST_OBJECT, Shared, ledger};
 
 use crate::core::cmd::{CmdCommand, CmdCore, CmdInput, CmdOutcome, CmdSubmitResult};
 pub use crate::core::cmd::{CmdSubmission, cin_name, cmd_submission};
-use crate::core::uplink::UplinkInput;
+use crate::core::uplink::{UplinkCore, UplinkInput};
 use crate::core::{
     Command, DownlinkCore, EventSeq, EventWork, Input, JournalFailure, LedgerFailure, RequestStatus,
     SubmitResult,
 };
 pub use crate::core::{Tracker, response_args};
+use lwm2m_server::ServerEvent;
+use tokio::sync::broadcast;
 
-/// What the core task hears: the event stream's events (with the contract's reading of them), and every
-/// other input of the core.
-enum Msg {
+/// What the shell's loop hears: the event stream's events (with the contract's reading of them), and every
+/// other input of the three cores (the results of their commands, performed in tasks, come back here too).
+pub(crate) enum Msg {
     Event { block: u64, tx_id: String, event: Option<Box<IpeEvent>> },
     Input(Input),
+    Cmd(CmdInput),
+    Uplink(UplinkInput),
 }
 
-/// Where the shell's work reports back to the core task.
+/// Where the shell's work reports back to the loop.
 #[derive(Clone)]
-struct Inbox(mpsc::UnboundedSender<Msg>);
+pub(crate) struct Inbox(pub(crate) mpsc::UnboundedSender<Msg>);
 
 impl Inbox {
     fn input(&self, i: Input) {
@@ -53,12 +67,44 @@ impl Inbox {
     fn done(&self, seq: EventSeq) {
         self.input(Input::EventHandled { seq });
     }
+
+    pub(crate) fn cmd(&self, i: CmdInput) {
+        let _ = self.0.send(Msg::Cmd(i));
+    }
+
+    pub(crate) fn uplink(&self, i: UplinkInput) {
+        let _ = self.0.send(Msg::Uplink(i));
+    }
 }
 
-/// Consumes the contract's events until the bridge stops: one task owns the [`DownlinkCore`] (the downlink
-/// flow and the watermark), feeds it the events, the results of its commands, registrations and its timer,
-/// and performs its commands (each in a task of its own, reporting back through the [`Inbox`]).
-pub(crate) async fn run(shared: Arc<Shared>) {
+/// The three cores the loop owns.
+struct Cores {
+    downlink: DownlinkCore,
+    cmd: CmdCore,
+    uplink: UplinkCore,
+}
+
+impl Cores {
+    fn poll_timeout(&self) -> Option<crate::core::UnixMillis> {
+        [self.downlink.poll_timeout(), self.cmd.poll_timeout(), self.uplink.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+/// The bridge's one loop, until the bridge stops: it owns the three cores ([`DownlinkCore`]: the downlink flow
+/// and the watermark; [`CmdCore`]: requests from `cmd` containers; [`UplinkCore`]: the LwM2M server's events),
+/// feeds them the contract's events, the LwM2M server's events, the CSE's notifications, the results of their
+/// commands and their timers, and performs their commands (those doing I/O in tasks of their own, reporting
+/// back through the [`Inbox`]). `interrupted` and `open_device_requests` are the journal's open entries.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    interrupted: Vec<String>,
+    open_device_requests: Vec<(String, i64)>,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    mut notifications: mpsc::UnboundedReceiver<crate::Notified>,
+) {
     let cp_file = FileCheckpointer::new(shared.cfg.state_dir.join("events.checkpoint"));
     let start = match cp_file.load().await {
         Ok(c) => c,
@@ -67,10 +113,17 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             Checkpoint::default()
         }
     };
-    let interrupted = shared.interrupted.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default();
-    let mut core = DownlinkCore::new(shared.cfg.lwm2m_identity.clone(), start.clone(), interrupted);
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let inbox = Inbox(tx);
+    let mut cores = Cores {
+        downlink: DownlinkCore::new(shared.cfg.lwm2m_identity.clone(), start.clone(), interrupted),
+        cmd: CmdCore::new(shared.cfg.onem2m.no_creator_reason()),
+        uplink: UplinkCore::new(
+            shared.cfg.name.clone(),
+            crate::boot_tag(),
+            shared.cfg.device_request_timeout,
+            open_device_requests,
+        ),
+    };
+    let inbox = shared.inbox.clone();
     // The watched peers' streams: the LwM2M side's from the checkpoint's block (it learns which blocks hold
     // IPE events), the others from their next block (reachability only).
     let mut tasks: Vec<_> = shared
@@ -92,25 +145,80 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         })
         .collect();
     tasks.push(tokio::spawn(read_events(shared.clone(), start, inbox.clone())));
-    tasks.push(tokio::spawn(forward_registrations(shared.clone(), inbox.clone())));
-    let onem2m = Onem2mQueues::default();
+    tasks.push(tokio::spawn(cmd_backlog(shared.clone(), inbox.clone())));
+    let mut server = shared.cfg.lwm2m.subscribe_events();
+    // Devices that registered before the bridge subscribed (a restart): register them again (a re-registration
+    // keeps the AE-ID and only refreshes the record).
+    for c in shared.cfg.lwm2m.clients().await {
+        feed_uplink(&shared, &mut cores, UplinkInput::Server(ServerEvent::Registered(c)));
+    }
+    let mut onem2m = Onem2mQueues::default();
     let mut to_save: Option<Checkpoint> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut server_open, mut notifications_open) = (true, true);
     loop {
         let msg = tokio::select! {
             () = shared.stop.cancelled() => break,
             m = rx.recv() => match m { Some(m) => m, None => break },
-            () = sleep_until(core.poll_timeout()) => Msg::Input(Input::Timer),
+            ev = server.recv(), if server_open => match ev {
+                Ok(ev) => {
+                    if let ServerEvent::Registered(c) = &ev {
+                        // Requests waiting for the device to come online are performed now.
+                        let endpoint = c.endpoint.clone();
+                        let input = Input::DeviceRegistered { endpoint };
+                        feed_downlink(&shared, &mut cores, &mut onem2m, &mut to_save, input, None);
+                    }
+                    Msg::Uplink(UplinkInput::Server(ev))
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    // Events were lost in the server's channel: re-sync the registrations; lost notifications
+                    // cannot be recovered (the next one carries the current value).
+                    tracing::warn!(
+                        lost = n,
+                        "LwM2M events lost (the ledger is slower than the devices); re-syncing"
+                    );
+                    shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    for c in shared.cfg.lwm2m.clients().await {
+                        feed_uplink(&shared, &mut cores, UplinkInput::Server(ServerEvent::Updated(c)));
+                    }
+                    continue;
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    server_open = false;
+                    continue;
+                }
+            },
+            n = notifications.recv(), if notifications_open => {
+                match n {
+                    // Who created the contentInstance is read from the CSE in a task; the core hears the result.
+                    Some(body) => {
+                        let (s, inbox) = (shared.clone(), inbox.clone());
+                        tokio::spawn(async move {
+                            if let Some(req) = s.cfg.onem2m.cmd_request(&body).await {
+                                inbox.cmd(CmdInput::Notified(Box::new(req)));
+                            }
+                        });
+                    }
+                    None => notifications_open = false,
+                }
+                continue;
+            }
+            () = sleep_until(cores.poll_timeout()) => {
+                // Each core acts only on what is due.
+                feed_downlink(&shared, &mut cores, &mut onem2m, &mut to_save, Input::Timer, None);
+                feed_cmd(&shared, &mut cores, CmdInput::Timer);
+                Msg::Uplink(UplinkInput::Timer)
+            }
             _ = tick.tick() => {
-                save(&shared, &core, &cp_file, &mut to_save).await;
+                save(&shared, &cores.downlink, &cp_file, &mut to_save).await;
                 continue;
             }
         };
-        let mut elsewhere = None;
-        let input = match msg {
+        match msg {
             Msg::Event { block, tx_id, event } => {
                 shared.stats.events.fetch_add(1, Ordering::Relaxed);
+                let mut elsewhere = None;
                 let work = match event.map(|e| *e) {
                     Some(IpeEvent::Request(r)) => EventWork::Request(Box::new(r)),
                     Some(ev) if handled_elsewhere(&shared, &ev) => {
@@ -119,26 +227,55 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                     }
                     _ => EventWork::Nothing,
                 };
-                Input::Event { block, tx_id, work }
+                let input = Input::Event { block, tx_id, work };
+                feed_downlink(&shared, &mut cores, &mut onem2m, &mut to_save, input, elsewhere);
             }
-            Msg::Input(i) => i,
-        };
-        core.handle(crate::unix_now_ms(), input);
-        while let Some(cmd) = core.poll_command() {
-            match cmd {
-                Command::HandleElsewhere { seq } => match elsewhere.take() {
-                    Some(ev) => route(&shared, &inbox, &onem2m, seq, ev),
-                    None => inbox.done(seq),
-                },
-                Command::SaveCheckpoint(cp) => to_save = Some(cp),
-                other => perform_command(&shared, &inbox, other),
-            }
+            Msg::Input(i) => feed_downlink(&shared, &mut cores, &mut onem2m, &mut to_save, i, None),
+            Msg::Cmd(i) => feed_cmd(&shared, &mut cores, i),
+            Msg::Uplink(i) => feed_uplink(&shared, &mut cores, i),
         }
     }
     for t in tasks {
         t.abort();
     }
-    save(&shared, &core, &cp_file, &mut to_save).await;
+    save(&shared, &cores.downlink, &cp_file, &mut to_save).await;
+}
+
+/// Feeds the downlink core and performs its commands; `elsewhere` is the event just fed, if the shell handles
+/// it ([`Command::HandleElsewhere`]).
+fn feed_downlink(
+    shared: &Arc<Shared>,
+    cores: &mut Cores,
+    onem2m: &mut Onem2mQueues,
+    to_save: &mut Option<Checkpoint>,
+    input: Input,
+    mut elsewhere: Option<IpeEvent>,
+) {
+    cores.downlink.handle(crate::unix_now_ms(), input);
+    while let Some(cmd) = cores.downlink.poll_command() {
+        match cmd {
+            Command::HandleElsewhere { seq } => match elsewhere.take() {
+                Some(ev) => route(shared, &shared.inbox, onem2m, seq, ev),
+                None => shared.inbox.done(seq),
+            },
+            Command::SaveCheckpoint(cp) => *to_save = Some(cp),
+            other => perform_command(shared, &shared.inbox, other),
+        }
+    }
+}
+
+fn feed_cmd(shared: &Arc<Shared>, cores: &mut Cores, input: CmdInput) {
+    cores.cmd.handle(crate::unix_now_ms(), input);
+    while let Some(cmd) = cores.cmd.poll_command() {
+        perform_cmd_command(shared, cmd);
+    }
+}
+
+fn feed_uplink(shared: &Arc<Shared>, cores: &mut Cores, input: UplinkInput) {
+    cores.uplink.handle(crate::unix_now_ms(), input);
+    while let Some(cmd) = cores.uplink.poll_command() {
+        crate::uplink::perform(shared, cmd);
+    }
 }
 
 /// Sleeps until `t`, or forever when there is no `t` (a core with no timer).
@@ -225,24 +362,6 @@ async fn read_events(shared: Arc<Shared>, start: Checkpoint, inbox: Inbox) {
     }
 }
 
-/// Devices' registrations, for requests waiting for their device to come online.
-async fn forward_registrations(shared: Arc<Shared>, inbox: Inbox) {
-    let mut events = shared.cfg.lwm2m.subscribe_events();
-    loop {
-        let e = tokio::select! {
-            () = shared.stop.cancelled() => return,
-            e = events.recv() => e,
-        };
-        match e {
-            Ok(lwm2m_server::ServerEvent::Registered(c)) => {
-                inbox.input(Input::DeviceRegistered { endpoint: c.endpoint.clone() });
-            }
-            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        }
-    }
-}
-
 fn is_me(shared: &Shared, to: &Address) -> bool {
     matches!(to, Address::Gateway { org, id } if *org == shared.cfg.lwm2m_identity.org && *id == shared.cfg.lwm2m_identity.id)
 }
@@ -261,7 +380,7 @@ fn handled_elsewhere(shared: &Shared, ev: &IpeEvent) -> bool {
     }
 }
 
-fn route(shared: &Arc<Shared>, inbox: &Inbox, onem2m: &Onem2mQueues, seq: u64, ev: IpeEvent) {
+fn route(shared: &Arc<Shared>, inbox: &Inbox, onem2m: &mut Onem2mQueues, seq: u64, ev: IpeEvent) {
     match ev {
         IpeEvent::DeviceAnswer(a) if is_me(shared, &a.to) => {
             let (s, i) = (shared.clone(), inbox.clone());
@@ -325,15 +444,16 @@ enum Job {
 /// One ordered queue per device AE on the oneM2M side (a tree is made before values are written into it).
 type JobSender = mpsc::UnboundedSender<(u64, Job)>;
 
-#[derive(Default, Clone)]
+/// The loop's queues, one per device AE on the oneM2M side (a tree is made before values are written into
+/// it), each drained by a worker task.
+#[derive(Default)]
 struct Onem2mQueues {
-    queues: Arc<Mutex<HashMap<String, JobSender>>>,
+    queues: HashMap<String, JobSender>,
 }
 
 impl Onem2mQueues {
-    fn push(&self, shared: &Arc<Shared>, inbox: &Inbox, ae: String, seq: u64, job: Job) {
-        let Ok(mut q) = self.queues.lock() else { return };
-        let tx = q.entry(ae.clone()).or_insert_with(|| {
+    fn push(&mut self, shared: &Arc<Shared>, inbox: &Inbox, ae: String, seq: u64, job: Job) {
+        let tx = self.queues.entry(ae.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             tokio::spawn(onem2m_worker(shared.clone(), inbox.clone(), ae, rx));
             tx
@@ -544,7 +664,7 @@ async fn device_op(shared: &Arc<Shared>, r: &RequestEvent, budget: Duration) -> 
             }
             let rsp = lw.observe(ep, path, None, t).await?;
             if rsp.code.is_success() {
-                let _ = shared.uplink.send(UplinkInput::Observed {
+                shared.inbox.uplink(UplinkInput::Observed {
                     endpoint: ep.to_owned(),
                     path,
                     request_id: r.request_id.clone(),
@@ -554,7 +674,7 @@ async fn device_op(shared: &Arc<Shared>, r: &RequestEvent, budget: Duration) -> 
         }
         Operation::CancelObserve => {
             let n = lw.cancel_observe(ep, path).await;
-            let _ = shared.uplink.send(UplinkInput::ObserveCancelled { endpoint: ep.to_owned(), path });
+            shared.inbox.uplink(UplinkInput::ObserveCancelled { endpoint: ep.to_owned(), path });
             Ok(code_only(if n > 0 { 0x45 } else { 0x84 }))
         }
     }
@@ -604,45 +724,9 @@ fn path(ids: &[u16]) -> LwM2mPath {
 
 // ------------------------------------------------------------------- requests from cmd containers
 
-/// Applications' requests written into `cmd` containers → `submit_request` (or `answer_device_request`): one
-/// task owns the [`CmdCore`] and feeds it the notified contentInstances (each read from the CSE by a task of
-/// its own), the start-up backlog scan's, the results of its commands and its timer.
-pub(crate) async fn cmd_requests(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<crate::Notified>) {
-    let mut core = CmdCore::new(shared.cfg.onem2m.no_creator_reason());
-    let (tx, mut inbox) = mpsc::unbounded_channel::<CmdInput>();
-    let scan = tokio::spawn(cmd_backlog(shared.clone(), tx.clone()));
-    let mut notifications_open = true;
-    loop {
-        let input = tokio::select! {
-            () = shared.stop.cancelled() => break,
-            n = rx.recv(), if notifications_open => {
-                match n {
-                    Some(body) => {
-                        let (s, tx) = (shared.clone(), tx.clone());
-                        tokio::spawn(async move {
-                            if let Some(req) = s.cfg.onem2m.cmd_request(&body).await {
-                                let _ = tx.send(CmdInput::Notified(Box::new(req)));
-                            }
-                        });
-                    }
-                    None => notifications_open = false,
-                }
-                continue;
-            }
-            i = inbox.recv() => match i { Some(i) => i, None => break },
-            () = sleep_until(core.poll_timeout()) => CmdInput::Timer,
-        };
-        core.handle(crate::unix_now_ms(), input);
-        while let Some(cmd) = core.poll_command() {
-            perform_cmd_command(&shared, &tx, cmd);
-        }
-    }
-    scan.abort();
-}
-
 /// After a start: the contentInstances in every device's `cmd` container (requests written while the gateway
 /// was down had no one to notify) go to the core, which submits those whose id the ledger has not seen.
-async fn cmd_backlog(shared: Arc<Shared>, tx: mpsc::UnboundedSender<CmdInput>) {
+async fn cmd_backlog(shared: Arc<Shared>, inbox: Inbox) {
     let ipe = shared.cfg.onem2m_ledger.contract(&shared.cfg.ipe_contract);
     let mut after: Option<String> = None;
     let mut n = 0usize;
@@ -669,9 +753,7 @@ async fn cmd_backlog(shared: Arc<Shared>, tx: mpsc::UnboundedSender<CmdInput>) {
             };
             for req in backlog {
                 n += 1;
-                if tx.send(CmdInput::Backlog(Box::new(req))).is_err() {
-                    return;
-                }
+                inbox.cmd(CmdInput::Backlog(Box::new(req)));
             }
         }
         if page.len() < 1000 {
@@ -684,8 +766,8 @@ async fn cmd_backlog(shared: Arc<Shared>, tx: mpsc::UnboundedSender<CmdInput>) {
 
 /// Performs one of the `cmd` core's commands (the ledger and CSE calls in tasks of their own, their results
 /// sent back to the core's task).
-fn perform_cmd_command(shared: &Arc<Shared>, tx: &mpsc::UnboundedSender<CmdInput>, cmd: CmdCommand) {
-    let (s, tx) = (shared.clone(), tx.clone());
+fn perform_cmd_command(shared: &Arc<Shared>, cmd: CmdCommand) {
+    let s = shared.clone();
     match cmd {
         CmdCommand::QueryKnown { key, call } => {
             tokio::spawn(async move {
@@ -701,7 +783,7 @@ fn perform_cmd_command(shared: &Arc<Shared>, tx: &mpsc::UnboundedSender<CmdInput
                         Err(LedgerFailure(e.to_string()))
                     }
                 };
-                let _ = tx.send(CmdInput::Known { key, result });
+                s.inbox.cmd(CmdInput::Known { key, result });
             });
         }
         CmdCommand::Submit { key, call } => {
@@ -718,7 +800,7 @@ fn perform_cmd_command(shared: &Arc<Shared>, tx: &mpsc::UnboundedSender<CmdInput
                         CmdSubmitResult::Failed(LedgerFailure(e.to_string()))
                     }
                 };
-                let _ = tx.send(CmdInput::Submitted { key, result });
+                s.inbox.cmd(CmdInput::Submitted { key, result });
             });
         }
         CmdCommand::WriteCin { ae_id, cin, rn } => {

@@ -23,7 +23,7 @@
 //!   ([`journal`]) and checked against the ledger first.
 //! - **Core** ([`core`]): the flows as sans-IO state machines: the downlink flow (a request event → status →
 //!   journal → device → answer) and the event watermark, the `cmd` flow ([`core::cmd`]) and the uplink flow
-//!   ([`core::uplink`]), each driven by one task of the shell.
+//!   ([`core::uplink`]), owned by the shell's one loop ([`events`]).
 //! - **oneM2M side** ([`onem2m_side`]): device trees and contentInstances on the CSE; applications' requests
 //!   written into a device's `cmd` container become `submit_request` transactions ([`core::cmd`]).
 //!
@@ -43,8 +43,8 @@ pub mod uplink;
 mod tests;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ipe::model::GatewayRef;
@@ -120,10 +120,8 @@ pub(crate) struct Shared {
     pub(crate) cfg: BridgeConfig,
     pub(crate) journal: journal::Journal,
     pub(crate) stats: Arc<Stats>,
-    /// The uplink core's inbox (the downlink's observations go there).
-    pub(crate) uplink: tokio::sync::mpsc::UnboundedSender<core::uplink::UplinkInput>,
-    /// Requests whose device operation is journaled as started before a restart.
-    pub(crate) interrupted: Mutex<std::collections::HashSet<String>>,
+    /// The shell loop's inbox (the results of commands performed in tasks come back through it).
+    pub(crate) inbox: events::Inbox,
     /// The ledger as the gateway sees it.
     pub(crate) view: Arc<LedgerView>,
     pub(crate) stop: CancellationToken,
@@ -175,21 +173,17 @@ impl Bridge {
         cfg.onem2m.register_ipe().await?;
         let stop = CancellationToken::new();
         let view = Arc::new(LedgerView::new(&cfg.watch));
-        let (uplink_tx, uplink_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (inbox, inbox_rx) = tokio::sync::mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             cfg,
             journal,
             stats: Arc::default(),
-            uplink: uplink_tx,
-            interrupted: Mutex::new(open.ops.into_iter().collect()),
+            inbox: events::Inbox(inbox),
             view,
             stop: stop.clone(),
         });
-        let tasks = vec![
-            tokio::spawn(uplink::run(shared.clone(), open.dreqs, uplink_rx)),
-            tokio::spawn(events::run(shared.clone())),
-            tokio::spawn(events::cmd_requests(shared.clone(), notifications)),
-        ];
+        let tasks =
+            vec![tokio::spawn(events::run(shared.clone(), open.ops, open.dreqs, inbox_rx, notifications))];
         Ok(Bridge { shared, tasks })
     }
 
