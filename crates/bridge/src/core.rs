@@ -1,6 +1,7 @@
 //! The bridge's flows as sans-IO state machines: the downlink flow and the event watermark here
 //! ([`DownlinkCore`]), the `cmd` flow in [`cmd`] ([`cmd::CmdCore`]), the uplink flow in [`uplink`]
-//! ([`uplink::UplinkCore`]). The shell's one loop (in [`crate::events`]) owns the three.
+//! ([`uplink::UplinkCore`]), the oneM2M side of events in [`onem2m`] ([`onem2m::Onem2mCore`]). The shell's one
+//! loop (in [`crate::events`]) owns the four.
 //!
 //! The downlink flow and the event watermark: inputs in
 //! ([`DownlinkCore::handle`] with the current time), [`Command`]s out ([`DownlinkCore::poll_command`]). No
@@ -47,6 +48,7 @@ use lwm2m_server::{OpError, OpResponse};
 use crate::journal::Entry;
 
 pub mod cmd;
+pub mod onem2m;
 pub mod uplink;
 
 /// Wall-clock time as milliseconds since the Unix epoch, always passed in by the shell.

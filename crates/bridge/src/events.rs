@@ -1,14 +1,15 @@
-//! The bridge's shell: one loop (`run`) over one channel of messages (`Msg`) that owns the three cores and
+//! The bridge's shell: one loop (`run`) over one channel of messages (`Msg`) that owns the four cores and
 //! performs their commands. Ledger → gateway: the IPE contract's events, consumed from a persisted checkpoint;
 //! the requests applications write into `cmd` containers; and the LwM2M server's events (their commands in
 //! [`crate::uplink`]).
 //!
 //! ```text
-//!  contract events (read_events task) ──┐                   ┌─► DownlinkCore ─► device ops, answers, the
-//!  LwM2M server events (broadcast) ─────┤                   │     oneM2M queues (a worker task per AE)
-//!  CSE notifications (read in tasks) ───┼─► run: select! ──►├─► CmdCore ─► submit_request, rejections
-//!  cmd backlog scan (task) ─────────────┤   + cores' timer  └─► UplinkCore ─► register, report,
-//!  command results (tasks) ─────────────┘   + 200 ms save          device_request, timeouts
+//!  contract events (read_events task) ──┐                   ┌─► DownlinkCore ─► device ops, answers; events
+//!  LwM2M server events (broadcast) ─────┤                   │     handled elsewhere ─► Onem2mCore ─► trees,
+//!  CSE notifications (read in tasks) ───┼─► run: select! ──►│     contentInstances (a queue per AE, retries)
+//!  cmd backlog scan (task) ─────────────┤   + cores' timer  ├─► CmdCore ─► submit_request, rejections
+//!  command results (tasks) ─────────────┘   + 200 ms save   └─► UplinkCore ─► register, report,
+//!                                                                 device_request, timeouts
 //! ```
 //!
 //! The checkpoint is the last event of an unbroken run of fully handled events (a low watermark): events are
@@ -21,15 +22,14 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ipe::IpeEvent;
-use ipe::events::{DeviceAnswerEvent, DeviceRequestEvent, RequestEvent};
-use ipe::mapping::Cin;
+use ipe::events::{DeviceAnswerEvent, RequestEvent};
 use ipe::model::{Address, ListDevicesArgs, Operation};
 use ipe::{IpeCall, Refusal};
 use ledger_client::{Checkpoint, FileCheckpointer};
 use lwm2m::ops::{Attributes, WriteMode};
 use lwm2m::{ContentFormat, LwM2mPath, Record};
 use lwm2m_server::{OpError, OpResponse};
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 use tokio::sync::mpsc;
 
 use crate::journal::Entry;
@@ -37,6 +37,8 @@ use crate::{DEVICE_REQUEST_OBJECT, Shared, ledger};
 
 use crate::core::cmd::{CmdCommand, CmdCore, CmdInput, CmdOutcome, CmdSubmitResult};
 pub use crate::core::cmd::{CmdSubmission, cin_name, cmd_submission};
+pub use crate::core::onem2m::answer_last;
+use crate::core::onem2m::{Onem2mCommand, Onem2mCore, Onem2mFailure, Onem2mInput, Onem2mJob, job_for};
 use crate::core::uplink::{UplinkCore, UplinkInput};
 use crate::core::{
     Command, DownlinkCore, EventSeq, EventWork, Input, JournalFailure, LedgerFailure, RequestStatus,
@@ -47,12 +49,13 @@ use lwm2m_server::ServerEvent;
 use tokio::sync::broadcast;
 
 /// What the shell's loop hears: the event stream's events (with the contract's reading of them), and every
-/// other input of the three cores (the results of their commands, performed in tasks, come back here too).
+/// other input of the four cores (the results of their commands, performed in tasks, come back here too).
 pub(crate) enum Msg {
     Event { block: u64, tx_id: String, event: Option<Box<IpeEvent>> },
     Input(Input),
     Cmd(CmdInput),
     Uplink(UplinkInput),
+    Onem2m(Onem2mInput),
 }
 
 /// Where the shell's work reports back to the loop.
@@ -75,29 +78,40 @@ impl Inbox {
     pub(crate) fn uplink(&self, i: UplinkInput) {
         let _ = self.0.send(Msg::Uplink(i));
     }
+
+    fn onem2m(&self, i: Onem2mInput) {
+        let _ = self.0.send(Msg::Onem2m(i));
+    }
 }
 
-/// The three cores the loop owns.
+/// The cores the loop owns.
 struct Cores {
     downlink: DownlinkCore,
     cmd: CmdCore,
     uplink: UplinkCore,
+    onem2m: Onem2mCore,
 }
 
 impl Cores {
     fn poll_timeout(&self) -> Option<crate::core::UnixMillis> {
-        [self.downlink.poll_timeout(), self.cmd.poll_timeout(), self.uplink.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.downlink.poll_timeout(),
+            self.cmd.poll_timeout(),
+            self.uplink.poll_timeout(),
+            self.onem2m.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
-/// The bridge's one loop, until the bridge stops: it owns the three cores ([`DownlinkCore`]: the downlink flow
-/// and the watermark; [`CmdCore`]: requests from `cmd` containers; [`UplinkCore`]: the LwM2M server's events),
-/// feeds them the contract's events, the LwM2M server's events, the CSE's notifications, the results of their
-/// commands and their timers, and performs their commands (those doing I/O in tasks of their own, reporting
-/// back through the [`Inbox`]). `interrupted` and `open_device_requests` are the journal's open entries.
+/// The bridge's one loop, until the bridge stops: it owns the cores ([`DownlinkCore`]: the downlink flow and
+/// the watermark; [`CmdCore`]: requests from `cmd` containers; [`UplinkCore`]: the LwM2M server's events;
+/// [`Onem2mCore`]: the oneM2M side of events), feeds them the contract's events, the LwM2M server's events,
+/// the CSE's notifications, the results of their commands and their timers, and performs their commands (those
+/// doing I/O in tasks of their own, reporting back through the [`Inbox`]). `interrupted` and
+/// `open_device_requests` are the journal's open entries.
 pub(crate) async fn run(
     shared: Arc<Shared>,
     interrupted: Vec<String>,
@@ -122,6 +136,7 @@ pub(crate) async fn run(
             shared.cfg.device_request_timeout,
             open_device_requests,
         ),
+        onem2m: Onem2mCore::new(),
     };
     let inbox = shared.inbox.clone();
     // The watched peers' streams: the LwM2M side's from the checkpoint's block (it learns which blocks hold
@@ -152,7 +167,6 @@ pub(crate) async fn run(
     for c in shared.cfg.lwm2m.clients().await {
         feed_uplink(&shared, &mut cores, UplinkInput::Server(ServerEvent::Registered(c)));
     }
-    let mut onem2m = Onem2mQueues::default();
     let mut to_save: Option<Checkpoint> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -167,7 +181,7 @@ pub(crate) async fn run(
                         // Requests waiting for the device to come online are performed now.
                         let endpoint = c.endpoint.clone();
                         let input = Input::DeviceRegistered { endpoint };
-                        feed_downlink(&shared, &mut cores, &mut onem2m, &mut to_save, input, None);
+                        feed_downlink(&shared, &mut cores, &mut to_save, input, None);
                     }
                     Msg::Uplink(UplinkInput::Server(ev))
                 }
@@ -206,8 +220,9 @@ pub(crate) async fn run(
             }
             () = sleep_until(cores.poll_timeout()) => {
                 // Each core acts only on what is due.
-                feed_downlink(&shared, &mut cores, &mut onem2m, &mut to_save, Input::Timer, None);
+                feed_downlink(&shared, &mut cores, &mut to_save, Input::Timer, None);
                 feed_cmd(&shared, &mut cores, CmdInput::Timer);
+                feed_onem2m(&shared, &mut cores, Onem2mInput::Timer);
                 Msg::Uplink(UplinkInput::Timer)
             }
             _ = tick.tick() => {
@@ -228,11 +243,12 @@ pub(crate) async fn run(
                     _ => EventWork::Nothing,
                 };
                 let input = Input::Event { block, tx_id, work };
-                feed_downlink(&shared, &mut cores, &mut onem2m, &mut to_save, input, elsewhere);
+                feed_downlink(&shared, &mut cores, &mut to_save, input, elsewhere);
             }
-            Msg::Input(i) => feed_downlink(&shared, &mut cores, &mut onem2m, &mut to_save, i, None),
+            Msg::Input(i) => feed_downlink(&shared, &mut cores, &mut to_save, i, None),
             Msg::Cmd(i) => feed_cmd(&shared, &mut cores, i),
             Msg::Uplink(i) => feed_uplink(&shared, &mut cores, i),
+            Msg::Onem2m(i) => feed_onem2m(&shared, &mut cores, i),
         }
     }
     for t in tasks {
@@ -246,7 +262,6 @@ pub(crate) async fn run(
 fn feed_downlink(
     shared: &Arc<Shared>,
     cores: &mut Cores,
-    onem2m: &mut Onem2mQueues,
     to_save: &mut Option<Checkpoint>,
     input: Input,
     mut elsewhere: Option<IpeEvent>,
@@ -255,7 +270,18 @@ fn feed_downlink(
     while let Some(cmd) = cores.downlink.poll_command() {
         match cmd {
             Command::HandleElsewhere { seq } => match elsewhere.take() {
-                Some(ev) => route(shared, &shared.inbox, onem2m, seq, ev),
+                Some(IpeEvent::DeviceAnswer(a)) if is_me(shared, &a.to) => {
+                    let s = shared.clone();
+                    tokio::spawn(async move {
+                        deliver_answer(&s, a).await;
+                        s.inbox.done(seq);
+                    });
+                }
+                Some(ev) => match job_for(ev) {
+                    // Fed to the oneM2M core by the loop (not from here: this core is being drained).
+                    Some((ae, job)) => shared.inbox.onem2m(Onem2mInput::Job { seq, ae, job }),
+                    None => shared.inbox.done(seq),
+                },
                 None => shared.inbox.done(seq),
             },
             Command::SaveCheckpoint(cp) => *to_save = Some(cp),
@@ -268,6 +294,31 @@ fn feed_cmd(shared: &Arc<Shared>, cores: &mut Cores, input: CmdInput) {
     cores.cmd.handle(crate::unix_now_ms(), input);
     while let Some(cmd) = cores.cmd.poll_command() {
         perform_cmd_command(shared, cmd);
+    }
+}
+
+fn feed_onem2m(shared: &Arc<Shared>, cores: &mut Cores, input: Onem2mInput) {
+    cores.onem2m.handle(crate::unix_now_ms(), input);
+    while let Some(cmd) = cores.onem2m.poll_command() {
+        match cmd {
+            Onem2mCommand::Perform { ae, job } => {
+                let s = shared.clone();
+                tokio::spawn(async move {
+                    let result = onem2m_job(&s, &ae, &job).await.map_err(|e| Onem2mFailure {
+                        transient: e.rsc == onem2m::Rsc::TargetNotReachable
+                            || e.rsc == onem2m::Rsc::InternalServerError,
+                        message: e.to_string(),
+                    });
+                    s.inbox.onem2m(Onem2mInput::Done { ae, result, random: retry::os_random() });
+                });
+            }
+            // Through the channel: the loop feeds the downlink core (and keeps its checkpoint).
+            Onem2mCommand::EventHandled { seq } => shared.inbox.done(seq),
+            Onem2mCommand::Failed { ae, message } => {
+                shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(ae = %ae, error = %message, "oneM2M side");
+            }
+        }
     }
 }
 
@@ -380,143 +431,26 @@ fn handled_elsewhere(shared: &Shared, ev: &IpeEvent) -> bool {
     }
 }
 
-fn route(shared: &Arc<Shared>, inbox: &Inbox, onem2m: &mut Onem2mQueues, seq: u64, ev: IpeEvent) {
-    match ev {
-        IpeEvent::DeviceAnswer(a) if is_me(shared, &a.to) => {
-            let (s, i) = (shared.clone(), inbox.clone());
-            tokio::spawn(async move {
-                deliver_answer(&s, a).await;
-                i.done(seq);
-            });
-        }
-        IpeEvent::DeviceRegistered(d) | IpeEvent::DeviceUpdated(d) => {
-            onem2m.push(shared, inbox, d.tree.ae.rn.clone(), seq, Job::Tree(Box::new(d)));
-        }
-        IpeEvent::DeviceDeregistered(d) => {
-            onem2m.push(shared, inbox, d.tree.ae.rn.clone(), seq, Job::Delete(d.tree.ae.rn.clone()));
-        }
-        IpeEvent::Report(r) => {
-            let rn = cin_name(&r.report_id);
-            onem2m.push(shared, inbox, r.ae_id.clone(), seq, Job::Cins(r.cins, rn));
-        }
-        IpeEvent::Response(r) => {
-            let rn = cin_name(&r.request_id);
-            onem2m.push(shared, inbox, r.ae_id.clone(), seq, Job::Cins(answer_last(r.cins), rn));
-        }
-        IpeEvent::DeviceRequest(d) => {
-            let ae = d.ae_id.clone();
-            onem2m.push(
-                shared,
-                inbox,
-                ae,
-                seq,
-                Job::Cins(vec![device_request_cin(&d)], cin_name(&d.request_id)),
-            );
-        }
-        _ => inbox.done(seq),
-    }
-}
-
-/// A response's contentInstances with the answer (the `rsp` container's) written last, so an application that
-/// sees the answer finds the values of a read in their data containers too.
-pub fn answer_last(mut cins: Vec<Cin>) -> Vec<Cin> {
-    let rsp = format!("/{}", ipe::mapping::RSP);
-    cins.sort_by_key(|c| c.container.ends_with(&rsp)); // stable: the data containers keep their order
-    cins
-}
-
-/// What the `rsp` container shows applications when a device asks something (scenario 2): they answer by
-/// writing `{"op": "answer", "request_id": …, "status": "ok", "content": {…}}` into the device's `cmd`.
-fn device_request_cin(d: &DeviceRequestEvent) -> Cin {
-    Cin {
-        container: format!("{}/{}", d.ae_id, ipe::mapping::RSP),
-        con: json!({"device_request": {"request_id": d.request_id, "endpoint": d.endpoint, "topic": d.topic,
-            "content": d.content, "to": d.to, "expires_at": d.expires_at}}),
-    }
-}
-
-enum Job {
-    Tree(Box<ipe::events::DeviceEvent>),
-    Delete(String),
-    Cins(Vec<Cin>, String),
-}
-
-/// One ordered queue per device AE on the oneM2M side (a tree is made before values are written into it).
-type JobSender = mpsc::UnboundedSender<(u64, Job)>;
-
-/// The loop's queues, one per device AE on the oneM2M side (a tree is made before values are written into
-/// it), each drained by a worker task.
-#[derive(Default)]
-struct Onem2mQueues {
-    queues: HashMap<String, JobSender>,
-}
-
-impl Onem2mQueues {
-    fn push(&mut self, shared: &Arc<Shared>, inbox: &Inbox, ae: String, seq: u64, job: Job) {
-        let tx = self.queues.entry(ae.clone()).or_insert_with(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(onem2m_worker(shared.clone(), inbox.clone(), ae, rx));
-            tx
-        });
-        let _ = tx.send((seq, job));
-    }
-}
-
-/// Up to 4 retries of a oneM2M-side write, waiting up to 150 ms doubling to 1 s (drawn: 1 s in all on average, as
-/// the fixed 0.1 to 0.4 s before).
-const ONEM2M_RETRY: retry::Backoff =
-    retry::Backoff::new(Duration::from_millis(150), Duration::from_secs(1)).with_max_retries(4);
-
-async fn onem2m_worker(
-    shared: Arc<Shared>,
-    inbox: Inbox,
-    ae: String,
-    mut rx: mpsc::UnboundedReceiver<(u64, Job)>,
-) {
+/// One job on the CSE, as the device AE `ae`.
+async fn onem2m_job(
+    shared: &Shared,
+    ae: &str,
+    job: &Onem2mJob,
+) -> Result<(), crate::onem2m_side::Onem2mError> {
     let side = &shared.cfg.onem2m;
-    while let Some((seq, job)) = rx.recv().await {
-        let mut retries = ONEM2M_RETRY.retries();
-        loop {
-            let r = match &job {
-                Job::Tree(d) => match side.ensure_tree(&d.tree).await {
-                    Ok(()) => side.remove(&ae, &d.removed).await,
-                    Err(e) => Err(e),
-                },
-                Job::Delete(ae) => side.delete_ae(ae).await,
-                Job::Cins(cins, rn) => {
-                    let mut r = Ok(());
-                    for c in cins {
-                        r = side.write_cin(&ae, c, rn).await;
-                        if r.is_err() {
-                            break;
-                        }
-                        shared.stats.cins.fetch_add(1, Ordering::Relaxed);
-                    }
-                    r
-                }
-            };
-            match r {
-                Ok(()) => break,
-                Err(e) => {
-                    // A missing tree (the CSE lost it, or it was deleted by hand) is rebuilt by the next
-                    // registration; transport problems are retried a few times.
-                    let transient =
-                        e.rsc == onem2m::Rsc::TargetNotReachable || e.rsc == onem2m::Rsc::InternalServerError;
-                    let wait = if transient && !shared.stop.is_cancelled() {
-                        retries.next_delay(retry::os_random())
-                    } else {
-                        None
-                    };
-                    let Some(wait) = wait else {
-                        shared.stats.errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(ae = %ae, error = %e, "oneM2M side");
-                        break;
-                    };
-                    tokio::time::sleep(wait).await;
-                }
-            }
+    match job {
+        Onem2mJob::Tree(d) => {
+            side.ensure_tree(&d.tree).await?;
+            side.remove(ae, &d.removed).await
         }
-        inbox.done(seq);
+        Onem2mJob::Delete(ae) => side.delete_ae(ae).await,
+        Onem2mJob::Cins(cins, rn) => {
+            for c in cins {
+                side.write_cin(ae, c, rn).await?;
+                shared.stats.cins.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        }
     }
 }
 

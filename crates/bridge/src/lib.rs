@@ -22,8 +22,9 @@
 //!   refused as 409 by the contract, and device operations that are not safe to repeat are journaled
 //!   ([`journal`]) and checked against the ledger first.
 //! - **Core** ([`core`]): the flows as sans-IO state machines: the downlink flow (a request event → status →
-//!   journal → device → answer) and the event watermark, the `cmd` flow ([`core::cmd`]) and the uplink flow
-//!   ([`core::uplink`]), owned by the shell's one loop ([`events`]).
+//!   journal → device → answer) and the event watermark, the `cmd` flow ([`core::cmd`]), the uplink flow
+//!   ([`core::uplink`]) and the oneM2M side of events ([`core::onem2m`]), owned by the shell's one loop
+//!   ([`events`]).
 //! - **oneM2M side** ([`onem2m_side`]): device trees and contentInstances on the CSE; applications' requests
 //!   written into a device's `cmd` container become `submit_request` transactions ([`core::cmd`]).
 //!
