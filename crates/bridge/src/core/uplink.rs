@@ -130,7 +130,7 @@ pub enum UplinkCommand {
     /// Append to the journal; when `durable`, wait for the `fdatasync` and feed [`UplinkInput::Journaled`] for
     /// `endpoint`.
     Journal {
-        /// The device.
+        /// The device (empty for the `Done` of a device request's timer: nothing waits for it).
         endpoint: String,
         /// The entry.
         entry: Entry,

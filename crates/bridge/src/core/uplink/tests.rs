@@ -430,3 +430,48 @@ fn a_device_request_on_the_ledger_is_answered_exactly_once_whatever_the_crash() 
         }
     }
 }
+
+#[test]
+fn a_device_request_whose_submission_failed_is_closed_by_its_journaled_expiry() {
+    for committed_anyway in [false, true] {
+        let mut c = core();
+        let now = UnixMillis(1_000_000);
+        c.handle(now, UplinkInput::Server(ask("dev1")));
+        drain(&mut c);
+        c.handle(now, UplinkInput::Journaled { endpoint: "dev1".into(), result: Ok(()) });
+        drain(&mut c);
+        c.handle(
+            now,
+            UplinkInput::Submitted {
+                endpoint: "dev1".into(),
+                result: UplinkSubmitResult::Failed(LedgerFailure("timed out".into())),
+            },
+        );
+        let cmds = drain(&mut c);
+        assert!(matches!(&cmds[..], [UplinkCommand::Outcome { outcome: UplinkOutcome::NotRecorded(_), .. }]));
+        // The estimate's timer stays: it may have committed.
+        let due = UnixMillis::from_secs(1000 + 60 + DREQ_MARGIN_S + 1);
+        assert_eq!(c.poll_timeout(), Some(due));
+        c.handle(due, UplinkInput::Timer);
+        let [UplinkCommand::SubmitTimeout { request_id, .. }] = &drain(&mut c)[..] else {
+            panic!("no timeout")
+        };
+        let result = if committed_anyway {
+            UplinkSubmitResult::Committed(None)
+        } else {
+            UplinkSubmitResult::Refused { status: 404, message: "no device request".into() }
+        };
+        c.handle(due, UplinkInput::TimeoutSubmitted { request_id: request_id.clone(), result });
+        let expected = if committed_anyway {
+            UplinkCommand::Outcome { subject: request_id.clone(), outcome: UplinkOutcome::TimedOut }
+        } else {
+            UplinkCommand::Journal {
+                endpoint: String::new(),
+                entry: Entry::Done { id: request_id.clone() },
+                durable: false,
+            }
+        };
+        assert_eq!(drain(&mut c), vec![expected]);
+        assert_eq!((c.poll_timeout(), c.device_requests_open()), (None, 0));
+    }
+}
