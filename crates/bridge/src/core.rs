@@ -1,4 +1,9 @@
-//! The downlink flow and the event watermark as a sans-IO state machine: inputs in
+//! The bridge's flows as sans-IO state machines: the downlink flow and the event watermark here
+//! ([`DownlinkCore`]), the `cmd` flow in [`cmd`] ([`cmd::CmdCore`]), the uplink flow in [`uplink`]
+//! ([`uplink::UplinkCore`]), the oneM2M side of events in [`onem2m`] ([`onem2m::Onem2mCore`]). The shell's one
+//! loop (in [`crate::events`]) owns the four.
+//!
+//! The downlink flow and the event watermark: inputs in
 //! ([`DownlinkCore::handle`] with the current time), [`Command`]s out ([`DownlinkCore::poll_command`]). No
 //! tokio, no clock, no file: the shell owns the ledger connection, the journal file, the LwM2M server and the
 //! clock, performs the commands and feeds their results back as inputs.
@@ -41,6 +46,10 @@ use ledger_client::Checkpoint;
 use lwm2m_server::{OpError, OpResponse};
 
 use crate::journal::Entry;
+
+pub mod cmd;
+pub mod onem2m;
+pub mod uplink;
 
 /// Wall-clock time as milliseconds since the Unix epoch, always passed in by the shell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

@@ -1,46 +1,66 @@
-//! Ledger → gateway: the IPE contract's events, consumed from a persisted checkpoint, and the requests
-//! applications write into `cmd` containers.
+//! The bridge's shell: one loop (`run`) over one channel of messages (`Msg`) that owns the four cores and
+//! performs their commands. Ledger → gateway: the IPE contract's events, consumed from a persisted checkpoint;
+//! the requests applications write into `cmd` containers; and the LwM2M server's events (their commands in
+//! [`crate::uplink`]).
+//!
+//! ```text
+//!  contract events (read_events task) ──┐                   ┌─► DownlinkCore ─► device ops, answers; events
+//!  LwM2M server events (broadcast) ─────┤                   │     handled elsewhere ─► Onem2mCore ─► trees,
+//!  CSE notifications (read in tasks) ───┼─► run: select! ──►│     contentInstances (a queue per AE, retries)
+//!  cmd backlog scan (task) ─────────────┤   + cores' timer  ├─► CmdCore ─► submit_request, rejections
+//!  command results (tasks) ─────────────┘   + 200 ms save   └─► UplinkCore ─► register, report,
+//!                                                                 device_request, timeouts
+//! ```
 //!
 //! The checkpoint is the last event of an unbroken run of fully handled events (a low watermark): events are
 //! handled concurrently, and a restart resumes after the watermark, so an event that was being handled when the
 //! gateway died is handled again. That is harmless by construction (see the crate docs).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ipe::IpeEvent;
-use ipe::events::{DeviceAnswerEvent, DeviceRequestEvent, RequestEvent};
-use ipe::mapping::Cin;
-use ipe::model::{Address, AnswerArgs, ListDevicesArgs, Operation};
+use ipe::events::{DeviceAnswerEvent, RequestEvent};
+use ipe::model::{Address, ListDevicesArgs, Operation};
 use ipe::{IpeCall, Refusal};
 use ledger_client::{Checkpoint, FileCheckpointer};
 use lwm2m::ops::{Attributes, WriteMode};
 use lwm2m::{ContentFormat, LwM2mPath, Record};
 use lwm2m_server::{OpError, OpResponse};
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 use tokio::sync::mpsc;
 
 use crate::journal::Entry;
 use crate::{DEVICE_REQUEST_OBJECT, Shared, ledger};
 
+use crate::core::cmd::{CmdCommand, CmdCore, CmdInput, CmdOutcome, CmdSubmitResult};
+pub use crate::core::cmd::{CmdSubmission, cin_name, cmd_submission};
+pub use crate::core::onem2m::answer_last;
+use crate::core::onem2m::{Onem2mCommand, Onem2mCore, Onem2mFailure, Onem2mInput, Onem2mJob, job_for};
+use crate::core::uplink::{UplinkCore, UplinkInput};
 use crate::core::{
     Command, DownlinkCore, EventSeq, EventWork, Input, JournalFailure, LedgerFailure, RequestStatus,
     SubmitResult,
 };
 pub use crate::core::{Tracker, response_args};
+use lwm2m_server::ServerEvent;
+use tokio::sync::broadcast;
 
-/// What the core task hears: the event stream's events (with the contract's reading of them), and every
-/// other input of the core.
-enum Msg {
+/// What the shell's loop hears: the event stream's events (with the contract's reading of them), and every
+/// other input of the four cores (the results of their commands, performed in tasks, come back here too).
+pub(crate) enum Msg {
     Event { block: u64, tx_id: String, event: Option<Box<IpeEvent>> },
     Input(Input),
+    Cmd(CmdInput),
+    Uplink(UplinkInput),
+    Onem2m(Onem2mInput),
 }
 
-/// Where the shell's work reports back to the core task.
+/// Where the shell's work reports back to the loop.
 #[derive(Clone)]
-struct Inbox(mpsc::UnboundedSender<Msg>);
+pub(crate) struct Inbox(pub(crate) mpsc::UnboundedSender<Msg>);
 
 impl Inbox {
     fn input(&self, i: Input) {
@@ -50,12 +70,55 @@ impl Inbox {
     fn done(&self, seq: EventSeq) {
         self.input(Input::EventHandled { seq });
     }
+
+    pub(crate) fn cmd(&self, i: CmdInput) {
+        let _ = self.0.send(Msg::Cmd(i));
+    }
+
+    pub(crate) fn uplink(&self, i: UplinkInput) {
+        let _ = self.0.send(Msg::Uplink(i));
+    }
+
+    fn onem2m(&self, i: Onem2mInput) {
+        let _ = self.0.send(Msg::Onem2m(i));
+    }
 }
 
-/// Consumes the contract's events until the bridge stops: one task owns the [`DownlinkCore`] (the downlink
-/// flow and the watermark), feeds it the events, the results of its commands, registrations and its timer,
-/// and performs its commands (each in a task of its own, reporting back through the [`Inbox`]).
-pub(crate) async fn run(shared: Arc<Shared>) {
+/// The cores the loop owns.
+struct Cores {
+    downlink: DownlinkCore,
+    cmd: CmdCore,
+    uplink: UplinkCore,
+    onem2m: Onem2mCore,
+}
+
+impl Cores {
+    fn poll_timeout(&self) -> Option<crate::core::UnixMillis> {
+        [
+            self.downlink.poll_timeout(),
+            self.cmd.poll_timeout(),
+            self.uplink.poll_timeout(),
+            self.onem2m.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
+
+/// The bridge's one loop, until the bridge stops: it owns the cores ([`DownlinkCore`]: the downlink flow and
+/// the watermark; [`CmdCore`]: requests from `cmd` containers; [`UplinkCore`]: the LwM2M server's events;
+/// [`Onem2mCore`]: the oneM2M side of events), feeds them the contract's events, the LwM2M server's events,
+/// the CSE's notifications, the results of their commands and their timers, and performs their commands (those
+/// doing I/O in tasks of their own, reporting back through the [`Inbox`]). `interrupted` and
+/// `open_device_requests` are the journal's open entries.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    interrupted: Vec<String>,
+    open_device_requests: Vec<(String, i64)>,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    mut notifications: mpsc::UnboundedReceiver<crate::Notified>,
+) {
     let cp_file = FileCheckpointer::new(shared.cfg.state_dir.join("events.checkpoint"));
     let start = match cp_file.load().await {
         Ok(c) => c,
@@ -64,10 +127,18 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             Checkpoint::default()
         }
     };
-    let interrupted = shared.interrupted.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default();
-    let mut core = DownlinkCore::new(shared.cfg.lwm2m_identity.clone(), start.clone(), interrupted);
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let inbox = Inbox(tx);
+    let mut cores = Cores {
+        downlink: DownlinkCore::new(shared.cfg.lwm2m_identity.clone(), start.clone(), interrupted),
+        cmd: CmdCore::new(shared.cfg.onem2m.no_creator_reason()),
+        uplink: UplinkCore::new(
+            shared.cfg.name.clone(),
+            crate::boot_tag(),
+            shared.cfg.device_request_timeout,
+            open_device_requests,
+        ),
+        onem2m: Onem2mCore::new(),
+    };
+    let inbox = shared.inbox.clone();
     // The watched peers' streams: the LwM2M side's from the checkpoint's block (it learns which blocks hold
     // IPE events), the others from their next block (reachability only).
     let mut tasks: Vec<_> = shared
@@ -89,28 +160,80 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         })
         .collect();
     tasks.push(tokio::spawn(read_events(shared.clone(), start, inbox.clone())));
-    tasks.push(tokio::spawn(forward_registrations(shared.clone(), inbox.clone())));
-    let onem2m = Onem2mQueues::default();
+    tasks.push(tokio::spawn(cmd_backlog(shared.clone(), inbox.clone())));
+    let mut server = shared.cfg.lwm2m.subscribe_events();
+    // Devices that registered before the bridge subscribed (a restart): register them again (a re-registration
+    // keeps the AE-ID and only refreshes the record).
+    for c in shared.cfg.lwm2m.clients().await {
+        feed_uplink(&shared, &mut cores, UplinkInput::Server(ServerEvent::Registered(c)));
+    }
     let mut to_save: Option<Checkpoint> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut server_open, mut notifications_open) = (true, true);
     loop {
-        let wait = core.poll_timeout().map(|t| {
-            Duration::from_millis(u64::try_from(t.0.saturating_sub(crate::unix_now_ms().0)).unwrap_or(0))
-        });
         let msg = tokio::select! {
             () = shared.stop.cancelled() => break,
             m = rx.recv() => match m { Some(m) => m, None => break },
-            () = sleep_or_pending(wait) => Msg::Input(Input::Timer),
+            ev = server.recv(), if server_open => match ev {
+                Ok(ev) => {
+                    if let ServerEvent::Registered(c) = &ev {
+                        // Requests waiting for the device to come online are performed now.
+                        let endpoint = c.endpoint.clone();
+                        let input = Input::DeviceRegistered { endpoint };
+                        feed_downlink(&shared, &mut cores, &mut to_save, input, None);
+                    }
+                    Msg::Uplink(UplinkInput::Server(ev))
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    // Events were lost in the server's channel: re-sync the registrations; lost notifications
+                    // cannot be recovered (the next one carries the current value).
+                    tracing::warn!(
+                        lost = n,
+                        "LwM2M events lost (the ledger is slower than the devices); re-syncing"
+                    );
+                    shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    for c in shared.cfg.lwm2m.clients().await {
+                        feed_uplink(&shared, &mut cores, UplinkInput::Server(ServerEvent::Updated(c)));
+                    }
+                    continue;
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    server_open = false;
+                    continue;
+                }
+            },
+            n = notifications.recv(), if notifications_open => {
+                match n {
+                    // Who created the contentInstance is read from the CSE in a task; the core hears the result.
+                    Some(body) => {
+                        let (s, inbox) = (shared.clone(), inbox.clone());
+                        tokio::spawn(async move {
+                            if let Some(req) = s.cfg.onem2m.cmd_request(&body).await {
+                                inbox.cmd(CmdInput::Notified(Box::new(req)));
+                            }
+                        });
+                    }
+                    None => notifications_open = false,
+                }
+                continue;
+            }
+            () = sleep_until(cores.poll_timeout()) => {
+                // Each core acts only on what is due.
+                feed_downlink(&shared, &mut cores, &mut to_save, Input::Timer, None);
+                feed_cmd(&shared, &mut cores, CmdInput::Timer);
+                feed_onem2m(&shared, &mut cores, Onem2mInput::Timer);
+                Msg::Uplink(UplinkInput::Timer)
+            }
             _ = tick.tick() => {
-                save(&shared, &core, &cp_file, &mut to_save).await;
+                save(&shared, &cores.downlink, &cp_file, &mut to_save).await;
                 continue;
             }
         };
-        let mut elsewhere = None;
-        let input = match msg {
+        match msg {
             Msg::Event { block, tx_id, event } => {
                 shared.stats.events.fetch_add(1, Ordering::Relaxed);
+                let mut elsewhere = None;
                 let work = match event.map(|e| *e) {
                     Some(IpeEvent::Request(r)) => EventWork::Request(Box::new(r)),
                     Some(ev) if handled_elsewhere(&shared, &ev) => {
@@ -119,31 +242,97 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                     }
                     _ => EventWork::Nothing,
                 };
-                Input::Event { block, tx_id, work }
+                let input = Input::Event { block, tx_id, work };
+                feed_downlink(&shared, &mut cores, &mut to_save, input, elsewhere);
             }
-            Msg::Input(i) => i,
-        };
-        core.handle(crate::unix_now_ms(), input);
-        while let Some(cmd) = core.poll_command() {
-            match cmd {
-                Command::HandleElsewhere { seq } => match elsewhere.take() {
-                    Some(ev) => route(&shared, &inbox, &onem2m, seq, ev),
-                    None => inbox.done(seq),
-                },
-                Command::SaveCheckpoint(cp) => to_save = Some(cp),
-                other => perform_command(&shared, &inbox, other),
-            }
+            Msg::Input(i) => feed_downlink(&shared, &mut cores, &mut to_save, i, None),
+            Msg::Cmd(i) => feed_cmd(&shared, &mut cores, i),
+            Msg::Uplink(i) => feed_uplink(&shared, &mut cores, i),
+            Msg::Onem2m(i) => feed_onem2m(&shared, &mut cores, i),
         }
     }
     for t in tasks {
         t.abort();
     }
-    save(&shared, &core, &cp_file, &mut to_save).await;
+    save(&shared, &cores.downlink, &cp_file, &mut to_save).await;
 }
 
-async fn sleep_or_pending(d: Option<Duration>) {
-    match d {
-        Some(d) => tokio::time::sleep(d).await,
+/// Feeds the downlink core and performs its commands; `elsewhere` is the event just fed, if the shell handles
+/// it ([`Command::HandleElsewhere`]).
+fn feed_downlink(
+    shared: &Arc<Shared>,
+    cores: &mut Cores,
+    to_save: &mut Option<Checkpoint>,
+    input: Input,
+    mut elsewhere: Option<IpeEvent>,
+) {
+    cores.downlink.handle(crate::unix_now_ms(), input);
+    while let Some(cmd) = cores.downlink.poll_command() {
+        match cmd {
+            Command::HandleElsewhere { seq } => match elsewhere.take() {
+                Some(IpeEvent::DeviceAnswer(a)) if is_me(shared, &a.to) => {
+                    let s = shared.clone();
+                    tokio::spawn(async move {
+                        deliver_answer(&s, a).await;
+                        s.inbox.done(seq);
+                    });
+                }
+                Some(ev) => match job_for(ev) {
+                    // Fed to the oneM2M core by the loop (not from here: this core is being drained).
+                    Some((ae, job)) => shared.inbox.onem2m(Onem2mInput::Job { seq, ae, job }),
+                    None => shared.inbox.done(seq),
+                },
+                None => shared.inbox.done(seq),
+            },
+            Command::SaveCheckpoint(cp) => *to_save = Some(cp),
+            other => perform_command(shared, &shared.inbox, other),
+        }
+    }
+}
+
+fn feed_cmd(shared: &Arc<Shared>, cores: &mut Cores, input: CmdInput) {
+    cores.cmd.handle(crate::unix_now_ms(), input);
+    while let Some(cmd) = cores.cmd.poll_command() {
+        perform_cmd_command(shared, cmd);
+    }
+}
+
+fn feed_onem2m(shared: &Arc<Shared>, cores: &mut Cores, input: Onem2mInput) {
+    cores.onem2m.handle(crate::unix_now_ms(), input);
+    while let Some(cmd) = cores.onem2m.poll_command() {
+        match cmd {
+            Onem2mCommand::Perform { ae, job } => {
+                let s = shared.clone();
+                tokio::spawn(async move {
+                    let result = onem2m_job(&s, &ae, &job).await.map_err(|e| Onem2mFailure {
+                        transient: e.rsc == onem2m::Rsc::TargetNotReachable
+                            || e.rsc == onem2m::Rsc::InternalServerError,
+                        message: e.to_string(),
+                    });
+                    s.inbox.onem2m(Onem2mInput::Done { ae, result, random: retry::os_random() });
+                });
+            }
+            // Through the channel: the loop feeds the downlink core (and keeps its checkpoint).
+            Onem2mCommand::EventHandled { seq } => shared.inbox.done(seq),
+            Onem2mCommand::Failed { ae, message } => {
+                shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(ae = %ae, error = %message, "oneM2M side");
+            }
+        }
+    }
+}
+
+fn feed_uplink(shared: &Arc<Shared>, cores: &mut Cores, input: UplinkInput) {
+    cores.uplink.handle(crate::unix_now_ms(), input);
+    while let Some(cmd) = cores.uplink.poll_command() {
+        crate::uplink::perform(shared, cmd);
+    }
+}
+
+/// Sleeps until `t`, or forever when there is no `t` (a core with no timer).
+pub(crate) async fn sleep_until(t: Option<crate::core::UnixMillis>) {
+    match t {
+        Some(t) => tokio::time::sleep(crate::uplink::until(t)).await,
         None => std::future::pending().await,
     }
 }
@@ -224,24 +413,6 @@ async fn read_events(shared: Arc<Shared>, start: Checkpoint, inbox: Inbox) {
     }
 }
 
-/// Devices' registrations, for requests waiting for their device to come online.
-async fn forward_registrations(shared: Arc<Shared>, inbox: Inbox) {
-    let mut events = shared.cfg.lwm2m.subscribe_events();
-    loop {
-        let e = tokio::select! {
-            () = shared.stop.cancelled() => return,
-            e = events.recv() => e,
-        };
-        match e {
-            Ok(lwm2m_server::ServerEvent::Registered(c)) => {
-                inbox.input(Input::DeviceRegistered { endpoint: c.endpoint.clone() });
-            }
-            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        }
-    }
-}
-
 fn is_me(shared: &Shared, to: &Address) -> bool {
     matches!(to, Address::Gateway { org, id } if *org == shared.cfg.lwm2m_identity.org && *id == shared.cfg.lwm2m_identity.id)
 }
@@ -260,147 +431,26 @@ fn handled_elsewhere(shared: &Shared, ev: &IpeEvent) -> bool {
     }
 }
 
-fn route(shared: &Arc<Shared>, inbox: &Inbox, onem2m: &Onem2mQueues, seq: u64, ev: IpeEvent) {
-    match ev {
-        IpeEvent::DeviceAnswer(a) if is_me(shared, &a.to) => {
-            let (s, i) = (shared.clone(), inbox.clone());
-            tokio::spawn(async move {
-                deliver_answer(&s, a).await;
-                i.done(seq);
-            });
-        }
-        IpeEvent::DeviceRegistered(d) | IpeEvent::DeviceUpdated(d) => {
-            onem2m.push(shared, inbox, d.tree.ae.rn.clone(), seq, Job::Tree(Box::new(d)));
-        }
-        IpeEvent::DeviceDeregistered(d) => {
-            onem2m.push(shared, inbox, d.tree.ae.rn.clone(), seq, Job::Delete(d.tree.ae.rn.clone()));
-        }
-        IpeEvent::Report(r) => {
-            let rn = cin_name(&r.report_id);
-            onem2m.push(shared, inbox, r.ae_id.clone(), seq, Job::Cins(r.cins, rn));
-        }
-        IpeEvent::Response(r) => {
-            let rn = cin_name(&r.request_id);
-            onem2m.push(shared, inbox, r.ae_id.clone(), seq, Job::Cins(answer_last(r.cins), rn));
-        }
-        IpeEvent::DeviceRequest(d) => {
-            let ae = d.ae_id.clone();
-            onem2m.push(
-                shared,
-                inbox,
-                ae,
-                seq,
-                Job::Cins(vec![device_request_cin(&d)], cin_name(&d.request_id)),
-            );
-        }
-        _ => inbox.done(seq),
-    }
-}
-
-/// A response's contentInstances with the answer (the `rsp` container's) written last, so an application that
-/// sees the answer finds the values of a read in their data containers too.
-pub fn answer_last(mut cins: Vec<Cin>) -> Vec<Cin> {
-    let rsp = format!("/{}", ipe::mapping::RSP);
-    cins.sort_by_key(|c| c.container.ends_with(&rsp)); // stable: the data containers keep their order
-    cins
-}
-
-/// A contentInstance name from an id (ids are `A-Z a-z 0-9 - . _ : ~`; CSEs refuse `:` in names).
-pub fn cin_name(id: &str) -> String {
-    id.replace(':', "_")
-}
-
-/// What the `rsp` container shows applications when a device asks something (scenario 2): they answer by
-/// writing `{"op": "answer", "request_id": …, "status": "ok", "content": {…}}` into the device's `cmd`.
-fn device_request_cin(d: &DeviceRequestEvent) -> Cin {
-    Cin {
-        container: format!("{}/{}", d.ae_id, ipe::mapping::RSP),
-        con: json!({"device_request": {"request_id": d.request_id, "endpoint": d.endpoint, "topic": d.topic,
-            "content": d.content, "to": d.to, "expires_at": d.expires_at}}),
-    }
-}
-
-enum Job {
-    Tree(Box<ipe::events::DeviceEvent>),
-    Delete(String),
-    Cins(Vec<Cin>, String),
-}
-
-/// One ordered queue per device AE on the oneM2M side (a tree is made before values are written into it).
-type JobSender = mpsc::UnboundedSender<(u64, Job)>;
-
-#[derive(Default, Clone)]
-struct Onem2mQueues {
-    queues: Arc<Mutex<HashMap<String, JobSender>>>,
-}
-
-impl Onem2mQueues {
-    fn push(&self, shared: &Arc<Shared>, inbox: &Inbox, ae: String, seq: u64, job: Job) {
-        let Ok(mut q) = self.queues.lock() else { return };
-        let tx = q.entry(ae.clone()).or_insert_with(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(onem2m_worker(shared.clone(), inbox.clone(), ae, rx));
-            tx
-        });
-        let _ = tx.send((seq, job));
-    }
-}
-
-/// Up to 4 retries of a oneM2M-side write, waiting up to 150 ms doubling to 1 s (drawn: 1 s in all on average, as
-/// the fixed 0.1 to 0.4 s before).
-const ONEM2M_RETRY: retry::Backoff =
-    retry::Backoff::new(Duration::from_millis(150), Duration::from_secs(1)).with_max_retries(4);
-
-async fn onem2m_worker(
-    shared: Arc<Shared>,
-    inbox: Inbox,
-    ae: String,
-    mut rx: mpsc::UnboundedReceiver<(u64, Job)>,
-) {
+/// One job on the CSE, as the device AE `ae`.
+async fn onem2m_job(
+    shared: &Shared,
+    ae: &str,
+    job: &Onem2mJob,
+) -> Result<(), crate::onem2m_side::Onem2mError> {
     let side = &shared.cfg.onem2m;
-    while let Some((seq, job)) = rx.recv().await {
-        let mut retries = ONEM2M_RETRY.retries();
-        loop {
-            let r = match &job {
-                Job::Tree(d) => match side.ensure_tree(&d.tree).await {
-                    Ok(()) => side.remove(&ae, &d.removed).await,
-                    Err(e) => Err(e),
-                },
-                Job::Delete(ae) => side.delete_ae(ae).await,
-                Job::Cins(cins, rn) => {
-                    let mut r = Ok(());
-                    for c in cins {
-                        r = side.write_cin(&ae, c, rn).await;
-                        if r.is_err() {
-                            break;
-                        }
-                        shared.stats.cins.fetch_add(1, Ordering::Relaxed);
-                    }
-                    r
-                }
-            };
-            match r {
-                Ok(()) => break,
-                Err(e) => {
-                    // A missing tree (the CSE lost it, or it was deleted by hand) is rebuilt by the next
-                    // registration; transport problems are retried a few times.
-                    let transient =
-                        e.rsc == onem2m::Rsc::TargetNotReachable || e.rsc == onem2m::Rsc::InternalServerError;
-                    let wait = if transient && !shared.stop.is_cancelled() {
-                        retries.next_delay(retry::os_random())
-                    } else {
-                        None
-                    };
-                    let Some(wait) = wait else {
-                        shared.stats.errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(ae = %ae, error = %e, "oneM2M side");
-                        break;
-                    };
-                    tokio::time::sleep(wait).await;
-                }
-            }
+    match job {
+        Onem2mJob::Tree(d) => {
+            side.ensure_tree(&d.tree).await?;
+            side.remove(ae, &d.removed).await
         }
-        inbox.done(seq);
+        Onem2mJob::Delete(ae) => side.delete_ae(ae).await,
+        Onem2mJob::Cins(cins, rn) => {
+            for c in cins {
+                side.write_cin(ae, c, rn).await?;
+                shared.stats.cins.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -547,18 +597,18 @@ async fn device_op(shared: &Arc<Shared>, r: &RequestEvent, budget: Duration) -> 
                 }
             }
             let rsp = lw.observe(ep, path, None, t).await?;
-            if rsp.code.is_success()
-                && let Ok(mut m) = shared.observations.lock()
-            {
-                m.insert((ep.to_owned(), path), r.request_id.clone());
+            if rsp.code.is_success() {
+                shared.inbox.uplink(UplinkInput::Observed {
+                    endpoint: ep.to_owned(),
+                    path,
+                    request_id: r.request_id.clone(),
+                });
             }
             Ok(rsp)
         }
         Operation::CancelObserve => {
             let n = lw.cancel_observe(ep, path).await;
-            if let Ok(mut m) = shared.observations.lock() {
-                m.remove(&(ep.to_owned(), path));
-            }
+            shared.inbox.uplink(UplinkInput::ObserveCancelled { endpoint: ep.to_owned(), path });
             Ok(code_only(if n > 0 { 0x45 } else { 0x84 }))
         }
     }
@@ -606,62 +656,11 @@ fn path(ids: &[u16]) -> LwM2mPath {
     LwM2mPath::new(ids).unwrap_or_default()
 }
 
-/// Closes a device request with `timeout` when nobody answered it in time (a 409 means it was answered).
-pub(crate) async fn device_request_timer(shared: Arc<Shared>, id: String, exp: i64) {
-    let wait = u64::try_from((exp - crate::unix_now()).max(0)).unwrap_or(0) + 1;
-    tokio::select! {
-        () = shared.stop.cancelled() => return,
-        () = tokio::time::sleep(Duration::from_secs(wait)) => {}
-    }
-    let ipe = shared.cfg.lwm2m_ledger.contract(&shared.cfg.ipe_contract);
-    let call = IpeCall::AnswerDeviceRequest(AnswerArgs {
-        request_id: id.clone(),
-        originator: None,
-        status: "timeout".into(),
-        content: None,
-        message: Some("no oneM2M application answered in time".into()),
-    });
-    match ledger::submit(&ipe, &call).await {
-        Ok(_) => {
-            shared.stats.timeouts.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(e) if e.refusal() == Some(Refusal::Conflict) => {}
-        Err(e) => tracing::warn!(request = %id, error = %e, "closing a device request"),
-    }
-}
-
 // ------------------------------------------------------------------- requests from cmd containers
 
-/// Applications' requests written into `cmd` containers → `submit_request` (or `answer_device_request`).
-pub(crate) async fn cmd_requests(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<crate::Notified>) {
-    loop {
-        let body = tokio::select! {
-            () = shared.stop.cancelled() => return,
-            b = rx.recv() => match b { Some(b) => b, None => return },
-        };
-        let s = shared.clone();
-        tokio::spawn(async move {
-            let Some(req) = s.cfg.onem2m.cmd_request(&body).await else { return };
-            if first_sight(&s, &req) {
-                cmd_request(&s, req).await;
-            }
-        });
-    }
-}
-
-/// True the first time a contentInstance is seen (the live notification and the start-up backlog scan may
-/// both deliver it).
-fn first_sight(shared: &Shared, req: &crate::onem2m_side::CmdRequest) -> bool {
-    if shared.backlog_done.load(Ordering::Acquire) {
-        return true; // after the scan only live notifications arrive, each once
-    }
-    let key = req.ri.clone().unwrap_or_else(|| format!("{}/{}", req.ae_id, req.rn.as_deref().unwrap_or("")));
-    shared.seen_cins.lock().map(|mut s| s.insert(key)).unwrap_or(true)
-}
-
-/// After a start: requests written into `cmd` containers while the gateway was down (no notification reached
-/// it) are submitted now, if the ledger has not seen their id.
-pub(crate) async fn cmd_backlog(shared: Arc<Shared>) {
+/// After a start: the contentInstances in every device's `cmd` container (requests written while the gateway
+/// was down had no one to notify) go to the core, which submits those whose id the ledger has not seen.
+async fn cmd_backlog(shared: Arc<Shared>, inbox: Inbox) {
     let ipe = shared.cfg.onem2m_ledger.contract(&shared.cfg.ipe_contract);
     let mut after: Option<String> = None;
     let mut n = 0usize;
@@ -687,18 +686,8 @@ pub(crate) async fn cmd_backlog(shared: Arc<Shared>) {
                 }
             };
             for req in backlog {
-                let Some(id) = req.con.get("request_id").and_then(Json::as_str).map(str::to_owned) else {
-                    continue;
-                };
-                let known = if req.con.get("op").and_then(Json::as_str) == Some("answer") {
-                    IpeCall::GetDeviceRequest { request_id: id }
-                } else {
-                    IpeCall::GetRequest { request_id: id }
-                };
-                if matches!(ledger::query(&ipe, &known).await, Ok(None)) && first_sight(&shared, &req) {
-                    n += 1;
-                    cmd_request(&shared, req).await;
-                }
+                n += 1;
+                inbox.cmd(CmdInput::Backlog(Box::new(req)));
             }
         }
         if page.len() < 1000 {
@@ -706,125 +695,62 @@ pub(crate) async fn cmd_backlog(shared: Arc<Shared>) {
         }
         after = page.last().map(|d| d.endpoint.clone());
     }
-    shared.backlog_done.store(true, Ordering::Release);
-    if let Ok(mut s) = shared.seen_cins.lock() {
-        *s = std::collections::HashSet::new();
-    }
-    if n > 0 {
-        tracing::info!(requests = n, "submitted requests written while the gateway was down");
-    }
+    tracing::debug!(cins = n, "cmd backlog scanned");
 }
 
-/// What the gateway does with a request taken from a `cmd` container.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CmdSubmission {
-    /// Submit this call: `submit_request`, or `answer_device_request` for `"op": "answer"`; its `originator`
-    /// is the contentInstance's creator, as the CSE said.
-    Submit(IpeCall),
-    /// Answer `rejected` at once, with a contract-style status (400 → RSC 4000) and a message.
-    Reject {
-        /// 400.
-        status: i32,
-        /// Why.
-        message: String,
-    },
-    /// The contract's own reading of the call refuses it ([`IpeCall::parse`]): what it would answer if
-    /// it were submitted, with the same status and message.
-    Refused {
-        /// The contract's status (400).
-        status: i32,
-        /// Its message.
-        message: String,
-    },
-}
-
-/// Decides what a request from a `cmd` container becomes. The originator is the creator the CSE reported
-/// ([`crate::onem2m_side::CmdRequest::originator`]); an `originator` the content names is overwritten, and a
-/// request whose creator the CSE cannot tell is rejected with `no_creator` as the message.
-pub fn cmd_submission(req: &crate::onem2m_side::CmdRequest, no_creator: &str) -> CmdSubmission {
-    let Some(originator) = req.originator.as_deref() else {
-        return CmdSubmission::Reject { status: 400, message: no_creator.to_owned() };
-    };
-    let (function, args) = if req.con.get("op").and_then(Json::as_str) == Some("answer") {
-        let mut a = req.con.clone();
-        if let Some(o) = a.as_object_mut() {
-            o.remove("op");
-            o.insert("originator".into(), json!(originator));
+/// Performs one of the `cmd` core's commands (the ledger and CSE calls in tasks of their own, their results
+/// sent back to the core's task).
+fn perform_cmd_command(shared: &Arc<Shared>, cmd: CmdCommand) {
+    let s = shared.clone();
+    match cmd {
+        CmdCommand::QueryKnown { key, call } => {
+            tokio::spawn(async move {
+                let ipe = s.cfg.onem2m_ledger.contract(&s.cfg.ipe_contract);
+                let answer = matches!(call, IpeCall::GetDeviceRequest { .. });
+                let result = match ledger::query(&ipe, &call).await {
+                    Ok(None) => Ok(false),
+                    // A device request is known to an answer once it is answered (it exists before).
+                    Ok(Some(b)) if answer => Ok(request_status(&b) == RequestStatus::Answered),
+                    Ok(Some(_)) => Ok(true),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "looking up a cmd request; asking again");
+                        Err(LedgerFailure(e.to_string()))
+                    }
+                };
+                s.inbox.cmd(CmdInput::Known { key, result });
+            });
         }
-        ("answer_device_request", a)
-    } else {
-        match ipe::mapping::request_from_cmd(&req.con, originator, &req.ae_id) {
-            Ok(args) => ("submit_request", args),
-            Err(e) => return CmdSubmission::Reject { status: 400, message: e.to_string() },
+        CmdCommand::Submit { key, call } => {
+            tokio::spawn(async move {
+                let ipe = s.cfg.onem2m_ledger.contract(&s.cfg.ipe_contract);
+                let result = match ledger::submit(&ipe, &call).await {
+                    Ok(_) => CmdSubmitResult::Committed,
+                    Err(ledger::SubmitError::Refused { status, message, .. }) => {
+                        CmdSubmitResult::Refused { status, message }
+                    }
+                    Err(e) => {
+                        s.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "request from a cmd container not submitted yet; retrying");
+                        CmdSubmitResult::Failed(LedgerFailure(e.to_string()))
+                    }
+                };
+                s.inbox.cmd(CmdInput::Submitted { key, result });
+            });
         }
-    };
-    // The bytes the contract would have been given; its parser judges them.
-    let bytes = match serde_json::to_vec(&args) {
-        Ok(b) => b,
-        Err(e) => return CmdSubmission::Reject { status: 400, message: e.to_string() },
-    };
-    match IpeCall::parse(function, &[bytes]) {
-        Ok(call) => CmdSubmission::Submit(call),
-        Err(e) => CmdSubmission::Refused { status: e.status(), message: e.to_string() },
-    }
-}
-
-/// Why a request from a `cmd` container was not submitted.
-enum NotSubmitted {
-    /// The contract refused it (or would have): its status and message.
-    Refused(i32, String),
-    /// The ledger could not be reached or kept failing.
-    Failed(ledger::SubmitError),
-}
-
-async fn cmd_request(shared: &Arc<Shared>, req: crate::onem2m_side::CmdRequest) {
-    let ipe = shared.cfg.onem2m_ledger.contract(&shared.cfg.ipe_contract);
-    let request_id = req.con.get("request_id").and_then(Json::as_str).unwrap_or_default().to_owned();
-    let originator = req.originator.clone().unwrap_or_default();
-    let answer = req.con.get("op").and_then(Json::as_str) == Some("answer");
-    let result = match cmd_submission(&req, shared.cfg.onem2m.no_creator_reason()) {
-        CmdSubmission::Reject { status, message } => {
-            if req.originator.is_none() {
-                tracing::warn!(ae = %req.ae_id, request_id, "a cmd request without a known creator, rejected");
-            }
-            reject(shared, &req.ae_id, &request_id, &originator, status, &message).await;
-            return;
+        CmdCommand::WriteCin { ae_id, cin, rn } => {
+            tokio::spawn(async move {
+                tracing::debug!(ae = %ae_id, rn, "a request from a cmd container rejected");
+                if let Err(e) = s.cfg.onem2m.write_cin(&ae_id, &cin, &rn).await {
+                    tracing::warn!(ae = %ae_id, error = %e, "writing a rejection");
+                }
+            });
         }
-        CmdSubmission::Refused { status, message } => Err(NotSubmitted::Refused(status, message)),
-        CmdSubmission::Submit(call) => ledger::submit(&ipe, &call).await.map_err(|e| match e {
-            ledger::SubmitError::Refused { status, message, .. } => NotSubmitted::Refused(status, message),
-            other => NotSubmitted::Failed(other),
-        }),
-    };
-    match result {
-        Ok(_) => {
+        CmdCommand::Outcome { outcome: CmdOutcome::Submitted, .. } => {
             shared.stats.cmd_requests.fetch_add(1, Ordering::Relaxed);
         }
-        Err(NotSubmitted::Refused(status, message)) if !answer => {
-            reject(shared, &req.ae_id, &request_id, &originator, status, &message).await;
-        }
-        Err(NotSubmitted::Refused(status, message)) => {
+        CmdCommand::Outcome { ae_id, request_id, outcome: CmdOutcome::AnswerRefused { status, message } } => {
             shared.stats.errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(ae = %req.ae_id, status, message, "answer from a cmd container refused");
+            tracing::warn!(ae = %ae_id, request_id, status, message, "answer from a cmd container refused");
         }
-        Err(NotSubmitted::Failed(e)) => {
-            shared.stats.errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(ae = %req.ae_id, error = %e, "request from a cmd container not submitted");
-        }
-    }
-}
-
-async fn reject(
-    shared: &Shared,
-    ae_id: &str,
-    request_id: &str,
-    originator: &str,
-    status: i32,
-    message: &str,
-) {
-    let cin = ipe::mapping::rejection_cin(ae_id, request_id, originator, status, message);
-    let rn = format!("rej-{}", cin_name(if request_id.is_empty() { "none" } else { request_id }));
-    if let Err(e) = shared.cfg.onem2m.write_cin(ae_id, &cin, &rn).await {
-        tracing::warn!(ae = %ae_id, error = %e, "writing a rejection");
     }
 }

@@ -14,16 +14,19 @@
 //! ```
 //!
 //! - **Uplink** ([`uplink`]): LwM2M server events (register, update, de-register, expiry, notify, send) become
-//!   IPE transactions, in order per device.
+//!   IPE transactions, in order per device ([`core::uplink`]: also the observation map and the timers of
+//!   devices' requests).
 //! - **Events** ([`events`]): the IPE contract's events are consumed from a persisted checkpoint (the lowest
 //!   event not yet fully handled), so a restart resumes with nothing lost. Acting again on a replayed event is
 //!   harmless: contentInstances have the request/report id as their name (a replay is a 4105), answers are
 //!   refused as 409 by the contract, and device operations that are not safe to repeat are journaled
 //!   ([`journal`]) and checked against the ledger first.
-//! - **Core** ([`core`]): the downlink flow (a request event → status → journal → device → answer) and the
-//!   event watermark as a sans-IO state machine, driven by one task of [`events`].
+//! - **Core** ([`core`]): the flows as sans-IO state machines: the downlink flow (a request event → status →
+//!   journal → device → answer) and the event watermark, the `cmd` flow ([`core::cmd`]), the uplink flow
+//!   ([`core::uplink`]) and the oneM2M side of events ([`core::onem2m`]), owned by the shell's one loop
+//!   ([`events`]).
 //! - **oneM2M side** ([`onem2m_side`]): device trees and contentInstances on the CSE; applications' requests
-//!   written into a device's `cmd` container become `submit_request` transactions.
+//!   written into a device's `cmd` container become `submit_request` transactions ([`core::cmd`]).
 //!
 //! Architecture Invariant: every request gets exactly one answer on the ledger (ok, error or timeout), and
 //! every answer is written once into the device's `rsp` container.
@@ -40,15 +43,14 @@ pub mod uplink;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use ipe::model::GatewayRef;
 use ledger_client::Gateway;
-use lwm2m::{LwM2mPath, Registry};
+use lwm2m::Registry;
 use lwm2m_server::LwM2mServerHandle;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -119,42 +121,21 @@ pub(crate) struct Shared {
     pub(crate) cfg: BridgeConfig,
     pub(crate) journal: journal::Journal,
     pub(crate) stats: Arc<Stats>,
-    /// (endpoint, path) → the observe request id whose notifications these are.
-    pub(crate) observations: Mutex<HashMap<(String, LwM2mPath), String>>,
-    /// Requests whose device operation is journaled as started before a restart.
-    pub(crate) interrupted: Mutex<std::collections::HashSet<String>>,
-    pub(crate) seq: AtomicU64,
-    /// contentInstances of `cmd` containers already taken (by ri).
-    pub(crate) seen_cins: Mutex<std::collections::HashSet<String>>,
-    /// The start-up scan of `cmd` backlogs is over.
-    pub(crate) backlog_done: std::sync::atomic::AtomicBool,
+    /// The shell loop's inbox (the results of commands performed in tasks come back through it).
+    pub(crate) inbox: events::Inbox,
     /// The ledger as the gateway sees it.
     pub(crate) view: Arc<LedgerView>,
     pub(crate) stop: CancellationToken,
 }
 
-impl Shared {
-    pub(crate) fn next_id(&self, kind: &str) -> String {
-        let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{kind}-{}-{n}", self.cfg.name, boot_tag())
-    }
-}
-
 /// A tag unique to this process start (so ids stay unique across restarts).
-fn boot_tag() -> &'static str {
+pub(crate) fn boot_tag() -> &'static str {
     static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     TAG.get_or_init(|| {
         #[allow(clippy::disallowed_methods)] // the bridge shell's one clock read for id uniqueness
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         format!("{:x}", t.as_millis())
     })
-}
-
-/// Seconds since the epoch (the bridge shell's clock).
-pub(crate) fn unix_now() -> i64 {
-    #[allow(clippy::disallowed_methods)] // the bridge shell's clock
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(t.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// Milliseconds since the epoch (the bridge shell's clock, for the core's `now`).
@@ -193,27 +174,17 @@ impl Bridge {
         cfg.onem2m.register_ipe().await?;
         let stop = CancellationToken::new();
         let view = Arc::new(LedgerView::new(&cfg.watch));
+        let (inbox, inbox_rx) = tokio::sync::mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             cfg,
             journal,
             stats: Arc::default(),
-            observations: Mutex::default(),
-            interrupted: Mutex::new(open.ops.into_iter().collect()),
-            seq: AtomicU64::new(0),
-            seen_cins: Mutex::default(),
-            backlog_done: std::sync::atomic::AtomicBool::new(false),
+            inbox: events::Inbox(inbox),
             view,
             stop: stop.clone(),
         });
-        let tasks = vec![
-            tokio::spawn(uplink::run(shared.clone())),
-            tokio::spawn(events::run(shared.clone())),
-            tokio::spawn(events::cmd_requests(shared.clone(), notifications)),
-            tokio::spawn(events::cmd_backlog(shared.clone())),
-        ];
-        for (id, exp) in open.dreqs {
-            tokio::spawn(events::device_request_timer(shared.clone(), id, exp));
-        }
+        let tasks =
+            vec![tokio::spawn(events::run(shared.clone(), open.ops, open.dreqs, inbox_rx, notifications))];
         Ok(Bridge { shared, tasks })
     }
 

@@ -1,0 +1,601 @@
+//! The uplink flow (an LwM2M device → the ledger) as a sans-IO state machine: the LwM2M server's events become
+//! typed IPE calls, one at a time per device and in the order the server reported them (a report never
+//! overtakes the registration it depends on), concurrently across devices. The observation bookkeeping (which
+//! observe request a notification answers) and the timers of devices' requests (answered `timeout` when
+//! nobody answered them in time) are here too. Inputs in ([`UplinkCore::handle`] with the current time),
+//! [`UplinkCommand`]s out ([`UplinkCore::poll_command`]), [`UplinkCore::poll_timeout`] for the timers.
+//!
+//! ```text
+//!  Server(event) ─► the device's queue ─► (one event of a device at a time) ─► its steps:
+//!    Registered ─► Submit register_device
+//!    Updated    ─► Submit update_device ─ 404 (not on the ledger) ─► Submit register_device
+//!    Deregistered / Expired ─► forget the device's observations ─► Submit deregister_device (404: fine)
+//!    Notification (2.xx) ─► Submit report "notify" (naming the observe request of (endpoint, path))
+//!    Send ─► Submit report "send" (data) ─► device request (object 32769):
+//!              Journal Dreq(id, now + timeout + margin), durable ─► Submit device_request
+//!              ─► committed: Journal Dreq(id, the record's expires_at) ─► timer at expires_at + 1 s
+//!                 refused: Journal Done; failed: the timer of the journaled expiry stays
+//!    Submitted: committed ─► next step; refused / failed ─► the event's other steps are dropped (logged)
+//!  Timer ─► SubmitTimeout answer_device_request "timeout" ─► committed ─► done (its delivery journals Done)
+//!           409 (answered) / 404 (never committed) ─► Journal Done; failed ─► again after SUBMIT_RETRY
+//!  Observed / ObserveCancelled (the downlink's observe and cancel-observe) ─► the observation map
+//! ```
+//!
+//! A device's request is journaled before it is submitted, so a crash between its commit and its timer cannot
+//! leave it open for good: the shell restarts the core with the journal's open device requests, whose timers
+//! are armed again. The other uplink events are not persisted (the LwM2M server keeps registrations in memory;
+//! devices register again after a restart).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use ipe::IpeCall;
+use ipe::model::{AnswerArgs, DeregisterArgs, DeviceRequestArgs, RegisterArgs, ReportArgs, UpdateArgs};
+use lwm2m::LwM2mPath;
+use lwm2m::codec::Record;
+use lwm2m_server::{ClientInfo, ServerEvent};
+use serde_json::{Value as Json, json};
+
+use super::{LedgerFailure, SUBMIT_RETRY_MS, UnixMillis};
+use crate::DEVICE_REQUEST_OBJECT;
+use crate::journal::Entry;
+
+/// Added to the estimated expiry journaled before a device request is submitted: the contract's `expires_at`
+/// counts from its transaction's timestamp, a little later than the gateway's clock when it journals.
+pub const DREQ_MARGIN_S: i64 = 5;
+
+/// The outcome of an uplink submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UplinkSubmitResult {
+    /// Committed, with the contract's answer (`None`: a 409 on the SDK's own retry, the earlier attempt
+    /// committed).
+    Committed(Option<Vec<u8>>),
+    /// The contract refused it.
+    Refused {
+        /// Its status (400, 403, 404, 409).
+        status: i32,
+        /// Its message.
+        message: String,
+    },
+    /// Not submitted (transport, the SDK's retries exhausted).
+    Failed(LedgerFailure),
+}
+
+/// Inputs of the uplink flow.
+#[derive(Debug, Clone)]
+pub enum UplinkInput {
+    /// An event of the LwM2M server.
+    Server(ServerEvent),
+    /// The result of the device's [`UplinkCommand::Submit`].
+    Submitted {
+        /// The device.
+        endpoint: String,
+        /// Outcome.
+        result: UplinkSubmitResult,
+    },
+    /// The device's durable [`UplinkCommand::Journal`] is on disk (or could not be made durable).
+    Journaled {
+        /// The device.
+        endpoint: String,
+        /// Durable, or why not.
+        result: Result<(), super::JournalFailure>,
+    },
+    /// The result of [`UplinkCommand::SubmitTimeout`].
+    TimeoutSubmitted {
+        /// The device request.
+        request_id: String,
+        /// Outcome.
+        result: UplinkSubmitResult,
+    },
+    /// An observation of `path` on the device was set up for request `request_id` (the downlink's observe).
+    Observed {
+        /// The device.
+        endpoint: String,
+        /// Observed path.
+        path: LwM2mPath,
+        /// The observe request.
+        request_id: String,
+    },
+    /// The observation of `path` on the device was cancelled.
+    ObserveCancelled {
+        /// The device.
+        endpoint: String,
+        /// Observed path.
+        path: LwM2mPath,
+    },
+    /// The time of [`UplinkCore::poll_timeout`] has passed.
+    Timer,
+}
+
+/// How an uplink event or a timer ended (for the shell's logs and counters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UplinkOutcome {
+    /// The event is on the ledger.
+    Recorded,
+    /// It is not (the contract refused a call, or the ledger kept failing).
+    NotRecorded(String),
+    /// A device request was answered `timeout`.
+    TimedOut,
+}
+
+/// What the shell must do for the uplink flow.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UplinkCommand {
+    /// Submit the call with the LwM2M side's identity; feed [`UplinkInput::Submitted`] for `endpoint`.
+    Submit {
+        /// The device (its events are submitted one at a time).
+        endpoint: String,
+        /// The call.
+        call: IpeCall,
+    },
+    /// Append to the journal; when `durable`, wait for the `fdatasync` and feed [`UplinkInput::Journaled`] for
+    /// `endpoint`.
+    Journal {
+        /// The device (empty for the `Done` of a device request's timer: nothing waits for it).
+        endpoint: String,
+        /// The entry.
+        entry: Entry,
+        /// Wait until it is on disk.
+        durable: bool,
+    },
+    /// Submit a device request's `timeout` answer; feed [`UplinkInput::TimeoutSubmitted`].
+    SubmitTimeout {
+        /// The device request.
+        request_id: String,
+        /// `answer_device_request` with status `timeout`.
+        call: IpeCall,
+    },
+    /// For the logs and counters.
+    Outcome {
+        /// The device (or the device request).
+        subject: String,
+        /// What happened.
+        outcome: UplinkOutcome,
+    },
+}
+
+/// One step of a device's event.
+#[derive(Debug, Clone)]
+enum Step {
+    /// Submit the call; a 404 is handled as `on_404` says.
+    Call { call: IpeCall, on_404: On404 },
+    /// Journal the device request's estimated expiry (durable), then submit it.
+    JournalDreq { id: String, exp: i64 },
+    /// Submit the device request; its timer follows.
+    DeviceRequest { id: String, call: IpeCall, exp: i64 },
+}
+
+#[derive(Debug, Clone)]
+enum On404 {
+    /// A refusal like any other.
+    Fail,
+    /// Fine (de-registering a device the ledger does not know).
+    Ignore,
+    /// Submit this instead (an update of a device whose registration was lost: register it).
+    Then(Box<IpeCall>),
+}
+
+#[derive(Debug, Default)]
+struct Device {
+    /// Events not started yet.
+    queue: VecDeque<ServerEvent>,
+    /// The remaining steps of the event being handled.
+    steps: VecDeque<Step>,
+    /// The step in flight.
+    current: Option<Step>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimerState {
+    /// Fires at the time.
+    At(UnixMillis),
+    /// `SubmitTimeout` sent.
+    Submitting,
+}
+
+/// The uplink flow (see the module docs).
+#[derive(Debug)]
+pub struct UplinkCore {
+    /// The prefix of the ids the gateway makes (`<name>-<kind>-<boot tag>-<n>`).
+    name: String,
+    boot: String,
+    seq: u64,
+    /// Default timeout (s) of devices' requests.
+    device_request_timeout: u32,
+    devices: HashMap<String, Device>,
+    /// (endpoint, path) → the observe request whose notifications these are.
+    observations: HashMap<(String, LwM2mPath), String>,
+    /// Device requests waiting for their answer (a `BTreeMap`: timers fire in a deterministic order).
+    timers: BTreeMap<String, TimerState>,
+    commands: VecDeque<UplinkCommand>,
+}
+
+impl UplinkCore {
+    /// A core making ids `<name>-<kind>-<boot>-<n>`, with the journal's open device requests (id, expiry in
+    /// Unix seconds) whose timers it arms.
+    pub fn new(
+        name: impl Into<String>,
+        boot: impl Into<String>,
+        device_request_timeout: u32,
+        open_device_requests: impl IntoIterator<Item = (String, i64)>,
+    ) -> Self {
+        UplinkCore {
+            name: name.into(),
+            boot: boot.into(),
+            seq: 0,
+            device_request_timeout,
+            devices: HashMap::new(),
+            observations: HashMap::new(),
+            timers: open_device_requests
+                .into_iter()
+                .map(|(id, exp)| (id, TimerState::At(timeout_due(exp))))
+                .collect(),
+            commands: VecDeque::new(),
+        }
+    }
+
+    /// The next command to perform.
+    pub fn poll_command(&mut self) -> Option<UplinkCommand> {
+        self.commands.pop_front()
+    }
+
+    /// When the shell must feed [`UplinkInput::Timer`]: the earliest device request's timer.
+    pub fn poll_timeout(&self) -> Option<UnixMillis> {
+        self.timers
+            .values()
+            .filter_map(|t| match t {
+                TimerState::At(t) => Some(*t),
+                TimerState::Submitting => None,
+            })
+            .min()
+    }
+
+    /// The observe request of `(endpoint, path)`, if the gateway set it up.
+    pub fn observation(&self, endpoint: &str, path: LwM2mPath) -> Option<&str> {
+        self.observations.get(&(endpoint.to_owned(), path)).map(String::as_str)
+    }
+
+    /// Events being handled or waiting, over all devices.
+    pub fn events_pending(&self) -> usize {
+        self.devices.values().map(|d| d.queue.len() + usize::from(d.current.is_some())).sum()
+    }
+
+    /// Device requests whose timer is armed or firing.
+    pub fn device_requests_open(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Processes one input.
+    pub fn handle(&mut self, now: UnixMillis, input: UplinkInput) {
+        match input {
+            UplinkInput::Server(ev) => {
+                let Some(ep) = endpoint_of(&ev).map(str::to_owned) else { return };
+                self.devices.entry(ep.clone()).or_default().queue.push_back(ev);
+                self.advance(now, &ep);
+            }
+            UplinkInput::Submitted { endpoint, result } => self.on_submitted(now, &endpoint, result),
+            UplinkInput::Journaled { endpoint, result: _ } => {
+                // Not durable: submitted all the same (the journal only re-arms the timer after a crash).
+                let Some(d) = self.devices.get_mut(&endpoint) else { return };
+                if matches!(d.current, Some(Step::JournalDreq { .. })) {
+                    d.current = None;
+                    self.advance(now, &endpoint);
+                }
+            }
+            UplinkInput::TimeoutSubmitted { request_id, result } => {
+                self.on_timeout_submitted(now, request_id, result)
+            }
+            UplinkInput::Observed { endpoint, path, request_id } => {
+                self.observations.insert((endpoint, path), request_id);
+            }
+            UplinkInput::ObserveCancelled { endpoint, path } => {
+                self.observations.remove(&(endpoint, path));
+            }
+            UplinkInput::Timer => self.on_timer(now),
+        }
+    }
+
+    fn next_id(&mut self, kind: &str) -> String {
+        let n = self.seq;
+        self.seq += 1;
+        format!("{}-{kind}-{}-{n}", self.name, self.boot)
+    }
+
+    /// Starts the device's next step, or its next event, unless a step is in flight.
+    fn advance(&mut self, now: UnixMillis, ep: &str) {
+        loop {
+            let Some(d) = self.devices.get_mut(ep) else { return };
+            if d.current.is_some() {
+                return;
+            }
+            if let Some(step) = d.steps.pop_front() {
+                d.current = Some(step.clone());
+                let cmd = match step {
+                    Step::Call { call, .. } | Step::DeviceRequest { call, .. } => {
+                        UplinkCommand::Submit { endpoint: ep.to_owned(), call }
+                    }
+                    Step::JournalDreq { id, exp } => UplinkCommand::Journal {
+                        endpoint: ep.to_owned(),
+                        entry: Entry::Dreq { id, exp },
+                        durable: true,
+                    },
+                };
+                self.commands.push_back(cmd);
+                return;
+            }
+            let Some(ev) = d.queue.pop_front() else {
+                self.devices.remove(ep);
+                return;
+            };
+            let steps = self.plan(now, ev);
+            if let Some(d) = self.devices.get_mut(ep) {
+                d.steps = steps;
+            }
+        }
+    }
+
+    /// The steps of an event (looked up when the event starts: the observations as they are then).
+    fn plan(&mut self, now: UnixMillis, ev: ServerEvent) -> VecDeque<Step> {
+        let call = |call: IpeCall| Step::Call { call, on_404: On404::Fail };
+        match ev {
+            ServerEvent::Registered(c) => VecDeque::from([call(register_call(&c))]),
+            ServerEvent::Updated(c) => {
+                let update = IpeCall::UpdateDevice(UpdateArgs {
+                    endpoint: c.endpoint.clone(),
+                    lifetime: Some(c.lifetime),
+                    binding: Some(c.binding.clone()),
+                    queue_mode: Some(c.queue_mode),
+                    links: Some(lwm2m::link::format(&c.links)),
+                });
+                VecDeque::from([Step::Call {
+                    call: update,
+                    on_404: On404::Then(Box::new(register_call(&c))),
+                }])
+            }
+            ServerEvent::Deregistered { endpoint, .. } => self.deregister(endpoint, "deregistered"),
+            ServerEvent::Expired { endpoint, .. } => self.deregister(endpoint, "expired"),
+            ServerEvent::Notification { endpoint, path, code, records } => {
+                if !code.is_success() {
+                    return VecDeque::new();
+                }
+                let observe = self.observations.get(&(endpoint.clone(), path)).cloned();
+                let id = self.next_id("n");
+                VecDeque::from([call(report_call(
+                    id,
+                    endpoint,
+                    "notify",
+                    observe,
+                    path.to_string(),
+                    &records,
+                ))])
+            }
+            ServerEvent::Send { endpoint, records } => {
+                let (req, data): (Vec<Record>, Vec<Record>) =
+                    records.into_iter().partition(|r| r.path.object() == Some(DEVICE_REQUEST_OBJECT));
+                let mut steps = VecDeque::new();
+                if !data.is_empty() {
+                    let id = self.next_id("s");
+                    steps.push_back(call(report_call(id, endpoint.clone(), "send", None, "/".into(), &data)));
+                }
+                if !req.is_empty() {
+                    let id = self.next_id("d");
+                    let exp = now.0.div_euclid(1000) + i64::from(self.device_request_timeout) + DREQ_MARGIN_S;
+                    let call = device_request_call(&id, &endpoint, &req, self.device_request_timeout);
+                    steps.push_back(Step::JournalDreq { id: id.clone(), exp });
+                    steps.push_back(Step::DeviceRequest { id, call, exp });
+                }
+                steps
+            }
+            _ => VecDeque::new(),
+        }
+    }
+
+    fn deregister(&mut self, endpoint: String, reason: &str) -> VecDeque<Step> {
+        self.observations.retain(|(ep, _), _| *ep != endpoint);
+        let call = IpeCall::DeregisterDevice(DeregisterArgs { endpoint, reason: Some(reason.to_owned()) });
+        VecDeque::from([Step::Call { call, on_404: On404::Ignore }])
+    }
+
+    fn on_submitted(&mut self, now: UnixMillis, ep: &str, result: UplinkSubmitResult) {
+        let Some(d) = self.devices.get_mut(ep) else { return };
+        let Some(step) = d.current.take() else { return };
+        let failure = match (step, result) {
+            (Step::DeviceRequest { id, exp, .. }, UplinkSubmitResult::Committed(rec)) => {
+                let real = rec
+                    .and_then(|b| serde_json::from_slice::<Json>(&b).ok())
+                    .and_then(|r| r.get("expires_at").and_then(Json::as_i64));
+                let exp = match real {
+                    Some(real) if real != exp => {
+                        self.commands.push_back(UplinkCommand::Journal {
+                            endpoint: ep.to_owned(),
+                            entry: Entry::Dreq { id: id.clone(), exp: real },
+                            durable: false,
+                        });
+                        real
+                    }
+                    _ => exp,
+                };
+                self.timers.insert(id, TimerState::At(timeout_due(exp)));
+                None
+            }
+            (Step::DeviceRequest { id, exp, .. }, UplinkSubmitResult::Failed(e)) => {
+                // It may have committed: its timer closes it (a 404 then means it did not).
+                self.timers.insert(id, TimerState::At(timeout_due(exp)));
+                Some(e.to_string())
+            }
+            (Step::DeviceRequest { id, .. }, UplinkSubmitResult::Refused { status, message }) => {
+                self.commands.push_back(UplinkCommand::Journal {
+                    endpoint: ep.to_owned(),
+                    entry: Entry::Done { id },
+                    durable: false,
+                });
+                Some(format!("refused ({status}): {message}"))
+            }
+            (_, UplinkSubmitResult::Committed(_)) => None,
+            (Step::Call { on_404: On404::Ignore, .. }, UplinkSubmitResult::Refused { status: 404, .. }) => {
+                None
+            }
+            (
+                Step::Call { on_404: On404::Then(next), .. },
+                UplinkSubmitResult::Refused { status: 404, .. },
+            ) => {
+                if let Some(d) = self.devices.get_mut(ep) {
+                    d.steps.push_front(Step::Call { call: *next, on_404: On404::Fail });
+                }
+                self.advance(now, ep);
+                return;
+            }
+            (_, UplinkSubmitResult::Refused { status, message }) => {
+                Some(format!("refused ({status}): {message}"))
+            }
+            (_, UplinkSubmitResult::Failed(e)) => Some(e.to_string()),
+        };
+        let Some(d) = self.devices.get_mut(ep) else { return };
+        match failure {
+            Some(why) => {
+                d.steps.clear();
+                self.commands.push_back(UplinkCommand::Outcome {
+                    subject: ep.to_owned(),
+                    outcome: UplinkOutcome::NotRecorded(why),
+                });
+            }
+            None if d.steps.is_empty() => {
+                self.commands.push_back(UplinkCommand::Outcome {
+                    subject: ep.to_owned(),
+                    outcome: UplinkOutcome::Recorded,
+                });
+            }
+            None => {}
+        }
+        self.advance(now, ep);
+    }
+
+    fn on_timer(&mut self, now: UnixMillis) {
+        let due: Vec<String> = self
+            .timers
+            .iter()
+            .filter(|(_, t)| matches!(t, TimerState::At(t) if *t <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            self.timers.insert(id.clone(), TimerState::Submitting);
+            let call = IpeCall::AnswerDeviceRequest(AnswerArgs {
+                request_id: id.clone(),
+                originator: None,
+                status: "timeout".into(),
+                content: None,
+                message: Some("no oneM2M application answered in time".into()),
+            });
+            self.commands.push_back(UplinkCommand::SubmitTimeout { request_id: id, call });
+        }
+    }
+
+    fn on_timeout_submitted(&mut self, now: UnixMillis, id: String, result: UplinkSubmitResult) {
+        if self.timers.get(&id) != Some(&TimerState::Submitting) {
+            return;
+        }
+        match result {
+            UplinkSubmitResult::Committed(_) => {
+                self.commands.push_back(UplinkCommand::Outcome {
+                    subject: id.clone(),
+                    outcome: UplinkOutcome::TimedOut,
+                });
+            }
+            // Answered already (its delivery's `Done` may have been lost in a crash), or never committed (its
+            // submission failed): nothing is left to time out.
+            UplinkSubmitResult::Refused { status: 409 | 404, .. } => {
+                self.commands.push_back(UplinkCommand::Journal {
+                    endpoint: String::new(),
+                    entry: Entry::Done { id: id.clone() },
+                    durable: false,
+                });
+            }
+            UplinkSubmitResult::Refused { status, message } => {
+                self.commands.push_back(UplinkCommand::Outcome {
+                    subject: id.clone(),
+                    outcome: UplinkOutcome::NotRecorded(format!("timeout refused ({status}): {message}")),
+                });
+            }
+            UplinkSubmitResult::Failed(_) => {
+                self.timers.insert(id, TimerState::At(now.plus_ms(SUBMIT_RETRY_MS)));
+                return;
+            }
+        }
+        self.timers.remove(&id);
+    }
+}
+
+/// When a device request expiring at `exp` (Unix seconds) is answered `timeout`: one second after.
+fn timeout_due(exp: i64) -> UnixMillis {
+    UnixMillis::from_secs(exp.saturating_add(1))
+}
+
+fn endpoint_of(ev: &ServerEvent) -> Option<&str> {
+    Some(match ev {
+        ServerEvent::Registered(c) | ServerEvent::Updated(c) => &c.endpoint,
+        ServerEvent::Deregistered { endpoint, .. }
+        | ServerEvent::Expired { endpoint, .. }
+        | ServerEvent::Notification { endpoint, .. }
+        | ServerEvent::Send { endpoint, .. } => endpoint,
+        _ => return None,
+    })
+}
+
+/// `register_device` for a client.
+pub fn register_call(c: &ClientInfo) -> IpeCall {
+    IpeCall::RegisterDevice(RegisterArgs {
+        endpoint: c.endpoint.clone(),
+        lwm2m_version: Some(c.version.as_str().to_owned()),
+        lifetime: Some(c.lifetime),
+        binding: Some(c.binding.clone()),
+        queue_mode: c.queue_mode,
+        links: lwm2m::link::format(&c.links),
+        mode: None,
+    })
+}
+
+fn report_call(
+    report_id: String,
+    endpoint: String,
+    kind: &str,
+    observe_request_id: Option<String>,
+    path: String,
+    records: &[Record],
+) -> IpeCall {
+    IpeCall::Report(ReportArgs {
+        report_id,
+        endpoint,
+        kind: kind.to_owned(),
+        observe_request_id,
+        path: Some(path),
+        records: Some(ipe::translate::records_to_json(records).unwrap_or_else(|_| Json::Array(Vec::new()))),
+        payload: None,
+        content_format: None,
+    })
+}
+
+/// A device's request (scenario 2): topic `/32769/x/0`, body `/32769/x/2` (JSON text, or any text).
+fn device_request_call(id: &str, endpoint: &str, records: &[Record], timeout: u32) -> IpeCall {
+    let field = |res: u16| {
+        records.iter().find(|r| r.path.resource() == Some(res)).and_then(|r| match &r.value {
+            lwm2m::Value::String(s) => Some(s.clone()),
+            _ => None,
+        })
+    };
+    let topic = field(0).unwrap_or_else(|| "request".into());
+    let body = field(2).unwrap_or_default();
+    let body_json: Json = serde_json::from_str(&body).unwrap_or(Json::String(body));
+    IpeCall::DeviceRequest(DeviceRequestArgs {
+        request_id: id.to_owned(),
+        endpoint: endpoint.to_owned(),
+        target: body_json.get("target").and_then(Json::as_str).map(str::to_owned),
+        topic,
+        records: Some(json!([{"path": format!("/{DEVICE_REQUEST_OBJECT}/0/2"), "type": "STRING",
+                              "v": body_json.to_string()}])),
+        payload: None,
+        content_format: None,
+        timeout: Some(timeout),
+    })
+}
+
+#[cfg(test)]
+mod tests;
