@@ -74,6 +74,17 @@ pub type EventSeq = u64;
 pub const QUERY_RETRY_MS: i64 = 500;
 /// How long a failed answer submission waits before it is submitted again (after the SDK's own retries).
 pub const SUBMIT_RETRY_MS: i64 = 500;
+/// The longest wait between two attempts of one query or submission: the first retry waits
+/// [`QUERY_RETRY_MS`] or [`SUBMIT_RETRY_MS`], each further one twice as long, up to this. A ledger that stays
+/// unreachable is then asked about each open request every 8 s, not twice a second.
+pub const RETRY_CAP_MS: i64 = 8_000;
+
+/// The wait before the next attempt of something that has failed `failures` times (at least once): `base`,
+/// doubled for each failure after the first, at most [`RETRY_CAP_MS`].
+pub fn retry_after_ms(base: i64, failures: u32) -> i64 {
+    let doublings = failures.saturating_sub(1).min(20);
+    base.saturating_mul(1i64 << doublings).min(RETRY_CAP_MS)
+}
 /// How many answered request ids the core remembers, so a duplicate event for them is not acted on again.
 const REMEMBERED: usize = 4096;
 
@@ -321,6 +332,8 @@ struct Flight {
     seen_at: UnixMillis,
     /// The device's registration count when the operation was last sent (see [`DownlinkCore::registrations`]).
     sent_at_registration: u64,
+    /// Failed ledger queries and submissions so far (they space the retries: [`retry_after_ms`]).
+    failures: u32,
 }
 
 impl Flight {
@@ -459,6 +472,7 @@ impl DownlinkCore {
             answer: None,
             seen_at: now,
             sent_at_registration: 0,
+            failures: 0,
         };
         self.flights.insert(id.clone(), f);
         // Only a request still pending on the ledger is acted on (a replayed event may be answered already).
@@ -483,7 +497,10 @@ impl DownlinkCore {
             return;
         }
         match result {
-            Err(_) => f.step = Step::CheckAgainAt(now.plus_ms(QUERY_RETRY_MS)),
+            Err(_) => {
+                f.failures = f.failures.saturating_add(1);
+                f.step = Step::CheckAgainAt(now.plus_ms(retry_after_ms(QUERY_RETRY_MS, f.failures)));
+            }
             Ok(RequestStatus::Answered | RequestStatus::Unknown) => self.close(id),
             Ok(RequestStatus::Pending) if f.interrupted && f.unsafe_op() => {
                 let answer = failed(
@@ -588,7 +605,10 @@ impl DownlinkCore {
         match result {
             // Committed, answered already (409), or refused for good: retrying would not change it.
             SubmitResult::Committed | SubmitResult::Refused(_) => self.close(id),
-            SubmitResult::Failed(_) => f.step = Step::SubmitAgainAt(now.plus_ms(SUBMIT_RETRY_MS)),
+            SubmitResult::Failed(_) => {
+                f.failures = f.failures.saturating_add(1);
+                f.step = Step::SubmitAgainAt(now.plus_ms(retry_after_ms(SUBMIT_RETRY_MS, f.failures)));
+            }
         }
     }
 

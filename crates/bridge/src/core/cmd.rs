@@ -33,7 +33,7 @@ use ipe::IpeCall;
 use ipe::mapping::Cin;
 use serde_json::{Value as Json, json};
 
-use super::{LedgerFailure, QUERY_RETRY_MS, SUBMIT_RETRY_MS, UnixMillis};
+use super::{LedgerFailure, QUERY_RETRY_MS, SUBMIT_RETRY_MS, UnixMillis, retry_after_ms};
 use crate::onem2m_side::CmdRequest;
 
 /// How many contentInstances the core remembers as seen (beyond those in flight), so a duplicate notification
@@ -228,6 +228,8 @@ struct CmdFlight {
     call: Option<IpeCall>,
     /// A submission failed: it may have committed, so a 409 later means it did.
     uncertain: bool,
+    /// Failed lookups and submissions so far (they space the retries: [`retry_after_ms`]).
+    failures: u32,
 }
 
 /// The `cmd` flow (see the module docs).
@@ -290,7 +292,7 @@ impl CmdCore {
                 if let Some(key) = self.first_sight(&req) {
                     self.flights.insert(
                         key.clone(),
-                        CmdFlight { req, step: CmdStep::Checking, call: None, uncertain: false },
+                        CmdFlight { req, step: CmdStep::Checking, call: None, uncertain: false, failures: 0 },
                     );
                     self.query(&key);
                 }
@@ -329,7 +331,10 @@ impl CmdCore {
             return;
         }
         match result {
-            Err(_) => f.step = CmdStep::CheckAgainAt(now.plus_ms(QUERY_RETRY_MS)),
+            Err(_) => {
+                f.failures = f.failures.saturating_add(1);
+                f.step = CmdStep::CheckAgainAt(now.plus_ms(retry_after_ms(QUERY_RETRY_MS, f.failures)));
+            }
             Ok(true) => self.done(&key),
             Ok(false) => {
                 if let Some(f) = self.flights.remove(&key) {
@@ -354,7 +359,13 @@ impl CmdCore {
                 self.commands.push_back(CmdCommand::Submit { key: key.clone(), call: call.clone() });
                 self.flights.insert(
                     key,
-                    CmdFlight { req, step: CmdStep::Submitting, call: Some(call), uncertain: false },
+                    CmdFlight {
+                        req,
+                        step: CmdStep::Submitting,
+                        call: Some(call),
+                        uncertain: false,
+                        failures: 0,
+                    },
                 );
             }
         }
@@ -392,7 +403,8 @@ impl CmdCore {
             }
             CmdSubmitResult::Failed(_) => {
                 f.uncertain = true;
-                f.step = CmdStep::SubmitAgainAt(now.plus_ms(SUBMIT_RETRY_MS));
+                f.failures = f.failures.saturating_add(1);
+                f.step = CmdStep::SubmitAgainAt(now.plus_ms(retry_after_ms(SUBMIT_RETRY_MS, f.failures)));
             }
         }
     }

@@ -583,6 +583,29 @@ fn a_slow_ledger_is_asked_and_submitted_to_again_until_it_answers() {
 }
 
 #[test]
+fn retries_wait_twice_as_long_each_time_up_to_the_cap() {
+    let waits: Vec<i64> = (1..=7).map(|n| super::retry_after_ms(super::QUERY_RETRY_MS, n)).collect();
+    assert_eq!(waits, vec![500, 1_000, 2_000, 4_000, 8_000, 8_000, 8_000]);
+    assert_eq!(super::retry_after_ms(super::SUBMIT_RETRY_MS, u32::MAX), super::RETRY_CAP_MS);
+}
+
+#[test]
+fn a_ledger_that_stays_unreachable_is_asked_less_and_less_often() {
+    // One unsafe request; its `get_request` fails 6 times, then its answer's submission 3 times.
+    let mut w = World::new(vec![req_ev(1, "t1", "w1", Operation::Write)]);
+    w.query_failures = 6;
+    w.submit_failures = 3;
+    let start = w.now;
+    w.run(&[]);
+    assert_eq!(w.answer("w1").status, "ok");
+    assert_eq!(w.performed["w1"], 1);
+    // Queries wait 0.5 + 1 + 2 + 4 + 8 + 8 s; the submissions go on counting the same request's failures.
+    let least = 500 + 1_000 + 2_000 + 4_000 + 8_000 + 8_000 + 3 * super::RETRY_CAP_MS;
+    assert!(w.now >= start + least, "waited {} ms, at least {least} expected", w.now - start);
+    check(&w, "unreachable ledger");
+}
+
+#[test]
 fn a_slow_ledger_with_crashes_at_every_boundary_still_answers_once() {
     let chain = [req_ev(1, "t1", "w1", Operation::Write), req_ev(1, "t2", "r1", Operation::Read)];
     let mut probe = World::new(chain.to_vec());

@@ -35,7 +35,7 @@ use lwm2m::codec::Record;
 use lwm2m_server::{ClientInfo, ServerEvent};
 use serde_json::{Value as Json, json};
 
-use super::{LedgerFailure, SUBMIT_RETRY_MS, UnixMillis};
+use super::{LedgerFailure, SUBMIT_RETRY_MS, UnixMillis, retry_after_ms};
 use crate::DEVICE_REQUEST_OBJECT;
 use crate::journal::Entry;
 
@@ -206,6 +206,8 @@ pub struct UplinkCore {
     observations: HashMap<(String, LwM2mPath), String>,
     /// Device requests waiting for their answer (a `BTreeMap`: timers fire in a deterministic order).
     timers: BTreeMap<String, TimerState>,
+    /// Failed `timeout` submissions per device request (they space the retries: [`retry_after_ms`]).
+    timeout_failures: HashMap<String, u32>,
     commands: VecDeque<UplinkCommand>,
 }
 
@@ -229,6 +231,7 @@ impl UplinkCore {
                 .into_iter()
                 .map(|(id, exp)| (id, TimerState::At(timeout_due(exp))))
                 .collect(),
+            timeout_failures: HashMap::new(),
             commands: VecDeque::new(),
         }
     }
@@ -516,11 +519,15 @@ impl UplinkCore {
                 });
             }
             UplinkSubmitResult::Failed(_) => {
-                self.timers.insert(id, TimerState::At(now.plus_ms(SUBMIT_RETRY_MS)));
+                let failures = self.timeout_failures.entry(id.clone()).or_default();
+                *failures = failures.saturating_add(1);
+                let wait = retry_after_ms(SUBMIT_RETRY_MS, *failures);
+                self.timers.insert(id, TimerState::At(now.plus_ms(wait)));
                 return;
             }
         }
         self.timers.remove(&id);
+        self.timeout_failures.remove(&id);
     }
 }
 
