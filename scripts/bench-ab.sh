@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Alternated A/B of two ipechain builds on the same machine, in one time window (docs/ledger-perf.md):
+#
+#   scripts/bench-ab.sh ledger       BIN_A BIN_B [PAIRS]   # bench ledger --apps 2000 --duration 20
+#   scripts/bench-ab.sh interworking BIN_A BIN_B [PAIRS]   # bench interworking --apps 1000,2000 --duration 20
+#
+# Each invocation runs on a fresh network (`keys generate` + `up` in a temporary data directory, stopped by its
+# PID afterwards), A and B alternate (A B A B ...), and the figure that counts is the share of the crypto bound
+# the same invocation measured: machines and time windows differ, shares within one window compare. Prints one
+# line per invocation and, at the end, the median share of each build and their ratio B/A. Run it on a quiet
+# machine: another build or benchmark on the same cores makes the ratios meaningless.
+set -euo pipefail
+kind=${1:?ledger or interworking}
+a=${2:?BIN_A}
+b=${3:?BIN_B}
+pairs=${4:-3}
+case "$kind" in ledger | interworking) ;; *) echo "unknown benchmark $kind" >&2; exit 2 ;; esac
+command -v python3 >/dev/null || { echo "python3 is needed to read the JSON results" >&2; exit 2; }
+work=$(mktemp -d "${TMPDIR:-/tmp}/bench-ab.XXXXXX")
+up=""
+cleanup() {
+  if [ -n "$up" ]; then kill -INT "$up" 2>/dev/null || true; wait "$up" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# one LABEL BIN: one invocation; appends "LABEL share..." to $work/shares and prints a line.
+one() {
+  local label=$1 bin=$2 data="$work/data"
+  rm -rf "$data"
+  "$bin" keys generate --data-dir "$data" >/dev/null
+  "$bin" up --data-dir "$data" >"$work/up.log" 2>&1 &
+  up=$!
+  for _ in $(seq 1 90); do grep -q "ipechain is up" "$work/up.log" && break; sleep 1; done
+  grep -q "ipechain is up" "$work/up.log" || { echo "$label: up did not start (see $work/up.log)" >&2; exit 1; }
+  sleep 3
+  if [ "$kind" = ledger ]; then
+    "$bin" bench ledger --data-dir "$data" --apps 2000 --duration 20 --json >"$work/out.json" 2>"$work/bench.err"
+  else
+    "$bin" bench interworking --data-dir "$data" --apps 1000,2000 --duration 20 --json >"$work/out.json" \
+      2>"$work/bench.err"
+  fi
+  kill -INT "$up"; wait "$up" 2>/dev/null || true; up=""
+  python3 - "$kind" "$label" "$work/out.json" "$work/shares" <<'PY'
+import json, sys
+kind, label, path, shares = sys.argv[1:5]
+out = json.load(open(path))
+if kind == "ledger":
+    cols = [("2000 apps", out["share_of_crypto_bound"], out["median_tps"], out["median_p99_ms"])]
+else:
+    bound = out["crypto_bound_round_trips_per_s"]
+    cols = [(f"{r['apps']} apps", r["round_trips_per_s"] / bound, r["round_trips_per_s"], r["p99_ms"])
+            for r in out["rows"]]
+print(label, "  ".join(f"{n}: share {s:.3f} ({rate:.0f}/s, p99 {p99:.0f} ms)" for n, s, rate, p99 in cols))
+with open(shares, "a") as f:
+    f.write(label + " " + " ".join(f"{s:.6f}" for _, s, _, _ in cols) + "\n")
+PY
+}
+
+for _ in $(seq 1 "$pairs"); do
+  one A "$a"
+  one B "$b"
+done
+python3 - "$work/shares" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+cols = len(rows[0]) - 1
+for c in range(cols):
+    med = {k: statistics.median(float(r[1 + c]) for r in rows if r[0] == k) for k in ("A", "B")}
+    print(f"column {c + 1}: median share A {med['A']:.3f}, B {med['B']:.3f}, ratio B/A {med['B'] / med['A']:.2f}")
+PY
