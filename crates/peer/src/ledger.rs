@@ -7,7 +7,7 @@
 //! state is one block behind and [`PeerLedger::open`] replays it from the stored block.
 
 use crate::identity::Identities;
-use crate::validator::{ChannelRules, RulesCell, Validated, validate_block};
+use crate::validator::{ChannelRules, Prechecked, RulesCell, Validated, finish_block};
 use ledger_types::BlockExt;
 use ledger_types::block::{LinkError, commit_hash};
 use ledger_types::config::{ConfigError, config_from_genesis};
@@ -252,7 +252,25 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
 
     /// Validates and commits the next block as received from the ordering service. Blocking: run it on a
     /// blocking thread.
-    pub fn commit(&self, mut block: Block) -> Result<Arc<CommittedBlock>, CommitError> {
+    pub fn commit(&self, block: Block) -> Result<Arc<CommittedBlock>, CommitError> {
+        self.commit_prechecked(block, None)
+    }
+
+    /// The signature phase of validating `block` (decoding, creator and endorsement signatures) under the
+    /// rules in force now, without the commit lock: a puller runs it for block N+1 while block N commits and
+    /// hands it to [`PeerLedger::commit_prechecked`]. Blocking (it uses the validation threads).
+    pub fn precheck(&self, block: &Block) -> Result<Prechecked, StoreError> {
+        crate::validator::precheck_block(block, self.rules.get(), self.ids.as_ref(), self.threads)
+    }
+
+    /// [`PeerLedger::commit`] with the signature phase done ahead ([`PeerLedger::precheck`]); it is used only
+    /// if the rules did not change since (a committed contract definition changes them), and run again
+    /// otherwise, so the codes are the same as [`PeerLedger::commit`]'s.
+    pub fn commit_prechecked(
+        &self,
+        mut block: Block,
+        pre: Option<Prechecked>,
+    ) -> Result<Arc<CommittedBlock>, CommitError> {
         let _guard = lock(&self.commit_lock);
         let number = block.number();
         let height = self.blocks.height();
@@ -262,9 +280,10 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
         self.check_orderer_signature(&block)?;
         let snapshot = self.state.snapshot()?;
         let rules = self.rules.get();
-        let Validated { codes, batch, txs } = validate_block(
+        let Validated { codes, batch, txs } = finish_block(
             &block,
             &rules,
+            pre,
             self.ids.as_ref(),
             &snapshot,
             &|id| self.contains_tx(id),

@@ -228,10 +228,31 @@ async fn pull_blocks<B: BlockStore + 'static, S: StateStore + 'static>(
                     continue;
                 }
             };
+            // Two blocks at a time: block N commits on a blocking thread while the signatures of block N+1
+            // are checked on others (PeerLedger::precheck); commits stay strictly in order.
+            let mut committing: Option<Committing> = None;
+            let mut next = ledger.height();
             loop {
-                let msg = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    m = stream.message() => m,
+                let step = tokio::select! {
+                    _ = shutdown.cancelled() => Step::Stop,
+                    r = async { match committing.as_mut() { Some(c) => (&mut c.task).await, None => std::future::pending().await } },
+                        if committing.is_some() => Step::Committed(r),
+                    m = stream.message() => Step::Message(m),
+                };
+                let msg = match step {
+                    Step::Stop => {
+                        settle(&ledger, &metrics, &mut retries, committing.take()).await;
+                        return;
+                    }
+                    Step::Committed(r) => {
+                        let received = committing.take().map(|c| c.received);
+                        match committed(&ledger, &metrics, &mut retries, r, received) {
+                            Flow::Go => continue,
+                            Flow::Switch => break,
+                            Flow::Stop => return,
+                        }
+                    }
+                    Step::Message(m) => m,
                 };
                 let block = match msg {
                     Ok(Some(m)) => match m.block {
@@ -244,34 +265,45 @@ async fn pull_blocks<B: BlockStore + 'static, S: StateStore + 'static>(
                         break;
                     }
                 };
-                if block.number() < ledger.height() {
+                if block.number() < next {
                     continue;
                 }
+                next = block.number() + 1;
                 let received = ops::Stopwatch::start();
                 metrics.delivered(block.number());
                 let l = ledger.clone();
-                match tokio::task::spawn_blocking(move || l.commit(block)).await {
-                    Ok(Ok(committed)) => {
-                        metrics.set_height(ledger.height());
-                        metrics.committed(
-                            received.seconds(),
-                            committed.txs.iter().map(|(_, code, _)| code.name()),
-                        );
-                        retries.reset()
-                    }
-                    Ok(Err(CommitError::Store(e))) => {
-                        tracing::error!(error = %e, "store failure while committing: the peer stops committing");
-                        return;
-                    }
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "refused a block from the orderer; switching orderer");
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "commit task failed");
-                        return;
+                let precheck = tokio::task::spawn_blocking(move || {
+                    let pre = l.precheck(&block).ok();
+                    (block, pre)
+                });
+                // The block before must be committed first (its result decides whether this one is).
+                if let Some(Committing { mut task, received }) = committing.take() {
+                    let r = tokio::select! {
+                        _ = shutdown.cancelled() => {
+                            let _ = task.await;
+                            return;
+                        }
+                        r = &mut task => r,
+                    };
+                    match committed(&ledger, &metrics, &mut retries, r, Some(received)) {
+                        Flow::Go => {}
+                        Flow::Switch => break,
+                        Flow::Stop => return,
                     }
                 }
+                let Ok((block, pre)) = precheck.await else {
+                    tracing::error!("precheck task failed");
+                    return;
+                };
+                let l = ledger.clone();
+                committing = Some(Committing {
+                    task: tokio::task::spawn_blocking(move || l.commit_prechecked(block, pre)),
+                    received,
+                });
+            }
+            // Before asking again from the ledger's height, the block in progress finishes.
+            if !settle(&ledger, &metrics, &mut retries, committing.take()).await {
+                return;
             }
         }
         let delay = retries.next_delay(retry::os_random()).unwrap_or(PULL_RETRY.cap());
@@ -280,4 +312,70 @@ async fn pull_blocks<B: BlockStore + 'static, S: StateStore + 'static>(
             _ = tokio::time::sleep(delay) => {}
         }
     }
+}
+
+/// A block being committed on a blocking thread by the puller.
+struct Committing {
+    task: tokio::task::JoinHandle<Result<Arc<crate::ledger::CommittedBlock>, CommitError>>,
+    received: ops::Stopwatch,
+}
+
+enum Step {
+    Stop,
+    Committed(Result<Result<Arc<crate::ledger::CommittedBlock>, CommitError>, tokio::task::JoinError>),
+    Message(Result<Option<ledger_rpc::messages::DeliverResponse>, tonic::Status>),
+}
+
+enum Flow {
+    /// Go on with the next block.
+    Go,
+    /// The block was refused: ask another orderer.
+    Switch,
+    /// The store failed: the peer stops committing.
+    Stop,
+}
+
+/// Records a commit's outcome.
+fn committed<B: BlockStore, S: StateStore>(
+    ledger: &PeerLedger<B, S>,
+    metrics: &ops::PeerHandle,
+    retries: &mut retry::Retries,
+    r: Result<Result<Arc<crate::ledger::CommittedBlock>, CommitError>, tokio::task::JoinError>,
+    received: Option<ops::Stopwatch>,
+) -> Flow {
+    match r {
+        Ok(Ok(committed)) => {
+            metrics.set_height(ledger.height());
+            metrics.committed(
+                received.map_or(0.0, |r| r.seconds()),
+                committed.txs.iter().map(|(_, code, _)| code.name()),
+            );
+            retries.reset();
+            Flow::Go
+        }
+        Ok(Err(CommitError::Store(e))) => {
+            tracing::error!(error = %e, "store failure while committing: the peer stops committing");
+            Flow::Stop
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "refused a block from the orderer; switching orderer");
+            Flow::Switch
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "commit task failed");
+            Flow::Stop
+        }
+    }
+}
+
+/// Waits for the block in progress, if any; false when the peer must stop committing.
+async fn settle<B: BlockStore, S: StateStore>(
+    ledger: &PeerLedger<B, S>,
+    metrics: &ops::PeerHandle,
+    retries: &mut retry::Retries,
+    c: Option<Committing>,
+) -> bool {
+    let Some(c) = c else { return true };
+    let r = c.task.await;
+    !matches!(committed(ledger, metrics, retries, r, Some(c.received)), Flow::Stop)
 }

@@ -20,6 +20,7 @@ use fabric_protos::lifecycle::query_chaincode_definitions_result::ChaincodeDefin
 use ledger_types::block::within_tx_window;
 use ledger_types::config::ConfigError;
 use ledger_types::fabric_protos::hash::{BlockSigner, block_signatures};
+use ledger_types::hash::Hash32;
 use ledger_types::policy::{Endorser, Policy};
 use ledger_types::proto::{
     Block, ChannelConfig, ContractEvent, HeaderType, KvRead, NsRwSet, RangeQueryInfo, Version,
@@ -385,7 +386,60 @@ pub fn validate_block(
     already_committed: &dyn Fn(&str) -> Result<bool, StoreError>,
     threads: usize,
 ) -> Result<Validated, StoreError> {
-    use TxValidationCode as C;
+    let checked = check_signatures(block, rules, ids, threads)?;
+    decide(block, rules, &checked, snapshot, already_committed)
+}
+
+/// A block's signature phase, done ahead of its turn to commit ([`precheck_block`]): decoding, creator and
+/// endorsement signatures, checked against the rules in force when it ran. It depends only on the block's
+/// bytes, the identities and those rules, never on the state, so a peer computes it for block N+1 while block
+/// N commits; [`finish_block`] uses it only if the rules are still the same (a block that defines a contract
+/// changes them: the phase is then run again), so a block's codes are those [`validate_block`] gives.
+pub struct Prechecked {
+    rules: Arc<ChannelRules>,
+    number: u64,
+    header: Hash32,
+    checked: Vec<Checked>,
+}
+
+/// The signature phase of [`validate_block`] for `block` under `rules` (see [`Prechecked`]).
+pub fn precheck_block(
+    block: &Block,
+    rules: Arc<ChannelRules>,
+    ids: &dyn Identities,
+    threads: usize,
+) -> Result<Prechecked, StoreError> {
+    let checked = check_signatures(block, &rules, ids, threads)?;
+    Ok(Prechecked { rules, number: block.number(), header: block.header_hash(), checked })
+}
+
+/// [`validate_block`] with its signature phase taken from `pre` when `pre` was computed for this block under
+/// these very rules, and run again otherwise.
+pub fn finish_block(
+    block: &Block,
+    rules: &Arc<ChannelRules>,
+    pre: Option<Prechecked>,
+    ids: &dyn Identities,
+    snapshot: &dyn StateSnapshot,
+    already_committed: &dyn Fn(&str) -> Result<bool, StoreError>,
+    threads: usize,
+) -> Result<Validated, StoreError> {
+    let fits = |p: &Prechecked| {
+        Arc::ptr_eq(&p.rules, rules) && p.number == block.number() && p.header == block.header_hash()
+    };
+    match pre {
+        Some(p) if fits(&p) => decide(block, rules, &p.checked, snapshot, already_committed),
+        _ => validate_block(block, rules, ids, snapshot, already_committed, threads),
+    }
+}
+
+/// Decodes every transaction of `block` and checks its signatures, in up to `threads` parallel pieces.
+fn check_signatures(
+    block: &Block,
+    rules: &ChannelRules,
+    ids: &dyn Identities,
+    threads: usize,
+) -> Result<Vec<Checked>, StoreError> {
     let envelopes = block.envelopes();
     let threads = threads.clamp(1, 16);
     let chunk = envelopes.len().div_ceil(threads).max(1);
@@ -407,7 +461,18 @@ pub fn validate_block(
         // A validation thread panicked: treat as a node failure rather than mark transactions.
         return Err(StoreError::Backend("a validation thread failed".into()));
     }
+    Ok(checked)
+}
 
+/// The state-dependent phase: endorsement policies, duplicate ids, MVCC and phantom reads, in block order.
+fn decide(
+    block: &Block,
+    rules: &ChannelRules,
+    checked: &[Checked],
+    snapshot: &dyn StateSnapshot,
+    already_committed: &dyn Fn(&str) -> Result<bool, StoreError>,
+) -> Result<Validated, StoreError> {
+    use TxValidationCode as C;
     let number = block.number();
     let mut out = Validated { codes: Vec::with_capacity(checked.len()), ..Default::default() };
     let mut in_block: HashSet<&str> = HashSet::new();

@@ -130,3 +130,41 @@ proptest! {
         }
     }
 }
+
+/// A peer checks block N+1's signatures while block N commits (`PeerLedger::precheck`): the codes and
+/// updates are those of validation in one step, and a precheck made under rules that changed since (here: a
+/// contract that was not defined yet) is not used but done again.
+#[test]
+fn a_block_checked_ahead_gets_the_codes_of_validation_in_one_step() {
+    use peer::validator::{finish_block, precheck_block};
+    let alg = Algorithm::Ed25519;
+    let kinds: Vec<u8> = (0..96u8).map(|i| i % 6).collect();
+    let keys: Vec<u8> = (0..96u8).collect();
+    let b = block(&kinds, &keys);
+    let ids = ids(alg);
+    let rules = Arc::new(ChannelRules::from_config(&config(alg, "ANY")).unwrap());
+    let mut before = (*rules).clone();
+    before.policies.retain(|name, _| name == "_lifecycle");
+    let before = Arc::new(before);
+    let state = MemStateStore::default();
+    let snap = state.snapshot().unwrap();
+    let one_step = validate_block(&b, &rules, ids.as_ref(), &snap, &|_| Ok(false), 2).unwrap();
+    assert!(one_step.codes.contains(&C::Valid));
+
+    let ahead = precheck_block(&b, rules.clone(), ids.as_ref(), 2).unwrap();
+    let v = finish_block(&b, &rules, Some(ahead), ids.as_ref(), &snap, &|_| Ok(false), 2).unwrap();
+    assert_eq!((&v.codes, &v.batch), (&one_step.codes, &one_step.batch));
+
+    // Under the rules before the contract was defined every transaction is refused ...
+    let stale = precheck_block(&b, before.clone(), ids.as_ref(), 2).unwrap();
+    let refused = validate_block(&b, &before, ids.as_ref(), &snap, &|_| Ok(false), 2).unwrap();
+    assert!(!refused.codes.contains(&C::Valid));
+    // ... and that precheck is not used once the rules are the new ones.
+    let v = finish_block(&b, &rules, Some(stale), ids.as_ref(), &snap, &|_| Ok(false), 2).unwrap();
+    assert_eq!((&v.codes, &v.batch), (&one_step.codes, &one_step.batch));
+    // A precheck of another block is not used either.
+    let other = block(&[0, 0], &[1, 2]);
+    let wrong = precheck_block(&other, rules.clone(), ids.as_ref(), 2).unwrap();
+    let v = finish_block(&b, &rules, Some(wrong), ids.as_ref(), &snap, &|_| Ok(false), 2).unwrap();
+    assert_eq!(v.codes, one_step.codes);
+}
