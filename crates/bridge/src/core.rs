@@ -37,7 +37,7 @@
 //! `error` "outcome unknown" if still pending. Every request gets exactly one answer on the ledger (a second
 //! `submit_response` is 409).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use ipe::IpeCall;
 use ipe::events::RequestEvent;
@@ -340,6 +340,22 @@ impl Flight {
     fn unsafe_op(&self) -> bool {
         !safe_to_repeat(self.request.downlink.op)
     }
+
+    /// When this flight wants the timer: a retry, or the expiry of a request waiting for its device.
+    fn wake_at(&self) -> Option<UnixMillis> {
+        match self.step {
+            Step::CheckAgainAt(t) | Step::SubmitAgainAt(t) => Some(t),
+            Step::Offline => Some(UnixMillis::from_secs(self.request.expires_at)),
+            _ => None,
+        }
+    }
+}
+
+/// Forgets `f`'s wake-up (before its step changes).
+fn unwake(wakes: &mut BTreeSet<(UnixMillis, String)>, id: &str, f: &Flight) {
+    if let Some(t) = f.wake_at() {
+        wakes.remove(&(t, id.to_owned()));
+    }
 }
 
 /// The downlink flow and the event watermark (see the module docs).
@@ -350,6 +366,9 @@ pub struct DownlinkCore {
     /// Requests whose `Op` entry was open in the journal at start.
     interrupted: HashSet<String>,
     flights: HashMap<String, Flight>,
+    /// The flights waiting for the timer, by when ([`Flight::wake_at`]): the next timeout without a scan of
+    /// every flight (the shell asks for it after each input, and thousands of requests may be in flight).
+    wakes: BTreeSet<(UnixMillis, String)>,
     /// Requests answered in this life (the last [`REMEMBERED`]): a duplicate event for them is only counted.
     answered: HashSet<String>,
     answered_order: VecDeque<String>,
@@ -371,6 +390,7 @@ impl DownlinkCore {
             tracker: Tracker::new(checkpoint),
             interrupted: interrupted.into_iter().collect(),
             flights: HashMap::new(),
+            wakes: BTreeSet::new(),
             answered: HashSet::new(),
             answered_order: VecDeque::new(),
             registrations: HashMap::new(),
@@ -386,14 +406,13 @@ impl DownlinkCore {
     /// When the shell must feed [`Input::Timer`]: the earliest retry, or the expiry of a request waiting for
     /// its device.
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
-        self.flights
-            .values()
-            .filter_map(|f| match f.step {
-                Step::CheckAgainAt(t) | Step::SubmitAgainAt(t) => Some(t),
-                Step::Offline => Some(UnixMillis::from_secs(f.request.expires_at)),
-                _ => None,
-            })
-            .min()
+        self.wakes.first().map(|(t, _)| *t)
+    }
+
+    /// [`DownlinkCore::poll_timeout`] the slow way, from every flight (tests check the index against it).
+    #[cfg(test)]
+    fn scanned_timeout(&self) -> Option<UnixMillis> {
+        self.flights.values().filter_map(Flight::wake_at).min()
     }
 
     /// The watermark (for metrics: where the stream stands, what is in flight).
@@ -485,6 +504,7 @@ impl DownlinkCore {
 
     fn query(&mut self, id: &str) {
         if let Some(f) = self.flights.get_mut(id) {
+            unwake(&mut self.wakes, id, f);
             f.step = Step::Checking;
             self.commands
                 .push_back(Command::QueryRequest { call: IpeCall::GetRequest { request_id: id.to_owned() } });
@@ -499,7 +519,9 @@ impl DownlinkCore {
         match result {
             Err(_) => {
                 f.failures = f.failures.saturating_add(1);
-                f.step = Step::CheckAgainAt(now.plus_ms(retry_after_ms(QUERY_RETRY_MS, f.failures)));
+                let t = now.plus_ms(retry_after_ms(QUERY_RETRY_MS, f.failures));
+                f.step = Step::CheckAgainAt(t);
+                self.wakes.insert((t, id.to_owned()));
             }
             Ok(RequestStatus::Answered | RequestStatus::Unknown) => self.close(id),
             Ok(RequestStatus::Pending) if f.interrupted && f.unsafe_op() => {
@@ -531,6 +553,7 @@ impl DownlinkCore {
     fn start(&mut self, now: UnixMillis, id: &str) {
         let Some(f) = self.flights.get_mut(id) else { return };
         if f.unsafe_op() && !f.journaled {
+            unwake(&mut self.wakes, id, f);
             f.step = Step::Journaling;
             f.journaled = true;
             self.commands
@@ -547,6 +570,7 @@ impl DownlinkCore {
             self.submit(id, expired(id));
             return;
         }
+        unwake(&mut self.wakes, id, f);
         f.step = Step::Performing;
         f.sent_at_registration = self.registrations.get(&f.request.endpoint).copied().unwrap_or(0);
         self.commands.push_back(Command::PerformDeviceOp { request: f.request.clone(), deadline });
@@ -571,6 +595,7 @@ impl DownlinkCore {
                     return;
                 } else {
                     f.step = Step::Offline;
+                    self.wakes.insert((UnixMillis::from_secs(f.request.expires_at), id.to_owned()));
                     // Not started after all: a crash while waiting must not make it "outcome unknown". The
                     // `Op` entry is written again (durable) before the next attempt.
                     if f.journaled && !f.interrupted {
@@ -591,6 +616,7 @@ impl DownlinkCore {
 
     fn submit(&mut self, id: &str, answer: ResponseArgs) {
         let Some(f) = self.flights.get_mut(id) else { return };
+        unwake(&mut self.wakes, id, f);
         f.step = Step::Submitting;
         let call = IpeCall::SubmitResponse(answer.clone());
         f.answer = Some(answer);
@@ -607,22 +633,23 @@ impl DownlinkCore {
             SubmitResult::Committed | SubmitResult::Refused(_) => self.close(id),
             SubmitResult::Failed(_) => {
                 f.failures = f.failures.saturating_add(1);
-                f.step = Step::SubmitAgainAt(now.plus_ms(retry_after_ms(SUBMIT_RETRY_MS, f.failures)));
+                let t = now.plus_ms(retry_after_ms(SUBMIT_RETRY_MS, f.failures));
+                f.step = Step::SubmitAgainAt(t);
+                self.wakes.insert((t, id.to_owned()));
             }
         }
     }
 
     fn on_timer(&mut self, now: UnixMillis) {
-        let mut due: Vec<(String, Step)> = self
-            .flights
-            .iter()
-            .filter(|(_, f)| match f.step {
-                Step::CheckAgainAt(t) | Step::SubmitAgainAt(t) => t <= now,
-                Step::Offline => UnixMillis::from_secs(f.request.expires_at) <= now,
-                _ => false,
-            })
-            .map(|(id, f)| (id.clone(), f.step))
-            .collect();
+        let mut due: Vec<(String, Step)> = Vec::new();
+        while let Some((t, id)) = self.wakes.first()
+            && *t <= now
+        {
+            if let Some(f) = self.flights.get(id) {
+                due.push((id.clone(), f.step));
+            }
+            self.wakes.pop_first();
+        }
         due.sort_by(|a, b| a.0.cmp(&b.0)); // deterministic order
         for (id, step) in due {
             match step {
@@ -641,6 +668,7 @@ impl DownlinkCore {
     /// The request is answered (or was): its journal entry is closed and its events are handled.
     fn close(&mut self, id: &str) {
         let Some(f) = self.flights.remove(id) else { return };
+        unwake(&mut self.wakes, id, &f);
         if f.journaled {
             self.commands
                 .push_back(Command::Journal { entry: Entry::Done { id: id.to_owned() }, durable: false });

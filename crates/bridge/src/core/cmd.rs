@@ -27,7 +27,7 @@
 //! ledger, and skipped, or not, and submitted). The contract refuses a request id it has seen (409), so no
 //! request is ever on the ledger twice.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use ipe::IpeCall;
 use ipe::mapping::Cin;
@@ -241,6 +241,8 @@ pub struct CmdCore {
     seen: HashSet<String>,
     seen_order: VecDeque<String>,
     flights: HashMap<String, CmdFlight>,
+    /// The flights waiting for a retry, by when: the next timeout without a scan of every flight.
+    wakes: BTreeSet<(UnixMillis, String)>,
     commands: VecDeque<CmdCommand>,
 }
 
@@ -252,6 +254,7 @@ impl CmdCore {
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
             flights: HashMap::new(),
+            wakes: BTreeSet::new(),
             commands: VecDeque::new(),
         }
     }
@@ -263,6 +266,12 @@ impl CmdCore {
 
     /// When the shell must feed [`CmdInput::Timer`]: the earliest retry.
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
+        self.wakes.first().map(|(t, _)| *t)
+    }
+
+    /// [`CmdCore::poll_timeout`] the slow way, from every flight (tests check the index against it).
+    #[cfg(test)]
+    fn scanned_timeout(&self) -> Option<UnixMillis> {
         self.flights
             .values()
             .filter_map(|f| match f.step {
@@ -333,7 +342,9 @@ impl CmdCore {
         match result {
             Err(_) => {
                 f.failures = f.failures.saturating_add(1);
-                f.step = CmdStep::CheckAgainAt(now.plus_ms(retry_after_ms(QUERY_RETRY_MS, f.failures)));
+                let t = now.plus_ms(retry_after_ms(QUERY_RETRY_MS, f.failures));
+                f.step = CmdStep::CheckAgainAt(t);
+                self.wakes.insert((t, key));
             }
             Ok(true) => self.done(&key),
             Ok(false) => {
@@ -404,20 +415,25 @@ impl CmdCore {
             CmdSubmitResult::Failed(_) => {
                 f.uncertain = true;
                 f.failures = f.failures.saturating_add(1);
-                f.step = CmdStep::SubmitAgainAt(now.plus_ms(retry_after_ms(SUBMIT_RETRY_MS, f.failures)));
+                let t = now.plus_ms(retry_after_ms(SUBMIT_RETRY_MS, f.failures));
+                f.step = CmdStep::SubmitAgainAt(t);
+                self.wakes.insert((t, key.to_owned()));
             }
         }
     }
 
     fn on_timer(&mut self, now: UnixMillis) {
-        let mut due: Vec<(String, CmdStep)> = self
-            .flights
-            .iter()
-            .filter(
-                |(_, f)| matches!(f.step, CmdStep::CheckAgainAt(t) | CmdStep::SubmitAgainAt(t) if t <= now),
-            )
-            .map(|(k, f)| (k.clone(), f.step))
-            .collect();
+        // A flight leaves a retry step only here (or is not in one when it ends), so the index pops exactly the
+        // flights that are due.
+        let mut due: Vec<(String, CmdStep)> = Vec::new();
+        while let Some((t, key)) = self.wakes.first()
+            && *t <= now
+        {
+            if let Some(f) = self.flights.get(key) {
+                due.push((key.clone(), f.step));
+            }
+            self.wakes.pop_first();
+        }
         due.sort_by(|a, b| a.0.cmp(&b.0)); // deterministic order
         for (key, step) in due {
             match step {

@@ -248,6 +248,7 @@ impl World {
                 },
             };
             core.handle(self.now(), input);
+            assert_eq!(core.poll_timeout(), core.scanned_timeout(), "the wake-up index is every flight's");
             while let Some(cmd) = core.poll_command() {
                 if self.boundary(crash_at) {
                     return true;
