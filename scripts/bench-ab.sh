@@ -8,7 +8,9 @@
 # PID afterwards), A and B alternate (A B A B ...), and the figure that counts is the share of the crypto bound
 # the same invocation measured: machines and time windows differ, shares within one window compare. Prints one
 # line per invocation and, at the end, the median share of each build and their ratio B/A. Run it on a quiet
-# machine: another build or benchmark on the same cores makes the ratios meaningless.
+# machine: another build or benchmark on the same cores makes the ratios meaningless. BENCH=BIN drives both builds
+# networks with one load generator (`BIN bench ...`; default: each build's own), so only the system under test
+# differs; the rates' medians and ratio are printed too (the bound's own noise does not enter them).
 set -euo pipefail
 kind=${1:?ledger or interworking}
 a=${2:?BIN_A}
@@ -35,9 +37,9 @@ one() {
   grep -q "ipechain is up" "$work/up.log" || { echo "$label: up did not start (see $work/up.log)" >&2; exit 1; }
   sleep 3
   if [ "$kind" = ledger ]; then
-    "$bin" bench ledger --data-dir "$data" --apps 2000 --duration 20 --json >"$work/out.json" 2>"$work/bench.err"
+    "${BENCH:-$bin}" bench ledger --data-dir "$data" --apps 2000 --duration 20 --json >"$work/out.json" 2>"$work/bench.err"
   else
-    "$bin" bench interworking --data-dir "$data" --apps 1000,2000 --duration 20 --json >"$work/out.json" \
+    "${BENCH:-$bin}" bench interworking --data-dir "$data" --apps 1000,2000 --duration 20 --json >"$work/out.json" \
       2>"$work/bench.err"
   fi
   kill -INT "$up"; wait "$up" 2>/dev/null || true; up=""
@@ -53,7 +55,7 @@ else:
             for r in out["rows"]]
 print(label, "  ".join(f"{n}: share {s:.3f} ({rate:.0f}/s, p99 {p99:.0f} ms)" for n, s, rate, p99 in cols))
 with open(shares, "a") as f:
-    f.write(label + " " + " ".join(f"{s:.6f}" for _, s, _, _ in cols) + "\n")
+    f.write(label + " " + " ".join(f"{s:.6f} {rate:.3f}" for _, s, rate, _ in cols) + "\n")
 PY
 }
 
@@ -64,8 +66,10 @@ done
 python3 - "$work/shares" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
-cols = len(rows[0]) - 1
+cols = (len(rows[0]) - 1) // 2
 for c in range(cols):
-    med = {k: statistics.median(float(r[1 + c]) for r in rows if r[0] == k) for k in ("A", "B")}
-    print(f"column {c + 1}: median share A {med['A']:.3f}, B {med['B']:.3f}, ratio B/A {med['B'] / med['A']:.2f}")
+    med = {k: statistics.median(float(r[1 + 2 * c]) for r in rows if r[0] == k) for k in ("A", "B")}
+    rate = {k: statistics.median(float(r[2 + 2 * c]) for r in rows if r[0] == k) for k in ("A", "B")}
+    print(f"column {c + 1}: median share A {med['A']:.3f}, B {med['B']:.3f}, ratio B/A {med['B'] / med['A']:.2f}; "
+          f"median rate A {rate['A']:.0f}/s, B {rate['B']:.0f}/s, ratio B/A {rate['B'] / rate['A']:.2f}")
 PY
