@@ -10,7 +10,8 @@
 # line per invocation and, at the end, the median share of each build and their ratio B/A. Run it on a quiet
 # machine: another build or benchmark on the same cores makes the ratios meaningless. BENCH=BIN drives both builds
 # networks with one load generator (`BIN bench ...`; default: each build's own), so only the system under test
-# differs; the rates' medians and ratio are printed too (the bound's own noise does not enter them).
+# differs; the rates' medians and ratio are printed too (the bound's own noise does not enter them). LOGS=DIR
+# keeps each invocation's bench progress and node log there.
 set -euo pipefail
 kind=${1:?ledger or interworking}
 a=${2:?BIN_A}
@@ -43,6 +44,10 @@ one() {
       2>"$work/bench.err"
   fi
   kill -INT "$up"; wait "$up" 2>/dev/null || true; up=""
+  if [ -n "${LOGS:-}" ]; then
+    n=$((${n:-0} + 1))
+    mkdir -p "$LOGS" && cp "$work/bench.err" "$LOGS/$n-$label-bench.err" && cp "$work/up.log" "$LOGS/$n-$label-up.log"
+  fi
   python3 - "$kind" "$label" "$work/out.json" "$work/shares" <<'PY'
 import json, sys
 kind, label, path, shares = sys.argv[1:5]

@@ -84,6 +84,8 @@ struct Counters {
     failed: AtomicU64,
     events: AtomicU64,
     reports: AtomicU64,
+    /// Times the event stream had to be resumed.
+    stream_restarts: AtomicU64,
     latencies: Mutex<Latencies>,
 }
 
@@ -142,11 +144,36 @@ pub(crate) async fn run(a: IwArgs) -> Result<()> {
     let waiters: Waiters = Arc::default();
     let counters = Arc::new(Counters::default());
     let height = crate::gateway::height(&dir).await?;
-    let mut events =
-        probe.gateway.contract_events(ipe::NAME, Checkpoint { block: height, tx_id: None }).await?;
-    let (w, c) = (waiters.clone(), counters.clone());
+    let mut position = Checkpoint { block: height, tx_id: None };
+    let mut events = probe.gateway.contract_events(ipe::NAME, position.clone()).await?;
+    let (w, c, gw) = (waiters.clone(), counters.clone(), probe.gateway.clone());
     let router = tokio::spawn(async move {
-        while let Ok(Some(ev)) = events.next().await {
+        loop {
+            let ev = match events.next().await {
+                Ok(Some(ev)) => ev,
+                // A stream that ends is resumed from the last event seen (every answer still reaches its app);
+                // the reason is printed, so a run that lost its stream says so.
+                end => {
+                    let why = match end {
+                        Ok(_) => "closed by the peer".to_owned(),
+                        Err(e) => e.to_string(),
+                    };
+                    eprintln!("event stream ended ({why}); resuming after block {}", position.block);
+                    c.stream_restarts.fetch_add(1, Ordering::Relaxed);
+                    loop {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        match gw.contract_events(ipe::NAME, position.clone()).await {
+                            Ok(s) => {
+                                events = s;
+                                break;
+                            }
+                            Err(e) => eprintln!("event stream not resumed yet: {e}"),
+                        }
+                    }
+                    continue;
+                }
+            };
+            position.handled(ev.block, &ev.event.tx_id);
             if c.measuring.load(Ordering::Relaxed) {
                 c.events.fetch_add(1, Ordering::Relaxed);
             }
@@ -316,6 +343,7 @@ pub(crate) async fn run(a: IwArgs) -> Result<()> {
     let rt_bound = bound / VERIFIES_PER_ROUND_TRIP;
     if a.json {
         let out = json!({"rows": rows, "devices": a.devices, "report_interval_ms": a.report_interval_ms,
+            "event_stream_restarts": counters.stream_restarts.load(Ordering::Relaxed),
             "crypto_verifies_per_s": bound, "crypto_verifies_per_s_samples": bounds,
             "crypto_bound_round_trips_per_s": rt_bound,
             "csv": csv, "svg": svg});
@@ -342,6 +370,10 @@ pub(crate) async fn run(a: IwArgs) -> Result<()> {
             "({} devices, each Sending every {} ms; crypto bound {bound:.0} verifications/s = {rt_bound:.0} round trips/s)",
             a.devices, a.report_interval_ms
         );
+        let restarts = counters.stream_restarts.load(Ordering::Relaxed);
+        if restarts > 0 {
+            println!("(the event stream was resumed {restarts} times: see the messages above)");
+        }
         println!("CSV: {}\nSVG: {}", csv.display(), svg.display());
     }
     Ok(())
