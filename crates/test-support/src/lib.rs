@@ -129,20 +129,49 @@ fn libcoap_binary(name: &str) -> PathBuf {
     panic!("{name} (Debian libcoap3-bin) is not on PATH: run `scripts/test.sh`");
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-pub fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral TCP port on 127.0.0.1")
+/// Ports handed out by [`free_tcp_port`] and [`free_udp_port`]: below Linux's ephemeral range (32768–60999 by
+/// default), so no outgoing connection is given one of them in the meantime (a test that stops a server and
+/// starts it again on its port found it taken by a client socket), and above the default ports of `ipechain up`.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// Ports this process has handed out already (a port is not bound until its test starts its server).
+static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+/// A port in [`TEST_PORTS`] that `bind` accepts now and this process has not handed out, tried from a random
+/// start (tests run in parallel processes).
+fn free_port(bind: impl Fn(u16) -> bool) -> Option<u16> {
+    use std::hash::{BuildHasher, Hasher};
+    let span = u64::from(TEST_PORTS.end - TEST_PORTS.start);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    let start = h.finish() % span;
+    let mut given = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    let port = (0..span)
+        .map(|i| TEST_PORTS.start + u16::try_from((start + i * 7_919) % span).unwrap_or(0))
+        .take(2_000)
+        .find(|p| !given.contains(p) && bind(*p))?;
+    given.push(port);
+    Some(port)
 }
 
-/// A UDP port on 127.0.0.1 that was free a moment ago.
+/// A TCP port on 127.0.0.1 that was free a moment ago (outside the ephemeral range: [`TEST_PORTS`]).
+pub fn free_tcp_port() -> u16 {
+    free_port(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()).unwrap_or_else(|| {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("bind an ephemeral TCP port on 127.0.0.1")
+    })
+}
+
+/// A UDP port on 127.0.0.1 that was free a moment ago (outside the ephemeral range: [`TEST_PORTS`]).
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral UDP port on 127.0.0.1")
+    free_port(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok()).unwrap_or_else(|| {
+        UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port())
+            .expect("bind an ephemeral UDP port on 127.0.0.1")
+    })
 }
 
 /// A child process that is killed (by its own PID) when dropped, so a failing test leaves nothing behind.
