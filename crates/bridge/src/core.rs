@@ -351,8 +351,23 @@ impl Flight {
     }
 }
 
+/// A core's index of the requests waiting for the timer, by when: the next timeout without a scan of every
+/// request in flight (the shell asks for it after each input, and thousands of requests may be in flight).
+pub(crate) type Wakes = BTreeSet<(UnixMillis, String)>;
+
+/// Takes the ids whose wake-up is due at `now` out of `wakes`, earliest first.
+pub(crate) fn take_due(wakes: &mut Wakes, now: UnixMillis) -> Vec<String> {
+    let mut due = Vec::new();
+    while wakes.first().is_some_and(|(t, _)| *t <= now) {
+        if let Some((_, id)) = wakes.pop_first() {
+            due.push(id);
+        }
+    }
+    due
+}
+
 /// Forgets `f`'s wake-up (before its step changes).
-fn unwake(wakes: &mut BTreeSet<(UnixMillis, String)>, id: &str, f: &Flight) {
+fn unwake(wakes: &mut Wakes, id: &str, f: &Flight) {
     if let Some(t) = f.wake_at() {
         wakes.remove(&(t, id.to_owned()));
     }
@@ -366,9 +381,8 @@ pub struct DownlinkCore {
     /// Requests whose `Op` entry was open in the journal at start.
     interrupted: HashSet<String>,
     flights: HashMap<String, Flight>,
-    /// The flights waiting for the timer, by when ([`Flight::wake_at`]): the next timeout without a scan of
-    /// every flight (the shell asks for it after each input, and thousands of requests may be in flight).
-    wakes: BTreeSet<(UnixMillis, String)>,
+    /// The flights waiting for the timer ([`Flight::wake_at`]).
+    wakes: Wakes,
     /// Requests answered in this life (the last [`REMEMBERED`]): a duplicate event for them is only counted.
     answered: HashSet<String>,
     answered_order: VecDeque<String>,
@@ -641,15 +655,10 @@ impl DownlinkCore {
     }
 
     fn on_timer(&mut self, now: UnixMillis) {
-        let mut due: Vec<(String, Step)> = Vec::new();
-        while let Some((t, id)) = self.wakes.first()
-            && *t <= now
-        {
-            if let Some(f) = self.flights.get(id) {
-                due.push((id.clone(), f.step));
-            }
-            self.wakes.pop_first();
-        }
+        let mut due: Vec<(String, Step)> = take_due(&mut self.wakes, now)
+            .into_iter()
+            .filter_map(|id| self.flights.get(&id).map(|f| (id, f.step)))
+            .collect();
         due.sort_by(|a, b| a.0.cmp(&b.0)); // deterministic order
         for (id, step) in due {
             match step {

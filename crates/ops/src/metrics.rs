@@ -111,7 +111,8 @@ impl PeerMetrics {
         );
         r.register_with_unit(
             "ipechain_peer_commit_duration",
-            "From a block received from the orderer to its state applied (validation, block file, state)",
+            "From a block received from the orderer to its state applied (the block before it finishing, validation, \
+             block file, state)",
             Unit::Seconds,
             self.commit.clone(),
         );

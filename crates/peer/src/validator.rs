@@ -397,7 +397,7 @@ pub fn validate_block(
 /// changes them: the phase is then run again), so a block's codes are those [`validate_block`] gives.
 pub struct Prechecked {
     rules: Arc<ChannelRules>,
-    number: u64,
+    /// The block's header hash (it binds the number and, through the data hash, the transactions).
     header: Hash32,
     checked: Vec<Checked>,
 }
@@ -410,7 +410,7 @@ pub fn precheck_block(
     threads: usize,
 ) -> Result<Prechecked, StoreError> {
     let checked = check_signatures(block, &rules, ids, threads)?;
-    Ok(Prechecked { rules, number: block.number(), header: block.header_hash(), checked })
+    Ok(Prechecked { rules, header: block.header_hash(), checked })
 }
 
 /// [`validate_block`] with its signature phase taken from `pre` when `pre` was computed for this block under
@@ -424,9 +424,7 @@ pub fn finish_block(
     already_committed: &dyn Fn(&str) -> Result<bool, StoreError>,
     threads: usize,
 ) -> Result<Validated, StoreError> {
-    let fits = |p: &Prechecked| {
-        Arc::ptr_eq(&p.rules, rules) && p.number == block.number() && p.header == block.header_hash()
-    };
+    let fits = |p: &Prechecked| Arc::ptr_eq(&p.rules, rules) && p.header == block.header_hash();
     match pre {
         Some(p) if fits(&p) => decide(block, rules, &p.checked, snapshot, already_committed),
         _ => validate_block(block, rules, ids, snapshot, already_committed, threads),

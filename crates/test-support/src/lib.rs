@@ -140,11 +140,10 @@ static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new()
 /// A port in [`TEST_PORTS`] that `bind` accepts now and this process has not handed out, tried from a random
 /// start (tests run in parallel processes).
 fn free_port(bind: impl Fn(u16) -> bool) -> Option<u16> {
-    use std::hash::{BuildHasher, Hasher};
+    use std::hash::BuildHasher;
     let span = u64::from(TEST_PORTS.end - TEST_PORTS.start);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    let start = h.finish() % span;
+    // RandomState's keys are random per process (and differ per call): a random start without a rand crate.
+    let start = std::collections::hash_map::RandomState::new().hash_one(0u8) % span;
     let mut given = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
     let port = (0..span)
         .map(|i| TEST_PORTS.start + u16::try_from((start + i * 7_919) % span).unwrap_or(0))

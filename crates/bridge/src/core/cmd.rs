@@ -27,13 +27,13 @@
 //! ledger, and skipped, or not, and submitted). The contract refuses a request id it has seen (409), so no
 //! request is ever on the ledger twice.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use ipe::IpeCall;
 use ipe::mapping::Cin;
 use serde_json::{Value as Json, json};
 
-use super::{LedgerFailure, QUERY_RETRY_MS, SUBMIT_RETRY_MS, UnixMillis, retry_after_ms};
+use super::{LedgerFailure, QUERY_RETRY_MS, SUBMIT_RETRY_MS, UnixMillis, Wakes, retry_after_ms, take_due};
 use crate::onem2m_side::CmdRequest;
 
 /// How many contentInstances the core remembers as seen (beyond those in flight), so a duplicate notification
@@ -241,8 +241,8 @@ pub struct CmdCore {
     seen: HashSet<String>,
     seen_order: VecDeque<String>,
     flights: HashMap<String, CmdFlight>,
-    /// The flights waiting for a retry, by when: the next timeout without a scan of every flight.
-    wakes: BTreeSet<(UnixMillis, String)>,
+    /// The flights waiting for a retry.
+    wakes: Wakes,
     commands: VecDeque<CmdCommand>,
 }
 
@@ -254,7 +254,7 @@ impl CmdCore {
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
             flights: HashMap::new(),
-            wakes: BTreeSet::new(),
+            wakes: Wakes::new(),
             commands: VecDeque::new(),
         }
     }
@@ -425,15 +425,10 @@ impl CmdCore {
     fn on_timer(&mut self, now: UnixMillis) {
         // A flight leaves a retry step only here (or is not in one when it ends), so the index pops exactly the
         // flights that are due.
-        let mut due: Vec<(String, CmdStep)> = Vec::new();
-        while let Some((t, key)) = self.wakes.first()
-            && *t <= now
-        {
-            if let Some(f) = self.flights.get(key) {
-                due.push((key.clone(), f.step));
-            }
-            self.wakes.pop_first();
-        }
+        let mut due: Vec<(String, CmdStep)> = take_due(&mut self.wakes, now)
+            .into_iter()
+            .filter_map(|key| self.flights.get(&key).map(|f| (key, f.step)))
+            .collect();
         due.sort_by(|a, b| a.0.cmp(&b.0)); // deterministic order
         for (key, step) in due {
             match step {
