@@ -330,15 +330,26 @@ async fn answers(lab: &Lab, cse: SocketAddr, ae: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Writes a request into `<ae>/cmd` as the application `Capp-mh`.
+/// Writes a request into `<ae>/cmd` as the application `Capp-mh`. The contentInstance is named after the
+/// request id, so the write can be repeated when no answer came back (the link may drop 10 % of the packets,
+/// and a connection can outlast the client's timeouts): a repeat that finds the name taken (4105) means the
+/// first write landed.
 async fn request(lab: &Lab, cse: SocketAddr, ae: &str, con: Value) {
     let path = format!("/cse-in/{ae}/cmd");
-    let (rsc, body) = lab
-        .on("cl", move || {
-            mca_at(cse, "POST", &path, "Capp-mh", Some(4), &json!({"m2m:cin": {"cr": null, "con": con}}))
-        })
-        .await;
-    assert_eq!(rsc, 2001, "request into {ae}/cmd: {body}");
+    let rn = con["request_id"].as_str().expect("a request has a request_id").to_owned();
+    let cin = json!({"m2m:cin": {"rn": rn, "cr": null, "con": con}});
+    let mut last = (0, Value::Null);
+    for attempt in 0..5 {
+        let (path, cin) = (path.clone(), cin.clone());
+        last = lab.on("cl", move || mca_at(cse, "POST", &path, "Capp-mh", Some(4), &cin)).await;
+        match last.0 {
+            2001 => return,
+            4105 if attempt > 0 => return,
+            0 => tokio::time::sleep(Duration::from_secs(1)).await,
+            _ => break,
+        }
+    }
+    panic!("request into {ae}/cmd: {} {}", last.0, last.1);
 }
 
 /// `n` interworking round trips at once: `n` read requests (`<prefix>-<i>`) written into the device's `cmd`
