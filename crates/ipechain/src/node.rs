@@ -69,7 +69,8 @@ pub(crate) async fn run_one(config: &Path) -> Result<()> {
     };
     match node.config.role {
         NodeRole::Orderer => {
-            let (h, blocks) = start_orderer_with_store(node, stop.clone()).await?;
+            let (h, blocks) =
+                start_orderer_with_store(node, ops.metrics.orderer.clone(), stop.clone()).await?;
             let watch = crate::operations::watch_orderer(&ops, &name, &h, blocks, stop.clone());
             ops.set_ready();
             println!("orderer {name} serving on {listen}");
@@ -183,7 +184,7 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
     for n in nodes.iter().filter(|n| n.role == NodeRole::Orderer) {
         let path = dir.node_config(&n.name);
         let loaded = NodeConfig::load(&path).with_context(|| format!("loading {}", path.display()))?;
-        let (h, blocks) = start_orderer_with_store(loaded, stop.clone()).await?;
+        let (h, blocks) = start_orderer_with_store(loaded, ops.metrics.orderer.clone(), stop.clone()).await?;
         watches.push(crate::operations::watch_orderer(&ops, &n.name, &h, blocks.clone(), stop.clone()));
         orderer_heights.add(blocks);
         orderers.push((n.name.clone(), n.listen, h));

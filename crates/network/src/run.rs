@@ -235,12 +235,14 @@ pub async fn start_orderer(
     node: LoadedNode,
     shutdown: CancellationToken,
 ) -> Result<orderer::OrdererHandle, RunError> {
-    Ok(start_orderer_with_store(node, shutdown).await?.0)
+    Ok(start_orderer_with_store(node, ops::OrdererMetrics::default(), shutdown).await?.0)
 }
 
-/// [`start_orderer`], also returning its block store (for the operations service's block height).
+/// [`start_orderer`], counting into `metrics` (the process's operations service) and also returning its block
+/// store (for the operations service's block height).
 pub async fn start_orderer_with_store(
     node: LoadedNode,
+    metrics: ops::OrdererMetrics,
     shutdown: CancellationToken,
 ) -> Result<(orderer::OrdererHandle, Arc<FileBlockStore>), RunError> {
     if node.config.role != NodeRole::Orderer {
@@ -281,6 +283,7 @@ pub async fn start_orderer_with_store(
     // Raft entries are whole blocks: purge the log every 1,000 of them (a follower further behind catches
     // up from a snapshot plus the other orderers' Deliver).
     cfg.snapshot_every = 1_000;
+    cfg.metrics = metrics.for_orderer(&node.config.name);
     let handle =
         orderer::OrdererNode::start(cfg, shutdown).await.map_err(|e| RunError::Orderer(e.to_string()))?;
     Ok((handle, blocks))

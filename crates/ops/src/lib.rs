@@ -25,7 +25,7 @@ pub use health::{
 };
 pub use metrics::{
     BridgeMetrics, CseMetrics, Metrics, OrdererLabel, OrdererMetrics, PeerHandle, PeerMetrics, Read,
-    Stopwatch,
+    SequencerMetrics, Stopwatch,
 };
 #[cfg(feature = "server")]
 pub use server::{Ops, router, serve, serve_tls};

@@ -19,7 +19,18 @@ fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
+/// Buckets for counts of transactions or envelopes (per block, per batch): 1 to 2,000.
+const COUNT_BUCKETS: [f64; 11] = [1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0];
+
+fn count_histogram() -> Histogram {
+    Histogram::new(COUNT_BUCKETS)
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn count_histograms<L: Clone + std::hash::Hash + Eq>() -> Histograms<L> {
+    Family::new_with_constructor(count_histogram as fn() -> Histogram)
+}
 
 fn histograms<L: Clone + std::hash::Hash + Eq>() -> Histograms<L> {
     Family::new_with_constructor(latency_histogram as fn() -> Histogram)
@@ -82,6 +93,8 @@ pub struct PeerMetrics {
     codes: Family<PeerCode, Counter>,
     endorse: Histograms<PeerOutcome>,
     submit: Histograms<PeerOutcome>,
+    broadcast_batch: Histograms<PeerLabel>,
+    broadcast_in_flight: Family<PeerLabel, Gauge>,
 }
 
 impl Default for PeerMetrics {
@@ -93,6 +106,8 @@ impl Default for PeerMetrics {
             codes: Family::default(),
             endorse: histograms(),
             submit: histograms(),
+            broadcast_batch: count_histograms(),
+            broadcast_in_flight: Family::default(),
         }
     }
 }
@@ -133,6 +148,18 @@ impl PeerMetrics {
             Unit::Seconds,
             self.submit.clone(),
         );
+        r.register(
+            "ipechain_peer_broadcast_batch_envelopes",
+            "Envelopes per BroadcastBatch the peer sent to the ordering service (the submissions queued when a \
+             batch left)",
+            self.broadcast_batch.clone(),
+        );
+        r.register(
+            "ipechain_peer_broadcast_batches_in_flight",
+            "BroadcastBatch calls of the peer waiting for the ordering service (each until its blocks are \
+             committed by Raft)",
+            self.broadcast_in_flight.clone(),
+        );
     }
 
     /// The metrics of one peer.
@@ -147,6 +174,8 @@ impl PeerMetrics {
             endorse_err: self.endorse.get_or_create_owned(&outcome("error")),
             submit_ok: self.submit.get_or_create_owned(&outcome("ok")),
             submit_err: self.submit.get_or_create_owned(&outcome("error")),
+            broadcast_batch: self.broadcast_batch.get_or_create_owned(&label),
+            broadcast_in_flight: self.broadcast_in_flight.get_or_create_owned(&label),
             codes: self.codes.clone(),
             peer: peer.to_owned(),
         }
@@ -165,6 +194,8 @@ pub struct PeerHandle {
     endorse_err: Histogram,
     submit_ok: Histogram,
     submit_err: Histogram,
+    broadcast_batch: Histogram,
+    broadcast_in_flight: Gauge,
 }
 
 impl Default for PeerHandle {
@@ -211,6 +242,17 @@ impl PeerHandle {
     pub fn submitted(&self, seconds: f64, ok: bool) {
         if ok { &self.submit_ok } else { &self.submit_err }.observe(seconds);
     }
+
+    /// A BroadcastBatch of `envelopes` left for the ordering service.
+    pub fn broadcast_sent(&self, envelopes: usize) {
+        self.broadcast_batch.observe(envelopes as f64);
+        self.broadcast_in_flight.inc();
+    }
+
+    /// A BroadcastBatch was answered (or failed on every orderer).
+    pub fn broadcast_done(&self) {
+        self.broadcast_in_flight.dec();
+    }
 }
 
 /// Labels: one orderer (its node name).
@@ -220,8 +262,9 @@ pub struct OrdererLabel {
     pub orderer: String,
 }
 
-/// Orderers' Raft and chain metrics (label `orderer`), set from openraft's metrics watch.
-#[derive(Clone, Debug, Default)]
+/// Orderers' metrics (label `orderer`): Raft and chain gauges set from openraft's metrics watch, and the
+/// sequencer's ([`OrdererMetrics::for_orderer`]): where an envelope waits before and in consensus.
+#[derive(Clone, Debug)]
 pub struct OrdererMetrics {
     /// `ipechain_orderer_raft_term`.
     pub term: Family<OrdererLabel, Gauge>,
@@ -233,6 +276,60 @@ pub struct OrdererMetrics {
     pub commit_index: Family<OrdererLabel, Gauge>,
     /// `ipechain_orderer_block_height`.
     pub height: Family<OrdererLabel, Gauge>,
+    batch_wait: Histograms<OrdererLabel>,
+    consensus: Histograms<OrdererLabel>,
+    block_txs: Histograms<OrdererLabel>,
+    in_flight: Family<OrdererLabel, Gauge>,
+}
+
+impl Default for OrdererMetrics {
+    fn default() -> Self {
+        OrdererMetrics {
+            term: Family::default(),
+            leader: Family::default(),
+            is_leader: Family::default(),
+            commit_index: Family::default(),
+            height: Family::default(),
+            batch_wait: histograms(),
+            consensus: histograms(),
+            block_txs: count_histograms(),
+            in_flight: Family::default(),
+        }
+    }
+}
+
+/// One orderer's sequencer metrics (cheap to clone; `Default`: counted into nothing). Only a Raft leader
+/// proposes blocks, so only the leader's series move.
+#[derive(Clone, Debug)]
+pub struct SequencerMetrics {
+    batch_wait: Histogram,
+    consensus: Histogram,
+    block_txs: Histogram,
+    in_flight: Gauge,
+}
+
+impl Default for SequencerMetrics {
+    fn default() -> Self {
+        OrdererMetrics::default().for_orderer("")
+    }
+}
+
+impl SequencerMetrics {
+    /// A block of `txs` transactions was proposed to Raft; its oldest envelope had waited `waited_seconds`
+    /// since the orderer accepted it; `in_flight` blocks are now proposed and not yet applied.
+    pub fn proposed(&self, txs: usize, waited_seconds: f64, in_flight: usize) {
+        self.block_txs.observe(txs as f64);
+        self.batch_wait.observe(waited_seconds);
+        self.in_flight.set(gauge_value(in_flight as u64));
+    }
+
+    /// A block proposed `seconds` ago was applied (or lost); `in_flight` blocks remain.
+    pub fn applied(&self, seconds: Option<f64>, in_flight: usize) {
+        if let Some(s) = seconds {
+            self.consensus.observe(s);
+        }
+        self.in_flight.set(gauge_value(in_flight as u64));
+    }
 }
 
 impl OrdererMetrics {
@@ -258,6 +355,41 @@ impl OrdererMetrics {
             "Blocks in the orderer's chain (the next block number), genesis included",
             self.height.clone(),
         );
+        r.register_with_unit(
+            "ipechain_orderer_batch_wait_duration",
+            "On the leader, per block proposed: how long its oldest envelope waited since the orderer accepted it \
+             (the block cutter's timeout, and blocks cut but not proposed while 8 are in consensus)",
+            Unit::Seconds,
+            self.batch_wait.clone(),
+        );
+        r.register_with_unit(
+            "ipechain_orderer_consensus_duration",
+            "On the leader, per block: from its proposal to Raft until its entry is applied to the chain \
+             (replication, the log writes of a majority, the block store)",
+            Unit::Seconds,
+            self.consensus.clone(),
+        );
+        r.register(
+            "ipechain_orderer_block_transactions",
+            "On the leader, transactions per block proposed",
+            self.block_txs.clone(),
+        );
+        r.register(
+            "ipechain_orderer_blocks_in_flight",
+            "On the leader, blocks proposed to Raft and not yet applied (at most 8)",
+            self.in_flight.clone(),
+        );
+    }
+
+    /// The sequencer metrics of one orderer.
+    pub fn for_orderer(&self, orderer: &str) -> SequencerMetrics {
+        let l = OrdererLabel { orderer: orderer.to_owned() };
+        SequencerMetrics {
+            batch_wait: self.batch_wait.get_or_create_owned(&l),
+            consensus: self.consensus.get_or_create_owned(&l),
+            block_txs: self.block_txs.get_or_create_owned(&l),
+            in_flight: self.in_flight.get_or_create_owned(&l),
+        }
     }
 
     /// Sets one orderer's gauges.

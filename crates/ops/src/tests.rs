@@ -43,7 +43,15 @@ fn the_exposition_parses_and_carries_every_family_with_units_in_names() {
     p.committed(0.003, ["VALID", "VALID", "MVCC_READ_CONFLICT"]);
     p.endorsed(0.001, true);
     p.submitted(0.2, false);
+    p.broadcast_sent(40);
+    p.broadcast_sent(1);
+    p.broadcast_done();
     m.orderer.set("orderer1", 3, Some(2), 1, 9, 7);
+    let o = m.orderer.for_orderer("orderer1");
+    o.proposed(300, 0.05, 1);
+    o.proposed(20, 0.051, 2);
+    o.applied(Some(0.08), 1);
+    o.applied(None, 0);
     m.cse.request("create", 2001, 0.002);
     m.gauge_fn("ipechain_lwm2m_registrations", "registrations", || 2);
     m.counter_fn("ipechain_lwm2m_notifications", "notifications", || 1);
@@ -91,6 +99,18 @@ fn the_exposition_parses_and_carries_every_family_with_units_in_names() {
     assert_eq!(get(r#"ipechain_orderer_raft_is_leader{orderer="orderer1"}"#), 0.0);
     assert_eq!(get(r#"ipechain_orderer_raft_commit_index{orderer="orderer1"}"#), 9.0);
     assert_eq!(get(r#"ipechain_orderer_block_height{orderer="orderer1"}"#), 7.0);
+    assert_eq!(get(r#"ipechain_orderer_batch_wait_duration_seconds_count{orderer="orderer1"}"#), 2.0);
+    assert_eq!(
+        get(r#"ipechain_orderer_batch_wait_duration_seconds_bucket{le="0.05",orderer="orderer1"}"#),
+        1.0
+    );
+    assert_eq!(get(r#"ipechain_orderer_consensus_duration_seconds_count{orderer="orderer1"}"#), 1.0);
+    assert_eq!(get(r#"ipechain_orderer_block_transactions_count{orderer="orderer1"}"#), 2.0);
+    assert_eq!(get(r#"ipechain_orderer_block_transactions_sum{orderer="orderer1"}"#), 320.0);
+    assert_eq!(get(r#"ipechain_orderer_blocks_in_flight{orderer="orderer1"}"#), 0.0);
+    assert_eq!(get(r#"ipechain_peer_broadcast_batch_envelopes_count{peer="peer0.org1"}"#), 2.0);
+    assert_eq!(get(r#"ipechain_peer_broadcast_batch_envelopes_bucket{le="1.0",peer="peer0.org1"}"#), 1.0);
+    assert_eq!(get(r#"ipechain_peer_broadcast_batches_in_flight{peer="peer0.org1"}"#), 1.0);
     assert_eq!(get(r#"ipechain_cse_requests_total{op="create",rsc="2001"}"#), 1.0);
     assert_eq!(get(r#"ipechain_cse_request_duration_seconds_count{op="create"}"#), 1.0);
     assert_eq!(get("ipechain_lwm2m_registrations"), 2.0);

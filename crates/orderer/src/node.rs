@@ -80,6 +80,8 @@ pub struct OrdererConfig {
     /// Take a Raft snapshot every this many log entries and purge the log before it, keeping this many
     /// entries for orderers that lag a little; 0: never snapshot, never purge.
     pub snapshot_every: u64,
+    /// Where the sequencer's metrics go (`Default`: a private set nobody reads; docs/operations.md).
+    pub metrics: ops::SequencerMetrics,
 }
 
 impl OrdererConfig {
@@ -112,6 +114,7 @@ impl OrdererConfig {
             raft: RaftTimings::default(),
             order_timeout: Duration::from_secs(10),
             snapshot_every: 10_000,
+            metrics: ops::SequencerMetrics::default(),
         }
     }
 }
@@ -287,6 +290,7 @@ impl OrdererNode {
             CutterConfig::from(batch),
             events_tx,
             errored,
+            config.metrics.clone(),
         );
         let mut tasks = vec![tokio::spawn(sequencer.run(events_rx, cancel.clone()))];
 

@@ -119,7 +119,7 @@ where
         for o in &config.orderers {
             orderer_channels.push(channel(o, &config.tls)?);
         }
-        let orderers = OrdererPool::new(orderer_channels);
+        let orderers = OrdererPool::new(orderer_channels, metrics.clone());
         let mut remote_endorsers = HashMap::new();
         for (msp, ep) in &config.endorsers {
             if msp != &config.msp_id {

@@ -41,8 +41,18 @@ pub(crate) fn receiver_stream<T: Send + 'static>(
 }
 
 /// The ordering service endpoints a peer submits to, tried in turn. Envelopes submitted concurrently are
-/// sent together in one `BroadcastBatch` (whatever is queued when a batch leaves; nothing waits for a
-/// timer), so the orderer handles one RPC and one batch of signature checks for many transactions.
+/// sent together in one `BroadcastBatch` (whatever is queued when a batch leaves), so the orderer handles one
+/// RPC and one batch of signature checks for many transactions.
+///
+/// A `BroadcastBatch` is answered only when the blocks of all its envelopes are committed by Raft (a cutter
+/// timeout and a consensus round: 100 ms and more under load), so the number of batches in flight must not
+/// bound the rate: with 8 slots, as before 2026-12-04, single envelopes arriving one by one took every slot
+/// for a whole round while the queue behind them grew, and left together in one large batch when a slot
+/// freed; the ordering service then ran in waves of large and tiny blocks, idle between them
+/// (docs/ledger-perf.md, sixth round). Now a batch leaves at most every [`PACE`] (so batches stay few
+/// under load, and the first envelope after a quiet spell leaves at once), takes its slot before it is
+/// formed (what queued during a wait leaves in it), and slots are many ([`BATCHES_IN_FLIGHT`]: a bound on
+/// memory, not on the rate).
 #[derive(Clone)]
 pub struct OrdererPool {
     inner: Arc<PoolInner>,
@@ -52,6 +62,7 @@ pub struct OrdererPool {
 struct PoolInner {
     clients: Vec<AtomicBroadcastClient<Channel>>,
     next: AtomicUsize,
+    metrics: ops::PeerHandle,
 }
 
 struct Pending {
@@ -60,12 +71,17 @@ struct Pending {
     reply: tokio::sync::oneshot::Sender<Result<(), Status>>,
 }
 
-/// Most envelopes in one batch, and most batches in flight at once.
+/// Most envelopes in one batch.
 const BATCH_MAX: usize = 1024;
 /// At most this many envelope bytes per `BroadcastBatch` (the orderer accepts far larger messages; this keeps
 /// one batch's failure, and its memory, small).
 const BATCH_MAX_BYTES: usize = 2 << 20;
-const BATCHES_IN_FLIGHT: usize = 8;
+/// Most batches in flight at once (at most 512 MiB of envelopes).
+const BATCHES_IN_FLIGHT: usize = 256;
+/// Least time between two batches leaving: under load about 100 batches per second per peer and orderer
+/// instead of one per envelope; far below the block cutter's timeout (50 ms by default), so an envelope
+/// still makes the block it would have made.
+const PACE: std::time::Duration = std::time::Duration::from_millis(5);
 
 fn batch_result(r: &ledger_rpc::messages::BroadcastResponse) -> Result<(), Status> {
     match r.status {
@@ -79,14 +95,15 @@ fn batch_result(r: &ledger_rpc::messages::BroadcastResponse) -> Result<(), Statu
 }
 
 impl OrdererPool {
-    /// A pool over already configured (lazily connecting) channels. Must be created inside a Tokio runtime
-    /// (it spawns its batching task, which ends when the last clone of the pool is dropped).
-    pub fn new(channels: Vec<Channel>) -> OrdererPool {
+    /// A pool over already configured (lazily connecting) channels, counting its batches into `metrics`.
+    /// Must be created inside a Tokio runtime (it spawns its batching task, which ends when the last clone of
+    /// the pool is dropped).
+    pub fn new(channels: Vec<Channel>, metrics: ops::PeerHandle) -> OrdererPool {
         let clients = channels
             .into_iter()
             .map(|c| AtomicBroadcastClient::new(c).max_decoding_message_size(256 << 20))
             .collect();
-        let inner = Arc::new(PoolInner { clients, next: AtomicUsize::new(0) });
+        let inner = Arc::new(PoolInner { clients, next: AtomicUsize::new(0), metrics });
         let (queue, rx) = mpsc::unbounded_channel();
         tokio::spawn(batcher(inner.clone(), rx));
         OrdererPool { inner, queue }
@@ -115,9 +132,16 @@ impl OrdererPool {
     }
 }
 
+#[allow(clippy::disallowed_methods)] // the pacing clock of this shell task; no decision but when to send
 async fn batcher(inner: Arc<PoolInner>, mut rx: mpsc::UnboundedReceiver<Pending>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(BATCHES_IN_FLIGHT));
+    let mut last_sent: Option<tokio::time::Instant> = None;
     while let Some(first) = rx.recv().await {
+        if let Some(t) = last_sent {
+            tokio::time::sleep_until(t + PACE).await;
+        }
+        // The slot first, then the batch: what arrives during a wait leaves in this batch.
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
         let mut bytes = first.envelope.len();
         let mut batch = vec![first];
         while batch.len() < BATCH_MAX && bytes < BATCH_MAX_BYTES {
@@ -129,10 +153,12 @@ async fn batcher(inner: Arc<PoolInner>, mut rx: mpsc::UnboundedReceiver<Pending>
                 Err(_) => break,
             }
         }
-        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        last_sent = Some(tokio::time::Instant::now());
         let inner = inner.clone();
+        inner.metrics.broadcast_sent(batch.len());
         tokio::spawn(async move {
             inner.send_batch(batch).await;
+            inner.metrics.broadcast_done();
             drop(permit);
         });
     }

@@ -131,9 +131,13 @@ async fn up_serves_metrics_health_readiness_and_version() {
         let s = samples(&body);
         let heights = family(&s, "ipechain_peer_block_height");
         let leaders = family(&s, "ipechain_orderer_raft_is_leader");
+        // The leader counts a block's consensus when its sequencer hears of the entry applied, a moment
+        // after the block is in its store (where the peers may already have fetched it).
+        let consensus = family(&s, "ipechain_orderer_consensus_duration_seconds_count");
         (heights.len() == 2
             && heights.iter().all(|(_, h)| *h >= want_height as f64)
-            && leaders.iter().any(|(_, v)| *v == 1.0))
+            && leaders.iter().any(|(_, v)| *v == 1.0)
+            && consensus.iter().any(|(_, v)| *v >= 1.0))
         .then_some(s)
     })
     .await;
@@ -163,6 +167,17 @@ async fn up_serves_metrics_health_readiness_and_version() {
     assert!(org1_ok("ipechain_gateway_submit_duration_seconds_count") >= 1.0, "{s:?}");
     let commits: f64 = family(&s, "ipechain_peer_commit_duration_seconds_count").iter().map(|(_, v)| v).sum();
     assert!(commits >= 2.0, "a block committed on each peer: {s:?}");
+    // The submission left peer0.org1 in a BroadcastBatch; the leader proposed its block and saw it applied.
+    let sum = |name: &str| family(&s, name).iter().map(|(_, v)| *v).sum::<f64>();
+    assert!(
+        family(&s, "ipechain_peer_broadcast_batch_envelopes_count")
+            .iter()
+            .any(|(l, v)| l.contains("peer0.org1") && *v >= 1.0),
+        "{s:?}"
+    );
+    assert!(sum("ipechain_orderer_block_transactions_count") >= 1.0, "{s:?}");
+    assert!(sum("ipechain_orderer_batch_wait_duration_seconds_count") >= 1.0, "{s:?}");
+    assert!(sum("ipechain_orderer_consensus_duration_seconds_count") >= 1.0, "{s:?}");
     // The CSE counted the Mca retrieve it answered with 2000.
     let retrieves = family(&s, "ipechain_cse_requests_total");
     assert!(

@@ -21,7 +21,7 @@ use ledger_types::Hash32;
 use ledger_types::block::BlockBuilder;
 use ledger_types::proto::Block;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Blocks proposed but not yet applied, at most.
 pub(crate) const MAX_INFLIGHT: usize = 8;
@@ -59,8 +59,9 @@ pub(crate) enum Input {
 pub(crate) enum Command {
     /// Answer a caller.
     Reply { id: RequestId, result: Result<Ordered, OrderError> },
-    /// Sign this block's header hash into its metadata and propose it to Raft.
-    Propose { block: Block },
+    /// Sign this block's header hash into its metadata and propose it to Raft. `waited`: how long its oldest
+    /// envelope waited since the core accepted it (for metrics).
+    Propose { block: Block, waited: Duration },
     /// Confirm leadership in `term` (openraft `ensure_linearizable`), then feed `Input::Ready`.
     ConfirmLeadership { term: u64 },
 }
@@ -69,6 +70,8 @@ pub(crate) enum Command {
 struct Item {
     tx_id: String,
     envelope: Vec<u8>,
+    /// When the core accepted it.
+    at: Instant,
 }
 
 #[derive(Debug)]
@@ -187,7 +190,7 @@ impl SequencerCore {
                 }
             }
         }
-        self.propose_ready();
+        self.propose_ready(now);
     }
 
     fn reply(&mut self, id: RequestId, result: Result<Ordered, OrderError>) {
@@ -261,7 +264,7 @@ impl SequencerCore {
             return;
         }
         let size = envelope.len();
-        match self.cutter.ordered(now, Item { tx_id: tx_id.clone(), envelope }, size) {
+        match self.cutter.ordered(now, Item { tx_id: tx_id.clone(), envelope, at: now }, size) {
             Err(e) => self.reply(id, Err(OrderError::TooLarge { size: e.size, max: e.max })),
             Ok(batches) => {
                 self.ready.extend(batches);
@@ -270,7 +273,7 @@ impl SequencerCore {
         }
     }
 
-    fn propose_ready(&mut self) {
+    fn propose_ready(&mut self, now: Instant) {
         if !matches!(self.role, Role::Leader { .. }) {
             return;
         }
@@ -280,9 +283,10 @@ impl SequencerCore {
             let block =
                 BlockBuilder::new(number, prev).envelopes(batch.iter().map(|i| i.envelope.clone())).build();
             let hash = block.header_hash();
+            let waited = batch.iter().map(|i| now.saturating_duration_since(i.at)).max().unwrap_or_default();
             self.inflight.insert(number, Inflight { hash, items: batch });
             self.next = (number + 1, hash);
-            self.commands.push_back(Command::Propose { block });
+            self.commands.push_back(Command::Propose { block, waited });
         }
     }
 }

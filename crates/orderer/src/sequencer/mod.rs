@@ -98,6 +98,9 @@ pub(crate) struct Sequencer {
     errored: Errored,
     /// The time of the last block this orderer proposed (block times never go back on one orderer).
     last_time: Option<ledger_types::proto::Timestamp>,
+    metrics: ops::SequencerMetrics,
+    /// When each block in flight was proposed (for metrics only).
+    proposed_at: BTreeMap<u64, std::time::Instant>,
 }
 
 impl Sequencer {
@@ -108,6 +111,7 @@ impl Sequencer {
         cutter: CutterConfig,
         events: mpsc::UnboundedSender<ChainEvent>,
         errored: Errored,
+        metrics: ops::SequencerMetrics,
     ) -> Sequencer {
         Sequencer {
             raft,
@@ -119,6 +123,8 @@ impl Sequencer {
             events,
             errored,
             last_time: None,
+            metrics,
+            proposed_at: BTreeMap::new(),
         }
     }
 
@@ -182,8 +188,14 @@ impl Sequencer {
                 self.replies.insert(id, reply);
                 Input::Order { id, tx_id, envelope }
             }
-            ChainEvent::Applied { number, hash } => Input::Applied { number, hash },
-            ChainEvent::Skipped { number, hash } => Input::Skipped { number, hash },
+            ChainEvent::Applied { number, hash } => {
+                self.settled(number);
+                Input::Applied { number, hash }
+            }
+            ChainEvent::Skipped { number, hash } => {
+                self.settled(number);
+                Input::Skipped { number, hash }
+            }
             ChainEvent::Ready { term } => {
                 tracing::info!(term, height = self.store.height(), "leader ready");
                 Input::Ready { term }
@@ -192,11 +204,32 @@ impl Sequencer {
         self.handle(input);
     }
 
+    /// Blocks up to `number` left consensus (applied, skipped or lost): their consensus time for the metrics.
+    fn settled(&mut self, number: u64) {
+        let now = now();
+        let mut latest = None;
+        while let Some(entry) = self.proposed_at.first_entry() {
+            if *entry.key() > number {
+                break;
+            }
+            let (n, at) = entry.remove_entry();
+            if n == number {
+                latest = Some(now.saturating_duration_since(at).as_secs_f64());
+            }
+        }
+        self.metrics.applied(latest, self.proposed_at.len());
+    }
+
     fn on_metrics(&mut self, m: &RaftMetrics<u64, BasicNode>) {
         if let Err(fatal) = &m.running_state {
             set_errored(&self.errored, format!("raft stopped: {fatal}"));
         }
         let is_leader = m.state == ServerState::Leader;
+        if !is_leader && !self.proposed_at.is_empty() {
+            // A follower proposes nothing: what it had in flight is the new leader's to settle.
+            self.proposed_at.clear();
+            self.metrics.applied(None, 0);
+        }
         self.handle(Input::Role { is_leader, term: m.current_term, leader: m.current_leader });
     }
 
@@ -209,7 +242,7 @@ impl Sequencer {
                         let _ = reply.send(result);
                     }
                 }
-                Command::Propose { mut block } => {
+                Command::Propose { mut block, waited } => {
                     let last = match self.last_time {
                         Some(t) => Some(t),
                         None => crate::chain::last_block_time(self.store.as_ref()),
@@ -217,6 +250,12 @@ impl Sequencer {
                     self.last_time =
                         Some(crate::chain::stamp_and_sign(&mut block, last, self.signer.as_ref()));
                     let number = block.number();
+                    self.proposed_at.insert(number, now());
+                    self.metrics.proposed(
+                        block.data.as_ref().map_or(0, |d| d.data.len()),
+                        waited.as_secs_f64(),
+                        self.proposed_at.len(),
+                    );
                     // Fire and forget: the outcome arrives as Applied/Skipped from the state machine.
                     let rx = self
                         .raft

@@ -57,7 +57,7 @@ fn leader(view: &View) -> SequencerCore {
 fn proposed(cmds: &[Command]) -> Vec<(u64, Hash32, usize)> {
     cmds.iter()
         .filter_map(|c| match c {
-            Command::Propose { block } => Some((
+            Command::Propose { block, .. } => Some((
                 block.number(),
                 Hash32::from_slice(&block.header.as_ref().unwrap().previous_hash).unwrap(),
                 block.envelopes().len(),
@@ -79,7 +79,7 @@ fn replies(cmds: &[Command]) -> Vec<(RequestId, Result<Ordered, OrderError>)> {
 fn block_hash(cmds: &[Command], number: u64) -> Hash32 {
     cmds.iter()
         .find_map(|c| match c {
-            Command::Propose { block } if block.number() == number => Some(block.header_hash()),
+            Command::Propose { block, .. } if block.number() == number => Some(block.header_hash()),
             _ => None,
         })
         .unwrap()
