@@ -55,7 +55,7 @@ pub(crate) fn good_record_after(file: &File, offset: u64, file_len: u64) -> io::
     let mut rest = vec![0u8; (file_len - start) as usize];
     file.read_exact_at(&mut rest, start)?;
     let mut i = 0;
-    while let Some(found) = rest[i..].windows(4).position(|w| w == record::MAGIC) {
+    while let Some(found) = rest[i..].windows(4).position(record::is_magic) {
         let at = i + found;
         if let Some(head) = rest.get(at..at + HEADER_LEN).and_then(|h| <&[u8; HEADER_LEN]>::try_from(h).ok())
             && let Ok(h) = record::decode_header(head)

@@ -106,3 +106,40 @@ fn an_index_of_the_earlier_format_is_rebuilt() {
     let loc = store.tx_location(&crate::conformance::tx_id(2001)).unwrap();
     assert_eq!(loc.map(|l| (l.block, l.index)), Some((2, 1)), "re-indexed from the segments");
 }
+
+#[test]
+fn a_store_of_sha256_records_opens_reads_and_goes_on_with_crc_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileBlockStore::open(dir.path()).unwrap();
+    let chain = append_chain(&store, 3, 2);
+    drop(store);
+    // Rewrite every record as a store before 2026-12-05 wrote it: magic IPB2 and a SHA-256.
+    let seg = segments_dir(dir.path()).join(record::segment_name(0));
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let mut at = 0;
+    while at < bytes.len() {
+        let head: [u8; record::HEADER_LEN] = bytes[at..at + record::HEADER_LEN].try_into().unwrap();
+        let len = record::decode_header(&head).unwrap().len as usize;
+        bytes[at..at + 4].copy_from_slice(&record::SHA256_MAGIC);
+        let payload = &bytes[at + record::HEADER_LEN..at + record::HEADER_LEN + len];
+        let sum = ledger_types::Hash32::of_parts([&bytes[at..at + 16], payload]).0;
+        bytes[at + 16..at + 48].copy_from_slice(&sum);
+        at += record::HEADER_LEN + len;
+    }
+    std::fs::write(&seg, &bytes).unwrap();
+    let opts = FileStoreOptions { verify_all_on_open: true, ..Default::default() };
+    let store = FileBlockStore::open_with(dir.path(), opts).unwrap();
+    assert_eq!(store.height(), 3);
+    for b in &chain {
+        assert_eq!(store.block(b.number()).unwrap().as_ref(), Some(b));
+    }
+    let next = next_block(chain.last(), vec![], &[]);
+    store.append(&next).unwrap();
+    drop(store);
+    let after = std::fs::read(&seg).unwrap();
+    assert_eq!(&after[bytes.len()..bytes.len() + 4], b"IPB3", "the new record is a CRC record");
+    let store = FileBlockStore::open_with(dir.path(), opts).unwrap();
+    assert_eq!(store.height(), 4);
+    assert_eq!(store.block(3).unwrap().as_ref(), Some(&next));
+    assert_eq!(store.block(0).unwrap().as_ref(), Some(&chain[0]));
+}

@@ -37,3 +37,42 @@ fn segment_names() {
     assert_eq!(parse_segment_name("00000a.seg"), None);
     assert_eq!(parse_segment_name("000003.idx"), None);
 }
+
+/// A record as stores wrote them before 2026-12-05: magic `IPB2`, a SHA-256 over the header's first 16 bytes
+/// and the payload.
+fn sha256_record(number: u64, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&SHA256_MAGIC);
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&number.to_le_bytes());
+    let sum = Hash32::of_parts([&out[..16], payload]).0;
+    out.extend_from_slice(&sum);
+    out.extend_from_slice(payload);
+    out
+}
+
+#[test]
+fn new_records_carry_a_crc_and_zeros_and_old_sha256_records_are_still_read() {
+    let rec = encode(5, b"a block").unwrap();
+    assert_eq!(&rec[..4], b"IPB3");
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&rec[..16]);
+    crc.update(b"a block");
+    assert_eq!(rec[16..20], crc.finalize().to_le_bytes());
+    assert_eq!(rec[20..48], [0u8; 28]);
+    assert_eq!(verify(&rec).unwrap().0.kind, ChecksumKind::Crc32);
+
+    let old = sha256_record(5, b"a block");
+    let (h, p) = verify(&old).unwrap();
+    assert_eq!((h.number, h.kind, p), (5, ChecksumKind::Sha256, &b"a block"[..]));
+    for i in 0..old.len() {
+        let mut bad = old.clone();
+        bad[i] ^= 0x80;
+        assert!(verify(&bad).is_err(), "flip at byte {i} of an IPB2 record not detected");
+    }
+    // A CRC record whose magic is turned into IPB2 (or the reverse) fails its checksum.
+    let mut swapped = rec;
+    swapped[..4].copy_from_slice(&SHA256_MAGIC);
+    assert_eq!(verify(&swapped), Err(RecordError::Checksum));
+    assert!(is_magic(b"IPB3") && is_magic(b"IPB2") && !is_magic(b"IPB1"));
+}
