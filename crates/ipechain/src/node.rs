@@ -113,7 +113,7 @@ pub(crate) async fn serve_chaincode(listen: std::net::SocketAddr, id: &str) -> R
 /// The Tokio runtimes of the orderers `up` runs: each on its own, as the separate process it models.
 ///
 /// On one shared runtime, an orderer's consensus path (AppendEntries in, the log write, the vote back, the
-/// leader's commit and apply: a dozen task wake-ups per block) queued behind the thousands of tasks of the
+/// leader's commit and apply: each step a task wake-up) queued behind the thousands of tasks of the
 /// peers' client connections, and a block took 240 ms on average from proposal to applied under `bench ledger
 /// --apps 2000` on two cores; on runtimes of their own the orderers' threads are scheduled by the kernel
 /// beside the shared runtime's, and it took 53 ms (docs/ledger-perf.md, seventh round). One worker thread
