@@ -227,6 +227,50 @@ async fn up_prints_no_error_line_at_startup() {
     assert!(log.contains("\"target\":\"orderer::node\""), "{log}");
 }
 
+/// `up` whose CSE port is taken stops with the reason after its orderers (each on a runtime of its own) have
+/// started: the error names the port, and letting go of the running orderers' runtimes does not panic.
+#[test]
+fn up_with_its_cse_port_taken_stops_with_the_reason() {
+    let net = Net::generate();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let free_udp = || format!("127.0.0.1:{}", test_support::free_udp_port());
+    let mut child = ipechain()
+        .args(["up", "--data-dir"])
+        .arg(net.dir.root())
+        .args(["--cse-addr", &addr])
+        .args(["--cse-https-addr", "127.0.0.1:0"])
+        .args(["--lwm2m-addr", &free_udp()])
+        .args(["--lwm2m-dtls-addr", &free_udp()])
+        .args(["--lwm2m-bootstrap-addr", &free_udp()])
+        .args(["--lwm2m-bootstrap-dtls-addr", &free_udp()])
+        .args(["--lwm2m-admin-addr", &format!("127.0.0.1:{}", test_support::free_tcp_port())])
+        .args(["--ops-addr", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    for _ in 0..1200 {
+        if let Some(s) = child.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let status = status.unwrap_or_else(|| panic!("up did not stop within 120 s: {stderr}"));
+    assert!(!status.success(), "up started on a taken port: {stderr}");
+    assert!(stderr.contains(&format!("binding the CSE to {addr}")), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    drop(taken);
+}
+
 /// `systemd-analyze verify` (Debian's `systemd`, installed by scripts/test.sh) accepts the packaged units, with `/usr/bin/ipechain` pointed at
 /// the binary under test (verify checks that the executable exists) and the template unit as an instance.
 #[test]
