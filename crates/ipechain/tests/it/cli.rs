@@ -180,6 +180,24 @@ fn wait_for_line(path: &Path, needle: &str, secs: u64) -> bool {
     false
 }
 
+/// `ipechain up` on `net`'s data directory with its CSE on `cse_addr` and every other listener of the gateway on
+/// a free loopback port.
+fn up_on_free_ports(net: &Net, cse_addr: &str) -> Command {
+    let free_udp = || format!("127.0.0.1:{}", test_support::free_udp_port());
+    let mut c = ipechain();
+    c.args(["up", "--data-dir"])
+        .arg(net.dir.root())
+        .args(["--cse-addr", cse_addr])
+        .args(["--cse-https-addr", "127.0.0.1:0"])
+        .args(["--lwm2m-addr", &free_udp()])
+        .args(["--lwm2m-dtls-addr", &free_udp()])
+        .args(["--lwm2m-bootstrap-addr", &free_udp()])
+        .args(["--lwm2m-bootstrap-dtls-addr", &free_udp()])
+        .args(["--lwm2m-admin-addr", &format!("127.0.0.1:{}", test_support::free_tcp_port())])
+        .args(["--ops-addr", "127.0.0.1:0"]);
+    c
+}
+
 /// A newcomer's first `ipechain up` (default logging, JSON lines here to read them exactly): the three
 /// orderers start one after the other and elect a leader while the others are not listening yet; that used
 /// to print openraft ERROR lines. Nothing logs at ERROR now until the network has been up for a while.
@@ -188,19 +206,9 @@ async fn up_prints_no_error_line_at_startup() {
     let net = Net::generate();
     let tmp = tempfile::tempdir().unwrap();
     let (stdout, stderr) = (tmp.path().join("up.out"), tmp.path().join("up.err"));
-    let free_udp = || format!("127.0.0.1:{}", test_support::free_udp_port());
     let _up = ChildGuard::spawn(
-        ipechain()
-            .args(["up", "--log-format", "json", "--data-dir"])
-            .arg(net.dir.root())
-            .args(["--cse-addr", &format!("127.0.0.1:{}", test_support::free_tcp_port())])
-            .args(["--cse-https-addr", "127.0.0.1:0"])
-            .args(["--lwm2m-addr", &free_udp()])
-            .args(["--lwm2m-dtls-addr", &free_udp()])
-            .args(["--lwm2m-bootstrap-addr", &free_udp()])
-            .args(["--lwm2m-bootstrap-dtls-addr", &free_udp()])
-            .args(["--lwm2m-admin-addr", &format!("127.0.0.1:{}", test_support::free_tcp_port())])
-            .args(["--ops-addr", "127.0.0.1:0"])
+        up_on_free_ports(&net, &format!("127.0.0.1:{}", test_support::free_tcp_port()))
+            .args(["--log-format", "json"])
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap()),
@@ -234,18 +242,7 @@ fn up_with_its_cse_port_taken_stops_with_the_reason() {
     let net = Net::generate();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let free_udp = || format!("127.0.0.1:{}", test_support::free_udp_port());
-    let mut child = ipechain()
-        .args(["up", "--data-dir"])
-        .arg(net.dir.root())
-        .args(["--cse-addr", &addr])
-        .args(["--cse-https-addr", "127.0.0.1:0"])
-        .args(["--lwm2m-addr", &free_udp()])
-        .args(["--lwm2m-dtls-addr", &free_udp()])
-        .args(["--lwm2m-bootstrap-addr", &free_udp()])
-        .args(["--lwm2m-bootstrap-dtls-addr", &free_udp()])
-        .args(["--lwm2m-admin-addr", &format!("127.0.0.1:{}", test_support::free_tcp_port())])
-        .args(["--ops-addr", "127.0.0.1:0"])
+    let mut child = up_on_free_ports(&net, &addr)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

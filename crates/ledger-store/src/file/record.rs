@@ -11,12 +11,14 @@
 //!     48     L  payload: the encoded `Block`
 //! ```
 //!
-//! The checksum only finds damage on disk: what a block *is* is fixed by the chain (each header names the hash
-//! of the one before, and its data hash the transactions), which readers check on open and peers on receipt.
-//! SHA-256 over every record, written and read back on three orderers and each peer, was 3–4% of the node's
-//! CPU under load (docs/ledger-perf.md, fourth round); a CRC finds the same torn writes and flipped bits for
-//! a twentieth of it. Records of both kinds may follow each other in one segment (a store written before
-//! 2026-12-05 goes on with IPB3 records).
+//! The checksum only finds damage on disk (torn writes, flipped bits); it never vouched for content, since
+//! whoever can write the file can recompute a SHA-256 as easily as a CRC. What a block *is* is fixed by the
+//! chain: each header names the hash of the one before (checked here on open) and the hash of its data
+//! (checked by peers on receipt and by `ipechain verify`), and the orderer signs it. SHA-256 over every record,
+//! written and read back on three orderers and each peer, was 3–4% of the node's CPU under load
+//! (docs/ledger-perf.md, fourth and seventh rounds); `crc32fast` uses the CPU's carry-less multiply. Records of
+//! both kinds may follow each other in one segment (a store written before commit 2503043, 2026-12-04, goes on
+//! with IPB3 records).
 //!
 //! Pure functions over buffers; the file I/O is in the private `segment` module.
 
@@ -27,7 +29,7 @@ use std::fmt;
 pub const HEADER_LEN: usize = 48;
 /// The record magic: the payload is a Fabric `common.Block`, the checksum a CRC-32.
 pub const MAGIC: [u8; 4] = *b"IPB3";
-/// The magic of records whose checksum is a SHA-256 (written before 2026-12-05; still read).
+/// The magic of records whose checksum is a SHA-256 (written before commit 2503043, 2026-12-04; still read).
 pub const SHA256_MAGIC: [u8; 4] = *b"IPB2";
 /// The magic of stores written before the ledger spoke Fabric's formats (ipechain's own `Block`).
 pub const OLD_MAGIC: [u8; 4] = *b"IPB1";

@@ -113,7 +113,7 @@ fn a_store_of_sha256_records_opens_reads_and_goes_on_with_crc_records() {
     let store = FileBlockStore::open(dir.path()).unwrap();
     let chain = append_chain(&store, 3, 2);
     drop(store);
-    // Rewrite every record as a store before 2026-12-05 wrote it: magic IPB2 and a SHA-256.
+    // Rewrite every record as a store before commit 2503043 wrote it: magic IPB2 and a SHA-256.
     let seg = segments_dir(dir.path()).join(record::segment_name(0));
     let mut bytes = std::fs::read(&seg).unwrap();
     let mut at = 0;

@@ -38,7 +38,7 @@ fn segment_names() {
     assert_eq!(parse_segment_name("000003.idx"), None);
 }
 
-/// A record as stores wrote them before 2026-12-05: magic `IPB2`, a SHA-256 over the header's first 16 bytes
+/// A record as stores wrote them before commit 2503043: magic `IPB2`, a SHA-256 over the header's first 16 bytes
 /// and the payload.
 fn sha256_record(number: u64, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
