@@ -217,7 +217,10 @@ pub(crate) async fn run(a: IwArgs) -> Result<()> {
     };
 
     let mut rows = Vec::new();
-    for &n_apps in &a.apps {
+    // The phase's number is in every request id: a count given twice (`--apps 2000,2000`) must not reuse the
+    // ids of its first measurement, which the contract refuses as duplicates (each refusal was a failed
+    // submission and a 200 ms pause, so the second measurement started seconds late).
+    for (phase, &n_apps) in a.apps.iter().enumerate() {
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
         for (i, gw) in apps.iter().take(n_apps).enumerate() {
@@ -230,7 +233,7 @@ pub(crate) async fn run(a: IwArgs) -> Result<()> {
                 let mut seq = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     seq += 1;
-                    let id = format!("bi-{tag}-{n_apps}-{i}-{seq}");
+                    let id = format!("bi-{tag}-{phase}-{n_apps}-{i}-{seq}");
                     let (tx, rx) = oneshot::channel();
                     if let Ok(mut m) = waiters.lock() {
                         m.insert(id.clone(), tx);

@@ -280,9 +280,6 @@ pub async fn start_orderer_with_store(
         node.tls.clone(),
     );
     cfg.authorizer = authorizer;
-    // Raft entries are whole blocks: purge the log every 1,000 of them (a follower further behind catches
-    // up from a snapshot plus the other orderers' Deliver).
-    cfg.snapshot_every = 1_000;
     cfg.metrics = metrics.for_orderer(&node.config.name);
     let handle =
         orderer::OrdererNode::start(cfg, shutdown).await.map_err(|e| RunError::Orderer(e.to_string()))?;

@@ -78,15 +78,26 @@ pub struct OrdererConfig {
     /// How long `Broadcast` waits for the envelope's block to be committed before answering Unavailable.
     pub order_timeout: Duration,
     /// Take a Raft snapshot every this many log entries and purge the log before it, keeping this many
-    /// entries for orderers that lag a little; 0: never snapshot, never purge.
+    /// entries for orderers that lag a little; 0: never snapshot, never purge. Default
+    /// [`DEFAULT_SNAPSHOT_EVERY`].
     pub snapshot_every: u64,
     /// Where the sequencer's metrics go (`Default`: a private set nobody reads; docs/operations.md).
     pub metrics: ops::SequencerMetrics,
 }
 
+/// Raft log entries between snapshots, and entries kept after one. An entry is a whole block (up to
+/// `absolute_max_bytes`, about 1 MB under load), so the log holds at most about twice this many blocks:
+/// 64 keeps it near 128 MB per orderer. Fabric's etcdraft snapshots by size for the same reason
+/// (`SnapshotIntervalSize`, 16 MB by default). Keeping 1,000 entries, as `up` did before, let the log's redb
+/// file grow past a gigabyte during a benchmark, and its writes grew dearer per block as it did (the
+/// log writes' share of the node's CPU per block 2.4 times higher after 70 s; docs/ledger-perf.md, eighth
+/// round). An orderer further behind than the kept entries installs a snapshot and fetches the blocks from
+/// the others' `Deliver` (docs/ordering.md), which costs it the same block transfers, not more.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 64;
+
 impl OrdererConfig {
     /// A config with defaults for the optional parts (accept-all authorizer, default timings, 10 s timeout,
-    /// a snapshot every 10,000 entries).
+    /// a snapshot every [`DEFAULT_SNAPSHOT_EVERY`] entries).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: impl Into<String>,
@@ -113,7 +124,7 @@ impl OrdererConfig {
             authorizer: Arc::new(AcceptAll),
             raft: RaftTimings::default(),
             order_timeout: Duration::from_secs(10),
-            snapshot_every: 10_000,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             metrics: ops::SequencerMetrics::default(),
         }
     }
