@@ -89,8 +89,8 @@ pub struct OrdererConfig {
 /// `absolute_max_bytes`, about 1 MB under load), so the log holds at most about twice this many blocks:
 /// 64 keeps it near 128 MB per orderer. Fabric's etcdraft snapshots by size for the same reason
 /// (`SnapshotIntervalSize`, 16 MB by default). Keeping 1,000 entries, as `up` did before, let the log's redb
-/// file grow past a gigabyte during a benchmark, and its writes grew dearer per block as it did (the
-/// log writes' share of the node's CPU per block 2.4 times higher after 70 s; docs/ledger-perf.md, eighth
+/// file grow past a gigabyte during a benchmark, and its writes grew dearer per block as it did (1.8 times
+/// after 70 s, measured against the peers' state commits of the same profile; docs/ledger-perf.md, eighth
 /// round). An orderer further behind than the kept entries installs a snapshot and fetches the blocks from
 /// the others' `Deliver` (docs/ordering.md), which costs it the same block transfers, not more.
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 64;
