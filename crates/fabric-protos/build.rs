@@ -51,6 +51,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         // Maps encode in key order, like Fabric's JavaScript bindings: deterministic bytes for what gets
         // hashed and signed (configuration trees, transient maps).
         .btree_map(".")
+        // `bytes` fields as `bytes::Bytes`: decoding from a `Bytes` buffer (tonic hands prost one) slices
+        // instead of copying, so a block or an envelope is not copied field by field on every hop.
+        .bytes(".")
         .compile_fds(fds)?;
     Ok(())
 }

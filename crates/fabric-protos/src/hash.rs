@@ -53,7 +53,7 @@ pub fn check_tx_id(stated: &str, nonce: &[u8], creator: &[u8]) -> Result<(), TxI
 
 /// Fabric's block data hash: SHA-256 over the concatenation of the data entries (the encoded envelopes).
 pub fn block_data_hash(data: &BlockData) -> Digest {
-    sha256_parts(data.data.iter().map(Vec::as_slice))
+    sha256_parts(data.data.iter().map(|d| &d[..]))
 }
 
 /// The bytes Fabric hashes for a block header: the ASN.1 DER encoding of
@@ -186,16 +186,16 @@ pub fn block_signatures(block: &Block) -> Result<Vec<BlockSignature>, BlockSigna
         .as_ref()
         .and_then(|m| m.metadata.get(BlockMetadataIndex::Signatures as usize))
         .ok_or(BlockSignatureError::NoSignatures)?;
-    let md = Metadata::decode(entry.as_slice()).map_err(BlockSignatureError::Metadata)?;
+    let md = Metadata::decode(&entry[..]).map_err(BlockSignatureError::Metadata)?;
     let header_bytes = block_header_bytes(header);
     let mut out = Vec::with_capacity(md.signatures.len());
     for (index, sig) in md.signatures.into_iter().enumerate() {
         let (signer, signer_header) = if !sig.signature_header.is_empty() {
-            let sh = SignatureHeader::decode(sig.signature_header.as_slice())
+            let sh = SignatureHeader::decode(&sig.signature_header[..])
                 .map_err(|source| BlockSignatureError::SignatureHeader { index, source })?;
-            (BlockSigner::Creator(sh.creator), sig.signature_header)
+            (BlockSigner::Creator(sh.creator.to_vec()), sig.signature_header)
         } else if !sig.identifier_header.is_empty() {
-            let ih = IdentifierHeader::decode(sig.identifier_header.as_slice())
+            let ih = IdentifierHeader::decode(&sig.identifier_header[..])
                 .map_err(|source| BlockSignatureError::IdentifierHeader { index, source })?;
             (BlockSigner::ConsenterId(ih.identifier), sig.identifier_header)
         } else {
@@ -205,7 +205,7 @@ pub fn block_signatures(block: &Block) -> Result<Vec<BlockSignature>, BlockSigna
         signed_bytes.extend_from_slice(&md.value);
         signed_bytes.extend_from_slice(&signer_header);
         signed_bytes.extend_from_slice(&header_bytes);
-        out.push(BlockSignature { signer, signed_bytes, signature: sig.signature });
+        out.push(BlockSignature { signer, signed_bytes, signature: sig.signature.to_vec() });
     }
     Ok(out)
 }
@@ -245,7 +245,7 @@ pub fn proposal_payload_for_tx(proposal_payload: &[u8]) -> Result<Vec<u8>, Propo
 /// `ProposalResponsePayload.proposal_hash`: SHA-256(channel header ‖ signature header ‖
 /// [`proposal_payload_for_tx`]).
 pub fn proposal_hash(proposal: &Proposal) -> Result<Digest, ProposalHashError> {
-    let header = Header::decode(proposal.header.as_slice()).map_err(ProposalHashError::Header)?;
+    let header = Header::decode(proposal.header.clone()).map_err(ProposalHashError::Header)?;
     let for_tx = proposal_payload_for_tx(&proposal.payload)?;
     proposal_hash_for_tx(&header, &for_tx)
 }
@@ -259,11 +259,7 @@ pub fn proposal_hash_for_tx(
     if header.channel_header.is_empty() || header.signature_header.is_empty() {
         return Err(ProposalHashError::MissingHeaderPart);
     }
-    Ok(sha256_parts([
-        header.channel_header.as_slice(),
-        header.signature_header.as_slice(),
-        chaincode_proposal_payload,
-    ]))
+    Ok(sha256_parts([&header.channel_header[..], &header.signature_header[..], chaincode_proposal_payload]))
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ impl UnpackedProposal {
     }
 
     /// The invocation's arguments; by convention the first is the function name.
-    pub fn args(&self) -> &[Vec<u8>] {
+    pub fn args(&self) -> &[prost::bytes::Bytes] {
         self.invocation.chaincode_spec.as_ref().and_then(|s| s.input.as_ref()).map_or(&[], |i| &i.args)
     }
 
@@ -83,7 +83,8 @@ pub enum UnpackError {
     NoChaincodeName(String),
 }
 
-fn decode<M: Message + Default>(what: &'static str, bytes: &[u8]) -> Result<M, UnpackError> {
+/// Decodes one layer from shared bytes: its `bytes` fields are slices of them, not copies.
+fn decode<M: Message + Default>(what: &'static str, bytes: prost::bytes::Bytes) -> Result<M, UnpackError> {
     M::decode(bytes).map_err(|source| UnpackError::Decode { what, source })
 }
 
@@ -93,12 +94,12 @@ pub fn unpack_proposal(signed: &SignedProposal) -> Result<UnpackedProposal, Unpa
     if signed.proposal_bytes.is_empty() {
         return Err(UnpackError::Missing);
     }
-    let proposal: Proposal = decode("Proposal", &signed.proposal_bytes)?;
-    let header: Header = decode("Header", &proposal.header)?;
-    let channel_header: ChannelHeader = decode("ChannelHeader", &header.channel_header)?;
-    let signature_header: SignatureHeader = decode("SignatureHeader", &header.signature_header)?;
-    let payload: ChaincodeProposalPayload = decode("ChaincodeProposalPayload", &proposal.payload)?;
-    let invocation: ChaincodeInvocationSpec = decode("ChaincodeInvocationSpec", &payload.input)?;
+    let proposal: Proposal = decode("Proposal", signed.proposal_bytes.clone())?;
+    let header: Header = decode("Header", proposal.header.clone())?;
+    let channel_header: ChannelHeader = decode("ChannelHeader", header.channel_header.clone())?;
+    let signature_header: SignatureHeader = decode("SignatureHeader", header.signature_header.clone())?;
+    let payload: ChaincodeProposalPayload = decode("ChaincodeProposalPayload", proposal.payload.clone())?;
+    let invocation: ChaincodeInvocationSpec = decode("ChaincodeInvocationSpec", payload.input.clone())?;
     let channel = &channel_header.channel_id;
     if channel.is_empty() {
         return Err(UnpackError::NoChannel);
@@ -122,16 +123,18 @@ pub fn prepare_transaction(
     action: ChaincodeEndorsedAction,
 ) -> Envelope {
     let for_tx = ChaincodeProposalPayload { input: payload.input.clone(), transient_map: Default::default() };
-    let cap =
-        ChaincodeActionPayload { chaincode_proposal_payload: for_tx.encode_to_vec(), action: Some(action) };
+    let cap = ChaincodeActionPayload {
+        chaincode_proposal_payload: for_tx.encode_to_vec().into(),
+        action: Some(action),
+    };
     let tx = Transaction {
         actions: vec![TransactionAction {
             header: header.signature_header.clone(),
-            payload: cap.encode_to_vec(),
+            payload: cap.encode_to_vec().into(),
         }],
     };
-    let payload = Payload { header: Some(header.clone()), data: tx.encode_to_vec() };
-    Envelope { payload: payload.encode_to_vec(), signature: Vec::new() }
+    let payload = Payload { header: Some(header.clone()), data: tx.encode_to_vec().into() };
+    Envelope { payload: payload.encode_to_vec().into(), signature: Default::default() }
 }
 
 #[cfg(test)]

@@ -132,7 +132,7 @@ async fn definition(dir: &network::DataDir, a: &DefinitionArgs) -> Result<Defini
         };
         Some(chaincode_runtime::Kind::External(chaincode_runtime::External {
             address: address.clone(),
-            tls_root_cert,
+            tls_root_cert: tls_root_cert.into(),
         }))
     } else {
         None
@@ -158,7 +158,7 @@ impl Definition {
             sequence: self.sequence,
             name: self.name.clone(),
             version: self.version.clone(),
-            validation_parameter: self.validation_parameter.clone(),
+            validation_parameter: self.validation_parameter.clone().into(),
             ipechain_runtime: self.runtime.clone(),
             ..Default::default()
         }

@@ -263,14 +263,14 @@ impl Gateway {
         let request = CommitStatusRequest {
             transaction_id: tx_id.to_owned(),
             channel_id: self.channel.to_string(),
-            identity: self.signer.serialized_identity().to_vec(),
+            identity: self.signer.serialized_identity().to_vec().into(),
         }
         .encode_to_vec();
         let signature = self.signer.sign(&request);
         let r = self
             .client
             .clone()
-            .commit_status(SignedCommitStatusRequest { request, signature })
+            .commit_status(SignedCommitStatusRequest { request: request.into(), signature: signature.into() })
             .await
             .map_err(from_status)?
             .into_inner();
@@ -288,7 +288,7 @@ impl Gateway {
         let request = ChaincodeEventsRequest {
             channel_id: self.channel.to_string(),
             chaincode_id: contract.to_owned(),
-            identity: self.signer.serialized_identity().to_vec(),
+            identity: self.signer.serialized_identity().to_vec().into(),
             start_position: Some(SeekPosition {
                 r#type: Some(seek_position::Type::Specified(SeekSpecified { number: checkpoint.block })),
             }),
@@ -299,7 +299,10 @@ impl Gateway {
         let stream = self
             .client
             .clone()
-            .chaincode_events(SignedChaincodeEventsRequest { request, signature })
+            .chaincode_events(SignedChaincodeEventsRequest {
+                request: request.into(),
+                signature: signature.into(),
+            })
             .await
             .map_err(from_status)?
             .into_inner();
@@ -389,7 +392,7 @@ impl ContractClient {
         };
         let r = self.gw.client.clone().evaluate(req).await.map_err(from_status)?.into_inner();
         let r = r.result.ok_or_else(|| ClientError::Protocol("no result".into()))?;
-        Ok(r.payload)
+        Ok(r.payload.into())
     }
 
     /// Endorses, signs and submits for ordering (Fabric's gateway `Endorse` and `Submit`); returns once
@@ -424,7 +427,7 @@ impl ContractClient {
         let submit =
             SubmitRequest { transaction_id: tx_id.clone(), channel_id, prepared_transaction: Some(envelope) };
         self.gw.submit(submit).await?;
-        Ok(Submitted { tx_id, payload })
+        Ok(Submitted { tx_id, payload: payload.into() })
     }
 
     /// Endorses, submits and waits until committed; an invalid commit is an error.

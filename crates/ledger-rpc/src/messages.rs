@@ -65,8 +65,8 @@ pub struct DeliverResponse {
 pub struct RaftMessage {
     #[prost(string, tag = "1")]
     pub kind: String,
-    #[prost(bytes = "vec", tag = "2")]
-    pub payload: Vec<u8>,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub payload: bytes::Bytes,
 }
 
 /// Envelopes a follower forwards to the leader.
@@ -74,8 +74,8 @@ pub struct RaftMessage {
 pub struct ForwardRequest {
     #[prost(string, tag = "1")]
     pub channel_id: String,
-    #[prost(bytes = "vec", repeated, tag = "2")]
-    pub envelopes: Vec<Vec<u8>>,
+    #[prost(bytes = "bytes", repeated, tag = "2")]
+    pub envelopes: Vec<bytes::Bytes>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -79,8 +79,8 @@ fn fast_tx_id(envelope: &[u8]) -> Fast {
 /// [`envelope_tx_id`] by full decoding.
 fn decoded_tx_id(envelope: &[u8]) -> Option<TxId> {
     let env = Envelope::decode(envelope).ok()?;
-    let payload = Payload::decode(env.payload.as_slice()).ok()?;
-    let header = ChannelHeader::decode(payload.header?.channel_header.as_slice()).ok()?;
+    let payload = Payload::decode(env.payload.as_ref()).ok()?;
+    let header = ChannelHeader::decode(payload.header?.channel_header.as_ref()).ok()?;
     TxId::parse(&header.tx_id).ok()
 }
 

@@ -71,10 +71,13 @@ pub fn envelope(tx_id: &TxId, filler: usize) -> Vec<u8> {
         ..Default::default()
     };
     let payload = Payload {
-        header: Some(Header { channel_header: channel_header.encode_to_vec(), signature_header: Vec::new() }),
-        data: vec![0x5a; filler],
+        header: Some(Header {
+            channel_header: channel_header.encode_to_vec().into(),
+            signature_header: Vec::new().into(),
+        }),
+        data: vec![0x5a; filler].into(),
     };
-    Envelope { payload: payload.encode_to_vec(), signature: vec![7; 64] }.encode_to_vec()
+    Envelope { payload: payload.encode_to_vec().into(), signature: vec![7; 64].into() }.encode_to_vec()
 }
 
 /// The tx id derived from a seed (distinct seeds, distinct ids).

@@ -17,6 +17,7 @@ use crate::proto::{
     RaftPosition, Timestamp,
 };
 use crate::tx::Signer;
+use bytes::Bytes;
 use fabric_protos::common::{BlockMetadataIndex, LastConfig, OrdererBlockMetadata, SignatureHeader};
 use fabric_protos::hash::{block_data_hash, block_header_hash, metadata_signed_bytes};
 use prost::Message;
@@ -52,7 +53,7 @@ pub enum LinkError {
 pub struct BlockBuilder {
     number: u64,
     previous: Hash32,
-    data: Vec<Vec<u8>>,
+    data: Vec<Bytes>,
 }
 
 impl BlockBuilder {
@@ -62,14 +63,14 @@ impl BlockBuilder {
     }
 
     /// Appends an encoded envelope.
-    pub fn push_envelope(mut self, envelope: Vec<u8>) -> BlockBuilder {
-        self.data.push(envelope);
+    pub fn push_envelope(mut self, envelope: impl Into<Bytes>) -> BlockBuilder {
+        self.data.push(envelope.into());
         self
     }
 
     /// Appends many encoded envelopes.
-    pub fn envelopes(mut self, envelopes: impl IntoIterator<Item = Vec<u8>>) -> BlockBuilder {
-        self.data.extend(envelopes);
+    pub fn envelopes<E: Into<Bytes>>(mut self, envelopes: impl IntoIterator<Item = E>) -> BlockBuilder {
+        self.data.extend(envelopes.into_iter().map(Into::into));
         self
     }
 
@@ -84,11 +85,15 @@ impl BlockBuilder {
         } else {
             self.previous.0.to_vec()
         };
-        let mut metadata = vec![Vec::new(); METADATA_ENTRIES];
+        let mut metadata = vec![Bytes::new(); METADATA_ENTRIES];
         metadata[BlockMetadataIndex::TransactionsFilter as usize] =
-            vec![TxValidationCode::NotValidated.as_u8(); n];
+            vec![TxValidationCode::NotValidated.as_u8(); n].into();
         Block {
-            header: Some(BlockHeader { number: self.number, previous_hash, data_hash: data_hash.to_vec() }),
+            header: Some(BlockHeader {
+                number: self.number,
+                previous_hash: previous_hash.into(),
+                data_hash: data_hash.to_vec().into(),
+            }),
             data: Some(data),
             metadata: Some(BlockMetadata { metadata }),
         }
@@ -104,13 +109,13 @@ pub const METADATA_ENTRIES: usize = 5;
 const ORDERER_ENTRY: BlockMetadataIndex = BlockMetadataIndex::Orderer;
 
 fn entry(block: &Block, index: BlockMetadataIndex) -> Option<&[u8]> {
-    block.metadata.as_ref()?.metadata.get(index as usize).map(Vec::as_slice)
+    block.metadata.as_ref()?.metadata.get(index as usize).map(|e| &e[..])
 }
 
-fn entry_mut(block: &mut Block, index: BlockMetadataIndex) -> &mut Vec<u8> {
+fn entry_mut(block: &mut Block, index: BlockMetadataIndex) -> &mut Bytes {
     let meta = block.metadata.get_or_insert_with(Default::default);
     if meta.metadata.len() < METADATA_ENTRIES {
-        meta.metadata.resize(METADATA_ENTRIES, Vec::new());
+        meta.metadata.resize(METADATA_ENTRIES, Bytes::new());
     }
     &mut meta.metadata[index as usize]
 }
@@ -122,7 +127,7 @@ pub trait BlockExt {
     /// The block hash (SHA-256 of the DER header): what the next block's `previous_hash` must be.
     fn header_hash(&self) -> Hash32;
     /// The encoded envelopes.
-    fn envelopes(&self) -> &[Vec<u8>];
+    fn envelopes(&self) -> &[Bytes];
     /// The validation codes, `metadata[TRANSACTIONS_FILTER]` (empty when absent).
     fn validation_codes(&self) -> &[u8];
     /// Sets `metadata[TRANSACTIONS_FILTER]`.
@@ -161,7 +166,7 @@ impl BlockExt for Block {
         header_hash(self.header.as_ref().unwrap_or(&BlockHeader::default()))
     }
 
-    fn envelopes(&self) -> &[Vec<u8>] {
+    fn envelopes(&self) -> &[Bytes] {
         self.data.as_ref().map_or(&[], |d| &d.data)
     }
 
@@ -170,17 +175,17 @@ impl BlockExt for Block {
     }
 
     fn set_validation_codes(&mut self, codes: Vec<u8>) {
-        *entry_mut(self, BlockMetadataIndex::TransactionsFilter) = codes;
+        *entry_mut(self, BlockMetadataIndex::TransactionsFilter) = codes.into();
     }
 
     fn commit_hash(&self) -> Option<Vec<u8>> {
         let bytes = entry(self, BlockMetadataIndex::CommitHash).filter(|b| !b.is_empty())?;
-        Metadata::decode(bytes).ok().map(|m| m.value)
+        Metadata::decode(bytes).ok().map(|m| m.value.to_vec())
     }
 
     fn set_commit_hash(&mut self, hash: &Hash32) {
         *entry_mut(self, BlockMetadataIndex::CommitHash) =
-            Metadata { value: hash.0.to_vec(), signatures: Vec::new() }.encode_to_vec();
+            Metadata { value: hash.0.to_vec().into(), signatures: Vec::new() }.encode_to_vec().into();
     }
 
     fn signatures_metadata(&self) -> Option<Metadata> {
@@ -189,19 +194,21 @@ impl BlockExt for Block {
 
     fn time(&self) -> Option<Timestamp> {
         let md = self.signatures_metadata()?;
-        let obm = OrdererBlockMetadata::decode(md.value.as_slice()).ok()?;
-        ConsenterMetadata::decode(obm.consenter_metadata.as_slice()).ok()?.timestamp
+        let obm = OrdererBlockMetadata::decode(md.value.as_ref()).ok()?;
+        ConsenterMetadata::decode(obm.consenter_metadata.as_ref()).ok()?.timestamp
     }
 
     fn raft_position(&self) -> Option<RaftPosition> {
         let bytes = entry(self, ORDERER_ENTRY).filter(|b| !b.is_empty())?;
         let md = Metadata::decode(bytes).ok()?;
-        RaftPosition::decode(md.value.as_slice()).ok()
+        RaftPosition::decode(md.value.as_ref()).ok()
     }
 
     fn set_raft_position(&mut self, position: RaftPosition) {
         *entry_mut(self, ORDERER_ENTRY) =
-            Metadata { value: position.encode_to_vec(), signatures: Vec::new() }.encode_to_vec();
+            Metadata { value: position.encode_to_vec().into(), signatures: Vec::new() }
+                .encode_to_vec()
+                .into();
     }
 
     fn check_extends(&self, previous: Option<(u64, Hash32)>) -> Result<(), LinkError> {
@@ -217,7 +224,7 @@ impl BlockExt for Block {
                 if header.number != prev_number + 1 {
                     return Err(LinkError::Number { number: header.number, previous: prev_number });
                 }
-                if header.previous_hash != prev_hash.0 {
+                if header.previous_hash[..] != prev_hash.0 {
                     return Err(LinkError::PreviousHash {
                         number: header.number,
                         stated: hex::encode(&header.previous_hash),
@@ -227,7 +234,7 @@ impl BlockExt for Block {
             }
         }
         let actual = Hash32(block_data_hash(data));
-        if header.data_hash != actual.0 {
+        if header.data_hash[..] != actual.0 {
             return Err(LinkError::DataHash {
                 number: header.number,
                 stated: hex::encode(&header.data_hash),
@@ -258,9 +265,12 @@ pub const TX_TIME_WINDOW_SECS: i64 = 15 * 60;
 pub fn stamp(block: &mut Block, time: Option<Timestamp>) {
     let consenter_metadata =
         if time.is_some() { ConsenterMetadata { timestamp: time }.encode_to_vec() } else { Vec::new() };
-    let value = OrdererBlockMetadata { last_config: Some(LastConfig { index: 0 }), consenter_metadata };
+    let value = OrdererBlockMetadata {
+        last_config: Some(LastConfig { index: 0 }),
+        consenter_metadata: consenter_metadata.into(),
+    };
     *entry_mut(block, BlockMetadataIndex::Signatures) =
-        Metadata { value: value.encode_to_vec(), signatures: Vec::new() }.encode_to_vec();
+        Metadata { value: value.encode_to_vec().into(), signatures: Vec::new() }.encode_to_vec().into();
 }
 
 /// Adds `signer`'s orderer signature to a stamped block ([`stamp`]): `MetadataSignature{signature_header =
@@ -269,11 +279,16 @@ pub fn stamp(block: &mut Block, time: Option<Timestamp>) {
 pub fn sign(block: &mut Block, signer: &dyn Signer) {
     let mut md = block.signatures_metadata().unwrap_or_default();
     let signature_header =
-        SignatureHeader { creator: signer.serialized_identity().to_vec(), nonce: Vec::new() }.encode_to_vec();
+        SignatureHeader { creator: signer.serialized_identity().to_vec().into(), nonce: Vec::new().into() }
+            .encode_to_vec();
     let header = block.header.clone().unwrap_or_default();
     let signature = signer.sign(&metadata_signed_bytes(&md.value, &signature_header, &header));
-    md.signatures.push(MetadataSignature { signature_header, signature, identifier_header: Vec::new() });
-    *entry_mut(block, BlockMetadataIndex::Signatures) = md.encode_to_vec();
+    md.signatures.push(MetadataSignature {
+        signature_header: signature_header.into(),
+        signature: signature.into(),
+        identifier_header: Vec::new().into(),
+    });
+    *entry_mut(block, BlockMetadataIndex::Signatures) = md.encode_to_vec().into();
 }
 
 /// Whether a transaction timestamp (Unix seconds) lies within [`TX_TIME_WINDOW_SECS`] of `reference`.

@@ -191,7 +191,8 @@ impl ChannelConfig {
 /// A pure function of `config`: the same configuration gives the same bytes.
 pub fn genesis_block(config: &ChannelConfig) -> Result<Block, ConfigError> {
     config.validate()?;
-    let env = Envelope { payload: config_payload(config).encode_to_vec(), signature: Vec::new() };
+    let env =
+        Envelope { payload: config_payload(config).encode_to_vec().into(), signature: Vec::new().into() };
     let mut block = BlockBuilder::new(0, Hash32::ZERO).push_envelope(env.encode_to_vec()).build();
     block.set_validation_codes(vec![TxValidationCode::Valid.as_u8()]);
     stamp(&mut block, None);
@@ -223,10 +224,10 @@ fn config_payload(config: &ChannelConfig) -> Payload {
     }
     Payload {
         header: Some(Header {
-            channel_header: channel_header.encode_to_vec(),
-            signature_header: SignatureHeader::default().encode_to_vec(),
+            channel_header: channel_header.encode_to_vec().into(),
+            signature_header: SignatureHeader::default().encode_to_vec().into(),
         }),
-        data,
+        data: data.into(),
     }
 }
 
@@ -238,10 +239,10 @@ pub fn config_from_genesis(block: &Block) -> Result<ChannelConfig, ConfigError> 
         return Err(ConfigError::NotGenesis("expected exactly one transaction".into()));
     };
     let not_genesis = |e: &dyn std::fmt::Display| ConfigError::NotGenesis(e.to_string());
-    let env = Envelope::decode(env.as_slice()).map_err(|e| not_genesis(&e))?;
-    let payload = Payload::decode(env.payload.as_slice()).map_err(|e| not_genesis(&e))?;
+    let env = Envelope::decode(&env[..]).map_err(|e| not_genesis(&e))?;
+    let payload = Payload::decode(env.payload.as_ref()).map_err(|e| not_genesis(&e))?;
     let header = payload.header.ok_or_else(|| ConfigError::NotGenesis("payload has no header".into()))?;
-    let ch = ChannelHeader::decode(header.channel_header.as_slice()).map_err(|e| not_genesis(&e))?;
+    let ch = ChannelHeader::decode(header.channel_header.as_ref()).map_err(|e| not_genesis(&e))?;
     if ch.r#type != HeaderType::Config as i32 {
         return Err(ConfigError::NotGenesis("transaction is not a config transaction".into()));
     }
@@ -253,9 +254,9 @@ pub fn config_from_genesis(block: &Block) -> Result<ChannelConfig, ConfigError> 
         message,
         reason: e.to_string(),
     };
-    let envelope = ConfigEnvelope::decode(payload.data.as_slice())
-        .map_err(|e| undecodable("common.ConfigEnvelope", e))?;
-    let extension = IpechainConfigExtension::decode(payload.data.as_slice())
+    let envelope =
+        ConfigEnvelope::decode(payload.data.as_ref()).map_err(|e| undecodable("common.ConfigEnvelope", e))?;
+    let extension = IpechainConfigExtension::decode(payload.data.as_ref())
         .map_err(|e| undecodable("ipechain's ConfigEnvelope extension (field 1000)", e))?;
     let config = envelope
         .config

@@ -253,7 +253,8 @@ impl Policy {
                 let principal = MspPrincipal {
                     principal_classification: msp_principal::Classification::Role as i32,
                     principal: MspRole { msp_identifier: msp_id.clone(), role: role.to_fabric() as i32 }
-                        .encode_to_vec(),
+                        .encode_to_vec()
+                        .into(),
                 };
                 let index = match identities.iter().position(|p| *p == principal) {
                     Some(i) => i,
@@ -329,7 +330,7 @@ impl Policy {
                         "only role principals ('MSP.role') are supported".into(),
                     ));
                 }
-                let role = MspRole::decode(p.principal.as_slice())
+                let role = MspRole::decode(p.principal.as_ref())
                     .map_err(|e| ApplicationPolicyError(format!("principal: {e}")))?;
                 let r = Role::from_fabric(role.role)
                     .ok_or_else(|| ApplicationPolicyError(format!("unknown role {}", role.role)))?;

@@ -18,6 +18,7 @@ use crate::proto::{
     ContractEvent, KvRead, KvWrite, NsRwSet, RangeQueryInfo, Response, Timestamp, TxRwSet, Version,
 };
 use crate::{ChannelId, TxId};
+use bytes::Bytes;
 use fabric_protos::common::{self, ChannelHeader, HeaderType, SignatureHeader};
 use fabric_protos::hash::{self, ProposalHashError};
 use fabric_protos::protos::{
@@ -97,14 +98,15 @@ pub enum TxError {
     },
 }
 
-fn decode<M: Message + Default>(what: &'static str, bytes: &[u8]) -> Result<M, TxError> {
+/// Decodes one message. Given a `Bytes`, its `bytes` fields are slices of it, not copies.
+fn decode<M: Message + Default>(what: &'static str, bytes: impl bytes::Buf) -> Result<M, TxError> {
     M::decode(bytes).map_err(|source| TxError::Decode { what, source })
 }
 
 /// Encodes a Fabric identity (`msp.SerializedIdentity{mspid, id_bytes}`); `pem` is the PEM certificate, as
 /// in fabric-gateway's `Identity.credentials`.
 pub fn serialize_identity(msp_id: &str, pem: &[u8]) -> Vec<u8> {
-    msp::SerializedIdentity { mspid: msp_id.to_owned(), id_bytes: pem.to_vec() }.encode_to_vec()
+    msp::SerializedIdentity { mspid: msp_id.to_owned(), id_bytes: pem.to_vec().into() }.encode_to_vec()
 }
 
 /// Decodes an encoded `msp.SerializedIdentity`.
@@ -126,8 +128,8 @@ pub struct ProposalBuilder {
     channel: ChannelId,
     chaincode: String,
     transaction: String,
-    args: Vec<Vec<u8>>,
-    transient: BTreeMap<String, Vec<u8>>,
+    args: Vec<Bytes>,
+    transient: BTreeMap<String, Bytes>,
     is_init: bool,
 }
 
@@ -152,19 +154,19 @@ impl ProposalBuilder {
     }
 
     /// Adds an argument.
-    pub fn arg(mut self, arg: impl Into<Vec<u8>>) -> Self {
+    pub fn arg(mut self, arg: impl Into<Bytes>) -> Self {
         self.args.push(arg.into());
         self
     }
 
     /// Adds arguments.
-    pub fn args(mut self, args: impl IntoIterator<Item = Vec<u8>>) -> Self {
-        self.args.extend(args);
+    pub fn args<A: Into<Bytes>>(mut self, args: impl IntoIterator<Item = A>) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
         self
     }
 
     /// Adds an entry of transient data (sent to the endorsers, never written to the ledger).
-    pub fn transient(mut self, key: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+    pub fn transient(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Self {
         self.transient.insert(key.into(), value.into());
         self
     }
@@ -187,16 +189,16 @@ impl ProposalBuilder {
             channel_id: self.channel.as_str().to_owned(),
             tx_id: tx_id.as_str().to_owned(),
             epoch: 0,
-            extension: extension.encode_to_vec(),
-            tls_cert_hash: Vec::new(),
+            extension: extension.encode_to_vec().into(),
+            tls_cert_hash: Vec::new().into(),
         };
-        let signature_header = SignatureHeader { creator, nonce };
+        let signature_header = SignatureHeader { creator: creator.into(), nonce: nonce.into() };
         let header = common::Header {
-            channel_header: channel_header.encode_to_vec(),
-            signature_header: signature_header.encode_to_vec(),
+            channel_header: channel_header.encode_to_vec().into(),
+            signature_header: signature_header.encode_to_vec().into(),
         };
         let mut args = Vec::with_capacity(1 + self.args.len());
-        args.push(self.transaction.into_bytes());
+        args.push(self.transaction.into_bytes().into());
         args.extend(self.args);
         let spec = ChaincodeSpec {
             r#type: protos::chaincode_spec::Type::Node as i32,
@@ -205,12 +207,14 @@ impl ProposalBuilder {
             ..Default::default()
         };
         let invocation = ChaincodeInvocationSpec { chaincode_spec: Some(spec) };
-        let payload =
-            ChaincodeProposalPayload { input: invocation.encode_to_vec(), transient_map: self.transient };
+        let payload = ChaincodeProposalPayload {
+            input: invocation.encode_to_vec().into(),
+            transient_map: self.transient,
+        };
         let proposal = Proposal {
-            header: header.encode_to_vec(),
-            payload: payload.encode_to_vec(),
-            extension: Vec::new(),
+            header: header.encode_to_vec().into(),
+            payload: payload.encode_to_vec().into(),
+            extension: Vec::new().into(),
         };
         (proposal, tx_id)
     }
@@ -220,7 +224,7 @@ impl ProposalBuilder {
         let (proposal, tx_id) = self.proposal(signer.serialized_identity().to_vec(), nonce, timestamp);
         let proposal_bytes = proposal.encode_to_vec();
         let signature = signer.sign(&proposal_bytes);
-        (SignedProposal { proposal_bytes, signature }, tx_id)
+        (SignedProposal { proposal_bytes: proposal_bytes.into(), signature: signature.into() }, tx_id)
     }
 }
 
@@ -251,14 +255,14 @@ pub fn rwset_to_fabric(rwset: &TxRwSet) -> rwset::TxReadWriteSet {
                     .map(|w| kvrwset::KvWrite {
                         key: w.key.clone(),
                         is_delete: w.is_delete,
-                        value: w.value.clone(),
+                        value: w.value.clone().into(),
                     })
                     .collect(),
                 metadata_writes: Vec::new(),
             };
             rwset::NsReadWriteSet {
                 namespace: ns.namespace.clone(),
-                rwset: kv.encode_to_vec(),
+                rwset: kv.encode_to_vec().into(),
                 collection_hashed_rwset: Vec::new(),
             }
         })
@@ -289,7 +293,7 @@ pub fn rwset_from_fabric(rwset: &rwset::TxReadWriteSet) -> Result<TxRwSet, TxErr
         if !ns.collection_hashed_rwset.is_empty() {
             return Err(unsupported("private data collections"));
         }
-        let kv: kvrwset::KvrwSet = decode("KVRWSet", &ns.rwset)?;
+        let kv: kvrwset::KvrwSet = decode("KVRWSet", ns.rwset.clone())?;
         if !kv.metadata_writes.is_empty() {
             return Err(unsupported("key metadata writes"));
         }
@@ -318,7 +322,7 @@ pub fn rwset_from_fabric(rwset: &rwset::TxReadWriteSet) -> Result<TxRwSet, TxErr
             writes: kv
                 .writes
                 .into_iter()
-                .map(|w| KvWrite { key: w.key, is_delete: w.is_delete, value: w.value })
+                .map(|w| KvWrite { key: w.key, is_delete: w.is_delete, value: w.value.into() })
                 .collect(),
         });
     }
@@ -331,7 +335,7 @@ pub fn event_to_fabric(event: &ContractEvent) -> ChaincodeEvent {
         chaincode_id: event.contract.clone(),
         tx_id: event.tx_id.clone(),
         event_name: event.event_name.clone(),
-        payload: event.payload.clone(),
+        payload: event.payload.clone().into(),
     }
 }
 
@@ -341,18 +345,18 @@ pub fn event_from_fabric(event: ChaincodeEvent) -> ContractEvent {
         contract: event.chaincode_id,
         tx_id: event.tx_id,
         event_name: event.event_name,
-        payload: event.payload,
+        payload: event.payload.into(),
     }
 }
 
 /// ipechain's response as Fabric's `protos.Response` (same fields).
 pub fn response_to_fabric(r: &Response) -> protos::Response {
-    protos::Response { status: r.status, message: r.message.clone(), payload: r.payload.clone() }
+    protos::Response { status: r.status, message: r.message.clone(), payload: r.payload.clone().into() }
 }
 
 /// Fabric's `protos.Response` as ipechain's.
 pub fn response_from_fabric(r: protos::Response) -> Response {
-    Response { status: r.status, message: r.message, payload: r.payload }
+    Response { status: r.status, message: r.message, payload: r.payload.into() }
 }
 
 /// What an endorser signs for a simulated proposal: `ProposalResponsePayload{proposal_hash (Fabric's
@@ -368,8 +372,8 @@ pub fn response_payload(
 ) -> Result<ProposalResponsePayload, TxError> {
     let proposal_hash = hash::proposal_hash(&proposal.proposal)?;
     let action = ChaincodeAction {
-        results: rwset_to_fabric(results).encode_to_vec(),
-        events: event.map(|e| event_to_fabric(e).encode_to_vec()).unwrap_or_default(),
+        results: rwset_to_fabric(results).encode_to_vec().into(),
+        events: event.map(|e| event_to_fabric(e).encode_to_vec()).unwrap_or_default().into(),
         response: Some(response_to_fabric(response)),
         chaincode_id: Some(ChaincodeId {
             name: proposal.chaincode_name().to_owned(),
@@ -377,7 +381,10 @@ pub fn response_payload(
             ..Default::default()
         }),
     };
-    Ok(ProposalResponsePayload { proposal_hash: proposal_hash.to_vec(), extension: action.encode_to_vec() })
+    Ok(ProposalResponsePayload {
+        proposal_hash: proposal_hash.to_vec().into(),
+        extension: action.encode_to_vec().into(),
+    })
 }
 
 /// Signs a response payload as an endorser:
@@ -403,8 +410,8 @@ pub fn endorse_as(
         version: 1,
         timestamp: None,
         response: Some(response_to_fabric(response)),
-        payload,
-        endorsement: Some(Endorsement { endorser, signature }),
+        payload: payload.into(),
+        endorsement: Some(Endorsement { endorser: endorser.into(), signature: signature.into() }),
         interest: None,
     }
 }
@@ -438,20 +445,20 @@ pub fn assemble(
 /// submit's result: `Payload.data` → `Transaction.actions[0]` → `ChaincodeActionPayload.action` →
 /// `ProposalResponsePayload.extension` → `ChaincodeAction.response`.
 pub fn prepared_response(prepared: &common::Envelope) -> Result<protos::Response, TxError> {
-    let payload: common::Payload = decode("Payload", &prepared.payload)?;
-    let tx: Transaction = decode("Transaction", &payload.data)?;
+    let payload: common::Payload = decode("Payload", prepared.payload.clone())?;
+    let tx: Transaction = decode("Transaction", payload.data.clone())?;
     let action = tx.actions.first().ok_or(TxError::Missing("transaction action"))?;
-    let cap: ChaincodeActionPayload = decode("ChaincodeActionPayload", &action.payload)?;
+    let cap: ChaincodeActionPayload = decode("ChaincodeActionPayload", action.payload.clone())?;
     let endorsed = cap.action.ok_or(TxError::Missing("endorsed action"))?;
     let prp: ProposalResponsePayload =
-        decode("ProposalResponsePayload", &endorsed.proposal_response_payload)?;
-    let ca: ChaincodeAction = decode("ChaincodeAction", &prp.extension)?;
+        decode("ProposalResponsePayload", endorsed.proposal_response_payload.clone())?;
+    let ca: ChaincodeAction = decode("ChaincodeAction", prp.extension.clone())?;
     ca.response.ok_or(TxError::Missing("chaincode response"))
 }
 
 /// Signs a prepared transaction as its creator: the signature goes over `Envelope.payload` as it is.
 pub fn sign_envelope(signer: &dyn Signer, prepared: &common::Envelope) -> common::Envelope {
-    common::Envelope { payload: prepared.payload.clone(), signature: signer.sign(&prepared.payload) }
+    common::Envelope { payload: prepared.payload.clone(), signature: signer.sign(&prepared.payload).into() }
 }
 
 /// A signed `DELIVER_SEEK_INFO` envelope, as Fabric's deliver clients (fabric-gateway's block events, `peer
@@ -471,16 +478,17 @@ pub fn seek_envelope(
         timestamp: Some(to_prost_timestamp(timestamp)),
         ..Default::default()
     };
-    let sh = SignatureHeader { creator: signer.serialized_identity().to_vec(), nonce: Vec::new() };
+    let sh =
+        SignatureHeader { creator: signer.serialized_identity().to_vec().into(), nonce: Vec::new().into() };
     let payload = common::Payload {
         header: Some(common::Header {
-            channel_header: ch.encode_to_vec(),
-            signature_header: sh.encode_to_vec(),
+            channel_header: ch.encode_to_vec().into(),
+            signature_header: sh.encode_to_vec().into(),
         }),
-        data: seek.encode_to_vec(),
+        data: seek.encode_to_vec().into(),
     }
     .encode_to_vec();
-    common::Envelope { signature: signer.sign(&payload), payload }
+    common::Envelope { signature: signer.sign(&payload).into(), payload: payload.into() }
 }
 
 /// A `SeekInfo` for blocks `start..=stop` (`None`: forever), waiting for blocks not cut yet
@@ -503,9 +511,9 @@ pub fn seek_range(start: Option<u64>, stop: Option<u64>) -> fabric_protos::order
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodedEndorsement {
     /// The endorser's encoded `msp.SerializedIdentity`, as received.
-    pub endorser: Vec<u8>,
+    pub endorser: Bytes,
     /// The signature.
-    pub signature: Vec<u8>,
+    pub signature: Bytes,
     /// `proposal_response_payload` ‖ `endorser`, both as received.
     pub signed_bytes: Vec<u8>,
 }
@@ -514,11 +522,11 @@ pub struct DecodedEndorsement {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecodedAction {
     /// `TransactionAction.header`: the proposal's encoded `SignatureHeader`, as received.
-    pub action_header: Vec<u8>,
+    pub action_header: Bytes,
     /// `ChaincodeActionPayload.chaincode_proposal_payload` (transient-free), as received.
-    pub chaincode_proposal_payload: Vec<u8>,
+    pub chaincode_proposal_payload: Bytes,
     /// `ChaincodeEndorsedAction.proposal_response_payload`: the bytes every endorser signed, as received.
-    pub proposal_response_payload: Vec<u8>,
+    pub proposal_response_payload: Bytes,
     /// The endorsements.
     pub endorsements: Vec<DecodedEndorsement>,
     /// `ChaincodeAction.chaincode_id.name`: the namespace the endorsers simulated (empty when absent).
@@ -541,8 +549,8 @@ impl DecodedAction {
     /// validator does not need it, so [`DecodedTx::decode`] leaves it encoded.
     pub fn invocation(&self) -> Result<ChaincodeInvocationSpec, TxError> {
         let cpp: ChaincodeProposalPayload =
-            decode("ChaincodeProposalPayload", &self.chaincode_proposal_payload)?;
-        decode("ChaincodeInvocationSpec", &cpp.input)
+            decode("ChaincodeProposalPayload", self.chaincode_proposal_payload.clone())?;
+        decode("ChaincodeInvocationSpec", cpp.input)
     }
 }
 
@@ -564,18 +572,26 @@ pub struct DecodedTx {
 }
 
 impl DecodedTx {
-    /// Decodes an encoded `common.Envelope` and, for an `ENDORSER_TRANSACTION`, its single action.
+    /// Decodes an encoded `common.Envelope` and, for an `ENDORSER_TRANSACTION`, its single action. Copies
+    /// the bytes once; [`DecodedTx::decode_bytes`] takes shared bytes and copies nothing.
     pub fn decode(envelope_bytes: &[u8]) -> Result<DecodedTx, TxError> {
+        Self::decode_bytes(Bytes::copy_from_slice(envelope_bytes))
+    }
+
+    /// [`DecodedTx::decode`] of shared bytes: every byte field of the result (and of the nested messages
+    /// it decodes on the way) is a slice of `envelope_bytes`, so a transaction is decoded without copying
+    /// its certificates and payloads. The slices keep `envelope_bytes` alive.
+    pub fn decode_bytes(envelope_bytes: Bytes) -> Result<DecodedTx, TxError> {
         let envelope: common::Envelope = decode("Envelope", envelope_bytes)?;
         if envelope.payload.is_empty() {
             return Err(TxError::Missing("envelope payload"));
         }
-        let payload: common::Payload = decode("Payload", &envelope.payload)?;
+        let payload: common::Payload = decode("Payload", envelope.payload.clone())?;
         let header = payload.header.ok_or(TxError::Missing("payload header"))?;
-        let channel_header: ChannelHeader = decode("ChannelHeader", &header.channel_header)?;
-        let signature_header: SignatureHeader = decode("SignatureHeader", &header.signature_header)?;
+        let channel_header: ChannelHeader = decode("ChannelHeader", header.channel_header.clone())?;
+        let signature_header: SignatureHeader = decode("SignatureHeader", header.signature_header.clone())?;
         let action = if channel_header.r#type == HeaderType::EndorserTransaction as i32 {
-            Some(decode_action(&header.channel_header, &payload.data)?)
+            Some(decode_action(&header.channel_header, payload.data)?)
         } else {
             None
         };
@@ -629,7 +645,7 @@ impl DecodedTx {
     }
 }
 
-fn decode_action(channel_header: &[u8], data: &[u8]) -> Result<DecodedAction, TxError> {
+fn decode_action(channel_header: &Bytes, data: Bytes) -> Result<DecodedAction, TxError> {
     let tx: Transaction = decode("Transaction", data)?;
     if tx.actions.len() != 1 {
         return Err(TxError::ActionCount(tx.actions.len()));
@@ -637,24 +653,24 @@ fn decode_action(channel_header: &[u8], data: &[u8]) -> Result<DecodedAction, Tx
     let Some(ta) = tx.actions.into_iter().next() else {
         return Err(TxError::ActionCount(0));
     };
-    let cap: ChaincodeActionPayload = decode("ChaincodeActionPayload", &ta.payload)?;
+    let cap: ChaincodeActionPayload = decode("ChaincodeActionPayload", ta.payload)?;
     let endorsed = cap.action.ok_or(TxError::Missing("chaincode endorsed action"))?;
     let prp: ProposalResponsePayload =
-        decode("ProposalResponsePayload", &endorsed.proposal_response_payload)?;
-    let cc_action: ChaincodeAction = decode("ChaincodeAction", &prp.extension)?;
-    let results: rwset::TxReadWriteSet = decode("TxReadWriteSet", &cc_action.results)?;
+        decode("ProposalResponsePayload", endorsed.proposal_response_payload.clone())?;
+    let cc_action: ChaincodeAction = decode("ChaincodeAction", prp.extension)?;
+    let results: rwset::TxReadWriteSet = decode("TxReadWriteSet", cc_action.results)?;
     let results = rwset_from_fabric(&results)?;
     let event = if cc_action.events.is_empty() {
         None
     } else {
-        Some(event_from_fabric(decode("ChaincodeEvent", &cc_action.events)?))
+        Some(event_from_fabric(decode("ChaincodeEvent", cc_action.events)?))
     };
     // Fabric's committer (GetProposalHash2): the payload's channel header with the action's signature
     // header, over the chaincode proposal payload as carried.
     let hash_header =
-        common::Header { channel_header: channel_header.to_vec(), signature_header: ta.header.clone() };
+        common::Header { channel_header: channel_header.clone(), signature_header: ta.header.clone() };
     let proposal_hash_matches = hash::proposal_hash_for_tx(&hash_header, &cap.chaincode_proposal_payload)
-        .is_ok_and(|h| h.as_slice() == prp.proposal_hash.as_slice());
+        .is_ok_and(|h| h.as_slice() == prp.proposal_hash.as_ref());
     let endorsements = endorsed
         .endorsements
         .into_iter()

@@ -2,6 +2,7 @@
 //! `Broadcast` handler only ever calls [`Chain::order`], so a single-node [`crate::solo::SoloChain`] can stand
 //! in for the Raft cluster in tests.
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
 
 /// Why an envelope was not ordered.
@@ -55,7 +56,7 @@ pub struct Ordered {
 /// success).
 pub trait Chain: Send + Sync + 'static {
     /// Orders an encoded envelope whose transaction id is `tx_id` (the caller has decoded and authorized it).
-    fn order(&self, envelope: Vec<u8>, tx_id: String) -> BoxFuture<'_, Result<Ordered, OrderError>>;
+    fn order(&self, envelope: Bytes, tx_id: String) -> BoxFuture<'_, Result<Ordered, OrderError>>;
 
     /// Resolves once the chain can accept envelopes (a leader is known), or with the halt reason.
     fn wait_ready(&self) -> BoxFuture<'_, Result<(), OrderError>>;

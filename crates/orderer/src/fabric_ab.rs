@@ -54,7 +54,7 @@ fn answer(status: CStatus, info: impl Into<String>) -> BroadcastResponse {
 
 /// Checks, authorizes and orders one envelope; the answer Fabric's broadcast gives for it.
 async fn broadcast_one(s: &Shared, env: Envelope) -> BroadcastResponse {
-    let bytes = env.encode_to_vec();
+    let bytes = bytes::Bytes::from(env.encode_to_vec());
     let tx = match check_envelope(&bytes, &s.channel_id, s.absolute_max_bytes) {
         Ok(tx) => tx,
         Err(e) => return answer(e.fabric_status(), e.to_string()),
@@ -78,9 +78,9 @@ fn status(status: CStatus) -> DeliverResponse {
 
 /// A seek request taken apart and authorized; the refusal status otherwise.
 fn check_seek(s: &Shared, env: &Envelope) -> Result<SeekInfo, CStatus> {
-    let payload = Payload::decode(env.payload.as_slice()).map_err(|_| CStatus::BadRequest)?;
+    let payload = Payload::decode(env.payload.as_ref()).map_err(|_| CStatus::BadRequest)?;
     let header = payload.header.ok_or(CStatus::BadRequest)?;
-    let ch = ChannelHeader::decode(header.channel_header.as_slice()).map_err(|_| CStatus::BadRequest)?;
+    let ch = ChannelHeader::decode(header.channel_header.as_ref()).map_err(|_| CStatus::BadRequest)?;
     if ch.channel_id != s.channel_id {
         return Err(CStatus::NotFound);
     }
@@ -91,12 +91,12 @@ fn check_seek(s: &Shared, env: &Envelope) -> Result<SeekInfo, CStatus> {
         tracing::debug!(reason = %e, "deliver request refused");
         return Err(CStatus::BadRequest);
     }
-    let sh = SignatureHeader::decode(header.signature_header.as_slice()).map_err(|_| CStatus::BadRequest)?;
+    let sh = SignatureHeader::decode(header.signature_header.as_ref()).map_err(|_| CStatus::BadRequest)?;
     s.authorizer.authorize_seek(&sh.creator, &env.payload, &env.signature).map_err(|e| {
         tracing::debug!(reason = %e, "deliver request refused");
         CStatus::Forbidden
     })?;
-    SeekInfo::decode(payload.data.as_slice()).map_err(|_| CStatus::BadRequest)
+    SeekInfo::decode(payload.data.as_ref()).map_err(|_| CStatus::BadRequest)
 }
 
 /// Serves one seek request: its blocks, then its final status. `Err(())` when the client went away or the

@@ -18,6 +18,7 @@ use crate::chain::{Chain, OrderError};
 use crate::raft::OrdererRaft;
 use crate::raft::network::handle_inbound;
 use crate::sequencer::RaftChain;
+use bytes::Bytes;
 use futures::Stream;
 use ledger_rpc::admin_server::Admin;
 use ledger_rpc::atomic_broadcast_server::AtomicBroadcast;
@@ -164,14 +165,14 @@ impl EnvelopeError {
 
 /// Structural checks of an envelope (everything but authorization). Returns the decoded tx.
 pub fn check_envelope(
-    bytes: &[u8],
+    bytes: &Bytes,
     channel_id: &str,
     absolute_max: usize,
 ) -> Result<DecodedTx, EnvelopeError> {
     if bytes.len() > absolute_max {
         return Err(EnvelopeError::TooLarge { size: bytes.len(), max: absolute_max });
     }
-    let tx = DecodedTx::decode(bytes).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+    let tx = DecodedTx::decode_bytes(bytes.clone()).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
     if tx.channel_id() != channel_id {
         return Err(EnvelopeError::UnknownChannel {
             got: tx.channel_id().to_owned(),
@@ -194,7 +195,7 @@ type DeliverStream = Pin<Box<dyn Stream<Item = Result<DeliverResponse, Status>> 
 impl AtomicBroadcast for Services {
     async fn broadcast(&self, request: Request<Envelope>) -> Result<Response<BroadcastResponse>, Status> {
         let s = &self.0;
-        let bytes = request.into_inner().encode_to_vec();
+        let bytes = Bytes::from(request.into_inner().encode_to_vec());
         let tx = check_envelope(&bytes, &s.channel_id, s.absolute_max_bytes).map_err(|e| e.status())?;
         s.authorizer.authorize_broadcast(&tx).map_err(|e| Status::permission_denied(format!("403: {e}")))?;
         let tx_id = tx.tx_id().to_owned();
@@ -224,7 +225,7 @@ impl AtomicBroadcast for Services {
         for (i, env) in envelopes.into_iter().enumerate() {
             match check_envelope(&env, &s.channel_id, s.absolute_max_bytes) {
                 Ok(tx) => {
-                    checked.push((i, Vec::from(env)));
+                    checked.push((i, env));
                     txs.push(tx);
                 }
                 Err(e) => results[i] = Some(refusal(&e.status())),

@@ -3,6 +3,7 @@
 
 use crate::chain::{Chain, OrderError, Ordered};
 use crate::cutter::{BlockCutter, CutterConfig};
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use ledger_types::block::BlockBuilder;
 use ledger_types::store::BlockStore;
@@ -17,7 +18,7 @@ type Reply = oneshot::Sender<Result<Ordered, OrderError>>;
 
 struct Order {
     tx_id: String,
-    envelope: Vec<u8>,
+    envelope: Bytes,
     reply: Reply,
 }
 
@@ -55,7 +56,7 @@ impl Drop for SoloChain {
 struct Solo {
     store: Arc<dyn BlockStore>,
     signer: Arc<dyn Signer>,
-    cutter: BlockCutter<(String, Vec<u8>)>,
+    cutter: BlockCutter<(String, Bytes)>,
     waiters: HashMap<String, Vec<Reply>>,
     errored: Arc<Mutex<Option<String>>>,
 }
@@ -103,7 +104,7 @@ impl Solo {
         }
     }
 
-    fn on_order(&mut self, o: Order) -> Vec<Vec<(String, Vec<u8>)>> {
+    fn on_order(&mut self, o: Order) -> Vec<Vec<(String, Bytes)>> {
         if let Some(ws) = self.waiters.get_mut(&o.tx_id) {
             ws.push(o.reply);
             return Vec::new();
@@ -126,7 +127,7 @@ impl Solo {
         }
     }
 
-    async fn commit(&mut self, batch: Vec<(String, Vec<u8>)>) -> Result<(), String> {
+    async fn commit(&mut self, batch: Vec<(String, Bytes)>) -> Result<(), String> {
         let number = self.store.height();
         let prev = self.store.last_hash().unwrap_or(Hash32::ZERO);
         let mut block =
@@ -151,7 +152,7 @@ impl Solo {
 }
 
 impl Chain for SoloChain {
-    fn order(&self, envelope: Vec<u8>, tx_id: String) -> BoxFuture<'_, Result<Ordered, OrderError>> {
+    fn order(&self, envelope: Bytes, tx_id: String) -> BoxFuture<'_, Result<Ordered, OrderError>> {
         Box::pin(async move {
             if let Some(reason) = self.errored() {
                 return Err(OrderError::Halted(reason));

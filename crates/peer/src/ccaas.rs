@@ -15,6 +15,7 @@
 //! or sends something that does not decode fails that proposal only (status 500); the next proposal dials
 //! again.
 
+use bytes::Bytes;
 use contract::{Contract, ContractError, MAX_RANGE, TxContext};
 use fabric_protos::protos::chaincode_client::ChaincodeClient;
 use fabric_protos::protos::chaincode_message::Type as MsgType;
@@ -179,7 +180,7 @@ async fn connect(name: &str, endpoint: &ChaincodeEndpoint) -> Result<Arc<Session
     if first.r#type != MsgType::Register as i32 {
         return Err(format!("expected REGISTER first, got message type {}", first.r#type));
     }
-    let id = ChaincodeId::decode(first.payload.as_slice()).map_err(|e| format!("REGISTER payload: {e}"))?;
+    let id = ChaincodeId::decode(first.payload.as_ref()).map_err(|e| format!("REGISTER payload: {e}"))?;
     for t in [MsgType::Registered, MsgType::Ready] {
         out.send(ChaincodeMessage { r#type: t as i32, ..Default::default() })
             .await
@@ -247,13 +248,14 @@ fn invoke_chaincode(ctx: &mut TxContext<'_>, spec: ChaincodeSpec) -> Result<Vec<
         Some((f, rest)) => (String::from_utf8_lossy(f).into_owned(), rest),
         None => (String::new(), &[][..]),
     };
-    let response = match ctx.invoke_contract(name, &function, rest) {
-        Ok(payload) => Response { status: 200, message: String::new(), payload },
-        Err(e) => Response { status: e.status(), message: e.to_string(), payload: Vec::new() },
+    let rest: Vec<Vec<u8>> = rest.iter().map(|a| a.to_vec()).collect();
+    let response = match ctx.invoke_contract(name, &function, &rest) {
+        Ok(payload) => Response { status: 200, message: String::new(), payload: payload.into() },
+        Err(e) => Response { status: e.status(), message: e.to_string(), payload: Vec::new().into() },
     };
     Ok(ChaincodeMessage {
         r#type: MsgType::Completed as i32,
-        payload: response.encode_to_vec(),
+        payload: response.encode_to_vec().into(),
         txid: ctx.tx_id().to_owned(),
         channel_id: channel,
         ..Default::default()
@@ -332,19 +334,19 @@ impl ExternalChaincode {
         };
         let reply = |kind: MsgType, payload: Vec<u8>| ChaincodeMessage {
             r#type: kind as i32,
-            payload,
+            payload: payload.into(),
             txid: txid.to_owned(),
             channel_id: channel_id.to_owned(),
             ..Default::default()
         };
         let mut input_args = Vec::with_capacity(args.len() + 1);
-        input_args.push(function.as_bytes().to_vec());
-        input_args.extend(args.iter().cloned());
+        input_args.push(function.as_bytes().to_vec().into());
+        input_args.extend(args.iter().map(|a| Bytes::copy_from_slice(a)));
         let input = ChaincodeInput { args: input_args, ..Default::default() };
         let kind = if ctx.is_init() { MsgType::Init } else { MsgType::Transaction };
         send(ChaincodeMessage {
             r#type: kind as i32,
-            payload: input.encode_to_vec(),
+            payload: input.encode_to_vec().into(),
             txid: txid.to_owned(),
             channel_id: channel_id.to_owned(),
             proposal: Some(proposal),
@@ -372,15 +374,15 @@ impl ExternalChaincode {
             let kind = MsgType::try_from(msg.r#type).unwrap_or(MsgType::Undefined);
             match kind {
                 MsgType::Completed => {
-                    let r = Response::decode(msg.payload.as_slice())
+                    let r = Response::decode(msg.payload.as_ref())
                         .map_err(|e| internal(format!("chaincode {}: COMPLETED payload: {e}", self.name)))?;
                     if let Some(ev) = msg.chaincode_event.filter(|e| !e.event_name.is_empty()) {
-                        ctx.set_event(&ev.event_name, ev.payload);
+                        ctx.set_event(&ev.event_name, ev.payload.into());
                     }
                     if r.status >= 400 {
                         return Err(ContractError::Chaincode { status: r.status, message: r.message });
                     }
-                    return Ok(r.payload);
+                    return Ok(r.payload.into());
                 }
                 MsgType::Error => {
                     return Err(ContractError::Chaincode {
@@ -427,7 +429,7 @@ impl ExternalChaincode {
                 no_private(&m.collection)?;
                 let mut values = Vec::with_capacity(m.keys.len());
                 for k in &m.keys {
-                    values.push(ctx.get_state(k).map_err(text)?.unwrap_or_default());
+                    values.push(ctx.get_state(k).map_err(text)?.unwrap_or_default().into());
                 }
                 Ok(GetStateMultipleResult { values }.encode_to_vec())
             }
@@ -435,7 +437,7 @@ impl ExternalChaincode {
                 let m = PutState::decode(payload).map_err(|e| bad("PutState", e))?;
                 no_private(&m.collection)?;
                 self.check_value(&m.key, &m.value)?;
-                ctx.put_state(&m.key, m.value).map_err(text)?;
+                ctx.put_state(&m.key, m.value.into()).map_err(text)?;
                 Ok(Vec::new())
             }
             MsgType::DelState => {
@@ -451,7 +453,7 @@ impl ExternalChaincode {
                     match write_record::Type::try_from(r.r#type) {
                         Ok(write_record::Type::PutState) => {
                             self.check_value(&r.key, &r.value)?;
-                            ctx.put_state(&r.key, r.value).map_err(text)?
+                            ctx.put_state(&r.key, r.value.into()).map_err(text)?
                         }
                         Ok(write_record::Type::DelState) => ctx.delete_state(&r.key).map_err(text)?,
                         _ => return Err(format!("write batch record type {} is not supported", r.r#type)),
@@ -465,7 +467,7 @@ impl ExternalChaincode {
                 let paging = if m.metadata.is_empty() {
                     None
                 } else {
-                    Some(QueryMetadata::decode(m.metadata.as_slice()).map_err(|e| bad("QueryMetadata", e))?)
+                    Some(QueryMetadata::decode(m.metadata.as_ref()).map_err(|e| bad("QueryMetadata", e))?)
                 };
                 match paging.filter(|p| p.page_size > 0) {
                     Some(p) => {
@@ -487,7 +489,7 @@ impl ExternalChaincode {
                         let mut found = self.encode_kvs(found);
                         let n = found.len();
                         let mut r = page(&mut found, n, String::new());
-                        r.metadata = meta.encode_to_vec();
+                        r.metadata = meta.encode_to_vec().into();
                         Ok(r.encode_to_vec())
                     }
                     None => {
@@ -531,7 +533,7 @@ impl ExternalChaincode {
                     .map(|h| {
                         KeyModification {
                             tx_id: h.tx_id,
-                            value: h.value,
+                            value: h.value.into(),
                             timestamp: Some(prost_types::Timestamp {
                                 seconds: h.timestamp.0,
                                 nanos: h.timestamp.1,
@@ -578,7 +580,7 @@ impl ExternalChaincode {
     fn encode_kvs(&self, found: Vec<(String, Vec<u8>)>) -> Vec<Vec<u8>> {
         found
             .into_iter()
-            .map(|(key, value)| Kv { namespace: self.name.clone(), key, value }.encode_to_vec())
+            .map(|(key, value)| Kv { namespace: self.name.clone(), key, value: value.into() }.encode_to_vec())
             .collect()
     }
 }
@@ -587,6 +589,9 @@ impl ExternalChaincode {
 /// remain).
 fn page(found: &mut Vec<Vec<u8>>, n: usize, id: String) -> QueryResponse {
     let take = n.min(found.len());
-    let results = found.drain(..take).map(|result_bytes| QueryResultBytes { result_bytes }).collect();
-    QueryResponse { results, has_more: !found.is_empty(), id, metadata: Vec::new() }
+    let results = found
+        .drain(..take)
+        .map(|result_bytes| QueryResultBytes { result_bytes: result_bytes.into() })
+        .collect();
+    QueryResponse { results, has_more: !found.is_empty(), id, metadata: Vec::new().into() }
 }

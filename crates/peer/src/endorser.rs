@@ -289,9 +289,11 @@ impl Endorser {
             cert_der: creator.cert_der.clone(),
         };
         let ts = proposal.channel_header.timestamp.as_ref().map_or(0, |t| t.seconds);
-        let (function, args) = match proposal.args().split_first() {
-            Some((f, rest)) => (String::from_utf8_lossy(f).into_owned(), rest),
-            None => (String::new(), &[][..]),
+        let (function, args): (String, Vec<Vec<u8>>) = match proposal.args().split_first() {
+            Some((f, rest)) => {
+                (String::from_utf8_lossy(f).into_owned(), rest.iter().map(|a| a.to_vec()).collect())
+            }
+            None => (String::new(), Vec::new()),
         };
         let resolver = Resolver { endorser: self, rules: &rules };
         let mut ctx = TxContext::new(&name, snapshot, tx_id.to_string(), ts, &caller);
@@ -303,7 +305,7 @@ impl Endorser {
             ctx.set_proposal(proposal.channel_id(), sp);
         }
         let init = crate::lifecycle::check_init(&mut ctx, rules.definitions.get(&name), proposal.is_init());
-        let result = init.and_then(|()| contract.invoke(&mut ctx, &function, args));
+        let result = init.and_then(|()| contract.invoke(&mut ctx, &function, &args));
         match result {
             Ok(out) => {
                 let (rwsets, event) = ctx.into_all_results();

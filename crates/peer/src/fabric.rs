@@ -234,8 +234,8 @@ where
         if env.signature.is_empty() {
             return Err(Status::invalid_argument("prepared transaction must be signed"));
         }
-        let encoded = env.encode_to_vec();
-        let decoded = DecodedTx::decode(&encoded)
+        let encoded = bytes::Bytes::from(env.encode_to_vec());
+        let decoded = DecodedTx::decode_bytes(encoded.clone())
             .map_err(|e| Status::invalid_argument(format!("failed to unpack prepared transaction: {e}")))?;
         if decoded.channel_id() != self.ledger.rules().channel_id {
             return Err(Status::not_found(format!(
@@ -247,7 +247,7 @@ where
             // Already ordered and committed: its outcome stands (CommitStatus reports it).
             return Ok(());
         }
-        match self.orderers.broadcast_encoded(encoded.into()).await {
+        match self.orderers.broadcast_encoded(encoded).await {
             Ok(()) => Ok(()),
             Err(s) => {
                 let fabric = match s.code() {
@@ -299,9 +299,9 @@ where
 
     /// A seek request of `protos.Deliver`, taken apart and authorized; the refusal status otherwise.
     fn check_seek(&self, env: &Envelope) -> Result<SeekInfo, CStatus> {
-        let payload = Payload::decode(env.payload.as_slice()).map_err(|_| CStatus::BadRequest)?;
+        let payload = Payload::decode(env.payload.as_ref()).map_err(|_| CStatus::BadRequest)?;
         let header = payload.header.ok_or(CStatus::BadRequest)?;
-        let ch = ChannelHeader::decode(header.channel_header.as_slice()).map_err(|_| CStatus::BadRequest)?;
+        let ch = ChannelHeader::decode(header.channel_header.as_ref()).map_err(|_| CStatus::BadRequest)?;
         if ch.channel_id != self.ledger.rules().channel_id {
             return Err(CStatus::NotFound);
         }
@@ -313,12 +313,12 @@ where
             CStatus::BadRequest
         })?;
         let sh =
-            SignatureHeader::decode(header.signature_header.as_slice()).map_err(|_| CStatus::BadRequest)?;
+            SignatureHeader::decode(header.signature_header.as_ref()).map_err(|_| CStatus::BadRequest)?;
         self.authorize_reader(&sh.creator, &env.payload, &env.signature).map_err(|e| {
             tracing::debug!(reason = %e, "deliver request refused");
             CStatus::Forbidden
         })?;
-        SeekInfo::decode(payload.data.as_slice()).map_err(|_| CStatus::BadRequest)
+        SeekInfo::decode(payload.data.as_ref()).map_err(|_| CStatus::BadRequest)
     }
 }
 
@@ -352,7 +352,7 @@ where
         if signed.request.is_empty() {
             return Err(Status::invalid_argument("a commit status request is required"));
         }
-        let req = CommitStatusRequest::decode(signed.request.as_slice())
+        let req = CommitStatusRequest::decode(signed.request.as_ref())
             .map_err(|e| Status::invalid_argument(format!("failed to unpack commit status request: {e}")))?;
         self.0
             .authorize_reader(&req.identity, &signed.request, &signed.signature)
@@ -385,7 +385,7 @@ where
         request: Request<SignedChaincodeEventsRequest>,
     ) -> Result<Response<Self::ChaincodeEventsStream>, Status> {
         let signed = request.into_inner();
-        let req = ChaincodeEventsRequest::decode(signed.request.as_slice()).map_err(|e| {
+        let req = ChaincodeEventsRequest::decode(signed.request.as_ref()).map_err(|e| {
             Status::invalid_argument(format!("failed to unpack chaincode events request: {e}"))
         })?;
         self.0
@@ -469,7 +469,7 @@ fn filtered(channel_id: &str, cb: &CommittedBlock) -> FilteredBlock {
                             chaincode_id: e.contract.clone(),
                             tx_id: e.tx_id.clone(),
                             event_name: e.event_name.clone(),
-                            payload: Vec::new(),
+                            payload: Vec::new().into(),
                         }),
                     })
                     .collect();
@@ -621,7 +621,11 @@ where
             Err(EndorseError::Store(e)) => Err(store_status(e)),
             Err(e) => Ok(Response::new(ProposalResponse {
                 version: 1,
-                response: Some(pb::Response { status: 500, message: e.to_string(), payload: Vec::new() }),
+                response: Some(pb::Response {
+                    status: 500,
+                    message: e.to_string(),
+                    payload: Vec::new().into(),
+                }),
                 ..Default::default()
             })),
         }

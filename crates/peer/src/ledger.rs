@@ -341,7 +341,7 @@ impl<B: BlockStore, S: StateStore> contract::Modifications for PeerLedger<B, S> 
         let Some(env) = usize::try_from(version.tx_num).ok().and_then(|i| block.envelopes().get(i)) else {
             return Ok(None);
         };
-        let Ok(d) = DecodedTx::decode(env) else { return Ok(None) };
+        let Ok(d) = DecodedTx::decode_bytes(env.clone()) else { return Ok(None) };
         let timestamp = d.timestamp().map_or((0, 0), |t| (t.seconds, t.nanos));
         let tx_id = d.tx_id().to_owned();
         let found = d
@@ -369,7 +369,7 @@ pub fn replay_batch(block: &Block) -> Result<UpdateBatch, StoreError> {
         if codes.get(i).copied() != Some(TxValidationCode::Valid.as_u8()) || number == 0 {
             continue;
         }
-        let d = DecodedTx::decode(env)
+        let d = DecodedTx::decode_bytes(env.clone())
             .map_err(|e| StoreError::Corrupt(format!("block {number} tx {i} marked valid but: {e}")))?;
         let version = Version { block_num: number, tx_num: i as u64 };
         for ns in d.action.map(|a| a.results.ns_rwsets).unwrap_or_default() {

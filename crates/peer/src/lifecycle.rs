@@ -22,6 +22,7 @@
 //! sequence 1 until a committed definition replaces them.
 
 use crate::validator::ChannelRules;
+use bytes::Bytes;
 use contract::{Contract, ContractError, TxContext};
 use fabric_protos::lifecycle::{
     ApproveChaincodeDefinitionForMyOrgArgs, ChaincodeRuntime, CheckCommitReadinessArgs,
@@ -120,8 +121,8 @@ pub fn genesis_definitions(config: &ChannelConfig) -> BTreeMap<String, Chaincode
                 version: c.version.clone(),
                 endorsement_plugin: ESCC.into(),
                 validation_plugin: VSCC.into(),
-                validation_parameter: vp,
-                collections: Vec::new(),
+                validation_parameter: vp.into(),
+                collections: Vec::new().into(),
                 init_required: false,
                 ipechain_runtime: None,
             };
@@ -173,7 +174,7 @@ pub fn runtime(def: &ChaincodeDefinition) -> Runtime {
         None => Runtime::AsInstalled,
         Some(chaincode_runtime::Kind::BuiltIn(_)) => Runtime::BuiltIn,
         Some(chaincode_runtime::Kind::External(e)) => {
-            Runtime::External { address: e.address.clone(), tls_root_cert: e.tls_root_cert.clone() }
+            Runtime::External { address: e.address.clone(), tls_root_cert: e.tls_root_cert.to_vec() }
         }
     }
 }
@@ -191,8 +192,8 @@ fn proposed(
     version: String,
     endorsement_plugin: String,
     validation_plugin: String,
-    validation_parameter: Vec<u8>,
-    collections: Vec<u8>,
+    validation_parameter: Bytes,
+    collections: Bytes,
     init_required: bool,
     runtime: Option<ChaincodeRuntime>,
 ) -> Result<Proposed, ContractError> {
@@ -229,7 +230,7 @@ fn proposed(
         endorsement_plugin: escc,
         validation_plugin: vscc,
         validation_parameter,
-        collections: Vec::new(),
+        collections: Vec::new().into(),
         init_required,
         ipechain_runtime: runtime,
     };
@@ -395,7 +396,7 @@ impl LifecycleContract {
             endorsement_plugin: def.endorsement_plugin,
             validation_plugin: def.validation_plugin,
             validation_parameter: def.validation_parameter,
-            collections: Vec::new(),
+            collections: Vec::new().into(),
             init_required: def.init_required,
             approvals,
             ipechain_runtime: def.ipechain_runtime,

@@ -303,7 +303,7 @@ fn committed_from_store(block: Block) -> CommittedBlock {
                 .get(i)
                 .and_then(|c| TxValidationCode::from_u8(*c))
                 .unwrap_or(TxValidationCode::NotValidated);
-            match DecodedTx::decode(env) {
+            match DecodedTx::decode_bytes(env.clone()) {
                 Ok(d) => {
                     let tx_id = d.tx_id().to_owned();
                     let ev = match d.action {

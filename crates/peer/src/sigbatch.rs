@@ -3,6 +3,7 @@
 //! taken, so a lone request is checked at once and a busy peer checks hundreds together.
 
 use crate::identity::{Identities, SigCheck, ValidatedIdentity};
+use bytes::Bytes;
 use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -11,8 +12,8 @@ const MAX: usize = 512;
 
 struct Job {
     identity: Arc<ValidatedIdentity>,
-    msg: Vec<u8>,
-    sig: Vec<u8>,
+    msg: Bytes,
+    sig: Bytes,
     reply: oneshot::Sender<bool>,
 }
 
@@ -57,7 +58,7 @@ impl SigBatcher {
     }
 
     /// Whether `sig` is `identity`'s signature over `msg`.
-    pub async fn verify(&self, identity: Arc<ValidatedIdentity>, msg: Vec<u8>, sig: Vec<u8>) -> bool {
+    pub async fn verify(&self, identity: Arc<ValidatedIdentity>, msg: Bytes, sig: Bytes) -> bool {
         let (reply, rx) = oneshot::channel();
         if self.queue.send(Job { identity, msg, sig, reply }).is_err() {
             return false;

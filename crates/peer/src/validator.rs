@@ -16,6 +16,7 @@
 
 use crate::identity::{Identities, SigCheck, ValidatedIdentity};
 use crate::lifecycle;
+use bytes::Bytes;
 use fabric_protos::lifecycle::query_chaincode_definitions_result::ChaincodeDefinition;
 use ledger_types::block::within_tx_window;
 use ledger_types::config::ConfigError;
@@ -174,7 +175,7 @@ impl Checked {
 const MAX_ENDORSEMENTS: usize = 16;
 
 /// A signature to verify: who, what was signed, the signature.
-type PendingSig = (Arc<ValidatedIdentity>, Vec<u8>, Vec<u8>);
+type PendingSig = (Arc<ValidatedIdentity>, Bytes, Bytes);
 
 /// The code of a transaction that does not decode, by what failed (Fabric's codes for the same failures).
 fn decode_failure(e: &TxError) -> TxValidationCode {
@@ -195,7 +196,7 @@ fn decode_failure(e: &TxError) -> TxValidationCode {
 /// Phase 1 for one transaction: decode and check everything that does not need the state, and collect the
 /// signatures it needs (verified by the caller in one batch).
 fn precheck(
-    bytes: &[u8],
+    bytes: &Bytes,
     rules: &ChannelRules,
     ids: &dyn Identities,
     block_time: Option<i64>,
@@ -204,7 +205,7 @@ fn precheck(
     if bytes.is_empty() {
         return (Checked::invalid(String::new(), C::NilEnvelope), Vec::new());
     }
-    let d = match DecodedTx::decode(bytes) {
+    let d = match DecodedTx::decode_bytes(bytes.clone()) {
         Ok(d) => d,
         Err(e) => return (Checked::invalid(String::new(), decode_failure(&e)), Vec::new()),
     };
@@ -254,18 +255,18 @@ fn precheck(
         return fail(C::EndorsementPolicyFailure);
     }
     let mut sigs = Vec::with_capacity(1 + action.endorsements.len());
-    sigs.push((creator, d.signed_bytes().to_vec(), d.signature().to_vec()));
+    sigs.push((creator, d.envelope.payload.clone(), d.envelope.signature.clone()));
     // Endorsers by certificate, so that one certificate named twice (in two encodings) counts once.
     let mut seen = HashSet::new();
     let mut endorser_certs: HashSet<Vec<u8>> = HashSet::new();
     for e in &action.endorsements {
-        if !seen.insert(e.endorser.as_slice()) {
+        if !seen.insert(e.endorser.as_ref()) {
             continue;
         }
         if let Ok(id) = ids.validate(&e.endorser, at)
             && endorser_certs.insert(id.cert_der.clone())
         {
-            sigs.push((id, e.signed_bytes.clone(), e.signature.clone()));
+            sigs.push((id, e.signed_bytes.clone().into(), e.signature.clone()));
         }
     }
     let event = action.event.clone().map(|mut ev| {
@@ -279,7 +280,7 @@ fn precheck(
 
 /// Phase 1 over a chunk of transactions, with one batch verification for the whole chunk.
 fn precheck_chunk(
-    envelopes: &[Vec<u8>],
+    envelopes: &[Bytes],
     rules: &ChannelRules,
     ids: &dyn Identities,
     block_time: Option<i64>,
@@ -535,7 +536,7 @@ pub fn block_reference_time(block: &Block) -> Option<i64> {
         block
             .envelopes()
             .iter()
-            .filter_map(|e| DecodedTx::decode(e).ok()?.timestamp().map(|t| t.seconds))
+            .filter_map(|e| DecodedTx::decode_bytes(e.clone()).ok()?.timestamp().map(|t| t.seconds))
             .max()
     })
 }

@@ -115,7 +115,9 @@ impl Chaincode for ChaincodeService {
         let (out, rx) = mpsc::channel::<Result<ChaincodeMessage, Status>>(1024);
         let register = ChaincodeMessage {
             r#type: MsgType::Register as i32,
-            payload: ChaincodeId { name: self.chaincode_id.clone(), ..Default::default() }.encode_to_vec(),
+            payload: ChaincodeId { name: self.chaincode_id.clone(), ..Default::default() }
+                .encode_to_vec()
+                .into(),
             ..Default::default()
         };
         out.send(Ok(register)).await.map_err(|_| Status::internal("stream closed"))?;
@@ -191,7 +193,7 @@ impl PeerCalls<'_> {
     fn call(&self, kind: MsgType, payload: Vec<u8>) -> Result<Vec<u8>, String> {
         let msg = ChaincodeMessage {
             r#type: kind as i32,
-            payload,
+            payload: payload.into(),
             txid: self.txid.to_owned(),
             channel_id: self.channel_id.to_owned(),
             ..Default::default()
@@ -204,7 +206,7 @@ impl PeerCalls<'_> {
             std::sync::mpsc::RecvTimeoutError::Disconnected => "the peer's stream closed".to_owned(),
         })?;
         if answer.r#type == MsgType::Response as i32 {
-            Ok(answer.payload)
+            Ok(answer.payload.into())
         } else {
             Err(String::from_utf8_lossy(&answer.payload).into_owned())
         }
@@ -262,8 +264,8 @@ impl StateSnapshot for RemoteSnapshot<'_> {
                     break;
                 }
                 let kv =
-                    Kv::decode(r.result_bytes.as_slice()).map_err(|e| StoreError::Backend(e.to_string()))?;
-                out.push((kv.key, VersionedValue { value: kv.value, version: ZERO }));
+                    Kv::decode(r.result_bytes.as_ref()).map_err(|e| StoreError::Backend(e.to_string()))?;
+                out.push((kv.key, VersionedValue { value: kv.value.into(), version: ZERO }));
             }
             if out.len() >= limit || !page.has_more {
                 break;
@@ -286,13 +288,13 @@ impl StateSnapshot for RemoteSnapshot<'_> {
 /// The caller and timestamp a proposal names (the peer validated the creator).
 fn caller_of(msg: &ChaincodeMessage) -> Result<(Caller, i64), String> {
     let sp = msg.proposal.as_ref().ok_or("the transaction carries no proposal")?;
-    let proposal = Proposal::decode(sp.proposal_bytes.as_slice()).map_err(|e| format!("proposal: {e}"))?;
-    let header = Header::decode(proposal.header.as_slice()).map_err(|e| format!("proposal header: {e}"))?;
-    let ch = ChannelHeader::decode(header.channel_header.as_slice())
-        .map_err(|e| format!("channel header: {e}"))?;
-    let sh = SignatureHeader::decode(header.signature_header.as_slice())
+    let proposal = Proposal::decode(sp.proposal_bytes.as_ref()).map_err(|e| format!("proposal: {e}"))?;
+    let header = Header::decode(proposal.header.as_ref()).map_err(|e| format!("proposal header: {e}"))?;
+    let ch =
+        ChannelHeader::decode(header.channel_header.as_ref()).map_err(|e| format!("channel header: {e}"))?;
+    let sh = SignatureHeader::decode(header.signature_header.as_ref())
         .map_err(|e| format!("signature header: {e}"))?;
-    let creator = SerializedIdentity::decode(sh.creator.as_slice()).map_err(|e| format!("creator: {e}"))?;
+    let creator = SerializedIdentity::decode(sh.creator.as_ref()).map_err(|e| format!("creator: {e}"))?;
     let der = msp::certs_from_pem(&creator.id_bytes)
         .map_err(|e| format!("creator certificate: {e}"))?
         .into_iter()
@@ -312,16 +314,20 @@ fn execute(
 ) -> ChaincodeMessage {
     let finish = |kind: MsgType, payload: Vec<u8>, event: Option<ChaincodeEvent>| ChaincodeMessage {
         r#type: kind as i32,
-        payload,
+        payload: payload.into(),
         txid: msg.txid.clone(),
         channel_id: msg.channel_id.clone(),
         chaincode_event: event,
         ..Default::default()
     };
     let failed = |status: i32, message: String| {
-        finish(MsgType::Completed, Response { status, message, payload: Vec::new() }.encode_to_vec(), None)
+        finish(
+            MsgType::Completed,
+            Response { status, message, payload: Vec::new().into() }.encode_to_vec(),
+            None,
+        )
     };
-    let input = match ChaincodeInput::decode(msg.payload.as_slice()) {
+    let input = match ChaincodeInput::decode(msg.payload.as_ref()) {
         Ok(i) => i,
         Err(e) => return failed(400, format!("malformed chaincode input: {e}")),
     };
@@ -330,7 +336,10 @@ fn execute(
         Err(e) => return failed(400, e),
     };
     let (function, args) = match input.args.split_first() {
-        Some((f, rest)) => (String::from_utf8_lossy(f).into_owned(), rest.to_vec()),
+        Some((f, rest)) => (
+            String::from_utf8_lossy(f).into_owned(),
+            rest.iter().map(|a| a.to_vec()).collect::<Vec<Vec<u8>>>(),
+        ),
         None => (String::new(), Vec::new()),
     };
     let calls = PeerCalls { out, answers, txid: &msg.txid, channel_id: &msg.channel_id };
@@ -350,7 +359,7 @@ fn execute(
         } else {
             calls.call(
                 MsgType::PutState,
-                PutState { key: w.key, value: w.value, collection: String::new() }.encode_to_vec(),
+                PutState { key: w.key, value: w.value.into(), collection: String::new() }.encode_to_vec(),
             )
         };
         if let Err(e) = sent {
@@ -361,11 +370,11 @@ fn execute(
         chaincode_id: contract.name().to_owned(),
         tx_id: msg.txid.clone(),
         event_name,
-        payload,
+        payload: payload.into(),
     });
     finish(
         MsgType::Completed,
-        Response { status: 200, message: String::new(), payload }.encode_to_vec(),
+        Response { status: 200, message: String::new(), payload: payload.into() }.encode_to_vec(),
         event,
     )
 }

@@ -7,7 +7,7 @@ use crate::common::{BlockMetadata, MetadataSignature, OrdererBlockMetadata};
 use crate::protos::{ChaincodeInput, ChaincodeInvocationSpec, ChaincodeSpec};
 
 fn header(number: u64, previous_hash: &[u8], data_hash: &[u8]) -> BlockHeader {
-    BlockHeader { number, previous_hash: previous_hash.to_vec(), data_hash: data_hash.to_vec() }
+    BlockHeader { number, previous_hash: previous_hash.to_vec().into(), data_hash: data_hash.to_vec().into() }
 }
 
 #[test]
@@ -38,8 +38,8 @@ fn check_tx_id_wants_the_exact_lower_case_id() {
 fn data_hash_is_sha256_of_the_concatenated_entries() {
     // printf abcd | sha256sum: entry boundaries do not matter (Fabric 2.x+ `bytes.Join(data, nil)`).
     let abcd = "88d4266fd4e6338d13b845fcf289579d209c897823b9217da3e161936f031589";
-    let two = BlockData { data: vec![b"ab".to_vec(), b"cd".to_vec()] };
-    let three = BlockData { data: vec![b"a".to_vec(), Vec::new(), b"bcd".to_vec()] };
+    let two = BlockData { data: vec![b"ab".to_vec().into(), b"cd".to_vec().into()] };
+    let three = BlockData { data: vec![b"a".to_vec().into(), Vec::new().into(), b"bcd".to_vec().into()] };
     assert_eq!(hex::encode(block_data_hash(&two)), abcd);
     assert_eq!(hex::encode(block_data_hash(&three)), abcd);
     assert_eq!(
@@ -126,24 +126,31 @@ fn hex_bytes(s: &str) -> Vec<u8> {
 
 fn signed_block(signatures: Vec<MetadataSignature>) -> (Block, Vec<u8>) {
     let value = OrdererBlockMetadata::default().encode_to_vec();
-    let md = Metadata { value: value.clone(), signatures };
+    let md = Metadata { value: value.clone().into(), signatures };
     let block = Block {
         header: Some(header(7, &[1; 32], &[2; 32])),
         data: Some(BlockData::default()),
-        metadata: Some(BlockMetadata { metadata: vec![md.encode_to_vec(), Vec::new(), vec![0, 11]] }),
+        metadata: Some(BlockMetadata {
+            metadata: vec![md.encode_to_vec().into(), Vec::new().into(), vec![0, 11].into()],
+        }),
     };
     (block, value)
 }
 
 #[test]
 fn block_signatures_give_value_then_signer_header_then_header_der() {
-    let sh = SignatureHeader { creator: b"orderer identity".to_vec(), nonce: b"n".to_vec() }.encode_to_vec();
-    let ih = IdentifierHeader { identifier: 3, nonce: b"m".to_vec() }.encode_to_vec();
+    let sh = SignatureHeader { creator: b"orderer identity".to_vec().into(), nonce: b"n".to_vec().into() }
+        .encode_to_vec();
+    let ih = IdentifierHeader { identifier: 3, nonce: b"m".to_vec().into() }.encode_to_vec();
     let (block, value) = signed_block(vec![
-        MetadataSignature { signature_header: sh.clone(), signature: b"sig1".to_vec(), ..Default::default() },
         MetadataSignature {
-            identifier_header: ih.clone(),
-            signature: b"sig2".to_vec(),
+            signature_header: sh.clone().into(),
+            signature: b"sig1".to_vec().into(),
+            ..Default::default()
+        },
+        MetadataSignature {
+            identifier_header: ih.clone().into(),
+            signature: b"sig2".to_vec().into(),
             ..Default::default()
         },
     ]);
@@ -164,7 +171,7 @@ fn block_signatures_reject_malformed_metadata() {
     assert_eq!(block_signatures(&block), Err(BlockSignatureError::NoSigner { index: 0 }));
 
     let (bad_header, _) = signed_block(vec![MetadataSignature {
-        signature_header: vec![0x0a, 0x05, 0x01],
+        signature_header: vec![0x0a, 0x05, 0x01].into(),
         ..Default::default()
     }]);
     assert!(matches!(
@@ -172,7 +179,7 @@ fn block_signatures_reject_malformed_metadata() {
         Err(BlockSignatureError::SignatureHeader { index: 0, .. })
     ));
 
-    block.metadata = Some(BlockMetadata { metadata: vec![vec![0xff, 0xff]] });
+    block.metadata = Some(BlockMetadata { metadata: vec![vec![0xff, 0xff].into()] });
     assert!(matches!(block_signatures(&block), Err(BlockSignatureError::Metadata(_))));
     block.metadata = Some(BlockMetadata::default());
     assert_eq!(block_signatures(&block), Err(BlockSignatureError::NoSignatures));
@@ -186,22 +193,31 @@ fn endorsement_signs_payload_then_endorser() {
 }
 
 fn chaincode_proposal(transient: bool) -> (Proposal, Header, Vec<u8>) {
-    let header =
-        Header { channel_header: b"channel header".to_vec(), signature_header: b"sig header".to_vec() };
+    let header = Header {
+        channel_header: b"channel header".to_vec().into(),
+        signature_header: b"sig header".to_vec().into(),
+    };
     let input = ChaincodeInvocationSpec {
         chaincode_spec: Some(ChaincodeSpec {
-            input: Some(ChaincodeInput { args: vec![b"put".to_vec(), b"k".to_vec()], ..Default::default() }),
+            input: Some(ChaincodeInput {
+                args: vec![b"put".to_vec().into(), b"k".to_vec().into()],
+                ..Default::default()
+            }),
             ..Default::default()
         }),
     }
     .encode_to_vec();
-    let mut payload = ChaincodeProposalPayload { input: input.clone(), transient_map: Default::default() };
+    let mut payload =
+        ChaincodeProposalPayload { input: input.clone().into(), transient_map: Default::default() };
     let for_tx = payload.encode_to_vec();
     if transient {
-        payload.transient_map.insert("secret".into(), b"s3cr3t".to_vec());
+        payload.transient_map.insert("secret".into(), b"s3cr3t".to_vec().into());
     }
-    let proposal =
-        Proposal { header: header.encode_to_vec(), payload: payload.encode_to_vec(), extension: Vec::new() };
+    let proposal = Proposal {
+        header: header.encode_to_vec().into(),
+        payload: payload.encode_to_vec().into(),
+        extension: Vec::new().into(),
+    };
     (proposal, header, for_tx)
 }
 
@@ -220,10 +236,10 @@ fn proposal_hash_leaves_out_the_transient_map() {
 #[test]
 fn proposal_hash_errors() {
     let (mut p, _, _) = chaincode_proposal(false);
-    p.payload = vec![0x0a, 0x09];
+    p.payload = vec![0x0a, 0x09].into();
     assert!(matches!(proposal_hash(&p), Err(ProposalHashError::Payload(_))));
-    p.header = vec![0x12, 0x7f];
+    p.header = vec![0x12, 0x7f].into();
     assert!(matches!(proposal_hash(&p), Err(ProposalHashError::Header(_))));
-    let half = Header { channel_header: b"x".to_vec(), signature_header: Vec::new() };
+    let half = Header { channel_header: b"x".to_vec().into(), signature_header: Vec::new().into() };
     assert_eq!(proposal_hash_for_tx(&half, b""), Err(ProposalHashError::MissingHeaderPart));
 }

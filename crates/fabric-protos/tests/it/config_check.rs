@@ -24,14 +24,17 @@ const CA_PEM: &[u8] = b"-----BEGIN CERTIFICATE-----\nMIIBorg1CA\n-----END CERTIF
 const TLS_PEM: &[u8] = b"-----BEGIN CERTIFICATE-----\nMIIBtls\n-----END CERTIFICATE-----\n";
 
 fn value(m: &impl Message) -> ConfigValue {
-    ConfigValue { version: 0, value: m.encode_to_vec(), mod_policy: "Admins".into() }
+    ConfigValue { version: 0, value: m.encode_to_vec().into(), mod_policy: "Admins".into() }
 }
 
 fn implicit_meta(sub_policy: &str, rule: implicit_meta_policy::Rule) -> ConfigPolicy {
     let meta = ImplicitMetaPolicy { sub_policy: sub_policy.into(), rule: rule as i32 };
     ConfigPolicy {
         version: 0,
-        policy: Some(Policy { r#type: policy::PolicyType::ImplicitMeta as i32, value: meta.encode_to_vec() }),
+        policy: Some(Policy {
+            r#type: policy::PolicyType::ImplicitMeta as i32,
+            value: meta.encode_to_vec().into(),
+        }),
         mod_policy: "Admins".into(),
     }
 }
@@ -41,7 +44,10 @@ fn capabilities(name: &str) -> Capabilities {
 }
 
 fn ou(name: &str) -> Option<FabricOuIdentifier> {
-    Some(FabricOuIdentifier { certificate: CA_PEM.to_vec(), organizational_unit_identifier: name.into() })
+    Some(FabricOuIdentifier {
+        certificate: CA_PEM.to_vec().into(),
+        organizational_unit_identifier: name.into(),
+    })
 }
 
 fn group(
@@ -64,8 +70,8 @@ fn consensus() -> ConsensusType {
         consenters: vec![etcdraft::Consenter {
             host: "127.0.0.1".into(),
             port: 7050,
-            client_tls_cert: TLS_PEM.to_vec(),
-            server_tls_cert: TLS_PEM.to_vec(),
+            client_tls_cert: TLS_PEM.to_vec().into(),
+            server_tls_cert: TLS_PEM.to_vec().into(),
         }],
         options: Some(Options {
             tick_interval: "500ms".into(),
@@ -77,7 +83,7 @@ fn consensus() -> ConsensusType {
     };
     ConsensusType {
         r#type: "etcdraft".into(),
-        metadata: raft.encode_to_vec(),
+        metadata: raft.encode_to_vec().into(),
         state: consensus_type::State::Normal as i32,
     }
 }
@@ -100,8 +106,8 @@ fn orderer_group() -> ConfigGroup {
 fn fabric_msp() -> FabricMspConfig {
     FabricMspConfig {
         name: MSP_ID.into(),
-        root_certs: vec![CA_PEM.to_vec()],
-        tls_root_certs: vec![TLS_PEM.to_vec()],
+        root_certs: vec![CA_PEM.to_vec().into()],
+        tls_root_certs: vec![TLS_PEM.to_vec().into()],
         crypto_config: Some(FabricCryptoConfig {
             signature_hash_family: "SHA2".into(),
             identity_identifier_hash_function: "SHA256".into(),
@@ -130,16 +136,18 @@ fn endorsement_policy() -> SignaturePolicyEnvelope {
         }),
         identities: vec![MspPrincipal {
             principal_classification: msp_principal::Classification::Role as i32,
-            principal: role.encode_to_vec(),
+            principal: role.encode_to_vec().into(),
         }],
     }
 }
 
 fn org_group() -> ConfigGroup {
-    let msp = MspConfig { r#type: 0, config: fabric_msp().encode_to_vec() };
+    let msp = MspConfig { r#type: 0, config: fabric_msp().encode_to_vec().into() };
     let anchors = AnchorPeers { anchor_peers: vec![AnchorPeer { host: "127.0.0.1".into(), port: 7051 }] };
-    let policy =
-        Policy { r#type: policy::PolicyType::Signature as i32, value: endorsement_policy().encode_to_vec() };
+    let policy = Policy {
+        r#type: policy::PolicyType::Signature as i32,
+        value: endorsement_policy().encode_to_vec().into(),
+    };
     group(
         vec![],
         vec![("MSP", value(&msp)), ("AnchorPeers", value(&anchors))],
@@ -177,8 +185,8 @@ fn config_envelope() -> ConfigEnvelope {
     ConfigEnvelope {
         config: Some(Config { sequence: 3, channel_group: Some(root) }),
         last_update: Some(Envelope {
-            payload: b"last config update".to_vec(),
-            signature: b"update signature".to_vec(),
+            payload: b"last config update".to_vec().into(),
+            signature: b"update signature".to_vec().into(),
         }),
     }
 }
@@ -190,7 +198,7 @@ fn etcdraft_block_metadata() -> etcdraft::BlockMetadata {
 /// Re-encodes every `Capabilities` value of the tree with prost (see the FIXME below).
 fn normalize_capabilities(group: &mut ConfigGroup) {
     if let Some(v) = group.values.get_mut("Capabilities") {
-        v.value = Capabilities::decode(v.value.as_slice()).expect("Capabilities decode").encode_to_vec();
+        v.value = Capabilities::decode(v.value.as_ref()).expect("Capabilities decode").encode_to_vec().into();
     }
     group.groups.values_mut().for_each(normalize_capabilities);
 }
@@ -218,18 +226,18 @@ fn fabric_channel_config_decodes_as_ours_byte_for_byte() {
 
     let root = decoded.config.and_then(|c| c.channel_group).expect("channel group");
     let orderer = &root.groups["Orderer"];
-    let ct = ConsensusType::decode(orderer.values["ConsensusType"].value.as_slice()).expect("ConsensusType");
+    let ct = ConsensusType::decode(orderer.values["ConsensusType"].value.as_ref()).expect("ConsensusType");
     assert_eq!(ct.r#type, "etcdraft");
-    let raft = ConfigMetadata::decode(ct.metadata.as_slice()).expect("etcdraft metadata");
+    let raft = ConfigMetadata::decode(ct.metadata.as_ref()).expect("etcdraft metadata");
     assert_eq!(raft.consenters[0].port, 7050);
     assert_eq!(raft.options.map(|o| o.tick_interval), Some("500ms".to_owned()));
     let org = &root.groups["Application"].groups[MSP_ID];
-    let msp = MspConfig::decode(org.values["MSP"].value.as_slice()).expect("MSPConfig");
-    let fabric = FabricMspConfig::decode(msp.config.as_slice()).expect("FabricMSPConfig");
+    let msp = MspConfig::decode(org.values["MSP"].value.as_ref()).expect("MSPConfig");
+    let fabric = FabricMspConfig::decode(msp.config.as_ref()).expect("FabricMSPConfig");
     assert_eq!(fabric, fabric_msp());
     let policy = org.policies["Endorsement"].policy.clone().expect("policy");
     assert_eq!(policy.r#type, policy::PolicyType::Signature as i32);
-    let spe = SignaturePolicyEnvelope::decode(policy.value.as_slice()).expect("signature policy");
+    let spe = SignaturePolicyEnvelope::decode(policy.value.as_ref()).expect("signature policy");
     assert_eq!(spe, endorsement_policy());
 
     let bytes = theirs.get("etcdraft_block_metadata").expect("node printed etcdraft_block_metadata");

@@ -46,7 +46,7 @@ fn timestamp() -> prost_types::Timestamp {
 }
 
 fn creator() -> Vec<u8> {
-    SerializedIdentity { mspid: MSP_ID.into(), id_bytes: PEM.as_bytes().to_vec() }.encode_to_vec()
+    SerializedIdentity { mspid: MSP_ID.into(), id_bytes: PEM.as_bytes().to_vec().into() }.encode_to_vec()
 }
 
 fn tx_id() -> String {
@@ -68,18 +68,18 @@ fn channel_header() -> Vec<u8> {
         channel_id: CHANNEL.into(),
         tx_id: tx_id(),
         epoch: 7,
-        extension: ext.encode_to_vec(),
-        tls_cert_hash: b"tls cert hash".to_vec(),
+        extension: ext.encode_to_vec().into(),
+        tls_cert_hash: b"tls cert hash".to_vec().into(),
     }
     .encode_to_vec()
 }
 
 fn signature_header() -> Vec<u8> {
-    SignatureHeader { creator: creator(), nonce: NONCE.to_vec() }.encode_to_vec()
+    SignatureHeader { creator: creator().into(), nonce: NONCE.to_vec().into() }.encode_to_vec()
 }
 
 fn header() -> Header {
-    Header { channel_header: channel_header(), signature_header: signature_header() }
+    Header { channel_header: channel_header().into(), signature_header: signature_header().into() }
 }
 
 fn invocation_spec() -> Vec<u8> {
@@ -88,8 +88,12 @@ fn invocation_spec() -> Vec<u8> {
             r#type: chaincode_spec::Type::Node as i32,
             chaincode_id: Some(chaincode_id()),
             input: Some(ChaincodeInput {
-                args: vec![b"register".to_vec(), b"dev-1".to_vec(), br#"{"objects":[3303]}"#.to_vec()],
-                decorations: BTreeMap::from([("decoration".to_owned(), b"value".to_vec())]),
+                args: vec![
+                    b"register".to_vec().into(),
+                    b"dev-1".to_vec().into(),
+                    br#"{"objects":[3303]}"#.to_vec().into(),
+                ],
+                decorations: BTreeMap::from([("decoration".to_owned(), b"value".to_vec().into())]),
                 is_init: false,
             }),
             timeout: 30,
@@ -101,17 +105,24 @@ fn invocation_spec() -> Vec<u8> {
 fn proposal_payload(with_transient: bool) -> Vec<u8> {
     let mut transient_map = BTreeMap::new();
     if with_transient {
-        transient_map.insert("secret".to_owned(), b"s3cr3t".to_vec());
+        transient_map.insert("secret".to_owned(), b"s3cr3t".to_vec().into());
     }
-    ChaincodeProposalPayload { input: invocation_spec(), transient_map }.encode_to_vec()
+    ChaincodeProposalPayload { input: invocation_spec().into(), transient_map }.encode_to_vec()
 }
 
 fn proposal() -> Proposal {
-    Proposal { header: header().encode_to_vec(), payload: proposal_payload(true), extension: Vec::new() }
+    Proposal {
+        header: header().encode_to_vec().into(),
+        payload: proposal_payload(true).into(),
+        extension: Vec::new().into(),
+    }
 }
 
 fn signed_proposal() -> SignedProposal {
-    SignedProposal { proposal_bytes: proposal().encode_to_vec(), signature: b"proposal signature".to_vec() }
+    SignedProposal {
+        proposal_bytes: proposal().encode_to_vec().into(),
+        signature: b"proposal signature".to_vec().into(),
+    }
 }
 
 fn chaincode_event() -> ChaincodeEvent {
@@ -119,7 +130,7 @@ fn chaincode_event() -> ChaincodeEvent {
         chaincode_id: CHAINCODE.into(),
         tx_id: tx_id(),
         event_name: "request".into(),
-        payload: br#"{"id":"r-1"}"#.to_vec(),
+        payload: br#"{"id":"r-1"}"#.to_vec().into(),
     }
 }
 
@@ -139,21 +150,25 @@ fn kv_rwset() -> KvrwSet {
             })),
         }],
         writes: vec![
-            KvWrite { key: "dev-1".into(), is_delete: false, value: br#"{"state":"registered"}"#.to_vec() },
-            KvWrite { key: "old".into(), is_delete: true, value: Vec::new() },
+            KvWrite {
+                key: "dev-1".into(),
+                is_delete: false,
+                value: br#"{"state":"registered"}"#.to_vec().into(),
+            },
+            KvWrite { key: "old".into(), is_delete: true, value: Vec::new().into() },
         ],
         metadata_writes: vec![KvMetadataWrite {
             key: "dev-1".into(),
             entries: vec![KvMetadataEntry {
                 name: "VALIDATION_PARAMETER".into(),
-                value: b"policy bytes".to_vec(),
+                value: b"policy bytes".to_vec().into(),
             }],
         }],
     }
 }
 
 fn response() -> Response {
-    Response { status: 200, message: "OK".into(), payload: br#"{"ok":true}"#.to_vec() }
+    Response { status: 200, message: "OK".into(), payload: br#"{"ok":true}"#.to_vec().into() }
 }
 
 fn proposal_response_payload() -> Vec<u8> {
@@ -161,19 +176,19 @@ fn proposal_response_payload() -> Vec<u8> {
         data_model: tx_read_write_set::DataModel::Kv as i32,
         ns_rwset: vec![NsReadWriteSet {
             namespace: CHAINCODE.into(),
-            rwset: kv_rwset().encode_to_vec(),
+            rwset: kv_rwset().encode_to_vec().into(),
             collection_hashed_rwset: Vec::new(),
         }],
     };
     let action = ChaincodeAction {
-        results: results.encode_to_vec(),
-        events: chaincode_event().encode_to_vec(),
+        results: results.encode_to_vec().into(),
+        events: chaincode_event().encode_to_vec().into(),
         response: Some(response()),
         chaincode_id: Some(chaincode_id()),
     };
     ProposalResponsePayload {
-        proposal_hash: hash::proposal_hash(&proposal()).expect("our proposal hashes").to_vec(),
-        extension: action.encode_to_vec(),
+        proposal_hash: hash::proposal_hash(&proposal()).expect("our proposal hashes").to_vec().into(),
+        extension: action.encode_to_vec().into(),
     }
     .encode_to_vec()
 }
@@ -182,9 +197,13 @@ fn endorsement(who: &str) -> Endorsement {
     let id = SerializedIdentity {
         mspid: who.into(),
         id_bytes: format!("-----BEGIN CERTIFICATE-----\n{who} peer\n-----END CERTIFICATE-----\n")
-            .into_bytes(),
+            .into_bytes()
+            .into(),
     };
-    Endorsement { endorser: id.encode_to_vec(), signature: format!("{who} signature").into_bytes() }
+    Endorsement {
+        endorser: id.encode_to_vec().into(),
+        signature: format!("{who} signature").into_bytes().into(),
+    }
 }
 
 fn proposal_response() -> ProposalResponse {
@@ -192,7 +211,7 @@ fn proposal_response() -> ProposalResponse {
         version: 1,
         timestamp: Some(timestamp()),
         response: Some(response()),
-        payload: proposal_response_payload(),
+        payload: proposal_response_payload().into(),
         endorsement: Some(endorsement("Org1MSP")),
         interest: Some(ChaincodeInterest {
             chaincodes: vec![ChaincodeCall {
@@ -207,17 +226,21 @@ fn proposal_response() -> ProposalResponse {
 fn transaction_envelope() -> Envelope {
     let cap = ChaincodeActionPayload {
         chaincode_proposal_payload: hash::proposal_payload_for_tx(&proposal_payload(true))
-            .expect("our payload decodes"),
+            .expect("our payload decodes")
+            .into(),
         action: Some(ChaincodeEndorsedAction {
-            proposal_response_payload: proposal_response_payload(),
+            proposal_response_payload: proposal_response_payload().into(),
             endorsements: vec![endorsement("Org1MSP"), endorsement("Org2MSP")],
         }),
     };
     let tx = Transaction {
-        actions: vec![TransactionAction { header: signature_header(), payload: cap.encode_to_vec() }],
+        actions: vec![TransactionAction {
+            header: signature_header().into(),
+            payload: cap.encode_to_vec().into(),
+        }],
     };
-    let payload = Payload { header: Some(header()), data: tx.encode_to_vec() };
-    Envelope { payload: payload.encode_to_vec(), signature: b"envelope signature".to_vec() }
+    let payload = Payload { header: Some(header()), data: tx.encode_to_vec().into() };
+    Envelope { payload: payload.encode_to_vec().into(), signature: b"envelope signature".to_vec().into() }
 }
 
 fn endorse_request() -> EndorseRequest {
@@ -230,34 +253,43 @@ fn endorse_request() -> EndorseRequest {
 }
 
 fn block_data() -> BlockData {
-    BlockData { data: vec![transaction_envelope().encode_to_vec(), b"second entry".to_vec()] }
+    BlockData { data: vec![transaction_envelope().encode_to_vec().into(), b"second entry".to_vec().into()] }
 }
 
 fn block() -> Block {
     let data = block_data();
     let obm = OrdererBlockMetadata {
         last_config: Some(LastConfig { index: 0 }),
-        consenter_metadata: b"raft term 2 index 9".to_vec(),
+        consenter_metadata: b"raft term 2 index 9".to_vec().into(),
     };
-    let sh = SignatureHeader { creator: b"orderer identity".to_vec(), nonce: b"orderer nonce".to_vec() };
+    let sh = SignatureHeader {
+        creator: b"orderer identity".to_vec().into(),
+        nonce: b"orderer nonce".to_vec().into(),
+    };
     let md = Metadata {
-        value: obm.encode_to_vec(),
+        value: obm.encode_to_vec().into(),
         signatures: vec![MetadataSignature {
-            signature_header: sh.encode_to_vec(),
-            signature: b"orderer signature".to_vec(),
-            identifier_header: Vec::new(),
+            signature_header: sh.encode_to_vec().into(),
+            signature: b"orderer signature".to_vec().into(),
+            identifier_header: Vec::new().into(),
         }],
     };
     let codes = vec![TxValidationCode::Valid as u8, TxValidationCode::MvccReadConflict as u8];
     Block {
         header: Some(BlockHeader {
             number: 5,
-            previous_hash: vec![0xab; 32],
-            data_hash: hash::block_data_hash(&data).to_vec(),
+            previous_hash: vec![0xab; 32].into(),
+            data_hash: hash::block_data_hash(&data).to_vec().into(),
         }),
         data: Some(data),
         metadata: Some(BlockMetadata {
-            metadata: vec![md.encode_to_vec(), Vec::new(), codes, Vec::new(), b"commit hash".to_vec()],
+            metadata: vec![
+                md.encode_to_vec().into(),
+                Default::default(),
+                codes.into(),
+                Default::default(),
+                b"commit hash".to_vec().into(),
+            ],
         }),
     }
 }
@@ -280,7 +312,7 @@ fn chaincode_events_request() -> ChaincodeEventsRequest {
     ChaincodeEventsRequest {
         channel_id: CHANNEL.into(),
         chaincode_id: CHAINCODE.into(),
-        identity: creator(),
+        identity: creator().into(),
         start_position: Some(seek_position(seek_position::Type::NextCommit(SeekNextCommit {}))),
         after_transaction_id: tx_id(),
     }
@@ -341,13 +373,13 @@ fn rpc_status() -> tonic::Status {
 fn chaincode_message() -> ChaincodeMessage {
     let put = PutState {
         key: "dev-1".into(),
-        value: br#"{"state":"registered"}"#.to_vec(),
+        value: br#"{"state":"registered"}"#.to_vec().into(),
         collection: String::new(),
     };
     ChaincodeMessage {
         r#type: chaincode_message::Type::PutState as i32,
         timestamp: Some(timestamp()),
-        payload: put.encode_to_vec(),
+        payload: put.encode_to_vec().into(),
         txid: tx_id(),
         proposal: Some(signed_proposal()),
         chaincode_event: Some(chaincode_event()),
@@ -412,7 +444,7 @@ fn check<M: Message + Default + PartialEq + std::fmt::Debug>(
 fn fabric_signed_proposal_decodes_layer_by_layer() {
     let theirs = theirs();
     let sp = check(&theirs, "signed_proposal", &signed_proposal());
-    assert_eq!(sp.signature, b"proposal signature");
+    assert_eq!(&sp.signature[..], b"proposal signature");
     let p: Proposal = decode("proposal", &sp.proposal_bytes);
     let h: Header = decode("header", &p.header);
     let ch: ChannelHeader = decode("channel header", &h.channel_header);
@@ -421,19 +453,19 @@ fn fabric_signed_proposal_decodes_layer_by_layer() {
     assert_eq!(ch.timestamp, Some(timestamp()));
     assert_eq!(ch.channel_id, CHANNEL);
     assert_eq!(ch.epoch, 7);
-    assert_eq!(ch.tls_cert_hash, b"tls cert hash");
+    assert_eq!(&ch.tls_cert_hash[..], b"tls cert hash");
     let ext: ChaincodeHeaderExtension = decode("header extension", &ch.extension);
     assert_eq!(ext.chaincode_id.map(|c| c.name), Some(CHAINCODE.to_owned()));
     let sh: SignatureHeader = decode("signature header", &h.signature_header);
     assert_eq!(sh.nonce, NONCE);
     let id: SerializedIdentity = decode("creator", &sh.creator);
-    assert_eq!((id.mspid.as_str(), id.id_bytes.as_slice()), (MSP_ID, PEM.as_bytes()));
+    assert_eq!((id.mspid.as_str(), id.id_bytes.as_ref()), (MSP_ID, PEM.as_bytes()));
     // The tx id node computed with its own SHA-256 is the one our rule gives over the bytes as sent.
     assert_eq!(hash::check_tx_id(&ch.tx_id, &sh.nonce, &sh.creator), Ok(()));
     assert_eq!(get(&theirs, "hash_tx_id"), ch.tx_id.as_bytes());
 
     let cpp: ChaincodeProposalPayload = decode("chaincode proposal payload", &p.payload);
-    assert_eq!(cpp.transient_map, BTreeMap::from([("secret".to_owned(), b"s3cr3t".to_vec())]));
+    assert_eq!(cpp.transient_map, BTreeMap::from([("secret".to_owned(), b"s3cr3t".to_vec().into())]));
     let cis: ChaincodeInvocationSpec = decode("invocation spec", &cpp.input);
     let spec = cis.chaincode_spec.expect("chaincode spec");
     assert_eq!(spec.r#type, chaincode_spec::Type::Node as i32);
@@ -441,7 +473,7 @@ fn fabric_signed_proposal_decodes_layer_by_layer() {
     assert_eq!(spec.timeout, 30);
     let input = spec.input.expect("input");
     assert_eq!(input.args, [b"register".as_slice(), b"dev-1", br#"{"objects":[3303]}"#]);
-    assert_eq!(input.decorations, BTreeMap::from([("decoration".to_owned(), b"value".to_vec())]));
+    assert_eq!(input.decorations, BTreeMap::from([("decoration".to_owned(), b"value".to_vec().into())]));
     assert!(!input.is_init);
     // The proposal hash node computed over Fabric's transient-free payload is ours.
     assert_eq!(hash::proposal_hash(&p).expect("hashes").as_slice(), get(&theirs, "hash_proposal"));
@@ -451,7 +483,7 @@ fn fabric_signed_proposal_decodes_layer_by_layer() {
 fn fabric_transaction_envelope_decodes_layer_by_layer() {
     let theirs = theirs();
     let env = check(&theirs, "transaction_envelope", &transaction_envelope());
-    assert_eq!(env.signature, b"envelope signature");
+    assert_eq!(&env.signature[..], b"envelope signature");
     let payload: Payload = decode("payload", &env.payload);
     assert_eq!(payload.header, Some(header()));
     let tx: Transaction = decode("transaction", &payload.data);
@@ -467,7 +499,7 @@ fn fabric_transaction_envelope_decodes_layer_by_layer() {
     let h = payload.header.expect("header");
     assert_eq!(
         hash::proposal_hash_for_tx(&h, &cap.chaincode_proposal_payload).map(|d| d.to_vec()),
-        Ok(prp.proposal_hash)
+        Ok(prp.proposal_hash.to_vec())
     );
     let action: ChaincodeAction = decode("chaincode action", &prp.extension);
     assert_eq!(action.response, Some(response()));
@@ -564,33 +596,32 @@ fn fabric_block_decodes_and_hashes_as_ours() {
     let header = block.header.clone().expect("header");
     let data = block.data.clone().expect("data");
     assert_eq!(header.number, 5);
-    assert_eq!(header.previous_hash, [0xab; 32]);
+    assert_eq!(header.previous_hash[..], [0xab; 32]);
     // node's SHA-256 over the concatenated entries is our data hash.
     assert_eq!(hash::block_data_hash(&data).as_slice(), get(&theirs, "hash_block_data"));
     assert_eq!(header.data_hash, get(&theirs, "hash_block_data"));
     let env: Envelope = decode("first envelope", &data.data[0]);
     assert_eq!(env, transaction_envelope());
-    assert_eq!(data.data[1], b"second entry");
+    assert_eq!(&data.data[1][..], b"second entry");
 
     let meta = block.metadata.clone().expect("metadata").metadata;
     assert_eq!(meta.len(), 5);
     assert_eq!(
-        meta[BlockMetadataIndex::TransactionsFilter as usize],
+        meta[BlockMetadataIndex::TransactionsFilter as usize][..],
         [TxValidationCode::Valid as u8, TxValidationCode::MvccReadConflict as u8]
     );
-    assert_eq!(meta[BlockMetadataIndex::CommitHash as usize], b"commit hash");
+    assert_eq!(&meta[BlockMetadataIndex::CommitHash as usize][..], b"commit hash");
     let md: Metadata = decode("signatures metadata", &meta[BlockMetadataIndex::Signatures as usize]);
     let obm: OrdererBlockMetadata = decode("orderer block metadata", &md.value);
     assert_eq!(obm.last_config, Some(LastConfig { index: 0 }));
-    assert_eq!(obm.consenter_metadata, b"raft term 2 index 9");
+    assert_eq!(&obm.consenter_metadata[..], b"raft term 2 index 9");
     let sigs = hash::block_signatures(&block).expect("signatures");
     assert_eq!(sigs.len(), 1);
     assert_eq!(sigs[0].signer, hash::BlockSigner::Creator(b"orderer identity".to_vec()));
     assert_eq!(sigs[0].signature, b"orderer signature");
     assert_eq!(
         sigs[0].signed_bytes,
-        [md.value.as_slice(), &md.signatures[0].signature_header, &hash::block_header_bytes(&header)]
-            .concat()
+        [md.value.as_ref(), &md.signatures[0].signature_header, &hash::block_header_bytes(&header)].concat()
     );
 }
 
@@ -632,7 +663,7 @@ fn fabric_chaincode_message_and_processed_transaction_decode() {
     assert_eq!(m.r#type(), chaincode_message::Type::PutState);
     assert_eq!((m.txid.as_str(), m.channel_id.as_str()), (tx_id().as_str(), CHANNEL));
     let put: PutState = decode("put state", &m.payload);
-    assert_eq!((put.key.as_str(), put.value.as_slice()), ("dev-1", br#"{"state":"registered"}"#.as_slice()));
+    assert_eq!((put.key.as_str(), put.value.as_ref()), ("dev-1", br#"{"state":"registered"}"#.as_slice()));
     assert_eq!(m.proposal, Some(signed_proposal()));
     assert_eq!(m.chaincode_event, Some(chaincode_event()));
 
@@ -649,7 +680,7 @@ fn prepared_transaction_from_fabrics_proposal_is_fabrics_envelope() {
     assert_eq!((unpacked.channel_id(), unpacked.chaincode_name()), (CHANNEL, CHAINCODE));
     assert_eq!(unpacked.channel_header.tx_id, tx_id());
     let action = ChaincodeEndorsedAction {
-        proposal_response_payload: proposal_response_payload(),
+        proposal_response_payload: proposal_response_payload().into(),
         endorsements: vec![endorsement("Org1MSP"), endorsement("Org2MSP")],
     };
     let prepared = fabric_protos::tx::prepare_transaction(&unpacked.header, &unpacked.payload, action);

@@ -150,7 +150,7 @@ mod in_process {
     struct Stub;
 
     fn ok(payload: &str) -> Option<Response> {
-        Some(Response { status: 200, message: String::new(), payload: payload.as_bytes().to_vec() })
+        Some(Response { status: 200, message: String::new(), payload: payload.as_bytes().to_vec().into() })
     }
 
     #[tonic::async_trait]
@@ -167,7 +167,8 @@ mod in_process {
                     &[refusal()],
                 ));
             }
-            let env = Envelope { payload: r.transaction_id.into_bytes(), signature: Vec::new() };
+            let env =
+                Envelope { payload: r.transaction_id.into_bytes().into(), signature: Vec::new().into() };
             Ok(tonic::Response::new(EndorseResponse { prepared_transaction: Some(env) }))
         }
         async fn submit(&self, r: Request<SubmitRequest>) -> Result<tonic::Response<SubmitResponse>, Status> {
@@ -281,7 +282,7 @@ mod in_process {
             .await
             .expect("endorse")
             .into_inner();
-        assert_eq!(endorsed.prepared_transaction.map(|e| e.payload), Some(b"tx1".to_vec()));
+        assert_eq!(endorsed.prepared_transaction.map(|e| e.payload.to_vec()), Some(b"tx1".to_vec()));
         let refused = client
             .endorse(EndorseRequest { transaction_id: "refused".into(), ..Default::default() })
             .await
@@ -327,14 +328,15 @@ mod in_process {
     async fn endorser_and_atomic_broadcast_clients_reach_their_servers_on_fabrics_paths() {
         let (svc, paths) = recorder(EndorserServer::new(Stub));
         let mut endorser = EndorserClient::new(svc);
-        let sp = SignedProposal { proposal_bytes: b"proposal".to_vec(), signature: Vec::new() };
+        let sp = SignedProposal { proposal_bytes: b"proposal".to_vec().into(), signature: Vec::new().into() };
         let pr = endorser.process_proposal(sp).await.expect("process proposal").into_inner();
-        assert_eq!((pr.payload.as_slice(), pr.response), (b"proposal".as_slice(), ok("endorsed")));
+        assert_eq!((pr.payload.as_ref(), pr.response), (b"proposal".as_slice(), ok("endorsed")));
         assert_eq!(recorded(&paths), fabric_paths("protos.Endorser"));
 
         let (svc, paths) = recorder(AtomicBroadcastServer::new(Stub));
         let mut orderer = AtomicBroadcastClient::new(svc);
-        let envs = ["a", "b"].map(|p| Envelope { payload: p.as_bytes().to_vec(), signature: Vec::new() });
+        let envs = ["a", "b"]
+            .map(|p| Envelope { payload: p.as_bytes().to_vec().into(), signature: Vec::new().into() });
         let mut acks =
             orderer.broadcast(tokio_stream::iter(envs.clone())).await.expect("broadcast").into_inner();
         let mut infos = Vec::new();
@@ -343,7 +345,7 @@ mod in_process {
             infos.push(ack.info);
         }
         assert_eq!(infos, ["a", "b"]);
-        let seek = Envelope { payload: vec![0; 7], signature: Vec::new() };
+        let seek = Envelope { payload: vec![0; 7].into(), signature: Vec::new().into() };
         let mut delivered = orderer.deliver(tokio_stream::iter([seek])).await.expect("deliver").into_inner();
         let first = delivered.message().await.expect("deliver stream").and_then(|r| r.r#type);
         let Some(deliver_response::Type::Block(block)) = first else { panic!("a block first: {first:?}") };

@@ -494,7 +494,7 @@ fn valid_ipe_calls(blocks: &std::path::Path) -> Vec<(String, String)> {
             let d = ledger_types::tx::DecodedTx::decode(env).unwrap();
             let spec = d.action.unwrap().invocation().unwrap().chaincode_spec.unwrap();
             let args = spec.input.unwrap().args;
-            let function = String::from_utf8(args[0].clone()).unwrap();
+            let function = String::from_utf8(args[0].to_vec()).unwrap();
             let arg: Value = args.get(1).and_then(|a| serde_json::from_slice(a).ok()).unwrap_or(Value::Null);
             if let Some(id) = arg.get("request_id").and_then(Value::as_str) {
                 out.push((function, id.to_owned()));

@@ -9,10 +9,14 @@ use ledger_types::proto::{ChannelHeader, Header, HeaderType};
 fn tx_ids_come_from_well_formed_endorser_transactions_only() {
     let header = ChannelHeader { r#type: HeaderType::Config as i32, ..Default::default() };
     let payload = Payload {
-        header: Some(Header { channel_header: header.encode_to_vec(), signature_header: vec![] }),
-        data: vec![],
+        header: Some(Header {
+            channel_header: header.encode_to_vec().into(),
+            signature_header: vec![].into(),
+        }),
+        data: vec![].into(),
     };
-    let config = Envelope { payload: payload.encode_to_vec(), signature: vec![] }.encode_to_vec();
+    let config =
+        Envelope { payload: payload.encode_to_vec().into(), signature: vec![].into() }.encode_to_vec();
     assert_eq!(envelope_tx_id(&config), None, "config transaction");
     assert_eq!(envelope_tx_id(b"\xff\xff"), None, "garbage");
     assert_eq!(envelope_tx_id(&envelope(&tx_id(5), 0)), Some(tx_id(5)));

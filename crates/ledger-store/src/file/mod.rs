@@ -27,6 +27,7 @@ pub use record::{RecordError, RecordPos};
 pub use scan::{Scan, ScanError, ScanProblem, ScannedBlock, scan};
 
 use crate::chain::{block_tx_locations, check_next};
+use bytes::Bytes;
 use fault::Faults;
 use index::{Entry, Index, Loc};
 use ledger_types::BlockExt;
@@ -109,7 +110,7 @@ fn open_segment(blocks_dir: &Path, n: u32, create: bool) -> io::Result<File> {
     o.open(path)
 }
 
-fn decode_block(payload: &[u8], number: u64) -> Result<Block, RecordError> {
+fn decode_block(payload: Bytes, number: u64) -> Result<Block, RecordError> {
     let block = Block::decode(payload).map_err(|e| RecordError::Decode(e.to_string()))?;
     if block.header.is_none() {
         return Err(RecordError::Decode("block has no header".into()));
@@ -287,11 +288,13 @@ impl FileBlockStore {
             io::ErrorKind::UnexpectedEof => at(&"record extends past the end of the segment"),
             _ => StoreError::Io(e),
         })?;
+        let buf = Bytes::from(buf);
         let (header, payload) = record::verify(&buf).map_err(|e| at(&e))?;
         if header.number != number {
             return Err(at(&RecordError::Number { found: header.number, expected: number }));
         }
-        decode_block(payload, number).map_err(|e| at(&e))
+        // Decoded from shared bytes: the envelopes are slices of the record, not copies.
+        decode_block(buf.slice_ref(payload), number).map_err(|e| at(&e))
     }
 }
 
@@ -369,7 +372,7 @@ fn recover(
             let header = if options.verify_all_on_open || expected == last_n {
                 match read_record(file, pos.offset, len) {
                     Ok((h, payload)) => {
-                        let b = decode_block(&payload, expected).map_err(|e| at(&e))?;
+                        let b = decode_block(payload.into(), expected).map_err(|e| at(&e))?;
                         if options.verify_all_on_open {
                             check_next(&b, expected, last_hash).map_err(|e| at(&e))?;
                         }
@@ -424,7 +427,7 @@ fn recover(
             if h.number != expected {
                 return Err(RecordError::Number { found: h.number, expected }.into());
             }
-            Ok((h, decode_block(&payload, expected)?))
+            Ok((h, decode_block(payload.into(), expected)?))
         });
         match read {
             Ok((h, block)) => {

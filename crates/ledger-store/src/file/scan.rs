@@ -128,7 +128,7 @@ impl Iterator for Scan {
                 if h.number != expected {
                     return Err(RecordError::Number { found: h.number, expected }.into());
                 }
-                let block = decode_block(&payload, expected)?;
+                let block = decode_block(payload.into(), expected)?;
                 check_next(&block, expected, self.last_hash).map_err(|e| RecordError::Link(e.to_string()))?;
                 Ok((h, block))
             });

@@ -130,7 +130,7 @@ fn group() -> ConfigGroup {
 }
 
 fn value_with(message: &impl Message, mod_policy: &str) -> ConfigValue {
-    ConfigValue { version: 0, value: message.encode_to_vec(), mod_policy: mod_policy.into() }
+    ConfigValue { version: 0, value: message.encode_to_vec().into(), mod_policy: mod_policy.into() }
 }
 
 fn value(message: &impl Message) -> ConfigValue {
@@ -140,7 +140,7 @@ fn value(message: &impl Message) -> ConfigValue {
 fn config_policy(policy_type: policy::PolicyType, value: Vec<u8>) -> ConfigPolicy {
     ConfigPolicy {
         version: 0,
-        policy: Some(Policy { r#type: policy_type as i32, value }),
+        policy: Some(Policy { r#type: policy_type as i32, value: value.into() }),
         mod_policy: ADMINS.into(),
     }
 }
@@ -163,7 +163,7 @@ fn signed_by(msp_id: &str, role: msp_role::MspRoleType) -> SignaturePolicyEnvelo
         }),
         identities: vec![MspPrincipal {
             principal_classification: msp_principal::Classification::Role as i32,
-            principal: principal.encode_to_vec(),
+            principal: principal.encode_to_vec().into(),
         }],
     }
 }
@@ -192,7 +192,7 @@ fn insert<T>(map: &mut BTreeMap<String, T>, entries: impl IntoIterator<Item = (&
 }
 
 fn msp_value(org: &OrgConfig) -> ConfigValue {
-    let root_pem: Vec<Vec<u8>> = org.root_certs.iter().map(|c| cert_pem(c)).collect();
+    let root_pem: Vec<bytes::Bytes> = org.root_certs.iter().map(|c| cert_pem(c).into()).collect();
     let ou = |name: &str| {
         Some(FabricOuIdentifier {
             certificate: root_pem.first().cloned().unwrap_or_default(),
@@ -202,7 +202,7 @@ fn msp_value(org: &OrgConfig) -> ConfigValue {
     let fabric = FabricMspConfig {
         name: org.msp_id.clone(),
         root_certs: root_pem.clone(),
-        tls_root_certs: org.tls_root_certs.iter().map(|c| cert_pem(c)).collect(),
+        tls_root_certs: org.tls_root_certs.iter().map(|c| cert_pem(c).into()).collect(),
         crypto_config: Some(FabricCryptoConfig {
             signature_hash_family: "SHA2".into(),
             identity_identifier_hash_function: "SHA256".into(),
@@ -216,7 +216,7 @@ fn msp_value(org: &OrgConfig) -> ConfigValue {
         }),
         ..Default::default()
     };
-    value(&MspConfig { r#type: FABRIC_MSP_TYPE, config: fabric.encode_to_vec() })
+    value(&MspConfig { r#type: FABRIC_MSP_TYPE, config: fabric.encode_to_vec().into() })
 }
 
 /// The root `Channel` group for `c` (which [`ChannelConfig::validate`] accepted).
@@ -258,7 +258,7 @@ fn orderer_group(c: &ChannelConfig) -> ConfigGroup {
     };
     let consensus = ConsensusType {
         r#type: ETCDRAFT.into(),
-        metadata: raft.encode_to_vec(),
+        metadata: raft.encode_to_vec().into(),
         state: consensus_type::State::Normal as i32,
     };
     let mapping = Orderers {
@@ -386,7 +386,7 @@ fn decode_value<M: Message + Default>(
     message: &'static str,
 ) -> Result<Option<M>, ConfigError> {
     let Some(v) = g.values.get(key) else { return Ok(None) };
-    M::decode(v.value.as_slice()).map(Some).map_err(|e| ConfigError::Undecodable {
+    M::decode(v.value.as_ref()).map(Some).map_err(|e| ConfigError::Undecodable {
         path: format!("{path}/{key}"),
         message,
         reason: e.to_string(),
@@ -403,7 +403,7 @@ fn required_value<M: Message + Default>(
         .ok_or_else(|| ConfigError::Missing { kind: "value", path: format!("{path}/{key}") })
 }
 
-fn certs(pems: &[Vec<u8>], path: &str, field: &str) -> Result<Vec<Vec<u8>>, ConfigError> {
+fn certs(pems: &[bytes::Bytes], path: &str, field: &str) -> Result<Vec<Vec<u8>>, ConfigError> {
     pems.iter()
         .map(|p| {
             cert_der(p).map_err(|e| ConfigError::Undecodable {
@@ -425,7 +425,7 @@ fn org_from_group(path: &str, name: &str, g: &ConfigGroup) -> Result<OrgConfig, 
             what: format!("MSP type {} (ipechain supports Fabric's X.509 MSP, type 0)", msp.r#type),
         });
     }
-    let fabric = FabricMspConfig::decode(msp.config.as_slice()).map_err(|e| ConfigError::Undecodable {
+    let fabric = FabricMspConfig::decode(msp.config.as_ref()).map_err(|e| ConfigError::Undecodable {
         path: format!("{path}/{MSP}"),
         message: "msp.FabricMSPConfig",
         reason: e.to_string(),
@@ -461,7 +461,7 @@ fn admits(
         });
     }
     let envelope =
-        SignaturePolicyEnvelope::decode(policy.value.as_slice()).map_err(|e| ConfigError::Undecodable {
+        SignaturePolicyEnvelope::decode(policy.value.as_ref()).map_err(|e| ConfigError::Undecodable {
             path: path.clone(),
             message: "common.SignaturePolicyEnvelope",
             reason: e.to_string(),
@@ -533,12 +533,11 @@ pub(super) fn parse(
             what: format!("consensus type {:?} (ipechain orders with Raft: etcdraft)", consensus.r#type),
         });
     }
-    let raft =
-        ConfigMetadata::decode(consensus.metadata.as_slice()).map_err(|e| ConfigError::Undecodable {
-            path: format!("{orderer_path}/{CONSENSUS_TYPE} metadata"),
-            message: "etcdraft.ConfigMetadata",
-            reason: e.to_string(),
-        })?;
+    let raft = ConfigMetadata::decode(consensus.metadata.as_ref()).map_err(|e| ConfigError::Undecodable {
+        path: format!("{orderer_path}/{CONSENSUS_TYPE} metadata"),
+        message: "etcdraft.ConfigMetadata",
+        reason: e.to_string(),
+    })?;
     let mapping: Orderers = required_value(orderer, &orderer_path, ORDERERS, "common.Orderers")?;
     let consenters: Vec<Consenter> = mapping
         .consenter_mapping

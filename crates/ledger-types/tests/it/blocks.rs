@@ -51,7 +51,7 @@ fn chain_links_hold_and_breaks_are_named() {
     assert_eq!(skip.check_links(Some(&g)), Err(LinkError::Number { number: 2, previous: 0 }));
 
     let mut tampered = b1.clone();
-    tampered.data.as_mut().unwrap().data[0] = vec![2];
+    tampered.data.as_mut().unwrap().data[0] = vec![2].into();
     assert!(matches!(tampered.check_links(Some(&g)), Err(LinkError::DataHash { number: 1, .. })));
 
     assert_eq!(b1.check_links(None), Err(LinkError::Genesis));
@@ -104,7 +104,9 @@ proptest! {
         let i = i % txs.len();
         let mut t = b.clone();
         let d = &mut t.data.as_mut().unwrap().data[i];
-        if d.is_empty() { d.push(flip) } else { d[0] ^= flip.max(1) }
+        let mut v = d.to_vec();
+        if v.is_empty() { v.push(flip) } else { v[0] ^= flip.max(1) }
+        *d = v.into();
         prop_assert!(t.check_links(None).is_err());
     }
 }

@@ -71,7 +71,7 @@ fn fabric_gateway_proposals_are_read_checked_and_rebuilt_byte_for_byte() {
         assert_eq!(unpacked.signature_header.creator, serialize_identity("Org1MSP", &pem), "{algorithm}");
         assert_eq!(unpacked.channel_id(), "iot");
         assert_eq!(unpacked.chaincode_name(), "ipe");
-        let args: Vec<&[u8]> = unpacked.args().iter().map(Vec::as_slice).collect();
+        let args: Vec<&[u8]> = unpacked.args().iter().map(|a| &a[..]).collect();
         assert_eq!(args, [&b"submit_request"[..], b"{\"id\":\"r-1\"}", b""]);
         assert_eq!(unpacked.signature_header.nonce.len(), 24);
         // The tx id rule.
@@ -90,7 +90,7 @@ fn fabric_gateway_proposals_are_read_checked_and_rebuilt_byte_for_byte() {
             verifier.verify_oneshot(&signed.signature, &signed.proposal_bytes).unwrap(),
             "{algorithm} signature"
         );
-        let mut tampered = signed.proposal_bytes.clone();
+        let mut tampered = signed.proposal_bytes.to_vec();
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
         let mut verifier = match algorithm {
@@ -108,8 +108,8 @@ fn fabric_gateway_proposals_are_read_checked_and_rebuilt_byte_for_byte() {
             ProposalBuilder::new(ChannelId::parse("iot").unwrap(), "ipe", "submit_request")
                 .args([b"{\"id\":\"r-1\"}".to_vec(), Vec::new()])
                 .proposal(
-                    unpacked.signature_header.creator.clone(),
-                    unpacked.signature_header.nonce.clone(),
+                    unpacked.signature_header.creator.to_vec(),
+                    unpacked.signature_header.nonce.to_vec(),
                     Timestamp { seconds: ts.seconds, nanos: ts.nanos },
                 );
         assert_eq!(rebuilt_id.as_str(), tx_id);

@@ -110,13 +110,13 @@ fn configs() -> Vec<(&'static str, ChannelConfig)> {
 
 /// The genesis transaction's payload.
 fn payload(genesis: &Block) -> Payload {
-    let env = Envelope::decode(genesis.envelopes()[0].as_slice()).unwrap();
-    Payload::decode(env.payload.as_slice()).unwrap()
+    let env = Envelope::decode(genesis.envelopes()[0].as_ref()).unwrap();
+    Payload::decode(env.payload.as_ref()).unwrap()
 }
 
 fn tree(genesis: &Block) -> ConfigGroup {
     let data = payload(genesis).data;
-    ConfigEnvelope::decode(data.as_slice()).unwrap().config.unwrap().channel_group.unwrap()
+    ConfigEnvelope::decode(data.as_ref()).unwrap().config.unwrap().channel_group.unwrap()
 }
 
 /// A genesis block as `genesis_block` makes it, around any payload data.
@@ -129,12 +129,12 @@ fn genesis_with_data(channel: &str, data: Vec<u8>) -> Block {
     };
     let payload = Payload {
         header: Some(Header {
-            channel_header: ch.encode_to_vec(),
-            signature_header: SignatureHeader::default().encode_to_vec(),
+            channel_header: ch.encode_to_vec().into(),
+            signature_header: SignatureHeader::default().encode_to_vec().into(),
         }),
-        data,
+        data: data.into(),
     };
-    let env = Envelope { payload: payload.encode_to_vec(), signature: vec![] };
+    let env = Envelope { payload: payload.encode_to_vec().into(), signature: vec![].into() };
     let mut block = BlockBuilder::new(0, Hash32::ZERO).push_envelope(env.encode_to_vec()).build();
     block.set_validation_codes(vec![TxValidationCode::Valid.as_u8()]);
     stamp(&mut block, None);
@@ -145,9 +145,9 @@ fn genesis_with_data(channel: &str, data: Vec<u8>) -> Block {
 fn edited(edit: impl FnOnce(&mut ConfigGroup)) -> Result<ChannelConfig, ConfigError> {
     let genesis = genesis_block(&sample_config()).unwrap();
     let data = payload(&genesis).data;
-    let mut env = ConfigEnvelope::decode(data.as_slice()).unwrap();
+    let mut env = ConfigEnvelope::decode(data.as_ref()).unwrap();
     edit(env.config.as_mut().unwrap().channel_group.as_mut().unwrap());
-    let ext = IpechainConfigExtension::decode(data.as_slice()).unwrap();
+    let ext = IpechainConfigExtension::decode(data.as_ref()).unwrap();
     let mut data = env.encode_to_vec();
     data.extend(ext.encode_to_vec());
     config_from_genesis(&genesis_with_data("iot", data))
@@ -166,7 +166,7 @@ fn org1(g: &mut ConfigGroup) -> &mut ConfigGroup {
 }
 
 fn set_value(g: &mut ConfigGroup, key: &str, m: &impl Message) {
-    g.values.get_mut(key).unwrap_or_else(|| panic!("value {key}")).value = m.encode_to_vec();
+    g.values.get_mut(key).unwrap_or_else(|| panic!("value {key}")).value = m.encode_to_vec().into();
 }
 
 fn missing(kind: &'static str, path: &str) -> Result<ChannelConfig, ConfigError> {
@@ -208,9 +208,9 @@ fn the_tree_is_fabrics_configtxgen_shape() {
     let cfg = full_config();
     let genesis = genesis_block(&cfg).unwrap();
     let p = payload(&genesis);
-    let ch = ChannelHeader::decode(p.header.unwrap().channel_header.as_slice()).unwrap();
+    let ch = ChannelHeader::decode(p.header.unwrap().channel_header.as_ref()).unwrap();
     assert_eq!((ch.r#type, ch.version, ch.channel_id.as_str()), (HeaderType::Config as i32, 1, "iot-2"));
-    let env = ConfigEnvelope::decode(p.data.as_slice()).unwrap();
+    let env = ConfigEnvelope::decode(p.data.as_ref()).unwrap();
     assert_eq!(env.last_update, None);
     let config = env.config.clone().unwrap();
     assert_eq!(config.sequence, 0);
@@ -247,7 +247,7 @@ fn the_tree_is_fabrics_configtxgen_shape() {
     assert_eq!(root.mod_policy, "Admins");
 
     let caps = |g: &ConfigGroup| {
-        Capabilities::decode(g.values["Capabilities"].value.as_slice())
+        Capabilities::decode(g.values["Capabilities"].value.as_ref())
             .unwrap()
             .capabilities
             .into_keys()
@@ -260,7 +260,7 @@ fn the_tree_is_fabrics_configtxgen_shape() {
     let implicit = |g: &ConfigGroup, key: &str| {
         let p = g.policies[key].policy.clone().unwrap();
         assert_eq!(p.r#type, policy::PolicyType::ImplicitMeta as i32, "{key}");
-        let m = ImplicitMetaPolicy::decode(p.value.as_slice()).unwrap();
+        let m = ImplicitMetaPolicy::decode(p.value.as_ref()).unwrap();
         (implicit_meta_policy::Rule::try_from(m.rule).unwrap(), m.sub_policy)
     };
     use implicit_meta_policy::Rule::{Any, Majority};
@@ -268,44 +268,46 @@ fn the_tree_is_fabrics_configtxgen_shape() {
     assert_eq!(implicit(orderer, "BlockValidation"), (Any, "Writers".into()));
     assert_eq!(implicit(app, "LifecycleEndorsement"), (Majority, "Endorsement".into()));
 
-    let ct = ConsensusType::decode(orderer.values["ConsensusType"].value.as_slice()).unwrap();
+    let ct = ConsensusType::decode(orderer.values["ConsensusType"].value.as_ref()).unwrap();
     assert_eq!((ct.r#type.as_str(), ct.state), ("etcdraft", 0));
-    let raft = ConfigMetadata::decode(ct.metadata.as_slice()).unwrap();
+    let raft = ConfigMetadata::decode(ct.metadata.as_ref()).unwrap();
     let raft: Vec<(String, u32)> = raft.consenters.into_iter().map(|c| (c.host, c.port)).collect();
     assert_eq!(raft[2], ("orderer42.example.com".to_owned(), 17050));
-    let mapping = Orderers::decode(orderer.values["Orderers"].value.as_slice()).unwrap().consenter_mapping;
+    let mapping = Orderers::decode(orderer.values["Orderers"].value.as_ref()).unwrap().consenter_mapping;
     assert_eq!(mapping.iter().map(|c| c.id).collect::<Vec<_>>(), [7, 3, 42]);
     assert_eq!(
-        (mapping[0].msp_id.as_str(), mapping[0].identity.as_slice()),
+        (mapping[0].msp_id.as_str(), mapping[0].identity.as_ref()),
         ("OrdererMSP", CERT_PEM.as_bytes())
     );
-    let size = BatchSize::decode(orderer.values["BatchSize"].value.as_slice()).unwrap();
+    let size = BatchSize::decode(orderer.values["BatchSize"].value.as_ref()).unwrap();
     assert_eq!(
         (size.max_message_count, size.absolute_max_bytes, size.preferred_max_bytes),
         (10, 99 << 20, 512 << 10)
     );
-    let timeout = BatchTimeout::decode(orderer.values["BatchTimeout"].value.as_slice()).unwrap();
+    let timeout = BatchTimeout::decode(orderer.values["BatchTimeout"].value.as_ref()).unwrap();
     assert_eq!(timeout.timeout, "2000ms");
 
-    let msp = MspConfig::decode(app.groups["Org1"].values["MSP"].value.as_slice()).unwrap();
+    let msp = MspConfig::decode(app.groups["Org1"].values["MSP"].value.as_ref()).unwrap();
     assert_eq!(msp.r#type, 0);
-    let fabric = FabricMspConfig::decode(msp.config.as_slice()).unwrap();
+    let fabric = FabricMspConfig::decode(msp.config.as_ref()).unwrap();
     assert_eq!(fabric.name, "Org1MSP");
     assert!(
-        String::from_utf8(fabric.root_certs[1].clone()).unwrap().starts_with("-----BEGIN CERTIFICATE-----\n")
+        String::from_utf8(fabric.root_certs[1].to_vec())
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----\n")
     );
     let ous = fabric.fabric_node_ous.unwrap();
     assert!(ous.enable);
     assert_eq!(ous.peer_ou_identifier.unwrap().certificate, fabric.root_certs[0]);
     let anchors =
-        AnchorPeers::decode(app.groups["Org2.example"].values["AnchorPeers"].value.as_slice()).unwrap();
+        AnchorPeers::decode(app.groups["Org2.example"].values["AnchorPeers"].value.as_ref()).unwrap();
     assert_eq!((anchors.anchor_peers[0].host.as_str(), anchors.anchor_peers[0].port), ("[::1]", 9051));
 
     // Readers/writers/admins as each organization's signature policies.
     let principal = |org: &str, key: &str| {
         let p = app.groups[org].policies[key].policy.clone().unwrap();
         assert_eq!(p.r#type, policy::PolicyType::Signature as i32);
-        SignaturePolicyEnvelope::decode(p.value.as_slice()).unwrap().identities.len()
+        SignaturePolicyEnvelope::decode(p.value.as_ref()).unwrap().identities.len()
     };
     assert_eq!(principal("Org1", "Writers"), 1);
     assert_eq!(principal("Org2.example", "Writers"), 0, "reject-all");
@@ -316,7 +318,7 @@ fn the_tree_is_fabrics_configtxgen_shape() {
     let mut plain = cfg.clone();
     plain.contracts.clear();
     let data = payload(&genesis_block(&plain).unwrap()).data;
-    assert_eq!(ConfigEnvelope::decode(data.as_slice()).unwrap().encode_to_vec(), data);
+    assert_eq!(ConfigEnvelope::decode(data.as_ref()).unwrap().encode_to_vec(), data);
 }
 
 #[test]
@@ -336,7 +338,7 @@ fn malformed_trees_give_typed_errors() {
         edited(|g| drop(orderer(g).values.remove("ConsensusType"))),
         missing("value", "/Channel/Orderer/ConsensusType")
     );
-    let r = edited(|g| orderer(g).values.get_mut("ConsensusType").unwrap().value = vec![0xff, 0xff]);
+    let r = edited(|g| orderer(g).values.get_mut("ConsensusType").unwrap().value = vec![0xff, 0xff].into());
     assert!(
         matches!(&r, Err(ConfigError::Undecodable { path, .. }) if path == "/Channel/Orderer/ConsensusType"),
         "{r:?}"
@@ -346,15 +348,15 @@ fn malformed_trees_give_typed_errors() {
     });
     assert!(matches!(&r, Err(ConfigError::Unsupported { what, .. }) if what.contains("\"BFT\"")), "{r:?}");
     let r = edited(|g| {
-        let ct = ConsensusType { r#type: "etcdraft".into(), metadata: vec![0x0a, 0x05], state: 0 };
+        let ct = ConsensusType { r#type: "etcdraft".into(), metadata: vec![0x0a, 0x05].into(), state: 0 };
         set_value(orderer(g), "ConsensusType", &ct)
     });
     assert!(matches!(&r, Err(ConfigError::Undecodable { message: "etcdraft.ConfigMetadata", .. })), "{r:?}");
     let r = edited(|g| {
-        let ct = ConsensusType::decode(orderer(g).values["ConsensusType"].value.as_slice()).unwrap();
-        let mut raft = ConfigMetadata::decode(ct.metadata.as_slice()).unwrap();
+        let ct = ConsensusType::decode(orderer(g).values["ConsensusType"].value.as_ref()).unwrap();
+        let mut raft = ConfigMetadata::decode(ct.metadata.as_ref()).unwrap();
         raft.consenters[1].port += 1;
-        set_value(orderer(g), "ConsensusType", &ConsensusType { metadata: raft.encode_to_vec(), ..ct })
+        set_value(orderer(g), "ConsensusType", &ConsensusType { metadata: raft.encode_to_vec().into(), ..ct })
     });
     assert!(matches!(&r, Err(ConfigError::Invalid(m)) if m.contains("etcdraft consenters")), "{r:?}");
     let r = edited(|g| set_value(orderer(g), "BatchTimeout", &BatchTimeout { timeout: "1.5s".into() }));
@@ -376,15 +378,15 @@ fn malformed_trees_give_typed_errors() {
         missing("value", "/Channel/Application/Org1/MSP")
     );
     let r = edited(|g| {
-        let msp = MspConfig::decode(org1(g).values["MSP"].value.as_slice()).unwrap();
+        let msp = MspConfig::decode(org1(g).values["MSP"].value.as_ref()).unwrap();
         set_value(org1(g), "MSP", &MspConfig { r#type: 1, ..msp })
     });
     assert!(matches!(&r, Err(ConfigError::Unsupported { what, .. }) if what.contains("MSP type 1")), "{r:?}");
     let r = edited(|g| {
-        let msp = MspConfig::decode(org1(g).values["MSP"].value.as_slice()).unwrap();
-        let mut fabric = FabricMspConfig::decode(msp.config.as_slice()).unwrap();
-        fabric.root_certs[0] = b"not PEM".to_vec();
-        set_value(org1(g), "MSP", &MspConfig { config: fabric.encode_to_vec(), ..msp })
+        let msp = MspConfig::decode(org1(g).values["MSP"].value.as_ref()).unwrap();
+        let mut fabric = FabricMspConfig::decode(msp.config.as_ref()).unwrap();
+        fabric.root_certs[0] = b"not PEM".to_vec().into();
+        set_value(org1(g), "MSP", &MspConfig { config: fabric.encode_to_vec().into(), ..msp })
     });
     assert!(matches!(&r, Err(ConfigError::Undecodable { message: "a PEM certificate", .. })), "{r:?}");
     assert_eq!(
@@ -413,7 +415,10 @@ fn malformed_trees_give_typed_errors() {
         };
         org1(g).values.insert(
             "AnchorPeers".into(),
-            fabric_protos::common::ConfigValue { value: anchors.encode_to_vec(), ..Default::default() },
+            fabric_protos::common::ConfigValue {
+                value: anchors.encode_to_vec().into(),
+                ..Default::default()
+            },
         );
     });
     assert!(matches!(&r, Err(ConfigError::Invalid(m)) if m.contains("port 0")), "{r:?}");
@@ -434,7 +439,7 @@ fn malformed_trees_give_typed_errors() {
     };
     assert_eq!(genesis(no_group.encode_to_vec()), missing("group", "/Channel"));
     assert!(matches!(genesis(vec![0xff]), Err(ConfigError::Undecodable { .. })));
-    let mut truncated_extension = payload(&genesis_block(&sample_config()).unwrap()).data;
+    let mut truncated_extension = payload(&genesis_block(&sample_config()).unwrap()).data.to_vec();
     truncated_extension.truncate(truncated_extension.len() - 1);
     assert!(matches!(genesis(truncated_extension), Err(ConfigError::Undecodable { .. })));
 }
@@ -488,11 +493,11 @@ fn certificates_are_pem_as_openssl_writes_them() {
     cfg.orgs[0].root_certs = vec![x509.to_der().unwrap()];
     let genesis = genesis_block(&cfg).unwrap();
     let msp =
-        MspConfig::decode(tree(&genesis).groups["Application"].groups["Org1"].values["MSP"].value.as_slice())
+        MspConfig::decode(tree(&genesis).groups["Application"].groups["Org1"].values["MSP"].value.as_ref())
             .unwrap();
-    let fabric = FabricMspConfig::decode(msp.config.as_slice()).unwrap();
+    let fabric = FabricMspConfig::decode(msp.config.as_ref()).unwrap();
     assert_eq!(
-        String::from_utf8(fabric.root_certs[0].clone()).unwrap(),
+        String::from_utf8(fabric.root_certs[0].to_vec()).unwrap(),
         String::from_utf8(x509.to_pem().unwrap()).unwrap()
     );
     assert_eq!(config_from_genesis(&genesis), Ok(cfg));
@@ -705,7 +710,7 @@ proptest! {
 
     #[test]
     fn damaged_genesis_payloads_give_errors_not_panics(flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..), 1..4)) {
-        let mut data = payload(&genesis_block(&full_config()).unwrap()).data;
+        let mut data = payload(&genesis_block(&full_config()).unwrap()).data.to_vec();
         for (at, x) in flips {
             let i = at.index(data.len());
             data[i] ^= x;

@@ -122,7 +122,7 @@ fn proposal_is_built_as_fabric_gateway_builds_it() {
     assert_eq!(tx_id.as_str(), hash::tx_id(NONCE, c.serialized_identity()));
     assert_eq!(tx_id, TxId::compute(NONCE, c.serialized_identity()));
     let creator = tx::deserialize_identity(c.serialized_identity()).unwrap();
-    assert_eq!((creator.mspid.as_str(), creator.id_bytes.as_slice()), ("Org1MSP", PEM));
+    assert_eq!((creator.mspid.as_str(), creator.id_bytes.as_ref()), ("Org1MSP", PEM));
 
     // Golden: Fabric's own structure, layer by layer, with fabric_protos.
     let p = fabric_protos::tx::unpack_proposal(&sp).unwrap();
@@ -135,15 +135,18 @@ fn proposal_is_built_as_fabric_gateway_builds_it() {
     assert_eq!(ch.tx_id, tx_id.as_str());
     let ts = ch.timestamp.unwrap();
     assert_eq!((ts.seconds, ts.nanos), (TS.seconds, TS.nanos));
-    let ext = ChaincodeHeaderExtension::decode(ch.extension.as_slice()).unwrap();
+    let ext = ChaincodeHeaderExtension::decode(ch.extension.as_ref()).unwrap();
     let ext_id = ext.chaincode_id.unwrap();
     assert_eq!((ext_id.name.as_str(), ext_id.version.as_str(), ext_id.path.as_str()), ("ipe", "", ""));
-    assert_eq!(p.signature_header, SignatureHeader { creator: c.0.clone(), nonce: NONCE.to_vec() });
+    assert_eq!(
+        p.signature_header,
+        SignatureHeader { creator: c.0.clone().into(), nonce: NONCE.to_vec().into() }
+    );
     let spec = p.invocation.chaincode_spec.clone().unwrap();
     assert_eq!(spec.r#type, protos::chaincode_spec::Type::Node as i32);
     assert_eq!(spec.chaincode_id.unwrap(), ext_id);
     assert_eq!(p.args(), [b"register".to_vec(), b"dev-1".to_vec(), b"{\"a\":1}".to_vec()]);
-    assert_eq!(p.payload.transient_map.get("secret").map(Vec::as_slice), Some(&b"psk"[..]));
+    assert_eq!(p.payload.transient_map.get("secret").map(|v| &v[..]), Some(&b"psk"[..]));
     assert!(p.proposal.extension.is_empty());
     assert_eq!(p.chaincode_name(), "ipe");
 }
@@ -156,7 +159,7 @@ fn proposal_to_envelope_and_back() {
     let r1 = endorsed(&sp, &p1, &results(), Some(&ev));
     let r2 = endorsed(&sp, &p2, &results(), Some(&ev));
     assert_eq!(r1.version, 1);
-    assert_eq!(r1.response.as_ref().unwrap().payload, b"result");
+    assert_eq!(&r1.response.as_ref().unwrap().payload[..], b"result");
     let e1 = r1.endorsement.clone().unwrap();
     assert_eq!(e1.signature, p1.sign(&hash::endorsement_signed_bytes(&r1.payload, &e1.endorser)));
 
@@ -174,8 +177,8 @@ fn proposal_to_envelope_and_back() {
     assert_eq!(d.header_type(), HeaderType::EndorserTransaction as i32);
     assert_eq!(d.timestamp(), Some(TS));
     assert_eq!(d.creator(), c.serialized_identity());
-    assert_eq!(d.signed_bytes(), env.payload.as_slice());
-    assert_eq!(d.signature(), env.signature.as_slice());
+    assert_eq!(d.signed_bytes(), env.payload.as_ref());
+    assert_eq!(d.signature(), env.signature.as_ref());
     assert!(d.proposal_hash_matches());
     let a = d.action.as_ref().unwrap();
     assert_eq!(a.chaincode_name, "ipe");
@@ -192,8 +195,8 @@ fn proposal_to_envelope_and_back() {
     }
     // The transaction carries the invocation but never the transient data.
     let spec = a.invocation().unwrap().chaincode_spec.unwrap();
-    assert_eq!(spec.input.unwrap().args[0], b"register");
-    let cpp = ChaincodeProposalPayload::decode(a.chaincode_proposal_payload.as_slice()).unwrap();
+    assert_eq!(&spec.input.unwrap().args[0][..], b"register");
+    let cpp = ChaincodeProposalPayload::decode(a.chaincode_proposal_payload.as_ref()).unwrap();
     assert!(cpp.transient_map.is_empty());
     assert!(!bytes.windows(3).any(|w| w == b"psk"));
     assert_eq!(a.action_header, d.header.signature_header);
@@ -215,7 +218,7 @@ fn no_event_and_empty_results_round_trip() {
 fn range_reads_travel_in_a_query_reads_wrapper() {
     let f = tx::rwset_to_fabric(&results());
     assert_eq!(f.data_model, rwset::tx_read_write_set::DataModel::Kv as i32);
-    let kv = kvrwset::KvrwSet::decode(f.ns_rwset[0].rwset.as_slice()).unwrap();
+    let kv = kvrwset::KvrwSet::decode(f.ns_rwset[0].rwset.as_ref()).unwrap();
     let Some(kvrwset::range_query_info::ReadsInfo::RawReads(q)) = &kv.range_queries_info[0].reads_info else {
         panic!("range reads are raw_reads (field 4) = QueryReads");
     };
@@ -228,7 +231,7 @@ fn range_reads_travel_in_a_query_reads_wrapper() {
         kvrwset::QueryReadsMerkleSummary::default(),
     ));
     let mut g = f.clone();
-    g.ns_rwset[0].rwset = merkle.encode_to_vec();
+    g.ns_rwset[0].rwset = merkle.encode_to_vec().into();
     assert!(matches!(tx::rwset_from_fabric(&g), Err(TxError::Unsupported { .. })));
     let mut g = f.clone();
     g.ns_rwset[1].collection_hashed_rwset.push(rwset::CollectionHashedReadWriteSet::default());
@@ -237,7 +240,7 @@ fn range_reads_travel_in_a_query_reads_wrapper() {
     g.data_model = 7;
     assert_eq!(tx::rwset_from_fabric(&g), Err(TxError::DataModel(7)));
     let mut g = f;
-    g.ns_rwset[0].rwset = vec![0xff];
+    g.ns_rwset[0].rwset = vec![0xff].into();
     assert!(matches!(tx::rwset_from_fabric(&g), Err(TxError::Decode { what: "KVRWSet", .. })));
 }
 
@@ -268,11 +271,14 @@ fn hashes_are_over_the_bytes_as_received() {
     // A channel header with a field prost does not know: a re-encoding would drop it and change the hash.
     let (c, p) = (client(), peer("Org1"));
     let (proposal, _) = builder().proposal(c.0.clone(), NONCE.to_vec(), TS);
-    let mut header = common::Header::decode(proposal.header.as_slice()).unwrap();
-    header.channel_header.extend_from_slice(&[0x78, 0x01]); // field 15, varint 1
-    let proposal = protos::Proposal { header: header.encode_to_vec(), ..proposal };
+    let mut header = common::Header::decode(proposal.header.as_ref()).unwrap();
+    let mut channel_header = header.channel_header.to_vec();
+    channel_header.extend_from_slice(&[0x78, 0x01]); // field 15, varint 1
+    header.channel_header = channel_header.into();
+    let proposal = protos::Proposal { header: header.encode_to_vec().into(), ..proposal };
     let proposal_bytes = proposal.encode_to_vec();
-    let sp = SignedProposal { signature: c.sign(&proposal_bytes), proposal_bytes };
+    let sp =
+        SignedProposal { signature: c.sign(&proposal_bytes).into(), proposal_bytes: proposal_bytes.into() };
     let r = endorsed(&sp, &p, &results(), None);
     let env = tx::sign_envelope(&c, &tx::assemble(&sp, &[r]).unwrap());
     let d = DecodedTx::decode(&env.encode_to_vec()).unwrap();
@@ -319,42 +325,45 @@ fn malformed_transactions_give_typed_errors() {
     assert!(matches!(decode(&[0xff, 0xff, 0xff]), Err(TxError::Decode { what: "Envelope", .. })));
     assert_eq!(decode(&[]), Err(TxError::Missing("envelope payload")));
     let env = |payload: common::Payload| {
-        common::Envelope { payload: payload.encode_to_vec(), signature: vec![1] }.encode_to_vec()
+        common::Envelope { payload: payload.encode_to_vec().into(), signature: vec![1].into() }
+            .encode_to_vec()
     };
     assert_eq!(
-        decode(&env(common::Payload { header: None, data: vec![1] })),
+        decode(&env(common::Payload { header: None, data: vec![1].into() })),
         Err(TxError::Missing("payload header"))
     );
 
     let good = common::Envelope::decode(signed_envelope().as_slice()).unwrap();
-    let payload = common::Payload::decode(good.payload.as_slice()).unwrap();
-    let with_data = |data: Vec<u8>| env(common::Payload { header: payload.header.clone(), data });
-    let tx = Transaction::decode(payload.data.as_slice()).unwrap();
+    let payload = common::Payload::decode(good.payload.as_ref()).unwrap();
+    let with_data =
+        |data: Vec<u8>| env(common::Payload { header: payload.header.clone(), data: data.into() });
+    let tx = Transaction::decode(payload.data.as_ref()).unwrap();
     let two = Transaction { actions: vec![tx.actions[0].clone(), tx.actions[0].clone()] };
     assert_eq!(decode(&with_data(two.encode_to_vec())), Err(TxError::ActionCount(2)));
     assert_eq!(decode(&with_data(Vec::new())), Err(TxError::ActionCount(0)));
     let mut no_action = tx.clone();
-    let mut cap = ChaincodeActionPayload::decode(no_action.actions[0].payload.as_slice()).unwrap();
+    let mut cap = ChaincodeActionPayload::decode(no_action.actions[0].payload.as_ref()).unwrap();
     cap.action = None;
-    no_action.actions[0].payload = cap.encode_to_vec();
+    no_action.actions[0].payload = cap.encode_to_vec().into();
     assert_eq!(
         decode(&with_data(no_action.encode_to_vec())),
         Err(TxError::Missing("chaincode endorsed action"))
     );
     let mut bad_prp = tx;
-    let mut cap = ChaincodeActionPayload::decode(bad_prp.actions[0].payload.as_slice()).unwrap();
-    cap.action.as_mut().unwrap().proposal_response_payload = vec![0x0a, 0x05];
-    bad_prp.actions[0].payload = cap.encode_to_vec();
+    let mut cap = ChaincodeActionPayload::decode(bad_prp.actions[0].payload.as_ref()).unwrap();
+    cap.action.as_mut().unwrap().proposal_response_payload = vec![0x0a, 0x05].into();
+    bad_prp.actions[0].payload = cap.encode_to_vec().into();
     assert!(matches!(
         decode(&with_data(bad_prp.encode_to_vec())),
         Err(TxError::Decode { what: "ProposalResponsePayload", .. })
     ));
 
     // Another header type: the common parts only, no action.
-    let mut ch = ChannelHeader::decode(payload.header.as_ref().unwrap().channel_header.as_slice()).unwrap();
+    let mut ch = ChannelHeader::decode(payload.header.as_ref().unwrap().channel_header.as_ref()).unwrap();
     ch.r#type = HeaderType::Config as i32;
-    let header = common::Header { channel_header: ch.encode_to_vec(), ..payload.header.clone().unwrap() };
-    let d = decode(&env(common::Payload { header: Some(header), data: vec![0xff] })).unwrap();
+    let header =
+        common::Header { channel_header: ch.encode_to_vec().into(), ..payload.header.clone().unwrap() };
+    let d = decode(&env(common::Payload { header: Some(header), data: vec![0xff].into() })).unwrap();
     assert_eq!(d.header_type(), 1);
     assert!(d.action.is_none());
     assert!(!d.proposal_hash_matches());

@@ -211,14 +211,14 @@ fn assets_definition_tls(
     let runtime = Some(ChaincodeRuntime {
         kind: Some(chaincode_runtime::Kind::External(chaincode_runtime::External {
             address: address.into(),
-            tls_root_cert,
+            tls_root_cert: tls_root_cert.into(),
         })),
     });
     let approve = ApproveChaincodeDefinitionForMyOrgArgs {
         sequence,
         name: "assets".into(),
         version: format!("{sequence}.0"),
-        validation_parameter: vp.clone(),
+        validation_parameter: vp.clone().into(),
         ipechain_runtime: runtime.clone(),
         ..Default::default()
     };
@@ -226,7 +226,7 @@ fn assets_definition_tls(
         sequence,
         name: "assets".into(),
         version: format!("{sequence}.0"),
-        validation_parameter: vp.clone(),
+        validation_parameter: vp.clone().into(),
         ipechain_runtime: runtime.clone(),
         ..Default::default()
     };
@@ -234,7 +234,7 @@ fn assets_definition_tls(
         sequence,
         name: "assets".into(),
         version: format!("{sequence}.0"),
-        validation_parameter: vp,
+        validation_parameter: vp.into(),
         ipechain_runtime: runtime,
         ..Default::default()
     };
@@ -505,13 +505,13 @@ impl Chaincode for Rogue {
             while let Ok(Some(m)) = inbound.message().await {
                 let (txid, ch) = (m.txid.clone(), m.channel_id.clone());
                 let done = |status: i32, message: &str, payload: &[u8]| {
-                    let r = PbResponse { status, message: message.into(), payload: payload.to_vec() };
+                    let r = PbResponse { status, message: message.into(), payload: payload.to_vec().into() };
                     msg(MsgType::Completed, r.encode_to_vec(), &txid, &ch)
                 };
                 let out = match MsgType::try_from(m.r#type) {
                     Ok(MsgType::Transaction) => {
-                        let input = ChaincodeInput::decode(m.payload.as_slice()).unwrap();
-                        let f = String::from_utf8(input.args[0].clone()).unwrap();
+                        let input = ChaincodeInput::decode(m.payload.as_ref()).unwrap();
+                        let f = String::from_utf8(input.args[0].to_vec()).unwrap();
                         let first = match f.as_str() {
                             "hang" => None,
                             "garbage" => Some(msg(MsgType::Completed, vec![0xff, 0xff, 0x01], &txid, &ch)),
@@ -523,7 +523,7 @@ impl Chaincode for Rogue {
                                 MsgType::PutState,
                                 PutState {
                                     key: "big".into(),
-                                    value: vec![b'x'; 17 << 20],
+                                    value: vec![b'x'; 17 << 20].into(),
                                     ..Default::default()
                                 }
                                 .encode_to_vec(),
@@ -532,8 +532,12 @@ impl Chaincode for Rogue {
                             )),
                             "ok" => Some(msg(
                                 MsgType::PutState,
-                                PutState { key: "k".into(), value: b"v".to_vec(), ..Default::default() }
-                                    .encode_to_vec(),
+                                PutState {
+                                    key: "k".into(),
+                                    value: b"v".to_vec().into(),
+                                    ..Default::default()
+                                }
+                                .encode_to_vec(),
                                 &txid,
                                 &ch,
                             )),
@@ -573,7 +577,7 @@ impl Chaincode for Rogue {
 fn msg(kind: MsgType, payload: Vec<u8>, txid: &str, channel_id: &str) -> ChaincodeMessage {
     ChaincodeMessage {
         r#type: kind as i32,
-        payload,
+        payload: payload.into(),
         txid: txid.into(),
         channel_id: channel_id.into(),
         ..Default::default()

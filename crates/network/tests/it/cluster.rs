@@ -279,7 +279,7 @@ async fn bad_requests_are_refused_and_change_nothing() {
     refused_by_peer(&e, "signature does not verify");
     // Signed by someone else than the creator it names.
     let mut forged = proposal(alice.as_ref(), "k", 2);
-    forged.signature = bob.sign(&forged.proposal_bytes);
+    forged.signature = bob.sign(&forged.proposal_bytes).into();
     let e = raw.endorse(endorse(forged)).await.unwrap_err();
     refused_by_peer(&e, "signature does not verify");
     // A creator from a foreign CA.
@@ -289,13 +289,13 @@ async fn bad_requests_are_refused_and_change_nothing() {
     let e = raw.endorse(endorse(proposal(&stranger, "k", 3))).await.unwrap_err();
     refused_by_peer(&e, "access denied");
     // Malformed proposal and malformed envelope; no proposal, an unsigned envelope.
-    let garbage = SignedProposal { proposal_bytes: vec![0xff; 7], signature: vec![1] };
+    let garbage = SignedProposal { proposal_bytes: vec![0xff; 7].into(), signature: vec![1].into() };
     let e = raw.endorse(endorse(garbage)).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
     assert!(e.message().starts_with("failed to unpack transaction proposal"), "{e}");
     let e = raw.endorse(EndorseRequest::default()).await.unwrap_err();
     assert_eq!((e.code(), e.message()), (tonic::Code::InvalidArgument, "a signed proposal is required"));
-    let bad_env = Envelope { payload: vec![0xff, 0x01, 0x02], signature: vec![1, 2, 3] };
+    let bad_env = Envelope { payload: vec![0xff, 0x01, 0x02].into(), signature: vec![1, 2, 3].into() };
     let e = raw.submit(submit(bad_env)).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
     let e = raw.submit(SubmitRequest::default()).await.unwrap_err();
@@ -396,7 +396,7 @@ async fn a_gateway_session_answers_as_the_unary_calls_do() {
 
     // A forged signature: the unary call's ABORTED with the same error detail.
     let mut forged = proposal(alice.as_ref(), "s", 1);
-    forged.signature = bob.sign(&forged.proposal_bytes);
+    forged.signature = bob.sign(&forged.proposal_bytes).into();
     let unary = raw.endorse(endorse(forged.clone())).await.unwrap_err();
     let r = ask(Some(endorse(forged)), None).await;
     let session = as_status(&r);
@@ -405,7 +405,7 @@ async fn a_gateway_session_answers_as_the_unary_calls_do() {
     assert_eq!(error_details(&session).unwrap(), error_details(&unary).unwrap());
     assert!(error_details(&session).unwrap()[0].message.contains("signature does not verify"));
     // Malformed proposal, a request with neither or both calls, a submit without a transaction.
-    let garbage = SignedProposal { proposal_bytes: vec![0xff; 7], signature: vec![1] };
+    let garbage = SignedProposal { proposal_bytes: vec![0xff; 7].into(), signature: vec![1].into() };
     let r = ask(Some(endorse(garbage)), None).await;
     assert_eq!(r.code, tonic::Code::InvalidArgument as i32, "{}", r.message);
     assert!(r.message.starts_with("failed to unpack transaction proposal"), "{}", r.message);
@@ -487,8 +487,10 @@ async fn an_orderer_judges_each_envelope_of_a_batch_on_its_own() {
             gw.endorse(endorse(proposal(alice.as_ref(), &format!("b{nonce}"), nonce))).await.unwrap();
         envs.push(sign_envelope(alice.as_ref(), &prepared.into_inner().prepared_transaction.unwrap()));
     }
-    envs[1].signature[3] ^= 0x10; // no longer the creator's signature
-    envs.push(Envelope { payload: vec![0xff; 9], signature: vec![1] });
+    let mut sig = envs[1].signature.to_vec();
+    sig[3] ^= 0x10; // no longer the creator's signature
+    envs[1].signature = sig.into();
+    envs.push(Envelope { payload: vec![0xff; 9].into(), signature: vec![1].into() });
     let mut last = None;
     for o in &c.net.orderers {
         let mut client = AtomicBroadcastClient::new(channel(&o.endpoint(), &tls).unwrap());
@@ -571,12 +573,12 @@ async fn orderers_deliver_to_fabric_seek_requests_from_channel_readers() {
         };
         let ts = Timestamp { seconds: network::unix_now().as_secs(), nanos: 0 };
         let Envelope { payload, signature } = ledger_types::tx::seek_envelope(signer, "iot", &info, ts);
-        let mut signature = signature;
+        let mut signature = signature.to_vec();
         if tamper {
             let last = signature.len() - 1;
             signature[last] ^= 1;
         }
-        Envelope { payload, signature }
+        Envelope { payload, signature: signature.into() }
     };
     for o in &c.net.orderers {
         let mut client = AtomicBroadcastClient::new(channel(&o.endpoint(), &tls).unwrap());
@@ -618,8 +620,10 @@ async fn only_orderers_reach_the_cluster_and_only_admins_the_admin_service() {
     let prepared = raw.endorse(endorse(sp)).await.unwrap().into_inner().prepared_transaction.unwrap();
     let env = sign_envelope(alice.as_ref(), &prepared).encode_to_vec();
     let mut forged = Envelope::decode(env.as_slice()).unwrap();
-    let last = forged.signature.len() - 1;
-    forged.signature[last] ^= 1;
+    let mut sig = forged.signature.to_vec();
+    let last = sig.len() - 1;
+    sig[last] ^= 1;
+    forged.signature = sig.into();
     let forged = forged.encode_to_vec();
 
     let (_, admin_tls) = c.user(1, "Admin");
@@ -632,11 +636,13 @@ async fn only_orderers_reach_the_cluster_and_only_admins_the_admin_service() {
         // message that would not even decode, and a valid envelope to forward.
         for tls in [&user_tls, &admin_tls] {
             let mut cluster = ClusterClient::new(channel(&o.endpoint(), tls).unwrap());
-            let e =
-                cluster.raft(RaftMessage { kind: "vote".into(), payload: vec![0xff; 16] }).await.unwrap_err();
+            let e = cluster
+                .raft(RaftMessage { kind: "vote".into(), payload: vec![0xff; 16].into() })
+                .await
+                .unwrap_err();
             assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");
             let e = cluster
-                .forward(ForwardRequest { channel_id: "iot".into(), envelopes: vec![env.clone()] })
+                .forward(ForwardRequest { channel_id: "iot".into(), envelopes: vec![env.clone().into()] })
                 .await
                 .unwrap_err();
             assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");
@@ -645,7 +651,7 @@ async fn only_orderers_reach_the_cluster_and_only_admins_the_admin_service() {
         // is refused.
         let mut cluster = ClusterClient::new(channel(&o.endpoint(), &orderer_tls).unwrap());
         let e = cluster
-            .forward(ForwardRequest { channel_id: "iot".into(), envelopes: vec![forged.clone()] })
+            .forward(ForwardRequest { channel_id: "iot".into(), envelopes: vec![forged.clone().into()] })
             .await
             .unwrap_err();
         assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");
@@ -700,7 +706,7 @@ async fn an_ecdsa_p256_network_commits_and_refuses_forgeries() {
     let (bob, _) = c.user(2, "User1");
     let mut raw = GatewayClient::new(channel(&c.net.peers[0].endpoint(), &tls).unwrap());
     let mut forged = proposal(alice.as_ref(), "k", 3);
-    forged.signature = bob.sign(&forged.proposal_bytes);
+    forged.signature = bob.sign(&forged.proposal_bytes).into();
     let e = raw.endorse(endorse(forged)).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::Aborted, "{e}");
     assert!(error_details(&e).unwrap()[0].message.contains("signature does not verify"), "{e}");

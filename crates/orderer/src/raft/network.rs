@@ -86,7 +86,7 @@ impl Peer {
             .as_mut()
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&AnyError::error(e.clone()))))?;
         let payload = to_cbor_sized(req, size_hint).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let msg = RaftMessage { kind: kind.to_owned(), payload };
+        let msg = RaftMessage { kind: kind.to_owned(), payload: payload.into() };
         let fut = client.raft(msg);
         let resp = match tokio::time::timeout(option.hard_ttl(), fut).await {
             Err(_) => {
@@ -168,5 +168,5 @@ pub(crate) async fn handle_inbound(
         }
         other => return Err(InboundError::Kind(other.to_owned())),
     };
-    Ok(RaftMessage { kind: "result".into(), payload })
+    Ok(RaftMessage { kind: "result".into(), payload: payload.into() })
 }

@@ -129,8 +129,9 @@ impl StateMachine {
         Ok(StateMachine { store, db, last_applied, membership, events, height, errored, fetcher })
     }
 
-    fn judge(&self, bytes: &[u8], log_id: &LogId<u64>) -> Result<Verdict, StoreError> {
-        let mut block = match Block::decode(bytes) {
+    fn judge(&self, bytes: &bytes::Bytes, log_id: &LogId<u64>) -> Result<Verdict, StoreError> {
+        // Decoded from the shared entry: the envelopes are slices of it, not copies.
+        let mut block = match Block::decode(bytes.clone()) {
             Ok(b) => b,
             Err(e) => {
                 return Ok(Verdict::Skip {
@@ -172,7 +173,7 @@ impl StateMachine {
         }
         let empty = ledger_types::fabric_protos::common::BlockData::default();
         let data = block.data.as_ref().unwrap_or(&empty);
-        if header.data_hash != ledger_types::fabric_protos::hash::block_data_hash(data) {
+        if header.data_hash[..] != ledger_types::fabric_protos::hash::block_data_hash(data) {
             return Ok(Verdict::Skip { number, hash, reason: "data hash mismatch".into() });
         }
         block.set_raft_position(ledger_types::proto::RaftPosition {
@@ -182,7 +183,7 @@ impl StateMachine {
         Ok(Verdict::Append(block))
     }
 
-    async fn apply_block(&mut self, bytes: &[u8], log_id: &LogId<u64>) -> Result<ApplyOutcome, SErr> {
+    async fn apply_block(&mut self, bytes: &bytes::Bytes, log_id: &LogId<u64>) -> Result<ApplyOutcome, SErr> {
         let verdict = self.judge(bytes, log_id).map_err(|e| StorageIOError::read_state_machine(any(e)))?;
         match verdict {
             Verdict::AlreadyStored => Ok(ApplyOutcome::default()),

@@ -16,6 +16,7 @@
 
 use crate::chain::{OrderError, Ordered};
 use crate::cutter::{BlockCutter, CutterConfig};
+use bytes::Bytes;
 use ledger_types::BlockExt;
 use ledger_types::Hash32;
 use ledger_types::block::BlockBuilder;
@@ -41,7 +42,7 @@ pub(crate) trait ChainView {
 #[derive(Debug)]
 pub(crate) enum Input {
     /// A caller asks to order an envelope.
-    Order { id: RequestId, tx_id: String, envelope: Vec<u8> },
+    Order { id: RequestId, tx_id: String, envelope: Bytes },
     /// The state machine appended this block.
     Applied { number: u64, hash: Hash32 },
     /// The state machine skipped a committed block entry that did not extend the chain.
@@ -69,7 +70,7 @@ pub(crate) enum Command {
 #[derive(Debug)]
 struct Item {
     tx_id: String,
-    envelope: Vec<u8>,
+    envelope: Bytes,
     /// When the core accepted it.
     at: Instant,
 }
@@ -247,7 +248,7 @@ impl SequencerCore {
         now: Instant,
         id: RequestId,
         tx_id: String,
-        envelope: Vec<u8>,
+        envelope: Bytes,
         view: &dyn ChainView,
     ) {
         // A follower never holds new envelopes: the caller forwards to the leader (which deduplicates).

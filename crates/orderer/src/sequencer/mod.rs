@@ -22,6 +22,7 @@ use crate::chain::{Chain, OrderError, Ordered};
 use crate::cutter::CutterConfig;
 use crate::raft::network::Network;
 use crate::raft::{BlockEntry, OrdererRaft};
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use ledger_rpc::cluster_client::ClusterClient;
 use ledger_rpc::messages::ForwardRequest;
@@ -48,7 +49,7 @@ type Reply = oneshot::Sender<Result<Ordered, OrderError>>;
 /// Inputs of the sequencer loop.
 pub(crate) enum ChainEvent {
     /// Order an envelope (from Broadcast on this node or Forward from a follower).
-    Order { tx_id: String, envelope: Vec<u8>, reply: Reply },
+    Order { tx_id: String, envelope: Bytes, reply: Reply },
     /// The state machine appended this block.
     Applied { number: u64, hash: Hash32 },
     /// The state machine skipped a committed block entry that did not extend the chain.
@@ -337,7 +338,7 @@ impl RaftChain {
     }
 
     /// Orders on this node only (no forwarding): what `Cluster.Forward` calls on the leader.
-    pub(crate) async fn order_local(&self, envelope: Vec<u8>, tx_id: String) -> Result<Ordered, OrderError> {
+    pub(crate) async fn order_local(&self, envelope: Bytes, tx_id: String) -> Result<Ordered, OrderError> {
         if let Some(reason) = self.errored() {
             return Err(OrderError::Halted(reason));
         }
@@ -363,7 +364,7 @@ impl RaftChain {
         Ok(c)
     }
 
-    async fn forward(&self, leader: u64, envelope: Vec<u8>) -> Result<Ordered, OrderError> {
+    async fn forward(&self, leader: u64, envelope: Bytes) -> Result<Ordered, OrderError> {
         let mut client = self.client(leader)?;
         let req = ForwardRequest { channel_id: self.channel_id.clone(), envelopes: vec![envelope] };
         let resp = client
@@ -382,7 +383,7 @@ impl RaftChain {
         }
     }
 
-    async fn order_with_retry(&self, envelope: Vec<u8>, tx_id: String) -> Result<Ordered, OrderError> {
+    async fn order_with_retry(&self, envelope: Bytes, tx_id: String) -> Result<Ordered, OrderError> {
         loop {
             let last;
             match self.order_local(envelope.clone(), tx_id.clone()).await {
@@ -405,7 +406,7 @@ impl RaftChain {
 }
 
 impl Chain for RaftChain {
-    fn order(&self, envelope: Vec<u8>, tx_id: String) -> BoxFuture<'_, Result<Ordered, OrderError>> {
+    fn order(&self, envelope: Bytes, tx_id: String) -> BoxFuture<'_, Result<Ordered, OrderError>> {
         Box::pin(async move {
             match tokio::time::timeout(self.order_timeout, self.order_with_retry(envelope, tx_id)).await {
                 Ok(r) => r,

@@ -48,13 +48,16 @@ fn now() -> ledger_types::proto::Timestamp {
 /// The same seek request signed with a timestamp 16 minutes old (Fabric's deliver allows 15).
 fn stale(env: Envelope) -> Envelope {
     use fabric_protos::common::{ChannelHeader, Payload};
-    let mut payload = Payload::decode(env.payload.as_slice()).unwrap();
+    let mut payload = Payload::decode(env.payload.as_ref()).unwrap();
     let header = payload.header.as_mut().unwrap();
-    let mut ch = ChannelHeader::decode(header.channel_header.as_slice()).unwrap();
+    let mut ch = ChannelHeader::decode(header.channel_header.as_ref()).unwrap();
     ch.timestamp.as_mut().unwrap().seconds -= 16 * 60;
-    header.channel_header = ch.encode_to_vec();
+    header.channel_header = ch.encode_to_vec().into();
     let payload = payload.encode_to_vec();
-    Envelope { signature: FakeSigner::new("Org1MSP", "reader").sign(&payload), payload }
+    Envelope {
+        signature: FakeSigner::new("Org1MSP", "reader").sign(&payload).into(),
+        payload: payload.into(),
+    }
 }
 
 fn until_ready(channel: &str, start: Option<SeekPosition>, stop: Option<SeekPosition>) -> Envelope {
@@ -114,7 +117,7 @@ async fn fabric_broadcast_and_deliver_follow_fabrics_semantics() {
     let (oversized, _) = envelope(CHANNEL, &vec![b'x'; 70 * 1024], 4);
     for env in [
         first.clone(),
-        Envelope { payload: vec![0xff; 3], signature: vec![] },
+        Envelope { payload: vec![0xff; 3].into(), signature: vec![].into() },
         other_channel,
         second,
         first,

@@ -40,7 +40,7 @@ async fn bad_envelopes_are_refused_with_clear_statuses() {
     assert_eq!(st.code(), Code::ResourceExhausted, "{st:?}");
     assert!(st.message().contains("413"));
 
-    let garbage = Envelope { payload: vec![0xff, 0xff, 0xff], signature: vec![] };
+    let garbage = Envelope { payload: vec![0xff, 0xff, 0xff].into(), signature: vec![].into() };
     let st = client.broadcast(garbage).await.unwrap_err();
     assert_eq!(st.code(), Code::InvalidArgument, "{st:?}");
 

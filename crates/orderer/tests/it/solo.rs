@@ -29,7 +29,7 @@ async fn solo_orders_through_the_seam() {
     for k in 0..120u64 {
         let (env, id) = envelope(CHANNEL, format!("k{k}").as_bytes(), k);
         let chain = chain.clone();
-        futs.push(tokio::spawn(async move { chain.order(env.encode_to_vec(), id).await }));
+        futs.push(tokio::spawn(async move { chain.order(env.encode_to_vec().into(), id).await }));
     }
     for f in futs {
         f.await.unwrap().unwrap();
@@ -45,13 +45,13 @@ async fn solo_orders_through_the_seam() {
 
     // Ordering the same tx again is refused, naming its block; nothing new is ordered.
     let (env, id) = envelope(CHANNEL, b"k7", 7);
-    let again = chain.order(env.encode_to_vec(), id).await;
+    let again = chain.order(env.encode_to_vec().into(), id).await;
     assert!(matches!(again, Err(OrderError::AlreadyOrdered { block }) if block >= 1), "{again:?}");
     assert_eq!(store.blocks().len(), blocks.len());
     assert_eq!(chain.errored(), None);
 
     let (big, id) = envelope(CHANNEL, &vec![1u8; 70 * 1024], 1000);
-    assert!(matches!(chain.order(big.encode_to_vec(), id).await, Err(OrderError::TooLarge { .. })));
+    assert!(matches!(chain.order(big.encode_to_vec().into(), id).await, Err(OrderError::TooLarge { .. })));
 }
 
 /// A store whose disk is full after the genesis block.
@@ -82,7 +82,7 @@ impl BlockStore for FullDisk {
 async fn solo_halts_on_storage_failure() {
     let chain = solo(Arc::new(FullDisk(MemStore::default())));
     let (env, id) = envelope(CHANNEL, b"x", 1);
-    let err = chain.order(env.encode_to_vec(), id).await.unwrap_err();
+    let err = chain.order(env.encode_to_vec().into(), id).await.unwrap_err();
     assert!(matches!(err, OrderError::Halted(_)), "{err:?}");
     assert!(chain.errored().unwrap().contains("no space left"));
     assert!(chain.wait_ready().await.is_err());

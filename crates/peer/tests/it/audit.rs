@@ -91,7 +91,10 @@ fn damage_is_reported_at_the_first_bad_block() {
         .unwrap_err()
     };
     let mut flipped = blocks.clone();
-    flipped[2].data.as_mut().unwrap().data[1][5] ^= 0x40;
+    let entry = &mut flipped[2].data.as_mut().unwrap().data[1];
+    let mut bytes = entry.to_vec();
+    bytes[5] ^= 0x40;
+    *entry = bytes.into();
     assert!(matches!(run(flipped), AuditError::BadBlock { block: 2, .. }));
 
     let mut recoded = blocks.clone();

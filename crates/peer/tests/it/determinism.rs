@@ -73,15 +73,18 @@ fn block(kinds: &[u8], keys: &[u8]) -> ledger_types::proto::Block {
         if kind == 3 || kind == 5 {
             let e = r.endorsement.as_mut().unwrap();
             let msg = ledger_types::fabric_protos::hash::endorsement_signed_bytes(&r.payload, &e.endorser);
-            e.signature =
-                if kind == 3 { torsion_signature(&peer0, &msg, i as u64) } else { flip(e.signature.clone()) };
+            e.signature = if kind == 3 {
+                torsion_signature(&peer0, &msg, i as u64).into()
+            } else {
+                flip(e.signature.to_vec()).into()
+            };
         }
         let payload = tx::assemble(&sp, &[r]).unwrap();
         let mut env = tx::sign_envelope(&client, &payload);
         env.signature = match kind {
-            1 => flip(env.signature),
-            2 => torsion_signature(&client, &env.payload, i as u64),
-            4 => non_canonical_s(env.signature),
+            1 => flip(env.signature.to_vec()).into(),
+            2 => torsion_signature(&client, &env.payload, i as u64).into(),
+            4 => non_canonical_s(env.signature.to_vec()).into(),
             _ => env.signature,
         };
         envs.push(env.encode_to_vec());

@@ -168,13 +168,17 @@ fn forged_and_foreign_transactions_are_invalid() {
         let r = n.e1.process(&sp, &snap, &|_| Ok(false), NOW).unwrap();
         let payload = tx::assemble(&sp, std::slice::from_ref(&r)).unwrap();
         let mut env = tx::sign_envelope(&n.client, &payload);
-        let last = env.signature.len() - 1;
-        env.signature[last] ^= 1;
+        let mut sig = env.signature.to_vec();
+        let last = sig.len() - 1;
+        sig[last] ^= 1;
+        env.signature = sig.into();
         let bad_sig = env.encode_to_vec();
         // Endorsement signature forged: policy no longer met.
         let forged = edit_action(&payload, |a| {
-            let last = a.endorsements[0].signature.len() - 1;
-            a.endorsements[0].signature[last] ^= 1;
+            let mut sig = a.endorsements[0].signature.to_vec();
+            let last = sig.len() - 1;
+            sig[last] ^= 1;
+            a.endorsements[0].signature = sig.into();
         });
         let forged = tx::sign_envelope(&n.client, &forged).encode_to_vec();
         // Someone else (a valid member with another key) signs the envelope of the client's proposal.
@@ -225,13 +229,13 @@ fn edit_action(
 ) -> ledger_types::proto::Envelope {
     use ledger_types::fabric_protos::protos::{ChaincodeActionPayload, Transaction};
     use ledger_types::proto::Payload;
-    let mut payload = Payload::decode(prepared.payload.as_slice()).unwrap();
-    let mut t = Transaction::decode(payload.data.as_slice()).unwrap();
-    let mut cap = ChaincodeActionPayload::decode(t.actions[0].payload.as_slice()).unwrap();
+    let mut payload = Payload::decode(prepared.payload.as_ref()).unwrap();
+    let mut t = Transaction::decode(payload.data.as_ref()).unwrap();
+    let mut cap = ChaincodeActionPayload::decode(t.actions[0].payload.as_ref()).unwrap();
     edit(cap.action.as_mut().unwrap());
-    t.actions[0].payload = cap.encode_to_vec();
-    payload.data = t.encode_to_vec();
-    ledger_types::proto::Envelope { payload: payload.encode_to_vec(), signature: vec![] }
+    t.actions[0].payload = cap.encode_to_vec().into();
+    payload.data = t.encode_to_vec().into();
+    ledger_types::proto::Envelope { payload: payload.encode_to_vec().into(), signature: vec![].into() }
 }
 
 /// Adds an endorsement to a prepared transaction (its single action) and signs the envelope as `client`.
@@ -246,7 +250,10 @@ fn with_extra_endorsement(
             &action.proposal_response_payload,
             &endorser,
         ));
-        action.endorsements.push(ledger_types::fabric_protos::protos::Endorsement { endorser, signature });
+        action.endorsements.push(ledger_types::fabric_protos::protos::Endorsement {
+            endorser: endorser.into(),
+            signature: signature.into(),
+        });
     });
     tx::sign_envelope(client, &prepared).encode_to_vec()
 }
@@ -267,7 +274,7 @@ fn an_endorser_counts_once_however_it_is_named() {
         // certificate must not count as a second endorser.
         let pem = n.e1.signer().serialized_identity();
         let si = ledger_types::proto::SerializedIdentity::decode(pem).unwrap();
-        let crlf = String::from_utf8(si.id_bytes).unwrap().replace('\n', "\r\n");
+        let crlf = String::from_utf8(si.id_bytes.to_vec()).unwrap().replace('\n', "\r\n");
         let other_encoding = tx::serialize_identity(&si.mspid, crlf.as_bytes());
         assert_ne!(other_encoding, pem);
         let twice = with_extra_endorsement(&n.client, &prepared("a"), other_encoding, n.e1.signer().as_ref());
@@ -379,13 +386,13 @@ fn edit_signed_metadata(
     use ledger_types::fabric_protos::common::{BlockMetadataIndex, Metadata, OrdererBlockMetadata};
     use ledger_types::proto::ConsenterMetadata;
     let entry = &mut block.metadata.as_mut().unwrap().metadata[BlockMetadataIndex::Signatures as usize];
-    let mut md = Metadata::decode(entry.as_slice()).unwrap();
-    let mut obm = OrdererBlockMetadata::decode(md.value.as_slice()).unwrap();
-    let mut cm = ConsenterMetadata::decode(obm.consenter_metadata.as_slice()).unwrap();
+    let mut md = Metadata::decode(entry.as_ref()).unwrap();
+    let mut obm = OrdererBlockMetadata::decode(md.value.as_ref()).unwrap();
+    let mut cm = ConsenterMetadata::decode(obm.consenter_metadata.as_ref()).unwrap();
     edit(cm.timestamp.as_mut().unwrap());
-    obm.consenter_metadata = cm.encode_to_vec();
-    md.value = obm.encode_to_vec();
-    *entry = md.encode_to_vec();
+    obm.consenter_metadata = cm.encode_to_vec().into();
+    md.value = obm.encode_to_vec().into();
+    *entry = md.encode_to_vec().into();
 }
 
 #[tokio::test]

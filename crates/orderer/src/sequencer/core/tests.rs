@@ -41,7 +41,7 @@ fn drain(core: &mut SequencerCore) -> Vec<Command> {
 }
 
 fn order(id: RequestId, tx: &str) -> Input {
-    Input::Order { id, tx_id: tx.into(), envelope: tx.as_bytes().to_vec() }
+    Input::Order { id, tx_id: tx.into(), envelope: tx.as_bytes().to_vec().into() }
 }
 
 /// A core that is the confirmed leader of term 2 over `view`.
@@ -233,6 +233,6 @@ fn at_most_eight_blocks_are_in_flight() {
 fn too_large_envelopes_are_refused() {
     let view = View::default();
     let mut core = leader(&view);
-    core.handle(t0(), Input::Order { id: 1, tx_id: "big".into(), envelope: vec![0; 2001] }, &view);
+    core.handle(t0(), Input::Order { id: 1, tx_id: "big".into(), envelope: vec![0; 2001].into() }, &view);
     assert_eq!(replies(&drain(&mut core)), vec![(1, Err(OrderError::TooLarge { size: 2001, max: 2000 }))]);
 }
