@@ -29,7 +29,7 @@
 //! use fabric_protos::{hash, msp::SerializedIdentity};
 //! use prost::Message;
 //!
-//! let creator = SerializedIdentity { mspid: "Org1MSP".into(), id_bytes: b"-----BEGIN CERTIFICATE-----...".to_vec() };
+//! let creator = SerializedIdentity { mspid: "Org1MSP".into(), id_bytes: b"-----BEGIN CERTIFICATE-----...".to_vec().into() };
 //! let tx_id = hash::tx_id(b"a 24-byte random nonce..", &creator.encode_to_vec());
 //! assert_eq!(tx_id.len(), 64);
 //! ```
