@@ -75,6 +75,41 @@ pub(crate) fn crypto_bound() -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+/// The highest Raft term the orderers report (Admin status), or `None` when none answers. Every election
+/// raises the term, so a benchmark reads it before and after its load: a rise means the figures straddle
+/// one or more leader elections (ordering stalls during one), which makes them unfit for comparison.
+pub(crate) async fn raft_term(dir: &DataDir) -> Option<u64> {
+    let (_, nodes, tls) = crate::status::admin_tls(dir).ok()?;
+    let mut best = None;
+    for n in nodes.iter().filter(|n| n.role == NodeRole::Orderer) {
+        let Ok(ch) = ledger_rpc::tls::channel(&n.listen.to_string(), &tls) else { continue };
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(3), ledger_client::node_status(ch)).await
+        {
+            best = best.max(Some(s.raft_term));
+        }
+    }
+    best
+}
+
+/// Elections between two [`raft_term`] readings (`None` when either is unknown).
+pub(crate) fn elections(before: Option<u64>, after: Option<u64>) -> Option<u64> {
+    Some(after?.saturating_sub(before?))
+}
+
+/// The line a benchmark prints when its load straddled elections.
+pub(crate) fn election_warning(what: &str, n: Option<u64>) -> Option<String> {
+    match n {
+        Some(0) => None,
+        Some(n) => Some(format!(
+            "WARNING: {what}: the Raft term rose by {n} (leader elections; ordering stalls during each): \
+             these figures are not comparable with runs without one"
+        )),
+        None => {
+            Some(format!("WARNING: {what}: the orderers' Raft terms could not be read; elections unknown"))
+        }
+    }
+}
+
 fn targets(dir: &DataDir) -> Result<(String, Vec<PeerTarget>)> {
     let (net, nodes, _) = crate::status::admin_tls(dir)?;
     let (_, channel) = network::layout::read_genesis(&nodes[0].genesis)?;
@@ -122,6 +157,7 @@ pub(crate) async fn run(cmd: BenchCommand) -> Result<()> {
             };
             let mut results: Vec<LedgerBenchResult> = Vec::new();
             let mut bounds = Vec::new();
+            let mut run_elections = Vec::new();
             for r in 0..runs.max(1) {
                 let bound = tokio::task::spawn_blocking(crypto_bound).await?;
                 bounds.push(bound);
@@ -133,6 +169,7 @@ pub(crate) async fn run(cmd: BenchCommand) -> Result<()> {
                         bound
                     );
                 }
+                let term_before = raft_term(&dir).await;
                 let res = run_ledger(&cfg, &targets, |p| {
                     if !json {
                         eprintln!(
@@ -147,6 +184,11 @@ pub(crate) async fn run(cmd: BenchCommand) -> Result<()> {
                     }
                 })
                 .await?;
+                let n = elections(term_before, raft_term(&dir).await);
+                if let Some(w) = election_warning(&format!("run {}", r + 1), n) {
+                    eprintln!("{w}");
+                }
+                run_elections.push(n);
                 results.push(res);
             }
             let tps = median(&results.iter().map(|r| r.tps).collect::<Vec<_>>());
@@ -160,6 +202,7 @@ pub(crate) async fn run(cmd: BenchCommand) -> Result<()> {
                     "apps": apps, "unary": unary, "runs": results, "median_tps": tps, "median_p50_ms": p50, "median_p99_ms": p99,
                     "crypto_verifies_per_s": bound, "verifies_per_tx": VERIFIES_PER_TX,
                     "crypto_bound_tps": tx_bound, "share_of_crypto_bound": share,
+                    "raft_elections_per_run": run_elections,
                 });
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
@@ -176,6 +219,11 @@ pub(crate) async fn run(cmd: BenchCommand) -> Result<()> {
                 println!(
                     "(crypto bound: {bound:.0} Ed25519 verifications/s on all cores, {VERIFIES_PER_TX} per transaction)"
                 );
+                for (i, n) in run_elections.iter().enumerate() {
+                    if let Some(w) = election_warning(&format!("run {}", i + 1), *n) {
+                        println!("{w}");
+                    }
+                }
             }
             Ok(())
         }

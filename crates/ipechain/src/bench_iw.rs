@@ -73,6 +73,9 @@ struct Row {
     completed: u64,
     failed: u64,
     paper_tps: Option<f64>,
+    /// How far the orderers' Raft term rose during this count's load (`None`: unknown); see
+    /// [`crate::bench_cmd::raft_term`].
+    raft_elections: Option<u64>,
 }
 
 type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<bool>>>>;
@@ -276,6 +279,7 @@ pub(crate) async fn run(a: IwArgs) -> Result<()> {
                 }
             }));
         }
+        let term_before = crate::bench_cmd::raft_term(&dir).await;
         // Warm-up, then measure with progress every second.
         let t0 = std::time::Instant::now();
         let mut last = (0u64, std::time::Instant::now());
@@ -315,6 +319,11 @@ pub(crate) async fn run(a: IwArgs) -> Result<()> {
         for t in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(45), t).await;
         }
+        let raft_elections =
+            crate::bench_cmd::elections(term_before, crate::bench_cmd::raft_term(&dir).await);
+        if let Some(w) = crate::bench_cmd::election_warning(&format!("{n_apps} apps"), raft_elections) {
+            eprintln!("{w}");
+        }
         let l = counters.latencies.lock().map(|l| l.clone()).unwrap_or_default();
         let pct = |p: f64| l.percentile(p).as_secs_f64() * 1000.0;
         let completed = counters.completed.load(Ordering::Relaxed);
@@ -328,6 +337,7 @@ pub(crate) async fn run(a: IwArgs) -> Result<()> {
             completed,
             failed: counters.failed.load(Ordering::Relaxed),
             paper_tps: PAPER.iter().find(|(n, _)| *n == n_apps).map(|(_, t)| *t),
+            raft_elections,
         });
     }
     reporter.0.store(true, Ordering::Relaxed);
@@ -373,6 +383,12 @@ pub(crate) async fn run(a: IwArgs) -> Result<()> {
             "({} devices, each Sending every {} ms; crypto bound {bound:.0} verifications/s = {rt_bound:.0} round trips/s)",
             a.devices, a.report_interval_ms
         );
+        for r in &rows {
+            if let Some(w) = crate::bench_cmd::election_warning(&format!("{} apps", r.apps), r.raft_elections)
+            {
+                println!("{w}");
+            }
+        }
         let restarts = counters.stream_restarts.load(Ordering::Relaxed);
         if restarts > 0 {
             println!("(the event stream was resumed {restarts} times: see the messages above)");
@@ -398,6 +414,7 @@ fn to_csv(rows: &[Row]) -> Result<Vec<u8>, bench::report::ReportError> {
         "completed",
         "failed",
         "paper_tps",
+        "raft_elections",
     ];
     csv_table(
         &header,
@@ -412,6 +429,7 @@ fn to_csv(rows: &[Row]) -> Result<Vec<u8>, bench::report::ReportError> {
                 r.completed.to_string(),
                 r.failed.to_string(),
                 r.paper_tps.map_or_else(String::new, |t| format!("{t:.0}")),
+                r.raft_elections.map_or_else(String::new, |n| n.to_string()),
             ]
         }),
     )
@@ -458,6 +476,7 @@ mod tests {
             completed: 100,
             failed: 0,
             paper_tps: paper,
+            raft_elections: if paper.is_some() { Some(0) } else { None },
         }
     }
 
@@ -467,9 +486,9 @@ mod tests {
         let csv = String::from_utf8(to_csv(&rows).unwrap()).unwrap();
         assert_eq!(
             csv,
-            "apps,round_trips_per_s,ipe_tx_per_s,reports_per_s,p50_ms,p99_ms,completed,failed,paper_tps\n\
-             1000,180.0,360.1,12.3,5.1,20.0,100,0,206\n\
-             1250,170.0,340.0,12.3,5.1,20.0,100,0,\n"
+            "apps,round_trips_per_s,ipe_tx_per_s,reports_per_s,p50_ms,p99_ms,completed,failed,paper_tps,raft_elections\n\
+             1000,180.0,360.1,12.3,5.1,20.0,100,0,206,0\n\
+             1250,170.0,340.0,12.3,5.1,20.0,100,0,,\n"
         );
         let svg = to_svg(&rows).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("<polyline"), "{svg}");

@@ -113,9 +113,15 @@ pub(crate) fn watch_orderer(
     let metrics = ops.metrics.orderer.clone();
     let name = name.to_owned();
     tokio::spawn(async move {
+        // The last leader known (an interval without one does not count as a change by itself).
+        let mut last_leader = None;
         loop {
             {
                 let m = rx.borrow_and_update();
+                if m.current_leader.is_some() && m.current_leader != last_leader {
+                    last_leader = m.current_leader;
+                    metrics.leader_changed(&name);
+                }
                 let applied = m.last_applied.as_ref().map_or(0, |l| l.index);
                 metrics.set(&name, m.current_term, m.current_leader, m.id, applied, blocks.height());
             }

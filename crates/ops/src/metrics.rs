@@ -276,6 +276,9 @@ pub struct OrdererMetrics {
     pub commit_index: Family<OrdererLabel, Gauge>,
     /// `ipechain_orderer_block_height`.
     pub height: Family<OrdererLabel, Gauge>,
+    /// `ipechain_orderer_raft_leader_changes_total`: leaders this orderer has learned of (Fabric's
+    /// `consensus_etcdraft_leader_changes`); the first leader after start counts.
+    pub leader_changes: Family<OrdererLabel, Counter>,
     batch_wait: Histograms<OrdererLabel>,
     consensus: Histograms<OrdererLabel>,
     block_txs: Histograms<OrdererLabel>,
@@ -290,6 +293,7 @@ impl Default for OrdererMetrics {
             is_leader: Family::default(),
             commit_index: Family::default(),
             height: Family::default(),
+            leader_changes: Family::default(),
             batch_wait: histograms(),
             consensus: histograms(),
             block_txs: count_histograms(),
@@ -355,6 +359,12 @@ impl OrdererMetrics {
             "Blocks in the orderer's chain (the next block number), genesis included",
             self.height.clone(),
         );
+        r.register(
+            "ipechain_orderer_raft_leader_changes",
+            "Leaders this orderer has learned of since it started, the first included (more than one: \
+             elections, and ordering stalled during each)",
+            self.leader_changes.clone(),
+        );
         r.register_with_unit(
             "ipechain_orderer_batch_wait_duration",
             "On the leader, per block proposed: how long its oldest envelope waited since the orderer accepted it \
@@ -390,6 +400,11 @@ impl OrdererMetrics {
             block_txs: self.block_txs.get_or_create_owned(&l),
             in_flight: self.in_flight.get_or_create_owned(&l),
         }
+    }
+
+    /// One orderer learned of a leader other than the last it knew (the first one included).
+    pub fn leader_changed(&self, orderer: &str) {
+        self.leader_changes.get_or_create(&OrdererLabel { orderer: orderer.to_owned() }).inc();
     }
 
     /// Sets one orderer's gauges.

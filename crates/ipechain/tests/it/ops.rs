@@ -148,6 +148,9 @@ async fn up_serves_metrics_health_readiness_and_version() {
     assert_eq!(family(&s, "ipechain_orderer_raft_term").len(), 3, "{s:?}");
     assert!(family(&s, "ipechain_orderer_raft_term").iter().all(|(_, t)| *t >= 1.0), "{s:?}");
     assert!(family(&s, "ipechain_orderer_raft_leader_id").iter().any(|(_, l)| *l >= 1.0), "{s:?}");
+    // Each orderer that knows a leader has counted it among its leader changes.
+    let changes = family(&s, "ipechain_orderer_raft_leader_changes_total");
+    assert!(!changes.is_empty() && changes.iter().any(|(_, n)| *n >= 1.0), "{s:?}");
     assert!(family(&s, "ipechain_orderer_raft_commit_index").iter().any(|(_, i)| *i >= 1.0), "{s:?}");
     // The peers validated the transaction, which went through peer0.org1's gateway.
     let valid: f64 = family(&s, "ipechain_peer_validation_codes_total")
