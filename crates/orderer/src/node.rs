@@ -32,9 +32,19 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 
 /// Raft timing (milliseconds).
+///
+/// openraft 0.9 also uses the heartbeat interval as the timeout of every AppendEntries RPC, the ones that
+/// carry blocks included: the follower must receive the entries, write them durably and answer within it.
+/// A timeout puts that follower's replication in a 500 ms backoff, the next attempt carries more entries, and
+/// a follower that gets no append through for an election timeout (plus the leader lease) starts an
+/// election. With the former 100 ms, a ~1 MB block under load timed out in 5 of 8 `bench ledger`
+/// invocations on the 2-core dev machine and set off election storms in some (docs/ledger-perf.md, tenth
+/// round). The defaults give a block 250 ms, and elections 5 to 10 heartbeats (etcd's advice is about 10;
+/// Fabric's etcdraft defaults are 500 ms heartbeats and a 5 s election timeout): a follower notices a lost
+/// leader after the lease (`election_max_ms`) plus its election timeout, 3.75 to 5 s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RaftTimings {
-    /// Leader heartbeat interval.
+    /// Leader heartbeat interval, and the AppendEntries timeout.
     pub heartbeat_ms: u64,
     /// Election timeout is drawn from `[election_min_ms, election_max_ms)`.
     pub election_min_ms: u64,
@@ -44,7 +54,7 @@ pub struct RaftTimings {
 
 impl Default for RaftTimings {
     fn default() -> RaftTimings {
-        RaftTimings { heartbeat_ms: 100, election_min_ms: 400, election_max_ms: 800 }
+        RaftTimings { heartbeat_ms: 250, election_min_ms: 1250, election_max_ms: 2500 }
     }
 }
 
@@ -259,7 +269,9 @@ impl OrdererNode {
             max_in_snapshot_log_to_keep: keep,
             purge_batch_size: (keep / 4).clamp(1, 1024),
             install_snapshot_timeout: 30_000,
-            max_payload_entries: 64,
+            // Entries per AppendEntries: each is a block of up to `absolute_max_bytes`, and the RPC must finish
+            // within the heartbeat interval (above), so a follower catching up gets them a few at a time.
+            max_payload_entries: 8,
             ..Default::default()
         }
         .validate()
