@@ -6,7 +6,12 @@ use crate::conformance::{append_chain, next_block};
 #[test]
 fn records_roll_into_new_segments_and_read_back() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = FileStoreOptions { segment_size: 600, index_sync_every: 3, verify_all_on_open: false };
+    let opts = FileStoreOptions {
+        segment_size: 600,
+        index_sync_every: 3,
+        verify_all_on_open: false,
+        ..Default::default()
+    };
     let store = FileBlockStore::open_with(dir.path(), opts).unwrap();
     let chain = append_chain(&store, 10, 2);
     let segs = list_segments(&segments_dir(dir.path())).unwrap().unwrap();
@@ -142,4 +147,33 @@ fn a_store_of_sha256_records_opens_reads_and_goes_on_with_crc_records() {
     assert_eq!(store.height(), 4);
     assert_eq!(store.block(3).unwrap().as_ref(), Some(&next));
     assert_eq!(store.block(0).unwrap().as_ref(), Some(&chain[0]));
+}
+
+#[test]
+fn older_records_leave_the_page_cache_and_still_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    // Keep a few records' bytes cached; every older one is released after a later append.
+    let keep = 4_000;
+    let opts = FileStoreOptions { segment_size: 6_000, cache_newest_bytes: Some(keep), ..Default::default() };
+    let store = FileBlockStore::open_with(dir.path(), opts).unwrap();
+    let chain = append_chain(&store, 12, 2);
+    assert!(
+        list_segments(&segments_dir(dir.path())).unwrap().unwrap().len() >= 2,
+        "records in several segments"
+    );
+    {
+        let w = store.writer.lock().unwrap();
+        assert!(w.cached_bytes <= keep, "{} bytes still tracked as cached", w.cached_bytes);
+        assert_eq!(w.cached.iter().map(|c| c.2).sum::<u64>(), w.cached_bytes);
+        assert!(!w.cached.is_empty() && w.cached.len() < chain.len(), "{} of 12 kept", w.cached.len());
+    }
+    for b in &chain {
+        assert_eq!(store.block(b.number()).unwrap().as_ref(), Some(b), "block {} reads back", b.number());
+    }
+    // Nothing is tracked when the page cache is left to the kernel.
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        FileBlockStore::open_with(dir.path(), FileStoreOptions { cache_newest_bytes: None, ..opts }).unwrap();
+    append_chain(&store, 4, 2);
+    assert!(store.writer.lock().unwrap().cached.is_empty());
 }

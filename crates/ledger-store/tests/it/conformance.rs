@@ -25,7 +25,12 @@ fn file_block_store() {
 
 #[test]
 fn file_block_store_small_segments() {
-    let opts = FileStoreOptions { segment_size: 4096, index_sync_every: 2, verify_all_on_open: true };
+    let opts = FileStoreOptions {
+        segment_size: 4096,
+        index_sync_every: 2,
+        verify_all_on_open: true,
+        ..Default::default()
+    };
     test_all_block_stores(|| {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_path_buf();
