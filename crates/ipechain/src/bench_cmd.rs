@@ -82,9 +82,7 @@ pub(crate) async fn raft_term(dir: &DataDir) -> Option<u64> {
     let (_, nodes, tls) = crate::status::admin_tls(dir).ok()?;
     let mut best = None;
     for n in nodes.iter().filter(|n| n.role == NodeRole::Orderer) {
-        let Ok(ch) = ledger_rpc::tls::channel(&n.listen.to_string(), &tls) else { continue };
-        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(3), ledger_client::node_status(ch)).await
-        {
+        if let Ok(Ok(s)) = crate::status::query(n, &tls).await {
             best = best.max(Some(s.raft_term));
         }
     }

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use ledger_client::node_status;
+use ledger_rpc::messages::NodeStatus;
 use ledger_rpc::tls::{TlsMaterial, channel};
 use network::layout::{NodeConfig, NodeRole, load_identity, tls_material};
 use network::{DataDir, NetworkConfig};
@@ -52,11 +53,20 @@ pub(crate) fn admin_tls(dir: &DataDir) -> Result<(NetworkConfig, Vec<NodeConfig>
     Ok((net, nodes, tls))
 }
 
+/// One node's Admin status, waiting at most 3 s: `Err` when the channel cannot be built, the inner `Err` when
+/// the node did not answer (why, for people).
+pub(crate) async fn query(n: &NodeConfig, tls: &TlsMaterial) -> Result<Result<NodeStatus, String>> {
+    let ch = channel(&n.listen.to_string(), tls)?;
+    Ok(match tokio::time::timeout(Duration::from_secs(3), node_status(ch)).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("no answer within 3 s".into()),
+    })
+}
+
 pub(crate) async fn run(dir: DataDir, json: bool) -> Result<()> {
     let (_net, nodes, tls) = admin_tls(&dir)?;
     let mut rows = Vec::new();
     for n in &nodes {
-        let endpoint = n.listen.to_string();
         let role = match n.role {
             NodeRole::Orderer => "orderer",
             NodeRole::Peer => "peer",
@@ -65,7 +75,7 @@ pub(crate) async fn run(dir: DataDir, json: bool) -> Result<()> {
             name: n.name.clone(),
             role: role.into(),
             org: n.msp_id.clone(),
-            endpoint: endpoint.clone(),
+            endpoint: n.listen.to_string(),
             reachable: false,
             height: None,
             head_hash: None,
@@ -75,9 +85,8 @@ pub(crate) async fn run(dir: DataDir, json: bool) -> Result<()> {
             commit_hash: None,
             error: None,
         };
-        let got = tokio::time::timeout(Duration::from_secs(3), node_status(channel(&endpoint, &tls)?)).await;
-        match got {
-            Ok(Ok(s)) => {
+        match query(n, &tls).await? {
+            Ok(s) => {
                 row.reachable = true;
                 row.height = Some(s.height);
                 row.head_hash = Some(s.head_hash);
@@ -89,8 +98,7 @@ pub(crate) async fn run(dir: DataDir, json: bool) -> Result<()> {
                     row.commit_hash = Some(s.commit_hash);
                 }
             }
-            Ok(Err(e)) => row.error = Some(e.to_string()),
-            Err(_) => row.error = Some("no answer within 3 s".into()),
+            Err(e) => row.error = Some(e),
         }
         rows.push(row);
     }

@@ -1304,6 +1304,8 @@ async fn bench_interworking_completes_round_trips_and_writes_csv_and_svg() {
         assert!(r["completed"].as_u64().unwrap() > 0, "no round trip completed: {j}");
         assert!(r["round_trips_per_s"].as_f64().unwrap() > 0.0, "{j}");
         assert!(r["p99_ms"].as_f64().unwrap() >= r["p50_ms"].as_f64().unwrap(), "{j}");
+        // The orderers' Raft terms were read before and after the load (a number, not `null`: unknown).
+        assert!(r["raft_elections"].as_u64().is_some(), "{j}");
     }
     let text = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(text.lines().count(), 3, "{text}");
