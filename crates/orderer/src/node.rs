@@ -285,17 +285,21 @@ impl OrdererNode {
         )
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
+        let cancel = shutdown.child_token();
         let initialized = raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))?;
+        // Started later, with the other tasks, so that shutdown stops it.
+        let mut bootstrap = None;
         if !initialized {
             let members: BTreeMap<u64, BasicNode> =
                 peers.iter().map(|(id, addr)| (*id, BasicNode { addr: addr.clone() })).collect();
-            // Every consenter initializes with the same membership, which openraft allows.
-            if let Err(e) = raft.initialize(members).await {
-                tracing::info!("raft initialize: {e}");
-            }
+            bootstrap = Some(Bootstrap {
+                raft: raft.clone(),
+                members,
+                first: peers.keys().next() == Some(&config.node_id),
+                patience: Duration::from_millis(config.raft.election_max_ms.saturating_mul(3)),
+            });
         }
 
-        let cancel = shutdown.child_token();
         let chain = Arc::new(RaftChain::new(
             config.node_id,
             channel.channel_id.clone(),
@@ -316,6 +320,9 @@ impl OrdererNode {
             config.metrics.clone(),
         );
         let mut tasks = vec![tokio::spawn(sequencer.run(events_rx, cancel.clone()))];
+        if let Some(b) = bootstrap {
+            tasks.push(tokio::spawn(b.run(cancel.clone())));
+        }
 
         let shared = Arc::new(Shared {
             name: config.name.clone(),
@@ -372,6 +379,42 @@ impl OrdererNode {
         }));
         tracing::info!(name = %config.name, id = config.node_id, %local_addr, "orderer started");
         Ok(OrdererHandle { local_addr, chain, raft, cancel, tasks })
+    }
+}
+
+/// The first start of a new cluster: which consenter initializes Raft, and when.
+///
+/// openraft's `initialize` writes the membership and campaigns at once. When every consenter did so at
+/// start, the one started last campaigned for term 1 after term 1 had a leader; once the leader lease ran
+/// out a node moved its vote to that newcomer and a term-2 election followed, a second or two after every
+/// first `up`. Now only the consenter with the lowest id initializes at once; its leader replicates the
+/// membership to the others, which then count as initialized. Another consenter initializes itself (with the
+/// same membership, which openraft allows) only if no leader has reached it within three election timeouts,
+/// so a cluster whose lowest consenter is down at its first start still forms.
+struct Bootstrap {
+    raft: OrdererRaft,
+    members: BTreeMap<u64, BasicNode>,
+    first: bool,
+    patience: Duration,
+}
+
+impl Bootstrap {
+    async fn run(self, cancel: CancellationToken) {
+        if !self.first {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(self.patience) => {}
+            }
+            match self.raft.is_initialized().await {
+                Ok(false) => {
+                    tracing::info!("no leader reached this orderer: initializing the cluster itself")
+                }
+                Ok(true) | Err(_) => return,
+            }
+        }
+        if let Err(e) = self.raft.initialize(self.members).await {
+            tracing::info!("raft initialize: {e}");
+        }
     }
 }
 

@@ -395,3 +395,45 @@ pub(crate) fn block_signer(block: &ledger_types::proto::Block) -> Vec<u8> {
         other => panic!("unexpected signer {other:?}"),
     }
 }
+
+/// The Raft terms of the running orderers.
+fn terms(c: &Cluster) -> Vec<u64> {
+    c.nodes.iter().flatten().map(|n| n.0.raft().metrics().borrow().current_term).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_cluster_elects_one_leader_and_keeps_it() {
+    // The default timings, as `ipechain up` runs them: every first start used to hold a second election a
+    // couple of seconds after the first leader (all consenters initialized and campaigned).
+    let mut c = Cluster::new(3);
+    c.raft = orderer::RaftTimings::default();
+    c.start_all().await;
+    let leader = c.leader().await;
+    let before = terms(&c);
+    // Longer than the bootstrap patience (three election timeouts) and than the old second election.
+    tokio::time::sleep(Duration::from_millis(3 * c.raft.election_max_ms + 1_000)).await;
+    assert_eq!(c.leader().await, leader, "the first leader stays leader");
+    let after = terms(&c);
+    assert_eq!(
+        after, before,
+        "no election after the first leader (terms before {before:?}, after {after:?})"
+    );
+    assert!(after.iter().all(|t| *t == after[0]), "all orderers in one term: {after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_cluster_forms_without_its_lowest_consenter() {
+    let mut c = Cluster::new(3);
+    // Orderer 1 (the lowest id, which bootstraps the cluster) is down at the first start.
+    c.start(1).await;
+    c.start(2).await;
+    let leader = c.leader().await;
+    assert_ne!(leader, 1);
+    let mut client = c.broadcaster(1);
+    let (env, _) = envelope(CHANNEL, b"without-1", 1);
+    let resp = client.broadcast(env).await.expect("broadcast").into_inner();
+    assert_eq!(resp.status, 200, "{resp:?}");
+    // Orderer 1 joins later as a follower and catches up.
+    c.start(0).await;
+    c.converge(2).await;
+}

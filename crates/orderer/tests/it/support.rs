@@ -199,6 +199,8 @@ pub(crate) struct Cluster {
     pub(crate) authorizer: Option<Arc<dyn EnvelopeAuthorizer>>,
     pub(crate) order_timeout: Duration,
     pub(crate) snapshot_every: u64,
+    /// Faster than the defaults, so that failover tests run quickly.
+    pub(crate) raft: RaftTimings,
 }
 
 impl Cluster {
@@ -219,6 +221,7 @@ impl Cluster {
             order_timeout: Duration::from_secs(10),
             // Small, so that every cluster test snapshots and purges its Raft logs.
             snapshot_every: 16,
+            raft: RaftTimings { heartbeat_ms: 100, election_min_ms: 500, election_max_ms: 1000 },
         }
     }
 
@@ -250,7 +253,7 @@ impl Cluster {
             self.pki.issue(),
         );
         cfg.tls_server_name = Some("localhost".into());
-        cfg.raft = RaftTimings { heartbeat_ms: 100, election_min_ms: 500, election_max_ms: 1000 };
+        cfg.raft = self.raft;
         cfg.order_timeout = self.order_timeout;
         cfg.snapshot_every = self.snapshot_every;
         if let Some(a) = &self.authorizer {
