@@ -243,8 +243,10 @@ impl FileBlockStore {
         let head = self.head();
         check_next(block, head.height, head.last_hash)?;
         let number = head.height;
-        let payload = block.encode_to_vec();
-        let rec = record::encode(number, &payload).map_err(|e| StoreError::Backend(e.to_string()))?;
+        // Encoded straight into the record (one buffer, no copy of the block into it).
+        let payload_len = block.encoded_len();
+        let rec = record::encode_with(number, payload_len, |out| block.encode_raw(out))
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
         let blocks_dir = segments_dir(&self.dir);
         if w.segment_len > 0 && w.segment_len + rec.len() as u64 > self.options.segment_size {
             let next = w.segment.checked_add(1).ok_or_else(|| corrupt("too many segments".into()))?;
@@ -285,7 +287,7 @@ impl FileBlockStore {
         }
         let entry = Entry {
             number,
-            loc: Loc { pos: RecordPos { segment: w.segment, offset }, len: payload.len() as u32 },
+            loc: Loc { pos: RecordPos { segment: w.segment, offset }, len: payload_len as u32 },
             txs,
         };
         w.unsynced += 1;

@@ -121,17 +121,35 @@ impl RecordHeader {
 
 /// Encodes a whole record for `payload` (an encoded block with this number).
 pub fn encode(number: u64, payload: &[u8]) -> Result<Vec<u8>, RecordError> {
-    let len = u32::try_from(payload.len())
+    encode_with(number, payload.len(), |out| out.extend_from_slice(payload))
+}
+
+/// Encodes a whole record whose payload `write` appends (`payload_len` bytes) to the buffer after the
+/// header: the payload is encoded in place, not encoded and then copied into the record.
+pub fn encode_with(
+    number: u64,
+    payload_len: usize,
+    write: impl FnOnce(&mut Vec<u8>),
+) -> Result<Vec<u8>, RecordError> {
+    let len = u32::try_from(payload_len)
         .ok()
         .filter(|l| *l <= MAX_PAYLOAD)
         .ok_or(RecordError::TooLong(u32::MAX))?;
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    let mut out = Vec::with_capacity(HEADER_LEN + payload_len);
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&number.to_le_bytes());
-    let sum = ChecksumKind::Crc32.field(&out[..16], payload);
-    out.extend_from_slice(&sum);
-    out.extend_from_slice(payload);
+    out.resize(HEADER_LEN, 0);
+    write(&mut out);
+    if out.len() != HEADER_LEN + payload_len {
+        // A writer that disagrees with its own length would make a record that never reads back.
+        return Err(RecordError::Truncated {
+            needed: (HEADER_LEN + payload_len) as u64,
+            available: out.len() as u64,
+        });
+    }
+    let sum = ChecksumKind::Crc32.field(&out[..16], &out[HEADER_LEN..]);
+    out[16..HEADER_LEN].copy_from_slice(&sum);
     Ok(out)
 }
 

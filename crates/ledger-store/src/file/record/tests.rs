@@ -76,3 +76,12 @@ fn new_records_carry_a_crc_and_zeros_and_old_sha256_records_are_still_read() {
     assert_eq!(verify(&swapped), Err(RecordError::Checksum));
     assert!(is_magic(b"IPB3") && is_magic(b"IPB2") && !is_magic(b"IPB1"));
 }
+
+#[test]
+fn a_payload_written_in_place_makes_the_same_record_and_a_wrong_length_is_refused() {
+    let payload = b"an encoded block";
+    let in_place = encode_with(3, payload.len(), |out| out.extend_from_slice(payload)).unwrap();
+    assert_eq!(in_place, encode(3, payload).unwrap());
+    let short = encode_with(3, payload.len() + 1, |out| out.extend_from_slice(payload));
+    assert!(matches!(short, Err(RecordError::Truncated { .. })), "{short:?}");
+}
