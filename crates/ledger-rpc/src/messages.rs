@@ -67,6 +67,10 @@ pub struct RaftMessage {
     pub kind: String,
     #[prost(bytes = "bytes", tag = "2")]
     pub payload: bytes::Bytes,
+    /// Large opaque parts carried beside the payload rather than inside its encoding (an orderer's
+    /// AppendEntries sends its blocks here, so they are neither copied into nor out of the payload).
+    #[prost(bytes = "bytes", repeated, tag = "3")]
+    pub blobs: Vec<bytes::Bytes>,
 }
 
 /// Envelopes a follower forwards to the leader.

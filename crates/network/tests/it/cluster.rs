@@ -637,7 +637,7 @@ async fn only_orderers_reach_the_cluster_and_only_admins_the_admin_service() {
         for tls in [&user_tls, &admin_tls] {
             let mut cluster = ClusterClient::new(channel(&o.endpoint(), tls).unwrap());
             let e = cluster
-                .raft(RaftMessage { kind: "vote".into(), payload: vec![0xff; 16].into() })
+                .raft(RaftMessage { kind: "vote".into(), payload: vec![0xff; 16].into(), blobs: Vec::new() })
                 .await
                 .unwrap_err();
             assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");

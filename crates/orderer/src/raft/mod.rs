@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!   leader sequencer ──client_write_ff(BlockEntry)──► openraft core ──append──► log_store (redb, fsync)
-//!                                                          │  replicate (network: Cluster.Raft, CBOR)
+//!                                                          │  replicate (network: Cluster.Raft, CBOR + blocks)
 //!                                                          ▼
 //!                                      committed entries ──apply──► state_machine ──append──► BlockStore
 //!                                                                        │
@@ -104,19 +104,6 @@ pub(crate) fn to_cbor_sized<T: Serialize>(v: &T, capacity: usize) -> Result<Vec<
     let mut out = Vec::with_capacity(capacity);
     ciborium::into_writer(v, &mut out).map_err(|e| CborError(e.to_string()))?;
     Ok(out)
-}
-
-/// A starting buffer size for the CBOR of `entries`: their block bytes plus room for the log ids and
-/// framing.
-pub(crate) fn entries_size_hint(entries: &[openraft::Entry<TypeConfig>]) -> usize {
-    entries
-        .iter()
-        .map(|e| match &e.payload {
-            openraft::EntryPayload::Normal(b) => b.0.len() + 96,
-            _ => 256,
-        })
-        .sum::<usize>()
-        + 256
 }
 
 /// Decodes a CBOR value (never panics on malformed input).

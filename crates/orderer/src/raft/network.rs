@@ -1,8 +1,17 @@
 //! openraft's network over the `Cluster.Raft` gRPC method (mutual TLS). Each RPC travels as a
-//! [`RaftMessage`] whose `kind` names the RPC (`append`, `vote`, `snapshot`) and whose payload is the CBOR
-//! request; the answer's payload is the CBOR `Result<response, RaftError>`.
+//! [`RaftMessage`] whose `kind` names the RPC (`append-blobs`, `vote`, `snapshot`) and whose payload is the
+//! CBOR request; the answer's payload is the CBOR `Result<response, RaftError>`.
+//!
+//! AppendEntries (`append-blobs`) carries its blocks outside the CBOR: each block entry's bytes travel in
+//! the message's `blobs`, in entry order, and the CBOR holds the entries with empty block payloads. The
+//! blocks are then copied once on the way out (into the gRPC frame) and not at all on the way in (the
+//! receiver's entries are slices of the received message), where CBOR cost a copy each way plus its
+//! allocations (docs/ledger-perf.md, eleventh round). The receiver refuses a message whose blobs do not
+//! match its block entries one to one. Kind `append` (blocks inside the CBOR, as sent before) is still
+//! accepted; a receiver that predates `append-blobs` refuses it as an unknown kind, so a leader never
+//! replicates empty blocks to it.
 
-use super::{OrdererRaft, TypeConfig, entries_size_hint, from_cbor, to_cbor, to_cbor_sized};
+use super::{BlockEntry, OrdererRaft, TypeConfig, from_cbor, to_cbor, to_cbor_sized};
 use ledger_rpc::cluster_client::ClusterClient;
 use ledger_rpc::messages::RaftMessage;
 use ledger_rpc::tls::TlsMaterial;
@@ -12,7 +21,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::{AnyError, BasicNode};
+use openraft::{AnyError, BasicNode, EntryPayload};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
@@ -76,6 +85,7 @@ impl Peer {
         kind: &str,
         req: &Req,
         size_hint: usize,
+        blobs: Vec<bytes::Bytes>,
         option: &RPCOption,
     ) -> Result<Resp, RPCError<u64, BasicNode, E>> {
         if let Err(e) = crate::failpoints::hit(&self.dir, crate::failpoints::RAFT_SEND) {
@@ -86,7 +96,7 @@ impl Peer {
             .as_mut()
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&AnyError::error(e.clone()))))?;
         let payload = to_cbor_sized(req, size_hint).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let msg = RaftMessage { kind: kind.to_owned(), payload: payload.into() };
+        let msg = RaftMessage { kind: kind.to_owned(), payload: payload.into(), blobs };
         let fut = client.raft(msg);
         let resp = match tokio::time::timeout(option.hard_ttl(), fut).await {
             Err(_) => {
@@ -115,10 +125,11 @@ impl Peer {
 impl RaftNetwork<TypeConfig> for Peer {
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        self.call("append", &rpc, entries_size_hint(&rpc.entries), &option).await
+        let blobs = take_blocks(&mut rpc);
+        self.call(APPEND_BLOBS, &rpc, 256 + 128 * rpc.entries.len(), blobs, &option).await
     }
 
     async fn install_snapshot(
@@ -127,7 +138,7 @@ impl RaftNetwork<TypeConfig> for Peer {
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<u64>, RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>>
     {
-        self.call("snapshot", &rpc, rpc.data.len() + 256, &option).await
+        self.call("snapshot", &rpc, rpc.data.len() + 256, Vec::new(), &option).await
     }
 
     async fn vote(
@@ -135,8 +146,50 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: VoteRequest<u64>,
         option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        self.call("vote", &rpc, 0, &option).await
+        self.call("vote", &rpc, 0, Vec::new(), &option).await
     }
+}
+
+/// The kind of an AppendEntries whose blocks travel in `blobs` (see the module docs).
+const APPEND_BLOBS: &str = "append-blobs";
+
+/// Moves the bytes of every block entry out of `rpc` (leaving empty payloads), in entry order. The bytes
+/// are shared, not copied.
+fn take_blocks(rpc: &mut AppendEntriesRequest<TypeConfig>) -> Vec<bytes::Bytes> {
+    rpc.entries
+        .iter_mut()
+        .filter_map(|e| match &mut e.payload {
+            EntryPayload::Normal(b) => Some(std::mem::take(&mut b.0)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Puts `blobs` back into the block entries of `rpc`, in order; refuses a count that does not match and a
+/// block entry that was not left empty.
+fn restore_blocks(
+    rpc: &mut AppendEntriesRequest<TypeConfig>,
+    blobs: Vec<bytes::Bytes>,
+) -> Result<(), InboundError> {
+    let sent = blobs.len();
+    let mut blobs = blobs.into_iter();
+    let mut wanted = 0usize;
+    for e in &mut rpc.entries {
+        if let EntryPayload::Normal(b) = &mut e.payload {
+            wanted += 1;
+            if !b.0.is_empty() {
+                return Err(InboundError::Blobs("a block entry carries its bytes in the CBOR too".into()));
+            }
+            match blobs.next() {
+                Some(bytes) => *b = BlockEntry(bytes),
+                None => break,
+            }
+        }
+    }
+    if wanted != sent {
+        return Err(InboundError::Blobs(format!("{wanted} block entries but {sent} blobs")));
+    }
+    Ok(())
 }
 
 /// Why an incoming Raft message could not be handled.
@@ -146,6 +199,8 @@ pub(crate) enum InboundError {
     Kind(String),
     #[error("malformed raft message: {0}")]
     Malformed(#[from] super::CborError),
+    #[error("malformed raft message: {0}")]
+    Blobs(String),
 }
 
 /// Handles one incoming Raft RPC: decodes it, hands it to the local Raft node, encodes its answer.
@@ -154,6 +209,11 @@ pub(crate) async fn handle_inbound(
     msg: RaftMessage,
 ) -> Result<RaftMessage, InboundError> {
     let payload = match msg.kind.as_str() {
+        APPEND_BLOBS => {
+            let mut req: AppendEntriesRequest<TypeConfig> = from_cbor(&msg.payload)?;
+            restore_blocks(&mut req, msg.blobs)?;
+            to_cbor(&raft.append_entries(req).await)?
+        }
         "append" => {
             let req: AppendEntriesRequest<TypeConfig> = from_cbor(&msg.payload)?;
             to_cbor(&raft.append_entries(req).await)?
@@ -168,5 +228,61 @@ pub(crate) async fn handle_inbound(
         }
         other => return Err(InboundError::Kind(other.to_owned())),
     };
-    Ok(RaftMessage { kind: "result".into(), payload: payload.into() })
+    Ok(RaftMessage { kind: "result".into(), payload: payload.into(), blobs: Vec::new() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{CommittedLeaderId, Entry, LogId, Vote};
+
+    fn entry(index: u64, payload: EntryPayload<TypeConfig>) -> Entry<TypeConfig> {
+        Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload }
+    }
+
+    fn block(b: &'static [u8]) -> EntryPayload<TypeConfig> {
+        EntryPayload::Normal(BlockEntry(bytes::Bytes::from_static(b)))
+    }
+
+    fn request() -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: Vote::new_committed(1, 1),
+            prev_log_id: None,
+            leader_commit: None,
+            entries: vec![
+                entry(1, block(b"block one")),
+                entry(2, EntryPayload::Blank),
+                entry(3, block(b"block two")),
+            ],
+        }
+    }
+
+    #[test]
+    fn blocks_travel_beside_the_cbor_and_come_back_in_order() {
+        let mut rpc = request();
+        let blobs = take_blocks(&mut rpc);
+        assert_eq!(blobs, vec![&b"block one"[..], &b"block two"[..]]);
+        let cbor = to_cbor(&rpc).unwrap();
+        for b in [&b"block one"[..], b"block two"] {
+            assert!(!cbor.windows(b.len()).any(|w| w == b), "the CBOR holds no block bytes");
+        }
+        let mut back: AppendEntriesRequest<TypeConfig> = from_cbor(&cbor).unwrap();
+        restore_blocks(&mut back, blobs).unwrap();
+        assert_eq!(back.entries, request().entries);
+    }
+
+    #[test]
+    fn blobs_that_do_not_match_the_block_entries_are_refused() {
+        let mut rpc = request();
+        let blobs = take_blocks(&mut rpc);
+        let mut fewer = rpc.clone();
+        assert!(matches!(restore_blocks(&mut fewer, blobs[..1].to_vec()), Err(InboundError::Blobs(_))));
+        let mut more = rpc.clone();
+        let mut extra = blobs.clone();
+        extra.push(bytes::Bytes::from_static(b"smuggled"));
+        assert!(matches!(restore_blocks(&mut more, extra), Err(InboundError::Blobs(_))));
+        // A block entry that kept its bytes in the CBOR as well is not silently replaced.
+        let mut both = request();
+        assert!(matches!(restore_blocks(&mut both, blobs), Err(InboundError::Blobs(_))));
+    }
 }
