@@ -296,6 +296,7 @@ impl OrdererNode {
                 raft: raft.clone(),
                 members,
                 first: peers.keys().next() == Some(&config.node_id),
+                settle: Duration::from_millis(config.raft.heartbeat_ms),
                 patience: Duration::from_millis(config.raft.election_max_ms.saturating_mul(3)),
             });
         }
@@ -390,21 +391,25 @@ impl OrdererNode {
 /// first `up`. Now only the consenter with the lowest id initializes at once; its leader replicates the
 /// membership to the others, which then count as initialized. Another consenter initializes itself (with the
 /// same membership, which openraft allows) only if no leader has reached it within three election timeouts,
-/// so a cluster whose lowest consenter is down at its first start still forms.
+/// so a cluster whose lowest consenter is down at its first start still forms. The lowest consenter waits
+/// one heartbeat interval first: `ipechain up` starts the orderers a few milliseconds apart, and a vote
+/// requested before the others listen fails (logged as errors by openraft) and costs an election timeout.
 struct Bootstrap {
     raft: OrdererRaft,
     members: BTreeMap<u64, BasicNode>,
     first: bool,
+    settle: Duration,
     patience: Duration,
 }
 
 impl Bootstrap {
     async fn run(self, cancel: CancellationToken) {
+        let wait = if self.first { self.settle } else { self.patience };
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
         if !self.first {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(self.patience) => {}
-            }
             match self.raft.is_initialized().await {
                 Ok(false) => {
                     tracing::info!("no leader reached this orderer: initializing the cluster itself")
