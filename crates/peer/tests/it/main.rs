@@ -5,5 +5,6 @@
 
 mod audit;
 mod determinism;
+mod orderer_pool;
 mod support;
 mod validation;
