@@ -45,11 +45,15 @@ impl Default for BatchSettings {
             max_message_count: 2000,
             preferred_max_bytes: 4 << 20,
             absolute_max_bytes: 16 << 20,
-            // Measured with `ipechain bench ledger --apps 2000` (2 runs each, older build): 50 ms 2,960 tx/s,
-            // 100 ms 2,999, 150 ms 3,171, 400 ms 2,017; on the build of 2026-11-26 (3 runs): 50 ms 4,147,
-            // 100 ms 4,251 — level. An interworking round trip waits for two blocks, and `bench
-            // interworking --apps 1000` did 1,194 round trips/s at 50 ms against 897–1,092 at 100 ms.
-            batch_timeout_ms: 50,
+            // 100 ms since 2026-12-05 (docs/ledger-perf.md, eleventh round): alternated against 50 ms on
+            // the same build, `bench ledger --apps 2000` 1.04x (4 pairs, p99 326-346 against 337-355 ms)
+            // and `bench interworking --apps 1000,2000` 1.05x / 1.10x (3 pairs, ahead in every pair);
+            // 25 ms was 0.95x with a higher p99, and at most 500 transactions per block no different.
+            // Larger blocks cost less CPU per transaction (8 durable writes, signatures and commits per
+            // block). At low load a transaction waits for the timer: up to 100 ms per block (Fabric's
+            // default is 2 s). Earlier builds measured 50 ms ahead for interworking (1,194 round trips/s
+            // against 897-1,092 at 100 ms, 2026-11-26), when per-block costs were smaller than stalls.
+            batch_timeout_ms: 100,
         }
     }
 }

@@ -79,7 +79,7 @@ const BATCH_MAX_BYTES: usize = 2 << 20;
 /// Most batches in flight at once (at most 512 MiB of envelopes).
 const BATCHES_IN_FLIGHT: usize = 256;
 /// Least time between two batches leaving: at most 200 batches per second per peer instead of one per
-/// envelope (20–45 per second of 30–40 envelopes each measured under the benchmarks); far below the block cutter's timeout (50 ms by default), so an envelope
+/// envelope (20–45 per second of 30–40 envelopes each measured under the benchmarks); far below the block cutter's timeout (100 ms by default), so an envelope
 /// still makes the block it would have made.
 const PACE: std::time::Duration = std::time::Duration::from_millis(5);
 
