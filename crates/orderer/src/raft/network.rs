@@ -171,23 +171,22 @@ fn restore_blocks(
     rpc: &mut AppendEntriesRequest<TypeConfig>,
     blobs: Vec<bytes::Bytes>,
 ) -> Result<(), InboundError> {
-    let sent = blobs.len();
-    let mut blobs = blobs.into_iter();
-    let mut wanted = 0usize;
-    for e in &mut rpc.entries {
-        if let EntryPayload::Normal(b) = &mut e.payload {
-            wanted += 1;
-            if !b.0.is_empty() {
-                return Err(InboundError::Blobs("a block entry carries its bytes in the CBOR too".into()));
-            }
-            match blobs.next() {
-                Some(bytes) => *b = BlockEntry(bytes),
-                None => break,
-            }
-        }
+    let mut blocks: Vec<&mut BlockEntry> = rpc
+        .entries
+        .iter_mut()
+        .filter_map(|e| match &mut e.payload {
+            EntryPayload::Normal(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    if blocks.len() != blobs.len() {
+        return Err(InboundError::Blobs(format!("{} block entries but {} blobs", blocks.len(), blobs.len())));
     }
-    if wanted != sent {
-        return Err(InboundError::Blobs(format!("{wanted} block entries but {sent} blobs")));
+    if blocks.iter().any(|b| !b.0.is_empty()) {
+        return Err(InboundError::Blobs("a block entry carries its bytes in the CBOR too".into()));
+    }
+    for (b, bytes) in blocks.iter_mut().zip(blobs) {
+        b.0 = bytes;
     }
     Ok(())
 }
