@@ -48,8 +48,8 @@ fn the_exposition_parses_and_carries_every_family_with_units_in_names() {
     p.broadcast_done();
     m.orderer.set("orderer1", 3, Some(2), 1, 9, 7);
     let o = m.orderer.for_orderer("orderer1");
-    o.proposed(300, 0.05, 1);
-    o.proposed(20, 0.051, 2);
+    o.proposed(300, 0.05, 1, false);
+    o.proposed(20, 0.051, 2, true);
     o.applied(Some(0.08), 1);
     o.applied(None, 0);
     m.cse.request("create", 2001, 0.002);
@@ -108,6 +108,7 @@ fn the_exposition_parses_and_carries_every_family_with_units_in_names() {
     assert_eq!(get(r#"ipechain_orderer_block_transactions_count{orderer="orderer1"}"#), 2.0);
     assert_eq!(get(r#"ipechain_orderer_block_transactions_sum{orderer="orderer1"}"#), 320.0);
     assert_eq!(get(r#"ipechain_orderer_blocks_in_flight{orderer="orderer1"}"#), 0.0);
+    assert_eq!(get(r#"ipechain_orderer_early_cuts_total{orderer="orderer1"}"#), 1.0);
     assert_eq!(get(r#"ipechain_peer_broadcast_batch_envelopes_count{peer="peer0.org1"}"#), 2.0);
     assert_eq!(get(r#"ipechain_peer_broadcast_batch_envelopes_bucket{le="1.0",peer="peer0.org1"}"#), 1.0);
     assert_eq!(get(r#"ipechain_peer_broadcast_batches_in_flight{peer="peer0.org1"}"#), 1.0);

@@ -118,7 +118,7 @@ impl Sequencer {
             raft,
             store,
             signer,
-            core: SequencerCore::new(cutter),
+            core: SequencerCore::new(cutter, core::EAGER_BELOW),
             replies: HashMap::new(),
             next_id: 0,
             events,
@@ -243,7 +243,7 @@ impl Sequencer {
                         let _ = reply.send(result);
                     }
                 }
-                Command::Propose { mut block, waited } => {
+                Command::Propose { mut block, waited, early } => {
                     let last = match self.last_time {
                         Some(t) => Some(t),
                         None => crate::chain::last_block_time(self.store.as_ref()),
@@ -256,6 +256,7 @@ impl Sequencer {
                         block.data.as_ref().map_or(0, |d| d.data.len()),
                         waited.as_secs_f64(),
                         self.proposed_at.len(),
+                        early,
                     );
                     // Fire and forget: the outcome arrives as Applied/Skipped from the state machine.
                     let rx = self

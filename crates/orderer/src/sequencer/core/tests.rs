@@ -46,7 +46,7 @@ fn order(id: RequestId, tx: &str) -> Input {
 
 /// A core that is the confirmed leader of term 2 over `view`.
 fn leader(view: &View) -> SequencerCore {
-    let mut core = SequencerCore::new(cfg());
+    let mut core = SequencerCore::new(cfg(), 0);
     core.handle(t0(), Input::Role { is_leader: true, term: 2, leader: Some(1) }, view);
     assert_eq!(drain(&mut core), vec![Command::ConfirmLeadership { term: 2 }]);
     core.handle(t0(), Input::Ready { term: 2 }, view);
@@ -88,7 +88,7 @@ fn block_hash(cmds: &[Command], number: u64) -> Hash32 {
 #[test]
 fn a_follower_sends_callers_to_the_leader() {
     let view = View::default();
-    let mut core = SequencerCore::new(cfg());
+    let mut core = SequencerCore::new(cfg(), 0);
     core.handle(t0(), Input::Role { is_leader: false, term: 3, leader: Some(2) }, &view);
     core.handle(t0(), order(7, "a"), &view);
     assert_eq!(replies(&drain(&mut core)), vec![(7, Err(OrderError::NotLeader { leader: Some(2) }))]);
@@ -198,7 +198,7 @@ fn stepping_down_answers_pending_callers_and_lost_blocks_send_callers_on() {
 #[test]
 fn a_new_leader_rechecks_what_it_accepted_while_confirming() {
     let mut view = View { height: 4, ..View::default() };
-    let mut core = SequencerCore::new(cfg());
+    let mut core = SequencerCore::new(cfg(), 0);
     core.handle(t0(), Input::Role { is_leader: true, term: 5, leader: Some(1) }, &view);
     drain(&mut core);
     core.handle(t0(), order(1, "a"), &view);
@@ -235,4 +235,110 @@ fn too_large_envelopes_are_refused() {
     let mut core = leader(&view);
     core.handle(t0(), Input::Order { id: 1, tx_id: "big".into(), envelope: vec![0; 2001].into() }, &view);
     assert_eq!(replies(&drain(&mut core)), vec![(1, Err(OrderError::TooLarge { size: 2001, max: 2000 }))]);
+}
+
+/// A confirmed leader (term 2, empty chain) cutting early below 4 envelopes per 10 batch timeouts (500 ms), with
+/// blocks of up to 10 envelopes (so only the timer or an early cut ends a batch here).
+fn eager_leader(view: &View) -> SequencerCore {
+    let mut core = SequencerCore::new(CutterConfig { max_message_count: 10, ..cfg() }, 4);
+    core.handle(t0(), Input::Role { is_leader: true, term: 2, leader: Some(1) }, view);
+    drain(&mut core);
+    core.handle(t0(), Input::Ready { term: 2 }, view);
+    assert!(drain(&mut core).is_empty());
+    core
+}
+
+#[test]
+fn an_idle_leader_proposes_a_lone_envelope_at_once() {
+    let view = View { height: 1, ..View::default() };
+    let mut core = eager_leader(&view);
+    core.handle(t0(), order(1, "a"), &view);
+    let cmds = drain(&mut core);
+    assert_eq!(proposed(&cmds), vec![(1, Hash32::ZERO, 1)]);
+    assert!(matches!(cmds[..], [Command::Propose { early: true, .. }]), "counted as an early cut");
+    assert_eq!(core.poll_timeout(), None, "nothing waits for the timer");
+}
+
+#[test]
+fn at_low_load_what_arrives_during_a_round_goes_into_the_next_block_when_it_ends() {
+    let view = View { height: 1, ..View::default() };
+    let mut core = eager_leader(&view);
+    let t = t0();
+    core.handle(t, order(1, "a"), &view);
+    let first = drain(&mut core);
+    assert_eq!(proposed(&first).len(), 1);
+    // Block 1 is in consensus: b and c wait (group commit), though the timer has not fired.
+    core.handle(t + Duration::from_millis(1), order(2, "b"), &view);
+    core.handle(t + Duration::from_millis(2), order(3, "c"), &view);
+    assert!(proposed(&drain(&mut core)).is_empty());
+    // Block 1 applied: b and c are proposed together at once.
+    core.handle(
+        t + Duration::from_millis(5),
+        Input::Applied { number: 1, hash: block_hash(&first, 1) },
+        &view,
+    );
+    let cmds = drain(&mut core);
+    assert_eq!(proposed(&cmds), vec![(2, block_hash(&first, 1), 2)]);
+    assert_eq!(replies(&cmds), vec![(1, Ok(Ordered { block: 1 }))]);
+    assert_eq!(core.poll_timeout(), None);
+}
+
+#[test]
+fn under_load_the_leader_waits_for_the_timer_and_cuts_early_again_once_quiet() {
+    let view = View { height: 1, ..View::default() };
+    let mut core = eager_leader(&view);
+    let t = t0();
+    core.handle(t, order(1, "a"), &view);
+    let first = drain(&mut core);
+    assert_eq!(proposed(&first).len(), 1, "quiet so far: a is cut at once");
+    for (i, tx) in ["b", "c", "d"].iter().enumerate() {
+        core.handle(t + Duration::from_millis(1 + i as u64), order(2 + i as u64, tx), &view);
+    }
+    // Four envelopes within the window: no early cut, even with nothing in flight.
+    core.handle(
+        t + Duration::from_millis(10),
+        Input::Applied { number: 1, hash: block_hash(&first, 1) },
+        &view,
+    );
+    assert!(proposed(&drain(&mut core)).is_empty());
+    let deadline = core.poll_timeout().unwrap();
+    assert_eq!(deadline, t + Duration::from_millis(1) + Duration::from_millis(50));
+    core.handle(deadline, Input::Timeout, &view);
+    let second = drain(&mut core);
+    assert_eq!(proposed(&second), vec![(2, block_hash(&first, 1), 3)]);
+    assert!(matches!(second[..], [Command::Propose { early: false, .. }]), "cut by the timer");
+    core.handle(deadline, Input::Applied { number: 2, hash: block_hash(&second, 2) }, &view);
+    drain(&mut core);
+    // Still within the window of b: e waits for the timer.
+    core.handle(t + Duration::from_millis(400), order(9, "e"), &view);
+    assert!(proposed(&drain(&mut core)).is_empty());
+    assert_eq!(core.poll_timeout(), Some(t + Duration::from_millis(450)));
+    core.handle(t + Duration::from_millis(450), Input::Timeout, &view);
+    let third = drain(&mut core);
+    assert_eq!(proposed(&third), vec![(3, block_hash(&second, 2), 1)]);
+    core.handle(
+        t + Duration::from_millis(460),
+        Input::Applied { number: 3, hash: block_hash(&third, 3) },
+        &view,
+    );
+    drain(&mut core);
+    // The oldest of the last four arrivals (c, d, e, f) is a whole window old: quiet again, f is cut at once.
+    core.handle(t + Duration::from_millis(502), order(10, "f"), &view);
+    assert_eq!(proposed(&drain(&mut core)), vec![(4, block_hash(&third, 3), 1)]);
+}
+
+#[test]
+fn a_follower_or_an_unconfirmed_leader_never_cuts_early() {
+    let mut view = View { height: 4, ..View::default() };
+    let mut core = SequencerCore::new(CutterConfig { max_message_count: 10, ..cfg() }, 4);
+    core.handle(t0(), order(1, "a"), &view);
+    assert_eq!(replies(&drain(&mut core)), vec![(1, Err(OrderError::NotLeader { leader: None }))]);
+    core.handle(t0(), Input::Role { is_leader: true, term: 5, leader: Some(1) }, &view);
+    drain(&mut core);
+    core.handle(t0(), order(2, "b"), &view);
+    assert!(proposed(&drain(&mut core)).is_empty(), "confirming: nothing is proposed");
+    view.height = 4;
+    core.handle(t0(), Input::Ready { term: 5 }, &view);
+    // Confirmed, idle and quiet: b (accepted while confirming) goes at once.
+    assert_eq!(proposed(&drain(&mut core)), vec![(4, Hash32::ZERO, 1)]);
 }
