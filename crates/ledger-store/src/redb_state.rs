@@ -10,13 +10,16 @@
 //! - `meta`: `"savepoint"` → the number of the last block whose updates were applied.
 //!
 //! `apply` writes a whole batch and the savepoint in one write transaction. The state is derived data (a
-//! peer re-applies every block above the durable savepoint when it opens), so most commits use
-//! `Durability::None` (visible to every reader at once, not fsynced) and every [`SYNC_EVERY`]th commit, and
-//! the store's drop, use `Durability::Immediate`, which makes all earlier commits durable too. A crash
-//! loses at most that many blocks' updates, atomically (redb reopens at its last durable commit, with the
-//! savepoint of that commit), and the peer replays them from its blocks. This saves the two fsyncs per block
-//! a durable commit costs on the commit path. A snapshot is a redb read transaction with
-//! the `state` table opened once, so every `get` of a validation pass is a single B-tree lookup.
+//! peer re-applies every block above the durable savepoint when it opens), so `apply` commits with
+//! `Durability::None` (visible to every reader at once, not fsynced), and [`StateStore::persist_due`], which
+//! the peer calls after it has published a commit, makes them durable with a `Durability::Immediate` commit
+//! once [`SYNC_EVERY`] of them have passed, as does the store's drop. A crash loses at most that many
+//! blocks' updates, atomically (redb reopens at its last durable commit, with the savepoint of that commit),
+//! and the peer replays them from its blocks. So no block's clients wait for a durable commit: one after 32
+//! blocks took up to 150–220 ms under `bench ledger --apps 2000`, growing with the database, and used to
+//! delay that block's publication (docs/ledger-perf.md, twelfth round). A snapshot is a redb read
+//! transaction with the `state` table opened once, so every `get` of a validation pass is a single B-tree
+//! lookup.
 //! Namespaces must not contain a NUL byte (it separates namespace and key); `apply` refuses them.
 
 use crate::redb_err;
@@ -30,8 +33,9 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const HISTORY: TableDefinition<&[u8], ()> = TableDefinition::new("history");
 const SAVEPOINT: &str = "savepoint";
 
-/// One `apply` in this many is committed durably (see the module docs).
-pub(crate) const SYNC_EVERY: u32 = 32;
+/// [`StateStore::persist_due`] makes the applied state durable once this many `apply`s have passed since the
+/// last durable commit (see the module docs).
+pub const SYNC_EVERY: u32 = 32;
 
 /// The world state in redb. See the module docs for the layout.
 #[derive(Debug)]
@@ -230,10 +234,8 @@ impl StateStore for RedbStateStore {
             return Err(StoreError::Backend(format!("namespace {ns:?} contains a NUL byte")));
         }
         use std::sync::atomic::Ordering;
-        let durable = self.unsynced.load(Ordering::Relaxed) + 1 >= SYNC_EVERY;
         let mut txn = self.db.begin_write().map_err(redb_err)?;
-        txn.set_durability(if durable { Durability::Immediate } else { Durability::None })
-            .map_err(redb_err)?;
+        txn.set_durability(Durability::None).map_err(redb_err)?;
         {
             let mut state = txn.open_table(STATE).map_err(redb_err)?;
             let mut key = Vec::new();
@@ -264,10 +266,16 @@ impl StateStore for RedbStateStore {
             meta.insert(SAVEPOINT, savepoint).map_err(redb_err)?;
         }
         txn.commit().map_err(redb_err)?;
-        // One writer at a time (redb serialises write transactions), so a plain store is enough.
-        self.unsynced
-            .store(if durable { 0 } else { self.unsynced.load(Ordering::Relaxed) + 1 }, Ordering::Relaxed);
+        self.unsynced.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    fn persist_due(&self) -> Result<(), StoreError> {
+        if self.unsynced.load(std::sync::atomic::Ordering::Relaxed) >= SYNC_EVERY {
+            self.sync()
+        } else {
+            Ok(())
+        }
     }
 
     fn savepoint(&self) -> Result<Option<u64>, StoreError> {

@@ -134,8 +134,18 @@ pub trait StateStore: Send + Sync {
     /// A consistent view of the current state.
     fn snapshot(&self) -> Result<Self::Snapshot, StoreError>;
 
-    /// Applies a block's updates and records `savepoint` (the block number) atomically and durably.
+    /// Applies a block's updates and records `savepoint` (the block number) atomically, visible to every
+    /// snapshot taken after it returns. It may not be durable yet: a store may defer that to
+    /// [`StateStore::persist_due`]; after a crash it reopens at an earlier savepoint, and the peer replays the
+    /// blocks above it.
     fn apply(&self, batch: &UpdateBatch, savepoint: u64) -> Result<(), StoreError>;
+
+    /// Makes the applied state durable when the store's own schedule says it is due (a no-op otherwise, and
+    /// by default). The peer calls it after it has published a commit, so that its clients do not wait for
+    /// it.
+    fn persist_due(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// The number of the last block whose updates were applied, `None` when nothing was.
     fn savepoint(&self) -> Result<Option<u64>, StoreError>;

@@ -136,6 +136,7 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
                 self.blocks.block(n)?.ok_or_else(|| StoreError::Corrupt(format!("block {n} missing")))?;
             let batch = replay_batch(&block)?;
             self.state.apply(&batch, n)?;
+            self.state.persist_due()?;
         }
         if height > 0 {
             let last = self
@@ -318,6 +319,13 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
             self.height.send_replace(number + 1);
         }
         let _ = self.committed.send(committed.clone());
+        // The state is durable every few blocks, after the commit is published, so its clients do not wait
+        // for the fsync (the next commit does, when it comes during it). The block is committed whatever
+        // happens here: it is durable, and the state is replayed from the blocks above its durable savepoint
+        // when the peer opens. A store that cannot persist fails the next `apply` too, which halts commits.
+        if let Err(e) = self.state.persist_due() {
+            tracing::error!(block = number, error = %e, "making the world state durable failed");
+        }
         Ok(committed)
     }
 

@@ -131,3 +131,33 @@ fn a_crash_before_the_durable_commit_reopens_at_the_last_durable_savepoint() {
     let store = RedbStateStore::open(&path).unwrap();
     assert!(state_is(&store, 0, keys), "reopened at the durable savepoint 0, whole");
 }
+
+#[test]
+fn apply_defers_durability_to_persist_due_which_syncs_every_state_sync_every_blocks() {
+    let keys = 5;
+    let every = u64::from(ledger_store::STATE_SYNC_EVERY);
+    // apply alone never makes anything durable: a crash after many blocks reopens at block 0.
+    let (dir, budget, store) = durable_first_batch(keys);
+    let path = dir.path().join("state.redb");
+    for b in 1..=every + 3 {
+        store.apply(&batch(b, keys), b).unwrap();
+    }
+    assert!(state_is(&store, every + 3, keys));
+    budget.store(0, Ordering::SeqCst);
+    drop(store);
+    let store = RedbStateStore::open(&path).unwrap();
+    assert!(state_is(&store, 0, keys), "nothing after the first durable commit survived the crash");
+    drop(store);
+
+    // With persist_due after each apply (as the peer does), the state is durable every STATE_SYNC_EVERY blocks.
+    let (dir, budget, store) = durable_first_batch(keys);
+    let path = dir.path().join("state.redb");
+    for b in 1..=every + 3 {
+        store.apply(&batch(b, keys), b).unwrap();
+        store.persist_due().unwrap();
+    }
+    budget.store(0, Ordering::SeqCst);
+    drop(store);
+    let store = RedbStateStore::open(&path).unwrap();
+    assert!(state_is(&store, every, keys), "reopened at the last durable savepoint, {every}");
+}
