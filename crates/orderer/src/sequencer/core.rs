@@ -26,8 +26,8 @@
 //! exactly as in Fabric. The rate is averaged over several timeouts because load comes in waves: clients in a
 //! closed loop answer commits, so a busy network can see few arrivals in one timeout and many in the next
 //! (measured with a one-timeout window: ~10 early cuts per second under `bench interworking --apps 1000`,
-//! and a worse p99). Only the leader cuts, and followers replicate what it proposed, so when blocks are cut
-//! is not something orderers agree on.
+//! small blocks whose fixed costs waiting was meant to spread). Only the leader cuts, and followers replicate
+//! what it proposed, so when blocks are cut is not something orderers agree on.
 
 use crate::chain::{OrderError, Ordered};
 use crate::cutter::{BlockCutter, CutterConfig};
