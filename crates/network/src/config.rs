@@ -51,8 +51,8 @@ impl Default for BatchSettings {
             // 25 ms was 0.95x with a higher p99, and at most 500 transactions per block no different.
             // Larger blocks cost less CPU per transaction (8 durable writes, signatures and commits per
             // block). At low load the leader cuts without waiting for the timer (fewer than 32
-            // envelopes per timeout, over ten: docs/ordering.md, "How blocks are cut"). Earlier builds measured
-            // 50 ms ahead for interworking (1,194 round trips/s against 897-1,092 at 100 ms,
+            // envelopes per timeout, over ten: docs/ordering.md, "How blocks are cut"). Earlier builds
+            // measured 50 ms ahead for interworking (1,194 round trips/s against 897-1,092 at 100 ms,
             // 2026-11-26), when per-block costs were smaller than stalls.
             batch_timeout_ms: 100,
         }

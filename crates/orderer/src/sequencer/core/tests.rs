@@ -44,9 +44,13 @@ fn order(id: RequestId, tx: &str) -> Input {
     Input::Order { id, tx_id: tx.into(), envelope: tx.as_bytes().to_vec().into() }
 }
 
-/// A core that is the confirmed leader of term 2 over `view`.
+/// A core that is the confirmed leader of term 2 over `view` (Fabric's cutting: no early cuts).
 fn leader(view: &View) -> SequencerCore {
-    let mut core = SequencerCore::new(cfg(), 0);
+    confirmed(SequencerCore::new(cfg(), 0), view)
+}
+
+/// `core`, made the confirmed leader of term 2 over `view`.
+fn confirmed(mut core: SequencerCore, view: &View) -> SequencerCore {
     core.handle(t0(), Input::Role { is_leader: true, term: 2, leader: Some(1) }, view);
     assert_eq!(drain(&mut core), vec![Command::ConfirmLeadership { term: 2 }]);
     core.handle(t0(), Input::Ready { term: 2 }, view);
@@ -240,12 +244,7 @@ fn too_large_envelopes_are_refused() {
 /// A confirmed leader (term 2, empty chain) cutting early below 4 envelopes per 10 batch timeouts (500 ms), with
 /// blocks of up to 10 envelopes (so only the timer or an early cut ends a batch here).
 fn eager_leader(view: &View) -> SequencerCore {
-    let mut core = SequencerCore::new(CutterConfig { max_message_count: 10, ..cfg() }, 4);
-    core.handle(t0(), Input::Role { is_leader: true, term: 2, leader: Some(1) }, view);
-    drain(&mut core);
-    core.handle(t0(), Input::Ready { term: 2 }, view);
-    assert!(drain(&mut core).is_empty());
-    core
+    confirmed(SequencerCore::new(CutterConfig { max_message_count: 10, ..cfg() }, 4), view)
 }
 
 #[test]
