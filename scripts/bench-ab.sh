@@ -11,7 +11,9 @@
 # machine: another build or benchmark on the same cores makes the ratios meaningless. BENCH=BIN drives both builds
 # networks with one load generator (`BIN bench ...`; default: each build's own), so only the system under test
 # differs; the rates' medians and ratio are printed too (the bound's own noise does not enter them). LOGS=DIR
-# keeps each invocation's bench progress and node log there.
+# keeps each invocation's bench progress and node log there. CONFIG_A=FILE / CONFIG_B=FILE generate that build's
+# networks from a network description (`keys generate --config`; `ipechain keys default-config` prints the default),
+# to compare settings with one build on both sides.
 set -euo pipefail
 kind=${1:?ledger or interworking}
 a=${2:?BIN_A}
@@ -29,9 +31,11 @@ trap cleanup EXIT
 
 # one LABEL BIN: one invocation; appends "LABEL share..." to $work/shares and prints a line.
 one() {
-  local label=$1 bin=$2 data="$work/data"
+  local label=$1 bin=$2 data="$work/data" config=()
   rm -rf "$data"
-  "$bin" keys generate --data-dir "$data" >/dev/null
+  if [ "$label" = A ] && [ -n "${CONFIG_A:-}" ]; then config=(--config "$CONFIG_A"); fi
+  if [ "$label" = B ] && [ -n "${CONFIG_B:-}" ]; then config=(--config "$CONFIG_B"); fi
+  "$bin" keys generate --data-dir "$data" "${config[@]}" >/dev/null
   "$bin" up --data-dir "$data" >"$work/up.log" 2>&1 &
   up=$!
   # Up to 3 minutes: a first start on a busy machine (another build on the same cores) can take over 90 s.

@@ -445,11 +445,9 @@ async fn onem2m_job(
         }
         Onem2mJob::Delete(ae) => side.delete_ae(ae).await,
         Onem2mJob::Cins(cins, rn) => {
-            for c in cins {
-                side.write_cin(ae, c, rn).await?;
-                shared.stats.cins.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(())
+            let (written, result) = side.write_cins(ae, cins, rn).await;
+            shared.stats.cins.fetch_add(written as u64, Ordering::Relaxed);
+            result
         }
     }
 }

@@ -33,6 +33,28 @@ pub trait Mca: Send + Sync {
     /// [`Rsc::TargetNotReachable`].
     fn send(&self, req: RequestPrimitive) -> McaFuture<'_, ResponsePrimitive>;
 
+    /// Sends requests in order, up to and including the first whose answer is not one of `ok`, and returns the
+    /// answers (one per request sent). A CSE may perform them as one: the embedded CSE stores them in one durable
+    /// batch. The default sends them one by one.
+    fn send_in_order<'a>(
+        &'a self,
+        reqs: Vec<RequestPrimitive>,
+        ok: &'a [Rsc],
+    ) -> McaFuture<'a, Vec<ResponsePrimitive>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(reqs.len());
+            for req in reqs {
+                let rsp = self.send(req).await;
+                let go = ok.contains(&rsp.rsc);
+                out.push(rsp);
+                if !go {
+                    break;
+                }
+            }
+            out
+        })
+    }
+
     /// How this CSE vouches for creators.
     fn provenance(&self) -> Provenance;
 

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use ipe::mapping::{Cin, ResourceTree};
-use onem2m::{Operation, RequestPrimitive, ResponsePrimitive, Rsc};
+use onem2m::{Operation, RequestPrimitive, ResponsePrimitive, ResultContent, Rsc};
 use serde_json::{Value, json};
 
 use crate::mca::{Mca, Notified, Provenance};
@@ -25,6 +25,9 @@ pub const DEVICE_ACP: &str = "acpIpe";
 pub const CMD_ACP: &str = "acpIpeCmd";
 /// Name of the subscription on each device's `cmd` container.
 pub const CMD_SUB: &str = "subIpe";
+
+/// The answers that mean a contentInstance is written: created now, or there already (a repeated write: 4105).
+const CIN_WRITTEN: &[Rsc] = &[Rsc::Created, Rsc::Conflict];
 
 /// A oneM2M request that failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -265,16 +268,43 @@ impl Onem2mSide {
 
     /// Writes a contentInstance named `rn` (so writing it again is a harmless 4105) as the device AE `ae_id`.
     pub async fn write_cin(&self, ae_id: &str, cin: &Cin, rn: &str) -> Result<(), Onem2mError> {
-        let body = json!({"m2m:cin": {"rn": rn, "cnf": "application/json:0", "con": cin.con}});
-        self.create(
-            &format!("{}/{}", self.base, cin.container),
-            ae_id,
-            4,
-            body,
-            &[Rsc::Created, Rsc::Conflict],
-        )
-        .await
-        .map(|_| ())
+        self.send(self.cin_request(ae_id, cin, rn), CIN_WRITTEN).await.map(|_| ())
+    }
+
+    /// Writes contentInstances in order, each named `rn` in its container, as the device AE `ae_id`, through
+    /// [`Mca::send_in_order`] (the embedded CSE stores them in one durable batch). Stops at the first that fails.
+    /// Returns how many were written (or were there already: 4105) and the failure, if any.
+    pub async fn write_cins(&self, ae_id: &str, cins: &[Cin], rn: &str) -> (usize, Result<(), Onem2mError>) {
+        let reqs: Vec<_> = cins.iter().map(|c| self.cin_request(ae_id, c, rn)).collect();
+        let targets: Vec<String> = reqs.iter().map(|r| r.to.clone()).collect();
+        let rsps = self.mca.send_in_order(reqs, CIN_WRITTEN).await;
+        let written = rsps.iter().take_while(|r| CIN_WRITTEN.contains(&r.rsc)).count();
+        let failure = match (rsps.get(written), targets.get(written)) {
+            (_, None) => return (written, Ok(())),
+            (Some(r), Some(t)) => Onem2mError {
+                op: Operation::Create,
+                target: t.clone(),
+                rsc: r.rsc,
+                message: r.debug_message().unwrap_or_default().to_owned(),
+            },
+            (None, Some(t)) => Onem2mError {
+                op: Operation::Create,
+                target: t.clone(),
+                rsc: Rsc::InternalServerError,
+                message: format!("the CSE answered {} of {} requests", rsps.len(), targets.len()),
+            },
+        };
+        (written, Err(failure))
+    }
+
+    /// The CREATE of a contentInstance named `rn` as the device AE `ae_id`, asking for no content in the answer
+    /// (`rcn=0`: the gateway only needs the status).
+    fn cin_request(&self, ae_id: &str, cin: &Cin, rn: &str) -> RequestPrimitive {
+        let mut req = self.req(Operation::Create, format!("{}/{}", self.base, cin.container), ae_id);
+        req.ty = Some(4);
+        req.rcn = Some(ResultContent::Nothing);
+        req.pc = Some(json!({"m2m:cin": {"rn": rn, "cnf": "application/json:0", "con": cin.con}}));
+        req
     }
 
     /// Interprets a notification: a new contentInstance in some device's `cmd` container, or `None`

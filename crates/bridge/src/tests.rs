@@ -207,3 +207,60 @@ impl ledger_types::store::StateSnapshot for Empty {
         Ok(vec![])
     }
 }
+
+/// A CSE for [`crate::Onem2mSide`]'s own logic: answers by target, records what it was sent.
+struct ScriptedCse {
+    answers: std::collections::HashMap<String, onem2m::Rsc>,
+    sent: std::sync::Mutex<Vec<onem2m::RequestPrimitive>>,
+}
+
+impl crate::Mca for ScriptedCse {
+    fn send(&self, req: onem2m::RequestPrimitive) -> crate::McaFuture<'_, onem2m::ResponsePrimitive> {
+        let rsc = self.answers.get(&req.to).copied().unwrap_or(onem2m::Rsc::NotFound);
+        let rsp = onem2m::ResponsePrimitive::error(rsc, req.rqi.clone(), format!("scripted {rsc}"));
+        self.sent.lock().unwrap().push(req);
+        Box::pin(async move { rsp })
+    }
+
+    fn provenance(&self) -> crate::Provenance {
+        crate::Provenance::Answers
+    }
+}
+
+/// `write_cins` through a CSE without a batch of its own (the trait's default, as for a remote CSE): in order,
+/// without content in the answers, counting a repeated write (4105) as written, and nothing after a failure.
+#[tokio::test(flavor = "current_thread")]
+async fn contentinstances_are_written_in_order_and_stop_at_the_first_failure() {
+    use onem2m::{ResultContent, Rsc};
+    let cse = std::sync::Arc::new(ScriptedCse {
+        answers: [
+            ("cse-in/Cd/a", Rsc::Created),
+            ("cse-in/Cd/b", Rsc::Conflict),
+            ("cse-in/Cd/x", Rsc::Created),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect(),
+        sent: Default::default(),
+    });
+    let side = crate::Onem2mSide::new(cse.clone(), "cse-in", "Cipe", "http://127.0.0.1:1/n".into());
+    let cin = |c: &str| ipe::mapping::Cin { container: format!("Cd/{c}"), con: serde_json::json!({"c": c}) };
+
+    let (n, r) = side.write_cins("Cd", &[cin("a"), cin("b")], "r1").await;
+    assert_eq!(n, 2);
+    r.unwrap();
+    let (n, r) = side.write_cins("Cd", &[cin("a"), cin("missing"), cin("x")], "r2").await;
+    assert_eq!(n, 1);
+    let e = r.unwrap_err();
+    assert_eq!((e.rsc, e.target.as_str()), (Rsc::NotFound, "cse-in/Cd/missing"));
+    assert_eq!(side.write_cins("Cd", &[], "r3").await.0, 0);
+
+    let sent = cse.sent.lock().unwrap();
+    let to: Vec<_> = sent.iter().map(|r| r.to.as_str()).collect();
+    assert_eq!(to, ["cse-in/Cd/a", "cse-in/Cd/b", "cse-in/Cd/a", "cse-in/Cd/missing"], "x is never sent");
+    for r in sent.iter() {
+        assert_eq!((r.fr.as_deref(), r.ty, r.rcn), (Some("Cd"), Some(4), Some(ResultContent::Nothing)));
+    }
+    let rns: Vec<_> = sent.iter().filter_map(|r| r.pc.as_ref()?.pointer("/m2m:cin/rn")?.as_str()).collect();
+    assert_eq!(rns, ["r1", "r1", "r2", "r2"]);
+}

@@ -268,6 +268,64 @@ impl Cse {
         res
     }
 
+    /// Handles requests in order as one: up to and including the first answer `proceed` refuses, with the writes of
+    /// all of them in one durable batch (a crash keeps all or none) and their notifications in order; answers once
+    /// that batch is durable. For a writer of resources that belong together, such as the gateway's
+    /// contentInstances of one event (the answer last). Requests that need a notification target verified first
+    /// (a subscription CREATE, an UPDATE) are handled one by one, as [`Cse::handle`] does.
+    pub async fn handle_in_order(
+        &self,
+        reqs: Vec<RequestPrimitive>,
+        proceed: impl Fn(&ResponsePrimitive) -> bool,
+    ) -> Vec<ResponsePrimitive> {
+        let verifies = |r: &RequestPrimitive| {
+            r.op == Operation::Update
+                || (r.op == Operation::Create && r.ty == Some(onem2m::ResourceType::Subscription.code()))
+        };
+        let mut out = Vec::with_capacity(reqs.len());
+        if reqs.iter().any(verifies) {
+            for req in reqs {
+                let rsp = self.handle(req).await;
+                let go = proceed(&rsp);
+                out.push(rsp);
+                if !go {
+                    break;
+                }
+            }
+            return out;
+        }
+        let Some(first) = reqs.first() else { return out };
+        let timer = ops::Stopwatch::start();
+        if self.inner.failed.load(std::sync::atomic::Ordering::Acquire) {
+            out.push(ResponsePrimitive::error(
+                Rsc::InternalServerError,
+                first.rqi.clone(),
+                "the CSE's storage failed or was closed; restart the CSE (it resumes from its durable state)",
+            ));
+            return out;
+        }
+        let (rsps, batch, pending, notes) = {
+            let Ok(mut g) = self.inner.engine.lock() else {
+                out.push(poisoned(first));
+                return out;
+            };
+            let (engine, store) = &mut *g;
+            let (rsps, fx) = engine.handle_in_order(&reqs, self.inner.clock.now_micros(), proceed);
+            let (batch, pending) = store.submit(fx.ops);
+            (rsps, batch, pending, fx.notes)
+        };
+        self.dispatch_notes(batch, notes);
+        let rsps = match pending.wait().await {
+            Ok(()) => rsps,
+            Err(e) => reqs.iter().take(rsps.len()).map(|r| self.storage_failed(r, &e)).collect(),
+        };
+        let seconds = timer.seconds();
+        for (req, rsp) in reqs.iter().zip(&rsps) {
+            self.inner.cfg.metrics.request(op_name(req.op), rsp.rsc.code(), seconds);
+        }
+        rsps
+    }
+
     async fn handle_untimed(&self, req: RequestPrimitive) -> ResponsePrimitive {
         if self.inner.failed.load(std::sync::atomic::Ordering::Acquire) {
             return ResponsePrimitive::error(

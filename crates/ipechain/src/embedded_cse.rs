@@ -2,7 +2,7 @@
 //! with the creators it hands over.
 
 use bridge::{Mca, McaFuture, Notified, Provenance};
-use onem2m::{RequestPrimitive, ResponsePrimitive};
+use onem2m::{RequestPrimitive, ResponsePrimitive, Rsc};
 use tokio::sync::mpsc;
 
 /// The embedded CSE, reached in-process.
@@ -11,6 +11,14 @@ pub(crate) struct EmbeddedCse(pub(crate) cse::Cse);
 impl Mca for EmbeddedCse {
     fn send(&self, req: RequestPrimitive) -> McaFuture<'_, ResponsePrimitive> {
         Box::pin(self.0.handle(req))
+    }
+
+    fn send_in_order<'a>(
+        &'a self,
+        reqs: Vec<RequestPrimitive>,
+        ok: &'a [Rsc],
+    ) -> McaFuture<'a, Vec<ResponsePrimitive>> {
+        Box::pin(self.0.handle_in_order(reqs, move |r| ok.contains(&r.rsc)))
     }
 
     fn provenance(&self) -> Provenance {

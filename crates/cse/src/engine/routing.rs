@@ -77,9 +77,37 @@ impl Engine {
     /// Runs one request.
     pub(crate) fn handle(&mut self, req: &RequestPrimitive, now: i64) -> (ResponsePrimitive, Effects) {
         self.expire(now);
+        let rsp = self.answer(req, now);
+        (rsp, self.take_fx())
+    }
+
+    /// Runs requests in order, up to and including the first answer `proceed` refuses, and returns their answers
+    /// with the effects of all of them in one batch: each key is stored once, as it is after the last request (a
+    /// container that gets two contentInstances is written once), and the notifications keep the requests' order.
+    pub(crate) fn handle_in_order(
+        &mut self,
+        reqs: &[RequestPrimitive],
+        now: i64,
+        proceed: impl Fn(&ResponsePrimitive) -> bool,
+    ) -> (Vec<ResponsePrimitive>, Effects) {
+        self.expire(now);
+        let mut out = Vec::with_capacity(reqs.len());
+        for req in reqs {
+            let rsp = self.answer(req, now);
+            let go = proceed(&rsp);
+            out.push(rsp);
+            if !go {
+                break;
+            }
+        }
+        (out, self.take_fx())
+    }
+
+    /// The answer to one request, its effects left in `self.fx`.
+    fn answer(&mut self, req: &RequestPrimitive, now: i64) -> ResponsePrimitive {
         let result = self.dispatch(req, now, false);
         self.reserved_ri = None;
-        let rsp = match result {
+        match result {
             Ok(mut r) => {
                 r.rqi.clone_from(&req.rqi);
                 r.rvi.clone_from(&req.rvi);
@@ -90,8 +118,7 @@ impl Engine {
                 r.rvi.clone_from(&req.rvi);
                 r
             }
-        };
-        (rsp, self.take_fx())
+        }
     }
 
     pub(super) fn dispatch(

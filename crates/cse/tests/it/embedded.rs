@@ -261,6 +261,71 @@ async fn in_process_api_and_local_notifications() {
     assert_eq!(n.body.pointer("/m2m:sgn/nev/rep/m2m:cin/con/op"), Some(&Value::from("read")));
 }
 
+/// Requests handled in order as one: written together (and durable together: the restart finds them), their
+/// notifications in order, and nothing after the first answer the caller refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_in_order_are_written_as_one_and_stop_at_the_first_refused() {
+    use onem2m::{Operation::Create, Rsc};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = || cse::CseConfig { data_dir: Some(dir.path().to_path_buf()), ..Default::default() };
+    let c = cse::Cse::open(cfg()).await.unwrap();
+    let mut rx = c.local_poa("gateway");
+    let ae =
+        json!({"m2m:ae": {"rn": "gw", "api": "Nipe", "rr": true, "srv": ["3"], "poa": ["local://gateway"]}});
+    assert_eq!(c.handle(request(Create, "cse-in", "Cgw", Some(2), Some(ae))).await.rsc, Rsc::Created);
+    for cnt in ["data", "rsp"] {
+        let body = json!({"m2m:cnt": {"rn": cnt}});
+        assert_eq!(
+            c.handle(request(Create, "cse-in/gw", "Cgw", Some(3), Some(body))).await.rsc,
+            Rsc::Created
+        );
+        let sub = json!({"m2m:sub": {"rn": "s", "nu": ["Cgw"], "enc": {"net": [3]}}});
+        let to = format!("cse-in/gw/{cnt}");
+        assert_eq!(c.handle(request(Create, &to, "Cgw", Some(23), Some(sub))).await.rsc, Rsc::Created);
+    }
+    let cin = |to: &str, rn: &str| {
+        request(Create, to, "Cgw", Some(4), Some(json!({"m2m:cin": {"rn": rn, "con": {"at": to}}})))
+    };
+    let written = |r: &onem2m::ResponsePrimitive| matches!(r.rsc, Rsc::Created | Rsc::Conflict);
+
+    let rsps =
+        c.handle_in_order(vec![cin("cse-in/gw/data", "r1"), cin("cse-in/gw/rsp", "r1")], written).await;
+    assert_eq!(rsps.iter().map(|r| r.rsc).collect::<Vec<_>>(), [Rsc::Created, Rsc::Created]);
+    for want in ["cse-in/gw/data", "cse-in/gw/rsp"] {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+        assert_eq!(n.body.pointer("/m2m:sgn/nev/rep/m2m:cin/con/at"), Some(&json!(want)));
+    }
+    // Again (a replayed event): 4105 each, which the caller accepts.
+    let rsps =
+        c.handle_in_order(vec![cin("cse-in/gw/data", "r1"), cin("cse-in/gw/rsp", "r1")], written).await;
+    assert_eq!(rsps.iter().map(|r| r.rsc).collect::<Vec<_>>(), [Rsc::Conflict, Rsc::Conflict]);
+    // A missing container: answered 4004, and the request after it is not performed.
+    let rsps = c
+        .handle_in_order(
+            vec![cin("cse-in/gw/data", "r2"), cin("cse-in/gw/nope", "r2"), cin("cse-in/gw/rsp", "r2")],
+            written,
+        )
+        .await;
+    assert_eq!(rsps.iter().map(|r| r.rsc).collect::<Vec<_>>(), [Rsc::Created, Rsc::NotFound]);
+    assert!(c.handle_in_order(Vec::new(), written).await.is_empty());
+    c.close().await;
+    drop(c);
+
+    let c = cse::Cse::open(cfg()).await.unwrap();
+    let get =
+        |to: &str| onem2m::RequestPrimitive::new(onem2m::Operation::Retrieve, to, Some("Cgw".into()), "g");
+    for (to, rsc) in [
+        ("cse-in/gw/data/r1", Rsc::Ok),
+        ("cse-in/gw/rsp/r1", Rsc::Ok),
+        ("cse-in/gw/data/r2", Rsc::Ok),
+        ("cse-in/gw/rsp/r2", Rsc::NotFound),
+    ] {
+        assert_eq!(c.handle(get(to)).await.rsc, rsc, "{to}");
+    }
+    let cnt = c.handle(get("cse-in/gw/data")).await;
+    assert_eq!(cnt.pc.unwrap()["m2m:cnt"]["cni"], 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifications_are_retried_until_the_receiver_is_up() {
     let e = Embedded::start(None).await;

@@ -68,6 +68,23 @@ async fn trees_cins_and_cmd_requests_on_the_embedded_cse() {
     let r = req(&cse, Operation::Retrieve, "cse-in/Cimei-1/rsp", "CAdmin", None, None).await;
     assert_eq!(r.pc.unwrap()["m2m:cnt"]["cni"], 1);
 
+    // An event's contentInstances (a value, then the answer) in one batch of the embedded CSE; again (a
+    // replayed event) all 4105, counted as written.
+    let data =
+        t.containers.iter().map(|c| c.path.clone()).find(|p| !p.ends_with("/rsp") && !p.ends_with("/cmd"));
+    let data = Cin { container: data.unwrap(), con: json!(21.5) };
+    let answer = Cin { container: "Cimei-1/rsp".into(), con: json!({"request_id": "r2", "status": "ok"}) };
+    for _ in 0..2 {
+        let (n, r) = side.write_cins("Cimei-1", &[data.clone(), answer.clone()], "r2").await;
+        assert_eq!(n, 2);
+        r.unwrap();
+    }
+    let r = req(&cse, Operation::Retrieve, "cse-in/Cimei-1/rsp", "CAdmin", None, None).await;
+    assert_eq!(r.pc.unwrap()["m2m:cnt"]["cni"], 2);
+    let r =
+        req(&cse, Operation::Retrieve, &format!("cse-in/{}/r2", data.container), "CAdmin", None, None).await;
+    assert_eq!(r.pc.unwrap()["m2m:cin"]["con"], json!(21.5));
+
     // An application (any originator may write into cmd and read rsp) writes a request; the notification
     // becomes a request with the contentInstance's creator as originator.
     let app = req(
