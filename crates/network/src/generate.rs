@@ -217,6 +217,7 @@ pub fn generate(
             orderers: Vec::new(),
             endorsers: BTreeMap::new(),
             validation_threads: None,
+            early_cut_below: None,
             client_auth: crate::layout::ClientAuth::Required,
             chaincodes: BTreeMap::new(),
         };
@@ -249,6 +250,7 @@ pub fn generate(
             orderers: orderer_endpoints.clone(),
             endorsers,
             validation_threads: None,
+            early_cut_below: None,
             client_auth: crate::layout::ClientAuth::Required,
             chaincodes: BTreeMap::new(),
         };

@@ -113,6 +113,11 @@ pub struct NodeConfig {
     /// Threads for signature checks (default: the machine's cores).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation_threads: Option<usize>,
+    /// Orderers only: early cuts at low load. While fewer than this many envelopes arrived within the last ten
+    /// batch timeouts, the Raft leader cuts a block as soon as none of its blocks is in flight (docs/ordering.md,
+    /// "How blocks are cut"). Default 320 (32 per timeout); 0: never, only the cutter's rules (Fabric's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_cut_below: Option<usize>,
     /// Peers only: whether a client must present a TLS certificate (`required`, the default) or may connect
     /// without one (`optional`).
     #[serde(default, skip_serializing_if = "ClientAuth::is_required")]

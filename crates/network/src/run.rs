@@ -281,6 +281,9 @@ pub async fn start_orderer_with_store(
     );
     cfg.authorizer = authorizer;
     cfg.metrics = metrics.for_orderer(&node.config.name);
+    if let Some(n) = node.config.early_cut_below {
+        cfg.early_cut_below = n;
+    }
     let handle =
         orderer::OrdererNode::start(cfg, shutdown).await.map_err(|e| RunError::Orderer(e.to_string()))?;
     Ok((handle, blocks))

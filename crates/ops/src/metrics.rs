@@ -334,6 +334,11 @@ impl SequencerMetrics {
         self.in_flight.set(gauge_value(in_flight as u64));
     }
 
+    /// Blocks cut early so far (see [`SequencerMetrics::proposed`]).
+    pub fn early_cuts(&self) -> u64 {
+        self.early_cuts.get()
+    }
+
     /// A block proposed `seconds` ago was applied (or lost); `in_flight` blocks remain.
     pub fn applied(&self, seconds: Option<f64>, in_flight: usize) {
         if let Some(s) = seconds {

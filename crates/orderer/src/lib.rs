@@ -51,5 +51,8 @@ pub mod solo;
 pub use authz::{AcceptAll, Denied, EnvelopeAuthorizer};
 pub use chain::{Chain, OrderError, Ordered};
 pub use cutter::{BlockCutter, CutterConfig, TooLarge};
-pub use node::{DEFAULT_SNAPSHOT_EVERY, OrdererConfig, OrdererHandle, OrdererNode, RaftTimings, StartError};
+pub use node::{
+    DEFAULT_EARLY_CUT_BELOW, DEFAULT_SNAPSHOT_EVERY, OrdererConfig, OrdererHandle, OrdererNode, RaftTimings,
+    StartError,
+};
 pub use service::{EnvelopeError, MAX_BATCH, check_envelope};

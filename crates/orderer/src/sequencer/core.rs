@@ -12,7 +12,7 @@
 //!           else ─► cutter ─► batches ─► (leader, ready, < 8 in flight) ─► Propose(block n = next)
 //!  lost: leader ─► re-queue (and everything in flight after it), next = chain head
 //!        follower ─► Reply NotLeader (the caller forwards to the new leader)
-//!  early cut: leader, nothing in flight or ready, fewer than EAGER_BELOW envelopes within the last
+//!  early cut: leader, nothing in flight or ready, fewer than `eager_below` envelopes within the last
 //!             EAGER_WINDOW batch timeouts ─► cut the pending batch now
 //! ```
 //!
@@ -20,8 +20,8 @@
 //! waiting for the timer buys larger blocks, whose fixed costs (a Raft round, eight durable writes, the
 //! signatures and commits of a block) are spread over more transactions: worth it under load, where the CPU is
 //! the limit, and pure latency at low load, where a lone transaction would wait the whole timeout. So while
-//! fewer than [`EAGER_BELOW`] envelopes arrived within the last [`EAGER_WINDOW`] batch timeouts (32 per timeout
-//! on average), the leader cuts the pending batch as soon as no block is in flight (group commit: what arrives
+//! fewer than `eager_below` envelopes arrived within the last [`EAGER_WINDOW`] batch timeouts (the orderer's
+//! [`crate::OrdererConfig::early_cut_below`], by default 320: 32 per timeout on average), the leader cuts the pending batch as soon as no block is in flight (group commit: what arrives
 //! while a block is in consensus goes into the next one). At or above that rate the cutter's rules alone apply,
 //! exactly as in Fabric. The rate is averaged over several timeouts because load comes in waves: clients in a
 //! closed loop answer commits, so a busy network can see few arrivals in one timeout and many in the next
@@ -41,11 +41,6 @@ use std::time::{Duration, Instant};
 
 /// Blocks proposed but not yet applied, at most.
 pub(crate) const MAX_INFLIGHT: usize = 8;
-
-/// Below this many envelopes within the last [`EAGER_WINDOW`] batch timeouts, the leader cuts as soon as
-/// nothing is in flight (module docs): 32 per timeout. `bench ledger --apps 2000` brings ~380 per 100 ms,
-/// `bench interworking --apps 1000` ~250, a single sequential client one.
-pub(crate) const EAGER_BELOW: usize = 320;
 
 /// The window, in batch timeouts, over which arrivals are counted for early cuts.
 pub(crate) const EAGER_WINDOW: u32 = 10;
@@ -135,7 +130,9 @@ pub(crate) struct SequencerCore {
 
 impl SequencerCore {
     /// A core cutting with `cutter`, early while fewer than `eager_below` envelopes arrive per
-    /// [`EAGER_WINDOW`] batch timeouts (the shell passes [`EAGER_BELOW`]; 0 disables early cuts).
+    /// [`EAGER_WINDOW`] batch timeouts (the shell passes the orderer's setting, by default
+    /// [`crate::DEFAULT_EARLY_CUT_BELOW`];
+    /// 0 disables early cuts).
     pub(crate) fn new(cutter: CutterConfig, eager_below: usize) -> SequencerCore {
         SequencerCore {
             cutter: BlockCutter::new(cutter),

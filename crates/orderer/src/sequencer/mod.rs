@@ -19,7 +19,6 @@
 //! ordered again (idempotent retries).
 
 use crate::chain::{Chain, OrderError, Ordered};
-use crate::cutter::CutterConfig;
 use crate::raft::network::Network;
 use crate::raft::{BlockEntry, OrdererRaft};
 use bytes::Bytes;
@@ -42,7 +41,8 @@ use tonic::transport::Channel;
 
 mod core;
 
-use self::core::{ChainView, Command, Input, RequestId, SequencerCore};
+pub(crate) use self::core::SequencerCore;
+use self::core::{ChainView, Command, Input, RequestId};
 
 type Reply = oneshot::Sender<Result<Ordered, OrderError>>;
 
@@ -109,7 +109,7 @@ impl Sequencer {
         raft: OrdererRaft,
         store: Arc<dyn BlockStore>,
         signer: Arc<dyn Signer>,
-        cutter: CutterConfig,
+        core: SequencerCore,
         events: mpsc::UnboundedSender<ChainEvent>,
         errored: Errored,
         metrics: ops::SequencerMetrics,
@@ -118,7 +118,7 @@ impl Sequencer {
             raft,
             store,
             signer,
-            core: SequencerCore::new(cutter, core::EAGER_BELOW),
+            core,
             replies: HashMap::new(),
             next_id: 0,
             events,

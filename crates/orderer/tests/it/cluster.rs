@@ -395,6 +395,30 @@ async fn a_replayed_envelope_is_refused_and_nothing_changes() {
     assert_eq!(tx_counts(&c.store(0).blocks()).get(&id), Some(&1));
 }
 
+/// Early cuts follow the orderers' setting: by default a lone envelope at an idle leader is cut at once (the
+/// leader counts it), with 0 never (the cutter's timer cuts it: Fabric's behaviour). Ordered either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn early_cuts_follow_the_orderers_setting() {
+    for setting in [None, Some(0)] {
+        let mut c = Cluster::new(3);
+        if let Some(n) = setting {
+            c.early_cut_below = n;
+        }
+        c.start_all().await;
+        c.leader().await;
+        for seq in 0..4 {
+            let (env, _) = envelope(CHANNEL, b"lone", seq);
+            assert_eq!(c.broadcaster(0).broadcast(env).await.unwrap().into_inner().status, 200);
+        }
+        assert_eq!(c.converge(5).await, 5);
+        let cuts: u64 = c.metrics.iter().map(ops::SequencerMetrics::early_cuts).sum();
+        match setting {
+            None => assert!(cuts >= 1, "no early cut with the default setting"),
+            Some(_) => assert_eq!(cuts, 0, "early cuts with early_cut_below = 0"),
+        }
+    }
+}
+
 /// The identity that signed a block (its first orderer signature).
 pub(crate) fn block_signer(block: &ledger_types::proto::Block) -> Vec<u8> {
     match &ledger_types::fabric_protos::hash::block_signatures(block).unwrap()[0].signer {

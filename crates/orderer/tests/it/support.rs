@@ -201,6 +201,10 @@ pub(crate) struct Cluster {
     pub(crate) snapshot_every: u64,
     /// Faster than the defaults, so that failover tests run quickly.
     pub(crate) raft: RaftTimings,
+    /// Each orderer's `early_cut_below` (default: the orderer's default).
+    pub(crate) early_cut_below: usize,
+    /// Each orderer's sequencer metrics.
+    pub(crate) metrics: Vec<ops::SequencerMetrics>,
 }
 
 impl Cluster {
@@ -222,6 +226,8 @@ impl Cluster {
             // Small, so that every cluster test snapshots and purges its Raft logs.
             snapshot_every: 16,
             raft: RaftTimings { heartbeat_ms: 100, election_min_ms: 500, election_max_ms: 1000 },
+            early_cut_below: orderer::DEFAULT_EARLY_CUT_BELOW,
+            metrics: (0..n).map(|_| ops::SequencerMetrics::default()).collect(),
         }
     }
 
@@ -256,6 +262,8 @@ impl Cluster {
         cfg.raft = self.raft;
         cfg.order_timeout = self.order_timeout;
         cfg.snapshot_every = self.snapshot_every;
+        cfg.early_cut_below = self.early_cut_below;
+        cfg.metrics = self.metrics[i].clone();
         if let Some(a) = &self.authorizer {
             cfg.authorizer = a.clone();
         }
