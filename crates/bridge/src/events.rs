@@ -35,7 +35,7 @@ use tokio::sync::mpsc;
 use crate::journal::Entry;
 use crate::{DEVICE_REQUEST_OBJECT, Shared, ledger};
 
-use crate::core::cmd::{CmdCommand, CmdCore, CmdInput, CmdOutcome, CmdSubmitResult};
+use crate::core::cmd::{CmdCommand, CmdCore, CmdInput, CmdOutcome, CmdSubmitResult, Known};
 pub use crate::core::cmd::{CmdSubmission, cin_name, cmd_submission};
 pub use crate::core::onem2m::answer_last;
 use crate::core::onem2m::{Onem2mCommand, Onem2mCore, Onem2mFailure, Onem2mInput, Onem2mJob, job_for};
@@ -533,6 +533,24 @@ fn perform_command(shared: &Arc<Shared>, inbox: &Inbox, cmd: Command) {
     }
 }
 
+/// Who made the request `get_request` answered with, and what it asks (the `cmd` core tells its own request
+/// from an earlier one under the same id by them). A record this gateway cannot read is taken for the
+/// contentInstance's own request: it is then neither submitted again nor rejected.
+fn known_request(b: &[u8]) -> Known {
+    match serde_json::from_slice::<ipe::RequestRecord>(b) {
+        Ok(r) => Known::Request {
+            originator: r.originator,
+            endpoint: r.endpoint,
+            ae_id: r.ae_id,
+            op: r.downlink.op,
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "unreadable request record on the ledger; taken as the cmd request's own");
+            Known::Done
+        }
+    }
+}
+
 /// A request's status from `get_request`'s answer (anything unreadable counts as pending: the gateway acts).
 fn request_status(b: &[u8]) -> RequestStatus {
     let pending = serde_json::from_slice::<Json>(b)
@@ -706,10 +724,14 @@ fn perform_cmd_command(shared: &Arc<Shared>, cmd: CmdCommand) {
                 let ipe = s.cfg.onem2m_ledger.contract(&s.cfg.ipe_contract);
                 let answer = matches!(call, IpeCall::GetDeviceRequest { .. });
                 let result = match ledger::query(&ipe, &call).await {
-                    Ok(None) => Ok(false),
+                    Ok(None) => Ok(Known::No),
                     // A device request is known to an answer once it is answered (it exists before).
-                    Ok(Some(b)) if answer => Ok(request_status(&b) == RequestStatus::Answered),
-                    Ok(Some(_)) => Ok(true),
+                    Ok(Some(b)) if answer => Ok(if request_status(&b) == RequestStatus::Answered {
+                        Known::Done
+                    } else {
+                        Known::No
+                    }),
+                    Ok(Some(b)) => Ok(known_request(&b)),
                     Err(e) => {
                         tracing::warn!(error = %e, "looking up a cmd request; asking again");
                         Err(LedgerFailure(e.to_string()))

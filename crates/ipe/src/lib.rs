@@ -68,6 +68,7 @@ pub use events::IpeEvent;
 pub use mapping::{MappingMode, ResourceTree, ae_id_for, resource_tree};
 pub use model::{Device, GatewayRef, Operation, RequestRecord};
 pub use policy::{Permission, Policy, Rule};
+pub use requests::request_id_used;
 
 /// The contract's name (and state namespace).
 pub const NAME: &str = "ipe";

@@ -185,7 +185,7 @@ impl IpeContract {
         let expires = timeout_of(a.timeout)?;
         let key = format!("req/{}", a.request_id);
         if ctx.get_state(&key)?.is_some() {
-            return Err(ContractError::Conflict(format!("request id {:?} was already used", a.request_id)));
+            return Err(ContractError::Conflict(request_id_used(&a.request_id)));
         }
         let device = find_device(ctx, &a.endpoint)?;
         let policy = Self::load_policy(ctx)?;
@@ -641,4 +641,10 @@ impl IpeContract {
             .ok_or_else(|| ContractError::NotFound(format!("no device request {id:?}")))?;
         to_json(&rec)
     }
+}
+
+/// The contract's message when `submit_request` names a request id used before (status 409): the gateway
+/// writes the same rejection for a `cmd` request it finds to be such a second request after a restart.
+pub fn request_id_used(request_id: &str) -> String {
+    format!("request id {request_id:?} was already used")
 }

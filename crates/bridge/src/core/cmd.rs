@@ -10,7 +10,8 @@
 //!        │ yes                                 ▲
 //!        │                  Backlog(cin) ──────┘ yes: no request id ─► dropped
 //!        │                        │ QueryKnown (get_request; get_device_request: answered?)
-//!        │                        ▼ Known: known ─► done   failed ─► asked again after QUERY_RETRY
+//!        │                        ▼ Known: this request (or answered) ─► done   failed ─► asked again
+//!        │                                 another request under the id ─► WriteCin rejection (409) ─► done
 //!        ▼                          unknown
 //!  cmd_submission ◄─────────────────┘
 //!   reject (no creator, unreadable) ─► WriteCin rejection ─► done
@@ -23,9 +24,11 @@
 //! ```
 //!
 //! Nothing here is persisted: the contentInstances stay in the CSE, and after a restart the backlog scan finds
-//! every one whose request id the ledger does not know (a request in flight at the crash is either on the
+//! every one whose request the ledger does not have (a request in flight at the crash is either on the
 //! ledger, and skipped, or not, and submitted). The contract refuses a request id it has seen (409), so no
-//! request is ever on the ledger twice.
+//! request is ever on the ledger twice. A contentInstance whose id an earlier request used (another
+//! originator, device or operation than the one on the ledger) is rejected 409 by the scan, as the contract
+//! would refuse it: its rejection is not lost when a crash came between the live refusal and its write.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -130,6 +133,28 @@ pub enum CmdSubmitResult {
     Failed(LedgerFailure),
 }
 
+/// What the ledger has under a backlog contentInstance's id ([`CmdCommand::QueryKnown`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Known {
+    /// Nothing the contentInstance asks for: no request under the id (404), or its device request is not
+    /// answered yet.
+    No,
+    /// The ledger has what the contentInstance asks for (for an answer: the device request is answered).
+    Done,
+    /// A request under the id, made by `originator`, of `op` on the device `endpoint` (AE-ID `ae_id`): the
+    /// contentInstance's own request when these are what it asks for, else an earlier request that used the id.
+    Request {
+        /// Its originator.
+        originator: String,
+        /// The device's endpoint name.
+        endpoint: String,
+        /// The device's AE-ID.
+        ae_id: String,
+        /// Its operation.
+        op: ipe::Operation,
+    },
+}
+
 /// Inputs of the `cmd` flow.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CmdInput {
@@ -137,12 +162,12 @@ pub enum CmdInput {
     Notified(Box<CmdRequest>),
     /// A contentInstance found in a `cmd` container by the start-up scan.
     Backlog(Box<CmdRequest>),
-    /// The result of [`CmdCommand::QueryKnown`]: does the ledger know the request id?
+    /// The result of [`CmdCommand::QueryKnown`]: what the ledger has under the id.
     Known {
         /// The contentInstance ([`cin_key`]).
         key: String,
-        /// Known, unknown, or why the ledger did not say.
-        result: Result<bool, LedgerFailure>,
+        /// What it has, or why the ledger did not say.
+        result: Result<Known, LedgerFailure>,
     },
     /// The result of [`CmdCommand::Submit`].
     Submitted {
@@ -172,9 +197,9 @@ pub enum CmdOutcome {
 /// What the shell must do for the `cmd` flow.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CmdCommand {
-    /// Ask the ledger whether it has what the contentInstance asks for: the request (`get_request`; 404 =
-    /// unknown), or for an answer the device request answered (`get_device_request`: its status is not
-    /// `pending`; 404 = unknown); feed [`CmdInput::Known`].
+    /// Ask the ledger what it has under the contentInstance's id: the request (`get_request`: who made it,
+    /// what it asks; 404 = [`Known::No`]), or for an answer whether the device request is answered
+    /// (`get_device_request`: its status is not `pending`; 404 = [`Known::No`]); feed [`CmdInput::Known`].
     QueryKnown {
         /// The contentInstance.
         key: String,
@@ -334,7 +359,7 @@ impl CmdCore {
         self.commands.push_back(CmdCommand::QueryKnown { key: key.to_owned(), call });
     }
 
-    fn on_known(&mut self, now: UnixMillis, key: String, result: Result<bool, LedgerFailure>) {
+    fn on_known(&mut self, now: UnixMillis, key: String, result: Result<Known, LedgerFailure>) {
         let Some(f) = self.flights.get_mut(&key) else { return };
         if f.step != CmdStep::Checking {
             return;
@@ -346,10 +371,28 @@ impl CmdCore {
                 f.step = CmdStep::CheckAgainAt(t);
                 self.wakes.insert((t, key));
             }
-            Ok(true) => self.done(&key),
-            Ok(false) => {
+            Ok(Known::Done) => self.done(&key),
+            Ok(Known::No) => {
                 if let Some(f) = self.flights.remove(&key) {
                     self.decide(key, f.req);
+                }
+            }
+            Ok(Known::Request { originator, endpoint, ae_id, op }) => {
+                let Some(f) = self.flights.remove(&key) else { return };
+                match cmd_submission(&f.req, &self.no_creator) {
+                    CmdSubmission::Submit(IpeCall::SubmitRequest(a))
+                        if a.originator != originator
+                            || a.op != op
+                            || (a.endpoint != endpoint && a.endpoint != ae_id) =>
+                    {
+                        // Another request used the id first: refused as the contract refuses it.
+                        self.reject(&f.req, 409, &ipe::request_id_used(&a.request_id));
+                        self.remember(key);
+                    }
+                    // This contentInstance's own request, submitted in an earlier life.
+                    CmdSubmission::Submit(_) => self.remember(key),
+                    // Never submittable (no creator, unreadable): rejected, whoever used the id.
+                    CmdSubmission::Reject { .. } | CmdSubmission::Refused { .. } => self.decide(key, f.req),
                 }
             }
         }

@@ -12,7 +12,7 @@ use ipe::IpeCall;
 use ipe::mapping::Cin;
 use serde_json::{Value as Json, json};
 
-use super::{CmdCommand, CmdCore, CmdInput, CmdOutcome, CmdSubmitResult, cin_key};
+use super::{CmdCommand, CmdCore, CmdInput, CmdOutcome, CmdSubmitResult, Known, cin_key};
 use crate::core::{LedgerFailure, SUBMIT_RETRY_MS, UnixMillis};
 use crate::onem2m_side::CmdRequest;
 
@@ -55,6 +55,8 @@ struct World {
     cins: Vec<Written>,
     /// `submit_request`s committed: request id → originator.
     requests: HashMap<String, String>,
+    /// What each committed request asks: request id → (device, operation).
+    asks: HashMap<String, (String, ipe::Operation)>,
     /// Device requests open on the ledger, and their answers (id → answering originator).
     device_requests: HashSet<String>,
     device_answers: HashMap<String, String>,
@@ -81,6 +83,7 @@ impl World {
         w.device_requests.insert("gw1-d-1".into());
         // A request id some application used before (through the SDK).
         w.requests.insert("used-1".into(), "Cother".into());
+        w.asks.insert("used-1".into(), ("Cdev1".into(), ipe::Operation::Read));
         w
     }
 
@@ -96,13 +99,14 @@ impl World {
                 if self.requests.contains_key(&a.request_id) {
                     return CmdSubmitResult::Refused {
                         status: 409,
-                        message: format!("request id {:?} was already used", a.request_id),
+                        message: ipe::request_id_used(&a.request_id),
                     };
                 }
                 if !self.devices.contains(&a.endpoint) {
                     return CmdSubmitResult::Refused { status: 404, message: "no such device".into() };
                 }
                 self.requests.insert(a.request_id.clone(), a.originator.clone());
+                self.asks.insert(a.request_id.clone(), (a.endpoint.clone(), a.op));
                 CmdSubmitResult::Committed
             }
             IpeCall::AnswerDeviceRequest(a) => {
@@ -131,10 +135,21 @@ impl World {
                     Err(LedgerFailure("unavailable".into()))
                 } else {
                     match call {
-                        IpeCall::GetRequest { request_id } => Ok(self.requests.contains_key(&request_id)),
+                        IpeCall::GetRequest { request_id } => Ok(match self.requests.get(&request_id) {
+                            None => Known::No,
+                            Some(originator) => {
+                                let (endpoint, op) = self.asks[&request_id].clone();
+                                let ae_id = endpoint.clone();
+                                Known::Request { originator: originator.clone(), endpoint, ae_id, op }
+                            }
+                        }),
                         // An answer is known once the device request is answered (it exists before).
                         IpeCall::GetDeviceRequest { request_id } => {
-                            Ok(self.device_answers.contains_key(&request_id))
+                            Ok(if self.device_answers.contains_key(&request_id) {
+                                Known::Done
+                            } else {
+                                Known::No
+                            })
                         }
                         other => panic!("unexpected query {other:?}"),
                     }
@@ -233,7 +248,8 @@ impl World {
 }
 
 /// The scenario of the crash tests: requests notified (one twice), one written while the gateway was down, an
-/// answer to a device's request, a request without a creator, unreadable content, an unknown device.
+/// answer to a device's request, a request without a creator, unreadable content, an unknown device, and a
+/// request under an id another application used before.
 fn scenario() -> Vec<Written> {
     vec![
         live(read("ri1", "a1")),
@@ -246,6 +262,7 @@ fn scenario() -> Vec<Written> {
             ae_id: "Cgone".into(),
             ..cin("ri7", Some("Capp1"), json!({"request_id": "a7", "op": "read", "path": "/3/0/0"}))
         }),
+        live(read("ri8", "used-1")),
     ]
 }
 
@@ -266,7 +283,11 @@ fn check(w: &World, what: &str) {
     for id in ["a5", "a6", "a7"] {
         assert!(!w.requests.contains_key(id), "{what}: {id} committed");
     }
-    assert_eq!(w.rsp.len(), 3, "{what}: only the three rejections: {:?}", w.rsp.keys());
+    let used = rej("used-1");
+    assert_eq!(used["rsc"].as_u64(), Some(4105), "{what}: an id used before");
+    assert_eq!(used["message"].as_str(), Some(ipe::request_id_used("used-1").as_str()), "{what}");
+    assert_eq!(w.requests["used-1"], "Cother", "{what}: the earlier request stays");
+    assert_eq!(w.rsp.len(), 4, "{what}: only the four rejections: {:?}", w.rsp.keys());
 }
 
 #[test]
@@ -317,7 +338,7 @@ fn a_cin_notified_while_the_scan_asks_about_it_is_submitted_once() {
     assert_eq!(request_id, "a1");
     core.handle(UnixMillis(0), CmdInput::Notified(Box::new(r)));
     assert_eq!(core.poll_command(), None);
-    core.handle(UnixMillis(0), CmdInput::Known { key: key.clone(), result: Ok(false) });
+    core.handle(UnixMillis(0), CmdInput::Known { key: key.clone(), result: Ok(Known::No) });
     assert!(matches!(core.poll_command(), Some(CmdCommand::Submit { key: k, .. }) if k == key));
     assert_eq!(core.poll_command(), None);
 }
@@ -329,6 +350,7 @@ fn a_request_id_used_before_is_rejected_409_and_a_backlog_cin_the_ledger_knows_i
         Written { req: read("ri2", "a2"), before_start: true, duplicate: false },
     ]);
     w.requests.insert("a2".into(), "Capp1".into()); // submitted in an earlier life
+    w.asks.insert("a2".into(), ("Cdev1".into(), ipe::Operation::Read));
     w.run(&[]);
     let rej = &w.rejection("used-1").expect("rejected").con;
     assert_eq!(rej["rsc"].as_u64(), Some(4105));
@@ -403,4 +425,48 @@ fn a_refused_answer_is_reported_not_rejected() {
     w.run(&[]);
     assert!(w.rsp.is_empty());
     assert!(matches!(&w.outcomes[..], [CmdOutcome::AnswerRefused { status: 404, .. }]), "{:?}", w.outcomes);
+}
+
+/// After a restart the scan tells a contentInstance's own request on the ledger from an earlier request that used
+/// its id: another originator, another operation or another device is a second request (rejected 409, as the
+/// contract refuses it); the same ones are its own, submitted before the crash (nothing to do).
+#[test]
+fn the_scan_rejects_a_second_request_under_a_used_id_and_skips_its_own() {
+    let write = |ri: &str, id: &str| {
+        cin(
+            ri,
+            Some("Capp1"),
+            json!({"request_id": id, "op": "write", "path": "/3303/0/5750", "content": {"v": "x"}}),
+        )
+    };
+    // What the contentInstance asks, and who used its id first for what (none: its own request).
+    let cases = vec![
+        ("its own", read("ri1", "b1"), None::<(&str, &str, ipe::Operation)>),
+        ("another originator", read("ri2", "b2"), Some(("b2", "Cother", ipe::Operation::Read))),
+        ("another operation", write("ri3", "b3"), Some(("b3", "Capp1", ipe::Operation::Read))),
+    ];
+    for (what, req, earlier) in cases {
+        let mut w = World::new(vec![Written { req: req.clone(), before_start: true, duplicate: false }]);
+        let id = req.con["request_id"].as_str().unwrap().to_owned();
+        match earlier {
+            Some((id, originator, op)) => {
+                w.requests.insert(id.into(), originator.into());
+                w.asks.insert(id.into(), ("Cdev1".into(), op));
+            }
+            None => {
+                w.requests.insert(id.clone(), "Capp1".into());
+                w.asks.insert(id.clone(), ("Cdev1".into(), ipe::Operation::Read));
+            }
+        }
+        w.run(&[]);
+        assert!(!w.submitted.contains_key(&id), "{what}: the scan does not submit a known id");
+        match earlier {
+            Some((_, originator, _)) => {
+                let rej = &w.rejection(&id).unwrap_or_else(|| panic!("{what}: not rejected")).con;
+                assert_eq!(rej["rsc"].as_u64(), Some(4105), "{what}");
+                assert_eq!(w.requests[&id], originator, "{what}: the earlier request stays");
+            }
+            None => assert!(w.rsp.is_empty(), "{what}: its own request is not rejected"),
+        }
+    }
 }
