@@ -202,21 +202,29 @@ pub(crate) enum InboundError {
     Blobs(String),
 }
 
+/// The AppendEntries of an incoming message of either kind: `append-blobs` (the blocks beside the CBOR) or
+/// `append` (the blocks inside it, as orderers before the blobs sent them).
+fn decode_append(msg: RaftMessage) -> Result<AppendEntriesRequest<TypeConfig>, InboundError> {
+    let mut req: AppendEntriesRequest<TypeConfig> = from_cbor(&msg.payload)?;
+    if msg.kind == APPEND_BLOBS {
+        restore_blocks(&mut req, msg.blobs)?;
+    } else if !msg.blobs.is_empty() {
+        return Err(InboundError::Blobs(format!(
+            "{} blobs beside an {:?} message",
+            msg.blobs.len(),
+            msg.kind
+        )));
+    }
+    Ok(req)
+}
+
 /// Handles one incoming Raft RPC: decodes it, hands it to the local Raft node, encodes its answer.
 pub(crate) async fn handle_inbound(
     raft: &OrdererRaft,
     msg: RaftMessage,
 ) -> Result<RaftMessage, InboundError> {
     let payload = match msg.kind.as_str() {
-        APPEND_BLOBS => {
-            let mut req: AppendEntriesRequest<TypeConfig> = from_cbor(&msg.payload)?;
-            restore_blocks(&mut req, msg.blobs)?;
-            to_cbor(&raft.append_entries(req).await)?
-        }
-        "append" => {
-            let req: AppendEntriesRequest<TypeConfig> = from_cbor(&msg.payload)?;
-            to_cbor(&raft.append_entries(req).await)?
-        }
+        APPEND_BLOBS | "append" => to_cbor(&raft.append_entries(decode_append(msg)?).await)?,
         "vote" => {
             let req: VoteRequest<u64> = from_cbor(&msg.payload)?;
             to_cbor(&raft.vote(req).await)?
@@ -268,6 +276,28 @@ mod tests {
         let mut back: AppendEntriesRequest<TypeConfig> = from_cbor(&cbor).unwrap();
         restore_blocks(&mut back, blobs).unwrap();
         assert_eq!(back.entries, request().entries);
+    }
+
+    /// An orderer of an earlier release sends `append` with the blocks inside the CBOR: decoded to the same
+    /// request as `append-blobs`; blobs beside an `append` are refused, not ignored.
+    #[test]
+    fn the_old_append_kind_decodes_to_the_same_request() {
+        let old = RaftMessage {
+            kind: "append".into(),
+            payload: to_cbor(&request()).unwrap().into(),
+            blobs: Vec::new(),
+        };
+        let mut rpc = request();
+        let blobs = take_blocks(&mut rpc);
+        let new = RaftMessage {
+            kind: APPEND_BLOBS.into(),
+            payload: to_cbor(&rpc).unwrap().into(),
+            blobs: blobs.clone(),
+        };
+        assert_eq!(decode_append(old.clone()).unwrap().entries, request().entries);
+        assert_eq!(decode_append(new).unwrap().entries, request().entries);
+        let smuggled = RaftMessage { blobs, ..old };
+        assert!(matches!(decode_append(smuggled), Err(InboundError::Blobs(_))));
     }
 
     #[test]
