@@ -297,11 +297,7 @@ impl Cse {
         let Some(first) = reqs.first() else { return out };
         let timer = ops::Stopwatch::start();
         if self.inner.failed.load(std::sync::atomic::Ordering::Acquire) {
-            out.push(ResponsePrimitive::error(
-                Rsc::InternalServerError,
-                first.rqi.clone(),
-                "the CSE's storage failed or was closed; restart the CSE (it resumes from its durable state)",
-            ));
+            out.push(closed(first));
             return out;
         }
         let (rsps, batch, pending, notes) = {
@@ -328,11 +324,7 @@ impl Cse {
 
     async fn handle_untimed(&self, req: RequestPrimitive) -> ResponsePrimitive {
         if self.inner.failed.load(std::sync::atomic::Ordering::Acquire) {
-            return ResponsePrimitive::error(
-                Rsc::InternalServerError,
-                req.rqi,
-                "the CSE's storage failed or was closed; restart the CSE (it resumes from its durable state)",
-            );
+            return closed(&req);
         }
         let now = self.inner.clock.now_micros();
         // A subscription is verified before it is created, outside the lock.
@@ -435,6 +427,15 @@ const _: () = {
     assert_send_sync::<Cse>();
     assert_send_sync::<CseConfig>();
 };
+
+/// 5000 to every request once the storage failed or the CSE was closed.
+fn closed(req: &RequestPrimitive) -> ResponsePrimitive {
+    ResponsePrimitive::error(
+        Rsc::InternalServerError,
+        req.rqi.clone(),
+        "the CSE's storage failed or was closed; restart the CSE (it resumes from its durable state)",
+    )
+}
 
 fn poisoned(req: &RequestPrimitive) -> ResponsePrimitive {
     ResponsePrimitive::error(Rsc::InternalServerError, req.rqi.clone(), "internal lock poisoned")

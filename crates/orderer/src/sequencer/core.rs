@@ -21,8 +21,9 @@
 //! signatures and commits of a block) are spread over more transactions: worth it under load, where the CPU is
 //! the limit, and pure latency at low load, where a lone transaction would wait the whole timeout. So while
 //! fewer than `eager_below` envelopes arrived within the last [`EAGER_WINDOW`] batch timeouts (the orderer's
-//! [`crate::OrdererConfig::early_cut_below`], by default 320: 32 per timeout on average), the leader cuts the pending batch as soon as no block is in flight (group commit: what arrives
-//! while a block is in consensus goes into the next one). At or above that rate the cutter's rules alone apply,
+//! [`crate::OrdererConfig::early_cut_below`], by default 320: 32 per timeout on average), the leader cuts the
+//! pending batch as soon as no block is in flight (group commit: what arrives while a block is in consensus
+//! goes into the next one). At or above that rate the cutter's rules alone apply,
 //! exactly as in Fabric. The rate is averaged over several timeouts because load comes in waves: clients in a
 //! closed loop answer commits, so a busy network can see few arrivals in one timeout and many in the next
 //! (measured with a one-timeout window: ~10 early cuts per second under `bench interworking --apps 1000`,
@@ -131,8 +132,7 @@ pub(crate) struct SequencerCore {
 impl SequencerCore {
     /// A core cutting with `cutter`, early while fewer than `eager_below` envelopes arrive per
     /// [`EAGER_WINDOW`] batch timeouts (the shell passes the orderer's setting, by default
-    /// [`crate::DEFAULT_EARLY_CUT_BELOW`];
-    /// 0 disables early cuts).
+    /// [`crate::DEFAULT_EARLY_CUT_BELOW`]; 0 disables early cuts).
     pub(crate) fn new(cutter: CutterConfig, eager_below: usize) -> SequencerCore {
         SequencerCore {
             cutter: BlockCutter::new(cutter),
