@@ -12,37 +12,97 @@
 //! `apply` writes a whole batch and the savepoint in one write transaction. The state is derived data (a
 //! peer re-applies every block above the durable savepoint when it opens), so `apply` commits with
 //! `Durability::None` (visible to every reader at once, not fsynced), and [`StateStore::persist_due`], which
-//! the peer calls after it has published a commit, makes them durable with a `Durability::Immediate` commit
-//! once [`SYNC_EVERY`] of them have passed, as does the store's drop. A crash loses at most that many
-//! blocks' updates, atomically (redb reopens at its last durable commit, with the savepoint of that commit),
-//! and the peer replays them from its blocks. So no block's clients wait for a durable commit: one after 32
-//! blocks took up to 150–220 ms under `bench ledger --apps 2000`, growing with the database, and used to
-//! delay that block's publication (docs/ledger-perf.md, twelfth round). A snapshot is a redb read
-//! transaction with the `state` table opened once, so every `get` of a validation pass is a single B-tree
-//! lookup.
+//! the peer calls after it has published a commit, makes them durable once [`SYNC_EVERY`] of them have passed,
+//! as does the store's drop. A crash loses at most the blocks since the last durable commit, atomically (redb
+//! reopens at its last durable commit, with the savepoint of that commit), and the peer replays them from its
+//! blocks.
+//!
+//! **The durable commit runs beside the commits that follow it.** It writes redb's buffered pages of all the
+//! blocks since the last one and fsyncs them: under `bench ledger --apps 2000` it grew from ~2 ms to 120–220
+//! ms over a run (docs/ledger-perf.md, twelfth and fourteenth rounds). redb has one writer at a time, so
+//! while it ran the next blocks' `apply`s waited for it, and their clients with them. Now `persist_due`
+//! starts it on a thread of its own and returns; an `apply` that comes while it runs is kept in memory, in
+//! order (the *overlay*), and visible at once to every snapshot taken after it returns; when the durable
+//! commit is done, the same thread writes the overlay's batches to redb in one (non-durable) transaction and
+//! empties it. A snapshot is a redb read transaction plus the overlay as it was at the same instant (both
+//! taken under one lock, so a batch is in one of the two, or in both while the thread empties the overlay,
+//! with the same values); its reads look in the overlay first, newest batch first. If the durable commit or
+//! the overlay's write fails, every later `apply` fails (the peer stops committing, as it did when a
+//! synchronous commit failed) and the peer replays from its blocks when it reopens.
+//!
+//! A snapshot is a redb read transaction with the `state` table opened once, so every `get` of a validation
+//! pass is a single B-tree lookup (plus a map lookup per overlay batch while a durable commit runs).
 //! Namespaces must not contain a NUL byte (it separates namespace and key); `apply` refuses them.
 
 use crate::redb_err;
 use ledger_types::proto::Version;
 use ledger_types::store::{StateSnapshot, StateStore, StoreError, UpdateBatch, VersionedValue};
 use redb::{Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, TableDefinition};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 
 const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const HISTORY: TableDefinition<&[u8], ()> = TableDefinition::new("history");
 const SAVEPOINT: &str = "savepoint";
 
-/// [`StateStore::persist_due`] makes the applied state durable once this many `apply`s have passed since the
-/// last durable commit (see the module docs).
-pub const SYNC_EVERY: u32 = 32;
+/// [`StateStore::persist_due`] starts a durable commit once this many `apply`s have passed since the last
+/// one started (see the module docs).
+pub const SYNC_EVERY: u32 = 8;
 
-/// The world state in redb. See the module docs for the layout.
-#[derive(Debug)]
+/// The world state in redb. See the module docs for the layout and the durable commits.
 pub struct RedbStateStore {
-    db: Database,
-    /// Commits since the last durable one.
-    unsynced: std::sync::atomic::AtomicU32,
+    db: Arc<Database>,
+    shared: Arc<Shared>,
+    /// Held by the writers (`apply`, `persist_due`, `sync`, `clear`) for their whole call, so their effects
+    /// are in call order; readers never take it. Holds the durable-commit thread while one was started.
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for RedbStateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = lock(&self.shared.inner);
+        f.debug_struct("RedbStateStore")
+            .field("overlay", &inner.overlay.len())
+            .field("durable_commit_running", &inner.busy)
+            .field("unsynced", &inner.unsynced)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the writers and the durable-commit thread share.
+#[derive(Default)]
+struct Shared {
+    inner: Mutex<Inner>,
+    /// Fault-injection tests: while `true`, a started durable commit waits before it writes.
+    #[cfg(feature = "failpoints")]
+    hold: (Mutex<bool>, std::sync::Condvar),
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Batches applied while a durable commit ran, oldest first, not yet written to redb.
+    overlay: Vec<Arc<Applied>>,
+    /// A durable commit (and the write of the overlay after it) is running.
+    busy: bool,
+    /// `apply`s since the last durable commit started.
+    unsynced: u32,
+    /// Why a durable commit or an overlay write failed: every later `apply` fails with it.
+    failed: Option<String>,
+}
+
+/// One applied batch of the overlay.
+#[derive(Debug)]
+struct Applied {
+    batch: UpdateBatch,
+    savepoint: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Drop for RedbStateStore {
@@ -105,13 +165,41 @@ impl RedbStateStore {
         RedbStateStore::init(redb::Builder::new().set_cache_size(128 << 20).create(path).map_err(redb_err)?)
     }
 
-    /// Makes every earlier `apply` durable (a durable empty commit).
+    /// Makes every earlier `apply` durable, now: waits for a durable commit already running (and the
+    /// write of its overlay), then commits durably. Fails if an earlier durable commit failed.
     pub fn sync(&self) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write().map_err(redb_err)?;
-        txn.set_durability(Durability::Immediate).map_err(redb_err)?;
-        txn.commit().map_err(redb_err)?;
-        self.unsynced.store(0, std::sync::atomic::Ordering::Relaxed);
+        let mut worker = lock(&self.writer);
+        join(&mut worker);
+        let mut inner = lock(&self.shared.inner);
+        if let Some(e) = &inner.failed {
+            return Err(StoreError::Backend(format!("an earlier durable commit of the state failed: {e}")));
+        }
+        durable_commit(&self.db)?;
+        inner.unsynced = 0;
         Ok(())
+    }
+
+    /// Waits until no durable commit runs (the one [`StateStore::persist_due`] may have started, and the
+    /// write of its overlay); returns its failure, if it failed.
+    pub fn wait_durable(&self) -> Result<(), StoreError> {
+        join(&mut lock(&self.writer));
+        match &lock(&self.shared.inner).failed {
+            Some(e) => Err(StoreError::Backend(format!("a durable commit of the state failed: {e}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Fault-injection tests: while `on`, a durable commit that `persist_due` starts waits before it
+    /// writes, so the test can apply batches into the overlay and read them back.
+    #[cfg(feature = "failpoints")]
+    pub fn hold_durable_commits(&self, on: bool) {
+        *lock(&self.shared.hold.0) = on;
+        self.shared.hold.1.notify_all();
+    }
+
+    /// Batches applied while a durable commit runs, not yet in redb (tests and diagnostics).
+    pub fn overlay_len(&self) -> usize {
+        lock(&self.shared.inner).overlay.len()
     }
 
     /// Opens a state store on a custom redb storage backend (fault-injection tests).
@@ -126,7 +214,113 @@ impl RedbStateStore {
         txn.open_table(META).map_err(redb_err)?;
         txn.open_table(HISTORY).map_err(redb_err)?;
         txn.commit().map_err(redb_err)?;
-        Ok(RedbStateStore { db, unsynced: std::sync::atomic::AtomicU32::new(0) })
+        Ok(RedbStateStore { db: Arc::new(db), shared: Arc::default(), writer: Mutex::new(None) })
+    }
+}
+
+/// Joins the durable-commit thread, if one was started (it ends on its own once its work is done).
+fn join(worker: &mut Option<JoinHandle<()>>) {
+    if let Some(h) = worker.take()
+        && h.join().is_err()
+    {
+        tracing::error!("state store: the durable-commit thread panicked");
+    }
+}
+
+/// A durable empty commit: makes every earlier non-durable commit durable.
+fn durable_commit(db: &Database) -> Result<(), StoreError> {
+    let mut txn = db.begin_write().map_err(redb_err)?;
+    txn.set_durability(Durability::Immediate).map_err(redb_err)?;
+    txn.commit().map_err(redb_err)
+}
+
+/// Writes batches, in order, and the last one's savepoint in one non-durable write transaction.
+fn write_batches<'a>(
+    db: &Database,
+    batches: impl IntoIterator<Item = (&'a UpdateBatch, u64)>,
+) -> Result<(), StoreError> {
+    let mut txn = db.begin_write().map_err(redb_err)?;
+    txn.set_durability(Durability::None).map_err(redb_err)?;
+    {
+        let mut state = txn.open_table(STATE).map_err(redb_err)?;
+        let mut history = txn.open_table(HISTORY).map_err(redb_err)?;
+        let mut last = None;
+        let mut key = Vec::new();
+        for (batch, savepoint) in batches {
+            for ((ns, k), update) in &batch.updates {
+                key.clear();
+                key.extend_from_slice(ns.as_bytes());
+                key.push(0);
+                key.extend_from_slice(k.as_bytes());
+                match update {
+                    Some(v) => {
+                        state.insert(key.as_slice(), encode_value(v).as_slice()).map_err(redb_err)?;
+                    }
+                    None => {
+                        state.remove(key.as_slice()).map_err(redb_err)?;
+                    }
+                }
+            }
+            for (ns, k, v) in &batch.history {
+                key = history_prefix(ns, k);
+                key.extend_from_slice(&v.block_num.to_be_bytes());
+                key.extend_from_slice(&v.tx_num.to_be_bytes());
+                history.insert(key.as_slice(), ()).map_err(redb_err)?;
+            }
+            last = Some(savepoint);
+        }
+        if let Some(savepoint) = last {
+            let mut meta = txn.open_table(META).map_err(redb_err)?;
+            meta.insert(SAVEPOINT, savepoint).map_err(redb_err)?;
+        }
+    }
+    txn.commit().map_err(redb_err)
+}
+
+/// The durable-commit thread: the durable commit, then the overlay written to redb until it is empty.
+#[allow(clippy::disallowed_methods)] // reads the clock for a logged duration only, never for a decision
+fn durable_worker(db: &Database, shared: &Shared) {
+    #[cfg(feature = "failpoints")]
+    {
+        let mut held = lock(&shared.hold.0);
+        while *held {
+            held = shared.hold.1.wait(held).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+    let fail = |e: StoreError| {
+        tracing::error!(error = %e, "making the world state durable failed");
+        let mut inner = lock(&shared.inner);
+        inner.failed = Some(e.to_string());
+        inner.busy = false;
+    };
+    let started = std::time::Instant::now();
+    if let Err(e) = durable_commit(db) {
+        return fail(e);
+    }
+    let durable = started.elapsed();
+    let mut written = 0;
+    loop {
+        let batches = {
+            let mut inner = lock(&shared.inner);
+            if inner.overlay.is_empty() {
+                inner.busy = false;
+                drop(inner);
+                tracing::debug!(
+                    durable_ms = durable.as_millis() as u64,
+                    total_ms = started.elapsed().as_millis() as u64,
+                    overlay_batches = written,
+                    "state: durable commit done"
+                );
+                return;
+            }
+            inner.overlay.clone()
+        };
+        if let Err(e) = write_batches(db, batches.iter().map(|a| (&a.batch, a.savepoint))) {
+            return fail(e);
+        }
+        // Snapshots taken until here see these batches twice (in redb and in the overlay), alike.
+        lock(&shared.inner).overlay.drain(..batches.len());
+        written += batches.len();
     }
 }
 
@@ -135,6 +329,9 @@ pub struct RedbSnapshot {
     table: ReadOnlyTable<&'static [u8], &'static [u8]>,
     history: ReadOnlyTable<&'static [u8], ()>,
     savepoint: Option<u64>,
+    /// The batches applied while a durable commit ran and not in redb when this snapshot was taken (some may
+    /// be in it too), oldest first.
+    overlay: Vec<Arc<Applied>>,
     _txn: ReadTransaction,
 }
 
@@ -151,8 +348,32 @@ impl RedbSnapshot {
     }
 }
 
+impl RedbSnapshot {
+    /// The overlay's entries of `ns` in `[start, end)` (`end == ""`: to the end), the newest batch's update of
+    /// each key.
+    fn overlay_range(&self, ns: &str, start: &str, end: &str) -> BTreeMap<String, Option<&VersionedValue>> {
+        let mut out = BTreeMap::new();
+        for a in &self.overlay {
+            let from = (ns.to_owned(), start.to_owned());
+            for ((n, k), v) in a.batch.updates.range(from..) {
+                if n != ns || (!end.is_empty() && k.as_str() >= end) {
+                    break;
+                }
+                out.insert(k.clone(), v.as_ref());
+            }
+        }
+        out
+    }
+}
+
 impl StateSnapshot for RedbSnapshot {
     fn get(&self, ns: &str, key: &str) -> Result<Option<VersionedValue>, StoreError> {
+        if !self.overlay.is_empty() {
+            let k = (ns.to_owned(), key.to_owned());
+            if let Some(update) = self.overlay.iter().rev().find_map(|a| a.batch.updates.get(&k)) {
+                return Ok(update.clone());
+            }
+        }
         match self.table.get(composite(ns, key).as_slice()).map_err(redb_err)? {
             Some(v) => decode_value(v.value()).map(Some),
             None => Ok(None),
@@ -178,25 +399,64 @@ impl StateSnapshot for RedbSnapshot {
             return Ok(Vec::new());
         }
         let prefix = ns.len() + 1;
-        let mut out = Vec::new();
-        for item in self.table.range::<&[u8]>(lo.as_slice()..hi.as_slice()).map_err(redb_err)? {
+        let stored = self.table.range::<&[u8]>(lo.as_slice()..hi.as_slice()).map_err(redb_err)?.map(|item| {
             let (k, v) = item.map_err(redb_err)?;
             let key = k.value().get(prefix..).unwrap_or_default();
             let key = String::from_utf8(key.to_vec())
                 .map_err(|_| StoreError::Corrupt(format!("state key in {ns:?} is not UTF-8")))?;
-            out.push((key, decode_value(v.value())?));
-            if out.len() >= limit {
-                break;
+            Ok::<_, StoreError>((key, decode_value(v.value())?))
+        });
+        let mut stored = stored.peekable();
+        let mut overlay = self.overlay_range(ns, start, end).into_iter().peekable();
+        let mut out = Vec::new();
+        // A merge of two sorted sequences (UTF-8 keys sort as their bytes); the overlay wins on equal keys,
+        // and its deletes hide the stored keys.
+        while out.len() < limit {
+            let order = match (stored.peek(), overlay.peek()) {
+                (None, None) => break,
+                (Some(Err(_)), _) => {
+                    if let Some(Err(e)) = stored.next() {
+                        return Err(e);
+                    }
+                    continue;
+                }
+                (None, Some(_)) => Ordering::Greater,
+                (Some(Ok(_)), None) => Ordering::Less,
+                (Some(Ok((sk, _))), Some((ok, _))) => sk.cmp(ok),
+            };
+            if order == Ordering::Equal {
+                stored.next(); // the overlay's newer update replaces it
+            }
+            let take_overlay = order != Ordering::Less;
+            if take_overlay {
+                if let Some((k, Some(v))) = overlay.next() {
+                    out.push((k, v.clone()));
+                }
+            } else if let Some(Ok(kv)) = stored.next() {
+                out.push(kv);
             }
         }
         Ok(out)
     }
 
     fn history(&self, ns: &str, key: &str, limit: usize) -> Result<Vec<Version>, StoreError> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        for a in self.overlay.iter().rev() {
+            for (n, k, v) in a.batch.history.iter().rev() {
+                if n == ns && k == key {
+                    out.push(*v);
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
         let lo = history_prefix(ns, key);
         let mut hi = lo.clone();
         hi.extend_from_slice(&[0xff; 17]);
-        let mut out = Vec::new();
         for item in self.history.range::<&[u8]>(lo.as_slice()..hi.as_slice()).map_err(redb_err)?.rev() {
             let (k, _) = item.map_err(redb_err)?;
             let tail = k.value().get(lo.len()..).unwrap_or_default();
@@ -208,7 +468,14 @@ impl StateSnapshot for RedbSnapshot {
                 n.copy_from_slice(s);
                 u64::from_be_bytes(n)
             };
-            out.push(Version { block_num: num(b), tx_num: num(t) });
+            let version = Version { block_num: num(b), tx_num: num(t) };
+            // While the overlay is being written, its entries are in both.
+            if out.last().is_some_and(|last: &Version| {
+                (last.block_num, last.tx_num) <= (version.block_num, version.tx_num)
+            }) {
+                continue;
+            }
+            out.push(version);
             if out.len() >= limit {
                 break;
             }
@@ -221,70 +488,100 @@ impl StateStore for RedbStateStore {
     type Snapshot = RedbSnapshot;
 
     fn snapshot(&self) -> Result<RedbSnapshot, StoreError> {
-        let txn = self.db.begin_read().map_err(redb_err)?;
+        // Under the lock the durable-commit thread empties the overlay with, so every batch is in the read
+        // transaction or in the overlay copy (or both).
+        let (txn, overlay) = {
+            let inner = lock(&self.shared.inner);
+            (self.db.begin_read().map_err(redb_err)?, inner.overlay.clone())
+        };
         let table = txn.open_table(STATE).map_err(redb_err)?;
         let meta = txn.open_table(META).map_err(redb_err)?;
-        let savepoint = meta.get(SAVEPOINT).map_err(redb_err)?.map(|v| v.value());
+        let savepoint = match overlay.last() {
+            Some(a) => Some(a.savepoint),
+            None => meta.get(SAVEPOINT).map_err(redb_err)?.map(|v| v.value()),
+        };
         let history = txn.open_table(HISTORY).map_err(redb_err)?;
-        Ok(RedbSnapshot { table, history, savepoint, _txn: txn })
+        Ok(RedbSnapshot { table, history, savepoint, overlay, _txn: txn })
     }
 
     fn apply(&self, batch: &UpdateBatch, savepoint: u64) -> Result<(), StoreError> {
         if let Some((ns, _)) = batch.updates.keys().find(|(ns, _)| ns.as_bytes().contains(&0)) {
             return Err(StoreError::Backend(format!("namespace {ns:?} contains a NUL byte")));
         }
-        use std::sync::atomic::Ordering;
-        let mut txn = self.db.begin_write().map_err(redb_err)?;
-        txn.set_durability(Durability::None).map_err(redb_err)?;
+        let _writer = lock(&self.writer);
         {
-            let mut state = txn.open_table(STATE).map_err(redb_err)?;
-            let mut key = Vec::new();
-            for ((ns, k), update) in &batch.updates {
-                key.clear();
-                key.extend_from_slice(ns.as_bytes());
-                key.push(0);
-                key.extend_from_slice(k.as_bytes());
-                match update {
-                    Some(v) => {
-                        state.insert(key.as_slice(), encode_value(v).as_slice()).map_err(redb_err)?;
-                    }
-                    None => {
-                        state.remove(key.as_slice()).map_err(redb_err)?;
-                    }
-                }
+            let mut inner = lock(&self.shared.inner);
+            if let Some(e) = &inner.failed {
+                return Err(StoreError::Backend(format!(
+                    "an earlier durable commit of the state failed: {e}"
+                )));
             }
-            if !batch.history.is_empty() {
-                let mut history = txn.open_table(HISTORY).map_err(redb_err)?;
-                for (ns, k, v) in &batch.history {
-                    key = history_prefix(ns, k);
-                    key.extend_from_slice(&v.block_num.to_be_bytes());
-                    key.extend_from_slice(&v.tx_num.to_be_bytes());
-                    history.insert(key.as_slice(), ()).map_err(redb_err)?;
-                }
+            if inner.busy {
+                inner.overlay.push(Arc::new(Applied { batch: batch.clone(), savepoint }));
+                inner.unsynced += 1;
+                return Ok(());
             }
-            let mut meta = txn.open_table(META).map_err(redb_err)?;
-            meta.insert(SAVEPOINT, savepoint).map_err(redb_err)?;
         }
-        txn.commit().map_err(redb_err)?;
-        self.unsynced.fetch_add(1, Ordering::Relaxed);
+        // No durable commit runs, and none starts before this returns (`persist_due` takes the writer lock).
+        write_batches(&self.db, [(batch, savepoint)])?;
+        lock(&self.shared.inner).unsynced += 1;
         Ok(())
     }
 
     fn persist_due(&self) -> Result<(), StoreError> {
-        if self.unsynced.load(std::sync::atomic::Ordering::Relaxed) >= SYNC_EVERY {
-            self.sync()
-        } else {
-            Ok(())
+        let mut worker = lock(&self.writer);
+        {
+            let mut inner = lock(&self.shared.inner);
+            if let Some(e) = &inner.failed {
+                return Err(StoreError::Backend(format!(
+                    "an earlier durable commit of the state failed: {e}"
+                )));
+            }
+            if inner.busy || inner.unsynced < SYNC_EVERY {
+                return Ok(());
+            }
+            inner.busy = true;
+            inner.unsynced = 0;
+        }
+        join(&mut worker); // an earlier thread that has finished
+        let (db, shared) = (self.db.clone(), self.shared.clone());
+        match std::thread::Builder::new()
+            .name("state-durable".into())
+            .spawn(move || durable_worker(&db, &shared))
+        {
+            Ok(h) => {
+                *worker = Some(h);
+                Ok(())
+            }
+            Err(e) => {
+                // No thread: commit durably here instead.
+                tracing::warn!(error = %e, "state store: no thread for the durable commit; committing inline");
+                lock(&self.shared.inner).busy = false;
+                durable_commit(&self.db)
+            }
         }
     }
 
     fn savepoint(&self) -> Result<Option<u64>, StoreError> {
+        let inner = lock(&self.shared.inner);
+        if let Some(a) = inner.overlay.last() {
+            return Ok(Some(a.savepoint));
+        }
         let txn = self.db.begin_read().map_err(redb_err)?;
+        drop(inner);
         let meta = txn.open_table(META).map_err(redb_err)?;
         Ok(meta.get(SAVEPOINT).map_err(redb_err)?.map(|v| v.value()))
     }
 
     fn clear(&self) -> Result<(), StoreError> {
+        let mut worker = lock(&self.writer);
+        join(&mut worker);
+        {
+            let mut inner = lock(&self.shared.inner);
+            inner.overlay.clear();
+            inner.failed = None;
+            inner.unsynced = 0;
+        }
         let mut txn = self.db.begin_write().map_err(redb_err)?;
         txn.set_durability(Durability::Immediate).map_err(redb_err)?;
         txn.delete_table(STATE).map_err(redb_err)?;

@@ -141,8 +141,8 @@ pub trait StateStore: Send + Sync {
     fn apply(&self, batch: &UpdateBatch, savepoint: u64) -> Result<(), StoreError>;
 
     /// Makes the applied state durable when the store's own schedule says it is due (a no-op otherwise, and
-    /// by default). The peer calls it after it has published a commit, so that its clients do not wait for
-    /// it.
+    /// by default); a store may start that work and return before it is done. The peer calls it after it has
+    /// published a commit, so that its clients do not wait for it.
     fn persist_due(&self) -> Result<(), StoreError> {
         Ok(())
     }

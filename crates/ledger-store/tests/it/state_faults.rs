@@ -1,6 +1,8 @@
 //! Fault tests of the redb state store: a storage backend that fails every write after N operations (as a
 //! process killed at that point would stop writing), at every N through one `apply`; after reopening, the
-//! state is exactly the one before the batch or exactly the one after it, with the matching savepoint.
+//! state is exactly the one before the batch or exactly the one after it, with the matching savepoint. And
+//! the durable commit that runs beside later applies: snapshots stay consistent while batches pass through
+//! its overlay, and a failed durable commit stops later applies without losing what readers saw.
 
 use ledger_store::RedbStateStore;
 use ledger_types::proto::Version;
@@ -156,8 +158,99 @@ fn apply_defers_durability_to_persist_due_which_syncs_every_state_sync_every_blo
         store.apply(&batch(b, keys), b).unwrap();
         store.persist_due().unwrap();
     }
+    // persist_due starts the durable commit on a thread of its own: let it finish before the "crash".
+    store.wait_durable().unwrap();
     budget.store(0, Ordering::SeqCst);
     drop(store);
     let store = RedbStateStore::open(&path).unwrap();
     assert!(state_is(&store, every, keys), "reopened at the last durable savepoint, {every}");
+}
+
+/// A batch that writes `sp` = its block number (and one more key of its own).
+fn marked(block: u64) -> UpdateBatch {
+    let mut b = UpdateBatch::default();
+    let version = Version { block_num: block, tx_num: 0 };
+    b.put("ns", "sp", block.to_be_bytes().to_vec(), version);
+    b.put("ns", &format!("k{block:05}"), vec![7; 40], version);
+    b.touched("ns", "sp", version);
+    b
+}
+
+#[test]
+fn snapshots_stay_consistent_while_batches_pass_through_the_overlay() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStateStore::open(dir.path().join("state.redb")).unwrap();
+    let every = u64::from(ledger_store::STATE_SYNC_EVERY);
+    let blocks = 6 * every;
+    let saw_overlay = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for b in 0..blocks {
+                // The durable commit persist_due starts after block 2 * every - 1 is held back until block
+                // 3 * every, so the blocks between wait in its overlay; the others race with the durable
+                // commits persist_due starts every `every` blocks.
+                if b == 2 * every - 1 {
+                    store.wait_durable().unwrap(); // the one started after block every - 1
+                    store.hold_durable_commits(true);
+                }
+                if b == 3 * every {
+                    saw_overlay.store(store.overlay_len() > 0, Ordering::SeqCst);
+                    store.hold_durable_commits(false);
+                }
+                store.apply(&marked(b), b).unwrap();
+                store.persist_due().unwrap();
+            }
+        });
+        scope.spawn(|| {
+            let mut last = 0;
+            while last + 1 < blocks {
+                let snap = store.snapshot().unwrap();
+                let Some(sp) = snap.savepoint() else { continue };
+                let v = snap.get("ns", "sp").unwrap().expect("sp is written by every block");
+                assert_eq!(v.value, sp.to_be_bytes(), "a snapshot mixed two savepoints");
+                assert_eq!(v.version.block_num, sp);
+                assert!(sp >= last, "a later snapshot went back from {last} to {sp}");
+                let keys = snap.range("ns", "k", "l", usize::MAX).unwrap();
+                assert_eq!(keys.len() as u64, sp + 1, "at savepoint {sp}, every block's key and no other");
+                let history = snap.history("ns", "sp", usize::MAX).unwrap();
+                let want: Vec<u64> = (0..=sp).rev().collect();
+                assert_eq!(history.iter().map(|v| v.block_num).collect::<Vec<_>>(), want, "history at {sp}");
+                last = sp;
+            }
+        });
+    });
+    assert!(saw_overlay.load(Ordering::SeqCst), "the blocks 2 * every .. 3 * every waited in the overlay");
+    store.wait_durable().unwrap();
+    assert_eq!(store.overlay_len(), 0);
+    assert_eq!(store.savepoint().unwrap(), Some(blocks - 1));
+}
+
+#[test]
+fn a_failed_durable_commit_stops_later_applies_and_the_reopen_replays() {
+    let keys = 5;
+    let every = u64::from(ledger_store::STATE_SYNC_EVERY);
+    let (dir, budget, store) = durable_first_batch(keys);
+    let path = dir.path().join("state.redb");
+    for b in 1..=every {
+        store.apply(&batch(b, keys), b).unwrap();
+    }
+    store.hold_durable_commits(true);
+    store.persist_due().unwrap();
+    store.apply(&batch(every + 1, keys), every + 1).unwrap();
+    assert_eq!(store.overlay_len(), 1);
+    budget.store(0, Ordering::SeqCst); // the disk fails under the durable commit
+    store.hold_durable_commits(false);
+    let failed = store.wait_durable();
+    assert!(failed.is_err(), "the durable commit's failure is reported: {failed:?}");
+    let refused = store.apply(&batch(every + 2, keys), every + 2);
+    assert!(refused.is_err(), "an apply after a failed durable commit fails");
+    assert!(store.persist_due().is_err(), "so does persist_due");
+    // What readers saw stays readable: the overlay's batch is still the state.
+    assert!(state_is(&store, every + 1, keys), "the applied batches stay visible");
+    drop(store);
+    let store = RedbStateStore::open(&path).unwrap();
+    assert!(
+        state_is(&store, 0, keys),
+        "reopened at the last durable savepoint, 0; the peer replays the rest"
+    );
 }
