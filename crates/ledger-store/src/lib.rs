@@ -41,7 +41,9 @@ mod redb_state;
 pub use chain::{block_tx_locations, envelope_tx_id};
 pub use file::{FileBlockStore, FileStoreOptions};
 pub use mem::{MemBlockStore, MemSnapshot, MemStateStore};
-pub use redb_state::{RedbSnapshot, RedbStateStore, SYNC_EVERY as STATE_SYNC_EVERY};
+pub use redb_state::{
+    OVERLAY_MAX as STATE_OVERLAY_MAX, RedbSnapshot, RedbStateStore, SYNC_EVERY as STATE_SYNC_EVERY,
+};
 
 use ledger_types::store::StoreError;
 

@@ -53,6 +53,10 @@ const SAVEPOINT: &str = "savepoint";
 /// one started (see the module docs).
 pub const SYNC_EVERY: u32 = 8;
 
+/// The most batches the overlay holds: an `apply` that finds it full waits for the durable commit (a disk that
+/// stalls slows the peer's commits instead of growing its memory).
+pub const OVERLAY_MAX: usize = 64;
+
 /// The world state in redb. See the module docs for the layout and the durable commits.
 pub struct RedbStateStore {
     db: Arc<Database>,
@@ -107,6 +111,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Drop for RedbStateStore {
     fn drop(&mut self) {
+        #[cfg(feature = "failpoints")]
+        self.hold_durable_commits(false);
         // Makes every earlier commit durable; on failure the next open replays them from the blocks.
         if let Err(e) = self.sync() {
             tracing::warn!(error = %e, "state store: final durable commit failed; its blocks are replayed on open");
@@ -169,10 +175,10 @@ impl RedbStateStore {
     /// write of its overlay), then commits durably. Fails if an earlier durable commit failed.
     pub fn sync(&self) -> Result<(), StoreError> {
         let mut worker = lock(&self.writer);
-        join(&mut worker);
+        join(&self.shared, &mut worker);
         let mut inner = lock(&self.shared.inner);
         if let Some(e) = &inner.failed {
-            return Err(StoreError::Backend(format!("an earlier durable commit of the state failed: {e}")));
+            return Err(failed(e));
         }
         durable_commit(&self.db)?;
         inner.unsynced = 0;
@@ -182,7 +188,7 @@ impl RedbStateStore {
     /// Waits until no durable commit runs (the one [`StateStore::persist_due`] may have started, and the
     /// write of its overlay); returns its failure, if it failed.
     pub fn wait_durable(&self) -> Result<(), StoreError> {
-        join(&mut lock(&self.writer));
+        join(&self.shared, &mut lock(&self.writer));
         match &lock(&self.shared.inner).failed {
             Some(e) => Err(StoreError::Backend(format!("a durable commit of the state failed: {e}"))),
             None => Ok(()),
@@ -219,12 +225,20 @@ impl RedbStateStore {
 }
 
 /// Joins the durable-commit thread, if one was started (it ends on its own once its work is done).
-fn join(worker: &mut Option<JoinHandle<()>>) {
+fn join(shared: &Shared, worker: &mut Option<JoinHandle<()>>) {
     if let Some(h) = worker.take()
         && h.join().is_err()
     {
         tracing::error!("state store: the durable-commit thread panicked");
+        let mut inner = lock(&shared.inner);
+        inner.busy = false;
+        inner.failed.get_or_insert_with(|| "the durable-commit thread panicked".to_owned());
     }
+}
+
+/// The error of every `apply` after a durable commit failed.
+fn failed(e: &str) -> StoreError {
+    StoreError::Backend(format!("an earlier durable commit of the state failed: {e}"))
 }
 
 /// A durable empty commit: makes every earlier non-durable commit durable.
@@ -508,19 +522,22 @@ impl StateStore for RedbStateStore {
         if let Some((ns, _)) = batch.updates.keys().find(|(ns, _)| ns.as_bytes().contains(&0)) {
             return Err(StoreError::Backend(format!("namespace {ns:?} contains a NUL byte")));
         }
-        let _writer = lock(&self.writer);
-        {
+        let mut worker = lock(&self.writer);
+        for _ in 0..2 {
             let mut inner = lock(&self.shared.inner);
             if let Some(e) = &inner.failed {
-                return Err(StoreError::Backend(format!(
-                    "an earlier durable commit of the state failed: {e}"
-                )));
+                return Err(failed(e));
             }
-            if inner.busy {
+            if !inner.busy {
+                break;
+            }
+            if inner.overlay.len() < OVERLAY_MAX {
                 inner.overlay.push(Arc::new(Applied { batch: batch.clone(), savepoint }));
                 inner.unsynced += 1;
                 return Ok(());
             }
+            drop(inner);
+            join(&self.shared, &mut worker); // the overlay is full: wait until it is written
         }
         // No durable commit runs, and none starts before this returns (`persist_due` takes the writer lock).
         write_batches(&self.db, [(batch, savepoint)])?;
@@ -533,9 +550,7 @@ impl StateStore for RedbStateStore {
         {
             let mut inner = lock(&self.shared.inner);
             if let Some(e) = &inner.failed {
-                return Err(StoreError::Backend(format!(
-                    "an earlier durable commit of the state failed: {e}"
-                )));
+                return Err(failed(e));
             }
             if inner.busy || inner.unsynced < SYNC_EVERY {
                 return Ok(());
@@ -543,7 +558,7 @@ impl StateStore for RedbStateStore {
             inner.busy = true;
             inner.unsynced = 0;
         }
-        join(&mut worker); // an earlier thread that has finished
+        join(&self.shared, &mut worker); // an earlier thread that has finished
         let (db, shared) = (self.db.clone(), self.shared.clone());
         match std::thread::Builder::new()
             .name("state-durable".into())
@@ -575,7 +590,7 @@ impl StateStore for RedbStateStore {
 
     fn clear(&self) -> Result<(), StoreError> {
         let mut worker = lock(&self.writer);
-        join(&mut worker);
+        join(&self.shared, &mut worker);
         {
             let mut inner = lock(&self.shared.inner);
             inner.overlay.clear();

@@ -254,3 +254,35 @@ fn a_failed_durable_commit_stops_later_applies_and_the_reopen_replays() {
         "reopened at the last durable savepoint, 0; the peer replays the rest"
     );
 }
+
+#[test]
+fn a_full_overlay_makes_apply_wait_for_the_durable_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStateStore::open(dir.path().join("state.redb")).unwrap();
+    let every = u64::from(ledger_store::STATE_SYNC_EVERY);
+    let max = ledger_store::STATE_OVERLAY_MAX as u64;
+    for b in 0..every {
+        store.apply(&marked(b), b).unwrap();
+    }
+    store.hold_durable_commits(true);
+    store.persist_due().unwrap();
+    for b in every..every + max {
+        store.apply(&marked(b), b).unwrap();
+    }
+    assert_eq!(store.overlay_len() as u64, max, "the overlay holds at most STATE_OVERLAY_MAX batches");
+    let released = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            released.store(true, Ordering::SeqCst);
+            store.hold_durable_commits(false);
+        });
+        // The next apply waits until the held durable commit is done and the overlay written.
+        store.apply(&marked(every + max), every + max).unwrap();
+        assert!(released.load(Ordering::SeqCst), "the apply returned before the durable commit was released");
+    });
+    assert_eq!(store.overlay_len(), 0);
+    assert_eq!(store.savepoint().unwrap(), Some(every + max));
+    let snap = store.snapshot().unwrap();
+    assert_eq!(snap.range("ns", "k", "l", usize::MAX).unwrap().len() as u64, every + max + 1);
+}
