@@ -161,7 +161,7 @@ impl AtomicBroadcast for FabricAtomicBroadcast {
         let s = self.0.clone();
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(async move {
+        s.streams.clone().spawn(async move {
             while let Some(env) = next_envelope(&mut inbound, &s).await {
                 if tx.send(Ok(broadcast_one(&s, env).await)).await.is_err() {
                     break;
@@ -183,7 +183,7 @@ impl AtomicBroadcast for FabricAtomicBroadcast {
             .map_err(|e| Status::permission_denied(e.to_string()))?;
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(async move {
+        s.streams.clone().spawn(async move {
             while let Some(env) = next_envelope(&mut inbound, &s).await {
                 let Ok(outcome) = serve_seek(&s, &env, &tx).await else { break };
                 if tx.send(Ok(status(outcome))).await.is_err() || outcome != CStatus::Success {

@@ -201,6 +201,7 @@ pub struct OrdererHandle {
     raft: OrdererRaft,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    streams: tokio_util::task::TaskTracker,
 }
 
 impl OrdererNode {
@@ -336,6 +337,7 @@ impl OrdererNode {
             tasks.push(tokio::spawn(b.run(cancel.clone())));
         }
 
+        let streams = tokio_util::task::TaskTracker::new();
         let shared = Arc::new(Shared {
             name: config.name.clone(),
             msp_id: config.msp_id.clone(),
@@ -347,6 +349,7 @@ impl OrdererNode {
             height: height_rx,
             authorizer: config.authorizer.clone(),
             cancel: cancel.clone(),
+            streams: streams.clone(),
         });
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -390,7 +393,7 @@ impl OrdererNode {
             }
         }));
         tracing::info!(name = %config.name, id = config.node_id, %local_addr, "orderer started");
-        Ok(OrdererHandle { local_addr, chain, raft, cancel, tasks })
+        Ok(OrdererHandle { local_addr, chain, raft, cancel, tasks, streams })
     }
 }
 
@@ -461,6 +464,12 @@ impl OrdererHandle {
             }
         }
         let _ = self.raft.shutdown().await;
+        // The streams' tasks end on the cancellation (or when their client goes); until they have, they hold
+        // the block store, and a new start over the same directory would find its index locked.
+        self.streams.close();
+        if tokio::time::timeout(Duration::from_secs(5), self.streams.wait()).await.is_err() {
+            tracing::warn!("orderer: stream tasks still running 5 s after shutdown");
+        }
     }
 }
 

@@ -51,6 +51,9 @@ pub(crate) struct Shared {
     pub(crate) height: watch::Receiver<u64>,
     pub(crate) authorizer: Arc<dyn EnvelopeAuthorizer>,
     pub(crate) cancel: CancellationToken,
+    /// The tasks behind the services' streams (they hold the block store): `OrdererHandle::shutdown` waits
+    /// for them, so the data directory can be opened again once it returns.
+    pub(crate) streams: tokio_util::task::TaskTracker,
 }
 
 /// The three services over one [`Shared`].
@@ -289,7 +292,7 @@ impl AtomicBroadcast for Services {
             return Err(Status::invalid_argument("400: stop is before start"));
         }
         let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(stream_blocks(s, req, tx));
+        s.streams.clone().spawn(stream_blocks(s, req, tx));
         Ok(Response::new(receiver_stream(rx)))
     }
 }

@@ -157,7 +157,22 @@ impl Cluster {
         for p in &configs {
             let node = NodeConfig::load(p).unwrap();
             if node.config.role == NodeRole::Orderer {
-                self.orderers.push(start_orderer(node, self.stop.clone()).await.unwrap());
+                // A task of the stopped orderer can still hold its block store for a moment after `shutdown`
+                // returns (seen once in CI: "Database already open" on the index; the service streams are
+                // now awaited by `shutdown`, tasks inside openraft are not). A process restart never sees
+                // this; here, wait for the lock, a bounded number of tries.
+                let mut tries = 0;
+                let orderer = loop {
+                    let node = NodeConfig::load(p).unwrap();
+                    match start_orderer(node, self.stop.clone()).await {
+                        Err(e) if tries < 50 && e.to_string().contains("already open") => {
+                            tries += 1;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        started => break started.unwrap(),
+                    }
+                };
+                self.orderers.push(orderer);
             }
         }
     }
