@@ -176,12 +176,12 @@ impl RedbStateStore {
     pub fn sync(&self) -> Result<(), StoreError> {
         let mut worker = lock(&self.writer);
         join(&self.shared, &mut worker);
-        let mut inner = lock(&self.shared.inner);
-        if let Some(e) = &inner.failed {
+        if let Some(e) = &lock(&self.shared.inner).failed {
             return Err(failed(e));
         }
+        // Not under `inner`: snapshots take it, and the durable commit can take a while.
         durable_commit(&self.db)?;
-        inner.unsynced = 0;
+        lock(&self.shared.inner).unsynced = 0;
         Ok(())
     }
 
@@ -190,7 +190,7 @@ impl RedbStateStore {
     pub fn wait_durable(&self) -> Result<(), StoreError> {
         join(&self.shared, &mut lock(&self.writer));
         match &lock(&self.shared.inner).failed {
-            Some(e) => Err(StoreError::Backend(format!("a durable commit of the state failed: {e}"))),
+            Some(e) => Err(failed(e)),
             None => Ok(()),
         }
     }

@@ -321,9 +321,9 @@ impl<B: BlockStore, S: StateStore> PeerLedger<B, S> {
         let _ = self.committed.send(committed.clone());
         // The state is durable every few blocks, after the commit is published, so its clients do not wait
         // for the fsync; the store runs it beside the next commits (ledger-store's redb_state). The block is
-        // committed whatever
-        // happens here: it is durable, and the state is replayed from the blocks above its durable savepoint
-        // when the peer opens. A store that cannot persist fails the next `apply` too, which halts commits.
+        // committed whatever happens here: it is durable, and the state is replayed from the blocks above its
+        // durable savepoint when the peer opens. A store that cannot persist fails the next `apply` too, which
+        // halts commits.
         if let Err(e) = self.state.persist_due() {
             tracing::error!(block = number, error = %e, "making the world state durable failed");
         }

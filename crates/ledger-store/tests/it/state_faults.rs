@@ -82,6 +82,16 @@ fn batch(block: u64, keys: u64) -> UpdateBatch {
     b
 }
 
+/// Applies `batch(b, keys)` for every block `b` of `blocks`, calling `persist_due` after each if `persist`.
+fn apply_blocks(store: &RedbStateStore, blocks: std::ops::RangeInclusive<u64>, keys: u64, persist: bool) {
+    for b in blocks {
+        store.apply(&batch(b, keys), b).unwrap();
+        if persist {
+            store.persist_due().unwrap();
+        }
+    }
+}
+
 fn state_is(store: &RedbStateStore, block: u64, keys: u64) -> bool {
     let snap = store.snapshot().unwrap();
     let got = snap.range("ns", "", "", usize::MAX).unwrap();
@@ -141,9 +151,7 @@ fn apply_defers_durability_to_persist_due_which_syncs_every_state_sync_every_blo
     // apply alone never makes anything durable: a crash after many blocks reopens at block 0.
     let (dir, budget, store) = durable_first_batch(keys);
     let path = dir.path().join("state.redb");
-    for b in 1..=every + 3 {
-        store.apply(&batch(b, keys), b).unwrap();
-    }
+    apply_blocks(&store, 1..=every + 3, keys, false);
     assert!(state_is(&store, every + 3, keys));
     budget.store(0, Ordering::SeqCst);
     drop(store);
@@ -154,10 +162,7 @@ fn apply_defers_durability_to_persist_due_which_syncs_every_state_sync_every_blo
     // With persist_due after each apply (as the peer does), the state is durable every STATE_SYNC_EVERY blocks.
     let (dir, budget, store) = durable_first_batch(keys);
     let path = dir.path().join("state.redb");
-    for b in 1..=every + 3 {
-        store.apply(&batch(b, keys), b).unwrap();
-        store.persist_due().unwrap();
-    }
+    apply_blocks(&store, 1..=every + 3, keys, true);
     // persist_due starts the durable commit on a thread of its own: let it finish before the "crash".
     store.wait_durable().unwrap();
     budget.store(0, Ordering::SeqCst);
@@ -231,9 +236,7 @@ fn a_failed_durable_commit_stops_later_applies_and_the_reopen_replays() {
     let every = u64::from(ledger_store::STATE_SYNC_EVERY);
     let (dir, budget, store) = durable_first_batch(keys);
     let path = dir.path().join("state.redb");
-    for b in 1..=every {
-        store.apply(&batch(b, keys), b).unwrap();
-    }
+    apply_blocks(&store, 1..=every, keys, false);
     store.hold_durable_commits(true);
     store.persist_due().unwrap();
     store.apply(&batch(every + 1, keys), every + 1).unwrap();

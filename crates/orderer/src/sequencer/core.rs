@@ -23,11 +23,11 @@
 //! fewer than `eager_below` envelopes arrived within the last [`EAGER_WINDOW`] batch timeouts (the orderer's
 //! [`crate::OrdererConfig::early_cut_below`], by default 320: 32 per timeout on average), the leader cuts the
 //! pending batch as soon as no block is in flight (group commit: what arrives while a block is in consensus
-//! goes into the next one). At or above that rate the cutter's rules alone apply,
-//! exactly as in Fabric. The rate is averaged over several timeouts because load comes in waves: clients in a
-//! closed loop answer commits, so a busy network can see few arrivals in one timeout and many in the next
-//! (measured with a one-timeout window: ~10 early cuts per second under `bench interworking --apps 1000`,
-//! small blocks whose fixed costs waiting was meant to spread). Only the leader cuts, and followers replicate
+//! goes into the next one). At or above that rate the cutter's rules alone apply, exactly as in Fabric. The
+//! rate is averaged over several timeouts because load comes in waves: clients in a closed loop answer
+//! commits, so a busy network can see few arrivals in one timeout and many in the next (measured with a
+//! one-timeout window: ~10 early cuts per second under `bench interworking --apps 1000`, small blocks whose
+//! fixed costs waiting was meant to spread). Only the leader cuts, and followers replicate
 //! what it proposed, so when blocks are cut is not something orderers agree on.
 
 use crate::chain::{OrderError, Ordered};
