@@ -52,6 +52,9 @@ pub(crate) fn perform(shared: &Arc<Shared>, cmd: UplinkCommand) {
                 s.inbox.uplink(UplinkInput::TimeoutSubmitted { request_id, result });
             });
         }
+        UplinkCommand::AnswerSend { receipt, answer } => {
+            tokio::spawn(async move { s.cfg.lwm2m.answer_send(receipt, answer).await });
+        }
         UplinkCommand::Outcome { outcome: UplinkOutcome::Recorded, .. } => {
             shared.stats.uplink_tx.fetch_add(1, Ordering::Relaxed);
         }

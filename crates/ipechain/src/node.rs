@@ -11,6 +11,11 @@ use std::path::Path;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+/// How long a device's LwM2M Send waits for the bridge to record it on the ledger before it is answered 5.03
+/// (the device sends it again later). Commits take well under a second; this covers the SDK's retries and a
+/// device's earlier events queued before it.
+const SEND_RECEIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Waits for Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
     ShutdownSignal::install().wait().await;
@@ -390,6 +395,8 @@ pub(crate) async fn up(cfg: UpConfig) -> Result<()> {
         registry: registry.clone(),
         dtls: Some(dtls),
         nosec: lw.nosec,
+        // A device's Send is acknowledged once the bridge has it on the ledger (or refused, or 5.03).
+        send_receipt_timeout: Some(SEND_RECEIPT_TIMEOUT),
         ..Default::default()
     })
     .await

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::server::{Command, OpSpec, Server, invalid};
-use crate::types::{ClientInfo, OpError, OpResponse, ServerConfig, ServerEvent};
+use crate::types::{ClientInfo, OpError, OpResponse, SendAnswer, SendReceipt, ServerConfig, ServerEvent};
 
 /// Counters, readable at any time through [`LwM2mServerHandle::stats`].
 #[derive(Debug, Default)]
@@ -138,6 +138,7 @@ impl LwM2mServer {
             stats,
             config.queue_awake,
         )
+        .with_send_receipts(config.send_receipt_timeout)
         .with_security(dtls, config.nosec, config.dtls.as_ref().map(|d| d.credentials.clone()));
         let loop_task = tokio::spawn(server.run(cmd_rx, shutdown.clone()));
         let admin_task = admin.map(|(listener, _)| {
@@ -270,6 +271,12 @@ impl LwM2mServerHandle {
         timeout: Option<Duration>,
     ) -> Result<OpResponse, OpError> {
         self.op(endpoint, OpSpec::Read { path, format, observe: true }, timeout).await
+    }
+
+    /// Answers the Send of `receipt` (see `ServerConfig::send_receipt_timeout`). A receipt answered
+    /// already, or past its timeout (answered 5.03 then), is ignored.
+    pub async fn answer_send(&self, receipt: SendReceipt, answer: SendAnswer) {
+        let _ = self.inner.cmd.send(Command::AnswerSend(receipt, answer)).await;
     }
 
     /// Cancels the observations of `path`: the server forgets them and sends the client a GET with

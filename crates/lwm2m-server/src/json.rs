@@ -165,7 +165,9 @@ pub(crate) fn event(e: &ServerEvent, reg: &Registry) -> (&'static str, Json) {
             json!({"ep": endpoint, "res": path.to_string(), "code": code.to_string(),
                    "val": node(path, records, reg), "values": flat(records)}),
         ),
-        ServerEvent::Send { endpoint, records } => ("SEND", json!({"ep": endpoint, "values": flat(records)})),
+        ServerEvent::Send { endpoint, records, .. } => {
+            ("SEND", json!({"ep": endpoint, "values": flat(records)}))
+        }
         ServerEvent::DtlsSession { peer, identity, cipher, resumed } => (
             "DTLS_SESSION",
             json!({"peer": peer.to_string(), "identity": identity.to_string(), "cipher": cipher, "resumed": resumed}),

@@ -48,7 +48,7 @@ pub use dtls::{CIPHER_SUITES, DtlsConfig, DtlsError, ServerCertificate};
 pub use handle::{LwM2mServer, LwM2mServerHandle, StartError, Stats};
 pub use models::{ModelLoadError, load_object_definitions};
 pub use rest::router as admin_router;
-pub use types::{ClientInfo, OpError, OpResponse, ServerConfig, ServerEvent};
+pub use types::{ClientInfo, OpError, OpResponse, SendAnswer, SendReceipt, ServerConfig, ServerEvent};
 
 /// The core crates, re-exported for callers of the handle.
 pub use lwm2m;

@@ -31,7 +31,7 @@ use crate::creds::CredentialStore;
 use crate::dtls::Dtls;
 use crate::handle::Stats;
 use crate::packet::reply_packet;
-use crate::types::{ClientInfo, OpError, ServerEvent};
+use crate::types::{ClientInfo, OpError, SendAnswer, SendReceipt, ServerEvent};
 
 use ops::InFlight;
 pub(crate) use ops::{OpSpec, Reply, invalid};
@@ -43,6 +43,7 @@ pub(crate) enum Command {
     CancelObserve { endpoint: String, path: LwM2mPath, reply: oneshot::Sender<usize> },
     Clients(oneshot::Sender<Vec<Arc<ClientInfo>>>),
     Client(String, oneshot::Sender<Option<Arc<ClientInfo>>>),
+    AnswerSend(SendReceipt, SendAnswer),
 }
 
 pub(crate) struct Server {
@@ -66,6 +67,11 @@ pub(crate) struct Server {
     creds: Option<Arc<dyn CredentialStore>>,
     /// The credential store's generation the registrations were last checked against.
     creds_seen: u64,
+    /// How long a Send waits for its receipt's answer (`None`: Sends are answered at once).
+    send_receipts: Option<Duration>,
+    /// Sends waiting for their answer: receipt → (the CoAP exchange, when it is answered 5.03 instead).
+    pending_sends: std::collections::BTreeMap<SendReceipt, (IncomingId, Instant)>,
+    next_receipt: u64,
 }
 
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -101,7 +107,16 @@ impl Server {
             nosec: true,
             creds: None,
             creds_seen: 0,
+            send_receipts: None,
+            pending_sends: Default::default(),
+            next_receipt: 0,
         }
+    }
+
+    /// Sends wait up to `timeout` for their receipt's answer (see `ServerConfig::send_receipt_timeout`).
+    pub(crate) fn with_send_receipts(mut self, timeout: Option<Duration>) -> Self {
+        self.send_receipts = timeout;
+        self
     }
 
     /// Runs until `shutdown` is cancelled or every handle is gone.
@@ -114,6 +129,7 @@ impl Server {
                 self.coap.poll_timeout(),
                 self.dtls.as_ref().and_then(|(_, d)| d.poll_timeout()),
                 self.ops.next_deadline(),
+                self.pending_sends.values().map(|(_, t)| *t).min(),
                 Some(self.next_sweep),
             ]
             .into_iter()
@@ -175,6 +191,7 @@ impl Server {
                         self.stats.dtls_sessions.store(d.sessions() as u64, Ordering::Relaxed);
                     }
                     self.expire_ops(now);
+                    self.expire_sends(now);
                     if now >= self.next_sweep {
                         self.sweep(now);
                         self.next_sweep = now + SWEEP_EVERY;
@@ -241,7 +258,10 @@ impl Server {
             (["rd"], RequestType::Post) => self.register(now, from, &req),
             (["rd", reg], RequestType::Post) => self.update(now, from, reg, &req),
             (["rd", reg], RequestType::Delete) => self.deregister(from, reg),
-            (["dp"], RequestType::Post) => self.send_op(from, &req),
+            (["dp"], RequestType::Post) => match self.send_op(now, id, from, &req) {
+                Some(resp) => resp,
+                None => return, // answered when its receipt is
+            },
             (["rd"] | ["rd", _] | ["dp"], _) => reply_packet(4, 5),
             _ => reply_packet(4, 4),
         };
@@ -277,8 +297,37 @@ impl Server {
                 let _ = reply.send(gone.len());
             }
             Command::Op { endpoint, op, timeout, reply } => self.start_op(now, endpoint, op, timeout, reply),
+            Command::AnswerSend(receipt, answer) => {
+                // Unknown: answered already, or 5.03 after its timeout.
+                if let Some((id, _)) = self.pending_sends.remove(&receipt) {
+                    self.coap.respond(now, id, send_answer_packet(&answer));
+                }
+            }
         }
     }
+
+    /// Answers 5.03 the Sends whose receipt was not answered in time.
+    fn expire_sends(&mut self, now: Instant) {
+        while let Some(entry) = self.pending_sends.first_entry() {
+            let (receipt, (id, due)) = (*entry.key(), *entry.get());
+            if due > now {
+                // Receipts are numbered in arrival order and share one timeout: the first is the earliest.
+                break;
+            }
+            entry.remove();
+            tracing::warn!(receipt = receipt.0, "Send not answered in time: 5.03");
+            let answer = SendAnswer::Unavailable("not recorded in time".into());
+            self.coap.respond(now, id, send_answer_packet(&answer));
+        }
+    }
+}
+
+/// The CoAP response of a Send's answer.
+fn send_answer_packet(answer: &SendAnswer) -> Packet {
+    let ((class, detail), why) = answer.code();
+    let mut p = reply_packet(class, detail);
+    p.payload = why.as_bytes().to_vec();
+    p
 }
 
 #[cfg(test)]

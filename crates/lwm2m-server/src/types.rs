@@ -33,6 +33,12 @@ pub struct ServerConfig {
     /// Whether NoSec registrations are accepted (default `true`). Even when on, an endpoint that has
     /// credentials in the DTLS credential store may not register over NoSec.
     pub nosec: bool,
+    /// Send receipts: `None` (default) answers a Send (`POST /dp`) 2.04 as soon as its payload decodes. With
+    /// `Some(t)`, the answer waits for [`crate::LwM2mServerHandle::answer_send`] with the event's
+    /// [`SendReceipt`] (a consumer that records the data answers once it is recorded), as a separate CoAP
+    /// response after an empty ACK when it takes over a second; unanswered after `t`, the Send is answered
+    /// 5.03 Service Unavailable, so the device knows to send it again.
+    pub send_receipt_timeout: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +53,7 @@ impl Default for ServerConfig {
             queue_awake: Duration::from_secs(93),
             dtls: None,
             nosec: true,
+            send_receipt_timeout: None,
         }
     }
 }
@@ -135,7 +142,52 @@ pub enum ServerEvent {
         endpoint: String,
         /// Decoded values.
         records: Vec<Record>,
+        /// With [`ServerConfig::send_receipt_timeout`] on: the device waits for the answer given with
+        /// [`crate::LwM2mServerHandle::answer_send`] and this receipt. `None`: it was answered 2.04 already.
+        receipt: Option<SendReceipt>,
     },
+}
+
+/// Names a Send whose answer waits (see [`ServerConfig::send_receipt_timeout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SendReceipt(pub u64);
+
+impl SendReceipt {
+    /// The receipt's number (unique within one server's run), for logs.
+    pub fn number(self) -> u64 {
+        self.0
+    }
+}
+
+/// The answer to a Send that waits for its receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendAnswer {
+    /// The data is recorded: 2.04 Changed.
+    Recorded,
+    /// Refused for good, the same Send would be refused again: 4.00 Bad Request, with the reason as
+    /// diagnostic payload.
+    BadRequest(String),
+    /// The device may not record this: 4.03 Forbidden, with the reason.
+    Forbidden(String),
+    /// Something the data needs is unknown (the device is not registered where it is recorded): 4.04 Not
+    /// Found, with the reason.
+    NotFound(String),
+    /// Not recorded now (the recorder is unreachable or failed); sending it again later may succeed: 5.03
+    /// Service Unavailable, with the reason.
+    Unavailable(String),
+}
+
+impl SendAnswer {
+    /// The CoAP response code (class, detail) and the diagnostic payload.
+    pub(crate) fn code(&self) -> ((u8, u8), &str) {
+        match self {
+            SendAnswer::Recorded => ((2, 4), ""),
+            SendAnswer::BadRequest(m) => ((4, 0), m),
+            SendAnswer::Forbidden(m) => ((4, 3), m),
+            SendAnswer::NotFound(m) => ((4, 4), m),
+            SendAnswer::Unavailable(m) => ((5, 3), m),
+        }
+    }
 }
 
 /// The answer of a device to an operation.

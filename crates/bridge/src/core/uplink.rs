@@ -16,6 +16,8 @@
 //!              ─► committed: Journal Dreq(id, the record's expires_at) ─► timer at expires_at + 1 s
 //!                 refused: Journal Done; failed: the timer of the journaled expiry stays
 //!    Submitted: committed ─► next step; refused / failed ─► the event's other steps are dropped (logged)
+//!    A Send with a receipt (the LwM2M server holds the device's exchange): AnswerSend Recorded after its
+//!    last step; at a refusal 4.00/4.03/4.04 with the reason, at a failure 5.03 (the device sends it again)
 //!  Timer ─► SubmitTimeout answer_device_request "timeout" ─► committed ─► done (its delivery journals Done)
 //!           409 (answered) / 404 (never committed) ─► Journal Done; failed ─► again after SUBMIT_RETRY
 //!  Observed / ObserveCancelled (the downlink's observe and cancel-observe) ─► the observation map
@@ -24,7 +26,8 @@
 //! A device's request is journaled before it is submitted, so a crash between its commit and its timer cannot
 //! leave it open for good: the shell restarts the core with the journal's open device requests, whose timers
 //! are armed again. The other uplink events are not persisted (the LwM2M server keeps registrations in memory;
-//! devices register again after a restart).
+//! devices register again after a restart). A Send is not lost to a crash either: its device hears 2.04 only
+//! after the last of its steps committed, so a crash before leaves it unanswered and the device sends again.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -32,7 +35,7 @@ use ipe::IpeCall;
 use ipe::model::{AnswerArgs, DeregisterArgs, DeviceRequestArgs, RegisterArgs, ReportArgs, UpdateArgs};
 use lwm2m::LwM2mPath;
 use lwm2m::codec::Record;
-use lwm2m_server::{ClientInfo, ServerEvent};
+use lwm2m_server::{ClientInfo, SendAnswer, SendReceipt, ServerEvent};
 use serde_json::{Value as Json, json};
 
 use super::{LedgerFailure, SUBMIT_RETRY_MS, UnixMillis, retry_after_ms};
@@ -144,6 +147,14 @@ pub enum UplinkCommand {
         /// `answer_device_request` with status `timeout`.
         call: IpeCall,
     },
+    /// Answer a Send that waits for its receipt (the LwM2M server's `answer_send`): recorded once every step
+    /// of it is on the ledger, or why not.
+    AnswerSend {
+        /// The Send.
+        receipt: SendReceipt,
+        /// The answer.
+        answer: SendAnswer,
+    },
     /// For the logs and counters.
     Outcome {
         /// The device (or the device request).
@@ -182,6 +193,8 @@ struct Device {
     steps: VecDeque<Step>,
     /// The step in flight.
     current: Option<Step>,
+    /// The receipt of the Send being handled, answered when its steps are done or one fails.
+    receipt: Option<SendReceipt>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -325,13 +338,22 @@ impl UplinkCore {
                 self.commands.push_back(cmd);
                 return;
             }
+            // The event is done; its failures took the receipt already.
+            if let Some(receipt) = d.receipt.take() {
+                self.commands.push_back(UplinkCommand::AnswerSend { receipt, answer: SendAnswer::Recorded });
+            }
             let Some(ev) = d.queue.pop_front() else {
                 self.devices.remove(ep);
                 return;
             };
+            let receipt = match &ev {
+                ServerEvent::Send { receipt, .. } => *receipt,
+                _ => None,
+            };
             let steps = self.plan(now, ev);
             if let Some(d) = self.devices.get_mut(ep) {
                 d.steps = steps;
+                d.receipt = receipt;
             }
         }
     }
@@ -371,7 +393,7 @@ impl UplinkCore {
                     &records,
                 ))])
             }
-            ServerEvent::Send { endpoint, records } => {
+            ServerEvent::Send { endpoint, records, .. } => {
                 let (req, data): (Vec<Record>, Vec<Record>) =
                     records.into_iter().partition(|r| r.path.object() == Some(DEVICE_REQUEST_OBJECT));
                 let mut steps = VecDeque::new();
@@ -423,7 +445,7 @@ impl UplinkCore {
             (Step::DeviceRequest { id, exp, .. }, UplinkSubmitResult::Failed(e)) => {
                 // It may have committed: its timer closes it (a 404 then means it did not).
                 self.timers.insert(id, TimerState::At(timeout_due(exp)));
-                Some(e.to_string())
+                Some(Failure::Failed(e.to_string()))
             }
             (Step::DeviceRequest { id, .. }, UplinkSubmitResult::Refused { status, message }) => {
                 self.commands.push_back(UplinkCommand::Journal {
@@ -431,7 +453,7 @@ impl UplinkCore {
                     entry: Entry::Done { id },
                     durable: false,
                 });
-                Some(format!("refused ({status}): {message}"))
+                Some(Failure::Refused { status, message })
             }
             (_, UplinkSubmitResult::Committed(_)) => None,
             (Step::Call { on_404: On404::Ignore, .. }, UplinkSubmitResult::Refused { status: 404, .. }) => {
@@ -448,17 +470,20 @@ impl UplinkCore {
                 return;
             }
             (_, UplinkSubmitResult::Refused { status, message }) => {
-                Some(format!("refused ({status}): {message}"))
+                Some(Failure::Refused { status, message })
             }
-            (_, UplinkSubmitResult::Failed(e)) => Some(e.to_string()),
+            (_, UplinkSubmitResult::Failed(e)) => Some(Failure::Failed(e.to_string())),
         };
         let Some(d) = self.devices.get_mut(ep) else { return };
         match failure {
-            Some(why) => {
+            Some(failure) => {
                 d.steps.clear();
+                if let Some(receipt) = d.receipt.take() {
+                    self.commands.push_back(UplinkCommand::AnswerSend { receipt, answer: failure.answer() });
+                }
                 self.commands.push_back(UplinkCommand::Outcome {
                     subject: ep.to_owned(),
-                    outcome: UplinkOutcome::NotRecorded(why),
+                    outcome: UplinkOutcome::NotRecorded(failure.to_string()),
                 });
             }
             None if d.steps.is_empty() => {
@@ -528,6 +553,38 @@ impl UplinkCore {
         }
         self.timers.remove(&id);
         self.timeout_failures.remove(&id);
+    }
+}
+
+/// Why a step of an event failed.
+#[derive(Debug)]
+enum Failure {
+    /// The contract refused the call.
+    Refused { status: i32, message: String },
+    /// Not submitted (the ledger unreachable, the SDK's retries exhausted); it may have committed.
+    Failed(String),
+}
+
+impl Failure {
+    /// The answer to the device's Send: a refusal is final (the same data would be refused again), a failure
+    /// may pass (5.03: the device sends again later; a report that did commit is then recorded twice, which
+    /// is the price of never acknowledging one that is not recorded).
+    fn answer(&self) -> SendAnswer {
+        match self {
+            Failure::Refused { status: 403, message } => SendAnswer::Forbidden(message.clone()),
+            Failure::Refused { status: 404, message } => SendAnswer::NotFound(message.clone()),
+            Failure::Refused { message, .. } => SendAnswer::BadRequest(message.clone()),
+            Failure::Failed(why) => SendAnswer::Unavailable(why.clone()),
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Refused { status, message } => write!(f, "refused ({status}): {message}"),
+            Failure::Failed(why) => f.write_str(why),
+        }
     }
 }
 

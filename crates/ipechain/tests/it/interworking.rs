@@ -727,6 +727,20 @@ async fn lwm2m_node_lib_through_the_ledger_to_acme_over_https() {
     verify(&net);
 }
 
+/// The next line of a device script's output that starts with `tag` (30 s at most).
+async fn next_line(lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>, tag: &str) -> String {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(l) = lines.recv().await {
+            if l.starts_with(tag) {
+                return l;
+            }
+        }
+        panic!("the device's output ended before {tag}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {tag} line from the device within 30 s"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aiocoap_sends_senml_cbor_and_its_request_is_answered_by_an_application() {
     let net = Net::generate();
@@ -756,8 +770,11 @@ async fn aiocoap_sends_senml_cbor_and_its_request_is_answered_by_an_application(
     let mut app = App::register(cse, "cse-in", "Capp-aio").await;
     app.subscribe_rsp("Caio-iw", "aio-rsp");
 
-    // Send (SenML CBOR) → report → the value in its data container.
+    // Send (SenML CBOR) → report → the value in its data container. The device's Send is answered 2.04 once
+    // the report is on the ledger (the gateway's LwM2M server waits for the bridge's receipt).
     writeln!(stdin, "go").unwrap();
+    let sent = next_line(&mut lines, "SEND").await;
+    assert!(sent.contains("2.04"), "{sent}");
     wait_for("the sent value in res5700", 30, || {
         let (_, la) = mca(cse, "GET", "/cse-in/Caio-iw/obj3303_0/res5700/la", "Capp-aio", None, &Value::Null);
         (la.pointer("/m2m:cin/con/v") == Some(&json!(22.25))).then_some(())
@@ -768,6 +785,8 @@ async fn aiocoap_sends_senml_cbor_and_its_request_is_answered_by_an_application(
     // answer crosses the ledger and is written to the device.
     writeln!(stdin, "go").unwrap();
     let asked = app.answer("*device_request*", 30).await;
+    let ask = next_line(&mut lines, "ASK").await;
+    assert!(ask.contains("2.04"), "the device's request is acknowledged once on the ledger: {ask}");
     let dreq = &asked["device_request"];
     assert_eq!(dreq["topic"], "config", "{asked}");
     let id = dreq["request_id"].as_str().unwrap().to_owned();
@@ -775,16 +794,7 @@ async fn aiocoap_sends_senml_cbor_and_its_request_is_answered_by_an_application(
         "Caio-iw",
         json!({"op": "answer", "request_id": id, "status": "ok", "content": {"setpoint": 21}}),
     );
-    let answer = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(l) = lines.recv().await {
-            if l.starts_with("ANSWER") {
-                return l;
-            }
-        }
-        panic!("the device's output ended");
-    })
-    .await
-    .expect("the answer reaches the device");
+    let answer = next_line(&mut lines, "ANSWER").await;
     assert!(answer.contains(&hex::encode("setpoint")), "{answer}");
     assert!(answer.contains(&hex::encode(&id)), "{answer}");
     let user = sdk(&net, 1, "User1");

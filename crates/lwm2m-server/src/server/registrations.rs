@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use coap::RequestId;
 use coap::lite::{CoapOption, Packet};
+use coap::{IncomingId, RequestId};
 use lwm2m::registration::{parse_register, parse_update};
 use lwm2m::{ContentFormat, LwM2mPath, codec};
 
@@ -21,7 +21,7 @@ use super::ops::{OpSpec, Reply};
 use super::{EXPIRY_GRACE, Server, content_format_of};
 use crate::clock;
 use crate::packet::reply_packet;
-use crate::types::{ClientInfo, OpError, ServerEvent};
+use crate::types::{ClientInfo, OpError, SendReceipt, ServerEvent};
 
 /// One registration.
 pub(super) struct Registration {
@@ -309,27 +309,49 @@ impl Server {
         }
     }
 
-    pub(super) fn send_op(&mut self, from: SocketAddr, req: &Packet) -> Packet {
+    /// Send (`POST /dp`): the answer, or `None` when it waits for its receipt (`send_receipts` on).
+    pub(super) fn send_op(
+        &mut self,
+        now: Instant,
+        id: IncomingId,
+        from: SocketAddr,
+        req: &Packet,
+    ) -> Option<Packet> {
         let Some(reg) = self.regs.at(&from) else {
-            return reply_packet(4, 4);
+            return Some(reply_packet(4, 4));
         };
         if reg.info.identity != self.identity_at(&from) {
-            return self.refuse(from, "Send", "not the security context of the registration");
+            return Some(self.refuse(from, "Send", "not the security context of the registration"));
         }
-        let Some(cf) = content_format_of(req, CoapOption::ContentFormat) else { return reply_packet(4, 0) };
+        let Some(cf) = content_format_of(req, CoapOption::ContentFormat) else {
+            return Some(reply_packet(4, 0));
+        };
         if !matches!(cf, ContentFormat::SENML_JSON | ContentFormat::SENML_CBOR | ContentFormat::LWM2M_CBOR) {
-            return reply_packet(4, 15);
+            return Some(reply_packet(4, 15));
         }
         match codec::decode(cf, &req.payload, &LwM2mPath::ROOT, &self.registry) {
             Ok(records) => {
                 self.stats.sends.fetch_add(1, Ordering::Relaxed);
-                let _ = self.events.send(ServerEvent::Send { endpoint: reg.info.endpoint.clone(), records });
-                reply_packet(2, 4)
+                let endpoint = reg.info.endpoint.clone();
+                let receipt = self.send_receipts.map(|timeout| {
+                    let receipt = SendReceipt(self.next_receipt);
+                    self.next_receipt += 1;
+                    self.pending_sends.insert(receipt, (id, now + timeout));
+                    receipt
+                });
+                // Nobody listening: a receipt would only wait for its timeout.
+                if self.events.send(ServerEvent::Send { endpoint, records, receipt }).is_err()
+                    && let Some(r) = receipt
+                {
+                    self.pending_sends.remove(&r);
+                    return Some(reply_packet(5, 3));
+                }
+                if receipt.is_some() { None } else { Some(reply_packet(2, 4)) }
             }
             Err(e) => {
                 let mut p = reply_packet(4, 0);
                 p.payload = e.to_string().into_bytes();
-                p
+                Some(p)
             }
         }
     }

@@ -42,7 +42,7 @@ async fn aiocoap_client_registers_sends_senml_cbor_block_wise_and_is_read() {
     assert_eq!(c.version.as_str(), "1.1");
     assert_eq!(c.supported_formats.iter().map(|f| f.0).collect::<Vec<_>>(), vec![0, 112]);
     let records = wait_event(&mut events, 30, |e| match e {
-        ServerEvent::Send { endpoint, records } if endpoint == "aio-ep" => Some(records.clone()),
+        ServerEvent::Send { endpoint, records, .. } if endpoint == "aio-ep" => Some(records.clone()),
         _ => None,
     })
     .await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use coap::lite::{CoapOption, MessageClass, MessageType, Packet, RequestType};
 use lwm2m::LwM2mPath;
-use lwm2m_server::{OpError, ServerEvent};
+use lwm2m_server::{OpError, SendAnswer, ServerEvent};
 use tokio::net::UdpSocket;
 
 use crate::common::{TestServer, wait_event};
@@ -228,7 +228,7 @@ async fn block_wise_send_is_reassembled() {
         assert_eq!(r.header.code.to_string(), expect, "block {num}");
     }
     let n = wait_event(&mut events, 5, |e| match e {
-        ServerEvent::Send { endpoint, records } if endpoint == "blocky" => Some(records.len()),
+        ServerEvent::Send { endpoint, records, receipt: None } if endpoint == "blocky" => Some(records.len()),
         _ => None,
     })
     .await;
@@ -301,5 +301,69 @@ async fn queue_mode_holds_requests_until_the_client_wakes_up() {
     assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 2);
     drop(wake_tx);
     let _ = responder.await;
+    server.stop().await;
+}
+
+/// With send receipts on, a Send is answered only when its receipt is: piggy-backed when that is quick, the
+/// consumer's refusal with its code and reason, and 5.03 as a separate response (after an empty ACK) when
+/// nobody answers in time; a late answer is ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_waits_for_its_receipt() {
+    let server = TestServer::start_with(|c| c.send_receipt_timeout = Some(Duration::from_millis(1500))).await;
+    let h = server.handle.clone();
+    let mut events = h.subscribe_events();
+    let mut dev = Raw::new(server.coap()).await;
+    assert_eq!(
+        dev.code(RequestType::Post, "/rd", &["ep=rcpt", "lwm2m=1.1"], None, b"</3303/0>").await,
+        "2.01"
+    );
+    let body = br#"[{"n":"/3303/0/5700","v":21.5}]"#;
+    let mut send = async |dev: &mut Raw| {
+        let p = dev.packet(RequestType::Post, "/dp", &[], Some(110), body);
+        dev.send_bytes(&coap::encode(&p).unwrap()).await;
+        let receipt = wait_event(&mut events, 5, |e| match e {
+            ServerEvent::Send { endpoint, receipt, .. } if endpoint == "rcpt" => Some(*receipt),
+            _ => None,
+        })
+        .await
+        .expect("a Send with receipts on carries one");
+        (p, receipt)
+    };
+
+    // Recorded: nothing reaches the device before the answer, then 2.04 on the ACK of its request.
+    let (p, receipt) = send(&mut dev).await;
+    assert!(dev.recv(300).await.is_none(), "answered before its receipt");
+    h.answer_send(receipt, SendAnswer::Recorded).await;
+    let r = dev.recv(2000).await.expect("the answer");
+    assert_eq!(r.header.get_type(), MessageType::Acknowledgement);
+    assert_eq!(r.header.message_id, p.header.message_id);
+    assert_eq!(r.get_token(), p.get_token());
+    assert_eq!(r.header.code.to_string(), "2.04");
+
+    // Refused: the code and the reason.
+    let (_, receipt) = send(&mut dev).await;
+    h.answer_send(receipt, SendAnswer::Forbidden("not yours".into())).await;
+    let r = dev.recv(2000).await.expect("the answer");
+    assert_eq!(r.header.code.to_string(), "4.03");
+    assert_eq!(r.payload, b"not yours");
+
+    // Nobody answers: an empty ACK after a second (the device stops retransmitting), then 5.03 as a
+    // confirmable separate response at the timeout; the answer that comes later is ignored.
+    let (p, receipt) = send(&mut dev).await;
+    let ack = dev.recv(1400).await.expect("an empty ACK");
+    assert_eq!(ack.header.get_type(), MessageType::Acknowledgement);
+    assert_eq!(ack.header.message_id, p.header.message_id);
+    assert_eq!(ack.header.code.to_string(), "0.00");
+    let r = dev.recv(2000).await.expect("the 5.03");
+    assert_eq!(r.header.get_type(), MessageType::Confirmable);
+    assert_eq!(r.get_token(), p.get_token());
+    assert_eq!(r.header.code.to_string(), "5.03");
+    let mut ack = Packet::new();
+    ack.header.set_type(MessageType::Acknowledgement);
+    ack.header.code = MessageClass::Empty;
+    ack.header.message_id = r.header.message_id;
+    dev.send_bytes(&coap::encode(&ack).unwrap()).await;
+    h.answer_send(receipt, SendAnswer::Recorded).await;
+    assert!(dev.recv(500).await.is_none(), "a late answer reached the device");
     server.stop().await;
 }

@@ -172,7 +172,7 @@ async fn send_operation_and_one_socket_per_device() {
     let mut seen = std::collections::HashSet::new();
     while seen.len() < 3 {
         let (ep, recs) = wait_event(&mut events, 10, |e| match e {
-            ServerEvent::Send { endpoint, records } => Some((endpoint.clone(), records.clone())),
+            ServerEvent::Send { endpoint, records, .. } => Some((endpoint.clone(), records.clone())),
             _ => None,
         })
         .await;

@@ -11,7 +11,7 @@ use ipe::IpeCall;
 use lwm2m::codec::Record;
 use lwm2m::ops::ResponseCode;
 use lwm2m::{LwM2mPath, Value};
-use lwm2m_server::{ClientInfo, ServerEvent};
+use lwm2m_server::{ClientInfo, SendAnswer, SendReceipt, ServerEvent};
 use serde_json::json;
 
 use super::{DREQ_MARGIN_S, UplinkCommand, UplinkCore, UplinkInput, UplinkOutcome, UplinkSubmitResult};
@@ -57,7 +57,24 @@ fn ask(ep: &str) -> ServerEvent {
             Record::new(path("/32769/0/0"), Value::String("config".into())),
             Record::new(path("/32769/0/2"), Value::String("{\"ask\": \"setpoint\"}".into())),
         ],
+        receipt: None,
     }
+}
+
+/// A Send of a value and a request to the application, waiting for receipt `n`.
+fn send_with_receipt(ep: &str, n: u64) -> ServerEvent {
+    let ServerEvent::Send { endpoint, mut records, .. } = ask(ep) else { unreachable!() };
+    records.push(Record::new(path("/3303/0/5700"), Value::Float(21.5)));
+    ServerEvent::Send { endpoint, records, receipt: Some(SendReceipt(n)) }
+}
+
+fn answers(cmds: &[UplinkCommand]) -> Vec<(u64, SendAnswer)> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            UplinkCommand::AnswerSend { receipt, answer } => Some((receipt.number(), answer.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 fn core() -> UplinkCore {
@@ -361,7 +378,7 @@ impl World {
                 };
                 Some(UplinkInput::TimeoutSubmitted { request_id, result })
             }
-            UplinkCommand::Outcome { .. } => None,
+            UplinkCommand::Outcome { .. } | UplinkCommand::AnswerSend { .. } => None,
         }
     }
 
@@ -474,4 +491,70 @@ fn a_device_request_whose_submission_failed_is_closed_by_its_journaled_expiry() 
         assert_eq!(drain(&mut c), vec![expected]);
         assert_eq!((c.poll_timeout(), c.device_requests_open()), (None, 0));
     }
+}
+
+/// A Send is answered once everything it carried is on the ledger (its data, then its request to the
+/// application), after the device's earlier events, and exactly once.
+#[test]
+fn a_send_is_answered_recorded_once_all_of_it_is_on_the_ledger() {
+    let mut c = core();
+    let now = UnixMillis(0);
+    c.handle(now, UplinkInput::Server(ServerEvent::Registered(client("dev1"))));
+    c.handle(now, UplinkInput::Server(send_with_receipt("dev1", 7)));
+    let mut seen = drain(&mut c);
+    assert_eq!(submits(&seen), vec![("dev1".into(), "register_device")]);
+    // Registration, the report, the request's journal entry, the request: no answer until all are done.
+    for step in 0..4 {
+        assert!(answers(&seen).is_empty(), "answered before step {step}: {seen:?}");
+        let input = match seen.iter().find(|c| matches!(c, UplinkCommand::Journal { durable: true, .. })) {
+            Some(_) => UplinkInput::Journaled { endpoint: "dev1".into(), result: Ok(()) },
+            None => committed(),
+        };
+        c.handle(now, input);
+        seen = drain(&mut c);
+        if step == 0 {
+            assert_eq!(submits(&seen), vec![("dev1".into(), "report")]);
+        }
+    }
+    assert_eq!(answers(&seen), vec![(7, SendAnswer::Recorded)]);
+    assert_eq!(c.events_pending(), 0);
+    // Nothing answers it again.
+    c.handle(now, committed());
+    assert!(answers(&drain(&mut c)).is_empty());
+}
+
+/// A Send that is not recorded is answered with why: the contract's refusal as the matching CoAP error, a
+/// ledger that failed as 5.03 (send again later); the steps after the failure are not submitted. A Send
+/// answered already (no receipt) gets no answer from the bridge.
+#[test]
+fn a_send_that_is_not_recorded_is_answered_with_why() {
+    let refused = |status: i32| UplinkSubmitResult::Refused { status, message: format!("no ({status})") };
+    let cases = [
+        (refused(403), SendAnswer::Forbidden("no (403)".into())),
+        (refused(404), SendAnswer::NotFound("no (404)".into())),
+        (refused(400), SendAnswer::BadRequest("no (400)".into())),
+        (
+            UplinkSubmitResult::Failed(LedgerFailure("down".into())),
+            SendAnswer::Unavailable("ledger unavailable: down".into()),
+        ),
+    ];
+    for (result, answer) in cases {
+        let mut c = core();
+        let now = UnixMillis(0);
+        c.handle(now, UplinkInput::Server(send_with_receipt("dev1", 3)));
+        assert_eq!(submits(&drain(&mut c)), vec![("dev1".into(), "report")]);
+        c.handle(now, UplinkInput::Submitted { endpoint: "dev1".into(), result });
+        let cmds = drain(&mut c);
+        assert_eq!(answers(&cmds), vec![(3, answer)]);
+        assert!(submits(&cmds).is_empty() && c.events_pending() == 0, "{cmds:?}");
+    }
+    let mut c = core();
+    c.handle(UnixMillis(0), UplinkInput::Server(ask("dev1")));
+    let mut all = drain(&mut c);
+    c.handle(UnixMillis(0), UplinkInput::Journaled { endpoint: "dev1".into(), result: Ok(()) });
+    all.extend(drain(&mut c));
+    c.handle(UnixMillis(0), committed());
+    all.extend(drain(&mut c));
+    assert!(answers(&all).is_empty(), "{all:?}");
+    assert_eq!(submits(&all), vec![("dev1".into(), "device_request")]);
 }
