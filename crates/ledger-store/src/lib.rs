@@ -42,7 +42,8 @@ pub use chain::{block_tx_locations, envelope_tx_id};
 pub use file::{FileBlockStore, FileStoreOptions};
 pub use mem::{MemBlockStore, MemSnapshot, MemStateStore};
 pub use redb_state::{
-    OVERLAY_MAX as STATE_OVERLAY_MAX, RedbSnapshot, RedbStateStore, SYNC_EVERY as STATE_SYNC_EVERY,
+    DurableCommit, OVERLAY_MAX as STATE_OVERLAY_MAX, RedbSnapshot, RedbStateStore,
+    SYNC_EVERY as STATE_SYNC_EVERY,
 };
 
 use ledger_types::store::StoreError;

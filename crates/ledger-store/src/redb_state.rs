@@ -81,6 +81,8 @@ impl std::fmt::Debug for RedbStateStore {
 #[derive(Default)]
 struct Shared {
     inner: Mutex<Inner>,
+    /// Told of every finished background durable commit ([`RedbStateStore::on_durable_commit`]).
+    observer: std::sync::OnceLock<DurableObserver>,
     /// Fault-injection tests: while `true`, a started durable commit waits before it writes.
     #[cfg(feature = "failpoints")]
     hold: (Mutex<bool>, std::sync::Condvar),
@@ -203,6 +205,12 @@ impl RedbStateStore {
         self.shared.hold.1.notify_all();
     }
 
+    /// Calls `f` after every durable commit started by [`StateStore::persist_due`] (for a metric; it runs on
+    /// the durable-commit thread, so it must be quick). One observer per store: `false` if one was set.
+    pub fn on_durable_commit(&self, f: impl Fn(&DurableCommit) + Send + Sync + 'static) -> bool {
+        self.shared.observer.set(Box::new(f)).is_ok()
+    }
+
     /// Batches applied while a durable commit runs, not yet in redb (tests and diagnostics).
     pub fn overlay_len(&self) -> usize {
         lock(&self.shared.inner).overlay.len()
@@ -291,6 +299,20 @@ fn write_batches<'a>(
     txn.commit().map_err(redb_err)
 }
 
+/// What [`RedbStateStore::on_durable_commit`] keeps.
+type DurableObserver = Box<dyn Fn(&DurableCommit) + Send + Sync>;
+
+/// A finished background durable commit, as [`RedbStateStore::on_durable_commit`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurableCommit {
+    /// The durable commit itself (the buffered pages written, then synced).
+    pub durable: std::time::Duration,
+    /// With the write of the overlay after it.
+    pub total: std::time::Duration,
+    /// Batches applied meanwhile (the overlay) and written after it.
+    pub overlay_batches: usize,
+}
+
 /// The durable-commit thread: the durable commit, then the overlay written to redb until it is empty.
 #[allow(clippy::disallowed_methods)] // reads the clock for a logged duration only, never for a decision
 fn durable_worker(db: &Database, shared: &Shared) {
@@ -319,12 +341,16 @@ fn durable_worker(db: &Database, shared: &Shared) {
             if inner.overlay.is_empty() {
                 inner.busy = false;
                 drop(inner);
+                let done = DurableCommit { durable, total: started.elapsed(), overlay_batches: written };
                 tracing::debug!(
-                    durable_ms = durable.as_millis() as u64,
-                    total_ms = started.elapsed().as_millis() as u64,
-                    overlay_batches = written,
+                    durable_ms = done.durable.as_millis() as u64,
+                    total_ms = done.total.as_millis() as u64,
+                    overlay_batches = done.overlay_batches,
                     "state: durable commit done"
                 );
+                if let Some(observe) = shared.observer.get() {
+                    observe(&done);
+                }
                 return;
             }
             inner.overlay.clone()

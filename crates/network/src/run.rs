@@ -79,6 +79,8 @@ pub async fn start_peer_with_metrics(
     std::fs::create_dir_all(&dir).map_err(|e| store_err(StoreError::Io(e)))?;
     let blocks = FileBlockStore::open(dir.join("blocks")).map_err(store_err)?;
     let state = RedbStateStore::open(dir.join("state.redb")).map_err(store_err)?;
+    let durable = metrics.for_peer(&node.config.name);
+    state.on_durable_commit(move |c| durable.state_durable_commit(c.durable.as_secs_f64()));
     let ids = Arc::new(node.identities()?);
     let cfg = PeerNodeConfig {
         name: node.config.name.clone(),

@@ -95,6 +95,7 @@ pub struct PeerMetrics {
     submit: Histograms<PeerOutcome>,
     broadcast_batch: Histograms<PeerLabel>,
     broadcast_in_flight: Family<PeerLabel, Gauge>,
+    state_durable: Histograms<PeerLabel>,
 }
 
 impl Default for PeerMetrics {
@@ -108,6 +109,7 @@ impl Default for PeerMetrics {
             submit: histograms(),
             broadcast_batch: count_histograms(),
             broadcast_in_flight: Family::default(),
+            state_durable: histograms(),
         }
     }
 }
@@ -160,6 +162,13 @@ impl PeerMetrics {
              committed by Raft)",
             self.broadcast_in_flight.clone(),
         );
+        r.register_with_unit(
+            "ipechain_peer_state_durable_commit_duration",
+            "The world state's durable commit (every 8th block, beside the next blocks): the pages of the \
+             commits since the last one written and synced",
+            Unit::Seconds,
+            self.state_durable.clone(),
+        );
     }
 
     /// The metrics of one peer.
@@ -176,6 +185,7 @@ impl PeerMetrics {
             submit_err: self.submit.get_or_create_owned(&outcome("error")),
             broadcast_batch: self.broadcast_batch.get_or_create_owned(&label),
             broadcast_in_flight: self.broadcast_in_flight.get_or_create_owned(&label),
+            state_durable: self.state_durable.get_or_create_owned(&label),
             codes: self.codes.clone(),
             peer: peer.to_owned(),
         }
@@ -196,6 +206,7 @@ pub struct PeerHandle {
     submit_err: Histogram,
     broadcast_batch: Histogram,
     broadcast_in_flight: Gauge,
+    state_durable: Histogram,
 }
 
 impl Default for PeerHandle {
@@ -252,6 +263,11 @@ impl PeerHandle {
     /// A BroadcastBatch was answered (or failed on every orderer).
     pub fn broadcast_done(&self) {
         self.broadcast_in_flight.dec();
+    }
+
+    /// The world state was made durable in `seconds`.
+    pub fn state_durable_commit(&self, seconds: f64) {
+        self.state_durable.observe(seconds);
     }
 }
 

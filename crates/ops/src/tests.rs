@@ -46,6 +46,7 @@ fn the_exposition_parses_and_carries_every_family_with_units_in_names() {
     p.broadcast_sent(40);
     p.broadcast_sent(1);
     p.broadcast_done();
+    p.state_durable_commit(0.12);
     m.orderer.set("orderer1", 3, Some(2), 1, 9, 7);
     let o = m.orderer.for_orderer("orderer1");
     o.proposed(300, 0.05, 1, false);
@@ -112,6 +113,8 @@ fn the_exposition_parses_and_carries_every_family_with_units_in_names() {
     assert_eq!(get(r#"ipechain_peer_broadcast_batch_envelopes_count{peer="peer0.org1"}"#), 2.0);
     assert_eq!(get(r#"ipechain_peer_broadcast_batch_envelopes_bucket{le="1.0",peer="peer0.org1"}"#), 1.0);
     assert_eq!(get(r#"ipechain_peer_broadcast_batches_in_flight{peer="peer0.org1"}"#), 1.0);
+    assert_eq!(get(r#"ipechain_peer_state_durable_commit_duration_seconds_count{peer="peer0.org1"}"#), 1.0);
+    assert_eq!(get(r#"ipechain_peer_state_durable_commit_duration_seconds_sum{peer="peer0.org1"}"#), 0.12);
     assert_eq!(get(r#"ipechain_cse_requests_total{op="create",rsc="2001"}"#), 1.0);
     assert_eq!(get(r#"ipechain_cse_request_duration_seconds_count{op="create"}"#), 1.0);
     assert_eq!(get("ipechain_lwm2m_registrations"), 2.0);

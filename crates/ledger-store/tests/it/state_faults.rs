@@ -289,3 +289,25 @@ fn a_full_overlay_makes_apply_wait_for_the_durable_commit() {
     let snap = store.snapshot().unwrap();
     assert_eq!(snap.range("ns", "k", "l", usize::MAX).unwrap().len() as u64, every + max + 1);
 }
+
+/// The observer of durable commits (the peer's `ipechain_peer_state_durable_commit_duration`) hears of each
+/// background durable commit once it is done, and of nothing else; one observer per store.
+#[test]
+fn every_background_durable_commit_is_reported_once_done() {
+    let every = u64::from(ledger_store::STATE_SYNC_EVERY);
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStateStore::open(dir.path().join("state.redb")).unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    assert!(store.on_durable_commit(move |c| log.lock().unwrap().push(*c)));
+    assert!(!store.on_durable_commit(|_| {}), "a second observer is refused");
+    for b in 1..=3 * every {
+        store.apply(&batch(b, 3), b).unwrap();
+        store.persist_due().unwrap();
+        store.wait_durable().unwrap();
+        let n = seen.lock().unwrap().len() as u64;
+        assert_eq!(n, b / every, "after block {b}: one per durable commit, each once it is done");
+    }
+    let seen = seen.lock().unwrap();
+    assert!(seen.iter().all(|c| c.total >= c.durable && c.overlay_batches == 0), "{seen:?}");
+}
