@@ -16,7 +16,6 @@
 //! handled concurrently, and a restart resumes after the watermark, so an event that was being handled when the
 //! gateway died is handled again. That is harmless by construction (see the crate docs).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -33,7 +32,7 @@ use serde_json::Value as Json;
 use tokio::sync::mpsc;
 
 use crate::journal::Entry;
-use crate::{DEVICE_REQUEST_OBJECT, Shared, ledger};
+use crate::{Shared, ledger};
 
 use crate::core::cmd::{CmdCommand, CmdCore, CmdInput, CmdOutcome, CmdSubmitResult, Known};
 pub use crate::core::cmd::{CmdSubmission, cin_name, cmd_submission};
@@ -67,7 +66,7 @@ impl Inbox {
         let _ = self.0.send(Msg::Input(i));
     }
 
-    fn done(&self, seq: EventSeq) {
+    pub(crate) fn done(&self, seq: EventSeq) {
         self.input(Input::EventHandled { seq });
     }
 
@@ -270,12 +269,11 @@ fn feed_downlink(
     while let Some(cmd) = cores.downlink.poll_command() {
         match cmd {
             Command::HandleElsewhere { seq } => match elsewhere.take() {
+                // Fed to the uplink core (the loop's next message), which writes it to the device.
                 Some(IpeEvent::DeviceAnswer(a)) if is_me(shared, &a.to) => {
-                    let s = shared.clone();
-                    tokio::spawn(async move {
-                        deliver_answer(&s, a).await;
-                        s.inbox.done(seq);
-                    });
+                    let writes = crate::core::uplink::answer_writes(&shared.cfg.registry, &a);
+                    let DeviceAnswerEvent { endpoint, request_id, .. } = a;
+                    shared.inbox.uplink(UplinkInput::Answer { seq, endpoint, request_id, writes });
                 }
                 Some(ev) => match job_for(ev) {
                     // Fed to the oneM2M core by the loop (not from here: this core is being drained).
@@ -628,48 +626,6 @@ async fn device_op(shared: &Arc<Shared>, r: &RequestEvent, budget: Duration) -> 
             Ok(code_only(if n > 0 { 0x45 } else { 0x84 }))
         }
     }
-}
-
-// ------------------------------------------------------------------------ device requests (scenario 2)
-
-/// Writes an application's answer to the device that asked.
-async fn deliver_answer(shared: &Arc<Shared>, a: DeviceAnswerEvent) {
-    let lw = &shared.cfg.lwm2m;
-    let obj = DEVICE_REQUEST_OBJECT;
-    let mut records = vec![
-        Record::new(path(&[obj, 0, 1]), lwm2m::Value::String(a.request_id.clone())),
-        Record::new(path(&[obj, 0, 3]), lwm2m::Value::String(a.answer.status.clone())),
-        Record::new(path(&[obj, 0, 4]), lwm2m::Value::String(a.answer.content.to_string())),
-    ];
-    let mut others: HashMap<LwM2mPath, Vec<Record>> = HashMap::new();
-    if let Some(j) = &a.answer.records
-        && let Ok(rs) = ipe::translate::records_from_json(&shared.cfg.registry, j)
-    {
-        for r in rs {
-            if r.path.object() == Some(obj) {
-                records.push(r);
-            } else if let (Some(o), Some(i)) = (r.path.object(), r.path.instance()) {
-                others.entry(path(&[o, i])).or_default().push(r);
-            }
-        }
-    }
-    let t = Some(Duration::from_secs(30));
-    let mut writes = vec![(path(&[obj, 0]), records)];
-    writes.extend(others);
-    for (p, recs) in writes {
-        match lw.write(&a.endpoint, p, WriteMode::Update, recs, None, t).await {
-            Ok(r) if r.code.is_success() => {}
-            Ok(r) => {
-                tracing::warn!(endpoint = %a.endpoint, path = %p, code = %r.code, "device refused the answer")
-            }
-            Err(e) => tracing::warn!(endpoint = %a.endpoint, path = %p, error = %e, "answer not delivered"),
-        }
-    }
-    shared.journal.append(Entry::Done { id: a.request_id });
-}
-
-fn path(ids: &[u16]) -> LwM2mPath {
-    LwM2mPath::new(ids).unwrap_or_default()
 }
 
 // ------------------------------------------------------------------- requests from cmd containers

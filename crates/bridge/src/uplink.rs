@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use lwm2m_server::lwm2m::ops::WriteMode;
+
 use crate::core::JournalFailure;
-use crate::core::uplink::{UplinkCommand, UplinkInput, UplinkOutcome, UplinkSubmitResult};
+use crate::core::uplink::{UplinkCommand, UplinkInput, UplinkOutcome, UplinkSubmitResult, WriteResult};
 use crate::core::{LedgerFailure, UnixMillis};
 use crate::{Shared, ledger};
 
@@ -20,6 +22,9 @@ fn submit_result(r: Result<Option<Vec<u8>>, ledger::SubmitError>) -> UplinkSubmi
         Err(e) => UplinkSubmitResult::Failed(LedgerFailure(e.to_string())),
     }
 }
+
+/// How long one write of an answer waits for the device (a device in queue mode is written when it wakes).
+const ANSWER_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Performs one of the uplink core's commands; what has a result reports back to the loop.
 pub(crate) fn perform(shared: &Arc<Shared>, cmd: UplinkCommand) {
@@ -52,6 +57,26 @@ pub(crate) fn perform(shared: &Arc<Shared>, cmd: UplinkCommand) {
                 s.inbox.uplink(UplinkInput::TimeoutSubmitted { request_id, result });
             });
         }
+        UplinkCommand::WriteDevice { seq, endpoint, path, records } => {
+            tokio::spawn(async move {
+                let timeout = Some(ANSWER_WRITE_TIMEOUT);
+                let result = match s
+                    .cfg
+                    .lwm2m
+                    .write(&endpoint, path, WriteMode::Update, records, None, timeout)
+                    .await
+                {
+                    Ok(r) if r.code.is_success() => WriteResult::Written,
+                    Ok(r) => WriteResult::Refused(r.code.to_string()),
+                    Err(e) => {
+                        tracing::debug!(endpoint = %endpoint, path = %path, error = %e, "answer not written");
+                        WriteResult::Unreachable(e.to_string())
+                    }
+                };
+                s.inbox.uplink(UplinkInput::Written { seq, result });
+            });
+        }
+        UplinkCommand::Delivered { seq } => shared.inbox.done(seq),
         UplinkCommand::AnswerSend { receipt, answer } => {
             tokio::spawn(async move { s.cfg.lwm2m.answer_send(receipt, answer).await });
         }

@@ -21,6 +21,9 @@
 //!  Timer ─► SubmitTimeout answer_device_request "timeout" ─► committed ─► done (its delivery journals Done)
 //!           409 (answered) / 404 (never committed) ─► Journal Done; failed ─► again after SUBMIT_RETRY
 //!  Observed / ObserveCancelled (the downlink's observe and cancel-observe) ─► the observation map
+//!  Answer (an application's answer to a device's request, from the event stream) ─► WriteDevice, one write
+//!    at a time ─ unreachable: again after 2, 4, 8, 8 s, then given up (reported) ─► Journal Done ─► Delivered
+//!    (the checkpoint may pass the event; a crash before replays it and the answer is written again)
 //! ```
 //!
 //! A device's request is journaled before it is submitted, so a crash between its commit and its timer cannot
@@ -105,9 +108,46 @@ pub enum UplinkInput {
         /// Observed path.
         path: LwM2mPath,
     },
+    /// An application's answer to a device's request, to be written to the device (the contract's
+    /// `device.answer` event at position `seq` of the event stream).
+    Answer {
+        /// The event's position (reported back in [`UplinkCommand::Delivered`]).
+        seq: u64,
+        /// The device.
+        endpoint: String,
+        /// The device request.
+        request_id: String,
+        /// The writes, in order: object 32769's answer resources first ([`answer_writes`]).
+        writes: Vec<(LwM2mPath, Vec<Record>)>,
+    },
+    /// The result of [`UplinkCommand::WriteDevice`].
+    Written {
+        /// The answer's event position.
+        seq: u64,
+        /// Outcome.
+        result: WriteResult,
+    },
     /// The time of [`UplinkCore::poll_timeout`] has passed.
     Timer,
 }
+
+/// How a write of an answer to a device ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteResult {
+    /// The device took it (2.xx).
+    Written,
+    /// The device answered with an error code: the same write would be refused again.
+    Refused(String),
+    /// No answer (offline, asleep past the timeout, not registered now): tried again later.
+    Unreachable(String),
+}
+
+/// Attempts of one write of an answer to an unreachable device before the answer is given up: the waits
+/// between them grow from [`ANSWER_RETRY_MS`] ([`retry_after_ms`]), 22 s in all, each attempt's own timeout
+/// aside (a device in queue mode is written when it wakes up).
+pub const ANSWER_WRITE_ATTEMPTS: u32 = 5;
+/// The first wait before an answer's write to an unreachable device is tried again.
+pub const ANSWER_RETRY_MS: i64 = 2_000;
 
 /// How an uplink event or a timer ended (for the shell's logs and counters).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +186,23 @@ pub enum UplinkCommand {
         request_id: String,
         /// `answer_device_request` with status `timeout`.
         call: IpeCall,
+    },
+    /// Write `records` at `path` of the device (an answer's write); feed [`UplinkInput::Written`].
+    WriteDevice {
+        /// The answer's event position.
+        seq: u64,
+        /// The device.
+        endpoint: String,
+        /// The object instance written.
+        path: LwM2mPath,
+        /// The values.
+        records: Vec<Record>,
+    },
+    /// The answer at `seq` is done with (written, refused or given up, and its `Done` journaled before this):
+    /// the event stream's checkpoint may pass it.
+    Delivered {
+        /// The answer's event position.
+        seq: u64,
     },
     /// Answer a Send that waits for its receipt (the LwM2M server's `answer_send`): recorded once every step
     /// of it is on the ledger, or why not.
@@ -197,6 +254,19 @@ struct Device {
     receipt: Option<SendReceipt>,
 }
 
+/// An answer on its way to its device.
+#[derive(Debug)]
+struct Delivery {
+    endpoint: String,
+    request_id: String,
+    /// The writes not done yet; the first is in flight or waiting for its retry.
+    writes: VecDeque<(LwM2mPath, Vec<Record>)>,
+    /// Failed attempts of the first write.
+    failures: u32,
+    /// When the first write is tried again (`None`: in flight).
+    retry_at: Option<UnixMillis>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TimerState {
     /// Fires at the time.
@@ -221,6 +291,8 @@ pub struct UplinkCore {
     timers: BTreeMap<String, TimerState>,
     /// Failed `timeout` submissions per device request (they space the retries: [`retry_after_ms`]).
     timeout_failures: HashMap<String, u32>,
+    /// Answers being written to their devices, by event position.
+    deliveries: BTreeMap<u64, Delivery>,
     commands: VecDeque<UplinkCommand>,
 }
 
@@ -245,6 +317,7 @@ impl UplinkCore {
                 .map(|(id, exp)| (id, TimerState::At(timeout_due(exp))))
                 .collect(),
             timeout_failures: HashMap::new(),
+            deliveries: BTreeMap::new(),
             commands: VecDeque::new(),
         }
     }
@@ -256,13 +329,16 @@ impl UplinkCore {
 
     /// When the shell must feed [`UplinkInput::Timer`]: the earliest device request's timer.
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
-        self.timers
-            .values()
-            .filter_map(|t| match t {
-                TimerState::At(t) => Some(*t),
-                TimerState::Submitting => None,
-            })
-            .min()
+        let timers = self.timers.values().filter_map(|t| match t {
+            TimerState::At(t) => Some(*t),
+            TimerState::Submitting => None,
+        });
+        timers.chain(self.deliveries.values().filter_map(|d| d.retry_at)).min()
+    }
+
+    /// Answers being written to their devices.
+    pub fn deliveries_open(&self) -> usize {
+        self.deliveries.len()
     }
 
     /// The observe request of `(endpoint, path)`, if the gateway set it up.
@@ -306,7 +382,83 @@ impl UplinkCore {
             UplinkInput::ObserveCancelled { endpoint, path } => {
                 self.observations.remove(&(endpoint, path));
             }
-            UplinkInput::Timer => self.on_timer(now),
+            UplinkInput::Answer { seq, endpoint, request_id, writes } => {
+                let d = Delivery { endpoint, request_id, writes: writes.into(), failures: 0, retry_at: None };
+                self.deliveries.insert(seq, d);
+                self.next_write(seq);
+            }
+            UplinkInput::Written { seq, result } => self.on_written(now, seq, result),
+            UplinkInput::Timer => {
+                let due: Vec<u64> = self
+                    .deliveries
+                    .iter()
+                    .filter(|(_, d)| d.retry_at.is_some_and(|t| t <= now))
+                    .map(|(seq, _)| *seq)
+                    .collect();
+                for seq in due {
+                    self.next_write(seq);
+                }
+                self.on_timer(now)
+            }
+        }
+    }
+
+    /// Sends the delivery's first write, or ends it when none is left: `Done` journaled, then `Delivered`.
+    fn next_write(&mut self, seq: u64) {
+        let Some(d) = self.deliveries.get_mut(&seq) else { return };
+        d.retry_at = None;
+        match d.writes.front() {
+            Some((path, records)) => self.commands.push_back(UplinkCommand::WriteDevice {
+                seq,
+                endpoint: d.endpoint.clone(),
+                path: *path,
+                records: records.clone(),
+            }),
+            None => {
+                let Some(d) = self.deliveries.remove(&seq) else { return };
+                self.commands.push_back(UplinkCommand::Journal {
+                    endpoint: String::new(),
+                    entry: Entry::Done { id: d.request_id },
+                    durable: false,
+                });
+                self.commands.push_back(UplinkCommand::Delivered { seq });
+            }
+        }
+    }
+
+    fn on_written(&mut self, now: UnixMillis, seq: u64, result: WriteResult) {
+        let Some(d) = self.deliveries.get_mut(&seq) else { return };
+        if d.retry_at.is_some() {
+            return; // not in flight: a stale result
+        }
+        let next = match result {
+            WriteResult::Written => true,
+            WriteResult::Refused(why) => {
+                self.commands.push_back(UplinkCommand::Outcome {
+                    subject: d.request_id.clone(),
+                    outcome: UplinkOutcome::NotRecorded(format!("the device refused the answer: {why}")),
+                });
+                true
+            }
+            WriteResult::Unreachable(why) => {
+                d.failures += 1;
+                if d.failures < ANSWER_WRITE_ATTEMPTS {
+                    d.retry_at = Some(now.plus_ms(retry_after_ms(ANSWER_RETRY_MS, d.failures)));
+                    return;
+                }
+                self.commands.push_back(UplinkCommand::Outcome {
+                    subject: d.request_id.clone(),
+                    outcome: UplinkOutcome::NotRecorded(format!(
+                        "the answer did not reach the device in {ANSWER_WRITE_ATTEMPTS} attempts: {why}"
+                    )),
+                });
+                true
+            }
+        };
+        if next && let Some(d) = self.deliveries.get_mut(&seq) {
+            d.writes.pop_front();
+            d.failures = 0;
+            self.next_write(seq);
         }
     }
 
@@ -602,6 +754,38 @@ fn endpoint_of(ev: &ServerEvent) -> Option<&str> {
         | ServerEvent::Send { endpoint, .. } => endpoint,
         _ => return None,
     })
+}
+
+/// The writes that give a device an application's answer (scenario 2), in order: object 32769 instance 0
+/// (request id, status, content), then the instances of other objects the answer's `records` name (values the
+/// device takes as the answer, e.g. a setpoint), each instance one write. Records that do not translate are
+/// left out.
+pub fn answer_writes(
+    registry: &lwm2m::Registry,
+    a: &ipe::events::DeviceAnswerEvent,
+) -> Vec<(LwM2mPath, Vec<Record>)> {
+    let obj = DEVICE_REQUEST_OBJECT;
+    let path = |ids: &[u16]| LwM2mPath::new(ids).unwrap_or_default();
+    let mut records = vec![
+        Record::new(path(&[obj, 0, 1]), lwm2m::Value::String(a.request_id.clone())),
+        Record::new(path(&[obj, 0, 3]), lwm2m::Value::String(a.answer.status.clone())),
+        Record::new(path(&[obj, 0, 4]), lwm2m::Value::String(a.answer.content.to_string())),
+    ];
+    let mut others: BTreeMap<LwM2mPath, Vec<Record>> = BTreeMap::new();
+    if let Some(j) = &a.answer.records
+        && let Ok(rs) = ipe::translate::records_from_json(registry, j)
+    {
+        for r in rs {
+            if r.path.object() == Some(obj) {
+                records.push(r);
+            } else if let (Some(o), Some(i)) = (r.path.object(), r.path.instance()) {
+                others.entry(path(&[o, i])).or_default().push(r);
+            }
+        }
+    }
+    let mut writes = vec![(path(&[obj, 0]), records)];
+    writes.extend(others);
+    writes
 }
 
 /// `register_device` for a client.

@@ -14,7 +14,10 @@ use lwm2m::{LwM2mPath, Value};
 use lwm2m_server::{ClientInfo, SendAnswer, SendReceipt, ServerEvent};
 use serde_json::json;
 
-use super::{DREQ_MARGIN_S, UplinkCommand, UplinkCore, UplinkInput, UplinkOutcome, UplinkSubmitResult};
+use super::{
+    ANSWER_WRITE_ATTEMPTS, DREQ_MARGIN_S, UplinkCommand, UplinkCore, UplinkInput, UplinkOutcome,
+    UplinkSubmitResult, WriteResult,
+};
 use crate::core::{LedgerFailure, SUBMIT_RETRY_MS, UnixMillis};
 use crate::journal::Entry;
 
@@ -325,6 +328,13 @@ struct World {
     reports: usize,
     /// Sends the device heard 2.04 for (it stops sending once it has one).
     acked: usize,
+    /// The application's answers on the ledger whose events the gateway has not reported delivered (a
+    /// restart replays them from its checkpoint): (event position, device request).
+    answer_events: Vec<(u64, String)>,
+    /// Inputs the world produced besides a command's result (an answer event).
+    fresh: Vec<UplinkInput>,
+    /// Writes of answers to the device.
+    writes: usize,
 }
 
 impl World {
@@ -350,8 +360,10 @@ impl World {
                 self.dreqs.insert(a.request_id.clone(), None);
                 if self.app_answers {
                     self.dreqs.insert(a.request_id.clone(), Some("ok".into()));
-                    // The answer's delivery to the device closes its entry (the downlink shell).
-                    self.unsynced.push(Entry::Done { id: a.request_id.clone() });
+                    // Its answer's event reaches the gateway, which writes it to the device.
+                    let seq = 100 + self.answer_events.len() as u64;
+                    self.answer_events.push((seq, a.request_id.clone()));
+                    self.fresh.push(answer_event(seq, &a.request_id));
                 }
                 let rec = serde_json::to_vec(&json!({"expires_at": exp})).unwrap();
                 Some(UplinkInput::Submitted { endpoint, result: UplinkSubmitResult::Committed(Some(rec)) })
@@ -392,6 +404,14 @@ impl World {
                 self.acked += 1;
                 None
             }
+            UplinkCommand::WriteDevice { seq, .. } => {
+                self.writes += 1;
+                Some(UplinkInput::Written { seq, result: WriteResult::Written })
+            }
+            UplinkCommand::Delivered { seq } => {
+                self.answer_events.retain(|(s, _)| *s != seq);
+                None
+            }
             UplinkCommand::Outcome { .. } => None,
         }
     }
@@ -404,6 +424,8 @@ impl World {
         if send {
             inputs.push_back(UplinkInput::Server(send_with_receipt("dev1", 1)));
         }
+        // The answers not reported delivered are replayed from the checkpoint.
+        inputs.extend(self.answer_events.iter().map(|(seq, id)| answer_event(*seq, id)));
         loop {
             let input = match inputs.pop_front() {
                 Some(i) => i,
@@ -426,9 +448,11 @@ impl World {
                 let r = self.execute(cmd);
                 if crash_at == Some(here + 1) {
                     self.unsynced.clear();
+                    self.fresh.clear();
                     return true;
                 }
                 inputs.extend(r);
+                inputs.extend(self.fresh.drain(..));
             }
         }
         false
@@ -463,6 +487,8 @@ fn a_device_s_send_is_on_the_ledger_and_its_request_answered_exactly_once_whatev
             // One timeout per device request nobody answered (a resent Send is a second request).
             assert_eq!(w.timeouts_committed, if app_answers { 0 } else { w.dreqs.len() }, "crash at {k}");
             assert!(w.dreqs.len() <= 2, "crash at {k}");
+            assert_eq!(w.answer_events, Vec::new(), "crash at {k}: every answer delivered");
+            assert_eq!(w.writes >= w.dreqs.len(), app_answers, "crash at {k}: each answer written");
             assert_eq!(w.open_dreqs(), Vec::new(), "crash at {k}: the journal is closed");
         }
     }
@@ -577,4 +603,99 @@ fn a_send_that_is_not_recorded_is_answered_with_why() {
     all.extend(drain(&mut c));
     assert!(answers(&all).is_empty(), "{all:?}");
     assert_eq!(submits(&all), vec![("dev1".into(), "device_request")]);
+}
+
+/// The answer of device request `id` as the gateway's event stream gives it.
+fn answer_event(seq: u64, id: &str) -> UplinkInput {
+    UplinkInput::Answer {
+        seq,
+        endpoint: "dev1".into(),
+        request_id: id.into(),
+        writes: vec![(path("/32769/0"), vec![Record::new(path("/32769/0/3"), Value::String("ok".into()))])],
+    }
+}
+
+fn answer(seq: u64, writes: &[&str]) -> UplinkInput {
+    UplinkInput::Answer {
+        seq,
+        endpoint: "dev1".into(),
+        request_id: "gw1-d-b0-0".into(),
+        writes: writes.iter().map(|p| (path(p), vec![Record::new(path(p), Value::Integer(1))])).collect(),
+    }
+}
+
+fn written(seq: u64, result: WriteResult) -> UplinkInput {
+    UplinkInput::Written { seq, result }
+}
+
+fn write_paths(cmds: &[UplinkCommand]) -> Vec<String> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            UplinkCommand::WriteDevice { path, .. } => Some(path.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An application's answer is written to the device one write at a time, in order; then its `Done` is
+/// journaled, and only after that is the event reported delivered (the checkpoint may pass it).
+#[test]
+fn an_answer_is_written_in_order_then_journaled_done_then_delivered() {
+    let mut c = core();
+    let now = UnixMillis(0);
+    c.handle(now, answer(5, &["/32769/0", "/3308/0"]));
+    assert_eq!(write_paths(&drain(&mut c)), vec!["/32769/0"]);
+    c.handle(now, written(5, WriteResult::Written));
+    assert_eq!(write_paths(&drain(&mut c)), vec!["/3308/0"]);
+    c.handle(now, written(5, WriteResult::Written));
+    assert_eq!(
+        drain(&mut c),
+        vec![
+            UplinkCommand::Journal {
+                endpoint: String::new(),
+                entry: Entry::Done { id: "gw1-d-b0-0".into() },
+                durable: false
+            },
+            UplinkCommand::Delivered { seq: 5 },
+        ]
+    );
+    assert_eq!((c.deliveries_open(), c.poll_timeout()), (0, None));
+}
+
+/// A write that finds the device unreachable is tried again after growing waits, up to
+/// `ANSWER_WRITE_ATTEMPTS` attempts, then given up (reported) and the answer goes on; a write the device
+/// refuses is not repeated; a result that comes while the write waits for its retry changes nothing.
+#[test]
+fn an_answer_to_an_unreachable_device_is_tried_again_then_given_up() {
+    let mut c = core();
+    let mut now = UnixMillis(1_000);
+    c.handle(now, answer(9, &["/32769/0", "/3308/0"]));
+    drain(&mut c);
+    let mut waits = Vec::new();
+    for attempt in 1..ANSWER_WRITE_ATTEMPTS {
+        c.handle(now, written(9, WriteResult::Unreachable("timeout".into())));
+        assert!(drain(&mut c).is_empty(), "attempt {attempt}");
+        let due = c.poll_timeout().expect("a retry is due");
+        waits.push(due.0 - now.0);
+        c.handle(due, written(9, WriteResult::Written)); // stale: not in flight
+        assert!(drain(&mut c).is_empty());
+        c.handle(UnixMillis(due.0 - 1), UplinkInput::Timer);
+        assert!(drain(&mut c).is_empty(), "not before it is due");
+        now = due;
+        c.handle(now, UplinkInput::Timer);
+        assert_eq!(write_paths(&drain(&mut c)), vec!["/32769/0"], "attempt {}", attempt + 1);
+    }
+    assert_eq!(waits, vec![2_000, 4_000, 8_000, 8_000]);
+    c.handle(now, written(9, WriteResult::Unreachable("timeout".into())));
+    let cmds = drain(&mut c);
+    assert!(
+        matches!(&cmds[0], UplinkCommand::Outcome { outcome: UplinkOutcome::NotRecorded(w), .. } if w.contains("5 attempts")),
+        "{cmds:?}"
+    );
+    assert_eq!(write_paths(&cmds), vec!["/3308/0"], "the answer goes on");
+    c.handle(now, written(9, WriteResult::Refused("4.05".into())));
+    let cmds = drain(&mut c);
+    assert!(matches!(&cmds[0], UplinkCommand::Outcome { outcome: UplinkOutcome::NotRecorded(_), .. }));
+    assert!(matches!(cmds.last(), Some(UplinkCommand::Delivered { seq: 9 })), "{cmds:?}");
+    assert_eq!(c.deliveries_open(), 0);
 }
