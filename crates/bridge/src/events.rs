@@ -208,7 +208,7 @@ pub(crate) async fn run(
                     Some(body) => {
                         let (s, inbox) = (shared.clone(), inbox.clone());
                         tokio::spawn(async move {
-                            if let Some(req) = s.cfg.onem2m.cmd_request(&body).await {
+                            if let Some(req) = read_notified(&s, &body).await {
                                 inbox.cmd(CmdInput::Notified(Box::new(req)));
                             }
                         });
@@ -668,6 +668,37 @@ async fn cmd_backlog(shared: Arc<Shared>, inbox: Inbox) {
         after = page.last().map(|d| d.endpoint.clone());
     }
     tracing::debug!(cins = n, "cmd backlog scanned");
+}
+
+/// Up to 8 more reads of a notified `cmd` contentInstance when the CSE fails for a moment, waiting up to
+/// 200 ms doubling to 5 s (about 12 s in all on average): a request whose read is given up waits in its
+/// container for the next start's backlog scan.
+const NOTIFIED_READ_RETRY: retry::Backoff =
+    retry::Backoff::new(Duration::from_millis(200), Duration::from_secs(5)).with_max_retries(8);
+
+/// The request a `cmd` notification announces ([`crate::Onem2mSide::cmd_request`]), read again while the CSE
+/// fails transiently.
+async fn read_notified(
+    shared: &Arc<Shared>,
+    n: &crate::mca::Notified,
+) -> Option<crate::onem2m_side::CmdRequest> {
+    let mut retries = NOTIFIED_READ_RETRY.retries();
+    loop {
+        let e = match shared.cfg.onem2m.cmd_request(n).await {
+            Ok(req) => return req,
+            Err(e) => e,
+        };
+        match retries.next_delay(retry::os_random()) {
+            Some(wait) if e.is_transient() => {
+                tracing::debug!(error = %e, ?wait, "reading a notified cmd contentInstance; again");
+                tokio::time::sleep(wait).await;
+            }
+            _ => {
+                tracing::warn!(error = %e, "a notified cmd request could not be read: left for the next start's scan");
+                return None;
+            }
+        }
+    }
 }
 
 /// Performs one of the `cmd` core's commands (the ledger and CSE calls in tasks of their own, their results

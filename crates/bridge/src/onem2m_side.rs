@@ -43,6 +43,14 @@ pub struct Onem2mError {
     pub message: String,
 }
 
+impl Onem2mError {
+    /// A failure that may pass (the CSE unreachable, or failing on its side): the same request may succeed
+    /// later.
+    pub fn is_transient(&self) -> bool {
+        self.rsc == Rsc::TargetNotReachable || self.rsc == Rsc::InternalServerError
+    }
+}
+
 /// The oneM2M side of one gateway.
 #[derive(Clone)]
 pub struct Onem2mSide {
@@ -315,36 +323,42 @@ impl Onem2mSide {
     /// of the CREATE, [`Mca::creator_of`]); with a remote CSE the
     /// contentInstance is retrieved from the CSE (the listener's notifications are not authenticated) and its
     /// `cr` is taken from that answer. Nothing in the content names the originator.
-    pub async fn cmd_request(&self, n: &Notified) -> Option<CmdRequest> {
-        let sgn = n.body.get("m2m:sgn")?;
+    ///
+    /// `Ok(None)`: not a new `cmd` contentInstance (or one gone from the CSE since). `Err`: the CSE failed to
+    /// answer a read this needs; [`Onem2mError::is_transient`] says whether asking again may help.
+    pub async fn cmd_request(&self, n: &Notified) -> Result<Option<CmdRequest>, Onem2mError> {
+        let Some(sgn) = n.body.get("m2m:sgn") else { return Ok(None) };
         if sgn.get("vrq").is_some() || sgn.get("sud").is_some() {
-            return None;
+            return Ok(None);
         }
-        let cin = sgn.pointer("/nev/rep/m2m:cin")?;
-        let pi = cin.get("pi").and_then(Value::as_str)?;
-        let ae_id = self.cmd_owner(pi).await?;
+        let Some(cin) = sgn.pointer("/nev/rep/m2m:cin") else { return Ok(None) };
+        let Some(pi) = cin.get("pi").and_then(Value::as_str) else { return Ok(None) };
+        let Some(ae_id) = self.cmd_owner(pi).await? else { return Ok(None) };
         match self.mca.provenance() {
             Provenance::InProcess => {
                 let creator = n
                     .creator
                     .clone()
                     .or_else(|| cin.get("ri").and_then(Value::as_str).and_then(|ri| self.mca.creator_of(ri)));
-                Some(Self::cmd_from_cin(ae_id, cin, creator))
+                Ok(Some(Self::cmd_from_cin(ae_id, cin, creator)))
             }
             Provenance::Answers => {
-                let rn = cin.get("rn").and_then(Value::as_str)?;
+                let Some(rn) = cin.get("rn").and_then(Value::as_str) else { return Ok(None) };
                 let to = format!("{}/{ae_id}/{}/{rn}", self.base, ipe::mapping::CMD);
-                let r = self.send(self.req(Operation::Retrieve, to, &ae_id), &[Rsc::Ok]).await;
-                let stored = match r.as_ref().ok().and_then(|r| r.pc.as_ref()).and_then(|p| p.get("m2m:cin"))
-                {
-                    Some(c) => c.clone(),
-                    None => {
+                let r = match self.send(self.req(Operation::Retrieve, to, &ae_id), &[Rsc::Ok]).await {
+                    Ok(r) => r,
+                    Err(e) if e.rsc == Rsc::NotFound => {
                         tracing::warn!(ae = %ae_id, rn, "a notified cmd contentInstance is not on the CSE");
-                        return None;
+                        return Ok(None);
                     }
+                    Err(e) => return Err(e),
+                };
+                let Some(stored) = r.pc.as_ref().and_then(|p| p.get("m2m:cin")) else {
+                    tracing::warn!(ae = %ae_id, rn, "the CSE answered a cmd contentInstance's read without it");
+                    return Ok(None);
                 };
                 let creator = stored.get("cr").and_then(Value::as_str).map(str::to_owned);
-                Some(Self::cmd_from_cin(ae_id, &stored, creator))
+                Ok(Some(Self::cmd_from_cin(ae_id, stored, creator)))
             }
         }
     }
@@ -400,24 +414,38 @@ impl Onem2mSide {
         CmdRequest { ae_id, originator, con, rn, ri }
     }
 
-    /// The device AE owning the cmd container `pi` (cached; looked up through the CSE after a restart).
-    async fn cmd_owner(&self, pi: &str) -> Option<String> {
-        if let Some(a) = self.cmd_parents.lock().ok()?.get(pi) {
-            return Some(a.clone());
+    /// The device AE owning the cmd container `pi` (cached; looked up through the CSE after a restart):
+    /// `Ok(None)` when `pi` is not such a container (or is gone).
+    async fn cmd_owner(&self, pi: &str) -> Result<Option<String>, Onem2mError> {
+        if let Some(a) = self.cmd_parents.lock().ok().and_then(|m| m.get(pi).cloned()) {
+            return Ok(Some(a));
         }
         let key = pi.rsplit('/').next().unwrap_or(pi);
         let to = if pi.starts_with('/') { format!("~{pi}") } else { key.to_owned() };
-        let cnt = self.send(self.req(Operation::Retrieve, to, &self.ipe_ae), &[Rsc::Ok]).await.ok()?;
-        let cnt = inner(cnt.pc.as_ref())?.clone();
+        let read = |r: Result<ResponsePrimitive, Onem2mError>| match r {
+            Ok(r) => Ok(inner(r.pc.as_ref()).cloned()),
+            Err(e) if e.rsc == Rsc::NotFound => Ok(None),
+            Err(e) => Err(e),
+        };
+        let Some(cnt) = read(self.send(self.req(Operation::Retrieve, to, &self.ipe_ae), &[Rsc::Ok]).await)?
+        else {
+            return Ok(None);
+        };
         if cnt.get("rn").and_then(Value::as_str) != Some(ipe::mapping::CMD) {
-            return None;
+            return Ok(None);
         }
-        let ae_ri = cnt.get("pi").and_then(Value::as_str)?.to_owned();
-        let ae_key = ae_ri.rsplit('/').next().unwrap_or(&ae_ri).to_owned();
-        let ae = self.send(self.req(Operation::Retrieve, ae_key, &self.ipe_ae), &[Rsc::Ok]).await.ok()?;
-        let ae_id = inner(ae.pc.as_ref())?.get("rn").and_then(Value::as_str)?.to_owned();
-        self.cmd_parents.lock().ok()?.insert(pi.to_owned(), ae_id.clone());
-        Some(ae_id)
+        let Some(ae_ri) = cnt.get("pi").and_then(Value::as_str) else { return Ok(None) };
+        let ae_key = ae_ri.rsplit('/').next().unwrap_or(ae_ri).to_owned();
+        let Some(ae) =
+            read(self.send(self.req(Operation::Retrieve, ae_key, &self.ipe_ae), &[Rsc::Ok]).await)?
+        else {
+            return Ok(None);
+        };
+        let Some(ae_id) = ae.get("rn").and_then(Value::as_str).map(str::to_owned) else { return Ok(None) };
+        if let Ok(mut m) = self.cmd_parents.lock() {
+            m.insert(pi.to_owned(), ae_id.clone());
+        }
+        Ok(Some(ae_id))
     }
 }
 

@@ -264,3 +264,78 @@ async fn contentinstances_are_written_in_order_and_stop_at_the_first_failure() {
     let rns: Vec<_> = sent.iter().filter_map(|r| r.pc.as_ref()?.pointer("/m2m:cin/rn")?.as_str()).collect();
     assert_eq!(rns, ["r1", "r1", "r2", "r2"]);
 }
+
+/// A remote CSE whose answers are content by target, and that fails the first `fail` reads of `flaky`.
+struct ContentCse {
+    content: std::collections::HashMap<String, serde_json::Value>,
+    flaky: String,
+    fail: std::sync::atomic::AtomicU32,
+}
+
+impl crate::Mca for ContentCse {
+    fn send(&self, req: onem2m::RequestPrimitive) -> crate::McaFuture<'_, onem2m::ResponsePrimitive> {
+        use std::sync::atomic::Ordering;
+        let rsp = if req.to == self.flaky
+            && self.fail.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+        {
+            onem2m::ResponsePrimitive::error(onem2m::Rsc::TargetNotReachable, req.rqi.clone(), "down")
+        } else {
+            match self.content.get(&req.to) {
+                Some(pc) => {
+                    onem2m::ResponsePrimitive::new(onem2m::Rsc::Ok, req.rqi.clone(), Some(pc.clone()))
+                }
+                None => onem2m::ResponsePrimitive::error(onem2m::Rsc::NotFound, req.rqi.clone(), "no such"),
+            }
+        };
+        Box::pin(async move { rsp })
+    }
+
+    fn provenance(&self) -> crate::Provenance {
+        crate::Provenance::Answers
+    }
+}
+
+/// A `cmd` notification from a remote CSE is read back from the CSE: a CSE failing for a moment is an error
+/// that says so (the shell reads again), and the read that succeeds gives the request with the creator the
+/// CSE answered; a contentInstance gone from the CSE, or one not in a `cmd` container, is no request.
+#[tokio::test(flavor = "current_thread")]
+async fn a_notified_cmd_request_is_read_back_and_a_transient_failure_says_so() {
+    use serde_json::json;
+    let cin_path = "cse-in/Cdev/cmd/req-1";
+    let cse = std::sync::Arc::new(ContentCse {
+        content: [
+            ("cnt1", json!({"m2m:cnt": {"rn": "cmd", "pi": "ae1"}})),
+            ("cnt2", json!({"m2m:cnt": {"rn": "data", "pi": "ae1"}})),
+            ("ae1", json!({"m2m:ae": {"rn": "Cdev"}})),
+            (
+                cin_path,
+                json!({"m2m:cin": {"rn": "req-1", "ri": "cin1", "cr": "Capp", "con": "{\"op\":\"read\"}"}}),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect(),
+        flaky: cin_path.into(),
+        fail: 2.into(),
+    });
+    let side = crate::Onem2mSide::new(cse.clone(), "cse-in", "Cipe", "http://127.0.0.1:1/n".into());
+    let notified = |pi: &str, rn: &str| crate::mca::Notified {
+        body: json!({"m2m:sgn": {"nev": {"rep": {"m2m:cin": {"pi": pi, "rn": rn, "cr": "Cforged", "con": "x"}}}}}),
+        creator: None,
+    };
+    for _ in 0..2 {
+        let e = side.cmd_request(&notified("cnt1", "req-1")).await.unwrap_err();
+        assert!(e.is_transient(), "{e}");
+    }
+    let req = side.cmd_request(&notified("cnt1", "req-1")).await.unwrap().expect("a request");
+    assert_eq!(req.ae_id, "Cdev");
+    assert_eq!(
+        req.originator.as_deref(),
+        Some("Capp"),
+        "the creator the CSE answered, not the notification's"
+    );
+    assert_eq!(req.con, json!({"op": "read"}));
+    assert!(side.cmd_request(&notified("cnt1", "gone")).await.unwrap().is_none(), "gone from the CSE");
+    assert!(side.cmd_request(&notified("cnt2", "req-1")).await.unwrap().is_none(), "not a cmd container");
+    assert!(side.cmd_request(&notified("nowhere", "req-1")).await.unwrap().is_none(), "no such container");
+}

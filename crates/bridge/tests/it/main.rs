@@ -72,7 +72,7 @@ async fn an_application_cannot_name_another_originator_on_acme() {
             .await
             .expect("a notification in time")
             .unwrap();
-        if let Some(r) = side.cmd_request(&Notified { body: n.body, creator: None }).await {
+        if let Some(r) = side.cmd_request(&Notified { body: n.body, creator: None }).await.unwrap() {
             return r;
         }
     };
@@ -103,12 +103,12 @@ async fn an_application_cannot_name_another_originator_on_acme() {
     fake["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["pi"] = json!(cmd_ri);
     let notified = |body: &Value| Notified { body: body.clone(), creator: None };
     assert_eq!(
-        side.cmd_request(&notified(&fake)).await,
+        side.cmd_request(&notified(&fake)).await.unwrap(),
         None,
         "a notification of a contentInstance ACME does not have"
     );
     fake["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["rn"] = json!(r.rn.clone().unwrap());
-    let again = side.cmd_request(&notified(&fake)).await.expect("the real contentInstance");
+    let again = side.cmd_request(&notified(&fake)).await.unwrap().expect("the real contentInstance");
     assert_eq!(again.originator.as_deref(), Some("Cdenied"));
     assert_eq!(again.con["request_id"], "a2", "the content is ACME's, not the notification's");
 

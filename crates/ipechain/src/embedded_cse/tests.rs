@@ -112,7 +112,7 @@ async fn trees_cins_and_cmd_requests_on_the_embedded_cse() {
     })
     .await
     .unwrap();
-    let r = side.cmd_request(&body).await.expect("a cmd request");
+    let r = side.cmd_request(&body).await.unwrap().expect("a cmd request");
     assert_eq!(r.ae_id, "Cimei-1");
     assert_eq!(r.originator.as_deref(), Some("Capp1"));
     assert_eq!(r.con["request_id"], "a1");
@@ -231,7 +231,7 @@ async fn an_application_cannot_name_another_originator_on_the_embedded_cse() {
     })
     .await
     .unwrap();
-    let r = side.cmd_request(&body).await.expect("a cmd request");
+    let r = side.cmd_request(&body).await.unwrap().expect("a cmd request");
     assert_eq!(r.originator.as_deref(), Some("Cdenied"), "{r:?}");
     let s = cmd_submission(&r, side.no_creator_reason());
     assert_eq!(submitted_originator(&s), Some("Cdenied"), "{s:?}");
@@ -256,6 +256,6 @@ async fn an_application_cannot_name_another_originator_on_the_embedded_cse() {
     let rn = r.rn.clone().unwrap();
     let d = req(&cse, Operation::Delete, &format!("cse-in/Cimei-1/cmd/{rn}"), "CAdmin", None, None).await;
     assert_eq!(d.rsc, Rsc::Deleted);
-    let late = side.cmd_request(&body).await.expect("a cmd request");
+    let late = side.cmd_request(&body).await.unwrap().expect("a cmd request");
     assert_eq!(late.originator.as_deref(), Some("Cdenied"));
 }
