@@ -69,12 +69,18 @@ pub(crate) struct Server {
     creds_seen: u64,
     /// How long a Send waits for its receipt's answer (`None`: Sends are answered at once).
     send_receipts: Option<Duration>,
-    /// Sends waiting for their answer: receipt → (the CoAP exchange, when it is answered 5.03 instead).
-    pending_sends: std::collections::BTreeMap<SendReceipt, (IncomingId, Instant)>,
+    /// Sends waiting for their answer: receipt → (the CoAP exchange, when it is answered 5.03 instead, the
+    /// endpoint).
+    pending_sends: std::collections::BTreeMap<SendReceipt, (IncomingId, Instant, String)>,
+    /// Sends waiting per endpoint (at most [`MAX_PENDING_SENDS`] each).
+    pending_per_endpoint: std::collections::HashMap<String, usize>,
     next_receipt: u64,
 }
 
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Sends of one endpoint that may wait for their receipts at once; a further one is answered 4.29 Too Many
+/// Requests (RFC 8516) at once, so a device cannot fill the server with held exchanges.
+pub(crate) const MAX_PENDING_SENDS: usize = 16;
 /// Extra time past the lifetime before a registration expires (network delay, retransmissions).
 const EXPIRY_GRACE: Duration = Duration::from_secs(2);
 
@@ -109,6 +115,7 @@ impl Server {
             creds_seen: 0,
             send_receipts: None,
             pending_sends: Default::default(),
+            pending_per_endpoint: Default::default(),
             next_receipt: 0,
         }
     }
@@ -129,7 +136,8 @@ impl Server {
                 self.coap.poll_timeout(),
                 self.dtls.as_ref().and_then(|(_, d)| d.poll_timeout()),
                 self.ops.next_deadline(),
-                self.pending_sends.values().map(|(_, t)| *t).min(),
+                // Receipts are numbered in arrival order and share one timeout: the first is due first.
+                self.pending_sends.first_key_value().map(|(_, (_, due, _))| *due),
                 Some(self.next_sweep),
             ]
             .into_iter()
@@ -299,7 +307,7 @@ impl Server {
             Command::Op { endpoint, op, timeout, reply } => self.start_op(now, endpoint, op, timeout, reply),
             Command::AnswerSend(receipt, answer) => {
                 // Unknown: answered already, or 5.03 after its timeout.
-                if let Some((id, _)) = self.pending_sends.remove(&receipt) {
+                if let Some(id) = self.take_pending_send(receipt) {
                     self.coap.respond(now, id, send_answer_packet(&answer));
                 }
             }
@@ -308,17 +316,42 @@ impl Server {
 
     /// Answers 5.03 the Sends whose receipt was not answered in time.
     fn expire_sends(&mut self, now: Instant) {
-        while let Some(entry) = self.pending_sends.first_entry() {
-            let (receipt, (id, due)) = (*entry.key(), *entry.get());
-            if due > now {
+        while let Some((&receipt, (_, due, _))) = self.pending_sends.first_key_value() {
+            if *due > now {
                 // Receipts are numbered in arrival order and share one timeout: the first is the earliest.
                 break;
             }
-            entry.remove();
+            let Some(id) = self.take_pending_send(receipt) else { break };
             tracing::warn!(receipt = receipt.0, "Send not answered in time: 5.03");
             let answer = SendAnswer::Unavailable("not recorded in time".into());
             self.coap.respond(now, id, send_answer_packet(&answer));
         }
+    }
+
+    /// Holds a Send's exchange for its receipt; `None` when its endpoint has [`MAX_PENDING_SENDS`] waiting.
+    pub(super) fn hold_send(&mut self, id: IncomingId, due: Instant, endpoint: &str) -> Option<SendReceipt> {
+        let waiting = self.pending_per_endpoint.entry(endpoint.to_owned()).or_default();
+        if *waiting >= MAX_PENDING_SENDS {
+            return None;
+        }
+        *waiting += 1;
+        let receipt = SendReceipt(self.next_receipt);
+        self.next_receipt += 1;
+        self.pending_sends.insert(receipt, (id, due, endpoint.to_owned()));
+        Some(receipt)
+    }
+
+    /// Forgets a held Send; its exchange, if it was still held.
+    pub(super) fn take_pending_send(&mut self, receipt: SendReceipt) -> Option<IncomingId> {
+        let (id, _, endpoint) = self.pending_sends.remove(&receipt)?;
+        if let std::collections::hash_map::Entry::Occupied(mut e) = self.pending_per_endpoint.entry(endpoint)
+        {
+            *e.get_mut() -= 1;
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
+        Some(id)
     }
 }
 

@@ -21,7 +21,7 @@ use super::ops::{OpSpec, Reply};
 use super::{EXPIRY_GRACE, Server, content_format_of};
 use crate::clock;
 use crate::packet::reply_packet;
-use crate::types::{ClientInfo, OpError, SendReceipt, ServerEvent};
+use crate::types::{ClientInfo, OpError, ServerEvent};
 
 /// One registration.
 pub(super) struct Registration {
@@ -331,19 +331,24 @@ impl Server {
         }
         match codec::decode(cf, &req.payload, &LwM2mPath::ROOT, &self.registry) {
             Ok(records) => {
-                self.stats.sends.fetch_add(1, Ordering::Relaxed);
                 let endpoint = reg.info.endpoint.clone();
-                let receipt = self.send_receipts.map(|timeout| {
-                    let receipt = SendReceipt(self.next_receipt);
-                    self.next_receipt += 1;
-                    self.pending_sends.insert(receipt, (id, now + timeout));
-                    receipt
-                });
+                let receipt = match self.send_receipts {
+                    Some(timeout) => match self.hold_send(id, now + timeout, &endpoint) {
+                        Some(r) => Some(r),
+                        None => {
+                            let mut p = reply_packet(4, 29);
+                            p.payload = b"too many Sends waiting to be recorded".to_vec();
+                            return Some(p);
+                        }
+                    },
+                    None => None,
+                };
+                self.stats.sends.fetch_add(1, Ordering::Relaxed);
                 // Nobody listening: a receipt would only wait for its timeout.
                 if self.events.send(ServerEvent::Send { endpoint, records, receipt }).is_err()
                     && let Some(r) = receipt
                 {
-                    self.pending_sends.remove(&r);
+                    self.take_pending_send(r);
                     return Some(reply_packet(5, 3));
                 }
                 if receipt.is_some() { None } else { Some(reply_packet(2, 4)) }

@@ -367,3 +367,45 @@ async fn a_send_waits_for_its_receipt() {
     assert!(dev.recv(500).await.is_none(), "a late answer reached the device");
     server.stop().await;
 }
+
+/// At most 16 Sends of one device wait for their receipts; the next is answered 4.29 at once, and a slot
+/// frees when one is answered. Another device is not held back by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_has_at_most_sixteen_sends_waiting() {
+    let server = TestServer::start_with(|c| c.send_receipt_timeout = Some(Duration::from_secs(30))).await;
+    let h = server.handle.clone();
+    let mut events = h.subscribe_events();
+    let mut dev = Raw::new(server.coap()).await;
+    let mut other = Raw::new(server.coap()).await;
+    assert_eq!(dev.code(RequestType::Post, "/rd", &["ep=busy"], None, b"</3303/0>").await, "2.01");
+    assert_eq!(other.code(RequestType::Post, "/rd", &["ep=calm"], None, b"</3303/0>").await, "2.01");
+    let body = br#"[{"n":"/3303/0/5700","v":1}]"#;
+    let mut held = async |raw: &mut Raw, ep: &str| {
+        let p = raw.packet(RequestType::Post, "/dp", &[], Some(110), body);
+        raw.send_bytes(&coap::encode(&p).unwrap()).await;
+        wait_event(&mut events, 5, |e| match e {
+            ServerEvent::Send { endpoint, receipt, .. } if endpoint == ep => Some(*receipt),
+            _ => None,
+        })
+        .await
+    };
+    let mut receipts = Vec::new();
+    for _ in 0..16 {
+        receipts.push(held(&mut dev, "busy").await.expect("a receipt"));
+    }
+    let p = dev.packet(RequestType::Post, "/dp", &[], Some(110), body);
+    dev.send_bytes(&coap::encode(&p).unwrap()).await;
+    // The held Sends' empty ACKs may come in between: the answer is the one to this message id.
+    let refused = loop {
+        let r = dev.recv(3000).await.expect("an answer to the 17th Send");
+        if r.header.message_id == p.header.message_id {
+            break r;
+        }
+    };
+    assert_eq!(refused.header.code.to_string(), "4.29");
+    assert!(held(&mut other, "calm").await.is_some(), "another device's Send waits for its receipt as usual");
+    h.answer_send(receipts[0], SendAnswer::Recorded).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(held(&mut dev, "busy").await.is_some(), "a slot freed by an answer");
+    server.stop().await;
+}
