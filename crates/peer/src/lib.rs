@@ -9,6 +9,7 @@ pub mod identity;
 pub mod ledger;
 pub mod lifecycle;
 pub mod node;
+pub mod own;
 pub mod service;
 pub mod sigbatch;
 pub mod tls_gate;

@@ -96,6 +96,11 @@ where
     ) -> Result<PeerNode<B, S>, PeerError> {
         let threads = config.validation_threads.max(1);
         let genesis = config.genesis.clone();
+        // The endorser remembers what it signs; validation recognises those signatures (crate::own).
+        let own = Arc::new(crate::own::OwnSignatures::new(crate::own::OWN_SIGNATURES));
+        let ids: Arc<dyn Identities> =
+            Arc::new(crate::own::RecognisingIdentities::new(ids, signer.serialized_identity(), own.clone()));
+        let signer: Arc<dyn Signer> = Arc::new(crate::own::RecordingSigner::new(signer, own));
         let ids2 = ids.clone();
         let ledger =
             tokio::task::spawn_blocking(move || PeerLedger::open(&genesis, blocks, state, ids2, threads))

@@ -8,15 +8,18 @@ use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT as B, EIGHT_TORSION};
 use curve25519_dalek::scalar::Scalar;
 use ledger_store::MemStateStore;
 use ledger_types::store::StateStore;
-use ledger_types::tx;
+use ledger_types::tx::{self, Signer};
 use ledger_types::{Hash32, TxValidationCode as C};
 use msp::Algorithm;
 use peer::endorser::Endorser;
+use peer::identity::{Identities, SigCheck, ValidatedIdentity};
+use peer::own::{OWN_SIGNATURES, OwnSignatures, RecognisingIdentities, RecordingSigner};
 use peer::validator::{ChannelRules, RulesCell, validate_block};
 use proptest::prelude::*;
 use prost::Message;
 use sha2::{Digest, Sha512};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// An Ed25519 signature by `signer` over `msg` whose `R` carries a torsion point: valid under the
 /// cofactored (ZIP-215) rule, refused by cofactorless verification, and accepted by a cofactorless batch
@@ -52,33 +55,38 @@ fn non_canonical_s(mut sig: Vec<u8>) -> Vec<u8> {
 
 /// Builds a block of `kinds.len()` transactions: kind 0 honest, 1 creator signature flipped, 2 creator
 /// signature with a torsion `R`, 3 endorsement with a torsion `R`, 4 creator `S` non-canonical, 5
-/// endorsement flipped.
+/// endorsement flipped, 6 endorsement signature taken from the transaction before (a signature of the
+/// endorser's, over another message).
 fn block(kinds: &[u8], keys: &[u8]) -> ledger_types::proto::Block {
+    let alg = Algorithm::Ed25519;
+    block_endorsed_by(kinds, keys, Arc::new(TestSigner::new(alg, "Org1MSP", "peer0")))
+}
+
+/// [`block`] with the endorsements signed by `signer` (Org1's peer0).
+fn block_endorsed_by(kinds: &[u8], keys: &[u8], signer: Arc<dyn Signer>) -> ledger_types::proto::Block {
     let alg = Algorithm::Ed25519;
     let rules = Arc::new(RulesCell::new(ChannelRules::from_config(&config(alg, "ANY")).unwrap()));
     let peer0 = TestSigner::new(alg, "Org1MSP", "peer0");
-    let endorser = Endorser::new(
-        rules,
-        ids(alg),
-        vec![Arc::new(KvContract)],
-        Arc::new(TestSigner::new(alg, "Org1MSP", "peer0")),
-    );
+    let endorser = Endorser::new(rules, ids(alg), vec![Arc::new(KvContract)], signer);
     let client = TestSigner::new(alg, "Org2MSP", "User1");
     let state = MemStateStore::default();
     let snap = state.snapshot().unwrap();
     let mut envs = Vec::new();
+    let mut previous = None;
     for (i, (&kind, &key)) in kinds.iter().zip(keys).enumerate() {
         let (sp, _) = proposal(&client, "incr", &[&format!("k{}", key % 4)]);
         let mut r = endorser.process(&sp, &snap, &|_| Ok(false), NOW).unwrap();
-        if kind == 3 || kind == 5 {
+        let own = r.endorsement.as_ref().unwrap().signature.clone();
+        if kind == 3 || kind == 5 || (kind == 6 && previous.is_some()) {
             let e = r.endorsement.as_mut().unwrap();
             let msg = ledger_types::fabric_protos::hash::endorsement_signed_bytes(&r.payload, &e.endorser);
-            e.signature = if kind == 3 {
-                torsion_signature(&peer0, &msg, i as u64).into()
-            } else {
-                flip(e.signature.to_vec()).into()
+            e.signature = match kind {
+                3 => torsion_signature(&peer0, &msg, i as u64).into(),
+                5 => flip(e.signature.to_vec()).into(),
+                _ => previous.clone().unwrap_or_default(),
             };
         }
+        previous = Some(own);
         let payload = tx::assemble(&sp, &[r]).unwrap();
         let mut env = tx::sign_envelope(&client, &payload);
         env.signature = match kind {
@@ -170,4 +178,87 @@ fn a_block_checked_ahead_gets_the_codes_of_validation_in_one_step() {
     let wrong = precheck_block(&other, rules.clone(), ids.as_ref(), 2).unwrap();
     let v = finish_block(&b, &rules, Some(wrong), ids.as_ref(), &snap, &|_| Ok(false), 2).unwrap();
     assert_eq!(v.codes, one_step.codes);
+}
+
+/// Counts the signatures an [`Identities`] is asked to verify.
+struct Counting {
+    inner: Arc<dyn Identities>,
+    verified: AtomicUsize,
+}
+
+impl Identities for Counting {
+    fn validate(&self, serialized: &[u8], at: i64) -> Result<Arc<ValidatedIdentity>, String> {
+        self.inner.validate(serialized, at)
+    }
+    fn verify_batch(&self, items: &[SigCheck<'_>]) -> Vec<bool> {
+        self.verified.fetch_add(items.len(), Ordering::Relaxed);
+        self.inner.verify_batch(items)
+    }
+}
+
+/// A peer's own endorsements come back in blocks and are recognised instead of verified (`peer::own`): the
+/// codes and updates are those of verifying every signature, and only the endorsement signatures the peer
+/// made over exactly those bytes are skipped; its signature on another transaction's endorsement (kind 6), an
+/// altered one (3, 5) and every creator signature are verified.
+#[test]
+fn a_peer_s_own_endorsements_are_recognised_with_the_codes_of_verification() {
+    let alg = Algorithm::Ed25519;
+    let own = Arc::new(OwnSignatures::new(OWN_SIGNATURES));
+    let signer: Arc<dyn Signer> =
+        Arc::new(RecordingSigner::new(Arc::new(TestSigner::new(alg, "Org1MSP", "peer0")), own.clone()));
+    let kinds: Vec<u8> = (0..98u8).map(|i| i % 7).collect();
+    let keys: Vec<u8> = (0..98u8).collect();
+    let b = block_endorsed_by(&kinds, &keys, signer.clone());
+    assert_eq!(own.len(), 98, "every endorsement signature is remembered");
+    let rules = ChannelRules::from_config(&config(alg, "ANY")).unwrap();
+    let state = MemStateStore::default();
+    let snap = state.snapshot().unwrap();
+    let verified = validate_block(&b, &rules, ids(alg).as_ref(), &snap, &|_| Ok(false), 2).unwrap();
+    let counting = Arc::new(Counting { inner: ids(alg), verified: AtomicUsize::new(0) });
+    let recognising = RecognisingIdentities::new(counting.clone(), signer.serialized_identity(), own.clone());
+    let v = validate_block(&b, &rules, &recognising, &snap, &|_| Ok(false), 2).unwrap();
+    assert_eq!((&v.codes, &v.batch), (&verified.codes, &verified.batch));
+    for (kind, code) in kinds.iter().zip(&v.codes) {
+        match kind {
+            1 | 4 => assert_eq!(*code, C::BadCreatorSignature),
+            5 | 6 => assert_eq!(*code, C::EndorsementPolicyFailure, "kind {kind}"),
+            _ => assert!(matches!(code, C::Valid | C::MvccReadConflict), "kind {kind}: {code:?}"),
+        }
+    }
+    // 98 creator signatures and the 42 endorsements of kinds 3, 5 and 6; the 56 others were recognised.
+    assert_eq!(counting.verified.load(Ordering::Relaxed), 98 + 42);
+
+    // A remembered signature over its very message, claimed by another certificate, is verified (and fails).
+    let tx0 = tx::DecodedTx::decode(&b.data.as_ref().unwrap().data[0]).unwrap();
+    let e = &tx0.action.as_ref().unwrap().endorsements[0];
+    let msg: &[u8] = &e.signed_bytes;
+    let mine = recognising.validate(signer.serialized_identity(), NOW).unwrap();
+    let other =
+        recognising.validate(TestSigner::new(alg, "Org2MSP", "peer0").serialized_identity(), NOW).unwrap();
+    let before = counting.verified.load(Ordering::Relaxed);
+    let check = |id| SigCheck { identity: id, msg, sig: &e.signature };
+    assert_eq!(recognising.verify_batch(&[check(&mine), check(&other)]), vec![true, false]);
+    assert_eq!(counting.verified.load(Ordering::Relaxed), before + 1);
+    // Nothing is recognised once forgotten: a recogniser with an empty memory verifies everything.
+    let forgetful = RecognisingIdentities::new(
+        counting.clone(),
+        signer.serialized_identity(),
+        Arc::new(OwnSignatures::new(OWN_SIGNATURES)),
+    );
+    let again = validate_block(&b, &rules, &forgetful, &snap, &|_| Ok(false), 2).unwrap();
+    assert_eq!(again.codes, verified.codes);
+    assert_eq!(counting.verified.load(Ordering::Relaxed), before + 1 + 98 + 98);
+}
+
+/// The memory of own signatures is bounded: the oldest are forgotten first.
+#[test]
+fn a_peer_remembers_its_newest_signatures_only() {
+    let alg = Algorithm::Ed25519;
+    let own = Arc::new(OwnSignatures::new(3));
+    let signer = RecordingSigner::new(Arc::new(TestSigner::new(alg, "Org1MSP", "peer0")), own.clone());
+    let sigs: Vec<(Vec<u8>, Vec<u8>)> = (0..5u8).map(|i| (vec![i; 100], signer.sign(&[i; 100]))).collect();
+    assert_eq!(own.len(), 3);
+    let made: Vec<bool> = sigs.iter().map(|(m, s)| own.made(m, s)).collect();
+    assert_eq!(made, vec![false, false, true, true, true]);
+    assert!(!own.made(&sigs[4].0[..99], &sigs[4].1), "another message is not recognised");
 }
