@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use ipe::IpeCall;
 use ipe::model::GatewayRef;
 use ledger_client::Gateway;
+use ledger_types::tx::Signer;
 use network::layout::{NodeRole, load_identity, tls_material};
 use network::{DataDir, IdentitySigner};
 
@@ -45,6 +46,16 @@ impl Client {
 /// Connects as `user` (`Gateway`, `Admin`, `User1`, …) of peer organization `org` (0-based, in network.toml
 /// order) to that organization's first peer.
 pub(crate) fn client(dir: &DataDir, org: usize, user: &str) -> Result<Client> {
+    client_signing(dir, org, user, |s| s)
+}
+
+/// [`client`], its signer wrapped by `wrap`.
+fn client_signing(
+    dir: &DataDir,
+    org: usize,
+    user: &str,
+    wrap: impl FnOnce(Arc<dyn Signer>) -> Arc<dyn Signer>,
+) -> Result<Client> {
     let c = connector(dir, org, user)?;
     let who = GatewayRef {
         org: c.signer.identity().msp_id().to_owned(),
@@ -52,7 +63,7 @@ pub(crate) fn client(dir: &DataDir, org: usize, user: &str) -> Result<Client> {
     };
     let grpc = ledger_rpc::tls::channel(&c.endpoint, &c.tls)
         .with_context(|| format!("the connection to {}", c.endpoint))?;
-    let gateway = Gateway::with_channel(grpc.clone(), c.signer.clone(), &c.channel)?;
+    let gateway = Gateway::with_channel(grpc.clone(), wrap(c.signer.clone()), &c.channel)?;
     Ok(Client {
         gateway,
         who,
@@ -112,10 +123,19 @@ pub(crate) fn bridge_clients(
             link_client(&l.lwm2m, &l.channel, &l.chaincode).context("`[ledger.lwm2m]`")?,
             link_client(&l.onem2m, &l.channel, &l.chaincode).context("`[ledger.onem2m]`")?,
         )),
-        None => Ok((
-            client(dir, 1, "Gateway").context("the LwM2M side's ledger identity (Org2 Gateway)")?,
-            client(dir, 0, "Gateway").context("the oneM2M side's ledger identity (Org1 Gateway)")?,
-        )),
+        // The local network runs in this process (`ipechain up`): the bridge's signatures are known to its
+        // peers and orderers, which recognise them instead of verifying them (peer::known).
+        None => {
+            let known = |s: Arc<dyn Signer>| -> Arc<dyn Signer> {
+                Arc::new(peer::known::RecordingSigner::new(s, peer::known::process_signatures()))
+            };
+            Ok((
+                client_signing(dir, 1, "Gateway", known)
+                    .context("the LwM2M side's ledger identity (Org2 Gateway)")?,
+                client_signing(dir, 0, "Gateway", known)
+                    .context("the oneM2M side's ledger identity (Org1 Gateway)")?,
+            ))
+        }
     }
 }
 

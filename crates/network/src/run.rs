@@ -94,6 +94,7 @@ pub async fn start_peer_with_metrics(
         genesis: node.genesis.clone(),
         validation_threads: threads(&node),
         metrics,
+        known_signatures: peer::known::process_signatures(),
     };
     let signer = Arc::new(IdentitySigner::new(node.identity));
     let mut contracts = contracts;
@@ -131,7 +132,7 @@ pub async fn start_peer_with_metrics(
 /// signature over the envelope must verify. (The orderer's check is admission control; the peers'
 /// validation decides.)
 pub struct MspAuthorizer {
-    ids: Arc<crate::MspIdentities>,
+    ids: Arc<dyn peer::identity::Identities>,
     writers: std::collections::HashSet<String>,
     readers: std::collections::HashSet<String>,
     gate: peer::tls_gate::TlsGate,
@@ -140,7 +141,7 @@ pub struct MspAuthorizer {
 impl MspAuthorizer {
     /// An authorizer over the channel's identities, writer organizations and TLS CAs.
     pub fn new(
-        ids: Arc<crate::MspIdentities>,
+        ids: Arc<dyn peer::identity::Identities>,
         channel: &ledger_types::proto::ChannelConfig,
     ) -> Result<MspAuthorizer, String> {
         Ok(MspAuthorizer {
@@ -153,14 +154,12 @@ impl MspAuthorizer {
 
     /// Validates a creator at the orderer's clock.
     fn creator(&self, bytes: &[u8]) -> Result<Arc<peer::identity::ValidatedIdentity>, orderer::Denied> {
-        use peer::identity::Identities;
         self.ids.validate(bytes, crate::unix_now().as_secs()).map_err(orderer::Denied)
     }
 }
 
 impl orderer::EnvelopeAuthorizer for MspAuthorizer {
     fn authorize_seek(&self, creator: &[u8], signed: &[u8], signature: &[u8]) -> Result<(), orderer::Denied> {
-        use peer::identity::Identities;
         let id = self.creator(creator)?;
         if !self.readers.contains(&id.msp_id) {
             return Err(orderer::Denied(format!("{} is not a reader of this channel", id.msp_id)));
@@ -180,7 +179,6 @@ impl orderer::EnvelopeAuthorizer for MspAuthorizer {
     }
 
     fn authorize_broadcast(&self, tx: &ledger_types::tx::DecodedTx) -> Result<(), orderer::Denied> {
-        use peer::identity::Identities;
         let creator = self.creator(tx.creator())?;
         if !self.writers.contains(&creator.msp_id) {
             return Err(orderer::Denied(format!("{} is not a writer of this channel", creator.msp_id)));
@@ -195,7 +193,7 @@ impl orderer::EnvelopeAuthorizer for MspAuthorizer {
         &self,
         txs: &[ledger_types::tx::DecodedTx],
     ) -> Vec<Result<(), orderer::Denied>> {
-        use peer::identity::{Identities, SigCheck};
+        use peer::identity::SigCheck;
         let mut verdicts: Vec<Result<(), orderer::Denied>> = Vec::with_capacity(txs.len());
         let mut creators = Vec::with_capacity(txs.len());
         for tx in txs {
@@ -254,7 +252,11 @@ pub async fn start_orderer_with_store(
     let store_err = |source| RunError::Store { dir: dir.clone(), source };
     std::fs::create_dir_all(&dir).map_err(|e| store_err(StoreError::Io(e)))?;
     let blocks = Arc::new(FileBlockStore::open(dir.join("blocks")).map_err(store_err)?);
-    let ids = Arc::new(node.identities()?);
+    // The envelopes this orderer admits come back to the process's peers in blocks: what it verifies is
+    // remembered for them, and the block signatures it makes are known to them (peer::known).
+    let known = peer::known::process_signatures();
+    let ids: Arc<dyn peer::identity::Identities> =
+        Arc::new(peer::known::RecognisingIdentities::new(Arc::new(node.identities()?), known.clone()));
     let authorizer = Arc::new(MspAuthorizer::new(ids, &node.channel).map_err(RunError::Orderer)?);
     // The other orderers will admit this one to the cluster only by its TLS certificate's role: say so now
     // rather than fail every Raft call (material made before TLS certificates carried the role OU).
@@ -278,7 +280,7 @@ pub async fn start_orderer_with_store(
         node.genesis.clone(),
         dir.join("raft"),
         blocks.clone(),
-        Arc::new(IdentitySigner::new(node.identity)),
+        Arc::new(peer::known::RecordingSigner::new(Arc::new(IdentitySigner::new(node.identity)), known)),
         node.tls.clone(),
     );
     cfg.authorizer = authorizer;

@@ -55,6 +55,9 @@ pub struct PeerNodeConfig {
     pub validation_threads: usize,
     /// Where the peer's metrics go (`Default`: a private set nobody reads; `docs/operations.md`).
     pub metrics: ops::PeerMetrics,
+    /// Signatures known to be valid, recognised instead of verified (`crate::known`): the process's
+    /// ([`crate::known::process_signatures`]) to share them with its other nodes, or a memory of its own.
+    pub known_signatures: Arc<crate::known::KnownSignatures>,
 }
 
 /// Why a peer could not start or stopped.
@@ -96,12 +99,15 @@ where
     ) -> Result<PeerNode<B, S>, PeerError> {
         let threads = config.validation_threads.max(1);
         let genesis = config.genesis.clone();
-        // The endorser remembers what it signs; validation recognises those signatures (crate::own).
-        let own = Arc::new(crate::own::OwnSignatures::new(crate::own::OWN_SIGNATURES));
+        // The endorser remembers what it signs; validation recognises those signatures and the ones this
+        // process verified already (an orderer's admission, the other peer's validation), and remembers what it
+        // verifies; proposals are only recognised (crate::known).
+        let known = config.known_signatures.clone();
+        let ids2: Arc<dyn Identities> =
+            Arc::new(crate::known::RecognisingIdentities::new(ids.clone(), known.clone()));
         let ids: Arc<dyn Identities> =
-            Arc::new(crate::own::RecognisingIdentities::new(ids, signer.serialized_identity(), own.clone()));
-        let signer: Arc<dyn Signer> = Arc::new(crate::own::RecordingSigner::new(signer, own));
-        let ids2 = ids.clone();
+            Arc::new(crate::known::RecognisingIdentities::recognising_only(ids, known.clone()));
+        let signer: Arc<dyn Signer> = Arc::new(crate::known::RecordingSigner::new(signer, known));
         let ledger =
             tokio::task::spawn_blocking(move || PeerLedger::open(&genesis, blocks, state, ids2, threads))
                 .await

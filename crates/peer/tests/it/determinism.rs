@@ -13,7 +13,9 @@ use ledger_types::{Hash32, TxValidationCode as C};
 use msp::Algorithm;
 use peer::endorser::Endorser;
 use peer::identity::{Identities, SigCheck, ValidatedIdentity};
-use peer::own::{OWN_SIGNATURES, OwnSignatures, RecognisingIdentities, RecordingSigner};
+use peer::known::{
+    KNOWN_MESSAGE_MAX, KNOWN_SIGNATURES, KnownSignatures, RecognisingIdentities, RecordingSigner,
+};
 use peer::validator::{ChannelRules, RulesCell, validate_block};
 use proptest::prelude::*;
 use prost::Message;
@@ -180,10 +182,23 @@ fn a_block_checked_ahead_gets_the_codes_of_validation_in_one_step() {
     assert_eq!(v.codes, one_step.codes);
 }
 
-/// Counts the signatures an [`Identities`] is asked to verify.
+/// Counts the signatures an [`Identities`] is asked to verify, and those that fail.
 struct Counting {
     inner: Arc<dyn Identities>,
     verified: AtomicUsize,
+    refused: AtomicUsize,
+}
+
+impl Counting {
+    fn new(inner: Arc<dyn Identities>) -> Counting {
+        Counting { inner, verified: AtomicUsize::new(0), refused: AtomicUsize::new(0) }
+    }
+    fn verified(&self) -> usize {
+        self.verified.load(Ordering::Relaxed)
+    }
+    fn refused(&self) -> usize {
+        self.refused.load(Ordering::Relaxed)
+    }
 }
 
 impl Identities for Counting {
@@ -192,30 +207,36 @@ impl Identities for Counting {
     }
     fn verify_batch(&self, items: &[SigCheck<'_>]) -> Vec<bool> {
         self.verified.fetch_add(items.len(), Ordering::Relaxed);
-        self.inner.verify_batch(items)
+        let v = self.inner.verify_batch(items);
+        self.refused.fetch_add(v.iter().filter(|ok| !**ok).count(), Ordering::Relaxed);
+        v
     }
 }
 
-/// A peer's own endorsements come back in blocks and are recognised instead of verified (`peer::own`): the
-/// codes and updates are those of verifying every signature, and only the endorsement signatures the peer
-/// made over exactly those bytes are skipped; its signature on another transaction's endorsement (kind 6), an
-/// altered one (3, 5) and every creator signature are verified.
+/// Signatures the process made (a peer's endorsements, through its `RecordingSigner`) or verified already
+/// (an orderer's admission, the other peer's validation) are recognised instead of verified (`peer::known`):
+/// the codes and updates are those of verifying every signature, and only signatures known over exactly those
+/// bytes under exactly that certificate are skipped; the peer's signature moved to another transaction's
+/// endorsement (kind 6), altered ones (3, 5) and creator signatures never seen are verified.
 #[test]
-fn a_peer_s_own_endorsements_are_recognised_with_the_codes_of_verification() {
+fn signatures_made_or_verified_in_the_process_are_recognised_with_the_codes_of_verification() {
     let alg = Algorithm::Ed25519;
-    let own = Arc::new(OwnSignatures::new(OWN_SIGNATURES));
+    let known = Arc::new(KnownSignatures::new(KNOWN_SIGNATURES));
     let signer: Arc<dyn Signer> =
-        Arc::new(RecordingSigner::new(Arc::new(TestSigner::new(alg, "Org1MSP", "peer0")), own.clone()));
+        Arc::new(RecordingSigner::new(Arc::new(TestSigner::new(alg, "Org1MSP", "peer0")), known.clone()));
     let kinds: Vec<u8> = (0..98u8).map(|i| i % 7).collect();
     let keys: Vec<u8> = (0..98u8).collect();
     let b = block_endorsed_by(&kinds, &keys, signer.clone());
-    assert_eq!(own.len(), 98, "every endorsement signature is remembered");
+    assert_eq!(known.len(), 98, "every endorsement signature is remembered");
     let rules = ChannelRules::from_config(&config(alg, "ANY")).unwrap();
     let state = MemStateStore::default();
     let snap = state.snapshot().unwrap();
     let verified = validate_block(&b, &rules, ids(alg).as_ref(), &snap, &|_| Ok(false), 2).unwrap();
-    let counting = Arc::new(Counting { inner: ids(alg), verified: AtomicUsize::new(0) });
-    let recognising = RecognisingIdentities::new(counting.clone(), signer.serialized_identity(), own.clone());
+    let counting = Arc::new(Counting::new(ids(alg)));
+
+    // Recognising only: the 98 creator signatures and the 42 endorsements of kinds 3, 5 and 6 are verified,
+    // the 56 others recognised, and nothing is added.
+    let recognising = RecognisingIdentities::recognising_only(counting.clone(), known.clone());
     let v = validate_block(&b, &rules, &recognising, &snap, &|_| Ok(false), 2).unwrap();
     assert_eq!((&v.codes, &v.batch), (&verified.codes, &verified.batch));
     for (kind, code) in kinds.iter().zip(&v.codes) {
@@ -225,40 +246,69 @@ fn a_peer_s_own_endorsements_are_recognised_with_the_codes_of_verification() {
             _ => assert!(matches!(code, C::Valid | C::MvccReadConflict), "kind {kind}: {code:?}"),
         }
     }
-    // 98 creator signatures and the 42 endorsements of kinds 3, 5 and 6; the 56 others were recognised.
-    assert_eq!(counting.verified.load(Ordering::Relaxed), 98 + 42);
+    assert_eq!(counting.verified(), 98 + 42);
+    assert_eq!(known.len(), 98);
 
-    // A remembered signature over its very message, claimed by another certificate, is verified (and fails).
+    // Remembering what verifies: the same 140 are verified once, and a second validation (the other peer of the
+    // process, or an orderer's admission before it) verifies only those that failed.
+    let remembering = RecognisingIdentities::new(counting.clone(), known.clone());
+    let (before, refused_before) = (counting.verified(), counting.refused());
+    let v = validate_block(&b, &rules, &remembering, &snap, &|_| Ok(false), 2).unwrap();
+    assert_eq!((&v.codes, &v.batch), (&verified.codes, &verified.batch));
+    let refused = counting.refused() - refused_before;
+    assert_eq!(counting.verified() - before, 98 + 42);
+    assert!(refused >= 14 + 14 + 28, "kinds 1, 4 (creators), 5 and 6 (endorsements) fail: {refused}");
+    assert_eq!(known.len(), 98 + 140 - refused, "what verified is remembered, what failed is not");
+    let before = counting.verified();
+    let again = validate_block(&b, &rules, &remembering, &snap, &|_| Ok(false), 2).unwrap();
+    assert_eq!((&again.codes, &again.batch), (&verified.codes, &verified.batch));
+    assert_eq!(counting.verified() - before, refused, "only the failed ones are verified again");
+
+    // A known signature over its very message, claimed by another certificate, is verified (and fails).
     let tx0 = tx::DecodedTx::decode(&b.data.as_ref().unwrap().data[0]).unwrap();
     let e = &tx0.action.as_ref().unwrap().endorsements[0];
     let msg: &[u8] = &e.signed_bytes;
     let mine = recognising.validate(signer.serialized_identity(), NOW).unwrap();
     let other =
         recognising.validate(TestSigner::new(alg, "Org2MSP", "peer0").serialized_identity(), NOW).unwrap();
-    let before = counting.verified.load(Ordering::Relaxed);
+    let before = counting.verified();
     let check = |id| SigCheck { identity: id, msg, sig: &e.signature };
     assert_eq!(recognising.verify_batch(&[check(&mine), check(&other)]), vec![true, false]);
-    assert_eq!(counting.verified.load(Ordering::Relaxed), before + 1);
+    assert_eq!(counting.verified(), before + 1);
     // Nothing is recognised once forgotten: a recogniser with an empty memory verifies everything.
-    let forgetful = RecognisingIdentities::new(
+    let forgetful = RecognisingIdentities::recognising_only(
         counting.clone(),
-        signer.serialized_identity(),
-        Arc::new(OwnSignatures::new(OWN_SIGNATURES)),
+        Arc::new(KnownSignatures::new(KNOWN_SIGNATURES)),
     );
     let again = validate_block(&b, &rules, &forgetful, &snap, &|_| Ok(false), 2).unwrap();
     assert_eq!(again.codes, verified.codes);
-    assert_eq!(counting.verified.load(Ordering::Relaxed), before + 1 + 98 + 98);
+    assert_eq!(counting.verified(), before + 1 + 98 + 98);
 }
 
-/// The memory of own signatures is bounded: the oldest are forgotten first.
+/// The memory is bounded in entries and bytes, the oldest forgotten first; a long message is not remembered.
 #[test]
-fn a_peer_remembers_its_newest_signatures_only() {
+fn a_memory_of_signatures_keeps_the_newest_within_its_bounds() {
     let alg = Algorithm::Ed25519;
-    let own = Arc::new(OwnSignatures::new(3));
-    let signer = RecordingSigner::new(Arc::new(TestSigner::new(alg, "Org1MSP", "peer0")), own.clone());
+    let known = Arc::new(KnownSignatures::new(3));
+    let signer = RecordingSigner::new(Arc::new(TestSigner::new(alg, "Org1MSP", "peer0")), known.clone());
+    let mine = ids(alg).validate(signer.serialized_identity(), NOW).unwrap();
+    let cert = mine.cert_der.as_slice();
     let sigs: Vec<(Vec<u8>, Vec<u8>)> = (0..5u8).map(|i| (vec![i; 100], signer.sign(&[i; 100]))).collect();
-    assert_eq!(own.len(), 3);
-    let made: Vec<bool> = sigs.iter().map(|(m, s)| own.made(m, s)).collect();
+    assert_eq!(known.len(), 3);
+    let made: Vec<bool> = sigs.iter().map(|(m, s)| known.knows(cert, m, s)).collect();
     assert_eq!(made, vec![false, false, true, true, true]);
-    assert!(!own.made(&sigs[4].0[..99], &sigs[4].1), "another message is not recognised");
+    assert!(!known.knows(cert, &sigs[4].0[..99], &sigs[4].1), "another message is not recognised");
+    assert!(!known.knows(&cert[1..], &sigs[4].0, &sigs[4].1), "another certificate is not recognised");
+
+    // Bytes: room for two entries of this size, not three.
+    let one = known.bytes() / 3;
+    let known = Arc::new(KnownSignatures::with_max_bytes(100, 2 * one + one / 2));
+    let signer = RecordingSigner::new(Arc::new(TestSigner::new(alg, "Org1MSP", "peer0")), known.clone());
+    let sigs: Vec<(Vec<u8>, Vec<u8>)> = (0..3u8).map(|i| (vec![i; 100], signer.sign(&[i; 100]))).collect();
+    assert_eq!((known.len(), known.bytes()), (2, 2 * one));
+    assert!(!known.knows(cert, &sigs[0].0, &sigs[0].1) && known.knows(cert, &sigs[2].0, &sigs[2].1));
+    let long = vec![7u8; KNOWN_MESSAGE_MAX + 1];
+    let sig = signer.sign(&long);
+    assert!(!known.knows(cert, &long, &sig), "a long message is not remembered");
+    assert_eq!(known.len(), 2);
 }
