@@ -182,9 +182,21 @@ pub struct RecordingSigner {
 }
 
 impl RecordingSigner {
-    /// Signs with `inner`, remembering into `known`.
+    /// Signs with `inner`, remembering into `known`. A signer whose signatures do not verify under its own
+    /// certificate's key (a key file that does not belong to the certificate) remembers nothing: verification
+    /// elsewhere would refuse what this process would then recognise. One probe signature tells.
     pub fn new(inner: Arc<dyn Signer>, known: Arc<KnownSignatures>) -> RecordingSigner {
-        let cert_der = identity_cert(inner.serialized_identity());
+        const PROBE: &[u8] = b"ipechain: does this key belong to this certificate?";
+        let cert_der = identity_cert(inner.serialized_identity()).filter(|cert| {
+            let matches = msp::PublicKey::from_certificate_der(cert)
+                .is_ok_and(|key| key.verify(PROBE, &inner.sign(PROBE)).is_ok());
+            if !matches {
+                tracing::warn!(
+                    "a signing key does not match its certificate: its signatures are not remembered"
+                );
+            }
+            matches
+        });
         RecordingSigner { inner, cert_der, known }
     }
 }

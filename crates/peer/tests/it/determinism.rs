@@ -312,3 +312,41 @@ fn a_memory_of_signatures_keeps_the_newest_within_its_bounds() {
     assert!(!known.knows(cert, &long, &sig), "a long message is not remembered");
     assert_eq!(known.len(), 2);
 }
+
+/// A signer whose key does not belong to its certificate: signs with one identity's key, claims another's.
+struct Mismatched {
+    claims: TestSigner,
+    signs: TestSigner,
+}
+
+impl Signer for Mismatched {
+    fn serialized_identity(&self) -> &[u8] {
+        self.claims.serialized_identity()
+    }
+    fn sign(&self, msg: &[u8]) -> Vec<u8> {
+        self.signs.sign(msg)
+    }
+}
+
+/// A signature made with a key that is not the certificate's is not remembered: other processes' verification
+/// refuses it, so this one must too.
+#[test]
+fn a_key_that_is_not_its_certificate_s_is_not_remembered() {
+    let alg = Algorithm::Ed25519;
+    let known = Arc::new(KnownSignatures::new(KNOWN_SIGNATURES));
+    let wrong = Mismatched {
+        claims: TestSigner::new(alg, "Org1MSP", "peer0"),
+        signs: TestSigner::new(alg, "Org1MSP", "User1"),
+    };
+    let signer = RecordingSigner::new(Arc::new(wrong), known.clone());
+    let sig = signer.sign(b"an endorsement");
+    assert!(known.is_empty(), "nothing is remembered for a mismatched key");
+    let ids = RecognisingIdentities::new(ids(alg), known.clone());
+    let claimed = ids.validate(signer.serialized_identity(), NOW).unwrap();
+    assert!(!ids.verify(&claimed, b"an endorsement", &sig), "verification refuses it");
+    // The same with a matching key is remembered (the probe signature is not).
+    let right = RecordingSigner::new(Arc::new(TestSigner::new(alg, "Org1MSP", "peer0")), known.clone());
+    let sig = right.sign(b"an endorsement");
+    assert_eq!(known.len(), 1);
+    assert!(known.knows(&claimed.cert_der, b"an endorsement", &sig));
+}
