@@ -75,6 +75,11 @@ pub(crate) fn crypto_bound() -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+/// `n` one-second measurements of the crypto bound.
+pub(crate) fn bound_samples(n: usize) -> Vec<f64> {
+    (0..n).map(|_| crypto_bound()).collect()
+}
+
 /// The highest Raft term the orderers report (Admin status), or `None` when none answers. Every election
 /// raises the term, so a benchmark reads it before and after its load: a rise means the figures straddle
 /// one or more leader elections (ordering stalls during one), which makes them unfit for comparison.
@@ -157,8 +162,12 @@ pub(crate) async fn run(cmd: BenchCommand) -> Result<()> {
             let mut bounds = Vec::new();
             let mut run_elections = Vec::new();
             for r in 0..runs.max(1) {
-                let bound = tokio::task::spawn_blocking(crypto_bound).await?;
-                bounds.push(bound);
+                // Three one-second samples before each run and three after the last (the node is quiet at
+                // both times), their median the bound: one second of the machine alone moved the share by
+                // ±15% between invocations (docs/ledger-perf.md, sixteenth round), as in `bench interworking`.
+                let samples = tokio::task::spawn_blocking(|| bound_samples(3)).await?;
+                let bound = median(&samples);
+                bounds.extend(samples);
                 if !json {
                     eprintln!(
                         "run {}/{}: crypto bound {:.0} verifications/s; {apps} apps, {warmup}s warm-up, {duration}s measured",
@@ -189,6 +198,7 @@ pub(crate) async fn run(cmd: BenchCommand) -> Result<()> {
                 run_elections.push(n);
                 results.push(res);
             }
+            bounds.extend(tokio::task::spawn_blocking(|| bound_samples(3)).await?);
             let tps = median(&results.iter().map(|r| r.tps).collect::<Vec<_>>());
             let p50 = median(&results.iter().map(|r| r.p50_ms).collect::<Vec<_>>());
             let p99 = median(&results.iter().map(|r| r.p99_ms).collect::<Vec<_>>());
@@ -198,7 +208,7 @@ pub(crate) async fn run(cmd: BenchCommand) -> Result<()> {
             if json {
                 let out = serde_json::json!({
                     "apps": apps, "unary": unary, "runs": results, "median_tps": tps, "median_p50_ms": p50, "median_p99_ms": p99,
-                    "crypto_verifies_per_s": bound, "verifies_per_tx": VERIFIES_PER_TX,
+                    "crypto_verifies_per_s": bound, "crypto_verifies_per_s_samples": bounds, "verifies_per_tx": VERIFIES_PER_TX,
                     "crypto_bound_tps": tx_bound, "share_of_crypto_bound": share,
                     "raft_elections_per_run": run_elections,
                 });

@@ -102,7 +102,7 @@ pub(crate) async fn run(a: IwArgs) -> Result<()> {
     let max_apps = a.apps.iter().copied().max().unwrap_or(0);
     // The bound: three one-second samples now and three after the load (the node is quiet at both times); the
     // figure is their median, so one slow or fast second of the machine does not move every share.
-    let mut bounds = tokio::task::spawn_blocking(|| bound_samples(3)).await?;
+    let mut bounds = tokio::task::spawn_blocking(|| crate::bench_cmd::bound_samples(3)).await?;
     eprintln!(
         "crypto bound: {:.0} Ed25519 verifications/s ({:.0} round trips/s; measured again after the load)",
         bench::stats::median(&bounds),
@@ -344,7 +344,7 @@ pub(crate) async fn run(a: IwArgs) -> Result<()> {
     let _ = reporter.1.await;
     reporter.2.stop();
     router.abort();
-    bounds.extend(tokio::task::spawn_blocking(|| bound_samples(3)).await?);
+    bounds.extend(tokio::task::spawn_blocking(|| crate::bench_cmd::bound_samples(3)).await?);
     let bound = bench::stats::median(&bounds);
 
     let out_dir = dir.root().join("bench");
@@ -396,11 +396,6 @@ pub(crate) async fn run(a: IwArgs) -> Result<()> {
         println!("CSV: {}\nSVG: {}", csv.display(), svg.display());
     }
     Ok(())
-}
-
-/// `n` one-second measurements of the crypto bound.
-fn bound_samples(n: usize) -> Vec<f64> {
-    (0..n).map(|_| crate::bench_cmd::crypto_bound()).collect()
 }
 
 fn to_csv(rows: &[Row]) -> Result<Vec<u8>, bench::report::ReportError> {

@@ -22,6 +22,68 @@ use fabric_protos::common::{BlockMetadataIndex, LastConfig, OrdererBlockMetadata
 use fabric_protos::hash::{block_data_hash, block_header_hash, metadata_signed_bytes};
 use prost::Message;
 
+/// Blocks' data this process has hashed, remembered so that the next check of the same bytes compares them
+/// instead of hashing them again: `ipechain up` hashes each block's data six times (the leader's build, three
+/// orderers' Raft state machines, two peers' ledgers), and comparing ~1 MB costs a tenth of hashing it. A
+/// remembered hash is the one SHA-256 gives for byte-for-byte equal data, so every check's verdict is the one
+/// hashing gives; data that differs in any byte, or was not seen, is hashed. Holds the last
+/// [`KNOWN_BLOCK_DATA`] blocks' envelopes (shared `Bytes`, not copies), at most [`KNOWN_BLOCK_DATA_BYTES`].
+mod known_data {
+    use super::*;
+    use std::collections::VecDeque;
+    use std::sync::{LazyLock, Mutex};
+
+    type Known = VecDeque<([u8; 32], Vec<Bytes>, usize)>;
+    static KNOWN: LazyLock<Mutex<Known>> = LazyLock::new(|| Mutex::new(VecDeque::new()));
+
+    fn known() -> std::sync::MutexGuard<'static, Known> {
+        KNOWN.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn remember(hash: [u8; 32], data: &BlockData) {
+        let size: usize = data.data.iter().map(Bytes::len).sum();
+        if size > super::KNOWN_BLOCK_DATA_BYTES || data.data.is_empty() {
+            return;
+        }
+        let mut k = known();
+        if k.iter().any(|(h, _, _)| *h == hash) {
+            return;
+        }
+        k.push_back((hash, data.data.clone(), size));
+        let mut total: usize = k.iter().map(|(_, _, n)| n).sum();
+        while k.len() > super::KNOWN_BLOCK_DATA || total > super::KNOWN_BLOCK_DATA_BYTES {
+            if let Some((_, _, n)) = k.pop_front() {
+                total -= n;
+            }
+        }
+    }
+
+    pub(super) fn recognises(stated: &[u8], data: &BlockData) -> bool {
+        let seen = known().iter().find(|(h, _, _)| h[..] == *stated).map(|(_, d, _)| d.clone());
+        seen.is_some_and(|d| d.len() == data.data.len() && d.iter().zip(&data.data).all(|(a, b)| a == b))
+    }
+}
+
+/// Blocks whose data this process remembers having hashed ([`data_hash_matches`]).
+pub const KNOWN_BLOCK_DATA: usize = 16;
+/// Bytes of block data remembered at most.
+pub const KNOWN_BLOCK_DATA_BYTES: usize = 64 << 20;
+
+/// True when `stated` is the data hash of `data` (SHA-256 over its envelopes, Fabric's
+/// [`block_data_hash`]); data this process hashed recently is compared with what it hashed instead of hashed
+/// again (the verdict is the same).
+pub fn data_hash_matches(stated: &[u8], data: &BlockData) -> bool {
+    if known_data::recognises(stated, data) {
+        return true;
+    }
+    let actual = block_data_hash(data);
+    let matches = actual[..] == *stated;
+    if matches {
+        known_data::remember(actual, data);
+    }
+    matches
+}
+
 /// Why a block does not fit its chain.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -79,6 +141,7 @@ impl BlockBuilder {
     pub fn build(self) -> Block {
         let data = BlockData { data: self.data };
         let data_hash = block_data_hash(&data);
+        known_data::remember(data_hash, &data);
         let n = data.data.len();
         let previous_hash = if self.number == 0 && self.previous == Hash32::ZERO {
             Vec::new()
@@ -233,12 +296,11 @@ impl BlockExt for Block {
                 }
             }
         }
-        let actual = Hash32(block_data_hash(data));
-        if header.data_hash[..] != actual.0 {
+        if !data_hash_matches(&header.data_hash, data) {
             return Err(LinkError::DataHash {
                 number: header.number,
                 stated: hex::encode(&header.data_hash),
-                actual,
+                actual: Hash32(block_data_hash(data)),
             });
         }
         let codes = self.validation_codes().len();

@@ -122,3 +122,34 @@ fn hash_hex_round_trips_and_rejects_bad_digits() {
         assert_eq!(Hash32::from_hex(bad), None, "{bad:?}");
     }
 }
+
+/// A block's data hash is checked against data this process built or checked before by comparing bytes;
+/// the verdict is hashing's in every case: equal bytes in other buffers match, any change does not, and
+/// data split into envelopes differently (the same concatenation, so the same SHA-256) still matches.
+#[test]
+fn data_hash_checks_give_the_verdict_of_hashing() {
+    use ledger_types::block::data_hash_matches;
+    use ledger_types::fabric_protos::hash::block_data_hash;
+    use prost::Message;
+    let envs: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 100 + i as usize]).collect();
+    let b = BlockBuilder::new(7, Hash32::of(b"p")).envelopes(envs.clone()).build();
+    let stated = b.header.as_ref().unwrap().data_hash.clone();
+    let data = b.data.as_ref().unwrap();
+    assert!(data_hash_matches(&stated, data));
+    // The same bytes, decoded into buffers of their own (as a follower or a peer receives them).
+    let decoded = ledger_types::proto::Block::decode(b.encode_to_vec().as_slice()).unwrap();
+    assert!(data_hash_matches(&stated, decoded.data.as_ref().unwrap()));
+    let mut changed = data.clone();
+    changed.data[39] = vec![1; 139].into();
+    assert!(!data_hash_matches(&stated, &changed));
+    let mut dropped = data.clone();
+    dropped.data.pop();
+    assert!(!data_hash_matches(&stated, &dropped));
+    let mut split = data.clone();
+    let last = split.data.pop().unwrap();
+    split.data.push(last.slice(..10));
+    split.data.push(last.slice(10..));
+    assert_eq!(block_data_hash(&split), block_data_hash(data));
+    assert!(data_hash_matches(&stated, &split), "hashing says it matches, so the check does");
+    assert!(!data_hash_matches(&[0; 32], data), "another stated hash");
+}

@@ -173,7 +173,7 @@ impl StateMachine {
         }
         let empty = ledger_types::fabric_protos::common::BlockData::default();
         let data = block.data.as_ref().unwrap_or(&empty);
-        if header.data_hash[..] != ledger_types::fabric_protos::hash::block_data_hash(data) {
+        if !ledger_types::block::data_hash_matches(&header.data_hash, data) {
             return Ok(Verdict::Skip { number, hash, reason: "data hash mismatch".into() });
         }
         block.set_raft_position(ledger_types::proto::RaftPosition {
