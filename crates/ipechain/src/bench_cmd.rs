@@ -47,8 +47,10 @@ pub(crate) enum BenchCommand {
     Interworking(crate::bench_iw::IwArgs),
 }
 
-/// Signature verifications a committed transaction costs in the default network: the endorser checks
-/// the proposal, the orderer the envelope, and each of the two peers the envelope and the endorsement.
+/// The bound's unit: the signature verifications a committed transaction costs a Fabric network of two peers
+/// and one orderer admitting it (the endorser checks the proposal, the orderer the envelope, each peer the
+/// envelope and the endorsement). `ipechain up` verifies two of them (peer::known: one process verifies a
+/// signature once), so the share is the rate against what this machine could verify, not a count of checks.
 const VERIFIES_PER_TX: f64 = 6.0;
 
 /// Ed25519 verifications per second on all cores (batch verification), measured for about a second, over

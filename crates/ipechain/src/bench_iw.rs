@@ -26,7 +26,9 @@ use tokio::sync::oneshot;
 
 /// The paper's figures (Hyperledger Fabric, 16-core i7): one-way interworking TPS at 1,000 and 2,000 apps.
 const PAPER: &[(usize, f64)] = &[(1000, 206.0), (2000, 148.0)];
-/// Signature verifications per round trip: two transactions of 6 each (endorser, orderer, 2 × 2 on peers).
+/// The bound's unit per round trip: two transactions of 6 verifications each in a Fabric network (endorser,
+/// orderer, 2 × 2 on peers). `ipechain up` verifies two (the application's proposal and envelope; the bridge's
+/// own transaction none, peer::known).
 const VERIFIES_PER_ROUND_TRIP: f64 = 12.0;
 
 #[derive(clap::Args, Debug)]
