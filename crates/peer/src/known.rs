@@ -58,12 +58,13 @@ struct Remembered {
 }
 
 impl Remembered {
-    fn forget_oldest(&mut self) {
-        if let Some(old) = self.order.pop_front()
-            && let Some(e) = self.by_sig.remove(&old)
-        {
+    /// Forgets the oldest entry; false when there was none.
+    fn forget_oldest(&mut self) -> bool {
+        let Some(old) = self.order.pop_front() else { return false };
+        if let Some(e) = self.by_sig.remove(&old) {
             self.bytes -= cost(&old, &e);
         }
+        true
     }
 }
 
@@ -127,9 +128,7 @@ impl KnownSignatures {
                     r.bytes += c;
                 }
             }
-            while r.order.len() > self.capacity || r.bytes > self.max_bytes {
-                r.forget_oldest();
-            }
+            while (r.order.len() > self.capacity || r.bytes > self.max_bytes) && r.forget_oldest() {}
         }
     }
 
